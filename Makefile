@@ -1,0 +1,34 @@
+# Entry points. Every target first makes sure the machine is set up (idempotent, quick when done).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+RUN := source tools/env.sh &&
+
+.PHONY: help setup demo test unit integration bench clean
+
+help:
+	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo"
+	@echo "make test   - set up and run the unit tests and every rostest suite"
+	@echo "make unit / make integration - one half of the tests"
+	@echo "make bench  - set up and run the benchmarks"
+	@echo "make setup  - only the set-up"
+
+setup:
+	@bash tools/setup_env.sh
+
+demo: setup
+	@$(RUN) bash tools/demo.sh
+
+test: setup
+	@$(RUN) bash tools/run_tests.sh all
+
+unit: setup
+	@$(RUN) bash tools/run_tests.sh unit
+
+integration: setup
+	@$(RUN) bash tools/run_tests.sh integration
+
+bench: setup
+	@$(RUN) bash tools/bench.sh
+
+clean:
+	rm -rf .build .venv .pytest_cache

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the unit tests (pytest, no master) and every rostest suite in test/integration/, then prints one
+# closing line "N passed, N failed" over both. Usage: run_tests.sh [all|unit|integration]
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+what="${1:-all}"
+
+export ROS_HOME; ROS_HOME="$(mktemp -d /tmp/intradp-test-ros.XXXXXX)"
+export ROS_LOG_DIR="$ROS_HOME/log"
+trap 'rm -rf "$ROS_HOME"' EXIT
+
+passed=0; failed=0; skipped=0
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+  echo "[test] unit tests (pytest test/unit)"
+  junit="$ROS_HOME/unit.xml"
+  python -m pytest -q -p no:cacheprovider --junitxml="$junit" test/unit
+  rc=$?
+  if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then echo "[test] unit tests failed (pytest exit $rc)"; fi
+  read -r t f e s < <(python tools/junit_counts.py "$junit")
+  passed=$((passed + t - f - e - s)); failed=$((failed + f + e)); skipped=$((skipped + s))
+  if [ $rc -ne 0 ] && [ $rc -ne 5 ] && [ $((f + e)) -eq 0 ]; then failed=$((failed + 1)); fi
+fi
+
+if [ "$what" = all ] || [ "$what" = integration ]; then
+  shopt -s nullglob
+  suites=(test/integration/*.test)
+  echo "[test] ${#suites[@]} rostest suites (test/integration)"
+  for suite in "${suites[@]}"; do
+    name="$(basename "$suite" .test)"
+    echo "[test] rostest $name"
+    results="$ROS_HOME/rostest-$name"
+    mkdir -p "$results"
+    ROS_TEST_RESULTS_DIR="$results" timeout --kill-after=10 900 rostest --text intradp_ros "$(basename "$suite")"
+    rc=$?
+    counts=$(python tools/junit_counts.py "$results"/intradp_ros/*.xml 2>/dev/null || echo "0 0 0 0")
+    read -r t f e s <<<"$counts"
+    if [ $rc -ne 0 ] && [ $((f + e)) -eq 0 ]; then f=$((f + 1)); echo "[test] rostest $name exited $rc"; fi
+    passed=$((passed + t - f - e - s)); failed=$((failed + f + e)); skipped=$((skipped + s))
+  done
+fi
+
+echo
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+[ "$failed" -eq 0 ]
