@@ -1,0 +1,264 @@
+"""Plans: which rows of every operator the robot and the server compute, and the transfers that follow.
+
+A plan gives every node v two contiguous row ranges of its output along the split axis: robot rows
+x_M(v) and server rows x_R(v) (half-open, (0, 0) when empty). They may overlap (replicated halo
+computation) and their union is the whole output. Graph inputs are held by the robot (robot range full,
+server range empty); the model's outputs must end on the robot. Global nodes are computed whole or not
+at all on each side. Which rows travel follows exactly from `Graph.input_rows` (see `transfers()`).
+"""
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from intradp_ros.core.graph import Graph, Range
+
+ROBOT = "robot"
+SERVER = "server"
+UP = "robot->server"
+DOWN = "server->robot"
+EMPTY: Range = (0, 0)
+
+
+class PlanError(ValueError):
+    """A plan that does not fit its graph or breaks a plan rule; the message says which node and why."""
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Rows [start, stop) of node `node`'s output that cross the link in `direction` (UP or DOWN)."""
+
+    node: int
+    direction: str
+    start: int
+    stop: int
+    nbytes: int
+
+    @property
+    def sender(self) -> str:
+        return ROBOT if self.direction == UP else SERVER
+
+    @property
+    def receiver(self) -> str:
+        return SERVER if self.direction == UP else ROBOT
+
+
+def _norm(r: Sequence[int]) -> Range:
+    a, b = int(r[0]), int(r[1])
+    return (0, 0) if b <= a else (a, b)
+
+
+def _union(intervals: list[Range]) -> list[Range]:
+    """Merge overlapping or adjacent half-open intervals."""
+    out: list[list[int]] = []
+    for a, b in sorted(i for i in intervals if i[1] > i[0]):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _subtract(intervals: list[Range], have: Range) -> list[Range]:
+    """Parts of `intervals` outside `have`."""
+    out: list[Range] = []
+    h0, h1 = have
+    for a, b in intervals:
+        if h1 <= h0 or b <= h0 or a >= h1:
+            out.append((a, b))
+            continue
+        if a < h0:
+            out.append((a, h0))
+        if b > h1:
+            out.append((h1, b))
+    return out
+
+
+class Plan:
+    """Robot and server row ranges per node of one graph; validated on construction."""
+
+    def __init__(self, graph: Graph, robot: Sequence[Sequence[int]], server: Sequence[Sequence[int]],
+                 name: str = "custom") -> None:
+        self.graph = graph
+        self.robot: list[Range] = [_norm(r) for r in robot]
+        self.server: list[Range] = [_norm(r) for r in server]
+        self.name = name
+        self._transfers: Optional[list[Transfer]] = None
+        self.validate()
+        self.plan_id = zlib.crc32(json.dumps([self.graph.fingerprint, self.robot, self.server]).encode()) & 0x7FFFFFFF
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def device_only(cls, g: Graph) -> "Plan":
+        """Everything on the robot: no transfer at all."""
+        full = [(0, n.extent) for n in g.nodes]
+        return cls(g, full, [EMPTY] * len(g.nodes), "device_only")
+
+    @classmethod
+    def server_only(cls, g: Graph) -> "Plan":
+        """Everything but the inputs on the server: raw input rows go up, outputs come down."""
+        robot = [(0, n.extent) if n.is_input else EMPTY for n in g.nodes]
+        server = [EMPTY if n.is_input else (0, n.extent) for n in g.nodes]
+        return cls(g, robot, server, "server_only")
+
+    @classmethod
+    def layer_partition(cls, g: Graph, cut: int) -> "Plan":
+        """Nodes [0, cut) on the robot, nodes [cut, n) on the server (inputs always on the robot).
+
+        cut = 0 is server-only, cut = len(g) device-only; every value in between is one layer partition.
+        """
+        if not 0 <= cut <= len(g.nodes):
+            raise PlanError(f"cut {cut} outside [0, {len(g.nodes)}]")
+        robot = [(0, n.extent) if (n.index < cut or n.is_input) else EMPTY for n in g.nodes]
+        server = [EMPTY if (n.index < cut or n.is_input) else (0, n.extent) for n in g.nodes]
+        return cls(g, robot, server, f"layer_partition_{cut}")
+
+    @classmethod
+    def row_split(cls, g: Graph, fraction: float, halo: bool = True) -> "Plan":
+        """Every local node split at `fraction` of its rows: robot the top part, server the bottom
+        part (global nodes on the robot). A simple Intra-DP plan; the scheduler finds better ones."""
+        robot, server = [], []
+        for n in g.nodes:
+            if n.is_input or not n.is_local or n.extent == 1:
+                robot.append((0, n.extent))
+                server.append(EMPTY)
+                continue
+            r = min(max(int(round(n.extent * fraction)), 0), n.extent)
+            robot.append((0, r))
+            server.append((r, n.extent))
+        return cls(g, robot, server, f"row_split_{fraction:g}")
+
+    @classmethod
+    def random(cls, g: Graph, seed: int) -> "Plan":
+        """A random valid plan: per node one side, the other, both, or a split with random overlap."""
+        rng = random.Random(seed)
+        robot, server = [], []
+        for n in g.nodes:
+            e = n.extent
+            if n.is_input:
+                robot.append((0, e))
+                server.append(EMPTY)
+                continue
+            choice = rng.random()
+            if not n.is_local or e == 1 or choice < 0.3:
+                pick = rng.random()
+                if pick < 0.45:
+                    robot.append((0, e)); server.append(EMPTY)
+                elif pick < 0.9:
+                    robot.append(EMPTY); server.append((0, e))
+                else:
+                    robot.append((0, e)); server.append((0, e))
+                continue
+            cut = rng.randint(1, e - 1)
+            o1, o2 = rng.randint(0, min(3, e - cut)), rng.randint(0, min(3, cut))
+            top, bottom = (0, cut + o1), (cut - o2, e)
+            if rng.random() < 0.5:
+                robot.append(top); server.append(bottom)
+            else:
+                robot.append(bottom); server.append(top)
+        return cls(g, robot, server, f"random_{seed}")
+
+    # ---------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise PlanError naming the first node that breaks a plan rule."""
+        g = self.graph
+        if len(self.robot) != len(g.nodes) or len(self.server) != len(g.nodes):
+            raise PlanError(f"plan has {len(self.robot)}/{len(self.server)} ranges, graph has {len(g.nodes)} nodes")
+        outputs = set(g.output_indices)
+        for n in g.nodes:
+            r, s = self.robot[n.index], self.server[n.index]
+            where = f"node {n.index} '{n.name}' ({n.op}, extent {n.extent})"
+            for side, x in ((ROBOT, r), (SERVER, s)):
+                if x != EMPTY and not (0 <= x[0] < x[1] <= n.extent):
+                    raise PlanError(f"{where}: {side} rows {x} outside [0, {n.extent})")
+            cover = _union([r, s])
+            if cover != [(0, n.extent)]:
+                raise PlanError(f"{where}: robot {r} and server {s} do not cover [0, {n.extent}) contiguously")
+            if n.is_input and (r != (0, n.extent) or s != EMPTY):
+                raise PlanError(f"{where}: inputs are held by the robot (robot full, server empty)")
+            if not n.is_local and n.extent > 1:
+                for side, x in ((ROBOT, r), (SERVER, s)):
+                    if x not in (EMPTY, (0, n.extent)):
+                        raise PlanError(f"{where}: global operator ({n.reason}) must run whole on the {side}, got {x}")
+            if n.index in outputs and r == EMPTY and s == EMPTY:
+                raise PlanError(f"{where}: output node computed nowhere")
+
+    # ---------------------------------------------------------------- transfers
+    def ranges(self, side: str) -> list[Range]:
+        return self.robot if side == ROBOT else self.server
+
+    def needs(self, side: str) -> list[list[Range]]:
+        """Per node: the merged row intervals `side` reads (for its own computations and, on the robot,
+        the model outputs)."""
+        g = self.graph
+        need: list[list[Range]] = [[] for _ in g.nodes]
+        mine = self.ranges(side)
+        for n in g.nodes:
+            r = mine[n.index]
+            if r == EMPTY or n.is_input:
+                continue
+            for u, rows in zip(n.inputs, g.input_rows(n, r)):
+                if rows is not None:
+                    need[u].append(rows)
+        if side == ROBOT:
+            for o in g.output_indices:
+                need[o].append((0, g.nodes[o].extent))
+        return [_union(x) for x in need]
+
+    def transfers(self) -> list[Transfer]:
+        """Every tile that crosses the link, in the producer's topological order: rows a side reads but
+        does not compute itself come from the other side (which computes them: the union is whole)."""
+        if self._transfers is None:
+            g = self.graph
+            out: list[Transfer] = []
+            needs = {ROBOT: self.needs(ROBOT), SERVER: self.needs(SERVER)}
+            for n in g.nodes:
+                for side, direction in ((SERVER, UP), (ROBOT, DOWN)):
+                    other = self.robot if side == SERVER else self.server
+                    for a, b in _subtract(needs[side][n.index], self.ranges(side)[n.index]):
+                        oa, ob = other[n.index]
+                        if not (oa <= a and b <= ob):
+                            raise PlanError(f"node {n.index} '{n.name}': {side} needs rows [{a}, {b}) that the other side "
+                                            f"does not compute ({other[n.index]})")
+                        out.append(Transfer(n.index, direction, a, b, (b - a) * n.bytes_per_row))
+            self._transfers = out
+        return self._transfers
+
+    def bytes(self, direction: str) -> int:
+        return sum(t.nbytes for t in self.transfers() if t.direction == direction)
+
+    # ---------------------------------------------------------------- JSON
+    def to_json(self) -> str:
+        """JSON with the graph fingerprint, so a plan never runs on a graph it was not made for."""
+        return json.dumps({"format": "intradp_plan/1", "name": self.name, "graph": self.graph.fingerprint,
+                           "nodes": len(self.graph.nodes), "robot": [list(r) for r in self.robot],
+                           "server": [list(s) for s in self.server]})
+
+    @classmethod
+    def from_json(cls, text: str, g: Graph) -> "Plan":
+        """Parse and validate a plan for graph `g`; PlanError if it was made for another graph."""
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise PlanError(f"plan is not valid JSON: {e}") from None
+        if not isinstance(d, dict) or d.get("format") != "intradp_plan/1":
+            raise PlanError("not an intradp plan (format 'intradp_plan/1' expected)")
+        if d.get("graph") != g.fingerprint:
+            raise PlanError(f"plan was made for graph {d.get('graph')!r}, the running graph is {g.fingerprint!r}")
+        try:
+            robot = [(int(a), int(b)) for a, b in d["robot"]]
+            server = [(int(a), int(b)) for a, b in d["server"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise PlanError(f"plan ranges malformed: {e}") from None
+        return cls(g, robot, server, str(d.get("name", "custom")))
+
+    def summary(self) -> str:
+        up, down = self.bytes(UP), self.bytes(DOWN)
+        return (f"plan {self.name} (id {self.plan_id}): {len(self.transfers())} transfers, "
+                f"{up / 1e6:.3f} MB up, {down / 1e6:.3f} MB down")
+
+    def __repr__(self) -> str:
+        return f"Plan({self.name!r}, id={self.plan_id}, nodes={len(self.robot)})"

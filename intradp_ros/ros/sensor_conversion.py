@@ -1,0 +1,156 @@
+"""Sensor messages <-> model inputs and model results -> result messages, with numpy views (no per-pixel loops).
+
+Every converter validates the message and raises `SensorConversionError` with a clear reason; a node logs it and
+drops the frame. Supported: sensor_msgs/Image rgb8, bgr8, mono8; sensor_msgs/PointCloud2 with float32 x, y, z
+fields at any offsets and point step (either byte order).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from sensor_msgs.msg import Image, PointCloud2, PointField
+from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
+
+from intradp_ros.models.kapao_postprocess import Pose
+from intradp_ros.models.letterbox import LetterboxInfo, letterbox
+from intradp_ros.models.voxels import AGRNAV_GRID, CompletedVoxels, VoxelGridSpec, grid_to_model_input, voxelize
+from intradp_ros.msg import CompletedVoxels as CompletedVoxelsMsg
+from intradp_ros.msg import HumanPose, HumanPoses, Keypoint
+
+IMAGE_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
+
+
+class SensorConversionError(ValueError):
+    """A sensor message that cannot be turned into a model input; the frame must be dropped."""
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """HxWx3 uint8 RGB array from an rgb8 / bgr8 / mono8 Image (a view of msg.data where the layout allows)."""
+    enc = msg.encoding
+    if enc not in IMAGE_CHANNELS:
+        raise SensorConversionError(f"image encoding '{enc}' is not supported (use one of {sorted(IMAGE_CHANNELS)})")
+    c = IMAGE_CHANNELS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise SensorConversionError(f"image has no pixels ({w}x{h})")
+    if step < w * c:
+        raise SensorConversionError(f"image step {step} is smaller than width*channels = {w * c}")
+    data = msg.data if isinstance(msg.data, (bytes, bytearray, memoryview)) else bytes(msg.data)
+    if len(data) < step * h:
+        raise SensorConversionError(f"image data has {len(data)} bytes, expected step*height = {step * h}")
+    rows = np.frombuffer(data, dtype=np.uint8, count=step * h).reshape(h, step)
+    pix = rows[:, :w * c].reshape(h, w, c)
+    if enc == "bgr8":
+        return pix[..., ::-1]
+    if enc == "mono8":
+        return np.broadcast_to(pix, (h, w, 3))
+    return pix
+
+
+def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None, encoding: str = "rgb8") -> Image:
+    """Image message from an HxWx3 uint8 RGB array (rgb8 or bgr8), e.g. for tests and replay tools."""
+    arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise SensorConversionError(f"expected an HxWx3 array, got {arr.shape}")
+    if encoding == "bgr8":
+        arr = arr[..., ::-1]
+    elif encoding != "rgb8":
+        raise SensorConversionError(f"rgb_to_image writes rgb8 or bgr8, not '{encoding}'")
+    msg = Image(header=header or Header(), height=arr.shape[0], width=arr.shape[1], encoding=encoding,
+                is_bigendian=0, step=arr.shape[1] * 3)
+    msg.data = np.ascontiguousarray(arr).tobytes()
+    return msg
+
+
+def image_to_kapao_input(msg: Image, input_hw: Sequence[int]) -> Tuple[torch.Tensor, LetterboxInfo]:
+    """KAPAO graph input uint8 [1, 3, H, W] (letterboxed RGB) and the placement to map results back."""
+    return letterbox(image_to_rgb(msg), input_hw)
+
+
+def _xyz_dtype(msg: PointCloud2) -> np.dtype:
+    """Structured dtype picking x, y, z float32 out of one point of `point_step` bytes."""
+    fields = {f.name: f for f in msg.fields}
+    order = ">" if msg.is_bigendian else "<"
+    names, offsets = [], []
+    for name in ("x", "y", "z"):
+        f = fields.get(name)
+        if f is None:
+            raise SensorConversionError(f"point cloud has no '{name}' field (fields: {sorted(fields)})")
+        if f.datatype != PointField.FLOAT32 or f.count not in (0, 1):
+            raise SensorConversionError(f"point cloud field '{name}' must be one float32 (datatype 7), "
+                                        f"got datatype {f.datatype} count {f.count}")
+        if f.offset < 0 or f.offset + 4 > msg.point_step:
+            raise SensorConversionError(f"field '{name}' at offset {f.offset} does not fit point_step {msg.point_step}")
+        names.append(name)
+        offsets.append(int(f.offset))
+    return np.dtype({"names": names, "formats": [order + "f4"] * 3, "offsets": offsets,
+                     "itemsize": int(msg.point_step)})
+
+
+def pointcloud2_to_xyz(msg: PointCloud2) -> np.ndarray:
+    """[N, 3] float32 points of a PointCloud2 (NaN points kept; voxelisation drops them)."""
+    h, w, step, row_step = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
+    dtype = _xyz_dtype(msg)
+    if h * w == 0:
+        return np.zeros((0, 3), np.float32)
+    if row_step < w * step:
+        raise SensorConversionError(f"row_step {row_step} is smaller than width*point_step = {w * step}")
+    data = msg.data if isinstance(msg.data, (bytes, bytearray, memoryview)) else bytes(msg.data)
+    if len(data) < row_step * h:
+        raise SensorConversionError(f"point cloud data has {len(data)} bytes, expected row_step*height = {row_step * h}")
+    raw = np.frombuffer(data, dtype=np.uint8, count=row_step * h).reshape(h, row_step)[:, :w * step]
+    points = np.ascontiguousarray(raw).view(dtype).reshape(-1)
+    xyz = np.empty((points.size, 3), np.float32)
+    xyz[:, 0], xyz[:, 1], xyz[:, 2] = points["x"], points["y"], points["z"]
+    return xyz
+
+
+def xyz_to_pointcloud2(points: np.ndarray, header: Optional[Header] = None) -> PointCloud2:
+    """Unorganised PointCloud2 (x, y, z float32, 12-byte points) from [N, 3] points."""
+    pts = np.ascontiguousarray(np.asarray(points, dtype="<f4").reshape(-1, 3))
+    msg = PointCloud2(header=header or Header(), height=1, width=pts.shape[0], is_bigendian=False,
+                      point_step=12, row_step=12 * pts.shape[0], is_dense=bool(np.isfinite(pts).all()))
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]
+    msg.data = pts.tobytes()
+    return msg
+
+
+def pointcloud2_to_occupancy(msg: PointCloud2, spec: VoxelGridSpec = AGRNAV_GRID) -> torch.Tensor:
+    """SCONet graph input uint8 [1, 1, X, Z, Y] from a cloud (out-of-range and NaN points dropped)."""
+    return grid_to_model_input(voxelize(pointcloud2_to_xyz(msg), spec))
+
+
+def poses_to_msg(poses: Sequence[Pose], header: Optional[Header] = None, request_id: int = 0) -> HumanPoses:
+    """HumanPoses message from post-processed KAPAO poses."""
+    out = HumanPoses(header=header or Header(), request_id=int(request_id))
+    for p in poses:
+        kps = [Keypoint(x=float(k[0]), y=float(k[1]), confidence=float(k[2])) for k in np.asarray(p.keypoints)]
+        out.poses.append(HumanPose(box=[float(v) for v in p.box], score=float(p.score), keypoints=kps))
+    return out
+
+
+def completed_voxels_to_msg(result: CompletedVoxels, header: Optional[Header] = None,
+                            request_id: int = 0) -> CompletedVoxelsMsg:
+    """CompletedVoxels message (flat (x, y, z) indices and classes as raw bytes)."""
+    spec = result.spec
+    msg = CompletedVoxelsMsg(header=header or Header(), request_id=int(request_id), voxel_size=float(spec.voxel_size),
+                             origin=[float(v) for v in spec.origin], grid_size=[int(v) for v in spec.size_xyz])
+    msg.indices = result.indices.astype(np.uint32).tolist()
+    msg.classes = result.classes.astype(np.uint8).tobytes()
+    return msg
+
+
+def completed_voxels_to_planner_msg(result: CompletedVoxels) -> Float64MultiArray:
+    """AGRNav planner's /non_intersection_coordinates: (x, y, z) voxel index triples, flattened, as float64."""
+    msg = Float64MultiArray()
+    msg.layout.dim = [MultiArrayDimension(label="voxels", size=len(result.indices), stride=3 * len(result.indices)),
+                      MultiArrayDimension(label="xyz", size=3, stride=3)]
+    msg.data = result.planner_list().tolist()
+    return msg
+
+
+def completed_voxels_to_pointcloud2(result: CompletedVoxels, header: Optional[Header] = None) -> PointCloud2:
+    """PointCloud2 of the completed voxels' centres (metres, in the grid's frame)."""
+    return xyz_to_pointcloud2(result.centers(), header)

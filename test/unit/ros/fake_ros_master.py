@@ -1,0 +1,196 @@
+"""An in-memory ROS master (Master XML-RPC API semantics of rosmaster 1.15) and fake nodes, for the sync tests.
+
+Like rosmaster it keeps one API per caller id and "shuts down" (records) the old API when a caller id registers
+with a new one, keeps one provider per service, and never checks that nodes are alive.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+
+class FakeMaster:
+    def __init__(self, uri: str, pid: int = 100) -> None:
+        self.uri = uri
+        self.pid = pid
+        self.down = False
+        self.refused_calls = 0    # calls attempted while down
+        self.refuse: set = set()  # methods answered with a ROS API error (code -1)
+        self.calls: List[Tuple[str, tuple]] = []
+        self.shutdowns: List[Tuple[str, str]] = []          # (bumped api, caller id)
+        self.publisher_updates: List[Tuple[str, str, List[str]]] = []  # (subscriber api, topic, publisher apis)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.nodes: Dict[str, str] = {}
+        self.pubs: Dict[str, List[Tuple[str, str]]] = {}
+        self.subs: Dict[str, List[Tuple[str, str]]] = {}
+        self.srvs: Dict[str, Tuple[str, str, str]] = {}     # service -> (caller id, api, rosrpc uri)
+        self.types: Dict[str, str] = {}
+
+    def restart(self) -> None:
+        """A new master process: everything forgotten, new pid."""
+        self._reset()
+        self.pid += 1
+        self.down = False
+
+    def __getattr__(self, method: str) -> Any:
+        impl = getattr(type(self), "_" + method, None)
+        if impl is None:
+            raise AttributeError(method)
+
+        def call(*args: Any) -> Any:
+            if self.down:
+                self.refused_calls += 1
+                raise ConnectionRefusedError(111, "Connection refused")
+            self.calls.append((method, args))
+            if method in self.refuse:
+                return [-1, f"{method} refused by test", 0]
+            return impl(self, *args)
+        return call
+
+    def count(self, method: str) -> int:
+        return sum(1 for m, _ in self.calls if m == method)
+
+    # ---- node bookkeeping like rosmaster's RegistrationManager ----
+    def _node(self, caller_id: str, api: str) -> None:
+        old = self.nodes.get(caller_id)
+        if old is not None and old != api:
+            self.shutdowns.append((old, caller_id))
+            for table in (self.pubs, self.subs):
+                for topic in list(table):
+                    table[topic] = [(c, a) for c, a in table[topic] if c != caller_id]
+                    if not table[topic]:
+                        del table[topic]
+            for srv in [s for s, v in self.srvs.items() if v[0] == caller_id]:
+                del self.srvs[srv]
+        self.nodes[caller_id] = api
+
+    def _drop_node_if_empty(self, caller_id: str) -> None:
+        used = any(c == caller_id for t in (self.pubs, self.subs) for regs in t.values() for c, _ in regs)
+        used = used or any(v[0] == caller_id for v in self.srvs.values())
+        if not used:
+            self.nodes.pop(caller_id, None)
+
+    def _notify(self, topic: str) -> None:
+        pub_apis = [a for _, a in self.pubs.get(topic, [])]
+        for _, sub_api in self.subs.get(topic, []):
+            self.publisher_updates.append((sub_api, topic, pub_apis))
+
+    # ---- Master API ----
+    def _getPid(self, caller_id: str) -> list:
+        return [1, "", self.pid]
+
+    def _getSystemState(self, caller_id: str) -> list:
+        def rows(table: Dict[str, List[Tuple[str, str]]]) -> list:
+            return [[t, [c for c, _ in regs]] for t, regs in table.items()]
+        return [1, "state", [rows(self.pubs), rows(self.subs), [[s, [v[0]]] for s, v in self.srvs.items()]]]
+
+    def _getTopicTypes(self, caller_id: str) -> list:
+        return [1, "types", [[t, ty] for t, ty in self.types.items()]]
+
+    def _lookupNode(self, caller_id: str, node: str) -> list:
+        if node in self.nodes:
+            return [1, "node api", self.nodes[node]]
+        return [-1, f"unknown node [{node}]", ""]
+
+    def _lookupService(self, caller_id: str, service: str) -> list:
+        if service in self.srvs:
+            return [1, "rosrpc URI", self.srvs[service][2]]
+        return [-1, "no provider", ""]
+
+    def _registerPublisher(self, caller_id: str, topic: str, topic_type: str, api: str) -> list:
+        self._node(caller_id, api)
+        regs = self.pubs.setdefault(topic, [])
+        if (caller_id, api) not in regs:
+            regs.append((caller_id, api))
+        if topic_type != "*" or topic not in self.types:
+            self.types[topic] = topic_type
+        self._notify(topic)
+        return [1, "registered", [a for _, a in self.subs.get(topic, [])]]
+
+    def _unregisterPublisher(self, caller_id: str, topic: str, api: str) -> list:
+        regs = self.pubs.get(topic, [])
+        if (caller_id, api) not in regs:
+            return [1, "not a publisher", 0]
+        regs.remove((caller_id, api))
+        if not regs:
+            del self.pubs[topic]
+        self._drop_node_if_empty(caller_id)
+        self._notify(topic)
+        return [1, "unregistered", 1]
+
+    def _registerSubscriber(self, caller_id: str, topic: str, topic_type: str, api: str) -> list:
+        self._node(caller_id, api)
+        regs = self.subs.setdefault(topic, [])
+        if (caller_id, api) not in regs:
+            regs.append((caller_id, api))
+        if topic not in self.types and topic_type != "*":
+            self.types[topic] = topic_type
+        return [1, "subscribed", [a for _, a in self.pubs.get(topic, [])]]
+
+    def _unregisterSubscriber(self, caller_id: str, topic: str, api: str) -> list:
+        regs = self.subs.get(topic, [])
+        if (caller_id, api) not in regs:
+            return [1, "not a subscriber", 0]
+        regs.remove((caller_id, api))
+        if not regs:
+            del self.subs[topic]
+        self._drop_node_if_empty(caller_id)
+        return [1, "unsubscribed", 1]
+
+    def _registerService(self, caller_id: str, service: str, service_api: str, api: str) -> list:
+        self._node(caller_id, api)
+        self.srvs[service] = (caller_id, api, service_api)
+        return [1, "registered", 1]
+
+    def _unregisterService(self, caller_id: str, service: str, service_api: str) -> list:
+        current = self.srvs.get(service)
+        if current is None or (current[0], current[2]) != (caller_id, service_api):
+            return [1, "not the current provider", 0]
+        del self.srvs[service]
+        self._drop_node_if_empty(caller_id)
+        return [1, "unregistered", 1]
+
+
+class FakeNode:
+    """A node's slave API as far as the bridge uses it (liveness and its own publications/subscriptions)."""
+
+    def __init__(self, uri: str, pubs: Optional[List[Tuple[str, str]]] = None,
+                 subs: Optional[List[Tuple[str, str]]] = None) -> None:
+        self.uri = uri
+        self.pubs = list(pubs or [])
+        self.subs = list(subs or [])
+        self.alive = True
+
+    def _check(self) -> None:
+        if not self.alive:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    def getPublications(self, caller_id: str) -> list:
+        self._check()
+        return [1, "publications", [list(p) for p in self.pubs]]
+
+    def getSubscriptions(self, caller_id: str) -> list:
+        self._check()
+        return [1, "subscriptions", [list(s) for s in self.subs]]
+
+
+class Network:
+    """proxy_factory for MasterSync: URI -> fake master or node; unknown URIs refuse connections."""
+
+    def __init__(self) -> None:
+        self.objects: Dict[str, Any] = {}
+
+    def add(self, obj: Any) -> Any:
+        self.objects[obj.uri] = obj
+        return obj
+
+    def __call__(self, uri: str) -> Any:
+        return self.objects.get(uri.rstrip("/") if uri.rstrip("/") in self.objects else uri, _Refusing())
+
+
+class _Refusing:
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any) -> Any:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return call
