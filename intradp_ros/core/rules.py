@@ -78,7 +78,12 @@ def extent_of(value: Any, axis: Optional[int]) -> int:
 
 
 def whole(c: Ctx, kind: str, reason: str = "", axis: Any = "fresh") -> Analysis:
+    """Computed whole. `axis=None` asks for an unsplit output; if the output does have rows of its own
+    (e.g. a reshape of a vector into a map), they start here: the node is global so later ops can split."""
     ax = fresh_axis(c.value) if axis == "fresh" else axis
+    if axis is None and kind != "global" and fresh_axis(c.value) is not None:
+        ax, kind = fresh_axis(c.value), "global"
+        reason = reason or "its inputs have no split axis; output rows start here"
     return Analysis(kind, ax, rm.Whole(c.fn, c.args, c.kwargs, c.in_extents, extent_of(c.value, ax)), reason)
 
 
@@ -598,6 +603,10 @@ RULES.update({
 for _n in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
            "adaptive_max_pool2d", "adaptive_max_pool3d"):
     RULES[_n] = global_rule("adaptive pooling mixes all rows")
+# torch.nn activation modules called as modules are named by their class (lower case)
+for _n in ("leakyrelu", "softsign", "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold", "rrelu",
+           "celu", "selu", "gelu", "silu", "mish", "hardswish", "hardsigmoid", "relu6", "sigmoid", "tanh"):
+    RULES[_n] = unary_same
 RULES["scaled_dot_product_attention"] = global_rule("attention mixes all positions")
 RULES["multi_head_attention_forward"] = global_rule("attention mixes all positions")
 RULES["multiheadattention"] = global_rule("attention mixes all positions")
@@ -613,11 +622,7 @@ def analyze(c: Ctx) -> Analysis:
         if not any_split(c):
             return whole(c, "global", f"unknown operator '{c.op}' (treated as global)")
         return glob(c, f"unknown operator '{c.op}' (treated as global: correct, not parallel)")
-    res = rule(c)
-    if res.axis is None and res.kind != "global" and any_split(c):
-        # A local op whose output has no split axis still needs its whole input: report it honestly.
-        pass
-    return res
+    return rule(c)
 
 
 __all__ = ["Ctx", "Analysis", "RULES", "analyze", "fresh_axis", "operator"]

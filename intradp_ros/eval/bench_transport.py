@@ -124,4 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (TestbedError, ValueError) as err:
         print(f"bench_transport: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bench_transport: interrupted; the testbed was torn down", file=sys.stderr)
+        return 130
     return 0 if figures else 1

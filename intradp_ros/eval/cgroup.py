@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from intradp_ros.eval.sysexec import TestbedError
 
@@ -15,8 +15,8 @@ CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 100_000
 
 # Timed busy loop used to measure the slow-down: pure-Python work, a fixed number of iterations.
-_BUSY = ("import time\nt=time.perf_counter()\nn=0\nwhile n<{iters}:\n    n+=1\n"
-         "print(time.perf_counter()-t)\n")
+_BUSY = ("import time\nt=time.perf_counter()\nc=time.process_time()\nn=0\nwhile n<{iters}:\n    n+=1\n"
+         "print(time.perf_counter()-t, time.process_time()-c)\n")
 
 
 def validate_cpu_fraction(cpu_fraction: float) -> float:
@@ -90,23 +90,28 @@ class CpuGroup:
         raise TestbedError(f"could not remove cgroup {self.path} (members: {self.pids()})")
 
 
-def _time_busy_loop(argv_prefix: Sequence[str], iters: int) -> float:
+def _time_busy_loop(argv_prefix: Sequence[str], iters: int) -> Tuple[float, float]:
+    """(wall seconds, cpu seconds) of the busy loop run as a fresh process behind `argv_prefix`."""
     code = _BUSY.format(iters=iters)
     out = subprocess.run([*argv_prefix, sys.executable, "-c", code], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, timeout=120, check=False)
     if out.returncode != 0:
         raise TestbedError(f"slow-down measurement failed: {out.stderr.strip()}")
-    return float(out.stdout.strip())
+    wall, cpu = (float(x) for x in out.stdout.split())
+    return wall, cpu
 
 
-def measure_slowdown(group: CpuGroup, target_s: float = 0.25, repeats: int = 2) -> float:
-    """Wall time of the same busy loop inside the group divided by outside (best of `repeats` each).
+def measure_slowdown(group: CpuGroup, target_s: float = 0.4, repeats: int = 2) -> float:
+    """Slow-down of robot processes relative to one unthrottled CPU.
 
-    The loop is calibrated to take about `target_s` outside, long enough to span several cfs periods.
+    Wall time of a busy loop inside the group divided by the CPU time the same loop needs outside (best of
+    `repeats`). CPU time is the reference because other load on the host stretches the outside wall time
+    and would make the factor look smaller; the inside wall time includes everything the robot suffers.
+    The loop takes about `target_s` outside, so inside it spans many cfs periods.
     """
     iters = 200_000
-    t = _time_busy_loop([], iters)
+    _, t = _time_busy_loop([], iters)
     iters = max(iters, int(iters * target_s / max(t, 1e-3)))
-    outside = min(_time_busy_loop([], iters) for _ in range(repeats))
-    inside = min(_time_busy_loop(group.wrap([]), iters) for _ in range(repeats))
+    outside = min(_time_busy_loop([], iters)[1] for _ in range(repeats))
+    inside, _ = _time_busy_loop(group.wrap([]), iters)
     return inside / outside

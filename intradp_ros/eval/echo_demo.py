@@ -128,3 +128,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (TestbedError, ValueError) as err:
         print(f"tile_echo_demo: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("tile_echo_demo: interrupted; the testbed was torn down", file=sys.stderr)
+        return 130

@@ -57,9 +57,6 @@ def create_veth(ns_a: str, dev_a: str, ip_a: str, ns_b: str, dev_b: str, ip_b: s
     for ns, dev, ip in ((ns_a, dev_a, ip_a), (ns_b, dev_b, ip_b)):
         run_cmd(["ip", "-n", ns, "addr", "add", f"{ip}/{prefix}", "dev", dev], f"addressing {dev} in {ns}")
         run_cmd(["ip", "-n", ns, "link", "set", dev, "up"], f"bringing up {dev} in {ns}")
-        # Long transfers after idle periods (one tile per inference) should not restart from a small window.
-        run_cmd(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_slow_start_after_idle=0"],
-                f"setting tcp_slow_start_after_idle in {ns}", check=False)
 
 
 def namespace_pids(ns: str) -> List[int]:

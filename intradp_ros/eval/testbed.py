@@ -138,6 +138,8 @@ class TraceReplay(threading.Thread):
 class Testbed:
     """Robot and server namespaces joined by a tbf-shaped veth pair; see the module docstring."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, rate_mbit: float = 90.0, name: str = "idp", master_port: int = 11311,
                  rosout: bool = True, keep_logs: bool = False) -> None:
         self.name = validate_name(name)
@@ -148,6 +150,8 @@ class Testbed:
         self.keep_logs = keep_logs
         require_root("intradp_ros.eval.testbed.Testbed")
         require_tools("ip", "tc")
+        for what in cleanup_stale():  # leftovers of testbeds whose process was SIGKILLed
+            print(f"[testbed] removed stale {what}", file=sys.stderr)
 
         global _counter
         with _counter_lock:
@@ -377,6 +381,11 @@ class Testbed:
             shaping.change_tbf(side.ns, side.dev, rate)
         self.rate_mbit = rate
 
+    @property
+    def replay(self) -> Optional[TraceReplay]:
+        """The last started trace replay (None if none)."""
+        return self._replay
+
     def replay_trace(self, path: Any, speed: float = 1.0, loop: bool = False) -> TraceReplay:
         """Start a thread that follows the trace file at `speed` x real time (stops a running replay)."""
         samples = load_trace(path)
@@ -479,6 +488,8 @@ def _install_handlers() -> None:
         return
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous = signal.getsignal(sig)
+        if previous == signal.SIG_IGN:
+            continue  # e.g. SIGINT of a background job: whoever ignored it meant it
 
         def handler(signum: int, frame: Any, previous: Any = previous) -> None:
             if any(tb._downing for tb in list(_live)):
@@ -486,8 +497,6 @@ def _install_handlers() -> None:
             _down_all()
             if callable(previous):
                 previous(signum, frame)
-            elif previous == signal.SIG_IGN:
-                return
             elif signum == signal.SIGINT:
                 raise KeyboardInterrupt
             else:

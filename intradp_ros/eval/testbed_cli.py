@@ -87,6 +87,9 @@ def run_shell(tb: Testbed, inp: TextIO = sys.stdin, out: TextIO = sys.stdout) ->
             if cmd == "info":
                 print(tb.describe(), file=out)
             elif cmd == "rate" and len(words) == 2:
+                if tb.replay is not None and tb.replay.is_alive():
+                    tb.replay.stop()
+                    print("trace replay stopped", file=out)
                 tb.set_rate(float(words[1]))
                 print(f"rate now {tb.rate_mbit:g} Mbit/s", file=out)
             elif cmd in SIDES and len(words) > 1:

@@ -63,7 +63,8 @@ def _allowed_functions() -> Dict[Tuple[str, str], Any]:
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
     }
-    for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
+    for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
+                 "_rebuild_parameter_with_state"):
         if hasattr(torch._utils, name):
             allowed[("torch._utils", name)] = getattr(torch._utils, name)
     for name in ("float16", "float32", "float64", "bfloat16", "uint8", "int8", "int16", "int32", "int64", "bool"):
@@ -72,10 +73,11 @@ def _allowed_functions() -> Dict[Tuple[str, str], Any]:
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = multiarray.multiarray._reconstruct
         allowed[(mod, "scalar")] = multiarray.multiarray.scalar
+    dtypes = getattr(np, "dtypes", None)   # numpy >= 1.25 pickles dtypes by their class
     for mod in ("numpy", "numpy.dtypes"):
         for name in ("Float64DType", "Float32DType", "Int64DType"):
-            if hasattr(np.dtypes, name):
-                allowed[(mod, name)] = getattr(np.dtypes, name)
+            if dtypes is not None and hasattr(dtypes, name):
+                allowed[(mod, name)] = getattr(dtypes, name)
     return allowed
 
 

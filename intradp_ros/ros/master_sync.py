@@ -208,8 +208,8 @@ class MasterLink:
         if not self.reachable:
             if self._down_since is not None:
                 away = self.clock() - self._down_since
-                self.log.info("%s master %s reachable again after %.1f s (pid %s%s)", self.label, self.uri, away,
-                              pid, ", restarted" if restarted else ", same process")
+                how = ", restarted" if restarted else (", same process" if self.pid is not None else "")
+                self.log.info("%s master %s reachable after %.1f s (pid %s%s)", self.label, self.uri, away, pid, how)
             else:
                 self.log.info("%s master %s reachable (pid %s)", self.label, self.uri, pid)
         elif restarted:
@@ -311,6 +311,11 @@ class MasterSync:
             (self.peer, self.local, mirror_prefix(self.peer.uri, self.local.uri), {}),
         ]
         self._conflicts_warned: Set[Tuple[str, str]] = set()
+        self._in_sync = False
+        self._warned: Dict[str, float] = {}
+        self.clock = clock
+        self.warn_every_s = warn_every_s
+        self.adopted = 0  # mirrors found on a master that an earlier bridge instance had registered
 
     # ---- one poll ------------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -327,6 +332,11 @@ class MasterSync:
         for link in (self.local, self.peer):
             if link.reachable:
                 self._guard(lambda link=link: self._remember(link))
+        in_sync = self.local.reachable and self.peer.reachable
+        if in_sync and not self._in_sync:
+            self.log.info("in sync: %d mirrors (%d adopted from an earlier bridge run)", self.mirror_count(),
+                          self.adopted)
+        self._in_sync = in_sync
 
     def _guard(self, action: Callable[[], None]) -> None:
         """Run one part of a step; an unreachable master is marked down (the step goes on with the rest)."""
@@ -335,7 +345,17 @@ class MasterSync:
         except MasterUnreachable as err:
             err.link.mark_down(err)
         except MasterCallError as err:
-            self.log.warning("%s", err)
+            self._warn("%s", err)
+
+    def _warn(self, fmt: str, *args: Any) -> None:
+        """A warning that repeats every step (e.g. a master refusing a call) is logged once per warn_every_s."""
+        text = fmt % args
+        now = self.clock()
+        if now - self._warned.get(text, float("-inf")) >= self.warn_every_s:
+            if len(self._warned) > 1000:  # bounded memory with many distinct messages
+                self._warned.clear()
+            self._warned[text] = now
+            self.log.warning("%s", text)
 
     # ---- mirrors -------------------------------------------------------------------------------------------
     def desired_mirrors(self, src: MasterLink, dst: MasterLink, prefix: str) -> Dict[MirrorKey, MirrorTarget]:
@@ -397,6 +417,7 @@ class MasterSync:
                 target = self._adopt(dst, key, have[key])
                 if target is not None:
                     registered[key] = target
+                    self.adopted += 1
         stale = [k for k in have if k not in want or (k in registered and registered[k] != want[k])]
         for key in stale:
             self._unregister(dst, key, have[key], registered.get(key))
@@ -414,7 +435,7 @@ class MasterSync:
                 else:
                     dst.call_as(mirror_id, "registerService", key[1], target[1], target[0])
             except MasterCallError as err:
-                self.log.warning("could not mirror %s on the %s master: %s", key[1], dst.label, err)
+                self._warn("could not mirror %s on the %s master: %s", key[1], dst.label, err)
                 continue
             registered[key] = target
             self.log.info("mirrored %s %s of %s (%s) from the %s to the %s master as %s",
@@ -441,7 +462,7 @@ class MasterSync:
             else:
                 dst.call_as(mirror_id, "unregisterService", key[1], target[1])
         except MasterCallError as err:
-            self.log.warning("could not remove mirror %s %s from the %s master: %s", mirror_id, key[1], dst.label, err)
+            self._warn("could not remove mirror %s %s from the %s master: %s", mirror_id, key[1], dst.label, err)
 
     # ---- restart recovery ----------------------------------------------------------------------------------
     def _remember(self, link: MasterLink) -> None:

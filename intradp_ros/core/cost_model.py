@@ -1,0 +1,263 @@
+"""Cost model: predicted latency, its breakdown and robot energy of a plan at a given bandwidth.
+
+It replays what the executors do, event by event:
+- each side walks the graph in topological order and computes its row range of every node as one call
+  (one compute timeline per side: an operator starts when the side is free and every tile it reads
+  has arrived);
+- every tile the plan sends is handed to that side's sender when the node that produces it finishes
+  (graph inputs at time 0), and each direction is one FIFO link: a tile starts when it is released and
+  the link is free, and occupies it for `overhead + bytes / bandwidth`;
+- the inference ends when the robot holds every model output and has finished its own work.
+Since each side releases tiles in topological order, one pass over the nodes in that order is an exact
+simulation of this event system. The structure of a plan (row counts, transfers, who waits for what)
+does not depend on bandwidth: `compile` builds it once, `latency` / `simulate` replay it cheaply, the
+latter for many bandwidths at once.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from intradp_ros.core.graph import Graph
+from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, SERVER, UP, Plan
+from intradp_ros.core.power import PowerModel, outside_length, union_length
+from intradp_ros.core.profiler import Profile
+
+
+@dataclass
+class Step:
+    """One node's work: compute seconds per side, the tiles each side waits for, the tiles it releases."""
+
+    node: int
+    robot_s: float
+    server_s: float
+    robot_on: bool
+    server_on: bool
+    robot_waits: tuple[int, ...]
+    server_waits: tuple[int, ...]
+    up_release: tuple[int, ...]
+    down_release: tuple[int, ...]
+
+
+@dataclass
+class CompiledPlan:
+    """Bandwidth-independent structure of a plan, ready for replay."""
+
+    plan: Plan
+    steps: list[Step]
+    nbytes: np.ndarray                    # per transfer
+    is_up: np.ndarray                     # per transfer, bool
+    output_waits: tuple[int, ...]         # DOWN transfers of model outputs
+    output_nodes_on_robot: tuple[int, ...]
+    robot_compute_s: float
+    server_compute_s: float
+
+    @property
+    def bytes_up(self) -> int:
+        return int(self.nbytes[self.is_up].sum())
+
+    @property
+    def bytes_down(self) -> int:
+        return int(self.nbytes[~self.is_up].sum())
+
+
+@dataclass
+class Prediction:
+    """Predicted figures of one plan at one bandwidth (seconds, joules, bytes)."""
+
+    plan: str
+    bandwidth_Bps: float
+    latency_s: float
+    robot_compute_s: float
+    server_compute_s: float
+    transmit_s: float          # link busy time, both directions
+    robot_idle_s: float        # latency minus robot compute
+    energy_j: float
+    bytes_up: int
+    bytes_down: int
+    transfers: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rows(r: tuple[int, int]) -> int:
+    return max(r[1] - r[0], 0)
+
+
+class CostModel:
+    """Predicts plans of graph `g` from a robot and a server profile (both checked against `g`)."""
+
+    def __init__(self, g: Graph, robot: Profile, server: Profile, power: Optional[PowerModel] = None,
+                 overhead_s: Optional[float] = None) -> None:
+        robot.check(g)
+        server.check(g)
+        self.graph = g
+        self.robot = robot
+        self.server = server
+        self.power = power or PowerModel()
+        self.overhead_s = robot.message_overhead_s if overhead_s is None else float(overhead_s)
+
+    # ------------------------------------------------------------------ structure
+    def compile(self, plan: Plan) -> CompiledPlan:
+        """Transfers, compute times and wait lists of `plan` (raises PlanError for an inconsistent plan)."""
+        g = self.graph
+        if plan.graph is not g and plan.graph.fingerprint != g.fingerprint:
+            raise ValueError("plan was made for another graph")
+        transfers = plan.transfers()
+        into: dict[tuple[int, str], list[tuple[int, int, int]]] = {}
+        up_rel: dict[int, list[int]] = {}
+        down_rel: dict[int, list[int]] = {}
+        for i, t in enumerate(transfers):
+            into.setdefault((t.node, t.receiver), []).append((t.start, t.stop, i))
+            (up_rel if t.direction == UP else down_rel).setdefault(t.node, []).append(i)
+
+        def waits(n_index: int, side: str, rng: tuple[int, int]) -> tuple[int, ...]:
+            n = g.nodes[n_index]
+            out: list[int] = []
+            for u, rows in zip(n.inputs, g.input_rows(n, rng)):
+                if rows is None:
+                    continue
+                for a, b, i in into.get((u, side), ()):
+                    if a < rows[1] and rows[0] < b and i not in out:
+                        out.append(i)
+            return tuple(out)
+
+        steps: list[Step] = []
+        rsum = ssum = 0.0
+        for n in g.nodes:
+            r, s = plan.robot[n.index], plan.server[n.index]
+            r_on, s_on = r != EMPTY, s != EMPTY
+            if n.is_input:
+                rt = st = 0.0
+                rw = sw = ()
+            else:
+                rt = self.robot.time(n.index, _rows(r)) if r_on else 0.0
+                st = self.server.time(n.index, _rows(s)) if s_on else 0.0
+                rw = waits(n.index, ROBOT, r) if r_on else ()
+                sw = waits(n.index, SERVER, s) if s_on else ()
+            rsum += rt
+            ssum += st
+            ur, dr = tuple(up_rel.get(n.index, ())), tuple(down_rel.get(n.index, ()))
+            if r_on or s_on or ur or dr:
+                steps.append(Step(n.index, rt, st, r_on, s_on, rw, sw, ur, dr))
+        outs = g.output_indices
+        out_waits = tuple(i for o in outs for (_, _, i) in into.get((o, ROBOT), ()))
+        out_on_robot = tuple(o for o in outs if plan.robot[o] != EMPTY)
+        return CompiledPlan(plan, steps, np.array([t.nbytes for t in transfers], dtype=float),
+                            np.array([t.direction == UP for t in transfers], dtype=bool),
+                            out_waits, out_on_robot, rsum, ssum)
+
+    # ------------------------------------------------------------------ replay, one bandwidth, latency only
+    def latency(self, cp: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> float:
+        """Predicted seconds per inference at `bandwidth_Bps` bytes/s (both directions)."""
+        if isinstance(cp, Plan):
+            cp = self.compile(cp)
+        ovh = self.overhead_s
+        dur = [ovh + b / bandwidth_Bps for b in cp.nbytes.tolist()]
+        arrive = [0.0] * len(dur)
+        finish_r = [0.0] * len(self.graph.nodes)
+        rfree = sfree = upfree = downfree = 0.0
+        for st in cp.steps:
+            if st.robot_on:
+                t0 = rfree
+                for i in st.robot_waits:
+                    if arrive[i] > t0:
+                        t0 = arrive[i]
+                rfree = t0 + st.robot_s
+                finish_r[st.node] = rfree
+            for i in st.up_release:
+                upfree = (upfree if upfree > rfree else rfree) + dur[i]
+                arrive[i] = upfree
+            if st.server_on:
+                t0 = sfree
+                for i in st.server_waits:
+                    if arrive[i] > t0:
+                        t0 = arrive[i]
+                sfree = t0 + st.server_s
+            for i in st.down_release:
+                downfree = (downfree if downfree > sfree else sfree) + dur[i]
+                arrive[i] = downfree
+        end = rfree
+        for i in cp.output_waits:
+            end = max(end, arrive[i])
+        for o in cp.output_nodes_on_robot:
+            end = max(end, finish_r[o])
+        return end
+
+    # ------------------------------------------------------------------ replay, many bandwidths, full record
+    def _replay(self, cp: CompiledPlan, bw: np.ndarray) -> tuple:
+        """Vectorised replay over bandwidths: (end, dur, link starts, arrivals, compute starts, compute ends)."""
+        B = len(bw)
+        T = len(cp.nbytes)
+        dur = self.overhead_s + cp.nbytes[:, None] / bw[None, :]            # (T, B)
+        arrive = np.zeros((T, B))
+        start_link = np.zeros((T, B))
+        zero = np.zeros(B)
+        rfree, sfree, upfree, downfree = zero.copy(), zero.copy(), zero.copy(), zero.copy()
+        comp_s: list[np.ndarray] = []
+        comp_e: list[np.ndarray] = []
+        finish_r: dict[int, np.ndarray] = {}
+        for st in cp.steps:
+            if st.robot_on:
+                t0 = rfree
+                for i in st.robot_waits:
+                    t0 = np.maximum(t0, arrive[i])
+                rfree = t0 + st.robot_s
+                if st.robot_s > 0:
+                    comp_s.append(t0)
+                    comp_e.append(rfree)
+                finish_r[st.node] = rfree
+            for i in st.up_release:
+                start_link[i] = np.maximum(upfree, rfree)
+                upfree = start_link[i] + dur[i]
+                arrive[i] = upfree
+            if st.server_on:
+                t0 = sfree
+                for i in st.server_waits:
+                    t0 = np.maximum(t0, arrive[i])
+                sfree = t0 + st.server_s
+            for i in st.down_release:
+                start_link[i] = np.maximum(downfree, sfree)
+                downfree = start_link[i] + dur[i]
+                arrive[i] = downfree
+        end = rfree.copy()
+        for i in cp.output_waits:
+            end = np.maximum(end, arrive[i])
+        for o in cp.output_nodes_on_robot:
+            end = np.maximum(end, finish_r[o])
+        cs = np.array(comp_s) if comp_s else np.zeros((0, B))
+        ce = np.array(comp_e) if comp_e else np.zeros((0, B))
+        return end, dur, start_link, arrive, cs, ce
+
+    def simulate(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> list[Prediction]:
+        """Full predictions (breakdown and robot energy) at every bandwidth, in one vectorised pass."""
+        if isinstance(cp, Plan):
+            cp = self.compile(cp)
+        bw = np.asarray(bandwidths_Bps, dtype=float)
+        B, T = len(bw), len(cp.nbytes)
+        end, dur, start_link, arrive, cs, ce = self._replay(cp, bw)
+        out = []
+        for b in range(B):
+            lat = float(end[b])
+            ls, le = start_link[:, b], np.minimum(arrive[:, b], lat)
+            keep = le > ls
+            tx_only = outside_length(ls[keep], le[keep], cs[:, b], ce[:, b])
+            comp = union_length(cs[:, b], ce[:, b])
+            energy = self.power.energy(lat, comp, tx_only)
+            out.append(Prediction(cp.plan.name, float(bw[b]), lat, cp.robot_compute_s, cp.server_compute_s,
+                                  float(dur[:, b].sum()), max(lat - cp.robot_compute_s, 0.0), energy,
+                                  cp.bytes_up, cp.bytes_down, T))
+        return out
+
+    def latencies(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> np.ndarray:
+        """Predicted latency at every bandwidth (vectorised, no energy)."""
+        if isinstance(cp, Plan):
+            cp = self.compile(cp)
+        return self._replay(cp, np.asarray(bandwidths_Bps, dtype=float))[0]
+
+    def predict(self, plan: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> Prediction:
+        """Prediction of one plan at one bandwidth."""
+        return self.simulate(plan, [bandwidth_Bps])[0]

@@ -1,0 +1,290 @@
+"""Operator profiles: how long each node takes on one device as a function of the rows it computes.
+
+The scheduler needs, per node and side, t(rows): small tiles are not proportionally cheaper (fixed
+per-call cost, cache effects), so several tile sizes are timed (warm-up, repeats, median) and a line
+t(r) = a + b*r (a, b >= 0, non-negative least squares) is fitted. A profile also records the bytes of
+one row of every node (what a transfer of its rows costs), the per-message transport overhead and a
+description of the device. Profiles are JSON (never pickled: the client's profile crosses the network
+in the handshake) and name the graph fingerprint they were measured on.
+
+On machines without a GPU the server profile is derived from the robot's by a stated speed ratio
+(`Profile.scaled`); the ratio is recorded in the profile's device description.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import queue
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+from intradp_ros.core.graph import Graph, Node
+
+PROFILE_FORMAT = "intradp_profile/1"
+
+
+class ProfileError(ValueError):
+    """A profile that is malformed or was measured on another graph."""
+
+
+@dataclass
+class NodeProfile:
+    """Measured medians (seconds) for a few row counts of one node, and the fitted t(r) = a + b*r."""
+
+    rows: list[int]
+    seconds: list[float]
+    a: float
+    b: float
+
+    def time(self, rows: int) -> float:
+        """Predicted seconds to compute `rows` rows (0 rows cost nothing)."""
+        return 0.0 if rows <= 0 else self.a + self.b * rows
+
+
+@dataclass
+class Profile:
+    """Per-node timing fits for one graph on one device, plus transfer facts."""
+
+    graph: str
+    device: dict
+    nodes: list[NodeProfile]
+    bytes_per_row: list[int]
+    message_overhead_s: float
+    extents: list[int] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ queries
+    def time(self, node: int, rows: int) -> float:
+        """Seconds for `rows` output rows of node `node` on this device."""
+        return self.nodes[node].time(rows)
+
+    def total(self) -> float:
+        """Seconds for the whole graph on this device (sum of whole-node times)."""
+        return sum(p.time(e) for p, e in zip(self.nodes, self.extents))
+
+    def scaled(self, factor: float, name: str) -> "Profile":
+        """This profile with every compute time multiplied by `factor` (e.g. 1/20 for a server 20x faster).
+
+        Used where the other side cannot be measured (no GPU here); the factor is recorded."""
+        if not factor > 0:
+            raise ValueError(f"scale factor must be > 0, got {factor}")
+        dev = dict(self.device)
+        dev.update({"name": name, "derived_from": self.device.get("name", "?"), "time_factor": factor})
+        return Profile(self.graph, dev,
+                       [NodeProfile(list(p.rows), [s * factor for s in p.seconds], p.a * factor, p.b * factor)
+                        for p in self.nodes],
+                       list(self.bytes_per_row), self.message_overhead_s, list(self.extents))
+
+    def check(self, g: Graph) -> None:
+        """Raise ProfileError unless this profile was measured on graph `g`."""
+        if self.graph != g.fingerprint:
+            raise ProfileError(f"profile is for graph {self.graph!r}, the graph is {g.fingerprint!r}")
+        if len(self.nodes) != len(g.nodes):
+            raise ProfileError(f"profile has {len(self.nodes)} nodes, graph has {len(g.nodes)}")
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": PROFILE_FORMAT, "graph": self.graph, "device": self.device,
+            "message_overhead_s": self.message_overhead_s, "bytes_per_row": self.bytes_per_row,
+            "extents": self.extents,
+            "nodes": [{"rows": p.rows, "seconds": p.seconds, "a": p.a, "b": p.b} for p in self.nodes],
+        })
+
+    @classmethod
+    def from_json(cls, text: str, g: Optional[Graph] = None) -> "Profile":
+        """Parse and validate (numbers finite and >= 0); with `g`, refuse a profile of another graph."""
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict) or d.get("format") != PROFILE_FORMAT:
+                raise ProfileError(f"not an intradp profile (format {PROFILE_FORMAT!r} expected)")
+            nodes = [NodeProfile([int(r) for r in n["rows"]], [_nonneg(s) for s in n["seconds"]],
+                                 _nonneg(n["a"]), _nonneg(n["b"])) for n in d["nodes"]]
+            prof = cls(str(d["graph"]), dict(d.get("device", {})), nodes,
+                       [int(b) for b in d["bytes_per_row"]], _nonneg(d["message_overhead_s"]),
+                       [int(e) for e in d.get("extents", [])])
+        except ProfileError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProfileError(f"profile malformed: {e}") from None
+        if len(prof.bytes_per_row) != len(prof.nodes):
+            raise ProfileError("profile malformed: bytes_per_row and nodes differ in length")
+        if g is not None:
+            prof.check(g)
+        return prof
+
+
+def _nonneg(v: Any) -> float:
+    x = float(v)
+    if not math.isfinite(x) or x < 0:
+        raise ValueError(f"time {v!r} is not a finite non-negative number")
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- fitting
+def fit_line(rows: Sequence[int], seconds: Sequence[float]) -> tuple[float, float]:
+    """Least-squares t = a + b*r with a, b >= 0 (a fixed cost per call plus a cost per row)."""
+    r = np.asarray(rows, dtype=float)
+    t = np.asarray(seconds, dtype=float)
+    if len(r) == 1 or np.ptp(r) == 0:
+        return float(t.mean()), 0.0
+    # weight by 1/t so small tiles (where the fixed cost shows) count as much as big ones
+    w = 1.0 / np.maximum(t, 1e-7)
+    A = np.stack([np.ones_like(r), r], axis=1) * w[:, None]
+    coef, _ = nnls(A, t * w)
+    return float(coef[0]), float(coef[1])
+
+
+def row_counts(extent: int, sizes: int = 4) -> list[int]:
+    """A handful of distinct tile sizes: the whole extent, then halving (at least one row)."""
+    out = {max(1, extent)}
+    r = extent
+    while len(out) < sizes and r > 1:
+        r = max(1, r // 2)
+        out.add(r)
+    return sorted(out)
+
+
+# ---------------------------------------------------------------------------------------------- device
+def describe_device(device: torch.device) -> dict:
+    """What the profile was measured on (shown in tables, part of the cache key)."""
+    d: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "machine": platform.machine(), "python": platform.python_version()}
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    d["cpu"] = cpu or platform.processor()
+    d["cores"] = os.cpu_count() or 0
+    if device.type == "cuda":
+        d["gpu"] = torch.cuda.get_device_name(device)
+    d["name"] = d.get("gpu") or f"cpu:{d['cpu']}"
+    return d
+
+
+def measure_message_overhead(repeats: int = 200) -> float:
+    """Median seconds to hand a tiny tile to another thread and decode it (in-process transport cost).
+
+    The ROS transport has its own (larger) overhead; override it in the profile when planning for it."""
+    q: "queue.Queue[Optional[bytes]]" = queue.Queue()
+    back: "queue.Queue[float]" = queue.Queue()
+
+    def receiver() -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            np.frombuffer(item, dtype=np.float32)
+            back.put(time.perf_counter())
+
+    th = threading.Thread(target=receiver, daemon=True)
+    th.start()
+    arr = np.zeros(16, dtype=np.float32)
+    samples = []
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            q.put(arr.tobytes())
+            t1 = back.get(timeout=5.0)
+            samples.append(t1 - t0)
+    finally:
+        q.put(None)
+        th.join(timeout=5.0)
+    return float(statistics.median(samples))
+
+
+# ---------------------------------------------------------------------------------------------- profiling
+def _piece(g: Graph, u: int, value: Any, rows: Optional[tuple[int, int]]) -> Any:
+    n = g.nodes[u]
+    if n.axis is None or not isinstance(value, torch.Tensor):
+        return value
+    if rows is None:
+        return value.narrow(n.axis, 0, 0)
+    return value.narrow(n.axis, rows[0], rows[1] - rows[0])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall seconds of `fn()` after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    samples = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        samples.append(time.perf_counter() - t0)
+    return float(statistics.median(samples))
+
+
+def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.device = "cpu",
+                  warmup: int = 1, repeats: int = 3, sizes: int = 4,
+                  progress: Optional[Callable[[int, int], None]] = None,
+                  message_overhead_s: Optional[float] = None) -> Profile:
+    """Time every node of `g` on `device` for a few row counts (interior tiles, as the executor runs them).
+
+    Node values are computed once in topological order and freed after their last consumer, so a big
+    model at full resolution fits in memory. `progress(done, total)` is called after each node."""
+    dev = torch.device(device)
+    consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
+    values: list[Any] = [None] * len(g.nodes)
+    last_use = [n.index for n in g.nodes]
+    for n in g.nodes:
+        for u in n.inputs:
+            last_use[u] = max(last_use[u], n.index)
+    for i in g.output_indices:
+        last_use[i] = len(g.nodes)
+    for pos, idx in enumerate(g.input_indices):
+        values[idx] = inputs[pos].to(dev)
+    profs: list[NodeProfile] = []
+    with torch.no_grad():
+        for n in g.nodes:
+            if n.is_input:
+                profs.append(NodeProfile([n.extent], [0.0], 0.0, 0.0))
+            else:
+                profs.append(_profile_node(g, n, values, consts, dev, warmup, repeats, sizes))
+            for u in set(n.inputs) | {n.index}:
+                if last_use[u] <= n.index:
+                    values[u] = None
+            if progress is not None:
+                progress(n.index + 1, len(g.nodes))
+    ovh = measure_message_overhead() if message_overhead_s is None else float(message_overhead_s)
+    return Profile(g.fingerprint, describe_device(dev), profs, [n.bytes_per_row for n in g.nodes], ovh,
+                   [n.extent for n in g.nodes])
+
+
+def _profile_node(g: Graph, n: Node, values: list[Any], consts: dict, dev: torch.device,
+                  warmup: int, repeats: int, sizes: int) -> NodeProfile:
+    args = [values[u] for u in n.inputs]
+    values[n.index] = n.rowmap.run(0, n.extent, args, consts)
+    rows_list = row_counts(n.extent, sizes) if n.is_local else [n.extent]
+    secs = []
+    for r in rows_list:
+        a = (n.extent - r) // 2
+        b = a + r
+        if r == n.extent:
+            pieces = args
+        else:
+            need = n.rowmap.need(a, b)
+            pieces = [_piece(g, u, values[u], rows) for u, rows in zip(n.inputs, need)]
+        secs.append(time_call(lambda: n.rowmap.run(a, b, pieces, consts), dev, warmup, repeats))
+    a_fit, b_fit = fit_line(rows_list, secs)
+    return NodeProfile(rows_list, secs, a_fit, b_fit)
