@@ -109,10 +109,14 @@ class Reshape(SameRows):
 
 
 def _window_need(a: int, b: int, k: int, s: int, d: int, pb: int, size: int) -> Optional[Range]:
+    """Hull of the input rows that window taps of output rows [a, b) touch (padding excluded)."""
     lo = a * s - pb
     hi = (b - 1) * s - pb + (k - 1) * d + 1
-    lo_c, hi_c = max(lo, 0), min(hi, size)
-    return (lo_c, hi_c) if lo_c < hi_c else None
+    if lo >= 0 and hi <= size:
+        return (lo, hi)
+    taps = (np.arange(a, b)[:, None] * s - pb + np.arange(k)[None, :] * d).ravel()
+    taps = taps[(taps >= 0) & (taps < size)]
+    return (int(taps.min()), int(taps.max()) + 1) if taps.size else None
 
 
 class ConvRows(RowMap):
@@ -145,7 +149,8 @@ class ConvRows(RowMap):
         hi = (b - 1) * s - pb + (k - 1) * d + 1
         x = pieces[0]
         rows = x.shape[self.rank - len(self.k) + j]
-        top = min(max(0, -lo), hi - lo)
+        got = self.need(a, b)[0]
+        top = (got[0] - lo) if got is not None else hi - lo
         bot = (hi - lo) - top - rows
         nsp = len(self.pads)
         pad_spec: list[int] = []
@@ -211,11 +216,16 @@ class PoolRows(RowMap):
             return self._call(x, pad)
         lo_c = max(lo, 0)
         t = lo_c // s
-        gap = lo_c - t * s
-        if gap:
-            shape = list(x.shape)
-            shape[axis] = gap
-            x = torch.cat([x.new_zeros(shape), x], dim=axis)
+        got = self.need(a, b)[0]
+        gap_top = got[0] - t * s
+        gap_bot = min(hi, size) - got[1]
+        if gap_top or gap_bot:
+            parts = []
+            for gap, where in ((gap_top, 0), (gap_bot, 1)):
+                shape = list(x.shape)
+                shape[axis] = gap
+                parts.append(x.new_zeros(shape))
+            x = torch.cat([parts[0], x, parts[1]], dim=axis)
         y = self._call(x, self.pad)
         return y.narrow(axis, a - t, b - a)
 
@@ -237,11 +247,13 @@ class ConvTransposeRows(RowMap):
         self.dilation, self.groups, self.k, self.sdim, self.rank = list(dilation), groups, list(k), sdim, rank
 
     def _in_range(self, a: int, b: int) -> Optional[Range]:
+        """Hull of the input rows i with i*s - p + m*d in [a, b) for some tap m (exact, by enumeration)."""
         j = self.sdim
         s, p, d, k = self.stride[j], self.padding[j], self.dilation[j], self.k[j]
-        lo = max(0, -((-(a + p - (k - 1) * d)) // s))
-        hi = min(self.in_extents[0], (b - 1 + p) // s + 1)
-        return (lo, hi) if lo < hi else None
+        num = (np.arange(a, b)[:, None] + p - np.arange(k)[None, :] * d).ravel()
+        num = num[(num >= 0) & (num % s == 0)] // s
+        num = num[num < self.in_extents[0]]
+        return (int(num.min()), int(num.max()) + 1) if num.size else None
 
     def need(self, a: int, b: int) -> Need:
         return [self._in_range(a, b)] + [(0, e) for e in self.in_extents[1:]]
@@ -320,11 +332,11 @@ class InterpRows(RowMap):
             i0 = np.floor(src).astype(np.int64)
             i0 = np.minimum(i0, n_in - 1)
             self.i0 = i0
-            self.i1 = np.where(i0 < n_in - 1, i0 + 1, i0)
             self.lam = (src - i0).astype(np.float32)
+            self.i1 = np.where((i0 < n_in - 1) & (self.lam != 0), i0 + 1, i0)   # weight 0: row not read
 
     def need(self, a: int, b: int) -> Need:
-        return [(int(self.i0[a]), int(self.i1[b - 1]) + 1)]
+        return [(int(self.i0[a]), int(self.i1[a:b].max()) + 1)]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
         if a == 0 and b == self.extent:

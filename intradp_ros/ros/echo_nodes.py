@@ -32,7 +32,7 @@ from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 ROW_BYTES = 1024          # echo tiles are uint8 (rows, 1024)
 PLAN_ID = 1               # the only plan id the echo nodes accept
 MAX_TILE_BYTES = 64 << 20
-RECV_BUFF = 1 << 16       # rospy's receive chunk: large, so a 16 MB tile needs few recv() calls
+RECV_BUFF = 1 << 26       # rospy's receive chunk: large, so a 16 MB tile needs few recv() calls
 RECV_FIELD = "recv_ns="
 
 
