@@ -106,15 +106,20 @@ class LayerPartitions:
         self.graph = g
         self.cm = cm
         self.cuts = list(range(len(g.nodes) + 1))
-        self.compiled: list[CompiledPlan] = [cm.compile(self.plan(c)) for c in self.cuts]
+        self.compiled: list[CompiledPlan] = [cm.compile_ranges(*self.ranges(c), self.name(c)) for c in self.cuts]
+
+    def name(self, cut: int) -> str:
+        return {0: "server_only", len(self.graph.nodes): "device_only"}.get(cut, f"layer_partition_{cut}")
+
+    def ranges(self, cut: int) -> tuple[list, list]:
+        """The ranges `Plan.layer_partition(g, cut)` has (built directly: no validation per cut)."""
+        g = self.graph
+        robot = [(0, n.extent) if (n.index < cut or n.is_input) else EMPTY for n in g.nodes]
+        server = [EMPTY if (n.index < cut or n.is_input) else (0, n.extent) for n in g.nodes]
+        return robot, server
 
     def plan(self, cut: int) -> Plan:
-        g = self.graph
-        if cut == 0:
-            return Plan.server_only(g)
-        if cut == len(g.nodes):
-            return Plan.device_only(g)
-        return Plan.layer_partition(g, cut)
+        return self.compiled[cut].plan
 
     def latencies(self, bandwidths_Bps: Sequence[float]) -> np.ndarray:
         """(cuts, bandwidths) predicted latency."""

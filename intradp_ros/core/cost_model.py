@@ -20,8 +20,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from intradp_ros.core.graph import Graph
-from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, SERVER, UP, Plan
+from intradp_ros.core.graph import Graph, Range
+from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, SERVER, UP, Plan, PlanError, Transfer, _subtract, _union
 from intradp_ros.core.power import PowerModel, outside_length, union_length
 from intradp_ros.core.profiler import Profile
 
@@ -45,7 +45,11 @@ class Step:
 class CompiledPlan:
     """Bandwidth-independent structure of a plan, ready for replay."""
 
-    plan: Plan
+    graph: Graph
+    name: str
+    robot: list[Range]
+    server: list[Range]
+    transfers: list[Transfer]
     steps: list[Step]
     nbytes: np.ndarray                    # per transfer
     is_up: np.ndarray                     # per transfer, bool
@@ -53,6 +57,15 @@ class CompiledPlan:
     output_nodes_on_robot: tuple[int, ...]
     robot_compute_s: float
     server_compute_s: float
+
+    _plan: Optional[Plan] = None
+
+    @property
+    def plan(self) -> Plan:
+        """The (validated) Plan object of these ranges, made on first use."""
+        if self._plan is None:
+            self._plan = Plan(self.graph, self.robot, self.server, self.name)
+        return self._plan
 
     @property
     def bytes_up(self) -> int:
@@ -99,14 +112,62 @@ class CostModel:
         self.server = server
         self.power = power or PowerModel()
         self.overhead_s = robot.message_overhead_s if overhead_s is None else float(overhead_s)
+        self._need: dict[tuple[int, int, int], list[Optional[Range]]] = {}
 
     # ------------------------------------------------------------------ structure
+    def need(self, node: int, rng: Range) -> list[Optional[Range]]:
+        """`graph.input_rows`, memoised (row maps are pure; plans ask the same questions again and again)."""
+        key = (node, rng[0], rng[1])
+        hit = self._need.get(key)
+        if hit is None:
+            hit = self._need[key] = self.graph.input_rows(node, rng)
+        return hit
+
+    def transfers(self, robot: Sequence[Range], server: Sequence[Range]) -> list[Transfer]:
+        """Exactly `Plan.transfers()` (same tiles, same order), with memoised row arithmetic."""
+        g = self.graph
+        needs: dict[str, list[list[Range]]] = {}
+        for side, mine in ((ROBOT, robot), (SERVER, server)):
+            need: list[list[Range]] = [[] for _ in g.nodes]
+            for n in g.nodes:
+                r = mine[n.index]
+                if r == EMPTY or n.is_input:
+                    continue
+                for u, rows in zip(n.inputs, self.need(n.index, r)):
+                    if rows is not None:
+                        need[u].append(rows)
+            if side == ROBOT:
+                for o in g.output_indices:
+                    need[o].append((0, g.nodes[o].extent))
+            needs[side] = need
+        out: list[Transfer] = []
+        for n in g.nodes:
+            for side, direction, own, other in ((SERVER, UP, server, robot), (ROBOT, DOWN, robot, server)):
+                wanted = needs[side][n.index]
+                if not wanted:
+                    continue
+                for a, b in _subtract(_union(wanted), own[n.index]):
+                    oa, ob = other[n.index]
+                    if not (oa <= a and b <= ob):
+                        raise PlanError(f"node {n.index} '{n.name}': {side} needs rows [{a}, {b}) that the other side "
+                                        f"does not compute ({other[n.index]})")
+                    out.append(Transfer(n.index, direction, a, b, (b - a) * n.bytes_per_row))
+        return out
+
     def compile(self, plan: Plan) -> CompiledPlan:
         """Transfers, compute times and wait lists of `plan` (raises PlanError for an inconsistent plan)."""
-        g = self.graph
-        if plan.graph is not g and plan.graph.fingerprint != g.fingerprint:
+        if plan.graph is not self.graph and plan.graph.fingerprint != self.graph.fingerprint:
             raise ValueError("plan was made for another graph")
-        transfers = plan.transfers()
+        cp = self.compile_ranges(plan.robot, plan.server, plan.name)
+        cp._plan = plan
+        return cp
+
+    def compile_ranges(self, robot: Sequence[Range], server: Sequence[Range], name: str = "custom") -> CompiledPlan:
+        """Like `compile` for ranges that are valid by construction (the solver's): no Plan object is made
+        until `.plan` is asked for, which validates them."""
+        g = self.graph
+        robot, server = list(robot), list(server)
+        transfers = self.transfers(robot, server)
         into: dict[tuple[int, str], list[tuple[int, int, int]]] = {}
         up_rel: dict[int, list[int]] = {}
         down_rel: dict[int, list[int]] = {}
@@ -114,10 +175,10 @@ class CostModel:
             into.setdefault((t.node, t.receiver), []).append((t.start, t.stop, i))
             (up_rel if t.direction == UP else down_rel).setdefault(t.node, []).append(i)
 
-        def waits(n_index: int, side: str, rng: tuple[int, int]) -> tuple[int, ...]:
+        def waits(n_index: int, side: str, rng: Range) -> tuple[int, ...]:
             n = g.nodes[n_index]
             out: list[int] = []
-            for u, rows in zip(n.inputs, g.input_rows(n, rng)):
+            for u, rows in zip(n.inputs, self.need(n_index, rng)):
                 if rows is None:
                     continue
                 for a, b, i in into.get((u, side), ()):
@@ -128,14 +189,14 @@ class CostModel:
         steps: list[Step] = []
         rsum = ssum = 0.0
         for n in g.nodes:
-            r, s = plan.robot[n.index], plan.server[n.index]
+            r, s = robot[n.index], server[n.index]
             r_on, s_on = r != EMPTY, s != EMPTY
             if n.is_input:
                 rt = st = 0.0
                 rw = sw = ()
             else:
-                rt = self.robot.time(n.index, _rows(r)) if r_on else 0.0
-                st = self.server.time(n.index, _rows(s)) if s_on else 0.0
+                rt = float(self.robot.time(n.index, _rows(r))) if r_on else 0.0
+                st = float(self.server.time(n.index, _rows(s))) if s_on else 0.0
                 rw = waits(n.index, ROBOT, r) if r_on else ()
                 sw = waits(n.index, SERVER, s) if s_on else ()
             rsum += rt
@@ -145,10 +206,11 @@ class CostModel:
                 steps.append(Step(n.index, rt, st, r_on, s_on, rw, sw, ur, dr))
         outs = g.output_indices
         out_waits = tuple(i for o in outs for (_, _, i) in into.get((o, ROBOT), ()))
-        out_on_robot = tuple(o for o in outs if plan.robot[o] != EMPTY)
-        return CompiledPlan(plan, steps, np.array([t.nbytes for t in transfers], dtype=float),
+        out_on_robot = tuple(o for o in outs if robot[o] != EMPTY)
+        return CompiledPlan(g, name, robot, server, transfers, steps,
+                            np.array([t.nbytes for t in transfers], dtype=float),
                             np.array([t.direction == UP for t in transfers], dtype=bool),
-                            out_waits, out_on_robot, rsum, ssum)
+                            out_waits, out_on_robot, float(rsum), float(ssum))
 
     # ------------------------------------------------------------------ replay, one bandwidth, latency only
     def latency(self, cp: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> float:
@@ -247,7 +309,7 @@ class CostModel:
             tx_only = outside_length(ls[keep], le[keep], cs[:, b], ce[:, b])
             comp = union_length(cs[:, b], ce[:, b])
             energy = self.power.energy(lat, comp, tx_only)
-            out.append(Prediction(cp.plan.name, float(bw[b]), lat, cp.robot_compute_s, cp.server_compute_s,
+            out.append(Prediction(cp.name, float(bw[b]), lat, cp.robot_compute_s, cp.server_compute_s,
                                   float(dur[:, b].sum()), max(lat - cp.robot_compute_s, 0.0), energy,
                                   cp.bytes_up, cp.bytes_down, T))
         return out

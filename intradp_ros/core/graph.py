@@ -172,9 +172,21 @@ class Graph:
         for n in self.nodes:
             if n.is_input:
                 continue
-            args = [values[u] for u in n.inputs]
+            needs = n.rowmap.need(0, n.extent)
+            args = [_rows_of(values[u], self.nodes[u], r) for u, r in zip(n.inputs, needs)]
             values[n.index] = n.rowmap.run(0, n.extent, args, self.constants)
         return build_outputs(self.outputs, values)
+
+
+def _rows_of(t: torch.Tensor, node: Node, rows: Optional[Range]) -> torch.Tensor:
+    """Rows `rows` of a whole tensor `t` (node's output), as the executors hand them to row maps."""
+    if node.axis is None:
+        return t
+    if rows is None:
+        return t.narrow(node.axis, 0, 0)
+    if rows == (0, node.extent):
+        return t
+    return t.narrow(node.axis, rows[0], rows[1] - rows[0])
 
 
 def iter_refs(obj: Any, cls: type) -> Any:

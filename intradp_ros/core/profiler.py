@@ -288,3 +288,28 @@ def _profile_node(g: Graph, n: Node, values: list[Any], consts: dict, dev: torch
         secs.append(time_call(lambda: n.rowmap.run(a, b, pieces, consts), dev, warmup, repeats))
     a_fit, b_fit = fit_line(rows_list, secs)
     return NodeProfile(rows_list, secs, a_fit, b_fit)
+
+
+def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | torch.device = "cpu") -> str:
+    """Where the profile of graph `g` on this device lives (keyed by graph fingerprint and device)."""
+    desc = describe_device(torch.device(device))
+    slug = "".join(ch if ch.isalnum() else "_" for ch in f"{desc['name']}_{desc['threads']}t")[:80]
+    return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_{slug}.json")
+
+
+def cached_profile(g: Graph, inputs: Sequence[torch.Tensor], cache_dir: str | os.PathLike,
+                   device: str | torch.device = "cpu", **kwargs: Any) -> tuple[Profile, bool]:
+    """(profile, True if read from the cache); measures and stores it on a miss (kwargs: profile_graph's)."""
+    path = profile_cache_path(cache_dir, g, device)
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                return Profile.from_json(f.read(), g), True
+        except ProfileError:
+            pass
+    prof = profile_graph(g, inputs, device, **kwargs)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(prof.to_json())
+    os.replace(path + ".tmp", path)
+    return prof, False

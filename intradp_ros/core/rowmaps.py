@@ -52,6 +52,16 @@ class RowMap:
         self.in_extents = list(in_extents)
         self.extent = extent
 
+    @property
+    def whole_ok(self) -> bool:
+        """True when the full output needs every input whole, so the plain call applies to full ranges
+        (a strided slice starting at row 1, a crop or a stride that skips the last rows need less)."""
+        ok = self.__dict__.get("_whole_ok")
+        if ok is None:
+            ok = self.need(0, self.extent) == [(0, e) for e in self.in_extents]
+            self.__dict__["_whole_ok"] = ok
+        return ok
+
     def call_whole(self, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
         """The plain operator call on whole inputs."""
         return self.fn(*bind(self.args, pieces, constants), **bind(self.kwargs, pieces, constants))
@@ -85,7 +95,7 @@ class SameRows(RowMap):
         return [(a, b) if al else (0, e) for al, e in zip(self.aligned, self.in_extents)]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         s = self.slices
         return self.fn(*bind(self.args, pieces, constants, s, a, b), **bind(self.kwargs, pieces, constants, s, a, b))
@@ -141,7 +151,7 @@ class ConvRows(RowMap):
         return [r] + [(0, e) for e in self.in_extents[1:]]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         j = self.sdim
         s, d, k, pb = self.stride[j], self.dilation[j], self.k[j], self.pads[j][0]
@@ -201,7 +211,7 @@ class PoolRows(RowMap):
         return [_window_need(a, b, self.k[j], self.stride[j], self.dilation[j], self.pad[j], self.in_extents[0])]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         j = self.sdim
         s, d, k, p = self.stride[j], self.dilation[j], self.k[j], self.pad[j]
@@ -259,7 +269,7 @@ class ConvTransposeRows(RowMap):
         return [self._in_range(a, b)] + [(0, e) for e in self.in_extents[1:]]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         j = self.sdim
         s, p = self.stride[j], self.padding[j]
@@ -339,7 +349,7 @@ class InterpRows(RowMap):
         return [(int(self.i0[a]), int(self.i1[a:b].max()) + 1)]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         x = pieces[0]
         axis = self.rank - len(self.in_spatial) + self.sdim
@@ -388,7 +398,7 @@ class PadRows(RowMap):
         return [(int(s.min()), int(s.max()) + 1)] if s.size else [None]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         x = pieces[0]
         src = self.src[a:b]
@@ -419,7 +429,7 @@ class SliceRows(RowMap):
         return [(self.start + a * self.step, self.start + (b - 1) * self.step + 1)]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         idx = list(self.index)
         idx[self.comp] = slice(None, None, self.step)
@@ -439,7 +449,7 @@ class PixelShuffleRows(RowMap):
         return [(a // r, (b - 1) // r + 1)] if self.shuffle else [(a * r, b * r)]
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        if a == 0 and b == self.extent:
+        if a == 0 and b == self.extent and self.whole_ok:
             return self.call_whole(pieces, constants)
         y = self.call_whole(pieces, constants)
         if self.shuffle:

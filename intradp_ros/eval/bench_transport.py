@@ -23,23 +23,27 @@ from intradp_ros.eval.testbed import Testbed, TestbedError
 TARGET_RATIO = 0.90  # tiles of 1-16 MB should reach 90% of iperf3's goodput
 
 
-def iperf3_goodput(tb: Testbed, seconds: float = 5.0, port: int = 5201) -> float:
+def iperf3_goodput(tb: Testbed, seconds: float = 5.0, port: int = 5201, attempts: int = 5) -> float:
     """TCP goodput robot -> server in Mbit/s as iperf3 measures it (receiver side), on the testbed link."""
-    server = tb.spawn("server", ["iperf3", "-s", "-1", "-B", tb.server.ip, "-p", str(port)],
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:  # the server needs a moment to listen; retry the client until it connects
+    problem = "not run"
+    for _ in range(attempts):  # the server needs a moment to listen; a refused or failed run is retried
+        server = tb.spawn("server", ["iperf3", "-s", "-1", "-B", tb.server.ip, "-p", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
             res = tb.run("robot", ["iperf3", "-c", tb.server.ip, "-p", str(port), "-t", f"{seconds:g}", "-J"],
                          timeout=seconds + 20)
-            if res.returncode == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        if res.returncode != 0:
-            raise TestbedError(f"iperf3 client failed: {res.stdout[-300:]} {res.stderr[-300:]}")
-        return json.loads(res.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
-    finally:
-        tb.stop(server)
+            report = None
+            try:
+                report = json.loads(res.stdout)
+                return report["end"]["sum_received"]["bits_per_second"] / 1e6
+            except (ValueError, KeyError, TypeError):
+                problem = (report.get("error") if isinstance(report, dict) and "error" in report
+                           else (res.stdout + res.stderr).strip()[-300:])
+        finally:
+            tb.stop(server)
+        time.sleep(0.5)
+    raise TestbedError(f"iperf3 gave no result in {attempts} attempts: {problem}")
 
 
 def run_bench(rate_mbit: float = 90.0, sizes: Sequence[int] = DEFAULT_SIZES, pings: int = 5,

@@ -1,6 +1,7 @@
 """Token-bucket (tbf) shaping of a veth end's egress; both ends shaped gives both directions."""
 from __future__ import annotations
 
+import json
 import math
 
 from intradp_ros.eval.sysexec import TestbedError, run_cmd
@@ -47,8 +48,7 @@ def remove_qdisc(ns: str, dev: str) -> None:
 def current_rate_bits(ns: str, dev: str) -> int:
     """Rate of the root tbf on `dev` in bit/s as the kernel reports it (for checks)."""
     proc = run_cmd(["tc", "-n", ns, "-j", "qdisc", "show", "dev", dev], f"reading qdisc of {dev} in {ns}")
-    import json
     for q in json.loads(proc.stdout or "[]"):
         if q.get("kind") == "tbf":
-            return int(q["options"]["rate"])
+            return int(q["options"]["rate"]) * 8  # tc's JSON gives bytes per second
     raise TestbedError(f"no tbf qdisc on {dev} in {ns}")

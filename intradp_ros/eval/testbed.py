@@ -210,7 +210,7 @@ class Testbed:
             if self._replay is not None:
                 self._replay.stop()
                 self._replay.join(timeout=5)
-            for p in list(self._procs):
+            for p in reversed(list(self._procs)):  # newest first: nodes and the bridge before the masters
                 _kill_group(p)
             for side in (self.robot, self.server):
                 shaping.remove_qdisc(side.ns, side.dev)

@@ -32,8 +32,9 @@ from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 ROW_BYTES = 1024          # echo tiles are uint8 (rows, 1024)
 PLAN_ID = 1               # the only plan id the echo nodes accept
 MAX_TILE_BYTES = 64 << 20
-RECV_BUFF = 1 << 26       # rospy's receive chunk: large, so a 16 MB tile needs few recv() calls
+RECV_BUFF = 1 << 20       # rospy's recv() size: 1 MiB takes what a fast link delivers without huge allocations
 RECV_FIELD = "recv_ns="
+MAX_STREAM_TILES = 200    # tiles per stream run (bounds the sender's queue and the run's length)
 
 
 def up_topic(robot: str) -> str:
@@ -50,9 +51,9 @@ def make_validator() -> TileValidator:
 
 
 def make_tile(nbytes: int, request_id: int, robot: str) -> Tile:
-    """A uint8 (rows, ROW_BYTES) tile of `nbytes` (rounded up to whole rows) with a recognisable pattern."""
+    """A uint8 (rows, ROW_BYTES) tile of `nbytes` (rounded up to whole rows)."""
     rows = max(1, math.ceil(nbytes / ROW_BYTES))
-    data = np.full((rows, ROW_BYTES), request_id % 251, dtype=np.uint8)
+    data = np.full((rows, ROW_BYTES), 0x5A, dtype=np.uint8)
     return Tile(request_id=request_id, plan_id=PLAN_ID, node_id=0, axis=0, row_start=0, row_stop=rows,
                 data=data, robot=robot)
 
@@ -89,8 +90,8 @@ class EchoServer:
             tile = msg_to_tile(msg, self.validator)
         except TileError as err:
             self.dropped += 1
-            rospy.logerr("tile_echo_server: dropped tile from %s: %s", msg._connection_header.get("callerid", "?")
-                         if hasattr(msg, "_connection_header") else "?", err)
+            sender = getattr(msg, "_connection_header", {}).get("callerid", "?")
+            rospy.logerr("tile_echo_server: dropped tile from %s: %s", sender, err)
             return
         self.received += 1
         if self.mode == "echo":
@@ -117,15 +118,16 @@ def run_echo_server(robot: str = "robot1", mode: str = "echo") -> int:
 class TileSender:
     """Publishes tiles on the up topic and collects the answers from the down topic."""
 
-    def __init__(self, robot: str, sync_publish: bool) -> None:
+    def __init__(self, robot: str, queue_size: int) -> None:
         self.robot = robot
         self.validator = make_validator()
         self._answers: Dict[int, tuple] = {}
+        self._templates: Dict[int, TensorTile] = {}
         self._cond = threading.Condition()
-        # queue_size=None publishes synchronously: publish() returns once the bytes are in the socket, which is
-        # the back-pressure a throughput run needs (a bounded async queue would drop tiles instead).
-        self.pub = rospy.Publisher(up_topic(robot), TensorTile, queue_size=None if sync_publish else 8,
-                                   tcp_nodelay=True)
+        # publish() serialises in the caller's thread and hands the bytes to a per-connection writer thread, so
+        # the next tile is serialised while the previous one is on the wire. A stream sizes the queue to hold
+        # all its tiles: rospy drops the oldest message of a full queue, which must not happen here.
+        self.pub = rospy.Publisher(up_topic(robot), TensorTile, queue_size=queue_size, tcp_nodelay=True)
         self.sub = rospy.Subscriber(down_topic(robot), TensorTile, self._on_answer, queue_size=64,
                                     buff_size=RECV_BUFF, tcp_nodelay=True)
 
@@ -164,13 +166,20 @@ class TileSender:
         return True
 
     def send(self, nbytes: int, request_id: int) -> Tuple[int, int]:
-        """Publish one tile stamped now; returns (stamp in ns, payload bytes)."""
-        tile = make_tile(nbytes, request_id, self.robot)
-        msg = tile_to_msg(tile)
+        """Publish one tile stamped now; returns (stamp in ns, payload bytes).
+
+        The message of each size is built once and reused with a new request id and stamp (publish() serialises
+        it before returning, so changing it afterwards is safe): the benchmark then times the transport, not
+        the making of test data.
+        """
+        msg = self._templates.get(nbytes)
+        if msg is None:
+            msg = self._templates[nbytes] = tile_to_msg(make_tile(nbytes, 0, self.robot))
+        msg.request_id = request_id
         stamp_ns = time.time_ns()
         msg.header.stamp = rospy.Time(nsecs=stamp_ns)
         self.pub.publish(msg)
-        return stamp_ns, tile.nbytes
+        return stamp_ns, len(msg.data)
 
     def answer(self, request_id: int) -> tuple:
         with self._cond:
@@ -194,7 +203,7 @@ def run_tile_sender(sizes: Sequence[int], repeats: int, mode: str = "pingpong", 
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
-    sender = TileSender(robot, sync_publish=(mode == "stream"))
+    sender = TileSender(robot, queue_size=MAX_STREAM_TILES + 1)
     if not sender.wait_connected(connect_timeout):
         emit({"kind": "error", "error": f"no connection on {up_topic(robot)}/{down_topic(robot)} within "
                                         f"{connect_timeout:g} s (is the bridge running?)"})
@@ -216,11 +225,11 @@ def run_tile_sender(sizes: Sequence[int], repeats: int, mode: str = "pingpong", 
                       "rtt_s": (recv_ns - stamp) / 1e9})
                 request_id += 1
             else:
-                count = max(4, min(200, math.ceil(stream_bytes / nbytes)))
+                count = max(4, min(MAX_STREAM_TILES, math.ceil(stream_bytes / nbytes)))
                 ids = list(range(request_id, request_id + count))
                 first = None
                 for rid in ids:
-                    stamp, _ = sender.send(nbytes, rid)
+                    stamp, sent = sender.send(nbytes, rid)
                     first = stamp if first is None else first
                 request_id += count
                 if not sender.wait_answers(ids, count * transfer_timeout(nbytes, min_rate_mbit)):
@@ -228,7 +237,7 @@ def run_tile_sender(sizes: Sequence[int], repeats: int, mode: str = "pingpong", 
                     return 3
                 answers = [sender.answer(r) for r in ids]
                 last = max(a[0] for a in answers)
-                total = count * make_tile(nbytes, 0, robot).nbytes
+                total = count * sent
                 emit({"kind": "stream", "bytes": total // count, "count": count, "seconds": (last - first) / 1e9,
                       "goodput_mbit": total * 8 / ((last - first) / 1e9) / 1e6})
     emit({"kind": "done"})

@@ -1,0 +1,181 @@
+"""The three-line API::
+
+    from intradp_ros import IntraDP
+    idp = IntraDP(server="inproc")     # or a server host name (ROS server node)
+    idp.start_client(model)            # from now on model(x) runs distributed and returns what model(x) returns
+
+The model is captured on its first call (and again for every new input shape/dtype). Plans come from
+`plan=`: a name ("row_split", "device_only", "server_only"), a Plan, plan JSON, or a callable
+`graph -> Plan` (e.g. a scheduler); `set_plan()` switches plans between calls. When the distributed
+run fails (server gone, tile lost), the call finishes locally, so the robot always gets its result.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from intradp_ros.core.capture_graph import capture
+from intradp_ros.core.executor import ClientHalf, ExecutionError, RequestStats, ServerHalf
+from intradp_ros.core.graph import Graph
+from intradp_ros.core.plan import Plan
+from intradp_ros.core.transport import inprocess_pair
+
+log = logging.getLogger(__name__)
+
+PlanSpec = Union[str, Plan, Callable[[Graph], Plan]]
+
+
+class IntraDPUnavailable(RuntimeError):
+    """The requested deployment does not exist yet (e.g. a remote server before the ROS server node)."""
+
+
+class _Session:
+    """One captured graph with its client half (and, in-process, its server half)."""
+
+    def __init__(self, graph: Graph, client: ClientHalf, server: Optional[ServerHalf]) -> None:
+        self.graph, self.client, self.server = graph, client, server
+        self.plan: Optional[Plan] = None
+
+    def close(self) -> None:
+        self.client.close()
+        if self.server is not None:
+            self.server.close()
+
+
+class IntraDP:
+    """Client-side entry point: makes `model(x)` run as Intra-DP collaborative inference."""
+
+    def __init__(self, server: str = "inproc", plan: PlanSpec = "row_split", robot: str = "robot",
+                 bandwidth_bytes_per_s: Optional[float] = None, server_device: Any = None, timeout: float = 30.0,
+                 fallback_local: bool = True) -> None:
+        if not isinstance(server, str) or not server:
+            raise ValueError("server must be 'inproc' or a server host name")
+        self.server = server
+        self.robot = robot
+        self.bandwidth = bandwidth_bytes_per_s
+        self.server_device = server_device
+        self.timeout = timeout
+        self.fallback_local = fallback_local
+        self._plan_spec: PlanSpec = plan
+        self._model: Optional[nn.Module] = None
+        self._orig_forward: Optional[Callable[..., Any]] = None
+        self._sessions: dict[tuple, _Session] = {}
+        self._capturing = threading.local()
+        self._lock = threading.Lock()
+        self.last_stats: Optional[RequestStats] = None
+        self.last_plan: Optional[Plan] = None
+        self.local_fallbacks = 0
+
+    # ------------------------------------------------------------------ public
+    def start_client(self, model: nn.Module) -> nn.Module:
+        """Hook `model` so that calling it runs distributed inference; returns the same model."""
+        if self.server != "inproc":
+            raise IntraDPUnavailable(
+                f"server={self.server!r}: a remote server runs through the ROS server node and handshake, which this "
+                "version does not provide yet; use IntraDP(server='inproc') (in-process server half) meanwhile")
+        if self._model is not None:
+            raise RuntimeError("start_client() was already called; call stop() first")
+        model.eval()
+        self._model = model
+        self._orig_forward = model.forward
+        model.forward = self._forward  # type: ignore[method-assign]
+        return model
+
+    def set_plan(self, plan: PlanSpec) -> None:
+        """Use `plan` from the next call on (plans are re-derived for every captured graph)."""
+        with self._lock:
+            self._plan_spec = plan
+            for s in self._sessions.values():
+                s.plan = None
+
+    def graph(self, *example_inputs: torch.Tensor) -> Graph:
+        """The captured graph for inputs like these (captures if needed)."""
+        return self._session(example_inputs).graph
+
+    def stop(self) -> None:
+        """Restore the model's own forward and stop both halves."""
+        if self._model is not None and self._orig_forward is not None:
+            try:
+                del self._model.forward
+            except AttributeError:
+                pass
+        for s in self._sessions.values():
+            s.close()
+        self._sessions.clear()
+        self._model = None
+
+    def __enter__(self) -> "IntraDP":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ internals
+    def _forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        if getattr(self._capturing, "on", False) or kwargs or not inputs or \
+                not all(isinstance(x, torch.Tensor) for x in inputs):
+            return self._orig_forward(*inputs, **kwargs)   # capture in progress, or a call form we do not split
+        session = self._session(inputs)
+        plan = self._plan_for(session)
+        try:
+            out = session.client.infer(plan, *inputs)
+            self.last_stats = session.client.last_stats
+            self.last_plan = plan
+            return out
+        except ExecutionError as e:
+            if not self.fallback_local:
+                raise
+            self.local_fallbacks += 1
+            log.warning("IntraDP: distributed run failed (%s); finishing this frame locally", e)
+            with torch.no_grad():
+                return self._orig_forward(*inputs)
+
+    def _session(self, inputs: tuple) -> _Session:
+        key = tuple((tuple(x.shape), x.dtype, x.device.type) for x in inputs)
+        with self._lock:
+            s = self._sessions.get(key)
+            if s is not None:
+                return s
+            self._capturing.on = True
+            try:
+                g = capture(self._model, *inputs)
+            finally:
+                self._capturing.on = False
+            robot_end, server_end = inprocess_pair(self.bandwidth)
+            server = ServerHalf(g, server_end, [], device=self.server_device, timeout=self.timeout)
+            client = ClientHalf(g, robot_end, device=inputs[0].device, timeout=self.timeout, robot=self.robot)
+            s = self._sessions[key] = _Session(g, client, server)
+            return s
+
+    def _plan_for(self, s: _Session) -> Plan:
+        with self._lock:
+            if s.plan is None:
+                s.plan = make_plan(self._plan_spec, s.graph)
+                if s.server is not None:
+                    s.server.add_plan(s.plan)
+            return s.plan
+
+
+def make_plan(spec: PlanSpec, g: Graph) -> Plan:
+    """A Plan for graph `g` from a name, a Plan, plan JSON or a callable."""
+    if isinstance(spec, Plan):
+        if spec.graph.fingerprint != g.fingerprint:
+            raise ValueError("plan was made for another graph")
+        return spec if spec.graph is g else Plan(g, spec.robot, spec.server, spec.name)
+    if callable(spec):
+        return spec(g)
+    if isinstance(spec, str):
+        if spec.lstrip().startswith("{"):
+            return Plan.from_json(spec, g)
+        if spec == "device_only":
+            return Plan.device_only(g)
+        if spec == "server_only":
+            return Plan.server_only(g)
+        if spec.startswith("row_split"):
+            frac = float(spec.split(":", 1)[1]) if ":" in spec else 0.5
+            return Plan.row_split(g, frac)
+    raise ValueError(f"unknown plan {spec!r} (row_split[:fraction], device_only, server_only, a Plan, JSON or callable)")

@@ -1,0 +1,348 @@
+"""Robust link bandwidth prediction (RobustMPC style) and bandwidth-bucket selection with hysteresis.
+
+The robot needs one number, "how many bytes per second will the next tiles get", that reacts to real changes
+within about a second but does not make the plan flap on measurement noise. Three parts, all ROS-free:
+
+- `BandwidthPredictor`: goodput samples (bytes, seconds, source, timestamp) go into a short window bounded in
+  count and age; the raw prediction is their harmonic mean (a few slow samples pull it down, a lucky fast one
+  barely moves it up); the published prediction is the raw one divided by (1 + error margin), the margin being
+  the largest relative error |predicted - measured| / measured of the last few predictions (RobustMPC). A level
+  shift (the last `shift_samples` samples all off the median of the older ones by more than `shift_ratio`, the
+  same way)
+  restarts the window from those samples and forgets the errors the shift itself caused, so a step is followed
+  after two samples instead of after the window's length.
+- `select_bucket`: the plan-table bucket for an estimate: the largest lower bucket edge <= estimate (the lowest
+  bucket when the estimate is below all of them).
+- `BucketHysteresis`: a new bucket is taken only when the estimate stays in it for `confirm_updates` consecutive
+  updates, or at once when the estimate moved by more than `jump_ratio` relative to the estimate that chose the
+  current bucket.
+
+Units: samples are bytes and seconds; predictions are bytes/s (helpers convert to Mbit/s and MB/s, 1 MB = 1e6 B).
+Timestamps are any monotonic clock in seconds, passed in by the caller (the predictor never reads a clock itself,
+so tests drive it with synthetic time).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Deque, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "SOURCE_PROBE", "SOURCE_PASSIVE", "SOURCES", "InvalidSample", "BandwidthSample", "PredictorConfig",
+    "Prediction", "BandwidthPredictor", "select_bucket", "bucket_grid", "parse_bucket_grid", "BucketHysteresis",
+    "mbit_to_bytes_per_s", "bytes_per_s_to_mbit", "bytes_per_s_to_mbyte", "DEFAULT_BUCKETS_MBYTE",
+]
+
+SOURCE_PROBE = "probe"      # an active probe (timed burst to the probe server)
+SOURCE_PASSIVE = "passive"  # derived from real tile transfers (InferenceStats)
+SOURCES = (SOURCE_PROBE, SOURCE_PASSIVE)
+
+
+def mbit_to_bytes_per_s(mbit_per_s: float) -> float:
+    """Mbit/s (1e6 bit) -> bytes/s."""
+    return mbit_per_s * 1e6 / 8.0
+
+
+def bytes_per_s_to_mbit(bytes_per_s: float) -> float:
+    """bytes/s -> Mbit/s (1e6 bit)."""
+    return bytes_per_s * 8.0 / 1e6
+
+
+def bytes_per_s_to_mbyte(bytes_per_s: float) -> float:
+    """bytes/s -> MB/s (1e6 bytes), the plan tables' unit."""
+    return bytes_per_s / 1e6
+
+
+class InvalidSample(ValueError):
+    """A sample that must not enter the predictor (zero/negative/NaN/inf bytes or seconds, unknown source)."""
+
+
+@dataclass(frozen=True)
+class BandwidthSample:
+    """One goodput measurement: `nbytes` moved in `seconds`, ending at `stamp` (monotonic seconds)."""
+
+    nbytes: float
+    seconds: float
+    source: str
+    stamp: float
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.nbytes / self.seconds
+
+    def validate(self) -> "BandwidthSample":
+        """Return self, or raise InvalidSample naming what is wrong."""
+        for name in ("nbytes", "seconds", "stamp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidSample(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise InvalidSample(f"{name} must be finite, got {value!r}")
+        if self.nbytes <= 0:
+            raise InvalidSample(f"nbytes must be > 0, got {self.nbytes!r}")
+        if self.seconds <= 0:
+            raise InvalidSample(f"seconds must be > 0, got {self.seconds!r}")
+        if self.source not in SOURCES:
+            raise InvalidSample(f"source must be one of {SOURCES}, got {self.source!r}")
+        if not math.isfinite(self.bytes_per_s):
+            raise InvalidSample(f"goodput {self.nbytes!r} B / {self.seconds!r} s is not finite")
+        return self
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Window and margin settings of `BandwidthPredictor` (defaults suit probes every ~0.2-1 s)."""
+
+    window: int = 5              # at most this many samples in the harmonic mean
+    max_age_s: float = 3.0       # samples older than this leave the window
+    margin_window: int = 5       # relative errors of this many recent predictions give the margin
+    max_margin: float = 0.5      # the margin is clamped to [0, max_margin]
+    shift_ratio: float = 1.5     # level shift: samples off the window mean by more than this factor ...
+    shift_samples: int = 2       # ... this many times in a row, the same way
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window, int) or self.window < 1:
+            raise ValueError(f"window must be an int >= 1, got {self.window!r}")
+        if not (self.max_age_s > 0 and math.isfinite(self.max_age_s)):
+            raise ValueError(f"max_age_s must be > 0 and finite, got {self.max_age_s!r}")
+        if not isinstance(self.margin_window, int) or self.margin_window < 1:
+            raise ValueError(f"margin_window must be an int >= 1, got {self.margin_window!r}")
+        if not (0.0 <= self.max_margin and math.isfinite(self.max_margin)):
+            raise ValueError(f"max_margin must be >= 0 and finite, got {self.max_margin!r}")
+        if not (self.shift_ratio > 1.0):
+            raise ValueError(f"shift_ratio must be > 1, got {self.shift_ratio!r}")
+        if not isinstance(self.shift_samples, int) or not (1 <= self.shift_samples <= self.window):
+            raise ValueError(f"shift_samples must be an int in 1..window, got {self.shift_samples!r}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the predictor says at one moment (bytes/s); `samples` == 0 means the window aged out."""
+
+    bytes_per_s: float          # raw / (1 + margin)
+    raw_bytes_per_s: float      # harmonic mean of the window
+    margin: float
+    samples: int
+    probe_samples: int
+    passive_samples: int
+    last_sample_bytes_per_s: float
+
+    @property
+    def mbit_per_s(self) -> float:
+        return bytes_per_s_to_mbit(self.bytes_per_s)
+
+    @property
+    def mbyte_per_s(self) -> float:
+        return bytes_per_s_to_mbyte(self.bytes_per_s)
+
+
+def harmonic_mean(values: Sequence[float]) -> float:
+    """Harmonic mean of positive values (ValueError when empty)."""
+    if not values:
+        raise ValueError("harmonic mean of no values")
+    return len(values) / sum(1.0 / v for v in values)
+
+
+class BandwidthPredictor:
+    """Harmonic mean over a short window, discounted by the recent prediction error; see the module docstring.
+
+    Not thread-safe: the ROS node holds a lock around it.
+    """
+
+    def __init__(self, config: Optional[PredictorConfig] = None) -> None:
+        self.config = config or PredictorConfig()
+        self._samples: Deque[BandwidthSample] = deque()
+        self._errors: Deque[float] = deque(maxlen=self.config.margin_window)
+        self._last: Optional[BandwidthSample] = None
+        self._last_prediction: Optional[Prediction] = None
+        self.level_shifts = 0
+        self.rejected = 0
+
+    # ---- input --------------------------------------------------------------------------------------
+    def add(self, sample: BandwidthSample) -> None:
+        """Add one sample (raises InvalidSample for a bad one, which is then ignored)."""
+        try:
+            sample.validate()
+        except InvalidSample:
+            self.rejected += 1
+            raise
+        if self._last is not None and sample.stamp < self._last.stamp - self.config.max_age_s:
+            self.rejected += 1
+            raise InvalidSample(f"sample stamp {sample.stamp:.3f} is older than the window "
+                                f"(newest {self._last.stamp:.3f}, max age {self.config.max_age_s:g} s)")
+        self._expire(sample.stamp)
+        if self._samples:
+            # RobustMPC: how wrong was the prediction we would have made just before this sample?
+            predicted = harmonic_mean([s.bytes_per_s for s in self._samples])
+            self._errors.append(abs(predicted - sample.bytes_per_s) / sample.bytes_per_s)
+        self._samples.append(sample)
+        while len(self._samples) > self.config.window:
+            self._samples.popleft()
+        self._last = sample
+        self._detect_shift()
+
+    def _detect_shift(self) -> None:
+        """Restart the window from the newest samples when they all sit beyond shift_ratio on one side."""
+        k = self.config.shift_samples
+        older = list(self._samples)[:-k]
+        if not older:
+            return
+        recent = list(self._samples)[-k:]
+        reference = statistics.median(s.bytes_per_s for s in older)  # one outlier in there is no shift
+        ratio = self.config.shift_ratio
+        down = all(s.bytes_per_s * ratio < reference for s in recent)
+        up = all(s.bytes_per_s > reference * ratio for s in recent)
+        if not (down or up):
+            return
+        self.level_shifts += 1
+        for _ in older:
+            self._samples.popleft()
+        # The errors in the margin window were caused by the shift (now handled), not by noise of the new
+        # level; keep only the spread among the recent samples.
+        self._errors.clear()
+        values = [s.bytes_per_s for s in recent]
+        for i in range(1, len(values)):
+            predicted = harmonic_mean(values[:i])
+            self._errors.append(abs(predicted - values[i]) / values[i])
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.config.max_age_s
+        while self._samples and self._samples[0].stamp < horizon:
+            self._samples.popleft()
+
+    # ---- output -------------------------------------------------------------------------------------
+    def predict(self, now: float) -> Optional[Prediction]:
+        """The prediction at time `now`, or None when no sample is young enough (see `last_prediction`)."""
+        self._expire(now)
+        if not self._samples:
+            return None
+        values = [s.bytes_per_s for s in self._samples]
+        raw = harmonic_mean(values)
+        margin = min(max(self._errors, default=0.0), self.config.max_margin)
+        probes = sum(1 for s in self._samples if s.source == SOURCE_PROBE)
+        pred = Prediction(bytes_per_s=raw / (1.0 + margin), raw_bytes_per_s=raw, margin=margin,
+                          samples=len(values), probe_samples=probes, passive_samples=len(values) - probes,
+                          last_sample_bytes_per_s=self._last.bytes_per_s if self._last else values[-1])
+        self._last_prediction = pred
+        return pred
+
+    @property
+    def last_prediction(self) -> Optional[Prediction]:
+        """The last non-empty prediction (kept after the window ages out, for publishing with samples=0)."""
+        return self._last_prediction
+
+    @property
+    def window(self) -> List[BandwidthSample]:
+        return list(self._samples)
+
+
+# ---- buckets ------------------------------------------------------------------------------------------
+def bucket_grid(start: float = 0.5, stop: float = 50.0, step: float = 1.0) -> List[float]:
+    """The scheduler's default grid: `start`, then the multiples of `step` above it up to `stop` (MB/s).
+
+    bucket_grid() == [0.5, 1, 2, ..., 50] (51 buckets).
+    """
+    if not (start > 0 and stop >= start and step > 0) or not all(map(math.isfinite, (start, stop, step))):
+        raise ValueError(f"need 0 < start <= stop and step > 0, got {start!r}, {stop!r}, {step!r}")
+    grid = [float(start)]
+    k = math.floor(start / step + 1e-9) + 1
+    while k * step <= stop + 1e-9:
+        grid.append(round(k * step, 9))
+        k += 1
+    return grid
+
+
+DEFAULT_BUCKETS_MBYTE: Tuple[float, ...] = tuple(bucket_grid())
+
+
+def parse_bucket_grid(text: str) -> List[float]:
+    """'start:stop:step' (see `bucket_grid`) or a comma/space separated list of lower edges in MB/s."""
+    text = text.strip()
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"bucket grid range must be start:stop:step, got {text!r}")
+        try:
+            return bucket_grid(*(float(p) for p in parts))
+        except ValueError as err:
+            raise ValueError(f"bad bucket grid {text!r}: {err}") from None
+    try:
+        edges = [float(p) for p in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"bucket grid must be numbers in MB/s, got {text!r}") from None
+    return validate_grid(edges)
+
+
+def validate_grid(edges: Sequence[float]) -> List[float]:
+    """Sorted, finite, positive, distinct lower edges (ValueError otherwise)."""
+    out = [float(e) for e in edges]
+    if not out:
+        raise ValueError("a bucket grid needs at least one edge")
+    if not all(math.isfinite(e) and e > 0 for e in out):
+        raise ValueError(f"bucket edges must be finite and > 0, got {out}")
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"bucket edges must be strictly increasing, got {out}")
+    return out
+
+
+def select_bucket(grid: Sequence[float], estimate: float) -> int:
+    """Index of the bucket for `estimate` (same unit as the grid): the largest lower edge <= estimate.
+
+    Below the first edge the first bucket is chosen (the slowest plan is the safest one left).
+    """
+    if not grid:
+        raise ValueError("empty bucket grid")
+    if not math.isfinite(estimate):
+        raise ValueError(f"estimate must be finite, got {estimate!r}")
+    return max(bisect.bisect_right(grid, estimate) - 1, 0)
+
+
+class BucketHysteresis:
+    """Turns a stream of estimates into bucket changes without flapping (see the module docstring)."""
+
+    def __init__(self, grid: Sequence[float], confirm_updates: int = 3, jump_ratio: float = 0.3) -> None:
+        if not isinstance(confirm_updates, int) or confirm_updates < 1:
+            raise ValueError(f"confirm_updates must be an int >= 1, got {confirm_updates!r}")
+        if not (jump_ratio > 0 and math.isfinite(jump_ratio)):
+            raise ValueError(f"jump_ratio must be > 0 and finite, got {jump_ratio!r}")
+        self.grid = validate_grid(grid)
+        self.confirm_updates = confirm_updates
+        self.jump_ratio = jump_ratio
+        self.current: Optional[int] = None
+        self._anchor: Optional[float] = None   # estimate that chose the current bucket
+        self._candidate: Optional[int] = None
+        self._count = 0
+
+    def update(self, estimate: float) -> Optional[int]:
+        """Feed one estimate (grid unit); returns the new bucket index when the bucket changes, else None.
+
+        The first estimate always sets the bucket.
+        """
+        target = select_bucket(self.grid, estimate)
+        if self.current is None:
+            return self._switch(target, estimate)
+        if target == self.current:
+            self._candidate, self._count = None, 0
+            return None
+        assert self._anchor is not None
+        if abs(estimate - self._anchor) > self.jump_ratio * self._anchor:
+            return self._switch(target, estimate)
+        if target == self._candidate:
+            self._count += 1
+        else:
+            self._candidate, self._count = target, 1
+        if self._count >= self.confirm_updates:
+            return self._switch(target, estimate)
+        return None
+
+    def _switch(self, target: int, estimate: float) -> int:
+        self.current, self._anchor = target, estimate
+        self._candidate, self._count = None, 0
+        return target
+
+    @property
+    def bucket_value(self) -> Optional[float]:
+        return None if self.current is None else self.grid[self.current]

@@ -1,0 +1,226 @@
+"""Engine benchmark (`scripts/bench_engine`) and the small models that exercise the engine.
+
+Models: a U-Net with transposed convolutions and skips, and a detection head that loops over levels
+with shape-dependent Python checks (does not fx-trace). The engine's tests use them too.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class TinyUNet(nn.Module):
+    """U-Net: 3 levels, max-pool down, ConvTranspose2d up, concatenated skips, raw uint8 input
+    normalised inside the graph (so raw rows can travel)."""
+
+    def __init__(self, c: int = 8, classes: int = 3) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255)
+        self.enc1, self.enc2, self.enc3 = _block(3, c), _block(c, 2 * c), _block(2 * c, 4 * c)
+        self.up2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2)
+        self.dec2 = _block(4 * c, 2 * c)
+        self.up1 = nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1)
+        self.dec1 = _block(2 * c, c)
+        self.head = nn.Conv2d(c, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - self.mean) / self.std
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([self.up2(e3), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        return self.head(d1)
+
+
+class LoopDetect(nn.Module):
+    """Multi-level detection head in the YOLO style: a loop over levels, a shape check in Python
+    (defeats torch.fx), per-level decode with a registered full-extent grid buffer, and a final
+    reshape + concat (global)."""
+
+    def __init__(self, c: int = 8, levels: int = 2, hw: tuple[int, int] = (32, 32)) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.SiLU())
+        self.downs = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for _ in range(levels))
+        self.heads = nn.ModuleList(nn.Conv2d(c, 2 * 5, 1) for _ in range(levels))
+        h, w = hw
+        for i in range(levels):
+            hh, ww = h // 2 ** (i + 1), w // 2 ** (i + 1)
+            yv, xv = torch.meshgrid(torch.arange(hh), torch.arange(ww), indexing="ij")
+            self.register_buffer(f"grid{i}", torch.stack((xv, yv), 2).view(1, 1, hh, ww, 2).float())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.stem(x)
+        z, raw = [], []
+        for i, (down, head) in enumerate(zip(self.downs, self.heads)):
+            x = down(x)
+            p = head(x)
+            bs, _, ny, nx = p.shape
+            grid = getattr(self, f"grid{i}")
+            if grid.shape[2:4] != p.shape[2:4]:        # Python control flow on shapes: fx cannot trace it
+                raise ValueError("grid does not fit")
+            p = p.view(bs, 2, 5, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+            raw.append(p)
+            y = p.sigmoid()
+            xy = (y[..., 0:2] * 2 - 0.5 + grid) * (2 ** (i + 1))
+            y = torch.cat((xy, y[..., 2:]), -1)
+            z.append(y.view(bs, -1, 5))
+        return torch.cat(z, 1), raw
+
+
+# ============================================================================================ benchmark
+PAPER_COUNTS = {  # local / global operator counts from the seed paper's table
+    "densenet121": (428, 3), "resnet50": (341, 3), "resnext50_32x4d": (342, 3), "vgg19_bn": (73, 5),
+    "convnext_tiny": (340, 6), "regnet_x_1_6gf": (231, 3),
+}
+
+
+def _median_time(fn: "Callable[[], object]", repeats: int, warmup: int = 2) -> float:
+    import statistics
+    import time
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_overhead(name: str = "resnet50", side: int = 224, repeats: int = 7) -> dict:
+    """Device-only plan through the client executor vs plain model(x)."""
+    import torchvision
+
+    from intradp_ros.core import Plan, capture
+    from intradp_ros.core.executor import ClientHalf
+    from intradp_ros.core.transport import inprocess_pair
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    x = torch.randn(1, 3, side, side)
+    g = capture(model, x)
+    plan = Plan.device_only(g)
+    robot_end, _server_end = inprocess_pair()
+    client = ClientHalf(g, robot_end)
+    try:
+        with torch.no_grad():
+            t_plain = _median_time(lambda: model(x), repeats)
+            t_exec = _median_time(lambda: client.infer(plan, x), repeats)
+            t_plain2 = _median_time(lambda: model(x), repeats)   # interleave to expose drift on shared CPUs
+    finally:
+        client.close()
+    t_plain = min(t_plain, t_plain2)
+    return {"model": name, "input": side, "nodes": len(g), "plain_s": t_plain, "executor_s": t_exec,
+            "overhead": t_exec / t_plain - 1.0}
+
+
+def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0) -> dict:
+    """Robot computes the top half while the bottom half of the raw input goes up (and its result comes
+    down) over a throttled in-process link; the link rate is set so that transfer ~= ratio * compute.
+
+    Reports total time against compute + transfer (no overlap) and max(compute, transfer) (perfect)."""
+    import time
+
+    from intradp_ros.core import Plan, capture
+    from intradp_ros.core.executor import ClientHalf, ServerHalf
+    from intradp_ros.core.transport import inprocess_pair
+
+    torch.manual_seed(0)
+    model = TinyUNet(c=8).eval()
+    x = torch.randint(0, 256, (1, 3, side, side), dtype=torch.uint8)
+    g = capture(model, x)
+    plan = Plan.row_split(g, 0.5)
+    nbytes = plan.bytes("robot->server") + plan.bytes("server->robot")
+
+    def run(bw: "float | None") -> tuple[float, object]:
+        robot_end, server_end = inprocess_pair(bw)
+        server = ServerHalf(g, server_end, [plan], device="cpu")
+        client = ClientHalf(g, robot_end)
+        try:
+            with torch.no_grad():
+                client.infer(plan, x)                       # warm-up
+                best, stats = float("inf"), None
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    client.infer(plan, x)
+                    dt = time.perf_counter() - t0
+                    if dt < best:
+                        best, stats = dt, client.last_stats
+            return best, stats
+        finally:
+            client.close()
+            server.close()
+
+    t_free, st_free = run(None)                              # unthrottled: compute (both halves, shared CPU)
+    compute = t_free
+    bw = nbytes / (ratio * compute)
+    transfer = nbytes / bw
+    t_total, st = run(bw)
+    serial = compute + transfer
+    best = max(compute, transfer)
+    overlap = (serial - t_total) / min(compute, transfer)
+    return {"input": side, "bytes": nbytes, "bandwidth_MBps": bw / 1e6, "compute_s": compute, "transfer_s": transfer,
+            "total_s": t_total, "serial_s": serial, "max_s": best, "overlap_ratio": overlap,
+            "robot_compute_s": st.compute_s, "robot_wait_s": st.wait_s}
+
+
+def operator_counts() -> list[dict]:
+    """Local/global counts per zoo model beside the seed paper's (inputs 224x224)."""
+    import torchvision
+
+    from intradp_ros.core import capture
+
+    rows = []
+    for name, (p_local, p_global) in PAPER_COUNTS.items():
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, name)(weights=None).eval()
+        g = capture(model, torch.randn(1, 3, 224, 224), check=False)
+        ops = [n for n in g.nodes if not n.is_input]
+        split = sum(1 for n in ops if n.kind != "global" and n.axis is not None)
+        unsplit = sum(1 for n in ops if n.kind != "global" and n.axis is None)
+        glob = sum(1 for n in ops if n.kind == "global")
+        rows.append({"model": name, "local": split + unsplit, "global": glob, "row_split_local": split,
+                     "whole_tail": unsplit, "paper_local": p_local, "paper_global": p_global})
+    return rows
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Engine benchmark: executor overhead, transfer/compute overlap, "
+                                             "operator counts. Timings on shared CPUs are noisy.")
+    ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer repeats")
+    ap.add_argument("--only", choices=["overhead", "overlap", "counts"], action="append")
+    args = ap.parse_args(argv)
+    only = set(args.only or ["overhead", "overlap", "counts"])
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if "overhead" in only:
+        print("== device-only plan through the executor vs plain model(x) (median of repeats)")
+        for name, side in (("resnet50", 160 if args.quick else 224), ("mobilenet_v3_large", 224)):
+            r = bench_overhead(name, side, repeats=3 if args.quick else 7)
+            print(f"  {r['model']:<20} {r['input']}x{r['input']}  {r['nodes']} nodes  plain {r['plain_s'] * 1e3:8.1f} ms"
+                  f"  executor {r['executor_s'] * 1e3:8.1f} ms  overhead {r['overhead'] * 100:+5.1f}%")
+    if "overlap" in only:
+        print("== overlap: top half on the robot while the bottom half travels (throttled in-process link)")
+        for ratio in (0.5, 1.0, 2.0):
+            r = bench_overlap(128 if args.quick else 256, repeats=2 if args.quick else 3, ratio=ratio)
+            print(f"  transfer/compute {ratio:3.1f}: {r['bytes'] / 1e6:.2f} MB at {r['bandwidth_MBps']:.2f} MB/s  "
+                  f"compute {r['compute_s'] * 1e3:.0f} ms  transfer {r['transfer_s'] * 1e3:.0f} ms  "
+                  f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, max {r['max_s'] * 1e3:.0f})  "
+                  f"overlap ratio {r['overlap_ratio']:.2f}")
+    if "counts" in only:
+        print("== operator counts (ours: local = row-split + whole tail; paper: local/global)")
+        for r in operator_counts():
+            print(f"  {r['model']:<16} ours {r['local']:>4} local ({r['row_split_local']} row-split, "
+                  f"{r['whole_tail']} whole tail) / {r['global']} global    paper {r['paper_local']}/{r['paper_global']}")
+    return 0

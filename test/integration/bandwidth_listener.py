@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Test node for bandwidth_monitor.test: prints every BandwidthEstimate and PlanSwitch of one robot as a JSON line
+(with this host's monotonic receive time), so a test outside the robot's namespace can read them from stdout.
+
+Usage: bandwidth_listener.py ROBOT [--lifetime S]   (exits after S seconds, default 120, or when stdin closes)
+"""
+import argparse
+import json
+import sys
+import threading
+import time
+
+import rospy
+
+from intradp_ros.msg import BandwidthEstimate, PlanSwitch
+
+
+def emit(record: dict) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("robot")
+    p.add_argument("--lifetime", type=float, default=120.0)
+    args = p.parse_args(rospy.myargv()[1:])
+    rospy.init_node("bandwidth_listener", anonymous=True, disable_signals=True)
+    ns = f"/intradp/{args.robot}"
+
+    def on_estimate(m: BandwidthEstimate) -> None:
+        emit({"kind": "estimate", "t": time.monotonic(), "mbit": m.mbit_per_s, "raw": m.raw_mbit_per_s,
+              "last": m.last_sample_mbit_per_s, "margin": m.error_margin, "samples": m.samples,
+              "probe_samples": m.probe_samples, "passive_samples": m.passive_samples})
+
+    def on_plan(m: PlanSwitch) -> None:
+        emit({"kind": "plan", "t": time.monotonic(), "bucket": m.bucket_mbyte_per_s, "plan_id": m.plan_id,
+              "plan_name": m.plan_name, "estimate": m.estimate_mbit_per_s, "robot": m.robot, "mode": m.mode})
+
+    rospy.Subscriber(f"{ns}/bandwidth", BandwidthEstimate, on_estimate, queue_size=50)
+    rospy.Subscriber(f"{ns}/plan", PlanSwitch, on_plan, queue_size=10)
+    emit({"kind": "ready", "t": time.monotonic()})
+    stdin_closed = threading.Event()
+
+    def watch_stdin() -> None:
+        try:
+            sys.stdin.read()
+        except (OSError, ValueError):
+            pass
+        stdin_closed.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    stdin_closed.wait(args.lifetime)
+    rospy.signal_shutdown("listener done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""rostest: the bandwidth monitor follows a shaped link.
+
+Inside a Testbed (robot and server namespaces, tbf on both veth ends, a roscore on each side, the master bridge):
+bandwidth_probe_server runs on the server side, bandwidth_monitor and a listener (bandwidth_listener.py, which prints
+what it hears as JSON lines) on the robot side. At 40 Mbit/s the steady-state estimate is within 15 % of the shaped
+rate (tbf goodput is about 95 % of it); after tb.set_rate(10) the estimate is within 15 % of 10 Mbit/s within about
+a second and a PlanSwitch for a lower bucket is published. The monitor only ever sees goodput: nothing tells it
+the tbf rate. Needs root (skipped with the reason otherwise).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from pathlib import Path
+
+import rostest
+
+PKG = "intradp_ros"
+ROBOT = "robot1"
+HIGH_MBIT = 40.0
+LOW_MBIT = 10.0
+TOLERANCE = 0.15
+STEADY_S = 8.0       # run at the high rate this long before the step
+AFTER_STEP_S = 5.0   # and this long after it
+FOLLOW_LIMIT_S = 2.0  # "within about a second" (measured ~1 s), with room for a loaded 2-core machine
+LISTENER = Path(__file__).resolve().parent / "bandwidth_listener.py"
+
+
+class Records:
+    """JSON lines of the listener, collected by a thread (bounded by the process's lifetime)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.items = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                with self._lock:
+                    self.items.append(obj)
+
+    def of(self, kind: str) -> list:
+        with self._lock:
+            return [r for r in self.items if r.get("kind") == kind]
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.1)
+        return predicate()
+
+
+class BandwidthMonitorTest(unittest.TestCase):
+    tb = None
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root: the Testbed builds network namespaces and tc qdiscs")
+        from intradp_ros.eval.nodes import script_argv, start_bridge
+        from intradp_ros.eval.testbed import Testbed
+        cls.tb = Testbed(rate_mbit=HIGH_MBIT, name="bwmon")
+        try:
+            quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            cls.tb.start_masters()
+            start_bridge(cls.tb, "robot")
+            cls.tb.spawn("server", script_argv("bandwidth_probe_server", "--robots", ROBOT), **quiet)
+            cls.tb.spawn("robot", script_argv("bandwidth_monitor", "--robot", ROBOT, "--rate", "5"), **quiet)
+            cls.listener = cls.tb.spawn("robot", [str(LISTENER), ROBOT, "--lifetime", "80"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True)
+            cls.records = Records(cls.listener)
+            if not cls.records.wait_for(lambda: cls.records.of("estimate"), timeout=30):
+                raise AssertionError("no BandwidthEstimate within 30 s of starting the nodes")
+            cls.first_estimate = cls.records.of("estimate")[0]["t"]
+            time.sleep(STEADY_S)
+            cls.step_t = time.monotonic()
+            cls.tb.set_rate(LOW_MBIT)
+            time.sleep(AFTER_STEP_S)
+        except BaseException:
+            cls.tb.down()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        if cls.tb is not None:
+            try:
+                cls.listener.stdin.close()
+            except (OSError, AttributeError):
+                pass
+            cls.tb.down()
+
+    def estimates(self, start: float, stop: float) -> list:
+        return [r for r in self.records.of("estimate") if start <= r["t"] < stop]
+
+    def test_steady_state_within_15_percent(self) -> None:
+        window = self.estimates(self.step_t - 4.0, self.step_t)
+        self.assertGreaterEqual(len(window), 10, "expected ~5 Hz estimates before the step")
+        self.assertTrue(all(r["samples"] > 0 for r in window), "window aged out while the link was idle")
+        median = statistics.median(r["mbit"] for r in window)
+        print(f"[bandwidth_monitor] steady state at {HIGH_MBIT:g} Mbit/s: median estimate {median:.2f} Mbit/s "
+              f"({median / HIGH_MBIT:.1%} of the shaped rate)")
+        self.assertLess(abs(median - HIGH_MBIT) / HIGH_MBIT, TOLERANCE)
+
+    def test_step_is_followed_within_about_a_second(self) -> None:
+        after = self.estimates(self.step_t, self.step_t + AFTER_STEP_S + 1)
+        close = [r for r in after if abs(r["mbit"] - LOW_MBIT) / LOW_MBIT < TOLERANCE]
+        self.assertTrue(close, f"estimate never came within 15% of {LOW_MBIT:g} Mbit/s: "
+                               f"{[round(r['mbit'], 2) for r in after]}")
+        follow = close[0]["t"] - self.step_t
+        print(f"[bandwidth_monitor] step {HIGH_MBIT:g} -> {LOW_MBIT:g} Mbit/s followed in {follow:.2f} s")
+        self.assertLess(follow, FOLLOW_LIMIT_S)
+        settled = [r["mbit"] for r in after if r["t"] >= close[0]["t"]]
+        off = [m for m in settled if abs(m - LOW_MBIT) / LOW_MBIT >= TOLERANCE]
+        self.assertLessEqual(len(off), len(settled) // 10, f"estimate left the band after following: {settled}")
+
+    def test_plan_switch_after_the_step(self) -> None:
+        plans = self.records.of("plan")
+        self.assertTrue(plans, "no PlanSwitch at all (the first bucket is announced too)")
+        before = [p for p in plans if p["t"] < self.step_t]
+        after = [p for p in plans if p["t"] >= self.step_t]
+        self.assertTrue(before, "the initial bucket was not announced")
+        self.assertTrue(after, "no PlanSwitch after the step")
+        low_bucket = LOW_MBIT / 8.0  # MB/s
+        self.assertLessEqual(after[-1]["bucket"], low_bucket)
+        self.assertLess(after[-1]["bucket"], before[-1]["bucket"])
+        self.assertEqual(after[-1]["robot"], ROBOT)
+        print(f"[bandwidth_monitor] plan switch {before[-1]['bucket']:g} -> {after[-1]['bucket']:g} MB/s "
+              f"{after[0]['t'] - self.step_t:.2f} s after the step")
+
+    def test_estimates_come_at_a_steady_rate(self) -> None:
+        window = self.estimates(self.first_estimate + 1.0, self.step_t)
+        gaps = [b["t"] - a["t"] for a, b in zip(window, window[1:])]
+        self.assertTrue(gaps)
+        self.assertAlmostEqual(statistics.median(gaps), 0.2, delta=0.05)
+        self.assertLess(max(gaps), 1.0)
+
+
+if __name__ == "__main__":
+    rostest.rosrun(PKG, "bandwidth_monitor", BandwidthMonitorTest, sys.argv)

@@ -1,0 +1,37 @@
+"""Helpers shared by the engine tests: output comparison within the contract's tolerance."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def flat_tensors(o: Any) -> list[torch.Tensor]:
+    if isinstance(o, torch.Tensor):
+        return [o]
+    if isinstance(o, (tuple, list)):
+        return [t for i in o for t in flat_tensors(i)]
+    if isinstance(o, dict):
+        return [t for v in o.values() for t in flat_tensors(v)]
+    return []
+
+
+def rel_error(ref: Any, got: Any) -> float:
+    """Max abs error relative to each output's scale (max abs value), over all output tensors."""
+    a = [t.detach() for t in flat_tensors(ref)]
+    b = [t.detach() for t in flat_tensors(got)]
+    assert len(a) == len(b), f"{len(a)} outputs expected, got {len(b)}"
+    worst = 0.0
+    for x, y in zip(a, b):
+        assert x.shape == y.shape, f"shape {tuple(y.shape)} != {tuple(x.shape)}"
+        assert x.dtype == y.dtype, f"dtype {y.dtype} != {x.dtype}"
+        if x.numel() == 0:
+            continue
+        scale = max(float(x.double().abs().max()), 1e-12)
+        worst = max(worst, float((x.double() - y.double().to(x.device)).abs().max()) / scale)
+    return worst
+
+
+def assert_close(ref: Any, got: Any, tol: float = 1e-4, what: str = "") -> None:
+    err = rel_error(ref, got)
+    assert err <= tol, f"{what}: relative max abs error {err:.3g} > {tol:g}"

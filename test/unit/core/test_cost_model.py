@@ -1,0 +1,100 @@
+"""Cost model: a hand-computed timeline, agreement with the engine's transfers, vectorised == scalar replay."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch.nn.functional as F
+
+from intradp_ros.core.cost_model import CostModel
+from intradp_ros.core.graph import ConstRef, NodeRef
+from intradp_ros.core.plan import DOWN, UP, Plan
+from intradp_ros.core.power import PowerModel, outside_length, robot_energy, union_length
+
+from sched_toys import conv_chain, toy_graph, uniform_profile
+
+import torch
+
+
+def three_node_graph():
+    """x [1,2,16,16] -> conv3x3 (pad 1) -> relu: input, conv, relu."""
+    x = torch.randn(1, 2, 16, 16)
+    w = torch.randn(2, 2, 3, 3)
+    ops = [("conv", F.conv2d, (0,), (NodeRef(0), ConstRef("w")), {"padding": 1}),
+           ("relu", F.relu, (1,), (NodeRef(0),), {})]
+    return toy_graph(ops, x, {"w": w})
+
+
+def test_hand_computed_timeline():
+    g = three_node_graph()
+    bpr = 2 * 16 * 4                                    # bytes of one row of every node (float32, 2 ch, 16 cols)
+    assert [n.bytes_per_row for n in g.nodes] == [bpr] * 3
+    robot = uniform_profile(g, [0.0, 1e-3, 0.5e-3], overhead_s=2e-4)        # 1 ms/row conv, 0.5 ms/row relu
+    server = robot.scaled(0.1, "server")
+    power = PowerModel(10.0, 4.0, 1.0)
+    cm = CostModel(g, robot, server, power)
+    plan = Plan(g, [(0, 16), (0, 8), (0, 8)], [(0, 0), (8, 16), (8, 16)])
+    ts = plan.transfers()
+    assert [(t.node, t.direction, t.start, t.stop) for t in ts] == [(0, UP, 7, 16), (2, DOWN, 8, 16)]
+    bw = 1e5                                            # bytes/s
+    up = 2e-4 + 9 * bpr / bw                           # 0.0232 s: input rows 7..15 go up at t = 0
+    srv_end = up + 0.1 * (8e-3 + 4e-3)                 # server conv + relu on 8 rows
+    down = 2e-4 + 8 * bpr / bw                         # 0.0207 s
+    robot_end = 8e-3 + 4e-3                            # robot conv + relu on 8 rows
+    latency = max(robot_end, srv_end + down)
+    assert latency == pytest.approx(0.0451)
+    p = cm.predict(plan, bw)
+    assert p.latency_s == pytest.approx(latency)
+    assert cm.latency(plan, bw) == pytest.approx(latency)
+    assert p.robot_compute_s == pytest.approx(robot_end)
+    assert p.server_compute_s == pytest.approx(1.2e-3)
+    assert p.transmit_s == pytest.approx(up + down)
+    assert p.robot_idle_s == pytest.approx(latency - robot_end)
+    assert (p.bytes_up, p.bytes_down, p.transfers) == (9 * bpr, 8 * bpr, 2)
+    # robot: computing [0, 12 ms), link busy [0, up) and [srv_end, latency); transmitting-only outside compute
+    tx_only = (up - robot_end) + down
+    energy = 10.0 * robot_end + 4.0 * tx_only + 1.0 * (latency - robot_end - tx_only)
+    assert p.energy_j == pytest.approx(energy)
+
+
+def test_device_and_server_only_by_hand():
+    g = three_node_graph()
+    robot = uniform_profile(g, 1e-3, overhead_s=0.0)
+    server = robot.scaled(0.05, "server")
+    cm = CostModel(g, robot, server)
+    assert cm.latency(Plan.device_only(g), 1e6) == pytest.approx(32e-3)
+    n = g.nodes[0].nbytes
+    assert cm.latency(Plan.server_only(g), 1e6) == pytest.approx(n / 1e6 + 32e-3 * 0.05 + n / 1e6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_transfers_equal_the_engines(seed):
+    g, _ = conv_chain(4, h=12)
+    plan = Plan.random(g, seed)
+    cm = CostModel(g, uniform_profile(g, 1e-3), uniform_profile(g, 1e-4))
+    assert cm.transfers(plan.robot, plan.server) == plan.transfers()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_vector_replay_equals_scalar(seed):
+    g, _ = conv_chain(3, h=10)
+    plan = Plan.random(g, seed)
+    cm = CostModel(g, uniform_profile(g, 2e-3, fixed_s=1e-4, overhead_s=1e-4), uniform_profile(g, 1e-4))
+    bws = [1e3, 3e4, 1e6]
+    cp = cm.compile(plan)
+    vec = cm.latencies(cp, bws)
+    assert np.allclose(vec, [cm.latency(cp, b) for b in bws])
+    preds = cm.simulate(cp, bws)
+    for p in preds:
+        assert p.latency_s >= p.robot_compute_s - 1e-12
+        assert p.energy_j > 0
+    # latency never grows with bandwidth
+    assert all(a >= b - 1e-12 for a, b in zip(vec, vec[1:]))
+
+
+def test_interval_arithmetic():
+    s, e = np.array([0.0, 1.0, 5.0]), np.array([2.0, 3.0, 6.0])
+    assert union_length(s, e) == pytest.approx(4.0)
+    assert outside_length(np.array([2.5]), np.array([7.0]), s, e) == pytest.approx(3.5)
+    j, tx = robot_energy(PowerModel(10, 2, 1), 8.0, [(0, 2)], [(1, 4)])
+    assert tx == pytest.approx(2.0)
+    assert j == pytest.approx(10 * 2 + 2 * 2 + 1 * 4)

@@ -1,0 +1,43 @@
+"""run_pair equals the local forward for the two robot models (KAPAO s6 at a small input, SCONet at
+its fixed 256x256x32 grid on a few plans: it is the slowest test of the engine)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from intradp_ros.core import Plan, capture, run_pair
+
+from engine_testlib import assert_close
+
+registry = pytest.importorskip("intradp_ros.models.registry")
+
+
+def test_kapao_s6_small_input_all_plan_kinds() -> None:
+    torch.manual_seed(0)
+    model = registry.build("kapao_s6", input_size=(128, 192))
+    x = model.input_spec.example(seed=1)
+    g = capture(model, x)
+    assert g.nodes[0].dtype == torch.uint8
+    with torch.no_grad():
+        ref = model(x)
+    plans = [Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5)]
+    plans += [Plan.layer_partition(g, c) for c in range(1, len(g), len(g) // 5)]
+    plans += [Plan.random(g, s) for s in range(20)]
+    for p in plans:
+        assert_close(ref, run_pair(g, p, x), what=p.name)
+    up = sum(t.nbytes for t in Plan.server_only(g).transfers() if t.direction == "robot->server")
+    assert up == x.numel(), "server-only sends the raw uint8 image"
+
+
+def test_sconet_a_few_plans() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = registry.build("sconet")
+    x = model.input_spec.example(seed=1)
+    g = capture(model, x)
+    conv3d = [n for n in g.nodes if n.op == "conv3d"]
+    assert conv3d and all(n.kind == "block" and n.extent == 256 for n in conv3d), "3D head is split along x"
+    with torch.no_grad():
+        ref = model(x)
+    for p in [Plan.row_split(g, 0.5), Plan.random(g, 0)]:
+        assert_close(ref, run_pair(g, p, x), what=p.name)

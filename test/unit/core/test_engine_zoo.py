@@ -1,0 +1,71 @@
+"""run_pair equals the local forward for the torchvision zoo and a U-Net, under device-only,
+server-only, layer-partition and random plans (float32, error <= 1e-4 of the output's scale)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from intradp_ros.core import Plan, capture, run_pair
+from intradp_ros.eval.bench_engine import TinyUNet
+
+from engine_testlib import assert_close
+
+N_RANDOM = 20
+
+ZOO = [  # (name, input side): small inputs keep the suite fast
+    ("vgg19_bn", 32), ("resnet50", 64), ("resnext50_32x4d", 64), ("densenet121", 64), ("convnext_tiny", 64),
+    ("regnet_x_1_6gf", 64), ("mobilenet_v3_large", 64), ("efficientnet_b0", 64),
+]
+
+
+def _model(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return getattr(torchvision.models, name)(weights=None).eval()
+
+
+def _check_plans(g, model, x, plans) -> None:
+    with torch.no_grad():
+        ref = model(x)
+    for p in plans:
+        assert_close(ref, run_pair(g, p, x), what=p.name)
+
+
+@pytest.mark.parametrize("name,side", ZOO, ids=[z[0] for z in ZOO])
+def test_zoo_model_all_plan_kinds(name: str, side: int) -> None:
+    model = _model(name)
+    x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1))
+    g = capture(model, x)
+    plans = [Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5)]
+    plans += [Plan.random(g, seed) for seed in range(N_RANDOM)]
+    cuts = range(1, len(g), max(1, len(g) // 6))   # a spread of layer partitions (all of them for the U-Net)
+    plans += [Plan.layer_partition(g, c) for c in cuts]
+    _check_plans(g, model, x, plans)
+
+
+def test_unet_every_layer_partition_and_random_plans() -> None:
+    torch.manual_seed(0)
+    model = TinyUNet().eval()
+    x = torch.randint(0, 256, (1, 3, 32, 48), dtype=torch.uint8)
+    g = capture(model, x)
+    assert g.counts()["global"] == 0, "every U-Net operator is local"
+    plans = [Plan.device_only(g), Plan.server_only(g)] + [Plan.layer_partition(g, c) for c in range(len(g) + 1)]
+    plans += [Plan.random(g, seed) for seed in range(N_RANDOM)]
+    _check_plans(g, model, x, plans)
+
+
+def test_mobilenet_every_layer_partition() -> None:
+    model = _model("mobilenet_v3_large")
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    g = capture(model, x)
+    _check_plans(g, model, x, [Plan.layer_partition(g, c) for c in range(len(g) + 1)])
+
+
+def test_large_input_row_splits() -> None:
+    """One large input: the U-Net at 384x512 split at several row fractions and random plans."""
+    torch.manual_seed(0)
+    model = TinyUNet(c=4).eval()
+    x = torch.randint(0, 256, (1, 3, 384, 512), dtype=torch.uint8)
+    g = capture(model, x)
+    plans = [Plan.row_split(g, f) for f in (0.25, 0.5, 0.8)] + [Plan.random(g, s) for s in range(3)]
+    _check_plans(g, model, x, plans)

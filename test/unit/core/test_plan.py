@@ -1,0 +1,105 @@
+"""Plans: special plans, validation errors, transfers, JSON round trip with the graph fingerprint."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from intradp_ros.core import Plan, PlanError, capture
+from intradp_ros.core.plan import DOWN, UP
+
+
+class Small(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() / 255.0)
+        y = torch.relu(self.c2(torch.relu(self.c1(x))))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def graph():
+    torch.manual_seed(0)
+    return capture(Small().eval(), torch.randint(0, 256, (1, 3, 16, 12), dtype=torch.uint8))
+
+
+def test_special_plans_and_their_transfers(graph) -> None:
+    g = graph
+    assert Plan.device_only(g).transfers() == []
+    so = Plan.server_only(g)
+    ups = [t for t in so.transfers() if t.direction == UP]
+    downs = [t for t in so.transfers() if t.direction == DOWN]
+    assert [(t.node, t.start, t.stop) for t in ups] == [(0, 0, 16)]
+    assert ups[0].nbytes == 3 * 16 * 12, "raw uint8 input rows travel, not float copies"
+    assert [t.node for t in downs] == g.output_indices
+    assert Plan.layer_partition(g, 0).robot == so.robot
+    assert Plan.layer_partition(g, len(g)).transfers() == []
+    for cut in range(1, len(g)):
+        p = Plan.layer_partition(g, cut)
+        assert all(t.start == 0 and t.stop == g[t.node].extent for t in p.transfers())
+
+
+def test_row_split_transfers_follow_receptive_fields(graph) -> None:
+    g = graph
+    p = Plan.row_split(g, 0.5)
+    conv1 = next(n for n in g.nodes if n.name == "c1")
+    conv2 = next(n for n in g.nodes if n.name == "c2")
+    # the server computes conv2 rows [4, 8): 3x3 stride 2 pad 1 needs input rows [7, 16) of its input
+    assert p.server[conv2.index] == (4, 8)
+    assert g.input_rows(conv2, (4, 8)) == [(7, 16)]
+    assert g.input_rows(conv1, (8, 16)) == [(7, 16)]
+    halo = [t for t in p.transfers() if t.direction == UP and t.node == conv1.index + 1]
+    assert [(t.start, t.stop) for t in halo] == [(7, 8)], "one halo row of relu(conv1) goes up"
+
+
+def test_json_round_trip_and_fingerprint(graph) -> None:
+    p = Plan.random(graph, 3)
+    q = Plan.from_json(p.to_json(), graph)
+    assert (q.robot, q.server, q.plan_id, q.name) == (p.robot, p.server, p.plan_id, p.name)
+    d = json.loads(p.to_json())
+    d["graph"] = "0" * 16
+    with pytest.raises(PlanError, match="made for graph"):
+        Plan.from_json(json.dumps(d), graph)
+    with pytest.raises(PlanError, match="not valid JSON"):
+        Plan.from_json("{", graph)
+    other = capture(nn.Sequential(nn.Conv2d(3, 3, 1)).eval(), torch.zeros(1, 3, 8, 8))
+    with pytest.raises(PlanError, match="made for graph"):
+        Plan.from_json(p.to_json(), other)
+
+
+def test_validation_errors_name_the_node(graph) -> None:
+    g = graph
+    full = [(0, n.extent) for n in g.nodes]
+    empty = [(0, 0)] * len(g)
+    bad = list(full)
+    bad[1] = (0, 5)
+    with pytest.raises(PlanError, match="do not cover"):
+        Plan(g, bad, empty)
+    with pytest.raises(PlanError, match="inputs are held by the robot"):
+        Plan(g, empty, full)
+    mean = next(n for n in g.nodes if n.kind == "global")
+    robot, server = list(full), list(empty)
+    robot[mean.index], server[mean.index] = (0, 0), (0, 0)
+    with pytest.raises(PlanError, match="do not cover"):
+        Plan(g, robot, server)
+    c1 = next(n for n in g.nodes if n.name == "c1")
+    robot = list(full)
+    robot[c1.index] = (0, 20)
+    with pytest.raises(PlanError, match="outside"):
+        Plan(g, robot, empty)
+    with pytest.raises(PlanError):
+        Plan(g, full[:-1], empty[:-1])
+
+
+def test_random_plans_are_valid_and_varied(graph) -> None:
+    plans = [Plan.random(graph, s) for s in range(20)]
+    assert len({p.plan_id for p in plans}) > 15
+    assert any(p.transfers() for p in plans)
+    assert Plan.random(graph, 7).plan_id == Plan.random(graph, 7).plan_id
