@@ -31,4 +31,4 @@ bench: setup
 	@$(RUN) bash tools/bench.sh
 
 clean:
-	rm -rf .build .venv .pytest_cache
+	source tools/paths.sh && rm -rf "$$IDP_WS" .venv .pytest_cache

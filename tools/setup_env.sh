@@ -3,11 +3,13 @@
 #   1. Debian's ROS 1 (ros_comm 1.15, Noetic series) packages and network tools (apt),
 #   2. a virtual environment .venv made from Debian's python3 with the pinned requirements
 #      (kept in a cache outside the clone, keyed by the requirements' hash, and linked as .venv),
-#   3. the catkin workspace .build/ws with this repository as its only package (messages, services).
+#   3. a catkin workspace (outside the clone, see tools/paths.sh) with this repository as its only package.
 # Idempotent; prints what it does; fails with a clear message, not a stack trace.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tools/paths.sh
+source "$(dirname "${BASH_SOURCE[0]}")/paths.sh"
+ROOT="$IDP_ROOT"
 cd "$ROOT"
 
 say()  { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -48,7 +50,7 @@ fi
 DEBIAN_PY=/usr/bin/python3
 [ -x "$DEBIAN_PY" ] || fail "$DEBIAN_PY not found: the ROS Python modules live in Debian's interpreter."
 REQ_HASH=$( (cat requirements.txt; "$DEBIAN_PY" --version) | sha256sum | cut -c1-16)
-CACHE_DIR="${INTRADP_VENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/intradp_ros}"
+CACHE_DIR="$IDP_CACHE"
 VENV_DIR="$CACHE_DIR/venv-$REQ_HASH"
 if [ -f "$VENV_DIR/.intradp-complete" ]; then
   say "virtual environment: cached at $VENV_DIR"
@@ -70,7 +72,7 @@ elif [ ! -x .venv/bin/python ]; then
 fi
 
 # ---- 3. catkin workspace -------------------------------------------------------------------------
-WS="$ROOT/.build/ws"
+WS="$IDP_WS"
 mkdir -p "$WS/src"
 ln -sfn "$ROOT" "$WS/src/intradp_ros"
 # Rebuild only when what catkin generates from changes (messages, services, CMake, scripts list).
@@ -80,7 +82,7 @@ if [ -f "$WS/.intradp-build" ] && [ "$(cat "$WS/.intradp-build")" = "$BUILD_HASH
 else
   say "building catkin workspace $WS"
   rm -f "$WS/.intradp-build"
-  log="$ROOT/.build/catkin_make.log"
+  log="$WS/catkin_make.log"
   if ! (cd "$WS" && catkin_make -DPYTHON_EXECUTABLE="$ROOT/.venv/bin/python" -DCATKIN_ENABLE_TESTING=ON >"$log" 2>&1); then
     tail -n 30 "$log" >&2
     rm -rf "$WS/build"   # a failed configure poisons the cache

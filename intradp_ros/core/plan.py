@@ -12,7 +12,7 @@ import json
 import random
 import zlib
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from intradp_ros.core.graph import Graph, Range
 
@@ -130,6 +130,68 @@ class Plan:
             robot.append((0, r))
             server.append((r, n.extent))
         return cls(g, robot, server, f"row_split_{fraction:g}")
+
+    @classmethod
+    def halo_split(cls, g: Graph, fraction: float) -> "Plan":
+        """Robot computes the top `fraction` of every row-split tensor, the server the rest, each with the
+        halo rows it needs recomputed on its own side (overlapping ranges), so nothing is exchanged
+        mid-way: the server's input rows go up at once, its part of each 'split root' (a tensor a global
+        operator or a model output needs whole) comes down. Global work runs on the robot."""
+        n_nodes = len(g.nodes)
+        robot: list[Range] = [EMPTY] * n_nodes
+        server: list[Range] = [EMPTY] * n_nodes
+        outputs = set(g.output_indices)
+
+        def hull(a: Range, b: Range) -> Range:
+            if a == EMPTY:
+                return b
+            return (min(a[0], b[0]), max(a[1], b[1]))
+
+        def splittable(n: Any) -> bool:
+            return n.is_local and n.axis is not None and not n.is_input
+
+        def split_root(n: Any) -> None:
+            cut = min(max(int(round(n.extent * fraction)), 0), n.extent)
+            robot[n.index] = hull(robot[n.index], (0, cut)) if cut else robot[n.index]
+            if cut < n.extent:
+                server[n.index] = hull(server[n.index], (cut, n.extent))
+
+        for n in reversed(g.nodes):
+            if n.is_input:
+                continue
+            if n.index in outputs:
+                if splittable(n):
+                    split_root(n)
+                else:
+                    robot[n.index] = (0, n.extent)
+            for side_ranges in (robot, server):
+                r = side_ranges[n.index]
+                if r == EMPTY:
+                    continue
+                for u, need in zip(n.inputs, g.input_rows(n, r)):
+                    if need is None:
+                        continue
+                    un = g.nodes[u]
+                    whole_need = need == (0, un.extent)
+                    if whole_need and splittable(un) and not splittable(n) and side_ranges is robot:
+                        split_root(un)                 # a global op on the robot: split its input's rows
+                    else:
+                        side_ranges[u] = hull(side_ranges[u], need)
+        for n in g.nodes:
+            r, s, e = robot[n.index], server[n.index], n.extent
+            if n.is_input:
+                robot[n.index], server[n.index] = (0, e), EMPTY
+                continue
+            if r == EMPTY and s == EMPTY:
+                robot[n.index] = (0, e)
+            elif r == EMPTY or s == EMPTY or not splittable(n):
+                robot[n.index], server[n.index] = ((0, e), EMPTY) if s == EMPTY or not splittable(n) else (EMPTY, (0, e))
+            else:
+                r, s = (0, r[1]), (s[0], e)
+                if r[1] < s[0]:
+                    r = (0, s[0])
+                robot[n.index], server[n.index] = r, s
+        return cls(g, robot, server, f"halo_split_{fraction:g}")
 
     @classmethod
     def random(cls, g: Graph, seed: int) -> "Plan":

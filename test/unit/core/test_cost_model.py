@@ -36,12 +36,12 @@ def test_hand_computed_timeline():
     ts = plan.transfers()
     assert [(t.node, t.direction, t.start, t.stop) for t in ts] == [(0, UP, 7, 16), (2, DOWN, 8, 16)]
     bw = 1e5                                            # bytes/s
-    up = 2e-4 + 9 * bpr / bw                           # 0.0232 s: input rows 7..15 go up at t = 0
+    up = 2e-4 + 9 * bpr / bw                           # 11.72 ms: input rows 7..15 go up at t = 0
     srv_end = up + 0.1 * (8e-3 + 4e-3)                 # server conv + relu on 8 rows
-    down = 2e-4 + 8 * bpr / bw                         # 0.0207 s
+    down = 2e-4 + 8 * bpr / bw                         # 10.44 ms
     robot_end = 8e-3 + 4e-3                            # robot conv + relu on 8 rows
     latency = max(robot_end, srv_end + down)
-    assert latency == pytest.approx(0.0451)
+    assert latency == pytest.approx(0.02336)            # 11.72 + 1.2 + 10.44 ms
     p = cm.predict(plan, bw)
     assert p.latency_s == pytest.approx(latency)
     assert cm.latency(plan, bw) == pytest.approx(latency)
@@ -51,7 +51,7 @@ def test_hand_computed_timeline():
     assert p.robot_idle_s == pytest.approx(latency - robot_end)
     assert (p.bytes_up, p.bytes_down, p.transfers) == (9 * bpr, 8 * bpr, 2)
     # robot: computing [0, 12 ms), link busy [0, up) and [srv_end, latency); transmitting-only outside compute
-    tx_only = (up - robot_end) + down
+    tx_only = max(up - robot_end, 0.0) + down           # the upload hides under robot compute
     energy = 10.0 * robot_end + 4.0 * tx_only + 1.0 * (latency - robot_end - tx_only)
     assert p.energy_j == pytest.approx(energy)
 
@@ -94,7 +94,7 @@ def test_vector_replay_equals_scalar(seed):
 def test_interval_arithmetic():
     s, e = np.array([0.0, 1.0, 5.0]), np.array([2.0, 3.0, 6.0])
     assert union_length(s, e) == pytest.approx(4.0)
-    assert outside_length(np.array([2.5]), np.array([7.0]), s, e) == pytest.approx(3.5)
+    assert outside_length(np.array([2.5]), np.array([7.0]), s, e) == pytest.approx(3.0)   # [3, 5) and [6, 7)
     j, tx = robot_energy(PowerModel(10, 2, 1), 8.0, [(0, 2)], [(1, 4)])
     assert tx == pytest.approx(2.0)
     assert j == pytest.approx(10 * 2 + 2 * 2 + 1 * 4)
