@@ -67,9 +67,9 @@ class _InputRows(RowMap):
 SHAPE_QUERIES = {"size", "dim", "ndim", "numel", "shape", "dtype", "device", "is_cuda", "len", "ndimension",
                  "is_contiguous", "is_floating_point", "is_complex", "element_size", "requires_grad", "layout",
                  "get_device", "nelement", "stride", "storage_offset", "is_sparse", "names", "grad_fn", "is_leaf"}
-DATA_DEPENDENT = {"item", "tolist", "bool", "int", "float_", "index", "numpy", "nonzero", "masked_select", "unique",
-                  "unique_consecutive", "argwhere", "equal", "allclose", "is_nonzero", "__bool__", "__int__",
-                  "__float__", "__index__", "repeat_interleave_data", "bincount", "histc", "cpu_numpy"}
+DATA_DEPENDENT = {"__bool__", "__int__", "__float__", "__index__", "__complex__", "item", "tolist", "numpy",
+                  "nonzero", "masked_select", "unique", "unique_consecutive", "argwhere", "equal", "allclose",
+                  "is_nonzero", "bincount", "histc"}   # raw names: tensor data becomes Python values or shapes
 INPLACE_OPERATORS = {"iadd": operator.add, "isub": operator.sub, "imul": operator.mul, "itruediv": operator.truediv,
                      "ifloordiv": operator.floordiv, "ipow": operator.pow, "iand": operator.and_, "ior": operator.or_,
                      "ixor": operator.xor, "imatmul": operator.matmul, "imod": operator.mod}
@@ -101,6 +101,20 @@ def out_of_place(fn: Any, name: str, kwargs: dict) -> tuple[Any, str, dict]:
     if kwargs.get("inplace"):
         kwargs = dict(kwargs, inplace=False)
     return fn, name, kwargs
+
+
+def inplace_variant(fn: Any, name: str, kwargs: dict) -> Optional[tuple[Any, dict]]:
+    """The in-place form of an operator the model wrote in place (x += y, relu_(), inplace=True), kept so
+    the executor can use it where no one else reads the input (saves an allocation per activation)."""
+    if name in INPLACE_OPERATORS:
+        return fn, kwargs
+    if name.endswith("_") and not name.startswith("_") and hasattr(torch.Tensor, name[:-1]):
+        return fn, kwargs
+    if isinstance(fn, nn.Module) and getattr(fn, "inplace", False):
+        return fn, kwargs
+    if kwargs.get("inplace") is True:
+        return fn, kwargs
+    return None
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -219,7 +233,8 @@ class Builder:
             self._const_ids[t] = key
         return ConstRef(key)
 
-    def add_call(self, fn: Any, op: str, name: str, args: tuple, kwargs: dict, value: torch.Tensor) -> _G:
+    def add_call(self, fn: Any, op: str, name: str, args: tuple, kwargs: dict, value: torch.Tensor,
+                 inplace: Optional[tuple[Any, dict]] = None) -> _G:
         """Add one operator node; `args`/`kwargs` hold _G markers for graph tensors, ConstRefs, values."""
         inputs: list[int] = []
 
@@ -238,6 +253,11 @@ class Builder:
         a, k = conv(args), conv(kwargs)
         ins = [self.nodes[i] for i in inputs]
         res = analyze(Ctx(op, fn, a, k, ins, self.constants, value))
+        if inplace is not None and a and isinstance(a[0], NodeRef) and inputs.count(inputs[0]) == 1:
+            inputs_k = len(inputs)
+            k_in = conv(inplace[1])
+            if len(inputs) == inputs_k:          # in-place kwargs hold no extra tensors
+                res.rowmap.inplace_call = (inplace[0], k_in)
         axis = res.axis
         extent = 1 if axis is None else int(value.shape[axis])
         node = Node(len(self.nodes), name, op, res.kind, tuple(inputs), tuple(value.shape), value.dtype, axis, extent,
@@ -346,9 +366,11 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
                         skw2, ckw2 = _consts(b, kw_, n.target), kw_
                     v = f(*ca, **ckw2)
                     name = n.target if si == len(steps) - 1 else f"{n.target}.{si}"
+                    ip = inplace_variant(mod if f is not mod and getattr(mod, "inplace", False) else f,
+                                         op_name(f), skw2)
                     fn2, op2, skw2 = out_of_place(f, op_name(f), skw2)
                     if has_g((sa, skw2)) and isinstance(v, torch.Tensor):
-                        cur_sym = b.add_call(fn2, op2, name, sa, skw2, v)
+                        cur_sym = b.add_call(fn2, op2, name, sa, skw2, v, inplace=ip)
                     elif has_g((sa, skw2)):
                         raise CaptureError(f"{n.target}: module returns {type(v).__name__}, not a tensor")
                     else:
@@ -360,6 +382,9 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
             if fn is None:
                 raise CaptureError(f"{n.name}: unknown tensor method '{n.target}'")
             name = op_name(fn)
+            if name == "where" and len(n.args) + len(n.kwargs) == 1:
+                raise CaptureError(f"{n.name}: torch.where(cond) has a data-dependent shape")
+            ip = inplace_variant(fn, name, skw)
             fn, name, skw = out_of_place(fn, name, skw)
             if name == "setitem" or (n.op == "call_method" and n.target in ("__setitem__", "copy_", "fill_", "zero_")):
                 raise CaptureError(f"{n.name}: in-place write ({n.target}) into a traced tensor; write it out of place")
@@ -371,7 +396,8 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
             elif isinstance(v, torch.Tensor):
                 sargs_c = _consts(b, sargs, n.name)
                 skw_c = _consts(b, skw, n.name)
-                env[n] = b.add_call(fn, name, n.name, sargs_c, skw_c, v)
+                env[n] = b.add_call(fn, name, n.name, sargs_c, skw_c, v,
+                                    inplace=(ip[0], _consts(b, ip[1], n.name)) if ip else None)
             elif isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v):
                 env[n] = ("multi", fn, name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
             elif name in SHAPE_QUERIES or name in ("getattr",) and n.args[1] in SHAPE_QUERIES \
@@ -437,20 +463,22 @@ class _Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         name = op_name(func)
         graph_args = self.uses_graph((args, kwargs))
-        if graph_args and (name in DATA_DEPENDENT or name in ("bool", "int", "float", "index", "len_data")
-                           and not isinstance(args[0], torch.Size)):
-            if name not in ("float", "int") or (len(args) == 1 and isinstance(args[0], torch.Tensor)
-                                                and name in ("bool",)):
-                raise CaptureError(f"'{name}' turns tensor data into a Python value in {self.names()} "
-                                   "(data-dependent control flow is not supported)")
+        raw = getattr(func, "__name__", "")
+        if graph_args and (raw in DATA_DEPENDENT or name in DATA_DEPENDENT):
+            raise CaptureError(f"'{raw or name}' turns tensor data into a Python value in {self.names()} "
+                               "(data-dependent control flow is not supported)")
+        if graph_args and name == "where" and len(args) + len(kwargs) == 1:
+            raise CaptureError(f"torch.where(cond) in {self.names()} has a data-dependent shape")
         if graph_args and name in ("setitem", "copy_", "fill_", "zero_", "index_put_", "masked_fill_", "scatter_"):
             raise CaptureError(f"in-place write '{name}' into a graph tensor in {self.names()}; write it out of place")
         out = func(*args, **kwargs)
         if not graph_args:
             return out
+        ip = inplace_variant(func, name, kwargs)
         fn, opn, kw = out_of_place(func, name, kwargs)
         if isinstance(out, torch.Tensor):
-            g = self.b.add_call(fn, opn, f"{self.names()}{opn}", self.sym(args), self.sym(kw), out)
+            g = self.b.add_call(fn, opn, f"{self.names()}{opn}", self.sym(args), self.sym(kw), out,
+                                inplace=(ip[0], self.sym(ip[1])) if ip else None)
             self.known[out] = g
         elif isinstance(out, (tuple, list)) and out and all(isinstance(t, torch.Tensor) for t in out):
             sa, sk = self.sym(args), self.sym(kw)

@@ -3,7 +3,7 @@
 It replays what the executors do, event by event:
 - each side walks the graph in topological order and computes its row range of every node as one call
   (one compute timeline per side: an operator starts when the side is free and every tile it reads
-  has arrived);
+  has arrived; it takes the profile's t(rows) plus the executor's measured per-step overhead);
 - every tile the plan sends is handed to that side's sender when the node that produces it finishes
   (graph inputs at time 0), and each direction is one FIFO link: a tile starts when it is released and
   the link is free, and occupies it for `overhead + bytes / bandwidth`;
@@ -192,11 +192,12 @@ class CostModel:
             r, s = robot[n.index], server[n.index]
             r_on, s_on = r != EMPTY, s != EMPTY
             if n.is_input:
-                rt = st = 0.0
+                rt = self.robot.step_overhead_s if r_on else 0.0
+                st = self.server.step_overhead_s if s_on else 0.0
                 rw = sw = ()
             else:
-                rt = float(self.robot.time(n.index, _rows(r))) if r_on else 0.0
-                st = float(self.server.time(n.index, _rows(s))) if s_on else 0.0
+                rt = float(self.robot.time(n.index, _rows(r))) + self.robot.step_overhead_s if r_on else 0.0
+                st = float(self.server.time(n.index, _rows(s))) + self.server.step_overhead_s if s_on else 0.0
                 rw = waits(n.index, ROBOT, r) if r_on else ()
                 sw = waits(n.index, SERVER, s) if s_on else ()
             rsum += rt

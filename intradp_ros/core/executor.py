@@ -35,7 +35,17 @@ from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pai
 
 log = logging.getLogger(__name__)
 
-AXIS_WHOLE = 255  # Tile.axis for tensors without a split axis (rows [0, 1) = the whole tensor)
+AXIS_WHOLE = 255  # Tile.axis for a 0-d tensor; other unsplit tensors travel as all rows along axis 0
+
+
+def wire_rows(node: Node, start: int, stop: int) -> tuple[int, int, int]:
+    """(axis, row_start, row_stop) on the wire for plan rows [start, stop) of `node`. A node without a
+    split axis has one plan row, the whole tensor: it travels as all rows of its axis 0."""
+    if node.axis is not None:
+        return node.axis, start, stop
+    if len(node.shape) == 0:
+        return AXIS_WHOLE, 0, 1
+    return 0, 0, int(node.shape[0])
 
 NUMPY_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.float64: "float64", torch.uint8: "uint8",
                 torch.int8: "int8", torch.int16: "int16", torch.int32: "int32", torch.int64: "int64", torch.bool: "bool"}
@@ -92,6 +102,14 @@ def _repick(pick: Any, module: nn.Module) -> Any:
 
 
 # ----------------------------------------------------------------------------------------- schedules
+# Producers whose output is a fresh tensor (never a view or alias of another activation): an in-place
+# consumer may overwrite it when it is that output's only reader.
+FRESH_OPS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "batch_norm",
+             "layer_norm", "linear", "add", "sub", "mul", "div", "truediv", "cat", "max_pool1d", "max_pool2d",
+             "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "interpolate", "matmul", "relu", "silu",
+             "gelu", "hardswish", "sigmoid", "hardsigmoid", "relu6", "leaky_relu"}
+
+
 @dataclass
 class Step:
     node: Node
@@ -99,6 +117,8 @@ class Step:
     needs: list[Optional[Range]]
     sends: list[Range]
     free: list[int]
+    inplace: bool = False
+    local_whole: bool = False    # full range and every input held whole on this side: the plain call applies
 
 
 @dataclass
@@ -136,6 +156,21 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
     for u, i in last_use.items():
         if u not in keep:
             steps[i].free.append(u)
+    computed_whole = {st.node.index for st in steps if st.rows == (0, st.node.extent)}
+    for st in steps:
+        st.local_whole = (not st.node.is_input and st.rows == (0, st.node.extent)
+                          and all(u in computed_whole for u in st.node.inputs))
+    for st in steps:
+        n = st.node
+        rmap = n.rowmap
+        if n.is_input or rmap.inplace_call is None or st.rows != (0, n.extent) or not rmap.whole_ok:
+            continue
+        u = n.inputs[0]
+        un = g.nodes[u]
+        st.inplace = (st.local_whole and n.inputs.count(u) == 1 and g.consumers(u) == [n.index] and u not in keep
+                      and un.op in FRESH_OPS and u in computed_whole and u not in sends
+                      and all(x[0] == 0 and x[1] == un.extent for x in [mine[u]])
+                      and not any(key[0] == u for key in expected) and u in st.free)
     return Schedule(side, steps, expected, keep)
 
 
@@ -209,7 +244,8 @@ class SideExecutor:
         self._send = send
         self.timeout = timeout
         self.cv = threading.Condition()
-        self.stores: dict[int, RowStore] = {}
+        self.stores: dict[int, RowStore] = {}     # partial rows and received tiles
+        self.whole: dict[int, torch.Tensor] = {}  # outputs computed whole on this side
         self.received: set[tuple[int, int, int]] = set()
         self.errors: list[str] = []
         self.stats = RequestStats()
@@ -228,7 +264,7 @@ class SideExecutor:
                 self.cv.notify_all()
             return
         with self.cv:
-            key = (tile.node_id, tile.row_start, tile.row_stop)
+            key = self._key(tile)
             if key in self.received:
                 self.errors.append(f"duplicate tile node {key[0]} rows [{key[1]}, {key[2]})")
                 log.error("request %d (%s): %s", self.request_id, self.side, self.errors[-1])
@@ -237,7 +273,7 @@ class SideExecutor:
                 store = self.stores.get(tile.node_id)
                 if store is None:
                     store = self.stores[tile.node_id] = RowStore(self.g.nodes[tile.node_id].axis)
-                store.add(tile.row_start, tile.row_stop, piece)
+                store.add(key[1], key[2], piece)
                 self.stats.tiles_in += 1
                 self.stats.bytes_in += tile.nbytes
             self.cv.notify_all()
@@ -249,14 +285,15 @@ class SideExecutor:
             raise TileError("plan_id", f"{tile.plan_id} is not the request's plan {self.plan.plan_id}")
         if not 0 <= tile.node_id < len(self.g.nodes):
             raise TileError("node_id", f"{tile.node_id} not in graph ({len(self.g.nodes)} nodes)")
-        key = (tile.node_id, tile.row_start, tile.row_stop)
+        key = self._key(tile)
         if key not in self.schedule.expected:
             raise TileError("row_start", f"unexpected tile node {key[0]} rows [{key[1]}, {key[2]}) under plan "
                                          f"{self.plan.name}")
         node = self.g.nodes[tile.node_id]
-        axis = AXIS_WHOLE if node.axis is None else node.axis
-        if tile.axis != axis:
-            raise TileError("axis", f"{tile.axis} != node axis {axis}")
+        want = wire_rows(node, key[1], key[2]) if node.axis is not None else wire_rows(node, 0, 1)
+        if (tile.axis, tile.row_start, tile.row_stop) != want:
+            raise TileError("axis", f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node "
+                                    f"{node.index} (expected {want})")
         if tile.codec != CODEC_RAW:
             raise TileError("codec", f"codec {tile.codec} must be decoded by the transport")
         data = tile.data
@@ -265,7 +302,7 @@ class SideExecutor:
         want = NUMPY_DTYPES.get(node.dtype)
         if data.dtype.name != want:
             raise TileError("dtype", f"{data.dtype.name} != {want}")
-        shape = node.row_shape(tile.row_start, tile.row_stop)
+        shape = node.row_shape(key[1], key[2])
         if tuple(data.shape) != tuple(shape):
             raise TileError("shape", f"{tuple(data.shape)} != {tuple(shape)}")
         if not data.flags.writeable:
@@ -273,12 +310,23 @@ class SideExecutor:
         t = torch.from_numpy(data)
         return t.to(self.device, non_blocking=False) if self.device.type != "cpu" else t
 
+    def _key(self, tile: Tile) -> tuple[int, int, int]:
+        """(node, plan rows) of a tile: unsplit nodes' whole-tensor tiles are plan rows [0, 1)."""
+        if 0 <= tile.node_id < len(self.g.nodes) and self.g.nodes[tile.node_id].axis is None:
+            return (tile.node_id, 0, 1)
+        return (tile.node_id, tile.row_start, tile.row_stop)
+
     # ---- fetching rows
     def _rows(self, u: int, need: Optional[Range]) -> torch.Tensor:
         node = self.g.nodes[u]
         if need is None:
             return torch.empty(node.row_shape(0, 0), dtype=node.dtype, device=self.device)
         lo, hi = need
+        t = self.whole.get(u)
+        if t is not None:
+            if node.axis is None or (lo == 0 and hi == node.extent):
+                return t
+            return t.narrow(node.axis, lo, hi - lo)
         store = self.stores.get(u)
         if store is not None:
             t = store.get(lo, hi)
@@ -308,12 +356,22 @@ class SideExecutor:
         t_start = time.perf_counter()
         g = self.g
         consts = self.constants
+        whole = self.whole
+        stats = self.stats
+        clock = time.perf_counter
         input_pos = {idx: i for i, idx in enumerate(g.input_indices)}
         try:
             for step in self.schedule.steps:
                 node = step.node
                 a, b = step.rows
-                if node.is_input:
+                if step.local_whole:                        # hot path: whole inputs are here
+                    pieces = [whole[u] for u in node.inputs]
+                    t0 = clock()
+                    out = node.rowmap.run_inplace(pieces, consts) if step.inplace else \
+                        node.rowmap.call_whole(pieces, consts)
+                    stats.compute_s += clock() - t0
+                    del pieces
+                elif node.is_input:
                     out = inputs[input_pos[node.index]]
                     if out.device != self.device:
                         out = out.to(self.device)
@@ -321,20 +379,24 @@ class SideExecutor:
                         out = out.narrow(node.axis, a, b - a)
                 else:
                     pieces = [self._rows(u, need) for u, need in zip(node.inputs, step.needs)]
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     out = node.rowmap.run(a, b, pieces, consts)
-                    self.stats.compute_s += time.perf_counter() - t0
+                    stats.compute_s += clock() - t0
                     del pieces
-                store = self.stores.get(node.index)
-                if store is None:
-                    store = self.stores[node.index] = RowStore(node.axis)
-                store.add(a, b, out)
+                if a == 0 and b == node.extent:
+                    whole[node.index] = out
+                else:
+                    store = self.stores.get(node.index)
+                    if store is None:
+                        store = self.stores[node.index] = RowStore(node.axis)
+                    store.add(a, b, out)
                 for s, e in step.sends:
                     part = out if node.axis is None else out.narrow(node.axis, s - a, e - s)
                     self._send(self.request_id, self.plan.plan_id, node, s, e, part, 0)
-                    self.stats.tiles_out += 1
-                    self.stats.bytes_out += (e - s) * node.bytes_per_row
+                    stats.tiles_out += 1
+                    stats.bytes_out += (e - s) * node.bytes_per_row
                 for u in step.free:
+                    whole.pop(u, None)
                     self.stores.pop(u, None)
             result = None
             if self.side == ROBOT:
@@ -350,8 +412,9 @@ class SideExecutor:
             self._send(self.request_id, self.plan.plan_id, None, 0, 0, None, FLAG_ABORT)
             raise
         finally:
-            self.stats.total_s = time.perf_counter() - t_start
+            stats.total_s = time.perf_counter() - t_start
             self.stores.clear()
+            whole.clear()
 
 
 class _Lookup:
@@ -390,8 +453,8 @@ class _Sender:
                 if data.device.type != "cpu":
                     data = data.cpu()
                 arr = data.contiguous().numpy()
-                axis = AXIS_WHOLE if node.axis is None else node.axis
-                tile = Tile(request_id, plan_id, node.index, axis, start, stop, arr, CODEC_RAW, flags, self.robot)
+                axis, w0, w1 = wire_rows(node, start, stop)
+                tile = Tile(request_id, plan_id, node.index, axis, w0, w1, arr, CODEC_RAW, flags, self.robot)
             try:
                 self.transport.send(tile)
             except TransportClosed:
@@ -475,6 +538,7 @@ class ServerHalf:
         self._stop = False
         self.completed = 0
         self.failed = 0
+        self.last_stats: Optional[RequestStats] = None
         graph_on(graph, self.device)  # move constants once, before the first request
         self._rx = threading.Thread(target=self._recv_loop, name="intradp-server-rx", daemon=True)
         self._rx.start()
@@ -517,6 +581,7 @@ class ServerHalf:
             with torch.no_grad():
                 ex.run()
             self.completed += 1
+            self.last_stats = ex.stats
         except Exception as e:  # noqa: BLE001 - a failed request must not stop the server
             self.failed += 1
             log.error("server: request %d failed: %s", ex.request_id, e)

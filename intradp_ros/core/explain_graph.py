@@ -6,9 +6,9 @@ from collections import Counter
 from intradp_ros.core.graph import Graph
 
 
-def explain(graph: Graph, show_nodes: bool = True) -> str:
-    """Per-operator kinds, local/global counts and the reason for each global operator (returned and
-    printable). Graph inputs are listed but not counted as operators."""
+def explain(graph: Graph, show_nodes: bool = True, quiet: bool = False) -> str:
+    """Print (unless `quiet`) and return per-operator kinds, local/global counts and the reason for each
+    global operator. Graph inputs are listed but not counted as operators."""
     lines: list[str] = []
     if show_nodes:
         lines.append(f"{'idx':>4} {'kind':<11} {'op':<20} {'axis':>4} {'rows':>5} {'shape':<22} name")
@@ -25,4 +25,7 @@ def explain(graph: Graph, show_nodes: bool = True) -> str:
     reasons = Counter(n.reason for n in graph.nodes if n.kind == "global")
     for reason, k in reasons.most_common():
         lines.append(f"  global x{k}: {reason}")
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    if not quiet:
+        print(text)
+    return text

@@ -60,6 +60,7 @@ class Profile:
     bytes_per_row: list[int]
     message_overhead_s: float
     extents: list[int] = field(default_factory=list)
+    step_overhead_s: float = 0.0     # executor bookkeeping per node a side runs (row stores, waits, sends)
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
@@ -70,10 +71,11 @@ class Profile:
         """Seconds for the whole graph on this device (sum of whole-node times)."""
         return sum(p.time(e) for p, e in zip(self.nodes, self.extents))
 
-    def scaled(self, factor: float, name: str) -> "Profile":
+    def scaled(self, factor: float, name: str, scale_overhead: bool = True) -> "Profile":
         """This profile with every compute time multiplied by `factor` (e.g. 1/20 for a server 20x faster).
 
-        Used where the other side cannot be measured (no GPU here); the factor is recorded."""
+        Used where the other side cannot be measured (no GPU here); the factor is recorded. The executor's
+        per-step overhead scales too unless `scale_overhead` is False (a robot slowed only in its operators)."""
         if not factor > 0:
             raise ValueError(f"scale factor must be > 0, got {factor}")
         dev = dict(self.device)
@@ -81,7 +83,8 @@ class Profile:
         return Profile(self.graph, dev,
                        [NodeProfile(list(p.rows), [s * factor for s in p.seconds], p.a * factor, p.b * factor)
                         for p in self.nodes],
-                       list(self.bytes_per_row), self.message_overhead_s, list(self.extents))
+                       list(self.bytes_per_row), self.message_overhead_s, list(self.extents),
+                       self.step_overhead_s * (factor if scale_overhead else 1.0))
 
     def check(self, g: Graph) -> None:
         """Raise ProfileError unless this profile was measured on graph `g`."""
@@ -95,7 +98,7 @@ class Profile:
         return json.dumps({
             "format": PROFILE_FORMAT, "graph": self.graph, "device": self.device,
             "message_overhead_s": self.message_overhead_s, "bytes_per_row": self.bytes_per_row,
-            "extents": self.extents,
+            "extents": self.extents, "step_overhead_s": self.step_overhead_s,
             "nodes": [{"rows": p.rows, "seconds": p.seconds, "a": p.a, "b": p.b} for p in self.nodes],
         })
 
@@ -110,7 +113,7 @@ class Profile:
                                  _nonneg(n["a"]), _nonneg(n["b"])) for n in d["nodes"]]
             prof = cls(str(d["graph"]), dict(d.get("device", {})), nodes,
                        [int(b) for b in d["bytes_per_row"]], _nonneg(d["message_overhead_s"]),
-                       [int(e) for e in d.get("extents", [])])
+                       [int(e) for e in d.get("extents", [])], _nonneg(d.get("step_overhead_s", 0.0)))
         except ProfileError:
             raise
         except (KeyError, TypeError, ValueError) as e:
@@ -221,73 +224,93 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_call(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall seconds of `fn()` after `warmup` calls."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    samples = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        samples.append(time.perf_counter() - t0)
-    return float(statistics.median(samples))
-
-
 def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.device = "cpu",
                   warmup: int = 1, repeats: int = 3, sizes: int = 4,
                   progress: Optional[Callable[[int, int], None]] = None,
-                  message_overhead_s: Optional[float] = None) -> Profile:
+                  message_overhead_s: Optional[float] = None, step_overhead: bool = True) -> Profile:
     """Time every node of `g` on `device` for a few row counts (interior tiles, as the executor runs them).
 
-    Node values are computed once in topological order and freed after their last consumer, so a big
-    model at full resolution fits in memory. `progress(done, total)` is called after each node."""
+    Repeats are whole passes over the graph in topological order (each node timed once per size per
+    pass), so caches are as cold as in a real inference, not warmed by back-to-back calls. Values are
+    freed after their last consumer, so a big model at full resolution fits in memory. With
+    `step_overhead`, one device-only run through the engine's executor measures its per-step bookkeeping.
+    `progress(done, total)` is called after each node of each pass."""
     dev = torch.device(device)
     consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
-    values: list[Any] = [None] * len(g.nodes)
     last_use = [n.index for n in g.nodes]
     for n in g.nodes:
         for u in n.inputs:
             last_use[u] = max(last_use[u], n.index)
     for i in g.output_indices:
         last_use[i] = len(g.nodes)
-    for pos, idx in enumerate(g.input_indices):
-        values[idx] = inputs[pos].to(dev)
-    profs: list[NodeProfile] = []
+    sizes_of = [row_counts(n.extent, sizes) if n.is_local else [n.extent] for n in g.nodes]
+    samples: list[dict[int, list[float]]] = [{r: [] for r in rs} for rs in sizes_of]
+    passes = warmup + max(1, repeats)
     with torch.no_grad():
-        for n in g.nodes:
-            if n.is_input:
-                profs.append(NodeProfile([n.extent], [0.0], 0.0, 0.0))
-            else:
-                profs.append(_profile_node(g, n, values, consts, dev, warmup, repeats, sizes))
-            for u in set(n.inputs) | {n.index}:
-                if last_use[u] <= n.index:
-                    values[u] = None
-            if progress is not None:
-                progress(n.index + 1, len(g.nodes))
+        for p in range(passes):
+            values: list[Any] = [None] * len(g.nodes)
+            for pos, idx in enumerate(g.input_indices):
+                values[idx] = inputs[pos].to(dev)
+            for n in g.nodes:
+                if not n.is_input:
+                    args = [values[u] for u in n.inputs]
+                    for r in sorted(sizes_of[n.index], reverse=True):
+                        a = (n.extent - r) // 2
+                        pieces = args if r == n.extent else \
+                            [_piece(g, u, values[u], rows) for u, rows in zip(n.inputs, n.rowmap.need(a, a + r))]
+                        _sync(dev)
+                        t0 = time.perf_counter()
+                        out = n.rowmap.run(a, a + r, pieces, consts)
+                        _sync(dev)
+                        if p >= warmup:
+                            samples[n.index][r].append(time.perf_counter() - t0)
+                        if r == n.extent:
+                            values[n.index] = out
+                        del out, pieces
+                for u in set(n.inputs) | {n.index}:
+                    if last_use[u] <= n.index:
+                        values[u] = None
+                if progress is not None:
+                    progress(p * len(g.nodes) + n.index + 1, passes * len(g.nodes))
+            del values
+    profs: list[NodeProfile] = []
+    for n in g.nodes:
+        if n.is_input:
+            profs.append(NodeProfile([n.extent], [0.0], 0.0, 0.0))
+            continue
+        rows = sorted(samples[n.index])
+        secs = [float(statistics.median(samples[n.index][r])) for r in rows]
+        a_fit, b_fit = fit_line(rows, secs)
+        profs.append(NodeProfile(rows, secs, a_fit, b_fit))
     ovh = measure_message_overhead() if message_overhead_s is None else float(message_overhead_s)
-    return Profile(g.fingerprint, describe_device(dev), profs, [n.bytes_per_row for n in g.nodes], ovh,
+    prof = Profile(g.fingerprint, describe_device(dev), profs, [n.bytes_per_row for n in g.nodes], ovh,
                    [n.extent for n in g.nodes])
+    if step_overhead:
+        prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
+    return prof
 
 
-def _profile_node(g: Graph, n: Node, values: list[Any], consts: dict, dev: torch.device,
-                  warmup: int, repeats: int, sizes: int) -> NodeProfile:
-    args = [values[u] for u in n.inputs]
-    values[n.index] = n.rowmap.run(0, n.extent, args, consts)
-    rows_list = row_counts(n.extent, sizes) if n.is_local else [n.extent]
-    secs = []
-    for r in rows_list:
-        a = (n.extent - r) // 2
-        b = a + r
-        if r == n.extent:
-            pieces = args
-        else:
-            need = n.rowmap.need(a, b)
-            pieces = [_piece(g, u, values[u], rows) for u, rows in zip(n.inputs, need)]
-        secs.append(time_call(lambda: n.rowmap.run(a, b, pieces, consts), dev, warmup, repeats))
-    a_fit, b_fit = fit_line(rows_list, secs)
-    return NodeProfile(rows_list, secs, a_fit, b_fit)
+def measure_step_overhead(g: Graph, inputs: Sequence[torch.Tensor], device: torch.device, runs: int = 2) -> float:
+    """Seconds the engine's executor spends per step beyond the operator calls (device-only runs)."""
+    from intradp_ros.core.executor import ClientHalf, ServerHalf   # ROS-free; imported late (heavy)
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.transport import inprocess_pair
+
+    plan = Plan.device_only(g)
+    robot_end, server_end = inprocess_pair(None)
+    server = ServerHalf(g, server_end, [plan], device=device)
+    client = ClientHalf(g, robot_end, device=device)
+    per_step = []
+    try:
+        for _ in range(runs + 1):
+            client.infer(plan, *inputs)
+            st = client.last_stats
+            if st is not None:
+                per_step.append(max(st.total_s - st.compute_s, 0.0) / len(g.nodes))
+    finally:
+        client.close()
+        server.close()
+    return float(statistics.median(per_step[1:] or per_step or [0.0]))
 
 
 def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | torch.device = "cpu") -> str:

@@ -42,8 +42,31 @@ def bind(obj: Any, pieces: Sequence[Any], constants: dict[str, torch.Tensor],
     return obj
 
 
+def _has_ref(o: Any) -> bool:
+    if isinstance(o, (NodeRef, ConstRef)):
+        return True
+    if isinstance(o, (tuple, list)):
+        return any(_has_ref(i) for i in o)
+    if isinstance(o, dict):
+        return any(_has_ref(v) for v in o.values())
+    return False
+
+
+def _flat_slots(args: tuple, kwargs: dict) -> Optional[list[tuple[int, Any]]]:
+    """Top-level placeholder positions of `args`, or None when placeholders sit inside containers."""
+    slots = []
+    for i, a in enumerate(args):
+        if isinstance(a, (NodeRef, ConstRef)):
+            slots.append((i, a))
+        elif _has_ref(a):
+            return None
+    return slots
+
+
 class RowMap:
     """Base: an operator call `fn(*args, **kwargs)` with placeholders, plus its row arithmetic."""
+
+    inplace_call: Optional[tuple[Callable[..., Any], dict]] = None   # (fn, kwargs) writing into args[0]
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int):
         self.fn = fn
@@ -63,8 +86,25 @@ class RowMap:
         return ok
 
     def call_whole(self, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
-        """The plain operator call on whole inputs."""
-        return self.fn(*bind(self.args, pieces, constants), **bind(self.kwargs, pieces, constants))
+        """The plain operator call on whole inputs (the hot path of device-only runs: flat argument
+        lists are bound by precomputed slots instead of a recursive walk)."""
+        flat = self.__dict__.get("_flat", False)
+        if flat is False:
+            flat = self.__dict__["_flat"] = _flat_slots(self.args, self.kwargs)
+        if flat is None:
+            return self.fn(*bind(self.args, pieces, constants), **bind(self.kwargs, pieces, constants))
+        args = list(self.args)
+        for i, ref in flat:
+            args[i] = pieces[ref.pos] if isinstance(ref, NodeRef) else constants[ref.key]
+        if self.kwargs:
+            return self.fn(*args, **bind(self.kwargs, pieces, constants))
+        return self.fn(*args)
+
+    def run_inplace(self, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
+        """The whole call, written into the first input (only when the executor proved no one else
+        reads it)."""
+        fn, kwargs = self.inplace_call
+        return fn(*bind(self.args, pieces, constants), **bind(kwargs, pieces, constants))
 
     def need(self, a: int, b: int) -> Need:
         return [(0, e) for e in self.in_extents]

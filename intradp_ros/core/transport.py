@@ -58,15 +58,21 @@ class InProcessTransport(Transport):
     """In-process end. Throttling models a link of `bandwidth` bytes/s: send() returns when the tile
     has been 'serialised' onto the wire, then the tile is visible to the peer after `latency`."""
 
-    def __init__(self, out_link: _Link, in_link: _Link, copy: bool = True) -> None:
+    def __init__(self, out_link: _Link, in_link: _Link, copy: bool = True, wire: bool = False) -> None:
         self._out, self._in = out_link, in_link
         self._copy = copy
+        self._wire = wire
         self._closed = False
 
     def send(self, tile: Tile) -> None:
         if self._closed:
             raise TransportClosed("transport closed")
-        data = np.array(tile.data, copy=True) if self._copy else tile.data   # the wire never aliases memory
+        if self._wire:                       # through the real wire format (bytes), as the ROS adapter does
+            from intradp_ros.core.codec import decode_tile, encode_tile
+            tile = decode_tile(encode_tile(tile))
+            data = tile.data
+        else:
+            data = np.array(tile.data, copy=True) if self._copy else tile.data   # the wire never aliases memory
         link = self._out
         if link.bandwidth:
             with link.lock:
@@ -114,8 +120,9 @@ class InProcessTransport(Transport):
 
 
 def inprocess_pair(bandwidth_bytes_per_s: Optional[float] = None, latency_s: float = 0.0,
-                   copy: bool = True) -> tuple[InProcessTransport, InProcessTransport]:
-    """(robot end, server end) of an in-process link, throttled per direction when a bandwidth is given."""
+                   copy: bool = True, wire: bool = False) -> tuple[InProcessTransport, InProcessTransport]:
+    """(robot end, server end) of an in-process link, throttled per direction when a bandwidth is given;
+    `wire=True` passes every tile through the wire codec (bytes and back)."""
     up = _Link(bandwidth_bytes_per_s, latency_s)
     down = _Link(bandwidth_bytes_per_s, latency_s)
-    return InProcessTransport(up, down, copy), InProcessTransport(down, up, copy)
+    return InProcessTransport(up, down, copy, wire), InProcessTransport(down, up, copy, wire)

@@ -97,8 +97,12 @@ def _median_time(fn: "Callable[[], object]", repeats: int, warmup: int = 2) -> f
     return statistics.median(times)
 
 
-def bench_overhead(name: str = "resnet50", side: int = 224, repeats: int = 7) -> dict:
-    """Device-only plan through the client executor vs plain model(x)."""
+def bench_overhead(name: str = "resnet50", side: int = 224, repeats: int = 15) -> dict:
+    """Device-only plan through the client executor vs plain model(x), calls interleaved so that the
+    drift of a shared CPU hits both alike; medians."""
+    import statistics
+    import time
+
     import torchvision
 
     from intradp_ros.core import Plan, capture
@@ -112,66 +116,81 @@ def bench_overhead(name: str = "resnet50", side: int = 224, repeats: int = 7) ->
     plan = Plan.device_only(g)
     robot_end, _server_end = inprocess_pair()
     client = ClientHalf(g, robot_end)
+    plain, ex = [], []
     try:
         with torch.no_grad():
-            t_plain = _median_time(lambda: model(x), repeats)
-            t_exec = _median_time(lambda: client.infer(plan, x), repeats)
-            t_plain2 = _median_time(lambda: model(x), repeats)   # interleave to expose drift on shared CPUs
+            for i in range(repeats + 2):
+                for fn, acc in (((lambda: model(x)), plain), ((lambda: client.infer(plan, x)), ex))[::1 if i % 2 else -1]:
+                    t0 = time.perf_counter()
+                    fn()
+                    if i >= 2:
+                        acc.append(time.perf_counter() - t0)
     finally:
         client.close()
-    t_plain = min(t_plain, t_plain2)
+    t_plain, t_exec = statistics.median(plain), statistics.median(ex)
+    ratios = sorted(e / p for p, e in zip(plain, ex))         # adjacent pairs see the same CPU load
     return {"model": name, "input": side, "nodes": len(g), "plain_s": t_plain, "executor_s": t_exec,
-            "overhead": t_exec / t_plain - 1.0}
+            "overhead": statistics.median(ratios) - 1.0,
+            "overhead_iqr": (ratios[len(ratios) // 4] - 1.0, ratios[(3 * len(ratios)) // 4] - 1.0)}
 
 
-def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0) -> dict:
-    """Robot computes the top half while the bottom half of the raw input goes up (and its result comes
-    down) over a throttled in-process link; the link rate is set so that transfer ~= ratio * compute.
+def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0, server_device: "str | None" = None) -> dict:
+    """Robot computes the top half of every tensor while the bottom half of the raw input goes up and the
+    server's half of the result comes down (Plan.halo_split(0.5): no mid-way exchange), over a throttled
+    in-process link whose rate makes the transfer time (up + down) = ratio * robot compute.
 
-    Reports total time against compute + transfer (no overlap) and max(compute, transfer) (perfect)."""
+    Without overlap the frame would take compute + path; with perfect overlap max(compute, path).
+    overlap ratio = (compute + path - total) / min(compute, path): 1 is perfect overlap, 0 none."""
     import time
 
     from intradp_ros.core import Plan, capture
-    from intradp_ros.core.executor import ClientHalf, ServerHalf
+    from intradp_ros.core.executor import ClientHalf, ServerHalf, default_server_device
     from intradp_ros.core.transport import inprocess_pair
 
     torch.manual_seed(0)
     model = TinyUNet(c=8).eval()
     x = torch.randint(0, 256, (1, 3, side, side), dtype=torch.uint8)
     g = capture(model, x)
-    plan = Plan.row_split(g, 0.5)
+    plan = Plan.halo_split(g, 0.5)
     nbytes = plan.bytes("robot->server") + plan.bytes("server->robot")
+    dev = server_device or str(default_server_device())
 
-    def run(bw: "float | None") -> tuple[float, object]:
+    def run(bw: "float | None") -> tuple[float, object, object]:
         robot_end, server_end = inprocess_pair(bw)
-        server = ServerHalf(g, server_end, [plan], device="cpu")
+        server = ServerHalf(g, server_end, [plan], device=dev)
         client = ClientHalf(g, robot_end)
         try:
             with torch.no_grad():
                 client.infer(plan, x)                       # warm-up
-                best, stats = float("inf"), None
+                runs = []
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     client.infer(plan, x)
-                    dt = time.perf_counter() - t0
-                    if dt < best:
-                        best, stats = dt, client.last_stats
-            return best, stats
+                    runs.append((time.perf_counter() - t0, client.last_stats, server.last_stats))
+            runs.sort(key=lambda r: r[0])
+            return runs[len(runs) // 2]                     # the median run
         finally:
             client.close()
             server.close()
 
-    t_free, st_free = run(None)                              # unthrottled: compute (both halves, shared CPU)
-    compute = t_free
-    bw = nbytes / (ratio * compute)
-    transfer = nbytes / bw
-    t_total, st = run(bw)
-    serial = compute + transfer
-    best = max(compute, transfer)
-    overlap = (serial - t_total) / min(compute, transfer)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # one core per half: robot and server do not fight over the pool
+    try:
+        t_free, st_free, sst_free = run(None)                # unthrottled: robot and server compute times
+        compute = st_free.compute_s
+        server = sst_free.compute_s if sst_free else 0.0
+        bw = nbytes / (ratio * compute)
+        transfer = nbytes / bw
+        t_total, st, sst = run(bw)
+    finally:
+        torch.set_num_threads(threads)
+    path = transfer + server                                 # the server's part: up, compute, down
+    serial = compute + path
+    best = max(compute, path)
+    overlap = (serial - t_total) / min(compute, path)
     return {"input": side, "bytes": nbytes, "bandwidth_MBps": bw / 1e6, "compute_s": compute, "transfer_s": transfer,
-            "total_s": t_total, "serial_s": serial, "max_s": best, "overlap_ratio": overlap,
-            "robot_compute_s": st.compute_s, "robot_wait_s": st.wait_s}
+            "server_compute_s": server, "server_device": dev, "path_s": path,
+            "total_s": t_total, "serial_s": serial, "max_s": best, "overlap_ratio": overlap, "unthrottled_s": t_free}
 
 
 def operator_counts() -> list[dict]:
@@ -207,16 +226,19 @@ def main(argv: "list[str] | None" = None) -> int:
     if "overhead" in only:
         print("== device-only plan through the executor vs plain model(x) (median of repeats)")
         for name, side in (("resnet50", 160 if args.quick else 224), ("mobilenet_v3_large", 224)):
-            r = bench_overhead(name, side, repeats=3 if args.quick else 7)
+            r = bench_overhead(name, side, repeats=5 if args.quick else 21)
+            lo, hi = r["overhead_iqr"]
             print(f"  {r['model']:<20} {r['input']}x{r['input']}  {r['nodes']} nodes  plain {r['plain_s'] * 1e3:8.1f} ms"
-                  f"  executor {r['executor_s'] * 1e3:8.1f} ms  overhead {r['overhead'] * 100:+5.1f}%")
+                  f"  executor {r['executor_s'] * 1e3:8.1f} ms  overhead {r['overhead'] * 100:+5.1f}% "
+                  f"(median of paired runs; quartiles {lo * 100:+.1f}% .. {hi * 100:+.1f}%)")
     if "overlap" in only:
         print("== overlap: top half on the robot while the bottom half travels (throttled in-process link)")
         for ratio in (0.5, 1.0, 2.0):
-            r = bench_overlap(128 if args.quick else 256, repeats=2 if args.quick else 3, ratio=ratio)
+            r = bench_overlap(128 if args.quick else 320, repeats=3 if args.quick else 5, ratio=ratio)
             print(f"  transfer/compute {ratio:3.1f}: {r['bytes'] / 1e6:.2f} MB at {r['bandwidth_MBps']:.2f} MB/s  "
-                  f"compute {r['compute_s'] * 1e3:.0f} ms  transfer {r['transfer_s'] * 1e3:.0f} ms  "
-                  f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, max {r['max_s'] * 1e3:.0f})  "
+                  f"robot compute {r['compute_s'] * 1e3:.0f} ms  server path {r['path_s'] * 1e3:.0f} ms (transfer "
+                  f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} on {r['server_device']})  "
+                  f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, ideal {r['max_s'] * 1e3:.0f})  "
                   f"overlap ratio {r['overlap_ratio']:.2f}")
     if "counts" in only:
         print("== operator counts (ours: local = row-split + whole tail; paper: local/global)")

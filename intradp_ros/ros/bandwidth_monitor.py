@@ -168,9 +168,11 @@ class MonitorCore:
             duty = cfg.busy_duty if running else cfg.idle_duty
             return self.activity.probe_fits(now, expected_s, cfg) and self.budget.allows(now, expected_s, duty)
 
-    def record_probe(self, start: float, end: float) -> None:
+    def record_probe(self, start: float, end: float, link_s: float = 0.0) -> None:
+        """Charge a probe to the duty budget: its wall time, or `link_s` (its bytes at the estimated rate) when
+        longer, so a lead-in that went through a shaper's burst allowance for free is still paid for."""
         with self._lock:
-            self.budget.record(start, end)
+            self.budget.record(start, max(end, start + link_s))
 
 
 class ProbeClient:
@@ -285,6 +287,7 @@ class MonitorNode:
 
     def _run_probe(self, calls: Sequence[ProbeCall]) -> None:
         start = time.monotonic()
+        link_s = self.core.expected_probe_s(calls)
         try:
             for call in calls:
                 t0 = time.monotonic()
@@ -295,7 +298,7 @@ class MonitorNode:
                 received = int(resp.received_bytes) if call.direction == "up" else len(resp.payload)
                 self.core.add_sample(probe_sample(call, t1 - t0, t1, received))
         finally:
-            self.core.record_probe(start, time.monotonic())
+            self.core.record_probe(start, time.monotonic(), link_s)
 
 
 def _ros_now() -> rospy.Time:

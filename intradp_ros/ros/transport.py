@@ -1,0 +1,101 @@
+"""ROS adapter of the engine's Transport: tiles over intradp_ros/TensorTile topics.
+
+Per robot namespace, tiles go robot -> server on `/intradp/<robot>/up` and server -> robot on
+`/intradp/<robot>/down` (TCPROS with tcp_nodelay and a large receive buffer). Messages are converted by
+`intradp_ros.ros.tile_conversion` (raw bytes, zero-copy views on receipt); every received tile is
+validated against the graph (known node, range inside its shape, payload size); a bad one is logged and
+dropped, never raised into the node. The executors (ClientHalf / ServerHalf) then check it against the
+running request's plan.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Optional
+
+import rospy
+
+from intradp_ros.core.codec import TileValidator
+from intradp_ros.core.graph import Graph
+from intradp_ros.core.plan import ROBOT, SERVER
+from intradp_ros.core.tile import Tile, TileError
+from intradp_ros.core.transport import Transport, TransportClosed
+from intradp_ros.msg import TensorTile
+from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
+
+_CLOSED = object()
+
+
+def tile_topics(robot: str, namespace: str = "/intradp") -> tuple[str, str]:
+    """(up, down) topic names of one robot."""
+    base = f"{namespace.rstrip('/')}/{robot}"
+    return f"{base}/up", f"{base}/down"
+
+
+class RosTransport(Transport):
+    """One end (robot or server side) of the tile link of robot `robot`, over TensorTile topics."""
+
+    def __init__(self, side: str, robot: str = "robot", graph: Optional[Graph] = None, namespace: str = "/intradp",
+                 queue_size: int = 256, max_bytes: int = 512 << 20, buff_size: int = 64 << 20) -> None:
+        if side not in (ROBOT, SERVER):
+            raise ValueError(f"side must be '{ROBOT}' or '{SERVER}'")
+        up, down = tile_topics(robot, namespace)
+        out_topic, in_topic = (up, down) if side == ROBOT else (down, up)
+        shapes = {n.index: n.shape for n in graph.nodes} if graph is not None else None
+        self._validator = TileValidator(None, shapes, max_bytes)
+        self._q: "queue.Queue[object]" = queue.Queue()
+        self._closed = False
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._pub = rospy.Publisher(out_topic, TensorTile, queue_size=queue_size, tcp_nodelay=True)
+        self._sub = rospy.Subscriber(in_topic, TensorTile, self._on_msg, queue_size=queue_size, tcp_nodelay=True,
+                                     buff_size=buff_size)
+        self.out_topic, self.in_topic = out_topic, in_topic
+
+    def _on_msg(self, msg: TensorTile) -> None:
+        try:
+            tile = msg_to_tile(msg, self._validator)
+        except TileError as e:
+            with self._lock:
+                self.dropped += 1
+            rospy.logerr("dropped tile on %s (request %s node %s): %s", self.in_topic, msg.request_id, msg.node_id, e)
+            return
+        self._q.put(tile)
+
+    def send(self, tile: Tile) -> None:
+        if self._closed:
+            raise TransportClosed("transport closed")
+        try:
+            msg = tile_to_msg(tile)
+        except TileError as e:
+            rospy.logerr("cannot send tile of node %s: %s", tile.node_id, e)
+            return
+        self._pub.publish(msg)
+
+    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+        if self._closed:
+            raise TransportClosed("transport closed")
+        try:
+            item = self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is _CLOSED:
+            self._q.put(_CLOSED)
+            raise TransportClosed("transport closed")
+        return item  # type: ignore[return-value]
+
+    def wait_for_peer(self, timeout: float = 10.0) -> bool:
+        """True once the other side subscribes to our tiles (bounded wait)."""
+        tick = threading.Event()
+        for _ in range(max(1, int(timeout / 0.05))):
+            if self._pub.get_num_connections() > 0:
+                return True
+            tick.wait(0.05)
+        return self._pub.get_num_connections() > 0
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pub.unregister()
+            self._sub.unregister()
+            self._q.put(_CLOSED)

@@ -1,0 +1,115 @@
+"""Solver: encodings are valid plans, seeds are exact, and the result is never predicted worse than any
+seed or baseline at any bandwidth (the quality test)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from intradp_ros.core import capture
+from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_choice
+from intradp_ros.core.cost_model import CostModel
+from intradp_ros.core.plan import Plan
+from intradp_ros.core.plan_table import build_table
+from intradp_ros.core.solver import Encoding, SolverConfig, solve
+
+from sched_toys import conv_chain, uniform_profile
+
+
+class TinyNet(nn.Module):
+    """uint8 image -> float -> conv/relu x2 with a residual -> pool -> conv -> flatten -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c3 = nn.Conv2d(8, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.c1(x.float() / 255.0))
+        y = torch.relu(self.c2(y)) + y
+        y = torch.relu(self.c3(nn.functional.max_pool2d(y, 2)))
+        return self.fc(torch.flatten(y, 1))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    m = TinyNet().eval()
+    x = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    g = capture(m, x)
+    rng = np.random.default_rng(0)
+    server = uniform_profile(g, list(rng.uniform(1e-6, 2e-5, len(g.nodes))), fixed_s=2e-5, overhead_s=1e-4)
+    robot = server.scaled(20.0, "robot")
+    return g, CostModel(g, robot, server)
+
+
+def test_seed_encodings_are_exactly_the_seed_plans(tiny):
+    g, cm = tiny
+    enc = Encoding(g, cm, groups=4)
+    N = len(g.nodes)
+    dev, srv = enc.compiled(enc.layer_cut(N)), enc.compiled(enc.layer_cut(0))
+    assert (dev.robot, dev.server) == (Plan.device_only(g).robot, Plan.device_only(g).server)
+    assert (srv.robot, srv.server) == (Plan.server_only(g).robot, Plan.server_only(g).server)
+    for cut in range(1, N):
+        cp, ref = enc.compiled(enc.layer_cut(cut)), Plan.layer_partition(g, cut)
+        assert (cp.robot, cp.server) == (ref.robot, ref.server)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=7, max_size=7))
+def test_every_encoding_is_a_valid_plan(x):
+    g, _ = conv_chain(3, h=12)
+    cm = CostModel(g, uniform_profile(g, 1e-3), uniform_profile(g, 1e-4))
+    enc = Encoding(g, cm, groups=4)
+    cp = enc.compiled(np.array(x))
+    plan = cp.plan                                   # validates (PlanError otherwise)
+    assert cm.transfers(plan.robot, plan.server) == plan.transfers()
+
+
+def test_solution_never_worse_than_seeds_and_candidates(tiny):
+    g, cm = tiny
+    enc = Encoding(g, cm, groups=4)
+    lp = LayerPartitions(g, cm)
+    for bw in (2e4, 2e5, 2e6):
+        seeds = [enc.layer_cut(c) for c in range(len(g.nodes) + 1)]
+        cands = [("dsccs", cm.compile(dsccs_plan(g, cm, bw)))]
+        sol = solve(enc, bw, seeds, cands, SolverConfig(maxiter=3, popsize=8))
+        assert sol.latency_s == pytest.approx(cm.latency(sol.plan, bw))
+        floor = min([cm.latency(cp, bw) for cp in lp.compiled] + [cm.latency(cp, bw) for _, cp in cands])
+        assert sol.latency_s <= floor + 1e-12
+
+
+def test_plan_table_quality_intradp_never_above_any_baseline(tiny):
+    """The quality test: at every bucket Intra-DP's predicted latency <= every baseline's and every layer partition's."""
+    g, cm = tiny
+    grid = [0.05, 0.2, 0.5, 1.0, 3.0, 10.0]
+    table = build_table(g, cm.robot, cm.server, grid, config=SolverConfig(groups=4, maxiter=3, popsize=8))
+    lp = LayerPartitions(g, cm)
+    lat = lp.latencies([b * 1e6 for b in grid])
+    assert [r.bandwidth_MBps for r in table.rows] == grid
+    for b, row in enumerate(table.rows):
+        p = row.predictions
+        assert set(p) == {"intradp", "device_only", "server_only", "dsccs", "spso"}
+        assert p["intradp"].latency_s <= min(p[k].latency_s for k in p if k != "intradp") + 1e-12
+        assert p["intradp"].latency_s <= lat[:, b].min() + 1e-12
+        assert p["intradp"].latency_s == pytest.approx(cm.latency(row.plan, row.bandwidth_MBps * 1e6))
+
+
+def test_solver_finds_a_split_when_one_pays():
+    """Robot and link about as slow as each other (device-only 192 ms, server-only 164 ms): the robot computing
+    the top rows while the server does the rest beats both extremes and every layer partition."""
+    g, _ = conv_chain(3, h=32, c=4)
+    server = uniform_profile(g, 1e-5, overhead_s=0.0)
+    robot = server.scaled(100.0, "robot")
+    cm = CostModel(g, robot, server)
+    enc = Encoding(g, cm, groups=3)
+    bw = 2e5
+    N = len(g.nodes)
+    sol = solve(enc, bw, [enc.layer_cut(c) for c in range(N + 1)], (), SolverConfig(maxiter=20, popsize=16))
+    best_seed = min(cm.latency(enc.compiled(enc.layer_cut(c)), bw) for c in range(N + 1))
+    assert sol.latency_s < 0.95 * best_seed
+    assert any(0 < r[1] - r[0] < n.extent for r, n in zip(sol.plan.robot, g.nodes))
