@@ -5,7 +5,7 @@
     idp.start_client(model)            # from now on model(x) runs distributed and returns what model(x) returns
 
 The model is captured on its first call (and again for every new input shape/dtype). Plans come from
-`plan=`: a name ("row_split", "device_only", "server_only"), a Plan, plan JSON, or a callable
+`plan=`: a name ("halo_split[:f]" (default), "row_split[:f]", "device_only", "server_only"), a Plan, plan JSON, or a callable
 `graph -> Plan` (e.g. a scheduler); `set_plan()` switches plans between calls. When the distributed
 run fails (server gone, tile lost), the call finishes locally, so the robot always gets its result.
 """
@@ -49,7 +49,7 @@ class _Session:
 class IntraDP:
     """Client-side entry point: makes `model(x)` run as Intra-DP collaborative inference."""
 
-    def __init__(self, server: str = "inproc", plan: PlanSpec = "row_split", robot: str = "robot",
+    def __init__(self, server: str = "inproc", plan: PlanSpec = "halo_split", robot: str = "robot",
                  bandwidth_bytes_per_s: Optional[float] = None, server_device: Any = None, timeout: float = 30.0,
                  fallback_local: bool = True) -> None:
         if not isinstance(server, str) or not server:
@@ -175,7 +175,9 @@ def make_plan(spec: PlanSpec, g: Graph) -> Plan:
             return Plan.device_only(g)
         if spec == "server_only":
             return Plan.server_only(g)
-        if spec.startswith("row_split"):
-            frac = float(spec.split(":", 1)[1]) if ":" in spec else 0.5
-            return Plan.row_split(g, frac)
-    raise ValueError(f"unknown plan {spec!r} (row_split[:fraction], device_only, server_only, a Plan, JSON or callable)")
+        for prefix, make in (("halo_split", Plan.halo_split), ("row_split", Plan.row_split)):
+            if spec == prefix or spec.startswith(prefix + ":"):
+                frac = float(spec.split(":", 1)[1]) if ":" in spec else 0.5
+                return make(g, frac)
+    raise ValueError(f"unknown plan {spec!r} (halo_split[:fraction], row_split[:fraction], device_only, server_only, "
+                     "a Plan, JSON or a callable)")

@@ -400,19 +400,14 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
                                     inplace=(ip[0], _consts(b, ip[1], n.name)) if ip else None)
             elif isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v):
                 env[n] = ("multi", fn, name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
-            elif name in SHAPE_QUERIES or name in ("getattr",) and n.args[1] in SHAPE_QUERIES \
-                    or not _tensor_args(sargs, skw, env):
-                env[n] = v
+            elif name in SHAPE_QUERIES or (name == "getattr" and n.args[1] in SHAPE_QUERIES):
+                env[n] = v                      # static shape facts fold into constants
             else:
                 raise CaptureError(f"{n.name}: '{name}' turns tensor data into a Python value "
                                    "(data-dependent control flow is not supported)")
         elif n.op == "output":
             output = sym(n.args[0])
     return b.finish(output, "fx")
-
-
-def _tensor_args(sargs: Any, skw: Any, env: dict) -> bool:
-    return any(True for _ in iter_refs((sargs, skw), _G))
 
 
 def _consts(b: Builder, o: Any, hint: str) -> Any:

@@ -113,6 +113,10 @@ class CostModel:
         self.power = power or PowerModel()
         self.overhead_s = robot.message_overhead_s if overhead_s is None else float(overhead_s)
         self._need: dict[tuple[int, int, int], list[Optional[Range]]] = {}
+        self._times: dict[tuple[str, int, int], float] = {}
+        self._inputs = [n.inputs for n in g.nodes]
+        self._bpr = [n.bytes_per_row for n in g.nodes]
+        self._computed = [n.index for n in g.nodes if not n.is_input]
 
     # ------------------------------------------------------------------ structure
     def need(self, node: int, rng: Range) -> list[Optional[Range]]:
@@ -126,33 +130,46 @@ class CostModel:
     def transfers(self, robot: Sequence[Range], server: Sequence[Range]) -> list[Transfer]:
         """Exactly `Plan.transfers()` (same tiles, same order), with memoised row arithmetic."""
         g = self.graph
+        nodes = g.nodes
         needs: dict[str, list[list[Range]]] = {}
         for side, mine in ((ROBOT, robot), (SERVER, server)):
-            need: list[list[Range]] = [[] for _ in g.nodes]
-            for n in g.nodes:
-                r = mine[n.index]
-                if r == EMPTY or n.is_input:
+            need: list[list[Range]] = [[] for _ in nodes]
+            for v in self._computed:
+                r = mine[v]
+                if r == EMPTY:
                     continue
-                for u, rows in zip(n.inputs, self.need(n.index, r)):
+                for u, rows in zip(self._inputs[v], self.need(v, r)):
                     if rows is not None:
                         need[u].append(rows)
             if side == ROBOT:
                 for o in g.output_indices:
-                    need[o].append((0, g.nodes[o].extent))
+                    need[o].append((0, nodes[o].extent))
             needs[side] = need
         out: list[Transfer] = []
-        for n in g.nodes:
-            for side, direction, own, other in ((SERVER, UP, server, robot), (ROBOT, DOWN, robot, server)):
-                wanted = needs[side][n.index]
+        need_s, need_r = needs[SERVER], needs[ROBOT]
+        for v in range(len(nodes)):
+            for wanted, side, direction, own, other in ((need_s[v], SERVER, UP, server, robot),
+                                                        (need_r[v], ROBOT, DOWN, robot, server)):
                 if not wanted:
                     continue
-                for a, b in _subtract(_union(wanted), own[n.index]):
-                    oa, ob = other[n.index]
+                merged = wanted if len(wanted) == 1 else _union(wanted)
+                for a, b in _subtract(merged, own[v]):
+                    oa, ob = other[v]
                     if not (oa <= a and b <= ob):
-                        raise PlanError(f"node {n.index} '{n.name}': {side} needs rows [{a}, {b}) that the other side "
-                                        f"does not compute ({other[n.index]})")
-                    out.append(Transfer(n.index, direction, a, b, (b - a) * n.bytes_per_row))
+                        raise PlanError(f"node {v} '{nodes[v].name}': {side} needs rows [{a}, {b}) that the other "
+                                        f"side does not compute ({other[v]})")
+                    out.append(Transfer(v, direction, a, b, (b - a) * self._bpr[v]))
         return out
+
+    def _time(self, side: str, node: int, rng: Range) -> float:
+        """Profile time of `rng` of `node` on `side` plus the executor's step overhead (memoised)."""
+        key = (side, node, rng[1] - rng[0])
+        hit = self._times.get(key)
+        if hit is None:
+            prof = self.robot if side == ROBOT else self.server
+            hit = self._times[key] = (0.0 if self.graph.nodes[node].is_input else float(prof.time(node, key[2]))) \
+                + prof.step_overhead_s
+        return hit
 
     def compile(self, plan: Plan) -> CompiledPlan:
         """Transfers, compute times and wait lists of `plan` (raises PlanError for an inconsistent plan)."""
@@ -175,10 +192,9 @@ class CostModel:
             into.setdefault((t.node, t.receiver), []).append((t.start, t.stop, i))
             (up_rel if t.direction == UP else down_rel).setdefault(t.node, []).append(i)
 
-        def waits(n_index: int, side: str, rng: Range) -> tuple[int, ...]:
-            n = g.nodes[n_index]
+        def waits(v: int, side: str, rng: Range) -> tuple[int, ...]:
             out: list[int] = []
-            for u, rows in zip(n.inputs, self.need(n_index, rng)):
+            for u, rows in zip(self._inputs[v], self.need(v, rng)):
                 if rows is None:
                     continue
                 for a, b, i in into.get((u, side), ()):
@@ -186,25 +202,24 @@ class CostModel:
                         out.append(i)
             return tuple(out)
 
+        received = {ROBOT: {u for (u, side) in into if side == ROBOT},
+                    SERVER: {u for (u, side) in into if side == SERVER}}
         steps: list[Step] = []
         rsum = ssum = 0.0
         for n in g.nodes:
-            r, s = robot[n.index], server[n.index]
+            v = n.index
+            r, s = robot[v], server[v]
             r_on, s_on = r != EMPTY, s != EMPTY
-            if n.is_input:
-                rt = self.robot.step_overhead_s if r_on else 0.0
-                st = self.server.step_overhead_s if s_on else 0.0
-                rw = sw = ()
-            else:
-                rt = float(self.robot.time(n.index, _rows(r))) + self.robot.step_overhead_s if r_on else 0.0
-                st = float(self.server.time(n.index, _rows(s))) + self.server.step_overhead_s if s_on else 0.0
-                rw = waits(n.index, ROBOT, r) if r_on else ()
-                sw = waits(n.index, SERVER, s) if s_on else ()
+            rt = self._time(ROBOT, v, r) if r_on else 0.0
+            st = self._time(SERVER, v, s) if s_on else 0.0
+            ins = self._inputs[v]
+            rw = waits(v, ROBOT, r) if r_on and not n.is_input and any(u in received[ROBOT] for u in ins) else ()
+            sw = waits(v, SERVER, s) if s_on and not n.is_input and any(u in received[SERVER] for u in ins) else ()
             rsum += rt
             ssum += st
-            ur, dr = tuple(up_rel.get(n.index, ())), tuple(down_rel.get(n.index, ()))
+            ur, dr = tuple(up_rel.get(v, ())), tuple(down_rel.get(v, ()))
             if r_on or s_on or ur or dr:
-                steps.append(Step(n.index, rt, st, r_on, s_on, rw, sw, ur, dr))
+                steps.append(Step(v, rt, st, r_on, s_on, rw, sw, ur, dr))
         outs = g.output_indices
         out_waits = tuple(i for o in outs for (_, _, i) in into.get((o, ROBOT), ()))
         out_on_robot = tuple(o for o in outs if robot[o] != EMPTY)

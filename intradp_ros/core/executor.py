@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -386,10 +386,11 @@ class SideExecutor:
                 if a == 0 and b == node.extent:
                     whole[node.index] = out
                 else:
-                    store = self.stores.get(node.index)
-                    if store is None:
-                        store = self.stores[node.index] = RowStore(node.axis)
-                    store.add(a, b, out)
+                    with self.cv:                           # the receiver thread adds tiles concurrently
+                        store = self.stores.get(node.index)
+                        if store is None:
+                            store = self.stores[node.index] = RowStore(node.axis)
+                        store.add(a, b, out)
                 for s, e in step.sends:
                     part = out if node.axis is None else out.narrow(node.axis, s - a, e - s)
                     self._send(self.request_id, self.plan.plan_id, node, s, e, part, 0)
@@ -397,7 +398,9 @@ class SideExecutor:
                     stats.bytes_out += (e - s) * node.bytes_per_row
                 for u in step.free:
                     whole.pop(u, None)
-                    self.stores.pop(u, None)
+                    if u in self.stores:
+                        with self.cv:
+                            self.stores.pop(u, None)
             result = None
             if self.side == ROBOT:
                 vals: dict[int, torch.Tensor] = {}
@@ -524,9 +527,14 @@ class ServerHalf:
     names the plan), feeds it the request's tiles, and drops tiles of unknown plans or past requests."""
 
     def __init__(self, graph: Graph, transport: Transport, plans: Sequence[Plan] = (), device: Any = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, allow_tf32: bool = False) -> None:
         self.graph, self.transport, self.timeout = graph, transport, timeout
         self.device = torch.device(device) if device is not None else default_server_device()
+        if self.device.type == "cuda" and not allow_tf32 and torch.backends.cudnn.allow_tf32:
+            # cuDNN convolutions default to TF32 (~1e-3 relative error); the server's rows must match the
+            # robot's float32 rows, so the server process computes in full float32 unless told otherwise.
+            torch.backends.cudnn.allow_tf32 = False
+            log.info("server: cuDNN TF32 disabled for float32-exact rows (allow_tf32=True to keep it)")
         self.plans: dict[int, Plan] = {}
         for p in plans:
             self.add_plan(p)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -142,7 +142,8 @@ def build_table(g: Graph, robot: Profile, server: Profile, grid_MBps: Optional[S
         if prev_x is not None:
             seeds.append(prev_x)
         cands = [("layer_partition", lp.compiled[best_cut]), ("dsccs", dsccs), ("spso", lp.compiled[spso_cut])]
-        sol = solve(enc, bw, seeds, cands, cfg)
+        share = (cfg.table_seconds - (time.perf_counter() - t0)) / (len(bws) - b)
+        sol = solve(enc, bw, seeds, cands, replace(cfg, max_seconds=min(cfg.max_seconds, max(share, 0.1))))
         if sol.x is not None:
             prev_x = sol.x
         plan = _renamed(sol.plan, f"intradp_{grid[b]:g}MBps")

@@ -290,8 +290,10 @@ class ConvTransposeRows(RowMap):
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
                  convt: Callable[..., Any], weight: Any, bias: Any, stride: Sequence[int], padding: Sequence[int],
-                 output_padding: Sequence[int], dilation: Sequence[int], groups: int, k: Sequence[int], sdim: int, rank: int):
+                 output_padding: Sequence[int], dilation: Sequence[int], groups: int, k: Sequence[int], sdim: int, rank: int,
+                 out_shape: Sequence[int] = ()):
         super().__init__(fn, args, kwargs, in_extents, extent)
+        self.out_shape = list(out_shape)
         self.convt, self.weight, self.bias = convt, weight, bias
         self.stride, self.padding, self.output_padding = list(stride), list(padding), list(output_padding)
         self.dilation, self.groups, self.k, self.sdim, self.rank = list(dilation), groups, list(k), sdim, rank
@@ -328,14 +330,9 @@ class ConvTransposeRows(RowMap):
             src_lo, src_hi = max(0, a - off), min(sub.shape[axis], b - off)
         if rng is not None and src_lo == a - off and src_hi == b - off:
             y = sub.narrow(axis, src_lo, b - a)
-        else:
-            shape = list(x.shape)
-            shape[1] = w.shape[1] * self.groups
+        else:                                        # some rows get no input tap: they hold only the bias
+            shape = list(self.out_shape)
             shape[axis] = b - a
-            if rng is not None:
-                other = list(sub.shape)
-                other[axis] = b - a
-                shape = other
             y = x.new_zeros(shape)
             if rng is not None and src_lo < src_hi:
                 y.narrow(axis, src_lo + off - a, src_hi - src_lo).copy_(sub.narrow(axis, src_lo, src_hi - src_lo))
@@ -495,10 +492,6 @@ class PixelShuffleRows(RowMap):
         if self.shuffle:
             return y.narrow(self.axis, a - (a // self.r) * self.r, b - a)
         return y
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -((-a) // b)
 
 
 def prod(xs: Sequence[int]) -> int:

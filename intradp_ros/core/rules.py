@@ -10,9 +10,8 @@ To support a new operator, add a function `(ctx) -> Analysis` to `RULES` under i
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -434,7 +433,7 @@ def conv_transpose(n: int) -> Callable[[Ctx], Analysis]:
         e = int(c.value.shape[x.axis])
         return Analysis("block", x.axis, rm.ConvTransposeRows(c.fn, c.args, c.kwargs, c.in_extents, e, f, w_ref,
                                                               c.arg(2, "bias"), stride, padding, opad, dil, groups,
-                                                              k, j, rank))
+                                                              k, j, rank, tuple(c.value.shape)))
     return rule
 
 
@@ -625,4 +624,4 @@ def analyze(c: Ctx) -> Analysis:
     return rule(c)
 
 
-__all__ = ["Ctx", "Analysis", "RULES", "analyze", "fresh_axis", "operator"]
+__all__ = ["Ctx", "Analysis", "RULES", "analyze", "fresh_axis"]

@@ -43,6 +43,7 @@ class SolverConfig:
     tol: float = 1e-3
     seed: int = 0
     max_seconds: float = 30.0   # per bandwidth: stop the search after this long
+    table_seconds: float = 80.0  # per plan table: the search time is shared out over the remaining buckets
 
 
 @dataclass

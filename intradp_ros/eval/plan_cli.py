@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--maxiter", type=int, default=SolverConfig.maxiter)
     p.add_argument("--popsize", type=int, default=SolverConfig.popsize)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--table-seconds", type=float, default=SolverConfig.table_seconds,
+                   help="search time budget for the whole table, shared over the buckets")
     p.add_argument("--cache-dir", type=Path, default=None, help=f"profile and table cache (default {default_cache_dir()})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the caches")
     p.add_argument("--out", type=Path, help="write the plan table JSON here")
@@ -198,7 +200,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                       cache, args.repeats, args.quiet)
     grid = [float(v) for v in args.grid.split(",")] if args.grid else make_grid(args.grid_min, args.grid_max, args.grid_step)
     power = PowerModel(args.compute_w, args.transmit_w, args.standby_w)
-    cfg = SolverConfig(groups=args.groups, maxiter=args.maxiter, popsize=args.popsize, seed=args.seed)
+    cfg = SolverConfig(groups=args.groups, maxiter=args.maxiter, popsize=args.popsize, seed=args.seed,
+                       table_seconds=args.table_seconds)
     prog = None if args.quiet else Progress("solving")
     t0 = time.perf_counter()
     if cache is not None:

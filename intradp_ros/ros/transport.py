@@ -36,7 +36,7 @@ class RosTransport(Transport):
     """One end (robot or server side) of the tile link of robot `robot`, over TensorTile topics."""
 
     def __init__(self, side: str, robot: str = "robot", graph: Optional[Graph] = None, namespace: str = "/intradp",
-                 queue_size: int = 256, max_bytes: int = 512 << 20, buff_size: int = 64 << 20) -> None:
+                 queue_size: int = 4096, max_bytes: int = 512 << 20, buff_size: int = 64 << 20) -> None:
         if side not in (ROBOT, SERVER):
             raise ValueError(f"side must be '{ROBOT}' or '{SERVER}'")
         up, down = tile_topics(robot, namespace)
@@ -48,7 +48,9 @@ class RosTransport(Transport):
         self.dropped = 0
         self._lock = threading.Lock()
         self._pub = rospy.Publisher(out_topic, TensorTile, queue_size=queue_size, tcp_nodelay=True)
-        self._sub = rospy.Subscriber(in_topic, TensorTile, self._on_msg, queue_size=queue_size, tcp_nodelay=True,
+        # Publisher queue: tiles of one request never exceed it, so none is dropped; the subscriber queue is
+        # unbounded (the callback only validates and enqueues): a dropped tile would stall a request.
+        self._sub = rospy.Subscriber(in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True,
                                      buff_size=buff_size)
         self.out_topic, self.in_topic = out_topic, in_topic
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import torch
 
 
@@ -35,3 +36,13 @@ def rel_error(ref: Any, got: Any) -> float:
 def assert_close(ref: Any, got: Any, tol: float = 1e-4, what: str = "") -> None:
     err = rel_error(ref, got)
     assert err <= tol, f"{what}: relative max abs error {err:.3g} > {tol:g}"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread while a module's tests run: executors run robot and server halves in two
+    Python threads, and two OpenMP teams spinning on a shared 2-core machine slow everything down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

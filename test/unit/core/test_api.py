@@ -11,7 +11,9 @@ from intradp_ros import IntraDP
 from intradp_ros.api import IntraDPUnavailable
 from intradp_ros.core import Plan
 
-from engine_testlib import assert_close
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_three_line_api_returns_what_local_inference_returns() -> None:
@@ -26,7 +28,7 @@ def test_three_line_api_returns_what_local_inference_returns() -> None:
         idp.start_client(model)
         y = model(x)
         assert_close(ref, y)
-        assert idp.last_stats is not None and idp.last_stats.tiles_out > 0, "row split sends halos up"
+        assert idp.last_stats is not None and idp.last_stats.tiles_out > 0, "the default plan sends input rows up"
         idp.set_plan(lambda g: Plan.random(g, 5))
         assert_close(ref, model(x))
         assert idp.last_plan.name == "random_5"

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from intradp_ros.core import CaptureError, Plan, capture, explain, run_pair
 from intradp_ros.eval.bench_engine import LoopDetect
 
-from engine_testlib import assert_close
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def check_plans(model: nn.Module, g, x: torch.Tensor, n_random: int = 8) -> None:
@@ -145,3 +147,14 @@ def test_nodes_expose_what_the_scheduler_needs() -> None:
     assert (conv.axis, conv.extent, conv.bytes_per_row) == (2, 8, 5 * 8 * 4)
     assert g.input_rows(conv, (0, 1)) == [(0, 2)] and g.input_rows(1, (7, 8)) == [(13, 16)]
     assert len(g.fingerprint) == 16
+
+
+def test_dispatch_recording_of_a_zoo_model() -> None:
+    """The dispatch front end alone (no fx) on a torchvision model gives a graph that runs every plan."""
+    import torchvision
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    x = torch.randn(1, 3, 48, 48)
+    g = capture(model, x, method="dispatch")
+    assert g.method == "dispatch" and g.counts()["block"] > 20
+    check_plans(model, g, x, n_random=5)

@@ -98,3 +98,18 @@ def test_interval_arithmetic():
     j, tx = robot_energy(PowerModel(10, 2, 1), 8.0, [(0, 2)], [(1, 4)])
     assert tx == pytest.approx(2.0)
     assert j == pytest.approx(10 * 2 + 2 * 2 + 1 * 4)
+
+
+def test_executor_step_overhead_is_charged_per_step_and_side():
+    g = three_node_graph()
+    robot = uniform_profile(g, 1e-3, overhead_s=0.0)
+    robot.step_overhead_s = 1e-4
+    server = robot.scaled(0.1, "server")                 # 1e-5 s per step on the server
+    cm = CostModel(g, robot, server)
+    assert server.step_overhead_s == pytest.approx(1e-5)
+    assert robot.scaled(0.1, "x", scale_overhead=False).step_overhead_s == 1e-4
+    # device-only: 3 robot steps (input, conv, relu)
+    assert cm.latency(Plan.device_only(g), 1e6) == pytest.approx(32e-3 + 3e-4)
+    n = g.nodes[0].nbytes
+    # server-only: the robot's input step, the upload, two server steps, the download
+    assert cm.latency(Plan.server_only(g), 1e6) == pytest.approx(1e-4 + n / 1e6 + 32e-4 + 2e-5 + n / 1e6)

@@ -7,7 +7,9 @@ import torch
 
 from intradp_ros.core import Plan, capture, run_pair
 
-from engine_testlib import assert_close
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 registry = pytest.importorskip("intradp_ros.models.registry")
 

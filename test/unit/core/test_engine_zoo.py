@@ -9,7 +9,9 @@ import torchvision
 from intradp_ros.core import Plan, capture, run_pair
 from intradp_ros.eval.bench_engine import TinyUNet
 
-from engine_testlib import assert_close
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 N_RANDOM = 20
 
@@ -36,7 +38,7 @@ def test_zoo_model_all_plan_kinds(name: str, side: int) -> None:
     model = _model(name)
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1))
     g = capture(model, x)
-    plans = [Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5)]
+    plans = [Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5), Plan.halo_split(g, 0.4)]
     plans += [Plan.random(g, seed) for seed in range(N_RANDOM)]
     cuts = range(1, len(g), max(1, len(g) // 6))   # a spread of layer partitions (all of them for the U-Net)
     plans += [Plan.layer_partition(g, c) for c in cuts]
@@ -49,7 +51,8 @@ def test_unet_every_layer_partition_and_random_plans() -> None:
     x = torch.randint(0, 256, (1, 3, 32, 48), dtype=torch.uint8)
     g = capture(model, x)
     assert g.counts()["global"] == 0, "every U-Net operator is local"
-    plans = [Plan.device_only(g), Plan.server_only(g)] + [Plan.layer_partition(g, c) for c in range(len(g) + 1)]
+    plans = [Plan.device_only(g), Plan.server_only(g), Plan.halo_split(g, 0.5), Plan.halo_split(g, 0.2)]
+    plans += [Plan.layer_partition(g, c) for c in range(len(g) + 1)]
     plans += [Plan.random(g, seed) for seed in range(N_RANDOM)]
     _check_plans(g, model, x, plans)
 
@@ -67,5 +70,5 @@ def test_large_input_row_splits() -> None:
     model = TinyUNet(c=4).eval()
     x = torch.randint(0, 256, (1, 3, 384, 512), dtype=torch.uint8)
     g = capture(model, x)
-    plans = [Plan.row_split(g, f) for f in (0.25, 0.5, 0.8)] + [Plan.random(g, s) for s in range(3)]
+    plans = [Plan.row_split(g, f) for f in (0.25, 0.8)] + [Plan.halo_split(g, 0.5)] + [Plan.random(g, s) for s in range(3)]
     _check_plans(g, model, x, plans)

@@ -15,7 +15,9 @@ from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf
 from intradp_ros.core.tile import Tile
 from intradp_ros.core.transport import InProcessTransport, Transport, inprocess_pair
 
-from engine_testlib import assert_close
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FaultyEnd(Transport):

@@ -10,6 +10,10 @@ import torch.nn as nn
 from intradp_ros.core import Plan, PlanError, capture
 from intradp_ros.core.plan import DOWN, UP
 
+from engine_testlib import one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 class Small(nn.Module):
     def __init__(self) -> None:
@@ -103,3 +107,18 @@ def test_random_plans_are_valid_and_varied(graph) -> None:
     assert len({p.plan_id for p in plans}) > 15
     assert any(p.transfers() for p in plans)
     assert Plan.random(graph, 7).plan_id == Plan.random(graph, 7).plan_id
+
+
+def test_halo_split_exchanges_nothing_mid_way() -> None:
+    """With halos recomputed on each side, only input rows go up and split-root rows come down."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(4, 2, 3, padding=1)).eval()
+    g = capture(model, torch.randn(1, 3, 32, 16))
+    p = Plan.halo_split(g, 0.5)
+    ups = [t for t in p.transfers() if t.direction == UP]
+    downs = [t for t in p.transfers() if t.direction == DOWN]
+    # last conv rows [8, 16) <- pool rows [7, 16) <- relu rows [14, 32) <- conv2 [13, 32) <- input [12, 32)
+    assert [(t.node, t.start, t.stop) for t in ups] == [(0, 12, 32)], "bottom input half plus halo"
+    assert [(t.node, t.start, t.stop) for t in downs] == [(len(g) - 1, 8, 16)]
+    assert p.robot[1][1] > p.server[1][0], "ranges overlap: halo rows are computed on both sides"

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from intradp_ros.core import Plan, capture, run_pair
 from intradp_ros.core.graph import Graph
 
-from engine_testlib import assert_close
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 C = 2
 

@@ -1,0 +1,158 @@
+"""The plan book of a session: for every mode (intradp, device_only, server_only, dsccs, spso_ga) and
+bandwidth bucket, the plan to run, so all five systems run through the same client and server code.
+
+The server builds it once per (graph, client profile, server profile, grid, deadline, solver settings) from
+the scheduler's plan table (Intra-DP rows) plus the baselines (DSCCS-style latency-optimal and
+SPSO-GA-style energy-optimal layer partitions per bucket), registers every plan with its ServerHalf and sends
+the book to the client inside the Handshake's `plan_table_json`: it is the plan table JSON (format
+"intradp_plan_table/1", so the bandwidth monitor reads it unchanged) with two extra keys, "book_plans"
+(distinct plans) and "book_modes" ({mode: [[bucket_MBps, plan index], ...]}). The book is cached on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from intradp_ros.core.graph import Graph
+from intradp_ros.core.plan import Plan, PlanError
+from intradp_ros.core.plan_table import PlanTable, PlanTableError, cached_table, default_cache_dir
+from intradp_ros.core.power import PowerModel
+from intradp_ros.core.profiler import Profile
+from intradp_ros.core.solver import SolverConfig
+
+MODES = ("intradp", "device_only", "server_only", "dsccs", "spso_ga")
+MB = 1e6
+
+
+class PlanBookError(ValueError):
+    """A book that is malformed, made for another graph, or asked for an unknown mode."""
+
+
+def validate_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise PlanBookError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+@dataclass
+class PlanBook:
+    """Plans per mode and bucket (ascending bucket lower edges in MB/s) for one graph."""
+
+    graph: Graph
+    table: PlanTable
+    plans: List[Plan]
+    modes: Dict[str, List[Tuple[float, int]]]
+
+    def plan_for(self, mode: str, bandwidth_MBps: Optional[float]) -> Plan:
+        """The plan of `mode` for a bandwidth (its bucket: the largest edge not above it; the lowest if none).
+        With no bandwidth known yet, the middle bucket of the grid."""
+        rows = self.modes[validate_mode(mode)]
+        if bandwidth_MBps is None:
+            return self.plans[rows[len(rows) // 2][1]]
+        below = [i for b, i in rows if b <= bandwidth_MBps + 1e-9]
+        return self.plans[below[-1] if below else rows[0][1]]
+
+    def by_id(self) -> Dict[int, Plan]:
+        return {p.plan_id: p for p in self.plans}
+
+    @property
+    def buckets(self) -> List[float]:
+        return [b for b, _ in self.modes["intradp"]]
+
+    def to_json(self) -> str:
+        d = json.loads(self.table.to_json())
+        d["book_plans"] = [json.loads(p.to_json()) for p in self.plans]
+        d["book_modes"] = {m: [[b, i] for b, i in rows] for m, rows in self.modes.items()}
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str, g: Graph) -> "PlanBook":
+        """Parse a book for graph `g` (PlanBookError when malformed or made for another graph)."""
+        try:
+            table = PlanTable.from_json(text, g)
+            d = json.loads(text)
+            plans = [Plan.from_json(json.dumps(p), g) for p in d["book_plans"]]
+            modes = {str(m): [(float(b), int(i)) for b, i in rows] for m, rows in d["book_modes"].items()}
+        except (PlanTableError, PlanError) as e:
+            raise PlanBookError(str(e)) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise PlanBookError(f"plan book malformed: {e!r}") from None
+        missing = [m for m in MODES if not modes.get(m)]
+        if missing:
+            raise PlanBookError(f"plan book lacks modes {missing}")
+        for m, rows in modes.items():
+            if any(not 0 <= i < len(plans) for _, i in rows):
+                raise PlanBookError(f"plan book mode {m} points outside its {len(plans)} plans")
+            modes[m] = sorted(rows)
+        return cls(g, table, plans, modes)
+
+
+def _add(plans: List[Plan], index: Dict[int, int], plan: Plan) -> int:
+    if plan.plan_id not in index:
+        index[plan.plan_id] = len(plans)
+        plans.append(plan)
+    return index[plan.plan_id]
+
+
+def build_plan_book(g: Graph, robot: Profile, server: Profile, grid_MBps: Sequence[float],
+                    power: Optional[PowerModel] = None, config: Optional[SolverConfig] = None,
+                    deadline_s: float = 1.0, cache_dir: Optional[Path] = None) -> Tuple[PlanBook, bool]:
+    """(book, True if it came from the disk cache). The Intra-DP table comes from the scheduler's cache."""
+    from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_plan
+    from intradp_ros.core.cost_model import CostModel
+
+    grid = sorted(float(b) for b in grid_MBps)
+    power = power or PowerModel()
+    cfg = config or SolverConfig()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = hashlib.sha256(json.dumps([g.fingerprint, robot.to_json(), server.to_json(), grid, power.to_dict(),
+                                     repr(cfg), deadline_s, "book/1"]).encode()).hexdigest()[:24]
+    path = folder / "plan_books" / f"{g.fingerprint}_{key}.json"
+    if path.is_file():
+        try:
+            return PlanBook.from_json(path.read_text(), g), True
+        except PlanBookError:
+            pass
+    table, _ = cached_table(g, robot, server, grid, power, cfg, deadline_s, cache_dir=folder)
+    plans: List[Plan] = []
+    index: Dict[int, int] = {}
+    modes: Dict[str, List[Tuple[float, int]]] = {m: [] for m in MODES}
+    cm = CostModel(g, robot, server, power)
+    lp = LayerPartitions(g, cm)
+    dev = _add(plans, index, Plan.device_only(g))
+    srv = _add(plans, index, Plan.server_only(g))
+    for row in table.rows:
+        b = row.bandwidth_MBps
+        modes["intradp"].append((b, _add(plans, index, row.plan)))
+        modes["device_only"].append((b, dev))
+        modes["server_only"].append((b, srv))
+        modes["dsccs"].append((b, _add(plans, index, dsccs_plan(g, cm, b * MB))))
+        modes["spso_ga"].append((b, _add(plans, index, spso_plan(g, cm, b * MB, deadline_s, lp))))
+    book = PlanBook(g, table, plans, modes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(book.to_json())
+    os.replace(tmp, path)
+    return book, False
+
+
+def parse_grid(text: str) -> List[float]:
+    """'1,2,5' or 'lo:hi:step' (MB/s) -> ascending bucket edges."""
+    from intradp_ros.core.plan_table import make_grid
+
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            lo, hi, step = (float(v) for v in text.split(":"))
+            grid = make_grid(lo, hi, step)
+        else:
+            grid = sorted({float(v) for v in text.replace(" ", "").split(",") if v})
+    except ValueError:
+        raise PlanBookError(f"bandwidth grid {text!r}: use 'a,b,c' or 'lo:hi:step' in MB/s") from None
+    if not grid or any(not b > 0 for b in grid):
+        raise PlanBookError(f"bandwidth grid {text!r} must hold positive MB/s values")
+    return grid

@@ -1,0 +1,467 @@
+"""Offline evaluation by rosbag replay (`rosrun intradp_ros evaluate ...`, docs/evaluation.md).
+
+For every bandwidth trace and every system (intradp, device_only, server_only, dsccs, spso_ga) the same input bag
+runs through the same client node (its `mode` parameter picks the system) on the testbed:
+
+    server ns: roscore, intradp_server (model replica, handshake, plan book, probe endpoint)
+    robot ns:  roscore, master_bridge, bandwidth_monitor, <client> (the only process in the CPU-throttled cgroup),
+               eval_driver (publishes the bag's frames in lockstep, records InferenceStats into a bag)
+
+Masters, bridge and server stay up for the whole evaluation; monitor, client and driver start fresh for each
+system, and the trace replay starts from its first sample when the driver starts counting frames, so every system
+sees the same frames under the same bandwidth schedule. Time dilation (DESIGN.md): with factor k the shaped rates
+are the trace's divided by k and the trace plays k times slower (and the bandwidth buckets are divided by k);
+measured times are k times those of the system the testbed stands for, and the tables also show them divided by k.
+
+Results in --out: stats.csv (one row per frame), stats_<trace>_<system>.bag (InferenceStats, BandwidthEstimate,
+PlanSwitch as received), tables.md, eval_<trace>.png, summary.json, logs/ (node output).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+
+from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
+from intradp_ros.eval.stats_recorder import CSV_FIELDS, consistency_problems, read_csv, write_csv
+from intradp_ros.eval.tables import SYSTEMS, check_goals, format_table, frame_line, summarize
+from intradp_ros.eval.testbed import Testbed, TestbedError, replay_schedule
+from intradp_ros.eval.traces import load_trace, write_trace
+
+REPO = Path(__file__).resolve().parents[2]
+TRACE_DIR = REPO / "config" / "traces"
+ROBOT = "robot1"
+DEFAULT_GRID_MBYTE = (0.5, 50.0, 1.0)     # lo, hi, step of the undilated bucket grid (the scheduler's default)
+
+
+@dataclass
+class ModelSetup:
+    """Which client node runs the model and with what settings (shared by client and server)."""
+
+    model: str
+    client: str                      # script name: kapao_client / agrnav_client
+    bag_key: str                     # "camera" or "cloud" (sample_data.ensure_sample_bags)
+    settings: Dict[str, str] = field(default_factory=dict)   # node settings both sides get (input_size, grid_xzy)
+
+
+def model_setup(model: str, input_size: Optional[str] = None, grid_xzy: Optional[str] = None) -> ModelSetup:
+    """KAPAO models replay the camera bag through kapao_client, SCONet the point-cloud bag through agrnav_client."""
+    if model.startswith("kapao"):
+        s = ModelSetup(model, "kapao_client", "camera")
+        if input_size:
+            s.settings["input_size"] = input_size
+    elif model.startswith("sconet"):
+        s = ModelSetup(model, "agrnav_client", "cloud")
+        if grid_xzy:
+            s.settings["grid_xzy"] = grid_xzy
+    else:
+        raise ValueError(f"evaluate runs kapao_* (camera bag) and sconet* (point-cloud bag) models, not {model!r}")
+    return s
+
+
+@dataclass
+class EvalConfig:
+    """Everything one evaluation run is configured with (written to summary.json)."""
+
+    model: str = "kapao_l6"
+    input_size: Optional[str] = None          # "H,W" for KAPAO (multiples of 64)
+    grid_xzy: Optional[str] = None            # "X,Z,Y" for SCONet
+    systems: Sequence[str] = SYSTEMS
+    traces: Sequence[str] = ("indoor", "outdoor")
+    frames: int = 10
+    warmup: int = 2
+    robot_cpu: float = 0.05                   # cgroup quota of the client (share of one CPU); 0.05 ~ 20x slower
+    dilation: float = 20.0                    # time-dilation factor k
+    bag: Optional[str] = None
+    out: str = "eval_out"
+    frame_timeout: float = 120.0
+    startup_timeout: float = 600.0
+    gap: float = 0.5                          # idle seconds between frames (lets the monitor probe)
+    server_device: str = "auto"
+    deadline: float = 1.0                     # SPSO-GA deadline (undilated seconds; the nodes get k x this)
+    solver_seconds: float = 5.0
+    grid_buckets: int = 16                    # buckets of the (dilated) grid the server solves
+    extra_client: Dict[str, str] = field(default_factory=dict)
+    extra_server: Dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        bad = [s for s in self.systems if s not in SYSTEMS]
+        if bad:
+            raise ValueError(f"unknown systems {bad}; choose from {', '.join(SYSTEMS)}")
+        if self.frames <= 0 or self.warmup < 0:
+            raise ValueError("frames must be > 0 and warmup >= 0")
+        if not (self.dilation > 0 and math.isfinite(self.dilation)):
+            raise ValueError(f"dilation must be > 0, got {self.dilation!r}")
+        if not (0 < self.robot_cpu <= 1.0):
+            raise ValueError(f"robot_cpu must be in (0, 1], got {self.robot_cpu!r}")
+        for t in self.traces:
+            trace_path(t)
+
+
+def trace_path(name: str) -> Path:
+    """A shipped trace by name (indoor, outdoor) or a trace file path."""
+    p = TRACE_DIR / f"{name}.txt"
+    if p.is_file():
+        return p
+    if Path(name).is_file():
+        return Path(name)
+    raise ValueError(f"no trace {name!r} (shipped: {', '.join(sorted(q.stem for q in TRACE_DIR.glob('*.txt')))})")
+
+
+def trace_label(name: str) -> str:
+    return Path(name).stem
+
+
+def dilate_trace(samples: Sequence[Tuple[float, float]], k: float) -> List[Tuple[float, float]]:
+    """The trace as the dilated testbed plays it: times x k, rates / k."""
+    return [(t * k, r / k) for t, r in samples]
+
+
+def dilated_grid(k: float, buckets: int) -> str:
+    """Bucket edges in MB/s for the dilated link: the undilated grid's range / k, `buckets` edges, as 'a,b,...'."""
+    lo, hi, _ = DEFAULT_GRID_MBYTE
+    edges = [lo / k * (hi / lo) ** (i / max(buckets - 1, 1)) for i in range(buckets)]
+    return ",".join(f"{e:.4g}" for e in edges)
+
+
+def flags(settings: Dict[str, Any]) -> List[str]:
+    """{"input_size": "256,320"} -> ["--input-size", "256,320"]."""
+    out: List[str] = []
+    for k, v in settings.items():
+        out += ["--" + k.replace("_", "-"), str(v)]
+    return out
+
+
+def link_series(samples: Sequence[Tuple[float, float]], t_end: float) -> List[Tuple[float, float]]:
+    """The rate schedule a looped replay applies from its start up to t_end."""
+    out: List[Tuple[float, float]] = []
+    index = 0
+    while True:
+        sched = replay_schedule(samples, 1.0, index)
+        out += [(t, r) for t, r in sched if t <= t_end]
+        if not sched or sched[-1][0] >= t_end:
+            return out
+        index += 1
+
+
+def rate_at(series: Sequence[Tuple[float, float]], t: float) -> float:
+    rate = float("nan")
+    for ts, r in series:
+        if ts > t:
+            break
+        rate = r
+    return rate
+
+
+class Evaluation:
+    """Runs the configured systems over the configured traces on one testbed and collects the records."""
+
+    def __init__(self, cfg: EvalConfig, out: TextIO = sys.stdout) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.out = out
+        self.setup = model_setup(cfg.model, cfg.input_size, cfg.grid_xzy)
+        self.out_dir = Path(cfg.out).resolve()
+        self.log_dir = self.out_dir / "logs"
+        self.records: List[Dict[str, Any]] = []
+        self.links: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
+        self.robot_slowdown: Optional[float] = None
+        self.problems: List[str] = []
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # ---- node command lines ----------------------------------------------------------------------------------
+    def server_argv(self) -> List[str]:
+        cfg = self.cfg
+        s = {"robots": ROBOT, "model": cfg.model, "device": cfg.server_device,
+             "grid": dilated_grid(cfg.dilation, cfg.grid_buckets), "deadline": cfg.deadline * cfg.dilation,
+             "solver_seconds": cfg.solver_seconds}
+        s.update(self.setup.settings)
+        s.update(cfg.extra_server)
+        return script_argv("intradp_server", *flags(s))
+
+    def client_cache_dir(self) -> Path:
+        """The client's own profile cache: it profiles itself inside the CPU throttle, so it must not share the
+        server's cache (both are 'cpu' to the profiler and would read each other's profile)."""
+        from intradp_ros.core.plan_table import default_cache_dir
+        return default_cache_dir() / f"robot_cpu{self.cfg.robot_cpu:g}"
+
+    def client_argv(self, system: str) -> List[str]:
+        k = self.cfg.dilation
+        s = {"robot": ROBOT, "mode": system, "model": self.cfg.model, "cache_dir": self.client_cache_dir(),
+             "deadline": 3.0 * k, "max_age": 3.0 * k}
+        s.update(self.setup.settings)
+        s.update(self.cfg.extra_client)
+        return script_argv(self.setup.client, *flags(s))
+
+    def monitor_argv(self) -> List[str]:
+        return script_argv("bandwidth_monitor", "--robot", ROBOT, "--buckets",
+                           dilated_grid(self.cfg.dilation, self.cfg.grid_buckets))
+
+    def driver_argv(self, bag: str, record: Path, system: str) -> List[str]:
+        cfg = self.cfg
+        ready = [] if system == "device_only" else ["--ready-plan-not", "device_only"]
+        return script_argv("eval_driver", *ready, "--robot", ROBOT, "--bag", bag, "--frames", str(cfg.frames),
+                           "--pacing", "lockstep", "--warmup", str(cfg.warmup), "--gap", str(cfg.gap),
+                           "--frame-timeout", str(cfg.frame_timeout), "--startup-timeout", str(cfg.startup_timeout),
+                           "--record", str(record), "--output", "json", "--dilation", str(cfg.dilation))
+
+    # ---- running ---------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        bag = cfg.bag or self._sample_bag()
+        self.say(f"[evaluate] {cfg.model} {self.setup.settings or ''} on {', '.join(cfg.traces)}; systems "
+                 f"{', '.join(cfg.systems)}; {cfg.frames} frames each (+{cfg.warmup} warm-up) from {bag}")
+        self.say(f"[evaluate] time dilation k = {cfg.dilation:g}: link rates / k, traces played k x slower, "
+                 f"bucket grid {dilated_grid(cfg.dilation, cfg.grid_buckets)} MB/s; results in {self.out_dir}")
+        with Testbed(rate_mbit=100.0 / cfg.dilation, name="eval") as tb:
+            tb.start_masters()
+            logs = {name: open(self.log_dir / f"{name}.log", "ab") for name in ("bridge", "server")}
+            try:
+                start_bridge(tb, "robot", log=logs["bridge"])
+                self.say(tb.describe())
+                tb.spawn("server", self.server_argv(), stdout=logs["server"], stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+                self.robot_slowdown = tb.slow_robot(cfg.robot_cpu)
+                self.say(f"[evaluate] client cgroup quota {cfg.robot_cpu:g} CPU: measured slow-down "
+                         f"x{self.robot_slowdown:.1f} (timed busy loop inside vs outside)")
+                total = len(cfg.traces) * len(cfg.systems)
+                n = 0
+                for trace in cfg.traces:
+                    samples = dilate_trace(load_trace(trace_path(trace)), cfg.dilation)
+                    scaled = self.out_dir / "traces" / f"{trace_label(trace)}_k{cfg.dilation:g}.txt"
+                    scaled.parent.mkdir(exist_ok=True)
+                    write_trace(scaled, samples, [f"{trace} with times x {cfg.dilation:g} and rates / "
+                                                  f"{cfg.dilation:g} (time dilation)"])
+                    for system in run_order(cfg.systems):
+                        n += 1
+                        self.say(f"\n[evaluate] run {n}/{total}: {trace_label(trace)} / {system}")
+                        self._run_one(tb, trace_label(trace), system, bag, scaled, samples)
+            finally:
+                for f in logs.values():
+                    f.close()
+        return self.report()
+
+    def _sample_bag(self) -> str:
+        from intradp_ros.eval.sample_data import ensure_sample_bags
+        return str(ensure_sample_bags()[self.setup.bag_key])
+
+    def _run_one(self, tb: Testbed, trace: str, system: str, bag: str, scaled: Path,
+                 samples: Sequence[Tuple[float, float]]) -> None:
+        cfg = self.cfg
+        tag = f"{trace}_{system}"
+        log = open(self.log_dir / f"{tag}.log", "ab")
+        procs: List[subprocess.Popen] = []
+        try:
+            if tb.replay is not None:
+                tb.replay.stop()
+                tb.replay.join(timeout=5)
+            tb.set_rate(samples[0][1])
+            procs.append(spawn_unthrottled(tb, "robot", self.monitor_argv(), stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL))
+            procs.append(tb.spawn("robot", self.client_argv(system), stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL))
+            driver = spawn_unthrottled(tb, "robot", self.driver_argv(bag, self.out_dir / f"stats_{tag}.bag", system),
+                                       stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
+            procs.append(driver)
+            budget = cfg.startup_timeout + cfg.warmup * cfg.frame_timeout + cfg.frames * (cfg.frame_timeout + cfg.gap)
+            series: List[Tuple[float, float]] = []
+            got = 0
+            for rec in read_json_lines(driver, timeout=budget):
+                kind = rec.get("kind")
+                if kind == "start":
+                    tb.replay_trace(scaled, loop=True)
+                    series = link_series(samples, budget)
+                elif kind == "warmup":
+                    self.say(f"[{system:>11}] warm-up frame {rec['index']}: " +
+                             (f"result (plan {rec.get('plan_name')})" if rec['received'] else "no result"))
+                elif kind == "warning":
+                    self.say(f"[{system:>11}] warning: {rec['warning']}")
+                    self.problems.append(f"{tag}: {rec['warning']}")
+                elif kind == "stats" and int(rec.get("frame", -1)) >= 0:
+                    link = rate_at(series, float(rec["t_s"]))
+                    row = dict(rec, system=system, trace=trace, link_mbit=link)
+                    for p in consistency_problems(row):
+                        self.problems.append(f"{tag} frame {rec['frame']}: {p}")
+                    self.records.append({k: row.get(k, "") for k in CSV_FIELDS})
+                    got += 1
+                    self.say(frame_line(row, cfg.dilation, link))
+                elif kind == "lost":
+                    self.records.append(_lost_record(system, trace, rec))
+                    self.say(f"[{system:>11}] frame {rec['frame']:>3}  LOST (no result within "
+                             f"{cfg.frame_timeout:g} s)")
+                elif kind == "plan":
+                    self.say(f"[{system:>11}] plan switch -> {rec['plan_name']} at estimate "
+                             f"{rec['estimate_mbit_per_s']:.2f} Mbit/s")
+                elif kind == "error":
+                    self.say(f"[{system:>11}] driver error: {rec['error']} (log {self.log_dir / (tag + '.log')})")
+                    self.problems.append(f"{tag}: {rec['error']}")
+            t_end = max([float(r["t_s"]) for r in self.records if r["trace"] == trace and r["system"] == system
+                         and not math.isnan(float(r["t_s"]))] + [1.0])
+            self.links[(trace, system)] = [(t, r) for t, r in series if t <= t_end]
+            self.say(f"[evaluate] {trace}/{system}: {got}/{cfg.frames} frames with a result")
+        except TestbedError as err:
+            self.say(f"[evaluate] {trace}/{system} failed: {err}")
+            self.problems.append(f"{tag}: {err}")
+        finally:
+            if tb.replay is not None:
+                tb.replay.stop()
+            for p in reversed(procs):
+                tb.stop(p)
+            log.close()
+
+    # ---- results ---------------------------------------------------------------------------------------------
+    def report(self) -> int:
+        """Write CSV, tables, plots and summary.json; print the tables and the goal check."""
+        write_csv(self.out_dir / "stats.csv", self.records)
+        text, goals = render_report(self.records, self.cfg.dilation, self.cfg.model)
+        summary = self.summary_dict(goals)
+        text += "\n" + self.dilation_note(summary)
+        (self.out_dir / "tables.md").write_text(text + "\n")
+        from intradp_ros.eval.plots import plot_run
+        pngs = plot_run(self.records, self.out_dir, "eval", self.links, self.cfg.dilation) if self.records else []
+        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.say("\n" + text)
+        if self.problems:
+            self.say("\nproblems:\n  " + "\n  ".join(self.problems[:30]))
+        self.say(f"\n[evaluate] wrote {self.out_dir / 'stats.csv'}, tables.md, summary.json, "
+                 f"{', '.join(p.name for p in pngs)} and stats_<trace>_<system>.bag")
+        return 0 if self.records and not any("driver" in p or "failed" in p for p in self.problems) else 1
+
+    def summary_dict(self, goals: Sequence[Any]) -> Dict[str, Any]:
+        sums = summarize(self.records)
+        dev = [s for (t, name), s in sums.items() if name == "device_only" and s.frames]
+        srv = [r for r in self.records if r["system"] == "server_only" and not r["error"]
+               and float(r["server_compute_s"]) > 0]
+        ratio = None
+        if dev and srv:
+            dev_lat = sum(s.latency_mean_s for s in dev) / len(dev)
+            ratio = dev_lat / (sum(float(r["server_compute_s"]) for r in srv) / len(srv))
+        return {"config": asdict(self.cfg), "robot_cpu_quota": self.cfg.robot_cpu,
+                "robot_slowdown_busy_loop": self.robot_slowdown, "robot_over_server_compute": ratio,
+                "dilation_k": self.cfg.dilation,
+                "summaries": {f"{t}/{s}": asdict(v) for (t, s), v in sums.items()},
+                "goals": [asdict(g) for g in goals], "problems": self.problems}
+
+    def dilation_note(self, summary: Dict[str, Any]) -> str:
+        r = summary.get("robot_over_server_compute")
+        sd = summary.get("robot_slowdown_busy_loop")
+        return (f"Robot slow-down: cgroup quota {self.cfg.robot_cpu:g} CPU, measured x{sd:.1f} on a busy loop"
+                if sd else "Robot slow-down: not measured") + \
+            (f"; measured device-only latency / server compute per frame = {r:.1f}x" if r else "") + \
+            f". Time dilation k = {self.cfg.dilation:g} (link rates / k, trace time x k; undilated = measured / k)."
+
+
+def run_order(systems: Sequence[str]) -> List[str]:
+    """Distributed systems first (the first run pays the client's profiling and the server's plan-book solve,
+    both cached afterwards; a device-only run never waits for the handshake, so it goes last)."""
+    return [s for s in systems if s != "device_only"] + [s for s in systems if s == "device_only"]
+
+
+def _lost_record(system: str, trace: str, rec: Dict[str, Any]) -> Dict[str, Any]:
+    row: Dict[str, Any] = {k: 0 for k in CSV_FIELDS}
+    row.update(system=system, trace=trace, frame=rec["frame"], t_s=rec.get("t_s", float("nan")),
+               link_mbit=float("nan"), robot=ROBOT, model="", mode=system, plan_name="", fell_back_local=False,
+               error="lost: no result within the frame timeout")
+    return row
+
+
+def render_report(records: Sequence[Dict[str, Any]], k: float, title: str) -> Tuple[str, list]:
+    """The tables (measured, and undilated when k != 1) and the goal lines, as Markdown text."""
+    sums = summarize(records)
+    parts = [format_table(sums, title=f"{title}: measured on the testbed (dilated times)")]
+    if k != 1.0:
+        parts.append(format_table(sums, title=f"{title}: undilated (measured / k, k = {k:g})", time_unit="ms", k=k))
+    goals = check_goals(sums)
+    parts.append("Goals:\n" + ("\n".join(g.describe() for g in goals) if goals else "(no Intra-DP results)"))
+    return "\n\n".join(parts), goals
+
+
+def spawn_unthrottled(tb: Testbed, side: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+    """Spawn a harness process (monitor, driver) outside the robot CPU throttle: only the client stands for the
+    slow robot computer; the measuring tools must not be slowed by it."""
+    group = tb.cpu_group
+    saved = group.fraction
+    group.fraction = None
+    try:
+        return tb.spawn(side, argv, **kwargs)
+    finally:
+        group.fraction = saved
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = EvalConfig()
+    p = argparse.ArgumentParser(prog="evaluate", description="rosbag-replay evaluation of every system on the "
+                                "testbed (root), or tables/plots from an earlier run's CSV (--from-csv)")
+    p.add_argument("--model", default=d.model, help="kapao_s6/m6/l6 (camera bag) or sconet/sconet_ds (clouds)")
+    p.add_argument("--input-size", default=None, help="KAPAO input 'H,W' (multiples of 64)")
+    p.add_argument("--grid-xzy", default=None, help="SCONet grid 'X,Z,Y'")
+    p.add_argument("--systems", default=",".join(d.systems), help="comma list (default all five)")
+    p.add_argument("--traces", default=",".join(d.traces), help="trace names or files (default indoor,outdoor)")
+    p.add_argument("--frames", type=int, default=d.frames, help="counted frames per system and trace")
+    p.add_argument("--warmup", type=int, default=d.warmup, help="uncounted warm-up frames per run")
+    p.add_argument("--robot-cpu", type=float, default=d.robot_cpu, help="client cgroup quota (share of one CPU)")
+    p.add_argument("--dilation", type=float, default=d.dilation, help="time-dilation factor k")
+    p.add_argument("--bag", default=None, help="input bag (default: the sample bag for the model)")
+    p.add_argument("--out", default=d.out, help="output folder")
+    p.add_argument("--frame-timeout", type=float, default=d.frame_timeout)
+    p.add_argument("--startup-timeout", type=float, default=d.startup_timeout)
+    p.add_argument("--gap", type=float, default=d.gap, help="idle seconds between frames")
+    p.add_argument("--server-device", default=d.server_device, help="auto, cpu or cuda")
+    p.add_argument("--deadline", type=float, default=d.deadline, help="SPSO-GA deadline in undilated seconds")
+    p.add_argument("--solver-seconds", type=float, default=d.solver_seconds, help="server solver limit per bucket")
+    p.add_argument("--grid-buckets", type=int, default=d.grid_buckets, help="bandwidth buckets of the plan book")
+    p.add_argument("--client-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra client setting (repeatable)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra server setting (repeatable)")
+    p.add_argument("--from-csv", default=None, help="only re-tabulate and plot this stats.csv (no testbed)")
+    return p
+
+
+def _pairs(items: Sequence[str]) -> Dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"expected NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line of scripts/evaluate."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.from_csv:
+            records = read_csv(args.from_csv)
+            text, _ = render_report(records, args.dilation, args.model)
+            print(text)
+            from intradp_ros.eval.plots import plot_run
+            for p in plot_run(records, Path(args.out), "eval", None, args.dilation):
+                print(f"wrote {p}")
+            return 0
+        cfg = EvalConfig(model=args.model, input_size=args.input_size, grid_xzy=args.grid_xzy,
+                         systems=[s for s in args.systems.split(",") if s], traces=[t for t in args.traces.split(",") if t],
+                         frames=args.frames, warmup=args.warmup, robot_cpu=args.robot_cpu, dilation=args.dilation,
+                         bag=args.bag, out=args.out, frame_timeout=args.frame_timeout,
+                         startup_timeout=args.startup_timeout, gap=args.gap, server_device=args.server_device,
+                         deadline=args.deadline, solver_seconds=args.solver_seconds, grid_buckets=args.grid_buckets,
+                         extra_client=_pairs(args.client_arg), extra_server=_pairs(args.server_arg))
+        return Evaluation(cfg).run()
+    except (TestbedError, ValueError, OSError) as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("evaluate: interrupted; the testbed was torn down", file=sys.stderr)
+        return 130

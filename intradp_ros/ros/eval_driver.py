@@ -1,0 +1,361 @@
+"""The evaluation driver node (robot side): feeds a client the frames of a bag and records what comes back.
+
+- Reads the frames of one topic of an input bag (camera images, point clouds) and publishes them, re-stamped with
+  the current time, on the topic the client subscribes to: in `lockstep` (the next frame only after the client's
+  InferenceStats for the previous one arrived, or after `frame_timeout`; so every system under test processes the
+  same frames) or at a fixed `rate` (newest-frame-wins at the client decides which frames are processed).
+- Warm-up frames go first (not counted): they wait for the client, its handshake and the first bandwidth estimate.
+- Subscribes to /intradp/<robot>/stats, /bandwidth and /plan; writes all three into an output bag (optional) and
+  prints one JSON object per line on stdout (`--output json`) or a human-readable line per frame and a summary
+  (`--output text`, what `roslaunch intradp_ros demo.launch` shows):
+    {"kind": "ready", "frames": N, "topic": ...}
+    {"kind": "warmup", "index": i, "received": bool, "plan_name": ...}
+    {"kind": "warning", "warning": ...}
+    {"kind": "start", "frames": N}                      counted frames begin now (t_s = 0)
+    {"kind": "stats", "frame": i, "t_s": ..., "matched": bool, <every InferenceStats field>}   one per result
+    {"kind": "lost", "frame": i, "t_s": ...}           no stats within frame_timeout
+    {"kind": "plan", "t_s": ..., "plan_id": ..., "plan_name": ..., "estimate_mbit_per_s": ...}
+    {"kind": "error", "error": ...}   {"kind": "done", "frames": N, "results": n, "lost": m}
+A stats message belongs to frame i when its header stamp equals frame i's publish stamp (clients copy the input
+header); a client that stamps otherwise gets the frame awaited when the stats arrived (lockstep) or -1 (rate).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, TextIO
+
+import rospy
+
+from intradp_ros.eval.stats_recorder import stats_record
+from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
+from intradp_ros.ros.probe_server import validate_robot
+
+MAX_FRAMES = 100_000
+
+
+def load_frames(bag_path: str, topic: Optional[str], limit: int) -> tuple:
+    """(topic, [messages]) of the first `limit` messages of `topic` (default: the bag's first topic)."""
+    import rosbag
+
+    with rosbag.Bag(bag_path) as bag:
+        topics = list(bag.get_type_and_topic_info().topics)
+        if not topics:
+            raise ValueError(f"bag {bag_path} holds no topics")
+        if topic is None:
+            topic = sorted(topics)[0]
+        elif topic not in topics:
+            raise ValueError(f"bag {bag_path} has no topic {topic!r} (it has {sorted(topics)})")
+        frames = [msg for _, msg, _ in bag.read_messages(topics=[topic])][:limit]
+    if not frames:
+        raise ValueError(f"bag {bag_path}: topic {topic} holds no messages")
+    if not hasattr(frames[0], "header"):
+        raise ValueError(f"{topic} messages have no header to stamp")
+    return topic, frames
+
+
+class Recorder:
+    """Writes received messages into a bag (thread-safe); a no-op without a path."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self._bag = None
+        self._lock = threading.Lock()
+        if path:
+            import rosbag
+            self._bag = rosbag.Bag(path, "w")
+
+    def write(self, topic: str, msg: Any) -> None:
+        if self._bag is None:
+            return
+        with self._lock:
+            if self._bag is not None:
+                self._bag.write(topic, msg, rospy.Time.now())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._bag is not None:
+                self._bag.close()
+                self._bag = None
+
+
+class Printer:
+    """JSON lines or human-readable lines on stdout."""
+
+    def __init__(self, output: str, stream: TextIO = sys.stdout, dilation: float = 1.0) -> None:
+        self.output, self.stream, self.k = output, stream, dilation
+        self.records: List[Dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def emit(self, obj: Dict[str, Any]) -> None:
+        with self._lock:
+            if obj.get("kind") == "stats":
+                self.records.append(obj)
+            if self.output == "json":
+                self.stream.write(json.dumps(obj) + "\n")
+            else:
+                line = self._text(obj)
+                if line:
+                    self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def _text(self, obj: Dict[str, Any]) -> str:
+        from intradp_ros.eval.tables import frame_line
+        kind = obj.get("kind")
+        if kind == "stats":
+            return frame_line(dict(obj, system=obj.get("mode")), self.k)
+        if kind == "lost":
+            return f"frame {obj['frame']:>3}: no result within the frame timeout"
+        if kind == "plan":
+            return (f"plan switch -> {obj['plan_name']} (id {obj['plan_id']}) at estimate "
+                    f"{obj['estimate_mbit_per_s']:.2f} Mbit/s")
+        if kind == "warmup":
+            return (f"warm-up frame {obj['index']}: " + (f"result (plan {obj['plan_name']})" if obj['received']
+                                                         else "no result yet"))
+        if kind == "warning":
+            return f"warning: {obj['warning']}"
+        if kind == "ready":
+            return f"replaying {obj['frames']} frames of {obj['bag']} on {obj['topic']} ({obj['pacing']})"
+        if kind == "error":
+            return f"error: {obj['error']}"
+        if kind == "done":
+            return self.summary(obj)
+        return ""
+
+    def summary(self, done: Dict[str, Any]) -> str:
+        from intradp_ros.eval.tables import format_table, summarize
+        recs = [dict(r, system=r.get("mode"), trace="run") for r in self.records if r.get("frame", -1) >= 0]
+        head = f"done: {done['results']} results for {done['frames']} frames, {done['lost']} lost"
+        if not recs:
+            return head
+        return head + "\n\n" + format_table(summarize(recs), title="summary (this run)")
+
+
+class EvalDriver:
+    """Publishes frames and collects the client's results (see the module docstring)."""
+
+    def __init__(self, robot: str, frames: Sequence[Any], out_topic: str, printer: Printer,
+                 recorder: Recorder) -> None:
+        self.robot = validate_robot(robot)
+        self.frames = list(frames)
+        self.printer = printer
+        self.recorder = recorder
+        self.t0 = time.monotonic()
+        self._cond = threading.Condition()
+        self._stamps: Dict[Any, int] = {}     # publish stamp -> frame index (-2 for warm-up frames)
+        self._awaiting: Optional[int] = None  # frame index lockstep waits for
+        self._got: Dict[int, bool] = {}
+        self._warmup_got: Optional[str] = None   # plan name of the last warm-up result
+        self.pub = rospy.Publisher(out_topic, type(self.frames[0]), queue_size=1)
+        base = f"/intradp/{robot}"
+        self._subs = [rospy.Subscriber(f"{base}/stats", InferenceStats, self._on_stats, queue_size=50),
+                      rospy.Subscriber(f"{base}/bandwidth", BandwidthEstimate, self._on_bandwidth, queue_size=10),
+                      rospy.Subscriber(f"{base}/plan", PlanSwitch, self._on_plan, queue_size=10)]
+
+    def now_s(self) -> float:
+        return time.monotonic() - self.t0
+
+    # ---- callbacks --------------------------------------------------------------------------------------------
+    def _on_stats(self, msg: InferenceStats) -> None:
+        self.recorder.write(f"/intradp/{self.robot}/stats", msg)
+        if msg.robot and msg.robot != self.robot:
+            return
+        try:
+            rec = stats_record(msg)
+        except ValueError as err:
+            rospy.logerr_throttle(5.0, f"eval_driver: unreadable InferenceStats dropped: {err}")
+            return
+        with self._cond:
+            index = self._stamps.get((msg.header.stamp.secs, msg.header.stamp.nsecs))
+            matched = index is not None
+            if index is None:
+                index = self._awaiting if self._awaiting is not None else -1
+            if index == -2:
+                self._warmup_got = msg.plan_name
+                self._cond.notify_all()
+                return
+            if index >= 0 and self._got.get(index):
+                return  # a second result for the same frame (should not happen): keep the first
+            if index >= 0:
+                self._got[index] = True
+            self._cond.notify_all()
+        self.printer.emit(dict(rec, kind="stats", frame=index, t_s=round(self.now_s(), 4), matched=matched))
+
+    def _on_bandwidth(self, msg: BandwidthEstimate) -> None:
+        self.recorder.write(f"/intradp/{self.robot}/bandwidth", msg)
+
+    def _on_plan(self, msg: PlanSwitch) -> None:
+        self.recorder.write(f"/intradp/{self.robot}/plan", msg)
+        self.printer.emit({"kind": "plan", "t_s": round(self.now_s(), 4), "plan_id": int(msg.plan_id),
+                           "plan_name": msg.plan_name, "estimate_mbit_per_s": float(msg.estimate_mbit_per_s),
+                           "bucket_mbyte_per_s": float(msg.bucket_mbyte_per_s)})
+
+    # ---- publishing -------------------------------------------------------------------------------------------
+    def wait_for_subscriber(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not rospy.is_shutdown():
+            if self.pub.get_num_connections() > 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _publish(self, frame: Any, index: int) -> None:
+        stamp = rospy.Time.now()
+        frame.header.stamp = stamp
+        with self._cond:
+            self._stamps[(stamp.secs, stamp.nsecs)] = index
+            if index >= 0:
+                self._awaiting = index
+        self.pub.publish(frame)
+
+    def warmup(self, count: int, timeout: float, settle_s: float, ready_plan_not: str = "",
+               frame_timeout: float = 120.0) -> bool:
+        """Publish warm-up frames until `count` of them got a result and, with `ready_plan_not`, one result ran a
+        plan of another name (the client uses its device-only plan until its handshake brought the plan book).
+        The whole warm-up is bounded by `timeout`; False if it ended without a result."""
+        deadline = time.monotonic() + timeout
+        got, ready, i = 0, not ready_plan_not, 0
+        while (got < count or not ready) and time.monotonic() < deadline and not rospy.is_shutdown():
+            with self._cond:
+                self._warmup_got = None
+            self._publish(self.frames[i % len(self.frames)], -2)
+            with self._cond:
+                self._cond.wait_for(lambda: self._warmup_got is not None or rospy.is_shutdown(),
+                                    timeout=max(0.0, min(frame_timeout, deadline - time.monotonic())))
+                plan = self._warmup_got
+            self.printer.emit({"kind": "warmup", "index": i, "received": plan is not None, "plan_name": plan or ""})
+            if plan is not None:
+                got += 1
+                ready = ready or plan != ready_plan_not
+            i += 1
+        if got and not ready:
+            self.printer.emit({"kind": "warning", "warning": f"warm-up ended after {timeout:g} s with the client "
+                                                             f"still on plan {ready_plan_not!r}"})
+        if settle_s > 0:
+            time.sleep(settle_s)
+        return got > 0
+
+    def run_lockstep(self, count: int, frame_timeout: float, gap_s: float) -> Dict[str, int]:
+        """Each frame waits for its result (or the timeout) before the next; returns counts."""
+        self.t0 = time.monotonic()
+        self.printer.emit({"kind": "start", "frames": count})
+        lost = 0
+        for i in range(count):
+            if rospy.is_shutdown():
+                break
+            self._publish(self.frames[i % len(self.frames)], i)
+            with self._cond:
+                ok = self._cond.wait_for(lambda: self._got.get(i, False) or rospy.is_shutdown(), timeout=frame_timeout)
+                self._awaiting = None
+            if not ok:
+                lost += 1
+                self.printer.emit({"kind": "lost", "frame": i, "t_s": round(self.now_s(), 4)})
+            if gap_s > 0:
+                time.sleep(gap_s)
+        return {"frames": count, "results": sum(1 for v in self._got.values() if v), "lost": lost}
+
+    def run_rate(self, count: int, rate_hz: float, drain_s: float) -> Dict[str, int]:
+        """Publish at `rate_hz` (newest frame wins at the client), then wait up to `drain_s` for the last result."""
+        self.t0 = time.monotonic()
+        self.printer.emit({"kind": "start", "frames": count})
+        period = 1.0 / rate_hz
+        for i in range(count):
+            if rospy.is_shutdown():
+                break
+            self._publish(self.frames[i % len(self.frames)], i)
+            with self._cond:
+                self._awaiting = None  # in rate mode only stamps match results to frames
+            time.sleep(max(0.0, self.t0 + (i + 1) * period - time.monotonic()))
+        deadline = time.monotonic() + drain_s
+        with self._cond:
+            self._cond.wait_for(lambda: self._got.get(count - 1, False) or rospy.is_shutdown(),
+                                timeout=max(0.0, deadline - time.monotonic()))
+        results = sum(1 for v in self._got.values() if v)
+        return {"frames": count, "results": results, "lost": count - results}
+
+    def close(self) -> None:
+        for s in self._subs:
+            s.unregister()
+        self.recorder.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Replay a bag's frames to an intradp client and record its InferenceStats")
+    p.add_argument("--robot", default=None, help="robot name (topics /intradp/<robot>/...; default ~robot or robot1)")
+    p.add_argument("--bag", default=None, help="input bag (default: ~bag, else the bundled camera sample bag)")
+    p.add_argument("--topic", default=None, help="topic in the bag (default: the bag's first topic)")
+    p.add_argument("--out-topic", default=None, help="topic to publish on (default: the bag topic)")
+    p.add_argument("--frames", type=int, default=None, help="frames to publish (default: all in the bag; cycles)")
+    p.add_argument("--pacing", choices=("lockstep", "rate"), default=None, help="default lockstep")
+    p.add_argument("--rate", type=float, default=None, help="frames per second in rate pacing (default 1)")
+    p.add_argument("--gap", type=float, default=None, help="seconds between a result and the next frame (lockstep)")
+    p.add_argument("--frame-timeout", type=float, default=None, help="seconds to wait for a frame's result (60)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up frames not counted (default 1)")
+    p.add_argument("--startup-timeout", type=float, default=None, help="seconds the first warm-up frame may take (300)")
+    p.add_argument("--ready-plan-not", default=None,
+                   help="warm up until a result ran a plan not named this (e.g. device_only: the handshake is done)")
+    p.add_argument("--settle", type=float, default=None, help="seconds to wait after warm-up (default 1)")
+    p.add_argument("--record", default=None, help="write stats, bandwidth and plan messages into this bag")
+    p.add_argument("--output", choices=("json", "text"), default=None, help="stdout format (default text)")
+    p.add_argument("--dilation", type=float, default=None, help="time-dilation factor k for undilated figures (1)")
+    return p
+
+
+def _setting(args: argparse.Namespace, name: str, default: Any) -> Any:
+    """Command line first, then the private parameter ~name, then the default."""
+    value = getattr(args, name)
+    if value is not None:
+        return value
+    value = rospy.get_param(f"~{name}", default)
+    return default if value == "" and default is None else value
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of scripts/eval_driver."""
+    args = build_parser().parse_args(rospy.myargv(list(argv))[1:])
+    rospy.init_node("eval_driver", anonymous=True, disable_signals=False)
+    printer = Printer(str(_setting(args, "output", "text")), dilation=float(_setting(args, "dilation", 1.0)))
+    recorder = None
+    try:
+        robot = str(_setting(args, "robot", "robot1"))
+        bag = _setting(args, "bag", None)
+        if not bag:
+            from intradp_ros.eval.sample_data import ensure_sample_bags
+            bag = str(ensure_sample_bags()["camera"])
+        frames_wanted = int(_setting(args, "frames", 0) or 0)
+        topic, frames = load_frames(str(bag), _setting(args, "topic", None) or None, MAX_FRAMES)
+        count = frames_wanted if frames_wanted > 0 else len(frames)
+        out_topic = str(_setting(args, "out_topic", None) or topic)
+        recorder = Recorder(_setting(args, "record", None) or None)
+        driver = EvalDriver(robot, frames, out_topic, printer, recorder)
+        pacing = str(_setting(args, "pacing", "lockstep"))
+        rate = float(_setting(args, "rate", 1.0))
+        if pacing not in ("lockstep", "rate") or not (rate > 0 and math.isfinite(rate)) or count > MAX_FRAMES:
+            raise ValueError(f"bad pacing {pacing!r} / rate {rate!r} / frames {count}")
+        startup = float(_setting(args, "startup_timeout", 300.0))
+        if not driver.wait_for_subscriber(startup):
+            raise RuntimeError(f"nobody subscribed to {out_topic} within {startup:g} s (is the client running?)")
+        printer.emit({"kind": "ready", "frames": count, "topic": out_topic, "bag": str(bag),
+                      "pacing": pacing if pacing == "lockstep" else f"{rate:g} Hz"})
+        if not driver.warmup(int(_setting(args, "warmup", 1)), startup, float(_setting(args, "settle", 1.0)),
+                             str(_setting(args, "ready_plan_not", "") or ""),
+                             float(_setting(args, "frame_timeout", 60.0))):
+            raise RuntimeError(f"the client produced no InferenceStats on /intradp/{robot}/stats within "
+                               f"{startup:g} s of the first warm-up frame")
+        frame_timeout = float(_setting(args, "frame_timeout", 60.0))
+        if pacing == "lockstep":
+            counts = driver.run_lockstep(count, frame_timeout, float(_setting(args, "gap", 0.0)))
+        else:
+            counts = driver.run_rate(count, rate, frame_timeout)
+        driver.close()
+        printer.emit(dict(counts, kind="done"))
+        return 0
+    except (ValueError, RuntimeError, OSError) as err:
+        printer.emit({"kind": "error", "error": str(err)})
+        return 1
+    finally:
+        if recorder is not None:
+            recorder.close()

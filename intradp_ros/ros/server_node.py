@@ -1,0 +1,262 @@
+"""The Intra-DP server node (`intradp_server`, launch/server.launch): the GPU side of every robot it serves.
+
+Per robot (one namespace `/intradp/<robot>/` each): a Handshake service, and after the first accepted
+handshake a ServerHalf (its own executor threads, on cuda when available else cpu) on the robot's tile
+topics, registered with every plan of the session's plan book, and a ServerReport publisher. Requests are
+freed by the executor on completion or after `request_timeout`. The model replicas are loaded once at start
+(seeded random weights or a checkpoint) and fingerprinted; a handshake for another model, other weights or
+another graph is refused with the reason. The server's profile is measured once per model (cached on disk),
+or derived from the client's by `server_speedup` (time dilation on CPU-only testbeds). Plan books are solved
+here and cached on disk. The bandwidth probe endpoints of its robots run in the same process.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import rospy
+import torch
+
+from intradp_ros.core.executor import SideExecutor, default_server_device
+from intradp_ros.core.plan import SERVER
+from intradp_ros.core.plan_book import PlanBook, PlanBookError, build_plan_book, parse_grid
+from intradp_ros.core.power import PowerModel
+from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
+from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer, load_replica
+from intradp_ros.core.solver import SolverConfig
+from intradp_ros.msg import ServerReport
+from intradp_ros.ros.handshake import NO_SESSION, handshake_service, server_report_topic
+from intradp_ros.ros.node_params import Spec, build_parser, cli_args, resolve
+from intradp_ros.ros.probe_server import ProbeServer, validate_robot
+from intradp_ros.ros.session_transport import RecordingTransport, ReportingServerHalf
+from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
+
+SPEC: Spec = {
+    "robots": (list, ["robot1"], "robot names served, each on /intradp/<robot>/..."),
+    "models": (list, [], "model replicas: list of {name, input_size|grid_xzy|num_classes, weights, seed}"),
+    "model": (str, "", "shortcut for one model: registry name (adds to 'models')"),
+    "input_size": (list, [], "shortcut model's input H W (KAPAO, torchvision)"),
+    "grid_xzy": (list, [], "shortcut model's SCONet grid X Z Y"),
+    "weights": (str, "", "shortcut model's checkpoint (empty: seeded random weights)"),
+    "seed": (int, 0, "shortcut model's init seed when no checkpoint is given"),
+    "device": (str, "auto", "auto (cuda when available, else cpu), cpu or cuda"),
+    "request_timeout": (float, 10.0, "a request waiting longer than this for a tile is failed and freed (s)"),
+    "grid": (str, "0.5:50:1", "bandwidth buckets in MB/s: 'lo:hi:step' or 'a,b,c'"),
+    "deadline": (float, 1.0, "deadline of the SPSO-GA-style baseline (s)"),
+    "maxiter": (int, 30, "solver generations per bucket"),
+    "popsize": (int, 24, "solver population"),
+    "solver_seconds": (float, 30.0, "solver time limit per bucket (s)"),
+    "server_speedup": (float, 0.0, "0: measure this machine's profile; >0: derive it from the client's as this many times faster"),
+    "profile_repeats": (int, 3, "profiling repeats per tile size"),
+    "cache_dir": (str, "", "profile / plan book cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)"),
+    "probes": (bool, True, "serve /intradp/<robot>/probe for the bandwidth monitor"),
+    "max_probe_bytes": (int, 4 << 20, "largest probe payload / reply (bytes)"),
+}
+
+
+@dataclass
+class RobotSession:
+    """What the server holds for one robot after an accepted handshake."""
+
+    robot: str
+    replica: Replica
+    transport: RecordingTransport
+    half: ReportingServerHalf
+    book: PlanBook
+    reports: rospy.Publisher
+    started: float
+
+    def close(self) -> None:
+        self.half.close()
+        self.reports.unregister()
+
+
+class IntraDPServer:
+    """Handshake services, per-robot sessions and their executors; ROS wiring kept thin around `handle()`."""
+
+    def __init__(self, settings: Dict[str, Any]) -> None:
+        self.s = settings
+        dev = settings["device"]
+        self.device = default_server_device() if dev == "auto" else torch.device(dev)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device cuda requested but torch sees no CUDA device")
+        self.robots = [validate_robot(r) for r in settings["robots"]]
+        if not self.robots:
+            raise ValueError("no robots to serve")
+        self.grid = parse_grid(settings["grid"])
+        self.cache_dir = Path(settings["cache_dir"]) if settings["cache_dir"] else None
+        self.solver = SolverConfig(maxiter=settings["maxiter"], popsize=settings["popsize"],
+                                   max_seconds=settings["solver_seconds"])
+        self.replicas: Dict[str, Replica] = {}
+        self.profiles: Dict[str, Profile] = {}
+        self.sessions: Dict[str, RobotSession] = {}
+        self._lock = threading.Lock()
+        self._profile_lock = threading.Lock()
+        self._services: List[rospy.Service] = []
+        self.probes: Optional[ProbeServer] = None
+
+    # ------------------------------------------------------------------ start / stop
+    def load_models(self, configs: Sequence[ModelConfig]) -> None:
+        for cfg in configs:
+            t0 = time.perf_counter()
+            rep = load_replica(cfg, self.device)
+            self.replicas[rep.model_id] = rep
+            rospy.loginfo("server: loaded %s on %s in %.1f s (%d graph nodes, weights %s, graph %s)", rep.model_id,
+                          self.device, time.perf_counter() - t0, len(rep.graph.nodes), rep.weights_fingerprint,
+                          rep.graph_fingerprint)
+
+    def start(self) -> None:
+        for robot in self.robots:
+            self._services.append(rospy.Service(handshake_service(robot), Handshake, self._callback(robot)))
+        if self.s["probes"]:
+            self.probes = ProbeServer(self.robots, self.s["max_probe_bytes"], self.s["max_probe_bytes"])
+            self.probes.start()
+        rospy.loginfo("server ready: robots %s, models %s, device %s", ",".join(self.robots),
+                      ",".join(self.replicas), self.device)
+
+    def shutdown(self) -> None:
+        for svc in self._services:
+            svc.shutdown("server stopping")
+        if self.probes is not None:
+            self.probes.shutdown()
+        with self._lock:
+            for sess in self.sessions.values():
+                sess.close()
+            self.sessions.clear()
+
+    def _callback(self, robot: str) -> Any:
+        def on_handshake(req: HandshakeRequest) -> HandshakeResponse:
+            try:
+                return self.handle(robot, req)
+            except Exception as e:  # noqa: BLE001 - every failure becomes a refused handshake, never a dead service
+                rospy.logerr("server: handshake of %s failed: %s: %s", robot, type(e).__name__, e)
+                return HandshakeResponse(accepted=False, error=f"server error: {type(e).__name__}: {e}",
+                                         server_device=str(self.device))
+        return on_handshake
+
+    # ------------------------------------------------------------------ handshake
+    def handle(self, robot: str, req: HandshakeRequest) -> HandshakeResponse:
+        """Answer one handshake or heartbeat of `robot` (the service it arrived on names the robot)."""
+        refuse = lambda why: HandshakeResponse(accepted=False, error=why, server_device=str(self.device))  # noqa: E731
+        if req.robot and req.robot != robot:
+            return refuse(f"request names robot {req.robot!r} on {robot!r}'s service")
+        rep = self.replicas.get(req.model_id)
+        if rep is None:
+            why = f"model {req.model_id!r} is not served here (serving: {', '.join(self.replicas) or 'none'})"
+            rospy.logerr_throttle(5.0, f"server: refused {robot}: {why}")
+            return refuse(why)
+        why = check_peer(rep, req.model_id, req.weights_fingerprint, req.graph_fingerprint)
+        if why:
+            rospy.logerr_throttle(5.0, f"server: refused {robot}: {why}")
+            return refuse(why)
+        if not req.client_profile_json:                                   # heartbeat
+            with self._lock:
+                sess = self.sessions.get(robot)
+            if sess is None or sess.replica is not rep:
+                return refuse(NO_SESSION)
+            return HandshakeResponse(accepted=True, server_device=str(self.device))
+        try:
+            client = Profile.from_json(req.client_profile_json, rep.graph)
+        except ProfileError as e:
+            return refuse(f"client profile: {e}")
+        server = self._server_profile(rep, client)             # outside the lock: other robots keep beating
+        t0 = time.perf_counter()
+        book, hit = build_plan_book(rep.graph, client, server, self.grid, PowerModel(), self.solver,
+                                    self.s["deadline"], self.cache_dir)
+        rospy.loginfo("server: plan book for %s/%s %s in %.1f s (%d plans, %d buckets)", robot, rep.model_id,
+                      "from cache" if hit else "solved", time.perf_counter() - t0, len(book.plans),
+                      len(book.buckets))
+        with self._lock:
+            sess = self.sessions.get(robot)
+            if sess is not None and sess.replica is not rep:
+                sess.close()
+                sess = None
+            if sess is None:
+                sess = self._open_session(robot, rep, book)
+                self.sessions[robot] = sess
+            else:
+                sess.book = book
+            for p in book.plans:
+                sess.half.add_plan(p)
+        return HandshakeResponse(accepted=True, error="", server_device=str(self.device),
+                                 server_profile_json=server.to_json(), plan_table_json=book.to_json())
+
+    def _server_profile(self, rep: Replica, client: Profile) -> Profile:
+        speedup = self.s["server_speedup"]
+        if speedup > 0:
+            return client.scaled(1.0 / speedup, f"server ({speedup:g}x faster than the robot, derived)")
+        with self._profile_lock:
+            return self._measured_profile(rep)
+
+    def _measured_profile(self, rep: Replica) -> Profile:
+        prof = self.profiles.get(rep.model_id)
+        if prof is None:
+            t0 = time.perf_counter()
+            from intradp_ros.core.plan_table import default_cache_dir
+            prof, hit = cached_profile(rep.graph, [rep.example], self.cache_dir or default_cache_dir(), self.device,
+                                       repeats=self.s["profile_repeats"])
+            rospy.loginfo("server: profile of %s on %s %s in %.1f s", rep.model_id, self.device,
+                          "from cache" if hit else "measured", time.perf_counter() - t0)
+            self.profiles[rep.model_id] = prof
+        return prof
+
+    def _open_session(self, robot: str, rep: Replica, book: PlanBook) -> RobotSession:
+        transport = RecordingTransport(SERVER, robot, rep.graph)
+        reports = rospy.Publisher(server_report_topic(robot), ServerReport, queue_size=50)
+
+        def on_done(ex: SideExecutor, error: str) -> None:
+            _sent, recv = transport.take_records(ex.request_id)
+            st = ex.stats
+            msg = ServerReport(robot=robot, request_id=ex.request_id, plan_id=ex.plan.plan_id,
+                               server_compute_s=st.compute_s, server_wait_s=st.wait_s, server_total_s=st.total_s,
+                               tiles_in=st.tiles_in, bytes_in=st.bytes_in, tiles_out=st.tiles_out,
+                               bytes_out=st.bytes_out, error=error)
+            msg.header.stamp = rospy.Time.from_sec(time.time())
+            msg.in_node_ids = [r[0] for r in recv]
+            msg.in_row_starts = [r[1] for r in recv]
+            msg.in_stamps = [r[3] for r in recv]
+            reports.publish(msg)
+
+        half = ReportingServerHalf(rep.graph, transport, book.plans, self.device, self.s["request_timeout"], on_done)
+        rospy.loginfo("server: session for %s (%s) on %s and %s", robot, rep.model_id, transport.in_topic,
+                      transport.out_topic)
+        return RobotSession(robot, rep, transport, half, book, reports, time.time())
+
+
+def model_configs(settings: Dict[str, Any]) -> List[ModelConfig]:
+    """The configured replicas: the `models` list plus the one-model shortcut (`model`, `input_size`, ...)."""
+    out = []
+    for m in settings["models"] or []:
+        out.append(ModelConfig.from_dict(json.loads(m) if isinstance(m, str) else dict(m)))
+    if settings["model"]:
+        d: Dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
+        if settings["input_size"]:
+            d["input_size"] = [int(v) for v in settings["input_size"]]
+        if settings["grid_xzy"]:
+            d["grid_xzy"] = [int(v) for v in settings["grid_xzy"]]
+        out.append(ModelConfig.from_dict(d))
+    if not out:
+        raise ReplicaError("no model configured (set 'models' or 'model')")
+    return out
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of scripts/intradp_server."""
+    parser = build_parser("intradp_server", __doc__.split("\n\n")[0], SPEC)
+    args = parser.parse_args(cli_args(argv))
+    rospy.init_node("intradp_server", anonymous=False)
+    try:
+        settings = resolve(SPEC, args)
+        server = IntraDPServer(settings)
+        server.load_models(model_configs(settings))
+    except (ValueError, ReplicaError, PlanBookError) as e:
+        rospy.logfatal(f"intradp_server: {e}")
+        return 2
+    server.start()
+    rospy.on_shutdown(server.shutdown)
+    rospy.spin()
+    return 0

@@ -1,0 +1,166 @@
+"""RosTransport plus what the system nodes need to account for every tile: when each tile was sent and
+received (per request, for InferenceStats), whether the peer is connected, and executor halves that record
+the robot's idle intervals, can abort the running request, and report the server half of each request.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf, SideExecutor
+from intradp_ros.core.graph import Graph
+from intradp_ros.core.plan import ROBOT, Plan
+from intradp_ros.core.tile import FLAG_ABORT, Tile
+from intradp_ros.msg import TensorTile
+from intradp_ros.ros.transport import RosTransport
+
+KEEP_REQUESTS = 64   # tile records kept per transport for requests nobody collected
+
+
+class RecordingTransport(RosTransport):
+    """A RosTransport that records, per request id, every tile it sends and receives: sent tiles as
+    (node_id, row_start, sent_at, 0, nbytes), received ones as (node_id, row_start, sender's stamp,
+    received_at, nbytes); times in seconds since the epoch."""
+
+    def __init__(self, side: str, robot: str, graph: Optional[Graph] = None, **kwargs: Any) -> None:
+        self._rec_lock = threading.Lock()
+        self._sent: "OrderedDict[int, List[tuple]]" = OrderedDict()
+        self._recv: "OrderedDict[int, List[tuple]]" = OrderedDict()
+        super().__init__(side, robot, graph, **kwargs)
+
+    @staticmethod
+    def _append(book: "OrderedDict[int, List[tuple]]", rid: int, item: tuple) -> None:
+        rows = book.get(rid)
+        if rows is None:
+            rows = book[rid] = []
+            while len(book) > KEEP_REQUESTS:
+                book.popitem(last=False)
+        rows.append(item)
+
+    def _on_msg(self, msg: TensorTile) -> None:
+        now = time.time()
+        try:
+            stamp = msg.header.stamp.to_sec()
+        except AttributeError:
+            stamp = 0.0
+        with self._rec_lock:
+            self._append(self._recv, int(msg.request_id),
+                         (int(msg.node_id), int(msg.row_start), stamp, now, len(msg.data)))
+        super()._on_msg(msg)
+
+    def send(self, tile: Tile) -> None:
+        now = time.time()
+        super().send(tile)
+        if not tile.flags & FLAG_ABORT:
+            with self._rec_lock:
+                self._append(self._sent, int(tile.request_id),
+                             (int(tile.node_id), int(tile.row_start), now, 0.0, int(tile.nbytes)))
+
+    def take_records(self, request_id: int) -> Tuple[List[tuple], List[tuple]]:
+        """(sent, received) records of one request, removed from the transport."""
+        with self._rec_lock:
+            return self._sent.pop(request_id, []), self._recv.pop(request_id, [])
+
+    def peer_connected(self) -> bool:
+        """Both tile topics have their peer (our publisher a subscriber, our subscriber a publisher)."""
+        try:
+            return self._pub.get_num_connections() > 0 and self._sub.get_num_connections() > 0
+        except AttributeError:
+            return False
+
+
+class RecordingExecutor(SideExecutor):
+    """SideExecutor that records the wall-clock intervals it spent idle waiting for rows."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.idle: List[Tuple[float, float]] = []
+
+    def _rows(self, u: int, need: Any) -> torch.Tensor:
+        w0 = self.stats.wait_s
+        try:
+            return super()._rows(u, need)
+        finally:
+            waited = self.stats.wait_s - w0
+            if waited > 0:
+                end = time.time()
+                self.idle.append((end - waited, end))
+
+
+class RobotClientHalf(ClientHalf):
+    """ClientHalf with idle-interval recording, request ids unique across restarts, and abort()."""
+
+    def __init__(self, graph: Graph, transport: RecordingTransport, device: Any = "cpu", timeout: float = 30.0,
+                 robot: str = "") -> None:
+        super().__init__(graph, transport, device, timeout, robot)
+        self._next_id = int(time.time() * 1000) * 1000   # ids never repeat after a client restart
+        self.last_idle: List[Tuple[float, float]] = []
+        self.last_request_id = 0
+
+    def next_local_id(self) -> int:
+        with self._lock:
+            rid = self._next_id
+            self._next_id += 1
+            return rid
+
+    def infer(self, plan: Plan, *inputs: torch.Tensor) -> Any:
+        with self._lock:
+            rid = self._next_id
+            self._next_id += 1
+            ex = RecordingExecutor(self.graph, plan, ROBOT, rid, self.sender, self.device, self.timeout)
+            self._current = ex
+        self.last_request_id = rid
+        try:
+            with torch.no_grad():
+                return ex.run(inputs)
+        finally:
+            with self._lock:
+                self._current = None
+            self.last_stats = ex.stats
+            self.last_idle = ex.idle
+
+    def abort(self, reason: str) -> bool:
+        """Fail the running request now (e.g. the peer disconnected); True if one was running."""
+        with self._lock:
+            ex = self._current
+        if ex is None:
+            return False
+        with ex.cv:
+            ex.errors.append(reason)
+            ex.cv.notify_all()
+        return True
+
+
+class ReportingServerHalf(ServerHalf):
+    """ServerHalf that calls `on_done(executor, error)` when each request's server half ends."""
+
+    def __init__(self, graph: Graph, transport: RecordingTransport, plans: Sequence[Plan], device: Any,
+                 timeout: float, on_done: Callable[[SideExecutor, str], None]) -> None:
+        self.on_done = on_done
+        super().__init__(graph, transport, plans, device, timeout)
+
+    def _work(self, ex: SideExecutor) -> None:
+        outcome: Dict[str, str] = {}
+        run = ex.run
+
+        def recorded_run(*args: Any) -> Any:
+            try:
+                return run(*args)
+            except Exception as e:  # noqa: BLE001 - recorded, then handled by ServerHalf._work
+                outcome["error"] = str(e) or type(e).__name__
+                raise
+
+        ex.run = recorded_run  # type: ignore[method-assign]
+        super()._work(ex)
+        try:
+            self.on_done(ex, outcome.get("error", ""))
+        except Exception as e:  # noqa: BLE001 - a report must never stop the server
+            import logging
+            logging.getLogger(__name__).error("server report of request %d failed: %s", ex.request_id, e)
+
+
+__all__ = ["RecordingTransport", "RecordingExecutor", "RobotClientHalf", "ReportingServerHalf", "ExecutionError"]

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""rostest: KAPAO-S (256x320) distributed through the ROS system equals local inference, frame by frame.
+
+Testbed with the bridge; the server solves its plan book (server 4x faster than the robot, derived profile);
+the client runs mode intradp at the 50 MB/s bucket. The feeder first sends bad images (an unsupported
+encoding, a wrong size with expected_size set, a truncated buffer) and malformed tiles (payload size not
+matching the shape, an unknown plan id) on both tile topics, then 20 frames in closed loop.
+"""
+import os
+import sys
+import time
+import unittest
+from pathlib import Path
+
+import rostest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import system_testlib as lib  # noqa: E402
+
+PKG = "intradp_ros"
+FRAMES = 20
+
+
+class KapaoSystemTest(unittest.TestCase):
+    system = None
+
+    @classmethod
+    def setUpClass(cls):
+        why = lib.skip_reason()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.system = lib.System("kapao").up()
+        try:
+            cls.system.start_server([lib.KAPAO], ["robot1"])
+            cls.system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640", "--deadline", "5"])
+            cls.lines = cls.system.start_feeder(
+                "kapao", "robot1", ["--frames", str(FRAMES), "--closed", "--tiles", "--bad", "--bad-tiles",
+                                    "--frame-timeout", "15", "--wait-ready", "90"])
+            # the first frames may run locally while the handshake completes; wait for the run to end
+            if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=150):
+                raise AssertionError("feeder did not finish within 150 s")
+            time.sleep(1.0)
+            cls.ref = lib.LocalReference("kapao", lib.KAPAO, FRAMES)
+        except BaseException:
+            cls.system.down()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.system is not None:
+            cls.client_log = (cls.system.logdir / "client_robot1.log").read_text(errors="replace")
+            cls.server_log = (cls.system.logdir / "server.log").read_text(errors="replace")
+            cls.system.down()
+
+    def results(self):
+        return {r["frame"]: r for r in self.lines.of("result") if r["frame"].startswith("f")}
+
+    def test_every_frame_equals_local_inference(self):
+        self.assertFalse(self.lines.of("error"), self.lines.of("error"))
+        res = self.results()
+        self.assertEqual(len(res), FRAMES, f"results for {sorted(res)}")
+        bad = []
+        total_poses = 0
+        for fid, got in res.items():
+            ref, _det = self.ref.result(lib.frame_index(fid))
+            total_poses += len(ref["poses"])
+            why = lib.compare_kapao(ref, got)
+            if why:
+                bad.append(f"{fid}: {why}")
+        self.assertFalse(bad, bad)
+        self.assertGreater(total_poses, 0, "the comparison is empty: no poses at these thresholds")
+        print(f"[kapao_system] {len(res)} frames equal local inference ({total_poses} poses in all)")
+
+    def test_frames_ran_distributed_and_stats_add_up(self):
+        stats = [s for s in self.lines.of("stats") if s["frame"].startswith("f")]
+        self.assertEqual(len(stats), FRAMES)
+        problems = lib.check_stats(stats, self.lines.of("tiles"))
+        self.assertFalse(problems, problems)
+        distributed = [s for s in stats if s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]]
+        self.assertGreaterEqual(len(distributed), FRAMES // 2, "most frames should run split with the server")
+        self.assertTrue(all(s["server_compute_s"] > 0 for s in distributed))
+        lat = sorted(s["latency_s"] for s in distributed)
+        print(f"[kapao_system] {len(distributed)}/{len(stats)} frames distributed; median latency "
+              f"{lat[len(lat) // 2] * 1e3:.0f} ms (noisy 2-core machine)")
+
+    def test_bad_input_is_logged_and_dropped(self):
+        res = self.lines.of("result")
+        self.assertFalse([r for r in res if r["frame"].startswith("bad")], "a bad frame produced a result")
+        log = self.client_log if hasattr(self, "client_log") else \
+            (self.system.logdir / "client_robot1.log").read_text(errors="replace")
+        for frame, text in (("bad_encoding", "encoding '32FC1' is not supported"), ("bad_size", "expected 640x480"),
+                            ("bad_truncated", "expected step*height")):
+            self.assertIn(f"dropped frame {frame}", log)
+            self.assertIn(text, log)
+        self.assertIn("dropped tile on /intradp/robot1/down", log)
+
+    def test_bad_tiles_dropped_by_the_server(self):
+        log = (self.system.logdir / "server.log").read_text(errors="replace")
+        self.assertIn("dropped tile on /intradp/robot1/up", log)
+        self.assertIn("unknown plan id 123456", log)
+
+
+if __name__ == "__main__":
+    rostest.rosrun(PKG, "kapao_system", KapaoSystemTest, sys.argv)

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Test node for the system rostests (runs on the robot master inside the Testbed).
+
+Publishes frames to a client (KAPAO: camera frames of scikit-image's astronaut picture; AGRNav: clouds of the
+seeded procedural scene), optionally bad ones, collects the client's results, InferenceStats and the payload
+sizes of the tiles on /intradp/<robot>/up|down, and prints everything as JSON lines on stdout for the test:
+  {"kind": "result", "frame": i, "request_id", "t", ...result...}   {"kind": "stats", ...}
+  {"kind": "tiles", "request_id", "dir", "bytes"}                    {"kind": "sent", "frame": i, "t"}
+  {"kind": "done", ...}
+Modes: closed loop (`--closed`: send frame i, wait for its result, bounded by --frame-timeout) or a fixed rate
+for `--duration` seconds. Every loop is bounded in count and time.
+"""
+import argparse
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import rospy
+from sensor_msgs.msg import Image, PointCloud2
+
+from intradp_ros.msg import CompletedVoxels, HumanPoses, InferenceStats, TensorTile
+
+OUT_LOCK = threading.Lock()
+
+
+def emit(obj):
+    with OUT_LOCK:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
+def kapao_frames(n, width=640, height=480):
+    from intradp_ros.eval.sample_data import camera_frames, load_picture
+    return [np.ascontiguousarray(f) for f in camera_frames(load_picture("astronaut"), frames=n, width=width,
+                                                           height=height)]
+
+
+def cloud_frames(n):
+    from intradp_ros.eval.sample_data import SceneConfig, cloud_frames as frames
+    return list(frames(SceneConfig(frames=n)))
+
+
+def image_msg(rgb, frame_id, encoding="rgb8"):
+    from intradp_ros.ros.sensor_conversion import rgb_to_image
+    msg = rgb_to_image(rgb, encoding="rgb8")
+    msg.header.frame_id = frame_id
+    msg.header.stamp = rospy.Time.now()
+    msg.encoding = encoding
+    return msg
+
+
+def cloud_msg(xyz, frame_id):
+    from intradp_ros.ros.sensor_conversion import xyz_to_pointcloud2
+    msg = xyz_to_pointcloud2(xyz)
+    msg.header.frame_id = frame_id
+    msg.header.stamp = rospy.Time.now()
+    return msg
+
+
+def bad_messages(kind, good):
+    """(name, message) of each bad-input case."""
+    if kind == "kapao":
+        out = [("encoding", image_msg(good, "bad_encoding", "32FC1")),
+               ("size", image_msg(np.ascontiguousarray(good[:100, :120]), "bad_size"))]
+        trunc = image_msg(good, "bad_truncated")
+        trunc.data = trunc.data[: len(trunc.data) // 2]
+        out.append(("truncated", trunc))
+        return out
+    trunc = cloud_msg(good, "bad_truncated")
+    trunc.data = trunc.data[: len(trunc.data) // 3]
+    nan = good.copy()
+    nan[::7] = np.nan
+    return [("truncated", trunc), ("nan", cloud_msg(nan, "bad_nan"))]
+
+
+def send_bad_tiles(ns):
+    """Tiles with a payload that does not match their shape, and with an unknown plan id, on up and down."""
+    up = rospy.Publisher(f"{ns}/up", TensorTile, queue_size=10)
+    down = rospy.Publisher(f"{ns}/down", TensorTile, queue_size=10)
+    deadline = time.monotonic() + 10.0
+    while (up.get_num_connections() == 0 or down.get_num_connections() == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    wrong_size = TensorTile(robot=ns.split("/")[-1], request_id=7, plan_id=1, node_id=0, axis=2, row_start=0,
+                            row_stop=4, dtype="uint8", shape=[1, 3, 4, 320], codec=0, flags=0, data=bytes(100))
+    unknown_plan = TensorTile(robot=ns.split("/")[-1], request_id=8, plan_id=123456, node_id=0, axis=2,
+                              row_start=0, row_stop=1, dtype="uint8", shape=[1, 3, 1, 320], codec=0, flags=0,
+                              data=bytes(960))
+    for name, msg in (("wrong_size", wrong_size), ("unknown_plan", unknown_plan)):
+        emit({"kind": "bad_tile_sent", "case": name, "t": time.time()})
+        up.publish(msg)
+        down.publish(msg)
+        time.sleep(0.3)
+    up.unregister()
+    down.unregister()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("kind", choices=("kapao", "agrnav"))
+    p.add_argument("--robot", default="robot1")
+    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--closed", action="store_true")
+    p.add_argument("--rate", type=float, default=2.0)
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--frame-timeout", type=float, default=10.0)
+    p.add_argument("--bad", action="store_true", help="send the bad-input cases before the good frames")
+    p.add_argument("--bad-tiles", action="store_true", help="publish malformed tiles on up and down first")
+    p.add_argument("--wait-ready", type=float, default=60.0, help="wait for the client's subscription (s)")
+    p.add_argument("--tiles", action="store_true", help="also sum tile payloads per request")
+    args = p.parse_args(rospy.myargv()[1:])
+    rospy.init_node(f"system_feeder_{args.robot}", anonymous=True)
+    ns = f"/intradp/{args.robot}"
+    results = {}
+    cv = threading.Condition()
+
+    def on_poses(msg):
+        poses = [{"box": list(p.box), "score": p.score,
+                  "kps": [[k.x, k.y, k.confidence] for k in p.keypoints]} for p in msg.poses]
+        rec = {"kind": "result", "frame": msg.header.frame_id, "request_id": msg.request_id, "t": time.time(),
+               "poses": poses}
+        emit(rec)
+        with cv:
+            results[msg.header.frame_id] = rec
+            cv.notify_all()
+
+    def on_voxels(msg):
+        idx = np.frombuffer(np.asarray(msg.indices, dtype=np.uint32).tobytes(), np.uint32)
+        cls = np.frombuffer(msg.classes if isinstance(msg.classes, bytes) else bytes(msg.classes), np.uint8)
+        rec = {"kind": "result", "frame": msg.header.frame_id, "request_id": msg.request_id, "t": time.time(),
+               "indices": idx.tolist(), "classes": cls.tolist()}
+        emit(rec)
+        with cv:
+            results[msg.header.frame_id] = rec
+            cv.notify_all()
+
+    def on_stats(msg):
+        emit({"kind": "stats", "frame": msg.header.frame_id, "t": time.time(), "request_id": msg.request_id,
+              "mode": msg.mode, "plan_id": msg.plan_id, "plan_name": msg.plan_name, "latency_s": msg.latency_s,
+              "compute_s": msg.robot_compute_s, "transmit_only_s": msg.robot_transmit_only_s,
+              "wait_s": msg.robot_wait_s, "server_compute_s": msg.server_compute_s, "transmit_s": msg.transmit_s,
+              "bytes_up": msg.bytes_up, "bytes_down": msg.bytes_down, "tiles_up": msg.tiles_up,
+              "tiles_down": msg.tiles_down, "fell_back": msg.fell_back_local, "error": msg.error,
+              "energy_j": msg.energy_j})
+
+    def on_tile(direction):
+        def cb(msg):
+            emit({"kind": "tiles", "request_id": msg.request_id, "dir": direction, "bytes": len(msg.data)})
+        return cb
+
+    if args.kind == "kapao":
+        rospy.Subscriber(f"{ns}/poses", HumanPoses, on_poses, queue_size=50)
+        pub = rospy.Publisher(f"/camera/{args.robot}/image_raw", Image, queue_size=1)
+        frames = kapao_frames(args.frames)
+        make = image_msg
+    else:
+        rospy.Subscriber(f"{ns}/completed_voxels", CompletedVoxels, on_voxels, queue_size=50)
+        pub = rospy.Publisher(f"/sdf_map/{args.robot}/occupancy_inflate", PointCloud2, queue_size=1)
+        frames = cloud_frames(args.frames)
+        make = cloud_msg
+    rospy.Subscriber(f"{ns}/stats", InferenceStats, on_stats, queue_size=100)
+    if args.tiles:
+        rospy.Subscriber(f"{ns}/up", TensorTile, on_tile("up"), queue_size=1000, buff_size=64 << 20)
+        rospy.Subscriber(f"{ns}/down", TensorTile, on_tile("down"), queue_size=1000, buff_size=64 << 20)
+    deadline = time.monotonic() + args.wait_ready
+    while pub.get_num_connections() == 0 and time.monotonic() < deadline and not rospy.is_shutdown():
+        time.sleep(0.05)
+    if pub.get_num_connections() == 0:
+        emit({"kind": "error", "error": "client never subscribed"})
+        return 1
+    emit({"kind": "ready", "t": time.time()})
+    if args.bad:
+        for name, msg in bad_messages(args.kind, frames[0]):
+            emit({"kind": "bad_sent", "case": name, "t": time.time()})
+            pub.publish(msg)
+            time.sleep(0.5)
+    if args.bad_tiles:
+        send_bad_tiles(ns)
+    if args.closed:
+        for i, f in enumerate(frames):
+            fid = f"f{i}"
+            emit({"kind": "sent", "frame": fid, "t": time.time()})
+            pub.publish(make(f, fid))
+            with cv:
+                cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
+            if fid not in results:
+                emit({"kind": "timeout", "frame": fid})
+    else:
+        end = time.monotonic() + args.duration
+        i = 0
+        while time.monotonic() < end and not rospy.is_shutdown():
+            fid = f"f{i % len(frames)}_{i}"
+            emit({"kind": "sent", "frame": fid, "t": time.time()})
+            pub.publish(make(frames[i % len(frames)], fid))
+            i += 1
+            time.sleep(1.0 / args.rate)
+    time.sleep(1.5)   # late stats
+    emit({"kind": "done", "results": len(results)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
