@@ -220,9 +220,12 @@ def main(argv: "list[str] | None" = None) -> int:
                                              "operator counts. Timings on shared CPUs are noisy.")
     ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer repeats")
     ap.add_argument("--only", choices=["overhead", "overlap", "counts"], action="append")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads for the overhead runs (default 1: two OpenMP teams spinning on a "
+                         "shared 2-core machine make timings meaningless)")
     args = ap.parse_args(argv)
     only = set(args.only or ["overhead", "overlap", "counts"])
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(max(1, args.threads))
     if "overhead" in only:
         print("== device-only plan through the executor vs plain model(x) (median of repeats)")
         for name, side in (("resnet50", 160 if args.quick else 224), ("mobilenet_v3_large", 224)):

@@ -35,7 +35,7 @@ from intradp_ros.core.session import ModelConfig, Replica, load_replica
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
 from intradp_ros.ros.handshake import (NO_SESSION, call_handshake, full_request, heartbeat_request,
                                        server_report_topic)
-from intradp_ros.ros.node_params import Spec, build_parser, cli_args, resolve
+from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
 from intradp_ros.ros.probe_server import validate_robot
 from intradp_ros.ros.session_transport import RecordingTransport, RobotClientHalf
 
@@ -389,6 +389,7 @@ def run_client(adapter: ClientAdapter, prog: str, description: str, spec: Spec, 
     full.setdefault("input_topic", (str, adapter.default_input_topic, "sensor topic"))
     args = build_parser(prog, description, full).parse_args(cli_args(argv))
     rospy.init_node(prog, anonymous=False)
+    forward_core_logging()
     try:
         settings = resolve(full, args)
         if settings["mode"] not in MODES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import rospy
@@ -71,3 +72,30 @@ def resolve(spec: Spec, args: Optional[argparse.Namespace], use_ros: bool = True
 def cli_args(argv: Sequence[str]) -> list:
     """argv without the program name and without ROS remappings (name:=value)."""
     return [a for a in rospy.myargv(list(argv))[1:]]
+
+
+class _ToRospy(logging.Handler):
+    """Hands records of the ROS-free core (python logging) to rospy, so they reach the node's log and /rosout."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno >= logging.ERROR:
+                rospy.logerr(text)
+            elif record.levelno >= logging.WARNING:
+                rospy.logwarn(text)
+            elif record.levelno >= logging.INFO:
+                rospy.loginfo(text)
+            else:
+                rospy.logdebug(text)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def forward_core_logging(level: int = logging.INFO) -> None:
+    """Route the `intradp_ros` python loggers (engine, scheduler) through rospy's logging (once per process)."""
+    logger = logging.getLogger("intradp_ros")
+    if not any(isinstance(h, _ToRospy) for h in logger.handlers):
+        logger.addHandler(_ToRospy())
+        logger.setLevel(level)
+        logger.propagate = False

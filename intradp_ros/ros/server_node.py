@@ -30,7 +30,7 @@ from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_p
 from intradp_ros.core.solver import SolverConfig
 from intradp_ros.msg import ServerReport
 from intradp_ros.ros.handshake import NO_SESSION, handshake_service, server_report_topic
-from intradp_ros.ros.node_params import Spec, build_parser, cli_args, resolve
+from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
 from intradp_ros.ros.probe_server import ProbeServer, validate_robot
 from intradp_ros.ros.session_transport import RecordingTransport, ReportingServerHalf
 from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
@@ -249,6 +249,7 @@ def main(argv: Sequence[str]) -> int:
     parser = build_parser("intradp_server", __doc__.split("\n\n")[0], SPEC)
     args = parser.parse_args(cli_args(argv))
     rospy.init_node("intradp_server", anonymous=False)
+    forward_core_logging()
     try:
         settings = resolve(SPEC, args)
         server = IntraDPServer(settings)

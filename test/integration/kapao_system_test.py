@@ -35,7 +35,7 @@ class KapaoSystemTest(unittest.TestCase):
             cls.system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640", "--deadline", "5"])
             cls.lines = cls.system.start_feeder(
                 "kapao", "robot1", ["--frames", str(FRAMES), "--closed", "--tiles", "--bad", "--bad-tiles",
-                                    "--frame-timeout", "15", "--wait-ready", "90"])
+                                    "--warm-until-distributed", "--frame-timeout", "15", "--wait-ready", "90"])
             # the first frames may run locally while the handshake completes; wait for the run to end
             if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=150):
                 raise AssertionError("feeder did not finish within 150 s")
@@ -48,8 +48,6 @@ class KapaoSystemTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         if cls.system is not None:
-            cls.client_log = (cls.system.logdir / "client_robot1.log").read_text(errors="replace")
-            cls.server_log = (cls.system.logdir / "server.log").read_text(errors="replace")
             cls.system.down()
 
     def results(self):
@@ -84,20 +82,24 @@ class KapaoSystemTest(unittest.TestCase):
               f"{lat[len(lat) // 2] * 1e3:.0f} ms (noisy 2-core machine)")
 
     def test_bad_input_is_logged_and_dropped(self):
+        self.assertTrue(self.lines.of("warm") and self.lines.of("warm")[0]["distributed"], "never ran distributed")
         res = self.lines.of("result")
         self.assertFalse([r for r in res if r["frame"].startswith("bad")], "a bad frame produced a result")
-        log = self.client_log if hasattr(self, "client_log") else \
-            (self.system.logdir / "client_robot1.log").read_text(errors="replace")
+        log = (self.system.logdir / "client_robot1.log").read_text(errors="replace")
         for frame, text in (("bad_encoding", "encoding '32FC1' is not supported"), ("bad_size", "expected 640x480"),
                             ("bad_truncated", "expected step*height")):
             self.assertIn(f"dropped frame {frame}", log)
             self.assertIn(text, log)
         self.assertIn("dropped tile on /intradp/robot1/down", log)
 
-    def test_bad_tiles_dropped_by_the_server(self):
+    def test_bad_tiles_dropped_and_nodes_keep_working(self):
         log = (self.system.logdir / "server.log").read_text(errors="replace")
         self.assertIn("dropped tile on /intradp/robot1/up", log)
         self.assertIn("unknown plan id 123456", log)
+        after = [r for r in self.lines.of("result") if r["frame"].startswith("g")]
+        self.assertEqual(len(after), 2, "frames after the bad tiles got no result")
+        for got in after:
+            self.assertIsNone(lib.compare_kapao(self.ref.result(lib.frame_index(got["frame"]))[0], got))
 
 
 if __name__ == "__main__":

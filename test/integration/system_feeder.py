@@ -75,12 +75,13 @@ def bad_messages(kind, good):
     return [("truncated", trunc), ("nan", cloud_msg(nan, "bad_nan"))]
 
 
-def send_bad_tiles(ns):
+def send_bad_tiles(ns, own_subscribers):
     """Tiles with a payload that does not match their shape, and with an unknown plan id, on up and down."""
     up = rospy.Publisher(f"{ns}/up", TensorTile, queue_size=10)
     down = rospy.Publisher(f"{ns}/down", TensorTile, queue_size=10)
     deadline = time.monotonic() + 10.0
-    while (up.get_num_connections() == 0 or down.get_num_connections() == 0) and time.monotonic() < deadline:
+    need = 1 + own_subscribers   # the peer (server on up, client on down) plus this feeder's own tile listeners
+    while (up.get_num_connections() < need or down.get_num_connections() < need) and time.monotonic() < deadline:
         time.sleep(0.05)
     wrong_size = TensorTile(robot=ns.split("/")[-1], request_id=7, plan_id=1, node_id=0, axis=2, row_start=0,
                             row_stop=4, dtype="uint8", shape=[1, 3, 4, 320], codec=0, flags=0, data=bytes(100))
@@ -106,6 +107,8 @@ def main():
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--frame-timeout", type=float, default=10.0)
     p.add_argument("--bad", action="store_true", help="send the bad-input cases before the good frames")
+    p.add_argument("--warm-until-distributed", action="store_true",
+                   help="send warm-up frames (1 Hz) until a frame ran split with the server (bounded by --wait-ready)")
     p.add_argument("--bad-tiles", action="store_true", help="publish malformed tiles on up and down first")
     p.add_argument("--wait-ready", type=float, default=60.0, help="wait for the client's subscription (s)")
     p.add_argument("--tiles", action="store_true", help="also sum tile payloads per request")
@@ -135,7 +138,11 @@ def main():
             results[msg.header.frame_id] = rec
             cv.notify_all()
 
+    distributed = threading.Event()
+
     def on_stats(msg):
+        if msg.tiles_up > 0 and msg.tiles_down > 0 and not msg.fell_back_local:
+            distributed.set()
         emit({"kind": "stats", "frame": msg.header.frame_id, "t": time.time(), "request_id": msg.request_id,
               "mode": msg.mode, "plan_id": msg.plan_id, "plan_name": msg.plan_name, "latency_s": msg.latency_s,
               "compute_s": msg.robot_compute_s, "transmit_only_s": msg.robot_transmit_only_s,
@@ -175,8 +182,18 @@ def main():
             emit({"kind": "bad_sent", "case": name, "t": time.time()})
             pub.publish(msg)
             time.sleep(0.5)
-    if args.bad_tiles:
-        send_bad_tiles(ns)
+    if args.warm_until_distributed:
+        deadline = time.monotonic() + args.wait_ready
+        i = 0
+        last = None
+        while not distributed.is_set() and time.monotonic() < deadline and not rospy.is_shutdown():
+            last = f"w{i % len(frames)}_{i}"
+            pub.publish(make(frames[i % len(frames)], last))
+            i += 1
+            distributed.wait(1.0)
+        with cv:   # let the client finish the last warm-up frame, so the first real frame is not stale
+            cv.wait_for(lambda: last in results or rospy.is_shutdown(), timeout=args.frame_timeout)
+        emit({"kind": "warm", "distributed": distributed.is_set(), "frames": i, "t": time.time()})
     if args.closed:
         for i, f in enumerate(frames):
             fid = f"f{i}"
@@ -186,6 +203,14 @@ def main():
                 cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
             if fid not in results:
                 emit({"kind": "timeout", "frame": fid})
+        if args.bad_tiles:       # after the frames, so the server's session (and its subscription) exists
+            send_bad_tiles(ns, 1 if args.tiles else 0)
+            for i in range(2):   # the nodes keep working after them
+                fid = f"g{i}_after"
+                emit({"kind": "sent", "frame": fid, "t": time.time()})
+                pub.publish(make(frames[i], fid))
+                with cv:
+                    cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
     else:
         end = time.monotonic() + args.duration
         i = 0

@@ -21,7 +21,8 @@ from intradp_ros.core.graph import Graph
 
 from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")]
 
 C = 2
 

@@ -1,0 +1,42 @@
+"""Evaluation set-up logic: time dilation of traces and buckets, the link schedule, run order, node flags."""
+import math
+
+import pytest
+
+from intradp_ros.eval.demo import launch_argv
+from intradp_ros.eval.evaluate import (EvalConfig, dilate_trace, dilated_grid, flags, link_series, model_setup,
+                                       rate_at, run_order, trace_path)
+
+
+def test_dilation_stretches_time_and_divides_rates():
+    assert dilate_trace([(0.0, 90.0), (0.1, 45.0)], 20.0) == [(0.0, 4.5), (2.0, 2.25)]
+    edges = [float(v) for v in dilated_grid(20.0, 16).split(",")]
+    assert len(edges) == 16 and edges == sorted(edges)
+    assert edges[0] == pytest.approx(0.5 / 20) and edges[-1] == pytest.approx(50.0 / 20)
+
+
+def test_link_series_loops_the_trace_and_rate_at_steps():
+    samples = [(0.0, 5.0), (1.0, 2.0)]          # one pass lasts 2 s (last t + one period)
+    series = link_series(samples, 5.0)
+    assert series == [(0.0, 5.0), (1.0, 2.0), (2.0, 5.0), (3.0, 2.0), (4.0, 5.0), (5.0, 2.0)]
+    assert rate_at(series, 0.5) == 5.0 and rate_at(series, 3.2) == 2.0
+    assert math.isnan(rate_at(series, -1.0))
+
+
+def test_device_only_runs_last_and_flags_are_dashed():
+    assert run_order(["device_only", "server_only", "intradp"]) == ["server_only", "intradp", "device_only"]
+    assert flags({"input_size": "256,320", "mode": "dsccs"}) == ["--input-size", "256,320", "--mode", "dsccs"]
+    assert launch_argv("robot", mode="intradp", bag="")[-1] == "mode:=intradp"
+
+
+def test_model_setup_and_config_validation():
+    assert model_setup("kapao_l6", input_size="256,320").settings == {"input_size": "256,320"}
+    assert model_setup("sconet", grid_xzy="128,32,128").client == "agrnav_client"
+    with pytest.raises(ValueError, match="kapao"):
+        model_setup("resnet18")
+    assert trace_path("indoor").name == "indoor.txt"
+    for bad in (dict(systems=["magic"]), dict(frames=0), dict(dilation=0.0), dict(robot_cpu=2.0),
+                dict(traces=["nowhere"])):
+        with pytest.raises(ValueError):
+            EvalConfig(**bad).validate()
+    EvalConfig().validate()
