@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_choice
-from intradp_ros.core.cost_model import CompiledPlan, CostModel, Prediction
+from intradp_ros.core.cost_model import CostModel, Prediction
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan, PlanError
 from intradp_ros.core.power import PowerModel

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from intradp_ros.core.graph import Graph, Node
+from intradp_ros.core.graph import Graph
 
 PROFILE_FORMAT = "intradp_profile/1"
 

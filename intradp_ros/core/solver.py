@@ -18,7 +18,7 @@ their bytes, so they appear only where they pay.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np

@@ -180,7 +180,7 @@ def section_fidelity(model: str, input_size: Optional[Sequence[int]], ratio: flo
     enc = Encoding(g, cm, cfg.groups)
     errors: list[float] = []
     done: dict[tuple, float] = {}
-    print(f"{'MB/s':>6} {'system':>12} {'predicted ms':>13} {'measured ms':>12} {'error':>7}  transfers")
+    print(f"{'MB/s':>6} {'system':>13} {'predicted ms':>13} {'measured ms':>12} {'error':>7}  transfers")
     for mbps in bandwidths:
         bw = mbps * 1e6
         preds = lp.predictions([bw])
@@ -190,7 +190,8 @@ def section_fidelity(model: str, input_size: Optional[Sequence[int]], ratio: flo
         sol = solve(enc, bw, seeds, [("dsccs", cm.compile(dsccs))], cfg)
         plans = {"intradp": sol.plan, "device_only": lp.plan(len(g.nodes)), "server_only": lp.plan(0),
                  "dsccs": dsccs, "spso": lp.plan(spso_choice(preds, 0, 1.0))}
-        for name in SYSTEMS:
+        plans["row_split_0.5"] = Plan.row_split(g, 0.5)   # a genuinely split plan, tiles both ways
+        for name in list(SYSTEMS) + ["row_split_0.5"]:
             plan = plans[name]
             pred = cm.latency(plan, bw)
             n_tr = len(plan.transfers())
@@ -200,7 +201,7 @@ def section_fidelity(model: str, input_size: Optional[Sequence[int]], ratio: flo
             meas = done[key]
             err = (pred - meas) / meas
             errors.append(abs(err))
-            print(f"{mbps:6g} {name:>12} {pred * 1e3:13.1f} {meas * 1e3:12.1f} {err * 100:6.1f}%  {n_tr}", flush=True)
+            print(f"{mbps:6g} {name:>13} {pred * 1e3:13.1f} {meas * 1e3:12.1f} {err * 100:6.1f}%  {n_tr}", flush=True)
     print(f"fidelity: max |error| {max(errors) * 100:.1f}%, median {statistics.median(errors) * 100:.1f}% "
           f"(target <= 15%: {'PASS' if max(errors) <= 0.15 else 'FAIL'})")
     return errors

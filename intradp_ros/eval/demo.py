@@ -154,7 +154,6 @@ def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "
         robot_cache = default_cache_dir() / (f"robot_cpu{robot_cpu:g}" if robot_cpu and not loopback else "robot")
         robot = bed.spawn("robot", launch_argv("robot", model=model, input_size=input_size, mode=mode, grid=grid,
                                                frames=frames, pacing=pacing, output="json", cache_dir=robot_cache,
-                                               ready_plan_not="device_only" if mode != "device_only" else "none",
                                                peer_master_uri=(bed.uri("server") if loopback
                                                                 else bed.server.master_uri)),
                           stdout=subprocess.PIPE, stderr=rlog, stdin=subprocess.DEVNULL, text=True)
@@ -162,6 +161,7 @@ def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "
         print("[demo] server and robot launched; the first run profiles the model and solves the plan book "
               "(cached afterwards)", file=out, flush=True)
         series: List = []
+        ready = False
         try:
             for rec in read_json_lines(robot, timeout=budget_s):
                 kind = rec.get("kind")
@@ -170,8 +170,11 @@ def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "
                 elif kind == "warmup":
                     print(f"[demo] warm-up frame {rec['index']}: " +
                           (f"plan {rec.get('plan_name')}" if rec['received'] else "no result") +
-                          ("" if rec.get("plan_name", "x") != "device_only" or mode == "device_only"
-                           else " (waiting for the handshake and plan book)"), file=out, flush=True)
+                          ("" if ready else " (waiting for the client's handshake and plan book)"),
+                          file=out, flush=True)
+                elif kind == "client_ready":
+                    ready = True
+                    print(f"[demo] client ready: {rec['log']}", file=out, flush=True)
                 elif kind == "warning":
                     print(f"[demo] warning: {rec['warning']}", file=out, flush=True)
                 elif kind == "start" and samples and not loopback and rate_mbit is None:

@@ -208,7 +208,7 @@ class Evaluation:
 
     def driver_argv(self, bag: str, record: Path, system: str) -> List[str]:
         cfg = self.cfg
-        ready = [] if system == "device_only" else ["--ready-plan-not", "device_only"]
+        ready = ["--ready-log", "handshake accepted"]   # the client's log line once it holds the plan book
         return script_argv("eval_driver", *ready, "--robot", ROBOT, "--bag", bag, "--frames", str(cfg.frames),
                            "--pacing", "lockstep", "--warmup", str(cfg.warmup), "--gap", str(cfg.gap),
                            "--frame-timeout", str(cfg.frame_timeout), "--startup-timeout", str(cfg.startup_timeout),
@@ -285,6 +285,8 @@ class Evaluation:
                 elif kind == "warmup":
                     self.say(f"[{system:>11}] warm-up frame {rec['index']}: " +
                              (f"result (plan {rec.get('plan_name')})" if rec['received'] else "no result"))
+                elif kind == "client_ready":
+                    self.say(f"[{system:>11}] client ready: {rec['log']}")
                 elif kind == "warning":
                     self.say(f"[{system:>11}] warning: {rec['warning']}")
                     self.problems.append(f"{tag}: {rec['warning']}")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
-import json
 import sys
 import time
 from pathlib import Path

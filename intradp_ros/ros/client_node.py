@@ -17,7 +17,7 @@ import math
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import rospy
@@ -213,6 +213,16 @@ class ClientRuntime:
         return self.profile
 
     def _session_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._session_steps()
+            except Exception as e:  # noqa: BLE001 - the session thread must survive anything; frames run locally
+                rospy.logerr("client %s: session error: %s: %s", self.robot, type(e).__name__, e)
+                self._log(self.health.on_failure(f"session error: {e}"))
+                self.book = None
+                self._stop.wait(max(1.0, self.s["heartbeat_period"]))
+
+    def _session_steps(self) -> None:
         r = self.replica
         ids = (self.robot, r.model_id, r.weights_fingerprint, r.graph_fingerprint)
         while not self._stop.is_set():
@@ -247,11 +257,17 @@ class ClientRuntime:
 
     def _watchdog_loop(self) -> None:
         while not self._stop.wait(0.05):
-            connected = self.transport.peer_connected()
-            self._log(self.health.on_peer(connected))
-            if not connected and self._distributed_running:
-                if self.half.abort("server disconnected (tile link lost its peer)"):
-                    rospy.logwarn("client %s: server disconnected mid-frame: finishing it locally", self.robot)
+            try:
+                self._watch()
+            except Exception as e:  # noqa: BLE001 - keep watching
+                rospy.logerr_throttle(10.0, f"client {self.robot}: watchdog error: {e}")
+
+    def _watch(self) -> None:
+        connected = self.transport.peer_connected()
+        self._log(self.health.on_peer(connected))
+        if not connected and self._distributed_running:
+            if self.half.abort("server disconnected (tile link lost its peer)"):
+                rospy.logwarn("client %s: server disconnected mid-frame: finishing it locally", self.robot)
 
     def _log(self, line: Optional[str]) -> None:
         if line:

@@ -10,7 +10,7 @@
   (`--output text`, what `roslaunch intradp_ros demo.launch` shows):
     {"kind": "ready", "frames": N, "topic": ...}
     {"kind": "warmup", "index": i, "received": bool, "plan_name": ...}
-    {"kind": "warning", "warning": ...}
+    {"kind": "warning", "warning": ...}   {"kind": "client_ready", "log": ...}
     {"kind": "start", "frames": N}                      counted frames begin now (t_s = 0)
     {"kind": "stats", "frame": i, "t_s": ..., "matched": bool, <every InferenceStats field>}   one per result
     {"kind": "lost", "frame": i, "t_s": ...}           no stats within frame_timeout
@@ -30,6 +30,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 import rospy
+from rosgraph_msgs.msg import Log
 
 from intradp_ros.eval.stats_recorder import stats_record
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
@@ -117,6 +118,8 @@ class Printer:
                                                          else "no result yet"))
         if kind == "warning":
             return f"warning: {obj['warning']}"
+        if kind == "client_ready":
+            return f"client ready: {obj['log']}"
         if kind == "ready":
             return f"replaying {obj['frames']} frames of {obj['bag']} on {obj['topic']} ({obj['pacing']})"
         if kind == "error":
@@ -149,11 +152,14 @@ class EvalDriver:
         self._awaiting: Optional[int] = None  # frame index lockstep waits for
         self._got: Dict[int, bool] = {}
         self._warmup_got: Optional[str] = None   # plan name of the last warm-up result
+        self.ready_log = ""                      # a /rosout line containing this marks the client ready
+        self._log_ready = False
         self.pub = rospy.Publisher(out_topic, type(self.frames[0]), queue_size=1)
         base = f"/intradp/{robot}"
         self._subs = [rospy.Subscriber(f"{base}/stats", InferenceStats, self._on_stats, queue_size=50),
                       rospy.Subscriber(f"{base}/bandwidth", BandwidthEstimate, self._on_bandwidth, queue_size=10),
-                      rospy.Subscriber(f"{base}/plan", PlanSwitch, self._on_plan, queue_size=10)]
+                      rospy.Subscriber(f"{base}/plan", PlanSwitch, self._on_plan, queue_size=10),
+                      rospy.Subscriber("/rosout", Log, self._on_log, queue_size=100)]
 
     def now_s(self) -> float:
         return time.monotonic() - self.t0
@@ -184,6 +190,13 @@ class EvalDriver:
             self._cond.notify_all()
         self.printer.emit(dict(rec, kind="stats", frame=index, t_s=round(self.now_s(), 4), matched=matched))
 
+    def _on_log(self, msg: Log) -> None:
+        if self.ready_log and not self._log_ready and self.ready_log in msg.msg and self.robot in msg.msg:
+            with self._cond:
+                self._log_ready = True
+                self._cond.notify_all()
+            self.printer.emit({"kind": "client_ready", "t_s": round(self.now_s(), 4), "log": msg.msg[:200]})
+
     def _on_bandwidth(self, msg: BandwidthEstimate) -> None:
         self.recorder.write(f"/intradp/{self.robot}/bandwidth", msg)
 
@@ -212,13 +225,18 @@ class EvalDriver:
         self.pub.publish(frame)
 
     def warmup(self, count: int, timeout: float, settle_s: float, ready_plan_not: str = "",
-               frame_timeout: float = 120.0) -> bool:
-        """Publish warm-up frames until `count` of them got a result and, with `ready_plan_not`, one result ran a
-        plan of another name (the client uses its device-only plan until its handshake brought the plan book).
-        The whole warm-up is bounded by `timeout`; False if it ended without a result."""
+               frame_timeout: float = 120.0, ready_log: str = "") -> bool:
+        """Publish warm-up frames until `count` of them got a result and the client is ready: with `ready_log`, a
+        /rosout line holding that text and the robot name was seen (e.g. the client's "handshake accepted"); with
+        `ready_plan_not`, a result ran a plan of another name (the client uses its device-only plan until its
+        handshake brought the plan book). Bounded by `timeout`; False if it ended without a result."""
         deadline = time.monotonic() + timeout
-        got, ready, i = 0, not ready_plan_not, 0
-        while (got < count or not ready) and time.monotonic() < deadline and not rospy.is_shutdown():
+        self.ready_log = ready_log
+        got, ready, i = 0, not (ready_plan_not or ready_log), 0
+        while time.monotonic() < deadline and not rospy.is_shutdown():
+            ready = ready or self._log_ready
+            if got >= count and ready:
+                break
             with self._cond:
                 self._warmup_got = None
             self._publish(self.frames[i % len(self.frames)], -2)
@@ -229,11 +247,11 @@ class EvalDriver:
             self.printer.emit({"kind": "warmup", "index": i, "received": plan is not None, "plan_name": plan or ""})
             if plan is not None:
                 got += 1
-                ready = ready or plan != ready_plan_not
+                ready = ready or bool(ready_plan_not and plan != ready_plan_not)
             i += 1
         if got and not ready:
-            self.printer.emit({"kind": "warning", "warning": f"warm-up ended after {timeout:g} s with the client "
-                                                             f"still on plan {ready_plan_not!r}"})
+            self.printer.emit({"kind": "warning", "warning": f"warm-up ended after {timeout:g} s without a sign that "
+                                                             f"the client is ready ({ready_log or ready_plan_not!r})"})
         if settle_s > 0:
             time.sleep(settle_s)
         return got > 0
@@ -297,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--startup-timeout", type=float, default=None, help="seconds the first warm-up frame may take (300)")
     p.add_argument("--ready-plan-not", default=None,
                    help="warm up until a result ran a plan not named this (e.g. device_only: the handshake is done)")
+    p.add_argument("--ready-log", default=None,
+                   help="warm up until a /rosout line holds this text and the robot name (e.g. 'handshake accepted')")
     p.add_argument("--settle", type=float, default=None, help="seconds to wait after warm-up (default 1)")
     p.add_argument("--record", default=None, help="write stats, bandwidth and plan messages into this bag")
     p.add_argument("--output", choices=("json", "text"), default=None, help="stdout format (default text)")
@@ -342,7 +362,8 @@ def main(argv: Sequence[str]) -> int:
                       "pacing": pacing if pacing == "lockstep" else f"{rate:g} Hz"})
         if not driver.warmup(int(_setting(args, "warmup", 1)), startup, float(_setting(args, "settle", 1.0)),
                              str(_setting(args, "ready_plan_not", "") or ""),
-                             float(_setting(args, "frame_timeout", 60.0))):
+                             float(_setting(args, "frame_timeout", 60.0)),
+                             str(_setting(args, "ready_log", "") or "")):
             raise RuntimeError(f"the client produced no InferenceStats on /intradp/{robot}/stats within "
                                f"{startup:g} s of the first warm-up frame")
         frame_timeout = float(_setting(args, "frame_timeout", 60.0))

@@ -6,7 +6,6 @@ the client runs mode intradp at the 50 MB/s bucket. The feeder first sends bad i
 encoding, a wrong size with expected_size set, a truncated buffer) and malformed tiles (payload size not
 matching the shape, an unknown plan id) on both tile topics, then 20 frames in closed loop.
 """
-import os
 import sys
 import time
 import unittest

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from intradp_ros.core import capture
-from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_choice
+from intradp_ros.core.baselines import LayerPartitions, dsccs_plan
 from intradp_ros.core.cost_model import CostModel
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_table import build_table

@@ -1,0 +1,95 @@
+"""IntraDP's remote path: `IntraDP(server="<host>")` runs the robot half here against an `intradp_server`.
+
+`RemoteSession.connect(model, example, server=..., robot=...)` makes this process a ROS node (if it is not one
+yet) on the master at `server` ("host" -> http://host:11311, a full http:// URI, or "ros" for the master this
+process already uses, e.g. the robot's master bridged to the server's), derives the replica id from the model
+(registry name from `model.model_name`, its input size from the example), handshakes (the server refuses other
+weights or graphs), and then runs requests through the same client half and ROS transport as the client
+nodes. Plans come from the session's plan book: `session.plan(mode, bandwidth_MBps)`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Optional
+
+import rospy
+import torch
+import torch.nn as nn
+
+from intradp_ros.core.capture_graph import capture
+from intradp_ros.core.plan import Plan
+from intradp_ros.core.plan_book import PlanBook, validate_mode
+from intradp_ros.core.plan_table import default_cache_dir
+from intradp_ros.core.profiler import cached_profile
+from intradp_ros.core.session import ModelConfig, Replica, weights_fingerprint
+from intradp_ros.ros.handshake import call_handshake, full_request
+from intradp_ros.ros.session_transport import RecordingTransport, RobotClientHalf
+
+
+class RemoteUnavailable(RuntimeError):
+    """The server could not be reached or refused the session (the message says why)."""
+
+
+def master_uri_of(server: str) -> Optional[str]:
+    """'host' -> 'http://host:11311', a URI unchanged, 'ros' -> None (keep this process's master)."""
+    if server == "ros":
+        return None
+    if server.startswith("http://"):
+        return server
+    return f"http://{server}:11311"
+
+
+def config_of(model: nn.Module, example: torch.Tensor) -> ModelConfig:
+    """The replica id of a registry-built model at this input size (weights are compared by fingerprint)."""
+    name = getattr(model, "model_name", None)
+    if not name:
+        raise RemoteUnavailable("a remote server needs a model from intradp_ros.models.build (it has no model_name)")
+    if name.startswith("sconet"):
+        return ModelConfig(name, {"grid_xzy": [int(v) for v in example.shape[-3:]]})
+    return ModelConfig(name, {"input_size": [int(v) for v in example.shape[-2:]]})
+
+
+class RemoteSession:
+    """One captured model served by a remote intradp_server."""
+
+    def __init__(self, replica: Replica, robot: str, book: PlanBook, device: Any = "cpu",
+                 timeout: float = 30.0) -> None:
+        self.replica, self.robot, self.book = replica, robot, book
+        self.transport = RecordingTransport("robot", robot, replica.graph)
+        self.client = RobotClientHalf(replica.graph, self.transport, device, timeout, robot)
+
+    @classmethod
+    def connect(cls, model: nn.Module, example: torch.Tensor, server: str, robot: str = "robot1",
+                timeout: float = 60.0, device: Any = "cpu") -> "RemoteSession":
+        uri = master_uri_of(server)
+        if not rospy.core.is_initialized():
+            if uri is not None:
+                os.environ["ROS_MASTER_URI"] = uri
+            rospy.init_node(f"intradp_api_{robot}", anonymous=True, disable_signals=True)
+        graph = capture(model, example, check=False)
+        replica = Replica(config_of(model, example), model, graph, example, weights_fingerprint(model))
+        profile, _hit = cached_profile(graph, [example], default_cache_dir(), device, repeats=1)
+        out = call_handshake(robot, full_request(robot, replica.model_id, replica.weights_fingerprint,
+                                                 graph.fingerprint, profile.to_json()), timeout)
+        if not out.accepted:
+            raise RemoteUnavailable(f"server {server!r} (robot {robot}): {out.reason}")
+        session = cls(replica, robot, PlanBook.from_json(out.response.plan_table_json, graph), device)
+        deadline = time.monotonic() + 10.0
+        while not session.transport.peer_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not session.transport.peer_connected():
+            session.close()
+            raise RemoteUnavailable(f"server {server!r}: tile topics of {robot} never connected (bridge? ROS_IP?)")
+        return session
+
+    def plan(self, mode: str = "intradp", bandwidth_MBps: Optional[float] = None) -> Plan:
+        """The book's plan for a mode and bandwidth (plans the server knows; others would be refused)."""
+        return self.book.plan_for(validate_mode(mode), bandwidth_MBps)
+
+    def infer(self, plan: Plan, *inputs: torch.Tensor) -> Any:
+        """One distributed inference (ExecutionError when the server does not answer in time)."""
+        return self.client.infer(plan, *inputs)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,91 @@
+"""plan_book: every mode has a plan per bucket, the book survives JSON, the disk cache, and is refused for
+another graph; every plan runs through the engine and equals the local forward."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from intradp_ros.core import capture, run_pair
+from intradp_ros.core.plan_book import MODES, PlanBook, PlanBookError, build_plan_book, parse_grid
+from intradp_ros.core.profiler import profile_graph
+from intradp_ros.core.solver import SolverConfig
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1, stride=2)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.c2(torch.relu(self.c1(x.float() / 255))))
+        return self.head(y.mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    torch.manual_seed(0)
+    m = Tiny().eval()
+    x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
+    g = capture(m, x)
+    robot = profile_graph(g, [x], repeats=1, sizes=2, step_overhead=False)
+    server = robot.scaled(0.25, "server")
+    cache = tmp_path_factory.mktemp("cache")
+    book, hit = build_plan_book(g, robot, server, [0.5, 5, 50], config=SolverConfig(maxiter=2, popsize=6),
+                                cache_dir=cache)
+    return m, x, g, robot, server, cache, book, hit
+
+
+def test_every_mode_has_a_plan_per_bucket(setup) -> None:
+    _m, _x, g, *_rest, book, hit = setup
+    assert not hit
+    assert set(book.modes) == set(MODES)
+    for mode in MODES:
+        assert [b for b, _ in book.modes[mode]] == [0.5, 5.0, 50.0]
+    assert book.plan_for("device_only", 5).name == "device_only"
+    assert book.plan_for("server_only", 5).name == "server_only"
+    assert book.plan_for("intradp", 0.1) is book.plan_for("intradp", 0.5)          # below the grid: lowest
+    assert book.plan_for("intradp", 7.0) is book.plan_for("intradp", 5.0)          # its bucket
+    assert len({p.plan_id for p in book.plans}) == len(book.plans)
+    with pytest.raises(PlanBookError):
+        book.plan_for("fastest", 5)
+
+
+def test_json_round_trip_cache_and_other_graph(setup) -> None:
+    m, x, g, robot, server, cache, book, _hit = setup
+    back = PlanBook.from_json(book.to_json(), g)
+    assert [p.plan_id for p in back.plans] == [p.plan_id for p in book.plans]
+    assert back.modes == book.modes
+    again, hit = build_plan_book(g, robot, server, [0.5, 5, 50], config=SolverConfig(maxiter=2, popsize=6),
+                                 cache_dir=cache)
+    assert hit and [p.plan_id for p in again.plans] == [p.plan_id for p in book.plans]
+    other = capture(m, torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8))
+    with pytest.raises(PlanBookError):
+        PlanBook.from_json(book.to_json(), other)
+    with pytest.raises(PlanBookError):
+        PlanBook.from_json("{}", g)
+
+
+def test_the_monitor_can_read_the_book_as_a_plan_table(setup) -> None:
+    from intradp_ros.core.bandwidth_plans import choices_from_plan_table
+    book = setup[-2]
+    choices = choices_from_plan_table(book.to_json())
+    assert [c.bucket_mbyte_per_s for c in choices] == [0.5, 5.0, 50.0]
+    assert [c.plan_id for c in choices] == [book.plan_for("intradp", b).plan_id for b in (0.5, 5.0, 50.0)]
+
+
+def test_every_plan_of_the_book_equals_the_local_forward(setup) -> None:
+    m, x, g, *_rest, book, _hit = setup
+    with torch.no_grad():
+        ref = m(x)
+    for p in book.plans:
+        torch.testing.assert_close(run_pair(g, p, x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_parse_grid() -> None:
+    assert parse_grid("5,1,2") == [1.0, 2.0, 5.0]
+    assert parse_grid("0.5:3:1") == [0.5, 1.0, 2.0, 3.0]
+    for bad in ("", "a,b", "0,1", "1:2"):
+        with pytest.raises(PlanBookError):
+            parse_grid(bad)
