@@ -129,7 +129,6 @@ def normalize_module(m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Any,
     first argument is the previous step's result ('prev' marker `_PREV`). Unknown modules stay calls
     of the module itself (global unless a rule knows them by class name)."""
     x = args[0] if args else None
-    p = lambda name: getattr(m, name)  # noqa: E731
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         n = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(m)] if type(m) in (nn.Conv1d, nn.Conv2d, nn.Conv3d) \
             else len(m.kernel_size)

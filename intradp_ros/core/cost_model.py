@@ -21,7 +21,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from intradp_ros.core.graph import Graph, Range
-from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, SERVER, UP, Plan, PlanError, Transfer, _subtract, _union
+from intradp_ros.core.plan import EMPTY, ROBOT, SERVER, UP, Plan, Transfer, transfers_between
 from intradp_ros.core.power import PowerModel, outside_length, union_length
 from intradp_ros.core.profiler import Profile
 
@@ -112,7 +112,6 @@ class CostModel:
         self.server = server
         self.power = power or PowerModel()
         self.overhead_s = robot.message_overhead_s if overhead_s is None else float(overhead_s)
-        self._need: dict[tuple[int, int, int], list[Optional[Range]]] = {}
         self._times: dict[tuple[str, int, int], float] = {}
         self._inputs = [n.inputs for n in g.nodes]
         self._bpr = [n.bytes_per_row for n in g.nodes]
@@ -120,46 +119,12 @@ class CostModel:
 
     # ------------------------------------------------------------------ structure
     def need(self, node: int, rng: Range) -> list[Optional[Range]]:
-        """`graph.input_rows`, memoised (row maps are pure; plans ask the same questions again and again)."""
-        key = (node, rng[0], rng[1])
-        hit = self._need.get(key)
-        if hit is None:
-            hit = self._need[key] = self.graph.input_rows(node, rng)
-        return hit
+        """`graph.input_rows` (memoised by the graph)."""
+        return self.graph.input_rows(node, rng)
 
     def transfers(self, robot: Sequence[Range], server: Sequence[Range]) -> list[Transfer]:
-        """Exactly `Plan.transfers()` (same tiles, same order), with memoised row arithmetic."""
-        g = self.graph
-        nodes = g.nodes
-        needs: dict[str, list[list[Range]]] = {}
-        for side, mine in ((ROBOT, robot), (SERVER, server)):
-            need: list[list[Range]] = [[] for _ in nodes]
-            for v in self._computed:
-                r = mine[v]
-                if r == EMPTY:
-                    continue
-                for u, rows in zip(self._inputs[v], self.need(v, r)):
-                    if rows is not None:
-                        need[u].append(rows)
-            if side == ROBOT:
-                for o in g.output_indices:
-                    need[o].append((0, nodes[o].extent))
-            needs[side] = need
-        out: list[Transfer] = []
-        need_s, need_r = needs[SERVER], needs[ROBOT]
-        for v in range(len(nodes)):
-            for wanted, side, direction, own, other in ((need_s[v], SERVER, UP, server, robot),
-                                                        (need_r[v], ROBOT, DOWN, robot, server)):
-                if not wanted:
-                    continue
-                merged = wanted if len(wanted) == 1 else _union(wanted)
-                for a, b in _subtract(merged, own[v]):
-                    oa, ob = other[v]
-                    if not (oa <= a and b <= ob):
-                        raise PlanError(f"node {v} '{nodes[v].name}': {side} needs rows [{a}, {b}) that the other "
-                                        f"side does not compute ({other[v]})")
-                    out.append(Transfer(v, direction, a, b, (b - a) * self._bpr[v]))
-        return out
+        """Exactly `Plan.transfers()` (same tiles, same order) for ranges without a Plan object."""
+        return transfers_between(self.graph, robot, server)
 
     def _time(self, side: str, node: int, rng: Range) -> float:
         """Profile time of `rng` of `node` on `side` plus the executor's step overhead (memoised)."""

@@ -112,6 +112,7 @@ class Graph:
     method: str = "fx"                  # how it was captured: "fx" or "dispatch"
     _fingerprint: str = field(default="", repr=False)
     _consumers: Optional[list[list[int]]] = field(default=None, repr=False)
+    _input_rows_memo: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -124,9 +125,14 @@ class Graph:
         `node.inputs` position; None where no row of that input is needed)."""
         n = self.nodes[node] if isinstance(node, int) else node
         start, stop = int(rows[0]), int(rows[1])
-        if not 0 <= start < stop <= n.extent:
-            raise ValueError(f"rows [{start}, {stop}) outside node {n.index} '{n.name}' (extent {n.extent})")
-        return n.rowmap.need(start, stop)
+        # Memoised: row maps are pure, and the solver asks the same questions hundreds of thousands of times.
+        key = (n.index, start, stop)
+        hit = self._input_rows_memo.get(key)
+        if hit is None:
+            if not 0 <= start < stop <= n.extent:
+                raise ValueError(f"rows [{start}, {stop}) outside node {n.index} '{n.name}' (extent {n.extent})")
+            hit = self._input_rows_memo[key] = tuple(n.rowmap.need(start, stop))
+        return list(hit)
 
     @property
     def output_indices(self) -> list[int]:

@@ -76,6 +76,44 @@ def _subtract(intervals: list[Range], have: Range) -> list[Range]:
             out.append((h1, b))
     return out
 
+def _needs(g: Graph, mine: Sequence[Range], side: str) -> list[list[Range]]:
+    """Per node: the merged row intervals `side` reads when it computes `mine` (on the robot, also the outputs)."""
+    need: list[list[Range]] = [[] for _ in g.nodes]
+    for n in g.nodes:
+        r = mine[n.index]
+        if r == EMPTY or n.is_input:
+            continue
+        for u, rows in zip(n.inputs, g.input_rows(n, r)):
+            if rows is not None:
+                need[u].append(rows)
+    if side == ROBOT:
+        for o in g.output_indices:
+            need[o].append((0, g.nodes[o].extent))
+    return [_union(x) if len(x) > 1 else x for x in need]
+
+
+def transfers_between(g: Graph, robot: Sequence[Range], server: Sequence[Range]) -> list[Transfer]:
+    """The tiles that cross the link when the robot computes `robot` and the server `server` (per node),
+    in the producer's topological order. Shared by `Plan.transfers` and the cost model, which calls it on
+    ranges valid by construction without building a Plan. Raises PlanError when a side needs rows that
+    the other side does not compute."""
+    needs = {ROBOT: _needs(g, robot, ROBOT), SERVER: _needs(g, server, SERVER)}
+    out: list[Transfer] = []
+    for n in g.nodes:
+        v = n.index
+        for side, direction, own, other in ((SERVER, UP, server, robot), (ROBOT, DOWN, robot, server)):
+            wanted = needs[side][v]
+            if not wanted:
+                continue
+            for a, b in _subtract(wanted, own[v]):
+                oa, ob = other[v]
+                if not (oa <= a and b <= ob):
+                    raise PlanError(f"node {v} '{n.name}': {side} needs rows [{a}, {b}) that the other side "
+                                    f"does not compute ({other[v]})")
+                out.append(Transfer(v, direction, a, b, (b - a) * n.bytes_per_row))
+    return out
+
+
 
 class Plan:
     """Robot and server row ranges per node of one graph; validated on construction."""
@@ -255,38 +293,13 @@ class Plan:
     def needs(self, side: str) -> list[list[Range]]:
         """Per node: the merged row intervals `side` reads (for its own computations and, on the robot,
         the model outputs)."""
-        g = self.graph
-        need: list[list[Range]] = [[] for _ in g.nodes]
-        mine = self.ranges(side)
-        for n in g.nodes:
-            r = mine[n.index]
-            if r == EMPTY or n.is_input:
-                continue
-            for u, rows in zip(n.inputs, g.input_rows(n, r)):
-                if rows is not None:
-                    need[u].append(rows)
-        if side == ROBOT:
-            for o in g.output_indices:
-                need[o].append((0, g.nodes[o].extent))
-        return [_union(x) for x in need]
+        return _needs(self.graph, self.ranges(side), side)
 
     def transfers(self) -> list[Transfer]:
         """Every tile that crosses the link, in the producer's topological order: rows a side reads but
         does not compute itself come from the other side (which computes them: the union is whole)."""
         if self._transfers is None:
-            g = self.graph
-            out: list[Transfer] = []
-            needs = {ROBOT: self.needs(ROBOT), SERVER: self.needs(SERVER)}
-            for n in g.nodes:
-                for side, direction in ((SERVER, UP), (ROBOT, DOWN)):
-                    other = self.robot if side == SERVER else self.server
-                    for a, b in _subtract(needs[side][n.index], self.ranges(side)[n.index]):
-                        oa, ob = other[n.index]
-                        if not (oa <= a and b <= ob):
-                            raise PlanError(f"node {n.index} '{n.name}': {side} needs rows [{a}, {b}) that the other side "
-                                            f"does not compute ({other[n.index]})")
-                        out.append(Transfer(n.index, direction, a, b, (b - a) * n.bytes_per_row))
-            self._transfers = out
+            self._transfers = transfers_between(self.graph, self.robot, self.server)
         return self._transfers
 
     def bytes(self, direction: str) -> int:

@@ -240,7 +240,6 @@ def reduction(dim_pos: int, kw: str = "dim") -> Callable[[Ctx], Analysis]:
 
 
 def cat(c: Ctx) -> Analysis:
-    tensors = c.arg(0, "tensors")
     dim = c.arg(1, "dim", 0)
     if not isinstance(c.value, torch.Tensor):
         return glob(c, "output is not a tensor")
@@ -524,7 +523,7 @@ def pad(c: Ctx) -> Analysis:
     pos = 2 * from_end
     if pos + 1 >= len(spec):
         return same_rows(c, "elementwise", lambda p, a, r: a if p == 0 else None, False)
-    pb, pa = spec[pos], spec[pos + 1]
+    pb = spec[pos]  # rows added before; those added after (spec[pos + 1]) need no index shift
     h = x.extent
     e = int(c.value.shape[x.axis])
     m = np.arange(e) - pb

@@ -103,7 +103,7 @@ class IntraDPServer:
     def load_models(self, configs: Sequence[ModelConfig]) -> None:
         for cfg in configs:
             t0 = time.perf_counter()
-            rep = load_replica(cfg, self.device)
+            rep = load_replica(cfg, "cpu")   # captured on the CPU like the client's; executors move it to self.device
             self.replicas[rep.model_id] = rep
             rospy.loginfo("server: loaded %s on %s in %.1f s (%d graph nodes, weights %s, graph %s)", rep.model_id,
                           self.device, time.perf_counter() - t0, len(rep.graph.nodes), rep.weights_fingerprint,
@@ -197,7 +197,8 @@ class IntraDPServer:
         if prof is None:
             t0 = time.perf_counter()
             from intradp_ros.core.plan_table import default_cache_dir
-            prof, hit = cached_profile(rep.graph, [rep.example], self.cache_dir or default_cache_dir(), self.device,
+            prof, hit = cached_profile(rep.graph, [rep.example.to(self.device)], self.cache_dir or default_cache_dir(),
+                                       self.device,
                                        repeats=self.s["profile_repeats"])
             rospy.loginfo("server: profile of %s on %s %s in %.1f s", rep.model_id, self.device,
                           "from cache" if hit else "measured", time.perf_counter() - t0)

@@ -47,7 +47,7 @@ def test_duty_budget_limits_the_share_and_paces_probes() -> None:
     assert not b.allows(0.5, 0.1, 0.05)   # pacing: 0.1 s probe at 5 % -> 1.9 s of quiet
     assert b.allows(2.0, 0.1, 0.05)
     # fill the window: never more than 5 % of 10 s
-    t, used = 0.0, 0.0
+    t = 0.0
     b = DutyBudget(window_s=10.0)
     while t < 60.0:
         if b.allows(t, 0.1, 0.05):
