@@ -1,7 +1,7 @@
 """The three-line API::
 
     from intradp_ros import IntraDP
-    idp = IntraDP(server="inproc")     # or a server host name (ROS server node)
+    idp = IntraDP(server="inproc")     # or a server host ("gpu-box", "http://10.0.0.2:11311", "ros")
     idp.start_client(model)            # from now on model(x) runs distributed and returns what model(x) returns
 
 The model is captured on its first call (and again for every new input shape/dtype). Plans come from
@@ -30,18 +30,22 @@ PlanSpec = Union[str, Plan, Callable[[Graph], Plan]]
 
 
 class IntraDPUnavailable(RuntimeError):
-    """The requested deployment does not exist yet (e.g. a remote server before the ROS server node)."""
+    """The requested deployment cannot be made (e.g. a remote server for a model it cannot replicate)."""
 
 
 class _Session:
     """One captured graph with its client half (and, in-process, its server half)."""
 
-    def __init__(self, graph: Graph, client: ClientHalf, server: Optional[ServerHalf]) -> None:
+    def __init__(self, graph: Graph, client: ClientHalf, server: Optional[ServerHalf], remote: Any = None) -> None:
         self.graph, self.client, self.server = graph, client, server
+        self.remote = remote          # RemoteSession when the server half runs in an intradp_server node
         self.plan: Optional[Plan] = None
 
     def close(self) -> None:
-        self.client.close()
+        if self.remote is not None:
+            self.remote.close()
+        else:
+            self.client.close()
         if self.server is not None:
             self.server.close()
 
@@ -60,7 +64,7 @@ class IntraDP:
         self.server_device = server_device
         self.timeout = timeout
         self.fallback_local = fallback_local
-        self._plan_spec: PlanSpec = plan
+        self._plan_spec: PlanSpec = plan if plan is not None else ("halo_split" if server == "inproc" else "intradp")
         self._model: Optional[nn.Module] = None
         self._orig_forward: Optional[Callable[..., Any]] = None
         self._sessions: dict[tuple, _Session] = {}
@@ -73,10 +77,10 @@ class IntraDP:
     # ------------------------------------------------------------------ public
     def start_client(self, model: nn.Module) -> nn.Module:
         """Hook `model` so that calling it runs distributed inference; returns the same model."""
-        if self.server != "inproc":
+        if self.server != "inproc" and not getattr(model, "model_name", None):
             raise IntraDPUnavailable(
-                f"server={self.server!r}: a remote server runs through the ROS server node and handshake, which this "
-                "version does not provide yet; use IntraDP(server='inproc') (in-process server half) meanwhile")
+                f"server={self.server!r}: a remote intradp_server holds a replica of a registry model, so the model must "
+                "come from intradp_ros.models.build(name); any other model runs with IntraDP(server='inproc')")
         if self._model is not None:
             raise RuntimeError("start_client() was already called; call stop() first")
         model.eval()
@@ -140,6 +144,8 @@ class IntraDP:
             s = self._sessions.get(key)
             if s is not None:
                 return s
+            if self.server != "inproc":
+                return self._remote_session(key, inputs)
             self._capturing.on = True
             try:
                 g = capture(self._model, *inputs)
@@ -151,8 +157,24 @@ class IntraDP:
             s = self._sessions[key] = _Session(g, client, server)
             return s
 
+    def _remote_session(self, key: tuple, inputs: tuple) -> _Session:
+        from intradp_ros.ros.remote_session import RemoteSession   # rospy only on this path
+        if len(inputs) != 1:
+            raise IntraDPUnavailable("a remote server serves single-input registry models")
+        self._capturing.on = True
+        try:
+            remote = RemoteSession.connect(self._model, inputs[0], self.server, self.robot, timeout=self.timeout)
+        finally:
+            self._capturing.on = False
+        s = self._sessions[key] = _Session(remote.replica.graph, remote.client, None, remote)
+        return s
+
     def _plan_for(self, s: _Session) -> Plan:
         with self._lock:
+            if s.plan is None and s.remote is not None:
+                if not isinstance(self._plan_spec, str):
+                    raise IntraDPUnavailable("a remote server runs the plans of its plan book: give plan as a mode name")
+                s.plan = s.remote.plan(self._plan_spec)
             if s.plan is None:
                 s.plan = make_plan(self._plan_spec, s.graph)
                 if s.server is not None:

@@ -83,7 +83,7 @@ else
   say "building catkin workspace $WS"
   rm -f "$WS/.intradp-build"
   log="$WS/catkin_make.log"
-  if ! (cd "$WS" && catkin_make -DPYTHON_EXECUTABLE="$ROOT/.venv/bin/python" -DCATKIN_ENABLE_TESTING=ON >"$log" 2>&1); then
+  if ! (cd "$WS" && catkin_make --force-cmake -DPYTHON_EXECUTABLE="$ROOT/.venv/bin/python" -DCATKIN_ENABLE_TESTING=ON >"$log" 2>&1); then
     tail -n 30 "$log" >&2
     rm -rf "$WS/build"   # a failed configure poisons the cache
     fail "catkin_make failed; the full log is $log"

@@ -10,7 +10,9 @@ nodes. Plans come from the session's plan book: `session.plan(mode, bandwidth_MB
 from __future__ import annotations
 
 import os
+import socket
 import time
+import xmlrpc.client
 from typing import Any, Optional
 
 import rospy
@@ -40,6 +42,19 @@ def master_uri_of(server: str) -> Optional[str]:
     return f"http://{server}:11311"
 
 
+def master_reachable(uri: str, timeout: float) -> bool:
+    """True when a ROS master answers getPid at `uri` within `timeout` seconds."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        xmlrpc.client.ServerProxy(uri).getPid("/intradp_api")
+        return True
+    except (OSError, xmlrpc.client.Error):
+        return False
+    finally:
+        socket.setdefaulttimeout(old)
+
+
 def config_of(model: nn.Module, example: torch.Tensor) -> ModelConfig:
     """The replica id of a registry-built model at this input size (weights are compared by fingerprint)."""
     name = getattr(model, "model_name", None)
@@ -63,12 +78,16 @@ class RemoteSession:
     def connect(cls, model: nn.Module, example: torch.Tensor, server: str, robot: str = "robot1",
                 timeout: float = 60.0, device: Any = "cpu") -> "RemoteSession":
         uri = master_uri_of(server)
+        config = config_of(model, example)
+        if uri is not None and not master_reachable(uri, min(timeout, 5.0)):
+            raise RemoteUnavailable(f"server {server!r}: no ROS master answers at {uri} (is intradp_server running, "
+                                    "and ROS_IP set on both sides?)")
         if not rospy.core.is_initialized():
             if uri is not None:
                 os.environ["ROS_MASTER_URI"] = uri
             rospy.init_node(f"intradp_api_{robot}", anonymous=True, disable_signals=True)
         graph = capture(model, example, check=False)
-        replica = Replica(config_of(model, example), model, graph, example, weights_fingerprint(model))
+        replica = Replica(config, model, graph, example, weights_fingerprint(model))
         profile, _hit = cached_profile(graph, [example], default_cache_dir(), device, repeats=1)
         out = call_handshake(robot, full_request(robot, replica.model_id, replica.weights_fingerprint,
                                                  graph.fingerprint, profile.to_json()), timeout)

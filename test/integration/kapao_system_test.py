@@ -34,7 +34,7 @@ class KapaoSystemTest(unittest.TestCase):
             cls.system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640", "--deadline", "5"])
             cls.lines = cls.system.start_feeder(
                 "kapao", "robot1", ["--frames", str(FRAMES), "--closed", "--tiles", "--bad", "--bad-tiles",
-                                    "--warm-until-distributed", "--frame-timeout", "15", "--wait-ready", "90"])
+                                    "--warm-until-distributed", "--switch-bucket", "1", "--frame-timeout", "15", "--wait-ready", "90"])
             # the first frames may run locally while the handshake completes; wait for the run to end
             if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=150):
                 raise AssertionError("feeder did not finish within 150 s")
@@ -79,6 +79,19 @@ class KapaoSystemTest(unittest.TestCase):
         lat = sorted(s["latency_s"] for s in distributed)
         print(f"[kapao_system] {len(distributed)}/{len(stats)} frames distributed; median latency "
               f"{lat[len(lat) // 2] * 1e3:.0f} ms (noisy 2-core machine)")
+
+    def test_plan_switch_applies_on_the_next_frame(self):
+        from intradp_ros.core.plan_book import PlanBook
+        books = list((Path(self.system.cache) / "plan_books").glob("*.json"))
+        self.assertEqual(len(books), 1, books)
+        book = PlanBook.from_json(books[0].read_text(), self.ref.rep.graph)
+        stats = {s["frame"]: s for s in self.lines.of("stats")}
+        before = {stats[f]["plan_id"] for f in stats if f.startswith("f")}
+        after = {stats[f]["plan_id"] for f in stats if f.startswith("g")}
+        self.assertEqual(before, {book.plan_for("intradp", 50.0).plan_id}, "frames ran the 50 MB/s bucket's plan")
+        self.assertEqual(after, {book.plan_for("intradp", 1.0).plan_id}, "after the switch: the 1 MB/s plan")
+        print(f"[kapao_system] PlanSwitch to 1 MB/s: plan {book.plan_for('intradp', 50.0).name} -> "
+              f"{book.plan_for('intradp', 1.0).name} from the next frame")
 
     def test_bad_input_is_logged_and_dropped(self):
         self.assertTrue(self.lines.of("warm") and self.lines.of("warm")[0]["distributed"], "never ran distributed")

@@ -109,6 +109,8 @@ def main():
     p.add_argument("--bad", action="store_true", help="send the bad-input cases before the good frames")
     p.add_argument("--warm-until-distributed", action="store_true",
                    help="send warm-up frames (1 Hz) until a frame ran split with the server (bounded by --wait-ready)")
+    p.add_argument("--switch-bucket", type=float, default=0.0,
+                   help="after the closed-loop frames, publish a PlanSwitch to this bucket (MB/s)")
     p.add_argument("--bad-tiles", action="store_true", help="publish malformed tiles on up and down first")
     p.add_argument("--wait-ready", type=float, default=60.0, help="wait for the client's subscription (s)")
     p.add_argument("--tiles", action="store_true", help="also sum tile payloads per request")
@@ -203,6 +205,12 @@ def main():
                 cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
             if fid not in results:
                 emit({"kind": "timeout", "frame": fid})
+        if args.switch_bucket > 0:   # the client applies the latest PlanSwitch from the next frame on
+            from intradp_ros.msg import PlanSwitch
+            plan_pub = rospy.Publisher(f"{ns}/plan", PlanSwitch, queue_size=1, latch=True)
+            plan_pub.publish(PlanSwitch(robot=args.robot, mode="intradp", bucket_mbyte_per_s=args.switch_bucket))
+            emit({"kind": "switch_sent", "bucket": args.switch_bucket, "t": time.time()})
+            time.sleep(1.0)
         if args.bad_tiles:       # after the frames, so the server's session (and its subscription) exists
             send_bad_tiles(ns, 1 if args.tiles else 0)
             for i in range(2):   # the nodes keep working after them

@@ -44,5 +44,19 @@ def test_three_line_api_returns_what_local_inference_returns() -> None:
 
 
 def test_remote_server_gives_a_clear_error() -> None:
-    with pytest.raises(IntraDPUnavailable, match="inproc"):
+    with pytest.raises(IntraDPUnavailable, match="models.build"):
         IntraDP(server="gpu-server.local").start_client(torch.nn.Conv2d(3, 3, 1))
+
+
+def test_unreachable_remote_server_fails_fast_with_the_master_uri() -> None:
+    from intradp_ros.ros.remote_session import RemoteUnavailable
+
+    model = torch.nn.Conv2d(3, 3, 1)
+    model.model_name = "kapao_s6"            # looks like a registry model: the API goes remote
+    idp = IntraDP(server="http://127.0.0.1:9")   # discard port: nothing answers
+    idp.start_client(model)
+    try:
+        with pytest.raises(RemoteUnavailable, match="127.0.0.1:9"):
+            model(torch.zeros(1, 3, 64, 64))
+    finally:
+        idp.stop()
