@@ -6,8 +6,10 @@
 
 The model is captured on its first call (and again for every new input shape/dtype). Plans come from
 `plan=`: a name ("halo_split[:f]" (default), "row_split[:f]", "device_only", "server_only"), a Plan, plan JSON, or a callable
-`graph -> Plan` (e.g. a scheduler); `set_plan()` switches plans between calls. When the distributed
-run fails (server gone, tile lost), the call finishes locally, so the robot always gets its result.
+`graph -> Plan` (e.g. a scheduler); with a remote server, a mode of its plan book (default "intradp"), at the
+bucket of `bandwidth_bytes_per_s` (the book's middle bucket when not given).
+`set_plan()` switches plans between calls. When the distributed run fails (server gone, tile lost), the call
+finishes locally, so the robot always gets its result.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class _Session:
 class IntraDP:
     """Client-side entry point: makes `model(x)` run as Intra-DP collaborative inference."""
 
-    def __init__(self, server: str = "inproc", plan: PlanSpec = "halo_split", robot: str = "robot",
+    def __init__(self, server: str = "inproc", plan: Optional[PlanSpec] = None, robot: str = "robot",
                  bandwidth_bytes_per_s: Optional[float] = None, server_device: Any = None, timeout: float = 30.0,
                  fallback_local: bool = True) -> None:
         if not isinstance(server, str) or not server:
@@ -174,7 +176,8 @@ class IntraDP:
             if s.plan is None and s.remote is not None:
                 if not isinstance(self._plan_spec, str):
                     raise IntraDPUnavailable("a remote server runs the plans of its plan book: give plan as a mode name")
-                s.plan = s.remote.plan(self._plan_spec)
+                mbps = None if self.bandwidth is None else self.bandwidth / 1e6   # picks the plan book's bucket
+                s.plan = s.remote.plan(self._plan_spec, mbps)
             if s.plan is None:
                 s.plan = make_plan(self._plan_spec, s.graph)
                 if s.server is not None:

@@ -307,14 +307,14 @@ class Evaluation:
                              f"{rec['estimate_mbit_per_s']:.2f} Mbit/s")
                 elif kind == "error":
                     self.say(f"[{system:>11}] driver error: {rec['error']} (log {self.log_dir / (tag + '.log')})")
-                    self.problems.append(f"{tag}: {rec['error']}")
+                    self.problems.append(f"{tag}: driver error: {rec['error']}")
             t_end = max([float(r["t_s"]) for r in self.records if r["trace"] == trace and r["system"] == system
                          and not math.isnan(float(r["t_s"]))] + [1.0])
             self.links[(trace, system)] = [(t, r) for t, r in series if t <= t_end]
             self.say(f"[evaluate] {trace}/{system}: {got}/{cfg.frames} frames with a result")
         except TestbedError as err:
             self.say(f"[evaluate] {trace}/{system} failed: {err}")
-            self.problems.append(f"{tag}: {err}")
+            self.problems.append(f"{tag}: run failed: {err}")
         finally:
             if tb.replay is not None:
                 tb.replay.stop()
@@ -338,7 +338,8 @@ class Evaluation:
             self.say("\nproblems:\n  " + "\n  ".join(self.problems[:30]))
         self.say(f"\n[evaluate] wrote {self.out_dir / 'stats.csv'}, tables.md, summary.json, "
                  f"{', '.join(p.name for p in pngs)} and stats_<trace>_<system>.bag")
-        return 0 if self.records and not any("driver" in p or "failed" in p for p in self.problems) else 1
+        failed = any("driver error" in p or "run failed" in p for p in self.problems)
+        return 0 if self.records and not failed else 1
 
     def summary_dict(self, goals: Sequence[Any]) -> Dict[str, Any]:
         sums = summarize(self.records)

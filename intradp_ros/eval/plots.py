@@ -63,7 +63,9 @@ def plot_run(records: Sequence[Mapping[str, Any]], out_dir: PathLike, prefix: st
             ax.plot([float(r["t_s"]) for r in ok], [float(r["bandwidth_estimate_mbit_per_s"]) for r in ok], ".",
                     color="tab:blue", ms=4, label="monitor estimate")
             ax.set_ylabel("Mbit/s")
-            ax.set_ylim(bottom=0)
+            rates = [r for _, r in link] if link else []
+            rates += [float(r["bandwidth_estimate_mbit_per_s"]) for r in ok]
+            ax.set_ylim(0, max(rates) * 1.15 if rates and max(rates) > 0 else 1.0)
             lat_ax = ax.twinx()
             lat_ax.plot([float(r["t_s"]) for r in ok], [float(r["latency_s"]) for r in ok], "o-", color="tab:orange",
                         ms=3, lw=0.8, label="latency")
@@ -71,7 +73,8 @@ def plot_run(records: Sequence[Mapping[str, Any]], out_dir: PathLike, prefix: st
             if bad:
                 lat_ax.plot([float(r["t_s"]) for r in bad], [0.0] * len(bad), "x", color="tab:red", label="error")
             lat_ax.set_ylabel("latency (s)")
-            lat_ax.set_ylim(bottom=0)
+            top = max([float(r["latency_s"]) for r in ok] + [0.0])
+            lat_ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
             mean = sum(float(r["latency_s"]) for r in ok) / len(ok) if ok else math.nan
             ax.set_title(f"{SYSTEM_LABELS.get(system, system)} ({trace}): mean latency {mean:.3f} s"
                          + (f" (undilated {mean / k * 1e3:.1f} ms, k={k:g})" if k != 1.0 and ok else ""),

@@ -25,7 +25,7 @@ from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.plan_table import default_cache_dir
 from intradp_ros.core.profiler import cached_profile
 from intradp_ros.core.session import ModelConfig, Replica, weights_fingerprint
-from intradp_ros.ros.handshake import call_handshake, full_request
+from intradp_ros.ros.handshake import call_handshake, full_request, handshake_service
 from intradp_ros.ros.session_transport import RecordingTransport, RobotClientHalf
 
 
@@ -89,8 +89,16 @@ class RemoteSession:
         graph = capture(model, example, check=False)
         replica = Replica(config, model, graph, example, weights_fingerprint(model))
         profile, _hit = cached_profile(graph, [example], default_cache_dir(), device, repeats=1)
+        deadline = time.monotonic() + timeout
+        service = handshake_service(robot)
+        try:   # a server that is still loading (or a bridge still syncing) has not registered it yet
+            rospy.wait_for_service(service, timeout=timeout)
+        except rospy.ROSException:
+            raise RemoteUnavailable(f"server {server!r}: no {service} service within {timeout:g} s (is intradp_server "
+                                    f"running for robot {robot}, and the master bridge?)") from None
         out = call_handshake(robot, full_request(robot, replica.model_id, replica.weights_fingerprint,
-                                                 graph.fingerprint, profile.to_json()), timeout)
+                                                 graph.fingerprint, profile.to_json()),
+                             max(1.0, deadline - time.monotonic()))
         if not out.accepted:
             raise RemoteUnavailable(f"server {server!r} (robot {robot}): {out.reason}")
         session = cls(replica, robot, PlanBook.from_json(out.response.plan_table_json, graph), device)
