@@ -32,11 +32,17 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     echo "[test] rostest $name"
     results="$ROS_HOME/rostest-$name"
     mkdir -p "$results"
-    ROS_TEST_RESULTS_DIR="$results" timeout --kill-after=10 900 rostest --text intradp_ros "$(basename "$suite")"
+    # Without --text rostest writes JUnit results (with --text it writes none); the test node's own output
+    # is in $ROS_LOG_DIR. rosunit-*.xml holds the test cases, rostest-*.xml only the wrapper.
+    ROS_TEST_RESULTS_DIR="$results" timeout --kill-after=10 900 rostest intradp_ros "$(basename "$suite")"
     rc=$?
-    counts=$(python tools/junit_counts.py "$results"/intradp_ros/*.xml 2>/dev/null || echo "0 0 0 0")
+    counts=$(python tools/junit_counts.py "$results"/intradp_ros/rosunit-*.xml 2>/dev/null || echo "0 0 0 0")
     read -r t f e s <<<"$counts"
-    if [ $rc -ne 0 ] && [ $((f + e)) -eq 0 ]; then f=$((f + 1)); echo "[test] rostest $name exited $rc"; fi
+    if [ $rc -ne 0 ]; then
+      echo "[test] rostest $name exited $rc"
+      python tools/junit_counts.py --failures "$results"/intradp_ros/rosunit-*.xml 2>/dev/null
+      [ $((f + e)) -eq 0 ] && f=$((f + 1))
+    fi
     passed=$((passed + t - f - e - s)); failed=$((failed + f + e)); skipped=$((skipped + s))
   done
 fi
