@@ -17,7 +17,7 @@ fail() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(
   python3-rospy python3-roslaunch python3-rosmaster rosout python3-rostest python3-rosbag
-  python3-rostopic python3-rosnode python3-rosservice python3-rosparam python3-rosmsg
+  python3-rosgraph-msgs python3-rostopic python3-rosnode python3-rosservice python3-rosparam python3-rosmsg
   catkin ros-environment ros-message-generation ros-message-runtime
   ros-std-msgs libstd-msgs-dev python3-std-msgs python3-genpy python3-genmsg
   rosbash rospack-tools librostest-dev
