@@ -500,20 +500,31 @@ class ClientHalf:
                 continue
             ex.deliver(tile)
 
+    # The executor class of a request; subclasses (the ROS client's recording executor) swap it.
+    executor_type: type = SideExecutor
+
     def infer(self, plan: Plan, *inputs: torch.Tensor) -> Any:
         """One distributed inference under `plan`; returns what the model returns."""
         with self._lock:
             rid = self._next_id
             self._next_id += 1
-            ex = SideExecutor(self.graph, plan, ROBOT, rid, self.sender, self.device, self.timeout)
+            ex = self.executor_type(self.graph, plan, ROBOT, rid, self.sender, self.device, self.timeout)
             self._current = ex
+        self._started(ex)
         try:
             with torch.no_grad():
                 return ex.run(inputs)
         finally:
             with self._lock:
                 self._current = None
-            self.last_stats = ex.stats
+            self._finished(ex)
+
+    def _started(self, ex: SideExecutor) -> None:
+        """Hook: a request is about to run."""
+
+    def _finished(self, ex: SideExecutor) -> None:
+        """Hook: a request ended (successfully or not)."""
+        self.last_stats = ex.stats
 
     def close(self) -> None:
         self._stop = True

@@ -13,7 +13,7 @@ import torch
 
 from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf, SideExecutor
 from intradp_ros.core.graph import Graph
-from intradp_ros.core.plan import ROBOT, Plan
+from intradp_ros.core.plan import Plan
 from intradp_ros.core.tile import FLAG_ABORT, Tile
 from intradp_ros.msg import TensorTile
 from intradp_ros.ros.transport import RosTransport
@@ -107,21 +107,14 @@ class RobotClientHalf(ClientHalf):
             self._next_id += 1
             return rid
 
-    def infer(self, plan: Plan, *inputs: torch.Tensor) -> Any:
-        with self._lock:
-            rid = self._next_id
-            self._next_id += 1
-            ex = RecordingExecutor(self.graph, plan, ROBOT, rid, self.sender, self.device, self.timeout)
-            self._current = ex
-        self.last_request_id = rid
-        try:
-            with torch.no_grad():
-                return ex.run(inputs)
-        finally:
-            with self._lock:
-                self._current = None
-            self.last_stats = ex.stats
-            self.last_idle = ex.idle
+    executor_type = RecordingExecutor
+
+    def _started(self, ex: SideExecutor) -> None:
+        self.last_request_id = ex.request_id
+
+    def _finished(self, ex: SideExecutor) -> None:
+        super()._finished(ex)
+        self.last_idle = ex.idle
 
     def abort(self, reason: str) -> bool:
         """Fail the running request now (e.g. the peer disconnected); True if one was running."""

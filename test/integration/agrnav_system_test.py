@@ -6,7 +6,6 @@ CPU) and robot2 kapao_client, both against one intradp_server holding both repli
 20 frames in closed loop at the same time. robot1's feeder first sends a truncated cloud and one with NaN points.
 """
 import sys
-import time
 import unittest
 from pathlib import Path
 

@@ -195,7 +195,6 @@ def compare_kapao(ref, got):
 def compare_voxels(ref, logits, got, tie_tol=1e-4):
     """None when the published completed voxels equal the local ones, except voxels whose two best local
     logits are within `tie_tol` (float summation order may flip such an argmax; their count is bounded)."""
-    import torch
     want = dict(zip(ref["indices"].tolist(), ref["classes"].tolist()))
     have = dict(zip(got["indices"], got["classes"]))
     diff = [k for k in set(want) | set(have) if want.get(k) != have.get(k)]
