@@ -196,9 +196,12 @@ def solve(enc: Encoding, bandwidth_Bps: float, seeds: Sequence[np.ndarray] = (),
     pool += [(name, cp, None) for name, cp in candidates]
     if not pool:
         raise ValueError("nothing to choose from: no search, no seeds, no candidates")
-    # true latency first (the guarantee), the robot-compute tie-break second
-    scored = [(enc.cm.latency(cp, bandwidth_Bps), cp.robot_compute_s, i) for i, (_, cp, _) in enumerate(pool)]
-    best_lat, _, i = min(scored)
+    # True latency first (the guarantee); among equally fast plans the idler robot, then fewer bytes on the
+    # link and less server work: a plan whose server half computes rows nobody waits for ties with
+    # device-only in latency but costs link time, server time and passive bandwidth samples.
+    scored = [(enc.cm.latency(cp, bandwidth_Bps), cp.robot_compute_s, cp.bytes_up + cp.bytes_down,
+               cp.server_compute_s, i) for i, (_, cp, _) in enumerate(pool)]
+    best_lat, *_, i = min(scored)
     source, best_cp, best_x = pool[i]
     return Solution(best_cp.plan, best_cp, best_lat, best_x, source, enc.evaluations - ev0,
                     time.perf_counter() - t0)

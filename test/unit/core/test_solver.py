@@ -113,3 +113,19 @@ def test_solver_finds_a_split_when_one_pays():
     best_seed = min(cm.latency(enc.compiled(enc.layer_cut(c)), bw) for c in range(N + 1))
     assert sol.latency_s < 0.95 * best_seed
     assert any(0 < r[1] - r[0] < n.extent for r, n in zip(sol.plan.robot, g.nodes))
+
+
+def test_equally_fast_plans_prefer_the_one_without_wasted_transfers(tiny):
+    """A plan that also runs everything on the server (nothing it sends back is needed) ties with device-only
+    in latency; the solver must return device-only, not upload the input for nothing."""
+    g, cm = tiny
+    enc = Encoding(g, cm)
+    full = [(0, n.extent) for n in g.nodes]
+    server_too = [(0, 0) if n.is_input else (0, n.extent) for n in g.nodes]
+    wasteful = cm.compile_ranges(full, server_too, "wasteful")
+    device = cm.compile(Plan.device_only(g))
+    bw = 5e6
+    assert wasteful.bytes_up > 0 and cm.latency(wasteful, bw) == pytest.approx(cm.latency(device, bw))
+    sol = solve(enc, bw, candidates=[("wasteful", wasteful), ("device_only", device)],
+                config=SolverConfig(maxiter=0))
+    assert sol.plan.transfers() == []
