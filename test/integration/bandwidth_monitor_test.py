@@ -8,17 +8,18 @@ rate (tbf goodput is about 95 % of it); after tb.set_rate(10) the estimate is wi
 a second and a PlanSwitch for a lower bucket is published. The monitor only ever sees goodput: nothing tells it
 the tbf rate. Needs root (skipped with the reason otherwise).
 """
-import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import unittest
 from pathlib import Path
 
 import rostest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from system_testlib import Lines  # noqa: E402  (JSON-lines collector shared by the rostest suites)
 
 PKG = "intradp_ros"
 ROBOT = "robot1"
@@ -29,38 +30,6 @@ STEADY_S = 8.0       # run at the high rate this long before the step
 AFTER_STEP_S = 5.0   # and this long after it
 FOLLOW_LIMIT_S = 2.0  # "within about a second" (measured ~1 s), with room for a loaded 2-core machine
 LISTENER = Path(__file__).resolve().parent / "bandwidth_listener.py"
-
-
-class Records:
-    """JSON lines of the listener, collected by a thread (bounded by the process's lifetime)."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.items = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                with self._lock:
-                    self.items.append(obj)
-
-    def of(self, kind: str) -> list:
-        with self._lock:
-            return [r for r in self.items if r.get("kind") == kind]
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.1)
-        return predicate()
 
 
 class BandwidthMonitorTest(unittest.TestCase):
@@ -81,7 +50,7 @@ class BandwidthMonitorTest(unittest.TestCase):
             cls.tb.spawn("robot", script_argv("bandwidth_monitor", "--robot", ROBOT, "--rate", "5"), **quiet)
             cls.listener = cls.tb.spawn("robot", [str(LISTENER), ROBOT, "--lifetime", "80"], stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True)
-            cls.records = Records(cls.listener)
+            cls.records = Lines(cls.listener)
             if not cls.records.wait_for(lambda: cls.records.of("estimate"), timeout=30):
                 raise AssertionError("no BandwidthEstimate within 30 s of starting the nodes")
             cls.first_estimate = cls.records.of("estimate")[0]["t"]
