@@ -17,8 +17,8 @@ from typing import Collection, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from intradp_ros.core.tile import (CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_LAST, Tile,
-                                   TileError)
+from intradp_ros.core.tile import (CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_LAST, FLAG_START,
+                                   FLAGS_WITHOUT_PAYLOAD, Tile, TileError)
 
 # dtype names that may cross the wire, mapped to their little-endian numpy dtype. bfloat16 is left out:
 # numpy has no native bfloat16 (it would need ml_dtypes), so it cannot be decoded zero-copy here.
@@ -27,7 +27,7 @@ WIRE_DTYPES: Mapping[str, np.dtype] = {
     for name in ("float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
 }
 KNOWN_CODECS = frozenset((CODEC_RAW, CODEC_BITPACK, CODEC_SPARSE))
-KNOWN_FLAGS = FLAG_LAST | FLAG_ABORT
+KNOWN_FLAGS = FLAG_LAST | FLAG_ABORT | FLAG_START
 BITPACK_DTYPES = frozenset(("bool", "uint8"))
 
 # Widths of the TensorTile integer fields: a value outside them cannot be serialised.
@@ -159,8 +159,8 @@ class TileValidator:
     node_shapes: node id -> full output shape of that node (None: node ids and extents are not checked).
     max_bytes: largest payload accepted.
 
-    A tile flagged FLAG_ABORT carries no payload: it needs an empty `data` and a zero-element `shape`, and its
-    row range is not checked.
+    A tile flagged FLAG_ABORT or FLAG_START carries no payload: it needs an empty `data` and a zero-element
+    `shape`, and its row range is not checked.
     """
 
     def __init__(self, known_plan_ids: Optional[Collection[int]], node_shapes: Optional[Mapping[int, Sequence[int]]],
@@ -186,9 +186,9 @@ class TileValidator:
             raise TileError("data", f"{nbytes} bytes exceed the limit of {self.max_bytes}")
         _check_decodable(wire)
         shape = tuple(int(d) for d in wire.shape)
-        if wire.flags & FLAG_ABORT:
+        if wire.flags & FLAGS_WITHOUT_PAYLOAD:
             if nbytes or prod(shape):
-                raise TileError("data", "an abort tile must carry no payload")
+                raise TileError("data", "an abort or start tile must carry no payload")
             return
         rank = len(full) if full is not None else len(shape)
         if not 0 <= wire.axis < rank:

@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
 from intradp_ros.core.plan import DOWN, ROBOT, SERVER, UP, Plan
-from intradp_ros.core.tile import CODEC_RAW, FLAG_ABORT, Tile, TileError
+from intradp_ros.core.tile import CODEC_RAW, FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile, TileError
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
 log = logging.getLogger(__name__)
@@ -360,6 +360,10 @@ class SideExecutor:
         stats = self.stats
         clock = time.perf_counter
         input_pos = {idx: i for i, idx in enumerate(g.input_indices)}
+        if self.side == ROBOT and self.plan.server_needs_start():
+            # The server half starts on the request's first tile; this plan sends it none (its server rows
+            # need no input, e.g. rows made of padding only), so announce the request.
+            self._send(self.request_id, self.plan.plan_id, None, 0, 0, None, FLAG_START)
         try:
             for step in self.schedule.steps:
                 node = step.node
@@ -449,7 +453,7 @@ class _Sender:
             if item is None:
                 return
             request_id, plan_id, node, start, stop, t, flags = item
-            if flags & FLAG_ABORT:
+            if flags & FLAGS_WITHOUT_PAYLOAD:
                 tile = Tile(request_id, plan_id, 0, 0, 0, 0, np.zeros(0, np.uint8), flags=flags, robot=self.robot)
             else:
                 data = t.detach()
@@ -470,6 +474,17 @@ class _Sender:
         self.thread.join(timeout)
 
 
+def incoming_tiles(transport: Transport, stopped: Callable[[], bool]) -> Iterator[Tile]:
+    """Tiles from `transport` until it closes or `stopped()`; wakes every 0.2 s to check (both halves' receivers)."""
+    while not stopped():
+        try:
+            tile = transport.recv(timeout=0.2)
+        except TransportClosed:
+            return
+        if tile is not None:
+            yield tile
+
+
 class ClientHalf:
     """The robot half: runs requests and routes incoming tiles to the running one."""
 
@@ -486,13 +501,7 @@ class ClientHalf:
         self._rx.start()
 
     def _recv_loop(self) -> None:
-        while not self._stop:
-            try:
-                tile = self.transport.recv(timeout=0.2)
-            except TransportClosed:
-                return
-            if tile is None:
-                continue
+        for tile in incoming_tiles(self.transport, lambda: self._stop):
             with self._lock:
                 ex = self._current
             if ex is None or tile.request_id != ex.request_id:
@@ -568,13 +577,7 @@ class ServerHalf:
         self.plans[plan.plan_id] = plan
 
     def _recv_loop(self) -> None:
-        while not self._stop:
-            try:
-                tile = self.transport.recv(timeout=0.2)
-            except TransportClosed:
-                return
-            if tile is None:
-                continue
+        for tile in incoming_tiles(self.transport, lambda: self._stop):
             with self._lock:
                 ex = self._active.get(tile.request_id)
                 if ex is None:
@@ -593,7 +596,8 @@ class ServerHalf:
                                          daemon=True)
                     self._workers = [t for t in self._workers if t.is_alive()] + [w]
                     w.start()
-            ex.deliver(tile)
+            if not tile.flags & FLAG_START:
+                ex.deliver(tile)
 
     def _work(self, ex: SideExecutor) -> None:
         try:

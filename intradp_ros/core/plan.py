@@ -302,6 +302,10 @@ class Plan:
             self._transfers = transfers_between(self.graph, self.robot, self.server)
         return self._transfers
 
+    def server_needs_start(self) -> bool:
+        """True when the server computes rows but receives no tile: it must be told the request started."""
+        return any(s != EMPTY for s in self.server) and not any(t.direction == UP for t in self.transfers())
+
     def bytes(self, direction: str) -> int:
         return sum(t.nbytes for t in self.transfers() if t.direction == direction)
 

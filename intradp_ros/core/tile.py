@@ -17,6 +17,8 @@ CODEC_SPARSE = 2   # variable-size survivors of a per-row filter
 # Flags, equal to TensorTile.FLAG_*.
 FLAG_LAST = 1
 FLAG_ABORT = 2
+FLAG_START = 4     # the robot started a request whose server half receives no data tile (payload empty)
+FLAGS_WITHOUT_PAYLOAD = FLAG_ABORT | FLAG_START
 
 
 class TileError(ValueError):

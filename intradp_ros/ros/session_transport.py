@@ -14,7 +14,7 @@ import torch
 from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf, SideExecutor
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan
-from intradp_ros.core.tile import FLAG_ABORT, Tile
+from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.msg import TensorTile
 from intradp_ros.ros.transport import RosTransport
 
@@ -47,15 +47,16 @@ class RecordingTransport(RosTransport):
             stamp = msg.header.stamp.to_sec()
         except AttributeError:
             stamp = 0.0
-        with self._rec_lock:
-            self._append(self._recv, int(msg.request_id),
-                         (int(msg.node_id), int(msg.row_start), stamp, now, len(msg.data)))
+        if not msg.flags & FLAGS_WITHOUT_PAYLOAD:
+            with self._rec_lock:
+                self._append(self._recv, int(msg.request_id),
+                             (int(msg.node_id), int(msg.row_start), stamp, now, len(msg.data)))
         super()._on_msg(msg)
 
     def send(self, tile: Tile) -> None:
         now = time.time()
         super().send(tile)
-        if not tile.flags & FLAG_ABORT:
+        if not tile.flags & FLAGS_WITHOUT_PAYLOAD:     # control tiles carry no rows: not transfers
             with self._rec_lock:
                 self._append(self._sent, int(tile.request_id),
                              (int(tile.node_id), int(tile.row_start), now, 0.0, int(tile.nbytes)))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from intradp_ros.core.codec import (WIRE_DTYPES, TileValidator, WireTile, decode_tile, encode_tile,
                                     payload_size)
-from intradp_ros.core.tile import (CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_LAST, Tile,
+from intradp_ros.core.tile import (CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_LAST, FLAG_START, Tile,
                                    TileError)
 
 ALL_DTYPES = ["float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool"]
@@ -225,6 +225,15 @@ def test_abort_tile_carries_no_payload(validator: TileValidator) -> None:
     assert decode_tile(abort, validator).data.size == 0
     with pytest.raises(TileError) as err:
         decode_tile(dataclasses.replace(abort, shape=(1,), data=b"\x00"), validator)
+    assert err.value.field == "data"
+
+
+def test_start_tile_carries_no_payload(validator: TileValidator) -> None:
+    start = WireTile(request_id=9, plan_id=3, node_id=5, axis=0, row_start=0, row_stop=0, dtype="uint8",
+                     shape=(0,), codec=CODEC_RAW, flags=FLAG_START, data=b"")
+    assert decode_tile(start, validator).data.size == 0
+    with pytest.raises(TileError) as err:
+        decode_tile(dataclasses.replace(start, shape=(1,), data=b"\x00"), validator)
     assert err.value.field == "data"
 
 

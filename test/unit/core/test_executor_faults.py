@@ -179,3 +179,25 @@ def test_tiles_survive_the_wire_codec() -> None:
         finally:
             client.close()
             server.close()
+
+
+def test_server_rows_that_need_no_input_still_start_the_server_half() -> None:
+    """Regression (found by the property test): the server's only rows are made of padding, so no tile goes up;
+    the server half must still run the request (it learns of it from a start tile), not leave the robot waiting."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 1, stride=2), nn.Conv2d(3, 2, 1, stride=2, padding=1)).eval()
+    x = torch.randn(1, 2, 8, 6)
+    g = capture(model, x)
+    extents = [n.extent for n in g.nodes]
+    assert extents == [8, 4, 3]
+    assert g.input_rows(g.nodes[2], (0, 1)) == [None]          # output row 0 reads only padding
+    plan = Plan(g, [(0, 8), (0, 4), (1, 3)], [(0, 0), (0, 0), (0, 1)], "padding_rows_on_server")
+    assert plan.server_needs_start() and [t.direction for t in plan.transfers()] == ["server->robot"]
+    robot_end, server_end = inprocess_pair()
+    server = ServerHalf(g, server_end, [plan], device="cpu", timeout=5.0)
+    client = ClientHalf(g, robot_end, device="cpu", timeout=5.0)
+    try:
+        assert_close(model(x), client.infer(plan, x))
+    finally:
+        client.close()
+        server.close()
