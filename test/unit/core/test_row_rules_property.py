@@ -246,3 +246,17 @@ def test_random_stacks_rows_and_plans(specs: list[dict], h: int, seed: int, data
     for s in range(2):
         plan = Plan.random(g, seed + s)
         assert_close(full, run_pair(g, plan, x), what=f"{specs} {plan.name}")
+
+
+def test_pool_rows_that_read_only_padding() -> None:
+    """Regression (found by the random-stack property test): a dilated max-pool whose output row reads only
+    padding needs no input row; capturing and running it split must still give torch's -inf rows."""
+    specs = [{"kind": "conv", "k": 1, "s": 1, "d": 1, "p": 0}, {"kind": "conv", "k": 2, "s": 3, "d": 2, "p": 0},
+             {"kind": "maxpool", "k": 2, "s": 1, "d": 3, "p": 1, "ceil": False}]
+    model = Stack(specs, 0).eval()
+    x = torch.randn(1, int(channels_in(specs)), 8, 6, generator=torch.Generator().manual_seed(0))
+    full = model(x)
+    g = capture(model, x)
+    assert g.input_rows(g.nodes[-1], (0, 1)) == [None]
+    for plan in (Plan.device_only(g), Plan.server_only(g), Plan.random(g, 0), Plan.random(g, 1)):
+        assert torch.allclose(run_pair(g, plan, x), full, atol=1e-4), plan.name
