@@ -7,12 +7,7 @@ import math
 from intradp_ros.eval.sysexec import TestbedError, run_cmd
 
 # `tbf rate 90mbit burst 256kb latency 50ms` on each veth end measured 86 Mbit/s with iperf3 at 90.
-# The burst scales with the rate below 90 Mbit/s (the same ~23 ms of traffic): a fixed 256 kB bucket would
-# let a whole tile through for free at a low (e.g. time-dilated) rate. Capped at 256 kB above 90 Mbit/s,
-# floored at 32 kB so GSO segments and the kernel's rate/HZ minimum always fit.
-MAX_BURST_BYTES = 256 * 1024
-MIN_BURST_BYTES = 32 * 1024
-BURST_SECONDS = MAX_BURST_BYTES / (90e6 / 8)
+BURST = "256kb"
 LATENCY = "50ms"
 MIN_RATE_MBIT = 0.1  # tbf refuses rate 0; deep fades in traces are clamped to this
 
@@ -28,14 +23,8 @@ def validate_rate(rate_mbit: float) -> float:
     return max(rate, MIN_RATE_MBIT)
 
 
-def burst_bytes(rate_mbit: float) -> int:
-    """Token bucket size for `rate_mbit`: ~23 ms of traffic, within [32 kB, 256 kB]."""
-    return int(min(MAX_BURST_BYTES, max(MIN_BURST_BYTES, rate_mbit * 1e6 / 8 * BURST_SECONDS)))
-
-
 def _tbf_args(rate_mbit: float) -> list:
-    return ["tbf", "rate", f"{int(round(rate_mbit * 1000))}kbit", "burst", str(burst_bytes(rate_mbit)),
-            "latency", LATENCY]
+    return ["tbf", "rate", f"{int(round(rate_mbit * 1000))}kbit", "burst", BURST, "latency", LATENCY]
 
 
 def add_tbf(ns: str, dev: str, rate_mbit: float) -> None:

@@ -412,8 +412,7 @@ class Testbed:
 
     def describe(self) -> str:
         """Human-readable summary: namespaces, addresses, master URIs, rate, slow-down."""
-        lines = [f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst "
-                 f"{shaping.burst_bytes(self.rate_mbit) // 1024} kB, "
+        lines = [f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {shaping.BURST}, "
                  f"latency {shaping.LATENCY})"]
         for s in (self.robot, self.server):
             lines.append(f"  {s.name:6s} ns={s.ns} dev={s.dev} ip={s.ip} ROS_MASTER_URI={s.master_uri}")

@@ -168,12 +168,3 @@ def test_parse_ss_reads_endpoints_pids_and_counters():
     assert first.bytes_acked == 20971900 and first.bytes_received == 310
     assert conns[1].pids == (8197,) and conns[1].bytes_received == 3805
     assert conns[2].local == ("::1", 5000) and conns[2].pids == () and conns[2].bytes_acked == 0
-
-
-def test_tbf_burst_scales_with_the_rate_within_bounds() -> None:
-    from intradp_ros.eval import shaping
-
-    assert shaping.burst_bytes(90.0) == 256 * 1024            # the measured setting at 90 Mbit/s
-    assert shaping.burst_bytes(1000.0) == 256 * 1024          # capped
-    assert shaping.burst_bytes(0.1) == 32 * 1024              # floored
-    assert abs(shaping.burst_bytes(45.0) - 128 * 1024) <= 1  # half the rate, half the bucket
