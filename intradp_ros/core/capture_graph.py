@@ -28,6 +28,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from intradp_ros.core.graph import ConstRef, Graph, Node, NodeRef, OutRef, build_outputs, iter_refs
 from intradp_ros.core.rowmaps import RowMap
 from intradp_ros.core.rules import Ctx, analyze, fresh_axis
+from intradp_ros.core.sparse import SparseRows
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,14 @@ class Builder:
             if len(inputs) == inputs_k:          # in-place kwargs hold no extra tensors
                 res.rowmap.inplace_call = (inplace[0], k_in)
         axis = res.axis
+        if isinstance(value, SparseRows):
+            if axis is None:
+                raise CaptureError(f"{name}: sparse_select needs a mask with at least one dimension")
+            node = Node(len(self.nodes), name, op, res.kind, tuple(inputs), value.dense_shape, value.dtype, axis,
+                        int(value.mask_shape[axis]), res.reason, fn, a, k, res.rowmap,
+                        sparse_rank=len(value.mask_shape), density=value.density)
+            self.nodes.append(node)
+            return _G(node.index)
         extent = 1 if axis is None else int(value.shape[axis])
         node = Node(len(self.nodes), name, op, res.kind, tuple(inputs), tuple(value.shape), value.dtype, axis, extent,
                     res.reason, fn, a, k, res.rowmap)
@@ -397,6 +406,8 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
                 skw_c = _consts(b, skw, n.name)
                 env[n] = b.add_call(fn, name, n.name, sargs_c, skw_c, v,
                                     inplace=(ip[0], _consts(b, ip[1], n.name)) if ip else None)
+            elif isinstance(v, SparseRows):
+                env[n] = b.add_call(fn, name, n.name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
             elif isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v):
                 env[n] = ("multi", fn, name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
             elif name in SHAPE_QUERIES or (name == "getattr" and n.args[1] in SHAPE_QUERIES):
@@ -430,6 +441,8 @@ class _Recorder(TorchFunctionMode):
         super().__init__()
         self.b = builder
         self.known = WeakIdKeyDictionary()   # tensor object -> _G
+        self.sparse: dict[int, tuple[SparseRows, _G]] = {}   # id -> (SparseRows kept alive, its node)
+        self.sparse_parts = WeakIdKeyDictionary()             # index/values tensors of recorded SparseRows
         self.names = names
 
     def sym(self, o: Any) -> Any:
@@ -444,6 +457,15 @@ class _Recorder(TorchFunctionMode):
             return {k: self.sym(v) for k, v in o.items()}
         return o
 
+    def _touches_sparse(self, o: Any) -> bool:
+        if isinstance(o, torch.Tensor):
+            return self.sparse_parts.get(o) is not None
+        if isinstance(o, (tuple, list)):
+            return any(self._touches_sparse(i) for i in o)
+        if isinstance(o, dict):
+            return any(self._touches_sparse(v) for v in o.values())
+        return False
+
     def uses_graph(self, o: Any) -> bool:
         if isinstance(o, torch.Tensor):
             return self.known.get(o) is not None
@@ -457,6 +479,9 @@ class _Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         name = op_name(func)
         graph_args = self.uses_graph((args, kwargs))
+        if self.sparse_parts and self._touches_sparse((args, kwargs)):
+            raise CaptureError(f"'{op_name(func)}' in {self.names()} reads a SparseRows result: sparse_select "
+                               "results can only be model outputs when the model is recorded at dispatch")
         raw = getattr(func, "__name__", "")
         if graph_args and (raw in DATA_DEPENDENT or name in DATA_DEPENDENT):
             raise CaptureError(f"'{raw or name}' turns tensor data into a Python value in {self.names()} "
@@ -470,7 +495,12 @@ class _Recorder(TorchFunctionMode):
             return out
         ip = inplace_variant(func, name, kwargs)
         fn, opn, kw = out_of_place(func, name, kwargs)
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, SparseRows):
+            self.sparse_parts[out.index] = self.sparse_parts[out.values] = True
+            g = self.b.add_call(fn, opn, f"{self.names()}{opn}", self.sym(args), self.sym(kw),
+                                                         out)
+            self.sparse[id(out)] = (out, g)
+        elif isinstance(out, torch.Tensor):
             g = self.b.add_call(fn, opn, f"{self.names()}{opn}", self.sym(args), self.sym(kw), out,
                                 inplace=(ip[0], self.sym(ip[1])) if ip else None)
             self.known[out] = g
@@ -515,6 +545,11 @@ def _capture_dispatch(model: nn.Module, inputs: tuple) -> Graph:
         h2.remove()
 
     def outs(o: Any) -> Any:
+        if isinstance(o, SparseRows):
+            hit = rec.sparse.get(id(o))
+            if hit is None or hit[0] is not o:
+                raise CaptureError("a SparseRows output was not made by sparse_select on graph tensors")
+            return hit[1]
         if isinstance(o, torch.Tensor):
             g = rec.known.get(o)
             return g if g is not None else o
@@ -532,6 +567,10 @@ def _capture_dispatch(model: nn.Module, inputs: tuple) -> Graph:
 
 # --------------------------------------------------------------------------------------------- entry point
 def _compare(a: Any, b: Any, path: str = "output") -> Optional[str]:
+    if isinstance(a, SparseRows):
+        if not isinstance(b, SparseRows) or not torch.equal(a.index, b.index):
+            return f"{path}: sparse positions differ"
+        return _compare(a.values, b.values, f"{path}.values")
     if isinstance(a, torch.Tensor):
         if not isinstance(b, torch.Tensor) or a.shape != b.shape:
             return f"{path}: shape {tuple(a.shape)} vs {getattr(b, 'shape', type(b))}"

@@ -29,6 +29,7 @@ WIRE_DTYPES: Mapping[str, np.dtype] = {
 KNOWN_CODECS = frozenset((CODEC_RAW, CODEC_BITPACK, CODEC_SPARSE))
 KNOWN_FLAGS = FLAG_LAST | FLAG_ABORT | FLAG_START
 BITPACK_DTYPES = frozenset(("bool", "uint8"))
+SPARSE_INDEX_DTYPE = np.dtype("<i8")
 
 # Widths of the TensorTile integer fields: a value outside them cannot be serialised.
 _UINT8_MAX = 2**8 - 1
@@ -61,6 +62,8 @@ def payload_size(dtype: str, shape: Sequence[int], codec: int) -> int:
     count = prod(int(d) for d in shape)
     if codec == CODEC_BITPACK:
         return (count + 7) // 8
+    if codec == CODEC_SPARSE:          # n int64 positions, then the n entries
+        return (int(shape[0]) * SPARSE_INDEX_DTYPE.itemsize if len(shape) else 0) + count * WIRE_DTYPES[dtype].itemsize
     return count * WIRE_DTYPES[dtype].itemsize
 
 
@@ -95,6 +98,13 @@ def encode_tile(tile: Tile) -> WireTile:
         if name == "uint8" and arr.size and int(arr.max()) > 1:
             raise TileError("data", "bitpack needs 0/1 values; values > 1 would be lost")
         payload: Payload = np.packbits(arr.reshape(-1), bitorder="big").tobytes()
+    elif tile.codec == CODEC_SPARSE:
+        index = tile.index
+        if arr.ndim == 0 or index is None or np.ndim(index) != 1 or len(index) != arr.shape[0]:
+            raise TileError("data", f"a sparse tile needs [n, ...] entries and n positions, got entries "
+                                    f"{arr.shape} and positions {None if index is None else np.shape(index)}")
+        payload = (np.ascontiguousarray(index, dtype=SPARSE_INDEX_DTYPE).tobytes()
+                   + np.ascontiguousarray(arr, dtype=WIRE_DTYPES[name]).tobytes())
     else:
         wire_dtype = WIRE_DTYPES[name]
         if arr.dtype != wire_dtype:  # big-endian input: byteswap into little-endian
@@ -116,15 +126,21 @@ def decode_tile(wire: WireTile, validator: Optional["TileValidator"] = None) -> 
     else:
         _check_decodable(wire)
     shape = tuple(int(d) for d in wire.shape)
+    index = None
     if wire.codec == CODEC_BITPACK:
         bits = np.unpackbits(np.frombuffer(wire.data, dtype=np.uint8), count=prod(shape), bitorder="big")
         arr = bits.view(np.bool_) if wire.dtype == "bool" else bits
         arr = arr.reshape(shape)
+    elif wire.codec == CODEC_SPARSE:
+        n = shape[0]
+        index = np.frombuffer(wire.data, dtype=SPARSE_INDEX_DTYPE, count=n)
+        arr = np.frombuffer(wire.data, dtype=WIRE_DTYPES[wire.dtype], offset=n * SPARSE_INDEX_DTYPE.itemsize
+                            ).reshape(shape)
     else:
         arr = np.frombuffer(wire.data, dtype=WIRE_DTYPES[wire.dtype]).reshape(shape)
     return Tile(request_id=int(wire.request_id), plan_id=int(wire.plan_id), node_id=int(wire.node_id),
                 axis=int(wire.axis), row_start=int(wire.row_start), row_stop=int(wire.row_stop), data=arr,
-                codec=int(wire.codec), flags=int(wire.flags), robot=wire.robot)
+                codec=int(wire.codec), flags=int(wire.flags), robot=wire.robot, index=index)
 
 
 def _payload_len(data: object) -> int:
@@ -145,6 +161,8 @@ def _check_decodable(wire: WireTile) -> None:
         raise TileError("dtype", f"bitpack needs bool or uint8, got {wire.dtype}")
     if any(int(d) < 0 for d in wire.shape):
         raise TileError("shape", f"negative extent in {tuple(wire.shape)}")
+    if wire.codec == CODEC_SPARSE and len(wire.shape) == 0 and not wire.flags & FLAGS_WITHOUT_PAYLOAD:
+        raise TileError("shape", "a sparse tile's shape starts with its entry count")
     expected = payload_size(wire.dtype, wire.shape, wire.codec)
     nbytes = _payload_len(wire.data)
     if nbytes != expected:
@@ -201,6 +219,11 @@ class TileValidator:
             if wire.row_stop > full[wire.axis]:
                 raise TileError("row_stop", f"row_stop {wire.row_stop} beyond extent {full[wire.axis]} of node "
                                             f"{wire.node_id} along axis {wire.axis}")
+            if wire.codec == CODEC_SPARSE:     # [n, *features]: the features are the node's trailing dims
+                feat = shape[1:]
+                if len(shape) > rank or (feat and tuple(full[rank - len(feat):]) != feat):
+                    raise TileError("shape", f"sparse entries {shape} do not fit node {wire.node_id} {full}")
+                return
             if len(shape) != rank:
                 raise TileError("shape", f"rank {len(shape)} != rank {rank} of node {wire.node_id}")
             for dim, (got, want) in enumerate(zip(shape, full)):

@@ -30,7 +30,8 @@ import torch.nn as nn
 
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
 from intradp_ros.core.plan import DOWN, ROBOT, SERVER, UP, Plan
-from intradp_ros.core.tile import CODEC_RAW, FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile, TileError
+from intradp_ros.core.sparse import SparseRows, merge as merge_sparse, row_of as sparse_rows_of, rows as sparse_rows
+from intradp_ros.core.tile import CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile, TileError
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ class RowStore:
 
     def __init__(self, axis: Optional[int]) -> None:
         self.axis = axis
-        self.pieces: list[tuple[int, int, torch.Tensor]] = []
+        self.pieces: list[tuple[int, int, Any]] = []
 
     def add(self, start: int, stop: int, t: torch.Tensor) -> None:
         self.pieces.append((start, stop, t))
@@ -213,6 +214,38 @@ class RowStore:
                 if cur >= hi:
                     return torch.cat(parts, dim=ax)
         return None
+
+
+class SparseRowStore(RowStore):
+    """Rows of a sparse node (SparseRows pieces): narrowed by the rows of their positions, merged by position."""
+
+    __slots__ = ()
+
+    def get(self, lo: int, hi: int) -> Optional[SparseRows]:
+        ax = self.axis or 0
+        parts = []
+        cur = lo
+        for s, e, t in sorted(self.pieces, key=lambda p: p[0]):
+            if s <= cur < e:
+                stop = min(e, hi)
+                parts.append(t if (s, e) == (cur, stop) else sparse_rows(t, ax, cur, stop))
+                cur = stop
+                if cur >= hi:
+                    return merge_sparse(parts)
+        return None
+
+
+def new_store(node: Node) -> RowStore:
+    return SparseRowStore(node.axis) if node.is_sparse else RowStore(node.axis)
+
+
+def narrow_rows(node: Node, t: Any, start: int, lo: int, hi: int) -> Any:
+    """Rows [lo, hi) of a value holding rows [start, ...) of `node` (dense: a view; sparse: the survivors)."""
+    if node.is_sparse:
+        return sparse_rows(t, node.axis or 0, lo, hi)
+    if node.axis is None:
+        return t
+    return t.narrow(node.axis, lo - start, hi - lo)
 
 
 # ----------------------------------------------------------------------------------------- one side
@@ -272,7 +305,7 @@ class SideExecutor:
                 self.received.add(key)
                 store = self.stores.get(tile.node_id)
                 if store is None:
-                    store = self.stores[tile.node_id] = RowStore(self.g.nodes[tile.node_id].axis)
+                    store = self.stores[tile.node_id] = new_store(self.g.nodes[tile.node_id])
                 store.add(key[1], key[2], piece)
                 self.stats.tiles_in += 1
                 self.stats.bytes_in += tile.nbytes
@@ -294,6 +327,8 @@ class SideExecutor:
         if (tile.axis, tile.row_start, tile.row_stop) != want:
             raise TileError("axis", f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node "
                                     f"{node.index} (expected {want})")
+        if node.is_sparse:
+            return self._check_sparse(tile, node, key)
         if tile.codec != CODEC_RAW:
             raise TileError("codec", f"codec {tile.codec} must be decoded by the transport")
         data = tile.data
@@ -309,6 +344,33 @@ class SideExecutor:
             data = data.copy()
         t = torch.from_numpy(data)
         return t.to(self.device, non_blocking=False) if self.device.type != "cpu" else t
+
+    def _check_sparse(self, tile: Tile, node: Node, key: tuple[int, int, int]) -> SparseRows:
+        """A sparse tile: entries of the node's dtype and feature shape, one position each, ascending, every
+        position inside the node's mask and inside the tile's rows."""
+        if tile.codec != CODEC_SPARSE or tile.index is None:
+            raise TileError("codec", f"node {node.index} is sparse: codec {CODEC_SPARSE} with positions expected")
+        data, index = tile.data, tile.index
+        if not isinstance(data, np.ndarray) or not isinstance(index, np.ndarray):
+            raise TileError("data", "not numpy arrays")
+        if data.dtype.name != NUMPY_DTYPES.get(node.dtype):
+            raise TileError("dtype", f"{data.dtype.name} != {NUMPY_DTYPES.get(node.dtype)}")
+        mask_shape = tuple(node.shape[:node.sparse_rank])
+        feat = tuple(node.shape[node.sparse_rank:])
+        if data.ndim != 1 + len(feat) or tuple(data.shape[1:]) != feat or index.shape != (data.shape[0],):
+            raise TileError("shape", f"entries {data.shape} / positions {index.shape} do not fit [n, *{list(feat)}]")
+        idx = torch.from_numpy(index.astype(np.int64, copy=True))
+        if idx.numel():
+            total = int(np.prod(mask_shape))
+            if bool((idx[1:] <= idx[:-1]).any()) or int(idx[0]) < 0 or int(idx[-1]) >= total:
+                raise TileError("data", "sparse positions are not ascending inside the node's mask")
+            sr = SparseRows(idx, torch.empty(0), mask_shape)
+            r = sparse_rows_of(sr, node.axis or 0)
+            if int(r.min()) < key[1] or int(r.max()) >= key[2]:
+                raise TileError("data", f"sparse positions outside rows [{key[1]}, {key[2]})")
+        vals = torch.from_numpy(data if data.flags.writeable else data.copy())
+        out = SparseRows(idx, vals, mask_shape, node.density)
+        return out.to(self.device) if self.device.type != "cpu" else out
 
     def _key(self, tile: Tile) -> tuple[int, int, int]:
         """(node, plan rows) of a tile: unsplit nodes' whole-tensor tiles are plan rows [0, 1)."""
@@ -326,7 +388,7 @@ class SideExecutor:
         if t is not None:
             if node.axis is None or (lo == 0 and hi == node.extent):
                 return t
-            return t.narrow(node.axis, lo, hi - lo)
+            return narrow_rows(node, t, 0, lo, hi)
         store = self.stores.get(u)
         if store is not None:
             t = store.get(lo, hi)
@@ -380,7 +442,7 @@ class SideExecutor:
                     if out.device != self.device:
                         out = out.to(self.device)
                     if node.axis is not None and (a, b) != (0, node.extent):
-                        out = out.narrow(node.axis, a, b - a)
+                        out = narrow_rows(node, out, 0, a, b)
                 else:
                     pieces = [self._rows(u, need) for u, need in zip(node.inputs, step.needs)]
                     t0 = clock()
@@ -393,13 +455,13 @@ class SideExecutor:
                     with self.cv:                           # the receiver thread adds tiles concurrently
                         store = self.stores.get(node.index)
                         if store is None:
-                            store = self.stores[node.index] = RowStore(node.axis)
+                            store = self.stores[node.index] = new_store(node)
                         store.add(a, b, out)
                 for s, e in step.sends:
-                    part = out if node.axis is None else out.narrow(node.axis, s - a, e - s)
+                    part = out if (s, e) == (a, b) else narrow_rows(node, out, a, s, e)
                     self._send(self.request_id, self.plan.plan_id, node, s, e, part, 0)
                     stats.tiles_out += 1
-                    stats.bytes_out += (e - s) * node.bytes_per_row
+                    stats.bytes_out += part.nbytes if node.is_sparse else (e - s) * node.bytes_per_row
                 for u in step.free:
                     whole.pop(u, None)
                     if u in self.stores:
@@ -455,6 +517,10 @@ class _Sender:
             request_id, plan_id, node, start, stop, t, flags = item
             if flags & FLAGS_WITHOUT_PAYLOAD:
                 tile = Tile(request_id, plan_id, 0, 0, 0, 0, np.zeros(0, np.uint8), flags=flags, robot=self.robot)
+            elif isinstance(t, SparseRows):
+                axis, w0, w1 = wire_rows(node, start, stop)
+                tile = Tile(request_id, plan_id, node.index, axis, w0, w1, t.values.detach().cpu().contiguous().numpy(),
+                            CODEC_SPARSE, flags, self.robot, index=t.index.cpu().numpy())
             else:
                 data = t.detach()
                 if data.device.type != "cpu":

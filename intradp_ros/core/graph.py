@@ -67,6 +67,12 @@ class Node:
     args: tuple = field(default=(), repr=False)
     kwargs: dict = field(default_factory=dict, repr=False)
     rowmap: Any = field(default=None, repr=False)
+    sparse_rank: int = 0                 # > 0: the value is SparseRows over a mask of this rank (core/sparse.py)
+    density: Optional[float] = None      # sparse nodes: expected survivor share (cost model hint)
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.sparse_rank > 0
 
     @property
     def nbytes(self) -> int:
@@ -77,7 +83,13 @@ class Node:
 
     @property
     def bytes_per_row(self) -> int:
-        """Bytes of one row along the split axis (the whole tensor when it has no split axis)."""
+        """Bytes of one row along the split axis (the whole tensor when it has no split axis); for a sparse
+        node the expected bytes of its survivors (density x positions x entry size)."""
+        if self.is_sparse:
+            from intradp_ros.core.sparse import DEFAULT_DENSITY, bytes_per_row
+            density = self.density if self.density is not None else DEFAULT_DENSITY
+            return bytes_per_row(self.shape[:self.sparse_rank], self.shape[self.sparse_rank:], _itemsize(self.dtype),
+                                 self.axis or 0, density)
         return self.nbytes // max(self.extent, 1)
 
     @property
@@ -184,10 +196,14 @@ class Graph:
         return build_outputs(self.outputs, values)
 
 
-def _rows_of(t: torch.Tensor, node: Node, rows: Optional[Range]) -> torch.Tensor:
+def _rows_of(t: Any, node: Node, rows: Optional[Range]) -> Any:
     """Rows `rows` of a whole tensor `t` (node's output), as the executors hand them to row maps."""
-    if node.axis is None:
+    if node.axis is None or (node.is_sparse and rows == (0, node.extent)):
         return t
+    if node.is_sparse:
+        from intradp_ros.core.sparse import rows as sparse_rows
+        lo, hi = rows if rows is not None else (0, 0)
+        return sparse_rows(t, node.axis, lo, hi)
     if rows is None:
         return t.narrow(node.axis, 0, 0)
     if rows == (0, node.extent):

@@ -502,3 +502,24 @@ class PixelShuffleRows(RowMap):
 
 def prod(xs: Sequence[int]) -> int:
     return math.prod(int(v) for v in xs)
+
+
+class SparseSelectRows(RowMap):
+    """`sparse_select(mask, values)` by rows: output rows [a, b) are the survivors among rows [a, b) of the mask
+    and the values (both split along the same axis), with positions in the full mask (core/sparse.py)."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
+                 axis: int, mask_shape: Sequence[int], density: Optional[float], mask_pos: int, values_pos: int):
+        super().__init__(fn, args, kwargs, in_extents, extent)
+        self.axis = axis
+        self.mask_shape = tuple(int(d) for d in mask_shape)
+        self.density = density
+        self.mask_pos, self.values_pos = mask_pos, values_pos
+
+    def need(self, a: int, b: int) -> Need:
+        return [(a, b)] * len(self.in_extents)
+
+    def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
+        from intradp_ros.core.sparse import select_rows
+        return select_rows(pieces[self.mask_pos], pieces[self.values_pos], self.axis, a, self.mask_shape,
+                           self.density)

@@ -73,7 +73,10 @@ def fresh_axis(value: Any) -> Optional[int]:
 
 
 def extent_of(value: Any, axis: Optional[int]) -> int:
-    return 1 if axis is None else int(value.shape[axis])
+    if axis is None:
+        return 1
+    shape = getattr(value, "mask_shape", None)      # SparseRows: rows are the mask's
+    return int((shape if shape is not None else value.shape)[axis])
 
 
 def whole(c: Ctx, kind: str, reason: str = "", axis: Any = "fresh") -> Analysis:
@@ -542,6 +545,23 @@ def pad(c: Ctx) -> Analysis:
                                                 value, x.axis))
 
 
+def sparse_select_rule(c: Ctx) -> Analysis:
+    """Survivors of a per-position filter (core/sparse.py): row-wise when mask and values share the split axis."""
+    from intradp_ros.core.sparse import SparseRows
+    m, v = c.arg(0, "mask"), c.arg(1, "values")
+    val = c.value
+    if not isinstance(val, SparseRows):
+        return glob(c, "sparse_select did not return SparseRows")
+    if not (isinstance(m, NodeRef) and isinstance(v, NodeRef)) or m.pos == v.pos:
+        return whole(c, "global", "sparse_select of a constant or of one tensor twice", axis=0)
+    mn, vn = c.ins[m.pos], c.ins[v.pos]
+    if mn.axis is None or vn.axis != mn.axis or mn.axis >= len(val.mask_shape) or len(c.ins) != 2:
+        return whole(c, "global", "mask and values are not split along one mask axis", axis=0)
+    return Analysis("row", mn.axis, rm.SparseSelectRows(c.fn, c.args, c.kwargs, c.in_extents,
+                                                        int(val.mask_shape[mn.axis]), mn.axis, val.mask_shape,
+                                                        val.density, m.pos, v.pos))
+
+
 def identity_rule(c: Ctx) -> Analysis:
     return same_rows(c, "elementwise", lambda p, a, r: a if p == 0 else None, False)
 
@@ -597,6 +617,7 @@ RULES.update({
     "interpolate": interpolate, "upsample": interpolate,
     "pixel_shuffle": pixel_shuffle(True), "pixel_unshuffle": pixel_shuffle(False),
     "pad": pad,
+    "sparse_select": sparse_select_rule,
 })
 for _n in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
            "adaptive_max_pool2d", "adaptive_max_pool3d"):

@@ -6,6 +6,7 @@ one-to-one onto `intradp_ros/TensorTile` (see msg/TensorTile.msg), field for fie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -35,7 +36,8 @@ class Tile:
     """Rows [row_start, row_stop) along `axis` of node `node_id`'s output for one request.
 
     `data` holds exactly those rows (its shape along `axis` is row_stop - row_start unless the codec is
-    CODEC_SPARSE, where it holds the survivors of a per-row filter over those rows).
+    CODEC_SPARSE, where it holds the survivors [n, ...] of a per-position filter over those rows and `index`
+    their n flat positions in the node's mask, see core/sparse.py).
     """
 
     request_id: int
@@ -48,8 +50,9 @@ class Tile:
     codec: int = CODEC_RAW
     flags: int = 0
     robot: str = ""
+    index: Optional[np.ndarray] = field(default=None, compare=False)  # CODEC_SPARSE: int64 positions, one per entry
     meta: dict = field(default_factory=dict, compare=False)  # transport-local info (timestamps), never sent
 
     @property
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        return int(self.data.nbytes) + (int(self.index.nbytes) if self.index is not None else 0)

@@ -107,14 +107,26 @@ def test_bitpack_refuses_non_binary_values() -> None:
     assert err.value.field == "dtype"
 
 
-def test_sparse_round_trip_keeps_survivor_shape() -> None:
-    survivors = _sample("float32", (3, 57))  # 3 survivors of rows [10, 40)
+def test_sparse_round_trip_keeps_survivor_shape_and_positions() -> None:
+    survivors = _sample("float32", (3, 57))  # 3 survivors of rows [10, 40) of a (100,) mask with 57 features
+    index = np.array([12, 17, 39], dtype=np.int64)
     tile = Tile(request_id=1, plan_id=2, node_id=5, axis=0, row_start=10, row_stop=40, data=survivors,
-                codec=CODEC_SPARSE)
+                codec=CODEC_SPARSE, index=index)
     wire = encode_tile(tile)
-    assert wire.data == survivors.tobytes() and wire.shape == (3, 57)
+    assert wire.data == index.tobytes() + survivors.tobytes() and wire.shape == (3, 57)
     validator = TileValidator(known_plan_ids=[2], node_shapes={5: (100, 57)}, max_bytes=1 << 20)
-    _assert_same_tile(tile, decode_tile(wire, validator))
+    back = decode_tile(wire, validator)
+    _assert_same_tile(tile, back)
+    np.testing.assert_array_equal(back.index, index)
+    assert back.nbytes == tile.nbytes == 3 * 8 + survivors.nbytes
+
+
+def test_sparse_tile_needs_one_position_per_entry() -> None:
+    for index in (None, np.array([1, 2], dtype=np.int64)):
+        with pytest.raises(TileError) as err:
+            encode_tile(Tile(request_id=1, plan_id=2, node_id=5, axis=0, row_start=0, row_stop=4,
+                             data=_sample("float32", (3, 2)), codec=CODEC_SPARSE, index=index))
+        assert err.value.field == "data"
 
 
 def test_unsupported_dtype_cannot_be_encoded() -> None:
@@ -212,11 +224,16 @@ def test_bitpack_with_wrong_packed_size_is_refused(validator: TileValidator) -> 
 
 
 def test_sparse_survivor_count_is_not_checked_against_range(validator: TileValidator) -> None:
-    sparse = _good_wire(codec=CODEC_SPARSE, shape=(1, 4, 1, 6), data=bytes(1 * 4 * 1 * 6 * 4))
-    assert decode_tile(sparse, validator).data.shape == (1, 4, 1, 6)
-    with pytest.raises(TileError) as err:  # other extents still must match the node
-        decode_tile(dataclasses.replace(sparse, shape=(1, 3, 1, 6), data=bytes(3 * 6 * 4)), validator)
+    # node 5 is FULL = (1, 4, 10, 6); sparse entries are [n, *trailing dims of the node]
+    sparse = _good_wire(codec=CODEC_SPARSE, shape=(2, 6), data=bytes(2 * 8 + 2 * 6 * 4))
+    back = decode_tile(sparse, validator)
+    assert back.data.shape == (2, 6) and back.index.shape == (2,)
+    with pytest.raises(TileError) as err:  # features must be the node's trailing extents
+        decode_tile(dataclasses.replace(sparse, shape=(2, 5), data=bytes(2 * 8 + 2 * 5 * 4)), validator)
     assert err.value.field == "shape"
+    with pytest.raises(TileError) as err:  # positions count in the payload size
+        decode_tile(dataclasses.replace(sparse, data=bytes(2 * 6 * 4)), validator)
+    assert err.value.field == "data"
 
 
 def test_abort_tile_carries_no_payload(validator: TileValidator) -> None:

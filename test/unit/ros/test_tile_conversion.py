@@ -34,7 +34,7 @@ def _through_the_wire(msg: TensorTile) -> TensorTile:
 
 
 CASES = [(dtype, shape, axis, codec) for dtype in ALL_DTYPES
-         for shape, axis, codec in [((5,), 0, CODEC_RAW), ((1, 3, 4, 2), 2, CODEC_RAW), ((2, 6, 3), 1, CODEC_SPARSE)]]
+         for shape, axis, codec in [((5,), 0, CODEC_RAW), ((1, 3, 4, 2), 2, CODEC_RAW), ((6, 3), 0, CODEC_SPARSE)]]
 CASES += [(dtype, (3, 5), 0, CODEC_BITPACK) for dtype in ("bool", "uint8")]  # bitpack carries 0/1 tensors only
 
 
@@ -43,8 +43,9 @@ def test_round_trip_through_genpy(dtype: str, shape: tuple, axis: int, codec: in
     data = _sample("bool", shape).astype(dtype) if codec == CODEC_BITPACK else _sample(dtype, shape)
     row_start = 3
     row_stop = row_start + (shape[axis] if codec != CODEC_SPARSE else 20)
+    index = np.arange(row_start, row_start + shape[0], dtype=np.int64) if codec == CODEC_SPARSE else None
     tile = Tile(request_id=2**40 + 5, plan_id=11, node_id=4, axis=axis, row_start=row_start, row_stop=row_stop,
-                data=data, codec=codec, flags=FLAG_LAST, robot="robot_7")
+                data=data, codec=codec, flags=FLAG_LAST, robot="robot_7", index=index)
     stamp = rospy.Time(12, 345)
     msg = tile_to_msg(tile, stamp=stamp)
     assert isinstance(msg.data, bytes)
@@ -57,6 +58,8 @@ def test_round_trip_through_genpy(dtype: str, shape: tuple, axis: int, codec: in
         assert getattr(back, f) == getattr(tile, f), f
     assert back.data.dtype == data.dtype and back.data.shape == data.shape
     np.testing.assert_array_equal(back.data, data)
+    if index is not None:
+        np.testing.assert_array_equal(back.index, index)
     assert back.meta["stamp"] == stamp
 
 
