@@ -620,6 +620,10 @@ def capture(model: nn.Module, *example_inputs: torch.Tensor, method: str = "auto
                 log.info("capture: torch.fx failed (%s); recording at dispatch", str(e).splitlines()[0][:200])
         if graph is None:
             graph = _capture_dispatch(model, example_inputs)
+        spec = getattr(model, "input_spec", None)
+        if tuple(getattr(spec, "value_range", ())) == (0, 1):     # e.g. occupancy grids: raw rows go bit-packed
+            for i in graph.input_indices:
+                graph.nodes[i].binary = graph.nodes[i].dtype in (torch.uint8, torch.bool)
         if check:
             ref = model(*example_inputs)
             got = graph.run_local(*example_inputs)

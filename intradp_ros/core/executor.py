@@ -31,7 +31,7 @@ import torch.nn as nn
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
 from intradp_ros.core.plan import DOWN, ROBOT, SERVER, UP, Plan
 from intradp_ros.core.sparse import SparseRows, merge as merge_sparse, row_of as sparse_rows_of, rows as sparse_rows
-from intradp_ros.core.tile import CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile, TileError
+from intradp_ros.core.tile import CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile, TileError
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
 log = logging.getLogger(__name__)
@@ -329,8 +329,8 @@ class SideExecutor:
                                     f"{node.index} (expected {want})")
         if node.is_sparse:
             return self._check_sparse(tile, node, key)
-        if tile.codec != CODEC_RAW:
-            raise TileError("codec", f"codec {tile.codec} must be decoded by the transport")
+        if tile.codec not in (CODEC_RAW, CODEC_BITPACK):   # a bit-packed tile arrives unpacked by the transport
+            raise TileError("codec", f"codec {tile.codec} is not one of node {node.index}'s")
         data = tile.data
         if not isinstance(data, np.ndarray):
             raise TileError("data", "not a numpy array")
@@ -527,7 +527,9 @@ class _Sender:
                     data = data.cpu()
                 arr = data.contiguous().numpy()
                 axis, w0, w1 = wire_rows(node, start, stop)
-                tile = Tile(request_id, plan_id, node.index, axis, w0, w1, arr, CODEC_RAW, flags, self.robot)
+                # 0/1 inputs (occupancy) go bit-packed: 8x fewer bytes; raw if a frame breaks the promise
+                codec = CODEC_BITPACK if node.binary and (arr.size == 0 or int(arr.max()) <= 1) else CODEC_RAW
+                tile = Tile(request_id, plan_id, node.index, axis, w0, w1, arr, codec, flags, self.robot)
             try:
                 self.transport.send(tile)
             except TransportClosed:

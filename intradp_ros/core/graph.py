@@ -69,6 +69,7 @@ class Node:
     rowmap: Any = field(default=None, repr=False)
     sparse_rank: int = 0                 # > 0: the value is SparseRows over a mask of this rank (core/sparse.py)
     density: Optional[float] = None      # sparse nodes: expected survivor share (cost model hint)
+    binary: bool = False                 # graph input of 0/1 values: travels bit-packed (CODEC_BITPACK)
 
     @property
     def is_sparse(self) -> bool:
@@ -90,6 +91,8 @@ class Node:
             density = self.density if self.density is not None else DEFAULT_DENSITY
             return bytes_per_row(self.shape[:self.sparse_rank], self.shape[self.sparse_rank:], _itemsize(self.dtype),
                                  self.axis or 0, density)
+        if self.binary:
+            return -(-self.nbytes // (8 * _itemsize(self.dtype) * max(self.extent, 1)))
         return self.nbytes // max(self.extent, 1)
 
     @property

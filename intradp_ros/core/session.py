@@ -24,7 +24,7 @@ class ReplicaError(ValueError):
     """A model spec that cannot be built, or a replica that does not match its peer."""
 
 
-_OPTION_KEYS = {"input_size", "grid_xzy", "num_classes", "batch"}
+_OPTION_KEYS = {"input_size", "grid_xzy", "num_classes", "batch", "head", "candidate_conf"}
 
 
 @dataclass(frozen=True)

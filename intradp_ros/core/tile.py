@@ -55,4 +55,7 @@ class Tile:
 
     @property
     def nbytes(self) -> int:
+        """Payload bytes on the wire (bit-packed size for CODEC_BITPACK, positions included for CODEC_SPARSE)."""
+        if self.codec == CODEC_BITPACK:
+            return (int(self.data.size) + 7) // 8
         return int(self.data.nbytes) + (int(self.index.nbytes) if self.index is not None else 0)

@@ -18,6 +18,7 @@ from typing import Any, List, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from intradp_ros.core.sparse import SparseRows, sparse_select
 from intradp_ros.models.kapao_blocks import C3, SPP, Concat, Conv, Focus
 
 NUM_CLASSES = 18          # person + 17 keypoint objects
@@ -34,6 +35,7 @@ ANCHORS_PX: Tuple[Tuple[int, ...], ...] = (
     (436, 615, 739, 380, 925, 792),    # P6/64
 )
 DETECT_INDEX = 33
+CANDIDATE_DENSITY = 0.002  # expected share of cells above the candidate threshold on real frames (cost model hint)
 
 
 @dataclass(frozen=True)
@@ -165,16 +167,31 @@ class Detect(nn.Module):
             self.register_buffer(f"kp_anchor{i}", anchor.repeat(1, 1, 1, 1, kp), persistent=False)
             self.register_buffer(f"kp_offset{i}", (grid * self.strides[i]).repeat(1, 1, 1, 1, kp), persistent=False)
 
+    def _level(self, xs: List[torch.Tensor], i: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Raw map [B, 3, H_i, W_i, 57] of level i and its decode."""
+        p = self.m[i](xs[i]).unflatten(1, (self.na, self.no)).permute(0, 1, 3, 4, 2).contiguous()
+        y = decode_level(p, self.strides[i], getattr(self, f"grid{i}"), getattr(self, f"anchor_wh{i}"),
+                         getattr(self, f"kp_anchor{i}"), getattr(self, f"kp_offset{i}"), self.nc)
+        return p, y
+
     def forward(self, xs: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         raw: List[torch.Tensor] = []
         decoded: List[torch.Tensor] = []
         for i in range(self.nl):
-            p = self.m[i](xs[i]).unflatten(1, (self.na, self.no)).permute(0, 1, 3, 4, 2).contiguous()
+            p, y = self._level(xs, i)
             raw.append(p)
-            y = decode_level(p, self.strides[i], getattr(self, f"grid{i}"), getattr(self, f"anchor_wh{i}"),
-                             getattr(self, f"kp_anchor{i}"), getattr(self, f"kp_offset{i}"), self.nc)
             decoded.append(y.flatten(1, 3))
         return torch.cat(decoded, 1), raw
+
+    def candidates(self, xs: List[torch.Tensor], conf: float,
+                   density: float = CANDIDATE_DENSITY) -> Tuple[SparseRows, ...]:
+        """Per level, the decoded cells with objectness > conf (a sparse gather: each side of a split inference
+        filters its own rows, so the dense maps never travel). Positions index the level's [B, 3, H, W] grid."""
+        out = []
+        for i in range(self.nl):
+            _, y = self._level(xs, i)
+            out.append(sparse_select(y[..., 4] > conf, y, density=density))
+        return tuple(out)
 
     def decode_rows(self, raw_rows: torch.Tensor, level: int, row_start: int) -> torch.Tensor:
         """Decode rows [row_start, row_start + h) of one level's raw map [B, 3, h, W, 57] with absolute positions.
@@ -235,14 +252,46 @@ class KapaoModel(nn.Module):
         self.detect.set_input_size(self.input_hw)
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        return self.detect(self.detect_inputs(image))
+
+    def detect_inputs(self, image: torch.Tensor) -> List[torch.Tensor]:
+        """Layers 0..32: the four feature maps the Detect head reads."""
         x: Any = image.float() / 255.0
         outputs: List[Any] = []
-        for m in self.model:
+        for m in self.model[:DETECT_INDEX]:
             if m.f != -1:
                 x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
             x = m(x)
             outputs.append(x if m.i in self.save else None)
-        return x
+        f = self.detect.f
+        return [x if j == -1 else outputs[j] for j in f]
+
+
+class KapaoCandidates(nn.Module):
+    """The robot's deployment graph of KAPAO: the image in, per level the candidate cells above `conf` out.
+
+    Post-processing (NMS, keypoint fusion) needs only the cells whose objectness passes the candidate
+    threshold; making that filter the end of the graph (a sparse gather) lets each side send only its
+    survivors instead of the dense detection maps (17 MB at 1280x960). `poses_from_candidate_sets` merges
+    the levels back into upstream's order, so the poses equal those from the full forward.
+    """
+
+    def __init__(self, net: KapaoModel, conf: float, density: float = CANDIDATE_DENSITY) -> None:
+        super().__init__()
+        self.net = net
+        self.conf = float(conf)
+        self.density = float(density)
+
+    @property
+    def detect(self) -> "Detect":
+        return self.net.detect
+
+    @property
+    def input_hw(self) -> Tuple[int, int]:
+        return self.net.input_hw
+
+    def forward(self, image: torch.Tensor) -> Tuple[SparseRows, ...]:
+        return self.net.detect.candidates(self.net.detect_inputs(image), self.conf, self.density)
 
 
 def _build_layers(variant: KapaoVariant, input_hw: Tuple[int, int]) -> Tuple[nn.Sequential, List[int]]:

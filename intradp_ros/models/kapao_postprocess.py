@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torchvision
 
+from intradp_ros.core.sparse import SparseRows
 from intradp_ros.models.kapao import NUM_ANCHORS, NUM_CLASSES, NUM_COORDS
 from intradp_ros.models.letterbox import LetterboxInfo, to_original_xy
 
@@ -159,6 +160,28 @@ def poses_from_candidates(candidates: torch.Tensor, info: LetterboxInfo,
     boxes_np = boxes.cpu().numpy()
     return [Pose(boxes_np[i].astype(np.float32), float(scores[i]), poses_kp[i].astype(np.float32))
             for i in range(len(scores))]
+
+
+def candidates_from_sets(sets: Sequence[SparseRows], item: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Merge the per-level candidate sets of `KapaoCandidates` (positions in each level's [B, 3, H, W] grid) into
+    batch item `item`'s candidates [n, 57] and their index in upstream's (B, N, 57) detection tensor, in its order."""
+    parts = []
+    offset = 0
+    for sr in sets:
+        b, na, h, w = sr.mask_shape
+        per_item = na * h * w
+        keep = (sr.index // per_item) == item
+        parts.append((sr.values[keep], sr.index[keep] - item * per_item + offset))
+        offset += per_item
+    return merge_candidates(parts)
+
+
+def poses_from_candidate_sets(sets: Sequence[SparseRows], info: LetterboxInfo,
+                              thr: KapaoThresholds = KapaoThresholds()) -> List[Pose]:
+    """Post-process one frame from the candidate head's output (equal to `poses_from_detections` on the full
+    forward when the head's threshold is at most `thr.candidate_conf`)."""
+    cands, _ = candidates_from_sets(sets)
+    return poses_from_candidates(cands[cands[:, 4] > thr.candidate_conf], info, thr)
 
 
 def poses_from_detections(detections: torch.Tensor, info: LetterboxInfo,

@@ -14,8 +14,9 @@ from torch import nn
 
 from intradp_ros.models.checkpoints import (CheckpointError, kapao_variant_of, load_strict, read_kapao_state_dict,
                                             read_state_dict_checkpoint)
-from intradp_ros.models.kapao import DEFAULT_INPUT_HW, KapaoModel
-from intradp_ros.models.sconet import DEFAULT_GRID_XZY, SCONet
+from intradp_ros.models.kapao import DEFAULT_INPUT_HW, KapaoCandidates, KapaoModel
+from intradp_ros.models.kapao_postprocess import KapaoThresholds
+from intradp_ros.models.sconet import DEFAULT_GRID_XZY, SCONet, SconetCompletion
 from intradp_ros.models.torchvision_zoo import build_torchvision
 
 
@@ -44,14 +45,19 @@ class InputSpec:
 
 def _kapao(variant: str) -> Callable[..., nn.Module]:
     def build(weights: Optional[Union[str, Path]] = None, input_size: Sequence[int] = DEFAULT_INPUT_HW,
-              batch: int = 1) -> nn.Module:
-        model = KapaoModel(variant, input_size)
+              batch: int = 1, head: str = "detections", candidate_conf: float = KapaoThresholds().candidate_conf
+              ) -> nn.Module:
+        model: nn.Module = KapaoModel(variant, input_size)
         if weights is not None:
             state = read_kapao_state_dict(weights)
             found = kapao_variant_of(state)
             if found != variant:
                 raise CheckpointError(f"{weights} is a kapao_{found} checkpoint, not kapao_{variant}")
             load_strict(model, state, str(weights), f"kapao_{variant}")
+        if head == "candidates":
+            model = KapaoCandidates(model, candidate_conf)
+        elif head != "detections":
+            raise ValueError(f"KAPAO head must be 'detections' (upstream outputs) or 'candidates' (sparse), got {head!r}")
         h, w = model.input_hw
         model.input_spec = InputSpec((int(batch), 3, h, w), torch.uint8,
                                      f"letterboxed RGB image, uint8 CHW, {h}x{w} (multiples of 64)")
@@ -61,11 +67,15 @@ def _kapao(variant: str) -> Callable[..., nn.Module]:
 
 def _sconet(depthwise_separable: bool) -> Callable[..., nn.Module]:
     def build(weights: Optional[Union[str, Path]] = None, grid_xzy: Sequence[int] = DEFAULT_GRID_XZY,
-              batch: int = 1) -> nn.Module:
-        model = SCONet(depthwise_separable, grid_xzy)
+              batch: int = 1, head: str = "logits") -> nn.Module:
+        model: nn.Module = SCONet(depthwise_separable, grid_xzy)
         if weights is not None:
             name = "sconet_ds" if depthwise_separable else "sconet"
             load_strict(model, read_state_dict_checkpoint(weights), str(weights), name)
+        if head == "completion":
+            model = SconetCompletion(model)
+        elif head != "logits":
+            raise ValueError(f"SCONet head must be 'logits' (upstream output) or 'completion' (sparse), got {head!r}")
         x, z, y = model.grid_xzy
         model.input_spec = InputSpec((int(batch), 1, x, z, y), torch.uint8,
                                      f"occupancy grid uint8 0/1 [B, 1, X={x}, Z={z}, Y={y}]", (0, 1))
@@ -90,7 +100,9 @@ def available_models() -> List[str]:
 def build(name: str, **options: Any) -> nn.Module:
     """Build a model by name in eval mode, with `model.input_spec` and `model.model_name` set.
 
-    Options: `weights` (checkpoint path), `batch`; KAPAO: `input_size=(H, W)`; SCONet: `grid_xzy=(X, Z, Y)`;
+    Options: `weights` (checkpoint path), `batch`; KAPAO: `input_size=(H, W)`, `head` ("detections": upstream's
+    outputs, or "candidates": the sparse candidate head, with `candidate_conf`); SCONet: `grid_xzy=(X, Z, Y)`,
+    `head` ("logits", or "completion": the sparse completed-voxel head);
     torchvision: `input_size=(H, W)`, `num_classes`.
     """
     if name.startswith("torchvision:"):

@@ -13,6 +13,8 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
+from intradp_ros.core.sparse import SparseRows, sparse_select
+
 NUM_CLASSES = 20
 DEFAULT_GRID_XZY: Tuple[int, int, int] = (256, 32, 256)
 PARAMETERS = {"plain": 839_499, "ds": 646_043}
@@ -167,3 +169,29 @@ class SCONet(nn.Module):
         out = self.relu(self.conv1_1(out))
         logits = self.seg_head_1_1(out)                  # [B, 20, Z, X, Y]
         return logits.permute(0, 1, 3, 2, 4)             # [B, 20, X, Z, Y]
+
+
+COMPLETION_DENSITY = 0.01  # expected share of voxels that become occupied on real scans (cost model hint)
+
+
+class SconetCompletion(nn.Module):
+    """The robot's deployment graph of SCONet: occupancy in, the voxels predicted occupied that were empty out.
+
+    AGRNav's planner needs only those voxels (and their classes), so the graph ends in the per-voxel filter
+    (a sparse gather): each side sends only its survivors instead of the 20-class logits (168 MB at full size).
+    Positions are flat (x, y, z) indices of the [B, X, Y, Z] grid, the order `CompletedVoxels` uses.
+    """
+
+    def __init__(self, net: SCONet, density: float = COMPLETION_DENSITY) -> None:
+        super().__init__()
+        self.net = net
+        self.density = float(density)
+
+    @property
+    def grid_xzy(self) -> Tuple[int, int, int]:
+        return self.net.grid_xzy
+
+    def forward(self, occupancy: torch.Tensor) -> SparseRows:
+        cls = self.net(occupancy).argmax(1)                               # [B, X, Z, Y]
+        new = (cls != 0) & (occupancy[:, 0] == 0)
+        return sparse_select(new.permute(0, 1, 3, 2), cls.to(torch.uint8).permute(0, 1, 3, 2), density=self.density)

@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 
+from intradp_ros.core.sparse import SparseRows
+
+
 @dataclass(frozen=True)
 class VoxelGridSpec:
     """Geometry of the occupancy grid (AGRNav's defaults)."""
@@ -136,6 +139,17 @@ def completed_voxels(classes_xzy: torch.Tensor | np.ndarray, occupancy_xzy: torc
     flat_idx = torch.nonzero(new.reshape(-1)).reshape(-1)          # ascending flat (x, y, z) order
     classes = cls.reshape(-1)[flat_idx]
     return CompletedVoxels(flat_idx.cpu().numpy().astype(np.uint32), classes.cpu().numpy().astype(np.uint8), spec)
+
+
+def completed_voxels_from_sparse(sr: SparseRows, spec: VoxelGridSpec = AGRNAV_GRID, item: int = 0) -> CompletedVoxels:
+    """The completion head's output (positions in the [B, X, Y, Z] grid, classes) as CompletedVoxels of one frame."""
+    b, x, y, z = sr.mask_shape
+    if (x, y, z) != spec.size_xyz:
+        raise VoxelError(f"completion grid {(x, y, z)} does not match grid {spec.size_xyz}")
+    per_item = x * y * z
+    keep = (sr.index // per_item) == item
+    return CompletedVoxels((sr.index[keep] - item * per_item).cpu().numpy().astype(np.uint32),
+                           sr.values[keep].cpu().numpy().astype(np.uint8), spec)
 
 
 def completed_voxels_from_rows(classes_rows: torch.Tensor, occupancy_rows: torch.Tensor, row_start: int,

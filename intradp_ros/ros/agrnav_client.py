@@ -19,8 +19,9 @@ import torch
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Float64MultiArray
 
+from intradp_ros.core.sparse import SparseRows
 from intradp_ros.models.voxels import (AGRNAV_GRID, CompletedVoxels, VoxelGridSpec, completed_voxels,
-                                       grid_to_model_input, predicted_classes, voxelize)
+                                       completed_voxels_from_sparse, grid_to_model_input, predicted_classes, voxelize)
 from intradp_ros.msg import CompletedVoxels as CompletedVoxelsMsg
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
 from intradp_ros.ros.node_params import Spec
@@ -57,6 +58,12 @@ class AgrnavAdapter(ClientAdapter):
             raise ValueError(f"origin must be x y z, got {settings['origin']}")
         self.settings = settings
 
+    def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+        head = settings.get("head") or "completion"
+        if head not in ("completion", "logits"):
+            raise ValueError(f"head must be 'completion' or 'logits', got {head!r}")
+        return {"head": "completion"} if head == "completion" else {}
+
     def setup(self, runtime: ClientRuntime) -> None:
         s = self.settings
         self.spec = grid_spec(runtime.replica.example.shape[-3:], s["voxel_size"], s["origin"])
@@ -79,6 +86,8 @@ class AgrnavAdapter(ClientAdapter):
         return x, x
 
     def postprocess(self, outputs: Any, ctx: Any) -> CompletedVoxels:
+        if isinstance(outputs, SparseRows):
+            return completed_voxels_from_sparse(outputs.cpu(), self.spec)
         logits = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
         return completed_voxels(predicted_classes(logits.detach().cpu())[0], ctx, self.spec)
 

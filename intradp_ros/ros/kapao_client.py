@@ -16,7 +16,8 @@ import rospy
 import torch
 from sensor_msgs.msg import Image
 
-from intradp_ros.models.kapao_postprocess import KapaoThresholds, Pose, poses_from_detections
+from intradp_ros.core.sparse import SparseRows
+from intradp_ros.models.kapao_postprocess import KapaoThresholds, Pose, poses_from_candidate_sets, poses_from_detections
 from intradp_ros.models.letterbox import LetterboxInfo
 from intradp_ros.msg import HumanPoses
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
@@ -36,6 +37,19 @@ SPEC: Spec = {
 
 SKELETON = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15), (12, 14),
             (14, 16)]
+
+
+def kapao_head_options(head: str, thr: KapaoThresholds) -> Dict[str, Any]:
+    """Model options for a KAPAO head: the candidate head filters at the thresholds' candidate confidence (part
+    of the model id, so the server's replica filters the same way; left out when it is the default)."""
+    if head == "detections":
+        return {}                      # upstream outputs: the registry's default head
+    if head != "candidates":
+        raise ValueError(f"head must be 'candidates' or 'detections', got {head!r}")
+    opts: Dict[str, Any] = {"head": "candidates"}
+    if thr.candidate_conf != KapaoThresholds().candidate_conf:
+        opts["candidate_conf"] = thr.candidate_conf
+    return opts
 
 
 def check_image(msg: Image, expected_hw: Sequence[int], max_pixels: int) -> None:
@@ -88,6 +102,9 @@ class KapaoAdapter(ClientAdapter):
         self.max_pixels = int(settings["max_pixels"])
         self.annotate = bool(settings["annotate"])
 
+    def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+        return kapao_head_options(settings.get("head") or "candidates", self.thr)
+
     def setup(self, runtime: ClientRuntime) -> None:
         ns = f"/intradp/{runtime.robot}"
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
@@ -101,6 +118,8 @@ class KapaoAdapter(ClientAdapter):
 
     def postprocess(self, outputs: Any, ctx: Any) -> List[Pose]:
         info: LetterboxInfo = ctx[0]
+        if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], SparseRows):
+            return poses_from_candidate_sets([o.cpu() for o in outputs], info, self.thr)
         det = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
         return poses_from_detections(det.detach().cpu().float(), info, self.thr)
 

@@ -75,6 +75,10 @@ class RobotSession:
         self.reports.unregister()
 
 
+HEAD_OPTIONS = ("head", "candidate_conf")   # model options that pick an output head, not another network
+MAX_REPLICAS = 16
+
+
 class IntraDPServer:
     """Handshake services, per-robot sessions and their executors; ROS wiring kept thin around `handle()`."""
 
@@ -96,6 +100,7 @@ class IntraDPServer:
         self.sessions: Dict[str, RobotSession] = {}
         self._lock = threading.Lock()
         self._profile_lock = threading.Lock()
+        self._head_lock = threading.Lock()
         self._services: List[rospy.Service] = []
         self.probes: Optional[ProbeServer] = None
 
@@ -144,7 +149,7 @@ class IntraDPServer:
         refuse = lambda why: HandshakeResponse(accepted=False, error=why, server_device=str(self.device))  # noqa: E731
         if req.robot and req.robot != robot:
             return refuse(f"request names robot {req.robot!r} on {robot!r}'s service")
-        rep = self.replicas.get(req.model_id)
+        rep = self._replica_for(req.model_id)
         if rep is None:
             why = f"model {req.model_id!r} is not served here (serving: {', '.join(self.replicas) or 'none'})"
             rospy.logerr_throttle(5.0, f"server: refused {robot}: {why}")
@@ -184,6 +189,38 @@ class IntraDPServer:
                 sess.half.add_plan(p)
         return HandshakeResponse(accepted=True, error="", server_device=str(self.device),
                                  server_profile_json=server.to_json(), plan_table_json=book.to_json())
+
+    def _replica_for(self, model_id: str) -> Optional[Replica]:
+        """The replica of `model_id`: a configured one, or another output head of a configured model (same name,
+        sizes, weights and seed; e.g. KAPAO's sparse candidate head), built on first request."""
+        rep = self.replicas.get(model_id)
+        if rep is not None:
+            return rep
+        try:
+            want = ModelConfig.from_model_id(model_id)
+        except ReplicaError:
+            return None
+        base_id = ModelConfig(want.name, {k: v for k, v in want.options.items() if k not in HEAD_OPTIONS}).model_id
+        base = self.replicas.get(base_id)
+        if base is None or base_id == model_id:
+            return None
+        with self._head_lock:
+            rep = self.replicas.get(model_id)
+            if rep is None:
+                if len(self.replicas) >= MAX_REPLICAS:
+                    rospy.logerr_throttle(5.0, f"server: not building {model_id}: {MAX_REPLICAS} replicas loaded")
+                    return None
+                t0 = time.perf_counter()
+                cfg = ModelConfig(want.name, want.options, base.config.weights, base.config.seed)
+                try:
+                    rep = load_replica(cfg, "cpu")
+                except ReplicaError as e:
+                    rospy.logerr_throttle(5.0, f"server: cannot build head {model_id}: {e}")
+                    return None
+                self.replicas[model_id] = rep
+                rospy.loginfo("server: built %s (a head of %s) in %.1f s (%d graph nodes)", model_id, base_id,
+                              time.perf_counter() - t0, len(rep.graph.nodes))
+        return rep
 
     def _server_profile(self, rep: Replica, client: Profile) -> Profile:
         speedup = self.s["server_speedup"]
