@@ -3,7 +3,8 @@
 Settings come from the command line or, when not given there, from private parameters (launch/bridge.launch):
 ``~peer_master_uri`` (required), ``~local_master_uri`` (default: this node's ROS_MASTER_URI), ``~topics``,
 ``~services``, ``~exclude_topics``, ``~exclude_services`` (lists or comma-separated globs), ``~period`` (s),
-``~timeout`` (s per XML-RPC call), ``~restore`` (re-register a restarted master's live nodes).
+``~timeout`` (s per XML-RPC call), ``~restore`` (re-register a restarted master's live nodes), ``~reattach``
+(get remote subscribers that lost a mirrored publisher, e.g. one advertised again at the same URI, connected again).
 On SIGINT/SIGTERM it removes all its mirrors from both masters before exiting.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ DEFAULTS = {
     "period": 0.25,
     "timeout": 1.0,
     "restore": True,
+    "reattach": True,
 }
 
 
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="timeout of one XML-RPC call in seconds (default 1.0)")
     p.add_argument("--no-restore", dest="restore", action="store_false", default=None,
                    help="do not re-register a restarted master's live nodes")
+    p.add_argument("--no-reattach", dest="reattach", action="store_false", default=None,
+                   help="do not probe remote subscribers (getBusInfo) and re-send publisherUpdate to those that "
+                        "lost a mirrored publisher")
     return p
 
 
@@ -99,7 +104,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       exclude_services=_globs(_setting(args, "exclude_services", get_param)))
     try:
         sync = MasterSync(local, peer, xmlrpc_proxy_factory(timeout), caller_id=rospy.get_name(), filters=filters,
-                          restore=_flag(_setting(args, "restore", get_param)), log=log)
+                          restore=_flag(_setting(args, "restore", get_param)),
+                          reattach=_flag(_setting(args, "reattach", get_param)), log=log)
     except ValueError as err:
         log.error("%s", err)
         return 2

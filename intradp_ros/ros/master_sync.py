@@ -19,6 +19,12 @@ Why the pieces look as they do:
   ``restore=True`` the sync re-registers, under their own caller ids, the nodes it last saw on that master
   with registrations matching the globs, if they still answer: publications and subscriptions are asked from
   the node itself (getPublications / getSubscriptions), services come from the last seen state.
+- A node that tears a publisher down and advertises it again at the same node URI faster than one poll leaves
+  both masters' states unchanged, but the remote subscribers' TCPROS connections died with the old publisher and
+  no master tells them about the new one. `ConnectionWatch` asks the remote subscribers of mirrored topics
+  (slave API getBusInfo) whether they are connected to each mirrored publisher, and sends a subscriber that has
+  stayed unconnected for a grace period, to a publisher that answers and still publishes the topic, the
+  publisherUpdate its master would have sent (bounded calls and time per poll, backoff per node and per gap).
 - Every master call goes through `MasterLink.call_as`, which turns transport failures into `MasterUnreachable`
   (logged once, then every `warn_every_s`, retried every step) and ROS API errors into `MasterCallError`.
 """
@@ -283,17 +289,192 @@ class MasterLink:
         return uri
 
 
+@dataclass
+class _Gap:
+    """A subscriber seen without a connection to one mirrored publisher, and when to act on it next."""
+
+    since: float
+    next_at: float
+    sent: int = 0        # publisherUpdates sent for it so far
+    pub_missing: int = 0  # checks that found its publisher dead or not publishing the topic
+
+
+# (destination label, subscriber node, topic, publisher URI) identifies one gap.
+GapKey = Tuple[str, str, str, str]
+# topic -> {publisher URI (normalized): original node} for the mirrors of one direction.
+MirroredTopics = Dict[str, Dict[str, str]]
+
+_NODE_ERRORS = (xmlrpc.client.Fault, TypeError, ValueError, IndexError, KeyError) + _UNREACHABLE
+
+
+def _norm_uri(uri: str) -> str:
+    return str(uri).rstrip("/")
+
+
+class ConnectionWatch:
+    """Gets remote subscribers connected again to a mirrored publisher that came back at the same node URI.
+
+    Why: registrations alone cannot show a publisher that was unregistered and registered again between two polls
+    (same caller id, same URI), yet its old TCPROS connections are gone and the subscriber's master, which only
+    knows the unchanged mirror, sends no publisherUpdate. So each poll asks (getBusInfo, slave API) the real
+    subscriber nodes of mirrored topics on the destination which publisher URIs they are connected to. A
+    subscriber missing a mirrored publisher for `grace_s` (long enough for a normal connect after a master's
+    own publisherUpdate, so no duplicate connection is started) gets the complete publisher list of the topic
+    on its master, as its master would send it, if the publisher answers getPublications and still publishes
+    the topic. rospy and roscpp only connect to publishers they are not connected to on a publisherUpdate.
+    Bounds: at most `max_probes` nodes per poll (oldest probe first) and no new call once `budget_s` of the
+    poll is spent; a node that does not answer is skipped for a backoff (1 s doubling to `backoff_max_s`).
+    A gap still seen after a publisherUpdate is re-sent every `resend_s` (a publisher advertised again and
+    again can drop the connection before a probe sees it), after `fast_resends` sends with a backoff doubling
+    to `backoff_max_s` (a subscriber that cannot connect, e.g. a type mismatch, is not flooded). A gap is
+    forgotten as soon as a probe sees the connection. Every call uses the node proxies' timeout.
+    """
+
+    def __init__(self, node_proxy_factory: ProxyFactory, caller_id: str, log: logging.Logger,
+                 clock: Callable[[], float], warn: Callable[..., None], grace_s: float = 0.5, max_probes: int = 8,
+                 budget_s: float = 0.5, resend_s: float = 1.0, fast_resends: int = 5,
+                 backoff_max_s: float = 30.0) -> None:
+        self.node_proxy_factory = node_proxy_factory
+        self.caller_id = caller_id
+        self.log = log
+        self.clock = clock
+        self.warn = warn
+        self.grace_s = grace_s
+        self.max_probes = max_probes
+        self.budget_s = budget_s
+        self.resend_s = resend_s
+        self.fast_resends = fast_resends
+        self.backoff_max_s = backoff_max_s
+        self.gaps: Dict[GapKey, _Gap] = {}
+        self.updates_sent = 0
+        self._last_probe: Dict[Tuple[str, str], float] = {}                  # (label, node) -> time
+        self._node_down: Dict[Tuple[str, str], Tuple[float, float]] = {}     # (label, node) -> (skip until, backoff)
+
+    def _resend_delay(self, sent: int) -> float:
+        """Wait before acting on a gap again after `sent` publisherUpdates for it."""
+        if sent <= self.fast_resends:
+            return self.resend_s
+        return min(self.backoff_max_s, self.resend_s * 2.0 ** (sent - self.fast_resends))
+
+    def check(self, dst: MasterLink, mirrored: MirroredTopics, is_foreign: Callable[[str], bool],
+              started: float) -> None:
+        """Probe the subscribers of `mirrored` topics on `dst` and re-send publisherUpdate where a gap persists.
+
+        `started` is when this poll's probes began (the time budget is shared by both directions)."""
+        label = dst.label
+        wanted: Dict[str, List[str]] = {}  # subscriber node -> its mirrored topics
+        for topic in mirrored:
+            for node in dst.state.subscribers.get(topic, ()):
+                if not is_foreign(node):
+                    wanted.setdefault(node, []).append(topic)
+        live_gaps = {(label, node, topic, uri) for node, topics in wanted.items() for topic in topics
+                     for uri in mirrored[topic]}
+        for key in [k for k in self.gaps if k[0] == label and k not in live_gaps]:
+            del self.gaps[key]
+        for book in (self._last_probe, self._node_down):
+            for key in [k for k in book if k[0] == label and k[1] not in wanted]:
+                del book[key]
+        now = self.clock()
+        due = [n for n in wanted if self._node_down.get((label, n), (float("-inf"), 0.0))[0] <= now]
+        due.sort(key=lambda n: self._last_probe.get((label, n), float("-inf")))
+        publishing: Dict[str, Optional[Set[str]]] = {}  # publisher URI -> topics it publishes (None: no answer)
+        for node in due[:self.max_probes]:
+            if self.clock() - started >= self.budget_s:
+                break
+            self._last_probe[(label, node)] = self.clock()
+            uri = dst.node_uri(node)
+            if uri is None:
+                continue
+            connected = self._connected_publishers(label, node, uri)
+            if connected is None:
+                continue
+            for topic in wanted[node]:
+                for pub_uri, pub_node in mirrored[topic].items():
+                    key = (label, node, topic, pub_uri)
+                    if pub_uri in connected.get(topic, ()):
+                        self.gaps.pop(key, None)
+                        continue
+                    gap = self.gaps.setdefault(key, _Gap(since=now, next_at=now + self.grace_s))
+                    if now >= gap.next_at and self.clock() - started < self.budget_s:
+                        self._close_gap(dst, node, uri, topic, pub_uri, pub_node, gap, publishing)
+
+    def _connected_publishers(self, label: str, node: str, uri: str) -> Optional[Dict[str, Set[str]]]:
+        """topic -> publisher URIs the subscriber node `node` is connected to; None if it does not answer."""
+        try:
+            code, _status, info = self.node_proxy_factory(uri).getBusInfo(self.caller_id)
+            if code != 1:
+                raise ValueError(f"getBusInfo code {code}")
+            connected: Dict[str, Set[str]] = {}
+            for entry in info:
+                # [connection id, publisher URI (inbound) or subscriber id (outbound), direction, transport,
+                #  topic, connected, info]
+                if str(entry[2]) == "i" and (len(entry) < 6 or bool(entry[5])):
+                    connected.setdefault(str(entry[4]), set()).add(_norm_uri(entry[1]))
+        except _NODE_ERRORS as err:
+            _skip_until, backoff = self._node_down.get((label, node), (0.0, 0.5))
+            backoff = min(self.backoff_max_s, backoff * 2)
+            self._node_down[(label, node)] = (self.clock() + backoff, backoff)
+            self.warn("subscriber %s on the %s side does not answer getBusInfo (%s); retried with a backoff "
+                      "(at most every %.0f s)", node, label, describe_error(err), self.backoff_max_s)
+            return None
+        self._node_down.pop((label, node), None)
+        return connected
+
+    def _publishes(self, pub_uri: str, topic: str, publishing: Dict[str, Optional[Set[str]]]) -> bool:
+        """Whether the publisher node at `pub_uri` answers and publishes `topic` (asked once per poll)."""
+        if pub_uri not in publishing:
+            try:
+                code, _status, pubs = self.node_proxy_factory(pub_uri).getPublications(self.caller_id)
+                publishing[pub_uri] = {str(t) for t, _type in pubs} if code == 1 else None
+            except _NODE_ERRORS:
+                publishing[pub_uri] = None
+        topics = publishing[pub_uri]
+        return topics is not None and topic in topics
+
+    def _close_gap(self, dst: MasterLink, node: str, uri: str, topic: str, pub_uri: str, pub_node: str, gap: _Gap,
+                   publishing: Dict[str, Optional[Set[str]]]) -> None:
+        now = self.clock()
+        if not self._publishes(pub_uri, topic, publishing):
+            # dead (e.g. SIGKILL: still registered) or no longer publishing: nothing to connect to; the
+            # registration sync removes the mirror when its master says so
+            gap.pub_missing += 1
+            gap.next_at = now + min(self.backoff_max_s, self.resend_s * 2.0 ** (gap.pub_missing - 1))
+            return
+        publishers = [u for u in (dst.node_uri(c) for c in sorted(dst.state.publishers.get(topic, ()))) if u]
+        if not any(_norm_uri(u) == pub_uri for u in publishers):
+            return  # the mirror is not (yet) on the subscriber's master: nothing to tell
+        gap.sent += 1
+        gap.next_at = now + self._resend_delay(gap.sent)
+        try:
+            self.node_proxy_factory(uri).publisherUpdate(self.caller_id, topic, publishers)
+        except _NODE_ERRORS as err:
+            self.warn("could not send publisherUpdate for %s to %s on the %s side: %s", topic, node, dst.label,
+                      describe_error(err))
+            return
+        self.updates_sent += 1
+        if gap.sent <= self.fast_resends:
+            self.log.info("subscriber %s of %s on the %s side not connected to %s (%s) for %.1f s (publisher "
+                          "advertised again at the same URI?): sent it publisherUpdate #%d", node, topic, dst.label,
+                          pub_node, pub_uri, now - gap.since, gap.sent)
+        else:
+            self.warn("subscriber %s of %s on the %s side does not connect to %s (%s) after publisherUpdates; "
+                      "retrying every %.0f s at most", node, topic, dst.label, pub_node, pub_uri, self.backoff_max_s)
+
+
 class MasterSync:
     """Keeps mirrors of the filtered publishers and services of each master on the other one.
 
     `step()` does one poll (call it every 0.2-0.5 s), `cleanup()` removes every mirror this bridge direction owns.
+    With `reattach` a `ConnectionWatch` reconnects remote subscribers that lost a mirrored publisher (one
+    advertised again at the same URI between two polls) after `reattach_grace_s`.
     `proxy_factory(uri)` gives ServerProxy-like objects (for the two masters and for node liveness checks).
     """
 
     def __init__(self, local_uri: str, peer_uri: str, proxy_factory: ProxyFactory, caller_id: str = "/master_bridge",
                  filters: Filters = Filters(), restore: bool = True, log: Optional[logging.Logger] = None,
                  clock: Callable[[], float] = time.monotonic, refresh_s: float = 2.0, warn_every_s: float = 10.0,
-                 node_proxy_factory: Optional[ProxyFactory] = None) -> None:
+                 node_proxy_factory: Optional[ProxyFactory] = None, reattach: bool = True,
+                 reattach_grace_s: float = 0.5) -> None:
         if local_uri.rstrip("/") == peer_uri.rstrip("/"):
             raise ValueError(f"local and peer master are the same ({local_uri}); nothing to bridge")
         self.log = log or logging.getLogger("intradp_ros.master_bridge")
@@ -316,10 +497,15 @@ class MasterSync:
         self.clock = clock
         self.warn_every_s = warn_every_s
         self.adopted = 0  # mirrors found on a master that an earlier bridge instance had registered
+        self.watch: Optional[ConnectionWatch] = None
+        if reattach:
+            self.watch = ConnectionWatch(self.node_proxy_factory, caller_id, self.log, clock, self._warn,
+                                         grace_s=reattach_grace_s)
 
     # ---- one poll ------------------------------------------------------------------------------------------
     def step(self) -> None:
-        """Poll both masters, restore a restarted master's nodes, then bring the mirrors up to date both ways."""
+        """Poll both masters, restore a restarted master's nodes, bring the mirrors up to date both ways, then get
+        remote subscribers that lost a mirrored publisher connected again."""
         for link in (self.local, self.peer):
             if link.check() and self.restore:
                 self._guard(lambda link=link: self._restore(link))
@@ -329,6 +515,12 @@ class MasterSync:
         for src, dst, prefix, registered in self.directions:
             if src.reachable and dst.reachable:
                 self._guard(lambda: self._sync_direction(src, dst, prefix, registered))
+        watch = self.watch
+        if watch is not None:
+            started = self.clock()  # the probes' time budget, shared by both directions
+            for src, dst, prefix, registered in self.directions:
+                if src.reachable and dst.reachable:
+                    self._guard(lambda: watch.check(dst, self.mirrored_topics(registered), self._is_foreign, started))
         for link in (self.local, self.peer):
             if link.reachable:
                 self._guard(lambda link=link: self._remember(link))
@@ -404,6 +596,15 @@ class MasterSync:
                     if node.startswith(prefix + "/"):
                         have[(kind, name, "/" + node[len(prefix) + 1:])] = node
         return have
+
+    @staticmethod
+    def mirrored_topics(registered: Mapping[MirrorKey, MirrorTarget]) -> MirroredTopics:
+        """topic -> {publisher URI: original node} of the publisher mirrors one direction holds."""
+        topics: MirroredTopics = {}
+        for (kind, topic, node), (uri, _type) in registered.items():
+            if kind == PUB:
+                topics.setdefault(topic, {})[_norm_uri(uri)] = node
+        return topics
 
     def _sync_direction(self, src: MasterLink, dst: MasterLink, prefix: str,
                         registered: Dict[MirrorKey, MirrorTarget]) -> None:

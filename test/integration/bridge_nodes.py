@@ -2,6 +2,9 @@
 """Small nodes the bridge rostest starts inside the testbed namespaces (they print what they see on stdout).
 
     bridge_nodes.py talker TOPIC          publish std_msgs/String "<seq>" at 20 Hz (bounded: stops after 10 min)
+    bridge_nodes.py readvertiser TOPIC    publish "<generation>:<seq>" at 20 Hz; each "cycle" line on stdin tears the
+                                          publisher down and advertises it again at once (same node, same URI) and
+                                          prints "CYCLED <generation>" (bounded like talker)
     bridge_nodes.py listener TOPIC        print "RECV <data>" for every message
     bridge_nodes.py echo IN OUT           republish every message of IN on OUT
     bridge_nodes.py service NAME          provide intradp_ros/BandwidthProbe (answers received_bytes)
@@ -32,6 +35,37 @@ def talker(topic: str) -> None:
         if rospy.is_shutdown():
             break
         pub.publish(String(data=str(seq)))
+        rate.sleep()
+
+
+def readvertiser(topic: str) -> None:
+    import queue
+    import threading
+    rospy.init_node("readvertiser", anonymous=True)
+    commands: "queue.Queue[str]" = queue.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            commands.put(line.strip())
+
+    threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
+    pub = rospy.Publisher(topic, String, queue_size=10, tcp_nodelay=True)
+    generation = 0
+    _say("READY")
+    rate = rospy.Rate(20)
+    for seq in range(20 * 600):
+        if rospy.is_shutdown():
+            break
+        try:
+            command = commands.get_nowait()
+        except queue.Empty:
+            command = ""
+        if command == "cycle":
+            pub.unregister()  # unregisters from the master and closes every subscriber connection
+            pub = rospy.Publisher(topic, String, queue_size=10, tcp_nodelay=True)  # same node URI
+            generation += 1
+            _say(f"CYCLED {generation}")
+        pub.publish(String(data=f"{generation}:{seq}"))
         rate.sleep()
 
 
@@ -83,7 +117,8 @@ def agent() -> None:
 
 if __name__ == "__main__":
     args = rospy.myargv(sys.argv)[1:]
-    roles = {"talker": talker, "listener": listener, "echo": echo, "service": service, "agent": agent}
+    roles = {"talker": talker, "readvertiser": readvertiser, "listener": listener, "echo": echo, "service": service,
+             "agent": agent}
     if not args or args[0] not in roles:
         sys.exit(__doc__)
     roles[args[0]](*args[1:])

@@ -1,11 +1,13 @@
 """An in-memory ROS master (Master XML-RPC API semantics of rosmaster 1.15) and fake nodes, for the sync tests.
 
 Like rosmaster it keeps one API per caller id and "shuts down" (records) the old API when a caller id registers
-with a new one, keeps one provider per service, and never checks that nodes are alive.
+with a new one, keeps one provider per service, and never checks that nodes are alive. Its publisherUpdates reach
+the fake nodes of the same `Network`, which "connect" like rospy subscribers do (only to publishers they are not
+connected to, never dropping one on an update).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 
 class FakeMaster:
@@ -18,6 +20,7 @@ class FakeMaster:
         self.calls: List[Tuple[str, tuple]] = []
         self.shutdowns: List[Tuple[str, str]] = []          # (bumped api, caller id)
         self.publisher_updates: List[Tuple[str, str, List[str]]] = []  # (subscriber api, topic, publisher apis)
+        self.deliver: Optional[Callable[[str, str, List[str]], None]] = None  # set by Network.add
         self._reset()
 
     def _reset(self) -> None:
@@ -75,6 +78,8 @@ class FakeMaster:
         pub_apis = [a for _, a in self.pubs.get(topic, [])]
         for _, sub_api in self.subs.get(topic, []):
             self.publisher_updates.append((sub_api, topic, pub_apis))
+            if self.deliver is not None:
+                self.deliver(sub_api, topic, pub_apis)
 
     # ---- Master API ----
     def _getPid(self, caller_id: str) -> list:
@@ -153,7 +158,9 @@ class FakeMaster:
 
 
 class FakeNode:
-    """A node's slave API as far as the bridge uses it (liveness and its own publications/subscriptions)."""
+    """A node's slave API as far as the bridge uses it: liveness, its own publications/subscriptions, its inbound
+    connections (getBusInfo) and publisherUpdate (connects to the live publishers of the topic it is not connected
+    to, like rospy; `connects = False` models a subscriber that cannot connect, e.g. a type mismatch)."""
 
     def __init__(self, uri: str, pubs: Optional[List[Tuple[str, str]]] = None,
                  subs: Optional[List[Tuple[str, str]]] = None) -> None:
@@ -161,18 +168,48 @@ class FakeNode:
         self.pubs = list(pubs or [])
         self.subs = list(subs or [])
         self.alive = True
+        self.connects = True
+        self.net: Optional["Network"] = None
+        self.connected: Dict[str, Set[str]] = {}                 # topic -> publisher URIs (as given)
+        self.updates: List[Tuple[str, str, List[str]]] = []      # (caller id, topic, publisher URIs) received
+        self.calls: Dict[str, int] = {}
+        self.on_call: Optional[Callable[[str], None]] = None    # e.g. advance a test clock (a slow node)
 
-    def _check(self) -> None:
+    def _check(self, method: str) -> None:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        if self.on_call is not None:
+            self.on_call(method)
         if not self.alive:
             raise ConnectionRefusedError(111, "Connection refused")
 
+    def drop(self, topic: str, pub_uri: str) -> None:
+        """The TCPROS connection to `pub_uri` died (its publisher was torn down)."""
+        self.connected.get(topic, set()).discard(pub_uri)
+
     def getPublications(self, caller_id: str) -> list:
-        self._check()
+        self._check("getPublications")
         return [1, "publications", [list(p) for p in self.pubs]]
 
     def getSubscriptions(self, caller_id: str) -> list:
-        self._check()
+        self._check("getSubscriptions")
         return [1, "subscriptions", [list(s) for s in self.subs]]
+
+    def getBusInfo(self, caller_id: str) -> list:
+        self._check("getBusInfo")
+        info = [[i, uri, "i", "TCPROS", topic, True, "fake"]
+                for i, (topic, uri) in enumerate((t, u) for t, uris in sorted(self.connected.items())
+                                                 for u in sorted(uris))]
+        return [1, "bus info", info]
+
+    def publisherUpdate(self, caller_id: str, topic: str, publishers: List[str]) -> list:
+        self._check("publisherUpdate")
+        self.updates.append((caller_id, topic, list(publishers)))
+        if self.connects and any(t == topic for t, _ in self.subs):
+            for uri in publishers:
+                pub = self.net.objects.get(uri.rstrip("/")) if self.net is not None else None
+                if isinstance(pub, FakeNode) and pub.alive and any(t == topic for t, _ in pub.pubs):
+                    self.connected.setdefault(topic, set()).add(uri)
+        return [1, "", 0]
 
 
 class Network:
@@ -182,11 +219,21 @@ class Network:
         self.objects: Dict[str, Any] = {}
 
     def add(self, obj: Any) -> Any:
-        self.objects[obj.uri] = obj
+        self.objects[obj.uri.rstrip("/")] = obj
+        if isinstance(obj, FakeMaster):
+            obj.deliver = self._deliver
+        elif isinstance(obj, FakeNode):
+            obj.net = self
         return obj
 
+    def _deliver(self, sub_api: str, topic: str, pub_apis: List[str]) -> None:
+        """A master's publisherUpdate to a subscriber (a dead or unknown node misses it, as with rosmaster)."""
+        node = self.objects.get(sub_api.rstrip("/"))
+        if isinstance(node, FakeNode) and node.alive:
+            node.publisherUpdate("/master", topic, pub_apis)
+
     def __call__(self, uri: str) -> Any:
-        return self.objects.get(uri.rstrip("/") if uri.rstrip("/") in self.objects else uri, _Refusing())
+        return self.objects.get(uri.rstrip("/"), _Refusing())
 
 
 class _Refusing:

@@ -61,7 +61,8 @@ class Bench:
         for t in pubs:
             master.registerPublisher(name, t, STRING, uri)
         for t in subs:
-            master.registerSubscriber(name, t, STRING, uri)
+            code, _status, current = master.registerSubscriber(name, t, STRING, uri)
+            node.publisherUpdate("/master", t, current)  # a rospy subscriber connects to the returned publishers
         for s in srvs:
             master.registerService(name, s, "rosrpc://" + uri[len("http://"):].rstrip("/").rsplit(":", 1)[0] + ":5000",
                                    uri)
@@ -299,3 +300,151 @@ def test_api_error_is_logged_not_raised() -> None:
     b.server.refuse.clear()
     b.steps()
     assert publishers(b.server, "/chatter") == [(robot_mirror("/talker"), TALKER)]
+
+
+# ---- subscribers that lost a mirrored publisher (re-advertised at the same URI between two polls) ----------------
+
+def bridge_updates(node: FakeNode) -> List[Tuple[str, str, List[str]]]:
+    return [u for u in node.updates if u[0] == "/master_bridge"]
+
+
+def readvertise(b: Bench, listener: FakeNode, topic: str = "/chatter", uri: str = TALKER) -> None:
+    """The talker tears its publisher down and advertises it again between two polls: both masters' states look
+    unchanged, and the remote subscriber's TCPROS connection died with the old publisher."""
+    b.robot.unregisterPublisher("/talker", topic, uri)
+    b.robot.registerPublisher("/talker", topic, STRING, uri)
+    listener.drop(topic, uri)
+
+
+def test_subscriber_that_lost_a_readvertised_publisher_is_reconnected_after_the_grace() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter"])
+    b.steps(2)
+    assert listener.connected["/chatter"] == {TALKER}  # through the server master's own publisherUpdate
+    registrations = b.server.count("registerPublisher") + b.server.count("unregisterPublisher")
+    readvertise(b, listener)
+    b.steps(2)  # 0.5 s: seen, but within the grace (a normal connect may still be under way)
+    assert bridge_updates(listener) == []
+    b.steps(2)
+    assert bridge_updates(listener) == [("/master_bridge", "/chatter", [TALKER])]
+    assert listener.connected["/chatter"] == {TALKER}
+    assert b.server.count("registerPublisher") + b.server.count("unregisterPublisher") == registrations
+    assert any("sent it publisherUpdate #1" in m for m in b.messages())
+    b.steps(20)  # connected again: probed, nothing more sent
+    assert len(bridge_updates(listener)) == 1 and b.sync.watch.gaps == {}
+
+
+def test_connected_subscribers_get_no_publisher_update() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter", "/intradp/r1/up"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter", "/intradp/r1/up"])
+    b.steps(20)
+    assert listener.calls["getBusInfo"] >= 19  # probed every poll (one call for all its topics)
+    assert bridge_updates(listener) == []
+
+
+def test_publisher_update_carries_the_complete_publisher_list_of_the_subscribers_master() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    local = "http://10.0.0.2:40030/"
+    b.add_node(b.server, "/local_talker", local, pubs=["/chatter"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter"])
+    b.steps(2)
+    assert listener.connected["/chatter"] == {TALKER, local}
+    readvertise(b, listener)
+    b.steps(4)
+    (_caller, topic, uris), = bridge_updates(listener)
+    # what the server master would send: roscpp drops connections to publishers missing from the list
+    assert topic == "/chatter" and sorted(uris) == sorted([TALKER, local])
+
+
+def test_no_publisher_update_for_a_dead_or_no_longer_publishing_publisher() -> None:
+    b = Bench()
+    talker = b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter"])
+    b.steps(2)
+    talker.alive = False  # SIGKILL: its registration (and so the mirror) stays, the connection is gone
+    listener.drop("/chatter", TALKER)
+    b.steps(8)
+    talker.alive, talker.pubs = True, []  # answers, but does not publish the topic (any more)
+    b.steps(8)
+    assert bridge_updates(listener) == []
+    assert 1 <= talker.calls.get("getPublications", 0) <= 4  # checked before sending; again only after a backoff
+
+
+def test_subscriber_that_does_not_answer_is_backed_off_and_logged_once() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter"])
+    b.steps()
+    listener.alive = False  # killed, still registered on its master
+    b.steps(40)  # 10 s
+    assert listener.calls["getBusInfo"] <= 1 + 5  # retried after 1, 2, 4, 8 s
+    assert len([m for m in b.messages(logging.WARNING) if "does not answer getBusInfo" in m]) <= 2
+    listener.alive = True
+    listener.drop("/chatter", TALKER)
+    b.steps(4 * 20)  # the backoff is at most 16 s here
+    assert bridge_updates(listener) and listener.connected["/chatter"] == {TALKER}
+
+
+def test_subscriber_that_never_connects_is_not_flooded() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter"])
+    b.steps()
+    listener.connects = False  # e.g. a type mismatch: every connection attempt fails
+    listener.drop("/chatter", TALKER)
+    b.steps(4 * 120)  # 2 min
+    sent = len(bridge_updates(listener))
+    # 5 sends 1 s apart (a publisher advertised again and again), then 2, 4, 8, 16, 30, 30, ... s apart
+    assert 8 <= sent <= 12, sent
+    assert len([m for m in b.messages(logging.WARNING) if "does not connect" in m]) <= 6  # at most one per 20 s
+
+
+def test_probes_per_poll_are_bounded_and_every_subscriber_gets_its_turn() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listeners = [b.add_node(b.server, f"/listener{i}", f"http://10.0.0.2:{41000 + i}/", subs=["/chatter"])
+                 for i in range(20)]
+    b.steps()
+    probed = sum(n.calls.get("getBusInfo", 0) for n in listeners)
+    assert probed == b.sync.watch.max_probes
+    b.steps(2)
+    assert all(n.calls.get("getBusInfo", 0) >= 1 for n in listeners)
+
+
+def test_slow_nodes_cannot_stall_a_poll_beyond_the_time_budget() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listeners = [b.add_node(b.server, f"/listener{i}", f"http://10.0.0.2:{41000 + i}/", subs=["/chatter"])
+                 for i in range(6)]
+    b.steps()
+    for n in listeners:  # from now on every slave call takes 0.3 s (a node timing out)
+        n.on_call = lambda method: setattr(b.clock, "now", b.clock.now + 0.3)
+        n.calls.clear()
+    t0 = b.clock.now
+    b.sync.step()
+    budget = b.sync.watch.budget_s
+    assert b.clock.now - t0 <= budget + 0.3  # no new call once the budget is spent
+    assert sum(n.calls.get("getBusInfo", 0) for n in listeners) == 2
+
+
+def test_reattach_can_be_switched_off() -> None:
+    b = Bench(reattach=False)
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter"])
+    b.steps(2)
+    readvertise(b, listener)
+    b.steps(20)
+    assert "getBusInfo" not in listener.calls and bridge_updates(listener) == []
+
+
+def test_malformed_bus_info_is_treated_as_no_answer() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
+    listener = b.add_node(b.server, "/listener", LISTENER, subs=["/chatter"])
+    listener.getBusInfo = lambda caller_id: [1, "bus info", [["x"]]]  # type: ignore[method-assign]
+    b.steps(8)
+    assert any("does not answer getBusInfo" in m for m in b.messages(logging.WARNING))
+    assert bridge_updates(listener) == []
