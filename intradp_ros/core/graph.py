@@ -96,6 +96,11 @@ class Node:
         return self.nbytes // max(self.extent, 1)
 
     @property
+    def wire_nbytes(self) -> int:
+        """Bytes the whole output costs on the link (packed / expected survivors where it does not travel dense)."""
+        return self.bytes_per_row * max(self.extent, 1) if (self.is_sparse or self.binary) else self.nbytes
+
+    @property
     def is_input(self) -> bool:
         return self.op == "input"
 

@@ -132,9 +132,10 @@ def server_robot(measured: Profile, ratio: float, server_ms: float) -> tuple[Pro
 
 
 def section_tables(model: str, input_size: Optional[Sequence[int]], ratio: float, server_ms_list: Sequence[float],
-                   cache: Path, target_s: float, cfg: SolverConfig, repeats: int) -> None:
-    print(f"\n=== {model} {tuple(input_size) if input_size else ''}: full 51-bucket table, solve time and quality ===")
-    g, x = load_graph(model, input_size)
+                   cache: Path, target_s: float, cfg: SolverConfig, repeats: int, head: Optional[str] = None) -> None:
+    print(f"\n=== {model} {tuple(input_size) if input_size else ''}{' head ' + head if head else ''}: full 51-bucket "
+          f"table, solve time and quality ===")
+    g, x = load_graph(model, input_size, head)
     measured, hit = cached_profile(g, [x], cache, repeats=repeats, progress=Progress("profiling"))
     print(f"graph {g.fingerprint}: {len(g.nodes)} nodes {g.counts()}; profile {'cached' if hit else 'measured'} on "
           f"{measured.device.get('name')} ({measured.device.get('threads')} threads): {measured.total() * 1e3:.0f} ms/inference")
@@ -243,7 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         section_tables("torchvision:vgg19", None, args.ratio, args.vgg_server_ms, cache, 20.0, cfg,
                        args.profile_repeats)
         if not args.skip_kapao_l:
-            section_tables("kapao_l6", (960, 1280), args.ratio, args.kapao_server_ms, cache, 120.0, cfg, 1)
+            section_tables("kapao_l6", (960, 1280), args.ratio, args.kapao_server_ms, cache, 120.0, cfg, 1,
+                           head="candidates")
     if "fidelity" in sections:
         torch.set_num_threads(1)
         section_fidelity("torchvision:vgg19", args.fid_vgg_size, args.ratio, args.fid_vgg_bw, cache, cfg,

@@ -25,14 +25,18 @@ from intradp_ros.core.solver import SolverConfig
 
 
 # ---------------------------------------------------------------------------------------------- model + profiles
-def load_graph(model: str, input_size: Optional[Sequence[int]] = None) -> tuple[Graph, torch.Tensor]:
-    """Build a registry model (random weights) and capture its graph with an example input."""
+def load_graph(model: str, input_size: Optional[Sequence[int]] = None,
+               head: Optional[str] = None) -> tuple[Graph, torch.Tensor]:
+    """Build a registry model (random weights) and capture its graph with an example input; `head` picks a
+    deployment head (KAPAO 'candidates', SCONet 'completion': the graphs the robot clients run)."""
     from intradp_ros.core import capture
     from intradp_ros.models import build
 
-    kwargs = {}
+    kwargs: dict = {}
     if input_size:
         kwargs["input_size"] = tuple(int(v) for v in input_size)
+    if head:
+        kwargs["head"] = head
     m = build(model, **kwargs).eval()
     x = m.input_spec.example()
     return capture(m, x, check=False), x
@@ -146,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="torchvision:vgg19", help="registry name (kapao_s6, kapao_l6, sconet, torchvision:vgg19, ...)")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="model input rows and columns")
+    p.add_argument("--head", default=None, help="deployment head: KAPAO 'candidates' or SCONet 'completion' (sparse "
+                                                "outputs, what the robot clients run); default: upstream outputs")
     p.add_argument("--robot-profile", help="robot profile JSON (from --save-profile on the robot)")
     p.add_argument("--server-profile", help="server profile JSON (from --save-profile on the server)")
     p.add_argument("--measured-as", choices=("server", "robot"), default="server",
@@ -183,7 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     try:
-        g, x = load_graph(args.model, args.input_size)
+        g, x = load_graph(args.model, args.input_size, args.head)
     except Exception as e:  # noqa: BLE001 - report any model/capture failure as a usage error
         print(f"plan: cannot build/capture {args.model!r}: {e}", file=sys.stderr)
         return 2
