@@ -84,7 +84,7 @@ class KapaoSystemTest(unittest.TestCase):
         from intradp_ros.core.plan_book import PlanBook
         books = list((Path(self.system.cache) / "plan_books").glob("*.json"))
         self.assertEqual(len(books), 1, books)
-        book = PlanBook.from_json(books[0].read_text(), self.ref.rep.graph)
+        book = PlanBook.from_json(books[0].read_text(), lib.served_graph("kapao", lib.KAPAO))
         stats = {s["frame"]: s for s in self.lines.of("stats")}
         before = {stats[f]["plan_id"] for f in stats if f.startswith("f")}
         after = {stats[f]["plan_id"] for f in stats if f.startswith("g")}

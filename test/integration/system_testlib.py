@@ -23,6 +23,14 @@ KAPAO = {"model": "kapao_s6", "size_opt": ["--input-size", "256,320", "--seed", 
 SCONET = {"model": "sconet", "size_opt": ["--grid-xzy", "64,32,64", "--seed", "0"],
           "config": {"name": "sconet", "grid_xzy": [64, 32, 64], "seed": 0}}
 KAPAO_THR = {"conf": 0.0004, "conf_kp": 0.0004}
+# What the clients actually run: the sparse deployment heads (the server builds them from the configs above).
+SERVED_HEADS = {"kapao": {"head": "candidates", "candidate_conf": 0.0004}, "sconet": {"head": "completion"}}
+
+
+def served_graph(kind, model):
+    """The graph of the replica the client runs (its plan book is made for this graph, not the reference's)."""
+    from intradp_ros.core.session import ModelConfig, load_replica
+    return load_replica(ModelConfig.from_dict({**model["config"], **SERVED_HEADS[kind]})).graph
 
 
 def skip_reason():
