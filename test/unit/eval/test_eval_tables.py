@@ -49,7 +49,8 @@ def test_consistency_flags_a_breakdown_that_does_not_add_up():
     assert sr.consistency_problems(good) == []
     assert "!= latency" in sr.consistency_problems(dict(good, robot_wait_s=0.9))[0]
     assert sr.consistency_problems(dict(good, latency_s=float("nan")))
-    assert "bytes_up" in sr.consistency_problems(dict(good, bytes_up=0))[0]
+    assert sr.consistency_problems(dict(good, bytes_down=0)) == []      # an empty sparse tile carries no bytes
+    assert "bytes_up" in sr.consistency_problems(dict(good, tiles_up=0))[0]
 
 
 def test_csv_round_trip(tmp_path):
