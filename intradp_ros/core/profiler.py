@@ -9,6 +9,13 @@ in the handshake) and name the graph fingerprint they were measured on.
 
 On machines without a GPU the server profile is derived from the robot's by a stated speed ratio
 (`Profile.scaled`); the ratio is recorded in the profile's device description.
+
+Per-operator timings are short bursts. Under a CPU throttle that works in periods (a cgroup CFS quota: the
+robot may use q us of every p us), short bursts run at full speed until the period's quota is spent, so the
+per-operator sum underestimates the real whole-frame time (4.5-7.6x measured at 0.1 CPU, docs/scheduler.md).
+`calibrate_to_frames` scales a profile so its device-only prediction equals the median of a few measured
+whole frames; the cache key names the process's CPU quota, so a throttled and an unthrottled robot on one
+machine never share a cached profile.
 """
 from __future__ import annotations
 
@@ -76,15 +83,25 @@ class Profile:
 
         Used where the other side cannot be measured (no GPU here); the factor is recorded. The executor's
         per-step overhead scales too unless `scale_overhead` is False (a robot slowed only in its operators)."""
-        if not factor > 0:
-            raise ValueError(f"scale factor must be > 0, got {factor}")
+        if not (factor > 0 and math.isfinite(factor)):
+            raise ValueError(f"scale factor must be a finite number > 0, got {factor}")
         dev = dict(self.device)
         dev.update({"name": name, "derived_from": self.device.get("name", "?"), "time_factor": factor})
-        return Profile(self.graph, dev,
+        return self._times_scaled(factor, dev, scale_overhead)
+
+    def _times_scaled(self, factor: float, device: dict, scale_overhead: bool = True) -> "Profile":
+        """A copy with compute times (and the step overhead, if asked) times `factor` and `device` as description."""
+        return Profile(self.graph, device,
                        [NodeProfile(list(p.rows), [s * factor for s in p.seconds], p.a * factor, p.b * factor)
                         for p in self.nodes],
                        list(self.bytes_per_row), self.message_overhead_s, list(self.extents),
                        self.step_overhead_s * (factor if scale_overhead else 1.0))
+
+    def device_only_s(self) -> float:
+        """Seconds the cost model predicts for the device-only plan on this device: every node's whole extent
+        plus the executor's per-step overhead for every node (what `CostModel.latency(Plan.device_only(g))`
+        replays)."""
+        return self.total() + self.step_overhead_s * len(self.nodes)
 
     def check(self, g: Graph) -> None:
         """Raise ProfileError unless this profile was measured on graph `g`."""
@@ -172,6 +189,7 @@ def describe_device(device: torch.device) -> dict:
         pass
     d["cpu"] = cpu or platform.processor()
     d["cores"] = os.cpu_count() or 0
+    d["cpu_quota"] = cpu_quota()          # None: not throttled by a cgroup quota
     if device.type == "cuda":
         d["gpu"] = torch.cuda.get_device_name(device)
     d["name"] = d.get("gpu") or f"cpu:{d['cpu']}"
@@ -313,11 +331,134 @@ def measure_step_overhead(g: Graph, inputs: Sequence[torch.Tensor], device: torc
     return float(statistics.median(per_step[1:] or per_step or [0.0]))
 
 
+# ---------------------------------------------------------------------------------------------- calibration
+@dataclass(frozen=True)
+class Calibration:
+    """How a per-operator profile was matched to measured whole frames (all times in seconds)."""
+
+    raw_s: float          # device-only prediction of the per-operator profile
+    measured_s: float     # median of the measured device-only frames
+    factor: float         # measured_s / raw_s: every compute time (and the step overhead) is multiplied by it
+    frames: int           # how many frames the median is over
+
+    def to_dict(self) -> dict:
+        return {"raw_s": self.raw_s, "measured_s": self.measured_s, "factor": self.factor, "frames": self.frames}
+
+
+def measure_frames(run: Callable[[], Any], frames: int, warmup: int = 1,
+                   clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Wall seconds of `frames` calls of `run` (one whole inference each) after `warmup` untimed calls.
+
+    `clock` is injectable so callers (and tests) can time with another clock."""
+    if frames < 1 or warmup < 0:
+        raise ValueError(f"need frames >= 1 and warmup >= 0, got {frames}, {warmup}")
+    for _ in range(warmup):
+        run()
+    out = []
+    for _ in range(frames):
+        t0 = clock()
+        run()
+        out.append(clock() - t0)
+    return out
+
+
+def calibrate_to_frames(profile: Profile, frame_seconds: Sequence[float]) -> tuple[Profile, Calibration]:
+    """`profile` scaled so that its device-only prediction equals the median of `frame_seconds`.
+
+    The frames must be device-only inferences through the executor the plans run on (what the cost model
+    predicts). All compute times and the executor's step overhead are scaled by one factor: a CPU throttle
+    slows both, and the per-operator shape of the profile is still the best guess of where the time goes.
+    The message overhead (transport, not compute) is kept. The calibration is recorded in the device
+    description (`device["calibration"]`). Raises ProfileError when the profile predicts no time or a
+    frame time is not a finite positive number."""
+    times = [float(t) for t in frame_seconds]
+    if not times or any(not math.isfinite(t) or t <= 0 for t in times):
+        raise ProfileError(f"calibration needs finite positive frame times, got {times!r}")
+    raw = profile.device_only_s()
+    if not (raw > 0 and math.isfinite(raw)):
+        raise ProfileError(f"profile predicts {raw!r} s per device-only frame: cannot calibrate")
+    measured = float(statistics.median(times))
+    cal = Calibration(raw, measured, measured / raw, len(times))
+    dev = dict(profile.device)
+    dev["calibration"] = cal.to_dict()
+    return profile._times_scaled(cal.factor, dev, scale_overhead=True), cal
+
+
+# ---------------------------------------------------------------------------------------------- cache
+CPU_V1_ROOTS = ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct")
+CGROUP_V2_ROOT = "/sys/fs/cgroup"
+
+
+def cpu_quota(proc_cgroup: str = "/proc/self/cgroup", v1_roots: Sequence[str] = CPU_V1_ROOTS,
+              v2_root: str = CGROUP_V2_ROOT) -> Optional[float]:
+    """The CPU share this process may use (CFS quota / period, the tightest along its cgroup path, e.g. 0.1
+    for 10 ms per 100 ms), or None when unlimited or unknown. cgroup v1 (cpu.cfs_quota_us / cpu.cfs_period_us)
+    first, then v2 (cpu.max)."""
+    try:
+        with open(proc_cgroup) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    v1_rel = v2_rel = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if "cpu" in parts[1].split(","):
+            v1_rel = parts[2]
+        elif parts[0] == "0" and parts[1] == "":
+            v2_rel = parts[2]
+    if v1_rel is not None:
+        for root in v1_roots:
+            if os.path.isfile(os.path.join(root, "cpu.cfs_quota_us")):
+                return _tightest_share(root, v1_rel, v2=False)
+    if v2_rel is not None and os.path.isfile(os.path.join(v2_root, "cgroup.controllers")):
+        return _tightest_share(v2_root, v2_rel, v2=True)
+    return None
+
+
+def _tightest_share(root: str, rel: str, v2: bool) -> Optional[float]:
+    """Smallest quota share from the group `rel` under `root` up to the root (None: no quota anywhere)."""
+    root = os.path.normpath(root)
+    path = os.path.normpath(os.path.join(root, rel.lstrip("/")))
+    best: Optional[float] = None
+    while path.startswith(root):
+        share = _group_share(path, v2)
+        if share is not None and (best is None or share < best):
+            best = share
+        if path == root:
+            break
+        path = os.path.dirname(path)
+    return best
+
+
+def _group_share(path: str, v2: bool) -> Optional[float]:
+    try:
+        if v2:
+            with open(os.path.join(path, "cpu.max")) as f:
+                quota_s, period_s = f.read().split()[:2]
+            if quota_s == "max":
+                return None
+            quota, period = int(quota_s), int(period_s)
+        else:
+            with open(os.path.join(path, "cpu.cfs_quota_us")) as f:
+                quota = int(f.read().strip())
+            with open(os.path.join(path, "cpu.cfs_period_us")) as f:
+                period = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
 def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | torch.device = "cpu") -> str:
-    """Where the profile of graph `g` on this device lives (keyed by graph fingerprint and device)."""
+    """Where the profile of graph `g` on this device lives: keyed by graph fingerprint, device, torch threads
+    and the process's CPU quota (`cpu_quota()`; a throttled robot's per-operator times differ from an
+    unthrottled one's on the same machine, so they must not share an entry)."""
     desc = describe_device(torch.device(device))
+    q = desc.get("cpu_quota")
+    tag = f"_q{q:.4g}" if q is not None else ""
     slug = "".join(ch if ch.isalnum() else "_" for ch in f"{desc['name']}_{desc['threads']}t")[:80]
-    return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_{slug}.json")
+    return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_{slug}{tag.replace('.', 'p')}.json")
 
 
 def cached_profile(g: Graph, inputs: Sequence[torch.Tensor], cache_dir: str | os.PathLike,
@@ -332,7 +473,8 @@ def cached_profile(g: Graph, inputs: Sequence[torch.Tensor], cache_dir: str | os
             pass
     prof = profile_graph(g, inputs, device, **kwargs)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"    # writers in other processes never share it
+    with open(tmp, "w") as f:
         f.write(prof.to_json())
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
     return prof, False

@@ -1,6 +1,7 @@
 """Robot slow-down by a cgroup v1 cpu quota: a real throttle, so robot/server compute ratios are set, not faked."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -12,7 +13,12 @@ from typing import List, Optional, Sequence, Tuple
 from intradp_ros.eval.sysexec import TestbedError
 
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
+# CFS period. The quota is spent in bursts: with 100 ms periods at 0.1 CPU the robot runs 10 ms at full speed,
+# then stops for 90 ms, so anything shorter than 10 ms (one operator) usually runs unthrottled. 10 ms periods
+# (1 ms quota at 0.1 CPU) keep bursts at the scale of one operator; see docs/testbed.md for measurements.
 PERIOD_US = 100_000
+MIN_QUOTA_US = 1000       # kernel minimum of cpu.cfs_quota_us (and of cpu.cfs_period_us)
+MAX_PERIOD_US = 1_000_000
 
 # Timed busy loop used to measure the slow-down: pure-Python work, a fixed number of iterations.
 _BUSY = ("import time\nt=time.perf_counter()\nc=time.process_time()\nn=0\nwhile n<{iters}:\n    n+=1\n"
@@ -31,25 +37,44 @@ def validate_cpu_fraction(cpu_fraction: float) -> float:
     return f
 
 
+def quota_and_period(cpu_fraction: float, period_us: int = PERIOD_US) -> Tuple[int, int]:
+    """(quota_us, period_us) giving `cpu_fraction` of one CPU: the period is `period_us`, lengthened where
+    needed so the quota is at least the kernel's 1 ms (e.g. 0.05 CPU needs periods of at least 20 ms)."""
+    f = validate_cpu_fraction(cpu_fraction)
+    p = int(period_us)
+    if not MIN_QUOTA_US <= p <= MAX_PERIOD_US:
+        raise ValueError(f"period_us must be in [{MIN_QUOTA_US}, {MAX_PERIOD_US}], got {period_us!r}")
+    p = max(p, math.ceil(MIN_QUOTA_US / f))
+    if p > MAX_PERIOD_US:
+        raise ValueError(f"cpu_fraction {f:g} needs a period over {MAX_PERIOD_US} us")
+    return max(MIN_QUOTA_US, int(round(f * p))), p
+
+
 class CpuGroup:
     """One cgroup v1 cpu group with a cfs quota; processes join it through `wrap()` before they exec."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, period_us: int = PERIOD_US) -> None:
         self.path = CPU_ROOT / name
+        self.period_us = int(period_us)
         self.fraction: Optional[float] = None
+        self.quota_us: Optional[int] = None
 
     def create(self, cpu_fraction: float) -> None:
-        """Make the group (or update its quota) so members get `cpu_fraction` of one CPU."""
+        """Make the group (or update its quota) so members get `cpu_fraction` of one CPU in periods of
+        `self.period_us` (lengthened if the quota would be under 1 ms; the period used is stored back)."""
+        quota, period = quota_and_period(cpu_fraction, self.period_us)
         f = validate_cpu_fraction(cpu_fraction)
         if not (CPU_ROOT / "cpu.cfs_quota_us").exists():
             raise TestbedError(f"cgroup v1 cpu controller not found at {CPU_ROOT}: cannot slow the robot down")
         try:
             self.path.mkdir(exist_ok=True)
-            (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (self.path / "cpu.cfs_quota_us").write_text(str(max(1000, int(f * PERIOD_US))))
+            # lift the quota first: a new period below the old quota would be refused (quota > period is fine)
+            (self.path / "cpu.cfs_quota_us").write_text("-1")
+            (self.path / "cpu.cfs_period_us").write_text(str(period))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
         except OSError as exc:
             raise TestbedError(f"cannot configure cgroup {self.path}: {exc}") from None
-        self.fraction = f
+        self.fraction, self.quota_us, self.period_us = f, quota, period
 
     @property
     def exists(self) -> bool:

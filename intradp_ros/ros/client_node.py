@@ -9,7 +9,8 @@ missing past the frame's budget), the frame is finished locally and following fr
 accepted handshake/heartbeat and a connected tile link say the server is back; then distributed inference
 resumes without a restart. After each frame: the result, and InferenceStats on /intradp/<robot>/stats whose
 breakdown adds up (robot_compute_s + robot_transmit_only_s + robot_wait_s == latency_s) and whose bytes are the
-tiles' payload sizes.
+payload sizes of the tiles that were delivered (up: listed by the server's report, or without one written to
+the link; down: received), so a frame's bytes over its transmit time is a real link rate.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from intradp_ros.core.link_health import LinkHealth
 from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_book import MODES, PlanBook, PlanBookError, validate_mode
 from intradp_ros.core.power import PowerModel
-from intradp_ros.core.profiler import Profile, cached_profile
+from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
 from intradp_ros.core.session import ModelConfig, Replica, load_replica
+from intradp_ros.core.tile_ledger import frame_transfers, report_arrivals
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
 from intradp_ros.ros.handshake import (NO_SESSION, call_handshake, full_request, heartbeat_request,
                                        server_report_topic)
@@ -46,8 +48,12 @@ COMMON_SPEC: Spec = {
     "grid_xzy": (list, [], "SCONet grid X Z Y"),
     "weights": (str, "", "checkpoint (empty: seeded random weights; the server must use the same)"),
     "seed": (int, 0, "init seed when no checkpoint is given"),
+    "head": (str, "", "model head: KAPAO 'candidates' (sparse, default) or 'detections'; SCONet 'completion' "
+                      "(sparse, default) or 'logits'; the server must serve the same"),
     "mode": (str, "intradp", "intradp, device_only, server_only, dsccs or spso_ga"),
     "device": (str, "cpu", "robot-side torch device"),
+    "threads": (int, 0, "torch intra-op threads (0: torch's default); under a CPU quota below one CPU use 1: "
+                        "several threads burn the quota in spin-waits (measured 2x slower frames at 0.1 CPU)"),
     "deadline": (float, 2.0, "per-frame deadline (s): distributed work gets this minus the local fallback time"),
     "max_age": (float, 1.0, "frames older than this when the worker is free are dropped (s)"),
     "heartbeat_period": (float, 0.5, "seconds between heartbeats / handshake attempts"),
@@ -56,6 +62,9 @@ COMMON_SPEC: Spec = {
     "report_timeout": (float, 0.5, "longest wait for the server's report of a request before stats go out (s)"),
     "initial_bandwidth": (float, 0.0, "bucket (MB/s) used before the first PlanSwitch; 0: the grid's middle"),
     "profile_repeats": (int, 3, "profiling repeats per tile size for the client profile"),
+    "calibrate_frames": (int, 3, "device-only frames timed at start (after one warm-up) to scale the per-operator "
+                                 "profile to the real frame time (a CPU quota makes short per-operator timings "
+                                 "too fast); measured at every start, never cached; 0 disables"),
     "cache_dir": (str, "", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)"),
     "fallback_margin": (float, 1.5, "local fallback time is budgeted as this many times the measured local time"),
 }
@@ -87,6 +96,10 @@ class ClientAdapter:
     def configure(self, settings: Dict[str, Any]) -> None:
         """Read the adapter's own settings (raise ValueError for bad ones) before the runtime starts."""
 
+    def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+        """Build options beyond name and sizes (the output head), part of the model id the server must serve."""
+        return {"head": settings["head"]} if settings.get("head") else {}
+
     def setup(self, runtime: "ClientRuntime") -> None:
         """Create result publishers (runtime.settings holds every setting)."""
 
@@ -101,8 +114,10 @@ class ClientAdapter:
         raise NotImplementedError
 
 
-def model_config(settings: Dict[str, Any]) -> ModelConfig:
+def model_config(settings: Dict[str, Any], options: Optional[Dict[str, Any]] = None) -> ModelConfig:
+    """The replica to load: model name and sizes from the settings, head options from the adapter."""
     d: Dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
+    d.update(options or {})
     if settings.get("input_size"):
         d["input_size"] = [int(v) for v in settings["input_size"]]
     if settings.get("grid_xzy"):
@@ -119,8 +134,10 @@ class ClientRuntime:
         self.robot = validate_robot(settings["robot"])
         self.mode = validate_mode(settings["mode"])
         self.device = torch.device(settings["device"])
+        if settings["threads"] > 0:
+            torch.set_num_threads(int(settings["threads"]))
         t0 = time.perf_counter()
-        self.replica: Replica = load_replica(model_config(settings), self.device)
+        self.replica: Replica = load_replica(model_config(settings, adapter.model_options(settings)), self.device)
         g = self.replica.graph
         rospy.loginfo("client %s: %s loaded in %.1f s (graph %s, %d nodes, weights %s), mode %s", self.robot,
                       self.replica.model_id, time.perf_counter() - t0, g.fingerprint, len(g.nodes),
@@ -137,6 +154,7 @@ class ClientRuntime:
         self.local_s: Optional[float] = None
         self.power = PowerModel()
         self._distributed_running = False
+        self._infer_lock = threading.Lock()     # one inference at a time: sensor frames or calibration frames
         self._reports: Dict[int, ServerReport] = {}
         self._reports_cv = threading.Condition()
         self._frames: "queue.Queue[Optional[Frame]]" = queue.Queue(maxsize=100)
@@ -206,11 +224,39 @@ class ClientRuntime:
             from intradp_ros.core.plan_table import default_cache_dir
             t0 = time.perf_counter()
             cache = self.s["cache_dir"] or default_cache_dir()
-            self.profile, hit = cached_profile(self.replica.graph, [self.replica.example], cache, self.device,
-                                               repeats=self.s["profile_repeats"])
-            rospy.loginfo("client %s: profile %s in %.1f s (%.1f ms per inference)", self.robot,
-                          "from cache" if hit else "measured", time.perf_counter() - t0, self.profile.total() * 1e3)
+            prof, hit = cached_profile(self.replica.graph, [self.replica.example], cache, self.device,
+                                       repeats=self.s["profile_repeats"])
+            rospy.loginfo("client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, "
+                          "cpu quota %s)", self.robot, "from cache" if hit else "measured",
+                          time.perf_counter() - t0, prof.device_only_s() * 1e3, prof.device.get("cpu_quota"))
+            self.profile = self._calibrated(prof)
         return self.profile
+
+    def _calibrated(self, prof: Profile) -> Profile:
+        """`prof` scaled to `calibrate_frames` device-only frames timed now through the client's own executor
+        (the local path), so plans are made for the robot as fast as it really is. Each frame holds the worker
+        lock, so calibration frames and sensor frames never compete for the (possibly throttled) CPU."""
+        n = int(self.s["calibrate_frames"])
+        if n <= 0:
+            return prof
+
+        def frame() -> None:
+            with self._infer_lock:
+                self.half.infer(self.device_plan, self.replica.example)
+
+        try:
+            times = measure_frames(frame, n, warmup=1)
+            calibrated, cal = calibrate_to_frames(prof, times)
+        except (ExecutionError, ProfileError) as e:
+            rospy.logwarn("client %s: profile not calibrated (%s): planning with the per-operator profile",
+                          self.robot, e)
+            return prof
+        rospy.loginfo("client %s: profile calibrated to %d whole frames: per-operator sum %.1f ms, measured "
+                      "device-only frame %.1f ms (median), factor %.3f", self.robot, cal.frames, cal.raw_s * 1e3,
+                      cal.measured_s * 1e3, cal.factor)
+        if self.local_s is None:
+            self.local_s = cal.measured_s
+        return calibrated
 
     def _session_loop(self) -> None:
         while not self._stop.is_set():
@@ -294,20 +340,24 @@ class ClientRuntime:
             if item is None:
                 continue
             _arrival, msg = item
-            start = time.time()
-            try:
-                x, ctx = self.adapter.convert(msg)
-                if tuple(x.shape) != tuple(spec.shape) or x.dtype != spec.dtype:
-                    raise ValueError(f"input {tuple(x.shape)} {x.dtype} does not match the model's "
-                                     f"{tuple(spec.shape)} {spec.dtype}")
-            except (ValueError, TypeError) as e:
-                self.frames_dropped_bad += 1
-                rospy.logerr("client %s: dropped frame %s: %s", self.robot, getattr(msg.header, "frame_id", ""), e)
-                continue
-            try:
-                self._run_frame(msg, x, ctx, start)
-            except Exception as e:  # noqa: BLE001 - one broken frame must not stop the node
-                rospy.logerr("client %s: frame failed: %s: %s", self.robot, type(e).__name__, e)
+            with self._infer_lock:     # a calibration frame may be running: the frame's clock starts after it
+                self._process(msg, spec)
+
+    def _process(self, msg: Any, spec: torch.Tensor) -> None:
+        start = time.time()
+        try:
+            x, ctx = self.adapter.convert(msg)
+            if tuple(x.shape) != tuple(spec.shape) or x.dtype != spec.dtype:
+                raise ValueError(f"input {tuple(x.shape)} {x.dtype} does not match the model's "
+                                 f"{tuple(spec.shape)} {spec.dtype}")
+        except (ValueError, TypeError) as e:
+            self.frames_dropped_bad += 1
+            rospy.logerr("client %s: dropped frame %s: %s", self.robot, getattr(msg.header, "frame_id", ""), e)
+            return
+        try:
+            self._run_frame(msg, x, ctx, start)
+        except Exception as e:  # noqa: BLE001 - one broken frame must not stop the node
+            rospy.logerr("client %s: frame failed: %s: %s", self.robot, type(e).__name__, e)
 
     def _run_frame(self, msg: Any, x: torch.Tensor, ctx: Any, start: float) -> None:
         plan, distributed = self._choose()
@@ -378,13 +428,10 @@ class ClientRuntime:
         """InferenceStats of one frame (waits up to report_timeout for the server's report)."""
         report = self._wait_report(f.request_id, self.s["report_timeout"]) if f.expect_report else None
         sent, recv = self.transport.take_records(f.request_id)
-        arrivals: Dict[Tuple[int, int], float] = {}
-        if report is not None:
-            arrivals = {(int(n), int(r)): float(t) for n, r, t in
-                        zip(report.in_node_ids, report.in_row_starts, report.in_stamps)}
-        up = [(t, max(t, arrivals.get((n, r), t))) for n, r, t, _z, _b in sent]
-        down = [(min(stamp, t) if stamp > 0 else t, t) for _n, _r, stamp, t, _b in recv]
-        b = breakdown(f.start, f.end, f.idle, up, down)
+        arrivals = None if report is None else \
+            report_arrivals(report.in_node_ids, report.in_row_starts, report.in_stamps)
+        tx = frame_transfers(sent, recv, arrivals)     # only tiles that were delivered (see core/tile_ledger)
+        b = breakdown(f.start, f.end, f.idle, tx.up_flight, tx.down_flight)
         energy = self.power.energy(b.latency_s, b.compute_s, b.transmit_only_s)
         plan = f.plan
         return InferenceStats(
@@ -392,8 +439,8 @@ class ClientRuntime:
             plan_id=plan.plan_id, plan_name=plan.name, latency_s=b.latency_s, robot_compute_s=b.compute_s,
             robot_transmit_only_s=b.transmit_only_s, robot_wait_s=b.wait_s,
             server_compute_s=float(report.server_compute_s) if report is not None else 0.0,
-            transmit_s=b.transmit_s, bytes_up=sum(s[4] for s in sent), bytes_down=sum(r[4] for r in recv),
-            tiles_up=len(sent), tiles_down=len(recv), bandwidth_estimate_mbit_per_s=f.bandwidth_mbit,
+            transmit_s=b.transmit_s, bytes_up=tx.bytes_up, bytes_down=tx.bytes_down,
+            tiles_up=tx.tiles_up, tiles_down=tx.tiles_down, bandwidth_estimate_mbit_per_s=f.bandwidth_mbit,
             energy_j=energy, mean_power_w=energy / b.latency_s if b.latency_s > 0 else 0.0,
             fell_back_local=f.fell_back, error=f.error)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -15,31 +14,22 @@ from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf, Si
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
+from intradp_ros.core.tile_ledger import KEEP_REQUESTS, ReceivedTile, SentTile, TileLedger
 from intradp_ros.msg import TensorTile
 from intradp_ros.ros.transport import RosTransport
 
-KEEP_REQUESTS = 64   # tile records kept per transport for requests nobody collected
-
 
 class RecordingTransport(RosTransport):
-    """A RosTransport that records, per request id, every tile it sends and receives: sent tiles as
-    (node_id, row_start, sent_at, 0, nbytes), received ones as (node_id, row_start, sender's stamp,
-    received_at, nbytes); times in seconds since the epoch."""
+    """A RosTransport with a TileLedger (intradp_ros.core.tile_ledger): per request id, every tile it wrote
+    out (node_id, row_start, write start, write end, nbytes) and every tile it received (node_id, row_start,
+    sender's stamp, received_at, nbytes); times in seconds since the epoch. A tile counts as sent only once
+    its bytes went into a subscriber's connection; payload tiles of a cancelled (failed) request are
+    dropped before sending."""
 
     def __init__(self, side: str, robot: str, graph: Optional[Graph] = None, **kwargs: Any) -> None:
-        self._rec_lock = threading.Lock()
-        self._sent: "OrderedDict[int, List[tuple]]" = OrderedDict()
-        self._recv: "OrderedDict[int, List[tuple]]" = OrderedDict()
+        self.ledger = TileLedger(KEEP_REQUESTS)
+        self.skipped = 0          # payload tiles of cancelled requests never sent
         super().__init__(side, robot, graph, **kwargs)
-
-    @staticmethod
-    def _append(book: "OrderedDict[int, List[tuple]]", rid: int, item: tuple) -> None:
-        rows = book.get(rid)
-        if rows is None:
-            rows = book[rid] = []
-            while len(book) > KEEP_REQUESTS:
-                book.popitem(last=False)
-        rows.append(item)
 
     def _on_msg(self, msg: TensorTile) -> None:
         now = time.time()
@@ -48,23 +38,26 @@ class RecordingTransport(RosTransport):
         except AttributeError:
             stamp = 0.0
         if not msg.flags & FLAGS_WITHOUT_PAYLOAD:
-            with self._rec_lock:
-                self._append(self._recv, int(msg.request_id),
-                             (int(msg.node_id), int(msg.row_start), stamp, now, len(msg.data)))
+            self.ledger.received(int(msg.request_id), int(msg.node_id), int(msg.row_start), stamp, now,
+                                 len(msg.data))
         super()._on_msg(msg)
 
     def send(self, tile: Tile) -> None:
-        now = time.time()
+        if not self.ledger.should_send(tile):
+            self.skipped += 1
+            return
         super().send(tile)
-        if not tile.flags & FLAGS_WITHOUT_PAYLOAD:     # control tiles carry no rows: not transfers
-            with self._rec_lock:
-                self._append(self._sent, int(tile.request_id),
-                             (int(tile.node_id), int(tile.row_start), now, 0.0, int(tile.nbytes)))
 
-    def take_records(self, request_id: int) -> Tuple[List[tuple], List[tuple]]:
+    def _on_sent(self, tile: Tile, started: float, finished: float) -> None:
+        self.ledger.sent(tile, started, finished)
+
+    def cancel(self, request_id: int) -> None:
+        """The request failed: drop its payload tiles still waiting for the sender thread."""
+        self.ledger.cancel(request_id)
+
+    def take_records(self, request_id: int) -> Tuple[List[SentTile], List[ReceivedTile]]:
         """(sent, received) records of one request, removed from the transport."""
-        with self._rec_lock:
-            return self._sent.pop(request_id, []), self._recv.pop(request_id, [])
+        return self.ledger.take(request_id)
 
     def peer_connected(self) -> bool:
         """Both tile topics have their peer (our publisher a subscriber, our subscriber a publisher)."""
@@ -109,6 +102,17 @@ class RobotClientHalf(ClientHalf):
             return rid
 
     executor_type = RecordingExecutor
+
+    def infer(self, plan: Plan, *inputs: torch.Tensor) -> Any:
+        """ClientHalf.infer; when the request fails, its tiles still queued for sending are dropped (the
+        transport's ledger cancels it) so a dead request stops using the link."""
+        try:
+            return super().infer(plan, *inputs)
+        except Exception:
+            ledger = getattr(self.transport, "ledger", None)
+            if isinstance(ledger, TileLedger):
+                ledger.cancel(self.last_request_id)
+            raise
 
     def _started(self, ex: SideExecutor) -> None:
         self.last_request_id = ex.request_id

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+import warnings
 from typing import Optional
 
 import rospy
@@ -36,7 +38,7 @@ class RosTransport(Transport):
     """One end (robot or server side) of the tile link of robot `robot`, over TensorTile topics."""
 
     def __init__(self, side: str, robot: str = "robot", graph: Optional[Graph] = None, namespace: str = "/intradp",
-                 queue_size: int = 4096, max_bytes: int = 512 << 20, buff_size: int = 64 << 20) -> None:
+                 queue_size: Optional[int] = None, max_bytes: int = 512 << 20, buff_size: int = 64 << 20) -> None:
         if side not in (ROBOT, SERVER):
             raise ValueError(f"side must be '{ROBOT}' or '{SERVER}'")
         up, down = tile_topics(robot, namespace)
@@ -46,10 +48,18 @@ class RosTransport(Transport):
         self._q: "queue.Queue[object]" = queue.Queue()
         self._closed = False
         self.dropped = 0
+        self.unsent = 0          # tiles given to send() while nobody subscribed (never on the link)
         self._lock = threading.Lock()
-        self._pub = rospy.Publisher(out_topic, TensorTile, queue_size=queue_size, tcp_nodelay=True)
-        # Publisher queue: tiles of one request never exceed it, so none is dropped; the subscriber queue is
-        # unbounded (the callback only validates and enqueues): a dropped tile would stall a request.
+        # queue_size None (default): publish() writes the tile into each subscriber's TCP connection before it
+        # returns, so send() returning means the bytes left (what the stats count) and a failed request's
+        # tiles still in the engine's sender queue can be dropped instead of clogging the link. The engine's
+        # sender thread is the only caller, so blocking there never blocks computation. (With a queue_size,
+        # rospy queues the bytes and returns at once: it would drop the oldest tiles beyond it.)
+        # The subscriber queue is unbounded (the callback only validates and enqueues): a dropped tile would
+        # stall a request.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)     # rospy warns about queue_size=None (synchronous)
+            self._pub = rospy.Publisher(out_topic, TensorTile, queue_size=queue_size, tcp_nodelay=True)
         self._sub = rospy.Subscriber(in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True,
                                      buff_size=buff_size)
         self.out_topic, self.in_topic = out_topic, in_topic
@@ -72,7 +82,16 @@ class RosTransport(Transport):
         except TileError as e:
             rospy.logerr("cannot send tile of node %s: %s", tile.node_id, e)
             return
+        if self._pub.get_num_connections() == 0:      # rospy would drop it silently: it is not sent
+            with self._lock:
+                self.unsent += 1
+            return
+        started = time.time()
         self._pub.publish(msg)
+        self._on_sent(tile, started, time.time())
+
+    def _on_sent(self, tile: Tile, started: float, finished: float) -> None:
+        """Hook: `tile` was written to the subscribers' connections between `started` and `finished` (epoch s)."""
 
     def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
         if self._closed:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -74,3 +75,122 @@ def test_cached_profile_is_read_back(tmp_path):
     p2, hit2 = cached_profile(g, [x], tmp_path, warmup=0, repeats=1, sizes=2, message_overhead_s=0.0)
     assert (hit1, hit2) == (False, True)
     assert p2.to_json() == p1.to_json()
+
+
+# ------------------------------------------------------------------ calibration to whole frames
+def _toy_profile(step_overhead_s: float = 2e-4):
+    from sched_toys import uniform_profile
+    g, _x = conv_chain(3, h=8)
+    p = uniform_profile(g, 1e-4, fixed_s=5e-4, overhead_s=3e-5)
+    p.step_overhead_s = step_overhead_s
+    return g, p
+
+
+def test_device_only_s_is_what_the_cost_model_predicts():
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.plan import Plan
+    g, p = _toy_profile()
+    assert CostModel(g, p, p).latency(Plan.device_only(g), 1e6) == pytest.approx(p.device_only_s(), rel=1e-12)
+
+
+@pytest.mark.parametrize("factor", [3.5, 0.8])
+def test_calibrated_profile_predicts_the_measured_frame_time(factor):
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.profiler import calibrate_to_frames
+    g, p = _toy_profile()
+    raw = p.device_only_s()
+    frames = [raw * factor * 1.2, raw * factor, raw * factor * 0.9]     # median: raw * factor
+    cal_prof, cal = calibrate_to_frames(p, frames)
+    assert cal.raw_s == pytest.approx(raw)
+    assert cal.measured_s == pytest.approx(raw * factor)
+    assert cal.factor == pytest.approx(factor)
+    assert cal.frames == 3
+    predicted = CostModel(g, cal_prof, cal_prof).latency(Plan.device_only(g), 1e6)
+    assert predicted == pytest.approx(raw * factor, rel=1e-9)
+    # every node and the step overhead scale alike; transfers (message overhead, bytes) do not
+    for a, b in zip(p.nodes, cal_prof.nodes):
+        assert b.time(4) == pytest.approx(a.time(4) * factor)
+    assert cal_prof.step_overhead_s == pytest.approx(p.step_overhead_s * factor)
+    assert cal_prof.message_overhead_s == p.message_overhead_s
+    assert cal_prof.bytes_per_row == p.bytes_per_row
+    # recorded in the profile, survives JSON, the original is untouched
+    assert cal_prof.device["calibration"]["factor"] == pytest.approx(factor)
+    assert cal_prof.device["name"] == p.device["name"]
+    assert Profile.from_json(cal_prof.to_json(), g).device["calibration"] == cal_prof.device["calibration"]
+    assert "calibration" not in p.device and p.device_only_s() == pytest.approx(raw)
+
+
+def test_calibration_refuses_what_it_cannot_use():
+    from intradp_ros.core.profiler import calibrate_to_frames
+    g, p = _toy_profile()
+    for frames in ([], [0.0, 0.1], [float("nan")], [-1.0]):
+        with pytest.raises(ProfileError):
+            calibrate_to_frames(p, frames)
+    empty = p._times_scaled(0.0, {"name": "nothing"})
+    with pytest.raises(ProfileError, match="cannot calibrate"):
+        calibrate_to_frames(empty, [0.1])
+
+
+def test_measure_frames_uses_the_given_clock_and_skips_warmup():
+    from intradp_ros.core.profiler import measure_frames
+    ticks = iter([10.0, 10.5, 20.0, 21.0])
+    calls = []
+    out = measure_frames(lambda: calls.append(1), frames=2, warmup=3, clock=lambda: next(ticks))
+    assert out == [0.5, 1.0]
+    assert len(calls) == 5
+    with pytest.raises(ValueError):
+        measure_frames(lambda: None, frames=0)
+
+
+# ------------------------------------------------------------------ CPU quota in the cache key
+def _cgroup_tree(tmp_path, v1: bool, quota_us: int, period_us: int, parent_quota_us: int = -1):
+    root = tmp_path / "cpu"
+    (root / "robot" / "inner").mkdir(parents=True)
+    proc = tmp_path / "proc_cgroup"
+    if v1:
+        proc.write_text("4:memory:/x\n2:cpu,cpuacct:/robot/inner\n0::/\n")
+        (root / "cpu.cfs_quota_us").write_text("-1\n")
+        (root / "cpu.cfs_period_us").write_text("100000\n")
+        for d, q in ((root / "robot", parent_quota_us), (root / "robot" / "inner", quota_us)):
+            (d / "cpu.cfs_quota_us").write_text(f"{q}\n")
+            (d / "cpu.cfs_period_us").write_text(f"{period_us}\n")
+    else:
+        proc.write_text("0::/robot/inner\n")
+        (root / "cgroup.controllers").write_text("cpu memory\n")
+        (root / "robot" / "cpu.max").write_text("max 100000\n" if parent_quota_us < 0 else
+                                                f"{parent_quota_us} {period_us}\n")
+        (root / "robot" / "inner" / "cpu.max").write_text("max 100000\n" if quota_us < 0 else
+                                                          f"{quota_us} {period_us}\n")
+    return str(proc), str(root)
+
+
+@pytest.mark.parametrize("v1", [True, False])
+def test_cpu_quota_reads_the_tightest_share_on_the_process_path(tmp_path, v1):
+    from intradp_ros.core.profiler import cpu_quota
+    proc, root = _cgroup_tree(tmp_path, v1, 1000, 10000)
+    kw = {"v1_roots": [root]} if v1 else {"v1_roots": [], "v2_root": root}
+    assert cpu_quota(proc, **kw) == pytest.approx(0.1)
+    proc, root = _cgroup_tree(tmp_path / "b", v1, 50000, 100000, parent_quota_us=20000)
+    kw = {"v1_roots": [root]} if v1 else {"v1_roots": [], "v2_root": root}
+    assert cpu_quota(proc, **kw) == pytest.approx(0.2)          # the parent's is tighter
+    proc, root = _cgroup_tree(tmp_path / "c", v1, -1, 100000)
+    kw = {"v1_roots": [root]} if v1 else {"v1_roots": [], "v2_root": root}
+    assert cpu_quota(proc, **kw) is None
+    assert cpu_quota(str(tmp_path / "missing")) is None
+
+
+def test_cache_key_separates_throttled_and_unthrottled_robots(tmp_path, monkeypatch):
+    from intradp_ros.core import profiler
+    g, x = conv_chain(2, h=8)
+    monkeypatch.setattr(profiler, "cpu_quota", lambda: None)
+    free = profiler.profile_cache_path(tmp_path, g)
+    p_free, hit = cached_profile(g, [x], tmp_path, warmup=0, repeats=1, sizes=2, message_overhead_s=0.0)
+    assert not hit and p_free.device["cpu_quota"] is None
+    monkeypatch.setattr(profiler, "cpu_quota", lambda: 0.1)
+    slow = profiler.profile_cache_path(tmp_path, g)
+    assert slow != free and os.path.basename(slow).startswith(g.fingerprint)
+    p_slow, hit = cached_profile(g, [x], tmp_path, warmup=0, repeats=1, sizes=2, message_overhead_s=0.0)
+    assert not hit and p_slow.device["cpu_quota"] == 0.1        # measured again, not the unthrottled entry
+    assert cached_profile(g, [x], tmp_path, warmup=0, repeats=1, sizes=2, message_overhead_s=0.0)[1]
+    assert profiler.profile_cache_path(tmp_path, g, "cpu") == slow
