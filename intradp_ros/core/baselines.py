@@ -45,9 +45,9 @@ def partition_cost(g: Graph, cm: CostModel, on_robot: Sequence[bool], bandwidth_
         if not n.is_input:
             total += cm.robot.time(n.index, n.extent) if r else cm.server.time(n.index, n.extent)
         if r and any(not on_robot[c] for c in g.consumers(n.index)):
-            total += ovh + n.wire_nbytes / bandwidth_Bps
+            total += ovh + cm.wire_nbytes(n.index) / bandwidth_Bps
         if not r and n.index in outs:
-            total += ovh + n.wire_nbytes / bandwidth_Bps
+            total += ovh + cm.wire_nbytes(n.index) / bandwidth_Bps
     return total
 
 
@@ -68,7 +68,7 @@ def dsccs_partition(g: Graph, cm: CostModel, bandwidth_Bps: float) -> list[bool]
     outs = set(g.output_indices)
     for n in g.nodes:
         v = n.index
-        tx = ovh + n.wire_nbytes / bandwidth_Bps
+        tx = ovh + cm.wire_nbytes(n.index) / bandwidth_Bps
         if n.is_input:
             edge(s, v, _INF)
         else:

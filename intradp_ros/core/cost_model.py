@@ -114,10 +114,17 @@ class CostModel:
         self.overhead_s = robot.message_overhead_s if overhead_s is None else float(overhead_s)
         self._times: dict[tuple[str, int, int], float] = {}
         self._inputs = [n.inputs for n in g.nodes]
-        self._bpr = [n.bytes_per_row for n in g.nodes]
+        # Sparse gathers: the larger of the model's density hint and what the profiled inputs produced
+        self._bpr = [max(n.bytes_per_row, robot.bytes_per_row[n.index], server.bytes_per_row[n.index])
+                     if n.is_sparse else n.bytes_per_row for n in g.nodes]
         self._computed = [n.index for n in g.nodes if not n.is_input]
 
     # ------------------------------------------------------------------ structure
+    def wire_nbytes(self, node: int) -> int:
+        """Bytes node `node`'s whole output costs on the link, as this model charges it."""
+        n = self.graph.nodes[node]
+        return self._bpr[node] * max(n.extent, 1) if n.is_sparse else n.wire_nbytes
+
     def need(self, node: int, rng: Range) -> list[Optional[Range]]:
         """`graph.input_rows` (memoised by the graph)."""
         return self.graph.input_rows(node, rng)
@@ -189,7 +196,8 @@ class CostModel:
         out_waits = tuple(i for o in outs for (_, _, i) in into.get((o, ROBOT), ()))
         out_on_robot = tuple(o for o in outs if robot[o] != EMPTY)
         return CompiledPlan(g, name, robot, server, transfers, steps,
-                            np.array([t.nbytes for t in transfers], dtype=float),
+                            np.array([(t.stop - t.start) * self._bpr[t.node] if g.nodes[t.node].is_sparse else t.nbytes
+                                      for t in transfers], dtype=float),
                             np.array([t.direction == UP for t in transfers], dtype=bool),
                             out_waits, out_on_robot, float(rsum), float(ssum))
 

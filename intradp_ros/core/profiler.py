@@ -263,6 +263,8 @@ def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.
         last_use[i] = len(g.nodes)
     sizes_of = [row_counts(n.extent, sizes) if n.is_local else [n.extent] for n in g.nodes]
     samples: list[dict[int, list[float]]] = [{r: [] for r in rs} for rs in sizes_of]
+    # bytes per row on the wire: the graph's, except sparse nodes, whose survivors are counted on the inputs
+    wire_bpr = [n.bytes_per_row for n in g.nodes]
     passes = warmup + max(1, repeats)
     with torch.no_grad():
         for p in range(passes):
@@ -284,6 +286,8 @@ def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.
                             samples[n.index][r].append(time.perf_counter() - t0)
                         if r == n.extent:
                             values[n.index] = out
+                            if n.is_sparse:          # survivors on this input: bytes a row really costs
+                                wire_bpr[n.index] = max(wire_bpr[n.index], -(-int(out.nbytes) // max(n.extent, 1)))
                         del out, pieces
                 for u in set(n.inputs) | {n.index}:
                     if last_use[u] <= n.index:
@@ -301,7 +305,7 @@ def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.
         a_fit, b_fit = fit_line(rows, secs)
         profs.append(NodeProfile(rows, secs, a_fit, b_fit))
     ovh = measure_message_overhead() if message_overhead_s is None else float(message_overhead_s)
-    prof = Profile(g.fingerprint, describe_device(dev), profs, [n.bytes_per_row for n in g.nodes], ovh,
+    prof = Profile(g.fingerprint, describe_device(dev), profs, wire_bpr, ovh,
                    [n.extent for n in g.nodes])
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)

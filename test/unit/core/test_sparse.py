@@ -119,3 +119,19 @@ def test_sparse_select_checks_its_arguments() -> None:
         sparse_select(torch.ones(3), torch.ones(3, 2))
     with pytest.raises(ValueError):
         sparse_select(torch.ones(3, dtype=torch.bool), torch.ones(4, 2))
+
+
+def test_cost_model_charges_the_survivors_the_profile_saw(model_and_input: tuple) -> None:
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.profiler import profile_graph
+
+    m, x = model_and_input
+    g = capture(m, x)
+    node = next(n for n in g.nodes if n.is_sparse)
+    prof = profile_graph(g, [x], repeats=1, warmup=0, message_overhead_s=0.0, step_overhead=False)
+    survivors = m(x)[0]
+    measured = -(-survivors.nbytes // node.extent)
+    assert prof.bytes_per_row[node.index] == max(node.bytes_per_row, measured)
+    cp = CostModel(g, prof, prof.scaled(0.1, "server")).compile(Plan.server_only(g))
+    sparse_down = cp.bytes_down - sum(t.nbytes for t in cp.transfers if t.node != node.index and t.direction != "robot->server")
+    assert sparse_down == node.extent * prof.bytes_per_row[node.index] >= survivors.nbytes
