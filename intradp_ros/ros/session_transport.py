@@ -4,7 +4,6 @@ the robot's idle intervals, can abort the running request, and report the server
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from intradp_ros.core import Plan, capture
+from intradp_ros.core import Plan
 from intradp_ros.core.plan import UP
 from intradp_ros.core.tile import FLAG_ABORT, Tile
 from intradp_ros.core.tile_ledger import (LedgerTransport, ReceivedTile, SentTile, TileLedger, frame_transfers,
@@ -91,24 +91,6 @@ def test_tiles_of_a_cancelled_request_never_reach_the_link_nor_the_stats():
     sent, _ = link.ledger.take(7)
     assert frame_transfers(sent, [], None).bytes_up == 1000    # handed over: 4000 B; delivered: 1000 B
     assert frame_transfers(link.ledger.take(8)[0], [], None).bytes_up == 50
-
-
-class Net(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.b(torch.relu(self.a(x.float() / 255)))
-
-
-@pytest.fixture(scope="module")
-def graph_and_input():
-    torch.manual_seed(0)
-    m = Net().eval()
-    x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
-    return m, capture(m, x), x
 
 
 def test_split_request_counts_what_the_server_received(graph_and_input):

@@ -8,29 +8,11 @@ import time
 import pytest
 import torch
 
-from intradp_ros.core import Plan, capture
+from intradp_ros.core import Plan
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.tile import Tile
 from intradp_ros.core.transport import inprocess_pair
 from intradp_ros.ros.session_transport import ReportingServerHalf, RobotClientHalf
-
-
-class Net(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.b(torch.relu(self.a(x.float() / 255)))
-
-
-@pytest.fixture(scope="module")
-def graph_and_input():
-    torch.manual_seed(0)
-    m = Net().eval()
-    x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
-    return m, capture(m, x), x
 
 
 def test_split_request_is_reported_and_idle_time_recorded(graph_and_input) -> None:
