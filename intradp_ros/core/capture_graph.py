@@ -457,23 +457,22 @@ class _Recorder(TorchFunctionMode):
             return {k: self.sym(v) for k, v in o.items()}
         return o
 
-    def _touches_sparse(self, o: Any) -> bool:
+    @staticmethod
+    def _holds(o: Any, table: WeakIdKeyDictionary) -> bool:
+        """True when a tensor inside the nested structure `o` is a key of `table`."""
         if isinstance(o, torch.Tensor):
-            return self.sparse_parts.get(o) is not None
+            return table.get(o) is not None
         if isinstance(o, (tuple, list)):
-            return any(self._touches_sparse(i) for i in o)
+            return any(_Recorder._holds(i, table) for i in o)
         if isinstance(o, dict):
-            return any(self._touches_sparse(v) for v in o.values())
+            return any(_Recorder._holds(v, table) for v in o.values())
         return False
 
+    def _touches_sparse(self, o: Any) -> bool:
+        return self._holds(o, self.sparse_parts)
+
     def uses_graph(self, o: Any) -> bool:
-        if isinstance(o, torch.Tensor):
-            return self.known.get(o) is not None
-        if isinstance(o, (tuple, list)):
-            return any(self.uses_graph(i) for i in o)
-        if isinstance(o, dict):
-            return any(self.uses_graph(v) for v in o.values())
-        return False
+        return self._holds(o, self.known)
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
         kwargs = kwargs or {}
