@@ -6,7 +6,6 @@ CPU) and robot2 kapao_client, both against one intradp_server holding both repli
 20 frames in closed loop at the same time. robot1's feeder first sends a truncated cloud and one with NaN points.
 """
 import sys
-import unittest
 from pathlib import Path
 
 import rostest
@@ -18,36 +17,23 @@ PKG = "intradp_ros"
 FRAMES = 20
 
 
-class AgrnavSystemTest(unittest.TestCase):
-    system = None
+class AgrnavSystemTest(lib.SystemTestCase):
+    tag = "agrnav"
 
     @classmethod
-    def setUpClass(cls):
-        why = lib.skip_reason()
-        if why:
-            raise unittest.SkipTest(why)
-        cls.system = lib.System("agrnav").up()
-        try:
-            cls.system.start_server([lib.SCONET, lib.KAPAO], ["robot1", "robot2"])
-            cls.system.start_client("agrnav", "robot1", lib.SCONET, ["--deadline", "8"])
-            cls.system.start_client("kapao", "robot2", lib.KAPAO, ["--deadline", "8"])
-            common = ["--frames", str(FRAMES), "--closed", "--tiles", "--warm-until-distributed",
-                      "--frame-timeout", "20", "--wait-ready", "120"]
-            cls.vox = cls.system.start_feeder("agrnav", "robot1", common + ["--bad"])
-            cls.pose = cls.system.start_feeder("kapao", "robot2", common)
-            for lines in (cls.vox, cls.pose):
-                if not lines.wait_for(lambda: lines.of("done") or lines.of("error"), timeout=200):
-                    raise AssertionError("a feeder did not finish within 200 s")
-            cls.ref_vox = lib.LocalReference("agrnav", lib.SCONET, FRAMES)
-            cls.ref_pose = lib.LocalReference("kapao", lib.KAPAO, FRAMES)
-        except BaseException:
-            cls.system.down()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.system is not None:
-            cls.system.down()
+    def start(cls, system):
+        cls.system.start_server([lib.SCONET, lib.KAPAO], ["robot1", "robot2"])
+        cls.system.start_client("agrnav", "robot1", lib.SCONET, ["--deadline", "8"])
+        cls.system.start_client("kapao", "robot2", lib.KAPAO, ["--deadline", "8"])
+        common = ["--frames", str(FRAMES), "--closed", "--tiles", "--warm-until-distributed",
+                  "--frame-timeout", "20", "--wait-ready", "120"]
+        cls.vox = cls.system.start_feeder("agrnav", "robot1", common + ["--bad"])
+        cls.pose = cls.system.start_feeder("kapao", "robot2", common)
+        for lines in (cls.vox, cls.pose):
+            if not lines.wait_for(lambda: lines.of("done") or lines.of("error"), timeout=200):
+                raise AssertionError("a feeder did not finish within 200 s")
+        cls.ref_vox = lib.LocalReference("agrnav", lib.SCONET, FRAMES)
+        cls.ref_pose = lib.LocalReference("kapao", lib.KAPAO, FRAMES)
 
     @staticmethod
     def frames(lines, kind):

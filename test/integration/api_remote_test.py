@@ -9,7 +9,6 @@ URI where nothing answers raises RemoteUnavailable within a few seconds.
 import subprocess
 import sys
 import time
-import unittest
 from pathlib import Path
 
 import rostest
@@ -25,51 +24,38 @@ RUN_TIMEOUT = 80.0     # setup and both robot-side runs: server load, handshakes
 REL_TOL = 1e-4
 
 
-class ApiRemoteTest(unittest.TestCase):
-    system = None
+class ApiRemoteTest(lib.SystemTestCase):
+    tag = "apirem"
 
     @classmethod
-    def setUpClass(cls):
-        why = lib.skip_reason()
-        if why:
-            raise unittest.SkipTest(why)
-        t0 = time.monotonic()
-        cls.system = lib.System("apirem").up()
-        try:
-            tb = cls.system.tb
-            cls.system.start_server([lib.KAPAO], ["robot1"])
-            # inside the robot namespace nothing listens on this port (its master is on tb.robot.master_port)
-            cls.unreachable = f"http://{tb.robot.ip}:{tb.robot.master_port + 7}"
-            size = lib.KAPAO["config"]["input_size"]
-            cls.lines = []
-            # one process per mode, as an application would run: a second session in the same process right after
-            # stop() re-registers the same node's tile publisher faster than the bridge polls (see the report)
-            for i, mode in enumerate(MODES):
-                argv = [sys.executable, str(HERE / "api_remote_client.py"), "--robot", "robot1",
-                        "--model", lib.KAPAO["config"]["name"], "--input-size", f"{size[0]},{size[1]}",
-                        "--seed", str(lib.KAPAO["config"]["seed"]), "--frames", str(FRAMES), "--modes", mode,
-                        "--timeout", "40", "--bandwidth", "50"]
-                if i == 0:
-                    argv += ["--unreachable", cls.unreachable]
-                p = tb.spawn("robot", argv, env=cls.system.env, stdout=subprocess.PIPE,
-                             stderr=cls.system.log(f"api_client_{mode}_err"), stdin=subprocess.DEVNULL, text=True)
-                lines = lib.Lines(p, cls.system.logdir / f"api_client_{mode}.jsonl")
-                cls.lines.append(lines)
-                left = RUN_TIMEOUT - (time.monotonic() - t0)
-                if not lines.wait_for(lambda: lines.of("done") or lines.of("error") or p.poll() is not None,
-                                      timeout=max(1.0, left)):
-                    raise AssertionError(f"api_remote_client.py ({mode}) did not finish within {RUN_TIMEOUT:.0f} s "
-                                         f"of setup (logs in {cls.system.logdir})")
-                lines.wait_for(lambda: p.poll() is not None, timeout=5.0)
-            print(f"[api_remote] robot-side script finished {time.monotonic() - t0:.1f} s after setup began")
-        except BaseException:
-            cls.system.down()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.system is not None:
-            cls.system.down()
+    def start(cls, system):
+        t0 = cls.setup_began
+        tb = cls.system.tb
+        cls.system.start_server([lib.KAPAO], ["robot1"])
+        # inside the robot namespace nothing listens on this port (its master is on tb.robot.master_port)
+        cls.unreachable = f"http://{tb.robot.ip}:{tb.robot.master_port + 7}"
+        size = lib.KAPAO["config"]["input_size"]
+        cls.lines = []
+        # one process per mode, as an application would run: a second session in the same process right after
+        # stop() re-registers the same node's tile publisher faster than the bridge polls (see the report)
+        for i, mode in enumerate(MODES):
+            argv = [sys.executable, str(HERE / "api_remote_client.py"), "--robot", "robot1",
+                    "--model", lib.KAPAO["config"]["name"], "--input-size", f"{size[0]},{size[1]}",
+                    "--seed", str(lib.KAPAO["config"]["seed"]), "--frames", str(FRAMES), "--modes", mode,
+                    "--timeout", "40", "--bandwidth", "50"]
+            if i == 0:
+                argv += ["--unreachable", cls.unreachable]
+            p = tb.spawn("robot", argv, env=cls.system.env, stdout=subprocess.PIPE,
+                         stderr=cls.system.log(f"api_client_{mode}_err"), stdin=subprocess.DEVNULL, text=True)
+            lines = lib.Lines(p, cls.system.logdir / f"api_client_{mode}.jsonl")
+            cls.lines.append(lines)
+            left = RUN_TIMEOUT - (time.monotonic() - t0)
+            if not lines.wait_for(lambda: lines.of("done") or lines.of("error") or p.poll() is not None,
+                                  timeout=max(1.0, left)):
+                raise AssertionError(f"api_remote_client.py ({mode}) did not finish within {RUN_TIMEOUT:.0f} s "
+                                     f"of setup (logs in {cls.system.logdir})")
+            lines.wait_for(lambda: p.poll() is not None, timeout=5.0)
+        print(f"[api_remote] robot-side script finished {time.monotonic() - t0:.1f} s after setup began")
 
     def of(self, kind):
         return [r for lines in self.lines for r in lines.of(kind)]

@@ -10,7 +10,6 @@ import re
 import signal
 import sys
 import time
-import unittest
 from pathlib import Path
 
 import rostest
@@ -28,52 +27,39 @@ def distributed(s):
     return s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]
 
 
-class FaultsTest(unittest.TestCase):
-    system = None
+class FaultsTest(lib.SystemTestCase):
+    tag = "faults"
 
     @classmethod
-    def setUpClass(cls):
-        why = lib.skip_reason()
-        if why:
-            raise unittest.SkipTest(why)
-        cls.system = sys_ = lib.System("faults").up()
-        try:
-            server = sys_.start_server([lib.KAPAO], ["robot1"])
-            sys_.start_client("kapao", "robot1", lib.KAPAO, ["--deadline", str(DEADLINE)])
-            cls.lines = sys_.start_feeder("kapao", "robot1", ["--frames", "20", "--rate", "2", "--duration", "46",
-                                                              "--warm-until-distributed", "--wait-ready", "90"])
-            if not cls.lines.wait_for(lambda: cls.lines.of("warm"), timeout=100):
-                raise AssertionError("the client never ran distributed within 100 s")
-            t0 = time.time()
-            cls.wait_until(t0 + 6)
-            os.killpg(server.pid, signal.SIGKILL)
-            cls.killed = time.time()
-            cls.wait_until(t0 + 14)
-            cls.restarted = time.time()
-            sys_.start_server([lib.KAPAO], ["robot1"], tag="server2")
-            cls.wait_until(t0 + 30)
-            sys_.tb.stop(sys_.bridge)
-            cls.bridge_stopped = time.time()
-            cls.wait_until(t0 + 34)
-            sys_.start_bridge()
-            cls.bridge_started = time.time()
-            if not cls.lines.wait_for(lambda: cls.lines.of("done"), timeout=40):
-                raise AssertionError("feeder did not finish")
-            text = (sys_.logdir / "server2.log").read_text(errors="replace")
-            m = READY_RE.search(text)
-            cls.server_ready = float(m.group(1)) if m else None
-        except BaseException:
-            cls.system.down()
-            raise
+    def start(cls, sys_):
+        server = sys_.start_server([lib.KAPAO], ["robot1"])
+        sys_.start_client("kapao", "robot1", lib.KAPAO, ["--deadline", str(DEADLINE)])
+        cls.lines = sys_.start_feeder("kapao", "robot1", ["--frames", "20", "--rate", "2", "--duration", "46",
+                                                          "--warm-until-distributed", "--wait-ready", "90"])
+        if not cls.lines.wait_for(lambda: cls.lines.of("warm"), timeout=100):
+            raise AssertionError("the client never ran distributed within 100 s")
+        t0 = time.time()
+        cls.wait_until(t0 + 6)
+        os.killpg(server.pid, signal.SIGKILL)
+        cls.killed = time.time()
+        cls.wait_until(t0 + 14)
+        cls.restarted = time.time()
+        sys_.start_server([lib.KAPAO], ["robot1"], tag="server2")
+        cls.wait_until(t0 + 30)
+        sys_.tb.stop(sys_.bridge)
+        cls.bridge_stopped = time.time()
+        cls.wait_until(t0 + 34)
+        sys_.start_bridge()
+        cls.bridge_started = time.time()
+        if not cls.lines.wait_for(lambda: cls.lines.of("done"), timeout=40):
+            raise AssertionError("feeder did not finish")
+        text = (sys_.logdir / "server2.log").read_text(errors="replace")
+        m = READY_RE.search(text)
+        cls.server_ready = float(m.group(1)) if m else None
 
     @staticmethod
     def wait_until(t):
         time.sleep(max(0.0, t - time.time()))
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.system is not None:
-            cls.system.down()
 
     def frames(self):
         sent = {r["frame"]: r["t"] for r in self.lines.of("sent")}

@@ -8,7 +8,6 @@ matching the shape, an unknown plan id) on both tile topics, then 20 frames in c
 """
 import sys
 import time
-import unittest
 from pathlib import Path
 
 import rostest
@@ -20,34 +19,21 @@ PKG = "intradp_ros"
 FRAMES = 20
 
 
-class KapaoSystemTest(unittest.TestCase):
-    system = None
+class KapaoSystemTest(lib.SystemTestCase):
+    tag = "kapao"
 
     @classmethod
-    def setUpClass(cls):
-        why = lib.skip_reason()
-        if why:
-            raise unittest.SkipTest(why)
-        cls.system = lib.System("kapao").up()
-        try:
-            cls.system.start_server([lib.KAPAO], ["robot1"])
-            cls.system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640", "--deadline", "5"])
-            cls.lines = cls.system.start_feeder(
-                "kapao", "robot1", ["--frames", str(FRAMES), "--closed", "--tiles", "--bad", "--bad-tiles",
-                                    "--warm-until-distributed", "--switch-bucket", "1", "--frame-timeout", "15", "--wait-ready", "90"])
-            # the first frames may run locally while the handshake completes; wait for the run to end
-            if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=150):
-                raise AssertionError("feeder did not finish within 150 s")
-            time.sleep(1.0)
-            cls.ref = lib.LocalReference("kapao", lib.KAPAO, FRAMES)
-        except BaseException:
-            cls.system.down()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.system is not None:
-            cls.system.down()
+    def start(cls, system):
+        cls.system.start_server([lib.KAPAO], ["robot1"])
+        cls.system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640", "--deadline", "5"])
+        cls.lines = cls.system.start_feeder(
+            "kapao", "robot1", ["--frames", str(FRAMES), "--closed", "--tiles", "--bad", "--bad-tiles",
+                                "--warm-until-distributed", "--switch-bucket", "1", "--frame-timeout", "15", "--wait-ready", "90"])
+        # the first frames may run locally while the handshake completes; wait for the run to end
+        if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=150):
+            raise AssertionError("feeder did not finish within 150 s")
+        time.sleep(1.0)
+        cls.ref = lib.LocalReference("kapao", lib.KAPAO, FRAMES)
 
     def results(self):
         return {r["frame"]: r for r in self.lines.of("result") if r["frame"].startswith("f")}

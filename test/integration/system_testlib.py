@@ -9,6 +9,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,37 @@ def skip_reason():
     if os.geteuid() != 0:
         return "needs root: the Testbed builds network namespaces and tc qdiscs"
     return None
+
+
+class SystemTestCase(unittest.TestCase):
+    """A rostest suite on one System: skipped without root, `start(system)` runs the scenario once, and the
+    System is torn down whatever happens. `setup_began` is when setUpClass began (monotonic clock)."""
+
+    tag = "system"
+    system = None
+    setup_began = 0.0
+
+    @classmethod
+    def setUpClass(cls):
+        why = skip_reason()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.setup_began = time.monotonic()
+        cls.system = System(cls.tag).up()
+        try:
+            cls.start(cls.system)
+        except BaseException:
+            cls.system.down()
+            raise
+
+    @classmethod
+    def start(cls, system):
+        raise NotImplementedError
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.system is not None:
+            cls.system.down()
 
 
 class Lines:
