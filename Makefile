@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source tools/env.sh &&
 
-.PHONY: help setup demo test unit integration bench clean
+.PHONY: help setup demo test unit integration bench clean lock
 
 help:
 	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo"
@@ -11,6 +11,7 @@ help:
 	@echo "make unit / make integration - one half of the tests"
 	@echo "make bench  - set up and run the benchmarks"
 	@echo "make setup  - only the set-up"
+	@echo "make lock   - regenerate constraints.txt (the lock of every Python package) from requirements.txt"
 
 setup:
 	@bash tools/setup_env.sh
@@ -32,3 +33,6 @@ bench: setup
 
 clean:
 	source tools/paths.sh && rm -rf "$$IDP_WS" .venv .pytest_cache
+
+lock:
+	bash tools/lock_requirements.sh

@@ -22,7 +22,8 @@ APT_PACKAGES=(
   ros-std-msgs libstd-msgs-dev python3-std-msgs python3-genpy python3-genmsg
   rosbash rospack-tools librostest-dev
   ros-sensor-msgs libsensor-msgs-dev python3-sensor-msgs
-  python3-venv iproute2 iperf3 procps
+  python3-diagnostic-updater python3-diagnostic-msgs ros-diagnostic-msgs
+  python3-venv iproute2 iperf3 procps make gcc g++
 )
 
 # ---- 1. Debian packages --------------------------------------------------------------------------
@@ -49,7 +50,7 @@ fi
 # ---- 2. Python virtual environment ---------------------------------------------------------------
 DEBIAN_PY=/usr/bin/python3
 [ -x "$DEBIAN_PY" ] || fail "$DEBIAN_PY not found: the ROS Python modules live in Debian's interpreter."
-REQ_HASH=$( (cat requirements.txt; "$DEBIAN_PY" --version) | sha256sum | cut -c1-16)
+REQ_HASH=$( (cat requirements.txt constraints.txt; "$DEBIAN_PY" --version) | sha256sum | cut -c1-16)
 CACHE_DIR="$IDP_CACHE"
 VENV_DIR="$CACHE_DIR/venv-$REQ_HASH"
 if [ -f "$VENV_DIR/.intradp-complete" ]; then
@@ -59,10 +60,17 @@ else
   rm -rf "$VENV_DIR"
   mkdir -p "$CACHE_DIR"
   "$DEBIAN_PY" -m venv --system-site-packages "$VENV_DIR" || fail "could not create a venv with $DEBIAN_PY"
-  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check -r requirements.txt 2>&1 \
-    | grep -v -E "^WARNING: Location .* is ignored" || true
-  "$VENV_DIR/bin/python" -c "import torch, torchvision, scipy, numpy, rospy, genpy" \
-    || fail "the pinned requirements did not install into $VENV_DIR (see pip's output above)"
+  # pip's own exit status decides (a pipe would hide it); pip's location warnings are filtered from its log only.
+  pip_log="$CACHE_DIR/pip-$REQ_HASH.log"
+  set +e
+  "$VENV_DIR/bin/pip" install --disable-pip-version-check --progress-bar on \
+      -r requirements.txt -c constraints.txt 2>&1 | tee "$pip_log" | grep -v -E "^WARNING: Location .* is ignored"
+  pip_status=${PIPESTATUS[0]}
+  set -e
+  [ "$pip_status" -eq 0 ] || fail "pip could not install the pinned requirements (exit $pip_status; log: $pip_log)"
+  # Every pinned package must import (a wheel that installs but does not load is caught here, not in a test).
+  "$VENV_DIR/bin/python" tools/check_imports.py requirements.txt \
+    || fail "the pinned requirements installed into $VENV_DIR but do not all import (see above)"
   touch "$VENV_DIR/.intradp-complete"
 fi
 if [ -L .venv ] || [ ! -e .venv ]; then
