@@ -1,9 +1,12 @@
 """Python package definition for catkin (catkin_python_setup); the package is plain Python otherwise."""
+
 from setuptools import find_packages, setup
 
 from catkin_pkg.python_setup import generate_distutils_setup
 
-setup(**generate_distutils_setup(
-    packages=find_packages(include=["intradp_ros", "intradp_ros.*"]),
-    package_dir={"": "."},
-))
+setup(
+    **generate_distutils_setup(
+        packages=find_packages(include=["intradp_ros", "intradp_ros.*"]),
+        package_dir={"": "."},
+    )
+)

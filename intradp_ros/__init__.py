@@ -8,6 +8,7 @@ The three-line API::
 
 Importing the package never imports rospy or torch; the API is loaded on first use.
 """
+
 from pkgutil import extend_path
 from typing import Any
 
@@ -22,5 +23,6 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     if name == "IntraDP":
         from intradp_ros.api import IntraDP
+
         return IntraDP
     raise AttributeError(f"module 'intradp_ros' has no attribute {name!r}")

@@ -11,6 +11,7 @@ bucket of `bandwidth_bytes_per_s` (the book's middle bucket when not given).
 `set_plan()` switches plans between calls. When the distributed run fails (server gone, tile lost), the call
 finishes locally, so the robot always gets its result.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,7 @@ class _Session:
 
     def __init__(self, graph: Graph, client: ClientHalf, server: Optional[ServerHalf], remote: Any = None) -> None:
         self.graph, self.client, self.server = graph, client, server
-        self.remote = remote          # RemoteSession when the server half runs in an intradp_server node
+        self.remote = remote  # RemoteSession when the server half runs in an intradp_server node
         self.plan: Optional[Plan] = None
 
     def close(self) -> None:
@@ -55,9 +56,16 @@ class _Session:
 class IntraDP:
     """Client-side entry point: makes `model(x)` run as Intra-DP collaborative inference."""
 
-    def __init__(self, server: str = "inproc", plan: Optional[PlanSpec] = None, robot: str = "robot",
-                 bandwidth_bytes_per_s: Optional[float] = None, server_device: Any = None, timeout: float = 30.0,
-                 fallback_local: bool = True) -> None:
+    def __init__(
+        self,
+        server: str = "inproc",
+        plan: Optional[PlanSpec] = None,
+        robot: str = "robot",
+        bandwidth_bytes_per_s: Optional[float] = None,
+        server_device: Any = None,
+        timeout: float = 30.0,
+        fallback_local: bool = True,
+    ) -> None:
         if not isinstance(server, str) or not server:
             raise ValueError("server must be 'inproc' or a server host name")
         self.server = server
@@ -82,7 +90,8 @@ class IntraDP:
         if self.server != "inproc" and not getattr(model, "model_name", None):
             raise IntraDPUnavailable(
                 f"server={self.server!r}: a remote intradp_server holds a replica of a registry model, so the model must "
-                "come from intradp_ros.models.build(name); any other model runs with IntraDP(server='inproc')")
+                "come from intradp_ros.models.build(name); any other model runs with IntraDP(server='inproc')"
+            )
         if self._model is not None:
             raise RuntimeError("start_client() was already called; call stop() first")
         model.eval()
@@ -122,9 +131,13 @@ class IntraDP:
 
     # ------------------------------------------------------------------ internals
     def _forward(self, *inputs: Any, **kwargs: Any) -> Any:
-        if getattr(self._capturing, "on", False) or kwargs or not inputs or \
-                not all(isinstance(x, torch.Tensor) for x in inputs):
-            return self._orig_forward(*inputs, **kwargs)   # capture in progress, or a call form we do not split
+        if (
+            getattr(self._capturing, "on", False)
+            or kwargs
+            or not inputs
+            or not all(isinstance(x, torch.Tensor) for x in inputs)
+        ):
+            return self._orig_forward(*inputs, **kwargs)  # capture in progress, or a call form we do not split
         session = self._session(inputs)
         plan = self._plan_for(session)
         try:
@@ -160,7 +173,8 @@ class IntraDP:
             return s
 
     def _remote_session(self, key: tuple, inputs: tuple) -> _Session:
-        from intradp_ros.ros.remote_session import RemoteSession   # rospy only on this path
+        from intradp_ros.ros.remote_session import RemoteSession  # rospy only on this path
+
         if len(inputs) != 1:
             raise IntraDPUnavailable("a remote server serves single-input registry models")
         self._capturing.on = True
@@ -175,8 +189,10 @@ class IntraDP:
         with self._lock:
             if s.plan is None and s.remote is not None:
                 if not isinstance(self._plan_spec, str):
-                    raise IntraDPUnavailable("a remote server runs the plans of its plan book: give plan as a mode name")
-                mbps = None if self.bandwidth is None else self.bandwidth / 1e6   # picks the plan book's bucket
+                    raise IntraDPUnavailable(
+                        "a remote server runs the plans of its plan book: give plan as a mode name"
+                    )
+                mbps = None if self.bandwidth is None else self.bandwidth / 1e6  # picks the plan book's bucket
                 s.plan = s.remote.plan(self._plan_spec, mbps)
             if s.plan is None:
                 s.plan = make_plan(self._plan_spec, s.graph)
@@ -204,5 +220,7 @@ def make_plan(spec: PlanSpec, g: Graph) -> Plan:
             if spec == prefix or spec.startswith(prefix + ":"):
                 frac = float(spec.split(":", 1)[1]) if ":" in spec else 0.5
                 return make(g, frac)
-    raise ValueError(f"unknown plan {spec!r} (halo_split[:fraction], row_split[:fraction], device_only, server_only, "
-                     "a Plan, JSON or a callable)")
+    raise ValueError(
+        f"unknown plan {spec!r} (halo_split[:fraction], row_split[:fraction], device_only, server_only, "
+        "a Plan, JSON or a callable)"
+    )

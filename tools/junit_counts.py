@@ -3,6 +3,7 @@
 With --failures, print the message and text of every failed or erroring test case instead, so a CI log
 shows why a rostest suite failed even though rostest keeps the test node's output in its log folder.
 """
+
 import sys
 import xml.etree.ElementTree as ET
 

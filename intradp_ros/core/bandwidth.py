@@ -21,6 +21,7 @@ Units: samples are bytes and seconds; predictions are bytes/s (helpers convert t
 Timestamps are any monotonic clock in seconds, passed in by the caller (the predictor never reads a clock itself,
 so tests drive it with synthetic time).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -31,12 +32,25 @@ from dataclasses import dataclass
 from typing import Deque, List, Optional, Sequence, Tuple
 
 __all__ = [
-    "SOURCE_PROBE", "SOURCE_PASSIVE", "SOURCES", "InvalidSample", "BandwidthSample", "PredictorConfig",
-    "Prediction", "BandwidthPredictor", "select_bucket", "bucket_grid", "parse_bucket_grid", "BucketHysteresis",
-    "mbit_to_bytes_per_s", "bytes_per_s_to_mbit", "bytes_per_s_to_mbyte", "DEFAULT_BUCKETS_MBYTE",
+    "SOURCE_PROBE",
+    "SOURCE_PASSIVE",
+    "SOURCES",
+    "InvalidSample",
+    "BandwidthSample",
+    "PredictorConfig",
+    "Prediction",
+    "BandwidthPredictor",
+    "select_bucket",
+    "bucket_grid",
+    "parse_bucket_grid",
+    "BucketHysteresis",
+    "mbit_to_bytes_per_s",
+    "bytes_per_s_to_mbit",
+    "bytes_per_s_to_mbyte",
+    "DEFAULT_BUCKETS_MBYTE",
 ]
 
-SOURCE_PROBE = "probe"      # an active probe (timed burst to the probe server)
+SOURCE_PROBE = "probe"  # an active probe (timed burst to the probe server)
 SOURCE_PASSIVE = "passive"  # derived from real tile transfers (InferenceStats)
 SOURCES = (SOURCE_PROBE, SOURCE_PASSIVE)
 
@@ -96,12 +110,12 @@ class BandwidthSample:
 class PredictorConfig:
     """Window and margin settings of `BandwidthPredictor` (defaults suit probes every ~0.2-1 s)."""
 
-    window: int = 5              # at most this many samples in the harmonic mean
-    max_age_s: float = 3.0       # samples older than this leave the window
-    margin_window: int = 5       # relative errors of this many recent predictions give the margin
-    max_margin: float = 0.5      # the margin is clamped to [0, max_margin]
-    shift_ratio: float = 1.5     # level shift: samples off the window mean by more than this factor ...
-    shift_samples: int = 2       # ... this many times in a row, the same way
+    window: int = 5  # at most this many samples in the harmonic mean
+    max_age_s: float = 3.0  # samples older than this leave the window
+    margin_window: int = 5  # relative errors of this many recent predictions give the margin
+    max_margin: float = 0.5  # the margin is clamped to [0, max_margin]
+    shift_ratio: float = 1.5  # level shift: samples off the window mean by more than this factor ...
+    shift_samples: int = 2  # ... this many times in a row, the same way
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:
@@ -122,8 +136,8 @@ class PredictorConfig:
 class Prediction:
     """What the predictor says at one moment (bytes/s); `samples` == 0 means the window aged out."""
 
-    bytes_per_s: float          # raw / (1 + margin)
-    raw_bytes_per_s: float      # harmonic mean of the window
+    bytes_per_s: float  # raw / (1 + margin)
+    raw_bytes_per_s: float  # harmonic mean of the window
     margin: float
     samples: int
     probe_samples: int
@@ -171,8 +185,10 @@ class BandwidthPredictor:
             raise
         if self._last is not None and sample.stamp < self._last.stamp - self.config.max_age_s:
             self.rejected += 1
-            raise InvalidSample(f"sample stamp {sample.stamp:.3f} is older than the window "
-                                f"(newest {self._last.stamp:.3f}, max age {self.config.max_age_s:g} s)")
+            raise InvalidSample(
+                f"sample stamp {sample.stamp:.3f} is older than the window "
+                f"(newest {self._last.stamp:.3f}, max age {self.config.max_age_s:g} s)"
+            )
         self._expire(sample.stamp)
         if self._samples:
             # RobustMPC: how wrong was the prediction we would have made just before this sample?
@@ -223,9 +239,15 @@ class BandwidthPredictor:
         raw = harmonic_mean(values)
         margin = min(max(self._errors, default=0.0), self.config.max_margin)
         probes = sum(1 for s in self._samples if s.source == SOURCE_PROBE)
-        pred = Prediction(bytes_per_s=raw / (1.0 + margin), raw_bytes_per_s=raw, margin=margin,
-                          samples=len(values), probe_samples=probes, passive_samples=len(values) - probes,
-                          last_sample_bytes_per_s=self._last.bytes_per_s if self._last else values[-1])
+        pred = Prediction(
+            bytes_per_s=raw / (1.0 + margin),
+            raw_bytes_per_s=raw,
+            margin=margin,
+            samples=len(values),
+            probe_samples=probes,
+            passive_samples=len(values) - probes,
+            last_sample_bytes_per_s=self._last.bytes_per_s if self._last else values[-1],
+        )
         self._last_prediction = pred
         return pred
 
@@ -312,7 +334,7 @@ class BucketHysteresis:
         self.confirm_updates = confirm_updates
         self.jump_ratio = jump_ratio
         self.current: Optional[int] = None
-        self._anchor: Optional[float] = None   # estimate that chose the current bucket
+        self._anchor: Optional[float] = None  # estimate that chose the current bucket
         self._candidate: Optional[int] = None
         self._count = 0
 

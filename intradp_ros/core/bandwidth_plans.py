@@ -5,6 +5,7 @@ format "intradp_plan_table/1") only for the bucket edges, each row's plan name a
 latency of the Intra-DP plan. The client, which has the graph, loads the same table and refuses it if it was
 made for another graph; the PlanSwitch tells it which row (plan_id, plan_name, bucket) to run.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ from typing import Any, List, Sequence, Union
 
 from intradp_ros.core.bandwidth import validate_grid
 
-__all__ = ["PlanChoice", "PlanChoiceError", "choices_from_grid", "choices_from_plan_table", "load_plan_table_choices",
-           "plan_id_of"]
+__all__ = [
+    "PlanChoice",
+    "PlanChoiceError",
+    "choices_from_grid",
+    "choices_from_plan_table",
+    "load_plan_table_choices",
+    "plan_id_of",
+]
 
 PLAN_TABLE_FORMAT = "intradp_plan_table/1"
 

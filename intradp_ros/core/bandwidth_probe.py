@@ -17,6 +17,7 @@ Duty cycle: probes only start when no tile traffic was seen for `idle_gap_s` and
 before the probe would end, and the link time spent probing over the last `duty_window_s` stays under
 `busy_duty` (5 %) while inference runs, `idle_duty` when it does not (the link is free then).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,17 @@ from typing import Deque, List, Optional, Tuple
 
 from intradp_ros.core.bandwidth import SOURCE_PASSIVE, SOURCE_PROBE, BandwidthSample, InvalidSample
 
-__all__ = ["DIRECTIONS", "ProbeConfig", "ProbeCall", "plan_probe", "probe_bytes", "probe_sample", "DutyBudget",
-           "LinkActivity", "passive_sample"]
+__all__ = [
+    "DIRECTIONS",
+    "ProbeConfig",
+    "ProbeCall",
+    "plan_probe",
+    "probe_bytes",
+    "probe_sample",
+    "DutyBudget",
+    "LinkActivity",
+    "passive_sample",
+]
 
 DIRECTIONS = ("up", "down", "both")
 KIB = 1024
@@ -38,19 +48,19 @@ KIB = 1024
 class ProbeConfig:
     """Probe sizes and duty-cycle limits (see the module docstring)."""
 
-    omit_bytes: int = 256 * KIB      # untimed lead-in per probe: >= the link's burst allowance
-    initial_bytes: int = 256 * KIB   # timed size while there is no estimate yet
+    omit_bytes: int = 256 * KIB  # untimed lead-in per probe: >= the link's burst allowance
+    initial_bytes: int = 256 * KIB  # timed size while there is no estimate yet
     min_bytes: int = 64 * KIB
     max_bytes: int = 1024 * KIB
-    target_s: float = 0.05           # timed part lasts about this long at the estimated rate
-    direction: str = "both"          # up (robot->server), down, or both (alternating)
-    busy_duty: float = 0.05          # share of link time probes may take while inference runs
-    idle_duty: float = 0.4           # ... while no inference ran for active_window_s
-    duty_window_s: float = 10.0      # the duty cycle is measured over this sliding window
-    idle_gap_s: float = 0.1          # no tile traffic for this long before a probe
-    active_window_s: float = 2.0     # inference counts as running this long after its last stats message
-    guard_s: float = 0.02            # a probe must end this long before the next frame is expected
-    call_timeout_s: float = 3.0      # a probe call taking longer is abandoned (connection closed)
+    target_s: float = 0.05  # timed part lasts about this long at the estimated rate
+    direction: str = "both"  # up (robot->server), down, or both (alternating)
+    busy_duty: float = 0.05  # share of link time probes may take while inference runs
+    idle_duty: float = 0.4  # ... while no inference ran for active_window_s
+    duty_window_s: float = 10.0  # the duty cycle is measured over this sliding window
+    idle_gap_s: float = 0.1  # no tile traffic for this long before a probe
+    active_window_s: float = 2.0  # inference counts as running this long after its last stats message
+    guard_s: float = 0.02  # a probe must end this long before the next frame is expected
+    call_timeout_s: float = 3.0  # a probe call taking longer is abandoned (connection closed)
 
     def __post_init__(self) -> None:
         for name in ("omit_bytes", "initial_bytes", "min_bytes", "max_bytes"):
@@ -208,8 +218,9 @@ class LinkActivity:
         return now + duration_s <= nxt - config.guard_s
 
 
-def passive_sample(bytes_up: int, bytes_down: int, transmit_s: float, stamp: float,
-                   min_bytes: int) -> Optional[BandwidthSample]:
+def passive_sample(
+    bytes_up: int, bytes_down: int, transmit_s: float, stamp: float, min_bytes: int
+) -> Optional[BandwidthSample]:
     """A goodput sample from one frame's tile transfers, or None when they were too small to tell.
 
     InferenceStats gives bytes each way and `transmit_s`, the wall time during which at least one tile was in

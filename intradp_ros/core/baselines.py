@@ -11,6 +11,7 @@ judge them all):
   which is the space SPSO-GA searches with particle swarms) with the least robot energy per inference
   whose predicted latency meets a deadline (1 s by default, the seeds' 1 Hz); the fastest if none does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from intradp_ros.core.cost_model import CompiledPlan, CostModel, Prediction
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import EMPTY, Plan
 
-_INF = 1 << 29          # "infinite" capacity in microseconds (the max-flow solver takes int32)
-_SCALE = 1e6            # seconds -> microseconds
+_INF = 1 << 29  # "infinite" capacity in microseconds (the max-flow solver takes int32)
+_SCALE = 1e6  # seconds -> microseconds
 
 
 def whole_partition(g: Graph, on_robot: Sequence[bool], name: str) -> Plan:
@@ -72,14 +73,14 @@ def dsccs_partition(g: Graph, cm: CostModel, bandwidth_Bps: float) -> list[bool]
         if n.is_input:
             edge(s, v, _INF)
         else:
-            edge(s, v, cm.server.time(v, n.extent) + (tx if v in outs else 0.0))   # paid when v is on the server
-            edge(v, t, cm.robot.time(v, n.extent))                                  # paid when v is on the robot
+            edge(s, v, cm.server.time(v, n.extent) + (tx if v in outs else 0.0))  # paid when v is on the server
+            edge(v, t, cm.robot.time(v, n.extent))  # paid when v is on the robot
         cons = g.consumers(v)
         if cons:
-            edge(v, N + v, tx)                     # v's tensor crosses once if any consumer is on the server
+            edge(v, N + v, tx)  # v's tensor crosses once if any consumer is on the server
             for c in cons:
                 edge(N + v, c, _INF)
-                edge(c, v, _INF)                   # no consumer on the robot of a producer on the server
+                edge(c, v, _INF)  # no consumer on the robot of a producer on the server
     C = coo_matrix((np.array(caps, dtype=np.int32), (rows, cols)), shape=(2 * N + 2, 2 * N + 2)).tocsr()
     C.sum_duplicates()
     flow = maximum_flow(C, s, t).flow
@@ -138,8 +139,9 @@ def spso_choice(preds_by_cut: Sequence[Sequence[Prediction]], b: int, deadline_s
     return min(range(len(preds_by_cut)), key=lambda c: preds_by_cut[c][b].latency_s)
 
 
-def spso_plan(g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0,
-              partitions: Optional[LayerPartitions] = None) -> Plan:
+def spso_plan(
+    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: Optional[LayerPartitions] = None
+) -> Plan:
     """SPSO-GA-style minimum-energy layer partition under a deadline at this bandwidth."""
     lp = partitions or LayerPartitions(g, cm)
     preds = lp.predictions([bandwidth_Bps])
@@ -156,11 +158,15 @@ class BaselineSet:
     predictions: dict[str, Prediction]
 
 
-def baselines_at(g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0,
-                 partitions: Optional[LayerPartitions] = None) -> BaselineSet:
+def baselines_at(
+    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: Optional[LayerPartitions] = None
+) -> BaselineSet:
     """device_only, server_only, dsccs, spso plans and their predictions at one bandwidth."""
-    plans = {"device_only": Plan.device_only(g), "server_only": Plan.server_only(g),
-             "dsccs": dsccs_plan(g, cm, bandwidth_Bps),
-             "spso": spso_plan(g, cm, bandwidth_Bps, deadline_s, partitions)}
+    plans = {
+        "device_only": Plan.device_only(g),
+        "server_only": Plan.server_only(g),
+        "dsccs": dsccs_plan(g, cm, bandwidth_Bps),
+        "spso": spso_plan(g, cm, bandwidth_Bps, deadline_s, partitions),
+    }
     preds = {k: cm.predict(p, bandwidth_Bps) for k, p in plans.items()}
     return BaselineSet(plans, preds)

@@ -10,6 +10,7 @@ Data-dependent control flow (a tensor's value turned into a Python bool/number/l
 a CaptureError in both. Shapes are static: shape queries fold into constants. The captured graph is
 checked against the model's own output on the example inputs before it is returned.
 """
+
 from __future__ import annotations
 
 import copy
@@ -65,15 +66,65 @@ class _InputRows(RowMap):
         return []
 
 
-SHAPE_QUERIES = {"size", "dim", "ndim", "numel", "shape", "dtype", "device", "is_cuda", "len", "ndimension",
-                 "is_contiguous", "is_floating_point", "is_complex", "element_size", "requires_grad", "layout",
-                 "get_device", "nelement", "stride", "storage_offset", "is_sparse", "names", "grad_fn", "is_leaf"}
-DATA_DEPENDENT = {"__bool__", "__int__", "__float__", "__index__", "__complex__", "item", "tolist", "numpy",
-                  "nonzero", "masked_select", "unique", "unique_consecutive", "argwhere", "equal", "allclose",
-                  "is_nonzero", "bincount", "histc"}   # raw names: tensor data becomes Python values or shapes
-INPLACE_OPERATORS = {"iadd": operator.add, "isub": operator.sub, "imul": operator.mul, "itruediv": operator.truediv,
-                     "ifloordiv": operator.floordiv, "ipow": operator.pow, "iand": operator.and_, "ior": operator.or_,
-                     "ixor": operator.xor, "imatmul": operator.matmul, "imod": operator.mod}
+SHAPE_QUERIES = {
+    "size",
+    "dim",
+    "ndim",
+    "numel",
+    "shape",
+    "dtype",
+    "device",
+    "is_cuda",
+    "len",
+    "ndimension",
+    "is_contiguous",
+    "is_floating_point",
+    "is_complex",
+    "element_size",
+    "requires_grad",
+    "layout",
+    "get_device",
+    "nelement",
+    "stride",
+    "storage_offset",
+    "is_sparse",
+    "names",
+    "grad_fn",
+    "is_leaf",
+}
+DATA_DEPENDENT = {
+    "__bool__",
+    "__int__",
+    "__float__",
+    "__index__",
+    "__complex__",
+    "item",
+    "tolist",
+    "numpy",
+    "nonzero",
+    "masked_select",
+    "unique",
+    "unique_consecutive",
+    "argwhere",
+    "equal",
+    "allclose",
+    "is_nonzero",
+    "bincount",
+    "histc",
+}  # raw names: tensor data becomes Python values or shapes
+INPLACE_OPERATORS = {
+    "iadd": operator.add,
+    "isub": operator.sub,
+    "imul": operator.mul,
+    "itruediv": operator.truediv,
+    "ifloordiv": operator.floordiv,
+    "ipow": operator.pow,
+    "iand": operator.and_,
+    "ior": operator.or_,
+    "ixor": operator.xor,
+    "imatmul": operator.matmul,
+    "imod": operator.mod,
+}
 
 
 def op_name(fn: Any) -> str:
@@ -81,7 +132,7 @@ def op_name(fn: Any) -> str:
     if isinstance(fn, nn.Module):
         return type(fn).__name__.lower()
     name = getattr(fn, "__name__", None)
-    if name == "__get__" and hasattr(fn, "__self__"):          # tensor properties such as .T, .mT
+    if name == "__get__" and hasattr(fn, "__self__"):  # tensor properties such as .T, .mT
         name = getattr(fn.__self__, "__name__", name)
     if name is None:
         name = type(fn).__name__
@@ -131,12 +182,17 @@ def normalize_module(m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Any,
     of the module itself (global unless a rule knows them by class name)."""
     x = args[0] if args else None
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        n = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(m)] if type(m) in (nn.Conv1d, nn.Conv2d, nn.Conv3d) \
+        n = (
+            {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(m)]
+            if type(m) in (nn.Conv1d, nn.Conv2d, nn.Conv3d)
             else len(m.kernel_size)
+        )
         f = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
         if m.padding_mode != "zeros":
-            return [(F.pad, (x, list(m._reversed_padding_repeated_twice), m.padding_mode), {}),
-                    (f, (_PREV, m.weight, m.bias, m.stride, 0, m.dilation, m.groups), {})]
+            return [
+                (F.pad, (x, list(m._reversed_padding_repeated_twice), m.padding_mode), {}),
+                (f, (_PREV, m.weight, m.bias, m.stride, 0, m.dilation, m.groups), {}),
+            ]
         return [(f, (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups), {})]
     if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) and len(args) == 1 and not kwargs:
         n = len(m.kernel_size)
@@ -155,9 +211,19 @@ def normalize_module(m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Any,
         f = F.avg_pool2d if isinstance(m, nn.AvgPool2d) else F.avg_pool3d
         return [(f, (x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override), {})]
     if isinstance(m, nn.Upsample):
-        return [(F.interpolate, (x,), dict(size=m.size, scale_factor=m.scale_factor, mode=m.mode,
-                                           align_corners=m.align_corners,
-                                           recompute_scale_factor=getattr(m, "recompute_scale_factor", None)))]
+        return [
+            (
+                F.interpolate,
+                (x,),
+                dict(
+                    size=m.size,
+                    scale_factor=m.scale_factor,
+                    mode=m.mode,
+                    align_corners=m.align_corners,
+                    recompute_scale_factor=getattr(m, "recompute_scale_factor", None),
+                ),
+            )
+        ]
     if isinstance(m, nn.Linear):
         return [(F.linear, (x, m.weight, m.bias), {})]
     if isinstance(m, nn.LayerNorm):
@@ -166,8 +232,11 @@ def normalize_module(m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Any,
         return [(torch.flatten, (x, m.start_dim, m.end_dim), {})]
     if isinstance(m, nn.Unflatten):
         return [(torch.Tensor.unflatten, (x, m.dim, m.unflattened_size), {})]
-    if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)) \
-            if hasattr(nn, "Dropout1d") else isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.Identity)):
+    if (
+        isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity))
+        if hasattr(nn, "Dropout1d")
+        else isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.Identity))
+    ):
         if m.training and not isinstance(m, nn.Identity):
             return [(m, args, kwargs)]
         return [(_identity, (x,), {})]
@@ -182,8 +251,11 @@ def normalize_module(m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Any,
     if isinstance(m, (nn.modules.padding._ReplicationPadNd,)):
         return [(F.pad, (x, list(m.padding), "replicate"), {})]
     if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
-        f = {nn.AdaptiveAvgPool1d: F.adaptive_avg_pool1d, nn.AdaptiveAvgPool2d: F.adaptive_avg_pool2d,
-             nn.AdaptiveAvgPool3d: F.adaptive_avg_pool3d}[type(m)]
+        f = {
+            nn.AdaptiveAvgPool1d: F.adaptive_avg_pool1d,
+            nn.AdaptiveAvgPool2d: F.adaptive_avg_pool2d,
+            nn.AdaptiveAvgPool3d: F.adaptive_avg_pool3d,
+        }[type(m)]
         return [(f, (x, m.output_size), {})]
     if isinstance(m, nn.Softmax):
         return [(F.softmax, (x, m.dim), {})]
@@ -210,15 +282,27 @@ class Builder:
 
     def name_params(self, model: nn.Module) -> None:
         """Let constants be keyed by their state-dict names (readable plans, explain output)."""
-        for k, t in list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False)):
+        for k, t in list(model.named_parameters(remove_duplicate=False)) + list(
+            model.named_buffers(remove_duplicate=False)
+        ):
             if self.param_names.get(t) is None:
                 self.param_names[t] = k
 
     def add_input(self, name: str, value: torch.Tensor) -> _G:
         axis = fresh_axis(value)
         extent = 1 if axis is None else int(value.shape[axis])
-        node = Node(len(self.nodes), name, "input", "elementwise", (), tuple(value.shape), value.dtype, axis,
-                    extent, rowmap=_InputRows(extent))
+        node = Node(
+            len(self.nodes),
+            name,
+            "input",
+            "elementwise",
+            (),
+            tuple(value.shape),
+            value.dtype,
+            axis,
+            extent,
+            rowmap=_InputRows(extent),
+        )
         self.nodes.append(node)
         self.input_indices.append(node.index)
         return _G(node.index)
@@ -233,8 +317,16 @@ class Builder:
             self._const_ids[t] = key
         return ConstRef(key)
 
-    def add_call(self, fn: Any, op: str, name: str, args: tuple, kwargs: dict, value: torch.Tensor,
-                 inplace: Optional[tuple[Any, dict]] = None) -> _G:
+    def add_call(
+        self,
+        fn: Any,
+        op: str,
+        name: str,
+        args: tuple,
+        kwargs: dict,
+        value: torch.Tensor,
+        inplace: Optional[tuple[Any, dict]] = None,
+    ) -> _G:
         """Add one operator node; `args`/`kwargs` hold _G markers for graph tensors, ConstRefs, values."""
         inputs: list[int] = []
 
@@ -256,20 +348,49 @@ class Builder:
         if inplace is not None and a and isinstance(a[0], NodeRef) and inputs.count(inputs[0]) == 1:
             inputs_k = len(inputs)
             k_in = conv(inplace[1])
-            if len(inputs) == inputs_k:          # in-place kwargs hold no extra tensors
+            if len(inputs) == inputs_k:  # in-place kwargs hold no extra tensors
                 res.rowmap.inplace_call = (inplace[0], k_in)
         axis = res.axis
         if isinstance(value, SparseRows):
             if axis is None:
                 raise CaptureError(f"{name}: sparse_select needs a mask with at least one dimension")
-            node = Node(len(self.nodes), name, op, res.kind, tuple(inputs), value.dense_shape, value.dtype, axis,
-                        int(value.mask_shape[axis]), res.reason, fn, a, k, res.rowmap,
-                        sparse_rank=len(value.mask_shape), density=value.density)
+            node = Node(
+                len(self.nodes),
+                name,
+                op,
+                res.kind,
+                tuple(inputs),
+                value.dense_shape,
+                value.dtype,
+                axis,
+                int(value.mask_shape[axis]),
+                res.reason,
+                fn,
+                a,
+                k,
+                res.rowmap,
+                sparse_rank=len(value.mask_shape),
+                density=value.density,
+            )
             self.nodes.append(node)
             return _G(node.index)
         extent = 1 if axis is None else int(value.shape[axis])
-        node = Node(len(self.nodes), name, op, res.kind, tuple(inputs), tuple(value.shape), value.dtype, axis, extent,
-                    res.reason, fn, a, k, res.rowmap)
+        node = Node(
+            len(self.nodes),
+            name,
+            op,
+            res.kind,
+            tuple(inputs),
+            tuple(value.shape),
+            value.dtype,
+            axis,
+            extent,
+            res.reason,
+            fn,
+            a,
+            k,
+            res.rowmap,
+        )
         self.nodes.append(node)
         return _G(node.index)
 
@@ -318,8 +439,8 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
     modules = dict(model.named_modules())
     b = Builder()
     b.name_params(model)
-    env: dict[fx.Node, Any] = {}     # fx node -> _G | ConstRef | python value | ("multi", fn, op, args, kwargs, value)
-    vals: dict[fx.Node, Any] = {}    # fx node -> concrete value
+    env: dict[fx.Node, Any] = {}  # fx node -> _G | ConstRef | python value | ("multi", fn, op, args, kwargs, value)
+    vals: dict[fx.Node, Any] = {}  # fx node -> concrete value
     it = iter(inputs)
     output: Any = None
 
@@ -350,8 +471,11 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
         elif n.op in ("call_function", "call_method", "call_module"):
             sargs, skw = sym(n.args), sym(n.kwargs)
             cargs, ckw = conc(n.args), conc(n.kwargs)
-            multi_src = [a for a in (list(n.args) + list(n.kwargs.values())) if isinstance(a, fx.Node)
-                         and isinstance(env.get(a), tuple) and env[a] and env[a][0] == "multi"]
+            multi_src = [
+                a
+                for a in (list(n.args) + list(n.kwargs.values()))
+                if isinstance(a, fx.Node) and isinstance(env.get(a), tuple) and env[a] and env[a][0] == "multi"
+            ]
             if n.op == "call_function" and n.target is operator.getitem and multi_src:
                 _, mfn, mop, margs, mkw, mval = env[n.args[0]]
                 i = n.args[1]
@@ -374,8 +498,9 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
                         skw2, ckw2 = _consts(b, kw_, n.target), kw_
                     v = f(*ca, **ckw2)
                     name = n.target if si == len(steps) - 1 else f"{n.target}.{si}"
-                    ip = inplace_variant(mod if f is not mod and getattr(mod, "inplace", False) else f,
-                                         op_name(f), skw2)
+                    ip = inplace_variant(
+                        mod if f is not mod and getattr(mod, "inplace", False) else f, op_name(f), skw2
+                    )
                     fn2, op2, skw2 = out_of_place(f, op_name(f), skw2)
                     if has_g((sa, skw2)) and isinstance(v, torch.Tensor):
                         cur_sym = b.add_call(fn2, op2, name, sa, skw2, v, inplace=ip)
@@ -404,17 +529,20 @@ def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
             elif isinstance(v, torch.Tensor):
                 sargs_c = _consts(b, sargs, n.name)
                 skw_c = _consts(b, skw, n.name)
-                env[n] = b.add_call(fn, name, n.name, sargs_c, skw_c, v,
-                                    inplace=(ip[0], _consts(b, ip[1], n.name)) if ip else None)
+                env[n] = b.add_call(
+                    fn, name, n.name, sargs_c, skw_c, v, inplace=(ip[0], _consts(b, ip[1], n.name)) if ip else None
+                )
             elif isinstance(v, SparseRows):
                 env[n] = b.add_call(fn, name, n.name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
             elif isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v):
                 env[n] = ("multi", fn, name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
             elif name in SHAPE_QUERIES or (name == "getattr" and n.args[1] in SHAPE_QUERIES):
-                env[n] = v                      # static shape facts fold into constants
+                env[n] = v  # static shape facts fold into constants
             else:
-                raise CaptureError(f"{n.name}: '{name}' turns tensor data into a Python value "
-                                   "(data-dependent control flow is not supported)")
+                raise CaptureError(
+                    f"{n.name}: '{name}' turns tensor data into a Python value "
+                    "(data-dependent control flow is not supported)"
+                )
         elif n.op == "output":
             output = sym(n.args[0])
     return b.finish(output, "fx")
@@ -440,9 +568,9 @@ class _Recorder(TorchFunctionMode):
     def __init__(self, builder: Builder, names: Callable[[], str]) -> None:
         super().__init__()
         self.b = builder
-        self.known = WeakIdKeyDictionary()   # tensor object -> _G
-        self.sparse: dict[int, tuple[SparseRows, _G]] = {}   # id -> (SparseRows kept alive, its node)
-        self.sparse_parts = WeakIdKeyDictionary()             # index/values tensors of recorded SparseRows
+        self.known = WeakIdKeyDictionary()  # tensor object -> _G
+        self.sparse: dict[int, tuple[SparseRows, _G]] = {}  # id -> (SparseRows kept alive, its node)
+        self.sparse_parts = WeakIdKeyDictionary()  # index/values tensors of recorded SparseRows
         self.names = names
 
     def sym(self, o: Any) -> Any:
@@ -479,12 +607,16 @@ class _Recorder(TorchFunctionMode):
         name = op_name(func)
         graph_args = self.uses_graph((args, kwargs))
         if self.sparse_parts and self._touches_sparse((args, kwargs)):
-            raise CaptureError(f"'{op_name(func)}' in {self.names()} reads a SparseRows result: sparse_select "
-                               "results can only be model outputs when the model is recorded at dispatch")
+            raise CaptureError(
+                f"'{op_name(func)}' in {self.names()} reads a SparseRows result: sparse_select "
+                "results can only be model outputs when the model is recorded at dispatch"
+            )
         raw = getattr(func, "__name__", "")
         if graph_args and (raw in DATA_DEPENDENT or name in DATA_DEPENDENT):
-            raise CaptureError(f"'{raw or name}' turns tensor data into a Python value in {self.names()} "
-                               "(data-dependent control flow is not supported)")
+            raise CaptureError(
+                f"'{raw or name}' turns tensor data into a Python value in {self.names()} "
+                "(data-dependent control flow is not supported)"
+            )
         if graph_args and name == "where" and len(args) + len(kwargs) == 1:
             raise CaptureError(f"torch.where(cond) in {self.names()} has a data-dependent shape")
         if graph_args and name in ("setitem", "copy_", "fill_", "zero_", "index_put_", "masked_fill_", "scatter_"):
@@ -496,22 +628,33 @@ class _Recorder(TorchFunctionMode):
         fn, opn, kw = out_of_place(func, name, kwargs)
         if isinstance(out, SparseRows):
             self.sparse_parts[out.index] = self.sparse_parts[out.values] = True
-            g = self.b.add_call(fn, opn, f"{self.names()}{opn}", self.sym(args), self.sym(kw),
-                                                         out)
+            g = self.b.add_call(fn, opn, f"{self.names()}{opn}", self.sym(args), self.sym(kw), out)
             self.sparse[id(out)] = (out, g)
         elif isinstance(out, torch.Tensor):
-            g = self.b.add_call(fn, opn, f"{self.names()}{opn}", self.sym(args), self.sym(kw), out,
-                                inplace=(ip[0], self.sym(ip[1])) if ip else None)
+            g = self.b.add_call(
+                fn,
+                opn,
+                f"{self.names()}{opn}",
+                self.sym(args),
+                self.sym(kw),
+                out,
+                inplace=(ip[0], self.sym(ip[1])) if ip else None,
+            )
             self.known[out] = g
         elif isinstance(out, (tuple, list)) and out and all(isinstance(t, torch.Tensor) for t in out):
             sa, sk = self.sym(args), self.sym(kw)
             for i, t in enumerate(out):
                 self.known[t] = self.b.add_call(_Pick(fn, i), opn, f"{self.names()}{opn}[{i}]", sa, sk, t)
-        elif name not in SHAPE_QUERIES and not isinstance(out, (torch.Size, torch.dtype, torch.device)) \
-                and name not in ("shape", "dtype", "device", "ndim", "is_contiguous"):
+        elif (
+            name not in SHAPE_QUERIES
+            and not isinstance(out, (torch.Size, torch.dtype, torch.device))
+            and name not in ("shape", "dtype", "device", "ndim", "is_contiguous")
+        ):
             if isinstance(out, (bool, int, float, complex)):
-                raise CaptureError(f"'{name}' turns tensor data into a Python value in {self.names()} "
-                                   "(data-dependent control flow is not supported)")
+                raise CaptureError(
+                    f"'{name}' turns tensor data into a Python value in {self.names()} "
+                    "(data-dependent control flow is not supported)"
+                )
         return out
 
 
@@ -620,7 +763,7 @@ def capture(model: nn.Module, *example_inputs: torch.Tensor, method: str = "auto
         if graph is None:
             graph = _capture_dispatch(model, example_inputs)
         spec = getattr(model, "input_spec", None)
-        if tuple(getattr(spec, "value_range", ())) == (0, 1):     # e.g. occupancy grids: raw rows go bit-packed
+        if tuple(getattr(spec, "value_range", ())) == (0, 1):  # e.g. occupancy grids: raw rows go bit-packed
             for i in graph.input_indices:
                 graph.nodes[i].binary = graph.nodes[i].dtype in (torch.uint8, torch.bool)
         if check:

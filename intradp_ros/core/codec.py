@@ -9,6 +9,7 @@ little-endian C-contiguous element bytes (never pickled, never lists); decoding 
 a size limit) and raises `TileError(field, reason)` naming the offending field, so a bad tile can be logged
 and dropped instead of crashing a node.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,17 @@ from typing import Collection, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from intradp_ros.core.tile import (CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_LAST, FLAG_START,
-                                   FLAGS_WITHOUT_PAYLOAD, Tile, TileError)
+from intradp_ros.core.tile import (
+    CODEC_BITPACK,
+    CODEC_RAW,
+    CODEC_SPARSE,
+    FLAG_ABORT,
+    FLAG_LAST,
+    FLAG_START,
+    FLAGS_WITHOUT_PAYLOAD,
+    Tile,
+    TileError,
+)
 
 # dtype names that may cross the wire, mapped to their little-endian numpy dtype. bfloat16 is left out:
 # numpy has no native bfloat16 (it would need ml_dtypes), so it cannot be decoded zero-copy here.
@@ -62,7 +72,7 @@ def payload_size(dtype: str, shape: Sequence[int], codec: int) -> int:
     count = prod(int(d) for d in shape)
     if codec == CODEC_BITPACK:
         return (count + 7) // 8
-    if codec == CODEC_SPARSE:          # n int64 positions, then the n entries
+    if codec == CODEC_SPARSE:  # n int64 positions, then the n entries
         return (int(shape[0]) * SPARSE_INDEX_DTYPE.itemsize if len(shape) else 0) + count * WIRE_DTYPES[dtype].itemsize
     return count * WIRE_DTYPES[dtype].itemsize
 
@@ -101,19 +111,34 @@ def encode_tile(tile: Tile) -> WireTile:
     elif tile.codec == CODEC_SPARSE:
         index = tile.index
         if arr.ndim == 0 or index is None or np.ndim(index) != 1 or len(index) != arr.shape[0]:
-            raise TileError("data", f"a sparse tile needs [n, ...] entries and n positions, got entries "
-                                    f"{arr.shape} and positions {None if index is None else np.shape(index)}")
-        payload = (np.ascontiguousarray(index, dtype=SPARSE_INDEX_DTYPE).tobytes()
-                   + np.ascontiguousarray(arr, dtype=WIRE_DTYPES[name]).tobytes())
+            raise TileError(
+                "data",
+                f"a sparse tile needs [n, ...] entries and n positions, got entries "
+                f"{arr.shape} and positions {None if index is None else np.shape(index)}",
+            )
+        payload = (
+            np.ascontiguousarray(index, dtype=SPARSE_INDEX_DTYPE).tobytes()
+            + np.ascontiguousarray(arr, dtype=WIRE_DTYPES[name]).tobytes()
+        )
     else:
         wire_dtype = WIRE_DTYPES[name]
         if arr.dtype != wire_dtype:  # big-endian input: byteswap into little-endian
             arr = arr.astype(wire_dtype)
         payload = np.ascontiguousarray(arr).tobytes()
-    return WireTile(request_id=int(tile.request_id), plan_id=int(tile.plan_id), node_id=int(tile.node_id),
-                    axis=int(tile.axis), row_start=int(tile.row_start), row_stop=int(tile.row_stop),
-                    dtype=name, shape=tuple(int(d) for d in arr.shape), codec=int(tile.codec),
-                    flags=int(tile.flags), data=payload, robot=tile.robot)
+    return WireTile(
+        request_id=int(tile.request_id),
+        plan_id=int(tile.plan_id),
+        node_id=int(tile.node_id),
+        axis=int(tile.axis),
+        row_start=int(tile.row_start),
+        row_stop=int(tile.row_stop),
+        dtype=name,
+        shape=tuple(int(d) for d in arr.shape),
+        codec=int(tile.codec),
+        flags=int(tile.flags),
+        data=payload,
+        robot=tile.robot,
+    )
 
 
 def decode_tile(wire: WireTile, validator: Optional["TileValidator"] = None) -> Tile:
@@ -134,13 +159,24 @@ def decode_tile(wire: WireTile, validator: Optional["TileValidator"] = None) -> 
     elif wire.codec == CODEC_SPARSE:
         n = shape[0]
         index = np.frombuffer(wire.data, dtype=SPARSE_INDEX_DTYPE, count=n)
-        arr = np.frombuffer(wire.data, dtype=WIRE_DTYPES[wire.dtype], offset=n * SPARSE_INDEX_DTYPE.itemsize
-                            ).reshape(shape)
+        arr = np.frombuffer(wire.data, dtype=WIRE_DTYPES[wire.dtype], offset=n * SPARSE_INDEX_DTYPE.itemsize).reshape(
+            shape
+        )
     else:
         arr = np.frombuffer(wire.data, dtype=WIRE_DTYPES[wire.dtype]).reshape(shape)
-    return Tile(request_id=int(wire.request_id), plan_id=int(wire.plan_id), node_id=int(wire.node_id),
-                axis=int(wire.axis), row_start=int(wire.row_start), row_stop=int(wire.row_stop), data=arr,
-                codec=int(wire.codec), flags=int(wire.flags), robot=wire.robot, index=index)
+    return Tile(
+        request_id=int(wire.request_id),
+        plan_id=int(wire.plan_id),
+        node_id=int(wire.node_id),
+        axis=int(wire.axis),
+        row_start=int(wire.row_start),
+        row_stop=int(wire.row_stop),
+        data=arr,
+        codec=int(wire.codec),
+        flags=int(wire.flags),
+        robot=wire.robot,
+        index=index,
+    )
 
 
 def _payload_len(data: object) -> int:
@@ -166,8 +202,9 @@ def _check_decodable(wire: WireTile) -> None:
     expected = payload_size(wire.dtype, wire.shape, wire.codec)
     nbytes = _payload_len(wire.data)
     if nbytes != expected:
-        raise TileError("data", f"{nbytes} bytes, expected {expected} for "
-                                f"{wire.dtype}{list(wire.shape)} codec {wire.codec}")
+        raise TileError(
+            "data", f"{nbytes} bytes, expected {expected} for {wire.dtype}{list(wire.shape)} codec {wire.codec}"
+        )
 
 
 class TileValidator:
@@ -181,11 +218,16 @@ class TileValidator:
     `shape`, and its row range is not checked.
     """
 
-    def __init__(self, known_plan_ids: Optional[Collection[int]], node_shapes: Optional[Mapping[int, Sequence[int]]],
-                 max_bytes: int) -> None:
+    def __init__(
+        self,
+        known_plan_ids: Optional[Collection[int]],
+        node_shapes: Optional[Mapping[int, Sequence[int]]],
+        max_bytes: int,
+    ) -> None:
         self.known_plan_ids = None if known_plan_ids is None else frozenset(int(p) for p in known_plan_ids)
-        self.node_shapes = (None if node_shapes is None
-                            else {int(k): tuple(int(d) for d in v) for k, v in node_shapes.items()})
+        self.node_shapes = (
+            None if node_shapes is None else {int(k): tuple(int(d) for d in v) for k, v in node_shapes.items()}
+        )
         self.max_bytes = int(max_bytes)
 
     def check(self, wire: WireTile) -> None:
@@ -217,11 +259,14 @@ class TileValidator:
             raise TileError("row_start", f"row_start {wire.row_start} is not before row_stop {wire.row_stop}")
         if full is not None:
             if wire.row_stop > full[wire.axis]:
-                raise TileError("row_stop", f"row_stop {wire.row_stop} beyond extent {full[wire.axis]} of node "
-                                            f"{wire.node_id} along axis {wire.axis}")
-            if wire.codec == CODEC_SPARSE:     # [n, *features]: the features are the node's trailing dims
+                raise TileError(
+                    "row_stop",
+                    f"row_stop {wire.row_stop} beyond extent {full[wire.axis]} of node "
+                    f"{wire.node_id} along axis {wire.axis}",
+                )
+            if wire.codec == CODEC_SPARSE:  # [n, *features]: the features are the node's trailing dims
                 feat = shape[1:]
-                if len(shape) > rank or (feat and tuple(full[rank - len(feat):]) != feat):
+                if len(shape) > rank or (feat and tuple(full[rank - len(feat) :]) != feat):
                     raise TileError("shape", f"sparse entries {shape} do not fit node {wire.node_id} {full}")
                 return
             if len(shape) != rank:
@@ -230,5 +275,8 @@ class TileValidator:
                 if dim != wire.axis and got != want:
                     raise TileError("shape", f"extent {got} != {want} of node {wire.node_id} on axis {dim}")
         if wire.codec != CODEC_SPARSE and shape[wire.axis] != wire.row_stop - wire.row_start:
-            raise TileError("shape", f"{shape[wire.axis]} rows along axis {wire.axis} but range "
-                                     f"[{wire.row_start}, {wire.row_stop}) has {wire.row_stop - wire.row_start}")
+            raise TileError(
+                "shape",
+                f"{shape[wire.axis]} rows along axis {wire.axis} but range "
+                f"[{wire.row_start}, {wire.row_stop}) has {wire.row_stop - wire.row_start}",
+            )

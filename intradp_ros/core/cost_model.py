@@ -13,6 +13,7 @@ simulation of this event system. The structure of a plan (row counts, transfers,
 does not depend on bandwidth: `compile` builds it once, `latency` / `simulate` replay it cheaply, the
 latter for many bandwidths at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -51,9 +52,9 @@ class CompiledPlan:
     server: list[Range]
     transfers: list[Transfer]
     steps: list[Step]
-    nbytes: np.ndarray                    # per transfer
-    is_up: np.ndarray                     # per transfer, bool
-    output_waits: tuple[int, ...]         # DOWN transfers of model outputs
+    nbytes: np.ndarray  # per transfer
+    is_up: np.ndarray  # per transfer, bool
+    output_waits: tuple[int, ...]  # DOWN transfers of model outputs
     output_nodes_on_robot: tuple[int, ...]
     robot_compute_s: float
     server_compute_s: float
@@ -85,8 +86,8 @@ class Prediction:
     latency_s: float
     robot_compute_s: float
     server_compute_s: float
-    transmit_s: float          # link busy time, both directions
-    robot_idle_s: float        # latency minus robot compute
+    transmit_s: float  # link busy time, both directions
+    robot_idle_s: float  # latency minus robot compute
     energy_j: float
     bytes_up: int
     bytes_down: int
@@ -103,8 +104,14 @@ def _rows(r: tuple[int, int]) -> int:
 class CostModel:
     """Predicts plans of graph `g` from a robot and a server profile (both checked against `g`)."""
 
-    def __init__(self, g: Graph, robot: Profile, server: Profile, power: Optional[PowerModel] = None,
-                 overhead_s: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        g: Graph,
+        robot: Profile,
+        server: Profile,
+        power: Optional[PowerModel] = None,
+        overhead_s: Optional[float] = None,
+    ) -> None:
         robot.check(g)
         server.check(g)
         self.graph = g
@@ -115,8 +122,12 @@ class CostModel:
         self._times: dict[tuple[str, int, int], float] = {}
         self._inputs = [n.inputs for n in g.nodes]
         # Sparse gathers: the larger of the model's density hint and what the profiled inputs produced
-        self._bpr = [max(n.bytes_per_row, robot.bytes_per_row[n.index], server.bytes_per_row[n.index])
-                     if n.is_sparse else n.bytes_per_row for n in g.nodes]
+        self._bpr = [
+            max(n.bytes_per_row, robot.bytes_per_row[n.index], server.bytes_per_row[n.index])
+            if n.is_sparse
+            else n.bytes_per_row
+            for n in g.nodes
+        ]
         self._computed = [n.index for n in g.nodes if not n.is_input]
 
     # ------------------------------------------------------------------ structure
@@ -139,8 +150,9 @@ class CostModel:
         hit = self._times.get(key)
         if hit is None:
             prof = self.robot if side == ROBOT else self.server
-            hit = self._times[key] = (0.0 if self.graph.nodes[node].is_input else float(prof.time(node, key[2]))) \
-                + prof.step_overhead_s
+            hit = self._times[key] = (
+                0.0 if self.graph.nodes[node].is_input else float(prof.time(node, key[2]))
+            ) + prof.step_overhead_s
         return hit
 
     def compile(self, plan: Plan) -> CompiledPlan:
@@ -174,8 +186,10 @@ class CostModel:
                         out.append(i)
             return tuple(out)
 
-        received = {ROBOT: {u for (u, side) in into if side == ROBOT},
-                    SERVER: {u for (u, side) in into if side == SERVER}}
+        received = {
+            ROBOT: {u for (u, side) in into if side == ROBOT},
+            SERVER: {u for (u, side) in into if side == SERVER},
+        }
         steps: list[Step] = []
         rsum = ssum = 0.0
         for n in g.nodes:
@@ -195,11 +209,23 @@ class CostModel:
         outs = g.output_indices
         out_waits = tuple(i for o in outs for (_, _, i) in into.get((o, ROBOT), ()))
         out_on_robot = tuple(o for o in outs if robot[o] != EMPTY)
-        return CompiledPlan(g, name, robot, server, transfers, steps,
-                            np.array([(t.stop - t.start) * self._bpr[t.node] if g.nodes[t.node].is_sparse else t.nbytes
-                                      for t in transfers], dtype=float),
-                            np.array([t.direction == UP for t in transfers], dtype=bool),
-                            out_waits, out_on_robot, float(rsum), float(ssum))
+        return CompiledPlan(
+            g,
+            name,
+            robot,
+            server,
+            transfers,
+            steps,
+            np.array(
+                [(t.stop - t.start) * self._bpr[t.node] if g.nodes[t.node].is_sparse else t.nbytes for t in transfers],
+                dtype=float,
+            ),
+            np.array([t.direction == UP for t in transfers], dtype=bool),
+            out_waits,
+            out_on_robot,
+            float(rsum),
+            float(ssum),
+        )
 
     # ------------------------------------------------------------------ replay, one bandwidth, latency only
     def latency(self, cp: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> float:
@@ -243,7 +269,7 @@ class CostModel:
         """Vectorised replay over bandwidths: (end, dur, link starts, arrivals, compute starts, compute ends)."""
         B = len(bw)
         T = len(cp.nbytes)
-        dur = self.overhead_s + cp.nbytes[:, None] / bw[None, :]            # (T, B)
+        dur = self.overhead_s + cp.nbytes[:, None] / bw[None, :]  # (T, B)
         arrive = np.zeros((T, B))
         start_link = np.zeros((T, B))
         zero = np.zeros(B)
@@ -298,9 +324,21 @@ class CostModel:
             tx_only = outside_length(ls[keep], le[keep], cs[:, b], ce[:, b])
             comp = union_length(cs[:, b], ce[:, b])
             energy = self.power.energy(lat, comp, tx_only)
-            out.append(Prediction(cp.name, float(bw[b]), lat, cp.robot_compute_s, cp.server_compute_s,
-                                  float(dur[:, b].sum()), max(lat - cp.robot_compute_s, 0.0), energy,
-                                  cp.bytes_up, cp.bytes_down, T))
+            out.append(
+                Prediction(
+                    cp.name,
+                    float(bw[b]),
+                    lat,
+                    cp.robot_compute_s,
+                    cp.server_compute_s,
+                    float(dur[:, b].sum()),
+                    max(lat - cp.robot_compute_s, 0.0),
+                    energy,
+                    cp.bytes_up,
+                    cp.bytes_down,
+                    T,
+                )
+            )
         return out
 
     def latencies(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> np.ndarray:

@@ -14,6 +14,7 @@ never merged into a wrong result.
 `ClientHalf` (robot) and `ServerHalf` (server) wrap executors around one Transport; `run_pair` connects
 both through an in-process transport.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,7 +32,16 @@ import torch.nn as nn
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
 from intradp_ros.core.plan import DOWN, ROBOT, SERVER, UP, Plan
 from intradp_ros.core.sparse import SparseRows, merge as merge_sparse, row_of as sparse_rows_of, rows as sparse_rows
-from intradp_ros.core.tile import CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile, TileError
+from intradp_ros.core.tile import (
+    CODEC_BITPACK,
+    CODEC_RAW,
+    CODEC_SPARSE,
+    FLAG_ABORT,
+    FLAG_START,
+    FLAGS_WITHOUT_PAYLOAD,
+    Tile,
+    TileError,
+)
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
 log = logging.getLogger(__name__)
@@ -48,8 +58,18 @@ def wire_rows(node: Node, start: int, stop: int) -> tuple[int, int, int]:
         return AXIS_WHOLE, 0, 1
     return 0, 0, int(node.shape[0])
 
-NUMPY_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.float64: "float64", torch.uint8: "uint8",
-                torch.int8: "int8", torch.int16: "int16", torch.int32: "int32", torch.int64: "int64", torch.bool: "bool"}
+
+NUMPY_DTYPES = {
+    torch.float32: "float32",
+    torch.float16: "float16",
+    torch.float64: "float64",
+    torch.uint8: "uint8",
+    torch.int8: "int8",
+    torch.int16: "int16",
+    torch.int32: "int32",
+    torch.int64: "int64",
+    torch.bool: "bool",
+}
 
 
 class ExecutionError(RuntimeError):
@@ -82,8 +102,11 @@ def graph_on(graph: Graph, device: torch.device) -> tuple[Graph, dict[str, torch
                 if m is not None:
                     n = copy.copy(n)
                     n.rowmap = copy.copy(n.rowmap)
-                    n.rowmap.fn = copy.deepcopy(n.rowmap.fn).to(device) if isinstance(n.rowmap.fn, nn.Module) \
+                    n.rowmap.fn = (
+                        copy.deepcopy(n.rowmap.fn).to(device)
+                        if isinstance(n.rowmap.fn, nn.Module)
                         else _repick(n.rowmap.fn, copy.deepcopy(m).to(device))
+                    )
                 g.nodes.append(n)
         cache[str(device)] = (g, consts)
         return g, consts
@@ -105,10 +128,39 @@ def _repick(pick: Any, module: nn.Module) -> Any:
 # ----------------------------------------------------------------------------------------- schedules
 # Producers whose output is a fresh tensor (never a view or alias of another activation): an in-place
 # consumer may overwrite it when it is that output's only reader.
-FRESH_OPS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "batch_norm",
-             "layer_norm", "linear", "add", "sub", "mul", "div", "truediv", "cat", "max_pool1d", "max_pool2d",
-             "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "interpolate", "matmul", "relu", "silu",
-             "gelu", "hardswish", "sigmoid", "hardsigmoid", "relu6", "leaky_relu"}
+FRESH_OPS = {
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "batch_norm",
+    "layer_norm",
+    "linear",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "truediv",
+    "cat",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "interpolate",
+    "matmul",
+    "relu",
+    "silu",
+    "gelu",
+    "hardswish",
+    "sigmoid",
+    "hardsigmoid",
+    "relu6",
+    "leaky_relu",
+}
 
 
 @dataclass
@@ -119,7 +171,7 @@ class Step:
     sends: list[Range]
     free: list[int]
     inplace: bool = False
-    local_whole: bool = False    # full range and every input held whole on this side: the plain call applies
+    local_whole: bool = False  # full range and every input held whole on this side: the plain call applies
 
 
 @dataclass
@@ -159,8 +211,9 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
             steps[i].free.append(u)
     computed_whole = {st.node.index for st in steps if st.rows == (0, st.node.extent)}
     for st in steps:
-        st.local_whole = (not st.node.is_input and st.rows == (0, st.node.extent)
-                          and all(u in computed_whole for u in st.node.inputs))
+        st.local_whole = (
+            not st.node.is_input and st.rows == (0, st.node.extent) and all(u in computed_whole for u in st.node.inputs)
+        )
     for st in steps:
         n = st.node
         rmap = n.rowmap
@@ -168,10 +221,18 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
             continue
         u = n.inputs[0]
         un = g.nodes[u]
-        st.inplace = (st.local_whole and n.inputs.count(u) == 1 and g.consumers(u) == [n.index] and u not in keep
-                      and un.op in FRESH_OPS and u in computed_whole and u not in sends
-                      and all(x[0] == 0 and x[1] == un.extent for x in [mine[u]])
-                      and not any(key[0] == u for key in expected) and u in st.free)
+        st.inplace = (
+            st.local_whole
+            and n.inputs.count(u) == 1
+            and g.consumers(u) == [n.index]
+            and u not in keep
+            and un.op in FRESH_OPS
+            and u in computed_whole
+            and u not in sends
+            and all(x[0] == 0 and x[1] == un.extent for x in [mine[u]])
+            and not any(key[0] == u for key in expected)
+            and u in st.free
+        )
     return Schedule(side, steps, expected, keep)
 
 
@@ -265,9 +326,16 @@ class RequestStats:
 class SideExecutor:
     """Runs one side of one request under one plan."""
 
-    def __init__(self, graph: Graph, plan: Plan, side: str, request_id: int,
-                 send: Callable[[int, int, Node, int, int, Any, int], None], device: torch.device,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        plan: Plan,
+        side: str,
+        request_id: int,
+        send: Callable[[int, int, Node, int, int, Any, int], None],
+        device: torch.device,
+        timeout: float = 30.0,
+    ) -> None:
         if plan.graph is not graph and plan.graph.fingerprint != graph.fingerprint:
             raise ExecutionError("plan was made for another graph")
         self.graph, self.plan, self.side, self.request_id = graph, plan, side, request_id
@@ -277,7 +345,7 @@ class SideExecutor:
         self._send = send
         self.timeout = timeout
         self.cv = threading.Condition()
-        self.stores: dict[int, RowStore] = {}     # partial rows and received tiles
+        self.stores: dict[int, RowStore] = {}  # partial rows and received tiles
         self.whole: dict[int, torch.Tensor] = {}  # outputs computed whole on this side
         self.received: set[tuple[int, int, int]] = set()
         self.errors: list[str] = []
@@ -320,16 +388,20 @@ class SideExecutor:
             raise TileError("node_id", f"{tile.node_id} not in graph ({len(self.g.nodes)} nodes)")
         key = self._key(tile)
         if key not in self.schedule.expected:
-            raise TileError("row_start", f"unexpected tile node {key[0]} rows [{key[1]}, {key[2]}) under plan "
-                                         f"{self.plan.name}")
+            raise TileError(
+                "row_start", f"unexpected tile node {key[0]} rows [{key[1]}, {key[2]}) under plan {self.plan.name}"
+            )
         node = self.g.nodes[tile.node_id]
         want = wire_rows(node, key[1], key[2]) if node.axis is not None else wire_rows(node, 0, 1)
         if (tile.axis, tile.row_start, tile.row_stop) != want:
-            raise TileError("axis", f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node "
-                                    f"{node.index} (expected {want})")
+            raise TileError(
+                "axis",
+                f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node "
+                f"{node.index} (expected {want})",
+            )
         if node.is_sparse:
             return self._check_sparse(tile, node, key)
-        if tile.codec not in (CODEC_RAW, CODEC_BITPACK):   # a bit-packed tile arrives unpacked by the transport
+        if tile.codec not in (CODEC_RAW, CODEC_BITPACK):  # a bit-packed tile arrives unpacked by the transport
             raise TileError("codec", f"codec {tile.codec} is not one of node {node.index}'s")
         data = tile.data
         if not isinstance(data, np.ndarray):
@@ -355,8 +427,8 @@ class SideExecutor:
             raise TileError("data", "not numpy arrays")
         if data.dtype.name != NUMPY_DTYPES.get(node.dtype):
             raise TileError("dtype", f"{data.dtype.name} != {NUMPY_DTYPES.get(node.dtype)}")
-        mask_shape = tuple(node.shape[:node.sparse_rank])
-        feat = tuple(node.shape[node.sparse_rank:])
+        mask_shape = tuple(node.shape[: node.sparse_rank])
+        feat = tuple(node.shape[node.sparse_rank :])
         if data.ndim != 1 + len(feat) or tuple(data.shape[1:]) != feat or index.shape != (data.shape[0],):
             raise TileError("shape", f"entries {data.shape} / positions {index.shape} do not fit [n, *{list(feat)}]")
         idx = torch.from_numpy(index.astype(np.int64, copy=True))
@@ -408,8 +480,10 @@ class SideExecutor:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     have = [(s, e) for s, e, _ in store.pieces] if store is not None else []
-                    raise ExecutionError(f"tile lost: {self.side} waited {self.timeout:.1f}s for rows [{lo}, {hi}) "
-                                         f"of node {u} '{node.name}' (has {have})")
+                    raise ExecutionError(
+                        f"tile lost: {self.side} waited {self.timeout:.1f}s for rows [{lo}, {hi}) "
+                        f"of node {u} '{node.name}' (has {have})"
+                    )
                 self.cv.wait(left)
 
     # ---- the run
@@ -430,11 +504,14 @@ class SideExecutor:
             for step in self.schedule.steps:
                 node = step.node
                 a, b = step.rows
-                if step.local_whole:                        # hot path: whole inputs are here
+                if step.local_whole:  # hot path: whole inputs are here
                     pieces = [whole[u] for u in node.inputs]
                     t0 = clock()
-                    out = node.rowmap.run_inplace(pieces, consts) if step.inplace else \
-                        node.rowmap.call_whole(pieces, consts)
+                    out = (
+                        node.rowmap.run_inplace(pieces, consts)
+                        if step.inplace
+                        else node.rowmap.call_whole(pieces, consts)
+                    )
                     stats.compute_s += clock() - t0
                     del pieces
                 elif node.is_input:
@@ -452,7 +529,7 @@ class SideExecutor:
                 if a == 0 and b == node.extent:
                     whole[node.index] = out
                 else:
-                    with self.cv:                           # the receiver thread adds tiles concurrently
+                    with self.cv:  # the receiver thread adds tiles concurrently
                         store = self.stores.get(node.index)
                         if store is None:
                             store = self.stores[node.index] = new_store(node)
@@ -505,8 +582,9 @@ class _Sender:
         self.thread = threading.Thread(target=self._loop, name="intradp-sender", daemon=True)
         self.thread.start()
 
-    def __call__(self, request_id: int, plan_id: int, node: Optional[Node], start: int, stop: int, t: Any,
-                 flags: int) -> None:
+    def __call__(
+        self, request_id: int, plan_id: int, node: Optional[Node], start: int, stop: int, t: Any, flags: int
+    ) -> None:
         self.q.put((request_id, plan_id, node, start, stop, t, flags))
 
     def _loop(self) -> None:
@@ -519,8 +597,19 @@ class _Sender:
                 tile = Tile(request_id, plan_id, 0, 0, 0, 0, np.zeros(0, np.uint8), flags=flags, robot=self.robot)
             elif isinstance(t, SparseRows):
                 axis, w0, w1 = wire_rows(node, start, stop)
-                tile = Tile(request_id, plan_id, node.index, axis, w0, w1, t.values.detach().cpu().contiguous().numpy(),
-                            CODEC_SPARSE, flags, self.robot, index=t.index.cpu().numpy())
+                tile = Tile(
+                    request_id,
+                    plan_id,
+                    node.index,
+                    axis,
+                    w0,
+                    w1,
+                    t.values.detach().cpu().contiguous().numpy(),
+                    CODEC_SPARSE,
+                    flags,
+                    self.robot,
+                    index=t.index.cpu().numpy(),
+                )
             else:
                 data = t.detach()
                 if data.device.type != "cpu":
@@ -556,8 +645,9 @@ def incoming_tiles(transport: Transport, stopped: Callable[[], bool]) -> Iterato
 class ClientHalf:
     """The robot half: runs requests and routes incoming tiles to the running one."""
 
-    def __init__(self, graph: Graph, transport: Transport, device: Any = "cpu", timeout: float = 30.0,
-                 robot: str = "") -> None:
+    def __init__(
+        self, graph: Graph, transport: Transport, device: Any = "cpu", timeout: float = 30.0, robot: str = ""
+    ) -> None:
         self.graph, self.transport, self.device, self.timeout = graph, transport, torch.device(device), timeout
         self.sender = _Sender(transport, robot)
         self._current: Optional[SideExecutor] = None
@@ -614,8 +704,15 @@ class ServerHalf:
     """The server half: starts an executor when the first tile of a new request arrives (its plan id
     names the plan), feeds it the request's tiles, and drops tiles of unknown plans or past requests."""
 
-    def __init__(self, graph: Graph, transport: Transport, plans: Sequence[Plan] = (), device: Any = None,
-                 timeout: float = 30.0, allow_tf32: bool = False) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        transport: Transport,
+        plans: Sequence[Plan] = (),
+        device: Any = None,
+        timeout: float = 30.0,
+        allow_tf32: bool = False,
+    ) -> None:
         self.graph, self.transport, self.timeout = graph, transport, timeout
         self.device = torch.device(device) if device is not None else default_server_device()
         if self.device.type == "cuda" and not allow_tf32 and torch.backends.cudnn.allow_tf32:
@@ -660,8 +757,9 @@ class ServerHalf:
                         continue
                     ex = SideExecutor(self.graph, plan, SERVER, tile.request_id, self.sender, self.device, self.timeout)
                     self._active[tile.request_id] = ex
-                    w = threading.Thread(target=self._work, args=(ex,), name=f"intradp-server-{tile.request_id}",
-                                         daemon=True)
+                    w = threading.Thread(
+                        target=self._work, args=(ex,), name=f"intradp-server-{tile.request_id}", daemon=True
+                    )
                     self._workers = [t for t in self._workers if t.is_alive()] + [w]
                     w.start()
             if not tile.flags & FLAG_START:
@@ -692,8 +790,14 @@ class ServerHalf:
             w.join(2.0)
 
 
-def run_pair(g: Graph, plan: Plan, *inputs: torch.Tensor, bandwidth_bytes_per_s: Optional[float] = None,
-             server_device: Any = None, timeout: float = 30.0) -> Any:
+def run_pair(
+    g: Graph,
+    plan: Plan,
+    *inputs: torch.Tensor,
+    bandwidth_bytes_per_s: Optional[float] = None,
+    server_device: Any = None,
+    timeout: float = 30.0,
+) -> Any:
     """Run the robot half and the server half of `plan` concurrently, connected by an in-process
     transport (optionally throttled), through the executor code the ROS nodes use."""
     robot_end, server_end = inprocess_pair(bandwidth_bytes_per_s)

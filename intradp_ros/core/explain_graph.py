@@ -1,4 +1,5 @@
 """explain(graph): a readable table of operators, their kinds and split axes, and why globals are global."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -15,13 +16,17 @@ def explain(graph: Graph, show_nodes: bool = True, quiet: bool = False) -> str:
         for n in graph.nodes:
             kind = "input" if n.is_input else n.kind
             ax = "-" if n.axis is None else str(n.axis)
-            lines.append(f"{n.index:>4} {kind:<11} {n.op[:20]:<20} {ax:>4} {n.extent:>5} {str(list(n.shape))[:22]:<22} "
-                         f"{n.name}" + (f"   <- global: {n.reason}" if n.kind == "global" else ""))
+            lines.append(
+                f"{n.index:>4} {kind:<11} {n.op[:20]:<20} {ax:>4} {n.extent:>5} {str(list(n.shape))[:22]:<22} "
+                f"{n.name}" + (f"   <- global: {n.reason}" if n.kind == "global" else "")
+            )
     counts = graph.counts()
     local = counts["elementwise"] + counts["block"] + counts["row"]
-    lines.append(f"graph {graph.fingerprint} captured by {graph.method}: {local} local operators "
-                 f"({counts['elementwise']} element-wise, {counts['block']} block, {counts['row']} row-wise), "
-                 f"{counts['global']} global")
+    lines.append(
+        f"graph {graph.fingerprint} captured by {graph.method}: {local} local operators "
+        f"({counts['elementwise']} element-wise, {counts['block']} block, {counts['row']} row-wise), "
+        f"{counts['global']} global"
+    )
     reasons = Counter(n.reason for n in graph.nodes if n.kind == "global")
     for reason, k in reasons.most_common():
         lines.append(f"  global x{k}: {reason}")

@@ -4,6 +4,7 @@ A new frame replaces the one waiting (the replaced one is counted as dropped), a
 `max_age_s` when the worker takes it is dropped as stale, so the queue never grows and the robot always
 works on the most recent input. ROS-free (unit-tested); the node puts messages in from its subscriber.
 """
+
 from __future__ import annotations
 
 import threading

@@ -10,6 +10,7 @@ Outputs (InferenceStats): transmit_s = time with at least one tile in flight; ro
 time while one of the robot's own tiles was still in flight; robot_wait_s = the rest of the idle time;
 robot_compute_s = everything else, so compute + transmit_only + wait == latency exactly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,8 +72,9 @@ class FrameBreakdown:
             raise AssertionError(f"breakdown does not add up: {self}")
 
 
-def breakdown(start: float, end: float, idle: Sequence[Interval], up_flight: Sequence[Interval],
-              down_flight: Sequence[Interval]) -> FrameBreakdown:
+def breakdown(
+    start: float, end: float, idle: Sequence[Interval], up_flight: Sequence[Interval], down_flight: Sequence[Interval]
+) -> FrameBreakdown:
     """Split [start, end) into compute / transmit-only / wait and measure the time with tiles in flight."""
     if end < start:
         raise ValueError(f"frame ends ({end}) before it starts ({start})")

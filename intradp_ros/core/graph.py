@@ -8,6 +8,7 @@ the robot holds, and what a server-only plan sends as raw rows.
 
 Build graphs with `intradp_ros.core.capture(model, *example_inputs)`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,9 +68,9 @@ class Node:
     args: tuple = field(default=(), repr=False)
     kwargs: dict = field(default_factory=dict, repr=False)
     rowmap: Any = field(default=None, repr=False)
-    sparse_rank: int = 0                 # > 0: the value is SparseRows over a mask of this rank (core/sparse.py)
-    density: Optional[float] = None      # sparse nodes: expected survivor share (cost model hint)
-    binary: bool = False                 # graph input of 0/1 values: travels bit-packed (CODEC_BITPACK)
+    sparse_rank: int = 0  # > 0: the value is SparseRows over a mask of this rank (core/sparse.py)
+    density: Optional[float] = None  # sparse nodes: expected survivor share (cost model hint)
+    binary: bool = False  # graph input of 0/1 values: travels bit-packed (CODEC_BITPACK)
 
     @property
     def is_sparse(self) -> bool:
@@ -88,9 +89,15 @@ class Node:
         node the expected bytes of its survivors (density x positions x entry size)."""
         if self.is_sparse:
             from intradp_ros.core.sparse import DEFAULT_DENSITY, bytes_per_row
+
             density = self.density if self.density is not None else DEFAULT_DENSITY
-            return bytes_per_row(self.shape[:self.sparse_rank], self.shape[self.sparse_rank:], _itemsize(self.dtype),
-                                 self.axis or 0, density)
+            return bytes_per_row(
+                self.shape[: self.sparse_rank],
+                self.shape[self.sparse_rank :],
+                _itemsize(self.dtype),
+                self.axis or 0,
+                density,
+            )
         if self.binary:
             return -(-self.nbytes // (8 * _itemsize(self.dtype) * max(self.extent, 1)))
         return self.nbytes // max(self.extent, 1)
@@ -127,9 +134,9 @@ class Graph:
 
     nodes: list[Node]
     constants: dict[str, torch.Tensor]
-    outputs: Any                        # nested tuple/list/dict of OutRef / python values
-    input_indices: tuple[int, ...]      # node indices of the graph inputs, in call order
-    method: str = "fx"                  # how it was captured: "fx" or "dispatch"
+    outputs: Any  # nested tuple/list/dict of OutRef / python values
+    input_indices: tuple[int, ...]  # node indices of the graph inputs, in call order
+    method: str = "fx"  # how it was captured: "fx" or "dispatch"
     _fingerprint: str = field(default="", repr=False)
     _consumers: Optional[list[list[int]]] = field(default=None, repr=False)
     _input_rows_memo: dict = field(default_factory=dict, repr=False)
@@ -210,6 +217,7 @@ def _rows_of(t: Any, node: Node, rows: Optional[Range]) -> Any:
         return t
     if node.is_sparse:
         from intradp_ros.core.sparse import rows as sparse_rows
+
         lo, hi = rows if rows is not None else (0, 0)
         return sparse_rows(t, node.axis, lo, hi)
     if rows is None:

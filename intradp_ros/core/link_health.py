@@ -6,6 +6,7 @@ Going down happens at once on a failure; coming back needs an accepted handshake
 connected tile link, so the client returns to distributed inference without a restart. ROS-free, so the
 transitions are unit-tested; the node feeds it events and asks `distributed_allowed()`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,7 +23,7 @@ class LinkHealth:
 
     clock: Callable[[], float] = time.monotonic
     state: str = CONNECTING
-    session_ok: bool = False      # an accepted handshake (or heartbeat) since the last failure
+    session_ok: bool = False  # an accepted handshake (or heartbeat) since the last failure
     peer_connected: bool = False  # the tile topics have their peer
     history: List[Tuple[float, str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

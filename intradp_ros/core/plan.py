@@ -6,6 +6,7 @@ computation) and their union is the whole output. Graph inputs are held by the r
 server range empty); the model's outputs must end on the robot. Global nodes are computed whole or not
 at all on each side. Which rows travel follows exactly from `Graph.input_rows` (see `transfers()`).
 """
+
 from __future__ import annotations
 
 import json
@@ -76,6 +77,7 @@ def _subtract(intervals: list[Range], have: Range) -> list[Range]:
             out.append((h1, b))
     return out
 
+
 def _needs(g: Graph, mine: Sequence[Range], side: str) -> list[list[Range]]:
     """Per node: the merged row intervals `side` reads when it computes `mine` (on the robot, also the outputs)."""
     need: list[list[Range]] = [[] for _ in g.nodes]
@@ -108,18 +110,20 @@ def transfers_between(g: Graph, robot: Sequence[Range], server: Sequence[Range])
             for a, b in _subtract(wanted, own[v]):
                 oa, ob = other[v]
                 if not (oa <= a and b <= ob):
-                    raise PlanError(f"node {v} '{n.name}': {side} needs rows [{a}, {b}) that the other side "
-                                    f"does not compute ({other[v]})")
+                    raise PlanError(
+                        f"node {v} '{n.name}': {side} needs rows [{a}, {b}) that the other side "
+                        f"does not compute ({other[v]})"
+                    )
                 out.append(Transfer(v, direction, a, b, (b - a) * n.bytes_per_row))
     return out
-
 
 
 class Plan:
     """Robot and server row ranges per node of one graph; validated on construction."""
 
-    def __init__(self, graph: Graph, robot: Sequence[Sequence[int]], server: Sequence[Sequence[int]],
-                 name: str = "custom") -> None:
+    def __init__(
+        self, graph: Graph, robot: Sequence[Sequence[int]], server: Sequence[Sequence[int]], name: str = "custom"
+    ) -> None:
         self.graph = graph
         self.robot: list[Range] = [_norm(r) for r in robot]
         self.server: list[Range] = [_norm(r) for r in server]
@@ -212,7 +216,7 @@ class Plan:
                     un = g.nodes[u]
                     whole_need = need == (0, un.extent)
                     if whole_need and splittable(un) and not splittable(n) and side_ranges is robot:
-                        split_root(un)                 # a global op on the robot: split its input's rows
+                        split_root(un)  # a global op on the robot: split its input's rows
                     else:
                         side_ranges[u] = hull(side_ranges[u], need)
         for n in g.nodes:
@@ -223,7 +227,9 @@ class Plan:
             if r == EMPTY and s == EMPTY:
                 robot[n.index] = (0, e)
             elif r == EMPTY or s == EMPTY or not splittable(n):
-                robot[n.index], server[n.index] = ((0, e), EMPTY) if s == EMPTY or not splittable(n) else (EMPTY, (0, e))
+                robot[n.index], server[n.index] = (
+                    ((0, e), EMPTY) if s == EMPTY or not splittable(n) else (EMPTY, (0, e))
+                )
             else:
                 r, s = (0, r[1]), (s[0], e)
                 if r[1] < s[0]:
@@ -246,19 +252,24 @@ class Plan:
             if not n.is_local or e == 1 or choice < 0.3:
                 pick = rng.random()
                 if pick < 0.45:
-                    robot.append((0, e)); server.append(EMPTY)
+                    robot.append((0, e))
+                    server.append(EMPTY)
                 elif pick < 0.9:
-                    robot.append(EMPTY); server.append((0, e))
+                    robot.append(EMPTY)
+                    server.append((0, e))
                 else:
-                    robot.append((0, e)); server.append((0, e))
+                    robot.append((0, e))
+                    server.append((0, e))
                 continue
             cut = rng.randint(1, e - 1)
             o1, o2 = rng.randint(0, min(3, e - cut)), rng.randint(0, min(3, cut))
             top, bottom = (0, cut + o1), (cut - o2, e)
             if rng.random() < 0.5:
-                robot.append(top); server.append(bottom)
+                robot.append(top)
+                server.append(bottom)
             else:
-                robot.append(bottom); server.append(top)
+                robot.append(bottom)
+                server.append(top)
         return cls(g, robot, server, f"random_{seed}")
 
     # ---------------------------------------------------------------- validation
@@ -312,9 +323,16 @@ class Plan:
     # ---------------------------------------------------------------- JSON
     def to_json(self) -> str:
         """JSON with the graph fingerprint, so a plan never runs on a graph it was not made for."""
-        return json.dumps({"format": "intradp_plan/1", "name": self.name, "graph": self.graph.fingerprint,
-                           "nodes": len(self.graph.nodes), "robot": [list(r) for r in self.robot],
-                           "server": [list(s) for s in self.server]})
+        return json.dumps(
+            {
+                "format": "intradp_plan/1",
+                "name": self.name,
+                "graph": self.graph.fingerprint,
+                "nodes": len(self.graph.nodes),
+                "robot": [list(r) for r in self.robot],
+                "server": [list(s) for s in self.server],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str, g: Graph) -> "Plan":
@@ -336,8 +354,10 @@ class Plan:
 
     def summary(self) -> str:
         up, down = self.bytes(UP), self.bytes(DOWN)
-        return (f"plan {self.name} (id {self.plan_id}): {len(self.transfers())} transfers, "
-                f"{up / 1e6:.3f} MB up, {down / 1e6:.3f} MB down")
+        return (
+            f"plan {self.name} (id {self.plan_id}): {len(self.transfers())} transfers, "
+            f"{up / 1e6:.3f} MB up, {down / 1e6:.3f} MB down"
+        )
 
     def __repr__(self) -> str:
         return f"Plan({self.name!r}, id={self.plan_id}, nodes={len(self.robot)})"

@@ -8,6 +8,7 @@ the book to the client inside the Handshake's `plan_table_json`: it is the plan 
 "intradp_plan_table/1", so the bandwidth monitor reads it unchanged) with two extra keys, "book_plans"
 (distinct plans) and "book_modes" ({mode: [[bucket_MBps, plan index], ...]}). The book is cached on disk.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -98,9 +99,16 @@ def _add(plans: List[Plan], index: Dict[int, int], plan: Plan) -> int:
     return index[plan.plan_id]
 
 
-def build_plan_book(g: Graph, robot: Profile, server: Profile, grid_MBps: Sequence[float],
-                    power: Optional[PowerModel] = None, config: Optional[SolverConfig] = None,
-                    deadline_s: float = 1.0, cache_dir: Optional[Path] = None) -> Tuple[PlanBook, bool]:
+def build_plan_book(
+    g: Graph,
+    robot: Profile,
+    server: Profile,
+    grid_MBps: Sequence[float],
+    power: Optional[PowerModel] = None,
+    config: Optional[SolverConfig] = None,
+    deadline_s: float = 1.0,
+    cache_dir: Optional[Path] = None,
+) -> Tuple[PlanBook, bool]:
     """(book, True if it came from the disk cache). The Intra-DP table comes from the scheduler's cache."""
     from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_plan
     from intradp_ros.core.cost_model import CostModel
@@ -109,8 +117,11 @@ def build_plan_book(g: Graph, robot: Profile, server: Profile, grid_MBps: Sequen
     power = power or PowerModel()
     cfg = config or SolverConfig()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = hashlib.sha256(json.dumps([g.fingerprint, robot.to_json(), server.to_json(), grid, power.to_dict(),
-                                     repr(cfg), deadline_s, "book/1"]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        json.dumps(
+            [g.fingerprint, robot.to_json(), server.to_json(), grid, power.to_dict(), repr(cfg), deadline_s, "book/1"]
+        ).encode()
+    ).hexdigest()[:24]
     path = folder / "plan_books" / f"{g.fingerprint}_{key}.json"
     if path.is_file():
         try:

@@ -5,6 +5,7 @@ and 1..50 MB/s in 1 MB/s steps: 51 buckets), serialised to JSON with the graph f
 another graph is refused), and cached on disk under a key made of the graph fingerprint, both profiles,
 the power model, the grid and the solver settings, so the second request is a file read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,11 +81,22 @@ class PlanTable:
         return self.row_for(bandwidth_MBps).plan
 
     def to_json(self) -> str:
-        return json.dumps({
-            "format": TABLE_FORMAT, "graph": self.graph, "meta": self.meta,
-            "rows": [{"bandwidth_MBps": r.bandwidth_MBps, "source": r.source, "plan": json.loads(r.plan.to_json()),
-                      "predictions": {k: p.to_dict() for k, p in r.predictions.items()}} for r in self.rows],
-        })
+        return json.dumps(
+            {
+                "format": TABLE_FORMAT,
+                "graph": self.graph,
+                "meta": self.meta,
+                "rows": [
+                    {
+                        "bandwidth_MBps": r.bandwidth_MBps,
+                        "source": r.source,
+                        "plan": json.loads(r.plan.to_json()),
+                        "predictions": {k: p.to_dict() for k, p in r.predictions.items()},
+                    }
+                    for r in self.rows
+                ],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str, g: Graph) -> "PlanTable":
@@ -116,10 +128,17 @@ def _renamed(plan: Plan, name: str) -> Plan:
     return Plan(plan.graph, plan.robot, plan.server, name)
 
 
-def build_table(g: Graph, robot: Profile, server: Profile, grid_MBps: Optional[Sequence[float]] = None,
-                power: Optional[PowerModel] = None, config: Optional[SolverConfig] = None, deadline_s: float = 1.0,
-                overhead_s: Optional[float] = None,
-                progress: Optional[Callable[[int, int, str], None]] = None) -> PlanTable:
+def build_table(
+    g: Graph,
+    robot: Profile,
+    server: Profile,
+    grid_MBps: Optional[Sequence[float]] = None,
+    power: Optional[PowerModel] = None,
+    config: Optional[SolverConfig] = None,
+    deadline_s: float = 1.0,
+    overhead_s: Optional[float] = None,
+    progress: Optional[Callable[[int, int, str], None]] = None,
+) -> PlanTable:
     """Solve every bucket (ascending, each seeded with its neighbour's solution) and predict every baseline."""
     t0 = time.perf_counter()
     grid = sorted(float(b) for b in (grid_MBps or default_grid()))
@@ -127,7 +146,7 @@ def build_table(g: Graph, robot: Profile, server: Profile, grid_MBps: Optional[S
     cm = CostModel(g, robot, server, power, overhead_s)
     bws = [b * MB for b in grid]
     lp = LayerPartitions(g, cm)
-    lp_preds = lp.predictions(bws)                                   # [cut][bucket]
+    lp_preds = lp.predictions(bws)  # [cut][bucket]
     lp_lat = np.array([[p.latency_s for p in row] for row in lp_preds])
     enc = Encoding(g, cm, cfg.groups)
     N = len(g.nodes)
@@ -149,18 +168,27 @@ def build_table(g: Graph, robot: Profile, server: Profile, grid_MBps: Optional[S
         plan = _renamed(sol.plan, f"intradp_{grid[b]:g}MBps")
         preds = {
             "intradp": cm.simulate(sol.compiled, [bw])[0],
-            "device_only": lp_preds[N][b], "server_only": lp_preds[0][b],
-            "dsccs": cm.simulate(dsccs, [bw])[0], "spso": lp_preds[spso_cut][b],
+            "device_only": lp_preds[N][b],
+            "server_only": lp_preds[0][b],
+            "dsccs": cm.simulate(dsccs, [bw])[0],
+            "spso": lp_preds[spso_cut][b],
         }
         for k, p in preds.items():
             p.plan = k
         rows.append(TableRow(grid[b], plan, sol.source, preds))
         if progress is not None:
             progress(b + 1, len(bws), f"{grid[b]:g} MB/s: {sol.latency_s * 1e3:.1f} ms ({sol.source})")
-    meta = {"robot_device": robot.device, "server_device": server.device,
-            "power": (power or PowerModel()).to_dict(), "deadline_s": deadline_s, "solver": asdict(cfg),
-            "overhead_s": cm.overhead_s, "solve_seconds": time.perf_counter() - t0,
-            "compiled_plans": len(enc.cache), "evaluations": enc.evaluations}
+    meta = {
+        "robot_device": robot.device,
+        "server_device": server.device,
+        "power": (power or PowerModel()).to_dict(),
+        "deadline_s": deadline_s,
+        "solver": asdict(cfg),
+        "overhead_s": cm.overhead_s,
+        "solve_seconds": time.perf_counter() - t0,
+        "compiled_plans": len(enc.cache),
+        "evaluations": enc.evaluations,
+    }
     return PlanTable(g.fingerprint, rows, meta)
 
 
@@ -170,24 +198,56 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("INTRADP_CACHE", Path.home() / ".cache" / "intradp_ros"))
 
 
-def cache_key(g: Graph, robot: Profile, server: Profile, grid_MBps: Sequence[float], power: PowerModel,
-              config: SolverConfig, deadline_s: float, overhead_s: Optional[float]) -> str:
+def cache_key(
+    g: Graph,
+    robot: Profile,
+    server: Profile,
+    grid_MBps: Sequence[float],
+    power: PowerModel,
+    config: SolverConfig,
+    deadline_s: float,
+    overhead_s: Optional[float],
+) -> str:
     """Hash of everything a table depends on."""
-    text = json.dumps([TABLE_FORMAT, g.fingerprint, robot.to_json(), server.to_json(), list(grid_MBps),
-                       power.to_dict(), asdict(config), deadline_s, overhead_s], sort_keys=True)
+    text = json.dumps(
+        [
+            TABLE_FORMAT,
+            g.fingerprint,
+            robot.to_json(),
+            server.to_json(),
+            list(grid_MBps),
+            power.to_dict(),
+            asdict(config),
+            deadline_s,
+            overhead_s,
+        ],
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def cached_table(g: Graph, robot: Profile, server: Profile, grid_MBps: Optional[Sequence[float]] = None,
-                 power: Optional[PowerModel] = None, config: Optional[SolverConfig] = None, deadline_s: float = 1.0,
-                 overhead_s: Optional[float] = None, cache_dir: Optional[Path] = None,
-                 progress: Optional[Callable[[int, int, str], None]] = None) -> tuple[PlanTable, bool]:
+def cached_table(
+    g: Graph,
+    robot: Profile,
+    server: Profile,
+    grid_MBps: Optional[Sequence[float]] = None,
+    power: Optional[PowerModel] = None,
+    config: Optional[SolverConfig] = None,
+    deadline_s: float = 1.0,
+    overhead_s: Optional[float] = None,
+    cache_dir: Optional[Path] = None,
+    progress: Optional[Callable[[int, int, str], None]] = None,
+) -> tuple[PlanTable, bool]:
     """(table, True if it came from the cache). Builds and stores it on a miss; a corrupt entry is rebuilt."""
     grid = sorted(float(b) for b in (grid_MBps or default_grid()))
     power = power or PowerModel()
     cfg = config or SolverConfig()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / "plan_tables" / f"{g.fingerprint}_{cache_key(g, robot, server, grid, power, cfg, deadline_s, overhead_s)}.json"
+    path = (
+        folder
+        / "plan_tables"
+        / f"{g.fingerprint}_{cache_key(g, robot, server, grid, power, cfg, deadline_s, overhead_s)}.json"
+    )
     if path.is_file():
         try:
             return PlanTable.from_json(path.read_text(), g), True

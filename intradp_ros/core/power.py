@@ -5,6 +5,7 @@ transmitting (a tile is on the link in either direction: the radio is busy sendi
 or standby. Energy = sum of state power x time in state. Defaults are the seeds' measured figures
 (13.35 W computing, 4.25 W transmitting, 4.04 W standby); pass your robot's own.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -26,8 +27,11 @@ class PowerModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PowerModel":
-        return cls(float(d.get("compute_w", cls.compute_w)), float(d.get("transmit_w", cls.transmit_w)),
-                   float(d.get("standby_w", cls.standby_w)))
+        return cls(
+            float(d.get("compute_w", cls.compute_w)),
+            float(d.get("transmit_w", cls.transmit_w)),
+            float(d.get("standby_w", cls.standby_w)),
+        )
 
     def energy(self, latency: float, compute_s: float, transmit_only_s: float) -> float:
         """Joules for one inference given time computing and time transmitting while not computing."""
@@ -58,8 +62,9 @@ def outside_length(starts: np.ndarray, ends: np.ndarray, busy_starts: np.ndarray
     return max(both - union_length(busy_starts, busy_ends), 0.0)
 
 
-def robot_energy(model: PowerModel, latency: float, compute: Sequence[tuple[float, float]],
-                 link: Sequence[tuple[float, float]]) -> tuple[float, float]:
+def robot_energy(
+    model: PowerModel, latency: float, compute: Sequence[tuple[float, float]], link: Sequence[tuple[float, float]]
+) -> tuple[float, float]:
     """(joules, seconds transmitting while not computing) for a robot timeline of compute and link intervals."""
     cs = np.array([c[0] for c in compute], dtype=float)
     ce = np.array([c[1] for c in compute], dtype=float)

@@ -17,6 +17,7 @@ per-operator sum underestimates the real whole-frame time (4.5-7.6x measured at 
 whole frames; the cache key names the process's CPU quota, so a throttled and an unthrottled robot on one
 machine never share a cached profile.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,7 @@ class Profile:
     bytes_per_row: list[int]
     message_overhead_s: float
     extents: list[int] = field(default_factory=list)
-    step_overhead_s: float = 0.0     # executor bookkeeping per node a side runs (row stores, waits, sends)
+    step_overhead_s: float = 0.0  # executor bookkeeping per node a side runs (row stores, waits, sends)
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
@@ -91,11 +92,18 @@ class Profile:
 
     def _times_scaled(self, factor: float, device: dict, scale_overhead: bool = True) -> "Profile":
         """A copy with compute times (and the step overhead, if asked) times `factor` and `device` as description."""
-        return Profile(self.graph, device,
-                       [NodeProfile(list(p.rows), [s * factor for s in p.seconds], p.a * factor, p.b * factor)
-                        for p in self.nodes],
-                       list(self.bytes_per_row), self.message_overhead_s, list(self.extents),
-                       self.step_overhead_s * (factor if scale_overhead else 1.0))
+        return Profile(
+            self.graph,
+            device,
+            [
+                NodeProfile(list(p.rows), [s * factor for s in p.seconds], p.a * factor, p.b * factor)
+                for p in self.nodes
+            ],
+            list(self.bytes_per_row),
+            self.message_overhead_s,
+            list(self.extents),
+            self.step_overhead_s * (factor if scale_overhead else 1.0),
+        )
 
     def device_only_s(self) -> float:
         """Seconds the cost model predicts for the device-only plan on this device: every node's whole extent
@@ -112,12 +120,18 @@ class Profile:
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> str:
-        return json.dumps({
-            "format": PROFILE_FORMAT, "graph": self.graph, "device": self.device,
-            "message_overhead_s": self.message_overhead_s, "bytes_per_row": self.bytes_per_row,
-            "extents": self.extents, "step_overhead_s": self.step_overhead_s,
-            "nodes": [{"rows": p.rows, "seconds": p.seconds, "a": p.a, "b": p.b} for p in self.nodes],
-        })
+        return json.dumps(
+            {
+                "format": PROFILE_FORMAT,
+                "graph": self.graph,
+                "device": self.device,
+                "message_overhead_s": self.message_overhead_s,
+                "bytes_per_row": self.bytes_per_row,
+                "extents": self.extents,
+                "step_overhead_s": self.step_overhead_s,
+                "nodes": [{"rows": p.rows, "seconds": p.seconds, "a": p.a, "b": p.b} for p in self.nodes],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str, g: Optional[Graph] = None) -> "Profile":
@@ -126,11 +140,21 @@ class Profile:
             d = json.loads(text)
             if not isinstance(d, dict) or d.get("format") != PROFILE_FORMAT:
                 raise ProfileError(f"not an intradp profile (format {PROFILE_FORMAT!r} expected)")
-            nodes = [NodeProfile([int(r) for r in n["rows"]], [_nonneg(s) for s in n["seconds"]],
-                                 _nonneg(n["a"]), _nonneg(n["b"])) for n in d["nodes"]]
-            prof = cls(str(d["graph"]), dict(d.get("device", {})), nodes,
-                       [int(b) for b in d["bytes_per_row"]], _nonneg(d["message_overhead_s"]),
-                       [int(e) for e in d.get("extents", [])], _nonneg(d.get("step_overhead_s", 0.0)))
+            nodes = [
+                NodeProfile(
+                    [int(r) for r in n["rows"]], [_nonneg(s) for s in n["seconds"]], _nonneg(n["a"]), _nonneg(n["b"])
+                )
+                for n in d["nodes"]
+            ]
+            prof = cls(
+                str(d["graph"]),
+                dict(d.get("device", {})),
+                nodes,
+                [int(b) for b in d["bytes_per_row"]],
+                _nonneg(d["message_overhead_s"]),
+                [int(e) for e in d.get("extents", [])],
+                _nonneg(d.get("step_overhead_s", 0.0)),
+            )
         except ProfileError:
             raise
         except (KeyError, TypeError, ValueError) as e:
@@ -176,8 +200,13 @@ def row_counts(extent: int, sizes: int = 4) -> list[int]:
 # ---------------------------------------------------------------------------------------------- device
 def describe_device(device: torch.device) -> dict:
     """What the profile was measured on (shown in tables, part of the cache key)."""
-    d: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "machine": platform.machine(), "python": platform.python_version()}
+    d: dict = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
     cpu = ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -189,7 +218,7 @@ def describe_device(device: torch.device) -> dict:
         pass
     d["cpu"] = cpu or platform.processor()
     d["cores"] = os.cpu_count() or 0
-    d["cpu_quota"] = cpu_quota()          # None: not throttled by a cgroup quota
+    d["cpu_quota"] = cpu_quota()  # None: not throttled by a cgroup quota
     if device.type == "cuda":
         d["gpu"] = torch.cuda.get_device_name(device)
     d["name"] = d.get("gpu") or f"cpu:{d['cpu']}"
@@ -242,10 +271,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.device = "cpu",
-                  warmup: int = 1, repeats: int = 3, sizes: int = 4,
-                  progress: Optional[Callable[[int, int], None]] = None,
-                  message_overhead_s: Optional[float] = None, step_overhead: bool = True) -> Profile:
+def profile_graph(
+    g: Graph,
+    inputs: Sequence[torch.Tensor],
+    device: str | torch.device = "cpu",
+    warmup: int = 1,
+    repeats: int = 3,
+    sizes: int = 4,
+    progress: Optional[Callable[[int, int], None]] = None,
+    message_overhead_s: Optional[float] = None,
+    step_overhead: bool = True,
+) -> Profile:
     """Time every node of `g` on `device` for a few row counts (interior tiles, as the executor runs them).
 
     Repeats are whole passes over the graph in topological order (each node timed once per size per
@@ -276,8 +312,11 @@ def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.
                     args = [values[u] for u in n.inputs]
                     for r in sorted(sizes_of[n.index], reverse=True):
                         a = (n.extent - r) // 2
-                        pieces = args if r == n.extent else \
-                            [_piece(g, u, values[u], rows) for u, rows in zip(n.inputs, n.rowmap.need(a, a + r))]
+                        pieces = (
+                            args
+                            if r == n.extent
+                            else [_piece(g, u, values[u], rows) for u, rows in zip(n.inputs, n.rowmap.need(a, a + r))]
+                        )
                         _sync(dev)
                         t0 = time.perf_counter()
                         out = n.rowmap.run(a, a + r, pieces, consts)
@@ -286,7 +325,7 @@ def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.
                             samples[n.index][r].append(time.perf_counter() - t0)
                         if r == n.extent:
                             values[n.index] = out
-                            if n.is_sparse:          # survivors on this input: bytes a row really costs
+                            if n.is_sparse:  # survivors on this input: bytes a row really costs
                                 wire_bpr[n.index] = max(wire_bpr[n.index], -(-int(out.nbytes) // max(n.extent, 1)))
                         del out, pieces
                 for u in set(n.inputs) | {n.index}:
@@ -305,8 +344,7 @@ def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.
         a_fit, b_fit = fit_line(rows, secs)
         profs.append(NodeProfile(rows, secs, a_fit, b_fit))
     ovh = measure_message_overhead() if message_overhead_s is None else float(message_overhead_s)
-    prof = Profile(g.fingerprint, describe_device(dev), profs, wire_bpr, ovh,
-                   [n.extent for n in g.nodes])
+    prof = Profile(g.fingerprint, describe_device(dev), profs, wire_bpr, ovh, [n.extent for n in g.nodes])
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
     return prof
@@ -314,7 +352,7 @@ def profile_graph(g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.
 
 def measure_step_overhead(g: Graph, inputs: Sequence[torch.Tensor], device: torch.device, runs: int = 2) -> float:
     """Seconds the engine's executor spends per step beyond the operator calls (device-only runs)."""
-    from intradp_ros.core.executor import ClientHalf, ServerHalf   # ROS-free; imported late (heavy)
+    from intradp_ros.core.executor import ClientHalf, ServerHalf  # ROS-free; imported late (heavy)
     from intradp_ros.core.plan import Plan
     from intradp_ros.core.transport import inprocess_pair
 
@@ -340,17 +378,18 @@ def measure_step_overhead(g: Graph, inputs: Sequence[torch.Tensor], device: torc
 class Calibration:
     """How a per-operator profile was matched to measured whole frames (all times in seconds)."""
 
-    raw_s: float          # device-only prediction of the per-operator profile
-    measured_s: float     # median of the measured device-only frames
-    factor: float         # measured_s / raw_s: every compute time (and the step overhead) is multiplied by it
-    frames: int           # how many frames the median is over
+    raw_s: float  # device-only prediction of the per-operator profile
+    measured_s: float  # median of the measured device-only frames
+    factor: float  # measured_s / raw_s: every compute time (and the step overhead) is multiplied by it
+    frames: int  # how many frames the median is over
 
     def to_dict(self) -> dict:
         return {"raw_s": self.raw_s, "measured_s": self.measured_s, "factor": self.factor, "frames": self.frames}
 
 
-def measure_frames(run: Callable[[], Any], frames: int, warmup: int = 1,
-                   clock: Callable[[], float] = time.perf_counter) -> list[float]:
+def measure_frames(
+    run: Callable[[], Any], frames: int, warmup: int = 1, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
     """Wall seconds of `frames` calls of `run` (one whole inference each) after `warmup` untimed calls.
 
     `clock` is injectable so callers (and tests) can time with another clock."""
@@ -393,8 +432,9 @@ CPU_V1_ROOTS = ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct")
 CGROUP_V2_ROOT = "/sys/fs/cgroup"
 
 
-def cpu_quota(proc_cgroup: str = "/proc/self/cgroup", v1_roots: Sequence[str] = CPU_V1_ROOTS,
-              v2_root: str = CGROUP_V2_ROOT) -> Optional[float]:
+def cpu_quota(
+    proc_cgroup: str = "/proc/self/cgroup", v1_roots: Sequence[str] = CPU_V1_ROOTS, v2_root: str = CGROUP_V2_ROOT
+) -> Optional[float]:
     """The CPU share this process may use (CFS quota / period, the tightest along its cgroup path, e.g. 0.1
     for 10 ms per 100 ms), or None when unlimited or unknown. cgroup v1 (cpu.cfs_quota_us / cpu.cfs_period_us)
     first, then v2 (cpu.max)."""
@@ -465,8 +505,13 @@ def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | tor
     return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_{slug}{tag.replace('.', 'p')}.json")
 
 
-def cached_profile(g: Graph, inputs: Sequence[torch.Tensor], cache_dir: str | os.PathLike,
-                   device: str | torch.device = "cpu", **kwargs: Any) -> tuple[Profile, bool]:
+def cached_profile(
+    g: Graph,
+    inputs: Sequence[torch.Tensor],
+    cache_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    **kwargs: Any,
+) -> tuple[Profile, bool]:
     """(profile, True if read from the cache); measures and stores it on a miss (kwargs: profile_graph's)."""
     path = profile_cache_path(cache_dir, g, device)
     if os.path.isfile(path):
@@ -477,7 +522,7 @@ def cached_profile(g: Graph, inputs: Sequence[torch.Tensor], cache_dir: str | os
             pass
     prof = profile_graph(g, inputs, device, **kwargs)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"    # writers in other processes never share it
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # writers in other processes never share it
     with open(tmp, "w") as f:
         f.write(prof.to_json())
     os.replace(tmp, path)

@@ -6,6 +6,7 @@ the node, the smallest contiguous range of that input's rows (along its split ax
 [a, b) from exactly those pieces (each piece holds the needed rows, or the whole tensor for an input
 without a split axis). `run(0, extent, ...)` on whole inputs is the plain operator call.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,14 @@ from intradp_ros.core.graph import ConstRef, NodeRef, Range
 Need = list[Optional[Range]]
 
 
-def bind(obj: Any, pieces: Sequence[Any], constants: dict[str, torch.Tensor],
-         slices: Optional[dict[Any, int]] = None, a: int = 0, b: int = 0) -> Any:
+def bind(
+    obj: Any,
+    pieces: Sequence[Any],
+    constants: dict[str, torch.Tensor],
+    slices: Optional[dict[Any, int]] = None,
+    a: int = 0,
+    b: int = 0,
+) -> Any:
     """Substitute NodeRef/ConstRef placeholders by tensors; narrow those named in `slices` to rows [a, b)."""
     if isinstance(obj, NodeRef):
         t = pieces[obj.pos]
@@ -66,7 +73,7 @@ def _flat_slots(args: tuple, kwargs: dict) -> Optional[list[tuple[int, Any]]]:
 class RowMap:
     """Base: an operator call `fn(*args, **kwargs)` with placeholders, plus its row arithmetic."""
 
-    inplace_call: Optional[tuple[Callable[..., Any], dict]] = None   # (fn, kwargs) writing into args[0]
+    inplace_call: Optional[tuple[Callable[..., Any], dict]] = None  # (fn, kwargs) writing into args[0]
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int):
         self.fn = fn
@@ -125,8 +132,16 @@ class SameRows(RowMap):
     are narrowed to the computed rows (e.g. a decode grid buffer of shape [1, 3, H, W, 2]).
     """
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 aligned: Sequence[bool], slices: dict[Any, int]):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        aligned: Sequence[bool],
+        slices: dict[Any, int],
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
         self.aligned = list(aligned)
         self.slices = slices
@@ -144,8 +159,17 @@ class SameRows(RowMap):
 class Reshape(SameRows):
     """A view that keeps the split axis whole (view/reshape/flatten/squeeze/unsqueeze/expand/x[:, None])."""
 
-    def __init__(self, out_shape: Sequence[int], out_axis: int, in_extent: int, extent: int, expand: bool = False,
-                 fn: Callable[..., Any] = None, args: tuple = (), kwargs: Optional[dict] = None):
+    def __init__(
+        self,
+        out_shape: Sequence[int],
+        out_axis: int,
+        in_extent: int,
+        extent: int,
+        expand: bool = False,
+        fn: Callable[..., Any] = None,
+        args: tuple = (),
+        kwargs: Optional[dict] = None,
+    ):
         super().__init__(fn, args, kwargs or {}, [in_extent], extent, [True], {})
         self.out_shape = list(out_shape)
         self.out_axis = out_axis
@@ -176,13 +200,34 @@ class ConvRows(RowMap):
     at the edges are the zero padding, added explicitly; other dims keep the operator's own padding.
     """
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 conv: Callable[..., Any], weight: Any, bias: Any, stride: Sequence[int], pads: Sequence[tuple[int, int]],
-                 dilation: Sequence[int], groups: int, k: Sequence[int], sdim: int, rank: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        conv: Callable[..., Any],
+        weight: Any,
+        bias: Any,
+        stride: Sequence[int],
+        pads: Sequence[tuple[int, int]],
+        dilation: Sequence[int],
+        groups: int,
+        k: Sequence[int],
+        sdim: int,
+        rank: int,
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
         self.conv, self.weight, self.bias = conv, weight, bias
-        self.stride, self.pads, self.dilation, self.groups, self.k = list(stride), list(pads), list(dilation), groups, list(k)
-        self.sdim, self.rank = sdim, rank   # index of the split axis among spatial dims; input rank
+        self.stride, self.pads, self.dilation, self.groups, self.k = (
+            list(stride),
+            list(pads),
+            list(dilation),
+            groups,
+            list(k),
+        )
+        self.sdim, self.rank = sdim, rank  # index of the split axis among spatial dims; input rank
         self.symmetric_others = all(p[0] == p[1] for i, p in enumerate(self.pads) if i != sdim)
 
     def need(self, a: int, b: int) -> Need:
@@ -206,7 +251,7 @@ class ConvRows(RowMap):
         pad_spec: list[int] = []
         op_pad: list[int] = []
         explicit = False
-        for i in range(nsp - 1, -1, -1):          # F.pad lists pads from the last dim backwards
+        for i in range(nsp - 1, -1, -1):  # F.pad lists pads from the last dim backwards
             if i == j:
                 pad_spec += [top, bot]
                 explicit = explicit or top > 0 or bot > 0
@@ -233,12 +278,25 @@ class PoolRows(RowMap):
     ceil_mode windows and divisors are the operator's own.
     """
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 pool: Callable[..., Any], k: Sequence[int], stride: Sequence[int], pad: Sequence[int],
-                 dilation: Sequence[int], extra: dict, sdim: int, rank: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        pool: Callable[..., Any],
+        k: Sequence[int],
+        stride: Sequence[int],
+        pad: Sequence[int],
+        dilation: Sequence[int],
+        extra: dict,
+        sdim: int,
+        rank: int,
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
         self.pool, self.k, self.stride, self.pad, self.dilation = pool, list(k), list(stride), list(pad), list(dilation)
-        self.extra = extra          # ceil_mode, count_include_pad, divisor_override (as the functional names them)
+        self.extra = extra  # ceil_mode, count_include_pad, divisor_override (as the functional names them)
         self.sdim, self.rank = sdim, rank
 
     def _call(self, x: torch.Tensor, pad: Sequence[int]) -> torch.Tensor:
@@ -294,10 +352,26 @@ class ConvTransposeRows(RowMap):
     along the split axis, the wanted rows are cropped (rows no input reaches hold only the bias).
     """
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 convt: Callable[..., Any], weight: Any, bias: Any, stride: Sequence[int], padding: Sequence[int],
-                 output_padding: Sequence[int], dilation: Sequence[int], groups: int, k: Sequence[int], sdim: int, rank: int,
-                 out_shape: Sequence[int] = ()):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        convt: Callable[..., Any],
+        weight: Any,
+        bias: Any,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        output_padding: Sequence[int],
+        dilation: Sequence[int],
+        groups: int,
+        k: Sequence[int],
+        sdim: int,
+        rank: int,
+        out_shape: Sequence[int] = (),
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
         self.out_shape = list(out_shape)
         self.convt, self.weight, self.bias = convt, weight, bias
@@ -332,11 +406,11 @@ class ConvTransposeRows(RowMap):
             opad = list(self.output_padding)
             opad[j] = 0
             sub = self.convt(x, w, None, self.stride, pad, opad, self.groups, self.dilation)
-            off = rng[0] * s - p                     # original row of sub's row 0
+            off = rng[0] * s - p  # original row of sub's row 0
             src_lo, src_hi = max(0, a - off), min(sub.shape[axis], b - off)
         if rng is not None and src_lo == a - off and src_hi == b - off:
             y = sub.narrow(axis, src_lo, b - a)
-        else:                                        # some rows get no input tap: they hold only the bias
+        else:  # some rows get no input tap: they hold only the bias
             shape = list(self.out_shape)
             shape[axis] = b - a
             y = x.new_zeros(shape)
@@ -355,11 +429,30 @@ class InterpRows(RowMap):
     split dim is gathered (nearest) or blended (linear) in the operator's order.
     """
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 mode: str, align_corners: Optional[bool], size: Optional[list[int]], scale: Optional[list[float]],
-                 recompute: Optional[bool], sdim: int, rank: int, in_spatial: Sequence[int]):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        mode: str,
+        align_corners: Optional[bool],
+        size: Optional[list[int]],
+        scale: Optional[list[float]],
+        recompute: Optional[bool],
+        sdim: int,
+        rank: int,
+        in_spatial: Sequence[int],
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
-        self.mode, self.align_corners, self.size, self.scale, self.recompute = mode, align_corners, size, scale, recompute
+        self.mode, self.align_corners, self.size, self.scale, self.recompute = (
+            mode,
+            align_corners,
+            size,
+            scale,
+            recompute,
+        )
         self.sdim, self.rank, self.in_spatial = sdim, rank, list(in_spatial)
         n_in, n_out = in_extents[0], extent
         sf = None if (scale is None or recompute) else scale[sdim]
@@ -386,7 +479,7 @@ class InterpRows(RowMap):
             i0 = np.minimum(i0, n_in - 1)
             self.i0 = i0
             self.lam = (src - i0).astype(np.float32)
-            self.i1 = np.where((i0 < n_in - 1) & (self.lam != 0), i0 + 1, i0)   # weight 0: row not read
+            self.i1 = np.where((i0 < n_in - 1) & (self.lam != 0), i0 + 1, i0)  # weight 0: row not read
 
     def need(self, a: int, b: int) -> Need:
         return [(int(self.i0[a]), int(self.i1[a:b].max()) + 1)]
@@ -402,7 +495,9 @@ class InterpRows(RowMap):
         if self.size is not None:
             size = list(self.size)
             size[self.sdim] = rows
-            others_change = any(sz != isz for i, (sz, isz) in enumerate(zip(self.size, self.in_spatial)) if i != self.sdim)
+            others_change = any(
+                sz != isz for i, (sz, isz) in enumerate(zip(self.size, self.in_spatial)) if i != self.sdim
+            )
             kw = dict(size=size)
         else:
             scale = list(self.scale)
@@ -430,10 +525,29 @@ class PadRows(RowMap):
     """F.pad (constant, reflect, replicate, circular; negative pads crop): output row i is input row
     `src[i]`, or the fill value where `src[i] < 0` (constant mode)."""
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 src: np.ndarray, pad: Sequence[int], split_pos: int, mode: str, value: float, axis: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        src: np.ndarray,
+        pad: Sequence[int],
+        split_pos: int,
+        mode: str,
+        value: float,
+        axis: int,
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
-        self.src, self.pad, self.split_pos, self.mode, self.value, self.axis = src, list(pad), split_pos, mode, value, axis
+        self.src, self.pad, self.split_pos, self.mode, self.value, self.axis = (
+            src,
+            list(pad),
+            split_pos,
+            mode,
+            value,
+            axis,
+        )
 
     def need(self, a: int, b: int) -> Need:
         s = self.src[a:b]
@@ -450,9 +564,9 @@ class PadRows(RowMap):
             valid = np.flatnonzero(src >= 0)
             top = int(valid[0]) if valid.size else b - a
             bot = (b - a) - (int(valid[-1]) + 1) if valid.size else 0
-            spec[self.split_pos:self.split_pos + 2] = [top, bot]
+            spec[self.split_pos : self.split_pos + 2] = [top, bot]
             return F.pad(x, spec, mode="constant", value=self.value)
-        spec[self.split_pos:self.split_pos + 2] = [0, 0]
+        spec[self.split_pos : self.split_pos + 2] = [0, 0]
         if any(spec):
             x = F.pad(x, spec, mode=self.mode)
         lo = int(src.min())
@@ -463,8 +577,18 @@ class SliceRows(RowMap):
     """Indexing with a (strided) slice along the split axis, e.g. a Focus x[..., ::2, ::2]: output row i
     is input row start + i*step."""
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 index: tuple, comp: int, start: int, step: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        index: tuple,
+        comp: int,
+        start: int,
+        step: int,
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
         self.index, self.comp, self.start, self.step = index, comp, start, step
 
@@ -482,8 +606,17 @@ class SliceRows(RowMap):
 class PixelShuffleRows(RowMap):
     """pixel_shuffle(r): output row i is input row i // r; pixel_unshuffle(r): rows [i*r, i*r + r)."""
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 r: int, shuffle: bool, axis: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        r: int,
+        shuffle: bool,
+        axis: int,
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
         self.r, self.shuffle, self.axis = r, shuffle, axis
 
@@ -508,8 +641,19 @@ class SparseSelectRows(RowMap):
     """`sparse_select(mask, values)` by rows: output rows [a, b) are the survivors among rows [a, b) of the mask
     and the values (both split along the same axis), with positions in the full mask (core/sparse.py)."""
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int,
-                 axis: int, mask_shape: Sequence[int], density: Optional[float], mask_pos: int, values_pos: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        in_extents: Sequence[int],
+        extent: int,
+        axis: int,
+        mask_shape: Sequence[int],
+        density: Optional[float],
+        mask_pos: int,
+        values_pos: int,
+    ):
         super().__init__(fn, args, kwargs, in_extents, extent)
         self.axis = axis
         self.mask_shape = tuple(int(d) for d in mask_shape)
@@ -521,5 +665,5 @@ class SparseSelectRows(RowMap):
 
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
         from intradp_ros.core.sparse import select_rows
-        return select_rows(pieces[self.mask_pos], pieces[self.values_pos], self.axis, a, self.mask_shape,
-                           self.density)
+
+        return select_rows(pieces[self.mask_pos], pieces[self.values_pos], self.axis, a, self.mask_shape, self.density)

@@ -8,6 +8,7 @@ is global: computed whole on one side (correct, never silently wrong), with the 
 To support a new operator, add a function `(ctx) -> Analysis` to `RULES` under its name (the
 `__name__` of the function/method called, or the module class name lower-cased).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def fresh_axis(value: Any) -> Optional[int]:
 def extent_of(value: Any, axis: Optional[int]) -> int:
     if axis is None:
         return 1
-    shape = getattr(value, "mask_shape", None)      # SparseRows: rows are the mask's
+    shape = getattr(value, "mask_shape", None)  # SparseRows: rows are the mask's
     return int((shape if shape is not None else value.shape)[axis])
 
 
@@ -98,7 +99,7 @@ def any_split(c: Ctx) -> bool:
 
 
 # ------------------------------------------------------------------------------------- same-rows ops
-DimMap = Callable[[int, int, int], Optional[int]]   # (position, input axis, input rank) -> output dim
+DimMap = Callable[[int, int, int], Optional[int]]  # (position, input axis, input rank) -> output dim
 
 
 def right_aligned(c: Ctx) -> DimMap:
@@ -134,8 +135,9 @@ def same_rows(c: Ctx, kind: str, dim_map: DimMap, broadcast: bool, what: str = "
         return whole(c, kind, axis=None)
     slices: dict[Any, int] = {}
     if broadcast:
-        refs = [r for r in iter_refs((c.args, c.kwargs), NodeRef) if not aligned[r.pos]] + \
-               list(iter_refs((c.args, c.kwargs), ConstRef))
+        refs = [r for r in iter_refs((c.args, c.kwargs), NodeRef) if not aligned[r.pos]] + list(
+            iter_refs((c.args, c.kwargs), ConstRef)
+        )
         for ref in refs:
             t = c.constants[ref.key] if isinstance(ref, ConstRef) else None
             shape = tuple(t.shape) if t is not None else c.ins[ref.pos].shape
@@ -222,12 +224,13 @@ def _dims(d: Any, rank: int) -> list[int]:
 
 def reduction(dim_pos: int, kw: str = "dim") -> Callable[[Ctx], Analysis]:
     """sum/mean/amax/... over `dim`: row-wise when the split axis is not reduced."""
+
     def rule(c: Ctx) -> Analysis:
         x = c.x
         if x is None or x.axis is None:
             return whole(c, "row", axis=None) if x is not None else glob(c, "unsupported call form")
         if len(c.ins) > 1 and (c.arg(dim_pos, kw) is None or isinstance(c.arg(1, "other"), NodeRef)):
-            return elementwise(c)          # torch.max(a, b) and friends: element-wise
+            return elementwise(c)  # torch.max(a, b) and friends: element-wise
         d = c.arg(dim_pos, kw)
         if d is None or (isinstance(d, (list, tuple)) and len(d) == 0):
             return glob(c, f"{c.op} over all dims includes the split axis")
@@ -235,10 +238,14 @@ def reduction(dim_pos: int, kw: str = "dim") -> Callable[[Ctx], Analysis]:
         dims = _dims(d, rank)
         if x.axis in dims:
             return glob(c, f"{c.op} reduces over the split axis")
-        keep = bool(c.arg(dim_pos + 1, "keepdim", False)) if c.op not in ("softmax", "log_softmax", "normalize",
-                                                                              "cumsum", "cumprod") else True
+        keep = (
+            bool(c.arg(dim_pos + 1, "keepdim", False))
+            if c.op not in ("softmax", "log_softmax", "normalize", "cumsum", "cumprod")
+            else True
+        )
         out = x.axis if keep else x.axis - sum(1 for k in dims if k < x.axis)
         return same_rows(c, "row", lambda p, a, r: out if p == 0 else None, False)
+
     return rule
 
 
@@ -260,6 +267,7 @@ def stack(c: Ctx) -> Analysis:
 
 def pick_dim(dim_pos: int, removes: bool = False) -> Callable[[Ctx], Analysis]:
     """chunk/split/unbind picked by index: fine unless cut along the split axis."""
+
     def rule(c: Ctx) -> Analysis:
         x = c.x
         if x is None or x.axis is None:
@@ -269,6 +277,7 @@ def pick_dim(dim_pos: int, removes: bool = False) -> Callable[[Ctx], Analysis]:
             return glob(c, f"{c.op} cuts along the split axis")
         out = x.axis - (1 if removes and d < x.axis else 0)
         return same_rows(c, "elementwise", lambda p, a, r: out if p == 0 else None, False)
+
     return rule
 
 
@@ -285,7 +294,7 @@ def moves_axis(c: Ctx) -> Analysis:
     try:
         out = c.fn(probe, *rest, **kwargs)
         k = list(out.stride()).index(strides[x.axis])
-    except Exception as e:   # noqa: BLE001 - anything unexpected: be global, stay correct
+    except Exception as e:  # noqa: BLE001 - anything unexpected: be global, stay correct
         return glob(c, f"{c.op}: could not follow the split axis ({e})")
     return same_rows(c, "elementwise", lambda p, a, r: k if p == 0 else None, False)
 
@@ -299,11 +308,14 @@ def reshape(c: Ctx) -> Analysis:
         return glob(c, "unsupported call form")
     if x.axis is None:
         return whole(c, "elementwise", axis=None)
-    lead = rm.prod(x.shape[:x.axis])
+    lead = rm.prod(x.shape[: x.axis])
     for j in range(v.dim()):
         if rm.prod(v.shape[:j]) == lead and v.shape[j] == x.shape[x.axis]:
-            return Analysis("elementwise", j, rm.Reshape(tuple(v.shape), j, x.extent, x.extent,
-                                                         fn=c.fn, args=c.args, kwargs=c.kwargs))
+            return Analysis(
+                "elementwise",
+                j,
+                rm.Reshape(tuple(v.shape), j, x.extent, x.extent, fn=c.fn, args=c.args, kwargs=c.kwargs),
+            )
     return glob(c, f"{c.op} merges or splits the split axis with other dims")
 
 
@@ -315,8 +327,11 @@ def expand(c: Ctx) -> Analysis:
     j = x.axis + v.dim() - len(x.shape)
     if v.shape[j] != x.extent:
         return glob(c, "expand along the split axis")
-    return Analysis("elementwise", j, rm.Reshape(tuple(v.shape), j, x.extent, x.extent, expand=True,
-                                                 fn=c.fn, args=c.args, kwargs=c.kwargs))
+    return Analysis(
+        "elementwise",
+        j,
+        rm.Reshape(tuple(v.shape), j, x.extent, x.extent, expand=True, fn=c.fn, args=c.args, kwargs=c.kwargs),
+    )
 
 
 def getitem(c: Ctx) -> Analysis:
@@ -357,7 +372,9 @@ def getitem(c: Ctx) -> Analysis:
                 if e <= 1:
                     return whole(c, "block", axis=None)
                 kind = "block" if step > 1 else "elementwise"
-                return Analysis(kind, out_d, rm.SliceRows(c.fn, c.args, c.kwargs, c.in_extents, e, idx, comp, start, step))
+                return Analysis(
+                    kind, out_d, rm.SliceRows(c.fn, c.args, c.kwargs, c.in_extents, e, idx, comp, start, step)
+                )
             in_d += 1
             out_d += 1
     out = out_d + (x.axis - in_d)
@@ -387,7 +404,9 @@ def conv(n: int) -> Callable[[Ctx], Analysis]:
     def rule(c: Ctx) -> Analysis:
         w_ref = c.arg(1, "weight")
         if not isinstance(w_ref, ConstRef) or any(p > 0 and m.axis is not None for p, m in enumerate(c.ins)):
-            return glob(c, "convolution with computed (split) weights") if any_split(c) else whole(c, "block", axis=None)
+            return (
+                glob(c, "convolution with computed (split) weights") if any_split(c) else whole(c, "block", axis=None)
+            )
         sp = _spatial(c, n)
         if c.x is not None and c.x.axis is None:
             return whole(c, "block", axis=None)
@@ -407,8 +426,28 @@ def conv(n: int) -> Callable[[Ctx], Analysis]:
             pads = [(p, p) for p in _ntuple(pad, n)]
         groups = int(c.arg(6, "groups", 1))
         e = int(c.value.shape[x.axis])
-        return Analysis("block", x.axis, rm.ConvRows(c.fn, c.args, c.kwargs, c.in_extents, e, convf, w_ref,
-                                                     c.arg(2, "bias"), stride, pads, dil, groups, k, j, rank))
+        return Analysis(
+            "block",
+            x.axis,
+            rm.ConvRows(
+                c.fn,
+                c.args,
+                c.kwargs,
+                c.in_extents,
+                e,
+                convf,
+                w_ref,
+                c.arg(2, "bias"),
+                stride,
+                pads,
+                dil,
+                groups,
+                k,
+                j,
+                rank,
+            ),
+        )
+
     return rule
 
 
@@ -433,15 +472,42 @@ def conv_transpose(n: int) -> Callable[[Ctx], Analysis]:
         groups = int(c.arg(6, "groups", 1))
         dil = _ntuple(c.arg(7, "dilation", 1), n)
         e = int(c.value.shape[x.axis])
-        return Analysis("block", x.axis, rm.ConvTransposeRows(c.fn, c.args, c.kwargs, c.in_extents, e, f, w_ref,
-                                                              c.arg(2, "bias"), stride, padding, opad, dil, groups,
-                                                              k, j, rank, tuple(c.value.shape)))
+        return Analysis(
+            "block",
+            x.axis,
+            rm.ConvTransposeRows(
+                c.fn,
+                c.args,
+                c.kwargs,
+                c.in_extents,
+                e,
+                f,
+                w_ref,
+                c.arg(2, "bias"),
+                stride,
+                padding,
+                opad,
+                dil,
+                groups,
+                k,
+                j,
+                rank,
+                tuple(c.value.shape),
+            ),
+        )
+
     return rule
 
 
 def pool(n: int, kind: str) -> Callable[[Ctx], Analysis]:
-    f = {("max", 1): F.max_pool1d, ("max", 2): F.max_pool2d, ("max", 3): F.max_pool3d,
-         ("avg", 1): F.avg_pool1d, ("avg", 2): F.avg_pool2d, ("avg", 3): F.avg_pool3d}[(kind, n)]
+    f = {
+        ("max", 1): F.max_pool1d,
+        ("max", 2): F.max_pool2d,
+        ("max", 3): F.max_pool3d,
+        ("avg", 1): F.avg_pool1d,
+        ("avg", 2): F.avg_pool2d,
+        ("avg", 3): F.avg_pool3d,
+    }[(kind, n)]
 
     def rule(c: Ctx) -> Analysis:
         if c.x is not None and c.x.axis is None:
@@ -461,14 +527,20 @@ def pool(n: int, kind: str) -> Callable[[Ctx], Analysis]:
             extra = {"ceil_mode": bool(c.arg(5, "ceil_mode", False))}
         else:
             dil = [1] * n
-            extra = {"ceil_mode": bool(c.arg(4, "ceil_mode", False)),
-                     "count_include_pad": bool(c.arg(5, "count_include_pad", True))}
+            extra = {
+                "ceil_mode": bool(c.arg(4, "ceil_mode", False)),
+                "count_include_pad": bool(c.arg(5, "count_include_pad", True)),
+            }
             dv = c.arg(6, "divisor_override", None)
             if dv is not None:
                 extra["divisor_override"] = dv
         e = int(c.value.shape[x.axis])
-        return Analysis("block", x.axis, rm.PoolRows(c.fn, c.args, c.kwargs, c.in_extents, e, f, k, stride, pad,
-                                                     dil, extra, j, rank))
+        return Analysis(
+            "block",
+            x.axis,
+            rm.PoolRows(c.fn, c.args, c.kwargs, c.in_extents, e, f, k, stride, pad, dil, extra, j, rank),
+        )
+
     return rule
 
 
@@ -494,8 +566,21 @@ def interpolate(c: Ctx) -> Analysis:
     sf_l = None if sf is None else [float(s) for s in (sf if isinstance(sf, (list, tuple)) else [sf] * n)]
     e = int(c.value.shape[x.axis])
     in_spatial = list(x.shape[2:])
-    rmap = rm.InterpRows(c.fn, c.args, c.kwargs, c.in_extents, e, mode, bool(ac) if mode not in
-                         ("nearest", "nearest-exact") else None, size_l, sf_l, rec, j, rank, in_spatial)
+    rmap = rm.InterpRows(
+        c.fn,
+        c.args,
+        c.kwargs,
+        c.in_extents,
+        e,
+        mode,
+        bool(ac) if mode not in ("nearest", "nearest-exact") else None,
+        size_l,
+        sf_l,
+        rec,
+        j,
+        rank,
+        in_spatial,
+    )
     return Analysis("block", x.axis, rmap)
 
 
@@ -509,7 +594,10 @@ def pixel_shuffle(shuffle: bool) -> Callable[[Ctx], Analysis]:
             return glob(c, f"{c.op} mixes channels with the split axis")
         r = int(c.arg(1, "upscale_factor" if shuffle else "downscale_factor"))
         e = int(c.value.shape[x.axis])
-        return Analysis("block", x.axis, rm.PixelShuffleRows(c.fn, c.args, c.kwargs, c.in_extents, e, r, shuffle, x.axis))
+        return Analysis(
+            "block", x.axis, rm.PixelShuffleRows(c.fn, c.args, c.kwargs, c.in_extents, e, r, shuffle, x.axis)
+        )
+
     return rule
 
 
@@ -541,13 +629,15 @@ def pad(c: Ctx) -> Analysis:
         src = np.mod(m, h)
     else:
         return glob(c, f"padding mode '{mode}' has no row rule")
-    return Analysis("block", x.axis, rm.PadRows(c.fn, c.args, c.kwargs, c.in_extents, e, src, spec, pos, mode,
-                                                value, x.axis))
+    return Analysis(
+        "block", x.axis, rm.PadRows(c.fn, c.args, c.kwargs, c.in_extents, e, src, spec, pos, mode, value, x.axis)
+    )
 
 
 def sparse_select_rule(c: Ctx) -> Analysis:
     """Survivors of a per-position filter (core/sparse.py): row-wise when mask and values share the split axis."""
     from intradp_ros.core.sparse import SparseRows
+
     m, v = c.arg(0, "mask"), c.arg(1, "values")
     val = c.value
     if not isinstance(val, SparseRows):
@@ -557,9 +647,22 @@ def sparse_select_rule(c: Ctx) -> Analysis:
     mn, vn = c.ins[m.pos], c.ins[v.pos]
     if mn.axis is None or vn.axis != mn.axis or mn.axis >= len(val.mask_shape) or len(c.ins) != 2:
         return whole(c, "global", "mask and values are not split along one mask axis", axis=0)
-    return Analysis("row", mn.axis, rm.SparseSelectRows(c.fn, c.args, c.kwargs, c.in_extents,
-                                                        int(val.mask_shape[mn.axis]), mn.axis, val.mask_shape,
-                                                        val.density, m.pos, v.pos))
+    return Analysis(
+        "row",
+        mn.axis,
+        rm.SparseSelectRows(
+            c.fn,
+            c.args,
+            c.kwargs,
+            c.in_extents,
+            int(val.mask_shape[mn.axis]),
+            mn.axis,
+            val.mask_shape,
+            val.density,
+            m.pos,
+            v.pos,
+        ),
+    )
 
 
 def identity_rule(c: Ctx) -> Analysis:
@@ -584,47 +687,120 @@ subtract multiply divide""".split()
 RULES: dict[str, Callable[[Ctx], Analysis]] = {}
 RULES.update({name: unary_same for name in UNARY})
 RULES.update({name: elementwise for name in BROADCAST})
-RULES.update({
-    "batch_norm": batch_norm,
-    "dropout": lambda c: training_flag(c, 2, "training", True),
-    "dropout1d": lambda c: training_flag(c, 2, "training", True),
-    "dropout2d": lambda c: training_flag(c, 2, "training", True),
-    "dropout3d": lambda c: training_flag(c, 2, "training", True),
-    "alpha_dropout": lambda c: training_flag(c, 2, "training", False),
-    "feature_alpha_dropout": lambda c: training_flag(c, 2, "training", False),
-    "stochastic_depth": lambda c: training_flag(c, 3, "training", True),
-    "layer_norm": layer_norm,
-    "linear": linear,
-    "matmul": matmul, "mm": matmul, "bmm": matmul, "rmatmul": matmul,
-    "softmax": reduction(1), "log_softmax": reduction(1), "normalize": reduction(2),
-    "cumsum": reduction(1), "cumprod": reduction(1),
-    "sum": reduction(1), "mean": reduction(1), "amax": reduction(1), "amin": reduction(1), "prod": reduction(1),
-    "std": reduction(1), "var": reduction(1), "logsumexp": reduction(1), "argmax": reduction(1),
-    "argmin": reduction(1), "max": reduction(1), "min": reduction(1), "all": reduction(1), "any": reduction(1),
-    "norm": reduction(2),
-    "cat": cat, "concat": cat, "concatenate": cat, "stack": stack,
-    "chunk": pick_dim(2), "split": pick_dim(2), "tensor_split": pick_dim(2), "unbind": pick_dim(1, removes=True),
-    "permute": moves_axis, "transpose": moves_axis, "swapaxes": moves_axis, "swapdims": moves_axis,
-    "movedim": moves_axis, "moveaxis": moves_axis, "t": moves_axis, "T": moves_axis, "mT": moves_axis,
-    "view": reshape, "reshape": reshape, "flatten": reshape, "unflatten": reshape, "squeeze": reshape,
-    "unsqueeze": reshape, "view_as": reshape, "reshape_as": reshape,
-    "expand": expand, "expand_as": expand,
-    "getitem": getitem,
-    "conv1d": conv(1), "conv2d": conv(2), "conv3d": conv(3),
-    "conv_transpose1d": conv_transpose(1), "conv_transpose2d": conv_transpose(2), "conv_transpose3d": conv_transpose(3),
-    "max_pool1d": pool(1, "max"), "max_pool2d": pool(2, "max"), "max_pool3d": pool(3, "max"),
-    "avg_pool1d": pool(1, "avg"), "avg_pool2d": pool(2, "avg"), "avg_pool3d": pool(3, "avg"),
-    "interpolate": interpolate, "upsample": interpolate,
-    "pixel_shuffle": pixel_shuffle(True), "pixel_unshuffle": pixel_shuffle(False),
-    "pad": pad,
-    "sparse_select": sparse_select_rule,
-})
-for _n in ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-           "adaptive_max_pool2d", "adaptive_max_pool3d"):
+RULES.update(
+    {
+        "batch_norm": batch_norm,
+        "dropout": lambda c: training_flag(c, 2, "training", True),
+        "dropout1d": lambda c: training_flag(c, 2, "training", True),
+        "dropout2d": lambda c: training_flag(c, 2, "training", True),
+        "dropout3d": lambda c: training_flag(c, 2, "training", True),
+        "alpha_dropout": lambda c: training_flag(c, 2, "training", False),
+        "feature_alpha_dropout": lambda c: training_flag(c, 2, "training", False),
+        "stochastic_depth": lambda c: training_flag(c, 3, "training", True),
+        "layer_norm": layer_norm,
+        "linear": linear,
+        "matmul": matmul,
+        "mm": matmul,
+        "bmm": matmul,
+        "rmatmul": matmul,
+        "softmax": reduction(1),
+        "log_softmax": reduction(1),
+        "normalize": reduction(2),
+        "cumsum": reduction(1),
+        "cumprod": reduction(1),
+        "sum": reduction(1),
+        "mean": reduction(1),
+        "amax": reduction(1),
+        "amin": reduction(1),
+        "prod": reduction(1),
+        "std": reduction(1),
+        "var": reduction(1),
+        "logsumexp": reduction(1),
+        "argmax": reduction(1),
+        "argmin": reduction(1),
+        "max": reduction(1),
+        "min": reduction(1),
+        "all": reduction(1),
+        "any": reduction(1),
+        "norm": reduction(2),
+        "cat": cat,
+        "concat": cat,
+        "concatenate": cat,
+        "stack": stack,
+        "chunk": pick_dim(2),
+        "split": pick_dim(2),
+        "tensor_split": pick_dim(2),
+        "unbind": pick_dim(1, removes=True),
+        "permute": moves_axis,
+        "transpose": moves_axis,
+        "swapaxes": moves_axis,
+        "swapdims": moves_axis,
+        "movedim": moves_axis,
+        "moveaxis": moves_axis,
+        "t": moves_axis,
+        "T": moves_axis,
+        "mT": moves_axis,
+        "view": reshape,
+        "reshape": reshape,
+        "flatten": reshape,
+        "unflatten": reshape,
+        "squeeze": reshape,
+        "unsqueeze": reshape,
+        "view_as": reshape,
+        "reshape_as": reshape,
+        "expand": expand,
+        "expand_as": expand,
+        "getitem": getitem,
+        "conv1d": conv(1),
+        "conv2d": conv(2),
+        "conv3d": conv(3),
+        "conv_transpose1d": conv_transpose(1),
+        "conv_transpose2d": conv_transpose(2),
+        "conv_transpose3d": conv_transpose(3),
+        "max_pool1d": pool(1, "max"),
+        "max_pool2d": pool(2, "max"),
+        "max_pool3d": pool(3, "max"),
+        "avg_pool1d": pool(1, "avg"),
+        "avg_pool2d": pool(2, "avg"),
+        "avg_pool3d": pool(3, "avg"),
+        "interpolate": interpolate,
+        "upsample": interpolate,
+        "pixel_shuffle": pixel_shuffle(True),
+        "pixel_unshuffle": pixel_shuffle(False),
+        "pad": pad,
+        "sparse_select": sparse_select_rule,
+    }
+)
+for _n in (
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+):
     RULES[_n] = global_rule("adaptive pooling mixes all rows")
 # torch.nn activation modules called as modules are named by their class (lower case)
-for _n in ("leakyrelu", "softsign", "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "threshold", "rrelu",
-           "celu", "selu", "gelu", "silu", "mish", "hardswish", "hardsigmoid", "relu6", "sigmoid", "tanh"):
+for _n in (
+    "leakyrelu",
+    "softsign",
+    "logsigmoid",
+    "tanhshrink",
+    "softshrink",
+    "hardshrink",
+    "threshold",
+    "rrelu",
+    "celu",
+    "selu",
+    "gelu",
+    "silu",
+    "mish",
+    "hardswish",
+    "hardsigmoid",
+    "relu6",
+    "sigmoid",
+    "tanh",
+):
     RULES[_n] = unary_same
 RULES["scaled_dot_product_attention"] = global_rule("attention mixes all positions")
 RULES["multi_head_attention_forward"] = global_rule("attention mixes all positions")

@@ -6,6 +6,7 @@ build options as sorted JSON), loaded from a checkpoint when one is given, else 
 (so two processes get identical weights without a file), and fingerprinted over every parameter and buffer
 byte. The handshake compares `model_id`, the weights fingerprint and the captured graph's fingerprint.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -147,8 +148,10 @@ def check_peer(replica: Replica, model_id: str, weights_fp: str, graph_fp: str) 
     if model_id != replica.model_id:
         return f"model {model_id!r} is not served here (this replica is {replica.model_id!r})"
     if weights_fp != replica.weights_fingerprint:
-        return (f"weights fingerprint {weights_fp!r} differs from the server's {replica.weights_fingerprint!r} "
-                f"(different checkpoint or seed)")
+        return (
+            f"weights fingerprint {weights_fp!r} differs from the server's {replica.weights_fingerprint!r} "
+            f"(different checkpoint or seed)"
+        )
     if graph_fp != replica.graph_fingerprint:
         return f"graph fingerprint {graph_fp!r} differs from the server's {replica.graph_fingerprint!r}"
     return None

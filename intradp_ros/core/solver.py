@@ -15,6 +15,7 @@ and of every seed and baseline handed in, so it is never predicted worse than an
 out of layers whose output is larger than the raw input are not forbidden: the cost model charges
 their bytes, so they appear only where they pay.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,7 +31,7 @@ from intradp_ros.core.graph import Graph, Range
 from intradp_ros.core.plan import EMPTY, Plan
 
 
-TIE_BREAK = 1e-3   # seconds of objective per second of robot compute (breaks ties only)
+TIE_BREAK = 1e-3  # seconds of objective per second of robot compute (breaks ties only)
 
 
 @dataclass
@@ -39,10 +40,10 @@ class SolverConfig:
 
     groups: int = 8
     maxiter: int = 30
-    popsize: int = 24           # population members (rows of the initial population)
+    popsize: int = 24  # population members (rows of the initial population)
     tol: float = 1e-3
     seed: int = 0
-    max_seconds: float = 30.0   # per bandwidth: stop the search after this long
+    max_seconds: float = 30.0  # per bandwidth: stop the search after this long
     table_seconds: float = 80.0  # per plan table: the search time is shared out over the remaining buckets
 
 
@@ -77,7 +78,7 @@ class Encoding:
         total = sum(work) or 1.0
         K = max(1, min(groups, sum(1 for n in g.nodes if not n.is_input)))
         self.K = K
-        cum = np.cumsum(work) - np.asarray(work) / 2          # compute midpoint of each node
+        cum = np.cumsum(work) - np.asarray(work) / 2  # compute midpoint of each node
         self.group = [min(int(c / total * K), K - 1) for c in cum]
         # quantum of each group's fraction: one row of its tallest node
         self.quant = [max([n.extent for n in g.nodes if self.group[n.index] == k] + [1]) for k in range(K)]
@@ -114,9 +115,11 @@ class Encoding:
         for n in g.nodes:
             e = n.extent
             if n.is_input:
-                robot.append((0, e)); server.append(EMPTY)
+                robot.append((0, e))
+                server.append(EMPTY)
             elif n.index >= cut:
-                robot.append(EMPTY); server.append((0, e))
+                robot.append(EMPTY)
+                server.append((0, e))
             else:
                 q = p[self.group[n.index]]
                 if n.is_local and e > 1:
@@ -124,9 +127,11 @@ class Encoding:
                     robot.append((0, r) if r > 0 else EMPTY)
                     server.append((r, e) if r < e else EMPTY)
                 elif q >= 0.5:
-                    robot.append((0, e)); server.append(EMPTY)
+                    robot.append((0, e))
+                    server.append(EMPTY)
                 else:
-                    robot.append(EMPTY); server.append((0, e))
+                    robot.append(EMPTY)
+                    server.append((0, e))
         if robot_halo:
             self._close(robot, exclude_inputs=False)
         if server_halo:
@@ -141,11 +146,11 @@ class Encoding:
         for n in reversed(g.nodes):
             r = mine[n.index]
             if r == EMPTY or n.is_input or not n.is_local:
-                continue                      # a global operator gathers its inputs: they may travel
+                continue  # a global operator gathers its inputs: they may travel
             for u, rows in zip(n.inputs, self.cm.need(n.index, r)):
                 un = g.nodes[u]
                 if rows is None or un.is_input or not un.is_local:
-                    continue                  # raw input rows and global results travel
+                    continue  # raw input rows and global results travel
                 mine[u] = _hull(mine[u], rows)
 
     def compiled(self, x: Sequence[float]) -> CompiledPlan:
@@ -169,8 +174,13 @@ class Encoding:
         return self.cm.latency(cp, bandwidth_Bps) + TIE_BREAK * cp.robot_compute_s
 
 
-def solve(enc: Encoding, bandwidth_Bps: float, seeds: Sequence[np.ndarray] = (),
-          candidates: Sequence[tuple[str, CompiledPlan]] = (), config: Optional[SolverConfig] = None) -> Solution:
+def solve(
+    enc: Encoding,
+    bandwidth_Bps: float,
+    seeds: Sequence[np.ndarray] = (),
+    candidates: Sequence[tuple[str, CompiledPlan]] = (),
+    config: Optional[SolverConfig] = None,
+) -> Solution:
     """Differential evolution at one bandwidth, seeded; returns the best of search, seeds and candidates."""
     cfg = config or SolverConfig()
     t0 = time.perf_counter()
@@ -190,8 +200,17 @@ def solve(enc: Encoding, bandwidth_Bps: float, seeds: Sequence[np.ndarray] = (),
 
     pool: list[tuple[str, CompiledPlan, Optional[np.ndarray]]] = [("seed", enc.compiled(s), s) for s in seeds]
     if cfg.maxiter > 0:
-        res = differential_evolution(f, [(0.0, 1.0)] * D, init=init, maxiter=cfg.maxiter, tol=cfg.tol,
-                                     seed=cfg.seed, polish=False, callback=stop, updating="immediate")
+        res = differential_evolution(
+            f,
+            [(0.0, 1.0)] * D,
+            init=init,
+            maxiter=cfg.maxiter,
+            tol=cfg.tol,
+            seed=cfg.seed,
+            polish=False,
+            callback=stop,
+            updating="immediate",
+        )
         pool.insert(0, ("search", enc.compiled(res.x), np.asarray(res.x)))
     pool += [(name, cp, None) for name, cp in candidates]
     if not pool:
@@ -199,9 +218,10 @@ def solve(enc: Encoding, bandwidth_Bps: float, seeds: Sequence[np.ndarray] = (),
     # True latency first (the guarantee); among equally fast plans the idler robot, then fewer bytes on the
     # link and less server work: a plan whose server half computes rows nobody waits for ties with
     # device-only in latency but costs link time, server time and passive bandwidth samples.
-    scored = [(enc.cm.latency(cp, bandwidth_Bps), cp.robot_compute_s, cp.bytes_up + cp.bytes_down,
-               cp.server_compute_s, i) for i, (_, cp, _) in enumerate(pool)]
+    scored = [
+        (enc.cm.latency(cp, bandwidth_Bps), cp.robot_compute_s, cp.bytes_up + cp.bytes_down, cp.server_compute_s, i)
+        for i, (_, cp, _) in enumerate(pool)
+    ]
     best_lat, *_, i = min(scored)
     source, best_cp, best_x = pool[i]
-    return Solution(best_cp.plan, best_cp, best_lat, best_x, source, enc.evaluations - ev0,
-                    time.perf_counter() - t0)
+    return Solution(best_cp.plan, best_cp, best_lat, best_x, source, enc.evaluations - ev0, time.perf_counter() - t0)

@@ -12,6 +12,7 @@ The executors split it along the mask's split axis like any row-wise operator; `
 rows of that axis and `merge()` puts pieces back together. On the wire it is a TensorTile with CODEC_SPARSE
 (positions as int64, then the values; see intradp_ros.core.codec).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch.overrides import handle_torch_function, has_torch_function
 
-DEFAULT_DENSITY = 0.01   # expected share of positions that survive, when the model gives no hint
+DEFAULT_DENSITY = 0.01  # expected share of positions that survive, when the model gives no hint
 
 
 @dataclass
@@ -80,7 +81,7 @@ class SparseRows:
 def _check_pair(mask: torch.Tensor, values: torch.Tensor) -> None:
     if mask.dtype != torch.bool:
         raise TypeError(f"sparse_select needs a bool mask, got {mask.dtype}")
-    if mask.dim() == 0 or tuple(values.shape[:mask.dim()]) != tuple(mask.shape):
+    if mask.dim() == 0 or tuple(values.shape[: mask.dim()]) != tuple(mask.shape):
         raise ValueError(f"values {tuple(values.shape)} must start with the mask's shape {tuple(mask.shape)}")
 
 
@@ -95,21 +96,27 @@ def sparse_select(mask: torch.Tensor, values: torch.Tensor, density: Optional[fl
     _check_pair(mask, values)
     flat = mask.reshape(-1)
     index = torch.nonzero(flat).reshape(-1)
-    picked = values.reshape((flat.numel(),) + tuple(values.shape[mask.dim():]))[index]
+    picked = values.reshape((flat.numel(),) + tuple(values.shape[mask.dim() :]))[index]
     return SparseRows(index, picked, tuple(int(d) for d in mask.shape), density)
 
 
-def select_rows(mask: torch.Tensor, values: torch.Tensor, axis: int, row_start: int, mask_shape: Sequence[int],
-                density: Optional[float] = None) -> SparseRows:
+def select_rows(
+    mask: torch.Tensor,
+    values: torch.Tensor,
+    axis: int,
+    row_start: int,
+    mask_shape: Sequence[int],
+    density: Optional[float] = None,
+) -> SparseRows:
     """`sparse_select` of rows [row_start, row_start + h) along `axis` of a mask of full shape `mask_shape`
     (the pieces hold only those rows); positions are those of the full mask."""
     _check_pair(mask, values)
     full = tuple(int(d) for d in mask_shape)
     h = int(mask.shape[axis])
-    inner = prod(full[axis + 1:])
+    inner = prod(full[axis + 1 :])
     flat = mask.reshape(-1)
     local = torch.nonzero(flat).reshape(-1)
-    picked = values.reshape((flat.numel(),) + tuple(values.shape[mask.dim():]))[local]
+    picked = values.reshape((flat.numel(),) + tuple(values.shape[mask.dim() :]))[local]
     outer, rest = local // (h * inner), local % (h * inner)
     index = outer * (full[axis] * inner) + (rest // inner + row_start) * inner + rest % inner
     return SparseRows(index, picked, full, density)
@@ -117,7 +124,7 @@ def select_rows(mask: torch.Tensor, values: torch.Tensor, axis: int, row_start: 
 
 def row_of(sr: SparseRows, axis: int) -> torch.Tensor:
     """Row along `axis` of every kept position."""
-    inner = prod(sr.mask_shape[axis + 1:])
+    inner = prod(sr.mask_shape[axis + 1 :])
     return (sr.index // inner) % sr.mask_shape[axis]
 
 
@@ -142,13 +149,13 @@ def merge(parts: Sequence[SparseRows]) -> SparseRows:
     return SparseRows(index[order], values[order], parts[0].mask_shape, parts[0].density)
 
 
-def bytes_per_row(mask_shape: Sequence[int], feature_shape: Sequence[int], itemsize: int, axis: int,
-                  density: float) -> int:
+def bytes_per_row(
+    mask_shape: Sequence[int], feature_shape: Sequence[int], itemsize: int, axis: int, density: float
+) -> int:
     """Expected wire bytes of one row: density x positions per row x (8-byte position + values)."""
     positions = prod(int(d) for d in mask_shape) // max(int(mask_shape[axis]), 1)
     per_entry = 8 + prod(int(d) for d in feature_shape) * itemsize
     return max(int(round(density * positions * per_entry)), 1)
 
 
-__all__ = ["SparseRows", "sparse_select", "select_rows", "rows", "row_of", "merge", "bytes_per_row",
-           "DEFAULT_DENSITY"]
+__all__ = ["SparseRows", "sparse_select", "select_rows", "rows", "row_of", "merge", "bytes_per_row", "DEFAULT_DENSITY"]

@@ -3,6 +3,7 @@
 `Tile` is the transport-neutral form used by the executors and transports; the ROS adapter maps it
 one-to-one onto `intradp_ros/TensorTile` (see msg/TensorTile.msg), field for field.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,14 +12,14 @@ from typing import Optional
 import numpy as np
 
 # Payload encodings, equal to the TensorTile.CODEC_* constants.
-CODEC_RAW = 0      # C-contiguous little-endian elements
+CODEC_RAW = 0  # C-contiguous little-endian elements
 CODEC_BITPACK = 1  # numpy.packbits (MSB first) of a 0/1 tensor
-CODEC_SPARSE = 2   # variable-size survivors of a per-row filter
+CODEC_SPARSE = 2  # variable-size survivors of a per-row filter
 
 # Flags, equal to TensorTile.FLAG_*.
 FLAG_LAST = 1
 FLAG_ABORT = 2
-FLAG_START = 4     # the robot started a request whose server half receives no data tile (payload empty)
+FLAG_START = 4  # the robot started a request whose server half receives no data tile (payload empty)
 FLAGS_WITHOUT_PAYLOAD = FLAG_ABORT | FLAG_START
 
 

@@ -11,6 +11,7 @@ and ended; received tiles are recorded on arrival. Tiles of a request that faile
 in-flight intervals and byte / tile counts. Up tiles count when the server's report lists them; without a
 report they count once their send returned, in flight from the start to the end of their write. ROS-free.
 """
+
 from __future__ import annotations
 
 import threading
@@ -22,7 +23,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.transport import Transport
 
-KEEP_REQUESTS = 64   # requests whose records are kept when nobody collects them
+KEEP_REQUESTS = 64  # requests whose records are kept when nobody collects them
 
 
 class SentTile(NamedTuple):
@@ -68,8 +69,11 @@ class TileLedger:
         if tile.flags & FLAGS_WITHOUT_PAYLOAD:
             return
         with self._lock:
-            self._append(self._sent, int(tile.request_id),
-                         SentTile(int(tile.node_id), int(tile.row_start), started, finished, int(tile.nbytes)))
+            self._append(
+                self._sent,
+                int(tile.request_id),
+                SentTile(int(tile.node_id), int(tile.row_start), started, finished, int(tile.nbytes)),
+            )
 
     def received(self, request_id: int, node: int, row: int, stamp: float, at: float, nbytes: int) -> None:
         """Record a received payload tile."""
@@ -136,8 +140,11 @@ class FrameTransfers:
     tiles_down: int
 
 
-def frame_transfers(sent: Sequence[SentTile], received: Sequence[ReceivedTile],
-                    arrivals: Optional[Mapping[Tuple[int, int], float]] = None) -> FrameTransfers:
+def frame_transfers(
+    sent: Sequence[SentTile],
+    received: Sequence[ReceivedTile],
+    arrivals: Optional[Mapping[Tuple[int, int], float]] = None,
+) -> FrameTransfers:
     """Delivered bytes and flight intervals of one request.
 
     `arrivals`: the peer's report, (node, first row) -> receipt time of our tiles, or None without a report.
@@ -161,7 +168,8 @@ def frame_transfers(sent: Sequence[SentTile], received: Sequence[ReceivedTile],
     return FrameTransfers(up, down, bytes_up, sum(r.nbytes for r in received), tiles_up, len(received))
 
 
-def report_arrivals(node_ids: Sequence[int], row_starts: Sequence[int],
-                    stamps: Sequence[float]) -> Dict[Tuple[int, int], float]:
+def report_arrivals(
+    node_ids: Sequence[int], row_starts: Sequence[int], stamps: Sequence[float]
+) -> Dict[Tuple[int, int], float]:
     """(node, first row) -> receipt time, from the three parallel arrays of a server report."""
     return {(int(n), int(r)): float(t) for n, r, t in zip(node_ids, row_starts, stamps)}

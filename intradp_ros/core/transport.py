@@ -4,6 +4,7 @@ The executors only see this interface. `inprocess_pair()` connects two ends insi
 run_pair, IntraDP(server="inproc")), optionally throttled to a bandwidth so that overlap of transfer and
 computation can be measured; the ROS adapter (intradp_ros.ros.transport) maps tiles onto TensorTile topics.
 """
+
 from __future__ import annotations
 
 import queue
@@ -67,12 +68,13 @@ class InProcessTransport(Transport):
     def send(self, tile: Tile) -> None:
         if self._closed:
             raise TransportClosed("transport closed")
-        if self._wire:                       # through the real wire format (bytes), as the ROS adapter does
+        if self._wire:  # through the real wire format (bytes), as the ROS adapter does
             from intradp_ros.core.codec import decode_tile, encode_tile
+
             tile = decode_tile(encode_tile(tile))
             data = tile.data
         else:
-            data = np.array(tile.data, copy=True) if self._copy else tile.data   # the wire never aliases memory
+            data = np.array(tile.data, copy=True) if self._copy else tile.data  # the wire never aliases memory
         link = self._out
         if link.bandwidth:
             with link.lock:
@@ -119,8 +121,9 @@ class InProcessTransport(Transport):
         return self._out.tiles
 
 
-def inprocess_pair(bandwidth_bytes_per_s: Optional[float] = None, latency_s: float = 0.0,
-                   copy: bool = True, wire: bool = False) -> tuple[InProcessTransport, InProcessTransport]:
+def inprocess_pair(
+    bandwidth_bytes_per_s: Optional[float] = None, latency_s: float = 0.0, copy: bool = True, wire: bool = False
+) -> tuple[InProcessTransport, InProcessTransport]:
     """(robot end, server end) of an in-process link, throttled per direction when a bandwidth is given;
     `wire=True` passes every tile through the wire codec (bytes and back)."""
     up = _Link(bandwidth_bytes_per_s, latency_s)

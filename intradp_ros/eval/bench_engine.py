@@ -3,6 +3,7 @@
 Models: a U-Net with transposed convolutions and skips, and a detection head that loops over levels
 with shape-dependent Python checks (does not fx-trace). The engine's tests use them too.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -13,8 +14,14 @@ import torch.nn.functional as F
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class TinyUNet(nn.Module):
@@ -66,7 +73,7 @@ class LoopDetect(nn.Module):
             p = head(x)
             bs, _, ny, nx = p.shape
             grid = getattr(self, f"grid{i}")
-            if grid.shape[2:4] != p.shape[2:4]:        # Python control flow on shapes: fx cannot trace it
+            if grid.shape[2:4] != p.shape[2:4]:  # Python control flow on shapes: fx cannot trace it
                 raise ValueError("grid does not fit")
             p = p.view(bs, 2, 5, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
             raw.append(p)
@@ -79,14 +86,19 @@ class LoopDetect(nn.Module):
 
 # ============================================================================================ benchmark
 PAPER_COUNTS = {  # local / global operator counts from the seed paper's table
-    "densenet121": (428, 3), "resnet50": (341, 3), "resnext50_32x4d": (342, 3), "vgg19_bn": (73, 5),
-    "convnext_tiny": (340, 6), "regnet_x_1_6gf": (231, 3),
+    "densenet121": (428, 3),
+    "resnet50": (341, 3),
+    "resnext50_32x4d": (342, 3),
+    "vgg19_bn": (73, 5),
+    "convnext_tiny": (340, 6),
+    "regnet_x_1_6gf": (231, 3),
 }
 
 
 def _median_time(fn: "Callable[[], object]", repeats: int, warmup: int = 2) -> float:
     import statistics
     import time
+
     for _ in range(warmup):
         fn()
     times = []
@@ -120,7 +132,9 @@ def bench_overhead(name: str = "resnet50", side: int = 224, repeats: int = 15) -
     try:
         with torch.no_grad():
             for i in range(repeats + 2):
-                for fn, acc in (((lambda: model(x)), plain), ((lambda: client.infer(plan, x)), ex))[::1 if i % 2 else -1]:
+                for fn, acc in (((lambda: model(x)), plain), ((lambda: client.infer(plan, x)), ex))[
+                    :: 1 if i % 2 else -1
+                ]:
                     t0 = time.perf_counter()
                     fn()
                     if i >= 2:
@@ -128,10 +142,16 @@ def bench_overhead(name: str = "resnet50", side: int = 224, repeats: int = 15) -
     finally:
         client.close()
     t_plain, t_exec = statistics.median(plain), statistics.median(ex)
-    ratios = sorted(e / p for p, e in zip(plain, ex))         # adjacent pairs see the same CPU load
-    return {"model": name, "input": side, "nodes": len(g), "plain_s": t_plain, "executor_s": t_exec,
-            "overhead": statistics.median(ratios) - 1.0,
-            "overhead_iqr": (ratios[len(ratios) // 4] - 1.0, ratios[(3 * len(ratios)) // 4] - 1.0)}
+    ratios = sorted(e / p for p, e in zip(plain, ex))  # adjacent pairs see the same CPU load
+    return {
+        "model": name,
+        "input": side,
+        "nodes": len(g),
+        "plain_s": t_plain,
+        "executor_s": t_exec,
+        "overhead": statistics.median(ratios) - 1.0,
+        "overhead_iqr": (ratios[len(ratios) // 4] - 1.0, ratios[(3 * len(ratios)) // 4] - 1.0),
+    }
 
 
 def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0, server_device: "str | None" = None) -> dict:
@@ -161,22 +181,22 @@ def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0, server_
         client = ClientHalf(g, robot_end)
         try:
             with torch.no_grad():
-                client.infer(plan, x)                       # warm-up
+                client.infer(plan, x)  # warm-up
                 runs = []
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     client.infer(plan, x)
                     runs.append((time.perf_counter() - t0, client.last_stats, server.last_stats))
             runs.sort(key=lambda r: r[0])
-            return runs[len(runs) // 2]                     # the median run
+            return runs[len(runs) // 2]  # the median run
         finally:
             client.close()
             server.close()
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)          # one core per half: robot and server do not fight over the pool
+    torch.set_num_threads(1)  # one core per half: robot and server do not fight over the pool
     try:
-        t_free, st_free, sst_free = run(None)                # unthrottled: robot and server compute times
+        t_free, st_free, sst_free = run(None)  # unthrottled: robot and server compute times
         compute = st_free.compute_s
         server = sst_free.compute_s if sst_free else 0.0
         bw = nbytes / (ratio * compute)
@@ -184,13 +204,25 @@ def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0, server_
         t_total, st, sst = run(bw)
     finally:
         torch.set_num_threads(threads)
-    path = transfer + server                                 # the server's part: up, compute, down
+    path = transfer + server  # the server's part: up, compute, down
     serial = compute + path
     best = max(compute, path)
     overlap = (serial - t_total) / min(compute, path)
-    return {"input": side, "bytes": nbytes, "bandwidth_MBps": bw / 1e6, "compute_s": compute, "transfer_s": transfer,
-            "server_compute_s": server, "server_device": dev, "path_s": path,
-            "total_s": t_total, "serial_s": serial, "max_s": best, "overlap_ratio": overlap, "unthrottled_s": t_free}
+    return {
+        "input": side,
+        "bytes": nbytes,
+        "bandwidth_MBps": bw / 1e6,
+        "compute_s": compute,
+        "transfer_s": transfer,
+        "server_compute_s": server,
+        "server_device": dev,
+        "path_s": path,
+        "total_s": t_total,
+        "serial_s": serial,
+        "max_s": best,
+        "overlap_ratio": overlap,
+        "unthrottled_s": t_free,
+    }
 
 
 def operator_counts() -> list[dict]:
@@ -208,21 +240,36 @@ def operator_counts() -> list[dict]:
         split = sum(1 for n in ops if n.kind != "global" and n.axis is not None)
         unsplit = sum(1 for n in ops if n.kind != "global" and n.axis is None)
         glob = sum(1 for n in ops if n.kind == "global")
-        rows.append({"model": name, "local": split + unsplit, "global": glob, "row_split_local": split,
-                     "whole_tail": unsplit, "paper_local": p_local, "paper_global": p_global})
+        rows.append(
+            {
+                "model": name,
+                "local": split + unsplit,
+                "global": glob,
+                "row_split_local": split,
+                "whole_tail": unsplit,
+                "paper_local": p_local,
+                "paper_global": p_global,
+            }
+        )
     return rows
 
 
 def main(argv: "list[str] | None" = None) -> int:
     import argparse
 
-    ap = argparse.ArgumentParser(description="Engine benchmark: executor overhead, transfer/compute overlap, "
-                                             "operator counts. Timings on shared CPUs are noisy.")
+    ap = argparse.ArgumentParser(
+        description="Engine benchmark: executor overhead, transfer/compute overlap, "
+        "operator counts. Timings on shared CPUs are noisy."
+    )
     ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer repeats")
     ap.add_argument("--only", choices=["overhead", "overlap", "counts"], action="append")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads for the overhead runs (default 1: two OpenMP teams spinning on a "
-                         "shared 2-core machine make timings meaningless)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads for the overhead runs (default 1: two OpenMP teams spinning on a "
+        "shared 2-core machine make timings meaningless)",
+    )
     args = ap.parse_args(argv)
     only = set(args.only or ["overhead", "overlap", "counts"])
     torch.set_num_threads(max(1, args.threads))
@@ -231,21 +278,27 @@ def main(argv: "list[str] | None" = None) -> int:
         for name, side in (("resnet50", 160 if args.quick else 224), ("mobilenet_v3_large", 224)):
             r = bench_overhead(name, side, repeats=5 if args.quick else 21)
             lo, hi = r["overhead_iqr"]
-            print(f"  {r['model']:<20} {r['input']}x{r['input']}  {r['nodes']} nodes  plain {r['plain_s'] * 1e3:8.1f} ms"
-                  f"  executor {r['executor_s'] * 1e3:8.1f} ms  overhead {r['overhead'] * 100:+5.1f}% "
-                  f"(median of paired runs; quartiles {lo * 100:+.1f}% .. {hi * 100:+.1f}%)")
+            print(
+                f"  {r['model']:<20} {r['input']}x{r['input']}  {r['nodes']} nodes  plain {r['plain_s'] * 1e3:8.1f} ms"
+                f"  executor {r['executor_s'] * 1e3:8.1f} ms  overhead {r['overhead'] * 100:+5.1f}% "
+                f"(median of paired runs; quartiles {lo * 100:+.1f}% .. {hi * 100:+.1f}%)"
+            )
     if "overlap" in only:
         print("== overlap: top half on the robot while the bottom half travels (throttled in-process link)")
         for ratio in (0.5, 1.0, 2.0):
             r = bench_overlap(128 if args.quick else 320, repeats=3 if args.quick else 5, ratio=ratio)
-            print(f"  transfer/compute {ratio:3.1f}: {r['bytes'] / 1e6:.2f} MB at {r['bandwidth_MBps']:.2f} MB/s  "
-                  f"robot compute {r['compute_s'] * 1e3:.0f} ms  server path {r['path_s'] * 1e3:.0f} ms (transfer "
-                  f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} on {r['server_device']})  "
-                  f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, ideal {r['max_s'] * 1e3:.0f})  "
-                  f"overlap ratio {r['overlap_ratio']:.2f}")
+            print(
+                f"  transfer/compute {ratio:3.1f}: {r['bytes'] / 1e6:.2f} MB at {r['bandwidth_MBps']:.2f} MB/s  "
+                f"robot compute {r['compute_s'] * 1e3:.0f} ms  server path {r['path_s'] * 1e3:.0f} ms (transfer "
+                f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} on {r['server_device']})  "
+                f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, ideal {r['max_s'] * 1e3:.0f})  "
+                f"overlap ratio {r['overlap_ratio']:.2f}"
+            )
     if "counts" in only:
         print("== operator counts (ours: local = row-split + whole tail; paper: local/global)")
         for r in operator_counts():
-            print(f"  {r['model']:<16} ours {r['local']:>4} local ({r['row_split_local']} row-split, "
-                  f"{r['whole_tail']} whole tail) / {r['global']} global    paper {r['paper_local']}/{r['paper_global']}")
+            print(
+                f"  {r['model']:<16} ours {r['local']:>4} local ({r['row_split_local']} row-split, "
+                f"{r['whole_tail']} whole tail) / {r['global']} global    paper {r['paper_local']}/{r['paper_global']}"
+            )
     return 0

@@ -3,6 +3,7 @@
 Run through `scripts/bench_models`. Figures on the shared 2-core CI machines are noisy: they say how heavy each
 model is for the time-dilation choices in the testbed, not how fast a real robot or GPU server is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,13 +62,17 @@ def time_forward(name: str, options: dict, repeats: int, warmup: int, device: st
 
 def format_table(rows: Sequence[BenchRow]) -> str:
     """Markdown table with the ratio of each case to its model's default-input time."""
-    lines = ["| model | input | parameters | input MB (uint8) | median forward s | min s | vs default |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | input | parameters | input MB (uint8) | median forward s | min s | vs default |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     default: Dict[str, float] = {}
     for r in rows:
         default.setdefault(r.model, r.median_s)
-        lines.append(f"| {r.model} | {r.input} | {r.params:,} | {r.input_mb:.2f} | {r.median_s:.3f} | "
-                     f"{min(r.times_s):.3f} | {r.median_s / default[r.model]:.2f} |")
+        lines.append(
+            f"| {r.model} | {r.input} | {r.params:,} | {r.input_mb:.2f} | {r.median_s:.3f} | "
+            f"{min(r.times_s):.3f} | {r.median_s / default[r.model]:.2f} |"
+        )
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ How the two sides are made on this CPU-only machine (printed with every result):
   The predictions use the server profile measured the same way and the robot profile = k x it.
 Figures on these shared 2-core machines are noisy: medians of several runs are reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,10 +46,11 @@ class SlowRowMap:
     mode "elapsed": it sleeps (k - 1) x the time this very call took (cold caches after each sleep make
     that noticeably more than k x the profile on a busy machine)."""
 
-    def __init__(self, inner: Any, k: float, node_profile: Any = None, mode: str = "profile",
-                 debt: Optional[list] = None) -> None:
+    def __init__(
+        self, inner: Any, k: float, node_profile: Any = None, mode: str = "profile", debt: Optional[list] = None
+    ) -> None:
         self.inner, self.k, self.node_profile, self.mode = inner, float(k), node_profile, mode
-        self.debt = debt if debt is not None else [0.0]     # seconds still to sleep, shared by a graph's maps
+        self.debt = debt if debt is not None else [0.0]  # seconds still to sleep, shared by a graph's maps
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -74,10 +76,10 @@ class SlowRowMap:
     def run(self, a: int, b: int, pieces: Sequence[Any], constants: dict) -> Any:
         return self._slow(b - a, self.inner.run, a, b, pieces, constants)
 
-    def call_whole(self, pieces: Sequence[Any], constants: dict) -> Any:       # the executor's whole-range path
+    def call_whole(self, pieces: Sequence[Any], constants: dict) -> Any:  # the executor's whole-range path
         return self._slow(self.inner.extent, self.inner.call_whole, pieces, constants)
 
-    def run_inplace(self, pieces: Sequence[Any], constants: dict) -> Any:      # its in-place element-wise path
+    def run_inplace(self, pieces: Sequence[Any], constants: dict) -> Any:  # its in-place element-wise path
         return self._slow(self.inner.extent, self.inner.run_inplace, pieces, constants)
 
 
@@ -95,8 +97,9 @@ def slowed_graph(g: Graph, k: float, profile: Optional[Profile] = None, mode: st
     return out
 
 
-def measure(g: Graph, g_robot: Graph, plan: Plan, x: torch.Tensor, bandwidth_Bps: float, repeats: int,
-            warmup: int = 1) -> float:
+def measure(
+    g: Graph, g_robot: Graph, plan: Plan, x: torch.Tensor, bandwidth_Bps: float, repeats: int, warmup: int = 1
+) -> float:
     """Median wall seconds of one inference of `plan` (robot half on `g_robot`) over a throttled in-process link."""
     from intradp_ros.core.executor import ClientHalf, ServerHalf
     from intradp_ros.core.transport import inprocess_pair
@@ -131,14 +134,27 @@ def server_robot(measured: Profile, ratio: float, server_ms: float) -> tuple[Pro
     return server, server.scaled(ratio, f"robot ({ratio:g}x the server)"), how
 
 
-def section_tables(model: str, input_size: Optional[Sequence[int]], ratio: float, server_ms_list: Sequence[float],
-                   cache: Path, target_s: float, cfg: SolverConfig, repeats: int, head: Optional[str] = None) -> None:
-    print(f"\n=== {model} {tuple(input_size) if input_size else ''}{' head ' + head if head else ''}: full 51-bucket "
-          f"table, solve time and quality ===")
+def section_tables(
+    model: str,
+    input_size: Optional[Sequence[int]],
+    ratio: float,
+    server_ms_list: Sequence[float],
+    cache: Path,
+    target_s: float,
+    cfg: SolverConfig,
+    repeats: int,
+    head: Optional[str] = None,
+) -> None:
+    print(
+        f"\n=== {model} {tuple(input_size) if input_size else ''}{' head ' + head if head else ''}: full 51-bucket "
+        f"table, solve time and quality ==="
+    )
     g, x = load_graph(model, input_size, head)
     measured, hit = cached_profile(g, [x], cache, repeats=repeats, progress=Progress("profiling"))
-    print(f"graph {g.fingerprint}: {len(g.nodes)} nodes {g.counts()}; profile {'cached' if hit else 'measured'} on "
-          f"{measured.device.get('name')} ({measured.device.get('threads')} threads): {measured.total() * 1e3:.0f} ms/inference")
+    print(
+        f"graph {g.fingerprint}: {len(g.nodes)} nodes {g.counts()}; profile {'cached' if hit else 'measured'} on "
+        f"{measured.device.get('name')} ({measured.device.get('threads')} threads): {measured.total() * 1e3:.0f} ms/inference"
+    )
     grid = default_grid()
     for server_ms in server_ms_list:
         server, robot, how = server_robot(measured, ratio, server_ms)
@@ -146,9 +162,11 @@ def section_tables(model: str, input_size: Optional[Sequence[int]], ratio: float
         table = build_table(g, robot, server, grid, config=cfg, progress=Progress("solving"))
         took = time.perf_counter() - t0
         print(f"-- {how}")
-        print(f"solve time: {took:.1f} s for {len(grid)} buckets (target < {target_s:g} s: "
-              f"{'PASS' if took < target_s else 'FAIL'}); {table.meta['evaluations']} evaluations, "
-              f"{table.meta['compiled_plans']} distinct plans compiled")
+        print(
+            f"solve time: {took:.1f} s for {len(grid)} buckets (target < {target_s:g} s: "
+            f"{'PASS' if took < target_s else 'FAIL'}); {table.meta['evaluations']} evaluations, "
+            f"{table.meta['compiled_plans']} distinct plans compiled"
+        )
         ratios = []
         for r in table.rows:
             p = r.predictions
@@ -156,25 +174,40 @@ def section_tables(model: str, input_size: Optional[Sequence[int]], ratio: float
             assert p["intradp"].latency_s <= best + 1e-12, "Intra-DP predicted above a baseline"
             if 5 <= r.bandwidth_MBps <= 15:
                 ratios.append(p["intradp"].latency_s / best)
-        print(f"quality 5-15 MB/s: Intra-DP / best baseline = {min(ratios):.3f} .. {max(ratios):.3f} "
-              f"(target <= 0.85: {'PASS' if max(ratios) <= 0.85 else 'not reached'}); never above a baseline: PASS")
+        print(
+            f"quality 5-15 MB/s: Intra-DP / best baseline = {min(ratios):.3f} .. {max(ratios):.3f} "
+            f"(target <= 0.85: {'PASS' if max(ratios) <= 0.85 else 'not reached'}); never above a baseline: PASS"
+        )
         shown = [r for r in table.rows if r.bandwidth_MBps in (0.5, 1, 2, 5, 10, 15, 20, 30, 50)]
         print("\n".join(format_table(type(table)(table.graph, shown)).splitlines()))
 
 
-def section_fidelity(model: str, input_size: Optional[Sequence[int]], ratio: float, bandwidths: Sequence[float],
-                     cache: Path, cfg: SolverConfig, repeats: int, run_repeats: int, slowdown: str = "profile") -> list[float]:
-    print(f"\n=== fidelity: {model} {tuple(input_size) if input_size else ''}, robot slowed {ratio:g}x by sleeping "
-          f"(mode {slowdown}), in-process link ===")
+def section_fidelity(
+    model: str,
+    input_size: Optional[Sequence[int]],
+    ratio: float,
+    bandwidths: Sequence[float],
+    cache: Path,
+    cfg: SolverConfig,
+    repeats: int,
+    run_repeats: int,
+    slowdown: str = "profile",
+) -> list[float]:
+    print(
+        f"\n=== fidelity: {model} {tuple(input_size) if input_size else ''}, robot slowed {ratio:g}x by sleeping "
+        f"(mode {slowdown}), in-process link ==="
+    )
     g, x = load_graph(model, input_size)
     server, hit = cached_profile(g, [x], cache, repeats=repeats, progress=Progress("profiling"))
     robot = server.scaled(ratio, f"robot ({ratio:g}x slower by sleep)", scale_overhead=False)
     cm = CostModel(g, robot, server)
-    print(f"graph {len(g.nodes)} nodes; server (this CPU, {server.device.get('threads')} thread) "
-          f"{server.total() * 1e3:.0f} ms, robot {robot.total() * 1e3:.0f} ms per inference; "
-          f"message overhead {cm.overhead_s * 1e6:.0f} us, executor step overhead {server.step_overhead_s * 1e6:.0f} us")
+    print(
+        f"graph {len(g.nodes)} nodes; server (this CPU, {server.device.get('threads')} thread) "
+        f"{server.total() * 1e3:.0f} ms, robot {robot.total() * 1e3:.0f} ms per inference; "
+        f"message overhead {cm.overhead_s * 1e6:.0f} us, executor step overhead {server.step_overhead_s * 1e6:.0f} us"
+    )
     g_robot = slowed_graph(g, ratio, server, slowdown)
-    with torch.no_grad():                       # warm the allocator and kernel caches of this process
+    with torch.no_grad():  # warm the allocator and kernel caches of this process
         for _ in range(3):
             g.run_local(x)
     lp = LayerPartitions(g, cm)
@@ -189,9 +222,14 @@ def section_fidelity(model: str, input_size: Optional[Sequence[int]], ratio: flo
         dsccs = dsccs_plan(g, cm, bw)
         seeds = [enc.layer_cut(len(g.nodes)), enc.layer_cut(0), enc.layer_cut(best_cut)]
         sol = solve(enc, bw, seeds, [("dsccs", cm.compile(dsccs))], cfg)
-        plans = {"intradp": sol.plan, "device_only": lp.plan(len(g.nodes)), "server_only": lp.plan(0),
-                 "dsccs": dsccs, "spso": lp.plan(spso_choice(preds, 0, 1.0))}
-        plans["row_split_0.5"] = Plan.row_split(g, 0.5)   # a genuinely split plan, tiles both ways
+        plans = {
+            "intradp": sol.plan,
+            "device_only": lp.plan(len(g.nodes)),
+            "server_only": lp.plan(0),
+            "dsccs": dsccs,
+            "spso": lp.plan(spso_choice(preds, 0, 1.0)),
+        }
+        plans["row_split_0.5"] = Plan.row_split(g, 0.5)  # a genuinely split plan, tiles both ways
         for name in list(SYSTEMS) + ["row_split_0.5"]:
             plan = plans[name]
             pred = cm.latency(plan, bw)
@@ -203,22 +241,35 @@ def section_fidelity(model: str, input_size: Optional[Sequence[int]], ratio: flo
             err = (pred - meas) / meas
             errors.append(abs(err))
             print(f"{mbps:6g} {name:>13} {pred * 1e3:13.1f} {meas * 1e3:12.1f} {err * 100:6.1f}%  {n_tr}", flush=True)
-    print(f"fidelity: max |error| {max(errors) * 100:.1f}%, median {statistics.median(errors) * 100:.1f}% "
-          f"(target <= 15%: {'PASS' if max(errors) <= 0.15 else 'FAIL'})")
+    print(
+        f"fidelity: max |error| {max(errors) * 100:.1f}%, median {statistics.median(errors) * 100:.1f}% "
+        f"(target <= 15%: {'PASS' if max(errors) <= 0.15 else 'FAIL'})"
+    )
     return errors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench_scheduler", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bench_scheduler", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sections", default="tables,fidelity", help="comma list of: tables, fidelity")
     p.add_argument("--ratio", type=float, default=20.0, help="robot/server compute time ratio")
     p.add_argument("--cache-dir", type=Path, default=None, help=f"profile cache (default {default_cache_dir()})")
     p.add_argument("--profile-repeats", type=int, default=3)
-    p.add_argument("--vgg-server-ms", type=float, nargs="*", default=[0.0, 5.0],
-                   help="server time per VGG19 inference the tables assume (0 = as measured here)")
-    p.add_argument("--kapao-server-ms", type=float, nargs="*", default=[0.0, 30.0],
-                   help="server time per KAPAO-L inference the tables assume (0 = as measured here)")
+    p.add_argument(
+        "--vgg-server-ms",
+        type=float,
+        nargs="*",
+        default=[0.0, 5.0],
+        help="server time per VGG19 inference the tables assume (0 = as measured here)",
+    )
+    p.add_argument(
+        "--kapao-server-ms",
+        type=float,
+        nargs="*",
+        default=[0.0, 30.0],
+        help="server time per KAPAO-L inference the tables assume (0 = as measured here)",
+    )
     p.add_argument("--skip-kapao-l", action="store_true", help="tables for VGG19 only")
     p.add_argument("--fid-vgg-size", type=int, nargs=2, default=[112, 112])
     p.add_argument("--fid-kapao-size", type=int, nargs=2, default=[256, 320])
@@ -226,8 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid-kapao-bw", type=float, nargs="*", default=[1.0, 5.0, 20.0], help="MB/s")
     p.add_argument("--runs", type=int, default=3, help="measured runs per plan and bandwidth (median)")
     p.add_argument("--maxiter", type=int, default=SolverConfig.maxiter)
-    p.add_argument("--slowdown", choices=("profile", "elapsed"), default="profile",
-                   help="robot operators last k x their profiled time, or k x their own duration")
+    p.add_argument(
+        "--slowdown",
+        choices=("profile", "elapsed"),
+        default="profile",
+        help="robot operators last k x their profiled time, or k x their own duration",
+    )
     return p
 
 
@@ -237,21 +292,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cache = args.cache_dir or default_cache_dir()
     sections = set(args.sections.split(","))
     cfg = SolverConfig(maxiter=args.maxiter)
-    print(f"bench_scheduler: torch {torch.__version__}, robot/server ratio {args.ratio:g}; timings on a shared "
-          f"2-core CPU are noisy")
+    print(
+        f"bench_scheduler: torch {torch.__version__}, robot/server ratio {args.ratio:g}; timings on a shared "
+        f"2-core CPU are noisy"
+    )
     if "tables" in sections:
         torch.set_num_threads(max(torch.get_num_threads(), 1))
-        section_tables("torchvision:vgg19", None, args.ratio, args.vgg_server_ms, cache, 20.0, cfg,
-                       args.profile_repeats)
+        section_tables(
+            "torchvision:vgg19", None, args.ratio, args.vgg_server_ms, cache, 20.0, cfg, args.profile_repeats
+        )
         if not args.skip_kapao_l:
-            section_tables("kapao_l6", (960, 1280), args.ratio, args.kapao_server_ms, cache, 120.0, cfg, 1,
-                           head="candidates")
+            section_tables(
+                "kapao_l6", (960, 1280), args.ratio, args.kapao_server_ms, cache, 120.0, cfg, 1, head="candidates"
+            )
     if "fidelity" in sections:
         torch.set_num_threads(1)
-        section_fidelity("torchvision:vgg19", args.fid_vgg_size, args.ratio, args.fid_vgg_bw, cache, cfg,
-                         args.profile_repeats, args.runs, args.slowdown)
-        section_fidelity("kapao_s6", args.fid_kapao_size, args.ratio, args.fid_kapao_bw, cache, cfg,
-                         args.profile_repeats, args.runs, args.slowdown)
+        section_fidelity(
+            "torchvision:vgg19",
+            args.fid_vgg_size,
+            args.ratio,
+            args.fid_vgg_bw,
+            cache,
+            cfg,
+            args.profile_repeats,
+            args.runs,
+            args.slowdown,
+        )
+        section_fidelity(
+            "kapao_s6",
+            args.fid_kapao_size,
+            args.ratio,
+            args.fid_kapao_bw,
+            cache,
+            cfg,
+            args.profile_repeats,
+            args.runs,
+            args.slowdown,
+        )
     return 0
 
 

@@ -1,4 +1,5 @@
 """Robot slow-down by a cgroup v1 cpu quota: a real throttle, so robot/server compute ratios are set, not faked."""
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,14 @@ CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 # then stops for 90 ms, so anything shorter than 10 ms (one operator) usually runs unthrottled. 10 ms periods
 # (1 ms quota at 0.1 CPU) keep bursts at the scale of one operator; see docs/testbed.md for measurements.
 PERIOD_US = 100_000
-MIN_QUOTA_US = 1000       # kernel minimum of cpu.cfs_quota_us (and of cpu.cfs_period_us)
+MIN_QUOTA_US = 1000  # kernel minimum of cpu.cfs_quota_us (and of cpu.cfs_period_us)
 MAX_PERIOD_US = 1_000_000
 
 # Timed busy loop used to measure the slow-down: pure-Python work, a fixed number of iterations.
-_BUSY = ("import time\nt=time.perf_counter()\nc=time.process_time()\nn=0\nwhile n<{iters}:\n    n+=1\n"
-         "print(time.perf_counter()-t, time.process_time()-c)\n")
+_BUSY = (
+    "import time\nt=time.perf_counter()\nc=time.process_time()\nn=0\nwhile n<{iters}:\n    n+=1\n"
+    "print(time.perf_counter()-t, time.process_time()-c)\n"
+)
 
 
 def validate_cpu_fraction(cpu_fraction: float) -> float:
@@ -118,8 +121,14 @@ class CpuGroup:
 def _time_busy_loop(argv_prefix: Sequence[str], iters: int) -> Tuple[float, float]:
     """(wall seconds, cpu seconds) of the busy loop run as a fresh process behind `argv_prefix`."""
     code = _BUSY.format(iters=iters)
-    out = subprocess.run([*argv_prefix, sys.executable, "-c", code], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [*argv_prefix, sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if out.returncode != 0:
         raise TestbedError(f"slow-down measurement failed: {out.stderr.strip()}")
     wall, cpu = (float(x) for x in out.stdout.split())

@@ -8,6 +8,7 @@ bundled camera bag. This module prints one line per frame (latency and breakdown
 shaped rate), plan switches, and a summary table at the end; it is bounded by a time budget and tears everything
 down (also on Ctrl-C).
 """
+
 from __future__ import annotations
 
 import os
@@ -67,10 +68,16 @@ class LoopbackPair:
 
     def start_masters(self, timeout: float = 30.0) -> None:
         import xmlrpc.client
+
         for side in ("robot", "server"):
             log = open(self.workdir / f"master-{side}.log", "ab")
-            self.spawn(side, ["roscore", "-p", str(self.ports[side])], stdout=log, stderr=subprocess.STDOUT,
-                       stdin=subprocess.DEVNULL)
+            self.spawn(
+                side,
+                ["roscore", "-p", str(self.ports[side])],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
             log.close()
         deadline = time.monotonic() + timeout
         for side in ("robot", "server"):
@@ -85,8 +92,10 @@ class LoopbackPair:
                 time.sleep(0.2)
 
     def describe(self) -> str:
-        return (f"loopback: robot master {self.uri('robot')}, server master {self.uri('server')} "
-                "(no namespaces: not root; no shaping, no robot throttle)")
+        return (
+            f"loopback: robot master {self.uri('robot')}, server master {self.uri('server')} "
+            "(no namespaces: not root; no shaping, no robot throttle)"
+        )
 
     def down(self) -> None:
         for p in reversed(self.procs):
@@ -115,10 +124,20 @@ def stop_group(p: subprocess.Popen, grace_s: float = 5.0) -> None:
             continue
 
 
-def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "intradp", frames: int = 20,
-             trace: Optional[str] = "outdoor", dilation: float = 20.0, rate_mbit: Optional[float] = None,
-             robot_cpu: Optional[float] = 0.1, loopback: Optional[bool] = None, pacing: str = "lockstep",
-             budget_s: float = 900.0, out: TextIO = sys.stdout) -> int:
+def run_demo(
+    model: str = "kapao_s6",
+    input_size: str = "256,320",
+    mode: str = "intradp",
+    frames: int = 20,
+    trace: Optional[str] = "outdoor",
+    dilation: float = 20.0,
+    rate_mbit: Optional[float] = None,
+    robot_cpu: Optional[float] = 0.1,
+    loopback: Optional[bool] = None,
+    pacing: str = "lockstep",
+    budget_s: float = 900.0,
+    out: TextIO = sys.stdout,
+) -> int:
     """Run the demo; returns 0 when frames came back. `loopback=None` picks namespaces when root."""
     from intradp_ros.eval.evaluate import dilate_trace, dilated_grid, link_series, rate_at, trace_path
     from intradp_ros.eval.traces import load_trace, write_trace
@@ -138,28 +157,55 @@ def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "
                 factor = bed.slow_robot(robot_cpu)
                 print(f"[demo] robot side limited to {robot_cpu:g} CPU: measured slow-down x{factor:.1f}", file=out)
             if samples and rate_mbit is None:
-                print(f"[demo] link follows the {trace} trace with time dilation k={dilation:g} (rates / k, "
-                      f"time x k), starting with the first frame", file=out)
+                print(
+                    f"[demo] link follows the {trace} trace with time dilation k={dilation:g} (rates / k, "
+                    f"time x k), starting with the first frame",
+                    file=out,
+                )
             else:
                 print(f"[demo] link shaped to {first_rate:g} Mbit/s", file=out)
         bed.start_masters()
         print(bed.describe(), file=out)
         logdir = Path(bed.workdir)
         slog = open(logdir / "server.log", "ab")
-        server = bed.spawn("server", launch_argv("server", model=model, input_size=input_size, grid=grid),
-                           stdout=slog, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        server = bed.spawn(
+            "server",
+            launch_argv("server", model=model, input_size=input_size, grid=grid),
+            stdout=slog,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         slog.close()
         rlog = open(logdir / "robot-stderr.log", "ab")
         from intradp_ros.core.plan_table import default_cache_dir
+
         robot_cache = default_cache_dir() / (f"robot_cpu{robot_cpu:g}" if robot_cpu and not loopback else "robot")
-        robot = bed.spawn("robot", launch_argv("robot", model=model, input_size=input_size, mode=mode, grid=grid,
-                                               frames=frames, pacing=pacing, output="json", cache_dir=robot_cache,
-                                               peer_master_uri=(bed.uri("server") if loopback
-                                                                else bed.server.master_uri)),
-                          stdout=subprocess.PIPE, stderr=rlog, stdin=subprocess.DEVNULL, text=True)
+        robot = bed.spawn(
+            "robot",
+            launch_argv(
+                "robot",
+                model=model,
+                input_size=input_size,
+                mode=mode,
+                grid=grid,
+                frames=frames,
+                pacing=pacing,
+                output="json",
+                cache_dir=robot_cache,
+                peer_master_uri=(bed.uri("server") if loopback else bed.server.master_uri),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=rlog,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         rlog.close()
-        print("[demo] server and robot launched; the first run profiles the model and solves the plan book "
-              "(cached afterwards)", file=out, flush=True)
+        print(
+            "[demo] server and robot launched; the first run profiles the model and solves the plan book "
+            "(cached afterwards)",
+            file=out,
+            flush=True,
+        )
         series: List = []
         ready = False
         try:
@@ -168,10 +214,13 @@ def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "
                 if kind == "ready":
                     print(f"[demo] client subscribed; replaying {rec['frames']} frames ({rec['pacing']})", file=out)
                 elif kind == "warmup":
-                    print(f"[demo] warm-up frame {rec['index']}: " +
-                          (f"plan {rec.get('plan_name')}" if rec['received'] else "no result") +
-                          ("" if ready else " (waiting for the client's handshake and plan book)"),
-                          file=out, flush=True)
+                    print(
+                        f"[demo] warm-up frame {rec['index']}: "
+                        + (f"plan {rec.get('plan_name')}" if rec["received"] else "no result")
+                        + ("" if ready else " (waiting for the client's handshake and plan book)"),
+                        file=out,
+                        flush=True,
+                    )
                 elif kind == "client_ready":
                     ready = True
                     print(f"[demo] client ready: {rec['log']}", file=out, flush=True)
@@ -185,13 +234,15 @@ def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "
                 elif kind == "stats" and int(rec.get("frame", -1)) >= 0:
                     link = rate_at(series, float(rec["t_s"])) if series else (None if loopback else first_rate)
                     records.append(dict(rec, system=mode, trace=trace or "fixed"))
-                    print(frame_line(dict(rec, system=mode), dilation if series else 1.0, link), file=out,
-                          flush=True)
+                    print(frame_line(dict(rec, system=mode), dilation if series else 1.0, link), file=out, flush=True)
                 elif kind == "lost":
                     print(f"[demo] frame {rec['frame']}: no result in time", file=out, flush=True)
                 elif kind == "plan":
-                    print(f"[demo] plan switch -> {rec['plan_name']} (estimate {rec['estimate_mbit_per_s']:.2f} "
-                          f"Mbit/s)", file=out, flush=True)
+                    print(
+                        f"[demo] plan switch -> {rec['plan_name']} (estimate {rec['estimate_mbit_per_s']:.2f} Mbit/s)",
+                        file=out,
+                        flush=True,
+                    )
                 elif kind == "error":
                     print(f"[demo] error: {rec['error']}", file=out)
                 elif kind == "done":
@@ -219,6 +270,7 @@ def run_demo(model: str = "kapao_s6", input_size: str = "256,320", mode: str = "
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line of scripts/intradp_demo."""
     import argparse
+
     p = argparse.ArgumentParser(prog="intradp_demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="kapao_s6", help="kapao_s6 / kapao_m6 / kapao_l6")
     p.add_argument("--input-size", default="256,320", help="model input H,W (multiples of 64)")
@@ -233,8 +285,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--budget", type=float, default=900.0, help="seconds the whole demo may take")
     args = p.parse_args(argv)
     try:
-        return run_demo(args.model, args.input_size, args.mode, args.frames, args.trace or None, args.dilation,
-                        args.rate, args.robot_cpu or None, True if args.loopback else None, args.pacing, args.budget)
+        return run_demo(
+            args.model,
+            args.input_size,
+            args.mode,
+            args.frames,
+            args.trace or None,
+            args.dilation,
+            args.rate,
+            args.robot_cpu or None,
+            True if args.loopback else None,
+            args.pacing,
+            args.budget,
+        )
     except (TestbedError, ValueError, OSError) as err:
         print(f"intradp_demo: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ It builds a Testbed (two namespaces, tbf at `rate_mbit` or a replayed trace, a r
 master bridge on the robot side, an echo node on the server and a sender on the robot, prints one live line per
 tile (size, one-way times, achieved Mbit/s) and a summary table per size, and tears everything down.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -49,8 +50,10 @@ class EchoResults:
         rows = [head, "-" * len(head)]
         for size in sorted(self.up):
             up, down = statistics.median(self.up[size]), statistics.median(self.down[size])
-            row = (f"{fmt_size(size):>8} {len(self.up[size]):>5} {up * 1e3:>9.1f} {down * 1e3:>9.1f} "
-                   f"{mbit(size, up):>10.1f} {mbit(size, down):>11.1f}")
+            row = (
+                f"{fmt_size(size):>8} {len(self.up[size]):>5} {up * 1e3:>9.1f} {down * 1e3:>9.1f} "
+                f"{mbit(size, up):>10.1f} {mbit(size, down):>11.1f}"
+            )
             if rate_mbit:
                 ideal = size * 8 / (rate_mbit * 1e6)
                 row += f" {ideal * 1e3:>9.1f} {up / ideal:>8.2f}"
@@ -61,13 +64,21 @@ class EchoResults:
 def tile_line(rec: dict) -> str:
     """One live line per echoed tile."""
     n = rec["bytes"]
-    return (f"tile {rec['request_id']:>3}  {fmt_size(n):>7}  up {rec['up_s'] * 1e3:8.1f} ms "
-            f"({mbit(n, rec['up_s']):6.1f} Mbit/s)  down {rec['down_s'] * 1e3:8.1f} ms "
-            f"({mbit(n, rec['down_s']):6.1f} Mbit/s)  rtt {rec['rtt_s'] * 1e3:8.1f} ms")
+    return (
+        f"tile {rec['request_id']:>3}  {fmt_size(n):>7}  up {rec['up_s'] * 1e3:8.1f} ms "
+        f"({mbit(n, rec['up_s']):6.1f} Mbit/s)  down {rec['down_s'] * 1e3:8.1f} ms "
+        f"({mbit(n, rec['down_s']):6.1f} Mbit/s)  rtt {rec['rtt_s'] * 1e3:8.1f} ms"
+    )
 
 
-def run_echo_demo(rate_mbit: float = 90.0, trace: Optional[str] = None, sizes: Sequence[int] = DEFAULT_SIZES,
-                  rounds: int = 4, robot_cpu: Optional[float] = None, out: TextIO = sys.stdout) -> int:
+def run_echo_demo(
+    rate_mbit: float = 90.0,
+    trace: Optional[str] = None,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    rounds: int = 4,
+    robot_cpu: Optional[float] = None,
+    out: TextIO = sys.stdout,
+) -> int:
     """Run the demo end to end; returns 0 when every tile came back."""
     if rounds <= 0 or not sizes or min(sizes) <= 0:
         raise ValueError("rounds must be > 0 and sizes positive")
@@ -81,18 +92,40 @@ def run_echo_demo(rate_mbit: float = 90.0, trace: Optional[str] = None, sizes: S
         log = open(tb.workdir / "nodes.log", "ab")
         try:
             start_bridge(tb, "robot", log=log)
-            tb.spawn("server", script_argv("tile_echo_node", "server", "--mode", "echo"),
-                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            tb.spawn(
+                "server",
+                script_argv("tile_echo_node", "server", "--mode", "echo"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
             replay = None
             if trace:
                 replay = tb.replay_trace(trace, loop=True)
                 print(f"replaying {trace} (looped)", file=out)
-            sender = tb.spawn("robot", script_argv("tile_echo_node", "sender", "--mode", "pingpong",
-                                                   "--sizes", ",".join(map(str, sizes)), "--repeats", str(rounds)),
-                              stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
+            sender = tb.spawn(
+                "robot",
+                script_argv(
+                    "tile_echo_node",
+                    "sender",
+                    "--mode",
+                    "pingpong",
+                    "--sizes",
+                    ",".join(map(str, sizes)),
+                    "--repeats",
+                    str(rounds),
+                ),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
             budget = 60.0 + rounds * sum(2 * 4 * s * 8 / (min(rate_mbit, 90.0) * 1e6) for s in sizes)
-            print(f"{rounds} rounds of {', '.join(fmt_size(s) for s in sizes)} on /intradp/robot1/up -> "
-                  "/intradp/robot1/down", file=out)
+            print(
+                f"{rounds} rounds of {', '.join(fmt_size(s) for s in sizes)} on /intradp/robot1/up -> "
+                "/intradp/robot1/down",
+                file=out,
+            )
             for rec in read_json_lines(sender, timeout=budget):
                 if rec["kind"] == "tile":
                     results.add(rec)
@@ -115,6 +148,7 @@ def run_echo_demo(rate_mbit: float = 90.0, trace: Optional[str] = None, sizes: S
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line of scripts/tile_echo_demo."""
     import argparse
+
     parser = argparse.ArgumentParser(description="TensorTile echo over two bridged masters and a shaped link")
     parser.add_argument("--rate", type=float, default=90.0, help="link rate in Mbit/s each way (default 90)")
     parser.add_argument("--trace", help="replay this bandwidth trace instead of a fixed rate (looped)")

@@ -16,6 +16,7 @@ measured times are k times those of the system the testbed stands for, and the t
 Results in --out: stats.csv (one row per frame), stats_<trace>_<system>.bag (InferenceStats, BandwidthEstimate,
 PlanSwitch as received), tables.md, eval_<trace>.png, summary.json, logs/ (node output).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ from intradp_ros.eval.traces import load_trace, write_trace
 REPO = Path(__file__).resolve().parents[2]
 TRACE_DIR = REPO / "config" / "traces"
 ROBOT = "robot1"
-DEFAULT_GRID_MBYTE = (0.5, 50.0, 1.0)     # lo, hi, step of the undilated bucket grid (the scheduler's default)
+DEFAULT_GRID_MBYTE = (0.5, 50.0, 1.0)  # lo, hi, step of the undilated bucket grid (the scheduler's default)
 
 
 @dataclass
@@ -44,9 +45,9 @@ class ModelSetup:
     """Which client node runs the model and with what settings (shared by client and server)."""
 
     model: str
-    client: str                      # script name: kapao_client / agrnav_client
-    bag_key: str                     # "camera" or "cloud" (sample_data.ensure_sample_bags)
-    settings: Dict[str, str] = field(default_factory=dict)   # node settings both sides get (input_size, grid_xzy)
+    client: str  # script name: kapao_client / agrnav_client
+    bag_key: str  # "camera" or "cloud" (sample_data.ensure_sample_bags)
+    settings: Dict[str, str] = field(default_factory=dict)  # node settings both sides get (input_size, grid_xzy)
 
 
 def model_setup(model: str, input_size: Optional[str] = None, grid_xzy: Optional[str] = None) -> ModelSetup:
@@ -69,23 +70,23 @@ class EvalConfig:
     """Everything one evaluation run is configured with (written to summary.json)."""
 
     model: str = "kapao_l6"
-    input_size: Optional[str] = None          # "H,W" for KAPAO (multiples of 64)
-    grid_xzy: Optional[str] = None            # "X,Z,Y" for SCONet
+    input_size: Optional[str] = None  # "H,W" for KAPAO (multiples of 64)
+    grid_xzy: Optional[str] = None  # "X,Z,Y" for SCONet
     systems: Sequence[str] = SYSTEMS
     traces: Sequence[str] = ("indoor", "outdoor")
     frames: int = 10
     warmup: int = 2
-    robot_cpu: float = 0.05                   # cgroup quota of the client (share of one CPU); 0.05 ~ 20x slower
-    dilation: float = 20.0                    # time-dilation factor k
+    robot_cpu: float = 0.05  # cgroup quota of the client (share of one CPU); 0.05 ~ 20x slower
+    dilation: float = 20.0  # time-dilation factor k
     bag: Optional[str] = None
     out: str = "eval_out"
     frame_timeout: float = 120.0
     startup_timeout: float = 600.0
-    gap: float = 0.5                          # idle seconds between frames (lets the monitor probe)
+    gap: float = 0.5  # idle seconds between frames (lets the monitor probe)
     server_device: str = "auto"
-    deadline: float = 1.0                     # SPSO-GA deadline (undilated seconds; the nodes get k x this)
+    deadline: float = 1.0  # SPSO-GA deadline (undilated seconds; the nodes get k x this)
     solver_seconds: float = 5.0
-    grid_buckets: int = 16                    # buckets of the (dilated) grid the server solves
+    grid_buckets: int = 16  # buckets of the (dilated) grid the server solves
     extra_client: Dict[str, str] = field(default_factory=dict)
     extra_server: Dict[str, str] = field(default_factory=dict)
 
@@ -179,9 +180,14 @@ class Evaluation:
     # ---- node command lines ----------------------------------------------------------------------------------
     def server_argv(self) -> List[str]:
         cfg = self.cfg
-        s = {"robots": ROBOT, "model": cfg.model, "device": cfg.server_device,
-             "grid": dilated_grid(cfg.dilation, cfg.grid_buckets), "deadline": cfg.deadline * cfg.dilation,
-             "solver_seconds": cfg.solver_seconds}
+        s = {
+            "robots": ROBOT,
+            "model": cfg.model,
+            "device": cfg.server_device,
+            "grid": dilated_grid(cfg.dilation, cfg.grid_buckets),
+            "deadline": cfg.deadline * cfg.dilation,
+            "solver_seconds": cfg.solver_seconds,
+        }
         s.update(self.setup.settings)
         s.update(cfg.extra_server)
         return script_argv("intradp_server", *flags(s))
@@ -190,27 +196,57 @@ class Evaluation:
         """The client's own profile cache: it profiles itself inside the CPU throttle, so it must not share the
         server's cache (both are 'cpu' to the profiler and would read each other's profile)."""
         from intradp_ros.core.plan_table import default_cache_dir
+
         return default_cache_dir() / f"robot_cpu{self.cfg.robot_cpu:g}"
 
     def client_argv(self, system: str) -> List[str]:
         k = self.cfg.dilation
-        s = {"robot": ROBOT, "mode": system, "model": self.cfg.model, "cache_dir": self.client_cache_dir(),
-             "deadline": 3.0 * k, "max_age": 3.0 * k}
+        s = {
+            "robot": ROBOT,
+            "mode": system,
+            "model": self.cfg.model,
+            "cache_dir": self.client_cache_dir(),
+            "deadline": 3.0 * k,
+            "max_age": 3.0 * k,
+        }
         s.update(self.setup.settings)
         s.update(self.cfg.extra_client)
         return script_argv(self.setup.client, *flags(s))
 
     def monitor_argv(self) -> List[str]:
-        return script_argv("bandwidth_monitor", "--robot", ROBOT, "--buckets",
-                           dilated_grid(self.cfg.dilation, self.cfg.grid_buckets))
+        return script_argv(
+            "bandwidth_monitor", "--robot", ROBOT, "--buckets", dilated_grid(self.cfg.dilation, self.cfg.grid_buckets)
+        )
 
     def driver_argv(self, bag: str, record: Path, system: str) -> List[str]:
         cfg = self.cfg
-        ready = ["--ready-log", "handshake accepted"]   # the client's log line once it holds the plan book
-        return script_argv("eval_driver", *ready, "--robot", ROBOT, "--bag", bag, "--frames", str(cfg.frames),
-                           "--pacing", "lockstep", "--warmup", str(cfg.warmup), "--gap", str(cfg.gap),
-                           "--frame-timeout", str(cfg.frame_timeout), "--startup-timeout", str(cfg.startup_timeout),
-                           "--record", str(record), "--output", "json", "--dilation", str(cfg.dilation))
+        ready = ["--ready-log", "handshake accepted"]  # the client's log line once it holds the plan book
+        return script_argv(
+            "eval_driver",
+            *ready,
+            "--robot",
+            ROBOT,
+            "--bag",
+            bag,
+            "--frames",
+            str(cfg.frames),
+            "--pacing",
+            "lockstep",
+            "--warmup",
+            str(cfg.warmup),
+            "--gap",
+            str(cfg.gap),
+            "--frame-timeout",
+            str(cfg.frame_timeout),
+            "--startup-timeout",
+            str(cfg.startup_timeout),
+            "--record",
+            str(record),
+            "--output",
+            "json",
+            "--dilation",
+            str(cfg.dilation),
+        )
 
     # ---- running ---------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -218,29 +254,43 @@ class Evaluation:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         bag = cfg.bag or self._sample_bag()
-        self.say(f"[evaluate] {cfg.model} {self.setup.settings or ''} on {', '.join(cfg.traces)}; systems "
-                 f"{', '.join(cfg.systems)}; {cfg.frames} frames each (+{cfg.warmup} warm-up) from {bag}")
-        self.say(f"[evaluate] time dilation k = {cfg.dilation:g}: link rates / k, traces played k x slower, "
-                 f"bucket grid {dilated_grid(cfg.dilation, cfg.grid_buckets)} MB/s; results in {self.out_dir}")
+        self.say(
+            f"[evaluate] {cfg.model} {self.setup.settings or ''} on {', '.join(cfg.traces)}; systems "
+            f"{', '.join(cfg.systems)}; {cfg.frames} frames each (+{cfg.warmup} warm-up) from {bag}"
+        )
+        self.say(
+            f"[evaluate] time dilation k = {cfg.dilation:g}: link rates / k, traces played k x slower, "
+            f"bucket grid {dilated_grid(cfg.dilation, cfg.grid_buckets)} MB/s; results in {self.out_dir}"
+        )
         with Testbed(rate_mbit=100.0 / cfg.dilation, name="eval") as tb:
             tb.start_masters()
             logs = {name: open(self.log_dir / f"{name}.log", "ab") for name in ("bridge", "server")}
             try:
                 start_bridge(tb, "robot", log=logs["bridge"])
                 self.say(tb.describe())
-                tb.spawn("server", self.server_argv(), stdout=logs["server"], stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL)
+                tb.spawn(
+                    "server",
+                    self.server_argv(),
+                    stdout=logs["server"],
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
                 self.robot_slowdown = tb.slow_robot(cfg.robot_cpu)
-                self.say(f"[evaluate] client cgroup quota {cfg.robot_cpu:g} CPU: measured slow-down "
-                         f"x{self.robot_slowdown:.1f} (timed busy loop inside vs outside)")
+                self.say(
+                    f"[evaluate] client cgroup quota {cfg.robot_cpu:g} CPU: measured slow-down "
+                    f"x{self.robot_slowdown:.1f} (timed busy loop inside vs outside)"
+                )
                 total = len(cfg.traces) * len(cfg.systems)
                 n = 0
                 for trace in cfg.traces:
                     samples = dilate_trace(load_trace(trace_path(trace)), cfg.dilation)
                     scaled = self.out_dir / "traces" / f"{trace_label(trace)}_k{cfg.dilation:g}.txt"
                     scaled.parent.mkdir(exist_ok=True)
-                    write_trace(scaled, samples, [f"{trace} with times x {cfg.dilation:g} and rates / "
-                                                  f"{cfg.dilation:g} (time dilation)"])
+                    write_trace(
+                        scaled,
+                        samples,
+                        [f"{trace} with times x {cfg.dilation:g} and rates / {cfg.dilation:g} (time dilation)"],
+                    )
                     for system in run_order(cfg.systems):
                         n += 1
                         self.say(f"\n[evaluate] run {n}/{total}: {trace_label(trace)} / {system}")
@@ -252,10 +302,12 @@ class Evaluation:
 
     def _sample_bag(self) -> str:
         from intradp_ros.eval.sample_data import ensure_sample_bags
+
         return str(ensure_sample_bags()[self.setup.bag_key])
 
-    def _run_one(self, tb: Testbed, trace: str, system: str, bag: str, scaled: Path,
-                 samples: Sequence[Tuple[float, float]]) -> None:
+    def _run_one(
+        self, tb: Testbed, trace: str, system: str, bag: str, scaled: Path, samples: Sequence[Tuple[float, float]]
+    ) -> None:
         cfg = self.cfg
         tag = f"{trace}_{system}"
         log = open(self.log_dir / f"{tag}.log", "ab")
@@ -265,12 +317,25 @@ class Evaluation:
                 tb.replay.stop()
                 tb.replay.join(timeout=5)
             tb.set_rate(samples[0][1])
-            procs.append(spawn_unthrottled(tb, "robot", self.monitor_argv(), stdout=log, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL))
-            procs.append(tb.spawn("robot", self.client_argv(system), stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL))
-            driver = spawn_unthrottled(tb, "robot", self.driver_argv(bag, self.out_dir / f"stats_{tag}.bag", system),
-                                       stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
+            procs.append(
+                spawn_unthrottled(
+                    tb, "robot", self.monitor_argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            )
+            procs.append(
+                tb.spawn(
+                    "robot", self.client_argv(system), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            )
+            driver = spawn_unthrottled(
+                tb,
+                "robot",
+                self.driver_argv(bag, self.out_dir / f"stats_{tag}.bag", system),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
             procs.append(driver)
             budget = cfg.startup_timeout + cfg.warmup * cfg.frame_timeout + cfg.frames * (cfg.frame_timeout + cfg.gap)
             series: List[Tuple[float, float]] = []
@@ -281,8 +346,10 @@ class Evaluation:
                     tb.replay_trace(scaled, loop=True)
                     series = link_series(samples, budget)
                 elif kind == "warmup":
-                    self.say(f"[{system:>11}] warm-up frame {rec['index']}: " +
-                             (f"result (plan {rec.get('plan_name')})" if rec['received'] else "no result"))
+                    self.say(
+                        f"[{system:>11}] warm-up frame {rec['index']}: "
+                        + (f"result (plan {rec.get('plan_name')})" if rec["received"] else "no result")
+                    )
                 elif kind == "client_ready":
                     self.say(f"[{system:>11}] client ready: {rec['log']}")
                 elif kind == "warning":
@@ -298,16 +365,23 @@ class Evaluation:
                     self.say(frame_line(row, cfg.dilation, link))
                 elif kind == "lost":
                     self.records.append(_lost_record(system, trace, rec))
-                    self.say(f"[{system:>11}] frame {rec['frame']:>3}  LOST (no result within "
-                             f"{cfg.frame_timeout:g} s)")
+                    self.say(f"[{system:>11}] frame {rec['frame']:>3}  LOST (no result within {cfg.frame_timeout:g} s)")
                 elif kind == "plan":
-                    self.say(f"[{system:>11}] plan switch -> {rec['plan_name']} at estimate "
-                             f"{rec['estimate_mbit_per_s']:.2f} Mbit/s")
+                    self.say(
+                        f"[{system:>11}] plan switch -> {rec['plan_name']} at estimate "
+                        f"{rec['estimate_mbit_per_s']:.2f} Mbit/s"
+                    )
                 elif kind == "error":
                     self.say(f"[{system:>11}] driver error: {rec['error']} (log {self.log_dir / (tag + '.log')})")
                     self.problems.append(f"{tag}: driver error: {rec['error']}")
-            t_end = max([float(r["t_s"]) for r in self.records if r["trace"] == trace and r["system"] == system
-                         and not math.isnan(float(r["t_s"]))] + [1.0])
+            t_end = max(
+                [
+                    float(r["t_s"])
+                    for r in self.records
+                    if r["trace"] == trace and r["system"] == system and not math.isnan(float(r["t_s"]))
+                ]
+                + [1.0]
+            )
             self.links[(trace, system)] = [(t, r) for t, r in series if t <= t_end]
             self.say(f"[evaluate] {trace}/{system}: {got}/{cfg.frames} frames with a result")
         except TestbedError as err:
@@ -329,38 +403,54 @@ class Evaluation:
         text += "\n" + self.dilation_note(summary)
         (self.out_dir / "tables.md").write_text(text + "\n")
         from intradp_ros.eval.plots import plot_run
+
         pngs = plot_run(self.records, self.out_dir, "eval", self.links, self.cfg.dilation) if self.records else []
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         self.say("\n" + text)
         if self.problems:
             self.say("\nproblems:\n  " + "\n  ".join(self.problems[:30]))
-        self.say(f"\n[evaluate] wrote {self.out_dir / 'stats.csv'}, tables.md, summary.json, "
-                 f"{', '.join(p.name for p in pngs)} and stats_<trace>_<system>.bag")
+        self.say(
+            f"\n[evaluate] wrote {self.out_dir / 'stats.csv'}, tables.md, summary.json, "
+            f"{', '.join(p.name for p in pngs)} and stats_<trace>_<system>.bag"
+        )
         failed = any("driver error" in p or "run failed" in p for p in self.problems)
         return 0 if self.records and not failed else 1
 
     def summary_dict(self, goals: Sequence[Any]) -> Dict[str, Any]:
         sums = summarize(self.records)
         dev = [s for (t, name), s in sums.items() if name == "device_only" and s.frames]
-        srv = [r for r in self.records if r["system"] == "server_only" and not r["error"]
-               and float(r["server_compute_s"]) > 0]
+        srv = [
+            r
+            for r in self.records
+            if r["system"] == "server_only" and not r["error"] and float(r["server_compute_s"]) > 0
+        ]
         ratio = None
         if dev and srv:
             dev_lat = sum(s.latency_mean_s for s in dev) / len(dev)
             ratio = dev_lat / (sum(float(r["server_compute_s"]) for r in srv) / len(srv))
-        return {"config": asdict(self.cfg), "robot_cpu_quota": self.cfg.robot_cpu,
-                "robot_slowdown_busy_loop": self.robot_slowdown, "robot_over_server_compute": ratio,
-                "dilation_k": self.cfg.dilation,
-                "summaries": {f"{t}/{s}": asdict(v) for (t, s), v in sums.items()},
-                "goals": [asdict(g) for g in goals], "problems": self.problems}
+        return {
+            "config": asdict(self.cfg),
+            "robot_cpu_quota": self.cfg.robot_cpu,
+            "robot_slowdown_busy_loop": self.robot_slowdown,
+            "robot_over_server_compute": ratio,
+            "dilation_k": self.cfg.dilation,
+            "summaries": {f"{t}/{s}": asdict(v) for (t, s), v in sums.items()},
+            "goals": [asdict(g) for g in goals],
+            "problems": self.problems,
+        }
 
     def dilation_note(self, summary: Dict[str, Any]) -> str:
         r = summary.get("robot_over_server_compute")
         sd = summary.get("robot_slowdown_busy_loop")
-        return (f"Robot slow-down: cgroup quota {self.cfg.robot_cpu:g} CPU, measured x{sd:.1f} on a busy loop"
-                if sd else "Robot slow-down: not measured") + \
-            (f"; measured device-only latency / server compute per frame = {r:.1f}x" if r else "") + \
-            f". Time dilation k = {self.cfg.dilation:g} (link rates / k, trace time x k; undilated = measured / k)."
+        return (
+            (
+                f"Robot slow-down: cgroup quota {self.cfg.robot_cpu:g} CPU, measured x{sd:.1f} on a busy loop"
+                if sd
+                else "Robot slow-down: not measured"
+            )
+            + (f"; measured device-only latency / server compute per frame = {r:.1f}x" if r else "")
+            + f". Time dilation k = {self.cfg.dilation:g} (link rates / k, trace time x k; undilated = measured / k)."
+        )
 
 
 def run_order(systems: Sequence[str]) -> List[str]:
@@ -371,9 +461,19 @@ def run_order(systems: Sequence[str]) -> List[str]:
 
 def _lost_record(system: str, trace: str, rec: Dict[str, Any]) -> Dict[str, Any]:
     row: Dict[str, Any] = {k: 0 for k in CSV_FIELDS}
-    row.update(system=system, trace=trace, frame=rec["frame"], t_s=rec.get("t_s", float("nan")),
-               link_mbit=float("nan"), robot=ROBOT, model="", mode=system, plan_name="", fell_back_local=False,
-               error="lost: no result within the frame timeout")
+    row.update(
+        system=system,
+        trace=trace,
+        frame=rec["frame"],
+        t_s=rec.get("t_s", float("nan")),
+        link_mbit=float("nan"),
+        robot=ROBOT,
+        model="",
+        mode=system,
+        plan_name="",
+        fell_back_local=False,
+        error="lost: no result within the frame timeout",
+    )
     return row
 
 
@@ -402,8 +502,11 @@ def spawn_unthrottled(tb: Testbed, side: str, argv: Sequence[str], **kwargs: Any
 
 def build_parser() -> argparse.ArgumentParser:
     d = EvalConfig()
-    p = argparse.ArgumentParser(prog="evaluate", description="rosbag-replay evaluation of every system on the "
-                                "testbed (root), or tables/plots from an earlier run's CSV (--from-csv)")
+    p = argparse.ArgumentParser(
+        prog="evaluate",
+        description="rosbag-replay evaluation of every system on the "
+        "testbed (root), or tables/plots from an earlier run's CSV (--from-csv)",
+    )
     p.add_argument("--model", default=d.model, help="kapao_s6/m6/l6 (camera bag) or sconet/sconet_ds (clouds)")
     p.add_argument("--input-size", default=None, help="KAPAO input 'H,W' (multiples of 64)")
     p.add_argument("--grid-xzy", default=None, help="SCONet grid 'X,Z,Y'")
@@ -422,10 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=float, default=d.deadline, help="SPSO-GA deadline in undilated seconds")
     p.add_argument("--solver-seconds", type=float, default=d.solver_seconds, help="server solver limit per bucket")
     p.add_argument("--grid-buckets", type=int, default=d.grid_buckets, help="bandwidth buckets of the plan book")
-    p.add_argument("--client-arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra client setting (repeatable)")
-    p.add_argument("--server-arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra server setting (repeatable)")
+    p.add_argument(
+        "--client-arg", action="append", default=[], metavar="NAME=VALUE", help="extra client setting (repeatable)"
+    )
+    p.add_argument(
+        "--server-arg", action="append", default=[], metavar="NAME=VALUE", help="extra server setting (repeatable)"
+    )
     p.add_argument("--from-csv", default=None, help="only re-tabulate and plot this stats.csv (no testbed)")
     return p
 
@@ -449,16 +554,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             text, _ = render_report(records, args.dilation, args.model)
             print(text)
             from intradp_ros.eval.plots import plot_run
+
             for p in plot_run(records, Path(args.out), "eval", None, args.dilation):
                 print(f"wrote {p}")
             return 0
-        cfg = EvalConfig(model=args.model, input_size=args.input_size, grid_xzy=args.grid_xzy,
-                         systems=[s for s in args.systems.split(",") if s], traces=[t for t in args.traces.split(",") if t],
-                         frames=args.frames, warmup=args.warmup, robot_cpu=args.robot_cpu, dilation=args.dilation,
-                         bag=args.bag, out=args.out, frame_timeout=args.frame_timeout,
-                         startup_timeout=args.startup_timeout, gap=args.gap, server_device=args.server_device,
-                         deadline=args.deadline, solver_seconds=args.solver_seconds, grid_buckets=args.grid_buckets,
-                         extra_client=_pairs(args.client_arg), extra_server=_pairs(args.server_arg))
+        cfg = EvalConfig(
+            model=args.model,
+            input_size=args.input_size,
+            grid_xzy=args.grid_xzy,
+            systems=[s for s in args.systems.split(",") if s],
+            traces=[t for t in args.traces.split(",") if t],
+            frames=args.frames,
+            warmup=args.warmup,
+            robot_cpu=args.robot_cpu,
+            dilation=args.dilation,
+            bag=args.bag,
+            out=args.out,
+            frame_timeout=args.frame_timeout,
+            startup_timeout=args.startup_timeout,
+            gap=args.gap,
+            server_device=args.server_device,
+            deadline=args.deadline,
+            solver_seconds=args.solver_seconds,
+            grid_buckets=args.grid_buckets,
+            extra_client=_pairs(args.client_arg),
+            extra_server=_pairs(args.server_arg),
+        )
         return Evaluation(cfg).run()
     except (TestbedError, ValueError, OSError) as err:
         print(f"evaluate: {err}", file=sys.stderr)

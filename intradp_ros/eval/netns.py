@@ -1,4 +1,5 @@
 """Network namespaces joined by a veth pair: the robot/server link of the testbed."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -52,8 +53,10 @@ def create_veth(ns_a: str, dev_a: str, ip_a: str, ns_b: str, dev_b: str, ip_b: s
     for dev in (dev_a, dev_b):
         if len(dev) > MAX_NAME:
             raise TestbedError(f"interface name {dev!r} is longer than {MAX_NAME} characters")
-    run_cmd(["ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b],
-            f"creating veth pair {dev_a}/{dev_b}")
+    run_cmd(
+        ["ip", "link", "add", dev_a, "netns", ns_a, "type", "veth", "peer", "name", dev_b, "netns", ns_b],
+        f"creating veth pair {dev_a}/{dev_b}",
+    )
     for ns, dev, ip in ((ns_a, dev_a, ip_a), (ns_b, dev_b, ip_b)):
         run_cmd(["ip", "-n", ns, "addr", "add", f"{ip}/{prefix}", "dev", dev], f"addressing {dev} in {ns}")
         run_cmd(["ip", "-n", ns, "link", "set", dev, "up"], f"bringing up {dev} in {ns}")

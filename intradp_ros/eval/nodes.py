@@ -1,4 +1,5 @@
 """Starting the project's nodes inside a testbed: script paths, the master bridge, JSON-line readers."""
+
 from __future__ import annotations
 
 import json
@@ -29,16 +30,24 @@ def script_argv(name: str, *args: str) -> List[str]:
     return ["rosrun", "intradp_ros", name, *args]
 
 
-def start_bridge(tb: Testbed, side: str = "robot", topics: Sequence[str] = BRIDGE_GLOBS,
-                 services: Sequence[str] = BRIDGE_GLOBS, log: Optional[IO] = None) -> subprocess.Popen:
+def start_bridge(
+    tb: Testbed,
+    side: str = "robot",
+    topics: Sequence[str] = BRIDGE_GLOBS,
+    services: Sequence[str] = BRIDGE_GLOBS,
+    log: Optional[IO] = None,
+) -> subprocess.Popen:
     """Run one master_bridge on `side` with the other side's master as peer (it syncs both directions)."""
     peer = tb.server if side == "robot" else tb.robot
-    argv = script_argv("master_bridge", "--peer", peer.master_uri, "--topics", ",".join(topics),
-                       "--services", ",".join(services))
+    argv = script_argv(
+        "master_bridge", "--peer", peer.master_uri, "--topics", ",".join(topics), "--services", ",".join(services)
+    )
     return tb.spawn(side, argv, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def read_json_lines(proc: subprocess.Popen, timeout: float, stop_kinds: Sequence[str] = ("done", "error")) -> Iterator[dict]:
+def read_json_lines(
+    proc: subprocess.Popen, timeout: float, stop_kinds: Sequence[str] = ("done", "error")
+) -> Iterator[dict]:
     """Yield JSON objects a node prints on stdout (text mode), until a stop kind, EOF, or `timeout` seconds.
 
     Lines that are not JSON objects (stray prints) are skipped. Raises TestbedError on timeout. A reader

@@ -6,6 +6,7 @@ Profiles: pass measured ones (`--robot-profile`, `--server-profile`, JSON from `
 machine), or let the tool profile the model here and derive the missing side by a stated speed ratio
 (`--measured-as server --ratio 20`: the measured profile is the server's, the robot is 20x slower).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ from intradp_ros.core.solver import SolverConfig
 
 
 # ---------------------------------------------------------------------------------------------- model + profiles
-def load_graph(model: str, input_size: Optional[Sequence[int]] = None,
-               head: Optional[str] = None) -> tuple[Graph, torch.Tensor]:
+def load_graph(
+    model: str, input_size: Optional[Sequence[int]] = None, head: Optional[str] = None
+) -> tuple[Graph, torch.Tensor]:
     """Build a registry model (random weights) and capture its graph with an example input; `head` picks a
     deployment head (KAPAO 'candidates', SCONet 'completion': the graphs the robot clients run)."""
     from intradp_ros.core import capture
@@ -64,9 +66,17 @@ class Progress:
         self.stream.flush()
 
 
-def profiles_for(g: Graph, x: torch.Tensor, robot_file: Optional[str], server_file: Optional[str],
-                 measured_as: str, ratio: float, cache_dir: Optional[Path], repeats: int,
-                 quiet: bool = False) -> tuple[Profile, Profile, str]:
+def profiles_for(
+    g: Graph,
+    x: torch.Tensor,
+    robot_file: Optional[str],
+    server_file: Optional[str],
+    measured_as: str,
+    ratio: float,
+    cache_dir: Optional[Path],
+    repeats: int,
+    quiet: bool = False,
+) -> tuple[Profile, Profile, str]:
     """(robot, server, how they were obtained): files where given, else measured here and derived by `ratio`."""
     robot = Profile.from_json(Path(robot_file).read_text(), g) if robot_file else None
     server = Profile.from_json(Path(server_file).read_text(), g) if server_file else None
@@ -113,19 +123,47 @@ def format_table(table: PlanTable) -> str:
 def write_csv(table: PlanTable, path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["bandwidth_MBps", "system", "latency_s", "energy_j", "robot_compute_s", "server_compute_s",
-                    "transmit_s", "robot_idle_s", "bytes_up", "bytes_down", "transfers", "source"])
+        w.writerow(
+            [
+                "bandwidth_MBps",
+                "system",
+                "latency_s",
+                "energy_j",
+                "robot_compute_s",
+                "server_compute_s",
+                "transmit_s",
+                "robot_idle_s",
+                "bytes_up",
+                "bytes_down",
+                "transfers",
+                "source",
+            ]
+        )
         for r in table.rows:
             for s in SYSTEMS:
                 p = r.predictions[s]
-                w.writerow([r.bandwidth_MBps, s, p.latency_s, p.energy_j, p.robot_compute_s, p.server_compute_s,
-                            p.transmit_s, p.robot_idle_s, p.bytes_up, p.bytes_down, p.transfers,
-                            r.source if s == "intradp" else s])
+                w.writerow(
+                    [
+                        r.bandwidth_MBps,
+                        s,
+                        p.latency_s,
+                        p.energy_j,
+                        p.robot_compute_s,
+                        p.server_compute_s,
+                        p.transmit_s,
+                        p.robot_idle_s,
+                        p.bytes_up,
+                        p.bytes_down,
+                        p.transfers,
+                        r.source if s == "intradp" else s,
+                    ]
+                )
 
 
 def plot_table(table: PlanTable, path: Path, title: str = "") -> None:
     """PNG: predicted latency (and robot energy) against bandwidth for every system."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -148,14 +186,26 @@ def plot_table(table: PlanTable, path: Path, title: str = "") -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="torchvision:vgg19", help="registry name (kapao_s6, kapao_l6, sconet, torchvision:vgg19, ...)")
+    p.add_argument(
+        "--model",
+        default="torchvision:vgg19",
+        help="registry name (kapao_s6, kapao_l6, sconet, torchvision:vgg19, ...)",
+    )
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="model input rows and columns")
-    p.add_argument("--head", default=None, help="deployment head: KAPAO 'candidates' or SCONet 'completion' (sparse "
-                                                "outputs, what the robot clients run); default: upstream outputs")
+    p.add_argument(
+        "--head",
+        default=None,
+        help="deployment head: KAPAO 'candidates' or SCONet 'completion' (sparse "
+        "outputs, what the robot clients run); default: upstream outputs",
+    )
     p.add_argument("--robot-profile", help="robot profile JSON (from --save-profile on the robot)")
     p.add_argument("--server-profile", help="server profile JSON (from --save-profile on the server)")
-    p.add_argument("--measured-as", choices=("server", "robot"), default="server",
-                   help="which side a profile measured here stands for (default server)")
+    p.add_argument(
+        "--measured-as",
+        choices=("server", "robot"),
+        default="server",
+        help="which side a profile measured here stands for (default server)",
+    )
     p.add_argument("--ratio", type=float, default=20.0, help="robot/server compute time ratio for a derived side")
     p.add_argument("--repeats", type=int, default=3, help="profiling repeats per tile size (median)")
     p.add_argument("--save-profile", help="write the profile measured here to this JSON file and exit")
@@ -172,9 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--maxiter", type=int, default=SolverConfig.maxiter)
     p.add_argument("--popsize", type=int, default=SolverConfig.popsize)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--table-seconds", type=float, default=SolverConfig.table_seconds,
-                   help="search time budget for the whole table, shared over the buckets")
-    p.add_argument("--cache-dir", type=Path, default=None, help=f"profile and table cache (default {default_cache_dir()})")
+    p.add_argument(
+        "--table-seconds",
+        type=float,
+        default=SolverConfig.table_seconds,
+        help="search time budget for the whole table, shared over the buckets",
+    )
+    p.add_argument(
+        "--cache-dir", type=Path, default=None, help=f"profile and table cache (default {default_cache_dir()})"
+    )
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the caches")
     p.add_argument("--out", type=Path, help="write the plan table JSON here")
     p.add_argument("--csv", type=Path, help="write per-bandwidth predictions of every system as CSV")
@@ -185,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = [a for a in (sys.argv[1:] if argv is None else argv) if ":=" not in a]   # rosrun/roslaunch remaps
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if ":=" not in a]  # rosrun/roslaunch remaps
     args = build_parser().parse_args(argv)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     try:
@@ -197,15 +253,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog = None if args.quiet else Progress("profiling")
         prof = profile_graph(g, [x], repeats=args.repeats, progress=prog)
         Path(args.save_profile).write_text(prof.to_json())
-        print(f"profile of {args.model} ({len(g.nodes)} nodes, graph {g.fingerprint}) on {prof.device.get('name')}: "
-              f"{prof.total() * 1e3:.1f} ms per inference -> {args.save_profile}")
+        print(
+            f"profile of {args.model} ({len(g.nodes)} nodes, graph {g.fingerprint}) on {prof.device.get('name')}: "
+            f"{prof.total() * 1e3:.1f} ms per inference -> {args.save_profile}"
+        )
         return 0
-    robot, server, how = profiles_for(g, x, args.robot_profile, args.server_profile, args.measured_as, args.ratio,
-                                      cache, args.repeats, args.quiet)
-    grid = [float(v) for v in args.grid.split(",")] if args.grid else make_grid(args.grid_min, args.grid_max, args.grid_step)
+    robot, server, how = profiles_for(
+        g, x, args.robot_profile, args.server_profile, args.measured_as, args.ratio, cache, args.repeats, args.quiet
+    )
+    grid = (
+        [float(v) for v in args.grid.split(",")]
+        if args.grid
+        else make_grid(args.grid_min, args.grid_max, args.grid_step)
+    )
     power = PowerModel(args.compute_w, args.transmit_w, args.standby_w)
-    cfg = SolverConfig(groups=args.groups, maxiter=args.maxiter, popsize=args.popsize, seed=args.seed,
-                       table_seconds=args.table_seconds)
+    cfg = SolverConfig(
+        groups=args.groups, maxiter=args.maxiter, popsize=args.popsize, seed=args.seed, table_seconds=args.table_seconds
+    )
     prog = None if args.quiet else Progress("solving")
     t0 = time.perf_counter()
     if cache is not None:
@@ -219,12 +283,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.csv:
         write_csv(table, args.csv)
     if args.plot:
-        plot_table(table, args.plot, f"{args.model}: robot {robot.total() * 1e3:.0f} ms, server {server.total() * 1e3:.0f} ms")
+        plot_table(
+            table, args.plot, f"{args.model}: robot {robot.total() * 1e3:.0f} ms, server {server.total() * 1e3:.0f} ms"
+        )
     if args.json:
         print(table.to_json())
     else:
-        print(f"model {args.model}: {len(g.nodes)} nodes, graph {g.fingerprint}; input {g.nodes[g.input_indices[0]].nbytes} B")
-        print(f"profiles: {how}; robot {robot.total() * 1e3:.1f} ms, server {server.total() * 1e3:.1f} ms per inference")
+        print(
+            f"model {args.model}: {len(g.nodes)} nodes, graph {g.fingerprint}; input {g.nodes[g.input_indices[0]].nbytes} B"
+        )
+        print(
+            f"profiles: {how}; robot {robot.total() * 1e3:.1f} ms, server {server.total() * 1e3:.1f} ms per inference"
+        )
         print(f"table: {len(table.rows)} buckets, {'from cache' if hit else f'solved in {took:.1f} s'}")
         print(format_table(table))
         for what, path in (("table", args.out), ("csv", args.csv), ("plot", args.plot)):

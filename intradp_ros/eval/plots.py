@@ -1,5 +1,6 @@
 """PNG plots of an evaluation run: per system, the link bandwidth (shaped rate and the monitor's estimate) and the
 per-frame latency over time, one figure per trace. Uses matplotlib's Agg backend (no display needed)."""
+
 from __future__ import annotations
 
 import math
@@ -36,12 +37,18 @@ def step_points(link: Series, t_end: float) -> Tuple[List[float], List[float]]:
     return xs, ys
 
 
-def plot_run(records: Sequence[Mapping[str, Any]], out_dir: PathLike, prefix: str = "eval",
-             links: Optional[Mapping[Tuple[str, str], Series]] = None, k: float = 1.0) -> List[Path]:
+def plot_run(
+    records: Sequence[Mapping[str, Any]],
+    out_dir: PathLike,
+    prefix: str = "eval",
+    links: Optional[Mapping[Tuple[str, str], Series]] = None,
+    k: float = 1.0,
+) -> List[Path]:
     """One PNG per trace (`<prefix>_<trace>.png`): a row per system with bandwidth (left axis, Mbit/s: shaped link
     as a step line, estimate per frame as dots) and latency per frame (right axis, s; errors as red x at 0).
     `links[(trace, system)]` is the shaped-rate schedule of that run ([(t_s, mbit)]). Returns the files written."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -60,15 +67,28 @@ def plot_run(records: Sequence[Mapping[str, Any]], out_dir: PathLike, prefix: st
                 xs, ys = step_points(link, t_end)
                 ax.plot(xs, ys, color="tab:gray", lw=1.0, label="shaped link")
             ok = [r for r in recs if not r.get("error")]
-            ax.plot([float(r["t_s"]) for r in ok], [float(r["bandwidth_estimate_mbit_per_s"]) for r in ok], ".",
-                    color="tab:blue", ms=4, label="monitor estimate")
+            ax.plot(
+                [float(r["t_s"]) for r in ok],
+                [float(r["bandwidth_estimate_mbit_per_s"]) for r in ok],
+                ".",
+                color="tab:blue",
+                ms=4,
+                label="monitor estimate",
+            )
             ax.set_ylabel("Mbit/s")
             rates = [r for _, r in link] if link else []
             rates += [float(r["bandwidth_estimate_mbit_per_s"]) for r in ok]
             ax.set_ylim(0, max(rates) * 1.15 if rates and max(rates) > 0 else 1.0)
             lat_ax = ax.twinx()
-            lat_ax.plot([float(r["t_s"]) for r in ok], [float(r["latency_s"]) for r in ok], "o-", color="tab:orange",
-                        ms=3, lw=0.8, label="latency")
+            lat_ax.plot(
+                [float(r["t_s"]) for r in ok],
+                [float(r["latency_s"]) for r in ok],
+                "o-",
+                color="tab:orange",
+                ms=3,
+                lw=0.8,
+                label="latency",
+            )
             bad = [r for r in recs if r.get("error")]
             if bad:
                 lat_ax.plot([float(r["t_s"]) for r in bad], [0.0] * len(bad), "x", color="tab:red", label="error")
@@ -76,9 +96,11 @@ def plot_run(records: Sequence[Mapping[str, Any]], out_dir: PathLike, prefix: st
             top = max([float(r["latency_s"]) for r in ok] + [0.0])
             lat_ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
             mean = sum(float(r["latency_s"]) for r in ok) / len(ok) if ok else math.nan
-            ax.set_title(f"{SYSTEM_LABELS.get(system, system)} ({trace}): mean latency {mean:.3f} s"
-                         + (f" (undilated {mean / k * 1e3:.1f} ms, k={k:g})" if k != 1.0 and ok else ""),
-                         fontsize=9)
+            ax.set_title(
+                f"{SYSTEM_LABELS.get(system, system)} ({trace}): mean latency {mean:.3f} s"
+                + (f" (undilated {mean / k * 1e3:.1f} ms, k={k:g})" if k != 1.0 and ok else ""),
+                fontsize=9,
+            )
             if ax is axes[0, 0]:
                 h1, l1 = ax.get_legend_handles_labels()
                 h2, l2 = lat_ax.get_legend_handles_labels()

@@ -14,6 +14,7 @@ Everything is deterministic (fixed stamps, seeded scene); `ensure_sample_bags` w
 folder ($INTRADP_CACHE/sample_data, default ~/.cache/intradp_ros/sample_data) under names that carry the
 generator version and settings, and returns the existing files afterwards.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,9 +28,23 @@ import numpy as np
 
 from intradp_ros.models.voxels import AGRNAV_GRID, VoxelGridSpec
 
-__all__ = ["GENERATOR_VERSION", "IMAGE_TOPIC", "CLOUD_TOPIC", "SampleDataError", "default_cache_dir", "load_picture",
-           "camera_frames", "frame_offsets", "write_image_bag", "SceneConfig", "make_scene", "viewpoints",
-           "cloud_frames", "write_cloud_bag", "ensure_sample_bags"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "IMAGE_TOPIC",
+    "CLOUD_TOPIC",
+    "SampleDataError",
+    "default_cache_dir",
+    "load_picture",
+    "camera_frames",
+    "frame_offsets",
+    "write_image_bag",
+    "SceneConfig",
+    "make_scene",
+    "viewpoints",
+    "cloud_frames",
+    "write_cloud_bag",
+    "ensure_sample_bags",
+]
 
 GENERATOR_VERSION = 1
 IMAGE_TOPIC = "/camera/image_raw"
@@ -55,12 +70,14 @@ def load_picture(name: str = "astronaut") -> np.ndarray:
         try:
             from skimage import data
         except ImportError as err:
-            raise SampleDataError(f"picture {name!r} comes with scikit-image (pip install scikit-image): {err}") \
-                from None
+            raise SampleDataError(
+                f"picture {name!r} comes with scikit-image (pip install scikit-image): {err}"
+            ) from None
         img = np.asarray(getattr(data, name)())
     else:
         try:
             from PIL import Image
+
             with Image.open(name) as im:
                 img = np.asarray(im.convert("RGB"))
         except (OSError, ValueError) as err:
@@ -74,21 +91,28 @@ def load_picture(name: str = "astronaut") -> np.ndarray:
 
 def frame_offsets(frames: int, shift_px: int) -> List[Tuple[int, int]]:
     """(dx, dy) of each frame's window: a circle of radius `shift_px` pixels, one turn over the sequence."""
-    return [(int(round(shift_px * math.cos(2 * math.pi * i / frames))),
-             int(round(shift_px * math.sin(2 * math.pi * i / frames)))) for i in range(frames)]
+    return [
+        (
+            int(round(shift_px * math.cos(2 * math.pi * i / frames))),
+            int(round(shift_px * math.sin(2 * math.pi * i / frames))),
+        )
+        for i in range(frames)
+    ]
 
 
 def _cover(picture: np.ndarray, width: int, height: int) -> np.ndarray:
     """The picture scaled (bilinear, aspect kept) so it covers width x height."""
     from PIL import Image
+
     h, w = picture.shape[:2]
     scale = max(width / w, height / h)
     size = (max(width, int(math.ceil(w * scale))), max(height, int(math.ceil(h * scale))))
     return np.asarray(Image.fromarray(picture).resize(size, Image.BILINEAR))
 
 
-def camera_frames(picture: np.ndarray, frames: int = 30, width: int = 640, height: int = 480,
-                  shift_px: int = 8) -> Iterator[np.ndarray]:
+def camera_frames(
+    picture: np.ndarray, frames: int = 30, width: int = 640, height: int = 480, shift_px: int = 8
+) -> Iterator[np.ndarray]:
     """`frames` height x width x 3 uint8 views of the scaled picture, each window shifted by `frame_offsets`.
 
     The window is centred horizontally and kept near the top (where a portrait's head is).
@@ -99,11 +123,19 @@ def camera_frames(picture: np.ndarray, frames: int = 30, width: int = 640, heigh
     x0 = (big.shape[1] - width) // 2
     y0 = shift_px
     for dx, dy in frame_offsets(frames, shift_px):
-        yield big[y0 + dy:y0 + dy + height, x0 + dx:x0 + dx + width]
+        yield big[y0 + dy : y0 + dy + height, x0 + dx : x0 + dx + width]
 
 
-def write_image_bag(path: Union[str, Path], picture: str = "astronaut", frames: int = 30, rate_hz: float = 10.0,
-                    width: int = 640, height: int = 480, shift_px: int = 8, frame_id: str = "camera") -> Path:
+def write_image_bag(
+    path: Union[str, Path],
+    picture: str = "astronaut",
+    frames: int = 30,
+    rate_hz: float = 10.0,
+    width: int = 640,
+    height: int = 480,
+    shift_px: int = 8,
+    frame_id: str = "camera",
+) -> Path:
     """Write the camera bag (rgb8 Images on IMAGE_TOPIC, stamps from BASE_STAMP_S at rate_hz); returns its path."""
     import rosbag
     import rospy
@@ -132,12 +164,12 @@ class SceneConfig:
     boxes: int = 16
     poles: int = 12
     trees: int = 8
-    clear_radius: float = 2.0     # no obstacle this close to the origin ...
-    scene_radius: float = 10.0    # ... nor farther than this
+    clear_radius: float = 2.0  # no obstacle this close to the origin ...
+    scene_radius: float = 10.0  # ... nor farther than this
     frames: int = 20
-    path_end: Tuple[float, float] = (5.0, 2.0)   # viewpoint goes from (0, 0) to here
-    local_range: float = 5.0      # local map radius around the viewpoint
-    inflate_voxels: int = 1       # obstacles grown by this many voxels in x and y
+    path_end: Tuple[float, float] = (5.0, 2.0)  # viewpoint goes from (0, 0) to here
+    local_range: float = 5.0  # local map radius around the viewpoint
+    inflate_voxels: int = 1  # obstacles grown by this many voxels in x and y
 
 
 def _box(occ: np.ndarray, spec: VoxelGridSpec, lo: Tuple[float, float, float], hi: Tuple[float, float, float]) -> None:
@@ -145,7 +177,7 @@ def _box(occ: np.ndarray, spec: VoxelGridSpec, lo: Tuple[float, float, float], h
     o, v = np.asarray(spec.origin), spec.voxel_size
     a = np.clip(np.floor((np.asarray(lo) - o) / v).astype(int), 0, spec.size_xyz)
     b = np.clip(np.ceil((np.asarray(hi) - o) / v).astype(int), 0, spec.size_xyz)
-    occ[a[0]:b[0], a[1]:b[1], a[2]:b[2]] = 1
+    occ[a[0] : b[0], a[1] : b[1], a[2] : b[2]] = 1
 
 
 def _place(rng: np.random.Generator, cfg: SceneConfig, spec: VoxelGridSpec, margin: float) -> Tuple[float, float]:
@@ -197,7 +229,7 @@ def _ball(occ: np.ndarray, spec: VoxelGridSpec, centre: Tuple[float, float, floa
     hi = np.clip(np.ceil((np.asarray(centre) + radius - o) / v).astype(int), 0, spec.size_xyz)
     axes = [o[k] + (np.arange(lo[k], hi[k]) + 0.5) * v - centre[k] for k in range(3)]
     d2 = axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2
-    occ[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] |= (d2 <= radius * radius).astype(np.uint8)
+    occ[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] |= (d2 <= radius * radius).astype(np.uint8)
 
 
 def _inflate_xy(occ: np.ndarray, voxels: int) -> np.ndarray:
@@ -205,6 +237,7 @@ def _inflate_xy(occ: np.ndarray, voxels: int) -> np.ndarray:
     if voxels <= 0:
         return occ
     from scipy.ndimage import binary_dilation
+
     out = occ.copy()
     structure = np.ones((2 * voxels + 1, 2 * voxels + 1, 1), dtype=bool)
     out[:, :, 1:] = binary_dilation(occ[:, :, 1:].astype(bool), structure=structure)
@@ -221,6 +254,7 @@ def viewpoints(cfg: SceneConfig = SceneConfig()) -> np.ndarray:
 def _surface(occ: np.ndarray) -> np.ndarray:
     """Occupied voxels with a free 6-neighbour: what a depth sensor can see of solid objects."""
     from scipy.ndimage import binary_erosion
+
     solid = occ.astype(bool)
     return (solid & ~binary_erosion(solid, border_value=1)).astype(np.uint8)
 
@@ -228,15 +262,20 @@ def _surface(occ: np.ndarray) -> np.ndarray:
 def cloud_frames(cfg: SceneConfig = SceneConfig(), spec: VoxelGridSpec = AGRNAV_GRID) -> Iterator[np.ndarray]:
     """For each viewpoint: [N, 3] float32 centres of the inflated object surfaces within local_range of it."""
     occ = _inflate_xy(_surface(make_scene(cfg, spec)), cfg.inflate_voxels)
-    idx = np.argwhere(occ)                                   # [M, 3] (x, y, z)
+    idx = np.argwhere(occ)  # [M, 3] (x, y, z)
     centres = (np.asarray(spec.origin) + (idx + 0.5) * spec.voxel_size).astype(np.float32)
     for vx, vy in viewpoints(cfg):
         near = np.hypot(centres[:, 0] - vx, centres[:, 1] - vy) <= cfg.local_range
         yield centres[near]
 
 
-def write_cloud_bag(path: Union[str, Path], cfg: SceneConfig = SceneConfig(), rate_hz: float = 5.0,
-                    frame_id: str = "world", compression: str = "lz4") -> Path:
+def write_cloud_bag(
+    path: Union[str, Path],
+    cfg: SceneConfig = SceneConfig(),
+    rate_hz: float = 5.0,
+    frame_id: str = "world",
+    compression: str = "lz4",
+) -> Path:
     """Write the point-cloud bag (PointCloud2 on CLOUD_TOPIC, stamps from BASE_STAMP_S); returns its path.
 
     Chunks are lz4-compressed by default (voxel centres compress about 2x; rosbag decompresses on read);
@@ -265,8 +304,13 @@ def write_cloud_bag(path: Union[str, Path], cfg: SceneConfig = SceneConfig(), ra
     return path
 
 
-def ensure_sample_bags(cache_dir: Optional[Union[str, Path]] = None, picture: str = "astronaut",
-                       image_frames: int = 30, cloud: SceneConfig = SceneConfig(), force: bool = False) -> Dict[str, Path]:
+def ensure_sample_bags(
+    cache_dir: Optional[Union[str, Path]] = None,
+    picture: str = "astronaut",
+    image_frames: int = 30,
+    cloud: SceneConfig = SceneConfig(),
+    force: bool = False,
+) -> Dict[str, Path]:
     """Both bags in `cache_dir` (made if missing or `force`): {"camera": path, "cloud": path}."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     tag = Path(picture).stem if picture not in PICTURES else picture

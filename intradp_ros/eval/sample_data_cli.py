@@ -1,4 +1,5 @@
 """Command line of scripts/make_sample_bags: argument parsing and one call into `sample_data.ensure_sample_bags`."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,10 @@ from intradp_ros.eval.sample_data import SampleDataError, SceneConfig, default_c
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="make_sample_bags", description="Write the sample camera and point-cloud bags "
-                                "(deterministic; reused when already there).")
+    p = argparse.ArgumentParser(
+        prog="make_sample_bags",
+        description="Write the sample camera and point-cloud bags (deterministic; reused when already there).",
+    )
     p.add_argument("--out", default=None, help=f"cache folder (default {default_cache_dir()})")
     p.add_argument("--picture", default="astronaut", help="astronaut or camera (scikit-image) or an image file")
     p.add_argument("--frames", type=int, default=30, help="camera frames (default 30)")

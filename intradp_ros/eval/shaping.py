@@ -1,4 +1,5 @@
 """Token-bucket (tbf) shaping of a veth end's egress; both ends shaped gives both directions."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,9 @@ def add_tbf(ns: str, dev: str, rate_mbit: float) -> None:
 def change_tbf(ns: str, dev: str, rate_mbit: float) -> None:
     """Change the rate of the existing tbf on the fly (queued packets stay)."""
     rate = validate_rate(rate_mbit)
-    run_cmd(["tc", "-n", ns, "qdisc", "change", "dev", dev, "root", *_tbf_args(rate)],
-            f"changing the rate of {dev} in {ns}")
+    run_cmd(
+        ["tc", "-n", ns, "qdisc", "change", "dev", dev, "root", *_tbf_args(rate)], f"changing the rate of {dev} in {ns}"
+    )
 
 
 def remove_qdisc(ns: str, dev: str) -> None:

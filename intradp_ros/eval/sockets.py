@@ -2,6 +2,7 @@
 
 Used to check that tile data flows node to node (peer-to-peer TCPROS), not through the bridge.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,8 @@ class TcpConn:
     local: Tuple[str, int]
     peer: Tuple[str, int]
     pids: Tuple[int, ...]
-    bytes_acked: int = 0       # payload bytes this end sent that the peer acknowledged
-    bytes_received: int = 0    # payload bytes this end received
+    bytes_acked: int = 0  # payload bytes this end sent that the peer acknowledged
+    bytes_received: int = 0  # payload bytes this end received
 
 
 def _endpoint(text: str) -> Tuple[str, int]:
@@ -40,8 +41,13 @@ def parse_ss(text: str) -> List[TcpConn]:
         if line[0].isspace():  # info line of the previous connection
             if current is not None:
                 counters = {k: int(v) for k, v in _COUNTER_RE.findall(line)}
-                current = TcpConn(current.local, current.peer, current.pids, counters.get("bytes_acked", 0),
-                                  counters.get("bytes_received", 0))
+                current = TcpConn(
+                    current.local,
+                    current.peer,
+                    current.pids,
+                    counters.get("bytes_acked", 0),
+                    counters.get("bytes_received", 0),
+                )
                 conns[-1] = current
             continue
         parts = line.split()
@@ -50,8 +56,9 @@ def parse_ss(text: str) -> List[TcpConn]:
         # with a state filter ss omits the State column: recv-q send-q local peer [users]
         if not parts[0].isdigit():
             parts = parts[1:]
-        current = TcpConn(_endpoint(parts[2]), _endpoint(parts[3]),
-                          tuple(int(p) for p in _PID_RE.findall(" ".join(parts[4:]))))
+        current = TcpConn(
+            _endpoint(parts[2]), _endpoint(parts[3]), tuple(int(p) for p in _PID_RE.findall(" ".join(parts[4:])))
+        )
         conns.append(current)
     return conns
 

@@ -7,6 +7,7 @@ The CSV is what tables and plots read, so a run can be re-tabulated later withou
 
 ROS-free: bags are read with the rosbag API imported inside the function that needs it (as sample_data does).
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,16 +19,47 @@ PathLike = Union[str, Path]
 
 # InferenceStats fields in message order (header -> stamp_s)
 STATS_FIELDS: Sequence[str] = (
-    "stamp_s", "robot", "request_id", "model", "mode", "plan_id", "plan_name", "latency_s", "robot_compute_s",
-    "robot_transmit_only_s", "robot_wait_s", "server_compute_s", "transmit_s", "bytes_up", "bytes_down", "tiles_up",
-    "tiles_down", "bandwidth_estimate_mbit_per_s", "energy_j", "mean_power_w", "fell_back_local", "error")
+    "stamp_s",
+    "robot",
+    "request_id",
+    "model",
+    "mode",
+    "plan_id",
+    "plan_name",
+    "latency_s",
+    "robot_compute_s",
+    "robot_transmit_only_s",
+    "robot_wait_s",
+    "server_compute_s",
+    "transmit_s",
+    "bytes_up",
+    "bytes_down",
+    "tiles_up",
+    "tiles_down",
+    "bandwidth_estimate_mbit_per_s",
+    "energy_j",
+    "mean_power_w",
+    "fell_back_local",
+    "error",
+)
 EVAL_FIELDS: Sequence[str] = ("system", "trace", "frame", "t_s", "link_mbit")
 CSV_FIELDS: Sequence[str] = tuple(EVAL_FIELDS) + tuple(STATS_FIELDS)
 
 _INT_FIELDS = {"request_id", "plan_id", "bytes_up", "bytes_down", "tiles_up", "tiles_down", "frame"}
-_FLOAT_FIELDS = {"stamp_s", "latency_s", "robot_compute_s", "robot_transmit_only_s", "robot_wait_s",
-                 "server_compute_s", "transmit_s", "bandwidth_estimate_mbit_per_s", "energy_j", "mean_power_w",
-                 "t_s", "link_mbit"}
+_FLOAT_FIELDS = {
+    "stamp_s",
+    "latency_s",
+    "robot_compute_s",
+    "robot_transmit_only_s",
+    "robot_wait_s",
+    "server_compute_s",
+    "transmit_s",
+    "bandwidth_estimate_mbit_per_s",
+    "energy_j",
+    "mean_power_w",
+    "t_s",
+    "link_mbit",
+}
 _BOOL_FIELDS = {"fell_back_local"}
 
 
@@ -87,8 +119,16 @@ def consistency_problems(rec: Mapping[str, Any], rel_tol: float = 0.02, abs_tol:
     """What is wrong with one record's figures: the robot-side breakdown must add up to the latency, no figure may
     be negative or NaN, and bytes need tiles that carried them (empty list: consistent)."""
     problems = []
-    for name in ("latency_s", "robot_compute_s", "robot_transmit_only_s", "robot_wait_s", "server_compute_s",
-                 "transmit_s", "energy_j", "mean_power_w"):
+    for name in (
+        "latency_s",
+        "robot_compute_s",
+        "robot_transmit_only_s",
+        "robot_wait_s",
+        "server_compute_s",
+        "transmit_s",
+        "energy_j",
+        "mean_power_w",
+    ):
         v = float(rec[name])
         if not math.isfinite(v) or v < 0:
             problems.append(f"{name} = {v!r}")

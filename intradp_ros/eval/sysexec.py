@@ -1,4 +1,5 @@
 """Running the system tools the testbed needs (ip, tc) with errors that say what failed and why."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,10 @@ class TestbedError(RuntimeError):
 def require_root(what: str = "the testbed") -> None:
     """Raise TestbedError unless running as root (namespaces, tc and cgroups need it)."""
     if os.geteuid() != 0:
-        raise TestbedError(f"{what} needs root (network namespaces, tc qdiscs, cgroups); "
-                           f"run as root, e.g. 'sudo -E', current uid is {os.geteuid()}")
+        raise TestbedError(
+            f"{what} needs root (network namespaces, tc qdiscs, cgroups); "
+            f"run as root, e.g. 'sudo -E', current uid is {os.geteuid()}"
+        )
 
 
 def require_tools(*names: str) -> None:
@@ -30,8 +33,9 @@ def require_tools(*names: str) -> None:
 def run_cmd(argv: Sequence[str], what: str, check: bool = True, timeout: float = 10.0) -> subprocess.CompletedProcess:
     """Run a short system command; on failure raise TestbedError with `what` and the tool's stderr."""
     try:
-        proc = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TestbedError(f"{what}: {' '.join(argv)} failed: {exc}") from None
     if check and proc.returncode != 0:

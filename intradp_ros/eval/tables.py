@@ -6,6 +6,7 @@ Inputs are records from intradp_ros.eval.stats_recorder (one per frame). Frames 
 not averaged. Time dilation: with a factor k (DESIGN.md), measured times are k times the times of the system
 the testbed stands for; `undilate(summary, k)` gives those (energy too: the same power over 1/k of the time).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 SYSTEMS: Sequence[str] = ("device_only", "server_only", "dsccs", "spso_ga", "intradp")
-SYSTEM_LABELS: Mapping[str, str] = {"device_only": "Device-only", "server_only": "Server-only", "dsccs": "DSCCS",
-                                    "spso_ga": "SPSO-GA", "intradp": "Intra-DP"}
+SYSTEM_LABELS: Mapping[str, str] = {
+    "device_only": "Device-only",
+    "server_only": "Server-only",
+    "dsccs": "DSCCS",
+    "spso_ga": "SPSO-GA",
+    "intradp": "Intra-DP",
+}
 DISTRIBUTED: Sequence[str] = ("server_only", "dsccs", "spso_ga", "intradp")
 LATENCY_GOAL_RATIO = 0.8
 
@@ -27,15 +33,15 @@ class Summary:
 
     system: str
     trace: str
-    frames: int                 # frames with a result (no error)
-    errors: int                 # frames that ended with an error
-    fallbacks: int              # frames (partly) finished locally
+    frames: int  # frames with a result (no error)
+    errors: int  # frames that ended with an error
+    fallbacks: int  # frames (partly) finished locally
     latency_mean_s: float
     latency_std_s: float
     transmit_mean_s: float
     transmit_std_s: float
-    transmit_share: float       # mean transmission time / mean inference time
-    power_mean_w: float         # mean energy / mean inference time
+    transmit_share: float  # mean transmission time / mean inference time
+    power_mean_w: float  # mean energy / mean inference time
     energy_mean_j: float
     energy_std_j: float
     bytes_up_mean: float
@@ -69,9 +75,23 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Sum
         power = en_m / lat_m if ok and lat_m > 0 else float("nan")
         up = float(np.mean([float(r["bytes_up"]) for r in ok])) if ok else float("nan")
         down = float(np.mean([float(r["bytes_down"]) for r in ok])) if ok else float("nan")
-        out[(trace, system)] = Summary(system, trace, len(ok), len(recs) - len(ok),
-                                       sum(1 for r in ok if r.get("fell_back_local")), lat_m, lat_s, tx_m, tx_s,
-                                       share, power, en_m, en_s, up, down)
+        out[(trace, system)] = Summary(
+            system,
+            trace,
+            len(ok),
+            len(recs) - len(ok),
+            sum(1 for r in ok if r.get("fell_back_local")),
+            lat_m,
+            lat_s,
+            tx_m,
+            tx_s,
+            share,
+            power,
+            en_m,
+            en_s,
+            up,
+            down,
+        )
     return out
 
 
@@ -79,9 +99,15 @@ def undilate(s: Summary, k: float) -> Summary:
     """The summary in the undilated world: times and energies divided by k (power, share and bytes unchanged)."""
     if not (k > 0 and math.isfinite(k)):
         raise ValueError(f"dilation factor must be > 0 and finite, got {k!r}")
-    return replace(s, latency_mean_s=s.latency_mean_s / k, latency_std_s=s.latency_std_s / k,
-                   transmit_mean_s=s.transmit_mean_s / k, transmit_std_s=s.transmit_std_s / k,
-                   energy_mean_j=s.energy_mean_j / k, energy_std_j=s.energy_std_j / k)
+    return replace(
+        s,
+        latency_mean_s=s.latency_mean_s / k,
+        latency_std_s=s.latency_std_s / k,
+        transmit_mean_s=s.transmit_mean_s / k,
+        transmit_std_s=s.transmit_std_s / k,
+        energy_mean_j=s.energy_mean_j / k,
+        energy_std_j=s.energy_std_j / k,
+    )
 
 
 def ordered_systems(present: Iterable[str]) -> List[str]:
@@ -105,8 +131,9 @@ def _num(v: float, fmt: str) -> str:
     return "-" if math.isnan(v) else format(v, fmt)
 
 
-def format_table(summaries: Mapping[Tuple[str, str], Summary], title: str = "", time_unit: str = "s",
-                 k: float = 1.0) -> str:
+def format_table(
+    summaries: Mapping[Tuple[str, str], Summary], title: str = "", time_unit: str = "s", k: float = 1.0
+) -> str:
     """Markdown table in the seeds' layout: one row per system; per trace the inference time, transmission time
     (mean ± std), transmission share, power and energy per inference. `k` != 1 divides times and energy by k."""
     scale = 1e3 if time_unit == "ms" else 1.0
@@ -115,8 +142,14 @@ def format_table(summaries: Mapping[Tuple[str, str], Summary], title: str = "", 
     systems = ordered_systems(s for _, s in summaries)
     head = ["system"]
     for t in traces:
-        head += [f"{t} inference ({time_unit})", f"{t} transmission ({time_unit})", f"{t} trans. share",
-                 f"{t} power (W)", f"{t} energy (J)", f"{t} frames"]
+        head += [
+            f"{t} inference ({time_unit})",
+            f"{t} transmission ({time_unit})",
+            f"{t} trans. share",
+            f"{t} power (W)",
+            f"{t} energy (J)",
+            f"{t} frames",
+        ]
     lines = []
     if title:
         lines.append(title)
@@ -132,12 +165,19 @@ def format_table(summaries: Mapping[Tuple[str, str], Summary], title: str = "", 
                 continue
             if k != 1.0:
                 s = undilate(s, k)
-            frames = f"{s.frames}" + (f" ({s.errors} err)" if s.errors else "") + \
-                (f" ({s.fallbacks} local)" if s.fallbacks else "")
-            row += [_pm(s.latency_mean_s * scale, s.latency_std_s * scale, digits),
-                    _pm(s.transmit_mean_s * scale, s.transmit_std_s * scale, digits),
-                    _num(100 * s.transmit_share, ".1f") + ("" if math.isnan(s.transmit_share) else " %"),
-                    _num(s.power_mean_w, ".2f"), _pm(s.energy_mean_j, s.energy_std_j, 3 if k == 1.0 else 4), frames]
+            frames = (
+                f"{s.frames}"
+                + (f" ({s.errors} err)" if s.errors else "")
+                + (f" ({s.fallbacks} local)" if s.fallbacks else "")
+            )
+            row += [
+                _pm(s.latency_mean_s * scale, s.latency_std_s * scale, digits),
+                _pm(s.transmit_mean_s * scale, s.transmit_std_s * scale, digits),
+                _num(100 * s.transmit_share, ".1f") + ("" if math.isnan(s.transmit_share) else " %"),
+                _num(s.power_mean_w, ".2f"),
+                _pm(s.energy_mean_j, s.energy_std_j, 3 if k == 1.0 else 4),
+                frames,
+            ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -147,21 +187,25 @@ class GoalResult:
     """The two benchmark goals on one trace."""
 
     trace: str
-    latency_ratio: float            # Intra-DP mean latency / best other system's
+    latency_ratio: float  # Intra-DP mean latency / best other system's
     best_other: str
     latency_met: bool
-    energy_rank: int                # 1 = lowest energy among the distributed systems
+    energy_rank: int  # 1 = lowest energy among the distributed systems
     lowest_energy_other: str
-    energy_ratio: float             # Intra-DP energy / lowest other distributed system's
+    energy_ratio: float  # Intra-DP energy / lowest other distributed system's
     energy_met: bool
 
     def describe(self) -> str:
-        lat = (f"{self.trace}: Intra-DP mean latency = {self.latency_ratio:.2f}x the best other system "
-               f"({SYSTEM_LABELS.get(self.best_other, self.best_other)}); goal <= {LATENCY_GOAL_RATIO:g}x: "
-               f"{'met' if self.latency_met else 'NOT met'}")
-        en = (f"{self.trace}: Intra-DP energy per inference = {self.energy_ratio:.2f}x the lowest other distributed "
-              f"system ({SYSTEM_LABELS.get(self.lowest_energy_other, self.lowest_energy_other)}), rank "
-              f"{self.energy_rank}; goal lowest: {'met' if self.energy_met else 'NOT met'}")
+        lat = (
+            f"{self.trace}: Intra-DP mean latency = {self.latency_ratio:.2f}x the best other system "
+            f"({SYSTEM_LABELS.get(self.best_other, self.best_other)}); goal <= {LATENCY_GOAL_RATIO:g}x: "
+            f"{'met' if self.latency_met else 'NOT met'}"
+        )
+        en = (
+            f"{self.trace}: Intra-DP energy per inference = {self.energy_ratio:.2f}x the lowest other distributed "
+            f"system ({SYSTEM_LABELS.get(self.lowest_energy_other, self.lowest_energy_other)}), rank "
+            f"{self.energy_rank}; goal lowest: {'met' if self.energy_met else 'NOT met'}"
+        )
         return lat + "\n" + en
 
 
@@ -185,8 +229,9 @@ def check_goals(summaries: Mapping[Tuple[str, str], Summary]) -> List[GoalResult
             low_name = low.system
         else:
             e_ratio, rank, low_name = float("nan"), 1, "-"
-        out.append(GoalResult(trace, ratio, best.system, ratio <= LATENCY_GOAL_RATIO, rank, low_name, e_ratio,
-                              rank == 1))
+        out.append(
+            GoalResult(trace, ratio, best.system, ratio <= LATENCY_GOAL_RATIO, rank, low_name, e_ratio, rank == 1)
+        )
     return out
 
 
@@ -196,12 +241,16 @@ def frame_line(rec: Mapping[str, Any], k: float = 1.0, link_mbit: Optional[float
     if rec.get("error"):
         return f"[{system:>11}] frame {rec.get('frame', '?'):>3}  ERROR {rec['error']}"
     lat = float(rec["latency_s"])
-    parts = (f"compute {float(rec['robot_compute_s']):6.3f}  tx-only {float(rec['robot_transmit_only_s']):6.3f}  "
-             f"wait {float(rec['robot_wait_s']):6.3f}")
+    parts = (
+        f"compute {float(rec['robot_compute_s']):6.3f}  tx-only {float(rec['robot_transmit_only_s']):6.3f}  "
+        f"wait {float(rec['robot_wait_s']):6.3f}"
+    )
     und = f" (= {lat / k * 1e3:7.1f} ms undilated)" if k != 1.0 else ""
     link = f"  link {link_mbit:6.2f}" if link_mbit is not None and not math.isnan(link_mbit) else ""
     local = "  LOCAL" if rec.get("fell_back_local") else ""
-    return (f"[{system:>11}] frame {rec.get('frame', '?'):>3}  latency {lat:7.3f} s{und}  {parts}  "
-            f"up {int(rec['bytes_up']) / 1e3:8.1f} kB down {int(rec['bytes_down']) / 1e3:8.1f} kB  "
-            f"plan {rec.get('plan_name') or rec.get('plan_id')}  est {float(rec['bandwidth_estimate_mbit_per_s']):6.2f} "
-            f"Mbit/s{link}  energy {float(rec['energy_j']):6.3f} J{local}")
+    return (
+        f"[{system:>11}] frame {rec.get('frame', '?'):>3}  latency {lat:7.3f} s{und}  {parts}  "
+        f"up {int(rec['bytes_up']) / 1e3:8.1f} kB down {int(rec['bytes_down']) / 1e3:8.1f} kB  "
+        f"plan {rec.get('plan_name') or rec.get('plan_id')}  est {float(rec['bandwidth_estimate_mbit_per_s']):6.2f} "
+        f"Mbit/s{link}  energy {float(rec['energy_j']):6.3f} J{local}"
+    )

@@ -10,6 +10,7 @@ removed by `down()`, which runs on leaving the `with` block, at interpreter exit
 Both namespaces share the host's clock, so a header stamp set on one side and read on the other gives a
 true one-way time.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -47,8 +48,10 @@ _handlers_installed = False
 def validate_name(name: str) -> str:
     """Testbed names go into namespace and interface names: a letter then up to 7 letters/digits/_."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValueError(f"testbed name must match {NAME_RE.pattern} (it becomes part of namespace and "
-                         f"interface names), got {name!r}")
+        raise ValueError(
+            f"testbed name must match {NAME_RE.pattern} (it becomes part of namespace and "
+            f"interface names), got {name!r}"
+        )
     return name
 
 
@@ -140,8 +143,14 @@ class Testbed:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, rate_mbit: float = 90.0, name: str = "idp", master_port: int = 11311,
-                 rosout: bool = True, keep_logs: bool = False) -> None:
+    def __init__(
+        self,
+        rate_mbit: float = 90.0,
+        name: str = "idp",
+        master_port: int = 11311,
+        rosout: bool = True,
+        keep_logs: bool = False,
+    ) -> None:
         self.name = validate_name(name)
         self.rate_mbit = shaping.validate_rate(rate_mbit)
         if not isinstance(master_port, int) or not (1 <= master_port <= 65535):
@@ -180,8 +189,9 @@ class Testbed:
         try:
             for side in (self.robot, self.server):
                 netns.create_namespace(side.ns)
-            netns.create_veth(self.robot.ns, self.robot.dev, self.robot.ip,
-                              self.server.ns, self.server.dev, self.server.ip)
+            netns.create_veth(
+                self.robot.ns, self.robot.dev, self.robot.ip, self.server.ns, self.server.dev, self.server.ip
+            )
             for side in (self.robot, self.server):
                 shaping.add_tbf(side.ns, side.dev, self.rate_mbit)
         except BaseException:
@@ -280,7 +290,9 @@ class Testbed:
             self._procs.append(p)
         return p
 
-    def run(self, side: str, argv: Sequence[str], timeout: float = 30, **popen_kwargs: Any) -> subprocess.CompletedProcess:
+    def run(
+        self, side: str, argv: Sequence[str], timeout: float = 30, **popen_kwargs: Any
+    ) -> subprocess.CompletedProcess:
         """Run `argv` in `side` to completion (stdout/stderr captured as text unless given).
 
         On timeout the whole process group is killed and subprocess.TimeoutExpired raised, like subprocess.run.
@@ -337,8 +349,15 @@ class Testbed:
         s = self.side(side)
         log = open(self.workdir / f"master-{side}.log", "ab")
         try:
-            self._masters[side] = [self.spawn(side, ["rosmaster", "--core", "-p", str(s.master_port), "-w", "3"],
-                                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)]
+            self._masters[side] = [
+                self.spawn(
+                    side,
+                    ["rosmaster", "--core", "-p", str(s.master_port), "-w", "3"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            ]
         finally:
             log.close()
 
@@ -348,8 +367,14 @@ class Testbed:
         checkers = {}
         for side in sides:
             code = _MASTER_PROBE.format(uri=self.side(side).master_uri, timeout=timeout)
-            checkers[side] = self.spawn(side, [sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            checkers[side] = self.spawn(
+                side,
+                [sys.executable, "-c", code],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
         failed = []
         for side, p in checkers.items():
             try:
@@ -360,13 +385,22 @@ class Testbed:
             master = self._masters.get(side, [None])[0]
             if p.returncode != 0:
                 state = "exited" if master is not None and master.poll() is not None else "running"
-                failed.append(f"{side} master {self.side(side).master_uri} ({state}): {err.strip()[-300:]}; "
-                              f"log {self.workdir / f'master-{side}.log'}")
+                failed.append(
+                    f"{side} master {self.side(side).master_uri} ({state}): {err.strip()[-300:]}; "
+                    f"log {self.workdir / f'master-{side}.log'}"
+                )
             elif self.rosout:
                 log = open(self.workdir / f"rosout-{side}.log", "ab")
                 try:
-                    self._masters[side].append(self.spawn(side, ["rosrun", "rosout", "rosout"], stdout=log,
-                                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+                    self._masters[side].append(
+                        self.spawn(
+                            side,
+                            ["rosrun", "rosout", "rosout"],
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL,
+                        )
+                    )
                 finally:
                     log.close()
         if failed:
@@ -412,13 +446,16 @@ class Testbed:
 
     def describe(self) -> str:
         """Human-readable summary: namespaces, addresses, master URIs, rate, slow-down."""
-        lines = [f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {shaping.BURST}, "
-                 f"latency {shaping.LATENCY})"]
+        lines = [
+            f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {shaping.BURST}, "
+            f"latency {shaping.LATENCY})"
+        ]
         for s in (self.robot, self.server):
             lines.append(f"  {s.name:6s} ns={s.ns} dev={s.dev} ip={s.ip} ROS_MASTER_URI={s.master_uri}")
         if self.robot_slowdown is not None:
-            lines.append(f"  robot cpu quota {self.cpu_group.fraction:g} CPU, measured slow-down "
-                         f"x{self.robot_slowdown:.2f}")
+            lines.append(
+                f"  robot cpu quota {self.cpu_group.fraction:g} CPU, measured slow-down x{self.robot_slowdown:.2f}"
+            )
         return "\n".join(lines)
 
 
@@ -516,7 +553,7 @@ def cleanup_stale() -> List[str]:
             removed.append(f"netns {ns}")
     if cg.CPU_ROOT.is_dir():
         for path in cg.CPU_ROOT.glob(f"{CGROUP_PREFIX}*"):
-            m = NS_RE.match(path.name[len(CGROUP_PREFIX):] + "-robot")
+            m = NS_RE.match(path.name[len(CGROUP_PREFIX) :] + "-robot")
             if m and not _pid_alive(int(m.group(2))):
                 cg.CpuGroup(path.name).remove()
                 removed.append(f"cgroup {path}")

@@ -7,6 +7,7 @@
 It prints the addresses, master URIs and measured slow-down, runs the command (or the shell), and tears the
 testbed down on exit, on Ctrl-C and on SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,11 +29,13 @@ SHELL_HELP = """commands:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="intradp_testbed", description="robot/server network namespaces with a shaped "
-                                "veth link and a roscore each (root)",
-                                epilog="examples: intradp_testbed -- robot rostopic list\n"
-                                       "          intradp_testbed --trace config/traces/outdoor.txt shell",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="intradp_testbed",
+        description="robot/server network namespaces with a shaped veth link and a roscore each (root)",
+        epilog="examples: intradp_testbed -- robot rostopic list\n"
+        "          intradp_testbed --trace config/traces/outdoor.txt shell",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--rate", type=float, default=90.0, help="link rate in Mbit/s each way (default 90)")
     p.add_argument("--trace", help="replay this bandwidth trace (t_seconds rate_mbit per line)")
     p.add_argument("--trace-speed", type=float, default=1.0, help="trace replay speed factor (default 1)")
@@ -40,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robot-cpu", type=float, help="cgroup cpu quota of robot processes, share of one CPU (e.g. 0.25)")
     p.add_argument("--no-masters", action="store_true", help="do not start a roscore on each side")
     p.add_argument("--name", default="idp", help="testbed name (part of namespace names, default idp)")
-    p.add_argument("command", nargs=argparse.REMAINDER,
-                   help="'shell', 'cleanup', or [--] robot|server CMD...")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="'shell', 'cleanup', or [--] robot|server CMD...")
     return p
 
 
@@ -93,8 +95,14 @@ def run_shell(tb: Testbed, inp: TextIO = sys.stdin, out: TextIO = sys.stdout) ->
                 tb.set_rate(float(words[1]))
                 print(f"rate now {tb.rate_mbit:g} Mbit/s", file=out)
             elif cmd in SIDES and len(words) > 1:
-                res = tb.run(cmd, ["bash", "-c", " ".join(shlex.quote(w) for w in words[1:])], timeout=3600,
-                             stdout=None, stderr=None, stdin=subprocess.DEVNULL)
+                res = tb.run(
+                    cmd,
+                    ["bash", "-c", " ".join(shlex.quote(w) for w in words[1:])],
+                    timeout=3600,
+                    stdout=None,
+                    stderr=None,
+                    stdin=subprocess.DEVNULL,
+                )
                 print(f"[exit {res.returncode}]", file=out)
             elif cmd == "bg" and len(words) > 2 and words[1] in SIDES:
                 p = tb.spawn(words[1], words[2:], stdin=subprocess.DEVNULL)
@@ -129,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.stdout.flush()
             if words[0] == "shell":
                 return run_shell(tb)
-            res = tb.run(words[0], words[1:], timeout=10 ** 7, stdout=None, stderr=None, stdin=None)
+            res = tb.run(words[0], words[1:], timeout=10**7, stdout=None, stderr=None, stdin=None)
             return res.returncode
     except (TestbedError, TraceError, ValueError) as err:
         print(f"intradp_testbed: {err}", file=sys.stderr)

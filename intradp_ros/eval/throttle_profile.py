@@ -11,6 +11,7 @@ prediction, held-out frame time and the ratios. Timings on a shared 2-core machi
     python -m intradp_ros.eval.throttle_profile --model torchvision:resnet18 --input-size 224 224 \\
         --fraction 0.1 --periods 100000 10000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,16 +60,39 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     with torch.no_grad():
         forward = measure_frames(lambda: rep.model(x), args.check, warmup=0)
     predicted = CostModel(g, cal_prof, cal_prof).latency(Plan.device_only(g), 1e9)
-    return {"quota": cpu_quota(), "threads": torch.get_num_threads(), "profile_s": profile_s, "raw_s": cal.raw_s, "frames_s": frames,
-            "measured_s": cal.measured_s, "factor": cal.factor, "calibrated_s": predicted,
-            "check_s": check, "forward_s": forward, "step_overhead_s": raw.step_overhead_s}
+    return {
+        "quota": cpu_quota(),
+        "threads": torch.get_num_threads(),
+        "profile_s": profile_s,
+        "raw_s": cal.raw_s,
+        "frames_s": frames,
+        "measured_s": cal.measured_s,
+        "factor": cal.factor,
+        "calibrated_s": predicted,
+        "check_s": check,
+        "forward_s": forward,
+        "step_overhead_s": raw.step_overhead_s,
+    }
 
 
 def run_period(args: argparse.Namespace, period_us: Optional[int]) -> Dict[str, Any]:
     """One configuration: inside a fresh group with `period_us` (None: unthrottled, no group)."""
-    argv = [sys.executable, "-m", "intradp_ros.eval.throttle_profile", "--child", "--model", args.model,
-            "--frames", str(args.frames), "--check", str(args.check), "--repeats", str(args.repeats),
-            "--threads", str(args.threads)]
+    argv = [
+        sys.executable,
+        "-m",
+        "intradp_ros.eval.throttle_profile",
+        "--child",
+        "--model",
+        args.model,
+        "--frames",
+        str(args.frames),
+        "--check",
+        str(args.check),
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+    ]
     if args.input_size:
         argv += ["--input-size", *[str(v) for v in args.input_size]]
     out: Dict[str, Any] = {"period_us": period_us, "fraction": args.fraction if period_us else None}
@@ -80,8 +104,9 @@ def run_period(args: argparse.Namespace, period_us: Optional[int]) -> Dict[str, 
             out["busy_loop_slowdown"] = cg.measure_slowdown(group)
             argv = group.wrap(argv)
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=args.timeout, check=False)
+        proc = subprocess.run(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=args.timeout, check=False
+        )
         out["child_wall_s"] = time.perf_counter() - t0
         if proc.returncode != 0:
             raise TestbedError(f"child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -95,22 +120,29 @@ def run_period(args: argparse.Namespace, period_us: Optional[int]) -> Dict[str, 
 def describe(r: Dict[str, Any]) -> str:
     """One block of figures and ratios for a configuration."""
     med = statistics.median
-    head = "unthrottled" if not r["period_us"] else \
-        (f"quota {r['quota_us']} us / period {r['period_us']} us ({r['fraction']:g} CPU), busy-loop slow-down "
-         f"x{r['busy_loop_slowdown']:.2f}")
+    head = (
+        "unthrottled"
+        if not r["period_us"]
+        else (
+            f"quota {r['quota_us']} us / period {r['period_us']} us ({r['fraction']:g} CPU), busy-loop slow-down "
+            f"x{r['busy_loop_slowdown']:.2f}"
+        )
+    )
     head += f", {r['threads']} torch thread(s)"
-    return "\n".join([
-        head,
-        f"  per-op profile, device-only prediction (raw) {r['raw_s'] * 1e3:9.1f} ms   (profiling took "
-        f"{r['profile_s']:.1f} s)",
-        f"  measured device-only frames (executor)       {r['measured_s'] * 1e3:9.1f} ms   "
-        f"{['%.0f' % (t * 1e3) for t in r['frames_s']]}",
-        f"  measured / raw                               x{r['measured_s'] / r['raw_s']:.2f}",
-        f"  calibrated prediction (cost model)           {r['calibrated_s'] * 1e3:9.1f} ms   factor {r['factor']:.3f}",
-        f"  held-out frames (executor)                   {med(r['check_s']) * 1e3:9.1f} ms   "
-        f"calibrated / held-out x{r['calibrated_s'] / med(r['check_s']):.2f}",
-        f"  plain model(x) forward                       {med(r['forward_s']) * 1e3:9.1f} ms",
-    ])
+    return "\n".join(
+        [
+            head,
+            f"  per-op profile, device-only prediction (raw) {r['raw_s'] * 1e3:9.1f} ms   (profiling took "
+            f"{r['profile_s']:.1f} s)",
+            f"  measured device-only frames (executor)       {r['measured_s'] * 1e3:9.1f} ms   "
+            f"{['%.0f' % (t * 1e3) for t in r['frames_s']]}",
+            f"  measured / raw                               x{r['measured_s'] / r['raw_s']:.2f}",
+            f"  calibrated prediction (cost model)           {r['calibrated_s'] * 1e3:9.1f} ms   factor {r['factor']:.3f}",
+            f"  held-out frames (executor)                   {med(r['check_s']) * 1e3:9.1f} ms   "
+            f"calibrated / held-out x{r['calibrated_s'] / med(r['check_s']):.2f}",
+            f"  plain model(x) forward                       {med(r['forward_s']) * 1e3:9.1f} ms",
+        ]
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -118,8 +150,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--model", default="torchvision:resnet18")
     ap.add_argument("--input-size", type=int, nargs=2, default=[224, 224])
     ap.add_argument("--fraction", type=float, default=0.1, help="CPU share of the throttled robot")
-    ap.add_argument("--periods", type=int, nargs="+", default=[100_000, 10_000],
-                    help="CFS periods (us) to compare; 0 = unthrottled run")
+    ap.add_argument(
+        "--periods",
+        type=int,
+        nargs="+",
+        default=[100_000, 10_000],
+        help="CFS periods (us) to compare; 0 = unthrottled run",
+    )
     ap.add_argument("--frames", type=int, default=3, help="calibration frames")
     ap.add_argument("--check", type=int, default=3, help="held-out frames")
     ap.add_argument("--repeats", type=int, default=1, help="profiling repeats")

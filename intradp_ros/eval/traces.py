@@ -5,6 +5,7 @@ testbed's replayer sets the shaping rate to each sample's rate at its time, so t
 the same link conditions on every run. The shipped files come from :func:`generate_trace` with the
 seed written in their header, so they can be regenerated bit for bit (``scripts/make_traces``).
 """
+
 from __future__ import annotations
 
 import math
@@ -45,13 +46,28 @@ class TraceProfile:
 
 PROFILES = {
     "indoor": TraceProfile(
-        name="indoor", mean_mbit=93.0, std_mbit=5.0, corr_time_s=2.0, min_mbit=70.0, max_mbit=110.0,
-        description="indoor WiFi: mean ~93 Mbit/s, mild variation (AR(1), std 5 Mbit/s, 2 s correlation)"),
+        name="indoor",
+        mean_mbit=93.0,
+        std_mbit=5.0,
+        corr_time_s=2.0,
+        min_mbit=70.0,
+        max_mbit=110.0,
+        description="indoor WiFi: mean ~93 Mbit/s, mild variation (AR(1), std 5 Mbit/s, 2 s correlation)",
+    ),
     "outdoor": TraceProfile(
-        name="outdoor", mean_mbit=73.0, std_mbit=14.0, corr_time_s=1.5, min_mbit=20.0, max_mbit=110.0,
-        fade_rate_hz=1.0 / 15.0, fade_len_s=(0.5, 3.0), fade_floor_mbit=0.3, fade_depth_max_mbit=6.0,
+        name="outdoor",
+        mean_mbit=73.0,
+        std_mbit=14.0,
+        corr_time_s=1.5,
+        min_mbit=20.0,
+        max_mbit=110.0,
+        fade_rate_hz=1.0 / 15.0,
+        fade_len_s=(0.5, 3.0),
+        fade_floor_mbit=0.3,
+        fade_depth_max_mbit=6.0,
         description="outdoor WiFi: mean ~73 Mbit/s, AR(1) std 14 Mbit/s plus deep fades to near 0 "
-                    "(about one every 15 s, 0.5-3 s long)"),
+        "(about one every 15 s, 0.5-3 s long)",
+    ),
 }
 
 DEFAULT_SEEDS = {"indoor": 20240601, "outdoor": 20240602}
@@ -59,8 +75,9 @@ DEFAULT_PERIOD_S = 0.1
 DEFAULT_DURATION_S = 300.0
 
 
-def generate_trace(profile: TraceProfile, seed: int, duration_s: float = DEFAULT_DURATION_S,
-                   period_s: float = DEFAULT_PERIOD_S) -> List[Sample]:
+def generate_trace(
+    profile: TraceProfile, seed: int, duration_s: float = DEFAULT_DURATION_S, period_s: float = DEFAULT_PERIOD_S
+) -> List[Sample]:
     """Return a reproducible trace for `profile`: same seed, same samples.
 
     The series is rescaled so its mean equals `profile.mean_mbit` exactly, which keeps the shipped

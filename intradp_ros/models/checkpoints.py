@@ -8,6 +8,7 @@
   `weights_only=True`.
 Checkpoints are local files; nothing that arrives over the network is ever unpickled.
 """
+
 from __future__ import annotations
 
 import _compat_pickle
@@ -41,7 +42,8 @@ _KAPAO_CLASSES = {
 }
 _SHELLS: Dict[Tuple[str, str], type] = {
     (mod, name): type(name, (_ShellModule,), {"__module__": "intradp_ros.models.checkpoints.shell." + mod})
-    for mod, names in _KAPAO_CLASSES.items() for name in names
+    for mod, names in _KAPAO_CLASSES.items()
+    for name in names
 }
 
 
@@ -54,7 +56,7 @@ def _allowed_functions() -> Dict[Tuple[str, str], Any]:
 
     allowed: Dict[Tuple[str, str], Any] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
-        ("_codecs", "encode"): _codecs.encode,   # how protocol 2 pickles bytes (numpy arrays' data)
+        ("_codecs", "encode"): _codecs.encode,  # how protocol 2 pickles bytes (numpy arrays' data)
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
         ("builtins", "slice"): slice,
@@ -63,8 +65,13 @@ def _allowed_functions() -> Dict[Tuple[str, str], Any]:
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
     }
-    for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-                 "_rebuild_parameter_with_state"):
+    for name in (
+        "_rebuild_tensor",
+        "_rebuild_tensor_v2",
+        "_rebuild_tensor_v3",
+        "_rebuild_parameter",
+        "_rebuild_parameter_with_state",
+    ):
         if hasattr(torch._utils, name):
             allowed[("torch._utils", name)] = getattr(torch._utils, name)
     for name in ("float16", "float32", "float64", "bfloat16", "uint8", "int8", "int16", "int32", "int64", "bool"):
@@ -73,7 +80,7 @@ def _allowed_functions() -> Dict[Tuple[str, str], Any]:
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = multiarray.multiarray._reconstruct
         allowed[(mod, "scalar")] = multiarray.multiarray.scalar
-    dtypes = getattr(np, "dtypes", None)   # numpy >= 1.25 pickles dtypes by their class
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles dtypes by their class
     for mod in ("numpy", "numpy.dtypes"):
         for name in ("Float64DType", "Float32DType", "Int64DType"):
             if dtypes is not None and hasattr(dtypes, name):
@@ -99,8 +106,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             RestrictedUnpickler._allowed = _allowed_functions()
         if key in RestrictedUnpickler._allowed:
             return RestrictedUnpickler._allowed[key]
-        raise CheckpointError(f"checkpoint refused: it references '{module}.{name}', which is not one of the "
-                              "KAPAO model classes or the torch/collections names a checkpoint needs")
+        raise CheckpointError(
+            f"checkpoint refused: it references '{module}.{name}', which is not one of the "
+            "KAPAO model classes or the torch/collections names a checkpoint needs"
+        )
 
 
 class _RestrictedPickleModule:
@@ -153,7 +162,7 @@ def read_state_dict_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path} holds no state dict (expected {{'model': state_dict, ...}} or a state dict)")
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}   # saved from nn.DataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}  # saved from nn.DataParallel
     return _to_fp32(state)
 
 
@@ -168,8 +177,11 @@ def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str
     own = model.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)
-    misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
-                 if tuple(state[k].shape) != tuple(own[k].shape)]
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or misshaped:
         parts = []
         if missing:

@@ -9,6 +9,7 @@ input size as non-persistent buffers with the full spatial extent [1, 3, H_l, W_
 exactly upstream's keys (`anchors`, `anchor_grid` are upstream keys, the grids are not) and a tiling engine can
 slice the buffers by row like any activation.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,18 +22,18 @@ from torch import nn
 from intradp_ros.core.sparse import SparseRows, sparse_select
 from intradp_ros.models.kapao_blocks import C3, SPP, Concat, Conv, Focus
 
-NUM_CLASSES = 18          # person + 17 keypoint objects
-NUM_COORDS = 34           # 17 keypoints x (x, y)
+NUM_CLASSES = 18  # person + 17 keypoint objects
+NUM_COORDS = 34  # 17 keypoints x (x, y)
 NUM_OUTPUTS = 5 + NUM_CLASSES + NUM_COORDS  # 57 per anchor
 NUM_ANCHORS = 3
 STRIDES: Tuple[int, ...] = (8, 16, 32, 64)
 MAX_STRIDE = 64
 DEFAULT_INPUT_HW: Tuple[int, int] = (1280, 1280)
 ANCHORS_PX: Tuple[Tuple[int, ...], ...] = (
-    (19, 27, 44, 40, 38, 94),          # P3/8
-    (96, 68, 86, 152, 180, 137),       # P4/16
-    (140, 301, 303, 264, 238, 542),    # P5/32
-    (436, 615, 739, 380, 925, 792),    # P6/64
+    (19, 27, 44, 40, 38, 94),  # P3/8
+    (96, 68, 86, 152, 180, 137),  # P4/16
+    (140, 301, 303, 264, 238, 542),  # P5/32
+    (436, 615, 739, 380, 925, 792),  # P6/64
 )
 DETECT_INDEX = 33
 CANDIDATE_DENSITY = 0.002  # expected share of cells above the candidate threshold on real frames (cost model hint)
@@ -56,39 +57,39 @@ VARIANTS = {
 
 # (from, repeats, block, args) with l6 channel counts; index i gives the state-dict prefix `model.{i}.`.
 _LAYERS: Sequence[Tuple[Union[int, List[int]], int, str, list]] = (
-    (-1, 1, "Focus", [64, 3]),            # 0
-    (-1, 1, "Conv", [128, 3, 2]),         # 1
-    (-1, 3, "C3", [128]),                 # 2
-    (-1, 1, "Conv", [256, 3, 2]),         # 3
-    (-1, 9, "C3", [256]),                 # 4
-    (-1, 1, "Conv", [512, 3, 2]),         # 5
-    (-1, 9, "C3", [512]),                 # 6
-    (-1, 1, "Conv", [768, 3, 2]),         # 7
-    (-1, 3, "C3", [768]),                 # 8
-    (-1, 1, "Conv", [1024, 3, 2]),        # 9
-    (-1, 1, "SPP", [1024, [3, 5, 7]]),    # 10
-    (-1, 3, "C3", [1024, False]),         # 11
-    (-1, 1, "Conv", [768, 1, 1]),         # 12
-    (-1, 1, "Upsample", []),              # 13
-    ([-1, 8], 1, "Concat", []),           # 14
-    (-1, 3, "C3", [768, False]),          # 15
-    (-1, 1, "Conv", [512, 1, 1]),         # 16
-    (-1, 1, "Upsample", []),              # 17
-    ([-1, 6], 1, "Concat", []),           # 18
-    (-1, 3, "C3", [512, False]),          # 19
-    (-1, 1, "Conv", [256, 1, 1]),         # 20
-    (-1, 1, "Upsample", []),              # 21
-    ([-1, 4], 1, "Concat", []),           # 22
-    (-1, 3, "C3", [256, False]),          # 23 (P3/8)
-    (-1, 1, "Conv", [256, 3, 2]),         # 24
-    ([-1, 20], 1, "Concat", []),          # 25
-    (-1, 3, "C3", [512, False]),          # 26 (P4/16)
-    (-1, 1, "Conv", [512, 3, 2]),         # 27
-    ([-1, 16], 1, "Concat", []),          # 28
-    (-1, 3, "C3", [768, False]),          # 29 (P5/32)
-    (-1, 1, "Conv", [768, 3, 2]),         # 30
-    ([-1, 12], 1, "Concat", []),          # 31
-    (-1, 3, "C3", [1024, False]),         # 32 (P6/64)
+    (-1, 1, "Focus", [64, 3]),  # 0
+    (-1, 1, "Conv", [128, 3, 2]),  # 1
+    (-1, 3, "C3", [128]),  # 2
+    (-1, 1, "Conv", [256, 3, 2]),  # 3
+    (-1, 9, "C3", [256]),  # 4
+    (-1, 1, "Conv", [512, 3, 2]),  # 5
+    (-1, 9, "C3", [512]),  # 6
+    (-1, 1, "Conv", [768, 3, 2]),  # 7
+    (-1, 3, "C3", [768]),  # 8
+    (-1, 1, "Conv", [1024, 3, 2]),  # 9
+    (-1, 1, "SPP", [1024, [3, 5, 7]]),  # 10
+    (-1, 3, "C3", [1024, False]),  # 11
+    (-1, 1, "Conv", [768, 1, 1]),  # 12
+    (-1, 1, "Upsample", []),  # 13
+    ([-1, 8], 1, "Concat", []),  # 14
+    (-1, 3, "C3", [768, False]),  # 15
+    (-1, 1, "Conv", [512, 1, 1]),  # 16
+    (-1, 1, "Upsample", []),  # 17
+    ([-1, 6], 1, "Concat", []),  # 18
+    (-1, 3, "C3", [512, False]),  # 19
+    (-1, 1, "Conv", [256, 1, 1]),  # 20
+    (-1, 1, "Upsample", []),  # 21
+    ([-1, 4], 1, "Concat", []),  # 22
+    (-1, 3, "C3", [256, False]),  # 23 (P3/8)
+    (-1, 1, "Conv", [256, 3, 2]),  # 24
+    ([-1, 20], 1, "Concat", []),  # 25
+    (-1, 3, "C3", [512, False]),  # 26 (P4/16)
+    (-1, 1, "Conv", [512, 3, 2]),  # 27
+    ([-1, 16], 1, "Concat", []),  # 28
+    (-1, 3, "C3", [768, False]),  # 29 (P5/32)
+    (-1, 1, "Conv", [768, 3, 2]),  # 30
+    ([-1, 12], 1, "Concat", []),  # 31
+    (-1, 3, "C3", [1024, False]),  # 32 (P6/64)
     ([23, 26, 29, 32], 1, "Detect", []),  # 33
 )
 
@@ -116,8 +117,13 @@ def check_input_hw(input_hw: Sequence[int]) -> Tuple[int, int]:
 class Detect(nn.Module):
     """Per-level 1x1 conv to 3 x 57 outputs and the KAPAO decode (boxes, objectness, classes, keypoints)."""
 
-    def __init__(self, ch: Sequence[int], input_hw: Sequence[int] = DEFAULT_INPUT_HW,
-                 anchors: Sequence[Sequence[int]] = ANCHORS_PX, strides: Sequence[int] = STRIDES) -> None:
+    def __init__(
+        self,
+        ch: Sequence[int],
+        input_hw: Sequence[int] = DEFAULT_INPUT_HW,
+        anchors: Sequence[Sequence[int]] = ANCHORS_PX,
+        strides: Sequence[int] = STRIDES,
+    ) -> None:
         super().__init__()
         self.nc = NUM_CLASSES
         self.num_coords = NUM_COORDS
@@ -127,7 +133,7 @@ class Detect(nn.Module):
         self.strides: Tuple[float, ...] = tuple(float(s) for s in strides)
         a = torch.tensor(anchors, dtype=torch.float32).view(self.nl, -1, 2)
         stride_t = torch.tensor(self.strides, dtype=torch.float32).view(-1, 1, 1)
-        self.register_buffer("anchors", a / stride_t)                               # upstream: grid units
+        self.register_buffer("anchors", a / stride_t)  # upstream: grid units
         self.register_buffer("anchor_grid", a.clone().view(self.nl, 1, -1, 1, 1, 2))  # upstream: pixels
         self.m = nn.ModuleList(nn.Conv2d(c, self.no * self.na, 1) for c in ch)
         self._init_biases()
@@ -142,7 +148,7 @@ class Detect(nn.Module):
             for conv, s in zip(self.m, self.strides):
                 b = conv.bias.view(self.na, -1)
                 b[:, 4] += math.log(8 / (640 / s) ** 2)
-                b[:, 5:5 + self.nc] += math.log(0.6 / (self.nc - 0.99))
+                b[:, 5 : 5 + self.nc] += math.log(0.6 / (self.nc - 0.99))
 
     def level_shapes(self) -> List[Tuple[int, int]]:
         """(H_l, W_l) of every detection level at the build-time input size."""
@@ -170,8 +176,15 @@ class Detect(nn.Module):
     def _level(self, xs: List[torch.Tensor], i: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Raw map [B, 3, H_i, W_i, 57] of level i and its decode."""
         p = self.m[i](xs[i]).unflatten(1, (self.na, self.no)).permute(0, 1, 3, 4, 2).contiguous()
-        y = decode_level(p, self.strides[i], getattr(self, f"grid{i}"), getattr(self, f"anchor_wh{i}"),
-                         getattr(self, f"kp_anchor{i}"), getattr(self, f"kp_offset{i}"), self.nc)
+        y = decode_level(
+            p,
+            self.strides[i],
+            getattr(self, f"grid{i}"),
+            getattr(self, f"anchor_wh{i}"),
+            getattr(self, f"kp_anchor{i}"),
+            getattr(self, f"kp_offset{i}"),
+            self.nc,
+        )
         return p, y
 
     def forward(self, xs: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
@@ -183,8 +196,9 @@ class Detect(nn.Module):
             decoded.append(y.flatten(1, 3))
         return torch.cat(decoded, 1), raw
 
-    def candidates(self, xs: List[torch.Tensor], conf: float,
-                   density: float = CANDIDATE_DENSITY) -> Tuple[SparseRows, ...]:
+    def candidates(
+        self, xs: List[torch.Tensor], conf: float, density: float = CANDIDATE_DENSITY
+    ) -> Tuple[SparseRows, ...]:
         """Per level, the decoded cells with objectness > conf (a sparse gather: each side of a split inference
         filters its own rows, so the dense maps never travel). Positions index the level's [B, 3, H, W] grid."""
         out = []
@@ -203,12 +217,20 @@ class Detect(nn.Module):
         grid = cell_grid(row_start, h, w, self.na, raw_rows.device, raw_rows.dtype)
         anchor = self.anchor_grid[level].to(raw_rows.dtype).expand(1, self.na, h, w, 2)
         kp = self.num_coords // 2
-        return decode_level(raw_rows, self.strides[level], grid, anchor, anchor.repeat(1, 1, 1, 1, kp),
-                            (grid * self.strides[level]).repeat(1, 1, 1, 1, kp), self.nc)
+        return decode_level(
+            raw_rows,
+            self.strides[level],
+            grid,
+            anchor,
+            anchor.repeat(1, 1, 1, 1, kp),
+            (grid * self.strides[level]).repeat(1, 1, 1, 1, kp),
+            self.nc,
+        )
 
 
-def cell_grid(row_start: int, rows: int, cols: int, na: int, device: Any = None,
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def cell_grid(
+    row_start: int, rows: int, cols: int, na: int, device: Any = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """[1, na, rows, cols, 2] absolute (x, y) cell indices for rows starting at `row_start`."""
     yv = torch.arange(row_start, row_start + rows, device=device, dtype=dtype)
     xv = torch.arange(cols, device=device, dtype=dtype)
@@ -216,8 +238,15 @@ def cell_grid(row_start: int, rows: int, cols: int, na: int, device: Any = None,
     return torch.stack((gx, gy), -1).expand(1, na, rows, cols, 2).contiguous()
 
 
-def decode_level(p: torch.Tensor, stride: float, grid: torch.Tensor, anchor_wh: torch.Tensor,
-                 kp_anchor: torch.Tensor, kp_offset: torch.Tensor, nc: int = NUM_CLASSES) -> torch.Tensor:
+def decode_level(
+    p: torch.Tensor,
+    stride: float,
+    grid: torch.Tensor,
+    anchor_wh: torch.Tensor,
+    kp_anchor: torch.Tensor,
+    kp_offset: torch.Tensor,
+    nc: int = NUM_CLASSES,
+) -> torch.Tensor:
     """KAPAO decode of raw maps [..., 57], element-wise given same-shaped grid/anchor tensors.
 
     xy = (2 s - 0.5 + grid) * stride; wh = (2 s)^2 * anchor; keypoints = (4 s - 2) * anchor + grid * stride.
@@ -225,8 +254,8 @@ def decode_level(p: torch.Tensor, stride: float, grid: torch.Tensor, anchor_wh: 
     s = p.sigmoid()
     xy = (s[..., 0:2] * 2.0 - 0.5 + grid) * stride
     wh = (s[..., 2:4] * 2.0) ** 2 * anchor_wh
-    kp = (s[..., 5 + nc:] * 4.0 - 2.0) * kp_anchor + kp_offset
-    return torch.cat((xy, wh, s[..., 4:5 + nc], kp), -1)
+    kp = (s[..., 5 + nc :] * 4.0 - 2.0) * kp_anchor + kp_offset
+    return torch.cat((xy, wh, s[..., 4 : 5 + nc], kp), -1)
 
 
 class KapaoModel(nn.Module):

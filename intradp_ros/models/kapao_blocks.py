@@ -3,6 +3,7 @@
 Attribute names (`conv`, `bn`, `cv1`, `m`, ...) are chosen so that state-dict keys equal upstream's, which lets
 a real KAPAO checkpoint load strictly. Every block is plain and torch.fx-traceable (no data-dependent control flow).
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence
@@ -10,7 +11,7 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-BN_EPS = 1e-3       # upstream initialises every BatchNorm2d with these values
+BN_EPS = 1e-3  # upstream initialises every BatchNorm2d with these values
 BN_MOMENTUM = 0.03
 
 

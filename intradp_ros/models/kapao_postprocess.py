@@ -4,6 +4,7 @@ The filter is per cell, so each side of a split inference can filter its own row
 only the survivors together with their index in the full detection tensor; `merge_candidates` restores upstream's
 order, so NMS over the merged survivors gives exactly the result of NMS over the whole tensor.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,20 +19,20 @@ from intradp_ros.models.kapao import NUM_ANCHORS, NUM_CLASSES, NUM_COORDS
 from intradp_ros.models.letterbox import LetterboxInfo, to_original_xy
 
 NUM_KEYPOINTS = NUM_COORDS // 2
-MAX_WH = 4096      # class offset for class-separated NMS
-MAX_NMS = 30000    # most candidates handed to torchvision NMS
+MAX_WH = 4096  # class offset for class-separated NMS
+MAX_NMS = 30000  # most candidates handed to torchvision NMS
 
 
 @dataclass(frozen=True)
 class KapaoThresholds:
     """Post-processing thresholds (defaults: KAPAO's demo settings)."""
 
-    conf: float = 0.7             # person detections
+    conf: float = 0.7  # person detections
     iou: float = 0.45
-    conf_kp: float = 0.5          # keypoint-object detections
+    conf_kp: float = 0.5  # keypoint-object detections
     iou_kp: float = 0.45
-    conf_kp_person: float = 0.2   # only poses scoring above this get keypoint detections fused in
-    overwrite_tol: float = 25.0   # pixels (original frame) between a keypoint detection and the pose keypoint
+    conf_kp_person: float = 0.2  # only poses scoring above this get keypoint detections fused in
+    overwrite_tol: float = 25.0  # pixels (original frame) between a keypoint detection and the pose keypoint
     max_det: int = 300
     use_kp_dets: bool = True
 
@@ -50,8 +51,9 @@ class Pose:
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((NUM_KEYPOINTS, 3), np.float32))
 
 
-def filter_level_rows(decoded_rows: torch.Tensor, conf: float, level_offset: int, level_hw: Tuple[int, int],
-                      row_start: int = 0) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+def filter_level_rows(
+    decoded_rows: torch.Tensor, conf: float, level_offset: int, level_hw: Tuple[int, int], row_start: int = 0
+) -> List[Tuple[torch.Tensor, torch.Tensor]]:
     """Per-cell filter of decoded rows [B, 3, h, W, 57] of one level (objectness > conf).
 
     Returns per batch item (candidates [n, 57], index [n] into the full (B, N, 57) detection tensor).
@@ -61,11 +63,11 @@ def filter_level_rows(decoded_rows: torch.Tensor, conf: float, level_offset: int
     level_h, level_w = level_hw
     if w != level_w or row_start < 0 or row_start + h > level_h:
         raise ValueError(f"rows [{row_start}, {row_start + h}) x {w} do not fit level {level_h}x{level_w}")
-    keep = decoded_rows[..., 4] > conf                                  # [B, 3, h, W]
+    keep = decoded_rows[..., 4] > conf  # [B, 3, h, W]
     a = torch.arange(na, device=decoded_rows.device).view(na, 1, 1)
     r = torch.arange(row_start, row_start + h, device=decoded_rows.device).view(1, h, 1)
     c = torch.arange(w, device=decoded_rows.device).view(1, 1, w)
-    flat = level_offset + a * (level_h * level_w) + r * level_w + c      # [3, h, W]
+    flat = level_offset + a * (level_h * level_w) + r * level_w + c  # [3, h, W]
     return [(decoded_rows[b][keep[b]], flat[keep[b]]) for b in range(decoded_rows.shape[0])]
 
 
@@ -95,18 +97,24 @@ def merge_candidates(parts: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> Tupl
     return cands[order], index[order]
 
 
-def non_max_suppression(candidates: torch.Tensor, conf: float, iou: float, classes: Optional[Sequence[int]] = None,
-                        max_det: int = 300, nc: int = NUM_CLASSES) -> torch.Tensor:
+def non_max_suppression(
+    candidates: torch.Tensor,
+    conf: float,
+    iou: float,
+    classes: Optional[Sequence[int]] = None,
+    max_det: int = 300,
+    nc: int = NUM_CLASSES,
+) -> torch.Tensor:
     """Class-offset NMS over candidates [n, 57] (already or not yet filtered by objectness).
 
     Returns [k, 6 + 34]: x1, y1, x2, y2, conf (= obj * best class prob), class, 34 keypoint coordinates.
     """
     x = candidates[candidates[:, 4] > conf]
-    cls_conf = x[:, 5:5 + nc] * x[:, 4:5]
+    cls_conf = x[:, 5 : 5 + nc] * x[:, 4:5]
     best, j = cls_conf.max(1, keepdim=True)
     xy, wh = x[:, 0:2], x[:, 2:4]
     box = torch.cat((xy - wh / 2, xy + wh / 2), 1)
-    det = torch.cat((box, best, j.to(x.dtype), x[:, 5 + nc:]), 1)[best.view(-1) > conf]
+    det = torch.cat((box, best, j.to(x.dtype), x[:, 5 + nc :]), 1)[best.view(-1) > conf]
     if classes is not None:
         det = det[(det[:, 5:6] == torch.tensor(list(classes), device=det.device, dtype=det.dtype)).any(1)]
     if det.shape[0] == 0:
@@ -117,8 +125,9 @@ def non_max_suppression(candidates: torch.Tensor, conf: float, iou: float, class
     return det[keep]
 
 
-def fuse_keypoints(poses_kp: np.ndarray, pose_scores: np.ndarray, kp_dets: np.ndarray,
-                   thr: KapaoThresholds) -> np.ndarray:
+def fuse_keypoints(
+    poses_kp: np.ndarray, pose_scores: np.ndarray, kp_dets: np.ndarray, thr: KapaoThresholds
+) -> np.ndarray:
     """Replace pose keypoints by keypoint-object detections (upstream's rule, in the same order).
 
     poses_kp [P, 17, 3] (x, y, conf), kp_dets [K, 6] (x1, y1, x2, y2, conf, cls) in original-frame pixels. A
@@ -130,9 +139,9 @@ def fuse_keypoints(poses_kp: np.ndarray, pose_scores: np.ndarray, kp_dets: np.nd
     if len(eligible) == 0 or len(kp_dets) == 0:
         return out
     centers = np.stack(((kp_dets[:, 0] + kp_dets[:, 2]) / 2, (kp_dets[:, 1] + kp_dets[:, 3]) / 2), 1)
-    for (x, y), conf, cls in zip(centers[:thr.max_det], kp_dets[:thr.max_det, 4], kp_dets[:thr.max_det, 5]):
+    for (x, y), conf, cls in zip(centers[: thr.max_det], kp_dets[: thr.max_det, 4], kp_dets[: thr.max_det, 5]):
         k = int(cls) - 1
-        slots = out[eligible, k]                                   # [P', 3]
+        slots = out[eligible, k]  # [P', 3]
         dist = np.hypot(slots[:, 0] - x, slots[:, 1] - y)
         m = int(np.argmin(dist))
         if conf > slots[m, 2] and dist[m] < thr.overwrite_tol:
@@ -140,26 +149,30 @@ def fuse_keypoints(poses_kp: np.ndarray, pose_scores: np.ndarray, kp_dets: np.nd
     return out
 
 
-def poses_from_candidates(candidates: torch.Tensor, info: LetterboxInfo,
-                          thr: KapaoThresholds = KapaoThresholds()) -> List[Pose]:
+def poses_from_candidates(
+    candidates: torch.Tensor, info: LetterboxInfo, thr: KapaoThresholds = KapaoThresholds()
+) -> List[Pose]:
     """Persons (class 0) with their keypoints, keypoint objects (classes 1..17) fused in, in original-frame pixels."""
     person = non_max_suppression(candidates, thr.conf, thr.iou, classes=[0], max_det=thr.max_det)
     if person.shape[0] == 0:
         return []
     boxes = to_original_xy(person[:, :4], info).round()
-    kps = to_original_xy(person[:, 6:6 + NUM_COORDS], info).view(-1, NUM_KEYPOINTS, 2)
+    kps = to_original_xy(person[:, 6 : 6 + NUM_COORDS], info).view(-1, NUM_KEYPOINTS, 2)
     poses_kp = torch.cat((kps, torch.zeros_like(kps[..., :1])), -1).cpu().numpy().astype(np.float64)
     scores = person[:, 4].cpu().numpy()
     if thr.use_kp_dets:
-        kp = non_max_suppression(candidates, thr.conf_kp, thr.iou_kp, classes=range(1, NUM_KEYPOINTS + 1),
-                                 max_det=thr.max_det)
+        kp = non_max_suppression(
+            candidates, thr.conf_kp, thr.iou_kp, classes=range(1, NUM_KEYPOINTS + 1), max_det=thr.max_det
+        )
         if kp.shape[0]:
             kp_boxes = to_original_xy(kp[:, :4], info)
             kp_dets = torch.cat((kp_boxes, kp[:, 4:6]), 1).cpu().numpy().astype(np.float64)
             poses_kp = fuse_keypoints(poses_kp, scores, kp_dets, thr)
     boxes_np = boxes.cpu().numpy()
-    return [Pose(boxes_np[i].astype(np.float32), float(scores[i]), poses_kp[i].astype(np.float32))
-            for i in range(len(scores))]
+    return [
+        Pose(boxes_np[i].astype(np.float32), float(scores[i]), poses_kp[i].astype(np.float32))
+        for i in range(len(scores))
+    ]
 
 
 def candidates_from_sets(sets: Sequence[SparseRows], item: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -176,16 +189,18 @@ def candidates_from_sets(sets: Sequence[SparseRows], item: int = 0) -> Tuple[tor
     return merge_candidates(parts)
 
 
-def poses_from_candidate_sets(sets: Sequence[SparseRows], info: LetterboxInfo,
-                              thr: KapaoThresholds = KapaoThresholds()) -> List[Pose]:
+def poses_from_candidate_sets(
+    sets: Sequence[SparseRows], info: LetterboxInfo, thr: KapaoThresholds = KapaoThresholds()
+) -> List[Pose]:
     """Post-process one frame from the candidate head's output (equal to `poses_from_detections` on the full
     forward when the head's threshold is at most `thr.candidate_conf`)."""
     cands, _ = candidates_from_sets(sets)
     return poses_from_candidates(cands[cands[:, 4] > thr.candidate_conf], info, thr)
 
 
-def poses_from_detections(detections: torch.Tensor, info: LetterboxInfo,
-                          thr: KapaoThresholds = KapaoThresholds()) -> List[Pose]:
+def poses_from_detections(
+    detections: torch.Tensor, info: LetterboxInfo, thr: KapaoThresholds = KapaoThresholds()
+) -> List[Pose]:
     """Post-process one frame's full detection tensor (1, N, 57) or (N, 57)."""
     det = detections.reshape(-1, detections.shape[-1])
     cands = det[det[:, 4] > thr.candidate_conf]

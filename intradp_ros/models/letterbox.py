@@ -3,6 +3,7 @@
 The output is the uint8 [1, 3, H, W] RGB tensor the KAPAO graph takes; `LetterboxInfo` maps model pixels back to the
 original frame. Matches upstream: scale by min(H/h, W/w), centre, pad with grey 114.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def letterbox(image_rgb: np.ndarray | torch.Tensor, input_hw: Sequence[int]) -> 
         chw = F.interpolate(chw.float(), size=(nh, nw), mode="bilinear", align_corners=False)
         chw = chw.round_().clamp_(0, 255).to(torch.uint8)
     out = torch.full((1, 3, th, tw), PAD_VALUE, dtype=torch.uint8, device=img.device)
-    out[:, :, top:top + nh, left:left + nw] = chw
+    out[:, :, top : top + nh, left : left + nw] = chw
     return out, LetterboxInfo((h, w), (th, tw), float(gain), left, top)
 
 

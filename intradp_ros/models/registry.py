@@ -3,6 +3,7 @@
 Names: kapao_s6, kapao_m6, kapao_l6, sconet, sconet_ds, torchvision:<name>. The returned module is in eval mode and
 carries `input_spec` (shape, dtype) and `model_name`, so nodes and tools can stay generic.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from intradp_ros.models.checkpoints import (CheckpointError, kapao_variant_of, load_strict, read_kapao_state_dict,
-                                            read_state_dict_checkpoint)
+from intradp_ros.models.checkpoints import (
+    CheckpointError,
+    kapao_variant_of,
+    load_strict,
+    read_kapao_state_dict,
+    read_state_dict_checkpoint,
+)
 from intradp_ros.models.kapao import DEFAULT_INPUT_HW, KapaoCandidates, KapaoModel
 from intradp_ros.models.kapao_postprocess import KapaoThresholds
 from intradp_ros.models.sconet import DEFAULT_GRID_XZY, SCONet, SconetCompletion
@@ -44,9 +50,13 @@ class InputSpec:
 
 
 def _kapao(variant: str) -> Callable[..., nn.Module]:
-    def build(weights: Optional[Union[str, Path]] = None, input_size: Sequence[int] = DEFAULT_INPUT_HW,
-              batch: int = 1, head: str = "detections", candidate_conf: float = KapaoThresholds().candidate_conf
-              ) -> nn.Module:
+    def build(
+        weights: Optional[Union[str, Path]] = None,
+        input_size: Sequence[int] = DEFAULT_INPUT_HW,
+        batch: int = 1,
+        head: str = "detections",
+        candidate_conf: float = KapaoThresholds().candidate_conf,
+    ) -> nn.Module:
         model: nn.Module = KapaoModel(variant, input_size)
         if weights is not None:
             state = read_kapao_state_dict(weights)
@@ -57,17 +67,25 @@ def _kapao(variant: str) -> Callable[..., nn.Module]:
         if head == "candidates":
             model = KapaoCandidates(model, candidate_conf)
         elif head != "detections":
-            raise ValueError(f"KAPAO head must be 'detections' (upstream outputs) or 'candidates' (sparse), got {head!r}")
+            raise ValueError(
+                f"KAPAO head must be 'detections' (upstream outputs) or 'candidates' (sparse), got {head!r}"
+            )
         h, w = model.input_hw
-        model.input_spec = InputSpec((int(batch), 3, h, w), torch.uint8,
-                                     f"letterboxed RGB image, uint8 CHW, {h}x{w} (multiples of 64)")
+        model.input_spec = InputSpec(
+            (int(batch), 3, h, w), torch.uint8, f"letterboxed RGB image, uint8 CHW, {h}x{w} (multiples of 64)"
+        )
         return model
+
     return build
 
 
 def _sconet(depthwise_separable: bool) -> Callable[..., nn.Module]:
-    def build(weights: Optional[Union[str, Path]] = None, grid_xzy: Sequence[int] = DEFAULT_GRID_XZY,
-              batch: int = 1, head: str = "logits") -> nn.Module:
+    def build(
+        weights: Optional[Union[str, Path]] = None,
+        grid_xzy: Sequence[int] = DEFAULT_GRID_XZY,
+        batch: int = 1,
+        head: str = "logits",
+    ) -> nn.Module:
         model: nn.Module = SCONet(depthwise_separable, grid_xzy)
         if weights is not None:
             name = "sconet_ds" if depthwise_separable else "sconet"
@@ -77,9 +95,11 @@ def _sconet(depthwise_separable: bool) -> Callable[..., nn.Module]:
         elif head != "logits":
             raise ValueError(f"SCONet head must be 'logits' (upstream output) or 'completion' (sparse), got {head!r}")
         x, z, y = model.grid_xzy
-        model.input_spec = InputSpec((int(batch), 1, x, z, y), torch.uint8,
-                                     f"occupancy grid uint8 0/1 [B, 1, X={x}, Z={z}, Y={y}]", (0, 1))
+        model.input_spec = InputSpec(
+            (int(batch), 1, x, z, y), torch.uint8, f"occupancy grid uint8 0/1 [B, 1, X={x}, Z={z}, Y={y}]", (0, 1)
+        )
         return model
+
     return build
 
 
@@ -113,8 +133,11 @@ def build(name: str, **options: Any) -> nn.Module:
         model = build_torchvision(tv_name, input_size, **options)
         if weights is not None:
             load_strict(model.net, read_state_dict_checkpoint(weights), str(weights), name)
-        model.input_spec = InputSpec((batch, 3) + tuple(int(v) for v in input_size), torch.uint8,
-                                     f"RGB image, uint8 CHW, {input_size[0]}x{input_size[1]}")
+        model.input_spec = InputSpec(
+            (batch, 3) + tuple(int(v) for v in input_size),
+            torch.uint8,
+            f"RGB image, uint8 CHW, {input_size[0]}x{input_size[1]}",
+        )
     elif name in _BUILDERS:
         try:
             model = _BUILDERS[name](**options)

@@ -6,6 +6,7 @@ robot can send bit-packed rows. Output: logits [B, 20, X, Z, Y] (upstream wraps 
 The default grid (256, 32, 256) is the real model; smaller grids (X, Y multiples of 8) exist for fast tests only,
 because MobileViTv2Attention's Linear layers fix the map size.
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence, Tuple
@@ -40,8 +41,12 @@ def _encoder_conv(c_in: int, c_out: int, depthwise_separable: bool) -> nn.Module
 
 def _encoder_block(c_in: int, c_out: int, pool: bool, depthwise_separable: bool) -> nn.Sequential:
     layers: List[nn.Module] = [nn.MaxPool2d(2)] if pool else []
-    layers += [_encoder_conv(c_in, c_out, depthwise_separable), nn.ReLU(),
-               _encoder_conv(c_out, c_out, depthwise_separable), nn.ReLU()]
+    layers += [
+        _encoder_conv(c_in, c_out, depthwise_separable),
+        nn.ReLU(),
+        _encoder_conv(c_out, c_out, depthwise_separable),
+        nn.ReLU(),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -68,8 +73,8 @@ class CrissCrossAttention(nn.Module):
         energy_h = torch.einsum("bchw,bcgw->bhwg", q, k) + self.self_mask
         energy_w = torch.einsum("bchw,bchv->bhwv", q, k)
         att = torch.softmax(torch.cat((energy_h, energy_w), -1), -1)
-        att_h = att[..., :self.height]
-        att_w = att[..., self.height:]
+        att_h = att[..., : self.height]
+        att_w = att[..., self.height :]
         out_h = torch.einsum("bcgw,bhwg->bchw", v, att_h)
         out_w = torch.einsum("bchv,bhwv->bchw", v, att_w)
         return self.gamma * (out_h + out_w) + x
@@ -87,10 +92,10 @@ class MobileViTv2Attention(nn.Module):
         self.fc_o = nn.Linear(d_model, h * w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = x.flatten(2).unsqueeze(2)                   # [B, C, 1, h*w]: the size-1 axis is upstream's token axis
-        weight_i = torch.softmax(self.fc_i(r), dim=2)   # [B, C, 1, 1], identically 1
+        r = x.flatten(2).unsqueeze(2)  # [B, C, 1, h*w]: the size-1 axis is upstream's token axis
+        weight_i = torch.softmax(self.fc_i(r), dim=2)  # [B, C, 1, 1], identically 1
         context = torch.sum(weight_i * self.fc_k(r), dim=2, keepdim=True)
-        out = self.fc_o(self.fc_v(r) * context)         # [B, C, 1, h*w]
+        out = self.fc_o(self.fc_v(r) * context)  # [B, C, 1, h*w]
         return out.squeeze(2).unflatten(2, (self.h, self.w))
 
 
@@ -119,8 +124,12 @@ class SegmentationHead(nn.Module):
 class SCONet(nn.Module):
     """SCONet, plain (AGRNav's default 0.84M model) or depthwise-separable encoder (`depthwise_separable=True`)."""
 
-    def __init__(self, depthwise_separable: bool = False, grid_xzy: Sequence[int] = DEFAULT_GRID_XZY,
-                 num_classes: int = NUM_CLASSES) -> None:
+    def __init__(
+        self,
+        depthwise_separable: bool = False,
+        grid_xzy: Sequence[int] = DEFAULT_GRID_XZY,
+        num_classes: int = NUM_CLASSES,
+    ) -> None:
         super().__init__()
         gx, f, gy = (int(v) for v in grid_xzy)
         if gx % 8 or gy % 8 or gx <= 0 or gy <= 0 or f % 8 or f <= 0:
@@ -151,7 +160,7 @@ class SCONet(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, occupancy: torch.Tensor) -> torch.Tensor:
-        x = occupancy.float().squeeze(1).permute(0, 2, 1, 3)   # [B, X, Z, Y] -> [B, Z, X, Y]: heights are channels
+        x = occupancy.float().squeeze(1).permute(0, 2, 1, 3)  # [B, X, Z, Y] -> [B, Z, X, Y]: heights are channels
         skip_1_1 = self.Encoder_block1(x)
         skip_1_2 = self.Encoder_block2(skip_1_1)
         skip_1_4 = self.Encoder_block3(skip_1_2)
@@ -167,8 +176,8 @@ class SCONet(nn.Module):
         s2 = self.conv_out_scale_1_2(out)
         out = torch.cat((self.deconv1_2(s2), skip_1_1, self.deconv_1_4__1_1(s4), self.deconv_1_8__1_1(s8)), 1)
         out = self.relu(self.conv1_1(out))
-        logits = self.seg_head_1_1(out)                  # [B, 20, Z, X, Y]
-        return logits.permute(0, 1, 3, 2, 4)             # [B, 20, X, Z, Y]
+        logits = self.seg_head_1_1(out)  # [B, 20, Z, X, Y]
+        return logits.permute(0, 1, 3, 2, 4)  # [B, 20, X, Z, Y]
 
 
 COMPLETION_DENSITY = 0.01  # expected share of voxels that become occupied on real scans (cost model hint)
@@ -192,6 +201,6 @@ class SconetCompletion(nn.Module):
         return self.net.grid_xzy
 
     def forward(self, occupancy: torch.Tensor) -> SparseRows:
-        cls = self.net(occupancy).argmax(1)                               # [B, X, Z, Y]
+        cls = self.net(occupancy).argmax(1)  # [B, X, Z, Y]
         new = (cls != 0) & (occupancy[:, 0] == 0)
         return sparse_select(new.permute(0, 1, 3, 2), cls.to(torch.uint8).permute(0, 1, 3, 2), density=self.density)

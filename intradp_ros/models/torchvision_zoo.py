@@ -3,6 +3,7 @@
 The wrapper takes a raw uint8 image [B, 3, H, W] and normalises it inside the graph (element-wise), so the
 robot sends raw bytes. Weights are never downloaded: pass a local state-dict file (`weights_only=True`).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -18,8 +19,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class UInt8ImageModel(nn.Module):
     """`net((x / 255 - mean) / std)` with x a uint8 image; the state dict keys are the wrapped net's under `net.`."""
 
-    def __init__(self, net: nn.Module, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 input_hw: Sequence[int] = (224, 224)) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        input_hw: Sequence[int] = (224, 224),
+    ) -> None:
         super().__init__()
         self.net = net
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
@@ -30,7 +36,9 @@ class UInt8ImageModel(nn.Module):
         return self.net((image.float() / 255.0 - self.mean) / self.std)
 
 
-def build_torchvision(name: str, input_hw: Sequence[int] = (224, 224), num_classes: Optional[int] = None) -> UInt8ImageModel:
+def build_torchvision(
+    name: str, input_hw: Sequence[int] = (224, 224), num_classes: Optional[int] = None
+) -> UInt8ImageModel:
     """A randomly initialised torchvision model by name (e.g. 'resnet18', 'mobilenet_v3_small')."""
     kwargs = {} if num_classes is None else {"num_classes": int(num_classes)}
     try:

@@ -5,6 +5,7 @@ order (z fastest, the SemanticKITTI layout) and bit-packed most significant bit 
 SCONet's input is the same grid as [B, 1, X, Z, Y] (`grid_to_model_input` is a view, no copy of the voxels).
 Everything here is vectorised numpy/torch: no Python loop over points or voxels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,11 @@ def pack_grid(grid_xyz: np.ndarray) -> np.ndarray:
 
 def unpack_grid(packed: np.ndarray | bytes, spec: VoxelGridSpec = AGRNAV_GRID) -> np.ndarray:
     """Inverse of `pack_grid`: uint8 0/1 grid of shape size_xyz; a wrong byte count is refused."""
-    buf = np.frombuffer(packed, dtype=np.uint8) if isinstance(packed, (bytes, bytearray, memoryview)) \
+    buf = (
+        np.frombuffer(packed, dtype=np.uint8)
+        if isinstance(packed, (bytes, bytearray, memoryview))
         else np.asarray(packed, dtype=np.uint8).reshape(-1)
+    )
     if buf.size != spec.packed_bytes:
         raise VoxelError(f"packed grid must be {spec.packed_bytes} bytes, got {buf.size}")
     return np.unpackbits(buf, count=spec.num_voxels).reshape(spec.size_xyz)
@@ -100,8 +104,8 @@ def model_input_to_grid(occupancy: torch.Tensor) -> torch.Tensor:
 class CompletedVoxels:
     """Voxels predicted occupied that were empty in the input: flat (x, y, z) indices and their classes."""
 
-    indices: np.ndarray      # uint32 [K], x*Y*Z + y*Z + z
-    classes: np.ndarray      # uint8 [K], 1..19
+    indices: np.ndarray  # uint32 [K], x*Y*Z + y*Z + z
+    classes: np.ndarray  # uint8 [K], 1..19
     spec: VoxelGridSpec = AGRNAV_GRID
 
     def coordinates(self) -> np.ndarray:
@@ -123,20 +127,21 @@ def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(1).to(torch.uint8)
 
 
-def completed_voxels(classes_xzy: torch.Tensor | np.ndarray, occupancy_xzy: torch.Tensor | np.ndarray,
-                     spec: VoxelGridSpec = AGRNAV_GRID) -> CompletedVoxels:
+def completed_voxels(
+    classes_xzy: torch.Tensor | np.ndarray, occupancy_xzy: torch.Tensor | np.ndarray, spec: VoxelGridSpec = AGRNAV_GRID
+) -> CompletedVoxels:
     """Voxels whose predicted class is non-empty but whose input occupancy was 0, for one frame.
 
     Both inputs are in the model layout (X, Z, Y) (leading size-1 axes allowed); the indices are flat (x, y, z).
     """
     cls = torch.as_tensor(classes_xzy)
     occ = torch.as_tensor(occupancy_xzy)
-    cls = cls.reshape(cls.shape[-3:]).permute(0, 2, 1)   # (x, y, z)
+    cls = cls.reshape(cls.shape[-3:]).permute(0, 2, 1)  # (x, y, z)
     occ = occ.reshape(occ.shape[-3:]).permute(0, 2, 1)
     if tuple(cls.shape) != spec.size_xyz or tuple(occ.shape) != spec.size_xyz:
         raise VoxelError(f"classes {tuple(cls.shape)} / occupancy {tuple(occ.shape)} do not match grid {spec.size_xyz}")
     new = (cls > 0) & (occ == 0)
-    flat_idx = torch.nonzero(new.reshape(-1)).reshape(-1)          # ascending flat (x, y, z) order
+    flat_idx = torch.nonzero(new.reshape(-1)).reshape(-1)  # ascending flat (x, y, z) order
     classes = cls.reshape(-1)[flat_idx]
     return CompletedVoxels(flat_idx.cpu().numpy().astype(np.uint32), classes.cpu().numpy().astype(np.uint8), spec)
 
@@ -148,12 +153,16 @@ def completed_voxels_from_sparse(sr: SparseRows, spec: VoxelGridSpec = AGRNAV_GR
         raise VoxelError(f"completion grid {(x, y, z)} does not match grid {spec.size_xyz}")
     per_item = x * y * z
     keep = (sr.index // per_item) == item
-    return CompletedVoxels((sr.index[keep] - item * per_item).cpu().numpy().astype(np.uint32),
-                           sr.values[keep].cpu().numpy().astype(np.uint8), spec)
+    return CompletedVoxels(
+        (sr.index[keep] - item * per_item).cpu().numpy().astype(np.uint32),
+        sr.values[keep].cpu().numpy().astype(np.uint8),
+        spec,
+    )
 
 
-def completed_voxels_from_rows(classes_rows: torch.Tensor, occupancy_rows: torch.Tensor, row_start: int,
-                               spec: VoxelGridSpec = AGRNAV_GRID) -> CompletedVoxels:
+def completed_voxels_from_rows(
+    classes_rows: torch.Tensor, occupancy_rows: torch.Tensor, row_start: int, spec: VoxelGridSpec = AGRNAV_GRID
+) -> CompletedVoxels:
     """Same as `completed_voxels` for x-rows [row_start, row_start + h) only ([h, Z, Y] each): a side can send just
     its survivors; concatenating the parts of all rows in row order gives exactly the full result."""
     x, y, z = spec.size_xyz
@@ -162,5 +171,6 @@ def completed_voxels_from_rows(classes_rows: torch.Tensor, occupancy_rows: torch
     new = (cls > 0) & (occ == 0)
     local = torch.nonzero(new.reshape(-1)).reshape(-1)
     flat = local + row_start * y * z
-    return CompletedVoxels(flat.cpu().numpy().astype(np.uint32), cls.reshape(-1)[local].cpu().numpy().astype(np.uint8),
-                           spec)
+    return CompletedVoxels(
+        flat.cpu().numpy().astype(np.uint32), cls.reshape(-1)[local].cpu().numpy().astype(np.uint8), spec
+    )

@@ -9,6 +9,7 @@ voxels predicted occupied that were empty), plus a PointCloud2 of the completed 
 and InferenceStats. Truncated or malformed clouds, and clouds with NaN/Inf points (`nan_policy` drop_frame,
 the default), are logged and dropped.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Sequence, Tuple
@@ -20,14 +21,26 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Float64MultiArray
 
 from intradp_ros.core.sparse import SparseRows
-from intradp_ros.models.voxels import (AGRNAV_GRID, CompletedVoxels, VoxelGridSpec, completed_voxels,
-                                       completed_voxels_from_sparse, grid_to_model_input, predicted_classes, voxelize)
+from intradp_ros.models.voxels import (
+    AGRNAV_GRID,
+    CompletedVoxels,
+    VoxelGridSpec,
+    completed_voxels,
+    completed_voxels_from_sparse,
+    grid_to_model_input,
+    predicted_classes,
+    voxelize,
+)
 from intradp_ros.msg import CompletedVoxels as CompletedVoxelsMsg
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
 from intradp_ros.ros.node_params import Spec
-from intradp_ros.ros.sensor_conversion import (SensorConversionError, completed_voxels_to_msg,
-                                               completed_voxels_to_planner_msg, completed_voxels_to_pointcloud2,
-                                               pointcloud2_to_xyz)
+from intradp_ros.ros.sensor_conversion import (
+    SensorConversionError,
+    completed_voxels_to_msg,
+    completed_voxels_to_planner_msg,
+    completed_voxels_to_pointcloud2,
+    pointcloud2_to_xyz,
+)
 
 SPEC: Spec = {
     "voxel_size": (float, 0.0, "voxel edge (m); 0: AGRNav's 0.1 m scaled to cover 25.6 m with the model's grid"),
@@ -71,8 +84,12 @@ class AgrnavAdapter(ClientAdapter):
         self.planner_pub = rospy.Publisher(s["planner_topic"], Float64MultiArray, queue_size=2)
         self.cloud_pub = rospy.Publisher(f"{ns}/completed_voxels_cloud", PointCloud2, queue_size=2)
         self.voxels_pub = rospy.Publisher(f"{ns}/completed_voxels", CompletedVoxelsMsg, queue_size=2)
-        rospy.loginfo("agrnav client: grid %s voxels of %.3f m from %s", self.spec.size_xyz, self.spec.voxel_size,
-                      self.spec.origin)
+        rospy.loginfo(
+            "agrnav client: grid %s voxels of %.3f m from %s",
+            self.spec.size_xyz,
+            self.spec.voxel_size,
+            self.spec.origin,
+        )
 
     def convert(self, msg: PointCloud2) -> Tuple[torch.Tensor, Any]:
         if int(msg.width) * int(msg.height) > self.settings["max_points"]:
@@ -80,8 +97,9 @@ class AgrnavAdapter(ClientAdapter):
         xyz = pointcloud2_to_xyz(msg)
         bad = ~np.isfinite(xyz).all(axis=1)
         if bad.any() and self.settings["nan_policy"] == "drop_frame":
-            raise SensorConversionError(f"cloud has {int(bad.sum())} NaN/Inf points of {len(xyz)} (nan_policy "
-                                        f"drop_frame)")
+            raise SensorConversionError(
+                f"cloud has {int(bad.sum())} NaN/Inf points of {len(xyz)} (nan_policy drop_frame)"
+            )
         x = grid_to_model_input(voxelize(xyz, self.spec))
         return x, x
 

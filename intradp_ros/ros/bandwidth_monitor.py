@@ -11,6 +11,7 @@
 It measures goodput only; it never reads a configured shaping rate. Settings: command line, else private
 parameters of the same name (launch/bandwidth_monitor.launch).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,13 +25,34 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import rospy
 from std_msgs.msg import Header
 
-from intradp_ros.core.bandwidth import (DEFAULT_BUCKETS_MBYTE, BandwidthPredictor, BandwidthSample, BucketHysteresis,
-                                        InvalidSample, Prediction, PredictorConfig, bytes_per_s_to_mbit,
-                                        parse_bucket_grid)
-from intradp_ros.core.bandwidth_plans import (PlanChoice, PlanChoiceError, choices_from_grid, describe,
-                                              load_plan_table_choices)
-from intradp_ros.core.bandwidth_probe import (LinkActivity, ProbeCall, ProbeConfig, DutyBudget, passive_sample,
-                                              plan_probe, probe_bytes, probe_sample)
+from intradp_ros.core.bandwidth import (
+    DEFAULT_BUCKETS_MBYTE,
+    BandwidthPredictor,
+    BandwidthSample,
+    BucketHysteresis,
+    InvalidSample,
+    Prediction,
+    PredictorConfig,
+    bytes_per_s_to_mbit,
+    parse_bucket_grid,
+)
+from intradp_ros.core.bandwidth_plans import (
+    PlanChoice,
+    PlanChoiceError,
+    choices_from_grid,
+    describe,
+    load_plan_table_choices,
+)
+from intradp_ros.core.bandwidth_probe import (
+    LinkActivity,
+    ProbeCall,
+    ProbeConfig,
+    DutyBudget,
+    passive_sample,
+    plan_probe,
+    probe_bytes,
+    probe_sample,
+)
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
 from intradp_ros.ros.probe_server import probe_service_name, validate_robot
 from intradp_ros.srv import BandwidthProbe
@@ -63,13 +85,18 @@ class MonitorSettings:
 class MonitorCore:
     """Samples in, estimates and plan switches out; no rospy calls (publishers are injected), so tests can drive it."""
 
-    def __init__(self, settings: MonitorSettings, publish_switch: Callable[[PlanSwitch], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: MonitorSettings,
+        publish_switch: Callable[[PlanSwitch], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.predictor = BandwidthPredictor(settings.predictor)
-        self.hysteresis = BucketHysteresis([c.bucket_mbyte_per_s for c in settings.choices],
-                                           settings.confirm_updates, settings.jump_ratio)
+        self.hysteresis = BucketHysteresis(
+            [c.bucket_mbyte_per_s for c in settings.choices], settings.confirm_updates, settings.jump_ratio
+        )
         self.activity = LinkActivity()
         self.budget = DutyBudget(settings.probe.duty_window_s)
         self._publish_switch = publish_switch
@@ -92,10 +119,16 @@ class MonitorCore:
 
     def make_switch(self, bucket: int, pred: Prediction) -> PlanSwitch:
         choice = self.settings.choices[bucket]
-        return PlanSwitch(header=Header(stamp=_ros_now()), robot=self.settings.robot, mode=choice.mode,
-                          plan_id=choice.plan_id, plan_name=choice.plan_name,
-                          bucket_mbyte_per_s=choice.bucket_mbyte_per_s, estimate_mbit_per_s=pred.mbit_per_s,
-                          predicted_latency_s=choice.predicted_latency_s)
+        return PlanSwitch(
+            header=Header(stamp=_ros_now()),
+            robot=self.settings.robot,
+            mode=choice.mode,
+            plan_id=choice.plan_id,
+            plan_name=choice.plan_name,
+            bucket_mbyte_per_s=choice.bucket_mbyte_per_s,
+            estimate_mbit_per_s=pred.mbit_per_s,
+            predicted_latency_s=choice.predicted_latency_s,
+        )
 
     def on_stats(self, msg: InferenceStats) -> Optional[str]:
         """Handle one InferenceStats: link activity plus a passive sample. Returns why it was dropped, if it was."""
@@ -112,8 +145,9 @@ class MonitorCore:
         if msg.error or msg.fell_back_local:
             return None  # its timing is not the link's
         try:
-            sample = passive_sample(int(msg.bytes_up), int(msg.bytes_down), float(msg.transmit_s), now,
-                                    self.settings.passive_min_bytes)
+            sample = passive_sample(
+                int(msg.bytes_up), int(msg.bytes_down), float(msg.transmit_s), now, self.settings.passive_min_bytes
+            )
         except InvalidSample as err:
             self.dropped_stats += 1
             return str(err)
@@ -134,13 +168,19 @@ class MonitorCore:
                 pred = self.predictor.last_prediction
                 if pred is None:
                     return None
-                pred = Prediction(pred.bytes_per_s, pred.raw_bytes_per_s, pred.margin, 0, 0, 0,
-                                  pred.last_sample_bytes_per_s)
-        return BandwidthEstimate(header=Header(stamp=_ros_now()), mbit_per_s=pred.mbit_per_s,
-                                 raw_mbit_per_s=bytes_per_s_to_mbit(pred.raw_bytes_per_s),
-                                 last_sample_mbit_per_s=bytes_per_s_to_mbit(pred.last_sample_bytes_per_s),
-                                 error_margin=pred.margin, samples=pred.samples, probe_samples=pred.probe_samples,
-                                 passive_samples=pred.passive_samples)
+                pred = Prediction(
+                    pred.bytes_per_s, pred.raw_bytes_per_s, pred.margin, 0, 0, 0, pred.last_sample_bytes_per_s
+                )
+        return BandwidthEstimate(
+            header=Header(stamp=_ros_now()),
+            mbit_per_s=pred.mbit_per_s,
+            raw_mbit_per_s=bytes_per_s_to_mbit(pred.raw_bytes_per_s),
+            last_sample_mbit_per_s=bytes_per_s_to_mbit(pred.last_sample_bytes_per_s),
+            error_margin=pred.margin,
+            samples=pred.samples,
+            probe_samples=pred.probe_samples,
+            passive_samples=pred.passive_samples,
+        )
 
     def current_bytes_per_s(self) -> Optional[float]:
         with self._lock:
@@ -150,8 +190,7 @@ class MonitorCore:
     # ---- probe scheduling ---------------------------------------------------------------------------
     def probe_calls(self, direction: str) -> List[ProbeCall]:
         """The calls of the next probe, sized from the current estimate."""
-        return plan_probe(direction, probe_bytes(self.current_bytes_per_s(), self.settings.probe),
-                          self.settings.probe)
+        return plan_probe(direction, probe_bytes(self.current_bytes_per_s(), self.settings.probe), self.settings.probe)
 
     def expected_probe_s(self, calls: Sequence[ProbeCall]) -> float:
         """Link time the probe should take at the current estimate (the initial size's guess: 0.25 s)."""
@@ -221,8 +260,11 @@ class MonitorNode:
         self.core = MonitorCore(settings, self._on_switch)
         self.stats_sub = rospy.Subscriber(f"{ns}/stats", InferenceStats, self._on_stats, queue_size=20)
         cfg = settings.probe
-        self.client = ProbeClient(probe_service_name(settings.robot), cfg.call_timeout_s,
-                                  max(cfg.max_bytes, cfg.omit_bytes, cfg.initial_bytes))
+        self.client = ProbeClient(
+            probe_service_name(settings.robot),
+            cfg.call_timeout_s,
+            max(cfg.max_bytes, cfg.omit_bytes, cfg.initial_bytes),
+        )
         self._directions = itertools.cycle(["up", "down"] if cfg.direction == "both" else [cfg.direction])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._probe_loop, name="bandwidth-probe", daemon=True)
@@ -234,9 +276,13 @@ class MonitorNode:
         self.timer = rospy.Timer(rospy.Duration(1.0 / self.settings.rate_hz), self._publish_estimate)
         if self.settings.probes_enabled:
             self._thread.start()
-        rospy.loginfo("bandwidth monitor for %s: %s, probes %s on %s", self.settings.robot,
-                      describe(self.settings.choices), "on" if self.settings.probes_enabled else "off",
-                      probe_service_name(self.settings.robot))
+        rospy.loginfo(
+            "bandwidth monitor for %s: %s, probes %s on %s",
+            self.settings.robot,
+            describe(self.settings.choices),
+            "on" if self.settings.probes_enabled else "off",
+            probe_service_name(self.settings.robot),
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -248,8 +294,13 @@ class MonitorNode:
 
     def _on_switch(self, msg: PlanSwitch) -> None:
         self.plan_pub.publish(msg)
-        rospy.loginfo("plan switch: bucket %g MB/s (estimate %.2f Mbit/s) -> plan %d %s", msg.bucket_mbyte_per_s,
-                      msg.estimate_mbit_per_s, msg.plan_id, msg.plan_name)
+        rospy.loginfo(
+            "plan switch: bucket %g MB/s (estimate %.2f Mbit/s) -> plan %d %s",
+            msg.bucket_mbyte_per_s,
+            msg.estimate_mbit_per_s,
+            msg.plan_id,
+            msg.plan_name,
+        )
 
     def _on_stats(self, msg: InferenceStats) -> None:
         reason = self.core.on_stats(msg)
@@ -342,8 +393,11 @@ def _flag(value: Any) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bandwidth_monitor", description="Robot-side bandwidth monitor: probes, "
-                                "passive samples, robust estimate, plan switches (docs/bandwidth_monitor.md).")
+    p = argparse.ArgumentParser(
+        prog="bandwidth_monitor",
+        description="Robot-side bandwidth monitor: probes, "
+        "passive samples, robust estimate, plan switches (docs/bandwidth_monitor.md).",
+    )
     for name, (typ, default, text) in PARAMS.items():
         flag = "--" + name.replace("_", "-")
         if typ is bool:
@@ -365,16 +419,35 @@ def settings_from(values: Dict[str, Any]) -> MonitorSettings:
             raise ValueError(str(err)) from None
     else:
         choices = choices_from_grid(parse_bucket_grid(v["buckets"]))
-    probe = ProbeConfig(omit_bytes=v["probe_omit_bytes"], initial_bytes=v["probe_bytes"],
-                        min_bytes=v["probe_min_bytes"], max_bytes=v["probe_max_bytes"],
-                        target_s=v["probe_target_s"], direction=v["probe_direction"], busy_duty=v["busy_duty"],
-                        idle_duty=v["idle_duty"], idle_gap_s=v["idle_gap"])
-    predictor = PredictorConfig(window=v["window"], max_age_s=v["max_age"], margin_window=v["margin_window"],
-                                max_margin=v["max_margin"], shift_samples=min(PredictorConfig.shift_samples,
-                                                                              v["window"]))
-    return MonitorSettings(robot=v["robot"], rate_hz=v["rate"], predictor=predictor, probe=probe,
-                           confirm_updates=v["hysteresis"], jump_ratio=v["jump_ratio"], choices=choices,
-                           passive_min_bytes=v["passive_min_bytes"], probes_enabled=v["probes"])
+    probe = ProbeConfig(
+        omit_bytes=v["probe_omit_bytes"],
+        initial_bytes=v["probe_bytes"],
+        min_bytes=v["probe_min_bytes"],
+        max_bytes=v["probe_max_bytes"],
+        target_s=v["probe_target_s"],
+        direction=v["probe_direction"],
+        busy_duty=v["busy_duty"],
+        idle_duty=v["idle_duty"],
+        idle_gap_s=v["idle_gap"],
+    )
+    predictor = PredictorConfig(
+        window=v["window"],
+        max_age_s=v["max_age"],
+        margin_window=v["margin_window"],
+        max_margin=v["max_margin"],
+        shift_samples=min(PredictorConfig.shift_samples, v["window"]),
+    )
+    return MonitorSettings(
+        robot=v["robot"],
+        rate_hz=v["rate"],
+        predictor=predictor,
+        probe=probe,
+        confirm_updates=v["hysteresis"],
+        jump_ratio=v["jump_ratio"],
+        choices=choices,
+        passive_min_bytes=v["passive_min_bytes"],
+        probes_enabled=v["probes"],
+    )
 
 
 def main(argv: Sequence[str]) -> int:

@@ -12,6 +12,7 @@ breakdown adds up (robot_compute_s + robot_transmit_only_s + robot_wait_s == lat
 payload sizes of the tiles that were delivered (up: listed by the server's report, or without one written to
 the link; down: received), so a frame's bytes over its transmit time is a real link rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,7 @@ from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, cal
 from intradp_ros.core.session import ModelConfig, Replica, load_replica
 from intradp_ros.core.tile_ledger import frame_transfers, report_arrivals
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
-from intradp_ros.ros.handshake import (NO_SESSION, call_handshake, full_request, heartbeat_request,
-                                       server_report_topic)
+from intradp_ros.ros.handshake import NO_SESSION, call_handshake, full_request, heartbeat_request, server_report_topic
 from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
 from intradp_ros.ros.probe_server import validate_robot
 from intradp_ros.ros.session_transport import RecordingTransport, RobotClientHalf
@@ -48,12 +48,20 @@ COMMON_SPEC: Spec = {
     "grid_xzy": (list, [], "SCONet grid X Z Y"),
     "weights": (str, "", "checkpoint (empty: seeded random weights; the server must use the same)"),
     "seed": (int, 0, "init seed when no checkpoint is given"),
-    "head": (str, "", "model head: KAPAO 'candidates' (sparse, default) or 'detections'; SCONet 'completion' "
-                      "(sparse, default) or 'logits'; the server must serve the same"),
+    "head": (
+        str,
+        "",
+        "model head: KAPAO 'candidates' (sparse, default) or 'detections'; SCONet 'completion' "
+        "(sparse, default) or 'logits'; the server must serve the same",
+    ),
     "mode": (str, "intradp", "intradp, device_only, server_only, dsccs or spso_ga"),
     "device": (str, "cpu", "robot-side torch device"),
-    "threads": (int, 0, "torch intra-op threads (0: torch's default); under a CPU quota below one CPU use 1: "
-                        "several threads burn the quota in spin-waits (measured 2x slower frames at 0.1 CPU)"),
+    "threads": (
+        int,
+        0,
+        "torch intra-op threads (0: torch's default); under a CPU quota below one CPU use 1: "
+        "several threads burn the quota in spin-waits (measured 2x slower frames at 0.1 CPU)",
+    ),
     "deadline": (float, 2.0, "per-frame deadline (s): distributed work gets this minus the local fallback time"),
     "max_age": (float, 1.0, "frames older than this when the worker is free are dropped (s)"),
     "heartbeat_period": (float, 0.5, "seconds between heartbeats / handshake attempts"),
@@ -62,9 +70,13 @@ COMMON_SPEC: Spec = {
     "report_timeout": (float, 0.5, "longest wait for the server's report of a request before stats go out (s)"),
     "initial_bandwidth": (float, 0.0, "bucket (MB/s) used before the first PlanSwitch; 0: the grid's middle"),
     "profile_repeats": (int, 3, "profiling repeats per tile size for the client profile"),
-    "calibrate_frames": (int, 3, "device-only frames timed at start (after one warm-up) to scale the per-operator "
-                                 "profile to the real frame time (a CPU quota makes short per-operator timings "
-                                 "too fast); measured at every start, never cached; 0 disables"),
+    "calibrate_frames": (
+        int,
+        3,
+        "device-only frames timed at start (after one warm-up) to scale the per-operator "
+        "profile to the real frame time (a CPU quota makes short per-operator timings "
+        "too fast); measured at every start, never cached; 0 disables",
+    ),
     "cache_dir": (str, "", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)"),
     "fallback_margin": (float, 1.5, "local fallback time is budgeted as this many times the measured local time"),
 }
@@ -139,9 +151,16 @@ class ClientRuntime:
         t0 = time.perf_counter()
         self.replica: Replica = load_replica(model_config(settings, adapter.model_options(settings)), self.device)
         g = self.replica.graph
-        rospy.loginfo("client %s: %s loaded in %.1f s (graph %s, %d nodes, weights %s), mode %s", self.robot,
-                      self.replica.model_id, time.perf_counter() - t0, g.fingerprint, len(g.nodes),
-                      self.replica.weights_fingerprint, self.mode)
+        rospy.loginfo(
+            "client %s: %s loaded in %.1f s (graph %s, %d nodes, weights %s), mode %s",
+            self.robot,
+            self.replica.model_id,
+            time.perf_counter() - t0,
+            g.fingerprint,
+            len(g.nodes),
+            self.replica.weights_fingerprint,
+            self.mode,
+        )
         self.device_plan = Plan.device_only(g)
         self.transport = RecordingTransport("robot", self.robot, g)
         self.half = RobotClientHalf(g, self.transport, self.device, timeout=settings["deadline"], robot=self.robot)
@@ -154,7 +173,7 @@ class ClientRuntime:
         self.local_s: Optional[float] = None
         self.power = PowerModel()
         self._distributed_running = False
-        self._infer_lock = threading.Lock()     # one inference at a time: sensor frames or calibration frames
+        self._infer_lock = threading.Lock()  # one inference at a time: sensor frames or calibration frames
         self._reports: Dict[int, ServerReport] = {}
         self._reports_cv = threading.Condition()
         self._frames: "queue.Queue[Optional[Frame]]" = queue.Queue(maxsize=100)
@@ -163,18 +182,27 @@ class ClientRuntime:
         self.frames_dropped_bad = 0
         ns = f"/intradp/{self.robot}"
         self.stats_pub = rospy.Publisher(f"{ns}/stats", InferenceStats, queue_size=20)
-        self.subs = [rospy.Subscriber(f"{ns}/plan", PlanSwitch, self._on_plan, queue_size=5),
-                     rospy.Subscriber(f"{ns}/bandwidth", BandwidthEstimate, self._on_estimate, queue_size=5),
-                     rospy.Subscriber(server_report_topic(self.robot), ServerReport, self._on_report, queue_size=50)]
+        self.subs = [
+            rospy.Subscriber(f"{ns}/plan", PlanSwitch, self._on_plan, queue_size=5),
+            rospy.Subscriber(f"{ns}/bandwidth", BandwidthEstimate, self._on_estimate, queue_size=5),
+            rospy.Subscriber(server_report_topic(self.robot), ServerReport, self._on_report, queue_size=50),
+        ]
         adapter.setup(self)
-        self.threads = [threading.Thread(target=f, name=n, daemon=True) for f, n in
-                        ((self._session_loop, "intradp-session"), (self._watchdog_loop, "intradp-watchdog"),
-                         (self._worker_loop, "intradp-worker"), (self._stats_loop, "intradp-stats"))]
+        self.threads = [
+            threading.Thread(target=f, name=n, daemon=True)
+            for f, n in (
+                (self._session_loop, "intradp-session"),
+                (self._watchdog_loop, "intradp-watchdog"),
+                (self._worker_loop, "intradp-worker"),
+                (self._stats_loop, "intradp-stats"),
+            )
+        ]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, input_topic: str) -> None:
-        self.input_sub = rospy.Subscriber(input_topic, self.adapter.input_type, self.slot.put, queue_size=1,
-                                          buff_size=64 << 20, tcp_nodelay=True)
+        self.input_sub = rospy.Subscriber(
+            input_topic, self.adapter.input_type, self.slot.put, queue_size=1, buff_size=64 << 20, tcp_nodelay=True
+        )
         for t in self.threads:
             t.start()
         rospy.loginfo("client %s: listening on %s", self.robot, rospy.resolve_name(input_topic))
@@ -197,8 +225,9 @@ class ClientRuntime:
             rospy.logerr("client %s: ignored PlanSwitch (robot %r, bucket %r)", self.robot, msg.robot, b)
             return
         if b != self.bucket:
-            rospy.loginfo("client %s: plan switch to bucket %g MB/s (%s) from the next frame", self.robot, b,
-                          msg.plan_name)
+            rospy.loginfo(
+                "client %s: plan switch to bucket %g MB/s (%s) from the next frame", self.robot, b, msg.plan_name
+            )
         self.bucket = b
 
     def _on_estimate(self, msg: BandwidthEstimate) -> None:
@@ -222,13 +251,20 @@ class ClientRuntime:
     def _ensure_profile(self) -> Optional[Profile]:
         if self.profile is None:
             from intradp_ros.core.plan_table import default_cache_dir
+
             t0 = time.perf_counter()
             cache = self.s["cache_dir"] or default_cache_dir()
-            prof, hit = cached_profile(self.replica.graph, [self.replica.example], cache, self.device,
-                                       repeats=self.s["profile_repeats"])
-            rospy.loginfo("client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, "
-                          "cpu quota %s)", self.robot, "from cache" if hit else "measured",
-                          time.perf_counter() - t0, prof.device_only_s() * 1e3, prof.device.get("cpu_quota"))
+            prof, hit = cached_profile(
+                self.replica.graph, [self.replica.example], cache, self.device, repeats=self.s["profile_repeats"]
+            )
+            rospy.loginfo(
+                "client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, cpu quota %s)",
+                self.robot,
+                "from cache" if hit else "measured",
+                time.perf_counter() - t0,
+                prof.device_only_s() * 1e3,
+                prof.device.get("cpu_quota"),
+            )
             self.profile = self._calibrated(prof)
         return self.profile
 
@@ -248,12 +284,19 @@ class ClientRuntime:
             times = measure_frames(frame, n, warmup=1)
             calibrated, cal = calibrate_to_frames(prof, times)
         except (ExecutionError, ProfileError) as e:
-            rospy.logwarn("client %s: profile not calibrated (%s): planning with the per-operator profile",
-                          self.robot, e)
+            rospy.logwarn(
+                "client %s: profile not calibrated (%s): planning with the per-operator profile", self.robot, e
+            )
             return prof
-        rospy.loginfo("client %s: profile calibrated to %d whole frames: per-operator sum %.1f ms, measured "
-                      "device-only frame %.1f ms (median), factor %.3f", self.robot, cal.frames, cal.raw_s * 1e3,
-                      cal.measured_s * 1e3, cal.factor)
+        rospy.loginfo(
+            "client %s: profile calibrated to %d whole frames: per-operator sum %.1f ms, measured "
+            "device-only frame %.1f ms (median), factor %.3f",
+            self.robot,
+            cal.frames,
+            cal.raw_s * 1e3,
+            cal.measured_s * 1e3,
+            cal.factor,
+        )
         if self.local_s is None:
             self.local_s = cal.measured_s
         return calibrated
@@ -282,9 +325,14 @@ class ClientRuntime:
                         rospy.logerr("client %s: server sent an unusable plan book: %s", self.robot, e)
                         out = None
                     else:
-                        rospy.loginfo("client %s: handshake accepted by %s server (%d plans, buckets %g..%g MB/s)",
-                                      self.robot, out.response.server_device, len(self.book.plans),
-                                      self.book.buckets[0], self.book.buckets[-1])
+                        rospy.loginfo(
+                            "client %s: handshake accepted by %s server (%d plans, buckets %g..%g MB/s)",
+                            self.robot,
+                            out.response.server_device,
+                            len(self.book.plans),
+                            self.book.buckets[0],
+                            self.book.buckets[-1],
+                        )
                         self._log(self.health.on_session(True, "handshake accepted"))
                 elif out.response is not None:
                     rospy.logerr_throttle(10.0, f"client {self.robot}: handshake refused: {out.reason}")
@@ -295,8 +343,7 @@ class ClientRuntime:
                 else:
                     self._log(self.health.on_session(False, f"heartbeat failed: {out.reason}"))
                     if out.response is not None and out.reason == NO_SESSION:
-                        rospy.logwarn("client %s: server lost the session (restarted?): handshaking again",
-                                      self.robot)
+                        rospy.logwarn("client %s: server lost the session (restarted?): handshaking again", self.robot)
                         self.book = None
                         continue
             self._stop.wait(self.s["heartbeat_period"])
@@ -340,7 +387,7 @@ class ClientRuntime:
             if item is None:
                 continue
             _arrival, msg = item
-            with self._infer_lock:     # a calibration frame may be running: the frame's clock starts after it
+            with self._infer_lock:  # a calibration frame may be running: the frame's clock starts after it
                 self._process(msg, spec)
 
     def _process(self, msg: Any, spec: torch.Tensor) -> None:
@@ -348,8 +395,9 @@ class ClientRuntime:
         try:
             x, ctx = self.adapter.convert(msg)
             if tuple(x.shape) != tuple(spec.shape) or x.dtype != spec.dtype:
-                raise ValueError(f"input {tuple(x.shape)} {x.dtype} does not match the model's "
-                                 f"{tuple(spec.shape)} {spec.dtype}")
+                raise ValueError(
+                    f"input {tuple(x.shape)} {x.dtype} does not match the model's {tuple(spec.shape)} {spec.dtype}"
+                )
         except (ValueError, TypeError) as e:
             self.frames_dropped_bad += 1
             rospy.logerr("client %s: dropped frame %s: %s", self.robot, getattr(msg.header, "frame_id", ""), e)
@@ -374,8 +422,12 @@ class ClientRuntime:
                 fell_back = True
                 error = ""
                 self._log(self.health.on_failure(f"distributed frame failed: {e}"))
-                rospy.logwarn("client %s: request %d failed (%s): finishing the frame locally", self.robot,
-                              self.half.last_request_id, str(e)[:200])
+                rospy.logwarn(
+                    "client %s: request %d failed (%s): finishing the frame locally",
+                    self.robot,
+                    self.half.last_request_id,
+                    str(e)[:200],
+                )
             finally:
                 self._distributed_running = False
             rid = self.half.last_request_id
@@ -392,8 +444,9 @@ class ClientRuntime:
             error = f"deadline missed: {end - start:.3f} s > {self.s['deadline']:g} s"
             rospy.logwarn_throttle(5.0, f"client {self.robot}: {error}")
         expect = distributed and not fell_back and any(t.direction == UP for t in plan.transfers())
-        frame = Frame(msg.header, start, end, rid, plan, distributed, fell_back, idle,
-                      error, expect, self.estimate_mbit)
+        frame = Frame(
+            msg.header, start, end, rid, plan, distributed, fell_back, idle, error, expect, self.estimate_mbit
+        )
         self.frames_done += 1
         try:
             self._frames.put_nowait(frame)
@@ -428,21 +481,37 @@ class ClientRuntime:
         """InferenceStats of one frame (waits up to report_timeout for the server's report)."""
         report = self._wait_report(f.request_id, self.s["report_timeout"]) if f.expect_report else None
         sent, recv = self.transport.take_records(f.request_id)
-        arrivals = None if report is None else \
-            report_arrivals(report.in_node_ids, report.in_row_starts, report.in_stamps)
-        tx = frame_transfers(sent, recv, arrivals)     # only tiles that were delivered (see core/tile_ledger)
+        arrivals = (
+            None if report is None else report_arrivals(report.in_node_ids, report.in_row_starts, report.in_stamps)
+        )
+        tx = frame_transfers(sent, recv, arrivals)  # only tiles that were delivered (see core/tile_ledger)
         b = breakdown(f.start, f.end, f.idle, tx.up_flight, tx.down_flight)
         energy = self.power.energy(b.latency_s, b.compute_s, b.transmit_only_s)
         plan = f.plan
         return InferenceStats(
-            header=f.header, robot=self.robot, request_id=f.request_id, model=self.replica.model_id, mode=self.mode,
-            plan_id=plan.plan_id, plan_name=plan.name, latency_s=b.latency_s, robot_compute_s=b.compute_s,
-            robot_transmit_only_s=b.transmit_only_s, robot_wait_s=b.wait_s,
+            header=f.header,
+            robot=self.robot,
+            request_id=f.request_id,
+            model=self.replica.model_id,
+            mode=self.mode,
+            plan_id=plan.plan_id,
+            plan_name=plan.name,
+            latency_s=b.latency_s,
+            robot_compute_s=b.compute_s,
+            robot_transmit_only_s=b.transmit_only_s,
+            robot_wait_s=b.wait_s,
             server_compute_s=float(report.server_compute_s) if report is not None else 0.0,
-            transmit_s=b.transmit_s, bytes_up=tx.bytes_up, bytes_down=tx.bytes_down,
-            tiles_up=tx.tiles_up, tiles_down=tx.tiles_down, bandwidth_estimate_mbit_per_s=f.bandwidth_mbit,
-            energy_j=energy, mean_power_w=energy / b.latency_s if b.latency_s > 0 else 0.0,
-            fell_back_local=f.fell_back, error=f.error)
+            transmit_s=b.transmit_s,
+            bytes_up=tx.bytes_up,
+            bytes_down=tx.bytes_down,
+            tiles_up=tx.tiles_up,
+            tiles_down=tx.tiles_down,
+            bandwidth_estimate_mbit_per_s=f.bandwidth_mbit,
+            energy_j=energy,
+            mean_power_w=energy / b.latency_s if b.latency_s > 0 else 0.0,
+            fell_back_local=f.fell_back,
+            error=f.error,
+        )
 
 
 def run_client(adapter: ClientAdapter, prog: str, description: str, spec: Spec, argv: Sequence[str]) -> int:

@@ -12,6 +12,7 @@ stdout, so the demo and the benchmark can print and aggregate them:
   {"kind": "error", ...}   {"kind": "done"}
 Robot and server namespaces share one kernel clock, so stamp-to-receipt differences are true one-way times.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,12 +30,12 @@ from intradp_ros.core.tile import Tile, TileError
 from intradp_ros.msg import TensorTile
 from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 
-ROW_BYTES = 1024          # echo tiles are uint8 (rows, 1024)
-PLAN_ID = 1               # the only plan id the echo nodes accept
+ROW_BYTES = 1024  # echo tiles are uint8 (rows, 1024)
+PLAN_ID = 1  # the only plan id the echo nodes accept
 MAX_TILE_BYTES = 64 << 20
-RECV_BUFF = 1 << 20       # rospy's recv() size: 1 MiB takes what a fast link delivers without huge allocations
+RECV_BUFF = 1 << 20  # rospy's recv() size: 1 MiB takes what a fast link delivers without huge allocations
 RECV_FIELD = "recv_ns="
-MAX_STREAM_TILES = 200    # tiles per stream run (bounds the sender's queue and the run's length)
+MAX_STREAM_TILES = 200  # tiles per stream run (bounds the sender's queue and the run's length)
 
 
 def up_topic(robot: str) -> str:
@@ -54,8 +55,9 @@ def make_tile(nbytes: int, request_id: int, robot: str) -> Tile:
     """A uint8 (rows, ROW_BYTES) tile of `nbytes` (rounded up to whole rows)."""
     rows = max(1, math.ceil(nbytes / ROW_BYTES))
     data = np.full((rows, ROW_BYTES), 0x5A, dtype=np.uint8)
-    return Tile(request_id=request_id, plan_id=PLAN_ID, node_id=0, axis=0, row_start=0, row_stop=rows,
-                data=data, robot=robot)
+    return Tile(
+        request_id=request_id, plan_id=PLAN_ID, node_id=0, axis=0, row_start=0, row_stop=rows, data=data, robot=robot
+    )
 
 
 def _recv_ns_of(msg: TensorTile) -> Optional[int]:
@@ -63,7 +65,7 @@ def _recv_ns_of(msg: TensorTile) -> Optional[int]:
     if not text.startswith(RECV_FIELD):
         return None
     try:
-        return int(text[len(RECV_FIELD):])
+        return int(text[len(RECV_FIELD) :])
     except ValueError:
         return None
 
@@ -81,8 +83,9 @@ class EchoServer:
         self.received = 0
         self.dropped = 0
         self.pub = rospy.Publisher(down_topic(robot), TensorTile, queue_size=8, tcp_nodelay=True)
-        self.sub = rospy.Subscriber(up_topic(robot), TensorTile, self._on_tile, queue_size=8,
-                                    buff_size=RECV_BUFF, tcp_nodelay=True)
+        self.sub = rospy.Subscriber(
+            up_topic(robot), TensorTile, self._on_tile, queue_size=8, buff_size=RECV_BUFF, tcp_nodelay=True
+        )
 
     def _on_tile(self, msg: TensorTile) -> None:
         recv_ns = time.time_ns()
@@ -97,8 +100,18 @@ class EchoServer:
         if self.mode == "echo":
             out = msg  # same bytes back, no re-encoding
         else:
-            out = tile_to_msg(Tile(request_id=tile.request_id, plan_id=tile.plan_id, node_id=tile.node_id, axis=0,
-                                   row_start=0, row_stop=1, data=np.zeros((1, 1), np.uint8), robot=tile.robot))
+            out = tile_to_msg(
+                Tile(
+                    request_id=tile.request_id,
+                    plan_id=tile.plan_id,
+                    node_id=tile.node_id,
+                    axis=0,
+                    row_start=0,
+                    row_stop=1,
+                    data=np.zeros((1, 1), np.uint8),
+                    robot=tile.robot,
+                )
+            )
         out.header.frame_id = f"{RECV_FIELD}{recv_ns}"
         out.header.stamp = rospy.Time.from_sec(time.time())
         self.pub.publish(out)
@@ -128,8 +141,9 @@ class TileSender:
         # the next tile is serialised while the previous one is on the wire. A stream sizes the queue to hold
         # all its tiles: rospy drops the oldest message of a full queue, which must not happen here.
         self.pub = rospy.Publisher(up_topic(robot), TensorTile, queue_size=queue_size, tcp_nodelay=True)
-        self.sub = rospy.Subscriber(down_topic(robot), TensorTile, self._on_answer, queue_size=64,
-                                    buff_size=RECV_BUFF, tcp_nodelay=True)
+        self.sub = rospy.Subscriber(
+            down_topic(robot), TensorTile, self._on_answer, queue_size=64, buff_size=RECV_BUFF, tcp_nodelay=True
+        )
 
     def _on_answer(self, msg: TensorTile) -> None:
         recv_ns = time.time_ns()
@@ -191,9 +205,17 @@ def transfer_timeout(nbytes: int, rate_mbit: float) -> float:
     return 4.0 * nbytes * 8 / (max(rate_mbit, 0.1) * 1e6) + 5.0
 
 
-def run_tile_sender(sizes: Sequence[int], repeats: int, mode: str = "pingpong", stream_bytes: int = 24 << 20,
-                    robot: str = "robot1", connect_timeout: float = 30.0, min_rate_mbit: float = 10.0,
-                    hold: bool = False, out: TextIO = sys.stdout) -> int:
+def run_tile_sender(
+    sizes: Sequence[int],
+    repeats: int,
+    mode: str = "pingpong",
+    stream_bytes: int = 24 << 20,
+    robot: str = "robot1",
+    connect_timeout: float = 30.0,
+    min_rate_mbit: float = 10.0,
+    hold: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
     """Node main: ping-pong or stream tiles, one JSON line per result on `out`; returns the exit code."""
     if mode not in ("pingpong", "stream"):
         raise ValueError(f"mode must be 'pingpong' or 'stream', got {mode!r}")
@@ -205,8 +227,13 @@ def run_tile_sender(sizes: Sequence[int], repeats: int, mode: str = "pingpong", 
 
     sender = TileSender(robot, queue_size=MAX_STREAM_TILES + 1)
     if not sender.wait_connected(connect_timeout):
-        emit({"kind": "error", "error": f"no connection on {up_topic(robot)}/{down_topic(robot)} within "
-                                        f"{connect_timeout:g} s (is the bridge running?)"})
+        emit(
+            {
+                "kind": "error",
+                "error": f"no connection on {up_topic(robot)}/{down_topic(robot)} within "
+                f"{connect_timeout:g} s (is the bridge running?)",
+            }
+        )
         return 2
     emit({"kind": "connected"})
     request_id = 1
@@ -220,9 +247,17 @@ def run_tile_sender(sizes: Sequence[int], repeats: int, mode: str = "pingpong", 
                     emit({"kind": "error", "error": f"no echo for tile {request_id} ({nbytes} B)"})
                     return 3
                 server_ns, echo_stamp_ns, recv_ns, got = sender.answer(request_id)
-                emit({"kind": "tile", "request_id": request_id, "bytes": sent, "answer_bytes": got,
-                      "up_s": (server_ns - stamp) / 1e9, "down_s": (recv_ns - echo_stamp_ns) / 1e9,
-                      "rtt_s": (recv_ns - stamp) / 1e9})
+                emit(
+                    {
+                        "kind": "tile",
+                        "request_id": request_id,
+                        "bytes": sent,
+                        "answer_bytes": got,
+                        "up_s": (server_ns - stamp) / 1e9,
+                        "down_s": (recv_ns - echo_stamp_ns) / 1e9,
+                        "rtt_s": (recv_ns - stamp) / 1e9,
+                    }
+                )
                 request_id += 1
             else:
                 count = max(4, min(MAX_STREAM_TILES, math.ceil(stream_bytes / nbytes)))
@@ -238,8 +273,15 @@ def run_tile_sender(sizes: Sequence[int], repeats: int, mode: str = "pingpong", 
                 answers = [sender.answer(r) for r in ids]
                 last = max(a[0] for a in answers)
                 total = count * sent
-                emit({"kind": "stream", "bytes": total // count, "count": count, "seconds": (last - first) / 1e9,
-                      "goodput_mbit": total * 8 / ((last - first) / 1e9) / 1e6})
+                emit(
+                    {
+                        "kind": "stream",
+                        "bytes": total // count,
+                        "count": count,
+                        "seconds": (last - first) / 1e9,
+                        "goodput_mbit": total * 8 / ((last - first) / 1e9) / 1e6,
+                    }
+                )
     emit({"kind": "done"})
     if hold:  # keep the connections open until the caller closes our stdin (it inspects sockets meanwhile)
         try:

@@ -19,6 +19,7 @@
 A stats message belongs to frame i when its header stamp equals frame i's publish stamp (clients copy the input
 header); a client that stamps otherwise gets the frame awaited when the stats arrived (lockstep) or -1 (rate).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,6 +68,7 @@ class Recorder:
         self._lock = threading.Lock()
         if path:
             import rosbag
+
             self._bag = rosbag.Bag(path, "w")
 
     def write(self, topic: str, msg: Any) -> None:
@@ -105,17 +107,21 @@ class Printer:
 
     def _text(self, obj: Dict[str, Any]) -> str:
         from intradp_ros.eval.tables import frame_line
+
         kind = obj.get("kind")
         if kind == "stats":
             return frame_line(dict(obj, system=obj.get("mode")), self.k)
         if kind == "lost":
             return f"frame {obj['frame']:>3}: no result within the frame timeout"
         if kind == "plan":
-            return (f"plan switch -> {obj['plan_name']} (id {obj['plan_id']}) at estimate "
-                    f"{obj['estimate_mbit_per_s']:.2f} Mbit/s")
+            return (
+                f"plan switch -> {obj['plan_name']} (id {obj['plan_id']}) at estimate "
+                f"{obj['estimate_mbit_per_s']:.2f} Mbit/s"
+            )
         if kind == "warmup":
-            return (f"warm-up frame {obj['index']}: " + (f"result (plan {obj['plan_name']})" if obj['received']
-                                                         else "no result yet"))
+            return f"warm-up frame {obj['index']}: " + (
+                f"result (plan {obj['plan_name']})" if obj["received"] else "no result yet"
+            )
         if kind == "warning":
             return f"warning: {obj['warning']}"
         if kind == "client_ready":
@@ -130,6 +136,7 @@ class Printer:
 
     def summary(self, done: Dict[str, Any]) -> str:
         from intradp_ros.eval.tables import format_table, summarize
+
         recs = [dict(r, system=r.get("mode"), trace="run") for r in self.records if r.get("frame", -1) >= 0]
         head = f"done: {done['results']} results for {done['frames']} frames, {done['lost']} lost"
         if not recs:
@@ -140,26 +147,27 @@ class Printer:
 class EvalDriver:
     """Publishes frames and collects the client's results (see the module docstring)."""
 
-    def __init__(self, robot: str, frames: Sequence[Any], out_topic: str, printer: Printer,
-                 recorder: Recorder) -> None:
+    def __init__(self, robot: str, frames: Sequence[Any], out_topic: str, printer: Printer, recorder: Recorder) -> None:
         self.robot = validate_robot(robot)
         self.frames = list(frames)
         self.printer = printer
         self.recorder = recorder
         self.t0 = time.monotonic()
         self._cond = threading.Condition()
-        self._stamps: Dict[Any, int] = {}     # publish stamp -> frame index (-2 for warm-up frames)
+        self._stamps: Dict[Any, int] = {}  # publish stamp -> frame index (-2 for warm-up frames)
         self._awaiting: Optional[int] = None  # frame index lockstep waits for
         self._got: Dict[int, bool] = {}
-        self._warmup_got: Optional[str] = None   # plan name of the last warm-up result
-        self.ready_log = ""                      # a /rosout line containing this marks the client ready
+        self._warmup_got: Optional[str] = None  # plan name of the last warm-up result
+        self.ready_log = ""  # a /rosout line containing this marks the client ready
         self._log_ready = False
         self.pub = rospy.Publisher(out_topic, type(self.frames[0]), queue_size=1)
         base = f"/intradp/{robot}"
-        self._subs = [rospy.Subscriber(f"{base}/stats", InferenceStats, self._on_stats, queue_size=50),
-                      rospy.Subscriber(f"{base}/bandwidth", BandwidthEstimate, self._on_bandwidth, queue_size=10),
-                      rospy.Subscriber(f"{base}/plan", PlanSwitch, self._on_plan, queue_size=10),
-                      rospy.Subscriber("/rosout", Log, self._on_log, queue_size=100)]
+        self._subs = [
+            rospy.Subscriber(f"{base}/stats", InferenceStats, self._on_stats, queue_size=50),
+            rospy.Subscriber(f"{base}/bandwidth", BandwidthEstimate, self._on_bandwidth, queue_size=10),
+            rospy.Subscriber(f"{base}/plan", PlanSwitch, self._on_plan, queue_size=10),
+            rospy.Subscriber("/rosout", Log, self._on_log, queue_size=100),
+        ]
 
     def now_s(self) -> float:
         return time.monotonic() - self.t0
@@ -202,9 +210,16 @@ class EvalDriver:
 
     def _on_plan(self, msg: PlanSwitch) -> None:
         self.recorder.write(f"/intradp/{self.robot}/plan", msg)
-        self.printer.emit({"kind": "plan", "t_s": round(self.now_s(), 4), "plan_id": int(msg.plan_id),
-                           "plan_name": msg.plan_name, "estimate_mbit_per_s": float(msg.estimate_mbit_per_s),
-                           "bucket_mbyte_per_s": float(msg.bucket_mbyte_per_s)})
+        self.printer.emit(
+            {
+                "kind": "plan",
+                "t_s": round(self.now_s(), 4),
+                "plan_id": int(msg.plan_id),
+                "plan_name": msg.plan_name,
+                "estimate_mbit_per_s": float(msg.estimate_mbit_per_s),
+                "bucket_mbyte_per_s": float(msg.bucket_mbyte_per_s),
+            }
+        )
 
     # ---- publishing -------------------------------------------------------------------------------------------
     def wait_for_subscriber(self, timeout: float) -> bool:
@@ -224,8 +239,15 @@ class EvalDriver:
                 self._awaiting = index
         self.pub.publish(frame)
 
-    def warmup(self, count: int, timeout: float, settle_s: float, ready_plan_not: str = "",
-               frame_timeout: float = 120.0, ready_log: str = "") -> bool:
+    def warmup(
+        self,
+        count: int,
+        timeout: float,
+        settle_s: float,
+        ready_plan_not: str = "",
+        frame_timeout: float = 120.0,
+        ready_log: str = "",
+    ) -> bool:
         """Publish warm-up frames until `count` of them got a result and the client is ready: with `ready_log`, a
         /rosout line holding that text and the robot name was seen (e.g. the client's "handshake accepted"); with
         `ready_plan_not`, a result ran a plan of another name (the client uses its device-only plan until its
@@ -241,8 +263,10 @@ class EvalDriver:
                 self._warmup_got = None
             self._publish(self.frames[i % len(self.frames)], -2)
             with self._cond:
-                self._cond.wait_for(lambda: self._warmup_got is not None or rospy.is_shutdown(),
-                                    timeout=max(0.0, min(frame_timeout, deadline - time.monotonic())))
+                self._cond.wait_for(
+                    lambda: self._warmup_got is not None or rospy.is_shutdown(),
+                    timeout=max(0.0, min(frame_timeout, deadline - time.monotonic())),
+                )
                 plan = self._warmup_got
             self.printer.emit({"kind": "warmup", "index": i, "received": plan is not None, "plan_name": plan or ""})
             if plan is not None:
@@ -250,8 +274,13 @@ class EvalDriver:
                 ready = ready or bool(ready_plan_not and plan != ready_plan_not)
             i += 1
         if got and not ready:
-            self.printer.emit({"kind": "warning", "warning": f"warm-up ended after {timeout:g} s without a sign that "
-                                                             f"the client is ready ({ready_log or ready_plan_not!r})"})
+            self.printer.emit(
+                {
+                    "kind": "warning",
+                    "warning": f"warm-up ended after {timeout:g} s without a sign that "
+                    f"the client is ready ({ready_log or ready_plan_not!r})",
+                }
+            )
         if settle_s > 0:
             time.sleep(settle_s)
         return got > 0
@@ -289,8 +318,10 @@ class EvalDriver:
             time.sleep(max(0.0, self.t0 + (i + 1) * period - time.monotonic()))
         deadline = time.monotonic() + drain_s
         with self._cond:
-            self._cond.wait_for(lambda: self._got.get(count - 1, False) or rospy.is_shutdown(),
-                                timeout=max(0.0, deadline - time.monotonic()))
+            self._cond.wait_for(
+                lambda: self._got.get(count - 1, False) or rospy.is_shutdown(),
+                timeout=max(0.0, deadline - time.monotonic()),
+            )
         results = sum(1 for v in self._got.values() if v)
         return {"frames": count, "results": results, "lost": count - results}
 
@@ -313,10 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-timeout", type=float, default=None, help="seconds to wait for a frame's result (60)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up frames not counted (default 1)")
     p.add_argument("--startup-timeout", type=float, default=None, help="seconds the first warm-up frame may take (300)")
-    p.add_argument("--ready-plan-not", default=None,
-                   help="warm up until a result ran a plan not named this (e.g. device_only: the handshake is done)")
-    p.add_argument("--ready-log", default=None,
-                   help="warm up until a /rosout line holds this text and the robot name (e.g. 'handshake accepted')")
+    p.add_argument(
+        "--ready-plan-not",
+        default=None,
+        help="warm up until a result ran a plan not named this (e.g. device_only: the handshake is done)",
+    )
+    p.add_argument(
+        "--ready-log",
+        default=None,
+        help="warm up until a /rosout line holds this text and the robot name (e.g. 'handshake accepted')",
+    )
     p.add_argument("--settle", type=float, default=None, help="seconds to wait after warm-up (default 1)")
     p.add_argument("--record", default=None, help="write stats, bandwidth and plan messages into this bag")
     p.add_argument("--output", choices=("json", "text"), default=None, help="stdout format (default text)")
@@ -344,6 +381,7 @@ def main(argv: Sequence[str]) -> int:
         bag = _setting(args, "bag", None)
         if not bag:
             from intradp_ros.eval.sample_data import ensure_sample_bags
+
             bag = str(ensure_sample_bags()["camera"])
         frames_wanted = int(_setting(args, "frames", 0) or 0)
         topic, frames = load_frames(str(bag), _setting(args, "topic", None) or None, MAX_FRAMES)
@@ -358,14 +396,27 @@ def main(argv: Sequence[str]) -> int:
         startup = float(_setting(args, "startup_timeout", 300.0))
         if not driver.wait_for_subscriber(startup):
             raise RuntimeError(f"nobody subscribed to {out_topic} within {startup:g} s (is the client running?)")
-        printer.emit({"kind": "ready", "frames": count, "topic": out_topic, "bag": str(bag),
-                      "pacing": pacing if pacing == "lockstep" else f"{rate:g} Hz"})
-        if not driver.warmup(int(_setting(args, "warmup", 1)), startup, float(_setting(args, "settle", 1.0)),
-                             str(_setting(args, "ready_plan_not", "") or ""),
-                             float(_setting(args, "frame_timeout", 60.0)),
-                             str(_setting(args, "ready_log", "") or "")):
-            raise RuntimeError(f"the client produced no InferenceStats on /intradp/{robot}/stats within "
-                               f"{startup:g} s of the first warm-up frame")
+        printer.emit(
+            {
+                "kind": "ready",
+                "frames": count,
+                "topic": out_topic,
+                "bag": str(bag),
+                "pacing": pacing if pacing == "lockstep" else f"{rate:g} Hz",
+            }
+        )
+        if not driver.warmup(
+            int(_setting(args, "warmup", 1)),
+            startup,
+            float(_setting(args, "settle", 1.0)),
+            str(_setting(args, "ready_plan_not", "") or ""),
+            float(_setting(args, "frame_timeout", 60.0)),
+            str(_setting(args, "ready_log", "") or ""),
+        ):
+            raise RuntimeError(
+                f"the client produced no InferenceStats on /intradp/{robot}/stats within "
+                f"{startup:g} s of the first warm-up frame"
+            )
         frame_timeout = float(_setting(args, "frame_timeout", 60.0))
         if pacing == "lockstep":
             counts = driver.run_lockstep(count, frame_timeout, float(_setting(args, "gap", 0.0)))

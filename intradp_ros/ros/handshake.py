@@ -8,6 +8,7 @@ same model; a restarted server answers "no session" and the client makes a full 
 
 Service calls are made from a worker thread with a bounded wait, so a hung server never blocks the client.
 """
+
 from __future__ import annotations
 
 import threading
@@ -72,10 +73,20 @@ def call_handshake(robot: str, request: HandshakeRequest, timeout: float) -> Han
 
 
 def heartbeat_request(robot: str, model_id: str, weights_fp: str, graph_fp: str) -> HandshakeRequest:
-    return HandshakeRequest(robot=robot, model_id=model_id, weights_fingerprint=weights_fp,
-                            graph_fingerprint=graph_fp, client_profile_json="")
+    return HandshakeRequest(
+        robot=robot,
+        model_id=model_id,
+        weights_fingerprint=weights_fp,
+        graph_fingerprint=graph_fp,
+        client_profile_json="",
+    )
 
 
 def full_request(robot: str, model_id: str, weights_fp: str, graph_fp: str, profile_json: str) -> HandshakeRequest:
-    return HandshakeRequest(robot=robot, model_id=model_id, weights_fingerprint=weights_fp,
-                            graph_fingerprint=graph_fp, client_profile_json=profile_json)
+    return HandshakeRequest(
+        robot=robot,
+        model_id=model_id,
+        weights_fingerprint=weights_fp,
+        graph_fingerprint=graph_fp,
+        client_profile_json=profile_json,
+    )

@@ -7,6 +7,7 @@ detections (NMS, keypoint fusion, original-frame coordinates) and publishes intr
 boxes and keypoints drawn on `/intradp/<robot>/annotated`. Frames with an unsupported encoding, a corrupt
 buffer or (with `expected_size`) another size are logged and dropped.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
@@ -22,8 +23,13 @@ from intradp_ros.models.letterbox import LetterboxInfo
 from intradp_ros.msg import HumanPoses
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
 from intradp_ros.ros.node_params import Spec
-from intradp_ros.ros.sensor_conversion import (SensorConversionError, image_to_kapao_input, image_to_rgb,
-                                               poses_to_msg, rgb_to_image)
+from intradp_ros.ros.sensor_conversion import (
+    SensorConversionError,
+    image_to_kapao_input,
+    image_to_rgb,
+    poses_to_msg,
+    rgb_to_image,
+)
 
 SPEC: Spec = {
     "conf": (float, KapaoThresholds.conf, "person confidence threshold"),
@@ -35,15 +41,14 @@ SPEC: Spec = {
     "annotate": (bool, False, "publish the frame with poses drawn on /intradp/<robot>/annotated"),
 }
 
-SKELETON = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15), (12, 14),
-            (14, 16)]
+SKELETON = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15), (12, 14), (14, 16)]
 
 
 def kapao_head_options(head: str, thr: KapaoThresholds) -> Dict[str, Any]:
     """Model options for a KAPAO head: the candidate head filters at the thresholds' candidate confidence (part
     of the model id, so the server's replica filters the same way; left out when it is the default)."""
     if head == "detections":
-        return {}                      # upstream outputs: the registry's default head
+        return {}  # upstream outputs: the registry's default head
     if head != "candidates":
         raise ValueError(f"head must be 'candidates' or 'detections', got {head!r}")
     opts: Dict[str, Any] = {"head": "candidates"}
@@ -69,10 +74,10 @@ def draw_poses(rgb: np.ndarray, poses: Sequence[Pose]) -> np.ndarray:
     def box(x1: float, y1: float, x2: float, y2: float, color: Tuple[int, int, int], t: int = 2) -> None:
         x1, x2 = sorted((int(np.clip(x1, 0, w - 1)), int(np.clip(x2, 0, w - 1))))
         y1, y2 = sorted((int(np.clip(y1, 0, h - 1)), int(np.clip(y2, 0, h - 1))))
-        img[y1:y1 + t, x1:x2 + 1] = color
-        img[max(y2 - t + 1, 0):y2 + 1, x1:x2 + 1] = color
-        img[y1:y2 + 1, x1:x1 + t] = color
-        img[y1:y2 + 1, max(x2 - t + 1, 0):x2 + 1] = color
+        img[y1 : y1 + t, x1 : x2 + 1] = color
+        img[max(y2 - t + 1, 0) : y2 + 1, x1 : x2 + 1] = color
+        img[y1 : y2 + 1, x1 : x1 + t] = color
+        img[y1 : y2 + 1, max(x2 - t + 1, 0) : x2 + 1] = color
 
     for p in poses:
         box(*[float(v) for v in p.box], color=(0, 255, 0))
@@ -94,8 +99,9 @@ class KapaoAdapter(ClientAdapter):
     default_input_topic = "/camera/image_raw"
 
     def configure(self, settings: Dict[str, Any]) -> None:
-        self.thr = KapaoThresholds(conf=settings["conf"], iou=settings["iou"], conf_kp=settings["conf_kp"],
-                                   iou_kp=settings["iou_kp"])
+        self.thr = KapaoThresholds(
+            conf=settings["conf"], iou=settings["iou"], conf_kp=settings["conf_kp"], iou_kp=settings["iou_kp"]
+        )
         self.expected = [int(v) for v in settings["expected_size"] or []]
         if self.expected and len(self.expected) != 2:
             raise ValueError(f"expected_size must be H W, got {self.expected}")

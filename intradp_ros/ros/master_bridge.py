@@ -7,6 +7,7 @@ Settings come from the command line or, when not given there, from private param
 (get remote subscribers that lost a mirrored publisher, e.g. one advertised again at the same URI, connected again).
 On SIGINT/SIGTERM it removes all its mirrors from both masters before exiting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,11 @@ def _flag(value: Any) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="master_bridge", description="Sync topic/service registrations between the "
-                                "local ROS master and a peer master (peer-to-peer data, no relay).")
+    p = argparse.ArgumentParser(
+        prog="master_bridge",
+        description="Sync topic/service registrations between the "
+        "local ROS master and a peer master (peer-to-peer data, no relay).",
+    )
     p.add_argument("--peer", dest="peer_master_uri", help="peer master URI, e.g. http://10.0.0.2:11311")
     p.add_argument("--local", dest="local_master_uri", help="local master URI (default: ROS_MASTER_URI)")
     p.add_argument("--topics", help="topic globs to sync, comma separated (default /intradp/*)")
@@ -54,11 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-services", dest="exclude_services", help="service globs never synced")
     p.add_argument("--period", type=float, help="poll period in seconds (default 0.25)")
     p.add_argument("--timeout", type=float, help="timeout of one XML-RPC call in seconds (default 1.0)")
-    p.add_argument("--no-restore", dest="restore", action="store_false", default=None,
-                   help="do not re-register a restarted master's live nodes")
-    p.add_argument("--no-reattach", dest="reattach", action="store_false", default=None,
-                   help="do not probe remote subscribers (getBusInfo) and re-send publisherUpdate to those that "
-                        "lost a mirrored publisher")
+    p.add_argument(
+        "--no-restore",
+        dest="restore",
+        action="store_false",
+        default=None,
+        help="do not re-register a restarted master's live nodes",
+    )
+    p.add_argument(
+        "--no-reattach",
+        dest="reattach",
+        action="store_false",
+        default=None,
+        help="do not probe remote subscribers (getBusInfo) and re-send publisherUpdate to those that "
+        "lost a mirrored publisher",
+    )
     return p
 
 
@@ -98,19 +112,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not (0.01 <= period <= 60 and 0.05 <= timeout <= 60):
         log.error("period must be in [0.01, 60] s and timeout in [0.05, 60] s, got %s and %s", period, timeout)
         return 2
-    filters = Filters(topics=_globs(_setting(args, "topics", get_param)),
-                      services=_globs(_setting(args, "services", get_param)),
-                      exclude_topics=_globs(_setting(args, "exclude_topics", get_param)),
-                      exclude_services=_globs(_setting(args, "exclude_services", get_param)))
+    filters = Filters(
+        topics=_globs(_setting(args, "topics", get_param)),
+        services=_globs(_setting(args, "services", get_param)),
+        exclude_topics=_globs(_setting(args, "exclude_topics", get_param)),
+        exclude_services=_globs(_setting(args, "exclude_services", get_param)),
+    )
     try:
-        sync = MasterSync(local, peer, xmlrpc_proxy_factory(timeout), caller_id=rospy.get_name(), filters=filters,
-                          restore=_flag(_setting(args, "restore", get_param)),
-                          reattach=_flag(_setting(args, "reattach", get_param)), log=log)
+        sync = MasterSync(
+            local,
+            peer,
+            xmlrpc_proxy_factory(timeout),
+            caller_id=rospy.get_name(),
+            filters=filters,
+            restore=_flag(_setting(args, "restore", get_param)),
+            reattach=_flag(_setting(args, "reattach", get_param)),
+            log=log,
+        )
     except ValueError as err:
         log.error("%s", err)
         return 2
-    log.info("master_bridge: local %s <-> peer %s, topics %s (not %s), services %s (not %s), every %.2f s",
-             local, peer, filters.topics, filters.exclude_topics, filters.services, filters.exclude_services, period)
+    log.info(
+        "master_bridge: local %s <-> peer %s, topics %s (not %s), services %s (not %s), every %.2f s",
+        local,
+        peer,
+        filters.topics,
+        filters.exclude_topics,
+        filters.services,
+        filters.exclude_services,
+        period,
+    )
 
     stop = threading.Event()
 

@@ -28,6 +28,7 @@ Why the pieces look as they do:
 - Every master call goes through `MasterLink.call_as`, which turns transport failures into `MasterUnreachable`
   (logged once, then every `warn_every_s`, retried every step) and ROS API errors into `MasterCallError`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -107,8 +108,10 @@ class TimeoutTransport(xmlrpc.client.Transport):
 
 def xmlrpc_proxy_factory(timeout_s: float = 1.0) -> ProxyFactory:
     """ServerProxy factory with a per-call timeout (used for masters and for node liveness checks)."""
+
     def make(uri: str) -> xmlrpc.client.ServerProxy:
         return xmlrpc.client.ServerProxy(uri, transport=TimeoutTransport(timeout_s), allow_none=True)
+
     return make
 
 
@@ -144,6 +147,7 @@ class SystemState:
     def from_xmlrpc(cls, raw: Sequence[Sequence[Any]]) -> "SystemState":
         def table(rows: Sequence[Any]) -> Dict[str, FrozenSet[str]]:
             return {str(name): frozenset(str(n) for n in nodes) for name, nodes in rows}
+
         pubs, subs, srvs = raw
         return cls(table(pubs), table(subs), table(srvs))
 
@@ -159,9 +163,17 @@ class RememberedNode:
 class MasterLink:
     """One master: calls with clean errors, reachability and restart tracking, cached lookups, last seen nodes."""
 
-    def __init__(self, label: str, uri: str, proxy: Any, caller_id: str, log: logging.Logger,
-                 clock: Callable[[], float] = time.monotonic, refresh_s: float = 2.0,
-                 warn_every_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        label: str,
+        uri: str,
+        proxy: Any,
+        caller_id: str,
+        log: logging.Logger,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_s: float = 2.0,
+        warn_every_s: float = 10.0,
+    ) -> None:
         self.label = label
         self.uri = uri.rstrip("/")
         self.proxy = proxy
@@ -237,8 +249,13 @@ class MasterLink:
             self._down_since = now
         if self.reachable or now - self._last_warn >= self.warn_every_s:
             away = now - self._down_since
-            self.log.warning("%s master %s unreachable (%s)%s; retrying, mirrors on the other side kept",
-                             self.label, self.uri, reason, f" for {away:.0f} s" if away >= 1 else "")
+            self.log.warning(
+                "%s master %s unreachable (%s)%s; retrying, mirrors on the other side kept",
+                self.label,
+                self.uri,
+                reason,
+                f" for {away:.0f} s" if away >= 1 else "",
+            )
             self._last_warn = now
         self.reachable = False
         if isinstance(err, MasterCallError):  # answered but not sanely: do not trust its pid any more
@@ -295,7 +312,7 @@ class _Gap:
 
     since: float
     next_at: float
-    sent: int = 0        # publisherUpdates sent for it so far
+    sent: int = 0  # publisherUpdates sent for it so far
     pub_missing: int = 0  # checks that found its publisher dead or not publishing the topic
 
 
@@ -330,10 +347,20 @@ class ConnectionWatch:
     forgotten as soon as a probe sees the connection. Every call uses the node proxies' timeout.
     """
 
-    def __init__(self, node_proxy_factory: ProxyFactory, caller_id: str, log: logging.Logger,
-                 clock: Callable[[], float], warn: Callable[..., None], grace_s: float = 0.5, max_probes: int = 8,
-                 budget_s: float = 0.5, resend_s: float = 1.0, fast_resends: int = 5,
-                 backoff_max_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        node_proxy_factory: ProxyFactory,
+        caller_id: str,
+        log: logging.Logger,
+        clock: Callable[[], float],
+        warn: Callable[..., None],
+        grace_s: float = 0.5,
+        max_probes: int = 8,
+        budget_s: float = 0.5,
+        resend_s: float = 1.0,
+        fast_resends: int = 5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
         self.node_proxy_factory = node_proxy_factory
         self.caller_id = caller_id
         self.log = log
@@ -347,8 +374,8 @@ class ConnectionWatch:
         self.backoff_max_s = backoff_max_s
         self.gaps: Dict[GapKey, _Gap] = {}
         self.updates_sent = 0
-        self._last_probe: Dict[Tuple[str, str], float] = {}                  # (label, node) -> time
-        self._node_down: Dict[Tuple[str, str], Tuple[float, float]] = {}     # (label, node) -> (skip until, backoff)
+        self._last_probe: Dict[Tuple[str, str], float] = {}  # (label, node) -> time
+        self._node_down: Dict[Tuple[str, str], Tuple[float, float]] = {}  # (label, node) -> (skip until, backoff)
 
     def _resend_delay(self, sent: int) -> float:
         """Wait before acting on a gap again after `sent` publisherUpdates for it."""
@@ -356,8 +383,9 @@ class ConnectionWatch:
             return self.resend_s
         return min(self.backoff_max_s, self.resend_s * 2.0 ** (sent - self.fast_resends))
 
-    def check(self, dst: MasterLink, mirrored: MirroredTopics, is_foreign: Callable[[str], bool],
-              started: float) -> None:
+    def check(
+        self, dst: MasterLink, mirrored: MirroredTopics, is_foreign: Callable[[str], bool], started: float
+    ) -> None:
         """Probe the subscribers of `mirrored` topics on `dst` and re-send publisherUpdate where a gap persists.
 
         `started` is when this poll's probes began (the time budget is shared by both directions)."""
@@ -367,8 +395,9 @@ class ConnectionWatch:
             for node in dst.state.subscribers.get(topic, ()):
                 if not is_foreign(node):
                     wanted.setdefault(node, []).append(topic)
-        live_gaps = {(label, node, topic, uri) for node, topics in wanted.items() for topic in topics
-                     for uri in mirrored[topic]}
+        live_gaps = {
+            (label, node, topic, uri) for node, topics in wanted.items() for topic in topics for uri in mirrored[topic]
+        }
         for key in [k for k in self.gaps if k[0] == label and k not in live_gaps]:
             del self.gaps[key]
         for book in (self._last_probe, self._node_down):
@@ -378,7 +407,7 @@ class ConnectionWatch:
         due = [n for n in wanted if self._node_down.get((label, n), (float("-inf"), 0.0))[0] <= now]
         due.sort(key=lambda n: self._last_probe.get((label, n), float("-inf")))
         publishing: Dict[str, Optional[Set[str]]] = {}  # publisher URI -> topics it publishes (None: no answer)
-        for node in due[:self.max_probes]:
+        for node in due[: self.max_probes]:
             if self.clock() - started >= self.budget_s:
                 break
             self._last_probe[(label, node)] = self.clock()
@@ -414,8 +443,14 @@ class ConnectionWatch:
             _skip_until, backoff = self._node_down.get((label, node), (0.0, 0.5))
             backoff = min(self.backoff_max_s, backoff * 2)
             self._node_down[(label, node)] = (self.clock() + backoff, backoff)
-            self.warn("subscriber %s on the %s side does not answer getBusInfo (%s); retried with a backoff "
-                      "(at most every %.0f s)", node, label, describe_error(err), self.backoff_max_s)
+            self.warn(
+                "subscriber %s on the %s side does not answer getBusInfo (%s); retried with a backoff "
+                "(at most every %.0f s)",
+                node,
+                label,
+                describe_error(err),
+                self.backoff_max_s,
+            )
             return None
         self._node_down.pop((label, node), None)
         return connected
@@ -431,8 +466,17 @@ class ConnectionWatch:
         topics = publishing[pub_uri]
         return topics is not None and topic in topics
 
-    def _close_gap(self, dst: MasterLink, node: str, uri: str, topic: str, pub_uri: str, pub_node: str, gap: _Gap,
-                   publishing: Dict[str, Optional[Set[str]]]) -> None:
+    def _close_gap(
+        self,
+        dst: MasterLink,
+        node: str,
+        uri: str,
+        topic: str,
+        pub_uri: str,
+        pub_node: str,
+        gap: _Gap,
+        publishing: Dict[str, Optional[Set[str]]],
+    ) -> None:
         now = self.clock()
         if not self._publishes(pub_uri, topic, publishing):
             # dead (e.g. SIGKILL: still registered) or no longer publishing: nothing to connect to; the
@@ -448,17 +492,38 @@ class ConnectionWatch:
         try:
             self.node_proxy_factory(uri).publisherUpdate(self.caller_id, topic, publishers)
         except _NODE_ERRORS as err:
-            self.warn("could not send publisherUpdate for %s to %s on the %s side: %s", topic, node, dst.label,
-                      describe_error(err))
+            self.warn(
+                "could not send publisherUpdate for %s to %s on the %s side: %s",
+                topic,
+                node,
+                dst.label,
+                describe_error(err),
+            )
             return
         self.updates_sent += 1
         if gap.sent <= self.fast_resends:
-            self.log.info("subscriber %s of %s on the %s side not connected to %s (%s) for %.1f s (publisher "
-                          "advertised again at the same URI?): sent it publisherUpdate #%d", node, topic, dst.label,
-                          pub_node, pub_uri, now - gap.since, gap.sent)
+            self.log.info(
+                "subscriber %s of %s on the %s side not connected to %s (%s) for %.1f s (publisher "
+                "advertised again at the same URI?): sent it publisherUpdate #%d",
+                node,
+                topic,
+                dst.label,
+                pub_node,
+                pub_uri,
+                now - gap.since,
+                gap.sent,
+            )
         else:
-            self.warn("subscriber %s of %s on the %s side does not connect to %s (%s) after publisherUpdates; "
-                      "retrying every %.0f s at most", node, topic, dst.label, pub_node, pub_uri, self.backoff_max_s)
+            self.warn(
+                "subscriber %s of %s on the %s side does not connect to %s (%s) after publisherUpdates; "
+                "retrying every %.0f s at most",
+                node,
+                topic,
+                dst.label,
+                pub_node,
+                pub_uri,
+                self.backoff_max_s,
+            )
 
 
 class MasterSync:
@@ -470,11 +535,22 @@ class MasterSync:
     `proxy_factory(uri)` gives ServerProxy-like objects (for the two masters and for node liveness checks).
     """
 
-    def __init__(self, local_uri: str, peer_uri: str, proxy_factory: ProxyFactory, caller_id: str = "/master_bridge",
-                 filters: Filters = Filters(), restore: bool = True, log: Optional[logging.Logger] = None,
-                 clock: Callable[[], float] = time.monotonic, refresh_s: float = 2.0, warn_every_s: float = 10.0,
-                 node_proxy_factory: Optional[ProxyFactory] = None, reattach: bool = True,
-                 reattach_grace_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        local_uri: str,
+        peer_uri: str,
+        proxy_factory: ProxyFactory,
+        caller_id: str = "/master_bridge",
+        filters: Filters = Filters(),
+        restore: bool = True,
+        log: Optional[logging.Logger] = None,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_s: float = 2.0,
+        warn_every_s: float = 10.0,
+        node_proxy_factory: Optional[ProxyFactory] = None,
+        reattach: bool = True,
+        reattach_grace_s: float = 0.5,
+    ) -> None:
         if local_uri.rstrip("/") == peer_uri.rstrip("/"):
             raise ValueError(f"local and peer master are the same ({local_uri}); nothing to bridge")
         self.log = log or logging.getLogger("intradp_ros.master_bridge")
@@ -482,10 +558,12 @@ class MasterSync:
         self.filters = filters
         self.restore = restore
         self.node_proxy_factory = node_proxy_factory or proxy_factory
-        self.local = MasterLink("local", local_uri, proxy_factory(local_uri), caller_id, self.log, clock, refresh_s,
-                                warn_every_s)
-        self.peer = MasterLink("peer", peer_uri, proxy_factory(peer_uri), caller_id, self.log, clock, refresh_s,
-                               warn_every_s)
+        self.local = MasterLink(
+            "local", local_uri, proxy_factory(local_uri), caller_id, self.log, clock, refresh_s, warn_every_s
+        )
+        self.peer = MasterLink(
+            "peer", peer_uri, proxy_factory(peer_uri), caller_id, self.log, clock, refresh_s, warn_every_s
+        )
         # direction -> (source, destination, caller-id prefix of its mirrors, what was registered)
         self.directions: List[Tuple[MasterLink, MasterLink, str, Dict[MirrorKey, MirrorTarget]]] = [
             (self.local, self.peer, mirror_prefix(self.local.uri, self.peer.uri), {}),
@@ -499,8 +577,9 @@ class MasterSync:
         self.adopted = 0  # mirrors found on a master that an earlier bridge instance had registered
         self.watch: Optional[ConnectionWatch] = None
         if reattach:
-            self.watch = ConnectionWatch(self.node_proxy_factory, caller_id, self.log, clock, self._warn,
-                                         grace_s=reattach_grace_s)
+            self.watch = ConnectionWatch(
+                self.node_proxy_factory, caller_id, self.log, clock, self._warn, grace_s=reattach_grace_s
+            )
 
     # ---- one poll ------------------------------------------------------------------------------------------
     def step(self) -> None:
@@ -526,8 +605,9 @@ class MasterSync:
                 self._guard(lambda link=link: self._remember(link))
         in_sync = self.local.reachable and self.peer.reachable
         if in_sync and not self._in_sync:
-            self.log.info("in sync: %d mirrors (%d adopted from an earlier bridge run)", self.mirror_count(),
-                          self.adopted)
+            self.log.info(
+                "in sync: %d mirrors (%d adopted from an earlier bridge run)", self.mirror_count(), self.adopted
+            )
         self._in_sync = in_sync
 
     def _guard(self, action: Callable[[], None]) -> None:
@@ -583,8 +663,12 @@ class MasterSync:
     def _warn_conflict(self, dst: MasterLink, service: str, owners: Sequence[str]) -> None:
         if (dst.label, service) not in self._conflicts_warned:
             self._conflicts_warned.add((dst.label, service))
-            self.log.warning("service %s exists on both masters (on the %s side by %s): not mirrored there",
-                             service, dst.label, ", ".join(sorted(owners)))
+            self.log.warning(
+                "service %s exists on both masters (on the %s side by %s): not mirrored there",
+                service,
+                dst.label,
+                ", ".join(sorted(owners)),
+            )
 
     @staticmethod
     def present_mirrors(dst: MasterLink, prefix: str) -> Dict[MirrorKey, str]:
@@ -594,7 +678,7 @@ class MasterSync:
             for name, nodes in table.items():
                 for node in nodes:
                     if node.startswith(prefix + "/"):
-                        have[(kind, name, "/" + node[len(prefix) + 1:])] = node
+                        have[(kind, name, "/" + node[len(prefix) + 1 :])] = node
         return have
 
     @staticmethod
@@ -606,8 +690,9 @@ class MasterSync:
                 topics.setdefault(topic, {})[_norm_uri(uri)] = node
         return topics
 
-    def _sync_direction(self, src: MasterLink, dst: MasterLink, prefix: str,
-                        registered: Dict[MirrorKey, MirrorTarget]) -> None:
+    def _sync_direction(
+        self, src: MasterLink, dst: MasterLink, prefix: str, registered: Dict[MirrorKey, MirrorTarget]
+    ) -> None:
         want = self.desired_mirrors(src, dst, prefix)
         have = self.present_mirrors(dst, prefix)
         for key in list(registered):
@@ -624,8 +709,14 @@ class MasterSync:
             self._unregister(dst, key, have[key], registered.get(key))
             registered.pop(key, None)
             if key not in want:
-                self.log.info("removed mirror of %s %s by %s on the %s master (gone on the %s side)",
-                              "publisher" if key[0] == PUB else "service", key[1], key[2], dst.label, src.label)
+                self.log.info(
+                    "removed mirror of %s %s by %s on the %s master (gone on the %s side)",
+                    "publisher" if key[0] == PUB else "service",
+                    key[1],
+                    key[2],
+                    dst.label,
+                    src.label,
+                )
         for key, target in want.items():
             if key in registered:
                 continue
@@ -639,9 +730,16 @@ class MasterSync:
                 self._warn("could not mirror %s on the %s master: %s", key[1], dst.label, err)
                 continue
             registered[key] = target
-            self.log.info("mirrored %s %s of %s (%s) from the %s to the %s master as %s",
-                          "publisher" if key[0] == PUB else "service", key[1], key[2], target[0], src.label,
-                          dst.label, mirror_id)
+            self.log.info(
+                "mirrored %s %s of %s (%s) from the %s to the %s master as %s",
+                "publisher" if key[0] == PUB else "service",
+                key[1],
+                key[2],
+                target[0],
+                src.label,
+                dst.label,
+                mirror_id,
+            )
 
     def _adopt(self, dst: MasterLink, key: MirrorKey, mirror_id: str) -> Optional[MirrorTarget]:
         try:
@@ -719,8 +817,13 @@ class MasterSync:
             for service, srv_uri in seen.services.items():
                 restored += self._restore_one(link, node, "registerService", service, srv_uri, seen.uri)
         if link.remembered:
-            self.log.info("%s master restarted: restored %d registrations of %d live nodes (%d gone)",
-                          link.label, restored, alive_nodes, gone)
+            self.log.info(
+                "%s master restarted: restored %d registrations of %d live nodes (%d gone)",
+                link.label,
+                restored,
+                alive_nodes,
+                gone,
+            )
 
     def _restore_one(self, link: MasterLink, node: str, method: str, name: str, extra: str, uri: str) -> int:
         try:
@@ -753,8 +856,7 @@ class MasterSync:
                 dst.state = SystemState.from_xmlrpc(dst.call("getSystemState"))
             except (MasterUnreachable, MasterCallError) as err:
                 if registered:
-                    self.log.warning("cannot remove %d mirrors from the %s master: %s", len(registered), dst.label,
-                                     err)
+                    self.log.warning("cannot remove %d mirrors from the %s master: %s", len(registered), dst.label, err)
                 continue
             for key, mirror_id in self.present_mirrors(dst, prefix).items():
                 try:

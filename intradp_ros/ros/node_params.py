@@ -1,5 +1,6 @@
 """Node settings for the system nodes: defaults, overridden by private ROS parameters (launch files, config
 yaml), overridden by command-line options. One table per node keeps the three in step and documented."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import rospy
 
-Spec = Dict[str, Tuple[type, Any, str]]   # name -> (type, default, help)
+Spec = Dict[str, Tuple[type, Any, str]]  # name -> (type, default, help)
 
 
 def build_parser(prog: str, description: str, spec: Spec) -> argparse.ArgumentParser:
@@ -17,8 +18,9 @@ def build_parser(prog: str, description: str, spec: Spec) -> argparse.ArgumentPa
     for name, (typ, default, text) in spec.items():
         flag = "--" + name.replace("_", "-")
         if typ is bool:
-            p.add_argument(flag, dest=name, type=parse_bool, default=None, metavar="true|false",
-                           help=f"{text} (default {default})")
+            p.add_argument(
+                flag, dest=name, type=parse_bool, default=None, metavar="true|false", help=f"{text} (default {default})"
+            )
         elif typ in (list, dict):
             p.add_argument(flag, dest=name, default=None, help=f"{text} (JSON or comma list; default {default!r})")
         else:

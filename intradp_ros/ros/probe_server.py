@@ -8,6 +8,7 @@ server allocate or send without bound. One process can serve several robots (`--
 
 Settings: command line, else private parameters (``~robots``, ``~max_reply_bytes``, ``~max_payload_bytes``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,11 @@ def probe_service_name(robot: str) -> str:
 
 def validate_robot(robot: str) -> str:
     """A robot name is one ROS graph name segment: a letter, then letters, digits or '_'."""
-    if not isinstance(robot, str) or not robot or not (robot[0].isalpha() and
-                                                       all(c.isalnum() or c == "_" for c in robot)):
+    if (
+        not isinstance(robot, str)
+        or not robot
+        or not (robot[0].isalpha() and all(c.isalnum() or c == "_" for c in robot))
+    ):
         raise ValueError(f"robot must be a ROS name segment (letter, then letters/digits/_), got {robot!r}")
     return robot
 
@@ -55,8 +59,9 @@ class ProbeCounters:
 class ProbeEndpoint:
     """Answers BandwidthProbe calls for one robot; `handle` is ROS-message-in, message-out and testable alone."""
 
-    def __init__(self, robot: str, max_reply_bytes: int = DEFAULT_MAX_REPLY,
-                 max_payload_bytes: int = DEFAULT_MAX_PAYLOAD) -> None:
+    def __init__(
+        self, robot: str, max_reply_bytes: int = DEFAULT_MAX_REPLY, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD
+    ) -> None:
         for name, value in (("max_reply_bytes", max_reply_bytes), ("max_payload_bytes", max_payload_bytes)):
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
@@ -85,8 +90,7 @@ class ProbeEndpoint:
                 raise ProbeRefused(f"probe asks for reply_bytes={reply}, above max_reply_bytes={self.max_reply_bytes}")
             self.counters.bytes_in += received
             self.counters.bytes_out += reply
-        return BandwidthProbeResponse(received_bytes=received, server_receive_stamp=stamp,
-                                      payload=self._zeros[:reply])
+        return BandwidthProbeResponse(received_bytes=received, server_receive_stamp=stamp, payload=self._zeros[:reply])
 
 
 class ProbeServer:
@@ -94,15 +98,20 @@ class ProbeServer:
 
     def __init__(self, robots: Sequence[str], max_reply_bytes: int, max_payload_bytes: int) -> None:
         self.endpoints: Dict[str, ProbeEndpoint] = {
-            r: ProbeEndpoint(r, max_reply_bytes, max_payload_bytes) for r in robots}
+            r: ProbeEndpoint(r, max_reply_bytes, max_payload_bytes) for r in robots
+        }
         self._services: List[rospy.Service] = []
 
     def start(self) -> None:
         for robot, endpoint in self.endpoints.items():
             name = probe_service_name(robot)
             self._services.append(rospy.Service(name, BandwidthProbe, self._callback(endpoint)))
-            rospy.loginfo("bandwidth probe endpoint %s (replies up to %d B, payloads up to %d B)", name,
-                          endpoint.max_reply_bytes, endpoint.max_payload_bytes)
+            rospy.loginfo(
+                "bandwidth probe endpoint %s (replies up to %d B, payloads up to %d B)",
+                name,
+                endpoint.max_reply_bytes,
+                endpoint.max_payload_bytes,
+            )
 
     @staticmethod
     def _callback(endpoint: ProbeEndpoint) -> Any:
@@ -113,6 +122,7 @@ class ProbeServer:
             except ProbeRefused as err:
                 rospy.logerr_throttle(5.0, f"[{endpoint.robot}] refused probe: {err}")
                 raise rospy.ServiceException(str(err)) from None
+
         return on_probe
 
     def shutdown(self) -> None:
@@ -121,13 +131,23 @@ class ProbeServer:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bandwidth_probe_server",
-                                description="Answer the bandwidth monitor's active probes on /intradp/<robot>/probe.")
+    p = argparse.ArgumentParser(
+        prog="bandwidth_probe_server",
+        description="Answer the bandwidth monitor's active probes on /intradp/<robot>/probe.",
+    )
     p.add_argument("--robots", help="robot names, comma separated (default: ~robots param, else 'robot')")
-    p.add_argument("--max-reply-bytes", dest="max_reply_bytes", type=int,
-                   help=f"largest reply served (default {DEFAULT_MAX_REPLY})")
-    p.add_argument("--max-payload-bytes", dest="max_payload_bytes", type=int,
-                   help=f"largest upload accepted (default {DEFAULT_MAX_PAYLOAD})")
+    p.add_argument(
+        "--max-reply-bytes",
+        dest="max_reply_bytes",
+        type=int,
+        help=f"largest reply served (default {DEFAULT_MAX_REPLY})",
+    )
+    p.add_argument(
+        "--max-payload-bytes",
+        dest="max_payload_bytes",
+        type=int,
+        help=f"largest upload accepted (default {DEFAULT_MAX_PAYLOAD})",
+    )
     return p
 
 
@@ -142,10 +162,16 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(rospy.myargv(list(argv))[1:])
     rospy.init_node("bandwidth_probe_server", anonymous=False)
     robots = _names(args.robots if args.robots is not None else rospy.get_param("~robots", "robot"))
-    max_reply = args.max_reply_bytes if args.max_reply_bytes is not None else \
-        int(rospy.get_param("~max_reply_bytes", DEFAULT_MAX_REPLY))
-    max_payload = args.max_payload_bytes if args.max_payload_bytes is not None else \
-        int(rospy.get_param("~max_payload_bytes", DEFAULT_MAX_PAYLOAD))
+    max_reply = (
+        args.max_reply_bytes
+        if args.max_reply_bytes is not None
+        else int(rospy.get_param("~max_reply_bytes", DEFAULT_MAX_REPLY))
+    )
+    max_payload = (
+        args.max_payload_bytes
+        if args.max_payload_bytes is not None
+        else int(rospy.get_param("~max_payload_bytes", DEFAULT_MAX_PAYLOAD))
+    )
     try:
         if not robots:
             raise ValueError("no robot names given")

@@ -7,6 +7,7 @@ process already uses, e.g. the robot's master bridged to the server's), derives 
 weights or graphs), and then runs requests through the same client half and ROS transport as the client
 nodes. Plans come from the session's plan book: `session.plan(mode, bandwidth_MBps)`.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,20 +69,30 @@ def config_of(model: nn.Module, example: torch.Tensor) -> ModelConfig:
 class RemoteSession:
     """One captured model served by a remote intradp_server."""
 
-    def __init__(self, replica: Replica, robot: str, book: PlanBook, device: Any = "cpu",
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, replica: Replica, robot: str, book: PlanBook, device: Any = "cpu", timeout: float = 30.0
+    ) -> None:
         self.replica, self.robot, self.book = replica, robot, book
         self.transport = RecordingTransport("robot", robot, replica.graph)
         self.client = RobotClientHalf(replica.graph, self.transport, device, timeout, robot)
 
     @classmethod
-    def connect(cls, model: nn.Module, example: torch.Tensor, server: str, robot: str = "robot1",
-                timeout: float = 60.0, device: Any = "cpu") -> "RemoteSession":
+    def connect(
+        cls,
+        model: nn.Module,
+        example: torch.Tensor,
+        server: str,
+        robot: str = "robot1",
+        timeout: float = 60.0,
+        device: Any = "cpu",
+    ) -> "RemoteSession":
         uri = master_uri_of(server)
         config = config_of(model, example)
         if uri is not None and not master_reachable(uri, min(timeout, 5.0)):
-            raise RemoteUnavailable(f"server {server!r}: no ROS master answers at {uri} (is intradp_server running, "
-                                    "and ROS_IP set on both sides?)")
+            raise RemoteUnavailable(
+                f"server {server!r}: no ROS master answers at {uri} (is intradp_server running, "
+                "and ROS_IP set on both sides?)"
+            )
         if not rospy.core.is_initialized():
             if uri is not None:
                 os.environ["ROS_MASTER_URI"] = uri
@@ -91,14 +102,18 @@ class RemoteSession:
         profile, _hit = cached_profile(graph, [example], default_cache_dir(), device, repeats=1)
         deadline = time.monotonic() + timeout
         service = handshake_service(robot)
-        try:   # a server that is still loading (or a bridge still syncing) has not registered it yet
+        try:  # a server that is still loading (or a bridge still syncing) has not registered it yet
             rospy.wait_for_service(service, timeout=timeout)
         except rospy.ROSException:
-            raise RemoteUnavailable(f"server {server!r}: no {service} service within {timeout:g} s (is intradp_server "
-                                    f"running for robot {robot}, and the master bridge?)") from None
-        out = call_handshake(robot, full_request(robot, replica.model_id, replica.weights_fingerprint,
-                                                 graph.fingerprint, profile.to_json()),
-                             max(1.0, deadline - time.monotonic()))
+            raise RemoteUnavailable(
+                f"server {server!r}: no {service} service within {timeout:g} s (is intradp_server "
+                f"running for robot {robot}, and the master bridge?)"
+            ) from None
+        out = call_handshake(
+            robot,
+            full_request(robot, replica.model_id, replica.weights_fingerprint, graph.fingerprint, profile.to_json()),
+            max(1.0, deadline - time.monotonic()),
+        )
         if not out.accepted:
             raise RemoteUnavailable(f"server {server!r} (robot {robot}): {out.reason}")
         session = cls(replica, robot, PlanBook.from_json(out.response.plan_table_json, graph), device)

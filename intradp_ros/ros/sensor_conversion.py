@@ -4,6 +4,7 @@ Every converter validates the message and raises `SensorConversionError` with a 
 drops the frame. Supported: sensor_msgs/Image rgb8, bgr8, mono8; sensor_msgs/PointCloud2 with float32 x, y, z
 fields at any offsets and point step (either byte order).
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
@@ -41,7 +42,7 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     if len(data) < step * h:
         raise SensorConversionError(f"image data has {len(data)} bytes, expected step*height = {step * h}")
     rows = np.frombuffer(data, dtype=np.uint8, count=step * h).reshape(h, step)
-    pix = rows[:, :w * c].reshape(h, w, c)
+    pix = rows[:, : w * c].reshape(h, w, c)
     if enc == "bgr8":
         return pix[..., ::-1]
     if enc == "mono8":
@@ -58,8 +59,14 @@ def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None, encoding: str
         arr = arr[..., ::-1]
     elif encoding != "rgb8":
         raise SensorConversionError(f"rgb_to_image writes rgb8 or bgr8, not '{encoding}'")
-    msg = Image(header=header or Header(), height=arr.shape[0], width=arr.shape[1], encoding=encoding,
-                is_bigendian=0, step=arr.shape[1] * 3)
+    msg = Image(
+        header=header or Header(),
+        height=arr.shape[0],
+        width=arr.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=arr.shape[1] * 3,
+    )
     msg.data = np.ascontiguousarray(arr).tobytes()
     return msg
 
@@ -79,14 +86,17 @@ def _xyz_dtype(msg: PointCloud2) -> np.dtype:
         if f is None:
             raise SensorConversionError(f"point cloud has no '{name}' field (fields: {sorted(fields)})")
         if f.datatype != PointField.FLOAT32 or f.count not in (0, 1):
-            raise SensorConversionError(f"point cloud field '{name}' must be one float32 (datatype 7), "
-                                        f"got datatype {f.datatype} count {f.count}")
+            raise SensorConversionError(
+                f"point cloud field '{name}' must be one float32 (datatype 7), "
+                f"got datatype {f.datatype} count {f.count}"
+            )
         if f.offset < 0 or f.offset + 4 > msg.point_step:
             raise SensorConversionError(f"field '{name}' at offset {f.offset} does not fit point_step {msg.point_step}")
         names.append(name)
         offsets.append(int(f.offset))
-    return np.dtype({"names": names, "formats": [order + "f4"] * 3, "offsets": offsets,
-                     "itemsize": int(msg.point_step)})
+    return np.dtype(
+        {"names": names, "formats": [order + "f4"] * 3, "offsets": offsets, "itemsize": int(msg.point_step)}
+    )
 
 
 def pointcloud2_to_xyz(msg: PointCloud2) -> np.ndarray:
@@ -99,8 +109,10 @@ def pointcloud2_to_xyz(msg: PointCloud2) -> np.ndarray:
         raise SensorConversionError(f"row_step {row_step} is smaller than width*point_step = {w * step}")
     data = msg.data if isinstance(msg.data, (bytes, bytearray, memoryview)) else bytes(msg.data)
     if len(data) < row_step * h:
-        raise SensorConversionError(f"point cloud data has {len(data)} bytes, expected row_step*height = {row_step * h}")
-    raw = np.frombuffer(data, dtype=np.uint8, count=row_step * h).reshape(h, row_step)[:, :w * step]
+        raise SensorConversionError(
+            f"point cloud data has {len(data)} bytes, expected row_step*height = {row_step * h}"
+        )
+    raw = np.frombuffer(data, dtype=np.uint8, count=row_step * h).reshape(h, row_step)[:, : w * step]
     points = np.ascontiguousarray(raw).view(dtype).reshape(-1)
     xyz = np.empty((points.size, 3), np.float32)
     xyz[:, 0], xyz[:, 1], xyz[:, 2] = points["x"], points["y"], points["z"]
@@ -110,8 +122,15 @@ def pointcloud2_to_xyz(msg: PointCloud2) -> np.ndarray:
 def xyz_to_pointcloud2(points: np.ndarray, header: Optional[Header] = None) -> PointCloud2:
     """Unorganised PointCloud2 (x, y, z float32, 12-byte points) from [N, 3] points."""
     pts = np.ascontiguousarray(np.asarray(points, dtype="<f4").reshape(-1, 3))
-    msg = PointCloud2(header=header or Header(), height=1, width=pts.shape[0], is_bigendian=False,
-                      point_step=12, row_step=12 * pts.shape[0], is_dense=bool(np.isfinite(pts).all()))
+    msg = PointCloud2(
+        header=header or Header(),
+        height=1,
+        width=pts.shape[0],
+        is_bigendian=False,
+        point_step=12,
+        row_step=12 * pts.shape[0],
+        is_dense=bool(np.isfinite(pts).all()),
+    )
     msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]
     msg.data = pts.tobytes()
     return msg
@@ -131,12 +150,18 @@ def poses_to_msg(poses: Sequence[Pose], header: Optional[Header] = None, request
     return out
 
 
-def completed_voxels_to_msg(result: CompletedVoxels, header: Optional[Header] = None,
-                            request_id: int = 0) -> CompletedVoxelsMsg:
+def completed_voxels_to_msg(
+    result: CompletedVoxels, header: Optional[Header] = None, request_id: int = 0
+) -> CompletedVoxelsMsg:
     """CompletedVoxels message (flat (x, y, z) indices and classes as raw bytes)."""
     spec = result.spec
-    msg = CompletedVoxelsMsg(header=header or Header(), request_id=int(request_id), voxel_size=float(spec.voxel_size),
-                             origin=[float(v) for v in spec.origin], grid_size=[int(v) for v in spec.size_xyz])
+    msg = CompletedVoxelsMsg(
+        header=header or Header(),
+        request_id=int(request_id),
+        voxel_size=float(spec.voxel_size),
+        origin=[float(v) for v in spec.origin],
+        grid_size=[int(v) for v in spec.size_xyz],
+    )
     msg.indices = result.indices.astype(np.uint32).tolist()
     msg.classes = result.classes.astype(np.uint8).tobytes()
     return msg
@@ -145,8 +170,10 @@ def completed_voxels_to_msg(result: CompletedVoxels, header: Optional[Header] = 
 def completed_voxels_to_planner_msg(result: CompletedVoxels) -> Float64MultiArray:
     """AGRNav planner's /non_intersection_coordinates: (x, y, z) voxel index triples, flattened, as float64."""
     msg = Float64MultiArray()
-    msg.layout.dim = [MultiArrayDimension(label="voxels", size=len(result.indices), stride=3 * len(result.indices)),
-                      MultiArrayDimension(label="xyz", size=3, stride=3)]
+    msg.layout.dim = [
+        MultiArrayDimension(label="voxels", size=len(result.indices), stride=3 * len(result.indices)),
+        MultiArrayDimension(label="xyz", size=3, stride=3),
+    ]
     msg.data = result.planner_list().tolist()
     return msg
 

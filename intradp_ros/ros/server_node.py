@@ -9,6 +9,7 @@ another graph is refused with the reason. The server's profile is measured once 
 or derived from the client's by `server_speedup` (time dilation on CPU-only testbeds). Plan books are solved
 here and cached on disk. The bandwidth probe endpoints of its robots run in the same process.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,11 @@ SPEC: Spec = {
     "maxiter": (int, 30, "solver generations per bucket"),
     "popsize": (int, 24, "solver population"),
     "solver_seconds": (float, 30.0, "solver time limit per bucket (s)"),
-    "server_speedup": (float, 0.0, "0: measure this machine's profile; >0: derive it from the client's as this many times faster"),
+    "server_speedup": (
+        float,
+        0.0,
+        "0: measure this machine's profile; >0: derive it from the client's as this many times faster",
+    ),
     "profile_repeats": (int, 3, "profiling repeats per tile size"),
     "cache_dir": (str, "", "profile / plan book cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)"),
     "probes": (bool, True, "serve /intradp/<robot>/probe for the bandwidth monitor"),
@@ -75,7 +80,7 @@ class RobotSession:
         self.reports.unregister()
 
 
-HEAD_OPTIONS = ("head", "candidate_conf")   # model options that pick an output head, not another network
+HEAD_OPTIONS = ("head", "candidate_conf")  # model options that pick an output head, not another network
 MAX_REPLICAS = 16
 
 
@@ -93,8 +98,9 @@ class IntraDPServer:
             raise ValueError("no robots to serve")
         self.grid = parse_grid(settings["grid"])
         self.cache_dir = Path(settings["cache_dir"]) if settings["cache_dir"] else None
-        self.solver = SolverConfig(maxiter=settings["maxiter"], popsize=settings["popsize"],
-                                   max_seconds=settings["solver_seconds"])
+        self.solver = SolverConfig(
+            maxiter=settings["maxiter"], popsize=settings["popsize"], max_seconds=settings["solver_seconds"]
+        )
         self.replicas: Dict[str, Replica] = {}
         self.profiles: Dict[str, Profile] = {}
         self.sessions: Dict[str, RobotSession] = {}
@@ -108,11 +114,17 @@ class IntraDPServer:
     def load_models(self, configs: Sequence[ModelConfig]) -> None:
         for cfg in configs:
             t0 = time.perf_counter()
-            rep = load_replica(cfg, "cpu")   # captured on the CPU like the client's; executors move it to self.device
+            rep = load_replica(cfg, "cpu")  # captured on the CPU like the client's; executors move it to self.device
             self.replicas[rep.model_id] = rep
-            rospy.loginfo("server: loaded %s on %s in %.1f s (%d graph nodes, weights %s, graph %s)", rep.model_id,
-                          self.device, time.perf_counter() - t0, len(rep.graph.nodes), rep.weights_fingerprint,
-                          rep.graph_fingerprint)
+            rospy.loginfo(
+                "server: loaded %s on %s in %.1f s (%d graph nodes, weights %s, graph %s)",
+                rep.model_id,
+                self.device,
+                time.perf_counter() - t0,
+                len(rep.graph.nodes),
+                rep.weights_fingerprint,
+                rep.graph_fingerprint,
+            )
 
     def start(self) -> None:
         for robot in self.robots:
@@ -120,8 +132,9 @@ class IntraDPServer:
         if self.s["probes"]:
             self.probes = ProbeServer(self.robots, self.s["max_probe_bytes"], self.s["max_probe_bytes"])
             self.probes.start()
-        rospy.loginfo("server ready: robots %s, models %s, device %s", ",".join(self.robots),
-                      ",".join(self.replicas), self.device)
+        rospy.loginfo(
+            "server ready: robots %s, models %s, device %s", ",".join(self.robots), ",".join(self.replicas), self.device
+        )
 
     def shutdown(self) -> None:
         for svc in self._services:
@@ -139,8 +152,10 @@ class IntraDPServer:
                 return self.handle(robot, req)
             except Exception as e:  # noqa: BLE001 - every failure becomes a refused handshake, never a dead service
                 rospy.logerr("server: handshake of %s failed: %s: %s", robot, type(e).__name__, e)
-                return HandshakeResponse(accepted=False, error=f"server error: {type(e).__name__}: {e}",
-                                         server_device=str(self.device))
+                return HandshakeResponse(
+                    accepted=False, error=f"server error: {type(e).__name__}: {e}", server_device=str(self.device)
+                )
+
         return on_handshake
 
     # ------------------------------------------------------------------ handshake
@@ -158,7 +173,7 @@ class IntraDPServer:
         if why:
             rospy.logerr_throttle(5.0, f"server: refused {robot}: {why}")
             return refuse(why)
-        if not req.client_profile_json:                                   # heartbeat
+        if not req.client_profile_json:  # heartbeat
             with self._lock:
                 sess = self.sessions.get(robot)
             if sess is None or sess.replica is not rep:
@@ -168,13 +183,20 @@ class IntraDPServer:
             client = Profile.from_json(req.client_profile_json, rep.graph)
         except ProfileError as e:
             return refuse(f"client profile: {e}")
-        server = self._server_profile(rep, client)             # outside the lock: other robots keep beating
+        server = self._server_profile(rep, client)  # outside the lock: other robots keep beating
         t0 = time.perf_counter()
-        book, hit = build_plan_book(rep.graph, client, server, self.grid, PowerModel(), self.solver,
-                                    self.s["deadline"], self.cache_dir)
-        rospy.loginfo("server: plan book for %s/%s %s in %.1f s (%d plans, %d buckets)", robot, rep.model_id,
-                      "from cache" if hit else "solved", time.perf_counter() - t0, len(book.plans),
-                      len(book.buckets))
+        book, hit = build_plan_book(
+            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s["deadline"], self.cache_dir
+        )
+        rospy.loginfo(
+            "server: plan book for %s/%s %s in %.1f s (%d plans, %d buckets)",
+            robot,
+            rep.model_id,
+            "from cache" if hit else "solved",
+            time.perf_counter() - t0,
+            len(book.plans),
+            len(book.buckets),
+        )
         with self._lock:
             sess = self.sessions.get(robot)
             if sess is not None and sess.replica is not rep:
@@ -187,8 +209,13 @@ class IntraDPServer:
                 sess.book = book
             for p in book.plans:
                 sess.half.add_plan(p)
-        return HandshakeResponse(accepted=True, error="", server_device=str(self.device),
-                                 server_profile_json=server.to_json(), plan_table_json=book.to_json())
+        return HandshakeResponse(
+            accepted=True,
+            error="",
+            server_device=str(self.device),
+            server_profile_json=server.to_json(),
+            plan_table_json=book.to_json(),
+        )
 
     def _replica_for(self, model_id: str) -> Optional[Replica]:
         """The replica of `model_id`: a configured one, or another output head of a configured model (same name,
@@ -218,8 +245,13 @@ class IntraDPServer:
                     rospy.logerr_throttle(5.0, f"server: cannot build head {model_id}: {e}")
                     return None
                 self.replicas[model_id] = rep
-                rospy.loginfo("server: built %s (a head of %s) in %.1f s (%d graph nodes)", model_id, base_id,
-                              time.perf_counter() - t0, len(rep.graph.nodes))
+                rospy.loginfo(
+                    "server: built %s (a head of %s) in %.1f s (%d graph nodes)",
+                    model_id,
+                    base_id,
+                    time.perf_counter() - t0,
+                    len(rep.graph.nodes),
+                )
         return rep
 
     def _server_profile(self, rep: Replica, client: Profile) -> Profile:
@@ -234,11 +266,21 @@ class IntraDPServer:
         if prof is None:
             t0 = time.perf_counter()
             from intradp_ros.core.plan_table import default_cache_dir
-            prof, hit = cached_profile(rep.graph, [rep.example.to(self.device)], self.cache_dir or default_cache_dir(),
-                                       self.device,
-                                       repeats=self.s["profile_repeats"])
-            rospy.loginfo("server: profile of %s on %s %s in %.1f s", rep.model_id, self.device,
-                          "from cache" if hit else "measured", time.perf_counter() - t0)
+
+            prof, hit = cached_profile(
+                rep.graph,
+                [rep.example.to(self.device)],
+                self.cache_dir or default_cache_dir(),
+                self.device,
+                repeats=self.s["profile_repeats"],
+            )
+            rospy.loginfo(
+                "server: profile of %s on %s %s in %.1f s",
+                rep.model_id,
+                self.device,
+                "from cache" if hit else "measured",
+                time.perf_counter() - t0,
+            )
             self.profiles[rep.model_id] = prof
         return prof
 
@@ -249,10 +291,19 @@ class IntraDPServer:
         def on_done(ex: SideExecutor, error: str) -> None:
             _sent, recv = transport.take_records(ex.request_id)
             st = ex.stats
-            msg = ServerReport(robot=robot, request_id=ex.request_id, plan_id=ex.plan.plan_id,
-                               server_compute_s=st.compute_s, server_wait_s=st.wait_s, server_total_s=st.total_s,
-                               tiles_in=st.tiles_in, bytes_in=st.bytes_in, tiles_out=st.tiles_out,
-                               bytes_out=st.bytes_out, error=error)
+            msg = ServerReport(
+                robot=robot,
+                request_id=ex.request_id,
+                plan_id=ex.plan.plan_id,
+                server_compute_s=st.compute_s,
+                server_wait_s=st.wait_s,
+                server_total_s=st.total_s,
+                tiles_in=st.tiles_in,
+                bytes_in=st.bytes_in,
+                tiles_out=st.tiles_out,
+                bytes_out=st.bytes_out,
+                error=error,
+            )
             msg.header.stamp = rospy.Time.from_sec(time.time())
             msg.in_node_ids = [r[0] for r in recv]
             msg.in_row_starts = [r[1] for r in recv]
@@ -260,8 +311,9 @@ class IntraDPServer:
             reports.publish(msg)
 
         half = ReportingServerHalf(rep.graph, transport, book.plans, self.device, self.s["request_timeout"], on_done)
-        rospy.loginfo("server: session for %s (%s) on %s and %s", robot, rep.model_id, transport.in_topic,
-                      transport.out_topic)
+        rospy.loginfo(
+            "server: session for %s (%s) on %s and %s", robot, rep.model_id, transport.in_topic, transport.out_topic
+        )
         return RobotSession(robot, rep, transport, half, book, reports, time.time())
 
 

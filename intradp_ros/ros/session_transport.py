@@ -2,6 +2,7 @@
 received (per request, for InferenceStats), whether the peer is connected, and executor halves that record
 the robot's idle intervals, can abort the running request, and report the server half of each request.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,7 +28,7 @@ class RecordingTransport(RosTransport):
 
     def __init__(self, side: str, robot: str, graph: Optional[Graph] = None, **kwargs: Any) -> None:
         self.ledger = TileLedger(KEEP_REQUESTS)
-        self.skipped = 0          # payload tiles of cancelled requests never sent
+        self.skipped = 0  # payload tiles of cancelled requests never sent
         super().__init__(side, robot, graph, **kwargs)
 
     def _on_msg(self, msg: TensorTile) -> None:
@@ -37,8 +38,7 @@ class RecordingTransport(RosTransport):
         except AttributeError:
             stamp = 0.0
         if not msg.flags & FLAGS_WITHOUT_PAYLOAD:
-            self.ledger.received(int(msg.request_id), int(msg.node_id), int(msg.row_start), stamp, now,
-                                 len(msg.data))
+            self.ledger.received(int(msg.request_id), int(msg.node_id), int(msg.row_start), stamp, now, len(msg.data))
         super()._on_msg(msg)
 
     def send(self, tile: Tile) -> None:
@@ -87,10 +87,11 @@ class RecordingExecutor(SideExecutor):
 class RobotClientHalf(ClientHalf):
     """ClientHalf with idle-interval recording, request ids unique across restarts, and abort()."""
 
-    def __init__(self, graph: Graph, transport: RecordingTransport, device: Any = "cpu", timeout: float = 30.0,
-                 robot: str = "") -> None:
+    def __init__(
+        self, graph: Graph, transport: RecordingTransport, device: Any = "cpu", timeout: float = 30.0, robot: str = ""
+    ) -> None:
         super().__init__(graph, transport, device, timeout, robot)
-        self._next_id = int(time.time() * 1000) * 1000   # ids never repeat after a client restart
+        self._next_id = int(time.time() * 1000) * 1000  # ids never repeat after a client restart
         self.last_idle: List[Tuple[float, float]] = []
         self.last_request_id = 0
 
@@ -135,8 +136,15 @@ class RobotClientHalf(ClientHalf):
 class ReportingServerHalf(ServerHalf):
     """ServerHalf that calls `on_done(executor, error)` when each request's server half ends."""
 
-    def __init__(self, graph: Graph, transport: RecordingTransport, plans: Sequence[Plan], device: Any,
-                 timeout: float, on_done: Callable[[SideExecutor, str], None]) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        transport: RecordingTransport,
+        plans: Sequence[Plan],
+        device: Any,
+        timeout: float,
+        on_done: Callable[[SideExecutor, str], None],
+    ) -> None:
         self.on_done = on_done
         super().__init__(graph, transport, plans, device, timeout)
 
@@ -157,6 +165,7 @@ class ReportingServerHalf(ServerHalf):
             self.on_done(ex, outcome.get("error", ""))
         except Exception as e:  # noqa: BLE001 - a report must never stop the server
             import logging
+
             logging.getLogger(__name__).error("server report of request %d failed: %s", ex.request_id, e)
 
 

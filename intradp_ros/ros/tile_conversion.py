@@ -3,6 +3,7 @@
 The payload goes into `uint8[] data` as `bytes` (genpy writes it in one piece; a list would cost >100 ms for
 4 MB) and comes back as a zero-copy numpy view of the `bytes` rospy hands the callback.
 """
+
 from __future__ import annotations
 
 import time
@@ -54,9 +55,20 @@ def msg_to_tile(msg: TensorTile, validator: Optional[TileValidator] = None) -> T
             data = bytes(data)
         except (TypeError, ValueError) as err:
             raise TileError("data", f"list payload is not uint8: {err}") from None
-    wire = WireTile(request_id=msg.request_id, plan_id=msg.plan_id, node_id=msg.node_id, axis=msg.axis,
-                    row_start=msg.row_start, row_stop=msg.row_stop, dtype=msg.dtype, shape=tuple(msg.shape),
-                    codec=msg.codec, flags=msg.flags, data=data, robot=msg.robot)
+    wire = WireTile(
+        request_id=msg.request_id,
+        plan_id=msg.plan_id,
+        node_id=msg.node_id,
+        axis=msg.axis,
+        row_start=msg.row_start,
+        row_stop=msg.row_stop,
+        dtype=msg.dtype,
+        shape=tuple(msg.shape),
+        codec=msg.codec,
+        flags=msg.flags,
+        data=data,
+        robot=msg.robot,
+    )
     tile = decode_tile(wire, validator)
     tile.meta["stamp"] = msg.header.stamp
     return tile

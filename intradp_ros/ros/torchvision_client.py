@@ -4,6 +4,7 @@ Any `torchvision:<name>` model (e.g. torchvision:resnet18) through the same clie
 letterboxed to the model input and the first output is published flattened as std_msgs/Float32MultiArray on
 `/intradp/<robot>/output` (for classifiers: the logits), with InferenceStats.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Sequence, Tuple

@@ -7,6 +7,7 @@ validated against the graph (known node, range inside its shape, payload size); 
 dropped, never raised into the node. The executors (ClientHalf / ServerHalf) then check it against the
 running request's plan.
 """
+
 from __future__ import annotations
 
 import queue
@@ -37,8 +38,16 @@ def tile_topics(robot: str, namespace: str = "/intradp") -> tuple[str, str]:
 class RosTransport(Transport):
     """One end (robot or server side) of the tile link of robot `robot`, over TensorTile topics."""
 
-    def __init__(self, side: str, robot: str = "robot", graph: Optional[Graph] = None, namespace: str = "/intradp",
-                 queue_size: Optional[int] = None, max_bytes: int = 512 << 20, buff_size: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        side: str,
+        robot: str = "robot",
+        graph: Optional[Graph] = None,
+        namespace: str = "/intradp",
+        queue_size: Optional[int] = None,
+        max_bytes: int = 512 << 20,
+        buff_size: int = 64 << 20,
+    ) -> None:
         if side not in (ROBOT, SERVER):
             raise ValueError(f"side must be '{ROBOT}' or '{SERVER}'")
         up, down = tile_topics(robot, namespace)
@@ -48,7 +57,7 @@ class RosTransport(Transport):
         self._q: "queue.Queue[object]" = queue.Queue()
         self._closed = False
         self.dropped = 0
-        self.unsent = 0          # tiles given to send() while nobody subscribed (never on the link)
+        self.unsent = 0  # tiles given to send() while nobody subscribed (never on the link)
         self._lock = threading.Lock()
         # queue_size None (default): publish() writes the tile into each subscriber's TCP connection before it
         # returns, so send() returning means the bytes left (what the stats count) and a failed request's
@@ -58,10 +67,11 @@ class RosTransport(Transport):
         # The subscriber queue is unbounded (the callback only validates and enqueues): a dropped tile would
         # stall a request.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)     # rospy warns about queue_size=None (synchronous)
+            warnings.simplefilter("ignore", SyntaxWarning)  # rospy warns about queue_size=None (synchronous)
             self._pub = rospy.Publisher(out_topic, TensorTile, queue_size=queue_size, tcp_nodelay=True)
-        self._sub = rospy.Subscriber(in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True,
-                                     buff_size=buff_size)
+        self._sub = rospy.Subscriber(
+            in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True, buff_size=buff_size
+        )
         self.out_topic, self.in_topic = out_topic, in_topic
 
     def _on_msg(self, msg: TensorTile) -> None:
@@ -82,7 +92,7 @@ class RosTransport(Transport):
         except TileError as e:
             rospy.logerr("cannot send tile of node %s: %s", tile.node_id, e)
             return
-        if self._pub.get_num_connections() == 0:      # rospy would drop it silently: it is not sent
+        if self._pub.get_num_connections() == 0:  # rospy would drop it silently: it is not sent
             with self._lock:
                 self.unsent += 1
             return

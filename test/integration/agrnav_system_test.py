@@ -5,6 +5,7 @@ robot1 runs agrnav_client (SCONet on a 64x32x64 grid: the full 256x32x256 grid t
 CPU) and robot2 kapao_client, both against one intradp_server holding both replicas. Both feeders run their
 20 frames in closed loop at the same time. robot1's feeder first sends a truncated cloud and one with NaN points.
 """
+
 import sys
 from pathlib import Path
 
@@ -25,8 +26,17 @@ class AgrnavSystemTest(lib.SystemTestCase):
         cls.system.start_server([lib.SCONET, lib.KAPAO], ["robot1", "robot2"])
         cls.system.start_client("agrnav", "robot1", lib.SCONET, ["--deadline", "8"])
         cls.system.start_client("kapao", "robot2", lib.KAPAO, ["--deadline", "8"])
-        common = ["--frames", str(FRAMES), "--closed", "--tiles", "--warm-until-distributed",
-                  "--frame-timeout", "20", "--wait-ready", "120"]
+        common = [
+            "--frames",
+            str(FRAMES),
+            "--closed",
+            "--tiles",
+            "--warm-until-distributed",
+            "--frame-timeout",
+            "20",
+            "--wait-ready",
+            "120",
+        ]
         cls.vox = cls.system.start_feeder("agrnav", "robot1", common + ["--bad"])
         cls.pose = cls.system.start_feeder("kapao", "robot2", common)
         for lines in (cls.vox, cls.pose):
@@ -57,8 +67,12 @@ class AgrnavSystemTest(lib.SystemTestCase):
     def test_second_robot_kapao_results_equal_local_inference(self):
         res = self.frames(self.pose, "result")
         self.assertEqual(len(res), FRAMES, sorted(res))
-        bad = [f"{fid}: {why}" for fid, got in res.items()
-               for why in [lib.compare_kapao(self.ref_pose.result(lib.frame_index(fid))[0], got)] if why]
+        bad = [
+            f"{fid}: {why}"
+            for fid, got in res.items()
+            for why in [lib.compare_kapao(self.ref_pose.result(lib.frame_index(fid))[0], got)]
+            if why
+        ]
         self.assertFalse(bad, bad)
         print(f"[agrnav_system] robot2: {len(res)} KAPAO frames equal local inference")
 
@@ -71,8 +85,10 @@ class AgrnavSystemTest(lib.SystemTestCase):
             dist = [s for s in stats if s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]]
             self.assertGreaterEqual(len(dist), FRAMES // 2, f"{name}: most frames should run split")
             lat = sorted(s["latency_s"] for s in dist)
-            print(f"[agrnav_system] {name}: {len(dist)}/{len(stats)} frames distributed, median latency "
-                  f"{lat[len(lat) // 2] * 1e3:.0f} ms (both robots at once, noisy 2-core machine)")
+            print(
+                f"[agrnav_system] {name}: {len(dist)}/{len(stats)} frames distributed, median latency "
+                f"{lat[len(lat) // 2] * 1e3:.0f} ms (both robots at once, noisy 2-core machine)"
+            )
 
     def test_bad_clouds_logged_and_dropped(self):
         self.assertFalse([r for r in self.vox.of("result") if r["frame"].startswith("bad")])

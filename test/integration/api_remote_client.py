@@ -7,6 +7,7 @@ becomes a node); then, per mode, `IntraDP(server="ros")`, `start_client(model)` 
 frames, each compared here with the same model's local forward on the same input.
 Lines: {"kind": "unreachable"|"frame"|"done"|"error", ...}.
 """
+
 import argparse
 import json
 import sys
@@ -52,7 +53,9 @@ def main():
     ap.add_argument("--input-size", required=True, help="H,W")
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--frames", type=int, default=3)
-    ap.add_argument("--modes", default="intradp", help="comma-separated; one per process is safest (see api_remote_test)")
+    ap.add_argument(
+        "--modes", default="intradp", help="comma-separated; one per process is safest (see api_remote_test)"
+    )
     ap.add_argument("--unreachable", default="", help="first check that this master URI (nothing answers) raises")
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--bandwidth", type=float, default=50.0, help="MB/s: picks the plan book's bucket")
@@ -63,7 +66,7 @@ def main():
     from intradp_ros.models import build
     from intradp_ros.ros.remote_session import RemoteUnavailable
 
-    torch.manual_seed(args.seed)               # the server's replica: same registry name, size and seed
+    torch.manual_seed(args.seed)  # the server's replica: same registry name, size and seed
     model = build(args.model, input_size=tuple(int(v) for v in args.input_size.split(","))).eval()
     inputs = [model.input_spec.example(seed=100 + i) for i in range(args.frames)]
     with torch.no_grad():
@@ -86,9 +89,12 @@ def main():
 
     # 2) the real server through this robot's (bridged) master
     for mode in args.modes.split(","):
-        plan = {} if mode == "intradp" else {"plan": mode}   # intradp is the remote default: the three lines as documented
-        idp = IntraDP(server="ros", robot=args.robot, timeout=args.timeout, bandwidth_bytes_per_s=args.bandwidth * 1e6,
-                      **plan)
+        plan = (
+            {} if mode == "intradp" else {"plan": mode}
+        )  # intradp is the remote default: the three lines as documented
+        idp = IntraDP(
+            server="ros", robot=args.robot, timeout=args.timeout, bandwidth_bytes_per_s=args.bandwidth * 1e6, **plan
+        )
         idp.start_client(model)
         try:
             for i, x in enumerate(inputs):
@@ -98,10 +104,23 @@ def main():
                 seconds = time.monotonic() - t0
                 diff, scale, problem = compare(refs[i], y)
                 st = idp.last_stats
-                emit(kind="frame", mode=mode, index=i, max_abs=diff, scale=scale, problem=problem, seconds=seconds,
-                     fallbacks=idp.local_fallbacks, plan=idp.last_plan.name if idp.last_plan else None,
-                     stats=None if st is None else {k: getattr(st, k) for k in (
-                         "tiles_in", "bytes_in", "tiles_out", "bytes_out", "compute_s", "wait_s", "total_s")})
+                emit(
+                    kind="frame",
+                    mode=mode,
+                    index=i,
+                    max_abs=diff,
+                    scale=scale,
+                    problem=problem,
+                    seconds=seconds,
+                    fallbacks=idp.local_fallbacks,
+                    plan=idp.last_plan.name if idp.last_plan else None,
+                    stats=None
+                    if st is None
+                    else {
+                        k: getattr(st, k)
+                        for k in ("tiles_in", "bytes_in", "tiles_out", "bytes_out", "compute_s", "wait_s", "total_s")
+                    },
+                )
         finally:
             idp.stop()
     emit(kind="done")

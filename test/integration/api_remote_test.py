@@ -6,6 +6,7 @@ Testbed with the bridge; the server serves KAPAO-S at 256x320 (seed 6, lib.KAPAO
 API's remote default, at the 50 MB/s bucket, where the book offloads) and 3 in server_only through the API and compares each with its own local forward. It first checks that a master
 URI where nothing answers raises RemoteUnavailable within a few seconds.
 """
+
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ import system_testlib as lib  # noqa: E402
 PKG = "intradp_ros"
 FRAMES = 3
 MODES = ("intradp", "server_only")
-RUN_TIMEOUT = 80.0     # setup and both robot-side runs: server load, handshakes (profile + plan book), 6 frames
+RUN_TIMEOUT = 80.0  # setup and both robot-side runs: server load, handshakes (profile + plan book), 6 frames
 REL_TOL = 1e-4
 
 
@@ -39,21 +40,47 @@ class ApiRemoteTest(lib.SystemTestCase):
         # one process per mode, as an application would run: a second session in the same process right after
         # stop() re-registers the same node's tile publisher faster than the bridge polls (see the report)
         for i, mode in enumerate(MODES):
-            argv = [sys.executable, str(HERE / "api_remote_client.py"), "--robot", "robot1",
-                    "--model", lib.KAPAO["config"]["name"], "--input-size", f"{size[0]},{size[1]}",
-                    "--seed", str(lib.KAPAO["config"]["seed"]), "--frames", str(FRAMES), "--modes", mode,
-                    "--timeout", "40", "--bandwidth", "50"]
+            argv = [
+                sys.executable,
+                str(HERE / "api_remote_client.py"),
+                "--robot",
+                "robot1",
+                "--model",
+                lib.KAPAO["config"]["name"],
+                "--input-size",
+                f"{size[0]},{size[1]}",
+                "--seed",
+                str(lib.KAPAO["config"]["seed"]),
+                "--frames",
+                str(FRAMES),
+                "--modes",
+                mode,
+                "--timeout",
+                "40",
+                "--bandwidth",
+                "50",
+            ]
             if i == 0:
                 argv += ["--unreachable", cls.unreachable]
-            p = tb.spawn("robot", argv, env=cls.system.env, stdout=subprocess.PIPE,
-                         stderr=cls.system.log(f"api_client_{mode}_err"), stdin=subprocess.DEVNULL, text=True)
+            p = tb.spawn(
+                "robot",
+                argv,
+                env=cls.system.env,
+                stdout=subprocess.PIPE,
+                stderr=cls.system.log(f"api_client_{mode}_err"),
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
             lines = lib.Lines(p, cls.system.logdir / f"api_client_{mode}.jsonl")
             cls.lines.append(lines)
             left = RUN_TIMEOUT - (time.monotonic() - t0)
-            if not lines.wait_for(lambda: lines.of("done") or lines.of("error") or p.poll() is not None,
-                                  timeout=max(1.0, left)):
-                raise AssertionError(f"api_remote_client.py ({mode}) did not finish within {RUN_TIMEOUT:.0f} s "
-                                     f"of setup (logs in {cls.system.logdir})")
+            if not lines.wait_for(
+                lambda: lines.of("done") or lines.of("error") or p.poll() is not None, timeout=max(1.0, left)
+            ):
+                raise AssertionError(
+                    f"api_remote_client.py ({mode}) did not finish within {RUN_TIMEOUT:.0f} s "
+                    f"of setup (logs in {cls.system.logdir})"
+                )
             lines.wait_for(lambda: p.poll() is not None, timeout=5.0)
         print(f"[api_remote] robot-side script finished {time.monotonic() - t0:.1f} s after setup began")
 
@@ -87,9 +114,11 @@ class ApiRemoteTest(lib.SystemTestCase):
                     self.assertGreater(f["scale"], 0.0, f)
                     self.assertLessEqual(f["max_abs"], REL_TOL * f["scale"], f)
                 worst = max(f["max_abs"] / f["scale"] for f in frames)
-                print(f"[api_remote] {mode}: {len(frames)} outputs equal local inference (worst relative diff "
-                      f"{worst:.1e}; median call {sorted(f['seconds'] for f in frames)[len(frames) // 2] * 1e3:.0f} ms, "
-                      f"noisy 2-core machine)")
+                print(
+                    f"[api_remote] {mode}: {len(frames)} outputs equal local inference (worst relative diff "
+                    f"{worst:.1e}; median call {sorted(f['seconds'] for f in frames)[len(frames) // 2] * 1e3:.0f} ms, "
+                    f"noisy 2-core machine)"
+                )
 
     def test_frames_ran_distributed_without_fallback(self):
         """server_only always exchanges tiles; intradp does unless its (small, fast-solved) book chose device_only."""
@@ -109,9 +138,12 @@ class ApiRemoteTest(lib.SystemTestCase):
                         self.assertGreater(st["bytes_in"], 0, f)
                         distributed += 1
                 last = frames[-1]["stats"]
-                print(f"[api_remote] {mode}: plan {frames[-1]['plan']}, tiles out/in {last['tiles_out']}/"
-                      f"{last['tiles_in']}, bytes out/in {last['bytes_out']}/{last['bytes_in']}")
+                print(
+                    f"[api_remote] {mode}: plan {frames[-1]['plan']}, tiles out/in {last['tiles_out']}/"
+                    f"{last['tiles_in']}, bytes out/in {last['bytes_out']}/{last['bytes_in']}"
+                )
         self.assertGreaterEqual(distributed, FRAMES, "server_only frames must all run on the server")
+
 
 if __name__ == "__main__":
     rostest.rosrun(PKG, "api_remote", ApiRemoteTest, sys.argv)

@@ -4,6 +4,7 @@
 
 Usage: bandwidth_listener.py ROBOT [--lifetime S]   (exits after S seconds, default 120, or when stdin closes)
 """
+
 import argparse
 import json
 import sys
@@ -29,13 +30,33 @@ def main() -> int:
     ns = f"/intradp/{args.robot}"
 
     def on_estimate(m: BandwidthEstimate) -> None:
-        emit({"kind": "estimate", "t": time.monotonic(), "mbit": m.mbit_per_s, "raw": m.raw_mbit_per_s,
-              "last": m.last_sample_mbit_per_s, "margin": m.error_margin, "samples": m.samples,
-              "probe_samples": m.probe_samples, "passive_samples": m.passive_samples})
+        emit(
+            {
+                "kind": "estimate",
+                "t": time.monotonic(),
+                "mbit": m.mbit_per_s,
+                "raw": m.raw_mbit_per_s,
+                "last": m.last_sample_mbit_per_s,
+                "margin": m.error_margin,
+                "samples": m.samples,
+                "probe_samples": m.probe_samples,
+                "passive_samples": m.passive_samples,
+            }
+        )
 
     def on_plan(m: PlanSwitch) -> None:
-        emit({"kind": "plan", "t": time.monotonic(), "bucket": m.bucket_mbyte_per_s, "plan_id": m.plan_id,
-              "plan_name": m.plan_name, "estimate": m.estimate_mbit_per_s, "robot": m.robot, "mode": m.mode})
+        emit(
+            {
+                "kind": "plan",
+                "t": time.monotonic(),
+                "bucket": m.bucket_mbyte_per_s,
+                "plan_id": m.plan_id,
+                "plan_name": m.plan_name,
+                "estimate": m.estimate_mbit_per_s,
+                "robot": m.robot,
+                "mode": m.mode,
+            }
+        )
 
     rospy.Subscriber(f"{ns}/bandwidth", BandwidthEstimate, on_estimate, queue_size=50)
     rospy.Subscriber(f"{ns}/plan", PlanSwitch, on_plan, queue_size=10)

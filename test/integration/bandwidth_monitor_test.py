@@ -8,6 +8,7 @@ rate (tbf goodput is about 95 % of it); after tb.set_rate(10) the estimate is wi
 a second and a PlanSwitch for a lower bucket is published. The monitor only ever sees goodput: nothing tells it
 the tbf rate. Needs root (skipped with the reason otherwise).
 """
+
 import os
 import statistics
 import subprocess
@@ -26,8 +27,8 @@ ROBOT = "robot1"
 HIGH_MBIT = 40.0
 LOW_MBIT = 10.0
 TOLERANCE = 0.15
-STEADY_S = 8.0       # run at the high rate this long before the step
-AFTER_STEP_S = 5.0   # and this long after it
+STEADY_S = 8.0  # run at the high rate this long before the step
+AFTER_STEP_S = 5.0  # and this long after it
 FOLLOW_LIMIT_S = 2.0  # "within about a second" (measured ~1 s), with room for a loaded 2-core machine
 LISTENER = Path(__file__).resolve().parent / "bandwidth_listener.py"
 
@@ -41,6 +42,7 @@ class BandwidthMonitorTest(unittest.TestCase):
             raise unittest.SkipTest("needs root: the Testbed builds network namespaces and tc qdiscs")
         from intradp_ros.eval.nodes import script_argv, start_bridge
         from intradp_ros.eval.testbed import Testbed
+
         cls.tb = Testbed(rate_mbit=HIGH_MBIT, name="bwmon")
         try:
             quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -48,8 +50,14 @@ class BandwidthMonitorTest(unittest.TestCase):
             start_bridge(cls.tb, "robot")
             cls.tb.spawn("server", script_argv("bandwidth_probe_server", "--robots", ROBOT), **quiet)
             cls.tb.spawn("robot", script_argv("bandwidth_monitor", "--robot", ROBOT, "--rate", "5"), **quiet)
-            cls.listener = cls.tb.spawn("robot", [str(LISTENER), ROBOT, "--lifetime", "80"], stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True)
+            cls.listener = cls.tb.spawn(
+                "robot",
+                [str(LISTENER), ROBOT, "--lifetime", "80"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
+                text=True,
+            )
             cls.records = Lines(cls.listener)
             if not cls.records.wait_for(lambda: cls.records.of("estimate"), timeout=30):
                 raise AssertionError("no BandwidthEstimate within 30 s of starting the nodes")
@@ -79,15 +87,18 @@ class BandwidthMonitorTest(unittest.TestCase):
         self.assertGreaterEqual(len(window), 10, "expected ~5 Hz estimates before the step")
         self.assertTrue(all(r["samples"] > 0 for r in window), "window aged out while the link was idle")
         median = statistics.median(r["mbit"] for r in window)
-        print(f"[bandwidth_monitor] steady state at {HIGH_MBIT:g} Mbit/s: median estimate {median:.2f} Mbit/s "
-              f"({median / HIGH_MBIT:.1%} of the shaped rate)")
+        print(
+            f"[bandwidth_monitor] steady state at {HIGH_MBIT:g} Mbit/s: median estimate {median:.2f} Mbit/s "
+            f"({median / HIGH_MBIT:.1%} of the shaped rate)"
+        )
         self.assertLess(abs(median - HIGH_MBIT) / HIGH_MBIT, TOLERANCE)
 
     def test_step_is_followed_within_about_a_second(self) -> None:
         after = self.estimates(self.step_t, self.step_t + AFTER_STEP_S + 1)
         close = [r for r in after if abs(r["mbit"] - LOW_MBIT) / LOW_MBIT < TOLERANCE]
-        self.assertTrue(close, f"estimate never came within 15% of {LOW_MBIT:g} Mbit/s: "
-                               f"{[round(r['mbit'], 2) for r in after]}")
+        self.assertTrue(
+            close, f"estimate never came within 15% of {LOW_MBIT:g} Mbit/s: {[round(r['mbit'], 2) for r in after]}"
+        )
         follow = close[0]["t"] - self.step_t
         print(f"[bandwidth_monitor] step {HIGH_MBIT:g} -> {LOW_MBIT:g} Mbit/s followed in {follow:.2f} s")
         self.assertLess(follow, FOLLOW_LIMIT_S)
@@ -106,8 +117,10 @@ class BandwidthMonitorTest(unittest.TestCase):
         self.assertLessEqual(after[-1]["bucket"], low_bucket)
         self.assertLess(after[-1]["bucket"], before[-1]["bucket"])
         self.assertEqual(after[-1]["robot"], ROBOT)
-        print(f"[bandwidth_monitor] plan switch {before[-1]['bucket']:g} -> {after[-1]['bucket']:g} MB/s "
-              f"{after[0]['t'] - self.step_t:.2f} s after the step")
+        print(
+            f"[bandwidth_monitor] plan switch {before[-1]['bucket']:g} -> {after[-1]['bucket']:g} MB/s "
+            f"{after[0]['t'] - self.step_t:.2f} s after the step"
+        )
 
     def test_estimates_come_at_a_steady_rate(self) -> None:
         window = self.estimates(self.first_estimate + 1.0, self.step_t)

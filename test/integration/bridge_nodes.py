@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """Small nodes the bridge rostest starts inside the testbed namespaces (they print what they see on stdout).
 
-    bridge_nodes.py talker TOPIC          publish std_msgs/String "<seq>" at 20 Hz (bounded: stops after 10 min)
-    bridge_nodes.py readvertiser TOPIC    publish "<generation>:<seq>" at 20 Hz; each "cycle" line on stdin tears the
-                                          publisher down and advertises it again at once (same node, same URI) and
-                                          prints "CYCLED <generation>" (bounded like talker)
-    bridge_nodes.py listener TOPIC        print "RECV <data>" for every message
-    bridge_nodes.py echo IN OUT           republish every message of IN on OUT
-    bridge_nodes.py service NAME          provide intradp_ros/BandwidthProbe (answers received_bytes)
-    bridge_nodes.py agent                 JSON lines on stdin -> JSON lines on stdout:
-        {"op": "state"}                               getSystemState of ROS_MASTER_URI
-        {"op": "call", "service": NAME, "bytes": N}   call the probe service once (3 s timeout)
+bridge_nodes.py talker TOPIC          publish std_msgs/String "<seq>" at 20 Hz (bounded: stops after 10 min)
+bridge_nodes.py readvertiser TOPIC    publish "<generation>:<seq>" at 20 Hz; each "cycle" line on stdin tears the
+                                      publisher down and advertises it again at once (same node, same URI) and
+                                      prints "CYCLED <generation>" (bounded like talker)
+bridge_nodes.py listener TOPIC        print "RECV <data>" for every message
+bridge_nodes.py echo IN OUT           republish every message of IN on OUT
+bridge_nodes.py service NAME          provide intradp_ros/BandwidthProbe (answers received_bytes)
+bridge_nodes.py agent                 JSON lines on stdin -> JSON lines on stdout:
+    {"op": "state"}                               getSystemState of ROS_MASTER_URI
+    {"op": "call", "service": NAME, "bytes": N}   call the probe service once (3 s timeout)
 """
+
 import json
 import os
 import sys
@@ -41,6 +42,7 @@ def talker(topic: str) -> None:
 def readvertiser(topic: str) -> None:
     import queue
     import threading
+
     rospy.init_node("readvertiser", anonymous=True)
     commands: "queue.Queue[str]" = queue.Queue()
 
@@ -86,16 +88,20 @@ def echo(topic_in: str, topic_out: str) -> None:
 
 def service(name: str) -> None:
     from intradp_ros.srv import BandwidthProbe, BandwidthProbeResponse
+
     rospy.init_node("probe_service", anonymous=True)
-    rospy.Service(name, BandwidthProbe,
-                  lambda req: BandwidthProbeResponse(received_bytes=len(req.payload), server_receive_stamp=0.0,
-                                                     payload=b""))
+    rospy.Service(
+        name,
+        BandwidthProbe,
+        lambda req: BandwidthProbeResponse(received_bytes=len(req.payload), server_receive_stamp=0.0, payload=b""),
+    )
     _say("READY")
     rospy.spin()
 
 
 def agent() -> None:
     from intradp_ros.srv import BandwidthProbe
+
     master = xmlrpc.client.ServerProxy(os.environ["ROS_MASTER_URI"])
     _say("READY")
     for line in sys.stdin:
@@ -117,8 +123,14 @@ def agent() -> None:
 
 if __name__ == "__main__":
     args = rospy.myargv(sys.argv)[1:]
-    roles = {"talker": talker, "readvertiser": readvertiser, "listener": listener, "echo": echo, "service": service,
-             "agent": agent}
+    roles = {
+        "talker": talker,
+        "readvertiser": readvertiser,
+        "listener": listener,
+        "echo": echo,
+        "service": service,
+        "agent": agent,
+    }
     if not args or args[0] not in roles:
         sys.exit(__doc__)
     roles[args[0]](*args[1:])

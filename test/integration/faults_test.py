@@ -5,6 +5,7 @@ Timeline (after the client first runs distributed): SIGKILL the server at +6 s (
 0.5 s and are split with the server), start a new server at +14 s, stop the master bridge at +30 s and start a
 new one at +34 s, stop feeding at +46 s. Deadline 3 s per frame.
 """
+
 import os
 import re
 import signal
@@ -34,8 +35,11 @@ class FaultsTest(lib.SystemTestCase):
     def start(cls, sys_):
         server = sys_.start_server([lib.KAPAO], ["robot1"])
         sys_.start_client("kapao", "robot1", lib.KAPAO, ["--deadline", str(DEADLINE)])
-        cls.lines = sys_.start_feeder("kapao", "robot1", ["--frames", "20", "--rate", "2", "--duration", "46",
-                                                          "--warm-until-distributed", "--wait-ready", "90"])
+        cls.lines = sys_.start_feeder(
+            "kapao",
+            "robot1",
+            ["--frames", "20", "--rate", "2", "--duration", "46", "--warm-until-distributed", "--wait-ready", "90"],
+        )
         if not cls.lines.wait_for(lambda: cls.lines.of("warm"), timeout=100):
             raise AssertionError("the client never ran distributed within 100 s")
         t0 = time.time()
@@ -85,8 +89,10 @@ class FaultsTest(lib.SystemTestCase):
         self.assertGreaterEqual(len(away), 10, "results stopped while the server was away")
         self.assertFalse([s for s in away if distributed(s)], "distributed frames while the server was dead?")
         fell = [s for s in stats.values() if s["fell_back"]]
-        print(f"[faults] {len(away)} local results while the server was away; {len(fell)} frame(s) finished "
-              f"locally after a distributed start")
+        print(
+            f"[faults] {len(away)} local results while the server was away; {len(fell)} frame(s) finished "
+            f"locally after a distributed start"
+        )
 
     def test_distributed_resumes_after_server_restart(self):
         self.assertIsNotNone(self.server_ready, "restarted server never logged 'server ready'")
@@ -94,8 +100,10 @@ class FaultsTest(lib.SystemTestCase):
         after = sorted(s["t"] for s in stats.values() if distributed(s) and s["t"] > self.restarted)
         self.assertTrue(after, "never distributed again after the server restart")
         resume = after[0] - self.server_ready
-        print(f"[faults] server restart: ready {self.server_ready - self.restarted:.1f} s after the start, "
-              f"distributed again {resume:.2f} s after ready")
+        print(
+            f"[faults] server restart: ready {self.server_ready - self.restarted:.1f} s after the start, "
+            f"distributed again {resume:.2f} s after ready"
+        )
         self.assertLess(resume, RESUME_LIMIT)
 
     def test_distributed_resumes_after_bridge_restart(self):
@@ -104,8 +112,10 @@ class FaultsTest(lib.SystemTestCase):
         self.assertTrue(after, "never distributed after the bridge restart")
         resume = after[0] - self.bridge_started
         during = [s for s in stats.values() if self.bridge_stopped < s["t"] < self.bridge_started]
-        print(f"[faults] bridge restart: distributed again {resume:.2f} s after the new bridge started "
-              f"({len(during)} results while it was down)")
+        print(
+            f"[faults] bridge restart: distributed again {resume:.2f} s after the new bridge started "
+            f"({len(during)} results while it was down)"
+        )
         self.assertLess(resume, RESUME_LIMIT)
         self.assertGreater(len(during), 3, "results stopped while the bridge was down")
 

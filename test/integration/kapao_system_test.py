@@ -6,6 +6,7 @@ the client runs mode intradp at the 50 MB/s bucket. The feeder first sends bad i
 encoding, a wrong size with expected_size set, a truncated buffer) and malformed tiles (payload size not
 matching the shape, an unknown plan id) on both tile topics, then 20 frames in closed loop.
 """
+
 import sys
 import time
 from pathlib import Path
@@ -27,8 +28,24 @@ class KapaoSystemTest(lib.SystemTestCase):
         cls.system.start_server([lib.KAPAO], ["robot1"])
         cls.system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640", "--deadline", "5"])
         cls.lines = cls.system.start_feeder(
-            "kapao", "robot1", ["--frames", str(FRAMES), "--closed", "--tiles", "--bad", "--bad-tiles",
-                                "--warm-until-distributed", "--switch-bucket", "1", "--frame-timeout", "15", "--wait-ready", "90"])
+            "kapao",
+            "robot1",
+            [
+                "--frames",
+                str(FRAMES),
+                "--closed",
+                "--tiles",
+                "--bad",
+                "--bad-tiles",
+                "--warm-until-distributed",
+                "--switch-bucket",
+                "1",
+                "--frame-timeout",
+                "15",
+                "--wait-ready",
+                "90",
+            ],
+        )
         # the first frames may run locally while the handshake completes; wait for the run to end
         if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=150):
             raise AssertionError("feeder did not finish within 150 s")
@@ -63,11 +80,14 @@ class KapaoSystemTest(lib.SystemTestCase):
         self.assertGreaterEqual(len(distributed), FRAMES // 2, "most frames should run split with the server")
         self.assertTrue(all(s["server_compute_s"] > 0 for s in distributed))
         lat = sorted(s["latency_s"] for s in distributed)
-        print(f"[kapao_system] {len(distributed)}/{len(stats)} frames distributed; median latency "
-              f"{lat[len(lat) // 2] * 1e3:.0f} ms (noisy 2-core machine)")
+        print(
+            f"[kapao_system] {len(distributed)}/{len(stats)} frames distributed; median latency "
+            f"{lat[len(lat) // 2] * 1e3:.0f} ms (noisy 2-core machine)"
+        )
 
     def test_plan_switch_applies_on_the_next_frame(self):
         from intradp_ros.core.plan_book import PlanBook
+
         books = list((Path(self.system.cache) / "plan_books").glob("*.json"))
         self.assertEqual(len(books), 1, books)
         book = PlanBook.from_json(books[0].read_text(), lib.served_graph("kapao", lib.KAPAO))
@@ -76,16 +96,21 @@ class KapaoSystemTest(lib.SystemTestCase):
         after = {stats[f]["plan_id"] for f in stats if f.startswith("g")}
         self.assertEqual(before, {book.plan_for("intradp", 50.0).plan_id}, "frames ran the 50 MB/s bucket's plan")
         self.assertEqual(after, {book.plan_for("intradp", 1.0).plan_id}, "after the switch: the 1 MB/s plan")
-        print(f"[kapao_system] PlanSwitch to 1 MB/s: plan {book.plan_for('intradp', 50.0).name} -> "
-              f"{book.plan_for('intradp', 1.0).name} from the next frame")
+        print(
+            f"[kapao_system] PlanSwitch to 1 MB/s: plan {book.plan_for('intradp', 50.0).name} -> "
+            f"{book.plan_for('intradp', 1.0).name} from the next frame"
+        )
 
     def test_bad_input_is_logged_and_dropped(self):
         self.assertTrue(self.lines.of("warm") and self.lines.of("warm")[0]["distributed"], "never ran distributed")
         res = self.lines.of("result")
         self.assertFalse([r for r in res if r["frame"].startswith("bad")], "a bad frame produced a result")
         log = (self.system.logdir / "client_robot1.log").read_text(errors="replace")
-        for frame, text in (("bad_encoding", "encoding '32FC1' is not supported"), ("bad_size", "expected 640x480"),
-                            ("bad_truncated", "expected step*height")):
+        for frame, text in (
+            ("bad_encoding", "encoding '32FC1' is not supported"),
+            ("bad_size", "expected 640x480"),
+            ("bad_truncated", "expected step*height"),
+        ):
             self.assertIn(f"dropped frame {frame}", log)
             self.assertIn(text, log)
         self.assertIn("dropped tile on /intradp/robot1/down", log)

@@ -10,6 +10,7 @@ sizes of the tiles on /intradp/<robot>/up|down, and prints everything as JSON li
 Modes: closed loop (`--closed`: send frame i, wait for its result, bounded by --frame-timeout) or a fixed rate
 for `--duration` seconds. Every loop is bounded in count and time.
 """
+
 import argparse
 import json
 import sys
@@ -33,17 +34,21 @@ def emit(obj):
 
 def kapao_frames(n, width=640, height=480):
     from intradp_ros.eval.sample_data import camera_frames, load_picture
-    return [np.ascontiguousarray(f) for f in camera_frames(load_picture("astronaut"), frames=n, width=width,
-                                                           height=height)]
+
+    return [
+        np.ascontiguousarray(f) for f in camera_frames(load_picture("astronaut"), frames=n, width=width, height=height)
+    ]
 
 
 def cloud_frames(n):
     from intradp_ros.eval.sample_data import SceneConfig, cloud_frames as frames
+
     return list(frames(SceneConfig(frames=n)))
 
 
 def image_msg(rgb, frame_id, encoding="rgb8"):
     from intradp_ros.ros.sensor_conversion import rgb_to_image
+
     msg = rgb_to_image(rgb, encoding="rgb8")
     msg.header.frame_id = frame_id
     msg.header.stamp = rospy.Time.now()
@@ -53,6 +58,7 @@ def image_msg(rgb, frame_id, encoding="rgb8"):
 
 def cloud_msg(xyz, frame_id):
     from intradp_ros.ros.sensor_conversion import xyz_to_pointcloud2
+
     msg = xyz_to_pointcloud2(xyz)
     msg.header.frame_id = frame_id
     msg.header.stamp = rospy.Time.now()
@@ -62,8 +68,10 @@ def cloud_msg(xyz, frame_id):
 def bad_messages(kind, good):
     """(name, message) of each bad-input case."""
     if kind == "kapao":
-        out = [("encoding", image_msg(good, "bad_encoding", "32FC1")),
-               ("size", image_msg(np.ascontiguousarray(good[:100, :120]), "bad_size"))]
+        out = [
+            ("encoding", image_msg(good, "bad_encoding", "32FC1")),
+            ("size", image_msg(np.ascontiguousarray(good[:100, :120]), "bad_size")),
+        ]
         trunc = image_msg(good, "bad_truncated")
         trunc.data = trunc.data[: len(trunc.data) // 2]
         out.append(("truncated", trunc))
@@ -80,14 +88,37 @@ def send_bad_tiles(ns, own_subscribers):
     up = rospy.Publisher(f"{ns}/up", TensorTile, queue_size=10)
     down = rospy.Publisher(f"{ns}/down", TensorTile, queue_size=10)
     deadline = time.monotonic() + 10.0
-    need = 1 + own_subscribers   # the peer (server on up, client on down) plus this feeder's own tile listeners
+    need = 1 + own_subscribers  # the peer (server on up, client on down) plus this feeder's own tile listeners
     while (up.get_num_connections() < need or down.get_num_connections() < need) and time.monotonic() < deadline:
         time.sleep(0.05)
-    wrong_size = TensorTile(robot=ns.split("/")[-1], request_id=7, plan_id=1, node_id=0, axis=2, row_start=0,
-                            row_stop=4, dtype="uint8", shape=[1, 3, 4, 320], codec=0, flags=0, data=bytes(100))
-    unknown_plan = TensorTile(robot=ns.split("/")[-1], request_id=8, plan_id=123456, node_id=0, axis=2,
-                              row_start=0, row_stop=1, dtype="uint8", shape=[1, 3, 1, 320], codec=0, flags=0,
-                              data=bytes(960))
+    wrong_size = TensorTile(
+        robot=ns.split("/")[-1],
+        request_id=7,
+        plan_id=1,
+        node_id=0,
+        axis=2,
+        row_start=0,
+        row_stop=4,
+        dtype="uint8",
+        shape=[1, 3, 4, 320],
+        codec=0,
+        flags=0,
+        data=bytes(100),
+    )
+    unknown_plan = TensorTile(
+        robot=ns.split("/")[-1],
+        request_id=8,
+        plan_id=123456,
+        node_id=0,
+        axis=2,
+        row_start=0,
+        row_stop=1,
+        dtype="uint8",
+        shape=[1, 3, 1, 320],
+        codec=0,
+        flags=0,
+        data=bytes(960),
+    )
     for name, msg in (("wrong_size", wrong_size), ("unknown_plan", unknown_plan)):
         emit({"kind": "bad_tile_sent", "case": name, "t": time.time()})
         up.publish(msg)
@@ -107,10 +138,17 @@ def main():
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--frame-timeout", type=float, default=10.0)
     p.add_argument("--bad", action="store_true", help="send the bad-input cases before the good frames")
-    p.add_argument("--warm-until-distributed", action="store_true",
-                   help="send warm-up frames (1 Hz) until a frame ran split with the server (bounded by --wait-ready)")
-    p.add_argument("--switch-bucket", type=float, default=0.0,
-                   help="after the closed-loop frames, publish a PlanSwitch to this bucket (MB/s)")
+    p.add_argument(
+        "--warm-until-distributed",
+        action="store_true",
+        help="send warm-up frames (1 Hz) until a frame ran split with the server (bounded by --wait-ready)",
+    )
+    p.add_argument(
+        "--switch-bucket",
+        type=float,
+        default=0.0,
+        help="after the closed-loop frames, publish a PlanSwitch to this bucket (MB/s)",
+    )
     p.add_argument("--bad-tiles", action="store_true", help="publish malformed tiles on up and down first")
     p.add_argument("--wait-ready", type=float, default=60.0, help="wait for the client's subscription (s)")
     p.add_argument("--tiles", action="store_true", help="also sum tile payloads per request")
@@ -121,10 +159,17 @@ def main():
     cv = threading.Condition()
 
     def on_poses(msg):
-        poses = [{"box": list(p.box), "score": p.score,
-                  "kps": [[k.x, k.y, k.confidence] for k in p.keypoints]} for p in msg.poses]
-        rec = {"kind": "result", "frame": msg.header.frame_id, "request_id": msg.request_id, "t": time.time(),
-               "poses": poses}
+        poses = [
+            {"box": list(p.box), "score": p.score, "kps": [[k.x, k.y, k.confidence] for k in p.keypoints]}
+            for p in msg.poses
+        ]
+        rec = {
+            "kind": "result",
+            "frame": msg.header.frame_id,
+            "request_id": msg.request_id,
+            "t": time.time(),
+            "poses": poses,
+        }
         emit(rec)
         with cv:
             results[msg.header.frame_id] = rec
@@ -133,8 +178,14 @@ def main():
     def on_voxels(msg):
         idx = np.frombuffer(np.asarray(msg.indices, dtype=np.uint32).tobytes(), np.uint32)
         cls = np.frombuffer(msg.classes if isinstance(msg.classes, bytes) else bytes(msg.classes), np.uint8)
-        rec = {"kind": "result", "frame": msg.header.frame_id, "request_id": msg.request_id, "t": time.time(),
-               "indices": idx.tolist(), "classes": cls.tolist()}
+        rec = {
+            "kind": "result",
+            "frame": msg.header.frame_id,
+            "request_id": msg.request_id,
+            "t": time.time(),
+            "indices": idx.tolist(),
+            "classes": cls.tolist(),
+        }
         emit(rec)
         with cv:
             results[msg.header.frame_id] = rec
@@ -145,17 +196,35 @@ def main():
     def on_stats(msg):
         if msg.tiles_up > 0 and msg.tiles_down > 0 and not msg.fell_back_local:
             distributed.set()
-        emit({"kind": "stats", "frame": msg.header.frame_id, "t": time.time(), "request_id": msg.request_id,
-              "mode": msg.mode, "plan_id": msg.plan_id, "plan_name": msg.plan_name, "latency_s": msg.latency_s,
-              "compute_s": msg.robot_compute_s, "transmit_only_s": msg.robot_transmit_only_s,
-              "wait_s": msg.robot_wait_s, "server_compute_s": msg.server_compute_s, "transmit_s": msg.transmit_s,
-              "bytes_up": msg.bytes_up, "bytes_down": msg.bytes_down, "tiles_up": msg.tiles_up,
-              "tiles_down": msg.tiles_down, "fell_back": msg.fell_back_local, "error": msg.error,
-              "energy_j": msg.energy_j})
+        emit(
+            {
+                "kind": "stats",
+                "frame": msg.header.frame_id,
+                "t": time.time(),
+                "request_id": msg.request_id,
+                "mode": msg.mode,
+                "plan_id": msg.plan_id,
+                "plan_name": msg.plan_name,
+                "latency_s": msg.latency_s,
+                "compute_s": msg.robot_compute_s,
+                "transmit_only_s": msg.robot_transmit_only_s,
+                "wait_s": msg.robot_wait_s,
+                "server_compute_s": msg.server_compute_s,
+                "transmit_s": msg.transmit_s,
+                "bytes_up": msg.bytes_up,
+                "bytes_down": msg.bytes_down,
+                "tiles_up": msg.tiles_up,
+                "tiles_down": msg.tiles_down,
+                "fell_back": msg.fell_back_local,
+                "error": msg.error,
+                "energy_j": msg.energy_j,
+            }
+        )
 
     def on_tile(direction):
         def cb(msg):
             emit({"kind": "tiles", "request_id": msg.request_id, "dir": direction, "bytes": len(msg.data)})
+
         return cb
 
     if args.kind == "kapao":
@@ -193,7 +262,7 @@ def main():
             pub.publish(make(frames[i % len(frames)], last))
             i += 1
             distributed.wait(1.0)
-        with cv:   # let the client finish the last warm-up frame, so the first real frame is not stale
+        with cv:  # let the client finish the last warm-up frame, so the first real frame is not stale
             cv.wait_for(lambda: last in results or rospy.is_shutdown(), timeout=args.frame_timeout)
         emit({"kind": "warm", "distributed": distributed.is_set(), "frames": i, "t": time.time()})
     if args.closed:
@@ -205,15 +274,16 @@ def main():
                 cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
             if fid not in results:
                 emit({"kind": "timeout", "frame": fid})
-        if args.switch_bucket > 0:   # the client applies the latest PlanSwitch from the next frame on
+        if args.switch_bucket > 0:  # the client applies the latest PlanSwitch from the next frame on
             from intradp_ros.msg import PlanSwitch
+
             plan_pub = rospy.Publisher(f"{ns}/plan", PlanSwitch, queue_size=1, latch=True)
             plan_pub.publish(PlanSwitch(robot=args.robot, mode="intradp", bucket_mbyte_per_s=args.switch_bucket))
             emit({"kind": "switch_sent", "bucket": args.switch_bucket, "t": time.time()})
             time.sleep(1.0)
-        if args.bad_tiles:       # after the frames, so the server's session (and its subscription) exists
+        if args.bad_tiles:  # after the frames, so the server's session (and its subscription) exists
             send_bad_tiles(ns, 1 if args.tiles else 0)
-            for i in range(2):   # the nodes keep working after them
+            for i in range(2):  # the nodes keep working after them
                 fid = f"g{i}_after"
                 emit({"kind": "sent", "frame": fid, "t": time.time()})
                 pub.publish(make(frames[i], fid))
@@ -228,7 +298,7 @@ def main():
             pub.publish(make(frames[i % len(frames)], fid))
             i += 1
             time.sleep(1.0 / args.rate)
-    time.sleep(1.5)   # late stats
+    time.sleep(1.5)  # late stats
     emit({"kind": "done", "results": len(results)})
     return 0
 

@@ -2,6 +2,7 @@
 feeders inside a Testbed, collect their JSON lines, and check results against local inference on the same
 frames and InferenceStats for consistency. Every wait is bounded; the Testbed removes every process it started.
 """
+
 import json
 import os
 import subprocess
@@ -19,10 +20,16 @@ FEEDER = HERE / "system_feeder.py"
 
 # Random weights (no checkpoint is downloaded): seed 6 is one where KAPAO's person class wins in some cells, so
 # the thresholds below give ~20 poses per frame and the comparison with local inference is not empty.
-KAPAO = {"model": "kapao_s6", "size_opt": ["--input-size", "256,320", "--seed", "6"],
-         "config": {"name": "kapao_s6", "input_size": [256, 320], "seed": 6}}
-SCONET = {"model": "sconet", "size_opt": ["--grid-xzy", "64,32,64", "--seed", "0"],
-          "config": {"name": "sconet", "grid_xzy": [64, 32, 64], "seed": 0}}
+KAPAO = {
+    "model": "kapao_s6",
+    "size_opt": ["--input-size", "256,320", "--seed", "6"],
+    "config": {"name": "kapao_s6", "input_size": [256, 320], "seed": 6},
+}
+SCONET = {
+    "model": "sconet",
+    "size_opt": ["--grid-xzy", "64,32,64", "--seed", "0"],
+    "config": {"name": "sconet", "grid_xzy": [64, 32, 64], "seed": 0},
+}
 KAPAO_THR = {"conf": 0.0004, "conf_kp": 0.0004}
 # What the clients actually run: the sparse deployment heads (the server builds them from the configs above).
 SERVED_HEADS = {"kapao": {"head": "candidates", "candidate_conf": 0.0004}, "sconet": {"head": "completion"}}
@@ -31,6 +38,7 @@ SERVED_HEADS = {"kapao": {"head": "candidates", "candidate_conf": 0.0004}, "scon
 def served_graph(kind, model):
     """The graph of the replica the client runs (its plan book is made for this graph, not the reference's)."""
     from intradp_ros.core.session import ModelConfig, load_replica
+
     return load_replica(ModelConfig.from_dict({**model["config"], **SERVED_HEADS[kind]})).graph
 
 
@@ -112,6 +120,7 @@ class System:
 
     def __init__(self, name, rate_mbit=400.0):
         from intradp_ros.eval.testbed import Testbed
+
         self.tb = Testbed(rate_mbit=rate_mbit, name=name)
         self.cache = tempfile.mkdtemp(prefix=f"intradp_{name}_")
         self.logdir = Path(os.environ.get("INTRADP_TEST_LOGS", self.cache))
@@ -123,47 +132,88 @@ class System:
 
     def up(self):
         from intradp_ros.eval.nodes import start_bridge
+
         self.tb.start_masters()
         self.bridge = start_bridge(self.tb, "robot", log=self.log("bridge"))
         return self
 
     def start_bridge(self):
         from intradp_ros.eval.nodes import start_bridge
+
         self.bridge = start_bridge(self.tb, "robot", log=self.log("bridge2"))
 
     def start_server(self, models, robots, extra=(), tag="server"):
         from intradp_ros.eval.nodes import script_argv
-        argv = script_argv("intradp_server", "--robots", ",".join(robots), "--models",
-                           json.dumps([m["config"] for m in models]), "--server-speedup", "4",
-                           "--grid", "1,5,20,50", "--maxiter", "4", "--popsize", "8", "--request-timeout", "5",
-                           "--profile-repeats", "1", *extra)
-        p = self.tb.spawn("server", argv, env=self.env, stdout=self.log(tag), stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL)
+
+        argv = script_argv(
+            "intradp_server",
+            "--robots",
+            ",".join(robots),
+            "--models",
+            json.dumps([m["config"] for m in models]),
+            "--server-speedup",
+            "4",
+            "--grid",
+            "1,5,20,50",
+            "--maxiter",
+            "4",
+            "--popsize",
+            "8",
+            "--request-timeout",
+            "5",
+            "--profile-repeats",
+            "1",
+            *extra,
+        )
+        p = self.tb.spawn(
+            "server", argv, env=self.env, stdout=self.log(tag), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         self.procs[tag] = p
         return p
 
     def start_client(self, kind, robot, model, extra=(), tag=None):
         from intradp_ros.eval.nodes import script_argv
+
         script = "kapao_client" if kind == "kapao" else "agrnav_client"
         opts = ["--conf", str(KAPAO_THR["conf"]), "--conf-kp", str(KAPAO_THR["conf_kp"])] if kind == "kapao" else []
         if kind == "kapao":
             opts += ["--input-topic", f"/camera/{robot}/image_raw"]
         else:
             opts += ["--input-topic", f"/sdf_map/{robot}/occupancy_inflate"]
-        argv = script_argv(script, "--robot", robot, "--model", model["model"], *model["size_opt"],
-                           "--initial-bandwidth", "50", "--profile-repeats", "1", *opts, *extra,
-                           f"__name:={script}_{robot}")
+        argv = script_argv(
+            script,
+            "--robot",
+            robot,
+            "--model",
+            model["model"],
+            *model["size_opt"],
+            "--initial-bandwidth",
+            "50",
+            "--profile-repeats",
+            "1",
+            *opts,
+            *extra,
+            f"__name:={script}_{robot}",
+        )
         tag = tag or f"client_{robot}"
-        p = self.tb.spawn("robot", argv, env=self.env, stdout=self.log(tag), stderr=subprocess.STDOUT,
-                          stdin=subprocess.DEVNULL)
+        p = self.tb.spawn(
+            "robot", argv, env=self.env, stdout=self.log(tag), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         self.procs[tag] = p
         return p
 
     def start_feeder(self, kind, robot, args, tag=None):
         argv = [sys.executable, str(FEEDER), kind, "--robot", robot, *args]
         tag = tag or f"feeder_{robot}"
-        p = self.tb.spawn("robot", argv, env=self.env, stdout=subprocess.PIPE, stderr=self.log(tag + "_err"),
-                          stdin=subprocess.DEVNULL, text=True)
+        p = self.tb.spawn(
+            "robot",
+            argv,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=self.log(tag + "_err"),
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         self.procs[tag] = p
         return Lines(p, self.logdir / f"{tag}.jsonl")
 
@@ -178,11 +228,13 @@ class LocalReference:
     def __init__(self, kind, model, frames):
         import torch
         from intradp_ros.core.session import ModelConfig, load_replica
+
         torch.set_num_threads(1)
         self.kind = kind
         self.rep = load_replica(ModelConfig.from_dict(model["config"]))
         sys.path.insert(0, str(HERE))
         import system_feeder
+
         self.frames = system_feeder.kapao_frames(frames) if kind == "kapao" else system_feeder.cloud_frames(frames)
         self._cache = {}
 
@@ -190,18 +242,22 @@ class LocalReference:
         if index in self._cache:
             return self._cache[index]
         import torch
+
         if self.kind == "kapao":
             from intradp_ros.models.kapao_postprocess import KapaoThresholds, poses_from_detections
             from intradp_ros.models.letterbox import letterbox
+
             x, info = letterbox(self.frames[index], tuple(self.rep.example.shape[-2:]))
             det = self.rep.forward_local(x)[0]
             thr = KapaoThresholds(conf=KAPAO_THR["conf"], conf_kp=KAPAO_THR["conf_kp"])
             out = ({"poses": poses_from_detections(det, info, thr)}, det)
         else:
             from intradp_ros.models.voxels import completed_voxels, grid_to_model_input, voxelize
+
             sys.path.insert(0, str(HERE.parents[1]))
             from intradp_ros.ros.agrnav_client import grid_spec
             from intradp_ros.models.voxels import AGRNAV_GRID
+
             spec = grid_spec(self.rep.example.shape[-3:], 0.0, AGRNAV_GRID.origin)
             x = grid_to_model_input(voxelize(self.frames[index], spec))
             logits = self.rep.forward_local(x)
@@ -240,8 +296,8 @@ def compare_voxels(ref, logits, got, tie_tol=1e-4):
     diff = [k for k in set(want) | set(have) if want.get(k) != have.get(k)]
     if not diff:
         return None
-    top2 = logits[0].topk(2, dim=0).values          # [2, X, Z, Y]
-    gap = (top2[0] - top2[1]).permute(0, 2, 1).reshape(-1)   # flat (x, y, z)
+    top2 = logits[0].topk(2, dim=0).values  # [2, X, Z, Y]
+    gap = (top2[0] - top2[1]).permute(0, 2, 1).reshape(-1)  # flat (x, y, z)
     ties = [k for k in diff if float(gap[k]) <= tie_tol]
     if len(ties) == len(diff) and len(diff) <= 10:
         return None
@@ -267,6 +323,8 @@ def check_stats(stats, tiles=None, tol=1e-6):
         if tiles is not None:
             d = per_req.get(s["request_id"], {"up": [0, 0], "down": [0, 0]})
             if [s["bytes_up"], s["tiles_up"]] != d["up"] or [s["bytes_down"], s["tiles_down"]] != d["down"]:
-                problems.append(f"{s['frame']}: stats bytes/tiles up {s['bytes_up']}/{s['tiles_up']} down "
-                                f"{s['bytes_down']}/{s['tiles_down']}, on the wire {d}")
+                problems.append(
+                    f"{s['frame']}: stats bytes/tiles up {s['bytes_up']}/{s['tiles_up']} down "
+                    f"{s['bytes_down']}/{s['tiles_down']}, on the wire {d}"
+                )
     return problems

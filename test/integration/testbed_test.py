@@ -3,6 +3,7 @@
 replay drives the rate, masters restart on the same URI, the robot throttle is real, and down() leaves nothing.
 rostest's own master is only the harness. Skipped with the reason when not root.
 """
+
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ class TestbedTest(unittest.TestCase):
     def test_life_cycle_leaves_nothing_behind(self) -> None:
         from intradp_ros.eval import shaping
         from intradp_ros.eval.testbed import Testbed, TestbedError
+
         with Testbed(rate_mbit=40.0, name="tbt") as tb:
             self.assertTrue({tb.robot.ns, tb.server.ns} <= namespaces())
             self.assertNotEqual(tb.robot.ip, tb.server.ip)
@@ -39,8 +41,10 @@ class TestbedTest(unittest.TestCase):
 
             tb.start_masters()
             uri = tb.server.master_uri
-            probe = ("import xmlrpc.client,sys; c,_,_=xmlrpc.client.ServerProxy(sys.argv[1])"
-                     ".getSystemState('/t'); sys.exit(0 if c == 1 else 1)")
+            probe = (
+                "import xmlrpc.client,sys; c,_,_=xmlrpc.client.ServerProxy(sys.argv[1])"
+                ".getSystemState('/t'); sys.exit(0 if c == 1 else 1)"
+            )
             # the robot side reaches the server master over the veth link
             self.assertEqual(tb.run("robot", [sys.executable, "-c", probe, uri], timeout=20).returncode, 0)
             tb.stop_master("server")
@@ -62,9 +66,11 @@ class TestbedTest(unittest.TestCase):
             self.assertGreater(factor, 2.0, "a 25% cpu quota must slow a busy loop down (expected about x4)")
             sleeper = tb.spawn("robot", ["sleep", "60"])
             deadline = time.monotonic() + 5  # the wrapper joins the group just before it execs
-            while str(sleeper.pid) not in (tb.cpu_group.path / 'cgroup.procs').read_text() and time.monotonic() < deadline:
+            while (
+                str(sleeper.pid) not in (tb.cpu_group.path / "cgroup.procs").read_text() and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
-            self.assertIn(str(sleeper.pid), (tb.cpu_group.path / 'cgroup.procs').read_text().split())
+            self.assertIn(str(sleeper.pid), (tb.cpu_group.path / "cgroup.procs").read_text().split())
             group = tb.cpu_group.path
         self.assertIsNotNone(sleeper.poll(), "spawned processes end with the testbed")
         self.assertFalse({tb.robot.ns, tb.server.ns} & namespaces())
@@ -76,6 +82,7 @@ class TestbedTest(unittest.TestCase):
 
     def test_failure_inside_the_block_still_tears_down(self) -> None:
         from intradp_ros.eval.testbed import Testbed
+
         with self.assertRaises(RuntimeError):
             with Testbed(rate_mbit=90.0, name="tbf") as tb:
                 p = tb.spawn("server", ["sleep", "60"])

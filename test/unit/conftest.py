@@ -1,4 +1,5 @@
 """Fixtures shared by unit tests of several packages."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Helpers shared by the engine tests: output comparison within the contract's tolerance."""
+
 from __future__ import annotations
 
 from typing import Any

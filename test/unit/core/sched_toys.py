@@ -3,6 +3,7 @@
 `toy_graph(ops, x)` builds a Graph from functional calls through the engine's own operator rules
 (`rules.analyze`), so row arithmetic is the real one; `uniform_profile(g, ...)` makes synthetic profiles.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -16,14 +17,19 @@ from intradp_ros.core.profiler import NodeProfile, Profile
 from intradp_ros.core.rules import Ctx, analyze, fresh_axis
 
 
-def toy_graph(ops: Sequence[tuple[str, Any, tuple[int, ...], tuple, dict]], x: torch.Tensor,
-              constants: dict[str, torch.Tensor] | None = None, outputs: Sequence[int] | None = None) -> Graph:
+def toy_graph(
+    ops: Sequence[tuple[str, Any, tuple[int, ...], tuple, dict]],
+    x: torch.Tensor,
+    constants: dict[str, torch.Tensor] | None = None,
+    outputs: Sequence[int] | None = None,
+) -> Graph:
     """ops: (op name, fn, input node indices, args with NodeRef/ConstRef placeholders, kwargs)."""
     consts = dict(constants or {})
     ax = fresh_axis(x)
     e = 1 if ax is None else int(x.shape[ax])
-    nodes = [Node(0, "x", "input", "elementwise", (), tuple(x.shape), x.dtype, ax, e,
-                  rowmap=rm.RowMap(None, (), {}, [], e))]
+    nodes = [
+        Node(0, "x", "input", "elementwise", (), tuple(x.shape), x.dtype, ax, e, rowmap=rm.RowMap(None, (), {}, [], e))
+    ]
     values: list[Any] = [x]
     for name, fn, ins, args, kwargs in ops:
         pieces = [values[i] for i in ins]
@@ -31,8 +37,24 @@ def toy_graph(ops: Sequence[tuple[str, Any, tuple[int, ...], tuple, dict]], x: t
         op = fn.__name__
         c = Ctx(op, fn, args, kwargs, [nodes[i] for i in ins], consts, value)
         a = analyze(c)
-        nodes.append(Node(len(nodes), name, op, a.kind, tuple(ins), tuple(value.shape), value.dtype, a.axis,
-                          a.rowmap.extent, a.reason, fn, args, kwargs, a.rowmap))
+        nodes.append(
+            Node(
+                len(nodes),
+                name,
+                op,
+                a.kind,
+                tuple(ins),
+                tuple(value.shape),
+                value.dtype,
+                a.axis,
+                a.rowmap.extent,
+                a.reason,
+                fn,
+                args,
+                kwargs,
+                a.rowmap,
+            )
+        )
         values.append(value)
     outs = list(outputs) if outputs is not None else [len(nodes) - 1]
     out_struct = OutRef(outs[0]) if len(outs) == 1 else tuple(OutRef(o) for o in outs)
@@ -54,11 +76,22 @@ def conv_chain(n_convs: int = 3, h: int = 16, c: int = 4, seed: int = 0) -> tupl
     return toy_graph(ops, x, consts), x
 
 
-def uniform_profile(g: Graph, per_row_s: Sequence[float] | float, fixed_s: float = 0.0, overhead_s: float = 0.0,
-                    name: str = "toy") -> Profile:
+def uniform_profile(
+    g: Graph, per_row_s: Sequence[float] | float, fixed_s: float = 0.0, overhead_s: float = 0.0, name: str = "toy"
+) -> Profile:
     """Profile with t(r) = fixed_s + per_row_s[v] * r for every non-input node."""
     per = [per_row_s] * len(g.nodes) if isinstance(per_row_s, (int, float)) else list(per_row_s)
-    nodes = [NodeProfile([n.extent], [0.0], 0.0, 0.0) if n.is_input else
-             NodeProfile([n.extent], [fixed_s + per[n.index] * n.extent], fixed_s, per[n.index]) for n in g.nodes]
-    return Profile(g.fingerprint, {"name": name}, nodes, [n.bytes_per_row for n in g.nodes], overhead_s,
-                   [n.extent for n in g.nodes])
+    nodes = [
+        NodeProfile([n.extent], [0.0], 0.0, 0.0)
+        if n.is_input
+        else NodeProfile([n.extent], [fixed_s + per[n.index] * n.extent], fixed_s, per[n.index])
+        for n in g.nodes
+    ]
+    return Profile(
+        g.fingerprint,
+        {"name": name},
+        nodes,
+        [n.bytes_per_row for n in g.nodes],
+        overhead_s,
+        [n.extent for n in g.nodes],
+    )

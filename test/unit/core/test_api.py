@@ -1,4 +1,5 @@
 """The three-line API with the in-process server half."""
+
 from __future__ import annotations
 
 import copy
@@ -34,7 +35,7 @@ def test_three_line_api_returns_what_local_inference_returns() -> None:
         assert idp.last_plan.name == "random_5"
         idp.set_plan("server_only")
         assert_close(ref, model(x))
-        x2 = torch.randn(1, 3, 96, 64)                     # a new input size is captured again
+        x2 = torch.randn(1, 3, 96, 64)  # a new input size is captured again
         with torch.no_grad():
             assert_close(local(x2), model(x2))
         assert len(idp._sessions) == 2
@@ -52,8 +53,8 @@ def test_unreachable_remote_server_fails_fast_with_the_master_uri() -> None:
     from intradp_ros.ros.remote_session import RemoteUnavailable
 
     model = torch.nn.Conv2d(3, 3, 1)
-    model.model_name = "kapao_s6"            # looks like a registry model: the API goes remote
-    idp = IntraDP(server="http://127.0.0.1:9")   # discard port: nothing answers
+    model.model_name = "kapao_s6"  # looks like a registry model: the API goes remote
+    idp = IntraDP(server="http://127.0.0.1:9")  # discard port: nothing answers
     idp.start_client(model)
     try:
         with pytest.raises(RemoteUnavailable, match="127.0.0.1:9"):

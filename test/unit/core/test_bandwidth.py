@@ -1,4 +1,5 @@
 """Unit tests of the robust bandwidth predictor, bucket selection and hysteresis (synthetic sample streams)."""
+
 import math
 import random
 
@@ -6,15 +7,31 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intradp_ros.core.bandwidth import (BandwidthPredictor, BandwidthSample, BucketHysteresis, InvalidSample,
-                                        PredictorConfig, bucket_grid, bytes_per_s_to_mbit, mbit_to_bytes_per_s,
-                                        parse_bucket_grid, select_bucket)
+from intradp_ros.core.bandwidth import (
+    BandwidthPredictor,
+    BandwidthSample,
+    BucketHysteresis,
+    InvalidSample,
+    PredictorConfig,
+    bucket_grid,
+    bytes_per_s_to_mbit,
+    mbit_to_bytes_per_s,
+    parse_bucket_grid,
+    select_bucket,
+)
 
 PROBE = "probe"
 
 
-def stream(predictor: BandwidthPredictor, rates_bps, start: float = 0.0, period: float = 0.3, seconds: float = 0.05,
-           noise: float = 0.0, rng=None):
+def stream(
+    predictor: BandwidthPredictor,
+    rates_bps,
+    start: float = 0.0,
+    period: float = 0.3,
+    seconds: float = 0.05,
+    noise: float = 0.0,
+    rng=None,
+):
     """Feed samples at the given true rates (bytes/s), one every `period` s; returns (last time, predictions)."""
     rng = rng or random.Random(0)
     t = start
@@ -66,7 +83,7 @@ def test_single_outlier_does_not_shift_the_level_and_raises_the_margin() -> None
     _, preds = stream(p, [truth * 0.3, truth, truth], start=t)
     assert p.level_shifts == 0
     assert preds[0].raw_bytes_per_s < truth * 0.8  # harmonic mean: a slow sample weighs
-    assert preds[-1].margin > 0.3                  # RobustMPC: recent error discounts the prediction
+    assert preds[-1].margin > 0.3  # RobustMPC: recent error discounts the prediction
     assert preds[-1].bytes_per_s < preds[-1].raw_bytes_per_s
 
 
@@ -95,8 +112,20 @@ def test_window_is_bounded_in_count() -> None:
     assert len(p.window) == 3
 
 
-@pytest.mark.parametrize("nbytes,seconds", [(0, 1.0), (-5, 1.0), (100, 0.0), (100, -1.0), (math.nan, 1.0),
-                                            (100, math.nan), (math.inf, 1.0), (100, math.inf), (1e308, 1e-308)])
+@pytest.mark.parametrize(
+    "nbytes,seconds",
+    [
+        (0, 1.0),
+        (-5, 1.0),
+        (100, 0.0),
+        (100, -1.0),
+        (math.nan, 1.0),
+        (100, math.nan),
+        (math.inf, 1.0),
+        (100, math.inf),
+        (1e308, 1e-308),
+    ],
+)
 def test_bad_samples_are_rejected(nbytes: float, seconds: float) -> None:
     p = BandwidthPredictor()
     with pytest.raises(InvalidSample):
@@ -137,8 +166,14 @@ def test_prediction_is_bounded_by_the_window(rates) -> None:
 
 
 def test_bad_config_is_refused() -> None:
-    for kwargs in ({"window": 0}, {"max_age_s": 0}, {"max_margin": -1}, {"shift_ratio": 1.0},
-                   {"window": 2, "shift_samples": 3}, {"margin_window": 0}):
+    for kwargs in (
+        {"window": 0},
+        {"max_age_s": 0},
+        {"max_margin": -1},
+        {"shift_ratio": 1.0},
+        {"window": 2, "shift_samples": 3},
+        {"margin_window": 0},
+    ):
         with pytest.raises(ValueError):
             PredictorConfig(**kwargs)
 
@@ -156,7 +191,7 @@ def test_default_grid_matches_the_scheduler() -> None:
 
 def test_select_bucket_uses_the_lower_edge() -> None:
     grid = bucket_grid()
-    assert select_bucket(grid, 0.1) == 0          # below every edge: slowest bucket
+    assert select_bucket(grid, 0.1) == 0  # below every edge: slowest bucket
     assert select_bucket(grid, 0.5) == 0
     assert select_bucket(grid, 0.99) == 0
     assert select_bucket(grid, 1.0) == 1
@@ -177,7 +212,7 @@ def test_selected_bucket_edge_is_never_above_the_estimate(estimate: float) -> No
 
 def test_hysteresis_suppresses_flapping_at_a_bucket_edge() -> None:
     h = BucketHysteresis(bucket_grid(), confirm_updates=3, jump_ratio=0.3)
-    assert h.update(5.05) == 5                     # the first estimate sets the bucket
+    assert h.update(5.05) == 5  # the first estimate sets the bucket
     changes = [h.update(e) for e in [4.95, 5.04, 4.97, 5.02, 4.96, 5.01, 4.98] * 3]
     assert all(c is None for c in changes)
     assert h.current == 5

@@ -1,11 +1,19 @@
 """Unit tests of probe planning, the duty-cycle budget, link activity and passive samples."""
+
 import math
 
 import pytest
 
 from intradp_ros.core.bandwidth import InvalidSample
-from intradp_ros.core.bandwidth_probe import (DutyBudget, LinkActivity, ProbeConfig, passive_sample, plan_probe,
-                                              probe_bytes, probe_sample)
+from intradp_ros.core.bandwidth_probe import (
+    DutyBudget,
+    LinkActivity,
+    ProbeConfig,
+    passive_sample,
+    plan_probe,
+    probe_bytes,
+    probe_sample,
+)
 
 CFG = ProbeConfig()
 
@@ -44,7 +52,7 @@ def test_duty_budget_limits_the_share_and_paces_probes() -> None:
     b = DutyBudget(window_s=10.0)
     assert b.allows(0.0, 0.1, 0.05)
     b.record(0.0, 0.1)
-    assert not b.allows(0.5, 0.1, 0.05)   # pacing: 0.1 s probe at 5 % -> 1.9 s of quiet
+    assert not b.allows(0.5, 0.1, 0.05)  # pacing: 0.1 s probe at 5 % -> 1.9 s of quiet
     assert b.allows(2.0, 0.1, 0.05)
     # fill the window: never more than 5 % of 10 s
     t = 0.0
@@ -61,28 +69,34 @@ def test_duty_budget_limits_the_share_and_paces_probes() -> None:
 def test_link_activity_gates_probes_between_frames() -> None:
     cfg = ProbeConfig(idle_gap_s=0.1, active_window_s=2.0, guard_s=0.02)
     a = LinkActivity()
-    assert a.probe_fits(0.0, 0.1, cfg)        # never saw traffic
-    for k in range(4):                          # frames every 1.0 s, each 0.4 s long, ending at k + 0.4
+    assert a.probe_fits(0.0, 0.1, cfg)  # never saw traffic
+    for k in range(4):  # frames every 1.0 s, each 0.4 s long, ending at k + 0.4
         a.on_frame(k + 0.4, 0.4)
     assert a.inference_running(3.5, cfg.active_window_s)
-    assert not a.probe_fits(3.45, 0.1, cfg)    # traffic 50 ms ago
+    assert not a.probe_fits(3.45, 0.1, cfg)  # traffic 50 ms ago
     assert a.next_frame_start() == pytest.approx(4.0)
-    assert a.probe_fits(3.6, 0.2, cfg)         # ends at 3.8 < 4.0 - guard
-    assert not a.probe_fits(3.6, 0.39, cfg)    # would run into the next frame
-    assert a.probe_fits(10.0, 5.0, cfg)        # inference stopped: only the budget limits
+    assert a.probe_fits(3.6, 0.2, cfg)  # ends at 3.8 < 4.0 - guard
+    assert not a.probe_fits(3.6, 0.39, cfg)  # would run into the next frame
+    assert a.probe_fits(10.0, 5.0, cfg)  # inference stopped: only the budget limits
 
 
 def test_passive_sample_uses_the_larger_direction() -> None:
     s = passive_sample(1_000_000, 200_000, 0.25, 5.0, min_bytes=256 * 1024)
     assert s.bytes_per_s == pytest.approx(4e6) and s.source == "passive"
-    assert passive_sample(10_000, 5_000, 0.01, 5.0, min_bytes=256 * 1024) is None   # too small to tell
+    assert passive_sample(10_000, 5_000, 0.01, 5.0, min_bytes=256 * 1024) is None  # too small to tell
     for bad in ((-1, 0, 0.1), (10**6, 0, math.nan), (10**6, 0, -0.1), (10**6, 0, 0.0)):
         with pytest.raises(InvalidSample):
             passive_sample(*bad, 5.0, min_bytes=1)
 
 
 def test_bad_probe_config_is_refused() -> None:
-    for kwargs in ({"direction": "sideways"}, {"min_bytes": 0}, {"max_bytes": 10, "min_bytes": 20},
-                   {"busy_duty": 1.5}, {"target_s": 0}, {"omit_bytes": -1}):
+    for kwargs in (
+        {"direction": "sideways"},
+        {"min_bytes": 0},
+        {"max_bytes": 10, "min_bytes": 20},
+        {"busy_duty": 1.5},
+        {"target_s": 0},
+        {"omit_bytes": -1},
+    ):
         with pytest.raises(ValueError):
             ProbeConfig(**kwargs)

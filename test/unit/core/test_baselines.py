@@ -1,4 +1,5 @@
 """Baselines: DSCCS min-cut against brute force, SPSO's energy choice, plans in the shared format."""
+
 from __future__ import annotations
 
 import itertools
@@ -8,8 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from intradp_ros.core.baselines import (LayerPartitions, baselines_at, dsccs_partition, partition_cost, spso_choice,
-                                        whole_partition)
+from intradp_ros.core.baselines import (
+    LayerPartitions,
+    baselines_at,
+    dsccs_partition,
+    partition_cost,
+    spso_choice,
+    whole_partition,
+)
 from intradp_ros.core.cost_model import CostModel
 from intradp_ros.core.graph import ConstRef, NodeRef
 from intradp_ros.core.plan import EMPTY, Plan
@@ -32,7 +39,7 @@ def test_min_cut_equals_brute_force_on_a_chain(seed, bw):
     on = dsccs_partition(g, cm, bw)
     got = partition_cost(g, cm, on, bw)
     brute = min(partition_cost(g, cm, [i < cut for i in range(len(g.nodes))], bw) for cut in range(len(g.nodes) + 1))
-    assert got == pytest.approx(brute, rel=1e-5, abs=2e-6)      # capacities are rounded to microseconds
+    assert got == pytest.approx(brute, rel=1e-5, abs=2e-6)  # capacities are rounded to microseconds
     # its partition is a topological prefix (the chain has no other downsets)
     k = sum(on)
     assert on == [i < k for i in range(len(g.nodes))]
@@ -42,11 +49,13 @@ def diamond():
     """x -> a -> (b, c) -> add -> d: a DAG with a fork, so downsets are not just prefixes."""
     x = torch.randn(1, 2, 8, 8)
     w = {f"w{i}": torch.randn(2, 2, 3, 3) for i in range(4)}
-    ops = [("a", F.conv2d, (0,), (NodeRef(0), ConstRef("w0")), {"padding": 1}),
-           ("b", F.conv2d, (1,), (NodeRef(0), ConstRef("w1")), {"padding": 1}),
-           ("c", F.relu, (1,), (NodeRef(0),), {}),
-           ("add", torch.add, (2, 3), (NodeRef(0), NodeRef(1)), {}),
-           ("d", F.conv2d, (4,), (NodeRef(0), ConstRef("w2")), {"padding": 1})]
+    ops = [
+        ("a", F.conv2d, (0,), (NodeRef(0), ConstRef("w0")), {"padding": 1}),
+        ("b", F.conv2d, (1,), (NodeRef(0), ConstRef("w1")), {"padding": 1}),
+        ("c", F.relu, (1,), (NodeRef(0),), {}),
+        ("add", torch.add, (2, 3), (NodeRef(0), NodeRef(1)), {}),
+        ("d", F.conv2d, (4,), (NodeRef(0), ConstRef("w2")), {"padding": 1}),
+    ]
     return toy_graph(ops, x, w)
 
 
@@ -60,7 +69,7 @@ def test_min_cut_equals_brute_force_over_downsets_of_a_dag(seed, bw):
     for bits in itertools.product([False, True], repeat=N - 1):
         on = [True] + list(bits)
         if any(on[v] and not all(on[u] for u in g.nodes[v].inputs) for v in range(N)):
-            continue                                   # not a downset: a robot node after a server node
+            continue  # not a downset: a robot node after a server node
         best = min(best, partition_cost(g, cm, on, bw))
     on = dsccs_partition(g, cm, bw)
     assert partition_cost(g, cm, on, bw) == pytest.approx(best, rel=1e-5, abs=3e-6)
@@ -106,4 +115,7 @@ def test_baselines_at_gives_four_plans_with_predictions():
         assert Plan.from_json(plan.to_json(), g).robot == plan.robot
         assert bs.predictions[name].latency_s == pytest.approx(cm.latency(plan, 1e5))
     # DSCCS minimises the sequential sum, which for whole-operator partitions of a chain is the replayed latency
-    assert bs.predictions["dsccs"].latency_s <= min(bs.predictions[k].latency_s for k in ("device_only", "server_only")) + 1e-6
+    assert (
+        bs.predictions["dsccs"].latency_s
+        <= min(bs.predictions[k].latency_s for k in ("device_only", "server_only")) + 1e-6
+    )

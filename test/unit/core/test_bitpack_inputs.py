@@ -1,4 +1,5 @@
 """0/1 graph inputs (occupancy grids) travel bit-packed; a frame that breaks the promise still travels (raw)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace

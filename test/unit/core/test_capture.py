@@ -1,4 +1,5 @@
 """capture(): fx and dispatch front ends, following the split axis, refusing what cannot be captured."""
+
 from __future__ import annotations
 
 import pytest
@@ -77,19 +78,25 @@ class SconetLike(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.enc = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1),
-                                 nn.Upsample(scale_factor=2), nn.ReLU(inplace=True))
+        self.enc = nn.Sequential(
+            nn.Conv2d(4, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4, 4, 3, padding=1),
+            nn.Upsample(scale_factor=2),
+            nn.ReLU(inplace=True),
+        )
         self.head = nn.Conv3d(1, 3, 3, padding=(1, 2, 1), dilation=(1, 2, 1))
         self.bn = nn.BatchNorm3d(3)
 
     def forward(self, occ: torch.Tensor) -> torch.Tensor:
-        x = occ.float().squeeze(1).permute(0, 2, 1, 3)       # [B, Z, X, Y]: heights become channels
+        x = occ.float().squeeze(1).permute(0, 2, 1, 3)  # [B, Z, X, Y]: heights become channels
         x = self.enc(x)
-        x = x + 0                                                # a Python scalar operand
-        x = x[:, None]                                           # [B, 1, Z, X, Y]
+        x = x + 0  # a Python scalar operand
+        x = x[:, None]  # [B, 1, Z, X, Y]
         y = self.bn(self.head(x))
         y += 1.0
-        return y.permute(0, 1, 3, 2, 4)                          # [B, C, X, Z, Y]
+        return y.permute(0, 1, 3, 2, 4)  # [B, C, X, Z, Y]
 
 
 def test_split_axis_followed_through_squeeze_permute_and_none_index() -> None:
@@ -115,11 +122,11 @@ class Mixed(nn.Module):
         self.lin = nn.Linear(4, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x).permute(0, 2, 3, 1)          # channels last: rows stay rows
+        y = self.conv(x).permute(0, 2, 3, 1)  # channels last: rows stay rows
         y = self.lin(F.gelu(self.ln(y))).permute(0, 3, 1, 2)
-        a = torch.softmax(y, dim=1)                   # over channels: row-wise
-        b = torch.flip(y, [2])                        # unknown operator: global
-        s = torch.softmax(y.flatten(2), dim=-1)       # over all positions: global
+        a = torch.softmax(y, dim=1)  # over channels: row-wise
+        b = torch.flip(y, [2])  # unknown operator: global
+        s = torch.softmax(y.flatten(2), dim=-1)  # over all positions: global
         return a + b + s.view_as(y)
 
 
@@ -143,7 +150,13 @@ def test_nodes_expose_what_the_scheduler_needs() -> None:
     x = torch.randn(1, 3, 16, 16)
     g = capture(model, x)
     conv = g.nodes[1]
-    assert (conv.index, conv.kind, conv.inputs, conv.shape, conv.dtype) == (1, "block", (0,), (1, 5, 8, 8), torch.float32)
+    assert (conv.index, conv.kind, conv.inputs, conv.shape, conv.dtype) == (
+        1,
+        "block",
+        (0,),
+        (1, 5, 8, 8),
+        torch.float32,
+    )
     assert (conv.axis, conv.extent, conv.bytes_per_row) == (2, 8, 5 * 8 * 4)
     assert g.input_rows(conv, (0, 1)) == [(0, 2)] and g.input_rows(1, (7, 8)) == [(13, 16)]
     assert len(g.fingerprint) == 16
@@ -152,6 +165,7 @@ def test_nodes_expose_what_the_scheduler_needs() -> None:
 def test_dispatch_recording_of_a_zoo_model() -> None:
     """The dispatch front end alone (no fx) on a torchvision model gives a graph that runs every plan."""
     import torchvision
+
     torch.manual_seed(0)
     model = torchvision.models.mobilenet_v3_small(weights=None).eval()
     x = torch.randn(1, 3, 48, 48)

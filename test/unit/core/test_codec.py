@@ -1,4 +1,5 @@
 """Wire codec: round trips for every dtype/codec, byte layout, zero-copy decode, one rejection per bad field."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,10 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intradp_ros.core.codec import (WIRE_DTYPES, TileValidator, WireTile, decode_tile, encode_tile,
-                                    payload_size)
-from intradp_ros.core.tile import (CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_ABORT, FLAG_LAST, FLAG_START, Tile,
-                                   TileError)
+from intradp_ros.core.codec import WIRE_DTYPES, TileValidator, WireTile, decode_tile, encode_tile, payload_size
+from intradp_ros.core.tile import (
+    CODEC_BITPACK,
+    CODEC_RAW,
+    CODEC_SPARSE,
+    FLAG_ABORT,
+    FLAG_LAST,
+    FLAG_START,
+    Tile,
+    TileError,
+)
 
 ALL_DTYPES = ["float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool"]
 
@@ -26,11 +34,19 @@ def _sample(dtype: str, shape: tuple, seed: int = 0) -> np.ndarray:
     return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
 
 
-def _tile(data: np.ndarray, axis: int = 0, row_start: int = 0, codec: int = CODEC_RAW, flags: int = 0,
-          **kw) -> Tile:
-    fields = dict(request_id=7, plan_id=3, node_id=5, axis=axis, row_start=row_start,
-                  row_stop=row_start + (data.shape[axis] if data.ndim else 1), data=data, codec=codec, flags=flags,
-                  robot="r1")
+def _tile(data: np.ndarray, axis: int = 0, row_start: int = 0, codec: int = CODEC_RAW, flags: int = 0, **kw) -> Tile:
+    fields = dict(
+        request_id=7,
+        plan_id=3,
+        node_id=5,
+        axis=axis,
+        row_start=row_start,
+        row_stop=row_start + (data.shape[axis] if data.ndim else 1),
+        data=data,
+        codec=codec,
+        flags=flags,
+        robot="r1",
+    )
     fields.update(kw)
     return Tile(**fields)
 
@@ -110,8 +126,17 @@ def test_bitpack_refuses_non_binary_values() -> None:
 def test_sparse_round_trip_keeps_survivor_shape_and_positions() -> None:
     survivors = _sample("float32", (3, 57))  # 3 survivors of rows [10, 40) of a (100,) mask with 57 features
     index = np.array([12, 17, 39], dtype=np.int64)
-    tile = Tile(request_id=1, plan_id=2, node_id=5, axis=0, row_start=10, row_stop=40, data=survivors,
-                codec=CODEC_SPARSE, index=index)
+    tile = Tile(
+        request_id=1,
+        plan_id=2,
+        node_id=5,
+        axis=0,
+        row_start=10,
+        row_stop=40,
+        data=survivors,
+        codec=CODEC_SPARSE,
+        index=index,
+    )
     wire = encode_tile(tile)
     assert wire.data == index.tobytes() + survivors.tobytes() and wire.shape == (3, 57)
     validator = TileValidator(known_plan_ids=[2], node_shapes={5: (100, 57)}, max_bytes=1 << 20)
@@ -124,8 +149,19 @@ def test_sparse_round_trip_keeps_survivor_shape_and_positions() -> None:
 def test_sparse_tile_needs_one_position_per_entry() -> None:
     for index in (None, np.array([1, 2], dtype=np.int64)):
         with pytest.raises(TileError) as err:
-            encode_tile(Tile(request_id=1, plan_id=2, node_id=5, axis=0, row_start=0, row_stop=4,
-                             data=_sample("float32", (3, 2)), codec=CODEC_SPARSE, index=index))
+            encode_tile(
+                Tile(
+                    request_id=1,
+                    plan_id=2,
+                    node_id=5,
+                    axis=0,
+                    row_start=0,
+                    row_stop=4,
+                    data=_sample("float32", (3, 2)),
+                    codec=CODEC_SPARSE,
+                    index=index,
+                )
+            )
         assert err.value.field == "data"
 
 
@@ -142,8 +178,7 @@ def test_field_outside_wire_width_cannot_be_encoded() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(dtype=st.sampled_from(ALL_DTYPES), shape=st.lists(st.integers(1, 5), min_size=1, max_size=4),
-       data=st.data())
+@given(dtype=st.sampled_from(ALL_DTYPES), shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), data=st.data())
 def test_round_trip_random_shapes(dtype: str, shape: list, data: st.DataObject) -> None:
     axis = data.draw(st.integers(0, len(shape) - 1))
     start = data.draw(st.integers(0, 10))
@@ -179,16 +214,16 @@ def test_good_tile_passes(validator: TileValidator) -> None:
 BAD_FIELDS = [
     ("dtype", dict(dtype="complex64")),
     ("dtype", dict(dtype="bfloat16")),
-    ("data", dict(data=bytes(1 * 4 * 3 * 6 * 4 - 1))),        # one byte short
-    ("data", dict(data=bytes(1 * 4 * 3 * 6 * 4 + 4))),                # one element too many
-    ("data", dict(data=[0] * 288)),                                    # not bytes-like
-    ("shape", dict(shape=(1, 4, 3, 6, 1))),                            # rank differs from the node's
+    ("data", dict(data=bytes(1 * 4 * 3 * 6 * 4 - 1))),  # one byte short
+    ("data", dict(data=bytes(1 * 4 * 3 * 6 * 4 + 4))),  # one element too many
+    ("data", dict(data=[0] * 288)),  # not bytes-like
+    ("shape", dict(shape=(1, 4, 3, 6, 1))),  # rank differs from the node's
     ("shape", dict(shape=(1, 5, 3, 6), data=bytes(1 * 5 * 3 * 6 * 4))),  # non-split extent differs
     ("shape", dict(shape=(1, 4, 2, 6), data=bytes(1 * 4 * 2 * 6 * 4))),  # rows != row_stop - row_start
     ("axis", dict(axis=4)),
     ("row_start", dict(row_start=-1)),
-    ("row_start", dict(row_start=7)),                                  # empty range
-    ("row_stop", dict(row_start=8, row_stop=11)),                      # beyond the node's extent 10
+    ("row_start", dict(row_start=7)),  # empty range
+    ("row_stop", dict(row_start=8, row_stop=11)),  # beyond the node's extent 10
     ("node_id", dict(node_id=99)),
     ("plan_id", dict(plan_id=17)),
     ("flags", dict(flags=8)),
@@ -212,8 +247,18 @@ def test_payload_over_limit_is_refused() -> None:
 
 
 def test_bitpack_with_wrong_packed_size_is_refused(validator: TileValidator) -> None:
-    wire = encode_tile(Tile(request_id=1, plan_id=3, node_id=6, axis=0, row_start=0, row_stop=2,
-                            data=np.ones((2, 2), dtype=bool), codec=CODEC_BITPACK))
+    wire = encode_tile(
+        Tile(
+            request_id=1,
+            plan_id=3,
+            node_id=6,
+            axis=0,
+            row_start=0,
+            row_stop=2,
+            data=np.ones((2, 2), dtype=bool),
+            codec=CODEC_BITPACK,
+        )
+    )
     decode_tile(wire, validator)
     with pytest.raises(TileError) as err:
         decode_tile(dataclasses.replace(wire, data=b"\xff\x00"), validator)
@@ -237,8 +282,19 @@ def test_sparse_survivor_count_is_not_checked_against_range(validator: TileValid
 
 
 def test_abort_tile_carries_no_payload(validator: TileValidator) -> None:
-    abort = WireTile(request_id=9, plan_id=3, node_id=5, axis=0, row_start=0, row_stop=0, dtype="uint8",
-                     shape=(0,), codec=CODEC_RAW, flags=FLAG_ABORT | FLAG_LAST, data=b"")
+    abort = WireTile(
+        request_id=9,
+        plan_id=3,
+        node_id=5,
+        axis=0,
+        row_start=0,
+        row_stop=0,
+        dtype="uint8",
+        shape=(0,),
+        codec=CODEC_RAW,
+        flags=FLAG_ABORT | FLAG_LAST,
+        data=b"",
+    )
     assert decode_tile(abort, validator).data.size == 0
     with pytest.raises(TileError) as err:
         decode_tile(dataclasses.replace(abort, shape=(1,), data=b"\x00"), validator)
@@ -246,8 +302,19 @@ def test_abort_tile_carries_no_payload(validator: TileValidator) -> None:
 
 
 def test_start_tile_carries_no_payload(validator: TileValidator) -> None:
-    start = WireTile(request_id=9, plan_id=3, node_id=5, axis=0, row_start=0, row_stop=0, dtype="uint8",
-                     shape=(0,), codec=CODEC_RAW, flags=FLAG_START, data=b"")
+    start = WireTile(
+        request_id=9,
+        plan_id=3,
+        node_id=5,
+        axis=0,
+        row_start=0,
+        row_stop=0,
+        dtype="uint8",
+        shape=(0,),
+        codec=CODEC_RAW,
+        flags=FLAG_START,
+        data=b"",
+    )
     assert decode_tile(start, validator).data.size == 0
     with pytest.raises(TileError) as err:
         decode_tile(dataclasses.replace(start, shape=(1,), data=b"\x00"), validator)

@@ -1,4 +1,5 @@
 """Cost model: a hand-computed timeline, agreement with the engine's transfers, vectorised == scalar replay."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,29 +20,31 @@ def three_node_graph():
     """x [1,2,16,16] -> conv3x3 (pad 1) -> relu: input, conv, relu."""
     x = torch.randn(1, 2, 16, 16)
     w = torch.randn(2, 2, 3, 3)
-    ops = [("conv", F.conv2d, (0,), (NodeRef(0), ConstRef("w")), {"padding": 1}),
-           ("relu", F.relu, (1,), (NodeRef(0),), {})]
+    ops = [
+        ("conv", F.conv2d, (0,), (NodeRef(0), ConstRef("w")), {"padding": 1}),
+        ("relu", F.relu, (1,), (NodeRef(0),), {}),
+    ]
     return toy_graph(ops, x, {"w": w})
 
 
 def test_hand_computed_timeline():
     g = three_node_graph()
-    bpr = 2 * 16 * 4                                    # bytes of one row of every node (float32, 2 ch, 16 cols)
+    bpr = 2 * 16 * 4  # bytes of one row of every node (float32, 2 ch, 16 cols)
     assert [n.bytes_per_row for n in g.nodes] == [bpr] * 3
-    robot = uniform_profile(g, [0.0, 1e-3, 0.5e-3], overhead_s=2e-4)        # 1 ms/row conv, 0.5 ms/row relu
+    robot = uniform_profile(g, [0.0, 1e-3, 0.5e-3], overhead_s=2e-4)  # 1 ms/row conv, 0.5 ms/row relu
     server = robot.scaled(0.1, "server")
     power = PowerModel(10.0, 4.0, 1.0)
     cm = CostModel(g, robot, server, power)
     plan = Plan(g, [(0, 16), (0, 8), (0, 8)], [(0, 0), (8, 16), (8, 16)])
     ts = plan.transfers()
     assert [(t.node, t.direction, t.start, t.stop) for t in ts] == [(0, UP, 7, 16), (2, DOWN, 8, 16)]
-    bw = 1e5                                            # bytes/s
-    up = 2e-4 + 9 * bpr / bw                           # 11.72 ms: input rows 7..15 go up at t = 0
-    srv_end = up + 0.1 * (8e-3 + 4e-3)                 # server conv + relu on 8 rows
-    down = 2e-4 + 8 * bpr / bw                         # 10.44 ms
-    robot_end = 8e-3 + 4e-3                            # robot conv + relu on 8 rows
+    bw = 1e5  # bytes/s
+    up = 2e-4 + 9 * bpr / bw  # 11.72 ms: input rows 7..15 go up at t = 0
+    srv_end = up + 0.1 * (8e-3 + 4e-3)  # server conv + relu on 8 rows
+    down = 2e-4 + 8 * bpr / bw  # 10.44 ms
+    robot_end = 8e-3 + 4e-3  # robot conv + relu on 8 rows
     latency = max(robot_end, srv_end + down)
-    assert latency == pytest.approx(0.02336)            # 11.72 + 1.2 + 10.44 ms
+    assert latency == pytest.approx(0.02336)  # 11.72 + 1.2 + 10.44 ms
     p = cm.predict(plan, bw)
     assert p.latency_s == pytest.approx(latency)
     assert cm.latency(plan, bw) == pytest.approx(latency)
@@ -51,7 +54,7 @@ def test_hand_computed_timeline():
     assert p.robot_idle_s == pytest.approx(latency - robot_end)
     assert (p.bytes_up, p.bytes_down, p.transfers) == (9 * bpr, 8 * bpr, 2)
     # robot: computing [0, 12 ms), link busy [0, up) and [srv_end, latency); transmitting-only outside compute
-    tx_only = max(up - robot_end, 0.0) + down           # the upload hides under robot compute
+    tx_only = max(up - robot_end, 0.0) + down  # the upload hides under robot compute
     energy = 10.0 * robot_end + 4.0 * tx_only + 1.0 * (latency - robot_end - tx_only)
     assert p.energy_j == pytest.approx(energy)
 
@@ -94,7 +97,7 @@ def test_vector_replay_equals_scalar(seed):
 def test_interval_arithmetic():
     s, e = np.array([0.0, 1.0, 5.0]), np.array([2.0, 3.0, 6.0])
     assert union_length(s, e) == pytest.approx(4.0)
-    assert outside_length(np.array([2.5]), np.array([7.0]), s, e) == pytest.approx(3.0)   # [3, 5) and [6, 7)
+    assert outside_length(np.array([2.5]), np.array([7.0]), s, e) == pytest.approx(3.0)  # [3, 5) and [6, 7)
     j, tx = robot_energy(PowerModel(10, 2, 1), 8.0, [(0, 2)], [(1, 4)])
     assert tx == pytest.approx(2.0)
     assert j == pytest.approx(10 * 2 + 2 * 2 + 1 * 4)
@@ -104,7 +107,7 @@ def test_executor_step_overhead_is_charged_per_step_and_side():
     g = three_node_graph()
     robot = uniform_profile(g, 1e-3, overhead_s=0.0)
     robot.step_overhead_s = 1e-4
-    server = robot.scaled(0.1, "server")                 # 1e-5 s per step on the server
+    server = robot.scaled(0.1, "server")  # 1e-5 s per step on the server
     cm = CostModel(g, robot, server)
     assert server.step_overhead_s == pytest.approx(1e-5)
     assert robot.scaled(0.1, "x", scale_overhead=False).step_overhead_s == 1e-4

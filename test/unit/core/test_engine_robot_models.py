@@ -1,5 +1,6 @@
 """run_pair equals the local forward for the two robot models (KAPAO s6 at a small input, SCONet at
 its fixed 256x256x32 grid on a few plans: it is the slowest test of the engine)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """run_pair equals the local forward for the torchvision zoo and a U-Net, under device-only,
 server-only, layer-partition and random plans (float32, error <= 1e-4 of the output's scale)."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 N_RANDOM = 20
 
 ZOO = [  # (name, input side): small inputs keep the suite fast
-    ("vgg19_bn", 32), ("resnet50", 64), ("resnext50_32x4d", 64), ("densenet121", 64), ("convnext_tiny", 64),
-    ("regnet_x_1_6gf", 64), ("mobilenet_v3_large", 64), ("efficientnet_b0", 64),
+    ("vgg19_bn", 32),
+    ("resnet50", 64),
+    ("resnext50_32x4d", 64),
+    ("densenet121", 64),
+    ("convnext_tiny", 64),
+    ("regnet_x_1_6gf", 64),
+    ("mobilenet_v3_large", 64),
+    ("efficientnet_b0", 64),
 ]
 
 
@@ -40,7 +47,7 @@ def test_zoo_model_all_plan_kinds(name: str, side: int) -> None:
     g = capture(model, x)
     plans = [Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5), Plan.halo_split(g, 0.4)]
     plans += [Plan.random(g, seed) for seed in range(N_RANDOM)]
-    cuts = range(1, len(g), max(1, len(g) // 6))   # a spread of layer partitions (all of them for the U-Net)
+    cuts = range(1, len(g), max(1, len(g) // 6))  # a spread of layer partitions (all of them for the U-Net)
     plans += [Plan.layer_partition(g, c) for c in cuts]
     _check_plans(g, model, x, plans)
 
@@ -70,5 +77,7 @@ def test_large_input_row_splits() -> None:
     model = TinyUNet(c=4).eval()
     x = torch.randint(0, 256, (1, 3, 384, 512), dtype=torch.uint8)
     g = capture(model, x)
-    plans = [Plan.row_split(g, f) for f in (0.25, 0.8)] + [Plan.halo_split(g, 0.5)] + [Plan.random(g, s) for s in range(3)]
+    plans = (
+        [Plan.row_split(g, f) for f in (0.25, 0.8)] + [Plan.halo_split(g, 0.5)] + [Plan.random(g, s) for s in range(3)]
+    )
     _check_plans(g, model, x, plans)

@@ -1,4 +1,5 @@
 """A tile lost, duplicated, out of order or malformed is detected (error or wait), never merged."""
+
 from __future__ import annotations
 
 import threading
@@ -40,8 +41,13 @@ class FaultyEnd(Transport):
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(6, 4, 3, stride=2, padding=1)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 4, 3, stride=2, padding=1),
+    ).eval()
     x = torch.randn(1, 3, 24, 16)
     g = capture(model, x)
     plan = Plan.row_split(g, 0.5)
@@ -49,8 +55,14 @@ def setup():
     return model, g, plan, x
 
 
-def run_with(g, plan, x, up: Callable[[Tile], list[Tile]] = lambda t: [t],
-             down: Callable[[Tile], list[Tile]] = lambda t: [t], timeout: float = 1.0):
+def run_with(
+    g,
+    plan,
+    x,
+    up: Callable[[Tile], list[Tile]] = lambda t: [t],
+    down: Callable[[Tile], list[Tile]] = lambda t: [t],
+    timeout: float = 1.0,
+):
     r, s = inprocess_pair()
     server = ServerHalf(g, FaultyEnd(s, down), [plan], device="cpu", timeout=timeout)
     client = ClientHalf(g, FaultyEnd(r, up), timeout=timeout)
@@ -105,6 +117,7 @@ def test_out_of_order_tiles_are_waited_for(setup) -> None:
                 late = held.pop() if held else None
             if late is not None:
                 end.inner.send(late)
+
         threading.Timer(0.1, flush).start()
         return []
 
@@ -164,6 +177,7 @@ def test_tiles_survive_the_wire_codec() -> None:
     """Every tile the executors send (split rows, whole tensors, raw uint8 input) goes through the wire
     codec's bytes and back; results stay equal."""
     import torchvision
+
     torch.manual_seed(0)
     model = torchvision.models.mobilenet_v3_small(weights=None).eval()
     x = torch.randn(1, 3, 48, 48)
@@ -190,7 +204,7 @@ def test_server_rows_that_need_no_input_still_start_the_server_half() -> None:
     g = capture(model, x)
     extents = [n.extent for n in g.nodes]
     assert extents == [8, 4, 3]
-    assert g.input_rows(g.nodes[2], (0, 1)) == [None]          # output row 0 reads only padding
+    assert g.input_rows(g.nodes[2], (0, 1)) == [None]  # output row 0 reads only padding
     plan = Plan(g, [(0, 8), (0, 4), (1, 3)], [(0, 0), (0, 0), (0, 1)], "padding_rows_on_server")
     assert plan.server_needs_start() and [t.direction for t in plan.transfers()] == ["server->robot"]
     robot_end, server_end = inprocess_pair()

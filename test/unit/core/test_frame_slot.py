@@ -1,4 +1,5 @@
 """frame_slot: newest frame wins, stale frames are dropped, waits are bounded."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """frame_timing: the InferenceStats breakdown always adds up and splits idle time by what was in flight."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """link_health: distributed only while a session is accepted and the tile link is connected."""
+
 from __future__ import annotations
 
 from intradp_ros.core.link_health import CONNECTING, DOWN, UP, LinkHealth
@@ -26,7 +27,7 @@ def test_failure_goes_local_at_once_and_heartbeat_brings_it_back() -> None:
     h.on_peer(True)
     assert h.on_failure("tile lost") is not None
     assert h.state == DOWN and not h.distributed_allowed()
-    assert h.on_peer(True) is None and not h.distributed_allowed()   # peer alone is not enough
+    assert h.on_peer(True) is None and not h.distributed_allowed()  # peer alone is not enough
     h.on_session(True, "heartbeat answered")
     assert h.state == UP
 

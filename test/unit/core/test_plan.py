@@ -1,4 +1,5 @@
 """Plans: special plans, validation errors, transfers, JSON round trip with the graph fingerprint."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ class Small(nn.Module):
         self.fc = nn.Linear(4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x.float() / 255.0)
+        x = x.float() / 255.0
         y = torch.relu(self.c2(torch.relu(self.c1(x))))
         return self.fc(y.mean(dim=(2, 3)))
 
@@ -112,8 +113,14 @@ def test_random_plans_are_valid_and_varied(graph) -> None:
 def test_halo_split_exchanges_nothing_mid_way() -> None:
     """With halos recomputed on each side, only input rows go up and split-root rows come down."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Conv2d(4, 2, 3, padding=1)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 2, 3, padding=1),
+    ).eval()
     g = capture(model, torch.randn(1, 3, 32, 16))
     p = Plan.halo_split(g, 0.5)
     ups = [t for t in p.transfers() if t.direction == UP]

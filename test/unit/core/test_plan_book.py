@@ -1,5 +1,6 @@
 """plan_book: every mode has a plan per bucket, the book survives JSON, the disk cache, and is refused for
 another graph; every plan runs through the engine and equals the local forward."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     robot = profile_graph(g, [x], repeats=1, sizes=2, step_overhead=False)
     server = robot.scaled(0.25, "server")
     cache = tmp_path_factory.mktemp("cache")
-    book, hit = build_plan_book(g, robot, server, [0.5, 5, 50], config=SolverConfig(maxiter=2, popsize=6),
-                                cache_dir=cache)
+    book, hit = build_plan_book(
+        g, robot, server, [0.5, 5, 50], config=SolverConfig(maxiter=2, popsize=6), cache_dir=cache
+    )
     return m, x, g, robot, server, cache, book, hit
 
 
@@ -45,8 +47,8 @@ def test_every_mode_has_a_plan_per_bucket(setup) -> None:
         assert [b for b, _ in book.modes[mode]] == [0.5, 5.0, 50.0]
     assert book.plan_for("device_only", 5).name == "device_only"
     assert book.plan_for("server_only", 5).name == "server_only"
-    assert book.plan_for("intradp", 0.1) is book.plan_for("intradp", 0.5)          # below the grid: lowest
-    assert book.plan_for("intradp", 7.0) is book.plan_for("intradp", 5.0)          # its bucket
+    assert book.plan_for("intradp", 0.1) is book.plan_for("intradp", 0.5)  # below the grid: lowest
+    assert book.plan_for("intradp", 7.0) is book.plan_for("intradp", 5.0)  # its bucket
     assert len({p.plan_id for p in book.plans}) == len(book.plans)
     with pytest.raises(PlanBookError):
         book.plan_for("fastest", 5)
@@ -57,8 +59,9 @@ def test_json_round_trip_cache_and_other_graph(setup) -> None:
     back = PlanBook.from_json(book.to_json(), g)
     assert [p.plan_id for p in back.plans] == [p.plan_id for p in book.plans]
     assert back.modes == book.modes
-    again, hit = build_plan_book(g, robot, server, [0.5, 5, 50], config=SolverConfig(maxiter=2, popsize=6),
-                                 cache_dir=cache)
+    again, hit = build_plan_book(
+        g, robot, server, [0.5, 5, 50], config=SolverConfig(maxiter=2, popsize=6), cache_dir=cache
+    )
     assert hit and [p.plan_id for p in again.plans] == [p.plan_id for p in book.plans]
     other = capture(m, torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8))
     with pytest.raises(PlanBookError):
@@ -69,6 +72,7 @@ def test_json_round_trip_cache_and_other_graph(setup) -> None:
 
 def test_the_monitor_can_read_the_book_as_a_plan_table(setup) -> None:
     from intradp_ros.core.bandwidth_plans import choices_from_plan_table
+
     book = setup[-2]
     choices = choices_from_plan_table(book.to_json())
     assert [c.bucket_mbyte_per_s for c in choices] == [0.5, 5.0, 50.0]

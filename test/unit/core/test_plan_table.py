@@ -1,4 +1,5 @@
 """Plan tables: JSON round trip, refusal of another graph, bucket lookup, the on-disk cache."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ def test_refuses_another_graph_and_garbage(setup):
     with pytest.raises(PlanTableError):
         PlanTable.from_json("{not json", g)
     d = json.loads(t.to_json())
-    d["rows"][0]["plan"]["robot"] = [[0, 1]] * len(g.nodes)          # does not cover the rows
+    d["rows"][0]["plan"]["robot"] = [[0, 1]] * len(g.nodes)  # does not cover the rows
     with pytest.raises(PlanTableError):
         PlanTable.from_json(json.dumps(d), g)
 
@@ -55,8 +56,8 @@ def test_refuses_another_graph_and_garbage(setup):
 def test_bucket_lookup(setup):
     g, robot, server = setup
     t = build_table(g, robot, server, [0.5, 1.0, 2.0], config=FAST)
-    assert t.row_for(0.1).bandwidth_MBps == 0.5        # below the grid: the lowest bucket
-    assert t.row_for(1.7).bandwidth_MBps == 1.0        # the largest bucket not above the estimate
+    assert t.row_for(0.1).bandwidth_MBps == 0.5  # below the grid: the lowest bucket
+    assert t.row_for(1.7).bandwidth_MBps == 1.0  # the largest bucket not above the estimate
     assert t.row_for(99).bandwidth_MBps == 2.0
     assert t.plan_for(2.0) is t.rows[2].plan
 

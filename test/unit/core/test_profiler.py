@@ -1,4 +1,5 @@
 """Profiler: the fit, the measured profile's shape, JSON round trip, graph check, scaling, the cache."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,7 @@ import os
 
 import pytest
 
-from intradp_ros.core.profiler import (Profile, ProfileError, cached_profile, fit_line, profile_graph,
-                                       row_counts)
+from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, fit_line, profile_graph, row_counts
 
 from sched_toys import conv_chain
 
@@ -17,9 +17,9 @@ def test_fit_recovers_fixed_and_per_row_cost():
     a, b = fit_line(rows, [0.5e-3 + 0.1e-3 * r for r in rows])
     assert a == pytest.approx(0.5e-3, rel=1e-6)
     assert b == pytest.approx(0.1e-3, rel=1e-6)
-    a, b = fit_line([4], [2.0])                        # one size: all fixed cost
+    a, b = fit_line([4], [2.0])  # one size: all fixed cost
     assert (a, b) == (2.0, 0.0)
-    a, b = fit_line([1, 10], [5.0, 1.0])               # never negative
+    a, b = fit_line([1, 10], [5.0, 1.0])  # never negative
     assert a >= 0 and b >= 0
 
 
@@ -80,6 +80,7 @@ def test_cached_profile_is_read_back(tmp_path):
 # ------------------------------------------------------------------ calibration to whole frames
 def _toy_profile(step_overhead_s: float = 2e-4):
     from sched_toys import uniform_profile
+
     g, _x = conv_chain(3, h=8)
     p = uniform_profile(g, 1e-4, fixed_s=5e-4, overhead_s=3e-5)
     p.step_overhead_s = step_overhead_s
@@ -89,6 +90,7 @@ def _toy_profile(step_overhead_s: float = 2e-4):
 def test_device_only_s_is_what_the_cost_model_predicts():
     from intradp_ros.core.cost_model import CostModel
     from intradp_ros.core.plan import Plan
+
     g, p = _toy_profile()
     assert CostModel(g, p, p).latency(Plan.device_only(g), 1e6) == pytest.approx(p.device_only_s(), rel=1e-12)
 
@@ -98,9 +100,10 @@ def test_calibrated_profile_predicts_the_measured_frame_time(factor):
     from intradp_ros.core.cost_model import CostModel
     from intradp_ros.core.plan import Plan
     from intradp_ros.core.profiler import calibrate_to_frames
+
     g, p = _toy_profile()
     raw = p.device_only_s()
-    frames = [raw * factor * 1.2, raw * factor, raw * factor * 0.9]     # median: raw * factor
+    frames = [raw * factor * 1.2, raw * factor, raw * factor * 0.9]  # median: raw * factor
     cal_prof, cal = calibrate_to_frames(p, frames)
     assert cal.raw_s == pytest.approx(raw)
     assert cal.measured_s == pytest.approx(raw * factor)
@@ -123,6 +126,7 @@ def test_calibrated_profile_predicts_the_measured_frame_time(factor):
 
 def test_calibration_refuses_what_it_cannot_use():
     from intradp_ros.core.profiler import calibrate_to_frames
+
     g, p = _toy_profile()
     for frames in ([], [0.0, 0.1], [float("nan")], [-1.0]):
         with pytest.raises(ProfileError):
@@ -134,6 +138,7 @@ def test_calibration_refuses_what_it_cannot_use():
 
 def test_measure_frames_uses_the_given_clock_and_skips_warmup():
     from intradp_ros.core.profiler import measure_frames
+
     ticks = iter([10.0, 10.5, 20.0, 21.0])
     calls = []
     out = measure_frames(lambda: calls.append(1), frames=2, warmup=3, clock=lambda: next(ticks))
@@ -158,22 +163,25 @@ def _cgroup_tree(tmp_path, v1: bool, quota_us: int, period_us: int, parent_quota
     else:
         proc.write_text("0::/robot/inner\n")
         (root / "cgroup.controllers").write_text("cpu memory\n")
-        (root / "robot" / "cpu.max").write_text("max 100000\n" if parent_quota_us < 0 else
-                                                f"{parent_quota_us} {period_us}\n")
-        (root / "robot" / "inner" / "cpu.max").write_text("max 100000\n" if quota_us < 0 else
-                                                          f"{quota_us} {period_us}\n")
+        (root / "robot" / "cpu.max").write_text(
+            "max 100000\n" if parent_quota_us < 0 else f"{parent_quota_us} {period_us}\n"
+        )
+        (root / "robot" / "inner" / "cpu.max").write_text(
+            "max 100000\n" if quota_us < 0 else f"{quota_us} {period_us}\n"
+        )
     return str(proc), str(root)
 
 
 @pytest.mark.parametrize("v1", [True, False])
 def test_cpu_quota_reads_the_tightest_share_on_the_process_path(tmp_path, v1):
     from intradp_ros.core.profiler import cpu_quota
+
     proc, root = _cgroup_tree(tmp_path, v1, 1000, 10000)
     kw = {"v1_roots": [root]} if v1 else {"v1_roots": [], "v2_root": root}
     assert cpu_quota(proc, **kw) == pytest.approx(0.1)
     proc, root = _cgroup_tree(tmp_path / "b", v1, 50000, 100000, parent_quota_us=20000)
     kw = {"v1_roots": [root]} if v1 else {"v1_roots": [], "v2_root": root}
-    assert cpu_quota(proc, **kw) == pytest.approx(0.2)          # the parent's is tighter
+    assert cpu_quota(proc, **kw) == pytest.approx(0.2)  # the parent's is tighter
     proc, root = _cgroup_tree(tmp_path / "c", v1, -1, 100000)
     kw = {"v1_roots": [root]} if v1 else {"v1_roots": [], "v2_root": root}
     assert cpu_quota(proc, **kw) is None
@@ -182,6 +190,7 @@ def test_cpu_quota_reads_the_tightest_share_on_the_process_path(tmp_path, v1):
 
 def test_cache_key_separates_throttled_and_unthrottled_robots(tmp_path, monkeypatch):
     from intradp_ros.core import profiler
+
     g, x = conv_chain(2, h=8)
     monkeypatch.setattr(profiler, "cpu_quota", lambda: None)
     free = profiler.profile_cache_path(tmp_path, g)
@@ -191,6 +200,6 @@ def test_cache_key_separates_throttled_and_unthrottled_robots(tmp_path, monkeypa
     slow = profiler.profile_cache_path(tmp_path, g)
     assert slow != free and os.path.basename(slow).startswith(g.fingerprint)
     p_slow, hit = cached_profile(g, [x], tmp_path, warmup=0, repeats=1, sizes=2, message_overhead_s=0.0)
-    assert not hit and p_slow.device["cpu_quota"] == 0.1        # measured again, not the unthrottled entry
+    assert not hit and p_slow.device["cpu_quota"] == 0.1  # measured again, not the unthrottled entry
     assert cached_profile(g, [x], tmp_path, warmup=0, repeats=1, sizes=2, message_overhead_s=0.0)[1]
     assert profiler.profile_cache_path(tmp_path, g, "cpu") == slow

@@ -5,6 +5,7 @@ that change it: perturbing any row outside leaves the output rows unchanged, per
 the last needed row changes them. Row-range computation from exactly those rows equals the full
 operator. Random stacks of such operators run through run_pair under random plans equal the model.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,10 @@ from intradp_ros.core.graph import Graph
 
 from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.usefixtures("one_thread"),
-              pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")]
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel"),
+]
 
 C = 2
 
@@ -42,8 +45,9 @@ def op_spec(draw: Any, kind: str = "") -> dict:
     if kind == "maxpool":
         return dict(kind=kind, k=k, s=s, d=d, p=draw(st.integers(0, k // 2)), ceil=draw(st.booleans()))
     if kind == "avgpool":
-        return dict(kind=kind, k=k, s=s, p=draw(st.integers(0, k // 2)), ceil=draw(st.booleans()),
-                    cip=draw(st.booleans()))
+        return dict(
+            kind=kind, k=k, s=s, p=draw(st.integers(0, k // 2)), ceil=draw(st.booleans()), cip=draw(st.booleans())
+        )
     if kind == "convT":
         p = draw(st.integers(0, d * (k - 1)))
         op = draw(st.integers(0, max(s, d) - 1))
@@ -57,8 +61,12 @@ def op_spec(draw: Any, kind: str = "") -> dict:
     if kind == "pad":
         mode = draw(st.sampled_from(["constant", "reflect", "replicate"]))
         lim = 3 if mode != "constant" else 5
-        return dict(kind=kind, mode=mode, top=draw(st.integers(-2 if mode == "constant" else 0, lim)),
-                    bottom=draw(st.integers(-2 if mode == "constant" else 0, lim)))
+        return dict(
+            kind=kind,
+            mode=mode,
+            top=draw(st.integers(-2 if mode == "constant" else 0, lim)),
+            bottom=draw(st.integers(-2 if mode == "constant" else 0, lim)),
+        )
     if kind == "slice":
         return dict(kind=kind, start=draw(st.integers(0, 3)), step=draw(st.integers(1, 3)))
     return dict(kind=kind, r=draw(st.integers(2, 3)))
@@ -92,8 +100,9 @@ def apply(spec: dict, x: torch.Tensor, prm: dict) -> torch.Tensor:
     if k == "avgpool":
         return F.avg_pool2d(x, (spec["k"], 1), (spec["s"], 1), (spec["p"], 0), spec["ceil"], spec["cip"])
     if k == "convT":
-        return F.conv_transpose2d(x, prm["w"], prm["b"], (spec["s"], 1), (spec["p"], 0), (spec["op"], 0), 1,
-                                  (spec["d"], 1))
+        return F.conv_transpose2d(
+            x, prm["w"], prm["b"], (spec["s"], 1), (spec["p"], 0), (spec["op"], 0), 1, (spec["d"], 1)
+        )
     if k == "interp":
         kw = dict(scale_factor=(spec["scale"], 1.0)) if "scale" in spec else dict(size=(spec["size"], x.shape[3]))
         if spec["mode"] == "bilinear":
@@ -102,7 +111,7 @@ def apply(spec: dict, x: torch.Tensor, prm: dict) -> torch.Tensor:
     if k == "pad":
         return F.pad(x, (1, 1, spec["top"], spec["bottom"]), mode=spec["mode"])
     if k == "slice":
-        return x[:, :, spec["start"]::spec["step"], :]
+        return x[:, :, spec["start"] :: spec["step"], :]
     if k == "pixel_shuffle":
         return F.pixel_shuffle(x, spec["r"])
     return F.pixel_unshuffle(x, spec["r"])
@@ -188,7 +197,7 @@ def check_single_op(kind: str, data: Any) -> None:
     try:
         full = model(x)
     except (RuntimeError, ValueError):
-        return                                    # parameters invalid for this height: nothing to check
+        return  # parameters invalid for this height: nothing to check
     if full.shape[2] < 1:
         return
     g = capture(model, x)
@@ -196,13 +205,13 @@ def check_single_op(kind: str, data: Any) -> None:
     node = g.nodes[-1]
     assert node.kind in ("block", "elementwise"), (spec, node.kind, node.reason)
     e = node.extent
-    if node.axis is None:                             # a single output row: computed whole from whole input
+    if node.axis is None:  # a single output row: computed whole from whole input
         assert e == 1 and g.input_rows(node, (0, 1)) == [(0, h)]
         return
     a = data.draw(st.integers(0, e - 1))
     b = data.draw(st.integers(a + 1, e))
     (need,) = g.input_rows(node, (a, b))
-    if need is None:                                  # rows made only of padding: no input row matters
+    if need is None:  # rows made only of padding: no input row matters
         assert torch.equal(model(perturbed(x, list(range(h))))[:, :, a:b], full[:, :, a:b])
         return
     lo, hi = need
@@ -211,15 +220,18 @@ def check_single_op(kind: str, data: Any) -> None:
     assert torch.allclose(same, full[:, :, a:b], atol=1e-5), f"{spec}: rows outside [{lo},{hi}) changed [{a},{b})"
     for edge in {lo, hi - 1}:
         changed = model(perturbed(x, [edge]))[:, :, a:b]
-        assert not torch.allclose(changed, full[:, :, a:b], atol=1e-3), f"{spec}: row {edge} does not matter for [{a},{b})"
+        assert not torch.allclose(changed, full[:, :, a:b], atol=1e-3), (
+            f"{spec}: row {edge} does not matter for [{a},{b})"
+        )
     piece = x[:, :, lo:hi]
     got = node.rowmap.run(a, b, [piece], g.constants)
     assert torch.allclose(got, full[:, :, a:b], atol=1e-5, rtol=1e-5), f"{spec}: row-range result differs"
 
 
 @SETTINGS
-@given(specs=st.lists(op_spec(), min_size=2, max_size=4), h=st.integers(8, 40), seed=st.integers(0, 10 ** 6),
-       data=st.data())
+@given(
+    specs=st.lists(op_spec(), min_size=2, max_size=4), h=st.integers(8, 40), seed=st.integers(0, 10**6), data=st.data()
+)
 def test_random_stacks_rows_and_plans(specs: list[dict], h: int, seed: int, data: Any) -> None:
     if not valid_stack(specs, h):
         return
@@ -251,8 +263,11 @@ def test_random_stacks_rows_and_plans(specs: list[dict], h: int, seed: int, data
 def test_pool_rows_that_read_only_padding() -> None:
     """Regression (found by the random-stack property test): a dilated max-pool whose output row reads only
     padding needs no input row; capturing and running it split must still give torch's -inf rows."""
-    specs = [{"kind": "conv", "k": 1, "s": 1, "d": 1, "p": 0}, {"kind": "conv", "k": 2, "s": 3, "d": 2, "p": 0},
-             {"kind": "maxpool", "k": 2, "s": 1, "d": 3, "p": 1, "ceil": False}]
+    specs = [
+        {"kind": "conv", "k": 1, "s": 1, "d": 1, "p": 0},
+        {"kind": "conv", "k": 2, "s": 3, "d": 2, "p": 0},
+        {"kind": "maxpool", "k": 2, "s": 1, "d": 3, "p": 1, "ceil": False},
+    ]
     model = Stack(specs, 0).eval()
     x = torch.randn(1, int(channels_in(specs)), 8, 6, generator=torch.Generator().manual_seed(0))
     full = model(x)

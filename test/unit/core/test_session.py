@@ -1,4 +1,5 @@
 """session: replicas are named canonically, seeded replicas match, other weights/graphs are refused."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Solver: encodings are valid plans, seeds are exact, and the result is never predicted worse than any
 seed or baseline at any bandwidth (the quality test)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_every_encoding_is_a_valid_plan(x):
     cm = CostModel(g, uniform_profile(g, 1e-3), uniform_profile(g, 1e-4))
     enc = Encoding(g, cm, groups=4)
     cp = enc.compiled(np.array(x))
-    plan = cp.plan                                   # validates (PlanError otherwise)
+    plan = cp.plan  # validates (PlanError otherwise)
     assert cm.transfers(plan.robot, plan.server) == plan.transfers()
 
 
@@ -126,6 +127,5 @@ def test_equally_fast_plans_prefer_the_one_without_wasted_transfers(tiny):
     device = cm.compile(Plan.device_only(g))
     bw = 5e6
     assert wasteful.bytes_up > 0 and cm.latency(wasteful, bw) == pytest.approx(cm.latency(device, bw))
-    sol = solve(enc, bw, candidates=[("wasteful", wasteful), ("device_only", device)],
-                config=SolverConfig(maxiter=0))
+    sol = solve(enc, bw, candidates=[("wasteful", wasteful), ("device_only", device)], config=SolverConfig(maxiter=0))
     assert sol.plan.transfers() == []

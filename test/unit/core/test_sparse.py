@@ -1,4 +1,5 @@
 """Sparse gathers: survivors of row pieces equal those of the whole tensor, through capture, plans and the wire."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -101,14 +102,23 @@ def test_bad_sparse_tiles_fail_the_request(model_and_input: tuple, case: str) ->
     robot[node.index - 1] = (0, g.nodes[node.index - 1].extent)
     plan = Plan(g, robot, server)
     # rows [10, 20) of the mask (1, 1, 20, 12): positions 120..239
-    index = np.array([130, 125], dtype=np.int64) if case == "unsorted" else np.array([100, 130], dtype=np.int64) \
-        if case == "outside_rows" else np.array([125, 130], dtype=np.int64)
+    index = (
+        np.array([130, 125], dtype=np.int64)
+        if case == "unsorted"
+        else np.array([100, 130], dtype=np.int64)
+        if case == "outside_rows"
+        else np.array([125, 130], dtype=np.int64)
+    )
     values = np.zeros((2, 4 if case == "wrong_features" else 5), dtype=np.float32)
     tile = _sparse_tile(g, plan, node, None if case == "no_positions" else index, values)
     ex = SideExecutor(g, plan, ROBOT, 1, lambda *a: None, torch.device("cpu"), timeout=0.5)
     ex.deliver(tile)
-    want = {"unsorted": "ascending", "outside_rows": "outside rows", "wrong_features": "do not fit",
-            "no_positions": "positions expected"}[case]
+    want = {
+        "unsorted": "ascending",
+        "outside_rows": "outside rows",
+        "wrong_features": "do not fit",
+        "no_positions": "positions expected",
+    }[case]
     assert ex.errors and want in ex.errors[0]
     with pytest.raises(ExecutionError):
         ex.run((x,))
@@ -133,5 +143,7 @@ def test_cost_model_charges_the_survivors_the_profile_saw(model_and_input: tuple
     measured = -(-survivors.nbytes // node.extent)
     assert prof.bytes_per_row[node.index] == max(node.bytes_per_row, measured)
     cp = CostModel(g, prof, prof.scaled(0.1, "server")).compile(Plan.server_only(g))
-    sparse_down = cp.bytes_down - sum(t.nbytes for t in cp.transfers if t.node != node.index and t.direction != "robot->server")
+    sparse_down = cp.bytes_down - sum(
+        t.nbytes for t in cp.transfers if t.node != node.index and t.direction != "robot->server"
+    )
     assert sparse_down == node.extent * prof.bytes_per_row[node.index] >= survivors.nbytes

@@ -1,11 +1,21 @@
 """Evaluation set-up logic: time dilation of traces and buckets, the link schedule, run order, node flags."""
+
 import math
 
 import pytest
 
 from intradp_ros.eval.demo import launch_argv
-from intradp_ros.eval.evaluate import (EvalConfig, dilate_trace, dilated_grid, flags, link_series, model_setup,
-                                       rate_at, run_order, trace_path)
+from intradp_ros.eval.evaluate import (
+    EvalConfig,
+    dilate_trace,
+    dilated_grid,
+    flags,
+    link_series,
+    model_setup,
+    rate_at,
+    run_order,
+    trace_path,
+)
 
 
 def test_dilation_stretches_time_and_divides_rates():
@@ -16,7 +26,7 @@ def test_dilation_stretches_time_and_divides_rates():
 
 
 def test_link_series_loops_the_trace_and_rate_at_steps():
-    samples = [(0.0, 5.0), (1.0, 2.0)]          # one pass lasts 2 s (last t + one period)
+    samples = [(0.0, 5.0), (1.0, 2.0)]  # one pass lasts 2 s (last t + one period)
     series = link_series(samples, 5.0)
     assert series == [(0.0, 5.0), (1.0, 2.0), (2.0, 5.0), (3.0, 2.0), (4.0, 5.0), (5.0, 2.0)]
     assert rate_at(series, 0.5) == 5.0 and rate_at(series, 3.2) == 2.0
@@ -35,8 +45,13 @@ def test_model_setup_and_config_validation():
     with pytest.raises(ValueError, match="kapao"):
         model_setup("resnet18")
     assert trace_path("indoor").name == "indoor.txt"
-    for bad in (dict(systems=["magic"]), dict(frames=0), dict(dilation=0.0), dict(robot_cpu=2.0),
-                dict(traces=["nowhere"])):
+    for bad in (
+        dict(systems=["magic"]),
+        dict(frames=0),
+        dict(dilation=0.0),
+        dict(robot_cpu=2.0),
+        dict(traces=["nowhere"]),
+    ):
         with pytest.raises(ValueError):
             EvalConfig(**bad).validate()
     EvalConfig().validate()

@@ -1,4 +1,5 @@
 """Unit tests of the sample-data generators: deterministic, right sizes and encodings, points inside the grid."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +14,7 @@ from intradp_ros.ros.sensor_conversion import image_to_rgb, pointcloud2_to_xyz
 @pytest.fixture(scope="module")
 def picture_file(tmp_path_factory):
     from PIL import Image
+
     rng = np.random.default_rng(3)
     path = tmp_path_factory.mktemp("pic") / "pic.png"
     Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(path)
@@ -42,8 +44,8 @@ def test_frames_are_4_3_shifted_views_of_one_picture(picture_file) -> None:
     # frame i is frame 0 moved by (dx_i - dx_0, dy_i - dy_0): the overlap is pixel-identical
     (dx0, dy0), (dx2, dy2) = offsets[0], offsets[2]
     ox, oy = dx2 - dx0, dy2 - dy0
-    a = frames[0][max(oy, 0):480 + min(oy, 0), max(ox, 0):640 + min(ox, 0)]
-    b = frames[2][max(-oy, 0):480 + min(-oy, 0), max(-ox, 0):640 + min(-ox, 0)]
+    a = frames[0][max(oy, 0) : 480 + min(oy, 0), max(ox, 0) : 640 + min(ox, 0)]
+    b = frames[2][max(-oy, 0) : 480 + min(-oy, 0), max(-ox, 0) : 640 + min(-ox, 0)]
     assert np.array_equal(a, b)
 
 
@@ -67,27 +69,27 @@ def test_scene_is_seeded_and_has_every_kind_of_object() -> None:
     assert np.array_equal(a, b)
     assert not np.array_equal(a, sd.make_scene(replace(sd.SceneConfig(), seed=1)))
     assert a.shape == AGRNAV_GRID.size_xyz and a.dtype == np.uint8
-    assert a[:, :, 0].all()                                   # ground
-    assert a[:, :, 20:].any()                                 # tall things: walls, poles, trees
+    assert a[:, :, 0].all()  # ground
+    assert a[:, :, 20:].any()  # tall things: walls, poles, trees
     # the robot's surroundings are free above the ground
     centre = (np.array([0.0, 0.0]) - np.array(AGRNAV_GRID.origin[:2])) / AGRNAV_GRID.voxel_size
     c = centre.astype(int)
     r = int(sd.SceneConfig().clear_radius / AGRNAV_GRID.voxel_size) - 1
-    assert not a[c[0] - r // 2:c[0] + r // 2, c[1] - r // 2:c[1] + r // 2, 1:].any()
+    assert not a[c[0] - r // 2 : c[0] + r // 2, c[1] - r // 2 : c[1] + r // 2, 1:].any()
 
 
 def test_cloud_frames_are_voxel_centres_inside_the_grid() -> None:
     cfg = replace(sd.SceneConfig(), frames=4)
     frames = list(sd.cloud_frames(cfg))
     assert len(frames) == 4
-    assert [len(f) for f in frames] == [len(f) for f in sd.cloud_frames(cfg)]   # deterministic
+    assert [len(f) for f in frames] == [len(f) for f in sd.cloud_frames(cfg)]  # deterministic
     for pts, (vx, vy) in zip(frames, sd.viewpoints(cfg)):
         assert pts.dtype == np.float32 and pts.ndim == 2 and pts.shape[1] == 3 and len(pts) > 1000
-        assert len(voxel_indices(pts)) == len(pts)                              # all in bounds
+        assert len(voxel_indices(pts)) == len(pts)  # all in bounds
         frac = (pts - np.asarray(AGRNAV_GRID.origin, np.float32)) / AGRNAV_GRID.voxel_size % 1.0
-        assert np.allclose(frac, 0.5, atol=1e-3)                                # voxel centres
+        assert np.allclose(frac, 0.5, atol=1e-3)  # voxel centres
         assert np.hypot(pts[:, 0] - vx, pts[:, 1] - vy).max() <= cfg.local_range + 1e-4
-    assert not np.array_equal(frames[0], frames[-1])                            # the viewpoint moves
+    assert not np.array_equal(frames[0], frames[-1])  # the viewpoint moves
 
 
 def test_cloud_bag_is_small_and_decodes(tmp_path) -> None:
@@ -100,7 +102,7 @@ def test_cloud_bag_is_small_and_decodes(tmp_path) -> None:
     for msg, pts in zip(msgs, expected):
         assert [f.name for f in msg.fields] == ["x", "y", "z"] and msg.point_step == 12
         assert np.array_equal(pointcloud2_to_xyz(msg), pts)
-    assert path.stat().st_size < 1_000_000   # 3 frames; the default 20 are ~2.5 MB
+    assert path.stat().st_size < 1_000_000  # 3 frames; the default 20 are ~2.5 MB
 
 
 def test_ensure_sample_bags_makes_once_then_reuses(tmp_path, picture_file) -> None:

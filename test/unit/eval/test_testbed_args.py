@@ -1,4 +1,5 @@
 """Testbed pieces that need no root: argument validation, addressing, replay schedule, CLI parsing, ss parsing."""
+
 import ipaddress
 import threading
 
@@ -42,11 +43,13 @@ def test_cpu_fraction_of_one_cpu_is_fine():
     assert cgroup.validate_cpu_fraction(0.25) == 0.25
 
 
-@pytest.mark.parametrize("kwargs", [{"rate_mbit": -5}, {"name": "bad-name"}, {"master_port": 0},
-                                    {"master_port": "11311"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"rate_mbit": -5}, {"name": "bad-name"}, {"master_port": 0}, {"master_port": "11311"}]
+)
 def test_testbed_validates_arguments_before_touching_the_system(kwargs, monkeypatch):
     def no_system(*a, **k):
         raise AssertionError("argument validation must come first")
+
     monkeypatch.setattr(netns, "create_namespace", no_system)
     with pytest.raises(ValueError):
         Testbed(**kwargs)
@@ -120,6 +123,7 @@ def test_trace_replay_stops_when_asked_and_keeps_errors():
     class Broken:
         def set_rate(self, rate):
             raise TestbedError("the testbed is down")
+
     failing = TraceReplay(Broken(), [(0.0, 1.0)], speed=1.0, loop=False)
     failing.start()
     failing.join(timeout=10)
@@ -134,12 +138,15 @@ def test_cgroup_wrap_keeps_the_argv_and_joins_the_group_first():
     assert argv[4:] == ["ip", "netns", "exec", "ns", "echo", "a b"]
 
 
-@pytest.mark.parametrize("words,expected", [
-    (["--", "robot", "rostopic", "list"], ["robot", "rostopic", "list"]),
-    (["server", "ls"], ["server", "ls"]),
-    (["shell"], ["shell"]),
-    (["cleanup"], ["cleanup"]),
-])
+@pytest.mark.parametrize(
+    "words,expected",
+    [
+        (["--", "robot", "rostopic", "list"], ["robot", "rostopic", "list"]),
+        (["server", "ls"], ["server", "ls"]),
+        (["shell"], ["shell"]),
+        (["cleanup"], ["cleanup"]),
+    ],
+)
 def test_cli_commands(words, expected):
     assert parse_command(words) == expected
 

@@ -1,11 +1,20 @@
 """Bandwidth traces: reproducible generation, the shipped files' statistics, and parsing errors."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from intradp_ros.eval.traces import (DEFAULT_SEEDS, PROFILES, TraceError, format_trace, generate_trace, load_trace,
-                                     make_shipped_traces, parse_trace)
+from intradp_ros.eval.traces import (
+    DEFAULT_SEEDS,
+    PROFILES,
+    TraceError,
+    format_trace,
+    generate_trace,
+    load_trace,
+    make_shipped_traces,
+    parse_trace,
+)
 
 TRACES = Path(__file__).resolve().parents[3] / "config" / "traces"
 
@@ -37,8 +46,8 @@ def test_indoor_varies_mildly_outdoor_fades_to_near_zero():
     indoor = rates(load_trace(TRACES / "indoor.txt"))
     outdoor = rates(load_trace(TRACES / "outdoor.txt"))
     assert indoor.min() > 60 and indoor.std() < 10 and indoor.std() > 1
-    assert outdoor.min() < 5                       # deep fades reach near zero
-    assert (outdoor < 10).sum() >= 30              # more than a blip: several seconds in fades overall
+    assert outdoor.min() < 5  # deep fades reach near zero
+    assert (outdoor < 10).sum() >= 30  # more than a blip: several seconds in fades overall
     assert outdoor.std() > 2 * indoor.std()
 
 
@@ -57,15 +66,18 @@ def test_format_and_parse_round_trip_with_comments_and_blank_lines():
     assert parse_trace(text.replace("0.1 0.00", "0.1 0.00   # inline comment")) == samples
 
 
-@pytest.mark.parametrize("text,words", [
-    ("0.0 10 3\n", "expected"),
-    ("0.0 fast\n", "not numbers"),
-    ("0.0 -1\n", "negative rate"),
-    ("-0.1 5\n", "negative time"),
-    ("0.0 5\n0.0 6\n", "does not increase"),
-    ("0.0 nan\n", "non-finite"),
-    ("# only a comment\n\n", "no samples"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("0.0 10 3\n", "expected"),
+        ("0.0 fast\n", "not numbers"),
+        ("0.0 -1\n", "negative rate"),
+        ("-0.1 5\n", "negative time"),
+        ("0.0 5\n0.0 6\n", "does not increase"),
+        ("0.0 nan\n", "non-finite"),
+        ("# only a comment\n\n", "no samples"),
+    ],
+)
 def test_parse_errors_name_the_line(text, words):
     with pytest.raises(TraceError) as err:
         parse_trace(text, source="t.txt")

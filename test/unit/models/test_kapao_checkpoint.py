@@ -1,4 +1,5 @@
 """KAPAO checkpoints in the upstream format (pickled model objects) through the restricted unpickler."""
+
 import collections
 import copy
 import os
@@ -17,10 +18,16 @@ from intradp_ros.models.kapao import Detect, KapaoModel
 from intradp_ros.models.kapao_blocks import C3, SPP, Bottleneck, Concat, Conv, Focus
 
 HW = (128, 128)
-OURS_TO_UPSTREAM = {KapaoModel: ("models.yolo", "Model"), Detect: ("models.yolo", "Detect"),
-                    Focus: ("models.common", "Focus"), Conv: ("models.common", "Conv"), C3: ("models.common", "C3"),
-                    Bottleneck: ("models.common", "Bottleneck"), SPP: ("models.common", "SPP"),
-                    Concat: ("models.common", "Concat")}
+OURS_TO_UPSTREAM = {
+    KapaoModel: ("models.yolo", "Model"),
+    Detect: ("models.yolo", "Detect"),
+    Focus: ("models.common", "Focus"),
+    Conv: ("models.common", "Conv"),
+    C3: ("models.common", "C3"),
+    Bottleneck: ("models.common", "Bottleneck"),
+    SPP: ("models.common", "SPP"),
+    Concat: ("models.common", "Concat"),
+}
 
 
 @contextmanager
@@ -61,8 +68,15 @@ def upstream_object(model, classes):
 
 
 def save_upstream(path, obj, **extra):
-    ckpt = {"epoch": -1, "best_fitness": np.array([0.61]), "model": obj, "ema": None, "updates": None,
-            "optimizer": None, "wandb_id": None}
+    ckpt = {
+        "epoch": -1,
+        "best_fitness": np.array([0.61]),
+        "model": obj,
+        "ema": None,
+        "updates": None,
+        "optimizer": None,
+        "wandb_id": None,
+    }
     ckpt.update(extra)
     torch.save(ckpt, path)
 
@@ -71,7 +85,7 @@ def save_upstream(path, obj, **extra):
 def source():
     torch.manual_seed(1)
     model = KapaoModel("s6", HW).eval()
-    for p in model.parameters():   # values that survive fp16 but are not the init values
+    for p in model.parameters():  # values that survive fp16 but are not the init values
         p.data.uniform_(-0.5, 0.5)
     return model
 
@@ -84,7 +98,7 @@ def test_fp16_checkpoint_with_modified_anchors_loads_strictly(tmp_path, source):
         obj.model[33].anchor_grid.copy_(new_px)
         obj.model[33].anchors.mul_(1.5)
         save_upstream(path, obj.half())
-    assert "models.yolo" not in sys.modules   # loading below must work without the upstream classes
+    assert "models.yolo" not in sys.modules  # loading below must work without the upstream classes
 
     model = build("kapao_s6", weights=path, input_size=HW)
     for k, v in model.state_dict().items():
@@ -100,7 +114,7 @@ def test_fp16_checkpoint_with_modified_anchors_loads_strictly(tmp_path, source):
     with torch.no_grad():
         det, raw = model(x)
         part = model.detect.decode_rows(raw[1], 1, 0)
-    assert torch.allclose(part.flatten(1, 3), det[:, 3 * 16 * 16:3 * (16 * 16 + 8 * 8)], rtol=1e-6, atol=1e-4)
+    assert torch.allclose(part.flatten(1, 3), det[:, 3 * 16 * 16 : 3 * (16 * 16 + 8 * 8)], rtol=1e-6, atol=1e-4)
 
 
 def test_ema_model_is_preferred_when_present(tmp_path, source):
@@ -114,8 +128,9 @@ def test_ema_model_is_preferred_when_present(tmp_path, source):
     assert torch.all(state["model.0.conv.conv.weight"] == 0.25)
 
 
-@pytest.mark.parametrize("bad,named", [("counter", "collections.Counter"), ("system", "system"),
-                                       ("class", "models.yolo.Evil")])
+@pytest.mark.parametrize(
+    "bad,named", [("counter", "collections.Counter"), ("system", "system"), ("class", "models.yolo.Evil")]
+)
 def test_restricted_unpickler_refuses_other_globals(tmp_path, source, bad, named):
     path = tmp_path / f"{bad}.pt"
 

@@ -1,4 +1,5 @@
 """KAPAO architecture: exact parameter counts and keys, decode arithmetic, row decode, fx traceability."""
+
 import pytest
 import torch
 import torch.fx
@@ -14,8 +15,9 @@ def s6():
     return KapaoModel("s6", SMALL_HW).eval()
 
 
-@pytest.mark.parametrize("variant,params,keys", [("s6", 12_559_980, 472), ("m6", 35_755_404, 652),
-                                                 ("l6", 77_047_852, 832)])
+@pytest.mark.parametrize(
+    "variant,params,keys", [("s6", 12_559_980, 472), ("m6", 35_755_404, 652), ("l6", 77_047_852, 832)]
+)
 def test_parameter_count_and_key_count_match_upstream(variant, params, keys):
     model = KapaoModel(variant, SMALL_HW)
     assert sum(p.numel() for p in model.parameters()) == params == VARIANTS[variant].parameters
@@ -23,13 +25,22 @@ def test_parameter_count_and_key_count_match_upstream(variant, params, keys):
     assert len(state) == keys
     # Only upstream keys: the decode grids are non-persistent buffers.
     assert not [k for k in state if "grid" in k and not k.endswith("anchor_grid")]
-    assert {k.split(".")[1] for k in state} == {str(i) for i in range(34) if i not in (13, 14, 17, 18, 21, 22, 25, 28, 31)}
+    assert {k.split(".")[1] for k in state} == {
+        str(i) for i in range(34) if i not in (13, 14, 17, 18, 21, 22, 25, 28, 31)
+    }
     if variant == "l6":
-        for key, shape in [("model.0.conv.conv.weight", (64, 12, 3, 3)), ("model.2.m.0.cv2.conv.weight", (64, 64, 3, 3)),
-                           ("model.4.cv1.bn.running_var", (128,)), ("model.10.cv2.conv.weight", (1024, 2048, 1, 1)),
-                           ("model.33.anchors", (4, 3, 2)), ("model.33.anchor_grid", (4, 1, 3, 1, 1, 2)),
-                           ("model.33.m.3.weight", (171, 1024, 1, 1)), ("model.33.m.0.bias", (171,)),
-                           ("model.32.m.2.cv1.conv.weight", (512, 512, 1, 1)), ("model.4.m.8.cv2.bn.num_batches_tracked", ())]:
+        for key, shape in [
+            ("model.0.conv.conv.weight", (64, 12, 3, 3)),
+            ("model.2.m.0.cv2.conv.weight", (64, 64, 3, 3)),
+            ("model.4.cv1.bn.running_var", (128,)),
+            ("model.10.cv2.conv.weight", (1024, 2048, 1, 1)),
+            ("model.33.anchors", (4, 3, 2)),
+            ("model.33.anchor_grid", (4, 1, 3, 1, 1, 2)),
+            ("model.33.m.3.weight", (171, 1024, 1, 1)),
+            ("model.33.m.0.bias", (171,)),
+            ("model.32.m.2.cv1.conv.weight", (512, 512, 1, 1)),
+            ("model.4.m.8.cv2.bn.num_batches_tracked", ()),
+        ]:
             assert tuple(state[key].shape) == shape, key
 
 
@@ -63,8 +74,9 @@ def test_forward_shapes_and_decode_match_the_formulas(s6):
     shapes = [(SMALL_HW[0] // s, SMALL_HW[1] // s) for s in STRIDES]
     assert [tuple(r.shape) for r in raw] == [(2, 3, h, w, 57) for h, w in shapes]
     assert det.shape == (2, 3 * sum(h * w for h, w in shapes), 57)
-    ref = torch.cat([_reference_decode(r, s, s6.detect.anchor_grid[i].view(3, 2)) for i, (r, s) in
-                     enumerate(zip(raw, STRIDES))], 1)
+    ref = torch.cat(
+        [_reference_decode(r, s, s6.detect.anchor_grid[i].view(3, 2)) for i, (r, s) in enumerate(zip(raw, STRIDES))], 1
+    )
     assert torch.allclose(det, ref, atol=1e-4, rtol=1e-5)
 
 
@@ -75,7 +87,7 @@ def test_decode_rows_equals_the_rows_of_the_full_decode(s6):
         level, r0, r1 = 0, 5, 11
         part = s6.detect.decode_rows(raw[level][:, :, r0:r1], level, r0)
     h, w = raw[level].shape[2:4]
-    full = det[:, :3 * h * w].view(1, 3, h, w, 57)
+    full = det[:, : 3 * h * w].view(1, 3, h, w, 57)
     assert torch.allclose(part, full[:, :, r0:r1], rtol=1e-6, atol=1e-4)
 
 

@@ -1,4 +1,5 @@
 """`intradp_ros.models.build`: names, options, input specs."""
+
 import pytest
 import torch
 import torch.fx
@@ -6,12 +7,15 @@ import torch.fx
 from intradp_ros.models import available_models, build
 
 
-@pytest.mark.parametrize("name,options,shape", [
-    ("kapao_s6", {}, (1, 3, 1280, 1280)),
-    ("kapao_m6", {"input_size": (960, 1280)}, (1, 3, 960, 1280)),
-    ("sconet", {}, (1, 1, 256, 32, 256)),
-    ("sconet_ds", {"batch": 2}, (2, 1, 256, 32, 256)),
-])
+@pytest.mark.parametrize(
+    "name,options,shape",
+    [
+        ("kapao_s6", {}, (1, 3, 1280, 1280)),
+        ("kapao_m6", {"input_size": (960, 1280)}, (1, 3, 960, 1280)),
+        ("sconet", {}, (1, 1, 256, 32, 256)),
+        ("sconet_ds", {"batch": 2}, (2, 1, 256, 32, 256)),
+    ],
+)
 def test_builds_in_eval_mode_with_the_input_spec(name, options, shape):
     model = build(name, **options)
     assert model.model_name == name and not model.training

@@ -1,4 +1,5 @@
 """SCONet architecture (plain and depthwise-separable), its attention blocks, fx traceability and checkpoints."""
+
 import os
 
 import pytest
@@ -19,12 +20,19 @@ def test_parameter_count_and_keys_match_upstream(ds, params):
     state = model.state_dict()
     assert len(state) == 103
     enc = "Encoder_block2.1.depthwise_conv.weight" if ds else "Encoder_block2.1.weight"
-    for key, shape in [(enc, (32, 1, 3, 3) if ds else (48, 32, 3, 3)), ("criss_cross_attention.gamma", (1,)),
-                       ("criss_cross_attention.query_conv.weight", (10, 80, 1, 1)),
-                       ("Attention_block_1_8.fc_k.weight", (4, 4096)), ("Attention_block_1_4.fc_o.weight", (16384, 8)),
-                       ("deconv1_8.weight", (4, 4, 6, 6)), ("deconv_1_8__1_1.weight", (4, 4, 8, 8)),
-                       ("conv1_1.weight", (32, 60, 3, 3)), ("seg_head_1_1.bn2.2.num_batches_tracked", ()),
-                       ("seg_head_1_1.conv1.1.weight", (8, 8, 3, 3, 3)), ("seg_head_1_1.conv_classes.bias", (20,))]:
+    for key, shape in [
+        (enc, (32, 1, 3, 3) if ds else (48, 32, 3, 3)),
+        ("criss_cross_attention.gamma", (1,)),
+        ("criss_cross_attention.query_conv.weight", (10, 80, 1, 1)),
+        ("Attention_block_1_8.fc_k.weight", (4, 4096)),
+        ("Attention_block_1_4.fc_o.weight", (16384, 8)),
+        ("deconv1_8.weight", (4, 4, 6, 6)),
+        ("deconv_1_8__1_1.weight", (4, 4, 8, 8)),
+        ("conv1_1.weight", (32, 60, 3, 3)),
+        ("seg_head_1_1.bn2.2.num_batches_tracked", ()),
+        ("seg_head_1_1.conv1.1.weight", (8, 8, 3, 3, 3)),
+        ("seg_head_1_1.conv_classes.bias", (20,)),
+    ]:
         assert tuple(state[key].shape) == shape, key
     if ds:
         assert "Encoder_block1.2.pointwise_conv.weight" in state and "Encoder_block1.0.bias" not in state
@@ -80,8 +88,16 @@ def test_grid_must_be_multiples_of_8():
 
 
 def _upstream_checkpoint(path, state):
-    torch.save({"startEpoch": 12, "model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3}]},
-                "scheduler": {"last_epoch": 11}, "config_dict": {"MODEL": {"TYPE": "SCONet"}}}, path)
+    torch.save(
+        {
+            "startEpoch": 12,
+            "model": state,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3}]},
+            "scheduler": {"last_epoch": 11},
+            "config_dict": {"MODEL": {"TYPE": "SCONet"}},
+        },
+        path,
+    )
 
 
 @pytest.mark.parametrize("name,ds", [("sconet", False), ("sconet_ds", True)])
@@ -101,8 +117,11 @@ def test_upstream_checkpoint_loads_strictly_including_fp16(tmp_path, name, ds):
 def test_wrong_checkpoints_get_clear_errors(tmp_path):
     ds_path = tmp_path / "ds.pth"
     _upstream_checkpoint(ds_path, SCONet(True).state_dict())
-    with pytest.raises(CheckpointError, match=r"does not fit sconet: 16 missing keys \(Encoder_block1\.0\.bias.*"
-                                              r"16 unexpected keys \(Encoder_block1\.0\.depthwise_conv\.weight"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"does not fit sconet: 16 missing keys \(Encoder_block1\.0\.bias.*"
+        r"16 unexpected keys \(Encoder_block1\.0\.depthwise_conv\.weight",
+    ):
         build("sconet", weights=ds_path)
 
     class RunsACommand:

@@ -1,5 +1,6 @@
 """Deployment heads: the sparse candidate / completion outputs give exactly what upstream's outputs give,
 locally and split between robot and server."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,12 @@ from intradp_ros.core import Plan, capture, run_pair
 from intradp_ros.core.session import ModelConfig, load_replica
 from intradp_ros.core.sparse import SparseRows
 from intradp_ros.models import build
-from intradp_ros.models.kapao_postprocess import (KapaoThresholds, candidates_from_sets, poses_from_candidate_sets,
-                                                  poses_from_detections)
+from intradp_ros.models.kapao_postprocess import (
+    KapaoThresholds,
+    candidates_from_sets,
+    poses_from_candidate_sets,
+    poses_from_detections,
+)
 from intradp_ros.models.letterbox import LetterboxInfo
 from intradp_ros.models.voxels import VoxelGridSpec, completed_voxels, completed_voxels_from_sparse, predicted_classes
 
@@ -27,7 +32,7 @@ def _pair(name: str, seed: int = 0, **opts):
 @torch.no_grad()
 def test_kapao_candidate_sets_are_the_filtered_detections() -> None:
     full, head = _pair("kapao_s6", seed=6, input_size=(128, 192))
-    head.conf = 0.0004                   # random weights (seed 6): a low threshold keeps some persons
+    head.conf = 0.0004  # random weights (seed 6): a low threshold keeps some persons
     x = head.input_spec.example(seed=2)
     det, _ = full(x)
     sets = head(x)

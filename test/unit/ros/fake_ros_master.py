@@ -5,6 +5,7 @@ with a new one, keeps one provider per service, and never checks that nodes are 
 the fake nodes of the same `Network`, which "connect" like rospy subscribers do (only to publishers they are not
 connected to, never dropping one on an update).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
@@ -15,10 +16,10 @@ class FakeMaster:
         self.uri = uri
         self.pid = pid
         self.down = False
-        self.refused_calls = 0    # calls attempted while down
+        self.refused_calls = 0  # calls attempted while down
         self.refuse: set = set()  # methods answered with a ROS API error (code -1)
         self.calls: List[Tuple[str, tuple]] = []
-        self.shutdowns: List[Tuple[str, str]] = []          # (bumped api, caller id)
+        self.shutdowns: List[Tuple[str, str]] = []  # (bumped api, caller id)
         self.publisher_updates: List[Tuple[str, str, List[str]]] = []  # (subscriber api, topic, publisher apis)
         self.deliver: Optional[Callable[[str, str, List[str]], None]] = None  # set by Network.add
         self._reset()
@@ -27,7 +28,7 @@ class FakeMaster:
         self.nodes: Dict[str, str] = {}
         self.pubs: Dict[str, List[Tuple[str, str]]] = {}
         self.subs: Dict[str, List[Tuple[str, str]]] = {}
-        self.srvs: Dict[str, Tuple[str, str, str]] = {}     # service -> (caller id, api, rosrpc uri)
+        self.srvs: Dict[str, Tuple[str, str, str]] = {}  # service -> (caller id, api, rosrpc uri)
         self.types: Dict[str, str] = {}
 
     def restart(self) -> None:
@@ -49,6 +50,7 @@ class FakeMaster:
             if method in self.refuse:
                 return [-1, f"{method} refused by test", 0]
             return impl(self, *args)
+
         return call
 
     def count(self, method: str) -> int:
@@ -88,6 +90,7 @@ class FakeMaster:
     def _getSystemState(self, caller_id: str) -> list:
         def rows(table: Dict[str, List[Tuple[str, str]]]) -> list:
             return [[t, [c for c, _ in regs]] for t, regs in table.items()]
+
         return [1, "state", [rows(self.pubs), rows(self.subs), [[s, [v[0]]] for s, v in self.srvs.items()]]]
 
     def _getTopicTypes(self, caller_id: str) -> list:
@@ -162,18 +165,19 @@ class FakeNode:
     connections (getBusInfo) and publisherUpdate (connects to the live publishers of the topic it is not connected
     to, like rospy; `connects = False` models a subscriber that cannot connect, e.g. a type mismatch)."""
 
-    def __init__(self, uri: str, pubs: Optional[List[Tuple[str, str]]] = None,
-                 subs: Optional[List[Tuple[str, str]]] = None) -> None:
+    def __init__(
+        self, uri: str, pubs: Optional[List[Tuple[str, str]]] = None, subs: Optional[List[Tuple[str, str]]] = None
+    ) -> None:
         self.uri = uri
         self.pubs = list(pubs or [])
         self.subs = list(subs or [])
         self.alive = True
         self.connects = True
         self.net: Optional["Network"] = None
-        self.connected: Dict[str, Set[str]] = {}                 # topic -> publisher URIs (as given)
-        self.updates: List[Tuple[str, str, List[str]]] = []      # (caller id, topic, publisher URIs) received
+        self.connected: Dict[str, Set[str]] = {}  # topic -> publisher URIs (as given)
+        self.updates: List[Tuple[str, str, List[str]]] = []  # (caller id, topic, publisher URIs) received
         self.calls: Dict[str, int] = {}
-        self.on_call: Optional[Callable[[str], None]] = None    # e.g. advance a test clock (a slow node)
+        self.on_call: Optional[Callable[[str], None]] = None  # e.g. advance a test clock (a slow node)
 
     def _check(self, method: str) -> None:
         self.calls[method] = self.calls.get(method, 0) + 1
@@ -196,9 +200,10 @@ class FakeNode:
 
     def getBusInfo(self, caller_id: str) -> list:
         self._check("getBusInfo")
-        info = [[i, uri, "i", "TCPROS", topic, True, "fake"]
-                for i, (topic, uri) in enumerate((t, u) for t, uris in sorted(self.connected.items())
-                                                 for u in sorted(uris))]
+        info = [
+            [i, uri, "i", "TCPROS", topic, True, "fake"]
+            for i, (topic, uri) in enumerate((t, u) for t, uris in sorted(self.connected.items()) for u in sorted(uris))
+        ]
         return [1, "bus info", info]
 
     def publisherUpdate(self, caller_id: str, topic: str, publishers: List[str]) -> list:
@@ -240,4 +245,5 @@ class _Refusing:
     def __getattr__(self, method: str) -> Any:
         def call(*args: Any) -> Any:
             raise ConnectionRefusedError(111, "Connection refused")
+
         return call

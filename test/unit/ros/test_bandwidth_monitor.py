@@ -1,4 +1,5 @@
 """Unit tests of the monitor's message logic and the probe endpoint, without a master (fake clock, captured publishes)."""
+
 import math
 
 import pytest
@@ -32,7 +33,7 @@ def probe(core, clock, mbit: float, seconds: float = 0.05) -> None:
 
 def test_first_estimate_announces_a_plan_and_a_step_switches_it() -> None:
     core, switches, clock = make_core()
-    assert core.estimate_msg() is None                 # nothing measured yet: nothing published
+    assert core.estimate_msg() is None  # nothing measured yet: nothing published
     for _ in range(6):
         probe(core, clock, 38.0)
     assert len(switches) == 1
@@ -66,7 +67,7 @@ def test_stats_give_passive_samples_and_mark_traffic() -> None:
     core, switches, clock = make_core()
     assert core.on_stats(stats()) is None
     est = core.estimate_msg()
-    assert est.passive_samples == 1 and est.mbit_per_s == pytest.approx(40.0)   # 1 MB in 0.2 s
+    assert est.passive_samples == 1 and est.mbit_per_s == pytest.approx(40.0)  # 1 MB in 0.2 s
     assert core.activity.quiet_for(clock.t) == 0.0
     assert len(switches) == 1
 
@@ -77,11 +78,20 @@ def test_small_failed_and_local_frames_give_no_sample() -> None:
     assert core.on_stats(stats(error="server gone")) is None
     assert core.on_stats(stats(fell_back_local=True)) is None
     assert core.estimate_msg() is None
-    assert core.activity.last_traffic is not None          # but they were traffic
+    assert core.activity.last_traffic is not None  # but they were traffic
 
 
-@pytest.mark.parametrize("bad", [dict(robot="robot2"), dict(latency_s=math.nan), dict(transmit_s=math.nan),
-                                 dict(transmit_s=-1.0), dict(transmit_s=0.0), dict(latency_s=-2.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(robot="robot2"),
+        dict(latency_s=math.nan),
+        dict(transmit_s=math.nan),
+        dict(transmit_s=-1.0),
+        dict(transmit_s=0.0),
+        dict(latency_s=-2.0),
+    ],
+)
 def test_bad_stats_are_dropped_with_a_reason(bad) -> None:
     core, _, _ = make_core()
     reason = core.on_stats(stats(**bad))
@@ -92,11 +102,11 @@ def test_bad_stats_are_dropped_with_a_reason(bad) -> None:
 def test_probe_waits_for_an_idle_link_and_the_budget() -> None:
     core, _, clock = make_core()
     assert core.may_probe(clock.t, 0.1)
-    core.on_stats(stats(bytes_up=10, bytes_down=10))        # traffic just now
+    core.on_stats(stats(bytes_up=10, bytes_down=10))  # traffic just now
     assert not core.may_probe(clock.t + 0.01, 0.1)
     core.record_probe(clock.t + 0.5, clock.t + 0.6)
-    assert not core.may_probe(clock.t + 0.7, 0.1)           # paced: 5 % while inference runs
-    assert core.may_probe(clock.t + 3.0, 0.1)               # inference no longer running, old probe paced out
+    assert not core.may_probe(clock.t + 0.7, 0.1)  # paced: 5 % while inference runs
+    assert core.may_probe(clock.t + 3.0, 0.1)  # inference no longer running, old probe paced out
 
 
 def test_probe_calls_are_sized_from_the_estimate() -> None:
@@ -107,15 +117,22 @@ def test_probe_calls_are_sized_from_the_estimate() -> None:
     calls = core.probe_calls("down")
     assert calls[-1].reply_bytes == int(mbit_to_bytes_per_s(40.0) * core.settings.probe.target_s)
     assert core.expected_probe_s(calls) == pytest.approx(
-        (calls[0].reply_bytes + calls[1].reply_bytes) / mbit_to_bytes_per_s(40.0))
+        (calls[0].reply_bytes + calls[1].reply_bytes) / mbit_to_bytes_per_s(40.0)
+    )
 
 
 def test_settings_from_parameters() -> None:
     s = settings_from({"robot": "r2", "rate": "10", "buckets": "1,2,4", "hysteresis": 2, "probes": "false"})
     assert s.robot == "r2" and s.rate_hz == 10.0 and s.confirm_updates == 2 and not s.probes_enabled
     assert [c.bucket_mbyte_per_s for c in s.choices] == [1.0, 2.0, 4.0]
-    for bad in ({"robot": "bad name"}, {"rate": 0}, {"buckets": "3,1"}, {"probe_direction": "x"},
-                {"plan_table": "/nonexistent/table.json"}, {"window": 0}):
+    for bad in (
+        {"robot": "bad name"},
+        {"rate": 0},
+        {"buckets": "3,1"},
+        {"probe_direction": "x"},
+        {"plan_table": "/nonexistent/table.json"},
+        {"window": 0},
+    ):
         with pytest.raises(ValueError):
             settings_from(bad)
 

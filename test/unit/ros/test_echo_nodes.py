@@ -1,4 +1,5 @@
 """Echo node helpers that need no master: test tiles pass validation, answers carry the server receive time."""
+
 import pytest
 
 from intradp_ros.core.tile import TileError
@@ -23,8 +24,10 @@ def test_the_echo_validator_drops_unknown_plans():
     assert err.value.field == "plan_id"
 
 
-@pytest.mark.parametrize("frame_id,expected", [("recv_ns=1700000000123456789", 1700000000123456789),
-                                               ("recv_ns=abc", None), ("", None), ("map", None)])
+@pytest.mark.parametrize(
+    "frame_id,expected",
+    [("recv_ns=1700000000123456789", 1700000000123456789), ("recv_ns=abc", None), ("", None), ("map", None)],
+)
 def test_server_receive_time_is_read_from_frame_id(frame_id, expected):
     msg = TensorTile()
     msg.header.frame_id = frame_id

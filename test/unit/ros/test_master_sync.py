@@ -1,4 +1,5 @@
 """MasterSync against in-memory masters: mirroring, loops, caller ids, stale removal, cleanup, restarts, outages."""
+
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,7 @@ from typing import List, Tuple
 import pytest
 
 from fake_ros_master import FakeMaster, FakeNode, Network
-from intradp_ros.ros.master_sync import (MIRROR_PREFIX, Filters, MasterSync, is_mirror, mirror_caller_id,
-                                         mirror_prefix)
+from intradp_ros.ros.master_sync import MIRROR_PREFIX, Filters, MasterSync, is_mirror, mirror_caller_id, mirror_prefix
 
 ROBOT = "http://10.0.0.1:11311"
 SERVER = "http://10.0.0.2:11311"
@@ -29,8 +29,9 @@ class Clock:
 class Bench:
     """Two fake masters, some fake nodes, and a MasterSync between them (robot = local, server = peer)."""
 
-    def __init__(self, filters: Filters = Filters(topics=["/intradp/*", "/chatter"], services=["/intradp/*"]),
-                 **kw) -> None:
+    def __init__(
+        self, filters: Filters = Filters(topics=["/intradp/*", "/chatter"], services=["/intradp/*"]), **kw
+    ) -> None:
         self.net = Network()
         self.robot = self.net.add(FakeMaster(ROBOT, pid=100))
         self.server = self.net.add(FakeMaster(SERVER, pid=200))
@@ -45,8 +46,9 @@ class Bench:
         self.sync = self.make_sync(filters, **kw)
 
     def make_sync(self, filters: Filters, **kw) -> MasterSync:
-        return MasterSync(ROBOT, SERVER, self.net, caller_id="/master_bridge", filters=filters, log=self.log,
-                          clock=self.clock, **kw)
+        return MasterSync(
+            ROBOT, SERVER, self.net, caller_id="/master_bridge", filters=filters, log=self.log, clock=self.clock, **kw
+        )
 
     def steps(self, n: int = 1) -> None:
         for _ in range(n):
@@ -64,8 +66,9 @@ class Bench:
             code, _status, current = master.registerSubscriber(name, t, STRING, uri)
             node.publisherUpdate("/master", t, current)  # a rospy subscriber connects to the returned publishers
         for s in srvs:
-            master.registerService(name, s, "rosrpc://" + uri[len("http://"):].rstrip("/").rsplit(":", 1)[0] + ":5000",
-                                   uri)
+            master.registerService(
+                name, s, "rosrpc://" + uri[len("http://") :].rstrip("/").rsplit(":", 1)[0] + ":5000", uri
+            )
         return node
 
 
@@ -104,10 +107,16 @@ def test_service_is_mirrored_with_its_rosrpc_uri() -> None:
 
 
 def test_globs_select_what_is_synced() -> None:
-    b = Bench(filters=Filters(topics=["/intradp/*"], services=["/intradp/probe*"],
-                              exclude_topics=["/intradp/private/*"]))
-    b.add_node(b.robot, "/a", "http://10.0.0.1:1/", pubs=["/intradp/r1/up", "/intradp/private/x", "/camera",
-                                                           "/rosout"], srvs=["/intradp/probe", "/intradp/other"])
+    b = Bench(
+        filters=Filters(topics=["/intradp/*"], services=["/intradp/probe*"], exclude_topics=["/intradp/private/*"])
+    )
+    b.add_node(
+        b.robot,
+        "/a",
+        "http://10.0.0.1:1/",
+        pubs=["/intradp/r1/up", "/intradp/private/x", "/camera", "/rosout"],
+        srvs=["/intradp/probe", "/intradp/other"],
+    )
     b.steps()
     assert set(b.server.pubs) == {"/intradp/r1/up"}
     assert set(b.server.srvs) == {"/intradp/probe"}
@@ -140,8 +149,7 @@ def test_a_second_bridge_does_not_pick_up_another_bridges_mirrors() -> None:
     b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
     b.steps()
     other_robot = b.net.add(FakeMaster("http://10.0.0.3:11311", pid=300))
-    second = MasterSync(other_robot.uri, SERVER, b.net, filters=Filters(topics=["/chatter"]), log=b.log,
-                        clock=b.clock)
+    second = MasterSync(other_robot.uri, SERVER, b.net, filters=Filters(topics=["/chatter"]), log=b.log, clock=b.clock)
     second.step()
     assert "/chatter" not in other_robot.pubs  # the robot-1 mirror on the server is not re-exported
 
@@ -215,13 +223,13 @@ def test_master_restart_is_detected_refilled_and_live_nodes_restored() -> None:
     assert publishers(b.robot, "/intradp/r1/down") == [(server_mirror("/listener"), LISTENER)]
     b.server.restart()
     b.steps()  # one step after the master is back does it all
-    assert b.server.subs["/chatter"] == [("/listener", LISTENER)]       # restored under its own name
+    assert b.server.subs["/chatter"] == [("/listener", LISTENER)]  # restored under its own name
     assert b.server.pubs["/intradp/r1/down"] == [("/listener", LISTENER)]
     assert b.server.srvs["/intradp/add"] == ("/adder", ADDER, "rosrpc://10.0.0.2:5000")
-    assert "/intradp/r1/stats" not in b.server.pubs                      # the dead node is not restored
+    assert "/intradp/r1/stats" not in b.server.pubs  # the dead node is not restored
     assert publishers(b.server, "/chatter") == [(robot_mirror("/talker"), TALKER)]  # mirror refilled
     assert (LISTENER, "/chatter", [TALKER]) in b.server.publisher_updates
-    assert publishers(b.robot, "/intradp/r1/stats") == []               # and its mirror is removed
+    assert publishers(b.robot, "/intradp/r1/stats") == []  # and its mirror is removed
     assert any("restarted" in m for m in b.messages())
 
 
@@ -304,6 +312,7 @@ def test_api_error_is_logged_not_raised() -> None:
 
 # ---- subscribers that lost a mirrored publisher (re-advertised at the same URI between two polls) ----------------
 
+
 def bridge_updates(node: FakeNode) -> List[Tuple[str, str, List[str]]]:
     return [u for u in node.updates if u[0] == "/master_bridge"]
 
@@ -354,7 +363,7 @@ def test_publisher_update_carries_the_complete_publisher_list_of_the_subscribers
     assert listener.connected["/chatter"] == {TALKER, local}
     readvertise(b, listener)
     b.steps(4)
-    (_caller, topic, uris), = bridge_updates(listener)
+    ((_caller, topic, uris),) = bridge_updates(listener)
     # what the server master would send: roscpp drops connections to publishers missing from the list
     assert topic == "/chatter" and sorted(uris) == sorted([TALKER, local])
 
@@ -405,8 +414,9 @@ def test_subscriber_that_never_connects_is_not_flooded() -> None:
 def test_probes_per_poll_are_bounded_and_every_subscriber_gets_its_turn() -> None:
     b = Bench()
     b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
-    listeners = [b.add_node(b.server, f"/listener{i}", f"http://10.0.0.2:{41000 + i}/", subs=["/chatter"])
-                 for i in range(20)]
+    listeners = [
+        b.add_node(b.server, f"/listener{i}", f"http://10.0.0.2:{41000 + i}/", subs=["/chatter"]) for i in range(20)
+    ]
     b.steps()
     probed = sum(n.calls.get("getBusInfo", 0) for n in listeners)
     assert probed == b.sync.watch.max_probes
@@ -417,8 +427,9 @@ def test_probes_per_poll_are_bounded_and_every_subscriber_gets_its_turn() -> Non
 def test_slow_nodes_cannot_stall_a_poll_beyond_the_time_budget() -> None:
     b = Bench()
     b.add_node(b.robot, "/talker", TALKER, pubs=["/chatter"])
-    listeners = [b.add_node(b.server, f"/listener{i}", f"http://10.0.0.2:{41000 + i}/", subs=["/chatter"])
-                 for i in range(6)]
+    listeners = [
+        b.add_node(b.server, f"/listener{i}", f"http://10.0.0.2:{41000 + i}/", subs=["/chatter"]) for i in range(6)
+    ]
     b.steps()
     for n in listeners:  # from now on every slave call takes 0.3 s (a node timing out)
         n.on_call = lambda method: setattr(b.clock, "now", b.clock.now + 0.3)

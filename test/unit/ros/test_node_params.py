@@ -1,4 +1,5 @@
 """node_params: defaults < parameters < command line, values coerced to their types (no master needed)."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """sensor_msgs <-> model inputs and results -> messages (no master needed)."""
+
 import struct
 
 import numpy as np
@@ -9,10 +10,19 @@ from std_msgs.msg import Header
 
 from intradp_ros.models.kapao_postprocess import Pose
 from intradp_ros.models.voxels import CompletedVoxels, VoxelGridSpec
-from intradp_ros.ros.sensor_conversion import (SensorConversionError, completed_voxels_to_msg,
-                                               completed_voxels_to_planner_msg, completed_voxels_to_pointcloud2,
-                                               image_to_kapao_input, image_to_rgb, pointcloud2_to_occupancy,
-                                               pointcloud2_to_xyz, poses_to_msg, rgb_to_image, xyz_to_pointcloud2)
+from intradp_ros.ros.sensor_conversion import (
+    SensorConversionError,
+    completed_voxels_to_msg,
+    completed_voxels_to_planner_msg,
+    completed_voxels_to_pointcloud2,
+    image_to_kapao_input,
+    image_to_rgb,
+    pointcloud2_to_occupancy,
+    pointcloud2_to_xyz,
+    poses_to_msg,
+    rgb_to_image,
+    xyz_to_pointcloud2,
+)
 
 
 def _frame(h=6, w=8):
@@ -41,13 +51,16 @@ def test_padded_rows_and_mono_images():
     assert out.shape == (2, 3, 3) and out[1, 2].tolist() == [250, 250, 250]
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda m: setattr(m, "encoding", "rgba8"), "encoding 'rgba8' is not supported"),
-    (lambda m: setattr(m, "encoding", "16UC1"), "not supported"),
-    (lambda m: setattr(m, "data", m.data[:-1]), "expected step\\*height"),
-    (lambda m: setattr(m, "step", 10), "step 10 is smaller"),
-    (lambda m: setattr(m, "width", 0), "no pixels"),
-])
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda m: setattr(m, "encoding", "rgba8"), "encoding 'rgba8' is not supported"),
+        (lambda m: setattr(m, "encoding", "16UC1"), "not supported"),
+        (lambda m: setattr(m, "data", m.data[:-1]), "expected step\\*height"),
+        (lambda m: setattr(m, "step", 10), "step 10 is smaller"),
+        (lambda m: setattr(m, "width", 0), "no pixels"),
+    ],
+)
 def test_bad_images_are_rejected_clearly(mutate, reason):
     msg = rgb_to_image(_frame())
     mutate(msg)
@@ -75,32 +88,44 @@ def _cloud(points, point_step=16, offsets=(0, 4, 8), big_endian=False, row_pad=0
             struct.pack_into(order + "f", buf, base + off, v)
     fields = [PointField(name=n_, offset=o, datatype=PointField.FLOAT32, count=1) for n_, o in zip("xyz", offsets)]
     fields.append(PointField(name="intensity", offset=12, datatype=PointField.FLOAT32, count=1))
-    return PointCloud2(height=height, width=width, fields=fields, is_bigendian=big_endian, point_step=point_step,
-                       row_step=row_step, data=bytes(buf), is_dense=True)
+    return PointCloud2(
+        height=height,
+        width=width,
+        fields=fields,
+        is_bigendian=big_endian,
+        point_step=point_step,
+        row_step=row_step,
+        data=bytes(buf),
+        is_dense=True,
+    )
 
 
-@pytest.mark.parametrize("kw", [{}, {"point_step": 32, "offsets": (20, 4, 24)}, {"big_endian": True},
-                                {"row_pad": 8, "height": 2}])
+@pytest.mark.parametrize(
+    "kw", [{}, {"point_step": 32, "offsets": (20, 4, 24)}, {"big_endian": True}, {"row_pad": 8, "height": 2}]
+)
 def test_point_clouds_with_any_layout(kw):
     pts = [(1.0, 2.0, 3.0), (-4.5, 0.25, 1.0), (0.125, -0.5, 0.0625), (7.0, 8.0, 9.0)]
     assert pointcloud2_to_xyz(_cloud(pts, **kw)).tolist() == [list(p) for p in pts]
 
 
 def test_cloud_to_occupancy_and_round_trip():
-    pts = np.array([[0.05, 0.05, 0.05], [100.0, 0.0, 0.0]], np.float32)   # the second is out of range
+    pts = np.array([[0.05, 0.05, 0.05], [100.0, 0.0, 0.0]], np.float32)  # the second is out of range
     msg = xyz_to_pointcloud2(pts)
     assert np.array_equal(pointcloud2_to_xyz(msg), pts)
     occ = pointcloud2_to_occupancy(msg)
     assert occ.shape == (1, 1, 256, 32, 256) and int(occ.sum()) == 1 and occ[0, 0, 100, 1, 100] == 1
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda m: m.fields.pop(2), "no 'z' field"),
-    (lambda m: setattr(m.fields[0], "datatype", PointField.FLOAT64), "must be one float32"),
-    (lambda m: setattr(m.fields[1], "offset", 14), "does not fit point_step"),
-    (lambda m: setattr(m, "data", m.data[:-1]), "expected row_step\\*height"),
-    (lambda m: setattr(m, "row_step", 8), "row_step 8 is smaller"),
-])
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda m: m.fields.pop(2), "no 'z' field"),
+        (lambda m: setattr(m.fields[0], "datatype", PointField.FLOAT64), "must be one float32"),
+        (lambda m: setattr(m.fields[1], "offset", 14), "does not fit point_step"),
+        (lambda m: setattr(m, "data", m.data[:-1]), "expected row_step\\*height"),
+        (lambda m: setattr(m, "row_step", 8), "row_step 8 is smaller"),
+    ],
+)
 def test_malformed_clouds_are_rejected_clearly(mutate, reason):
     msg = _cloud([(1.0, 2.0, 3.0), (4.0, 5.0, 6.0)])
     mutate(msg)
@@ -123,8 +148,9 @@ def test_result_messages():
     assert list(planner.data) == [2.0, 0.0, 1.0, 6.0, 3.0, 0.0] and planner.layout.dim[0].size == 2
     cloud = completed_voxels_to_pointcloud2(res)
     assert pointcloud2_to_xyz(cloud).tolist() == [[1.25, 0.25, 0.75], [3.25, 1.75, 0.25]]
-    for m in (msg, cv, planner, cloud):     # they serialise as ROS messages
+    for m in (msg, cv, planner, cloud):  # they serialise as ROS messages
         from io import BytesIO
+
         buf = BytesIO()
         m.serialize(buf)
         assert buf.tell() > 0

@@ -1,4 +1,5 @@
 """The server builds the other output heads of a model it serves (same weights), and nothing else."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,10 +25,10 @@ def test_a_head_of_a_served_model_is_built_on_request(server: IntraDPServer) -> 
     rep = server._replica_for('sconet{"grid_xzy":[32,32,32],"head":"completion"}')
     assert rep is not None and rep.config.seed == base.config.seed == 3
     assert isinstance(rep.forward_local(rep.example), SparseRows)
-    assert server._replica_for('sconet{"grid_xzy":[32,32,32],"head":"completion"}') is rep     # built once
+    assert server._replica_for('sconet{"grid_xzy":[32,32,32],"head":"completion"}') is rep  # built once
 
 
 def test_other_models_are_not_built(server: IntraDPServer) -> None:
-    assert server._replica_for('sconet{"grid_xzy":[64,32,64],"head":"completion"}') is None   # other size
-    assert server._replica_for('kapao_s6{"head":"candidates"}') is None                        # not served
+    assert server._replica_for('sconet{"grid_xzy":[64,32,64],"head":"completion"}') is None  # other size
+    assert server._replica_for('kapao_s6{"head":"candidates"}') is None  # not served
     assert server._replica_for("sconet{not json") is None

@@ -1,4 +1,5 @@
 """Tile <-> TensorTile: every dtype through genpy serialize/deserialize, bytes payloads, zero-copy receipt."""
+
 from __future__ import annotations
 
 import io
@@ -33,8 +34,11 @@ def _through_the_wire(msg: TensorTile) -> TensorTile:
     return TensorTile().deserialize(buf.getvalue())
 
 
-CASES = [(dtype, shape, axis, codec) for dtype in ALL_DTYPES
-         for shape, axis, codec in [((5,), 0, CODEC_RAW), ((1, 3, 4, 2), 2, CODEC_RAW), ((6, 3), 0, CODEC_SPARSE)]]
+CASES = [
+    (dtype, shape, axis, codec)
+    for dtype in ALL_DTYPES
+    for shape, axis, codec in [((5,), 0, CODEC_RAW), ((1, 3, 4, 2), 2, CODEC_RAW), ((6, 3), 0, CODEC_SPARSE)]
+]
 CASES += [(dtype, (3, 5), 0, CODEC_BITPACK) for dtype in ("bool", "uint8")]  # bitpack carries 0/1 tensors only
 
 
@@ -44,8 +48,19 @@ def test_round_trip_through_genpy(dtype: str, shape: tuple, axis: int, codec: in
     row_start = 3
     row_stop = row_start + (shape[axis] if codec != CODEC_SPARSE else 20)
     index = np.arange(row_start, row_start + shape[0], dtype=np.int64) if codec == CODEC_SPARSE else None
-    tile = Tile(request_id=2**40 + 5, plan_id=11, node_id=4, axis=axis, row_start=row_start, row_stop=row_stop,
-                data=data, codec=codec, flags=FLAG_LAST, robot="robot_7", index=index)
+    tile = Tile(
+        request_id=2**40 + 5,
+        plan_id=11,
+        node_id=4,
+        axis=axis,
+        row_start=row_start,
+        row_stop=row_stop,
+        data=data,
+        codec=codec,
+        flags=FLAG_LAST,
+        robot="robot_7",
+        index=index,
+    )
     stamp = rospy.Time(12, 345)
     msg = tile_to_msg(tile, stamp=stamp)
     assert isinstance(msg.data, bytes)
@@ -64,8 +79,19 @@ def test_round_trip_through_genpy(dtype: str, shape: tuple, axis: int, codec: in
 
 
 def test_receipt_is_zero_copy_from_the_bytes() -> None:
-    msg = _through_the_wire(tile_to_msg(Tile(request_id=1, plan_id=0, node_id=0, axis=1, row_start=0, row_stop=64,
-                                             data=_sample("float32", (3, 64, 64)))))
+    msg = _through_the_wire(
+        tile_to_msg(
+            Tile(
+                request_id=1,
+                plan_id=0,
+                node_id=0,
+                axis=1,
+                row_start=0,
+                row_stop=64,
+                data=_sample("float32", (3, 64, 64)),
+            )
+        )
+    )
     assert isinstance(msg.data, bytes)
     tile = msg_to_tile(msg)
     assert np.shares_memory(tile.data, np.frombuffer(msg.data, dtype=np.uint8))
@@ -76,32 +102,46 @@ def test_receipt_is_zero_copy_from_the_bytes() -> None:
 
 
 def test_default_stamp_without_a_node_is_wall_time() -> None:
-    msg = tile_to_msg(Tile(request_id=1, plan_id=0, node_id=0, axis=0, row_start=0, row_stop=1,
-                           data=np.zeros(1, dtype=np.uint8)))
+    msg = tile_to_msg(
+        Tile(request_id=1, plan_id=0, node_id=0, axis=0, row_start=0, row_stop=1, data=np.zeros(1, dtype=np.uint8))
+    )
     assert msg.header.stamp.to_sec() > 1.6e9
 
 
 def test_big_endian_tile_arrives_little_endian() -> None:
     data = np.arange(12, dtype=">i4").reshape(3, 4)
-    back = msg_to_tile(_through_the_wire(tile_to_msg(Tile(request_id=1, plan_id=0, node_id=0, axis=0, row_start=0,
-                                                          row_stop=3, data=data))))
+    back = msg_to_tile(
+        _through_the_wire(
+            tile_to_msg(Tile(request_id=1, plan_id=0, node_id=0, axis=0, row_start=0, row_stop=3, data=data))
+        )
+    )
     np.testing.assert_array_equal(back.data, data)
     assert back.data.dtype.byteorder in "=<"
 
 
 def _good_msg() -> TensorTile:
-    tile = Tile(request_id=1, plan_id=3, node_id=5, axis=1, row_start=2, row_stop=4,
-                data=_sample("float32", (1, 2, 6)))
+    tile = Tile(request_id=1, plan_id=3, node_id=5, axis=1, row_start=2, row_stop=4, data=_sample("float32", (1, 2, 6)))
     return _through_the_wire(tile_to_msg(tile))
 
 
 VALIDATOR = TileValidator(known_plan_ids=[3], node_shapes={5: (1, 8, 6)}, max_bytes=1 << 16)
 
 
-@pytest.mark.parametrize("field_name,value", [
-    ("dtype", "float128"), ("plan_id", 4), ("node_id", 6), ("axis", 3), ("row_stop", 9),
-    ("shape", [1, 6, 2]), ("data", b"\x00" * 7), ("flags", 64), ("codec", 5), ("row_start", 4),
-])
+@pytest.mark.parametrize(
+    "field_name,value",
+    [
+        ("dtype", "float128"),
+        ("plan_id", 4),
+        ("node_id", 6),
+        ("axis", 3),
+        ("row_stop", 9),
+        ("shape", [1, 6, 2]),
+        ("data", b"\x00" * 7),
+        ("flags", 64),
+        ("codec", 5),
+        ("row_start", 4),
+    ],
+)
 def test_malformed_message_field_is_named(field_name: str, value: object) -> None:
     msg = _good_msg()
     setattr(msg, field_name, value)
@@ -123,6 +163,15 @@ def test_list_payload_is_accepted_but_a_bad_list_is_named() -> None:
 
 def test_unsendable_tile_is_refused_before_serialising() -> None:
     with pytest.raises(TileError) as err:
-        tile_to_msg(Tile(request_id=1, plan_id=0, node_id=2**33, axis=0, row_start=0, row_stop=1,
-                         data=np.zeros(1, dtype=np.uint8)))
+        tile_to_msg(
+            Tile(
+                request_id=1,
+                plan_id=0,
+                node_id=2**33,
+                axis=0,
+                row_start=0,
+                row_stop=1,
+                data=np.zeros(1, dtype=np.uint8),
+            )
+        )
     assert err.value.field == "node_id"
