@@ -176,91 +176,117 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 _identity.__name__ = "identity"
 
 
-def normalize_module(m: nn.Module, args: tuple, kwargs: dict) -> list[tuple[Any, tuple, dict]]:
+Call = tuple[Any, tuple[Any, ...], dict[str, Any]]  # (function, args, kwargs) of one functional step
+
+
+def _conv(m: Any, x: Any) -> list[Call]:
+    f = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(m.kernel_size)]
+    if m.padding_mode != "zeros":
+        return [
+            (F.pad, (x, list(m._reversed_padding_repeated_twice), m.padding_mode), {}),
+            (f, (_PREV, m.weight, m.bias, m.stride, 0, m.dilation, m.groups), {}),
+        ]
+    return [(f, (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups), {})]
+
+
+def _conv_transpose(m: Any, x: Any) -> list[Call]:
+    f = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[len(m.kernel_size)]
+    return [(f, (x, m.weight, m.bias, m.stride, m.padding, m.output_padding, m.groups, m.dilation), {})]
+
+
+def _batch_norm(m: Any, x: Any) -> Optional[list[Call]]:
+    if m.training or m.running_mean is None:
+        return None  # batch statistics: the module call itself (global)
+    return [(F.batch_norm, (x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps), {})]
+
+
+def _max_pool(m: Any, x: Any) -> list[Call]:
+    f = {nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.MaxPool3d: F.max_pool3d}[type(m)]
+    return [(f, (x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices), {})]
+
+
+def _avg_pool(m: Any, x: Any) -> list[Call]:
+    if isinstance(m, nn.AvgPool1d):
+        return [(F.avg_pool1d, (x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad), {})]
+    f = F.avg_pool2d if isinstance(m, nn.AvgPool2d) else F.avg_pool3d
+    return [(f, (x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override), {})]
+
+
+def _upsample(m: Any, x: Any) -> list[Call]:
+    kwargs = dict(
+        size=m.size,
+        scale_factor=m.scale_factor,
+        mode=m.mode,
+        align_corners=m.align_corners,
+        recompute_scale_factor=getattr(m, "recompute_scale_factor", None),
+    )
+    return [(F.interpolate, (x,), kwargs)]
+
+
+def _dropout(m: Any, x: Any) -> Optional[list[Call]]:
+    if m.training and not isinstance(m, nn.Identity):
+        return None  # random in training: the module call itself
+    return [(_identity, (x,), {})]
+
+
+def _adaptive_avg_pool(m: Any, x: Any) -> list[Call]:
+    f = {
+        nn.AdaptiveAvgPool1d: F.adaptive_avg_pool1d,
+        nn.AdaptiveAvgPool2d: F.adaptive_avg_pool2d,
+        nn.AdaptiveAvgPool3d: F.adaptive_avg_pool3d,
+    }[type(m)]
+    return [(f, (x, m.output_size), {})]
+
+
+_DROPOUTS = tuple(
+    getattr(nn, name)
+    for name in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "Identity")
+    if hasattr(nn, name)
+)
+
+# Standard modules -> their functional form, first match wins (like the RULES table of operator rules). A
+# normaliser returns None where the module must stay a call of itself (training-mode statistics, dropout).
+# `exact_args`: only a call with the single input argument is normalised (extra arguments change the meaning).
+MODULE_NORMALIZERS: list[tuple[tuple[type, ...], Callable[[Any, Any], Optional[list[Call]]], bool]] = [
+    ((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv, False),
+    ((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _conv_transpose, True),
+    ((nn.modules.batchnorm._BatchNorm,), _batch_norm, False),
+    ((nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), _max_pool, False),
+    ((nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d), _avg_pool, False),
+    ((nn.Upsample,), _upsample, False),
+    ((nn.Linear,), lambda m, x: [(F.linear, (x, m.weight, m.bias), {})], False),
+    ((nn.LayerNorm,), lambda m, x: [(F.layer_norm, (x, m.normalized_shape, m.weight, m.bias, m.eps), {})], False),
+    ((nn.Flatten,), lambda m, x: [(torch.flatten, (x, m.start_dim, m.end_dim), {})], False),
+    ((nn.Unflatten,), lambda m, x: [(torch.Tensor.unflatten, (x, m.dim, m.unflattened_size), {})], False),
+    (_DROPOUTS, _dropout, False),
+    ((nn.PixelShuffle,), lambda m, x: [(F.pixel_shuffle, (x, m.upscale_factor), {})], False),
+    ((nn.PixelUnshuffle,), lambda m, x: [(F.pixel_unshuffle, (x, m.downscale_factor), {})], False),
+    (
+        (nn.modules.padding._ConstantPadNd,),
+        lambda m, x: [(F.pad, (x, list(m.padding), "constant", m.value), {})],
+        False,
+    ),
+    ((nn.modules.padding._ReflectionPadNd,), lambda m, x: [(F.pad, (x, list(m.padding), "reflect"), {})], False),
+    ((nn.modules.padding._ReplicationPadNd,), lambda m, x: [(F.pad, (x, list(m.padding), "replicate"), {})], False),
+    ((nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d), _adaptive_avg_pool, False),
+    ((nn.Softmax,), lambda m, x: [(F.softmax, (x, m.dim), {})], False),
+    ((nn.LogSoftmax,), lambda m, x: [(F.log_softmax, (x, m.dim), {})], False),
+]
+
+
+def normalize_module(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Call]:
     """A standard module call as functional call(s) whose parameters the rules can read. Each step's
     first argument is the previous step's result ('prev' marker `_PREV`). Unknown modules stay calls
     of the module itself (global unless a rule knows them by class name)."""
     x = args[0] if args else None
-    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        n = (
-            {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(m)]
-            if type(m) in (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-            else len(m.kernel_size)
-        )
-        f = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
-        if m.padding_mode != "zeros":
-            return [
-                (F.pad, (x, list(m._reversed_padding_repeated_twice), m.padding_mode), {}),
-                (f, (_PREV, m.weight, m.bias, m.stride, 0, m.dilation, m.groups), {}),
-            ]
-        return [(f, (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups), {})]
-    if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) and len(args) == 1 and not kwargs:
-        n = len(m.kernel_size)
-        f = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
-        return [(f, (x, m.weight, m.bias, m.stride, m.padding, m.output_padding, m.groups, m.dilation), {})]
-    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        if m.training or m.running_mean is None:
-            return [(m, args, kwargs)]
-        return [(F.batch_norm, (x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps), {})]
-    if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
-        f = {nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.MaxPool3d: F.max_pool3d}[type(m)]
-        return [(f, (x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices), {})]
-    if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-        if isinstance(m, nn.AvgPool1d):
-            return [(F.avg_pool1d, (x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad), {})]
-        f = F.avg_pool2d if isinstance(m, nn.AvgPool2d) else F.avg_pool3d
-        return [(f, (x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override), {})]
-    if isinstance(m, nn.Upsample):
-        return [
-            (
-                F.interpolate,
-                (x,),
-                dict(
-                    size=m.size,
-                    scale_factor=m.scale_factor,
-                    mode=m.mode,
-                    align_corners=m.align_corners,
-                    recompute_scale_factor=getattr(m, "recompute_scale_factor", None),
-                ),
-            )
-        ]
-    if isinstance(m, nn.Linear):
-        return [(F.linear, (x, m.weight, m.bias), {})]
-    if isinstance(m, nn.LayerNorm):
-        return [(F.layer_norm, (x, m.normalized_shape, m.weight, m.bias, m.eps), {})]
-    if isinstance(m, nn.Flatten):
-        return [(torch.flatten, (x, m.start_dim, m.end_dim), {})]
-    if isinstance(m, nn.Unflatten):
-        return [(torch.Tensor.unflatten, (x, m.dim, m.unflattened_size), {})]
-    if (
-        isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity))
-        if hasattr(nn, "Dropout1d")
-        else isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.Identity))
-    ):
-        if m.training and not isinstance(m, nn.Identity):
-            return [(m, args, kwargs)]
-        return [(_identity, (x,), {})]
-    if isinstance(m, nn.PixelShuffle):
-        return [(F.pixel_shuffle, (x, m.upscale_factor), {})]
-    if isinstance(m, nn.PixelUnshuffle):
-        return [(F.pixel_unshuffle, (x, m.downscale_factor), {})]
-    if isinstance(m, (nn.modules.padding._ConstantPadNd,)):
-        return [(F.pad, (x, list(m.padding), "constant", m.value), {})]
-    if isinstance(m, (nn.modules.padding._ReflectionPadNd,)):
-        return [(F.pad, (x, list(m.padding), "reflect"), {})]
-    if isinstance(m, (nn.modules.padding._ReplicationPadNd,)):
-        return [(F.pad, (x, list(m.padding), "replicate"), {})]
-    if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
-        f = {
-            nn.AdaptiveAvgPool1d: F.adaptive_avg_pool1d,
-            nn.AdaptiveAvgPool2d: F.adaptive_avg_pool2d,
-            nn.AdaptiveAvgPool3d: F.adaptive_avg_pool3d,
-        }[type(m)]
-        return [(f, (x, m.output_size), {})]
-    if isinstance(m, nn.Softmax):
-        return [(F.softmax, (x, m.dim), {})]
-    if isinstance(m, nn.LogSoftmax):
-        return [(F.log_softmax, (x, m.dim), {})]
+    for types, normalize, exact_args in MODULE_NORMALIZERS:
+        if isinstance(m, types):
+            if exact_args and (len(args) != 1 or kwargs):
+                break
+            steps = normalize(m, x)
+            if steps is None:
+                return [(m, args, kwargs)]
+            return steps
     if getattr(m, "inplace", False):
         m = copy.copy(m)
         m.inplace = False
@@ -433,119 +459,146 @@ class Builder:
 
 
 # --------------------------------------------------------------------------------------------- fx front end
-def _capture_fx(model: nn.Module, inputs: tuple) -> Graph:
-    tracer = fx.Tracer()
-    fxg = tracer.trace(model)
-    modules = dict(model.named_modules())
-    b = Builder()
-    b.name_params(model)
-    env: dict[fx.Node, Any] = {}  # fx node -> _G | ConstRef | python value | ("multi", fn, op, args, kwargs, value)
-    vals: dict[fx.Node, Any] = {}  # fx node -> concrete value
-    it = iter(inputs)
-    output: Any = None
+class _FxCapture:
+    """One walk over an fx graph: each fx node kind has its own handler feeding the Builder."""
 
-    def sym(o: Any) -> Any:
-        return fx.node.map_arg(o, lambda n: env[n])
+    def __init__(self, model: nn.Module, inputs: tuple[Any, ...]) -> None:
+        self.model = model
+        self.modules = dict(model.named_modules())
+        self.b = Builder()
+        self.b.name_params(model)
+        self.env: dict[
+            fx.Node, Any
+        ] = {}  # fx node -> _G | ConstRef | python value | ("multi", fn, op, args, kw, value)
+        self.vals: dict[fx.Node, Any] = {}  # fx node -> concrete value
+        self.inputs = iter(inputs)
+        self.output: Any = None
 
-    def conc(o: Any) -> Any:
-        return fx.node.map_arg(o, lambda n: vals[n])
+    def run(self) -> Graph:
+        fxg = fx.Tracer().trace(self.model)
+        for n in fxg.nodes:
+            if n.op == "placeholder":
+                self.placeholder(n)
+            elif n.op == "get_attr":
+                self.get_attr(n)
+            elif n.op in ("call_function", "call_method", "call_module"):
+                self.call(n)
+            elif n.op == "output":
+                self.output = self.sym(n.args[0])
+        return self.b.finish(self.output, "fx")
 
-    def has_g(o: Any) -> bool:
-        return any(True for _ in iter_refs(o, _G))
+    def sym(self, o: Any) -> Any:
+        return fx.node.map_arg(o, lambda n: self.env[n])
 
-    for n in fxg.nodes:
-        if n.op == "placeholder":
-            try:
-                v = next(it)
-            except StopIteration:
-                v = n.args[0] if n.args else None
-                env[n], vals[n] = v, v
-                continue
-            env[n], vals[n] = b.add_input(n.name, v), v
-        elif n.op == "get_attr":
-            v = model
-            for part in n.target.split("."):
-                v = getattr(v, part)
-            vals[n] = v
-            env[n] = b.const(v, n.target) if isinstance(v, torch.Tensor) else v
-        elif n.op in ("call_function", "call_method", "call_module"):
-            sargs, skw = sym(n.args), sym(n.kwargs)
-            cargs, ckw = conc(n.args), conc(n.kwargs)
-            multi_src = [
-                a
-                for a in (list(n.args) + list(n.kwargs.values()))
-                if isinstance(a, fx.Node) and isinstance(env.get(a), tuple) and env[a] and env[a][0] == "multi"
-            ]
-            if n.op == "call_function" and n.target is operator.getitem and multi_src:
-                _, mfn, mop, margs, mkw, mval = env[n.args[0]]
-                i = n.args[1]
-                v = mval[i]
-                env[n], vals[n] = b.add_call(_Pick(mfn, i), mop, n.name, margs, mkw, v), v
-                continue
-            if multi_src:
-                raise CaptureError(f"{n.name}: a multi-output operator's result is used whole; index it instead")
-            if n.op == "call_module":
-                mod = modules[n.target]
-                cur_sym = sargs[0] if sargs else None
-                cur_val = cargs[0] if cargs else None
-                steps = normalize_module(mod, cargs, ckw)
-                for si, (f, a_, kw_) in enumerate(steps):
-                    if f is mod or not a_:
-                        sa, ca, skw2, ckw2 = _consts(b, sargs, n.target), cargs, _consts(b, skw, n.target), ckw
-                    else:
-                        sa = (cur_sym,) + _consts(b, tuple(a_[1:]), n.target)
-                        ca = (cur_val,) + tuple(a_[1:])
-                        skw2, ckw2 = _consts(b, kw_, n.target), kw_
-                    v = f(*ca, **ckw2)
-                    name = n.target if si == len(steps) - 1 else f"{n.target}.{si}"
-                    ip = inplace_variant(
-                        mod if f is not mod and getattr(mod, "inplace", False) else f, op_name(f), skw2
-                    )
-                    fn2, op2, skw2 = out_of_place(f, op_name(f), skw2)
-                    if has_g((sa, skw2)) and isinstance(v, torch.Tensor):
-                        cur_sym = b.add_call(fn2, op2, name, sa, skw2, v, inplace=ip)
-                    elif has_g((sa, skw2)):
-                        raise CaptureError(f"{n.target}: module returns {type(v).__name__}, not a tensor")
-                    else:
-                        cur_sym = b.const(v, name) if isinstance(v, torch.Tensor) else v
-                    cur_val = v
-                env[n], vals[n] = cur_sym, cur_val
-                continue
-            fn = n.target if n.op == "call_function" else getattr(torch.Tensor, n.target, None)
-            if fn is None:
-                raise CaptureError(f"{n.name}: unknown tensor method '{n.target}'")
-            name = op_name(fn)
-            if name == "where" and len(n.args) + len(n.kwargs) == 1:
-                raise CaptureError(f"{n.name}: torch.where(cond) has a data-dependent shape")
-            ip = inplace_variant(fn, name, skw)
-            fn, name, skw = out_of_place(fn, name, skw)
-            if name == "setitem" or (n.op == "call_method" and n.target in ("__setitem__", "copy_", "fill_", "zero_")):
-                raise CaptureError(f"{n.name}: in-place write ({n.target}) into a traced tensor; write it out of place")
-            ckw = dict(ckw, inplace=False) if "inplace" in ckw else ckw
-            v = fn(*cargs, **ckw)
-            vals[n] = v
-            if not has_g((sargs, skw)):
-                env[n] = b.const(v, n.name) if isinstance(v, torch.Tensor) else v
-            elif isinstance(v, torch.Tensor):
-                sargs_c = _consts(b, sargs, n.name)
-                skw_c = _consts(b, skw, n.name)
-                env[n] = b.add_call(
-                    fn, name, n.name, sargs_c, skw_c, v, inplace=(ip[0], _consts(b, ip[1], n.name)) if ip else None
-                )
-            elif isinstance(v, SparseRows):
-                env[n] = b.add_call(fn, name, n.name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
-            elif isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v):
-                env[n] = ("multi", fn, name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
-            elif name in SHAPE_QUERIES or (name == "getattr" and n.args[1] in SHAPE_QUERIES):
-                env[n] = v  # static shape facts fold into constants
+    def conc(self, o: Any) -> Any:
+        return fx.node.map_arg(o, lambda n: self.vals[n])
+
+    def placeholder(self, n: fx.Node) -> None:
+        try:
+            v = next(self.inputs)
+        except StopIteration:
+            v = n.args[0] if n.args else None
+            self.env[n], self.vals[n] = v, v
+            return
+        self.env[n], self.vals[n] = self.b.add_input(n.name, v), v
+
+    def get_attr(self, n: fx.Node) -> None:
+        v: Any = self.model
+        for part in str(n.target).split("."):
+            v = getattr(v, part)
+        self.vals[n] = v
+        self.env[n] = self.b.const(v, str(n.target)) if isinstance(v, torch.Tensor) else v
+
+    def call(self, n: fx.Node) -> None:
+        env = self.env
+        multi_src = [
+            a
+            for a in (list(n.args) + list(n.kwargs.values()))
+            if isinstance(a, fx.Node) and isinstance(env.get(a), tuple) and env[a] and env[a][0] == "multi"
+        ]
+        if n.op == "call_function" and n.target is operator.getitem and multi_src:
+            src, i = n.args[0], n.args[1]
+            assert isinstance(src, fx.Node) and isinstance(i, int)  # getitem(multi-output node, constant index)
+            _, mfn, mop, margs, mkw, mval = env[src]
+            v = mval[i]
+            env[n], self.vals[n] = self.b.add_call(_Pick(mfn, i), mop, n.name, margs, mkw, v), v
+            return
+        if multi_src:
+            raise CaptureError(f"{n.name}: a multi-output operator's result is used whole; index it instead")
+        if n.op == "call_module":
+            self.call_module(n)
+        else:
+            self.call_function(n)
+
+    def call_module(self, n: fx.Node) -> None:
+        b, target = self.b, str(n.target)
+        mod = self.modules[target]
+        sargs, skw = self.sym(n.args), self.sym(n.kwargs)
+        cargs, ckw = self.conc(n.args), self.conc(n.kwargs)
+        cur_sym = sargs[0] if sargs else None
+        cur_val = cargs[0] if cargs else None
+        steps = normalize_module(mod, cargs, ckw)
+        for si, (f, a_, kw_) in enumerate(steps):
+            if f is mod or not a_:
+                sa, ca, skw2, ckw2 = _consts(b, sargs, target), cargs, _consts(b, skw, target), ckw
             else:
-                raise CaptureError(
-                    f"{n.name}: '{name}' turns tensor data into a Python value "
-                    "(data-dependent control flow is not supported)"
-                )
-        elif n.op == "output":
-            output = sym(n.args[0])
-    return b.finish(output, "fx")
+                sa = (cur_sym,) + _consts(b, tuple(a_[1:]), target)
+                ca = (cur_val,) + tuple(a_[1:])
+                skw2, ckw2 = _consts(b, kw_, target), kw_
+            v = f(*ca, **ckw2)
+            name = target if si == len(steps) - 1 else f"{target}.{si}"
+            ip = inplace_variant(mod if f is not mod and getattr(mod, "inplace", False) else f, op_name(f), skw2)
+            fn2, op2, skw2 = out_of_place(f, op_name(f), skw2)
+            if _has_graph_tensor((sa, skw2)) and isinstance(v, torch.Tensor):
+                cur_sym = b.add_call(fn2, op2, name, sa, skw2, v, inplace=ip)
+            elif _has_graph_tensor((sa, skw2)):
+                raise CaptureError(f"{target}: module returns {type(v).__name__}, not a tensor")
+            else:
+                cur_sym = b.const(v, name) if isinstance(v, torch.Tensor) else v
+            cur_val = v
+        self.env[n], self.vals[n] = cur_sym, cur_val
+
+    def call_function(self, n: fx.Node) -> None:
+        b = self.b
+        sargs, skw = self.sym(n.args), self.sym(n.kwargs)
+        cargs, ckw = self.conc(n.args), self.conc(n.kwargs)
+        fn = n.target if n.op == "call_function" else getattr(torch.Tensor, str(n.target), None)
+        if fn is None:
+            raise CaptureError(f"{n.name}: unknown tensor method '{n.target}'")
+        name = op_name(fn)
+        if name == "where" and len(n.args) + len(n.kwargs) == 1:
+            raise CaptureError(f"{n.name}: torch.where(cond) has a data-dependent shape")
+        ip = inplace_variant(fn, name, skw)
+        fn, name, skw = out_of_place(fn, name, skw)
+        if name == "setitem" or (n.op == "call_method" and n.target in ("__setitem__", "copy_", "fill_", "zero_")):
+            raise CaptureError(f"{n.name}: in-place write ({n.target}) into a traced tensor; write it out of place")
+        ckw = dict(ckw, inplace=False) if "inplace" in ckw else ckw
+        v = fn(*cargs, **ckw)
+        self.vals[n] = v
+        if not _has_graph_tensor((sargs, skw)):
+            self.env[n] = b.const(v, n.name) if isinstance(v, torch.Tensor) else v
+        elif isinstance(v, torch.Tensor):
+            inplace = (ip[0], _consts(b, ip[1], n.name)) if ip else None
+            self.env[n] = b.add_call(fn, name, n.name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v, inplace)
+        elif isinstance(v, SparseRows):
+            self.env[n] = b.add_call(fn, name, n.name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
+        elif isinstance(v, (tuple, list)) and any(isinstance(x, torch.Tensor) for x in v):
+            self.env[n] = ("multi", fn, name, _consts(b, sargs, n.name), _consts(b, skw, n.name), v)
+        elif name in SHAPE_QUERIES or (name == "getattr" and n.args[1] in SHAPE_QUERIES):
+            self.env[n] = v  # static shape facts fold into constants
+        else:
+            raise CaptureError(
+                f"{n.name}: '{name}' turns tensor data into a Python value "
+                "(data-dependent control flow is not supported)"
+            )
+
+
+def _has_graph_tensor(o: Any) -> bool:
+    return any(True for _ in iter_refs(o, _G))
+
+
+def _capture_fx(model: nn.Module, inputs: tuple[Any, ...]) -> Graph:
+    return _FxCapture(model, inputs).run()
 
 
 def _consts(b: Builder, o: Any, hint: str) -> Any:
