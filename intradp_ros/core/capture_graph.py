@@ -17,7 +17,7 @@ import copy
 import logging
 import operator
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import torch
 import torch.fx as fx
@@ -62,7 +62,7 @@ class _InputRows(RowMap):
     def __init__(self, extent: int) -> None:
         super().__init__(lambda: None, (), {}, [], extent)
 
-    def need(self, a: int, b: int) -> list:
+    def need(self, a: int, b: int) -> list[Any]:
         return []
 
 
@@ -143,7 +143,7 @@ def op_name(fn: Any) -> str:
     return name
 
 
-def out_of_place(fn: Any, name: str, kwargs: dict) -> tuple[Any, str, dict]:
+def out_of_place(fn: Any, name: str, kwargs: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
     """Replace in-place variants (x += y, relu_(), inplace=True) by their out-of-place forms, so tiles
     that are views of stored activations are never written."""
     if name in INPLACE_OPERATORS:
@@ -155,7 +155,7 @@ def out_of_place(fn: Any, name: str, kwargs: dict) -> tuple[Any, str, dict]:
     return fn, name, kwargs
 
 
-def inplace_variant(fn: Any, name: str, kwargs: dict) -> Optional[tuple[Any, dict]]:
+def inplace_variant(fn: Any, name: str, kwargs: dict[str, Any]) -> Optional[tuple[Any, dict[str, Any]]]:
     """The in-place form of an operator the model wrote in place (x += y, relu_(), inplace=True), kept so
     the executor can use it where no one else reads the input (saves an allocation per activation)."""
     if name in INPLACE_OPERATORS:
@@ -289,7 +289,7 @@ def normalize_module(m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
             return steps
     if getattr(m, "inplace", False):
         m = copy.copy(m)
-        m.inplace = False
+        setattr(m, "inplace", False)  # noqa: B010 - nn.Module's __setattr__ types attributes as tensors/modules
     return [(m, args, kwargs)]
 
 
@@ -348,10 +348,10 @@ class Builder:
         fn: Any,
         op: str,
         name: str,
-        args: tuple,
-        kwargs: dict,
-        value: torch.Tensor,
-        inplace: Optional[tuple[Any, dict]] = None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        value: Union[torch.Tensor, SparseRows],
+        inplace: Optional[tuple[Any, dict[str, Any]]] = None,
     ) -> _G:
         """Add one operator node; `args`/`kwargs` hold _G markers for graph tensors, ConstRefs, values."""
         inputs: list[int] = []
@@ -451,7 +451,7 @@ class Builder:
                 return {k: out(v) for k, v in o.items()}
             return o
 
-        used = set()
+        used: set[str] = set()
         for n in nodes:
             used.update(r.key for r in iter_refs((n.args, n.kwargs), ConstRef))
         consts = {k: v for k, v in self.constants.items() if k in used}
@@ -655,7 +655,9 @@ class _Recorder(TorchFunctionMode):
     def uses_graph(self, o: Any) -> bool:
         return self._holds(o, self.known)
 
-    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Optional[dict] = None) -> Any:
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Optional[dict[str, Any]] = None
+    ) -> Any:
         kwargs = kwargs or {}
         name = op_name(func)
         graph_args = self.uses_graph((args, kwargs))
@@ -711,7 +713,7 @@ class _Recorder(TorchFunctionMode):
         return out
 
 
-def _capture_dispatch(model: nn.Module, inputs: tuple) -> Graph:
+def _capture_dispatch(model: nn.Module, inputs: tuple[Any, ...]) -> Graph:
     b = Builder()
     b.name_params(model)
     stack: list[str] = []

@@ -59,7 +59,7 @@ def _has_ref(o: Any) -> bool:
     return False
 
 
-def _flat_slots(args: tuple, kwargs: dict) -> Optional[list[tuple[int, Any]]]:
+def _flat_slots(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[list[tuple[int, Any]]]:
     """Top-level placeholder positions of `args`, or None when placeholders sit inside containers."""
     slots = []
     for i, a in enumerate(args):
@@ -73,9 +73,16 @@ def _flat_slots(args: tuple, kwargs: dict) -> Optional[list[tuple[int, Any]]]:
 class RowMap:
     """Base: an operator call `fn(*args, **kwargs)` with placeholders, plus its row arithmetic."""
 
-    inplace_call: Optional[tuple[Callable[..., Any], dict]] = None  # (fn, kwargs) writing into args[0]
+    inplace_call: Optional[tuple[Callable[..., Any], dict[str, Any]]] = None  # (fn, kwargs) writing into args[0]
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict, in_extents: Sequence[int], extent: int):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        in_extents: Sequence[int],
+        extent: int,
+    ):
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
@@ -110,6 +117,8 @@ class RowMap:
     def run_inplace(self, pieces: Sequence[Any], constants: dict[str, torch.Tensor]) -> Any:
         """The whole call, written into the first input (only when the executor proved no one else
         reads it)."""
+        if self.inplace_call is None:
+            raise RuntimeError("run_inplace on an operator without an in-place form")
         fn, kwargs = self.inplace_call
         return fn(*bind(self.args, pieces, constants), **bind(kwargs, pieces, constants))
 
@@ -135,8 +144,8 @@ class SameRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         aligned: Sequence[bool],
@@ -166,9 +175,10 @@ class Reshape(SameRows):
         in_extent: int,
         extent: int,
         expand: bool = False,
-        fn: Callable[..., Any] = None,
-        args: tuple = (),
-        kwargs: Optional[dict] = None,
+        *,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: Optional[dict[str, Any]] = None,
     ):
         super().__init__(fn, args, kwargs or {}, [in_extent], extent, [True], {})
         self.out_shape = list(out_shape)
@@ -203,8 +213,8 @@ class ConvRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         conv: Callable[..., Any],
@@ -281,8 +291,8 @@ class PoolRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         pool: Callable[..., Any],
@@ -290,7 +300,7 @@ class PoolRows(RowMap):
         stride: Sequence[int],
         pad: Sequence[int],
         dilation: Sequence[int],
-        extra: dict,
+        extra: dict[str, Any],
         sdim: int,
         rank: int,
     ):
@@ -300,9 +310,12 @@ class PoolRows(RowMap):
         self.sdim, self.rank = sdim, rank
 
     def _call(self, x: torch.Tensor, pad: Sequence[int]) -> torch.Tensor:
+        out: torch.Tensor
         if self.dilation is not None and any(d != 1 for d in self.dilation):
-            return self.pool(x, self.k, self.stride, list(pad), self.dilation, **self.extra)
-        return self.pool(x, self.k, self.stride, list(pad), **self.extra)
+            out = self.pool(x, self.k, self.stride, list(pad), self.dilation, **self.extra)
+        else:
+            out = self.pool(x, self.k, self.stride, list(pad), **self.extra)
+        return out
 
     def need(self, a: int, b: int) -> Need:
         j = self.sdim
@@ -355,8 +368,8 @@ class ConvTransposeRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         convt: Callable[..., Any],
@@ -432,8 +445,8 @@ class InterpRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         mode: str,
@@ -498,8 +511,9 @@ class InterpRows(RowMap):
             others_change = any(
                 sz != isz for i, (sz, isz) in enumerate(zip(self.size, self.in_spatial)) if i != self.sdim
             )
-            kw = dict(size=size)
+            kw: dict[str, Any] = dict(size=size)
         else:
+            assert self.scale is not None  # interpolate has either a size or a scale factor
             scale = list(self.scale)
             scale[self.sdim] = 1.0
             others_change = any(sc != 1.0 for i, sc in enumerate(self.scale) if i != self.sdim)
@@ -528,8 +542,8 @@ class PadRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         src: np.ndarray,
@@ -580,11 +594,11 @@ class SliceRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
-        index: tuple,
+        index: tuple[Any, ...],
         comp: int,
         start: int,
         step: int,
@@ -609,8 +623,8 @@ class PixelShuffleRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         r: int,
@@ -644,8 +658,8 @@ class SparseSelectRows(RowMap):
     def __init__(
         self,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         in_extents: Sequence[int],
         extent: int,
         axis: int,

@@ -12,7 +12,7 @@ To support a new operator, add a function `(ctx) -> Analysis` to `RULES` under i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import numpy as np
 import torch
@@ -29,8 +29,8 @@ class Ctx:
 
     op: str
     fn: Callable[..., Any]
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     ins: list[Node]
     constants: dict[str, torch.Tensor]
     value: Any
@@ -368,7 +368,11 @@ def getitem(c: Ctx) -> Analysis:
                 start, stop, step = i.indices(x.extent)
                 e = len(range(start, stop, step))
                 if e == x.extent:
-                    return same_rows(c, "elementwise", lambda p, a, r, o=out_d: o if p == 0 else None, False)
+
+                    def keep_axis(p: int, a: int, r: int, o: int = out_d) -> Optional[int]:
+                        return o if p == 0 else None
+
+                    return same_rows(c, "elementwise", keep_axis, False)
                 if e <= 1:
                     return whole(c, "block", axis=None)
                 kind = "block" if step > 1 else "elementwise"
@@ -500,14 +504,18 @@ def conv_transpose(n: int) -> Callable[[Ctx], Analysis]:
 
 
 def pool(n: int, kind: str) -> Callable[[Ctx], Analysis]:
-    f = {
-        ("max", 1): F.max_pool1d,
-        ("max", 2): F.max_pool2d,
-        ("max", 3): F.max_pool3d,
-        ("avg", 1): F.avg_pool1d,
-        ("avg", 2): F.avg_pool2d,
-        ("avg", 3): F.avg_pool3d,
-    }[(kind, n)]
+    # max_pool*d are torch's boolean_dispatch objects, typed as plain functions: the table is cast once.
+    f = cast(
+        Callable[..., torch.Tensor],
+        {
+            ("max", 1): F.max_pool1d,
+            ("max", 2): F.max_pool2d,
+            ("max", 3): F.max_pool3d,
+            ("avg", 1): F.avg_pool1d,
+            ("avg", 2): F.avg_pool2d,
+            ("avg", 3): F.avg_pool3d,
+        }[(kind, n)],
+    )
 
     def rule(c: Ctx) -> Analysis:
         if c.x is not None and c.x.axis is None:
