@@ -9,7 +9,7 @@ or standby. Energy = sum of state power x time in state. Defaults are the seeds'
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -22,11 +22,11 @@ class PowerModel:
     transmit_w: float = 4.25
     standby_w: float = 4.04
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PowerModel":
+    def from_dict(cls, d: dict[str, Any]) -> "PowerModel":
         return cls(
             float(d.get("compute_w", cls.compute_w)),
             float(d.get("transmit_w", cls.transmit_w)),

@@ -56,7 +56,7 @@ class TileLedger:
         self._recv: "OrderedDict[int, List[ReceivedTile]]" = OrderedDict()
         self._cancelled: "OrderedDict[int, None]" = OrderedDict()
 
-    def _append(self, book: "OrderedDict[int, list]", rid: int, item: object) -> None:
+    def _append(self, book: "OrderedDict[int, list[object]]", rid: int, item: object) -> None:
         rows = book.get(rid)
         if rows is None:
             rows = book[rid] = []
