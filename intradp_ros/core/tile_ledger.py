@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.transport import Transport
@@ -46,6 +46,9 @@ class ReceivedTile(NamedTuple):
     nbytes: int
 
 
+_Row = TypeVar("_Row")
+
+
 class TileLedger:
     """Thread-safe per-request records of delivered tiles, plus the set of cancelled requests."""
 
@@ -56,7 +59,7 @@ class TileLedger:
         self._recv: "OrderedDict[int, List[ReceivedTile]]" = OrderedDict()
         self._cancelled: "OrderedDict[int, None]" = OrderedDict()
 
-    def _append(self, book: "OrderedDict[int, list[object]]", rid: int, item: object) -> None:
+    def _append(self, book: "OrderedDict[int, list[_Row]]", rid: int, item: _Row) -> None:
         rows = book.get(rid)
         if rows is None:
             rows = book[rid] = []
