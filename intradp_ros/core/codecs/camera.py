@@ -94,7 +94,7 @@ def decode_camera_bytes(data: bytes, max_pixels: int) -> np.ndarray:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt data
         raise ValueError(f"corrupt {fmt} file: {type(e).__name__}: {e}") from None
-    return np.asarray(rgb)
+    return np.array(rgb)  # writable (torch.as_tensor in letterbox warns on read-only arrays)
 
 
 def pixel_hash(arr: np.ndarray) -> bytes:

@@ -1,0 +1,115 @@
+"""`scripts/bench_wire --image FILE [--json]`: what each lossless codec does to one camera frame.
+
+The frame (PNG, JPEG or .npy uint8 HxWx3) is put in the model-input layout uint8 [1, 3, H, W] (one tile of all
+rows, as a plan sending the whole input would) and sent through the wire codec with every codec that applies:
+payload bytes, ratio to the raw pixels (bytes / raw bytes), median encode and decode milliseconds on this
+machine, and whether the decoded pixels equal the input bit for bit. A JPEG or PNG file also gets the
+`camera` entry (passthrough: the file's own bytes go up, bytes = the file's size plus a 20-byte header, decode =
+the receiver's decode + letterbox, exact = the receiver's model input equals the robot's). Times depend on the
+CPU and its load: compare ratios, and re-run on the robot for its own times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from intradp_ros.core.codecs.camera import sniff_format
+from intradp_ros.core.codecs.image import webp_layout
+from intradp_ros.core.codecs.profile import Measurement, measure_codec
+from intradp_ros.core.tile import (
+    CODEC_CAMERA,
+    CODEC_DELTA_ZSTD,
+    CODEC_RAW,
+    CODEC_WEBP,
+    CODEC_ZSTD,
+)
+
+IMAGE_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_WEBP)
+MAX_PIXELS = 8192 * 8192
+
+
+def load_frame(path: Path) -> tuple[np.ndarray, Optional[bytes]]:
+    """(HxWx3 uint8 RGB pixels, the file's bytes if it is a JPEG/PNG the camera codec can pass through)."""
+    if path.suffix.lower() == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+            raise ValueError(f"{path}: a .npy frame must be uint8 HxWx3, got {arr.dtype} {arr.shape}")
+        return np.ascontiguousarray(arr), None
+    data = path.read_bytes()
+    if sniff_format(data) is None:
+        raise ValueError(f"{path}: not a PNG, JPEG or .npy file")
+    from intradp_ros.core.codecs.camera import decode_camera_bytes
+
+    return decode_camera_bytes(data, MAX_PIXELS), data
+
+
+def bench_frame(rgb: np.ndarray, file_bytes: Optional[bytes] = None, repeat: int = 3) -> List[Measurement]:
+    """One Measurement per codec that applies to the frame (and the passthrough entry for a camera file)."""
+    x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
+    out = [measure_codec(c, x, repeat) for c in IMAGE_CODECS if c != CODEC_WEBP or webp_layout(x.shape) is None]
+    if file_bytes is not None:
+        out.append(_passthrough(file_bytes, x.shape[-2:], repeat))
+    return out
+
+
+def _passthrough(file_bytes: bytes, hw: Sequence[int], repeat: int) -> Measurement:
+    """The robot decodes + letterboxes to the frame's own size (so no resize), the receiver does it again."""
+    from intradp_ros.models.camera_input import camera_model_input
+
+    x, _info, _rgb = camera_model_input(file_bytes, hw, MAX_PIXELS)
+    frame = getattr(x, "camera_frame")
+    reference = x.numpy().copy()
+    return measure_codec(CODEC_CAMERA, reference, repeat, encoded=frame.payload(), reference=reference)
+
+
+def as_records(rows: Sequence[Measurement]) -> List[Dict[str, object]]:
+    return [
+        {
+            "codec": m.name,
+            "bytes": m.bytes,
+            "ratio": round(m.ratio, 4),
+            "encode_ms": round(m.encode_s * 1e3, 2),
+            "decode_ms": round(m.decode_s * 1e3, 2),
+            "exact": m.exact,
+        }
+        for m in rows
+    ]
+
+
+def format_table(rows: Sequence[Measurement], title: str) -> str:
+    lines = [title, f"{'codec':<12} {'bytes':>10} {'ratio':>7} {'encode ms':>10} {'decode ms':>10}  exact"]
+    for r in as_records(rows):
+        lines.append(
+            f"{r['codec']:<12} {r['bytes']:>10} {r['ratio']:>7.3f} {r['encode_ms']:>10.1f} {r['decode_ms']:>10.1f}"
+            f"  {'yes' if r['exact'] else 'NO'}"
+        )
+    lines.append("ratio = payload bytes / raw pixel bytes; times: median of repeats on this machine (load-dependent)")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench_wire", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--image", required=True, type=Path, help="PNG, JPEG or .npy (uint8 HxWx3) frame")
+    ap.add_argument(
+        "--json", action="store_true", help="print one JSON list of {codec, bytes, ratio, encode_ms, decode_ms, exact}"
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="timed repeats per codec (median)")
+    args = ap.parse_args(argv)
+    try:
+        rgb, file_bytes = load_frame(args.image)
+    except (OSError, ValueError) as e:
+        print(f"bench_wire: {e}", file=sys.stderr)
+        return 2
+    rows = bench_frame(rgb, file_bytes, max(1, args.repeat))
+    if args.json:
+        print(json.dumps(as_records(rows)))
+    else:
+        h, w = rgb.shape[:2]
+        print(format_table(rows, f"{args.image} ({w}x{h}, raw {rgb.nbytes} bytes)"))
+    return 0 if all(m.exact for m in rows) else 1
