@@ -70,6 +70,12 @@ def _check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
 
 
 def _decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+    return decode_camera_tile(payload, shape), None
+
+
+def decode_camera_tile(payload: Payload, shape: Tuple[int, ...]) -> np.ndarray:
+    """The model input of a CODEC_CAMERA payload; TileError('data') naming a decoder mismatch if its hash differs
+    from the robot's."""
     robot_hash, body = split_payload(bytes(payload))
     try:
         x, _info, _rgb = camera_model_input(body, shape[-2:])
@@ -85,7 +91,7 @@ def _decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[
             f"camera passthrough: this side's decode differs from the robot's (decoder mismatch; "
             f"here: {local_decoder().version})",
         )
-    return drop_camera_frame(x).numpy(), None
+    return drop_camera_frame(x).numpy()
 
 
 CAMERA = register(Codec(CODEC_CAMERA, "camera", _encode, _decode, _check, dtypes=frozenset(("uint8",))))
