@@ -22,7 +22,7 @@ CAMERA_HEADER = 20  # core/codecs/camera.py: magic + 16-byte hash before the fil
 
 
 class KapaoCompressedTest(lib.SystemTestCase):
-    tag = "kapao_compressed"
+    tag = "kapaojpg"
 
     @classmethod
     def start(cls, system):
