@@ -90,6 +90,8 @@ def decode_camera_bytes(data: bytes, max_pixels: int) -> np.ndarray:
                     raise ValueError(f"{fmt} picture mode {im.mode} is not supported")
                 rgb = im.convert("RGB")  # JPEG: libjpeg's own YCbCr->RGB (JCS_RGB output), as the robot did
                 rgb.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"{fmt} picture exceeds max_pixels={max_pixels} (and Pillow's bomb limit): {e}") from None
     except ValueError:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for corrupt data
