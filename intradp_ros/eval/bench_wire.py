@@ -7,6 +7,10 @@ machine, and whether the decoded pixels equal the input bit for bit. A JPEG or P
 `camera` entry (passthrough: the file's own bytes go up, bytes = the file's size plus a 20-byte header, decode =
 the receiver's decode + letterbox, exact = the receiver's model input equals the robot's). Times depend on the
 CPU and its load: compare ratios, and re-run on the robot for its own times.
+
+`--tiles` prints a second table for the other tile kinds, made on this machine from the bundled sample data: the
+SCONet occupancy input (0/1 grid) of a sample point-cloud frame, a sparse completion result of that scene
+(positions + 1-byte classes) and KAPAO-S activations (float32, seeded random weights) on a sample photo frame.
 """
 
 from __future__ import annotations
@@ -68,6 +72,83 @@ def _passthrough(file_bytes: bytes, hw: Sequence[int], repeat: int) -> Measureme
     return measure_codec(CODEC_CAMERA, reference, repeat, encoded=frame.payload(), reference=reference)
 
 
+def tile_samples() -> List[tuple[str, np.ndarray, Optional[np.ndarray], tuple[int, ...]]]:
+    """(label, data, positions or None, codecs) of the non-image tile kinds, from the bundled sample data."""
+    import torch
+
+    from intradp_ros.eval.sample_data import SceneConfig, cloud_frames, make_scene, photo_frames
+    from intradp_ros.models import build
+    from intradp_ros.models.letterbox import letterbox
+    from intradp_ros.models.voxels import AGRNAV_GRID, grid_to_model_input, voxelize
+    from intradp_ros.core.tile import (
+        CODEC_BITPACK,
+        CODEC_BITPACK_ZSTD,
+        CODEC_SPARSE,
+        CODEC_SPARSE_ZSTD,
+        CODEC_ZSTD_SHUFFLE,
+    )
+
+    out: List[tuple[str, np.ndarray, Optional[np.ndarray], tuple[int, ...]]] = []
+    cloud = next(iter(cloud_frames(SceneConfig(frames=2))))
+    occ = grid_to_model_input(voxelize(cloud, AGRNAV_GRID)).numpy()
+    out.append(
+        (
+            f"sconet occupancy {list(occ.shape)} {occ.dtype}",
+            occ,
+            None,
+            (CODEC_RAW, CODEC_ZSTD, CODEC_BITPACK, CODEC_BITPACK_ZSTD),
+        )
+    )
+    scene = make_scene()
+    index = np.flatnonzero(scene.reshape(-1)).astype(np.int64)
+    classes = (np.arange(index.size) // 97 % 11 + 1).astype(np.uint8)  # runs of classes, like surfaces of objects
+    out.append(
+        (
+            f"sparse completion {index.size} voxels (int64 pos + uint8 class)",
+            classes,
+            index,
+            (CODEC_SPARSE, CODEC_SPARSE_ZSTD),
+        )
+    )
+    torch.manual_seed(6)
+    model = build("kapao_s6", input_size=[960, 1280]).eval()
+    frame = next(iter(photo_frames(1)))
+    x, _info = letterbox(frame, (960, 1280))
+    acts: Dict[str, np.ndarray] = {}
+
+    def keep(name: str):  # type: ignore[no-untyped-def]
+        def hook(_module: object, _args: object, y: torch.Tensor) -> None:  # returns None: output unchanged
+            acts[name] = y.detach().numpy().copy()
+
+        return hook
+
+    for i in (0, 2, 4):
+        model.model[i].register_forward_hook(keep(f"layer {i}"))
+    with torch.no_grad():
+        model(x)
+    for label, a in acts.items():
+        out.append((f"kapao_s6 {label} {list(a.shape)} float32", a, None, (CODEC_RAW, CODEC_ZSTD, CODEC_ZSTD_SHUFFLE)))
+    return out
+
+
+def bench_tiles(repeat: int = 3) -> List[tuple[str, Measurement]]:
+    rows: List[tuple[str, Measurement]] = []
+    for label, data, index, codecs in tile_samples():
+        for codec in codecs:
+            rows.append((label, measure_codec(codec, np.ascontiguousarray(data), repeat, index=index)))
+    return rows
+
+
+def format_tiles(rows: Sequence[tuple[str, Measurement]]) -> str:
+    lines = [f"{'tile':<58} {'codec':<13} {'bytes':>10} {'ratio':>7} {'enc ms':>8} {'dec ms':>8}  exact"]
+    for label, m in rows:
+        lines.append(
+            f"{label:<58} {m.name:<13} {m.bytes:>10} {m.ratio:>7.3f} {m.encode_s * 1e3:>8.1f} {m.decode_s * 1e3:>8.1f}"
+            f"  {'yes' if m.exact else 'NO'}"
+        )
+    return "\n".join(lines)
+
+
 def as_records(rows: Sequence[Measurement]) -> List[Dict[str, object]]:
     return [
         {
@@ -100,6 +181,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--json", action="store_true", help="print one JSON list of {codec, bytes, ratio, encode_ms, decode_ms, exact}"
     )
     ap.add_argument("--repeat", type=int, default=3, help="timed repeats per codec (median)")
+    ap.add_argument("--tiles", action="store_true", help="also a table for occupancy, sparse and activation tiles")
     args = ap.parse_args(argv)
     try:
         rgb, file_bytes = load_frame(args.image)
@@ -112,4 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         h, w = rgb.shape[:2]
         print(format_table(rows, f"{args.image} ({w}x{h}, raw {rgb.nbytes} bytes)"))
+    if args.tiles:
+        tiles = bench_tiles(max(1, args.repeat))
+        print(format_tiles(tiles), file=sys.stderr if args.json else sys.stdout)
+        rows = rows + [m for _label, m in tiles]
     return 0 if all(m.exact for m in rows) else 1
