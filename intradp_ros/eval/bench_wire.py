@@ -38,8 +38,29 @@ IMAGE_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_WEBP)
 MAX_PIXELS = 8192 * 8192
 
 
+SAMPLE = "sample"  # --image sample: the first CompressedImage frame of the bundled camera bag (no file needed)
+
+
+def sample_jpeg() -> bytes:
+    """The JPEG of the sample camera bag's first CompressedImage frame (made exactly as write_image_bag does)."""
+    import io
+
+    from PIL import Image
+
+    from intradp_ros.eval.sample_data import JPEG_QUALITY, photo_frames
+
+    buf = io.BytesIO()
+    Image.fromarray(next(iter(photo_frames(30))), "RGB").save(buf, "JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue()
+
+
 def load_frame(path: Path) -> tuple[np.ndarray, Optional[bytes]]:
     """(HxWx3 uint8 RGB pixels, the file's bytes if it is a JPEG/PNG the camera codec can pass through)."""
+    if str(path) == SAMPLE:
+        from intradp_ros.core.codecs.camera import decode_camera_bytes
+
+        data = sample_jpeg()
+        return decode_camera_bytes(data, MAX_PIXELS), data
     if path.suffix.lower() == ".npy":
         arr = np.load(path, allow_pickle=False)
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
@@ -171,7 +192,12 @@ def format_table(rows: Sequence[Measurement], title: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_wire", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--image", required=True, type=Path, help="PNG, JPEG or .npy (uint8 HxWx3) frame")
+    ap.add_argument(
+        "--image",
+        required=True,
+        type=Path,
+        help="PNG, JPEG or .npy (uint8 HxWx3) frame; 'sample': the sample camera bag's first 1280x960 JPEG frame",
+    )
     ap.add_argument(
         "--json", action="store_true", help="print one JSON list of {codec, bytes, ratio, encode_ms, decode_ms, exact}"
     )
