@@ -24,6 +24,7 @@ import numpy as np
 
 from intradp_ros.core.codecs import SPARSE_INDEX_DTYPE, get_codec
 from intradp_ros.core.codecs.basic import BITPACK_DTYPES
+from intradp_ros.core.codecs.image import webp_layout
 from intradp_ros.core.tile import (
     CODEC_BITPACK,
     CODEC_BITPACK_ZSTD,
@@ -140,11 +141,8 @@ def choose_codec(node: object, arr: np.ndarray, enabled: Collection[int] = UNCOM
             return CODEC_BITPACK
     if arr.dtype == np.uint8 and CODEC_DELTA_ZSTD in enabled:
         return CODEC_DELTA_ZSTD
-    if arr.dtype == np.uint8 and CODEC_WEBP in enabled:
-        from intradp_ros.core.codecs.image import webp_layout
-
-        if webp_layout(arr.shape) is None:
-            return CODEC_WEBP
+    if arr.dtype == np.uint8 and CODEC_WEBP in enabled and webp_layout(arr.shape) is None:
+        return CODEC_WEBP
     if arr.dtype.itemsize > 1 and CODEC_ZSTD_SHUFFLE in enabled:
         return CODEC_ZSTD_SHUFFLE
     if CODEC_ZSTD in enabled:
@@ -251,7 +249,9 @@ def _check_decodable(wire: WireTile, max_decoded: int) -> None:
         raise TileError("shape", f"negative extent in {tuple(wire.shape)}")
     nbytes = _payload_len(wire.data)
     if wire.flags & FLAGS_WITHOUT_PAYLOAD and nbytes == 0:
-        return  # an abort/start tile: the validator checks it carries nothing
+        if prod(int(d) for d in wire.shape):
+            raise TileError("data", "an abort or start tile must carry no payload")
+        return  # an abort/start tile carries nothing to decode
     if codec.sparse and len(wire.shape) == 0:
         raise TileError("shape", "a sparse tile's shape starts with its entry count")
     size = codec.decoded_size(WIRE_DTYPES[wire.dtype], wire.shape)

@@ -228,3 +228,14 @@ def test_choose_codec_with_compression_enabled() -> None:
     assert choose_codec(_Node(), np.ones((2, 2), np.int8), every) == CODEC_ZSTD
     assert choose_codec(_Node(is_input=True), np.ones((2, 2), np.uint8), every, source=object()) != CODEC_CAMERA
     assert choose_sparse_codec(every) == CODEC_SPARSE_ZSTD
+
+
+def test_abort_tile_without_payload_needs_an_empty_shape_even_without_a_validator() -> None:
+    from intradp_ros.core.codec import WireTile
+    from intradp_ros.core.tile import FLAG_ABORT
+
+    empty = decode_tile(WireTile(1, 1, 0, 0, 0, 0, "uint8", (0,), CODEC_RAW, FLAG_ABORT, b""))
+    assert empty.data.shape == (0,)
+    with pytest.raises(TileError) as err:
+        decode_tile(WireTile(1, 1, 0, 0, 0, 0, "uint8", (3,), CODEC_ZSTD, FLAG_ABORT, b""))
+    assert err.value.field == "data"
