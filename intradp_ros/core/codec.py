@@ -159,7 +159,8 @@ def encode_tile(tile: Tile) -> WireTile:
     """Turn a tile into wire fields; big-endian or strided data is made little-endian C-contiguous first.
 
     Raises TileError if the tile cannot be represented on the wire (unsupported dtype, a bitpacked tensor
-    that is not 0/1, a field outside its wire width, data a codec cannot carry).
+    that is not 0/1, a field outside its wire width, data a codec cannot carry). Records the payload size in
+    `tile.meta["wire_bytes"]`, so `tile.nbytes` is then the size on the wire.
     """
     arr = np.asarray(tile.data)
     name = arr.dtype.name
@@ -180,6 +181,7 @@ def encode_tile(tile: Tile) -> WireTile:
         arr = arr.astype(wire_dtype)
     arr = np.ascontiguousarray(arr)
     payload: Payload = codec.encode(arr, tile.index, tile.encoded)
+    tile.meta["wire_bytes"] = memoryview(payload).nbytes  # Tile.nbytes (stats, ledgers) counts what is sent
     return WireTile(
         request_id=int(tile.request_id),
         plan_id=int(tile.plan_id),

@@ -66,10 +66,12 @@ class Tile:
 
     @property
     def nbytes(self) -> int:
-        """Payload bytes before compression (bit-packed size for CODEC_BITPACK, positions included for sparse tiles).
-
-        Compressed codecs are smaller on the wire; the transport records the encoded size in `meta["wire_bytes"]`.
-        """
+        """Payload bytes on the wire: the encoded size once the wire codec has encoded or decoded the tile
+        (`meta["wire_bytes"]`), else the uncompressed size (bit-packed size for bitpack codecs, positions included
+        for sparse tiles), which compressed codecs undercut."""
+        wire = self.meta.get("wire_bytes")
+        if wire is not None:
+            return int(wire)
         if self.codec in (CODEC_BITPACK, CODEC_BITPACK_ZSTD):
             return (int(self.data.size) + 7) // 8
         return int(self.data.nbytes) + (int(self.index.nbytes) if self.index is not None else 0)

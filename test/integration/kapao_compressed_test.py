@@ -86,6 +86,8 @@ class KapaoCompressedTest(lib.SystemTestCase):
             self.assertFalse(s["fell_back"], f"{fid} fell back: {s['error']}")
             want = len(self.jpegs[lib.frame_index(fid)]) + CAMERA_HEADER
             self.assertEqual(up.get(s["request_id"]), [want], f"{fid}: up tiles {up.get(s['request_id'])}, JPEG {want}")
+        problems = lib.check_stats(list(stats.values()), self.lines.of("tiles"))
+        self.assertFalse(problems, problems)  # InferenceStats count the bytes on the wire, not the pixels
         sizes = sorted(len(j) for j in self.jpegs)
         print(
             f"[kapao_compressed] up per frame: the JPEG ({sizes[0]}..{sizes[-1]} bytes) instead of {raw} bytes "

@@ -239,3 +239,12 @@ def test_abort_tile_without_payload_needs_an_empty_shape_even_without_a_validato
     with pytest.raises(TileError) as err:
         decode_tile(WireTile(1, 1, 0, 0, 0, 0, "uint8", (3,), CODEC_ZSTD, FLAG_ABORT, b""))
     assert err.value.field == "data"
+
+
+def test_nbytes_is_the_size_on_the_wire_once_encoded() -> None:
+    x = np.zeros((64, 64), np.float32)
+    tile = _tile(x, CODEC_ZSTD)
+    assert tile.nbytes == x.nbytes  # not encoded yet: the uncompressed size
+    wire = encode_tile(tile)
+    assert tile.nbytes == len(wire.data) < x.nbytes
+    assert decode_tile(wire).nbytes == len(wire.data)
