@@ -138,11 +138,13 @@ def probe_camera(robot: str, ids: Sequence[str], payload: bytes, timeout: float)
     Returns (True, '') for an identical decode, (False, why) for a mismatch (the robot must send pixels), and
     (None, why) when there was no usable answer (no server, refused heartbeat, an older server): ask again later.
     """
-    out = call_handshake(robot, camera_probe_request(*ids, payload), timeout)
-    if not out.accepted:
+    robot_id, model_id, weights_fp, graph_fp = ids
+    out = call_handshake(robot, camera_probe_request(robot_id, model_id, weights_fp, graph_fp, payload), timeout)
+    resp = out.response
+    if not out.accepted or resp is None:
         return None, out.reason
-    if not out.response.server_decoder_json:
+    if not resp.server_decoder_json:
         return None, "server does not report a camera decoder (older server)"
-    if out.response.camera_probe_error:
-        return False, out.response.camera_probe_error
+    if resp.camera_probe_error:
+        return False, str(resp.camera_probe_error)
     return True, ""

@@ -7,7 +7,7 @@ inside int64; decoding is bounded by the [n, *features] shape like every zstd co
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from intradp_ros.core.codecs.basic import sparse_index
 from intradp_ros.core.codecs.zstd_frame import compress, decompress_exact
 from intradp_ros.core.tile import CODEC_SPARSE_ZSTD, TileError
 
-WIDTHS = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+WIDTHS: Dict[int, np.dtype] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
 def _encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
