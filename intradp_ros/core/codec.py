@@ -25,11 +25,14 @@ import numpy as np
 from intradp_ros.core.codecs import SPARSE_INDEX_DTYPE, get_codec
 from intradp_ros.core.codecs.basic import BITPACK_DTYPES
 from intradp_ros.core.codecs.image import webp_layout
+from intradp_ros.core.codecs.lossy import choose_lossy_codec, fp16_fits
 from intradp_ros.core.tile import (
     CODEC_BITPACK,
     CODEC_BITPACK_ZSTD,
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
+    CODEC_FP16,
+    CODEC_INT8,
     CODEC_RAW,
     CODEC_SPARSE,
     CODEC_SPARSE_ZSTD,
@@ -52,23 +55,27 @@ WIRE_DTYPES: Mapping[str, np.dtype] = {
 }
 KNOWN_FLAGS = FLAG_LAST | FLAG_ABORT | FLAG_START
 # What a receiver accepts for a dense / a sparse graph node (the executor's receive-side check).
-DENSE_CODECS = frozenset(
-    (
-        CODEC_RAW,
-        CODEC_BITPACK,
-        CODEC_ZSTD,
-        CODEC_ZSTD_SHUFFLE,
-        CODEC_BITPACK_ZSTD,
-        CODEC_DELTA_ZSTD,
-        CODEC_WEBP,
-        CODEC_CAMERA,
+LOSSY_CODECS = frozenset((CODEC_FP16, CODEC_INT8))  # opt-in only (choose_codec's error_budget)
+DENSE_CODECS = (
+    frozenset(
+        (
+            CODEC_RAW,
+            CODEC_BITPACK,
+            CODEC_ZSTD,
+            CODEC_ZSTD_SHUFFLE,
+            CODEC_BITPACK_ZSTD,
+            CODEC_DELTA_ZSTD,
+            CODEC_WEBP,
+            CODEC_CAMERA,
+        )
     )
+    | LOSSY_CODECS
 )
 SPARSE_CODECS = frozenset((CODEC_SPARSE, CODEC_SPARSE_ZSTD))
 # The codecs a sender uses unless told otherwise: today's uncompressed wire format. Compression is enabled per
 # transfer by passing `enabled` (a link fast enough for raw pixels loses to a 25 ms encode: docs/wire.md).
 UNCOMPRESSED = frozenset((CODEC_RAW, CODEC_BITPACK, CODEC_SPARSE))
-LOSSLESS = DENSE_CODECS - {CODEC_CAMERA} | SPARSE_CODECS
+LOSSLESS = (DENSE_CODECS - {CODEC_CAMERA} - LOSSY_CODECS) | SPARSE_CODECS
 # Decoded-size cap when no validator says otherwise (decode_tile without one, e.g. in-process wire tests).
 DEFAULT_MAX_DECODED_BYTES = 1 << 30
 
@@ -120,14 +127,26 @@ def choose_sparse_codec(enabled: Collection[int] = UNCOMPRESSED) -> int:
     return CODEC_SPARSE_ZSTD if CODEC_SPARSE_ZSTD in enabled else CODEC_SPARSE
 
 
-def choose_codec(node: object, arr: np.ndarray, enabled: Collection[int] = UNCOMPRESSED, source: object = None) -> int:
+def choose_codec(
+    node: object,
+    arr: np.ndarray,
+    enabled: Collection[int] = UNCOMPRESSED,
+    source: object = None,
+    error_budget: float = 0.0,
+) -> int:
     """The codec a sender uses for `arr`, a dense tile of graph node `node`, among the `enabled` ones.
 
     0/1 grids go bit-packed (zstd on top when enabled), uint8 rows delta-filtered + zstd (or lossless WebP when
     only that is enabled), other integer/float tiles zstd, byte-shuffled for multi-byte dtypes. CODEC_CAMERA is
     used only for a graph input whose tensor `source` carries its camera frame (models/camera_input.py) and whose
-    rows are the whole input. A dense tile never gets a sparse codec; every choice is lossless.
+    rows are the whole input. A dense tile never gets a sparse codec. Every choice is lossless unless
+    `error_budget` > 0 (a per-tile relative error the caller accepts) and a lossy codec within it is enabled:
+    float32 tiles then go as int8 (budget >= 1/254) or float16 (budget >= 2**-11), see core/codecs/lossy.py.
     """
+    if error_budget > 0 and arr.dtype == np.float32:
+        lossy = choose_lossy_codec(error_budget)
+        if lossy is not None and lossy in enabled and (lossy != CODEC_FP16 or fp16_fits(arr)):
+            return lossy
     binary = bool(getattr(node, "binary", False))
     if CODEC_CAMERA in enabled and source is not None and getattr(node, "is_input", False):
         frame = getattr(source, "camera_frame", None)

@@ -24,6 +24,9 @@ CODEC_DELTA_ZSTD = 6  # uint8: zstd frame of left differences (mod 256) along th
 CODEC_WEBP = 7  # uint8 [1.., 3, h, w] image rows: one lossless WebP picture
 CODEC_SPARSE_ZSTD = 8  # CODEC_SPARSE with delta-coded positions in the smallest width, zstd-compressed
 CODEC_CAMERA = 9  # the graph input as the camera's own JPEG/PNG bytes, decoded + letterboxed by the receiver
+# Lossy, opt-in only (an error budget), never chosen by default: float32 tiles as float16, or int8 with one scale.
+CODEC_FP16 = 10  # float32 tile sent as IEEE float16 (relative error <= 2**-11 in range)
+CODEC_INT8 = 11  # float32 tile sent as a float32 scale then int8 values: x ~ q * scale, |error| <= scale / 2
 
 # Flags, equal to TensorTile.FLAG_*.
 FLAG_LAST = 1

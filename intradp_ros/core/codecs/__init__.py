@@ -94,7 +94,7 @@ def codec_by_name(name: str) -> Codec:
 
 def _load_builtin() -> None:
     # Imported for their register() calls; kept at the bottom so the modules can import this one.
-    from intradp_ros.core.codecs import basic, image, sparse_zstd, zstd_codecs  # noqa: F401
+    from intradp_ros.core.codecs import basic, image, lossy, sparse_zstd, zstd_codecs  # noqa: F401
 
 
 _load_builtin()
