@@ -28,7 +28,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from intradp_ros.core.sparse import SparseRows
 from intradp_ros.core.tile import CODEC_CAMERA
-from intradp_ros.models.camera_input import camera_frame_of, drop_camera_frame
+from intradp_ros.models.camera_input import camera_frame_of, camera_model_input, drop_camera_frame
 from intradp_ros.models.kapao_postprocess import KapaoThresholds, Pose, poses_from_candidate_sets, poses_from_detections
 from intradp_ros.models.letterbox import LetterboxInfo
 from intradp_ros.msg import HumanPoses
@@ -42,6 +42,7 @@ from intradp_ros.ros.sensor_conversion import (
     image_to_kapao_input,
     image_to_rgb,
     poses_to_msg,
+    rgb_to_compressed,
     rgb_to_image,
 )
 
@@ -60,6 +61,11 @@ SPEC: Spec = {
         "compressed input: send the camera's JPEG/PNG bytes when a plan sends the input",
     ),
     "camera_probe_period": (float, 5.0, "seconds between camera probes while the server has not answered one"),
+    "jpeg_reencode_quality": (
+        int,
+        0,
+        "LOSSY, opt-in: raw Image frames are JPEG-encoded at this quality (0: off, exact)",
+    ),
 }
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
@@ -171,8 +177,20 @@ class KapaoAdapter(ClientAdapter):
         if self.compressed:  # image_transport's convention: the runtime subscribes <input_topic>/compressed
             self.input_type = CompressedImage
             settings["input_topic"] = compressed_topic(settings["input_topic"])
+        self.reencode = int(settings.get("jpeg_reencode_quality", 0) or 0)
+        if not 0 <= self.reencode <= 100:
+            raise ValueError(f"jpeg_reencode_quality must be 0 (off) or 1..100, got {self.reencode}")
+        if self.reencode and self.compressed:
+            raise ValueError("jpeg_reencode_quality applies to raw Image input, not to image_transport compressed")
+        if self.reencode:
+            rospy.logwarn(
+                "kapao_client: LOSSY mode: frames are JPEG re-encoded at quality %d; results are not exact "
+                "(measured pixel error logged with the first frame; output deviation: bench_lossy, docs/wire.md)",
+                self.reencode,
+            )
+        self._reported_reencode = False
         self.passthrough = CameraPassthrough(
-            self.compressed and bool(settings.get("camera_passthrough", True)),
+            (self.compressed or self.reencode > 0) and bool(settings.get("camera_passthrough", True)),
             float(settings.get("camera_probe_period", 5.0)),
         )
 
@@ -199,8 +217,29 @@ class KapaoAdapter(ClientAdapter):
                 raise SensorConversionError(f"image is {w}x{h}, expected {self.expected[1]}x{self.expected[0]}")
             return self.passthrough.gate(x, self.robot, self.ids, self.probe_timeout), (info, rgb)
         check_image(msg, self.expected, self.max_pixels)
+        if self.reencode:
+            return self._reencoded(msg)
         x, info = image_to_kapao_input(msg, self.input_hw)
         return x, (info, msg)
+
+    def _reencoded(self, msg: Image) -> Tuple[torch.Tensor, Any]:
+        """The opt-in lossy mode: the frame as a JPEG of `jpeg_reencode_quality`, decoded like a camera's."""
+        rgb = image_to_rgb(msg)
+        jpeg = bytes(rgb_to_compressed(rgb, fmt="jpeg", quality=self.reencode).data)
+        x, info, decoded = camera_model_input(jpeg, self.input_hw, self.max_pixels)
+        if not self._reported_reencode:
+            self._reported_reencode = True
+            err = np.abs(decoded.astype(np.int16) - rgb.astype(np.int16))
+            rospy.logwarn(
+                "kapao_client: JPEG re-encode q%d on the first frame: %d bytes (%.3fx raw), mean |pixel error| "
+                "%.2f, max %d",
+                self.reencode,
+                len(jpeg),
+                len(jpeg) / rgb.nbytes,
+                float(err.mean()),
+                int(err.max()),
+            )
+        return self.passthrough.gate(x, self.robot, self.ids, self.probe_timeout), (info, decoded)
 
     def postprocess(self, outputs: Any, ctx: Any) -> List[Pose]:
         info: LetterboxInfo = ctx[0]

@@ -131,3 +131,36 @@ def test_gate_probes_at_most_once_per_period(monkeypatch) -> None:  # type: igno
     assert len(calls) == 1
     off = kapao_client.CameraPassthrough(enabled=False, probe_period=0.0)
     assert camera_frame_of(off.gate(_frame_tensor(), "r", ("r", "m", "w", "g"), 1.0)) is None
+
+
+def _adapter(**extra):  # type: ignore[no-untyped-def]
+    settings = {k: v[1] for k, v in kapao_client.SPEC.items()}
+    settings.update(input_topic="/camera/image_raw", **extra)
+    adapter = kapao_client.KapaoAdapter()
+    adapter.configure(settings)
+    adapter.input_hw, adapter.robot, adapter.ids, adapter.probe_timeout = SHAPE[-2:], "r", ("r", "m", "w", "g"), 1.0
+    return adapter, settings
+
+
+def test_compressed_transport_subscribes_the_compressed_topic() -> None:
+    adapter, settings = _adapter(image_transport="compressed")
+    assert adapter.input_type is CompressedImage and settings["input_topic"] == "/camera/image_raw/compressed"
+    with pytest.raises(ValueError):
+        _adapter(image_transport="theora")
+
+
+def test_jpeg_reencode_is_opt_in_lossy_and_passes_the_jpeg_through(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from intradp_ros.ros.sensor_conversion import rgb_to_image
+
+    monkeypatch.setattr(kapao_client, "probe_camera", lambda *a: (True, ""))
+    exact, _ = _adapter()
+    x0, _ctx = exact.convert(rgb_to_image(_rgb()))
+    assert camera_frame_of(x0) is None  # default: pixels, exact
+    lossy, _ = _adapter(jpeg_reencode_quality=80)
+    x, (info, decoded) = lossy.convert(rgb_to_image(_rgb()))
+    assert camera_frame_of(x) is not None and camera_frame_of(x).encoded[:2] == b"\xff\xd8"
+    assert not np.array_equal(decoded, _rgb()) and tuple(x.shape) == SHAPE  # lossy: other pixels
+    with pytest.raises(ValueError):
+        _adapter(jpeg_reencode_quality=101)
+    with pytest.raises(ValueError):
+        _adapter(jpeg_reencode_quality=90, image_transport="compressed")
