@@ -54,8 +54,9 @@ WIRE_DTYPES: Mapping[str, np.dtype] = {
     for name in ("float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
 }
 KNOWN_FLAGS = FLAG_LAST | FLAG_ABORT | FLAG_START
+# Lossy codecs: accepted by receivers, chosen by senders only under an error budget (choose_codec).
+LOSSY_CODECS = frozenset((CODEC_FP16, CODEC_INT8))
 # What a receiver accepts for a dense / a sparse graph node (the executor's receive-side check).
-LOSSY_CODECS = frozenset((CODEC_FP16, CODEC_INT8))  # opt-in only (choose_codec's error_budget)
 DENSE_CODECS = (
     frozenset(
         (
