@@ -203,12 +203,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     ap.add_argument("--repeat", type=int, default=3, help="timed repeats per codec (median)")
     ap.add_argument("--tiles", action="store_true", help="also a table for occupancy, sparse and activation tiles")
+    ap.add_argument(
+        "--profile",
+        metavar="SIDE",
+        help="print one CodecProfile JSON per image codec measured on this frame (cost-model data for SIDE)",
+    )
     args = ap.parse_args(argv)
     try:
         rgb, file_bytes = load_frame(args.image)
     except (OSError, ValueError) as e:
         print(f"bench_wire: {e}", file=sys.stderr)
         return 2
+    if args.profile:
+        from intradp_ros.core.codecs.profile import profile_codecs
+
+        x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
+        for prof in profile_codecs([x], IMAGE_CODECS, args.profile, max(1, args.repeat)):
+            print(prof.to_json())
+        return 0
     rows = bench_frame(rgb, file_bytes, max(1, args.repeat))
     if args.json:
         print(json.dumps(as_records(rows)))

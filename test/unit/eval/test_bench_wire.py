@@ -65,3 +65,15 @@ def test_script_runs_as_a_program(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert {r["codec"] for r in json.loads(out.stdout)} >= {"raw", "camera"}
+
+
+def test_profile_prints_codec_profiles(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from intradp_ros.core.codecs.profile import CodecProfile
+
+    path = tmp_path / "f.png"
+    Image.fromarray(_pixels()).save(path)
+    assert main(["--image", str(path), "--profile", "robot", "--repeat", "1"]) == 0
+    profiles = [CodecProfile.from_json(line) for line in capsys.readouterr().out.splitlines()]
+    assert {p.name for p in profiles} == {"raw", "zstd", "delta_zstd", "webp"}
+    assert all(p.side == "robot" and p.dtype == "uint8" and p.samples == 1 for p in profiles)
+    assert next(p for p in profiles if p.name == "raw").ratio == 1.0
