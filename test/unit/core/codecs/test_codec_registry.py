@@ -8,6 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intradp_ros.core.codec import (
     DENSE_CODECS,
@@ -248,3 +250,29 @@ def test_nbytes_is_the_size_on_the_wire_once_encoded() -> None:
     wire = encode_tile(tile)
     assert tile.nbytes == len(wire.data) < x.nbytes
     assert decode_tile(wire).nbytes == len(wire.data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(ALL_DTYPES),
+    shape=st.lists(st.integers(0, 7), min_size=1, max_size=4).map(lambda s: (max(s[0], 1), *s[1:])),  # rows >= 1
+    codec=st.sampled_from([CODEC_RAW, CODEC_ZSTD, CODEC_ZSTD_SHUFFLE]),
+    seed=st.integers(0, 2**16),
+)
+def test_property_every_generic_codec_is_bit_exact(dtype: str, shape: tuple, codec: int, seed: int) -> None:
+    x = _sample(dtype, shape, seed)
+    got = decode_tile(encode_tile(_tile(x, codec)), TileValidator(None, None, 1 << 20))
+    assert _same_bits(got.data, x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 9), min_size=2, max_size=4).map(tuple),
+    seed=st.integers(0, 2**16),
+)
+def test_property_uint8_and_bits_codecs_are_bit_exact(shape: tuple, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    assert _same_bits(decode_tile(encode_tile(_tile(img, CODEC_DELTA_ZSTD))).data, img)
+    bits = rng.integers(0, 2, size=shape).astype(bool)
+    assert _same_bits(decode_tile(encode_tile(_tile(bits, CODEC_BITPACK_ZSTD))).data, bits)
