@@ -1,13 +1,17 @@
 """Wire codec for tiles: `Tile` <-> flat wire fields (dtype name, shape, codec, flags, payload bytes).
 
 Transport-neutral and ROS-free: the ROS adapter (intradp_ros.ros.tile_conversion) copies `WireTile` fields
-into a TensorTile message one-to-one, other transports can send them as they like. Payloads are raw
-little-endian C-contiguous element bytes (never pickled, never lists); decoding is zero-copy
-(`np.frombuffer(...).reshape(shape)`, so the decoded array is a read-only view of the received bytes).
+into a TensorTile message one-to-one, other transports can send them as they like. Payloads are never pickled,
+never lists: raw little-endian C-contiguous element bytes, or one of the lossless compressed forms of the codec
+registry (intradp_ros.core.codecs, one module per format). Raw and sparse payloads decode zero-copy
+(`np.frombuffer(...).reshape(shape)`, a read-only view of the received bytes); compressed ones decode into a
+new array of exactly the size the tile's shape declares (never more: see core/codecs/zstd_frame.py).
 
 `TileValidator` checks every field of a received tile against what the receiver knows (plans, node shapes,
-a size limit) and raises `TileError(field, reason)` naming the offending field, so a bad tile can be logged
-and dropped instead of crashing a node.
+a size limit on the payload AND on the decoded tile) and raises `TileError(field, reason)` naming the
+offending field, so a bad tile can be logged and dropped instead of crashing a node.
+`choose_codec` is the sender's choice of codec for a tile; `DENSE_CODECS` / `SPARSE_CODECS` are what a
+receiver accepts for dense and sparse graph nodes.
 """
 
 from __future__ import annotations
@@ -18,10 +22,23 @@ from typing import Collection, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from intradp_ros.core.codecs import SPARSE_INDEX_DTYPE, get_codec
+from intradp_ros.core.codecs.basic import BITPACK_DTYPES
+from intradp_ros.core.codecs.image import webp_layout
+from intradp_ros.core.codecs.lossy import choose_lossy_codec, fp16_fits
 from intradp_ros.core.tile import (
     CODEC_BITPACK,
+    CODEC_BITPACK_ZSTD,
+    CODEC_CAMERA,
+    CODEC_DELTA_ZSTD,
+    CODEC_FP16,
+    CODEC_INT8,
     CODEC_RAW,
     CODEC_SPARSE,
+    CODEC_SPARSE_ZSTD,
+    CODEC_WEBP,
+    CODEC_ZSTD,
+    CODEC_ZSTD_SHUFFLE,
     FLAG_ABORT,
     FLAG_LAST,
     FLAG_START,
@@ -36,10 +53,32 @@ WIRE_DTYPES: Mapping[str, np.dtype] = {
     name: np.dtype(name).newbyteorder("<")
     for name in ("float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
 }
-KNOWN_CODECS = frozenset((CODEC_RAW, CODEC_BITPACK, CODEC_SPARSE))
 KNOWN_FLAGS = FLAG_LAST | FLAG_ABORT | FLAG_START
-BITPACK_DTYPES = frozenset(("bool", "uint8"))
-SPARSE_INDEX_DTYPE = np.dtype("<i8")
+# Lossy codecs: accepted by receivers, chosen by senders only under an error budget (choose_codec).
+LOSSY_CODECS = frozenset((CODEC_FP16, CODEC_INT8))
+# What a receiver accepts for a dense / a sparse graph node (the executor's receive-side check).
+DENSE_CODECS = (
+    frozenset(
+        (
+            CODEC_RAW,
+            CODEC_BITPACK,
+            CODEC_ZSTD,
+            CODEC_ZSTD_SHUFFLE,
+            CODEC_BITPACK_ZSTD,
+            CODEC_DELTA_ZSTD,
+            CODEC_WEBP,
+            CODEC_CAMERA,
+        )
+    )
+    | LOSSY_CODECS
+)
+SPARSE_CODECS = frozenset((CODEC_SPARSE, CODEC_SPARSE_ZSTD))
+# The codecs a sender uses unless told otherwise: today's uncompressed wire format. Compression is enabled per
+# transfer by passing `enabled` (a link fast enough for raw pixels loses to a 25 ms encode: docs/wire.md).
+UNCOMPRESSED = frozenset((CODEC_RAW, CODEC_BITPACK, CODEC_SPARSE))
+LOSSLESS = (DENSE_CODECS - {CODEC_CAMERA} - LOSSY_CODECS) | SPARSE_CODECS
+# Decoded-size cap when no validator says otherwise (decode_tile without one, e.g. in-process wire tests).
+DEFAULT_MAX_DECODED_BYTES = 1 << 30
 
 # Widths of the TensorTile integer fields: a value outside them cannot be serialised.
 _UINT8_MAX = 2**8 - 1
@@ -68,13 +107,67 @@ class WireTile:
 
 
 def payload_size(dtype: str, shape: Sequence[int], codec: int) -> int:
-    """Bytes the payload of a tile with these fields must have (packed size for CODEC_BITPACK)."""
+    """Bytes the payload of an uncompressed tile must have (packed size for CODEC_BITPACK)."""
     count = prod(int(d) for d in shape)
     if codec == CODEC_BITPACK:
         return (count + 7) // 8
     if codec == CODEC_SPARSE:  # n int64 positions, then the n entries
         return (int(shape[0]) * SPARSE_INDEX_DTYPE.itemsize if len(shape) else 0) + count * WIRE_DTYPES[dtype].itemsize
+    if codec != CODEC_RAW:
+        raise ValueError(f"codec {codec} has no fixed payload size")
     return count * WIRE_DTYPES[dtype].itemsize
+
+
+def decoded_size(dtype: str, shape: Sequence[int], codec: int) -> int:
+    """Bytes a tile with these fields occupies once decoded (positions included for sparse codecs)."""
+    return get_codec(codec).decoded_size(WIRE_DTYPES[dtype], shape)
+
+
+def choose_sparse_codec(enabled: Collection[int] = UNCOMPRESSED) -> int:
+    """The codec of a sparse tile: compact positions + zstd when enabled, else int64 positions raw."""
+    return CODEC_SPARSE_ZSTD if CODEC_SPARSE_ZSTD in enabled else CODEC_SPARSE
+
+
+def choose_codec(
+    node: object,
+    arr: np.ndarray,
+    enabled: Collection[int] = UNCOMPRESSED,
+    source: object = None,
+    error_budget: float = 0.0,
+) -> int:
+    """The codec a sender uses for `arr`, a dense tile of graph node `node`, among the `enabled` ones.
+
+    0/1 grids go bit-packed (zstd on top when enabled), uint8 rows delta-filtered + zstd (or lossless WebP when
+    only that is enabled), other integer/float tiles zstd, byte-shuffled for multi-byte dtypes. CODEC_CAMERA is
+    used only for a graph input whose tensor `source` carries its camera frame (models/camera_input.py) and whose
+    rows are the whole input. A dense tile never gets a sparse codec. Every choice is lossless unless
+    `error_budget` > 0 (a per-tile relative error the caller accepts) and a lossy codec within it is enabled:
+    float32 tiles then go as int8 (budget >= 1/254) or float16 (budget >= 2**-11), see core/codecs/lossy.py.
+    """
+    if error_budget > 0 and arr.dtype == np.float32:
+        lossy = choose_lossy_codec(error_budget)
+        if lossy is not None and lossy in enabled and (lossy != CODEC_FP16 or fp16_fits(arr)):
+            return lossy
+    binary = bool(getattr(node, "binary", False))
+    if CODEC_CAMERA in enabled and source is not None and getattr(node, "is_input", False):
+        frame = getattr(source, "camera_frame", None)
+        if frame is not None and tuple(frame.tensor_shape) == tuple(arr.shape):
+            return CODEC_CAMERA
+    if binary and arr.dtype.name in BITPACK_DTYPES and (arr.size == 0 or int(arr.max()) <= 1):
+        # 0/1 inputs (occupancy) go bit-packed: 8x fewer bytes; raw if a frame breaks the promise
+        if CODEC_BITPACK_ZSTD in enabled:
+            return CODEC_BITPACK_ZSTD
+        if CODEC_BITPACK in enabled:
+            return CODEC_BITPACK
+    if arr.dtype == np.uint8 and CODEC_DELTA_ZSTD in enabled:
+        return CODEC_DELTA_ZSTD
+    if arr.dtype == np.uint8 and CODEC_WEBP in enabled and webp_layout(arr.shape) is None:
+        return CODEC_WEBP
+    if arr.dtype.itemsize > 1 and CODEC_ZSTD_SHUFFLE in enabled:
+        return CODEC_ZSTD_SHUFFLE
+    if CODEC_ZSTD in enabled:
+        return CODEC_ZSTD
+    return CODEC_RAW
 
 
 def _check_uint(name: str, value: int, upper: int) -> None:
@@ -86,14 +179,16 @@ def encode_tile(tile: Tile) -> WireTile:
     """Turn a tile into wire fields; big-endian or strided data is made little-endian C-contiguous first.
 
     Raises TileError if the tile cannot be represented on the wire (unsupported dtype, a bitpacked tensor
-    that is not 0/1, a field outside its wire width).
+    that is not 0/1, a field outside its wire width, data a codec cannot carry). Records the payload size in
+    `tile.meta["wire_bytes"]`, so `tile.nbytes` is then the size on the wire.
     """
     arr = np.asarray(tile.data)
     name = arr.dtype.name
     if name not in WIRE_DTYPES:
         raise TileError("dtype", f"'{arr.dtype}' cannot be sent; supported: {', '.join(WIRE_DTYPES)}")
-    if tile.codec not in KNOWN_CODECS:
-        raise TileError("codec", f"unknown codec {tile.codec}")
+    codec = get_codec(tile.codec)
+    if codec.dtypes is not None and name not in codec.dtypes:
+        raise TileError("dtype", f"{codec.name} needs one of {sorted(codec.dtypes)}, got {name}")
     _check_uint("request_id", tile.request_id, _UINT64_MAX)
     for field_name in ("plan_id", "node_id", "row_start", "row_stop"):
         _check_uint(field_name, getattr(tile, field_name), _UINT32_MAX)
@@ -101,30 +196,12 @@ def encode_tile(tile: Tile) -> WireTile:
     _check_uint("flags", tile.flags, _UINT8_MAX)
     for extent in arr.shape:
         _check_uint("shape", extent, _UINT32_MAX)
-
-    if tile.codec == CODEC_BITPACK:
-        if name not in BITPACK_DTYPES:
-            raise TileError("dtype", f"bitpack needs bool or uint8 0/1 data, got {name}")
-        if name == "uint8" and arr.size and int(arr.max()) > 1:
-            raise TileError("data", "bitpack needs 0/1 values; values > 1 would be lost")
-        payload: Payload = np.packbits(arr.reshape(-1), bitorder="big").tobytes()
-    elif tile.codec == CODEC_SPARSE:
-        index = tile.index
-        if arr.ndim == 0 or index is None or np.ndim(index) != 1 or len(index) != arr.shape[0]:
-            raise TileError(
-                "data",
-                f"a sparse tile needs [n, ...] entries and n positions, got entries "
-                f"{arr.shape} and positions {None if index is None else np.shape(index)}",
-            )
-        payload = (
-            np.ascontiguousarray(index, dtype=SPARSE_INDEX_DTYPE).tobytes()
-            + np.ascontiguousarray(arr, dtype=WIRE_DTYPES[name]).tobytes()
-        )
-    else:
-        wire_dtype = WIRE_DTYPES[name]
-        if arr.dtype != wire_dtype:  # big-endian input: byteswap into little-endian
-            arr = arr.astype(wire_dtype)
-        payload = np.ascontiguousarray(arr).tobytes()
+    wire_dtype = WIRE_DTYPES[name]
+    if arr.dtype != wire_dtype:  # big-endian input: byteswap into little-endian
+        arr = arr.astype(wire_dtype)
+    arr = np.ascontiguousarray(arr)
+    payload: Payload = codec.encode(arr, tile.index, tile.encoded)
+    tile.meta["wire_bytes"] = memoryview(payload).nbytes  # Tile.nbytes (stats, ledgers) counts what is sent
     return WireTile(
         request_id=int(tile.request_id),
         plan_id=int(tile.plan_id),
@@ -144,26 +221,21 @@ def encode_tile(tile: Tile) -> WireTile:
 def decode_tile(wire: WireTile, validator: Optional["TileValidator"] = None) -> Tile:
     """Rebuild a tile from wire fields; raw and sparse payloads are decoded as zero-copy read-only views.
 
-    Without a validator only what decoding itself needs is checked (known dtype and codec, payload size).
+    Without a validator only what decoding itself needs is checked (known dtype and codec, payload size,
+    decoded size at most DEFAULT_MAX_DECODED_BYTES). The tile's meta["wire_bytes"] is the payload's size.
     """
     if validator is not None:
         validator.check(wire)
     else:
-        _check_decodable(wire)
+        _check_decodable(wire, DEFAULT_MAX_DECODED_BYTES)
     shape = tuple(int(d) for d in wire.shape)
-    index = None
-    if wire.codec == CODEC_BITPACK:
-        bits = np.unpackbits(np.frombuffer(wire.data, dtype=np.uint8), count=prod(shape), bitorder="big")
-        arr = bits.view(np.bool_) if wire.dtype == "bool" else bits
-        arr = arr.reshape(shape)
-    elif wire.codec == CODEC_SPARSE:
-        n = shape[0]
-        index = np.frombuffer(wire.data, dtype=SPARSE_INDEX_DTYPE, count=n)
-        arr = np.frombuffer(wire.data, dtype=WIRE_DTYPES[wire.dtype], offset=n * SPARSE_INDEX_DTYPE.itemsize).reshape(
-            shape
-        )
+    nbytes = _payload_len(wire.data)
+    if wire.flags & FLAGS_WITHOUT_PAYLOAD and nbytes == 0:
+        arr, index = np.frombuffer(b"", dtype=WIRE_DTYPES[wire.dtype]).reshape(shape), None
+        codec_id = int(wire.codec)
     else:
-        arr = np.frombuffer(wire.data, dtype=WIRE_DTYPES[wire.dtype]).reshape(shape)
+        arr, index = get_codec(wire.codec).decode(wire.data, WIRE_DTYPES[wire.dtype], shape)
+        codec_id = int(wire.codec)
     return Tile(
         request_id=int(wire.request_id),
         plan_id=int(wire.plan_id),
@@ -172,10 +244,11 @@ def decode_tile(wire: WireTile, validator: Optional["TileValidator"] = None) -> 
         row_start=int(wire.row_start),
         row_stop=int(wire.row_stop),
         data=arr,
-        codec=int(wire.codec),
+        codec=codec_id,
         flags=int(wire.flags),
         robot=wire.robot,
         index=index,
+        meta={"wire_bytes": nbytes},
     )
 
 
@@ -187,24 +260,28 @@ def _payload_len(data: object) -> int:
         raise TileError("data", f"payload must be bytes-like, got {type(data).__name__}") from None
 
 
-def _check_decodable(wire: WireTile) -> None:
-    """The checks without which decoding would fail or misread memory."""
+def _check_decodable(wire: WireTile, max_decoded: int) -> None:
+    """The checks without which decoding would fail, misread memory or expand past `max_decoded` bytes."""
     if wire.dtype not in WIRE_DTYPES:
         raise TileError("dtype", f"unknown dtype '{wire.dtype}'")
-    if wire.codec not in KNOWN_CODECS:
-        raise TileError("codec", f"unknown codec {wire.codec}")
-    if wire.codec == CODEC_BITPACK and wire.dtype not in BITPACK_DTYPES:
-        raise TileError("dtype", f"bitpack needs bool or uint8, got {wire.dtype}")
+    codec = get_codec(wire.codec)
+    if codec.dtypes is not None and wire.dtype not in codec.dtypes:
+        raise TileError("dtype", f"{codec.name} needs one of {sorted(codec.dtypes)}, got {wire.dtype}")
     if any(int(d) < 0 for d in wire.shape):
         raise TileError("shape", f"negative extent in {tuple(wire.shape)}")
-    if wire.codec == CODEC_SPARSE and len(wire.shape) == 0 and not wire.flags & FLAGS_WITHOUT_PAYLOAD:
-        raise TileError("shape", "a sparse tile's shape starts with its entry count")
-    expected = payload_size(wire.dtype, wire.shape, wire.codec)
     nbytes = _payload_len(wire.data)
-    if nbytes != expected:
+    if wire.flags & FLAGS_WITHOUT_PAYLOAD and nbytes == 0:
+        if prod(int(d) for d in wire.shape):
+            raise TileError("data", "an abort or start tile must carry no payload")
+        return  # an abort/start tile carries nothing to decode
+    if codec.sparse and len(wire.shape) == 0:
+        raise TileError("shape", "a sparse tile's shape starts with its entry count")
+    size = codec.decoded_size(WIRE_DTYPES[wire.dtype], wire.shape)
+    if size > max_decoded:
         raise TileError(
-            "data", f"{nbytes} bytes, expected {expected} for {wire.dtype}{list(wire.shape)} codec {wire.codec}"
+            "shape", f"{wire.dtype}{list(wire.shape)} decodes to {size} bytes, over the limit of {max_decoded}"
         )
+    codec.check(wire.dtype, tuple(int(d) for d in wire.shape), nbytes)
 
 
 class TileValidator:
@@ -212,7 +289,8 @@ class TileValidator:
 
     known_plan_ids: plan ids the receiver can execute (None: any plan id).
     node_shapes: node id -> full output shape of that node (None: node ids and extents are not checked).
-    max_bytes: largest payload accepted.
+    max_bytes: largest payload accepted, and largest tile once decoded (a compressed payload cannot expand
+    past it: the decoded size follows from dtype and shape and is checked before decoding).
 
     A tile flagged FLAG_ABORT or FLAG_START carries no payload: it needs an empty `data` and a zero-element
     `shape`, and its row range is not checked.
@@ -244,7 +322,7 @@ class TileValidator:
         nbytes = _payload_len(wire.data)
         if nbytes > self.max_bytes:
             raise TileError("data", f"{nbytes} bytes exceed the limit of {self.max_bytes}")
-        _check_decodable(wire)
+        _check_decodable(wire, self.max_bytes)
         shape = tuple(int(d) for d in wire.shape)
         if wire.flags & FLAGS_WITHOUT_PAYLOAD:
             if nbytes or prod(shape):
@@ -264,7 +342,7 @@ class TileValidator:
                     f"row_stop {wire.row_stop} beyond extent {full[wire.axis]} of node "
                     f"{wire.node_id} along axis {wire.axis}",
                 )
-            if wire.codec == CODEC_SPARSE:  # [n, *features]: the features are the node's trailing dims
+            if wire.codec in SPARSE_CODECS:  # [n, *features]: the features are the node's trailing dims
                 feat = shape[1:]
                 if len(shape) > rank or (feat and tuple(full[rank - len(feat) :]) != feat):
                     raise TileError("shape", f"sparse entries {shape} do not fit node {wire.node_id} {full}")
@@ -274,7 +352,7 @@ class TileValidator:
             for dim, (got, want) in enumerate(zip(shape, full)):
                 if dim != wire.axis and got != want:
                     raise TileError("shape", f"extent {got} != {want} of node {wire.node_id} on axis {dim}")
-        if wire.codec != CODEC_SPARSE and shape[wire.axis] != wire.row_stop - wire.row_start:
+        if wire.codec not in SPARSE_CODECS and shape[wire.axis] != wire.row_stop - wire.row_start:
             raise TileError(
                 "shape",
                 f"{shape[wire.axis]} rows along axis {wire.axis} but range "

@@ -23,18 +23,25 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Collection, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from intradp_ros.core.codec import (
+    DENSE_CODECS,
+    SPARSE_CODECS,
+    UNCOMPRESSED,
+    choose_codec,
+    choose_sparse_codec,
+)  # [wire codecs]
+from intradp_ros.core.codecs.camera import camera_payload  # [wire codecs]
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
 from intradp_ros.core.plan import DOWN, ROBOT, SERVER, UP, Plan
 from intradp_ros.core.sparse import SparseRows, merge as merge_sparse, row_of as sparse_rows_of, rows as sparse_rows
 from intradp_ros.core.tile import (
-    CODEC_BITPACK,
-    CODEC_RAW,
+    CODEC_CAMERA,
     CODEC_SPARSE,
     FLAG_ABORT,
     FLAG_START,
@@ -401,7 +408,7 @@ class SideExecutor:
             )
         if node.is_sparse:
             return self._check_sparse(tile, node, key)
-        if tile.codec not in (CODEC_RAW, CODEC_BITPACK):  # a bit-packed tile arrives unpacked by the transport
+        if tile.codec not in DENSE_CODECS:  # [wire codecs] any dense codec arrives decoded by the transport
             raise TileError("codec", f"codec {tile.codec} is not one of node {node.index}'s")
         data = tile.data
         if not isinstance(data, np.ndarray):
@@ -420,7 +427,7 @@ class SideExecutor:
     def _check_sparse(self, tile: Tile, node: Node, key: tuple[int, int, int]) -> SparseRows:
         """A sparse tile: entries of the node's dtype and feature shape, one position each, ascending, every
         position inside the node's mask and inside the tile's rows."""
-        if tile.codec != CODEC_SPARSE or tile.index is None:
+        if tile.codec not in SPARSE_CODECS or tile.index is None:  # [wire codecs]
             raise TileError("codec", f"node {node.index} is sparse: codec {CODEC_SPARSE} with positions expected")
         data, index = tile.data, tile.index
         if not isinstance(data, np.ndarray) or not isinstance(index, np.ndarray):
@@ -575,9 +582,10 @@ class _Lookup:
 class _Sender:
     """The sender thread of one half: turns queued tensors into Tiles (CPU numpy) and sends them in order."""
 
-    def __init__(self, transport: Transport, robot: str = "") -> None:
+    def __init__(self, transport: Transport, robot: str = "", codecs: Collection[int] = UNCOMPRESSED) -> None:
         self.transport = transport
         self.robot = robot
+        self.codecs = frozenset(codecs)  # [wire codecs] the codecs choose_codec may pick for this sender
         self.q: "queue.Queue[Any]" = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="intradp-sender", daemon=True)
         self.thread.start()
@@ -605,7 +613,7 @@ class _Sender:
                     w0,
                     w1,
                     t.values.detach().cpu().contiguous().numpy(),
-                    CODEC_SPARSE,
+                    choose_sparse_codec(self.codecs),  # [wire codecs]
                     flags,
                     self.robot,
                     index=t.index.cpu().numpy(),
@@ -616,9 +624,11 @@ class _Sender:
                     data = data.cpu()
                 arr = data.contiguous().numpy()
                 axis, w0, w1 = wire_rows(node, start, stop)
-                # 0/1 inputs (occupancy) go bit-packed: 8x fewer bytes; raw if a frame breaks the promise
-                codec = CODEC_BITPACK if node.binary and (arr.size == 0 or int(arr.max()) <= 1) else CODEC_RAW
-                tile = Tile(request_id, plan_id, node.index, axis, w0, w1, arr, codec, flags, self.robot)
+                codec = choose_codec(node, arr, self.codecs, source=t)  # [wire codecs]
+                encoded = camera_payload(t) if codec == CODEC_CAMERA else None  # [wire codecs]
+                tile = Tile(
+                    request_id, plan_id, node.index, axis, w0, w1, arr, codec, flags, self.robot, encoded=encoded
+                )
             try:
                 self.transport.send(tile)
             except TransportClosed:

@@ -15,6 +15,18 @@ import numpy as np
 CODEC_RAW = 0  # C-contiguous little-endian elements
 CODEC_BITPACK = 1  # numpy.packbits (MSB first) of a 0/1 tensor
 CODEC_SPARSE = 2  # variable-size survivors of a per-row filter
+# Lossless compressed forms (intradp_ros/core/codecs/): the tile's `data` is always the decoded array, the codec
+# only says how the payload travels, so executors never see compressed bytes.
+CODEC_ZSTD = 3  # zstd frame of the raw element bytes
+CODEC_ZSTD_SHUFFLE = 4  # zstd frame of the element bytes regrouped by byte position (multi-byte dtypes)
+CODEC_BITPACK_ZSTD = 5  # zstd frame of the CODEC_BITPACK payload
+CODEC_DELTA_ZSTD = 6  # uint8: zstd frame of left differences (mod 256) along the last axis
+CODEC_WEBP = 7  # uint8 [1.., 3, h, w] image rows: one lossless WebP picture
+CODEC_SPARSE_ZSTD = 8  # CODEC_SPARSE with delta-coded positions in the smallest width, zstd-compressed
+CODEC_CAMERA = 9  # the graph input as the camera's own JPEG/PNG bytes, decoded + letterboxed by the receiver
+# Lossy, opt-in only (an error budget), never chosen by default: float32 tiles as float16, or int8 with one scale.
+CODEC_FP16 = 10  # float32 tile sent as IEEE float16 (relative error <= 2**-11 in range)
+CODEC_INT8 = 11  # float32 tile sent as a float32 scale then int8 values: x ~ q * scale, |error| <= scale / 2
 
 # Flags, equal to TensorTile.FLAG_*.
 FLAG_LAST = 1
@@ -51,12 +63,18 @@ class Tile:
     codec: int = CODEC_RAW
     flags: int = 0
     robot: str = ""
-    index: Optional[np.ndarray] = field(default=None, compare=False)  # CODEC_SPARSE: int64 positions, one per entry
+    index: Optional[np.ndarray] = field(default=None, compare=False)  # sparse codecs: int64 positions, one per entry
+    encoded: Optional[bytes] = field(default=None, compare=False)  # CODEC_CAMERA (sender side): the camera payload
     meta: dict = field(default_factory=dict, compare=False)  # transport-local info (timestamps), never sent
 
     @property
     def nbytes(self) -> int:
-        """Payload bytes on the wire (bit-packed size for CODEC_BITPACK, positions included for CODEC_SPARSE)."""
-        if self.codec == CODEC_BITPACK:
+        """Payload bytes on the wire: the encoded size once the wire codec has encoded or decoded the tile
+        (`meta["wire_bytes"]`), else the uncompressed size (bit-packed size for bitpack codecs, positions included
+        for sparse tiles), which compressed codecs undercut."""
+        wire = self.meta.get("wire_bytes")
+        if wire is not None:
+            return int(wire)
+        if self.codec in (CODEC_BITPACK, CODEC_BITPACK_ZSTD):
             return (int(self.data.size) + 7) // 8
         return int(self.data.nbytes) + (int(self.index.nbytes) if self.index is not None else 0)

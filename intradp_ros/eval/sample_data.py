@@ -3,7 +3,11 @@
 - Camera bag: `sensor_msgs/Image` rgb8 640x480 (4:3) on `/camera/image_raw`, 30 frames at 10 Hz, cut from a
   picture with a person in it that a package ships: scikit-image's `data.astronaut()` (default) or
   `data.camera()` (the cameraman), or any image file. Each frame is the same scaled picture seen through a
-  window that moves on a small circle (a few pixels), so frames differ deterministically.
+  window that moves on a small circle (a few pixels), so frames differ deterministically. The same bag also
+  holds `sensor_msgs/CompressedImage` JPEG 1280x960 frames on `/camera/image_raw/compressed` (image_transport's
+  compressed topic) made from native-resolution photographs that scikit-image ships (never upscaled: a scaled-up
+  thumbnail compresses unrealistically well), panned like the Image frames, with seeded camera-like noise
+  (shot noise growing with brightness plus read noise) and JPEG quality 90 / 4:2:0 like a camera driver.
 - Point-cloud bag: `sensor_msgs/PointCloud2` (x, y, z float32) on `/sdf_map/occupancy_inflate`, 20 frames: the
   occupied voxel centres of a seeded procedural scene (ground, walls, boxes, poles, trees; the area around the
   robot at the origin is kept free) inside AGRNav's SCONet grid (voxel 0.1 m, origin (-10, -10, -0.1),
@@ -38,6 +42,9 @@ __all__ = [
     "camera_frames",
     "frame_offsets",
     "write_image_bag",
+    "COMPRESSED_TOPIC",
+    "photo_canvas",
+    "photo_frames",
     "SceneConfig",
     "make_scene",
     "viewpoints",
@@ -46,8 +53,11 @@ __all__ = [
     "ensure_sample_bags",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the camera bag gained the 1280x960 CompressedImage topic
 IMAGE_TOPIC = "/camera/image_raw"
+COMPRESSED_TOPIC = "/camera/image_raw/compressed"
+PHOTO_SIZE = (960, 1280)  # H, W of the compressed frames
+JPEG_QUALITY = 90
 CLOUD_TOPIC = "/sdf_map/occupancy_inflate"
 BASE_STAMP_S = 1_700_000_000  # fixed first header stamp: bags are the same on every machine
 PICTURES = ("astronaut", "camera")
@@ -126,6 +136,58 @@ def camera_frames(
         yield big[y0 + dy : y0 + dy + height, x0 + dx : x0 + dx + width]
 
 
+# Native-resolution photographs shipped in scikit-image (file, crop box x0, y0, x1, y1 in the file's own pixels),
+# laid side by side, without scaling, into a 1296x976 canvas (1280x960 plus a pan margin of 8 px): a street scene,
+# a person, a cat, a cup on a table, a fundus photograph (the only >= 1280 px photo the package has) and a deep
+# field telescope image. Sizes of the files: motorcycle_left 741x500, astronaut 512x512, chelsea 451x300,
+# coffee 600x400, retina 1411x1411, hubble_deep_field 1000x872.
+PHOTO_TILES = (
+    ("motorcycle_left.png", (0, 0, 741, 500), (0, 0)),
+    ("astronaut.png", (0, 0, 512, 500), (741, 0)),
+    ("coffee.png", (0, 0, 600, 400), (0, 500)),
+    ("chelsea.png", (0, 0, 451, 300), (600, 500)),
+    ("retina.jpg", (300, 300, 545, 776), (1051, 500)),
+    ("hubble_deep_field.jpg", (0, 0, 451, 176), (600, 800)),
+    ("hubble_deep_field.jpg", (0, 300, 600, 376), (0, 900)),
+    ("retina.jpg", (800, 200, 843, 700), (1253, 0)),
+)
+
+
+def photo_canvas(margin: int = 8) -> np.ndarray:
+    """(960 + 2*margin) x (1280 + 2*margin) x 3 uint8: native pixels of scikit-image's photographs, unscaled."""
+    try:
+        import skimage
+    except ImportError as err:
+        raise SampleDataError(f"the compressed frames need scikit-image's photographs: {err}") from None
+    from PIL import Image
+
+    root = Path(skimage.__file__).parent / "data"
+    h, w = PHOTO_SIZE[0] + 2 * margin, PHOTO_SIZE[1] + 2 * margin
+    canvas = np.full((h, w, 3), 96, np.uint8)
+    for name, (x0, y0, x1, y1), (dx, dy) in PHOTO_TILES:
+        with Image.open(root / name) as im:
+            tile = np.asarray(im.convert("RGB"))[y0:y1, x0:x1]
+        th, tw = min(tile.shape[0], h - dy), min(tile.shape[1], w - dx)
+        canvas[dy : dy + th, dx : dx + tw] = tile[:th, :tw]
+    return canvas
+
+
+def camera_noise(frame: np.ndarray, rng: np.random.Generator, shot: float = 0.25, read: float = 1.5) -> np.ndarray:
+    """Sensor-like noise: Gaussian with variance shot*I + read^2 (DN), rounded and clipped to uint8."""
+    img = frame.astype(np.float32)
+    noisy = img + rng.standard_normal(img.shape, dtype=np.float32) * np.sqrt(shot * img + read * read)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
+def photo_frames(frames: int = 30, shift_px: int = 8, seed: int = 0) -> Iterator[np.ndarray]:
+    """`frames` 960x1280x3 uint8 camera frames: the photo canvas panned along `frame_offsets`, seeded noise."""
+    canvas = photo_canvas(shift_px)
+    rng = np.random.default_rng(seed)
+    h, w = PHOTO_SIZE
+    for dx, dy in frame_offsets(frames, shift_px):
+        yield camera_noise(canvas[shift_px + dy : shift_px + dy + h, shift_px + dx : shift_px + dx + w], rng)
+
+
 def write_image_bag(
     path: Union[str, Path],
     picture: str = "astronaut",
@@ -136,11 +198,12 @@ def write_image_bag(
     shift_px: int = 8,
     frame_id: str = "camera",
 ) -> Path:
-    """Write the camera bag (rgb8 Images on IMAGE_TOPIC, stamps from BASE_STAMP_S at rate_hz); returns its path."""
+    """Write the camera bag (rgb8 Images on IMAGE_TOPIC and, at the same stamps, 1280x960 JPEG CompressedImages
+    on COMPRESSED_TOPIC; stamps from BASE_STAMP_S at rate_hz); returns its path."""
     import rosbag
     import rospy
     from std_msgs.msg import Header
-    from intradp_ros.ros.sensor_conversion import rgb_to_image
+    from intradp_ros.ros.sensor_conversion import rgb_to_compressed, rgb_to_image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +213,10 @@ def write_image_bag(
             stamp = rospy.Time(BASE_STAMP_S) + rospy.Duration.from_sec(i / rate_hz)
             msg = rgb_to_image(frame, Header(seq=i, stamp=stamp, frame_id=frame_id))
             bag.write(IMAGE_TOPIC, msg, t=stamp)
+        for i, photo in enumerate(photo_frames(frames, shift_px)):
+            stamp = rospy.Time(BASE_STAMP_S) + rospy.Duration.from_sec(i / rate_hz)
+            header = Header(seq=i, stamp=stamp, frame_id=frame_id)
+            bag.write(COMPRESSED_TOPIC, rgb_to_compressed(photo, header, "jpeg", JPEG_QUALITY), t=stamp)
     tmp.replace(path)
     return path
 

@@ -6,6 +6,10 @@ its replica, caches the client's profile, and answers with its own profile, its 
 empty): "is my session still there?" — accepted only when the server holds a session for this robot with the
 same model; a restarted server answers "no session" and the client makes a full handshake again.
 
+Camera passthrough: every request carries the robot's JPEG/PNG decoder identity, every answer the server's;
+a heartbeat may carry a camera probe (one frame's CODEC_CAMERA payload) that the server decodes and compares
+(`camera_fields`), so the robot passes camera bytes through only after its first frame decoded identically.
+
 Service calls are made from a worker thread with a bounded wait, so a hung server never blocks the client.
 """
 
@@ -13,9 +17,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Dict, Optional, Sequence
 
 import rospy
+
+from intradp_ros.core.codecs.camera import DecoderIdentity, local_decoder, split_payload
+from intradp_ros.core.tile import TileError
 
 from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
 
@@ -79,6 +86,7 @@ def heartbeat_request(robot: str, model_id: str, weights_fp: str, graph_fp: str)
         weights_fingerprint=weights_fp,
         graph_fingerprint=graph_fp,
         client_profile_json="",
+        decoder_json=local_decoder().to_json(),
     )
 
 
@@ -89,4 +97,54 @@ def full_request(robot: str, model_id: str, weights_fp: str, graph_fp: str, prof
         weights_fingerprint=weights_fp,
         graph_fingerprint=graph_fp,
         client_profile_json=profile_json,
+        decoder_json=local_decoder().to_json(),
     )
+
+
+def camera_probe_request(robot: str, model_id: str, weights_fp: str, graph_fp: str, payload: bytes) -> HandshakeRequest:
+    """A heartbeat that also asks the server to check one camera frame decodes to the robot's model input."""
+    req = heartbeat_request(robot, model_id, weights_fp, graph_fp)
+    req.camera_probe = bytes(payload)
+    return req
+
+
+def camera_fields(req: HandshakeRequest, input_shape: Sequence[int]) -> Dict[str, Any]:
+    """Server side: the answer's decoder identity and, for a probe, why its decode differs ('' if identical).
+
+    `input_shape`: the served model's input shape; the probe is decoded exactly as a CODEC_CAMERA tile would be.
+    """
+    from intradp_ros.models.camera_input import decode_camera_tile  # registers the codec too
+
+    fields: Dict[str, Any] = {"server_decoder_json": local_decoder().to_json(), "camera_probe_error": ""}
+    probe = bytes(req.camera_probe) if req.camera_probe else b""
+    if not probe:
+        return fields
+    mine = local_decoder()
+    theirs = DecoderIdentity.from_json(req.decoder_json)
+    if theirs != mine:
+        fields["camera_probe_error"] = f"decoder differs: robot {theirs}, server {mine}"
+        return fields
+    try:
+        split_payload(probe)
+        decode_camera_tile(probe, tuple(int(d) for d in input_shape))
+    except TileError as e:
+        fields["camera_probe_error"] = e.reason
+    return fields
+
+
+def probe_camera(robot: str, ids: Sequence[str], payload: bytes, timeout: float) -> tuple[Optional[bool], str]:
+    """Ask the server whether one camera frame decodes to the robot's model input there.
+
+    Returns (True, '') for an identical decode, (False, why) for a mismatch (the robot must send pixels), and
+    (None, why) when there was no usable answer (no server, refused heartbeat, an older server): ask again later.
+    """
+    robot_id, model_id, weights_fp, graph_fp = ids
+    out = call_handshake(robot, camera_probe_request(robot_id, model_id, weights_fp, graph_fp, payload), timeout)
+    resp = out.response
+    if not out.accepted or resp is None:
+        return None, out.reason
+    if not resp.server_decoder_json:
+        return None, "server does not report a camera decoder (older server)"
+    if resp.camera_probe_error:
+        return False, str(resp.camera_probe_error)
+    return True, ""

@@ -1,33 +1,48 @@
-"""KAPAO client (`kapao_client`, launch/kapao_client.launch): sensor_msgs/Image in, human poses out.
+"""KAPAO client (`kapao_client`, launch/kapao_client.launch): sensor_msgs/Image or CompressedImage in, poses out.
 
-Subscribes `input_topic` (rgb8, bgr8 or mono8), letterboxes to the model input (numpy/torch views, no
+Subscribes `input_topic` (Image: rgb8, bgr8 or mono8) or, with `image_transport: compressed`, image_transport's
+`<input_topic>/compressed` (CompressedImage: JPEG or PNG), letterboxes to the model input (numpy/torch views, no
 per-pixel loops), runs the generic client runtime (intradp_ros.ros.client_node), post-processes the
 detections (NMS, keypoint fusion, original-frame coordinates) and publishes intradp_ros/HumanPoses on
 `/intradp/<robot>/poses`, InferenceStats on `/intradp/<robot>/stats` and, with `annotate`, the frame with
 boxes and keypoints drawn on `/intradp/<robot>/annotated`. Frames with an unsupported encoding, a corrupt
 buffer or (with `expected_size`) another size are logged and dropped.
+
+Camera passthrough (compressed input, `camera_passthrough` on): when a plan sends the whole input to the server,
+the camera's own JPEG/PNG bytes go up instead of the letterboxed pixels (docs/wire.md). The first frame is
+probed first: the server decodes it and compares the robot's hash of the model input; only after an identical
+decode are bytes passed through. A mismatch (other decoder) turns passthrough off with one warning: the client
+then sends pixels. Until the probe is answered frames go as pixels too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rospy
 import torch
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from intradp_ros.core.sparse import SparseRows
+from intradp_ros.core.tile import CODEC_CAMERA
+from intradp_ros.models.camera_input import camera_frame_of, camera_model_input, drop_camera_frame
 from intradp_ros.models.kapao_postprocess import KapaoThresholds, Pose, poses_from_candidate_sets, poses_from_detections
 from intradp_ros.models.letterbox import LetterboxInfo
 from intradp_ros.msg import HumanPoses
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
+from intradp_ros.ros.handshake import probe_camera
 from intradp_ros.ros.node_params import Spec
 from intradp_ros.ros.sensor_conversion import (
     SensorConversionError,
+    compressed_to_kapao_input,
+    compressed_topic,
     image_to_kapao_input,
     image_to_rgb,
     poses_to_msg,
+    rgb_to_compressed,
     rgb_to_image,
 )
 
@@ -39,7 +54,20 @@ SPEC: Spec = {
     "expected_size": (list, [], "H W every frame must have (empty: any size is letterboxed)"),
     "max_pixels": (int, 4096 * 4096, "frames with more pixels are dropped"),
     "annotate": (bool, False, "publish the frame with poses drawn on /intradp/<robot>/annotated"),
+    "image_transport": (str, "raw", "raw: Image on input_topic; compressed: CompressedImage on input_topic/compressed"),
+    "camera_passthrough": (
+        bool,
+        True,
+        "compressed input: send the camera's JPEG/PNG bytes when a plan sends the input",
+    ),
+    "camera_probe_period": (float, 5.0, "seconds between camera probes while the server has not answered one"),
+    "jpeg_reencode_quality": (
+        int,
+        0,
+        "LOSSY, opt-in: raw Image frames are JPEG-encoded at this quality (0: off, exact)",
+    ),
 }
+IMAGE_TRANSPORTS = ("raw", "compressed")
 
 SKELETON = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15), (12, 14), (14, 16)]
 
@@ -92,10 +120,45 @@ def draw_poses(rgb: np.ndarray, poses: Sequence[Pose]) -> np.ndarray:
     return img
 
 
-class KapaoAdapter(ClientAdapter):
-    """Image -> letterboxed uint8 input; detections -> poses."""
+class CameraPassthrough:
+    """Whether camera bytes may replace pixels: unknown until the server decoded a probe frame identically."""
 
-    input_type = Image
+    def __init__(self, enabled: bool, probe_period: float) -> None:
+        self.state = "unknown" if enabled else "off"
+        self.probe_period = probe_period
+        self._last_probe = -1e9
+        self._lock = threading.Lock()
+
+    def gate(self, x: torch.Tensor, robot: str, ids: Sequence[str], timeout: float) -> torch.Tensor:
+        """`x` keeps its camera bytes only once passthrough is verified; probes the server when due."""
+        frame = camera_frame_of(x)
+        if frame is None or self.state == "off":
+            return drop_camera_frame(x)
+        if self.state == "on":
+            return x
+        now = time.monotonic()
+        with self._lock:
+            due = now - self._last_probe >= self.probe_period
+            if due:
+                self._last_probe = now
+        if due:
+            ok, why = probe_camera(robot, ids, frame.payload(), timeout)
+            if ok:
+                self.state = "on"
+                rospy.loginfo("client %s: camera passthrough on (the server decodes frames identically)", robot)
+                return x
+            if ok is False:
+                self.state = "off"
+                rospy.logwarn("client %s: camera passthrough off, sending pixels: %s", robot, why)
+            else:
+                rospy.logdebug("client %s: camera probe unanswered (%s); sending pixels meanwhile", robot, why)
+        return drop_camera_frame(x)
+
+
+class KapaoAdapter(ClientAdapter):
+    """Image or CompressedImage -> letterboxed uint8 input; detections -> poses."""
+
+    input_type: Any = Image
     default_input_topic = "/camera/image_raw"
 
     def configure(self, settings: Dict[str, Any]) -> None:
@@ -107,6 +170,29 @@ class KapaoAdapter(ClientAdapter):
             raise ValueError(f"expected_size must be H W, got {self.expected}")
         self.max_pixels = int(settings["max_pixels"])
         self.annotate = bool(settings["annotate"])
+        transport = str(settings.get("image_transport") or "raw")
+        if transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"image_transport must be one of {', '.join(IMAGE_TRANSPORTS)}, got {transport!r}")
+        self.compressed = transport == "compressed"
+        if self.compressed:  # image_transport's convention: the runtime subscribes <input_topic>/compressed
+            self.input_type = CompressedImage
+            settings["input_topic"] = compressed_topic(settings["input_topic"])
+        self.reencode = int(settings.get("jpeg_reencode_quality", 0) or 0)
+        if not 0 <= self.reencode <= 100:
+            raise ValueError(f"jpeg_reencode_quality must be 0 (off) or 1..100, got {self.reencode}")
+        if self.reencode and self.compressed:
+            raise ValueError("jpeg_reencode_quality applies to raw Image input, not to image_transport compressed")
+        if self.reencode:
+            rospy.logwarn(
+                "kapao_client: LOSSY mode: frames are JPEG re-encoded at quality %d; results are not exact "
+                "(measured pixel error logged with the first frame; output deviation: bench_lossy, docs/wire.md)",
+                self.reencode,
+            )
+        self._reported_reencode = False
+        self.passthrough = CameraPassthrough(
+            (self.compressed or self.reencode > 0) and bool(settings.get("camera_passthrough", True)),
+            float(settings.get("camera_probe_period", 5.0)),
+        )
 
     def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
         return kapao_head_options(settings.get("head") or "candidates", self.thr)
@@ -116,11 +202,44 @@ class KapaoAdapter(ClientAdapter):
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
         self.poses_pub = rospy.Publisher(f"{ns}/poses", HumanPoses, queue_size=5)
         self.image_pub = rospy.Publisher(f"{ns}/annotated", Image, queue_size=2) if self.annotate else None
+        r = runtime.replica
+        self.robot = runtime.robot
+        self.ids = (runtime.robot, r.model_id, r.weights_fingerprint, r.graph_fingerprint)
+        self.probe_timeout = max(2.0, float(runtime.s.get("heartbeat_timeout", 1.0)))  # a decode takes ~50 ms
+        if self.passthrough.state != "off":  # [wire] the sender may pick CODEC_CAMERA for a tagged whole input
+            runtime.half.sender.codecs = runtime.half.sender.codecs | {CODEC_CAMERA}
 
-    def convert(self, msg: Image) -> Tuple[torch.Tensor, Any]:
+    def convert(self, msg: Any) -> Tuple[torch.Tensor, Any]:
+        if isinstance(msg, CompressedImage):
+            x, info, rgb = compressed_to_kapao_input(msg, self.input_hw, self.max_pixels)
+            h, w = rgb.shape[:2]
+            if self.expected and (h, w) != (self.expected[0], self.expected[1]):
+                raise SensorConversionError(f"image is {w}x{h}, expected {self.expected[1]}x{self.expected[0]}")
+            return self.passthrough.gate(x, self.robot, self.ids, self.probe_timeout), (info, rgb)
         check_image(msg, self.expected, self.max_pixels)
+        if self.reencode:
+            return self._reencoded(msg)
         x, info = image_to_kapao_input(msg, self.input_hw)
         return x, (info, msg)
+
+    def _reencoded(self, msg: Image) -> Tuple[torch.Tensor, Any]:
+        """The opt-in lossy mode: the frame as a JPEG of `jpeg_reencode_quality`, decoded like a camera's."""
+        rgb = image_to_rgb(msg)
+        jpeg = bytes(rgb_to_compressed(rgb, fmt="jpeg", quality=self.reencode).data)
+        x, info, decoded = camera_model_input(jpeg, self.input_hw, self.max_pixels)
+        if not self._reported_reencode:
+            self._reported_reencode = True
+            err = np.abs(decoded.astype(np.int16) - rgb.astype(np.int16))
+            rospy.logwarn(
+                "kapao_client: JPEG re-encode q%d on the first frame: %d bytes (%.3fx raw), mean |pixel error| "
+                "%.2f, max %d",
+                self.reencode,
+                len(jpeg),
+                len(jpeg) / rgb.nbytes,
+                float(err.mean()),
+                int(err.max()),
+            )
+        return self.passthrough.gate(x, self.robot, self.ids, self.probe_timeout), (info, decoded)
 
     def postprocess(self, outputs: Any, ctx: Any) -> List[Pose]:
         info: LetterboxInfo = ctx[0]
@@ -132,7 +251,9 @@ class KapaoAdapter(ClientAdapter):
     def publish(self, result: List[Pose], ctx: Any, header: Any, request_id: int) -> None:
         self.poses_pub.publish(poses_to_msg(result, header, request_id))
         if self.image_pub is not None and self.image_pub.get_num_connections() > 0:
-            self.image_pub.publish(rgb_to_image(draw_poses(image_to_rgb(ctx[1]), result), header))
+            frame: Optional[Any] = ctx[1]
+            rgb = frame if isinstance(frame, np.ndarray) else image_to_rgb(frame)
+            self.image_pub.publish(rgb_to_image(draw_poses(rgb, result), header))
 
 
 def main(argv: Sequence[str]) -> int:

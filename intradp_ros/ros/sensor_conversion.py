@@ -1,7 +1,9 @@
 """Sensor messages <-> model inputs and model results -> result messages, with numpy views (no per-pixel loops).
 
 Every converter validates the message and raises `SensorConversionError` with a clear reason; a node logs it and
-drops the frame. Supported: sensor_msgs/Image rgb8, bgr8, mono8; sensor_msgs/PointCloud2 with float32 x, y, z
+drops the frame. Supported: sensor_msgs/Image rgb8, bgr8, mono8; sensor_msgs/CompressedImage (image_transport's
+"compressed": JPEG or PNG, decoded by core/codecs/camera.py so the server can decode the same bytes identically);
+sensor_msgs/PointCloud2 with float32 x, y, z
 fields at any offsets and point step (either byte order).
 """
 
@@ -11,7 +13,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from sensor_msgs.msg import Image, PointCloud2, PointField
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
 
 from intradp_ros.models.kapao_postprocess import Pose
@@ -74,6 +76,66 @@ def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None, encoding: str
 def image_to_kapao_input(msg: Image, input_hw: Sequence[int]) -> Tuple[torch.Tensor, LetterboxInfo]:
     """KAPAO graph input uint8 [1, 3, H, W] (letterboxed RGB) and the placement to map results back."""
     return letterbox(image_to_rgb(msg), input_hw)
+
+
+# ------------------------------------------------ sensor_msgs/CompressedImage (camera passthrough, docs/wire.md)
+COMPRESSED_SUFFIX = "/compressed"  # image_transport: <image topic>/compressed carries CompressedImage
+COMPRESSED_FORMATS = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG"}
+
+
+def compressed_topic(image_topic: str) -> str:
+    """image_transport's compressed topic of an image topic (unchanged if it already is one)."""
+    return image_topic if image_topic.endswith(COMPRESSED_SUFFIX) else image_topic.rstrip("/") + COMPRESSED_SUFFIX
+
+
+def compressed_image_bytes(msg: CompressedImage) -> bytes:
+    """The JPEG/PNG file of a CompressedImage; its `format` ("jpeg", "png" or image_transport's
+    "rgb8; jpeg compressed bgr8") must name what the bytes are."""
+    from intradp_ros.core.codecs.camera import sniff_format
+
+    data = msg.data if isinstance(msg.data, bytes) else bytes(msg.data)
+    if not data:
+        raise SensorConversionError("compressed image has no data")
+    named = {v for k, v in COMPRESSED_FORMATS.items() if k in str(msg.format).lower()}
+    actual = sniff_format(data)
+    if actual is None:
+        raise SensorConversionError(f"compressed image (format '{msg.format}') is neither JPEG nor PNG")
+    if named and actual not in named:
+        raise SensorConversionError(f"compressed image says '{msg.format}' but holds {actual}")
+    return data
+
+
+def compressed_to_kapao_input(
+    msg: CompressedImage, input_hw: Sequence[int], max_pixels: int
+) -> Tuple[torch.Tensor, LetterboxInfo, np.ndarray]:
+    """KAPAO input (tagged with the file for passthrough), placement, decoded HxWx3 RGB frame."""
+    from intradp_ros.models.camera_input import camera_model_input
+
+    try:
+        return camera_model_input(compressed_image_bytes(msg), input_hw, max_pixels)
+    except ValueError as e:
+        raise SensorConversionError(str(e)) from None
+
+
+def rgb_to_compressed(
+    rgb: np.ndarray, header: Optional[Header] = None, fmt: str = "jpeg", quality: int = 90
+) -> CompressedImage:
+    """CompressedImage (JPEG at `quality`, or PNG) of an HxWx3 uint8 RGB array, e.g. for tests and sample bags."""
+    import io
+
+    from PIL import Image as PILImage
+
+    arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise SensorConversionError(f"expected an HxWx3 array, got {arr.shape}")
+    if fmt not in ("jpeg", "png"):
+        raise SensorConversionError(f"rgb_to_compressed writes jpeg or png, not '{fmt}'")
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        PILImage.fromarray(arr, "RGB").save(buf, "JPEG", quality=int(quality))
+    else:
+        PILImage.fromarray(arr, "RGB").save(buf, "PNG", compress_level=1)
+    return CompressedImage(header=header or Header(), format=fmt, data=buf.getvalue())
 
 
 def _xyz_dtype(msg: PointCloud2) -> np.dtype:

@@ -30,7 +30,7 @@ from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer, load_replica
 from intradp_ros.core.solver import SolverConfig
 from intradp_ros.msg import ServerReport
-from intradp_ros.ros.handshake import NO_SESSION, handshake_service, server_report_topic
+from intradp_ros.ros.handshake import NO_SESSION, camera_fields, handshake_service, server_report_topic
 from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
 from intradp_ros.ros.probe_server import ProbeServer, validate_robot
 from intradp_ros.ros.session_transport import RecordingTransport, ReportingServerHalf
@@ -178,7 +178,8 @@ class IntraDPServer:
                 sess = self.sessions.get(robot)
             if sess is None or sess.replica is not rep:
                 return refuse(NO_SESSION)
-            return HandshakeResponse(accepted=True, server_device=str(self.device))
+            cam = camera_fields(req, rep.example.shape)  # [wire] decoder identity, camera probe
+            return HandshakeResponse(accepted=True, server_device=str(self.device), **cam)
         try:
             client = Profile.from_json(req.client_profile_json, rep.graph)
         except ProfileError as e:
@@ -215,6 +216,7 @@ class IntraDPServer:
             server_device=str(self.device),
             server_profile_json=server.to_json(),
             plan_table_json=book.to_json(),
+            **camera_fields(req, rep.example.shape),  # [wire] decoder identity
         )
 
     def _replica_for(self, model_id: str) -> Optional[Replica]:

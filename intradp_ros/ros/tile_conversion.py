@@ -1,5 +1,7 @@
 """Tile <-> intradp_ros/TensorTile, field for field, through the ROS-free wire codec.
 
+Every codec of the registry (intradp_ros.core.codecs) travels this way, camera passthrough included (its
+decoder lives with the letterbox in intradp_ros.models.camera_input, imported here so receivers know it).
 The payload goes into `uint8[] data` as `bytes` (genpy writes it in one piece; a list would cost >100 ms for
 4 MB) and comes back as a zero-copy numpy view of the `bytes` rospy hands the callback.
 """
@@ -13,6 +15,7 @@ import rospy
 
 from intradp_ros.core.codec import TileValidator, WireTile, decode_tile, encode_tile
 from intradp_ros.core.tile import Tile, TileError
+from intradp_ros.models import camera_input  # noqa: F401 - registers the CODEC_CAMERA decoder (camera passthrough)
 from intradp_ros.msg import TensorTile
 
 
@@ -46,7 +49,8 @@ def tile_to_msg(tile: Tile, stamp: Optional[rospy.Time] = None) -> TensorTile:
 def msg_to_tile(msg: TensorTile, validator: Optional[TileValidator] = None) -> Tile:
     """Decode a received TensorTile; raises TileError naming the bad field (the caller logs and drops it).
 
-    The tile's array is a read-only view of `msg.data` (no copy) for raw and sparse payloads. Messages built
+    The tile's array is a read-only view of `msg.data` (no copy) for raw and sparse payloads (a new array for
+    compressed codecs, never larger than the validator's limit). Messages built
     in-process with a list payload are accepted too (copied once), although senders should never do that.
     """
     data = msg.data

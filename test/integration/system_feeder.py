@@ -7,6 +7,8 @@ sizes of the tiles on /intradp/<robot>/up|down, and prints everything as JSON li
   {"kind": "result", "frame": i, "request_id", "t", ...result...}   {"kind": "stats", ...}
   {"kind": "tiles", "request_id", "dir", "bytes"}                    {"kind": "sent", "frame": i, "t"}
   {"kind": "done", ...}
+With --compressed (KAPAO) the frames go as JPEG sensor_msgs/CompressedImage on image_transport's
+/camera/<robot>/image_raw/compressed (`kapao_jpegs`: the same frames, JPEG quality 90).
 Modes: closed loop (`--closed`: send frame i, wait for its result, bounded by --frame-timeout) or a fixed rate
 for `--duration` seconds. Every loop is bounded in count and time.
 """
@@ -19,7 +21,7 @@ import time
 
 import numpy as np
 import rospy
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from intradp_ros.msg import CompletedVoxels, HumanPoses, InferenceStats, TensorTile
 
@@ -38,6 +40,20 @@ def kapao_frames(n, width=640, height=480):
     return [
         np.ascontiguousarray(f) for f in camera_frames(load_picture("astronaut"), frames=n, width=width, height=height)
     ]
+
+
+def kapao_jpegs(n):
+    """The KAPAO frames as JPEG files (quality 90, Pillow), what a compressed camera topic carries."""
+    from intradp_ros.ros.sensor_conversion import rgb_to_compressed
+
+    return [bytes(rgb_to_compressed(f, fmt="jpeg", quality=90).data) for f in kapao_frames(n)]
+
+
+def jpeg_msg(data, frame_id):
+    msg = CompressedImage(format="jpeg", data=data)
+    msg.header.frame_id = frame_id
+    msg.header.stamp = rospy.Time.now()
+    return msg
 
 
 def cloud_frames(n):
@@ -152,6 +168,7 @@ def main():
     p.add_argument("--bad-tiles", action="store_true", help="publish malformed tiles on up and down first")
     p.add_argument("--wait-ready", type=float, default=60.0, help="wait for the client's subscription (s)")
     p.add_argument("--tiles", action="store_true", help="also sum tile payloads per request")
+    p.add_argument("--compressed", action="store_true", help="KAPAO: JPEG CompressedImage on <image topic>/compressed")
     args = p.parse_args(rospy.myargv()[1:])
     rospy.init_node(f"system_feeder_{args.robot}", anonymous=True)
     ns = f"/intradp/{args.robot}"
@@ -229,9 +246,14 @@ def main():
 
     if args.kind == "kapao":
         rospy.Subscriber(f"{ns}/poses", HumanPoses, on_poses, queue_size=50)
-        pub = rospy.Publisher(f"/camera/{args.robot}/image_raw", Image, queue_size=1)
-        frames = kapao_frames(args.frames)
-        make = image_msg
+        if args.compressed:
+            pub = rospy.Publisher(f"/camera/{args.robot}/image_raw/compressed", CompressedImage, queue_size=1)
+            frames = kapao_jpegs(args.frames)
+            make = jpeg_msg
+        else:
+            pub = rospy.Publisher(f"/camera/{args.robot}/image_raw", Image, queue_size=1)
+            frames = kapao_frames(args.frames)
+            make = image_msg
     else:
         rospy.Subscriber(f"{ns}/completed_voxels", CompletedVoxels, on_voxels, queue_size=50)
         pub = rospy.Publisher(f"/sdf_map/{args.robot}/occupancy_inflate", PointCloud2, queue_size=1)

@@ -225,7 +225,7 @@ class System:
 class LocalReference:
     """Local forward + post-processing of the feeder's frames, as the client would do without a server."""
 
-    def __init__(self, kind, model, frames):
+    def __init__(self, kind, model, frames, compressed=False):
         import torch
         from intradp_ros.core.session import ModelConfig, load_replica
 
@@ -236,6 +236,10 @@ class LocalReference:
         import system_feeder
 
         self.frames = system_feeder.kapao_frames(frames) if kind == "kapao" else system_feeder.cloud_frames(frames)
+        if compressed:  # what the robot sees of a JPEG camera: the decoded files, not the frames before encoding
+            from intradp_ros.core.codecs.camera import decode_camera_bytes
+
+            self.frames = [decode_camera_bytes(b, 1 << 26) for b in system_feeder.kapao_jpegs(frames)]
         self._cache = {}
 
     def result(self, index):

@@ -227,7 +227,7 @@ BAD_FIELDS = [
     ("node_id", dict(node_id=99)),
     ("plan_id", dict(plan_id=17)),
     ("flags", dict(flags=8)),
-    ("codec", dict(codec=9)),
+    ("codec", dict(codec=200)),
 ]
 
 

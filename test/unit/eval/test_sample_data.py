@@ -64,6 +64,41 @@ def test_image_bag_round_trip(tmp_path, picture_file) -> None:
         assert np.array_equal(image_to_rgb(msg), frame)
 
 
+def test_compressed_topic_holds_noisy_native_photo_jpegs(tmp_path, picture_file) -> None:
+    pytest.importorskip("skimage", reason="scikit-image ships the photographs")
+    from intradp_ros.core.codecs.camera import decode_camera_bytes
+    from intradp_ros.ros.sensor_conversion import compressed_image_bytes
+
+    path = sd.write_image_bag(tmp_path / "cam.bag", picture=picture_file, frames=2, rate_hz=10.0)
+    with rosbag.Bag(str(path)) as bag:
+        assert bag.get_type_and_topic_info().topics[sd.COMPRESSED_TOPIC].msg_type == "sensor_msgs/CompressedImage"
+        msgs = [m.message for m in bag.read_messages(topics=[sd.COMPRESSED_TOPIC])]
+    assert len(msgs) == 2 and all(m.format == "jpeg" for m in msgs)
+    assert [m.header.stamp.to_sec() for m in msgs] == pytest.approx([sd.BASE_STAMP_S, sd.BASE_STAMP_S + 0.1])
+    rgb = decode_camera_bytes(compressed_image_bytes(msgs[0]), 1 << 24)
+    assert rgb.shape == (960, 1280, 3)
+    # a camera-like JPEG of busy photographs: 100-600 kB, far from the raw 3.69 MB and from a flat picture's size
+    assert all(100_000 < len(m.data) < 600_000 for m in msgs)
+
+
+def test_photo_frames_are_native_pixels_plus_seeded_noise() -> None:
+    pytest.importorskip("skimage", reason="scikit-image ships the photographs")
+    canvas = sd.photo_canvas(8)
+    a, b = list(sd.photo_frames(2, 8, seed=1)), list(sd.photo_frames(2, 8, seed=1))
+    assert np.array_equal(a[0], b[0]) and a[0].shape == (960, 1280, 3)
+    assert not np.array_equal(a[0], list(sd.photo_frames(1, 8, seed=2))[0])
+    dx, dy = sd.frame_offsets(2, 8)[0]
+    clean = canvas[8 + dy : 8 + dy + 960, 8 + dx : 8 + dx + 1280].astype(int)
+    err = a[0].astype(int) - clean
+    assert 0.5 < err.std() < 6 and abs(err.mean()) < 0.5  # sensor noise of a few DN, no bias, not upscaled away
+    from PIL import Image
+
+    import skimage
+
+    moto = np.asarray(Image.open(f"{skimage.__path__[0]}/data/motorcycle_left.png").convert("RGB"))
+    assert np.array_equal(canvas[:500, :741], moto[:500, :741])  # native pixels, unscaled
+
+
 def test_scene_is_seeded_and_has_every_kind_of_object() -> None:
     a, b = sd.make_scene(), sd.make_scene()
     assert np.array_equal(a, b)

@@ -138,7 +138,7 @@ VALIDATOR = TileValidator(known_plan_ids=[3], node_shapes={5: (1, 8, 6)}, max_by
         ("shape", [1, 6, 2]),
         ("data", b"\x00" * 7),
         ("flags", 64),
-        ("codec", 5),
+        ("codec", 200),
         ("row_start", 4),
     ],
 )

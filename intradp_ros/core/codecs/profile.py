@@ -1,0 +1,173 @@
+"""Measured cost of each codec on this machine: size ratio and encode/decode time, as data for the cost model.
+
+A codec pays on a transfer of B raw bytes at bandwidth W only if ratio*B/W + encode + decode < B/W; on a slow
+robot (its profiled slow-down) or a fast link a heavy codec loses. `profile_codecs` measures that on sample
+tiles, the same way operators are profiled (median of repeats, on the side that will run it); the solver reads
+`CodecProfile.seconds(nbytes, bandwidth)`. `measure_codec` is also what scripts/bench_wire prints.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from intradp_ros.core.codec import WireTile, decode_tile, encode_tile
+from intradp_ros.core.codecs import get_codec
+from intradp_ros.core.tile import Tile
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One codec on one tile: payload bytes, median encode/decode seconds, bit-exact round trip."""
+
+    codec: int
+    name: str
+    raw_bytes: int
+    bytes: int
+    encode_s: float
+    decode_s: float
+    exact: bool
+
+    @property
+    def ratio(self) -> float:
+        """Payload bytes over raw bytes (0.5: half the bytes of raw)."""
+        return self.bytes / self.raw_bytes if self.raw_bytes else 1.0
+
+
+def _tile(arr: np.ndarray, codec: int, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Tile:
+    rows = arr.shape[0] if arr.ndim else 1
+    return Tile(1, 1, 0, 0, 0, max(rows, 1), arr, codec, index=index, encoded=encoded)
+
+
+def measure_codec(
+    codec: int,
+    arr: np.ndarray,
+    repeat: int = 3,
+    index: Optional[np.ndarray] = None,
+    encoded: Optional[bytes] = None,
+    reference: Optional[np.ndarray] = None,
+) -> Measurement:
+    """Encode and decode `arr` `repeat` times with `codec` through the wire codec (what a transport does).
+
+    `reference`: what the decode must equal bit for bit (default `arr`; the camera codec decodes to it).
+    """
+    if repeat < 1:
+        raise ValueError("repeat must be >= 1")
+    tile = _tile(arr, codec, index, encoded)
+    enc_times: List[float] = []
+    dec_times: List[float] = []
+    wire: Optional[WireTile] = None
+    out: Optional[Tile] = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        wire = encode_tile(tile)
+        t1 = time.perf_counter()
+        out = decode_tile(wire)
+        t2 = time.perf_counter()
+        enc_times.append(t1 - t0)
+        dec_times.append(t2 - t1)
+    assert wire is not None and out is not None
+    want = arr if reference is None else reference
+    exact = out.data.dtype == want.dtype and out.data.shape == want.shape and out.data.tobytes() == want.tobytes()
+    if index is not None:
+        exact = exact and out.index is not None and np.array_equal(out.index, index)
+    raw = int(arr.nbytes) + (int(np.asarray(index).nbytes) if index is not None else 0)
+    return Measurement(
+        codec=codec,
+        name=get_codec(codec).name,
+        raw_bytes=raw,
+        bytes=len(memoryview(wire.data).cast("B")),
+        encode_s=statistics.median(enc_times),
+        decode_s=statistics.median(dec_times),
+        exact=bool(exact),
+    )
+
+
+@dataclass(frozen=True)
+class CodecProfile:
+    """A codec's cost on one side, per raw megabyte (1e6 bytes), measured on sample tiles of a kind (dtype)."""
+
+    codec: int
+    name: str
+    side: str
+    dtype: str
+    ratio: float
+    encode_s_per_mb: float
+    decode_s_per_mb: float
+    samples: int
+
+    def seconds(
+        self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: Optional["CodecProfile"] = None
+    ) -> float:
+        """Encode here + payload on the link + decode on the peer (`decode_profile`, default this side's)."""
+        mb = raw_bytes / 1e6
+        dec = (decode_profile or self).decode_s_per_mb * mb
+        return self.encode_s_per_mb * mb + self.ratio * raw_bytes / bandwidth_bytes_per_s + dec
+
+    def pays(
+        self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: Optional["CodecProfile"] = None
+    ) -> bool:
+        """True when sending compressed beats sending raw bytes on this link."""
+        return self.seconds(raw_bytes, bandwidth_bytes_per_s, decode_profile) < raw_bytes / bandwidth_bytes_per_s
+
+    def slowed(self, factor: float) -> "CodecProfile":
+        """The profile on a side `factor` times slower (e.g. the robot's profiled slow-down)."""
+        return CodecProfile(
+            self.codec, self.name, self.side, self.dtype, self.ratio,
+            self.encode_s_per_mb * factor, self.decode_s_per_mb * factor, self.samples,
+        )  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "CodecProfile":
+        d = json.loads(text)
+        return CodecProfile(
+            int(d["codec"]), str(d["name"]), str(d["side"]), str(d["dtype"]), float(d["ratio"]),
+            float(d["encode_s_per_mb"]), float(d["decode_s_per_mb"]), int(d["samples"]),
+        )  # fmt: skip
+
+
+def profile_codecs(
+    samples: Sequence[np.ndarray], codecs: Iterable[int], side: str, repeat: int = 3
+) -> List[CodecProfile]:
+    """One CodecProfile per codec that accepts every sample (all of one dtype); ratio and times pooled over them.
+
+    A codec that is not lossless on a sample raises: a profile must never recommend a codec that changes data.
+    """
+    if not samples:
+        raise ValueError("profile_codecs needs at least one sample tile")
+    dtype = samples[0].dtype.name
+    if any(s.dtype.name != dtype for s in samples):
+        raise ValueError("profile samples must share one dtype")
+    out: List[CodecProfile] = []
+    for cid in codecs:
+        codec = get_codec(cid)
+        if codec.sparse or (codec.dtypes is not None and dtype not in codec.dtypes):
+            continue
+        try:
+            ms = [measure_codec(cid, s, repeat) for s in samples]
+        except Exception:  # noqa: BLE001 - a codec that cannot carry these tiles (layout) is not profiled
+            continue
+        if not all(m.exact for m in ms):
+            raise AssertionError(f"codec {codec.name} did not round-trip a {dtype} sample exactly")
+        raw_mb = sum(m.raw_bytes for m in ms) / 1e6 or 1e-12
+        out.append(
+            CodecProfile(
+                codec=cid,
+                name=codec.name,
+                side=side,
+                dtype=dtype,
+                ratio=sum(m.bytes for m in ms) / max(1, sum(m.raw_bytes for m in ms)),
+                encode_s_per_mb=sum(m.encode_s for m in ms) / raw_mb,
+                decode_s_per_mb=sum(m.decode_s for m in ms) / raw_mb,
+                samples=len(ms),
+            )
+        )
+    return out

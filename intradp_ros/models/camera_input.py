@@ -1,0 +1,97 @@
+"""Camera passthrough, the model-input half: camera file -> letterboxed KAPAO input tagged with its file bytes,
+and the CODEC_CAMERA codec that rebuilds the same input on the receiver (registered on import).
+
+Both sides run `camera_model_input`: bounded decode (core/codecs/camera.py), then `letterbox` on the CPU, so
+the robot's model input and the server's are the same function of the same bytes. The robot's hash of its input
+travels in the payload; a receiver whose decode hashes differently refuses the tile (TileError 'data'), naming
+the decoder mismatch, instead of computing on different pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from intradp_ros.core.codecs import Codec, Payload, register
+from intradp_ros.core.codecs.camera import (
+    ATTR,
+    HEADER_BYTES,
+    CameraFrame,
+    decode_camera_bytes,
+    local_decoder,
+    pixel_hash,
+    split_payload,
+)
+from intradp_ros.core.tile import CODEC_CAMERA, TileError
+from intradp_ros.models.letterbox import LetterboxInfo, letterbox
+
+MAX_CAMERA_PIXELS = 4096 * 4096  # largest camera frame a receiver decodes (the client's max_pixels default)
+
+
+def camera_model_input(
+    data: bytes, input_hw: Sequence[int], max_pixels: int = MAX_CAMERA_PIXELS
+) -> Tuple[torch.Tensor, LetterboxInfo, np.ndarray]:
+    """(uint8 [1, 3, H, W] model input tagged with its CameraFrame, placement, decoded HxWx3 frame).
+
+    ValueError for a file that is not a JPEG/PNG, is corrupt or is over `max_pixels`.
+    """
+    rgb = decode_camera_bytes(bytes(data), max_pixels)
+    x, info = letterbox(rgb, input_hw)
+    x = x.cpu().contiguous()
+    setattr(x, ATTR, CameraFrame(bytes(data), tuple(x.shape), pixel_hash(x.numpy())))
+    return x, info, rgb
+
+
+def camera_frame_of(x: torch.Tensor) -> Optional[CameraFrame]:
+    frame = getattr(x, ATTR, None)
+    return frame if isinstance(frame, CameraFrame) else None
+
+
+def drop_camera_frame(x: torch.Tensor) -> torch.Tensor:
+    """The same input without its file bytes: the sender then sends pixels (passthrough off)."""
+    if hasattr(x, ATTR):
+        delattr(x, ATTR)
+    return x
+
+
+def _encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+    if encoded is None:
+        raise TileError("data", "a camera tile needs the camera payload (Tile.encoded)")
+    return encoded
+
+
+def _check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
+    if dtype != "uint8" or len(shape) != 4 or shape[0] != 1 or shape[1] != 3:
+        raise TileError("shape", f"a camera tile is a uint8 [1, 3, H, W] model input, got {dtype}{list(shape)}")
+    if nbytes <= HEADER_BYTES:
+        raise TileError("data", "camera payload too short")
+
+
+def _decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+    return decode_camera_tile(payload, shape), None
+
+
+def decode_camera_tile(payload: Payload, shape: Tuple[int, ...]) -> np.ndarray:
+    """The model input of a CODEC_CAMERA payload; TileError('data') naming a decoder mismatch if its hash differs
+    from the robot's."""
+    robot_hash, body = split_payload(bytes(payload))
+    try:
+        x, _info, _rgb = camera_model_input(body, shape[-2:])
+    except ValueError as e:
+        raise TileError("data", f"camera passthrough: {e}") from None
+    if tuple(x.shape) != tuple(shape):
+        raise TileError("shape", f"camera frame letterboxes to {tuple(x.shape)}, tile says {tuple(shape)}")
+    frame = camera_frame_of(x)
+    assert frame is not None
+    if frame.input_hash != robot_hash:
+        raise TileError(
+            "data",
+            f"camera passthrough: this side's decode differs from the robot's (decoder mismatch; "
+            f"here: {local_decoder().version})",
+        )
+    return drop_camera_frame(x).numpy()
+
+
+CAMERA = register(Codec(CODEC_CAMERA, "camera", _encode, _decode, _check, dtypes=frozenset(("uint8",))))

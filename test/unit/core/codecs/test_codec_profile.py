@@ -1,0 +1,41 @@
+"""Codec profiles: measured ratio and times become per-MB costs the solver can compare with sending raw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from intradp_ros.core.codecs.profile import CodecProfile, measure_codec, profile_codecs
+from intradp_ros.core.tile import CODEC_DELTA_ZSTD, CODEC_RAW, CODEC_WEBP, CODEC_ZSTD, CODEC_ZSTD_SHUFFLE
+
+
+def test_measure_codec_reports_bytes_and_exactness() -> None:
+    x = np.zeros((64, 64), np.float32)
+    m = measure_codec(CODEC_ZSTD, x, repeat=2)
+    assert m.exact and m.raw_bytes == x.nbytes and m.bytes < x.nbytes // 10 and m.ratio == m.bytes / x.nbytes
+    assert m.encode_s >= 0 and m.decode_s >= 0
+    wrong = measure_codec(CODEC_RAW, x, repeat=1, reference=np.ones_like(x))
+    assert not wrong.exact
+
+
+def test_profile_codecs_skips_codecs_that_do_not_apply() -> None:
+    samples = [np.random.default_rng(0).standard_normal((8, 32)).astype(np.float32)]
+    names = {
+        p.name
+        for p in profile_codecs(samples, [CODEC_RAW, CODEC_ZSTD_SHUFFLE, CODEC_DELTA_ZSTD, CODEC_WEBP], "robot", 1)
+    }
+    assert names == {"raw", "zstd_shuffle"}
+    with pytest.raises(ValueError):
+        profile_codecs([], [CODEC_RAW], "robot")
+
+
+def test_pays_compares_with_raw_on_the_link() -> None:
+    p = CodecProfile(
+        CODEC_ZSTD, "zstd", "robot", "uint8", ratio=0.5, encode_s_per_mb=0.01, decode_s_per_mb=0.01, samples=1
+    )
+    mb = 1_000_000
+    assert p.seconds(mb, 1e6) == pytest.approx(0.01 + 0.5 + 0.01)
+    assert p.pays(mb, 1e6)  # slow link: halving the bytes wins
+    assert not p.pays(mb, 1e9)  # fast link: 20 ms of coding loses to 1 ms of raw transfer
+    assert not p.slowed(40.0).pays(mb, 1.25e6)  # a 40x slower robot loses even on 10 Mbit/s
+    assert CodecProfile.from_json(p.to_json()) == p
