@@ -173,6 +173,7 @@ class Testbed:
         self.server = Side("server", f"{base}-server", f"{self.name}-server", addrs.server_ip, master_port)
         self.cpu_group = cg.CpuGroup(f"{CGROUP_PREFIX}{base}")
         self.robot_slowdown: Optional[float] = None
+        self.burst_bytes = shaping.burst_bytes(self.rate_mbit)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"intradp-{base}-"))
         self._procs: List[subprocess.Popen] = []
         self._masters: Dict[str, List[subprocess.Popen]] = {}
@@ -193,7 +194,7 @@ class Testbed:
                 self.robot.ns, self.robot.dev, self.robot.ip, self.server.ns, self.server.dev, self.server.ip
             )
             for side in (self.robot, self.server):
-                shaping.add_tbf(side.ns, side.dev, self.rate_mbit)
+                self.burst_bytes = shaping.add_tbf(side.ns, side.dev, self.rate_mbit)
         except BaseException:
             self.down()
             raise
@@ -408,11 +409,12 @@ class Testbed:
 
     # ---- link ---------------------------------------------------------------------------------------
     def set_rate(self, rate_mbit: float) -> None:
-        """Set the tbf rate of both veth ends (both directions), on the fly."""
+        """Set the tbf rate of both veth ends (both directions), on the fly; the bucket follows the rate
+        (`shaping.burst_bytes`), so a slower link does not keep a bucket sized for a faster one."""
         rate = shaping.validate_rate(rate_mbit)
         self._check_up()
         for side in (self.robot, self.server):
-            shaping.change_tbf(side.ns, side.dev, rate)
+            self.burst_bytes = shaping.change_tbf(side.ns, side.dev, rate)
         self.rate_mbit = rate
 
     @property
@@ -447,7 +449,7 @@ class Testbed:
     def describe(self) -> str:
         """Human-readable summary: namespaces, addresses, master URIs, rate, slow-down."""
         lines = [
-            f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {shaping.BURST}, "
+            f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {self.burst_bytes} B, "
             f"latency {shaping.LATENCY})"
         ]
         for s in (self.robot, self.server):
