@@ -436,15 +436,28 @@ class Testbed:
 
     # ---- robot slow-down ------------------------------------------------------------------------------
     def slow_robot(self, cpu_fraction: float = 0.25) -> float:
-        """Limit robot processes spawned from now on to `cpu_fraction` of one CPU (cgroup v1 cfs quota).
-
-        Returns the measured slow-down factor: wall time of a timed busy loop inside the group over outside.
+        """Limit robot processes spawned from now on to `cpu_fraction` of one CPU (cgroup v2 cpu.max or v1 cfs
+        quota). Returns the measured slow-down factor: wall time of a timed busy loop inside the group over
+        outside. Raises cgroup.ThrottleUnavailable (a TestbedError) with the reason when neither layout is usable.
         """
         fraction = cg.validate_cpu_fraction(cpu_fraction)
         self._check_up()
         self.cpu_group.create(fraction)
         self.robot_slowdown = cg.measure_slowdown(self.cpu_group)
         return self.robot_slowdown
+
+    def try_slow_robot(self, cpu_fraction: float) -> Tuple[Optional[float], str]:
+        """`slow_robot`, or run unthrottled where no cgroup cpu controller is usable: (factor or None, a line
+        that says which happened, for the demo's and the benchmark's output)."""
+        try:
+            factor = self.slow_robot(cpu_fraction)
+        except cg.ThrottleUnavailable as err:
+            return None, f"robot NOT slowed down, running unthrottled: {err}"
+        version = self.cpu_group.controller.version if self.cpu_group.controller else "?"
+        return factor, (
+            f"robot limited to {cpu_fraction:g} CPU (cgroup v{version}): measured slow-down x{factor:.2f} "
+            f"(timed busy loop inside vs outside)"
+        )
 
     def describe(self) -> str:
         """Human-readable summary: namespaces, addresses, master URIs, rate, slow-down."""
@@ -553,11 +566,12 @@ def cleanup_stale() -> List[str]:
         if m and not _pid_alive(int(m.group(2))):
             netns.delete_namespace(ns)
             removed.append(f"netns {ns}")
-    if cg.CPU_ROOT.is_dir():
-        for path in cg.CPU_ROOT.glob(f"{CGROUP_PREFIX}*"):
+    controller, _ = cg.find_cpu_controller()
+    if controller is not None:
+        for path in controller.parent.glob(f"{CGROUP_PREFIX}*"):
             m = NS_RE.match(path.name[len(CGROUP_PREFIX) :] + "-robot")
             if m and not _pid_alive(int(m.group(2))):
-                cg.CpuGroup(path.name).remove()
+                cg.CpuGroup(path.name, controller=controller).remove()
                 removed.append(f"cgroup {path}")
     return removed
 
