@@ -8,8 +8,9 @@ within about a second but does not make the plan flap on measurement noise. Thre
   stay in the window (two of them in a row are a level shift, below) but neither enter the mean nor the
   margin, so a single probe slowed by CPU contention cannot move the estimate. The raw prediction is the
   harmonic mean of the inliers; the published prediction is the raw one divided by (1 + error margin), the
-  margin being the largest relative error |predicted - measured| / measured of the last few inlier samples
-  (RobustMPC). A level
+  margin being the mean relative error |predicted - measured| / measured of the last few inlier samples
+  (RobustMPC takes the largest; the mean keeps the estimate of a steady, noisy link steady, so its bucket does
+  not follow the noise). A level
   shift (the last `shift_samples` samples all off the median of the older ones by more than `shift_ratio`, the
   same way)
   restarts the window from those samples and forgets the errors the shift itself caused, so a step is followed
@@ -116,7 +117,7 @@ class PredictorConfig:
 
     window: int = 5  # at most this many samples in the harmonic mean
     max_age_s: float = 3.0  # samples older than this leave the window
-    margin_window: int = 5  # relative errors of this many recent predictions give the margin
+    margin_window: int = 8  # relative errors of this many recent predictions give the margin (their mean)
     max_margin: float = 0.5  # the margin is clamped to [0, max_margin]
     shift_ratio: float = 1.5  # level shift: samples off the window mean by more than this factor ...
     shift_samples: int = 2  # ... this many times in a row, the same way
@@ -260,7 +261,8 @@ class BandwidthPredictor:
             return None
         values = [s.bytes_per_s for s in self._samples]
         raw = harmonic_mean(inliers(values, self.config.outlier_ratio))
-        margin = min(max(self._errors, default=0.0), self.config.max_margin)
+        errors = list(self._errors)
+        margin = min(statistics.fmean(errors) if errors else 0.0, self.config.max_margin)
         probes = sum(1 for s in self._samples if s.source == SOURCE_PROBE)
         pred = Prediction(
             bytes_per_s=raw / (1.0 + margin),
