@@ -57,11 +57,11 @@ KIB = 1024
 class ProbeConfig:
     """Probe train sizes, timeouts and duty-cycle limits (see the module docstring)."""
 
-    train_calls: int = 4  # calls per probe; the first (and any still inside the bucket) is excluded
+    train_calls: int = 3  # calls per probe; the first (and any still inside the bucket) is excluded
     initial_bytes: int = 64 * KIB  # chunk while there is no estimate yet
     min_bytes: int = 16 * KIB
     max_bytes: int = 1024 * KIB
-    target_s: float = 0.04  # each call lasts about this long at the estimated rate
+    target_s: float = 0.025  # each call lasts about this long at the estimated rate
     drain_ratio: float = 1.3  # a leading call faster than this x the median of the later ones is bucket
     direction: str = "both"  # up (robot->server), down, or both (alternating)
     busy_duty: float = 0.05  # share of link time probes may take while inference runs

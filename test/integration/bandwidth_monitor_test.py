@@ -95,6 +95,8 @@ class BandwidthMonitorTest(unittest.TestCase):
 
     def test_step_is_followed_within_about_a_second(self) -> None:
         after = self.estimates(self.step_t, self.step_t + AFTER_STEP_S + 1)
+        trace = [(round(r["t"] - self.step_t, 2), round(r["mbit"], 2), round(r["raw"], 2)) for r in after[:15]]
+        print(f"[bandwidth_monitor] after the step (s, estimate, raw Mbit/s): {trace}")
         close = [r for r in after if abs(r["mbit"] - LOW_MBIT) / LOW_MBIT < TOLERANCE]
         self.assertTrue(
             close, f"estimate never came within 15% of {LOW_MBIT:g} Mbit/s: {[round(r['mbit'], 2) for r in after]}"

@@ -153,7 +153,8 @@ def test_probe_waits_for_an_idle_link_and_the_budget() -> None:
     train = core.next_probe("up")
     start = clock.t = clock.t + 0.5
     clock.t += 0.1
-    core.finish_train(train, [0.01, 0.03, 0.03, 0.03], [train.calls[0].payload_bytes] * 4, start)
+    n = len(train.calls)
+    core.finish_train(train, [0.01] + [0.03] * (n - 1), [train.calls[0].payload_bytes] * n, start)
     clock.t += 0.1
     assert not core.may_probe(0.1)  # paced: 5 % while inference runs
     clock.t += 5.0
@@ -163,20 +164,21 @@ def test_probe_waits_for_an_idle_link_and_the_budget() -> None:
 def test_probe_train_is_sized_from_the_estimate_and_gives_a_sample() -> None:
     core, _, clock = make_core()
     first = core.next_probe("up")
-    assert [c.payload_bytes for c in first.calls] == [core.settings.probe.initial_bytes] * 4
-    assert first.timeouts_s == [core.settings.probe.call_timeout_s] * 4
+    n = core.settings.probe.train_calls
+    assert [c.payload_bytes for c in first.calls] == [core.settings.probe.initial_bytes] * n
+    assert first.timeouts_s == [core.settings.probe.call_timeout_s] * n
     probe(core, clock, 40.0)
     train = core.next_probe("down")
     chunk = int(mbit_to_bytes_per_s(40.0) * core.settings.probe.target_s)
-    assert [c.reply_bytes for c in train.calls] == [chunk] * 4
-    assert train.expected_s == pytest.approx(4 * chunk / mbit_to_bytes_per_s(40.0))
-    assert train.timeouts_s[0] == pytest.approx(core.settings.probe.min_timeout_s)  # 8 x 40 ms < 0.5 s
+    assert [c.reply_bytes for c in train.calls] == [chunk] * n
+    assert train.expected_s == pytest.approx(n * chunk / mbit_to_bytes_per_s(40.0))
+    assert train.timeouts_s[0] == pytest.approx(core.settings.probe.min_timeout_s)  # 8 x 25 ms < 0.5 s
     # a 10 Mbit/s link: the first call crossed in the bucket, the rest at the rate
     t = chunk / mbit_to_bytes_per_s(10.0)
     start = clock.t
     for _ in range(2):
         clock.t += 0.5
-        result = core.finish_train(train, [t / 20, t, t, t], [chunk] * 4, start)
+        result = core.finish_train(train, [t / 20] + [t] * (n - 1), [chunk] * n, start)
     assert result.excluded == 1 and result.sample.bytes_per_s == pytest.approx(mbit_to_bytes_per_s(10.0))
     assert core.estimate().raw_mbit_per_s == pytest.approx(10.0, rel=0.01)  # two trains: a level shift
 
@@ -194,7 +196,7 @@ def test_a_timed_out_call_pulls_a_stale_estimate_down() -> None:
     upper = train.calls[0].payload_bytes / train.timeouts_s[0]
     assert core.current_bytes_per_s() == pytest.approx(upper)
     with pytest.raises(InvalidSample):
-        core.finish_train(train, [0.1, 0.1, 0.1, 0.1], [1, 1, 1, 1], clock.t)
+        core.finish_train(train, [0.1] * len(train.calls), [1] * len(train.calls), clock.t)
 
 
 def book(latency: float = 0.05):
