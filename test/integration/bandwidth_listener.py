@@ -2,7 +2,9 @@
 """Test node for bandwidth_monitor.test: prints every BandwidthEstimate and PlanSwitch of one robot as a JSON line
 (with this host's monotonic receive time), so a test outside the robot's namespace can read them from stdout.
 
-Usage: bandwidth_listener.py ROBOT [--lifetime S]   (exits after S seconds, default 120, or when stdin closes)
+Usage: bandwidth_listener.py ROBOT [--lifetime S] [--plan-book FILE]
+(exits after S seconds, default 120, or when stdin closes). With --plan-book it also publishes FILE latched on
+/intradp/ROBOT/plan_book, as the client does with the plan book the server sent it in the handshake.
 """
 
 import argparse
@@ -12,6 +14,7 @@ import threading
 import time
 
 import rospy
+from std_msgs.msg import String
 
 from intradp_ros.msg import BandwidthEstimate, PlanSwitch
 
@@ -25,6 +28,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("robot")
     p.add_argument("--lifetime", type=float, default=120.0)
+    p.add_argument("--plan-book", default="")
     args = p.parse_args(rospy.myargv()[1:])
     rospy.init_node("bandwidth_listener", anonymous=True, disable_signals=True)
     ns = f"/intradp/{args.robot}"
@@ -55,11 +59,16 @@ def main() -> int:
                 "estimate": m.estimate_mbit_per_s,
                 "robot": m.robot,
                 "mode": m.mode,
+                "predicted_latency_s": m.predicted_latency_s,
             }
         )
 
     rospy.Subscriber(f"{ns}/bandwidth", BandwidthEstimate, on_estimate, queue_size=50)
     rospy.Subscriber(f"{ns}/plan", PlanSwitch, on_plan, queue_size=10)
+    if args.plan_book:
+        with open(args.plan_book) as f:
+            book_pub = rospy.Publisher(f"{ns}/plan_book", String, queue_size=1, latch=True)
+            book_pub.publish(String(data=f.read()))
     emit({"kind": "ready", "t": time.monotonic()})
     stdin_closed = threading.Event()
 
