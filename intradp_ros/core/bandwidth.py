@@ -116,7 +116,7 @@ class PredictorConfig:
     """Window and margin settings of `BandwidthPredictor` (defaults suit probes every ~0.2-1 s)."""
 
     window: int = 5  # at most this many samples in the harmonic mean
-    max_age_s: float = 3.0  # samples older than this leave the window
+    max_age_s: float = 10.0  # samples older than this leave the window (probes come every ~2 s under load)
     margin_window: int = 8  # relative errors of this many recent predictions give the margin (their mean)
     max_margin: float = 0.5  # the margin is clamped to [0, max_margin]
     shift_ratio: float = 1.5  # level shift: samples off the window mean by more than this factor ...

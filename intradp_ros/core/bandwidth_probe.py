@@ -59,7 +59,7 @@ class ProbeConfig:
 
     train_calls: int = 3  # calls per probe; the first (and any still inside the bucket) is excluded
     initial_bytes: int = 64 * KIB  # chunk while there is no estimate yet
-    min_bytes: int = 16 * KIB
+    min_bytes: int = 32 * KIB  # at least ~55 ms per call at 4.65 Mbit/s: timer and scheduling noise stay small
     max_bytes: int = 1024 * KIB
     target_s: float = 0.025  # each call lasts about this long at the estimated rate
     drain_ratio: float = 1.3  # a leading call faster than this x the median of the later ones is bucket

@@ -89,6 +89,15 @@ def current_rate_bits(ns: str, dev: str) -> int:
     return int(_tbf_options(ns, dev)["rate"]) * 8  # tc's JSON gives bytes per second
 
 
+def sent_bytes(ns: str, dev: str) -> int:
+    """Bytes the root tbf on `dev` has sent so far (the kernel's counter, for link-share measurements)."""
+    proc = run_cmd(["tc", "-n", ns, "-s", "-j", "qdisc", "show", "dev", dev], f"reading qdisc stats of {dev} in {ns}")
+    for q in json.loads(proc.stdout or "[]"):
+        if q.get("kind") == "tbf":
+            return int(q["bytes"])
+    raise TestbedError(f"no tbf qdisc on {dev} in {ns}")
+
+
 def current_burst_bytes(ns: str, dev: str) -> int:
     """Bucket of the root tbf on `dev` in bytes as the kernel reports it (for checks)."""
     return int(_tbf_options(ns, dev)["burst"])

@@ -34,6 +34,8 @@ TOLERANCE = 0.15
 STEADY_S = 8.0  # run at the high rate this long before the step
 AFTER_STEP_S = 5.0  # and this long after it
 DILATED_S = 6.0  # then this long at the dilated rate
+BUSY_S = 12.0  # then this long with inference running (fake frames at 1 Hz): probes under the busy duty cycle
+BUSY_DUTY = 0.05
 BOOK_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # MB/s
 FOLLOW_LIMIT_S = 2.0  # "within about a second" (measured ~1 s), with room for a loaded 2-core machine
 LISTENER = Path(__file__).resolve().parent / "bandwidth_listener.py"
@@ -73,7 +75,7 @@ class BandwidthMonitorTest(unittest.TestCase):
             book.write_text(plan_book_json())
             cls.listener = cls.tb.spawn(
                 "robot",
-                [str(LISTENER), ROBOT, "--lifetime", "80", "--plan-book", str(book)],
+                [str(LISTENER), ROBOT, "--lifetime", "110", "--plan-book", str(book)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 stdin=subprocess.PIPE,
@@ -90,6 +92,17 @@ class BandwidthMonitorTest(unittest.TestCase):
             cls.dilated_t = time.monotonic()
             cls.tb.set_rate(DILATED_MBIT)
             time.sleep(DILATED_S)
+            cls.listener.stdin.write("frames 1\n")
+            cls.listener.stdin.flush()
+            time.sleep(3.0)  # the duty budget's window still holds idle-time probes
+            from intradp_ros.eval.shaping import sent_bytes
+
+            sides = (cls.tb.robot, cls.tb.server)
+            before = [sent_bytes(s.ns, s.dev) for s in sides]
+            cls.busy_t = time.monotonic()
+            time.sleep(BUSY_S)
+            cls.busy_bytes = [sent_bytes(s.ns, s.dev) - b for s, b in zip(sides, before)]
+            cls.busy_s = time.monotonic() - cls.busy_t
         except BaseException:
             cls.tb.down()
             raise
@@ -111,9 +124,10 @@ class BandwidthMonitorTest(unittest.TestCase):
         self.assertGreaterEqual(len(window), 10, "expected ~5 Hz estimates before the step")
         self.assertTrue(all(r["samples"] > 0 for r in window), "window aged out while the link was idle")
         median = statistics.median(r["mbit"] for r in window)
+        raw = statistics.median(r["raw"] for r in window)
         print(
             f"[bandwidth_monitor] steady state at {HIGH_MBIT:g} Mbit/s: median estimate {median:.2f} Mbit/s "
-            f"({median / HIGH_MBIT:.1%} of the shaped rate)"
+            f"({median / HIGH_MBIT:.1%} of the shaped rate; before the error margin {raw:.2f} Mbit/s)"
         )
         self.assertLess(abs(median - HIGH_MBIT) / HIGH_MBIT, TOLERANCE)
 
@@ -121,11 +135,24 @@ class BandwidthMonitorTest(unittest.TestCase):
         window = self.estimates(self.dilated_t + DILATED_S - 3.0, self.dilated_t + DILATED_S)
         self.assertGreaterEqual(len(window), 8)
         median = statistics.median(r["mbit"] for r in window)
+        raw = statistics.median(r["raw"] for r in window)
         print(
             f"[bandwidth_monitor] steady state at {DILATED_MBIT:g} Mbit/s: median estimate {median:.2f} Mbit/s "
-            f"({median / DILATED_MBIT:.1%} of the shaped rate)"
+            f"({median / DILATED_MBIT:.1%} of the shaped rate; before the error margin {raw:.2f} Mbit/s)"
         )
         self.assertLess(abs(median - DILATED_MBIT) / DILATED_MBIT, TOLERANCE)
+
+    def test_probes_take_about_5_percent_of_the_link_while_inference_runs(self) -> None:
+        link_s = [b * 8 / (DILATED_MBIT * 1e6) for b in self.busy_bytes]
+        share = [t / self.busy_s for t in link_s]
+        print(
+            f"[bandwidth_monitor] with inference running at {DILATED_MBIT:g} Mbit/s: probes (and ROS chatter) took "
+            f"{share[0]:.1%} of the uplink and {share[1]:.1%} of the downlink over {self.busy_s:.1f} s "
+            f"(busy duty {BUSY_DUTY:.0%} of wall time for both directions together)"
+        )
+        self.assertLess(sum(share), BUSY_DUTY * 1.4)
+        window = self.estimates(self.busy_t, self.busy_t + self.busy_s)
+        self.assertTrue(all(r["samples"] > 0 for r in window), "probes too rare: the estimate aged out")
 
     def test_steady_link_keeps_its_plan(self) -> None:
         """At most one plan switch per minute on a steady link: none in the seconds before the step."""

@@ -75,7 +75,7 @@ def test_first_estimate_announces_a_plan_and_a_step_switches_it() -> None:
 def test_estimate_after_the_window_aged_out_keeps_the_value_with_zero_samples() -> None:
     core, _, clock = make_core()
     probe(core, clock, 20.0)
-    clock.t += 10.0
+    clock.t += core.settings.predictor.max_age_s + 1.0
     est = core.estimate()
     assert est.samples == 0 and est.mbit_per_s == pytest.approx(20.0)
 
