@@ -14,7 +14,12 @@ import math
 
 from intradp_ros.eval.sysexec import TestbedError, run_cmd
 
-LATENCY = "50ms"
+LATENCY_S = 0.05  # the queue holds this much traffic at the current rate ...
+# ... but at least this many bytes. A queue sized in time at dilated rates (50 ms at 4.65 Mbit/s = 29 kB) overflows
+# under one TCP window, and every drop costs a retransmission timeout that the undilated link would not have: in
+# bytes, the queue of a 93 Mbit/s link with 50 ms of buffer does not shrink when the rate is divided by k. Unlike
+# the bucket, the queue grants nothing for free: it only holds packets until the rate lets them go.
+MIN_QUEUE_BYTES = 256 * 1024
 MIN_RATE_MBIT = 0.1  # tbf refuses rate 0; deep fades in traces are clamped to this
 BURST_S = 0.003  # the bucket holds this much traffic at the current rate ...
 # ... but never less than this: veth sends GSO/TSO super-packets of up to 64 KiB, which tbf splits into MTU
@@ -46,9 +51,16 @@ def burst_bytes(rate_mbit: float, burst_s: float = BURST_S, floor_bytes: int = M
     return max(floor_bytes, int(math.ceil(rate * 1e6 / 8.0 * burst_s)))
 
 
+def queue_bytes(rate_mbit: float, burst: int) -> int:
+    """tbf's queue limit: `LATENCY_S` of traffic at the rate plus the bucket, at least `MIN_QUEUE_BYTES`."""
+    rate = validate_rate(rate_mbit)
+    return max(MIN_QUEUE_BYTES, int(math.ceil(rate * 1e6 / 8.0 * LATENCY_S)) + int(burst))
+
+
 def tbf_args(rate_mbit: float, burst: int) -> list:
     """The `tc qdisc ... tbf` arguments for a rate in Mbit/s and a bucket in bytes."""
-    return ["tbf", "rate", f"{int(round(rate_mbit * 1000))}kbit", "burst", str(int(burst)), "latency", LATENCY]
+    limit = queue_bytes(rate_mbit, burst)
+    return ["tbf", "rate", f"{int(round(rate_mbit * 1000))}kbit", "burst", str(int(burst)), "limit", str(limit)]
 
 
 def add_tbf(ns: str, dev: str, rate_mbit: float, burst: int = 0) -> int:

@@ -463,7 +463,7 @@ class Testbed:
         """Human-readable summary: namespaces, addresses, master URIs, rate, slow-down."""
         lines = [
             f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {self.burst_bytes} B, "
-            f"latency {shaping.LATENCY})"
+            f"queue {shaping.queue_bytes(self.rate_mbit, self.burst_bytes)} B)"
         ]
         for s in (self.robot, self.server):
             lines.append(f"  {s.name:6s} ns={s.ns} dev={s.dev} ip={s.ip} ROS_MASTER_URI={s.master_uri}")

@@ -30,5 +30,10 @@ def test_bad_bucket_settings_are_refused(burst_s, floor):
         shaping.burst_bytes(10.0, burst_s, floor)
 
 
-def test_tbf_arguments_carry_rate_and_bucket():
-    assert shaping.tbf_args(4.65, 4096) == ["tbf", "rate", "4650kbit", "burst", "4096", "latency", shaping.LATENCY]
+def test_tbf_arguments_carry_rate_bucket_and_queue():
+    assert shaping.tbf_args(4.65, 4096) == ["tbf", "rate", "4650kbit", "burst", "4096", "limit", "262144"]
+
+
+def test_queue_keeps_its_bytes_at_dilated_rates_and_grows_with_fast_ones():
+    assert shaping.queue_bytes(4.65, 4096) == shaping.MIN_QUEUE_BYTES  # 50 ms would be 29 kB: one TCP window
+    assert shaping.queue_bytes(100.0, 37_500) == 625_000 + 37_500
