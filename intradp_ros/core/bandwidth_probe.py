@@ -8,9 +8,9 @@ each call timed on its own. Two things make the first part of any transfer after
   testbed's tbf bucket is a few ms of traffic, Wi-Fi aggregates similarly), and TCP restarts slow start.
 - So the leading calls are excluded: always the first, then every further leading call that is still faster
   than `drain_ratio` x the median rate of all calls but the first (the bucket had not drained yet; a bucket
-  holding more than half of the train is not detected, so calls are sized far above the testbed's bucket). The sample is the
-  bytes of the remaining calls over their summed time. No lead-in sized for one particular bucket is needed,
-  and a bucket larger than a call shows up as more excluded calls instead of as a wrong figure.
+  holding more than half of the train is not detected, so calls are sized far above the testbed's bucket).
+  The sample is the bytes of the remaining calls over their summed time. No lead-in sized for one particular
+  bucket is needed, and a bucket larger than a call shows up as more excluded calls instead of a wrong figure.
 - The other direction refills while one is measured. Up- and downlink are measured by separate probes (the
   reply of an uplink probe is empty and vice versa); with `direction="both"` probes alternate.
 
@@ -169,13 +169,13 @@ def train_sample(
     """
     if not calls or len(calls) != len(seconds) or len(calls) != len(received):
         raise ValueError(f"need one time and one count per call: {len(calls)}, {len(seconds)}, {len(received)}")
-    for call, got in zip(calls, received):
+    for call, got in zip(calls, received, strict=True):
         if got != call.measured_bytes:
             raise InvalidSample(f"probe call moved {got} B, expected {call.measured_bytes} B")
     for t in seconds:
         if not (t > 0 and math.isfinite(t)):
             raise InvalidSample(f"probe call time must be > 0 and finite, got {t!r}")
-    rates = tuple(c.measured_bytes / t for c, t in zip(calls, seconds))
+    rates = tuple(c.measured_bytes / t for c, t in zip(calls, seconds, strict=True))
     first = 1  # the first call always carries the bucket and TCP's restart after idle
     reference = statistics.median(rates[1:])  # the drained rate, robust to one slow call anywhere in the train
     while first < len(calls) - 1 and rates[first] > drain_ratio * reference:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
