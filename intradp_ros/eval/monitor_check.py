@@ -56,16 +56,16 @@ def run(rate_mbit: float, seconds: float, monitor_args: Sequence[str] = ()) -> i
         start_bridge(tb, "robot")
         tb.spawn("server", script_argv("bandwidth_probe_server", "--robots", ROBOT), **quiet)
         tb.spawn("robot", script_argv("bandwidth_monitor", "--robot", ROBOT, *monitor_args), **quiet)
-        echo = dict(stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
-        est = tb.spawn("robot", ["rostopic", "echo", "-p", f"/intradp/{ROBOT}/bandwidth"], **echo)
-        plan = tb.spawn("robot", ["rostopic", "echo", "-p", f"/intradp/{ROBOT}/plan"], **echo)
+        files = [tb.workdir / "estimates.csv", tb.workdir / "plans.csv"]  # files, not pipes: nothing blocks
+        procs = []
+        for path, topic in zip(files, ("bandwidth", "plan"), strict=True):
+            with open(path, "w") as out:
+                argv = ["rostopic", "echo", "-p", f"/intradp/{ROBOT}/{topic}"]
+                procs.append(tb.spawn("robot", argv, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
         time.sleep(seconds)
-        outputs = []
-        for p in (est, plan):
+        for p in procs:
             tb.stop(p)
-            outputs.append(p.stdout.read() if p.stdout else "")
-            if p.stdout:
-                p.stdout.close()
+        outputs = [path.read_text() for path in files]
         burst = tb.burst_bytes
     mbit = _values(outputs[0], "field.mbit_per_s")
     buckets = _values(outputs[1], "field.bucket_mbyte_per_s")
