@@ -76,7 +76,7 @@ class MonitorSettings:
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     confirm_updates: int = 3
-    jump_ratio: float = 0.3
+    jump_ratio: float = 0.5  # a CPU-contention dip of 30-40 % needs confirming; a 40 -> 10 Mbit/s step does not
     dead_band: float = 0.1
     choices: List[PlanChoice] = field(default_factory=lambda: choices_from_grid(DEFAULT_BUCKETS_MBYTE))
     choices_fixed: bool = False  # True when a plan table file was given: a plan book from the server is ignored
@@ -198,6 +198,7 @@ class MonitorCore:
         self.probes = 0
         self.probe_timeouts = 0
         self.excluded_calls = 0
+        self.starved_calls = 0  # probe calls dropped because the robot's probe thread waited for a CPU
 
     def _hysteresis(self) -> BucketHysteresis:
         s = self.settings
@@ -331,17 +332,27 @@ class MonitorCore:
             return self.activity.probe_fits(now, expected_s, cfg) and self.budget.allows(now, expected_s, duty)
 
     def finish_train(
-        self, train: ProbeTrain, seconds: Sequence[float], received: Sequence[int], start: float
+        self,
+        train: ProbeTrain,
+        seconds: Sequence[float],
+        received: Sequence[int],
+        start: float,
+        cpu_wait_s: Optional[Sequence[Optional[float]]] = None,
     ) -> TrainResult:
-        """A completed train: its sample (if any) goes in, its link time is charged to the duty budget."""
+        """A completed train: its sample (if any) goes in, its link time is charged to the duty budget.
+        `cpu_wait_s[i]`: how long the probe thread waited for a CPU during call i (None: unknown)."""
         end = self.clock()
+        cfg = self.settings.probe
         try:
-            result = train_sample(train.calls, seconds, received, end, self.settings.probe.drain_ratio)
+            result = train_sample(
+                train.calls, seconds, received, end, cfg.drain_ratio, cpu_wait_s, cfg.max_cpu_wait_share
+            )
         finally:
             with self._lock:
                 self.budget.record(start, max(end, start + train.expected_s))
         self.probes += 1
         self.excluded_calls += result.excluded
+        self.starved_calls += result.starved
         if result.sample is not None:
             self.add_sample(result.sample)
         return result

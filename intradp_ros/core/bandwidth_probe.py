@@ -11,6 +11,10 @@ each call timed on its own. Two things make the first part of any transfer after
   holding more than half of the train is not detected, so calls are sized far above the testbed's bucket).
   The sample is the bytes of the remaining calls over their summed time. No lead-in sized for one particular
   bucket is needed, and a bucket larger than a call shows up as more excluded calls instead of a wrong figure.
+- A call slowed by CPU contention on the robot measures the scheduler, not the link: the probe thread's
+  run-queue wait during each call (Linux schedstat, `thread_run_queue_wait_s`) is recorded, and a call that
+  waited for a CPU longer than `max_cpu_wait_share` of its time is left out of the sample (a train with no call
+  left gives none).
 - The other direction refills while one is measured. Up- and downlink are measured by separate probes (the
   reply of an uplink probe is empty and vice versa); with `direction="both"` probes alternate.
 
@@ -43,6 +47,7 @@ __all__ = [
     "probe_bytes",
     "call_timeout",
     "train_sample",
+    "thread_run_queue_wait_s",
     "timeout_sample",
     "DutyBudget",
     "LinkActivity",
@@ -63,6 +68,7 @@ class ProbeConfig:
     max_bytes: int = 1024 * KIB
     target_s: float = 0.025  # each call lasts about this long at the estimated rate
     drain_ratio: float = 1.3  # a leading call faster than this x the median of the later ones is bucket
+    max_cpu_wait_share: float = 0.2  # a call whose thread waited for a CPU longer than this share is dropped
     direction: str = "both"  # up (robot->server), down, or both (alternating)
     busy_duty: float = 0.05  # share of link time probes may take while inference runs
     idle_duty: float = 0.4  # ... while no inference ran for active_window_s
@@ -85,7 +91,7 @@ class ProbeConfig:
             raise ValueError(f"train_calls must be an int >= 2 (the first call is excluded), got {self.train_calls!r}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
-        for name in ("busy_duty", "idle_duty"):
+        for name in ("busy_duty", "idle_duty", "max_cpu_wait_share"):
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
@@ -123,8 +129,9 @@ class TrainResult:
     """What one probe train gave: the sample (None when no call was usable) and how many calls were excluded."""
 
     sample: Optional[BandwidthSample]
-    excluded: int
+    excluded: int  # leading calls inside the bucket
     call_rates: Tuple[float, ...]  # bytes/s of every call, in order
+    starved: int = 0  # calls left out because the robot's probe thread waited for a CPU
 
 
 def probe_bytes(estimate_bytes_per_s: Optional[float], config: ProbeConfig) -> int:
@@ -154,12 +161,23 @@ def call_timeout(call: ProbeCall, estimate_bytes_per_s: Optional[float], config:
     return min(max(config.timeout_factor * expected, config.min_timeout_s), config.call_timeout_s)
 
 
+def thread_run_queue_wait_s() -> Optional[float]:
+    """Seconds the calling thread has spent waiting for a CPU (Linux /proc/thread-self/schedstat), or None."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def train_sample(
     calls: Sequence[ProbeCall],
     seconds: Sequence[float],
     received: Sequence[int],
     stamp: float,
     drain_ratio: float,
+    cpu_wait_s: Optional[Sequence[Optional[float]]] = None,
+    max_cpu_wait_share: float = 0.2,
 ) -> TrainResult:
     """The goodput sample of a completed train (see the module docstring for which calls are excluded).
 
@@ -180,12 +198,17 @@ def train_sample(
     reference = statistics.median(rates[1:])  # the drained rate, robust to one slow call anywhere in the train
     while first < len(calls) - 1 and rates[first] > drain_ratio * reference:
         first += 1
-    if first >= len(calls):
-        return TrainResult(None, first, rates)
-    nbytes = sum(c.measured_bytes for c in calls[first:])
-    total = sum(seconds[first:])
+    waits = list(cpu_wait_s) if cpu_wait_s is not None else [None] * len(calls)
+    if len(waits) != len(calls):
+        raise ValueError(f"need one cpu wait per call: {len(calls)}, {len(waits)}")
+    kept = [i for i in range(first, len(calls)) if waits[i] is None or waits[i] <= max_cpu_wait_share * seconds[i]]
+    starved = len(calls) - first - len(kept)
+    if not kept:
+        return TrainResult(None, first, rates, starved)
+    nbytes = sum(calls[i].measured_bytes for i in kept)
+    total = sum(seconds[i] for i in kept)
     sample = BandwidthSample(float(nbytes), float(total), SOURCE_PROBE, float(stamp)).validate()
-    return TrainResult(sample, first, rates)
+    return TrainResult(sample, first, rates, starved)
 
 
 def timeout_sample(call: ProbeCall, timeout_s: float, stamp: float) -> BandwidthSample:

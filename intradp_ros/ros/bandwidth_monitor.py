@@ -44,7 +44,7 @@ from intradp_ros.core.bandwidth_plans import (
     describe,
     load_plan_table_choices,
 )
-from intradp_ros.core.bandwidth_probe import ProbeConfig
+from intradp_ros.core.bandwidth_probe import ProbeConfig, thread_run_queue_wait_s
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
 from intradp_ros.ros.probe_server import probe_service_name
 from intradp_ros.srv import BandwidthProbe
@@ -245,7 +245,9 @@ class MonitorNode:
         start = self.core.clock()
         seconds: List[float] = []
         received: List[int] = []
+        waits: List[Optional[float]] = []
         for i, call in enumerate(train.calls):
+            w0 = thread_run_queue_wait_s()
             t0 = time.monotonic()
             try:
                 resp = self.client.call(call.payload_bytes, call.reply_bytes, train.timeouts_s[i])
@@ -254,8 +256,10 @@ class MonitorNode:
                 rospy.logwarn_throttle(10.0, f"bandwidth probe: {err}")
                 return
             seconds.append(time.monotonic() - t0)
+            w1 = thread_run_queue_wait_s()
+            waits.append(None if w0 is None or w1 is None else w1 - w0)
             received.append(int(resp.received_bytes) if call.direction == "up" else len(resp.payload))
-        self.core.finish_train(train, seconds, received, start)
+        self.core.finish_train(train, seconds, received, start, waits)
 
 
 def _ros_now() -> rospy.Time:
@@ -286,7 +290,7 @@ PARAMS: Dict[str, tuple] = {
     "margin_window": (int, PredictorConfig.margin_window, "predictions whose error gives the margin"),
     "max_margin": (float, PredictorConfig.max_margin, "the error margin is clamped to this"),
     "hysteresis": (int, 3, "consecutive updates in a new bucket before switching"),
-    "jump_ratio": (float, 0.3, "relative estimate change that switches at once"),
+    "jump_ratio": (float, 0.5, "relative estimate change that switches at once"),
     "dead_band": (float, 0.1, "the bucket is kept while the estimate is within this share of its edges"),
     "switch_log_interval": (float, 10.0, "at most one plan-switch log line per this many seconds"),
     "buckets": (str, "0.5:50:1", "bucket grid in MB/s: start:stop:step or a list of lower edges"),

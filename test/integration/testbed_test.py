@@ -75,23 +75,31 @@ class TestbedTest(unittest.TestCase):
                 )
                 self.assertLessEqual(shaping.current_burst_bytes(side.ns, side.dev), 16 * 1024)
 
-            factor = tb.slow_robot(0.25)
-            self.assertGreater(factor, 2.0, "a 25% cpu quota must slow a busy loop down (expected about x4)")
-            sleeper = tb.spawn("robot", ["sleep", "60"])
-            deadline = time.monotonic() + 5  # the wrapper joins the group just before it execs
-            while (
-                str(sleeper.pid) not in (tb.cpu_group.path / "cgroup.procs").read_text() and time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
-            self.assertIn(str(sleeper.pid), (tb.cpu_group.path / "cgroup.procs").read_text().split())
-            group = tb.cpu_group.path
-        self.assertIsNotNone(sleeper.poll(), "spawned processes end with the testbed")
         self.assertFalse({tb.robot.ns, tb.server.ns} & namespaces())
-        self.assertFalse(group.exists())
         self.assertFalse(Path(tb.workdir).exists())
         tb.down()  # idempotent
         with self.assertRaises(TestbedError):
             tb.spawn("robot", ["true"])
+
+    def test_robot_throttle_is_real_and_removed(self) -> None:
+        from intradp_ros.eval import cgroup
+        from intradp_ros.eval.testbed import Testbed
+
+        controller, why = cgroup.find_cpu_controller()
+        if controller is None:
+            self.skipTest(f"no robot throttle on this host: {why}")
+        with Testbed(rate_mbit=40.0, name="tbc") as tb:
+            factor = tb.slow_robot(0.25)
+            self.assertGreater(factor, 2.0, "a 25% cpu quota must slow a busy loop down (expected about x4)")
+            sleeper = tb.spawn("robot", ["sleep", "60"])
+            procs = tb.cpu_group.path / "cgroup.procs"
+            deadline = time.monotonic() + 5  # the wrapper joins the group just before it execs
+            while str(sleeper.pid) not in procs.read_text().split() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIn(str(sleeper.pid), procs.read_text().split())
+            group = tb.cpu_group.path
+        self.assertIsNotNone(sleeper.poll(), "spawned processes end with the testbed")
+        self.assertFalse(group.exists())
 
     def test_transfer_after_idle_pays_for_the_link(self) -> None:
         """256 kB sent after 2 s of idle link takes at least 90 % of size/rate at the k = 20 trace rates: the

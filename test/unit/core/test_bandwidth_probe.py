@@ -14,6 +14,7 @@ from intradp_ros.core.bandwidth_probe import (
     passive_sample,
     plan_probe,
     probe_bytes,
+    thread_run_queue_wait_s,
     timeout_sample,
     train_sample,
 )
@@ -148,3 +149,21 @@ def test_bad_probe_config_is_refused() -> None:
     ):
         with pytest.raises(ValueError):
             ProbeConfig(**kwargs)
+
+
+def test_calls_that_waited_for_a_cpu_are_left_out() -> None:
+    calls = plan_probe("up", 50_000, ProbeConfig(train_calls=4))
+    # call 2 took 3x longer because the probe thread sat on the run queue for 0.1 of its 0.15 s
+    r = train_sample(calls, [0.04, 0.05, 0.15, 0.05], [50_000] * 4, 1.0, 1.3, [0.0, 0.001, 0.1, 0.002], 0.2)
+    assert r.excluded == 1 and r.starved == 1 and r.sample.bytes_per_s == pytest.approx(1e6)
+    # every timed call starved: no sample at all
+    r = train_sample(calls, [0.04, 0.15, 0.15, 0.15], [50_000] * 4, 1.0, 1.3, [0.0, 0.1, 0.1, 0.1], 0.2)
+    assert r.sample is None and r.starved == 3
+    # unknown waits (no schedstat) keep every call
+    r = train_sample(calls, [0.04, 0.05, 0.05, 0.05], [50_000] * 4, 1.0, 1.3, [None] * 4, 0.2)
+    assert r.starved == 0 and r.sample.bytes_per_s == pytest.approx(1e6)
+
+
+def test_run_queue_wait_is_read_on_linux() -> None:
+    wait = thread_run_queue_wait_s()
+    assert wait is None or wait >= 0.0
