@@ -4,18 +4,23 @@ The robot needs one number, "how many bytes per second will the next tiles get",
 within about a second but does not make the plan flap on measurement noise. Three parts, all ROS-free:
 
 - `BandwidthPredictor`: goodput samples (bytes, seconds, source, timestamp) go into a short window bounded in
-  count and age; the raw prediction is their harmonic mean (a few slow samples pull it down, a lucky fast one
-  barely moves it up); the published prediction is the raw one divided by (1 + error margin), the margin being
-  the largest relative error |predicted - measured| / measured of the last few predictions (RobustMPC). A level
+  count and age; samples off the window's median by more than `outlier_ratio` (either way) are outliers: they
+  stay in the window (two of them in a row are a level shift, below) but neither enter the mean nor the
+  margin, so a single probe slowed by CPU contention cannot move the estimate. The raw prediction is the
+  harmonic mean of the inliers; the published prediction is the raw one divided by (1 + error margin), the
+  margin being the mean relative error |predicted - measured| / measured of the last few inlier samples
+  (RobustMPC takes the largest; the mean keeps the estimate of a steady, noisy link steady, so its bucket does
+  not follow the noise). A level
   shift (the last `shift_samples` samples all off the median of the older ones by more than `shift_ratio`, the
   same way)
   restarts the window from those samples and forgets the errors the shift itself caused, so a step is followed
   after two samples instead of after the window's length.
 - `select_bucket`: the plan-table bucket for an estimate: the largest lower bucket edge <= estimate (the lowest
   bucket when the estimate is below all of them).
-- `BucketHysteresis`: a new bucket is taken only when the estimate stays in it for `confirm_updates` consecutive
+- `BucketHysteresis`: the current bucket is kept while the estimate stays within `dead_band` (relative) of its
+  edges; a new bucket is taken only when the estimate stays out of that band for `confirm_updates` consecutive
   updates, or at once when the estimate moved by more than `jump_ratio` relative to the estimate that chose the
-  current bucket.
+  current bucket. So a steady link whose estimate sits on a bucket edge does not flap.
 
 Units: samples are bytes and seconds; predictions are bytes/s (helpers convert to Mbit/s and MB/s, 1 MB = 1e6 B).
 Timestamps are any monotonic clock in seconds, passed in by the caller (the predictor never reads a clock itself,
@@ -111,11 +116,12 @@ class PredictorConfig:
     """Window and margin settings of `BandwidthPredictor` (defaults suit probes every ~0.2-1 s)."""
 
     window: int = 5  # at most this many samples in the harmonic mean
-    max_age_s: float = 3.0  # samples older than this leave the window
-    margin_window: int = 5  # relative errors of this many recent predictions give the margin
+    max_age_s: float = 10.0  # samples older than this leave the window (probes come every ~2 s under load)
+    margin_window: int = 8  # relative errors of this many recent predictions give the margin (their mean)
     max_margin: float = 0.5  # the margin is clamped to [0, max_margin]
     shift_ratio: float = 1.5  # level shift: samples off the window mean by more than this factor ...
     shift_samples: int = 2  # ... this many times in a row, the same way
+    outlier_ratio: float = 1.4  # a sample off the window median by more than this factor is left out of the mean
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:
@@ -128,6 +134,8 @@ class PredictorConfig:
             raise ValueError(f"max_margin must be >= 0 and finite, got {self.max_margin!r}")
         if not (self.shift_ratio > 1.0):
             raise ValueError(f"shift_ratio must be > 1, got {self.shift_ratio!r}")
+        if not (self.outlier_ratio > 1.0 and math.isfinite(self.outlier_ratio)):
+            raise ValueError(f"outlier_ratio must be > 1 and finite, got {self.outlier_ratio!r}")
         if not isinstance(self.shift_samples, int) or not (1 <= self.shift_samples <= self.window):
             raise ValueError(f"shift_samples must be an int in 1..window, got {self.shift_samples!r}")
 
@@ -160,6 +168,15 @@ def harmonic_mean(values: Sequence[float]) -> float:
     return len(values) / sum(1.0 / v for v in values)
 
 
+def inliers(values: Sequence[float], ratio: float) -> List[float]:
+    """The values within a factor `ratio` of their median (all of them when none is, e.g. two far apart)."""
+    if not values:
+        return []
+    med = statistics.median(values)
+    kept = [v for v in values if med / ratio <= v <= med * ratio]
+    return kept or list(values)
+
+
 class BandwidthPredictor:
     """Harmonic mean over a short window, discounted by the recent prediction error; see the module docstring.
 
@@ -174,6 +191,7 @@ class BandwidthPredictor:
         self._last_prediction: Optional[Prediction] = None
         self.level_shifts = 0
         self.rejected = 0
+        self.outliers = 0  # samples left out of the mean when they arrived
 
     # ---- input --------------------------------------------------------------------------------------
     def add(self, sample: BandwidthSample) -> None:
@@ -191,9 +209,15 @@ class BandwidthPredictor:
             )
         self._expire(sample.stamp)
         if self._samples:
-            # RobustMPC: how wrong was the prediction we would have made just before this sample?
-            predicted = harmonic_mean([s.bytes_per_s for s in self._samples])
-            self._errors.append(abs(predicted - sample.bytes_per_s) / sample.bytes_per_s)
+            values = [s.bytes_per_s for s in self._samples]
+            med = statistics.median(values)
+            ratio = self.config.outlier_ratio
+            if med / ratio <= sample.bytes_per_s <= med * ratio:
+                # RobustMPC: how wrong was the prediction we would have made just before this sample?
+                predicted = harmonic_mean(inliers(values, ratio))
+                self._errors.append(abs(predicted - sample.bytes_per_s) / sample.bytes_per_s)
+            else:
+                self.outliers += 1
         self._samples.append(sample)
         while len(self._samples) > self.config.window:
             self._samples.popleft()
@@ -236,8 +260,9 @@ class BandwidthPredictor:
         if not self._samples:
             return None
         values = [s.bytes_per_s for s in self._samples]
-        raw = harmonic_mean(values)
-        margin = min(max(self._errors, default=0.0), self.config.max_margin)
+        raw = harmonic_mean(inliers(values, self.config.outlier_ratio))
+        errors = list(self._errors)
+        margin = min(statistics.fmean(errors) if errors else 0.0, self.config.max_margin)
         probes = sum(1 for s in self._samples if s.source == SOURCE_PROBE)
         pred = Prediction(
             bytes_per_s=raw / (1.0 + margin),
@@ -325,7 +350,11 @@ def select_bucket(grid: Sequence[float], estimate: float) -> int:
 class BucketHysteresis:
     """Turns a stream of estimates into bucket changes without flapping (see the module docstring)."""
 
-    def __init__(self, grid: Sequence[float], confirm_updates: int = 3, jump_ratio: float = 0.3) -> None:
+    def __init__(
+        self, grid: Sequence[float], confirm_updates: int = 3, jump_ratio: float = 0.3, dead_band: float = 0.1
+    ) -> None:
+        if not (0.0 <= dead_band < 1.0):
+            raise ValueError(f"dead_band must be in [0, 1), got {dead_band!r}")
         if not isinstance(confirm_updates, int) or confirm_updates < 1:
             raise ValueError(f"confirm_updates must be an int >= 1, got {confirm_updates!r}")
         if not (jump_ratio > 0 and math.isfinite(jump_ratio)):
@@ -333,6 +362,7 @@ class BucketHysteresis:
         self.grid = validate_grid(grid)
         self.confirm_updates = confirm_updates
         self.jump_ratio = jump_ratio
+        self.dead_band = dead_band
         self.current: Optional[int] = None
         self._anchor: Optional[float] = None  # estimate that chose the current bucket
         self._candidate: Optional[int] = None
@@ -346,7 +376,7 @@ class BucketHysteresis:
         target = select_bucket(self.grid, estimate)
         if self.current is None:
             return self._switch(target, estimate)
-        if target == self.current:
+        if target == self.current or self._in_dead_band(estimate):
             self._candidate, self._count = None, 0
             return None
         assert self._anchor is not None
@@ -359,6 +389,13 @@ class BucketHysteresis:
         if self._count >= self.confirm_updates:
             return self._switch(target, estimate)
         return None
+
+    def _in_dead_band(self, estimate: float) -> bool:
+        """Whether `estimate` is within `dead_band` of the current bucket's edges (so it keeps the bucket)."""
+        assert self.current is not None
+        low = self.grid[self.current] * (1.0 - self.dead_band)
+        high = self.grid[self.current + 1] * (1.0 + self.dead_band) if self.current + 1 < len(self.grid) else math.inf
+        return low <= estimate < high
 
     def _switch(self, target: int, estimate: float) -> int:
         self.current, self._anchor = target, estimate

@@ -1,17 +1,27 @@
-"""Active probe planning for the bandwidth monitor, ROS-free: probe sizes, the probe call sequence, the goodput
-of a timed call, the probe duty-cycle budget, link-activity tracking and passive samples from tile transfers.
+"""Active probe planning for the bandwidth monitor, ROS-free: the probe train, its goodput, per-call timeouts,
+the probe duty-cycle budget, link-activity tracking and passive samples from link-limited tile transfers.
 
-A probe is iperf-like: a timed transfer big enough that per-call overhead is small against the transfer time.
-Two things would make a naive timed call lie:
+A probe is a timed train: `train_calls` back-to-back calls of `chunk` bytes each on one persistent connection,
+each call timed on its own. Two things make the first part of any transfer after an idle gap lie:
 
-- Token buckets and TCP warm-up. A shaper (the testbed's tbf has a 256 KiB bucket, Wi-Fi aggregates) lets the
-  first bytes after an idle period through at line rate, and TCP restarts slow start after an idle period. So
-  every probe first sends `omit_bytes` untimed in the probed direction (iperf's --omit), then the timed part.
+- Token buckets. A shaper lets its bucket's worth of bytes through at line rate after an idle period (the
+  testbed's tbf bucket is a few ms of traffic, Wi-Fi aggregates similarly), and TCP restarts slow start.
+- So the leading calls are excluded: always the first, then every further leading call that is still faster
+  than `drain_ratio` x the median rate of all calls but the first (the bucket had not drained yet; a bucket
+  holding more than half of the train is not detected, so calls are sized far above the testbed's bucket).
+  The sample is the bytes of the remaining calls over their summed time. No lead-in sized for one particular
+  bucket is needed, and a bucket larger than a call shows up as more excluded calls instead of a wrong figure.
+- A call slowed by CPU contention on the robot measures the scheduler, not the link: the probe thread's
+  run-queue wait during each call (Linux schedstat, `thread_run_queue_wait_s`) is recorded, and a call that
+  waited for a CPU longer than `max_cpu_wait_share` of its time is left out of the sample (a train with no call
+  left gives none).
 - The other direction refills while one is measured. Up- and downlink are measured by separate probes (the
   reply of an uplink probe is empty and vice versa); with `direction="both"` probes alternate.
 
-The timed size follows the current estimate (`target_s` of transfer at the estimated rate, clamped to
-[min_bytes, max_bytes]), so a probe costs about the same link time at any bandwidth.
+The chunk follows the current estimate (`target_s` of transfer at the estimated rate, clamped to
+[min_bytes, max_bytes]), so a probe costs about the same link time at any bandwidth. Each call has a timeout of
+`timeout_factor` x its expected time, within [min_timeout_s, call_timeout_s]: a call that runs out of it still
+tells something (the link is slower than chunk / timeout), which `timeout_sample` turns into a sample.
 
 Duty cycle: probes only start when no tile traffic was seen for `idle_gap_s` and the next frame is not due
 before the probe would end, and the link time spent probing over the last `duty_window_s` stays under
@@ -24,7 +34,7 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, List, Optional, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 from intradp_ros.core.bandwidth import SOURCE_PASSIVE, SOURCE_PROBE, BandwidthSample, InvalidSample
 
@@ -32,9 +42,13 @@ __all__ = [
     "DIRECTIONS",
     "ProbeConfig",
     "ProbeCall",
+    "TrainResult",
     "plan_probe",
     "probe_bytes",
-    "probe_sample",
+    "call_timeout",
+    "train_sample",
+    "thread_run_queue_wait_s",
+    "timeout_sample",
     "DutyBudget",
     "LinkActivity",
     "passive_sample",
@@ -46,13 +60,15 @@ KIB = 1024
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Probe sizes and duty-cycle limits (see the module docstring)."""
+    """Probe train sizes, timeouts and duty-cycle limits (see the module docstring)."""
 
-    omit_bytes: int = 256 * KIB  # untimed lead-in per probe: >= the link's burst allowance
-    initial_bytes: int = 256 * KIB  # timed size while there is no estimate yet
-    min_bytes: int = 64 * KIB
+    train_calls: int = 3  # calls per probe; the first (and any still inside the bucket) is excluded
+    initial_bytes: int = 64 * KIB  # chunk while there is no estimate yet
+    min_bytes: int = 32 * KIB  # at least ~55 ms per call at 4.65 Mbit/s: timer and scheduling noise stay small
     max_bytes: int = 1024 * KIB
-    target_s: float = 0.05  # timed part lasts about this long at the estimated rate
+    target_s: float = 0.025  # each call lasts about this long at the estimated rate
+    drain_ratio: float = 1.3  # a leading call faster than this x the median of the later ones is bucket
+    max_cpu_wait_share: float = 0.2  # a call whose thread waited for a CPU longer than this share is dropped
     direction: str = "both"  # up (robot->server), down, or both (alternating)
     busy_duty: float = 0.05  # share of link time probes may take while inference runs
     idle_duty: float = 0.4  # ... while no inference ran for active_window_s
@@ -60,25 +76,35 @@ class ProbeConfig:
     idle_gap_s: float = 0.1  # no tile traffic for this long before a probe
     active_window_s: float = 2.0  # inference counts as running this long after its last stats message
     guard_s: float = 0.02  # a probe must end this long before the next frame is expected
-    call_timeout_s: float = 3.0  # a probe call taking longer is abandoned (connection closed)
+    timeout_factor: float = 8.0  # a call may take this many times its expected time ...
+    min_timeout_s: float = 0.5  # ... but at least this long (scheduling noise on a loaded robot) ...
+    call_timeout_s: float = 3.0  # ... and at most this long (also the timeout before the first estimate)
 
     def __post_init__(self) -> None:
-        for name in ("omit_bytes", "initial_bytes", "min_bytes", "max_bytes"):
+        for name in ("initial_bytes", "min_bytes", "max_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
         if self.min_bytes < 1 or self.max_bytes < self.min_bytes:
             raise ValueError(f"need 1 <= min_bytes <= max_bytes, got {self.min_bytes}, {self.max_bytes}")
+        if not isinstance(self.train_calls, int) or isinstance(self.train_calls, bool) or self.train_calls < 2:
+            raise ValueError(f"train_calls must be an int >= 2 (the first call is excluded), got {self.train_calls!r}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
-        for name in ("busy_duty", "idle_duty"):
+        for name in ("busy_duty", "idle_duty", "max_cpu_wait_share"):
             value = getattr(self, name)
             if not (0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        for name in ("target_s", "duty_window_s", "call_timeout_s"):
+        for name in ("target_s", "duty_window_s", "call_timeout_s", "min_timeout_s"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
+        if self.min_timeout_s > self.call_timeout_s:
+            raise ValueError(f"min_timeout_s {self.min_timeout_s!r} exceeds call_timeout_s {self.call_timeout_s!r}")
+        for name in ("drain_ratio", "timeout_factor"):
+            value = getattr(self, name)
+            if not (value > 1.0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be > 1 and finite, got {value!r}")
         for name in ("idle_gap_s", "active_window_s", "guard_s"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
@@ -87,11 +113,10 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class ProbeCall:
-    """One service call of a probe: upload `payload_bytes`, ask for `reply_bytes`; `timed` marks the measured one."""
+    """One service call of a probe train: upload `payload_bytes`, ask for `reply_bytes`."""
 
     payload_bytes: int
     reply_bytes: int
-    timed: bool
     direction: str  # "up" or "down": which way the bytes of this call go
 
     @property
@@ -99,8 +124,18 @@ class ProbeCall:
         return self.payload_bytes if self.direction == "up" else self.reply_bytes
 
 
+@dataclass(frozen=True)
+class TrainResult:
+    """What one probe train gave: the sample (None when no call was usable) and how many calls were excluded."""
+
+    sample: Optional[BandwidthSample]
+    excluded: int  # leading calls inside the bucket
+    call_rates: Tuple[float, ...]  # bytes/s of every call, in order
+    starved: int = 0  # calls left out because the robot's probe thread waited for a CPU
+
+
 def probe_bytes(estimate_bytes_per_s: Optional[float], config: ProbeConfig) -> int:
-    """Timed size for the next probe: `target_s` of transfer at the estimate, clamped to [min, max]."""
+    """Chunk size for the next probe: `target_s` of transfer at the estimate, clamped to [min, max]."""
     if estimate_bytes_per_s is None or not math.isfinite(estimate_bytes_per_s) or estimate_bytes_per_s <= 0:
         size = config.initial_bytes
     else:
@@ -108,32 +143,79 @@ def probe_bytes(estimate_bytes_per_s: Optional[float], config: ProbeConfig) -> i
     return int(min(max(size, config.min_bytes), config.max_bytes))
 
 
-def plan_probe(direction: str, timed_bytes: int, config: ProbeConfig) -> List[ProbeCall]:
-    """The calls of one probe in `direction` ("up" or "down"): the untimed lead-in (if any), then the timed one."""
+def plan_probe(direction: str, chunk_bytes: int, config: ProbeConfig) -> List[ProbeCall]:
+    """The `train_calls` equal calls of one probe in `direction` ("up" or "down")."""
     if direction not in ("up", "down"):
         raise ValueError(f"a probe goes 'up' or 'down', got {direction!r}")
-    if timed_bytes < 1:
-        raise ValueError(f"timed_bytes must be >= 1, got {timed_bytes!r}")
-
-    def call(n: int, timed: bool) -> ProbeCall:
-        return ProbeCall(n, 0, timed, direction) if direction == "up" else ProbeCall(0, n, timed, direction)
-
-    calls = [call(config.omit_bytes, False)] if config.omit_bytes > 0 else []
-    calls.append(call(timed_bytes, True))
-    return calls
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes!r}")
+    call = ProbeCall(chunk_bytes, 0, "up") if direction == "up" else ProbeCall(0, chunk_bytes, "down")
+    return [call] * config.train_calls
 
 
-def probe_sample(call: ProbeCall, seconds: float, stamp: float, received_bytes: int) -> BandwidthSample:
-    """The goodput sample of a timed call that took `seconds` (the whole call, so overhead counts against it).
+def call_timeout(call: ProbeCall, estimate_bytes_per_s: Optional[float], config: ProbeConfig) -> float:
+    """Seconds one call may take: `timeout_factor` x its time at the estimate, within [min, call_timeout_s]."""
+    if estimate_bytes_per_s is None or not math.isfinite(estimate_bytes_per_s) or estimate_bytes_per_s <= 0:
+        return config.call_timeout_s
+    expected = call.measured_bytes / estimate_bytes_per_s
+    return min(max(config.timeout_factor * expected, config.min_timeout_s), config.call_timeout_s)
 
-    `received_bytes` is what came back (reply length for "down", the server's count for "up"); a short
-    transfer (server cap, truncation) is refused rather than turned into a wrong figure.
+
+def thread_run_queue_wait_s() -> Optional[float]:
+    """Seconds the calling thread has spent waiting for a CPU (Linux /proc/thread-self/schedstat), or None."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def train_sample(
+    calls: Sequence[ProbeCall],
+    seconds: Sequence[float],
+    received: Sequence[int],
+    stamp: float,
+    drain_ratio: float,
+    cpu_wait_s: Optional[Sequence[Optional[float]]] = None,
+    max_cpu_wait_share: float = 0.2,
+) -> TrainResult:
+    """The goodput sample of a completed train (see the module docstring for which calls are excluded).
+
+    `seconds[i]` is the wall time of call i (the whole call, so overhead counts against it), `received[i]` what
+    came back (reply length for "down", the server's count for "up"); a short transfer is refused (InvalidSample)
+    rather than turned into a wrong figure.
     """
-    if not call.timed:
-        raise ValueError("only the timed call of a probe gives a sample")
-    if received_bytes != call.measured_bytes:
-        raise InvalidSample(f"probe moved {received_bytes} B, expected {call.measured_bytes} B")
-    return BandwidthSample(float(call.measured_bytes), float(seconds), SOURCE_PROBE, float(stamp)).validate()
+    if not calls or len(calls) != len(seconds) or len(calls) != len(received):
+        raise ValueError(f"need one time and one count per call: {len(calls)}, {len(seconds)}, {len(received)}")
+    for call, got in zip(calls, received, strict=True):
+        if got != call.measured_bytes:
+            raise InvalidSample(f"probe call moved {got} B, expected {call.measured_bytes} B")
+    for t in seconds:
+        if not (t > 0 and math.isfinite(t)):
+            raise InvalidSample(f"probe call time must be > 0 and finite, got {t!r}")
+    rates = tuple(c.measured_bytes / t for c, t in zip(calls, seconds, strict=True))
+    first = 1  # the first call always carries the bucket and TCP's restart after idle
+    reference = statistics.median(rates[1:])  # the drained rate, robust to one slow call anywhere in the train
+    while first < len(calls) - 1 and rates[first] > drain_ratio * reference:
+        first += 1
+    waits = list(cpu_wait_s) if cpu_wait_s is not None else [None] * len(calls)
+    if len(waits) != len(calls):
+        raise ValueError(f"need one cpu wait per call: {len(calls)}, {len(waits)}")
+    kept = [i for i in range(first, len(calls)) if waits[i] is None or waits[i] <= max_cpu_wait_share * seconds[i]]
+    starved = len(calls) - first - len(kept)
+    if not kept:
+        return TrainResult(None, first, rates, starved)
+    nbytes = sum(calls[i].measured_bytes for i in kept)
+    total = sum(seconds[i] for i in kept)
+    sample = BandwidthSample(float(nbytes), float(total), SOURCE_PROBE, float(stamp)).validate()
+    return TrainResult(sample, first, rates, starved)
+
+
+def timeout_sample(call: ProbeCall, timeout_s: float, stamp: float) -> BandwidthSample:
+    """A call that did not finish within `timeout_s`: the link moves less than its bytes in that time, so
+    bytes / timeout is an upper bound of the rate; as a sample it pulls a stale high estimate down at once (the
+    next, smaller train then measures the new level)."""
+    return BandwidthSample(float(call.measured_bytes), float(timeout_s), SOURCE_PROBE, float(stamp)).validate()
 
 
 class DutyBudget:
@@ -219,17 +301,30 @@ class LinkActivity:
 
 
 def passive_sample(
-    bytes_up: int, bytes_down: int, transmit_s: float, stamp: float, min_bytes: int
+    bytes_up: int,
+    bytes_down: int,
+    transmit_s: float,
+    stamp: float,
+    min_bytes: int,
+    transmit_only_s: Optional[float] = None,
+    min_link_share: float = 0.5,
 ) -> Optional[BandwidthSample]:
-    """A goodput sample from one frame's tile transfers, or None when they were too small to tell.
+    """A goodput sample from one frame's tile transfers, or None when they do not tell the link's rate.
 
-    InferenceStats gives bytes each way and `transmit_s`, the wall time during which at least one tile was in
-    flight. The larger direction over that time is used: when both directions overlapped it is a lower bound
-    of the per-direction rate, never an overestimate from adding two directions that ran in parallel. Frames
-    with fewer than `min_bytes` in that direction are skipped (their time is latency, burst allowance and
-    per-message overhead, not bandwidth). Raises InvalidSample for negative/NaN figures.
+    InferenceStats gives bytes each way, `transmit_s` (the wall time during which at least one tile was in
+    flight) and `robot_transmit_only_s` (the robot idle while its own tiles were still being sent). Only
+    link-limited transfers are used: frames whose robot waited on its own uploads for at least `min_link_share`
+    of `transmit_s` (when `transmit_only_s` is given); otherwise the tiles trickled out as they were computed and
+    bytes / time is the compute's pace, not the link's. The larger direction over that time is used: when both
+    directions overlapped it is a lower bound of the per-direction rate, never an overestimate from adding two
+    directions that ran in parallel. Frames with fewer than `min_bytes` in that direction are skipped (their
+    time is latency, the shaper's bucket and per-message overhead, not bandwidth). Raises InvalidSample for
+    negative/NaN figures.
     """
-    for name, value in (("bytes_up", bytes_up), ("bytes_down", bytes_down), ("transmit_s", transmit_s)):
+    figures = [("bytes_up", bytes_up), ("bytes_down", bytes_down), ("transmit_s", transmit_s)]
+    if transmit_only_s is not None:
+        figures.append(("transmit_only_s", transmit_only_s))
+    for name, value in figures:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise InvalidSample(f"{name} must be a finite number >= 0, got {value!r}")
     nbytes = max(bytes_up, bytes_down)
@@ -237,4 +332,6 @@ def passive_sample(
         return None
     if transmit_s <= 0:
         raise InvalidSample(f"{nbytes} B moved in transmit_s={transmit_s!r}")
+    if transmit_only_s is not None and transmit_only_s < min_link_share * transmit_s:
+        return None
     return BandwidthSample(float(nbytes), float(transmit_s), SOURCE_PASSIVE, float(stamp)).validate()

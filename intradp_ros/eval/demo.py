@@ -154,8 +154,8 @@ def run_demo(
         print(f"[demo] {model} at {input_size}, mode {mode}, {frames} frames of the bundled camera bag", file=out)
         if not loopback:
             if robot_cpu:
-                factor = bed.slow_robot(robot_cpu)
-                print(f"[demo] robot side limited to {robot_cpu:g} CPU: measured slow-down x{factor:.1f}", file=out)
+                _, line = bed.try_slow_robot(robot_cpu)
+                print(f"[demo] {line}", file=out)
             if samples and rate_mbit is None:
                 print(
                     f"[demo] link follows the {trace} trace with time dilation k={dilation:g} (rates / k, "

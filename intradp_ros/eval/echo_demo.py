@@ -87,7 +87,7 @@ def run_echo_demo(
     with Testbed(rate_mbit=rate_mbit, name="demo") as tb:
         print(tb.describe(), file=out)
         if robot_cpu is not None:
-            print(f"robot slowed to {robot_cpu:g} CPU: measured slow-down x{tb.slow_robot(robot_cpu):.2f}", file=out)
+            print(tb.try_slow_robot(robot_cpu)[1], file=out)
         tb.start_masters()
         log = open(tb.workdir / "nodes.log", "ab")
         try:

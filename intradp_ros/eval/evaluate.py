@@ -275,11 +275,8 @@ class Evaluation:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                 )
-                self.robot_slowdown = tb.slow_robot(cfg.robot_cpu)
-                self.say(
-                    f"[evaluate] client cgroup quota {cfg.robot_cpu:g} CPU: measured slow-down "
-                    f"x{self.robot_slowdown:.1f} (timed busy loop inside vs outside)"
-                )
+                self.robot_slowdown, line = tb.try_slow_robot(cfg.robot_cpu)
+                self.say(f"[evaluate] client {line}")
                 total = len(cfg.traces) * len(cfg.systems)
                 n = 0
                 for trace in cfg.traces:

@@ -173,6 +173,7 @@ class Testbed:
         self.server = Side("server", f"{base}-server", f"{self.name}-server", addrs.server_ip, master_port)
         self.cpu_group = cg.CpuGroup(f"{CGROUP_PREFIX}{base}")
         self.robot_slowdown: Optional[float] = None
+        self.burst_bytes = shaping.burst_bytes(self.rate_mbit)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"intradp-{base}-"))
         self._procs: List[subprocess.Popen] = []
         self._masters: Dict[str, List[subprocess.Popen]] = {}
@@ -193,7 +194,7 @@ class Testbed:
                 self.robot.ns, self.robot.dev, self.robot.ip, self.server.ns, self.server.dev, self.server.ip
             )
             for side in (self.robot, self.server):
-                shaping.add_tbf(side.ns, side.dev, self.rate_mbit)
+                self.burst_bytes = shaping.add_tbf(side.ns, side.dev, self.rate_mbit)
         except BaseException:
             self.down()
             raise
@@ -408,11 +409,12 @@ class Testbed:
 
     # ---- link ---------------------------------------------------------------------------------------
     def set_rate(self, rate_mbit: float) -> None:
-        """Set the tbf rate of both veth ends (both directions), on the fly."""
+        """Set the tbf rate of both veth ends (both directions), on the fly; the bucket follows the rate
+        (`shaping.burst_bytes`), so a slower link does not keep a bucket sized for a faster one."""
         rate = shaping.validate_rate(rate_mbit)
         self._check_up()
         for side in (self.robot, self.server):
-            shaping.change_tbf(side.ns, side.dev, rate)
+            self.burst_bytes = shaping.change_tbf(side.ns, side.dev, rate)
         self.rate_mbit = rate
 
     @property
@@ -434,9 +436,9 @@ class Testbed:
 
     # ---- robot slow-down ------------------------------------------------------------------------------
     def slow_robot(self, cpu_fraction: float = 0.25) -> float:
-        """Limit robot processes spawned from now on to `cpu_fraction` of one CPU (cgroup v1 cfs quota).
-
-        Returns the measured slow-down factor: wall time of a timed busy loop inside the group over outside.
+        """Limit robot processes spawned from now on to `cpu_fraction` of one CPU (cgroup v2 cpu.max or v1 cfs
+        quota). Returns the measured slow-down factor: wall time of a timed busy loop inside the group over
+        outside. Raises cgroup.ThrottleUnavailable (a TestbedError) with the reason when neither layout is usable.
         """
         fraction = cg.validate_cpu_fraction(cpu_fraction)
         self._check_up()
@@ -444,11 +446,24 @@ class Testbed:
         self.robot_slowdown = cg.measure_slowdown(self.cpu_group)
         return self.robot_slowdown
 
+    def try_slow_robot(self, cpu_fraction: float) -> Tuple[Optional[float], str]:
+        """`slow_robot`, or run unthrottled where no cgroup cpu controller is usable: (factor or None, a line
+        that says which happened, for the demo's and the benchmark's output)."""
+        try:
+            factor = self.slow_robot(cpu_fraction)
+        except cg.ThrottleUnavailable as err:
+            return None, f"robot NOT slowed down, running unthrottled: {err}"
+        version = self.cpu_group.controller.version if self.cpu_group.controller else "?"
+        return factor, (
+            f"robot limited to {cpu_fraction:g} CPU (cgroup v{version}): measured slow-down x{factor:.2f} "
+            f"(timed busy loop inside vs outside)"
+        )
+
     def describe(self) -> str:
         """Human-readable summary: namespaces, addresses, master URIs, rate, slow-down."""
         lines = [
-            f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {shaping.BURST}, "
-            f"latency {shaping.LATENCY})"
+            f"testbed {self.name}: rate {self.rate_mbit:g} Mbit/s each way (tbf burst {self.burst_bytes} B, "
+            f"queue {shaping.queue_bytes(self.rate_mbit, self.burst_bytes)} B)"
         ]
         for s in (self.robot, self.server):
             lines.append(f"  {s.name:6s} ns={s.ns} dev={s.dev} ip={s.ip} ROS_MASTER_URI={s.master_uri}")
@@ -551,11 +566,12 @@ def cleanup_stale() -> List[str]:
         if m and not _pid_alive(int(m.group(2))):
             netns.delete_namespace(ns)
             removed.append(f"netns {ns}")
-    if cg.CPU_ROOT.is_dir():
-        for path in cg.CPU_ROOT.glob(f"{CGROUP_PREFIX}*"):
+    controller, _ = cg.find_cpu_controller()
+    if controller is not None:
+        for path in controller.parent.glob(f"{CGROUP_PREFIX}*"):
             m = NS_RE.match(path.name[len(CGROUP_PREFIX) :] + "-robot")
             if m and not _pid_alive(int(m.group(2))):
-                cg.CpuGroup(path.name).remove()
+                cg.CpuGroup(path.name, controller=controller).remove()
                 removed.append(f"cgroup {path}")
     return removed
 

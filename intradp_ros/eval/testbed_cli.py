@@ -126,8 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with Testbed(rate_mbit=args.rate, name=args.name) as tb:
             print(tb.describe())
             if args.robot_cpu is not None:
-                factor = tb.slow_robot(args.robot_cpu)
-                print(f"  robot cpu quota {args.robot_cpu:g} CPU: measured slow-down x{factor:.2f}")
+                print("  " + tb.try_slow_robot(args.robot_cpu)[1])
             if not args.no_masters:
                 tb.start_masters()
                 print("  masters up: export ROS_MASTER_URI=... as above inside each side")

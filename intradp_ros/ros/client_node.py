@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import rospy
 import torch
+from std_msgs.msg import String
 
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
@@ -182,6 +183,8 @@ class ClientRuntime:
         self.frames_dropped_bad = 0
         ns = f"/intradp/{self.robot}"
         self.stats_pub = rospy.Publisher(f"{ns}/stats", InferenceStats, queue_size=20)
+        # the bandwidth monitor takes its buckets and predicted latencies from the server's plan book
+        self.book_pub = rospy.Publisher(f"{ns}/plan_book", String, queue_size=1, latch=True)
         self.subs = [
             rospy.Subscriber(f"{ns}/plan", PlanSwitch, self._on_plan, queue_size=5),
             rospy.Subscriber(f"{ns}/bandwidth", BandwidthEstimate, self._on_estimate, queue_size=5),
@@ -325,6 +328,7 @@ class ClientRuntime:
                         rospy.logerr("client %s: server sent an unusable plan book: %s", self.robot, e)
                         out = None
                     else:
+                        self.book_pub.publish(String(data=out.response.plan_table_json))
                         rospy.loginfo(
                             "client %s: handshake accepted by %s server (%d plans, buckets %g..%g MB/s)",
                             self.robot,

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import rospy
 
+from intradp_ros.core.bandwidth_monitor import validate_robot
 from intradp_ros.srv import BandwidthProbe, BandwidthProbeRequest, BandwidthProbeResponse
 
 DEFAULT_MAX_REPLY = 4 << 20
@@ -29,17 +30,6 @@ def probe_service_name(robot: str) -> str:
     """`/intradp/<robot>/probe` (the robot name must be a valid ROS name segment)."""
     validate_robot(robot)
     return f"/intradp/{robot}/probe"
-
-
-def validate_robot(robot: str) -> str:
-    """A robot name is one ROS graph name segment: a letter, then letters, digits or '_'."""
-    if (
-        not isinstance(robot, str)
-        or not robot
-        or not (robot[0].isalpha() and all(c.isalnum() or c == "_" for c in robot))
-    ):
-        raise ValueError(f"robot must be a ROS name segment (letter, then letters/digits/_), got {robot!r}")
-    return robot
 
 
 class ProbeRefused(ValueError):

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""rostest: the bandwidth monitor follows a shaped link.
+"""rostest: the bandwidth monitor follows a shaped link whose tbf bucket follows the rate (a few ms of traffic).
 
 Inside a Testbed (robot and server namespaces, tbf on both veth ends, a roscore on each side, the master bridge):
 bandwidth_probe_server runs on the server side, bandwidth_monitor and a listener (bandwidth_listener.py, which prints
-what it hears as JSON lines) on the robot side. At 40 Mbit/s the steady-state estimate is within 15 % of the shaped
-rate (tbf goodput is about 95 % of it); after tb.set_rate(10) the estimate is within 15 % of 10 Mbit/s within about
-a second and a PlanSwitch for a lower bucket is published. The monitor only ever sees goodput: nothing tells it
+what it hears as JSON lines and publishes a plan book as the client would) on the robot side. At 40 Mbit/s the
+steady-state estimate is within 15 % of the shaped rate (tbf goodput is about 95 % of it) and the plan does not
+change; after tb.set_rate(10) the estimate is within 15 % of 10 Mbit/s within about a second and a PlanSwitch for
+a lower bucket of the plan book, with its predicted latency, is published; at 4.65 Mbit/s (the indoor trace's mean
+with time dilation k = 20) the estimate is again within 15 %. The monitor only ever sees goodput: nothing tells it
 the tbf rate. Needs root (skipped with the reason otherwise).
 """
 
+import json
 import os
 import statistics
 import subprocess
@@ -26,11 +29,29 @@ PKG = "intradp_ros"
 ROBOT = "robot1"
 HIGH_MBIT = 40.0
 LOW_MBIT = 10.0
+DILATED_MBIT = 4.65  # indoor trace mean / 20
 TOLERANCE = 0.15
 STEADY_S = 8.0  # run at the high rate this long before the step
 AFTER_STEP_S = 5.0  # and this long after it
+DILATED_S = 6.0  # then this long at the dilated rate
+BUSY_S = 12.0  # then this long with inference running (fake frames at 1 Hz): probes under the busy duty cycle
+BUSY_DUTY = 0.05
+BOOK_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # MB/s
 FOLLOW_LIMIT_S = 2.0  # "within about a second" (measured ~1 s), with room for a loaded 2-core machine
 LISTENER = Path(__file__).resolve().parent / "bandwidth_listener.py"
+
+
+def plan_book_json() -> str:
+    """A plan table in the server's plan-book format: one row per bucket, predicted latency 0.1 s / bucket."""
+    rows = [
+        {
+            "bandwidth_MBps": b,
+            "plan": {"graph": "g", "robot": [[0, i + 1]], "server": [], "name": f"book_{b:g}"},
+            "predictions": {"intradp": {"latency_s": 0.1 / b}},
+        }
+        for i, b in enumerate(BOOK_BUCKETS)
+    ]
+    return json.dumps({"format": "intradp_plan_table/1", "graph": "g", "meta": {}, "rows": rows})
 
 
 class BandwidthMonitorTest(unittest.TestCase):
@@ -50,9 +71,11 @@ class BandwidthMonitorTest(unittest.TestCase):
             start_bridge(cls.tb, "robot")
             cls.tb.spawn("server", script_argv("bandwidth_probe_server", "--robots", ROBOT), **quiet)
             cls.tb.spawn("robot", script_argv("bandwidth_monitor", "--robot", ROBOT, "--rate", "5"), **quiet)
+            book = Path(cls.tb.workdir) / "plan_book.json"
+            book.write_text(plan_book_json())
             cls.listener = cls.tb.spawn(
                 "robot",
-                [str(LISTENER), ROBOT, "--lifetime", "80"],
+                [str(LISTENER), ROBOT, "--lifetime", "110", "--plan-book", str(book)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 stdin=subprocess.PIPE,
@@ -66,6 +89,20 @@ class BandwidthMonitorTest(unittest.TestCase):
             cls.step_t = time.monotonic()
             cls.tb.set_rate(LOW_MBIT)
             time.sleep(AFTER_STEP_S)
+            cls.dilated_t = time.monotonic()
+            cls.tb.set_rate(DILATED_MBIT)
+            time.sleep(DILATED_S)
+            cls.listener.stdin.write("frames 1\n")
+            cls.listener.stdin.flush()
+            time.sleep(3.0)  # the duty budget's window still holds idle-time probes
+            from intradp_ros.eval.shaping import sent_bytes
+
+            sides = (cls.tb.robot, cls.tb.server)
+            before = [sent_bytes(s.ns, s.dev) for s in sides]
+            cls.busy_t = time.monotonic()
+            time.sleep(BUSY_S)
+            cls.busy_bytes = [sent_bytes(s.ns, s.dev) - b for s, b in zip(sides, before)]
+            cls.busy_s = time.monotonic() - cls.busy_t
         except BaseException:
             cls.tb.down()
             raise
@@ -87,14 +124,45 @@ class BandwidthMonitorTest(unittest.TestCase):
         self.assertGreaterEqual(len(window), 10, "expected ~5 Hz estimates before the step")
         self.assertTrue(all(r["samples"] > 0 for r in window), "window aged out while the link was idle")
         median = statistics.median(r["mbit"] for r in window)
+        raw = statistics.median(r["raw"] for r in window)
         print(
             f"[bandwidth_monitor] steady state at {HIGH_MBIT:g} Mbit/s: median estimate {median:.2f} Mbit/s "
-            f"({median / HIGH_MBIT:.1%} of the shaped rate)"
+            f"({median / HIGH_MBIT:.1%} of the shaped rate; before the error margin {raw:.2f} Mbit/s)"
         )
         self.assertLess(abs(median - HIGH_MBIT) / HIGH_MBIT, TOLERANCE)
 
+    def test_dilated_rate_within_15_percent(self) -> None:
+        window = self.estimates(self.dilated_t + DILATED_S - 3.0, self.dilated_t + DILATED_S)
+        self.assertGreaterEqual(len(window), 8)
+        median = statistics.median(r["mbit"] for r in window)
+        raw = statistics.median(r["raw"] for r in window)
+        print(
+            f"[bandwidth_monitor] steady state at {DILATED_MBIT:g} Mbit/s: median estimate {median:.2f} Mbit/s "
+            f"({median / DILATED_MBIT:.1%} of the shaped rate; before the error margin {raw:.2f} Mbit/s)"
+        )
+        self.assertLess(abs(median - DILATED_MBIT) / DILATED_MBIT, TOLERANCE)
+
+    def test_probes_take_about_5_percent_of_the_link_while_inference_runs(self) -> None:
+        link_s = [b * 8 / (DILATED_MBIT * 1e6) for b in self.busy_bytes]
+        share = [t / self.busy_s for t in link_s]
+        print(
+            f"[bandwidth_monitor] with inference running at {DILATED_MBIT:g} Mbit/s: probes (and ROS chatter) took "
+            f"{share[0]:.1%} of the uplink and {share[1]:.1%} of the downlink over {self.busy_s:.1f} s "
+            f"(busy duty {BUSY_DUTY:.0%} of wall time for both directions together)"
+        )
+        self.assertLess(sum(share), BUSY_DUTY * 1.4)
+        window = self.estimates(self.busy_t, self.busy_t + self.busy_s)
+        self.assertTrue(all(r["samples"] > 0 for r in window), "probes too rare: the estimate aged out")
+
+    def test_steady_link_keeps_its_plan(self) -> None:
+        """At most one plan switch per minute on a steady link: none in the seconds before the step."""
+        plans = [p for p in self.records.of("plan") if self.first_estimate + 2.0 <= p["t"] < self.step_t]
+        self.assertEqual(plans, [], "plan switches on a steady 40 Mbit/s link")
+
     def test_step_is_followed_within_about_a_second(self) -> None:
-        after = self.estimates(self.step_t, self.step_t + AFTER_STEP_S + 1)
+        after = self.estimates(self.step_t, self.dilated_t)
+        trace = [(round(r["t"] - self.step_t, 2), round(r["mbit"], 2), round(r["raw"], 2)) for r in after[:15]]
+        print(f"[bandwidth_monitor] after the step (s, estimate, raw Mbit/s): {trace}")
         close = [r for r in after if abs(r["mbit"] - LOW_MBIT) / LOW_MBIT < TOLERANCE]
         self.assertTrue(
             close, f"estimate never came within 15% of {LOW_MBIT:g} Mbit/s: {[round(r['mbit'], 2) for r in after]}"
@@ -110,13 +178,17 @@ class BandwidthMonitorTest(unittest.TestCase):
         plans = self.records.of("plan")
         self.assertTrue(plans, "no PlanSwitch at all (the first bucket is announced too)")
         before = [p for p in plans if p["t"] < self.step_t]
-        after = [p for p in plans if p["t"] >= self.step_t]
+        after = [p for p in plans if self.step_t <= p["t"] < self.dilated_t]
         self.assertTrue(before, "the initial bucket was not announced")
         self.assertTrue(after, "no PlanSwitch after the step")
         low_bucket = LOW_MBIT / 8.0  # MB/s
         self.assertLessEqual(after[-1]["bucket"], low_bucket)
         self.assertLess(after[-1]["bucket"], before[-1]["bucket"])
         self.assertEqual(after[-1]["robot"], ROBOT)
+        # the plan book's buckets and predicted latencies, not the plain grid's (predicted_latency_s 0)
+        self.assertIn(after[-1]["bucket"], BOOK_BUCKETS)
+        self.assertEqual(after[-1]["plan_name"], f"book_{after[-1]['bucket']:g}")
+        self.assertAlmostEqual(after[-1]["predicted_latency_s"], 0.1 / after[-1]["bucket"])
         print(
             f"[bandwidth_monitor] plan switch {before[-1]['bucket']:g} -> {after[-1]['bucket']:g} MB/s "
             f"{after[0]['t'] - self.step_t:.2f} s after the step"

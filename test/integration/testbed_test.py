@@ -38,6 +38,10 @@ class TestbedTest(unittest.TestCase):
             tb.set_rate(12.5)
             for side in (tb.robot, tb.server):
                 self.assertEqual(shaping.current_rate_bits(side.ns, side.dev), 12_500_000)
+                # the bucket follows the rate: 3 ms of traffic at 12.5 Mbit/s is under the 4 KiB floor
+                self.assertAlmostEqual(
+                    shaping.current_burst_bytes(side.ns, side.dev), shaping.burst_bytes(12.5), delta=64
+                )
 
             tb.start_masters()
             uri = tb.server.master_uri
@@ -61,24 +65,54 @@ class TestbedTest(unittest.TestCase):
             replay.join(timeout=10)
             self.assertIsNone(replay.error)
             self.assertEqual(shaping.current_rate_bits(tb.robot.ns, tb.robot.dev), 7_000_000)
+            tb.set_rate(100.0)  # a fast link gets a bigger bucket (3 ms at 100 Mbit/s = 37.5 kB) ...
+            self.assertAlmostEqual(shaping.current_burst_bytes(tb.robot.ns, tb.robot.dev), 37_500, delta=64)
+            trace.write_text("# test trace\n0.0 4.65\n")
+            tb.replay_trace(trace, speed=1.0, loop=False).join(timeout=10)  # ... and the replay shrinks it again
+            for side in (tb.robot, tb.server):
+                self.assertAlmostEqual(
+                    shaping.current_burst_bytes(side.ns, side.dev), shaping.burst_bytes(4.65), delta=64
+                )
+                self.assertLessEqual(shaping.current_burst_bytes(side.ns, side.dev), 16 * 1024)
 
-            factor = tb.slow_robot(0.25)
-            self.assertGreater(factor, 2.0, "a 25% cpu quota must slow a busy loop down (expected about x4)")
-            sleeper = tb.spawn("robot", ["sleep", "60"])
-            deadline = time.monotonic() + 5  # the wrapper joins the group just before it execs
-            while (
-                str(sleeper.pid) not in (tb.cpu_group.path / "cgroup.procs").read_text() and time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
-            self.assertIn(str(sleeper.pid), (tb.cpu_group.path / "cgroup.procs").read_text().split())
-            group = tb.cpu_group.path
-        self.assertIsNotNone(sleeper.poll(), "spawned processes end with the testbed")
         self.assertFalse({tb.robot.ns, tb.server.ns} & namespaces())
-        self.assertFalse(group.exists())
         self.assertFalse(Path(tb.workdir).exists())
         tb.down()  # idempotent
         with self.assertRaises(TestbedError):
             tb.spawn("robot", ["true"])
+
+    def test_robot_throttle_is_real_and_removed(self) -> None:
+        from intradp_ros.eval import cgroup
+        from intradp_ros.eval.testbed import Testbed
+
+        controller, why = cgroup.find_cpu_controller()
+        if controller is None:
+            self.skipTest(f"no robot throttle on this host: {why}")
+        with Testbed(rate_mbit=40.0, name="tbc") as tb:
+            factor = tb.slow_robot(0.25)
+            self.assertGreater(factor, 2.0, "a 25% cpu quota must slow a busy loop down (expected about x4)")
+            sleeper = tb.spawn("robot", ["sleep", "60"])
+            procs = tb.cpu_group.path / "cgroup.procs"
+            deadline = time.monotonic() + 5  # the wrapper joins the group just before it execs
+            while str(sleeper.pid) not in procs.read_text().split() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIn(str(sleeper.pid), procs.read_text().split())
+            group = tb.cpu_group.path
+        self.assertIsNotNone(sleeper.poll(), "spawned processes end with the testbed")
+        self.assertFalse(group.exists())
+
+    def test_transfer_after_idle_pays_for_the_link(self) -> None:
+        """256 kB sent after 2 s of idle link takes at least 90 % of size/rate at the k = 20 trace rates: the
+        bucket does not let a frame cross at line rate (with the old 256 KiB bucket it took 3 % of it)."""
+        from intradp_ros.eval.link_check import format_rows, idle_transfer_check, trace_mean_rates
+        from intradp_ros.eval.testbed import Testbed
+
+        with Testbed(rate_mbit=10.0, name="tbi") as tb:
+            rows = idle_transfer_check(tb, trace_mean_rates(20.0), nbytes=256_000, idle_s=2.0, repeats=1)
+        print("\n" + format_rows(rows))
+        self.assertEqual(len(rows), 2)
+        for row in rows:
+            self.assertGreaterEqual(row.ratio, 0.9, f"{row.label}: 256 kB after idle crossed too fast: {row}")
 
     def test_failure_inside_the_block_still_tears_down(self) -> None:
         from intradp_ros.eval.testbed import Testbed

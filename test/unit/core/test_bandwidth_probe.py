@@ -8,11 +8,15 @@ from intradp_ros.core.bandwidth import InvalidSample
 from intradp_ros.core.bandwidth_probe import (
     DutyBudget,
     LinkActivity,
+    ProbeCall,
     ProbeConfig,
+    call_timeout,
     passive_sample,
     plan_probe,
     probe_bytes,
-    probe_sample,
+    thread_run_queue_wait_s,
+    timeout_sample,
+    train_sample,
 )
 
 CFG = ProbeConfig()
@@ -26,26 +30,58 @@ def test_probe_size_follows_the_estimate_within_bounds() -> None:
     assert probe_bytes(math.nan, CFG) == CFG.initial_bytes
 
 
-def test_probe_plan_has_an_untimed_lead_in_in_the_same_direction() -> None:
+def test_probe_train_is_equal_calls_in_one_direction() -> None:
     up = plan_probe("up", 100_000, CFG)
-    assert [(c.payload_bytes, c.reply_bytes, c.timed) for c in up] == [(CFG.omit_bytes, 0, False), (100_000, 0, True)]
+    assert up == [ProbeCall(100_000, 0, "up")] * CFG.train_calls
     down = plan_probe("down", 100_000, CFG)
-    assert [(c.payload_bytes, c.reply_bytes, c.timed) for c in down] == [(0, CFG.omit_bytes, False), (0, 100_000, True)]
-    assert len(plan_probe("up", 10, ProbeConfig(omit_bytes=0))) == 1
+    assert [(c.payload_bytes, c.reply_bytes, c.measured_bytes) for c in down] == [(0, 100_000, 100_000)] * len(up)
     with pytest.raises(ValueError):
         plan_probe("both", 10, CFG)
 
 
-def test_probe_sample_is_goodput_of_the_timed_call() -> None:
-    call = plan_probe("down", 500_000, CFG)[-1]
-    s = probe_sample(call, 0.1, 12.0, received_bytes=500_000)
-    assert s.bytes_per_s == pytest.approx(5e6) and s.source == "probe" and s.stamp == 12.0
+def train(seconds, chunk=50_000, direction="up"):
+    calls = plan_probe(direction, chunk, ProbeConfig(train_calls=len(seconds)))
+    return train_sample(calls, seconds, [chunk] * len(seconds), 7.0, CFG.drain_ratio)
+
+
+def test_train_excludes_the_first_call_and_calls_still_inside_the_bucket() -> None:
+    # 1 MB/s link; a 4 KiB bucket makes only the first call fast
+    r = train([0.046, 0.05, 0.05, 0.05])
+    assert r.excluded == 1 and r.sample.bytes_per_s == pytest.approx(1e6) and r.sample.stamp == 7.0
+    # a bucket larger than a call (e.g. 80 kB): the first two calls are fast, both are excluded
+    r = train([0.001, 0.02, 0.05, 0.05, 0.05])
+    assert r.excluded == 2 and r.sample.bytes_per_s == pytest.approx(1e6)
+    assert r.call_rates[0] == pytest.approx(5e7)
+
+
+def test_train_keeps_at_least_one_call_and_does_not_drop_a_slow_tail() -> None:
+    r = train([0.001, 0.001, 0.05, 0.05, 0.05, 0.05])  # the last call that is still fast is the last excluded
+    assert r.excluded == 2 and r.sample.bytes_per_s == pytest.approx(1e6)
+    r = train([0.05, 0.05, 0.05, 0.1])  # a slow last call is link time: it is kept
+    assert r.excluded == 1 and r.sample.bytes_per_s == pytest.approx(150_000 / 0.2)
+
+
+def test_train_refuses_short_transfers_and_bad_times() -> None:
+    calls = plan_probe("down", 1000, ProbeConfig(train_calls=4))
     with pytest.raises(InvalidSample):
-        probe_sample(call, 0.1, 12.0, received_bytes=400_000)  # truncated reply
+        train_sample(calls, [0.1] * 4, [1000, 1000, 900, 1000], 1.0, 1.3)  # truncated reply
     with pytest.raises(InvalidSample):
-        probe_sample(call, 0.0, 12.0, received_bytes=500_000)
+        train_sample(calls, [0.1, 0.1, 0.0, 0.1], [1000] * 4, 1.0, 1.3)
     with pytest.raises(ValueError):
-        probe_sample(plan_probe("up", 10, CFG)[0], 0.1, 1.0, CFG.omit_bytes)
+        train_sample(calls, [0.1] * 3, [1000] * 4, 1.0, 1.3)
+
+
+def test_call_timeout_follows_the_estimate_within_bounds() -> None:
+    call = ProbeCall(100_000, 0, "up")
+    assert call_timeout(call, None, CFG) == CFG.call_timeout_s
+    assert call_timeout(call, 1e6, CFG) == pytest.approx(CFG.timeout_factor * 0.1)  # 0.8 s
+    assert call_timeout(call, 1e9, CFG) == CFG.min_timeout_s
+    assert call_timeout(call, 1e3, CFG) == CFG.call_timeout_s
+
+
+def test_timeout_sample_is_an_upper_bound() -> None:
+    s = timeout_sample(ProbeCall(0, 100_000, "down"), 0.5, 3.0)
+    assert s.bytes_per_s == pytest.approx(200_000) and s.source == "probe"
 
 
 def test_duty_budget_limits_the_share_and_paces_probes() -> None:
@@ -80,6 +116,16 @@ def test_link_activity_gates_probes_between_frames() -> None:
     assert a.probe_fits(10.0, 5.0, cfg)  # inference stopped: only the budget limits
 
 
+def test_passive_sample_only_from_link_limited_frames() -> None:
+    # the robot waited on its own uploads for 0.2 of 0.25 s: the link set the pace
+    s = passive_sample(1_000_000, 200_000, 0.25, 5.0, 256 * 1024, transmit_only_s=0.2)
+    assert s is not None and s.bytes_per_s == pytest.approx(4e6)
+    # tiles trickled out while the robot computed: the compute's pace, not the link's
+    assert passive_sample(1_000_000, 200_000, 0.25, 5.0, 256 * 1024, transmit_only_s=0.05) is None
+    with pytest.raises(InvalidSample):
+        passive_sample(1_000_000, 0, 0.25, 5.0, 1, transmit_only_s=math.nan)
+
+
 def test_passive_sample_uses_the_larger_direction() -> None:
     s = passive_sample(1_000_000, 200_000, 0.25, 5.0, min_bytes=256 * 1024)
     assert s.bytes_per_s == pytest.approx(4e6) and s.source == "passive"
@@ -96,7 +142,28 @@ def test_bad_probe_config_is_refused() -> None:
         {"max_bytes": 10, "min_bytes": 20},
         {"busy_duty": 1.5},
         {"target_s": 0},
-        {"omit_bytes": -1},
+        {"train_calls": 1},
+        {"drain_ratio": 1.0},
+        {"min_timeout_s": 5.0, "call_timeout_s": 3.0},
+        {"timeout_factor": 0.5},
     ):
         with pytest.raises(ValueError):
             ProbeConfig(**kwargs)
+
+
+def test_calls_that_waited_for_a_cpu_are_left_out() -> None:
+    calls = plan_probe("up", 50_000, ProbeConfig(train_calls=4))
+    # call 2 took 3x longer because the probe thread sat on the run queue for 0.1 of its 0.15 s
+    r = train_sample(calls, [0.04, 0.05, 0.15, 0.05], [50_000] * 4, 1.0, 1.3, [0.0, 0.001, 0.1, 0.002], 0.2)
+    assert r.excluded == 1 and r.starved == 1 and r.sample.bytes_per_s == pytest.approx(1e6)
+    # every timed call starved: no sample at all
+    r = train_sample(calls, [0.04, 0.15, 0.15, 0.15], [50_000] * 4, 1.0, 1.3, [0.0, 0.1, 0.1, 0.1], 0.2)
+    assert r.sample is None and r.starved == 3
+    # unknown waits (no schedstat) keep every call
+    r = train_sample(calls, [0.04, 0.05, 0.05, 0.05], [50_000] * 4, 1.0, 1.3, [None] * 4, 0.2)
+    assert r.starved == 0 and r.sample.bytes_per_s == pytest.approx(1e6)
+
+
+def test_run_queue_wait_is_read_on_linux() -> None:
+    wait = thread_run_queue_wait_s()
+    assert wait is None or wait >= 0.0

@@ -1,0 +1,78 @@
+"""The monitor node's shell without a master: settings, message conversion, and the probe endpoint.
+(The monitor's logic is tested ROS-free in test/unit/core/test_bandwidth_monitor.py.)"""
+
+import pytest
+
+from intradp_ros.core.bandwidth_monitor import EstimateReport, PlanChange
+from intradp_ros.msg import InferenceStats
+from intradp_ros.ros.bandwidth_monitor import (
+    estimate_msg,
+    frame_stats,
+    plan_book_topic,
+    settings_from,
+    switch_msg,
+)
+from intradp_ros.ros.probe_server import ProbeEndpoint, ProbeRefused, probe_service_name
+from intradp_ros.srv import BandwidthProbeRequest
+
+
+def test_settings_from_parameters() -> None:
+    s = settings_from(
+        {"robot": "r2", "rate": "10", "buckets": "1,2,4", "hysteresis": 2, "probes": "false", "probe_calls": 5}
+    )
+    assert s.robot == "r2" and s.rate_hz == 10.0 and s.confirm_updates == 2 and not s.probes_enabled
+    assert [c.bucket_mbyte_per_s for c in s.choices] == [1.0, 2.0, 4.0] and not s.choices_fixed
+    assert s.probe.train_calls == 5 and s.dead_band == 0.1
+    for bad in (
+        {"robot": "bad name"},
+        {"rate": 0},
+        {"buckets": "3,1"},
+        {"probe_direction": "x"},
+        {"plan_table": "/nonexistent/table.json"},
+        {"window": 0},
+        {"probe_calls": 1},
+        {"dead_band": 1.5},
+    ):
+        with pytest.raises(ValueError):
+            settings_from(bad)
+
+
+def test_messages_carry_the_cores_objects() -> None:
+    sw = switch_msg(PlanChange("robot1", "intradp", 12, "mid", 1.0, 9.5, 0.1, 3.0))
+    assert (sw.robot, sw.plan_id, sw.plan_name, sw.bucket_mbyte_per_s, sw.predicted_latency_s) == (
+        "robot1",
+        12,
+        "mid",
+        1.0,
+        0.1,
+    )
+    est = estimate_msg(EstimateReport(8.0, 9.0, 9.5, 0.125, 4, 3, 1))
+    assert (est.mbit_per_s, est.raw_mbit_per_s, est.samples, est.passive_samples) == (8.0, 9.0, 4, 1)
+    fs = frame_stats(
+        InferenceStats(robot="robot1", request_id=3, latency_s=0.5, transmit_s=0.2, robot_transmit_only_s=0.1)
+    )
+    assert (fs.request_id, fs.transmit_s, fs.transmit_only_s, fs.error) == (3, 0.2, 0.1, "")
+    assert plan_book_topic("robot1") == "/intradp/robot1/plan_book"
+
+
+# ---- probe endpoint -------------------------------------------------------------------------------------------
+def test_probe_endpoint_answers_with_the_requested_bytes() -> None:
+    ep = ProbeEndpoint("robot1", max_reply_bytes=1 << 20, max_payload_bytes=1 << 20)
+    resp = ep.handle(BandwidthProbeRequest(payload=bytes(1000), reply_bytes=5000), stamp=42.0)
+    assert resp.received_bytes == 1000 and resp.server_receive_stamp == 42.0
+    assert isinstance(resp.payload, bytes) and len(resp.payload) == 5000
+    assert ep.counters.calls == 1 and ep.counters.bytes_in == 1000 and ep.counters.bytes_out == 5000
+    assert probe_service_name("robot1") == "/intradp/robot1/probe"
+
+
+def test_probe_endpoint_refuses_oversized_requests() -> None:
+    ep = ProbeEndpoint("robot1", max_reply_bytes=100, max_payload_bytes=100)
+    with pytest.raises(ProbeRefused, match="reply_bytes"):
+        ep.handle(BandwidthProbeRequest(payload=b"", reply_bytes=101))
+    with pytest.raises(ProbeRefused, match="payload"):
+        ep.handle(BandwidthProbeRequest(payload=bytes(101), reply_bytes=0))
+    assert ep.counters.refused == 2 and ep.counters.bytes_out == 0
+    with pytest.raises(ValueError):
+        ProbeEndpoint("robot 1")
+    with pytest.raises(ValueError):
+        ProbeEndpoint("robot1", max_reply_bytes=-1)
