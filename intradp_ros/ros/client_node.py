@@ -33,7 +33,8 @@ from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_book import MODES, PlanBook, PlanBookError, validate_mode
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
-from intradp_ros.core.session import ModelConfig, Replica, load_replica
+from intradp_ros.core.session import ModelConfig, Replica
+from intradp_ros.models.replica import load_replica
 from intradp_ros.core.tile_ledger import frame_transfers, report_arrivals
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
 from intradp_ros.ros.handshake import NO_SESSION, call_handshake, full_request, heartbeat_request, server_report_topic
