@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import rospy
 import torch
 
+from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.frame_timing import breakdown
@@ -251,8 +252,6 @@ class ClientRuntime:
     # ------------------------------------------------------------------ session
     def _ensure_profile(self) -> Optional[Profile]:
         if self.profile is None:
-            from intradp_ros.core.plan_table import default_cache_dir
-
             t0 = time.perf_counter()
             cache = self.s["cache_dir"] or default_cache_dir()
             prof, hit = cached_profile(

@@ -23,7 +23,7 @@ import torch.nn as nn
 from intradp_ros.core.capture_graph import capture
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
-from intradp_ros.core.plan_table import default_cache_dir
+from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.profiler import cached_profile
 from intradp_ros.core.session import ModelConfig, Replica, weights_fingerprint
 from intradp_ros.ros.handshake import call_handshake, full_request, handshake_service
