@@ -80,7 +80,7 @@ class AgrnavAdapter(ClientAdapter):
     def setup(self, runtime: ClientRuntime) -> None:
         s = self.settings
         self.spec = grid_spec(runtime.replica.example.shape[-3:], s["voxel_size"], s["origin"])
-        ns = f"/intradp/{runtime.robot}"
+        ns = runtime.names.prefix
         self.planner_pub = rospy.Publisher(s["planner_topic"], Float64MultiArray, queue_size=2)
         self.cloud_pub = rospy.Publisher(f"{ns}/completed_voxels_cloud", PointCloud2, queue_size=2)
         self.voxels_pub = rospy.Publisher(f"{ns}/completed_voxels", CompletedVoxelsMsg, queue_size=2)

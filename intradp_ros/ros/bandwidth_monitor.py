@@ -55,6 +55,8 @@ from intradp_ros.core.bandwidth_probe import (
 )
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
 from intradp_ros.ros.probe_server import probe_service_name, validate_robot
+from intradp_ros.ros.names import RobotNames
+from intradp_ros.ros.node_params import parse_bool
 from intradp_ros.srv import BandwidthProbe
 
 KIB = 1024
@@ -254,11 +256,11 @@ class MonitorNode:
 
     def __init__(self, settings: MonitorSettings) -> None:
         self.settings = settings
-        ns = f"/intradp/{settings.robot}"
-        self.estimate_pub = rospy.Publisher(f"{ns}/bandwidth", BandwidthEstimate, queue_size=10)
-        self.plan_pub = rospy.Publisher(f"{ns}/plan", PlanSwitch, queue_size=1, latch=True)
+        names = RobotNames(settings.robot)
+        self.estimate_pub = rospy.Publisher(names.bandwidth, BandwidthEstimate, queue_size=10)
+        self.plan_pub = rospy.Publisher(names.plan, PlanSwitch, queue_size=1, latch=True)
         self.core = MonitorCore(settings, self._on_switch)
-        self.stats_sub = rospy.Subscriber(f"{ns}/stats", InferenceStats, self._on_stats, queue_size=20)
+        self.stats_sub = rospy.Subscriber(names.stats, InferenceStats, self._on_stats, queue_size=20)
         cfg = settings.probe
         self.client = ProbeClient(
             probe_service_name(settings.robot),
@@ -387,9 +389,8 @@ PARAMS: Dict[str, tuple] = {
 
 
 def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    """The settings' one boolean parser (a bad value is an error, not False)."""
+    return parse_bool(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,7 +112,7 @@ class KapaoAdapter(ClientAdapter):
         return kapao_head_options(settings.get("head") or "candidates", self.thr)
 
     def setup(self, runtime: ClientRuntime) -> None:
-        ns = f"/intradp/{runtime.robot}"
+        ns = runtime.names.prefix
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
         self.poses_pub = rospy.Publisher(f"{ns}/poses", HumanPoses, queue_size=5)
         self.image_pub = rospy.Publisher(f"{ns}/annotated", Image, queue_size=2) if self.annotate else None

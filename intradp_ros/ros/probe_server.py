@@ -20,15 +20,16 @@ from typing import Any, Dict, List, Optional, Sequence
 import rospy
 
 from intradp_ros.srv import BandwidthProbe, BandwidthProbeRequest, BandwidthProbeResponse
+from intradp_ros.ros.names import RobotNames
 
 DEFAULT_MAX_REPLY = 4 << 20
 DEFAULT_MAX_PAYLOAD = 4 << 20
 
 
 def probe_service_name(robot: str) -> str:
-    """`/intradp/<robot>/probe` (the robot name must be a valid ROS name segment)."""
+    """`intradp/<robot>/probe`, relative to the node's namespace (the robot name must be a valid ROS name segment)."""
     validate_robot(robot)
-    return f"/intradp/{robot}/probe"
+    return RobotNames(robot).probe
 
 
 def validate_robot(robot: str) -> str:

@@ -38,7 +38,7 @@ class TorchvisionAdapter(ClientAdapter):
 
     def setup(self, runtime: ClientRuntime) -> None:
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
-        self.pub = rospy.Publisher(f"/intradp/{runtime.robot}/output", Float32MultiArray, queue_size=5)
+        self.pub = rospy.Publisher(runtime.names.name("output"), Float32MultiArray, queue_size=5)
 
     def convert(self, msg: Image) -> Tuple[torch.Tensor, Any]:
         check_image(msg, self.expected, self.max_pixels)

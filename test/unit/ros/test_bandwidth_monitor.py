@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from rosgraph.names import resolve_name
 
 from intradp_ros.core.bandwidth import BandwidthSample, InvalidSample, mbit_to_bytes_per_s
 from intradp_ros.msg import InferenceStats
@@ -144,7 +145,9 @@ def test_probe_endpoint_answers_with_the_requested_bytes() -> None:
     assert resp.received_bytes == 1000 and resp.server_receive_stamp == 42.0
     assert isinstance(resp.payload, bytes) and len(resp.payload) == 5000
     assert ep.counters.calls == 1 and ep.counters.bytes_in == 1000 and ep.counters.bytes_out == 5000
-    assert probe_service_name("robot1") == "/intradp/robot1/probe"
+    # relative (intradp_ros.ros.names): today's name for a node at the root, inside the namespace of a node in one
+    assert resolve_name(probe_service_name("robot1"), "/bandwidth_monitor") == "/intradp/robot1/probe"
+    assert resolve_name(probe_service_name("robot1"), "/r1/bandwidth_monitor") == "/r1/intradp/robot1/probe"
 
 
 def test_probe_endpoint_refuses_oversized_requests() -> None:
