@@ -96,7 +96,7 @@ class KapaoAdapter(ClientAdapter):
     """Image -> letterboxed uint8 input; detections -> poses."""
 
     input_type = Image
-    default_input_topic = "/camera/image_raw"
+    default_input_topic = "camera/image_raw"  # relative: follows the node's namespace
 
     def configure(self, settings: Dict[str, Any]) -> None:
         self.thr = KapaoThresholds(
