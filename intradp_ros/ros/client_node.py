@@ -375,7 +375,7 @@ class ClientRuntime:
                 )
         except (ValueError, TypeError) as e:
             self.frames_dropped_bad += 1
-            rospy.logerr_throttle(5.0, f"client {self.robot}: dropped frame {getattr(msg.header, 'frame_id', '')}: {e}")
+            rospy.logerr("client %s: dropped frame %s: %s", self.robot, getattr(msg.header, "frame_id", ""), e)
             return
         try:
             self._run_frame(msg, x, ctx, start)

@@ -73,7 +73,7 @@ class RosTransport(Transport):
         self._sub = rospy.Subscriber(
             in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True, buff_size=buff_size
         )
-        self.out_topic, self.in_topic = out_topic, in_topic
+        self.out_topic, self.in_topic = self._pub.resolved_name, self._sub.resolved_name  # for log lines
 
     def _on_msg(self, msg: TensorTile) -> None:
         try:
