@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Iterable, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 PLAN_FORMAT = "intradp_plan/1"  # one Plan (core/plan.py)
 PLAN_TABLE_FORMAT = "intradp_plan_table/1"  # per-bucket plan table (core/plan_table.py, read by the monitor)
@@ -24,7 +24,7 @@ def plan_id(graph_fingerprint: str, robot: Iterable[Sequence[int]], server: Iter
     return zlib.crc32(json.dumps([graph_fingerprint, _ranges(robot), _ranges(server)]).encode()) & 0x7FFFFFFF
 
 
-def _ranges(ranges: Iterable[Sequence[int]]) -> list:
+def _ranges(ranges: Iterable[Sequence[int]]) -> List[List[int]]:
     return [[int(a), int(b)] for a, b in ranges]
 
 

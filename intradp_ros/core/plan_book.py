@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from intradp_ros.core.formats import PLAN_BOOK_KEY_TAG
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan, PlanError
-from intradp_ros.core.plan_table import PlanTable, PlanTableError, cached_table, default_cache_dir
+from intradp_ros.core.cache import default_cache_dir
+from intradp_ros.core.plan_table import PlanTable, PlanTableError, cached_table
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile
 from intradp_ros.core.solver import SolverConfig

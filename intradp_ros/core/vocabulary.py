@@ -17,8 +17,11 @@ W = TypeVar("W", bound="Word")
 class Word(str, Enum):
     """A string-valued enum that prints and formats as its bare value (not 'Mode.INTRADP')."""
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
     @classmethod
     def parse(cls: Type[W], value: object) -> W:
