@@ -68,11 +68,3 @@ def test_a_settings_dataclass_is_its_own_spec() -> None:
     s = from_mapping(ToySettings, values)
     assert s == ToySettings(rate=4.0, probes=False)
     assert ToySettings().robots is not ToySettings().robots  # list defaults are not shared
-
-
-def test_the_client_settings_keep_their_documented_defaults() -> None:
-    from intradp_ros.ros.client_node import COMMON_SPEC, ClientSettings
-
-    assert COMMON_SPEC["robot"][:2] == (str, "robot1") and COMMON_SPEC["deadline"][:2] == (float, 2.0)
-    assert COMMON_SPEC["names_base"][1] == "intradp"
-    assert from_mapping(ClientSettings, resolve(COMMON_SPEC, None, use_ros=False)) == ClientSettings()
