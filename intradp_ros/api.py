@@ -9,12 +9,12 @@ The model is captured on its first call (and again for every new input shape/dty
 `graph -> Plan` (e.g. a scheduler); with a remote server, a mode of its plan book (default "intradp"), at the
 bucket of `bandwidth_bytes_per_s` (the book's middle bucket when not given).
 `set_plan()` switches plans between calls. When the distributed run fails (server gone, tile lost), the call
-finishes locally, so the robot always gets its result.
+finishes locally, so the robot always gets its result: the same FrameRunner (intradp_ros.core.robot_session) as
+the client nodes, and for a remote server the same handshake protocol.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any, Callable, Optional, Union
 
@@ -22,12 +22,12 @@ import torch
 import torch.nn as nn
 
 from intradp_ros.core.capture_graph import capture
-from intradp_ros.core.executor import ClientHalf, ExecutionError, RequestStats, ServerHalf
+from intradp_ros.core.executor import ClientHalf, RequestStats, ServerHalf
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan
+from intradp_ros.core.robot_session import FrameRunner, PlanChoice
 from intradp_ros.core.transport import inprocess_pair
 
-log = logging.getLogger(__name__)
 
 PlanSpec = Union[str, Plan, Callable[[Graph], Plan]]
 
@@ -39,10 +39,20 @@ class IntraDPUnavailable(RuntimeError):
 class _Session:
     """One captured graph with its client half (and, in-process, its server half)."""
 
-    def __init__(self, graph: Graph, client: ClientHalf, server: Optional[ServerHalf], remote: Any = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        client: ClientHalf,
+        server: Optional[ServerHalf],
+        local: Callable[..., Any],
+        fallback: bool,
+        remote: Any = None,
+    ) -> None:
         self.graph, self.client, self.server = graph, client, server
         self.remote = remote  # RemoteSession when the server half runs in an intradp_server node
         self.plan: Optional[Plan] = None
+        # the client's timeout stays fixed (no per-frame deadline); a failed run finishes with `local`
+        self.runner = FrameRunner(client, Plan.device_only(graph), local=local, fallback=fallback, label="IntraDP")
 
     def close(self) -> None:
         if self.remote is not None:
@@ -140,18 +150,13 @@ class IntraDP:
             return self._orig_forward(*inputs, **kwargs)  # capture in progress, or a call form we do not split
         session = self._session(inputs)
         plan = self._plan_for(session)
-        try:
-            out = session.client.infer(plan, *inputs)
+        out = session.runner.run(PlanChoice(plan, True), inputs)  # ExecutionError only without fallback_local
+        if out.fell_back:
+            self.local_fallbacks += 1
+        else:
             self.last_stats = session.client.last_stats
             self.last_plan = plan
-            return out
-        except ExecutionError as e:
-            if not self.fallback_local:
-                raise
-            self.local_fallbacks += 1
-            log.warning("IntraDP: distributed run failed (%s); finishing this frame locally", e)
-            with torch.no_grad():
-                return self._orig_forward(*inputs)
+        return out.outputs
 
     def _session(self, inputs: tuple) -> _Session:
         key = tuple((tuple(x.shape), x.dtype, x.device.type) for x in inputs)
@@ -169,7 +174,7 @@ class IntraDP:
             robot_end, server_end = inprocess_pair(self.bandwidth)
             server = ServerHalf(g, server_end, [], device=self.server_device, timeout=self.timeout)
             client = ClientHalf(g, robot_end, device=inputs[0].device, timeout=self.timeout, robot=self.robot)
-            s = self._sessions[key] = _Session(g, client, server)
+            s = self._sessions[key] = _Session(g, client, server, self._local, self.fallback_local)
             return s
 
     def _remote_session(self, key: tuple, inputs: tuple) -> _Session:
@@ -182,8 +187,15 @@ class IntraDP:
             remote = RemoteSession.connect(self._model, inputs[0], self.server, self.robot, timeout=self.timeout)
         finally:
             self._capturing.on = False
-        s = self._sessions[key] = _Session(remote.replica.graph, remote.client, None, remote)
+        s = self._sessions[key] = _Session(
+            remote.replica.graph, remote.client, None, self._local, self.fallback_local, remote
+        )
         return s
+
+    def _local(self, *inputs: Any) -> Any:
+        """The model's own forward: what a frame whose distributed run failed is finished with."""
+        with torch.no_grad():
+            return self._orig_forward(*inputs)
 
     def _plan_for(self, s: _Session) -> Plan:
         with self._lock:

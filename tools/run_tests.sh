@@ -5,6 +5,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 what="${1:-all}"
+# Property tests run derandomized here (test/unit/conftest.py): the same examples on every run, as under CI.
+export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 
 export ROS_HOME; ROS_HOME="$(mktemp -d /tmp/intradp-test-ros.XXXXXX)"
 export ROS_LOG_DIR="$ROS_HOME/log"

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Sequence, Union
 
+from intradp_ros.core.formats import PLAN_TABLE_FORMAT, plan_id
 from intradp_ros.core.bandwidth import validate_grid
 
 __all__ = [
@@ -25,8 +25,6 @@ __all__ = [
     "load_plan_table_choices",
     "plan_id_of",
 ]
-
-PLAN_TABLE_FORMAT = "intradp_plan_table/1"
 
 
 class PlanChoiceError(ValueError):
@@ -52,9 +50,7 @@ def choices_from_grid(grid_mbyte: Sequence[float], mode: str = "intradp") -> Lis
 
 def plan_id_of(plan: dict) -> int:
     """The id `intradp_ros.core.plan.Plan` gives this plan JSON (crc32 of graph fingerprint and both range lists)."""
-    robot = [[int(a), int(b)] for a, b in plan["robot"]]
-    server = [[int(a), int(b)] for a, b in plan["server"]]
-    return zlib.crc32(json.dumps([plan["graph"], robot, server]).encode()) & 0x7FFFFFFF
+    return plan_id(plan["graph"], plan["robot"], plan["server"])
 
 
 def choices_from_plan_table(text: str) -> List[PlanChoice]:

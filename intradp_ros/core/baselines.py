@@ -24,6 +24,7 @@ from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 from intradp_ros.core.cost_model import CompiledPlan, CostModel, Prediction
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import EMPTY, Plan
+from intradp_ros.core.vocabulary import Mode
 
 _INF = 1 << 29  # "infinite" capacity in microseconds (the max-flow solver takes int32)
 _SCALE = 1e6  # seconds -> microseconds
@@ -146,7 +147,7 @@ def spso_plan(
     lp = partitions or LayerPartitions(g, cm)
     preds = lp.predictions([bandwidth_Bps])
     plan = lp.plan(lp.cuts[spso_choice(preds, 0, deadline_s)])
-    plan.name = "spso"
+    plan.name = Mode.SPSO_GA
     return plan
 
 
@@ -161,12 +162,12 @@ class BaselineSet:
 def baselines_at(
     g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: Optional[LayerPartitions] = None
 ) -> BaselineSet:
-    """device_only, server_only, dsccs, spso plans and their predictions at one bandwidth."""
+    """device_only, server_only, dsccs, spso_ga plans and their predictions at one bandwidth."""
     plans = {
-        "device_only": Plan.device_only(g),
-        "server_only": Plan.server_only(g),
-        "dsccs": dsccs_plan(g, cm, bandwidth_Bps),
-        "spso": spso_plan(g, cm, bandwidth_Bps, deadline_s, partitions),
+        Mode.DEVICE_ONLY: Plan.device_only(g),
+        Mode.SERVER_ONLY: Plan.server_only(g),
+        Mode.DSCCS: dsccs_plan(g, cm, bandwidth_Bps),
+        Mode.SPSO_GA: spso_plan(g, cm, bandwidth_Bps, deadline_s, partitions),
     }
     preds = {k: cm.predict(p, bandwidth_Bps) for k, p in plans.items()}
     return BaselineSet(plans, preds)

@@ -30,6 +30,7 @@ from intradp_ros.core.graph import ConstRef, Graph, Node, NodeRef, OutRef, build
 from intradp_ros.core.rowmaps import RowMap
 from intradp_ros.core.rules import Ctx, analyze, fresh_axis
 from intradp_ros.core.sparse import SparseRows
+from intradp_ros.core.vocabulary import OpKind
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +322,7 @@ class Builder:
             len(self.nodes),
             name,
             "input",
-            "elementwise",
+            OpKind.ELEMENTWISE,
             (),
             tuple(value.shape),
             value.dtype,

@@ -18,8 +18,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-KINDS = ("elementwise", "block", "row", "global")
-LOCAL_KINDS = ("elementwise", "block", "row")
+from intradp_ros.core.vocabulary import OpKind
+
+KINDS = tuple(OpKind)
+LOCAL_KINDS = (OpKind.ELEMENTWISE, OpKind.BLOCK, OpKind.ROW)  # row-splittable: computed in tiles
 
 Range = tuple[int, int]
 

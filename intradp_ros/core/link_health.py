@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
-CONNECTING, UP, DOWN = "connecting", "up", "down"
+from intradp_ros.core.vocabulary import LinkState
+
+CONNECTING, UP, DOWN = LinkState.CONNECTING, LinkState.UP, LinkState.DOWN
 
 
 @dataclass

@@ -15,12 +15,13 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from intradp_ros.core.vocabulary import Direction, Side
 from intradp_ros.core.graph import Graph, Range
 
-ROBOT = "robot"
-SERVER = "server"
-UP = "robot->server"
-DOWN = "server->robot"
+ROBOT = Side.ROBOT
+SERVER = Side.SERVER
+UP = Direction.UP
+DOWN = Direction.DOWN
 EMPTY: Range = (0, 0)
 
 

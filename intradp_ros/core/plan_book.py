@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from intradp_ros.core.formats import PLAN_BOOK_KEY_TAG
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan, PlanError
-from intradp_ros.core.plan_table import PlanTable, PlanTableError, cached_table, default_cache_dir
+from intradp_ros.core.cache import default_cache_dir
+from intradp_ros.core.plan_table import PlanTable, PlanTableError, cached_table
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile
 from intradp_ros.core.solver import SolverConfig
+from intradp_ros.core.vocabulary import MODES, Mode
 
-MODES = ("intradp", "device_only", "server_only", "dsccs", "spso_ga")
 MB = 1e6
 
 
@@ -33,10 +35,12 @@ class PlanBookError(ValueError):
     """A book that is malformed, made for another graph, or asked for an unknown mode."""
 
 
-def validate_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise PlanBookError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return mode
+def validate_mode(mode: str) -> Mode:
+    """The Mode spelled `mode` (PlanBookError listing the valid modes otherwise)."""
+    try:
+        return Mode.parse(mode)
+    except ValueError as e:
+        raise PlanBookError(str(e)) from None
 
 
 @dataclass
@@ -62,7 +66,7 @@ class PlanBook:
 
     @property
     def buckets(self) -> List[float]:
-        return [b for b, _ in self.modes["intradp"]]
+        return [b for b, _ in self.modes[Mode.INTRADP]]
 
     def to_json(self) -> str:
         d = json.loads(self.table.to_json())
@@ -119,7 +123,16 @@ def build_plan_book(
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.sha256(
         json.dumps(
-            [g.fingerprint, robot.to_json(), server.to_json(), grid, power.to_dict(), repr(cfg), deadline_s, "book/1"]
+            [
+                g.fingerprint,
+                robot.to_json(),
+                server.to_json(),
+                grid,
+                power.to_dict(),
+                repr(cfg),
+                deadline_s,
+                PLAN_BOOK_KEY_TAG,
+            ]
         ).encode()
     ).hexdigest()[:24]
     path = folder / "plan_books" / f"{g.fingerprint}_{key}.json"
@@ -138,11 +151,11 @@ def build_plan_book(
     srv = _add(plans, index, Plan.server_only(g))
     for row in table.rows:
         b = row.bandwidth_MBps
-        modes["intradp"].append((b, _add(plans, index, row.plan)))
-        modes["device_only"].append((b, dev))
-        modes["server_only"].append((b, srv))
-        modes["dsccs"].append((b, _add(plans, index, dsccs_plan(g, cm, b * MB))))
-        modes["spso_ga"].append((b, _add(plans, index, spso_plan(g, cm, b * MB, deadline_s, lp))))
+        modes[Mode.INTRADP].append((b, _add(plans, index, row.plan)))
+        modes[Mode.DEVICE_ONLY].append((b, dev))
+        modes[Mode.SERVER_ONLY].append((b, srv))
+        modes[Mode.DSCCS].append((b, _add(plans, index, dsccs_plan(g, cm, b * MB))))
+        modes[Mode.SPSO_GA].append((b, _add(plans, index, spso_plan(g, cm, b * MB, deadline_s, lp))))
     book = PlanBook(g, table, plans, modes)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -18,6 +18,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from intradp_ros.core.cache import default_cache_dir  # re-exported: callers import it from here too
+from intradp_ros.core.formats import PLAN_TABLE_FORMAT
 from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_choice
 from intradp_ros.core.cost_model import CostModel, Prediction
 from intradp_ros.core.graph import Graph
@@ -25,10 +27,12 @@ from intradp_ros.core.plan import Plan, PlanError
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile
 from intradp_ros.core.solver import Encoding, SolverConfig, solve
+from intradp_ros.core.vocabulary import MODES, Mode
 
-TABLE_FORMAT = "intradp_plan_table/1"
+TABLE_FORMAT = PLAN_TABLE_FORMAT
+_LEGACY_NAMES = {"spso": Mode.SPSO_GA.value}  # tables cached before the modes were spelled once
 MB = 1e6
-SYSTEMS = ("intradp", "device_only", "server_only", "dsccs", "spso")
+SYSTEMS = MODES  # every system the table predicts, named as the modes
 
 
 def default_grid() -> list[float]:
@@ -113,7 +117,7 @@ class PlanTable:
         try:
             for r in d["rows"]:
                 plan = Plan.from_json(json.dumps(r["plan"]), g)
-                preds = {k: Prediction(**v) for k, v in r["predictions"].items()}
+                preds = {_LEGACY_NAMES.get(k, k): Prediction(**v) for k, v in r["predictions"].items()}
                 rows.append(TableRow(float(r["bandwidth_MBps"]), plan, str(r["source"]), preds))
         except PlanError as e:
             raise PlanTableError(f"plan table holds a bad plan: {e}") from None
@@ -160,18 +164,18 @@ def build_table(
         seeds += [enc.uniform(N, f, sh, rh) for f in (0.25, 0.5) for sh in (False, True) for rh in (False, True)]
         if prev_x is not None:
             seeds.append(prev_x)
-        cands = [("layer_partition", lp.compiled[best_cut]), ("dsccs", dsccs), ("spso", lp.compiled[spso_cut])]
+        cands = [("layer_partition", lp.compiled[best_cut]), ("dsccs", dsccs), (Mode.SPSO_GA, lp.compiled[spso_cut])]
         share = (cfg.table_seconds - (time.perf_counter() - t0)) / (len(bws) - b)
         sol = solve(enc, bw, seeds, cands, replace(cfg, max_seconds=min(cfg.max_seconds, max(share, 0.1))))
         if sol.x is not None:
             prev_x = sol.x
         plan = _renamed(sol.plan, f"intradp_{grid[b]:g}MBps")
         preds = {
-            "intradp": cm.simulate(sol.compiled, [bw])[0],
-            "device_only": lp_preds[N][b],
-            "server_only": lp_preds[0][b],
-            "dsccs": cm.simulate(dsccs, [bw])[0],
-            "spso": lp_preds[spso_cut][b],
+            Mode.INTRADP: cm.simulate(sol.compiled, [bw])[0],
+            Mode.DEVICE_ONLY: lp_preds[N][b],
+            Mode.SERVER_ONLY: lp_preds[0][b],
+            Mode.DSCCS: cm.simulate(dsccs, [bw])[0],
+            Mode.SPSO_GA: lp_preds[spso_cut][b],
         }
         for k, p in preds.items():
             p.plan = k
@@ -193,11 +197,6 @@ def build_table(
 
 
 # ---------------------------------------------------------------------------------------------- cache
-def default_cache_dir() -> Path:
-    """$INTRADP_CACHE, else ~/.cache/intradp_ros (plan tables and profiles)."""
-    return Path(os.environ.get("INTRADP_CACHE", Path.home() / ".cache" / "intradp_ros"))
-
-
 def cache_key(
     g: Graph,
     robot: Profile,

@@ -35,9 +35,8 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from intradp_ros.core.formats import PROFILE_FORMAT
 from intradp_ros.core.graph import Graph
-
-PROFILE_FORMAT = "intradp_profile/1"
 
 
 class ProfileError(ValueError):

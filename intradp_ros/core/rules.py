@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from intradp_ros.core.vocabulary import OpKind
 from intradp_ros.core.graph import ConstRef, Node, NodeRef, iter_refs
 from intradp_ros.core import rowmaps as rm
 
@@ -84,14 +85,14 @@ def whole(c: Ctx, kind: str, reason: str = "", axis: Any = "fresh") -> Analysis:
     """Computed whole. `axis=None` asks for an unsplit output; if the output does have rows of its own
     (e.g. a reshape of a vector into a map), they start here: the node is global so later ops can split."""
     ax = fresh_axis(c.value) if axis == "fresh" else axis
-    if axis is None and kind != "global" and fresh_axis(c.value) is not None:
-        ax, kind = fresh_axis(c.value), "global"
+    if axis is None and kind != OpKind.GLOBAL and fresh_axis(c.value) is not None:
+        ax, kind = fresh_axis(c.value), OpKind.GLOBAL
         reason = reason or "its inputs have no split axis; output rows start here"
     return Analysis(kind, ax, rm.Whole(c.fn, c.args, c.kwargs, c.in_extents, extent_of(c.value, ax)), reason)
 
 
 def glob(c: Ctx, reason: str) -> Analysis:
-    return whole(c, "global", reason)
+    return whole(c, OpKind.GLOBAL, reason)
 
 
 def any_split(c: Ctx) -> bool:
@@ -150,14 +151,14 @@ def same_rows(c: Ctx, kind: str, dim_map: DimMap, broadcast: bool, what: str = "
 
 
 def elementwise(c: Ctx) -> Analysis:
-    return same_rows(c, "elementwise", right_aligned(c), True)
+    return same_rows(c, OpKind.ELEMENTWISE, right_aligned(c), True)
 
 
 def unary_same(c: Ctx) -> Analysis:
     """Single-tensor ops that keep the shape (activations, casts, inference norms)."""
     if not isinstance(c.value, torch.Tensor):
         return glob(c, "output is not a tensor")
-    return same_rows(c, "elementwise", right_aligned(c), True)
+    return same_rows(c, OpKind.ELEMENTWISE, right_aligned(c), True)
 
 
 def training_flag(c: Ctx, i: int, name: str, default: bool) -> Analysis:
@@ -172,7 +173,7 @@ def batch_norm(c: Ctx) -> Analysis:
     x = c.x
     if x is not None and x.axis == 1:
         return glob(c, "batch_norm along the split axis (channels)")
-    return same_rows(c, "elementwise", right_aligned(c), False)
+    return same_rows(c, OpKind.ELEMENTWISE, right_aligned(c), False)
 
 
 def layer_norm(c: Ctx) -> Analysis:
@@ -181,7 +182,7 @@ def layer_norm(c: Ctx) -> Analysis:
     x = c.x
     if x is not None and x.axis is not None and x.axis >= len(x.shape) - len(ns):
         return glob(c, "layer_norm normalises over the split axis")
-    return same_rows(c, "row", lambda p, a, r: a, False)
+    return same_rows(c, OpKind.ROW, lambda p, a, r: a, False)
 
 
 def linear(c: Ctx) -> Analysis:
@@ -190,7 +191,7 @@ def linear(c: Ctx) -> Analysis:
         return glob(c, "linear contracts the split axis")
     if any(n.axis is not None for n in c.ins[1:]):
         return glob(c, "linear with split weights")
-    return same_rows(c, "row", lambda p, a, r: a if p == 0 else None, False)
+    return same_rows(c, OpKind.ROW, lambda p, a, r: a if p == 0 else None, False)
 
 
 def matmul(c: Ctx) -> Analysis:
@@ -205,13 +206,13 @@ def matmul(c: Ctx) -> Analysis:
     if na is not None and na.axis is not None and (nb is None or nb.axis is None):
         if len(na.shape) < 2 or na.axis == len(na.shape) - 1:
             return glob(c, "matmul contracts the split axis")
-        return same_rows(c, "row", lambda p, a, r: (a + v.dim() - r) if p == a_ref.pos else None, False)
+        return same_rows(c, OpKind.ROW, lambda p, a, r: (a + v.dim() - r) if p == a_ref.pos else None, False)
     if nb is not None and nb.axis is not None and (na is None or na.axis is None):
         if len(nb.shape) < 2 or nb.axis == len(nb.shape) - 2:
             return glob(c, "matmul contracts the split axis")
-        return same_rows(c, "row", lambda p, a, r: (a + v.dim() - r) if p == b_ref.pos else None, False)
+        return same_rows(c, OpKind.ROW, lambda p, a, r: (a + v.dim() - r) if p == b_ref.pos else None, False)
     if na is None and nb is None or not any_split(c):
-        return whole(c, "row", axis=None)
+        return whole(c, OpKind.ROW, axis=None)
     return glob(c, "matmul of two split operands (attention-like) mixes rows")
 
 
@@ -228,7 +229,7 @@ def reduction(dim_pos: int, kw: str = "dim") -> Callable[[Ctx], Analysis]:
     def rule(c: Ctx) -> Analysis:
         x = c.x
         if x is None or x.axis is None:
-            return whole(c, "row", axis=None) if x is not None else glob(c, "unsupported call form")
+            return whole(c, OpKind.ROW, axis=None) if x is not None else glob(c, "unsupported call form")
         if len(c.ins) > 1 and (c.arg(dim_pos, kw) is None or isinstance(c.arg(1, "other"), NodeRef)):
             return elementwise(c)  # torch.max(a, b) and friends: element-wise
         d = c.arg(dim_pos, kw)
@@ -244,7 +245,7 @@ def reduction(dim_pos: int, kw: str = "dim") -> Callable[[Ctx], Analysis]:
             else True
         )
         out = x.axis if keep else x.axis - sum(1 for k in dims if k < x.axis)
-        return same_rows(c, "row", lambda p, a, r: out if p == 0 else None, False)
+        return same_rows(c, OpKind.ROW, lambda p, a, r: out if p == 0 else None, False)
 
     return rule
 
@@ -257,12 +258,12 @@ def cat(c: Ctx) -> Analysis:
     for n in c.ins:
         if n.axis is not None and n.axis + c.value.dim() - len(n.shape) == d:
             return glob(c, "concatenation along the split axis")
-    return same_rows(c, "elementwise", right_aligned(c), True)
+    return same_rows(c, OpKind.ELEMENTWISE, right_aligned(c), True)
 
 
 def stack(c: Ctx) -> Analysis:
     d = c.arg(1, "dim", 0) % c.value.dim()
-    return same_rows(c, "elementwise", lambda p, a, r: a + (1 if a >= d else 0), True)
+    return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: a + (1 if a >= d else 0), True)
 
 
 def pick_dim(dim_pos: int, removes: bool = False) -> Callable[[Ctx], Analysis]:
@@ -271,12 +272,12 @@ def pick_dim(dim_pos: int, removes: bool = False) -> Callable[[Ctx], Analysis]:
     def rule(c: Ctx) -> Analysis:
         x = c.x
         if x is None or x.axis is None:
-            return whole(c, "elementwise", axis=None)
+            return whole(c, OpKind.ELEMENTWISE, axis=None)
         d = c.arg(dim_pos, "dim", 0) % len(x.shape)
         if d == x.axis:
             return glob(c, f"{c.op} cuts along the split axis")
         out = x.axis - (1 if removes and d < x.axis else 0)
-        return same_rows(c, "elementwise", lambda p, a, r: out if p == 0 else None, False)
+        return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: out if p == 0 else None, False)
 
     return rule
 
@@ -285,7 +286,7 @@ def moves_axis(c: Ctx) -> Analysis:
     """permute/transpose/movedim/T: follow the axis with a meta tensor of distinct strides."""
     x = c.x
     if x is None or x.axis is None:
-        return whole(c, "elementwise", axis=None)
+        return whole(c, OpKind.ELEMENTWISE, axis=None)
     rank = len(x.shape)
     strides = [1 << i for i in range(rank)]
     probe = torch.empty_strided(x.shape, strides, device="meta")
@@ -296,7 +297,7 @@ def moves_axis(c: Ctx) -> Analysis:
         k = list(out.stride()).index(strides[x.axis])
     except Exception as e:  # noqa: BLE001 - anything unexpected: be global, stay correct
         return glob(c, f"{c.op}: could not follow the split axis ({e})")
-    return same_rows(c, "elementwise", lambda p, a, r: k if p == 0 else None, False)
+    return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: k if p == 0 else None, False)
 
 
 def reshape(c: Ctx) -> Analysis:
@@ -307,12 +308,12 @@ def reshape(c: Ctx) -> Analysis:
     if x is None or not isinstance(v, torch.Tensor):
         return glob(c, "unsupported call form")
     if x.axis is None:
-        return whole(c, "elementwise", axis=None)
+        return whole(c, OpKind.ELEMENTWISE, axis=None)
     lead = rm.prod(x.shape[: x.axis])
     for j in range(v.dim()):
         if rm.prod(v.shape[:j]) == lead and v.shape[j] == x.shape[x.axis]:
             return Analysis(
-                "elementwise",
+                OpKind.ELEMENTWISE,
                 j,
                 rm.Reshape(tuple(v.shape), j, x.extent, x.extent, fn=c.fn, args=c.args, kwargs=c.kwargs),
             )
@@ -323,12 +324,12 @@ def expand(c: Ctx) -> Analysis:
     x = c.x
     v = c.value
     if x is None or x.axis is None:
-        return whole(c, "elementwise", axis=None)
+        return whole(c, OpKind.ELEMENTWISE, axis=None)
     j = x.axis + v.dim() - len(x.shape)
     if v.shape[j] != x.extent:
         return glob(c, "expand along the split axis")
     return Analysis(
-        "elementwise",
+        OpKind.ELEMENTWISE,
         j,
         rm.Reshape(tuple(v.shape), j, x.extent, x.extent, expand=True, fn=c.fn, args=c.args, kwargs=c.kwargs),
     )
@@ -341,7 +342,7 @@ def getitem(c: Ctx) -> Analysis:
     if x is None or not isinstance(v, torch.Tensor):
         return glob(c, "unsupported indexing")
     if x.axis is None:
-        return whole(c, "elementwise", axis=None)
+        return whole(c, OpKind.ELEMENTWISE, axis=None)
     idx = c.args[1]
     idx = idx if isinstance(idx, tuple) else (idx,)
     if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) or isinstance(i, bool) for i in idx):
@@ -356,7 +357,7 @@ def getitem(c: Ctx) -> Analysis:
             n = rank - consumed
             if in_d <= x.axis < in_d + n:
                 out = out_d + x.axis - in_d
-                return same_rows(c, "elementwise", lambda p, a, r: out if p == 0 else None, False)
+                return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: out if p == 0 else None, False)
             in_d += n
             out_d += n
         elif isinstance(i, int):
@@ -372,17 +373,17 @@ def getitem(c: Ctx) -> Analysis:
                     def keep_axis(p: int, a: int, r: int, o: int = out_d) -> Optional[int]:
                         return o if p == 0 else None
 
-                    return same_rows(c, "elementwise", keep_axis, False)
+                    return same_rows(c, OpKind.ELEMENTWISE, keep_axis, False)
                 if e <= 1:
-                    return whole(c, "block", axis=None)
-                kind = "block" if step > 1 else "elementwise"
+                    return whole(c, OpKind.BLOCK, axis=None)
+                kind = OpKind.BLOCK if step > 1 else OpKind.ELEMENTWISE
                 return Analysis(
                     kind, out_d, rm.SliceRows(c.fn, c.args, c.kwargs, c.in_extents, e, idx, comp, start, step)
                 )
             in_d += 1
             out_d += 1
     out = out_d + (x.axis - in_d)
-    return same_rows(c, "elementwise", lambda p, a, r: out if p == 0 else None, False)
+    return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: out if p == 0 else None, False)
 
 
 # ------------------------------------------------------------------------------------- block ops
@@ -409,11 +410,13 @@ def conv(n: int) -> Callable[[Ctx], Analysis]:
         w_ref = c.arg(1, "weight")
         if not isinstance(w_ref, ConstRef) or any(p > 0 and m.axis is not None for p, m in enumerate(c.ins)):
             return (
-                glob(c, "convolution with computed (split) weights") if any_split(c) else whole(c, "block", axis=None)
+                glob(c, "convolution with computed (split) weights")
+                if any_split(c)
+                else whole(c, OpKind.BLOCK, axis=None)
             )
         sp = _spatial(c, n)
         if c.x is not None and c.x.axis is None:
-            return whole(c, "block", axis=None)
+            return whole(c, OpKind.BLOCK, axis=None)
         if sp is None:
             return glob(c, "convolution mixes channels (split axis is not spatial)")
         x, j, rank = sp
@@ -431,7 +434,7 @@ def conv(n: int) -> Callable[[Ctx], Analysis]:
         groups = int(c.arg(6, "groups", 1))
         e = int(c.value.shape[x.axis])
         return Analysis(
-            "block",
+            OpKind.BLOCK,
             x.axis,
             rm.ConvRows(
                 c.fn,
@@ -461,7 +464,7 @@ def conv_transpose(n: int) -> Callable[[Ctx], Analysis]:
     def rule(c: Ctx) -> Analysis:
         w_ref = c.arg(1, "weight")
         if c.x is not None and c.x.axis is None:
-            return whole(c, "block", axis=None)
+            return whole(c, OpKind.BLOCK, axis=None)
         if not isinstance(w_ref, ConstRef) or any(p > 0 and m.axis is not None for p, m in enumerate(c.ins)):
             return glob(c, "transposed convolution with computed weights")
         sp = _spatial(c, n)
@@ -477,7 +480,7 @@ def conv_transpose(n: int) -> Callable[[Ctx], Analysis]:
         dil = _ntuple(c.arg(7, "dilation", 1), n)
         e = int(c.value.shape[x.axis])
         return Analysis(
-            "block",
+            OpKind.BLOCK,
             x.axis,
             rm.ConvTransposeRows(
                 c.fn,
@@ -519,7 +522,7 @@ def pool(n: int, kind: str) -> Callable[[Ctx], Analysis]:
 
     def rule(c: Ctx) -> Analysis:
         if c.x is not None and c.x.axis is None:
-            return whole(c, "block", axis=None)
+            return whole(c, OpKind.BLOCK, axis=None)
         sp = _spatial(c, n)
         if sp is None:
             return glob(c, "pooling along a non-spatial split axis")
@@ -544,7 +547,7 @@ def pool(n: int, kind: str) -> Callable[[Ctx], Analysis]:
                 extra["divisor_override"] = dv
         e = int(c.value.shape[x.axis])
         return Analysis(
-            "block",
+            OpKind.BLOCK,
             x.axis,
             rm.PoolRows(c.fn, c.args, c.kwargs, c.in_extents, e, f, k, stride, pad, dil, extra, j, rank),
         )
@@ -555,7 +558,7 @@ def pool(n: int, kind: str) -> Callable[[Ctx], Analysis]:
 def interpolate(c: Ctx) -> Analysis:
     x = c.x
     if x is None or x.axis is None:
-        return whole(c, "block", axis=None)
+        return whole(c, OpKind.BLOCK, axis=None)
     rank = len(x.shape)
     n = rank - 2
     j = x.axis - 2
@@ -589,21 +592,21 @@ def interpolate(c: Ctx) -> Analysis:
         rank,
         in_spatial,
     )
-    return Analysis("block", x.axis, rmap)
+    return Analysis(OpKind.BLOCK, x.axis, rmap)
 
 
 def pixel_shuffle(shuffle: bool) -> Callable[[Ctx], Analysis]:
     def rule(c: Ctx) -> Analysis:
         x = c.x
         if x is None or x.axis is None:
-            return whole(c, "block", axis=None)
+            return whole(c, OpKind.BLOCK, axis=None)
         rank = len(x.shape)
         if x.axis < rank - 2:
             return glob(c, f"{c.op} mixes channels with the split axis")
         r = int(c.arg(1, "upscale_factor" if shuffle else "downscale_factor"))
         e = int(c.value.shape[x.axis])
         return Analysis(
-            "block", x.axis, rm.PixelShuffleRows(c.fn, c.args, c.kwargs, c.in_extents, e, r, shuffle, x.axis)
+            OpKind.BLOCK, x.axis, rm.PixelShuffleRows(c.fn, c.args, c.kwargs, c.in_extents, e, r, shuffle, x.axis)
         )
 
     return rule
@@ -612,7 +615,7 @@ def pixel_shuffle(shuffle: bool) -> Callable[[Ctx], Analysis]:
 def pad(c: Ctx) -> Analysis:
     x = c.x
     if x is None or x.axis is None:
-        return whole(c, "block", axis=None)
+        return whole(c, OpKind.BLOCK, axis=None)
     spec = [int(p) for p in c.arg(1, "pad")]
     mode = c.arg(2, "mode", "constant")
     value = c.arg(3, "value", None)
@@ -621,7 +624,7 @@ def pad(c: Ctx) -> Analysis:
     from_end = rank - 1 - x.axis
     pos = 2 * from_end
     if pos + 1 >= len(spec):
-        return same_rows(c, "elementwise", lambda p, a, r: a if p == 0 else None, False)
+        return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: a if p == 0 else None, False)
     pb = spec[pos]  # rows added before; those added after (spec[pos + 1]) need no index shift
     h = x.extent
     e = int(c.value.shape[x.axis])
@@ -638,7 +641,7 @@ def pad(c: Ctx) -> Analysis:
     else:
         return glob(c, f"padding mode '{mode}' has no row rule")
     return Analysis(
-        "block", x.axis, rm.PadRows(c.fn, c.args, c.kwargs, c.in_extents, e, src, spec, pos, mode, value, x.axis)
+        OpKind.BLOCK, x.axis, rm.PadRows(c.fn, c.args, c.kwargs, c.in_extents, e, src, spec, pos, mode, value, x.axis)
     )
 
 
@@ -651,12 +654,12 @@ def sparse_select_rule(c: Ctx) -> Analysis:
     if not isinstance(val, SparseRows):
         return glob(c, "sparse_select did not return SparseRows")
     if not (isinstance(m, NodeRef) and isinstance(v, NodeRef)) or m.pos == v.pos:
-        return whole(c, "global", "sparse_select of a constant or of one tensor twice", axis=0)
+        return whole(c, OpKind.GLOBAL, "sparse_select of a constant or of one tensor twice", axis=0)
     mn, vn = c.ins[m.pos], c.ins[v.pos]
     if mn.axis is None or vn.axis != mn.axis or mn.axis >= len(val.mask_shape) or len(c.ins) != 2:
-        return whole(c, "global", "mask and values are not split along one mask axis", axis=0)
+        return whole(c, OpKind.GLOBAL, "mask and values are not split along one mask axis", axis=0)
     return Analysis(
-        "row",
+        OpKind.ROW,
         mn.axis,
         rm.SparseSelectRows(
             c.fn,
@@ -674,7 +677,7 @@ def sparse_select_rule(c: Ctx) -> Analysis:
 
 
 def identity_rule(c: Ctx) -> Analysis:
-    return same_rows(c, "elementwise", lambda p, a, r: a if p == 0 else None, False)
+    return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: a if p == 0 else None, False)
 
 
 def global_rule(reason: str) -> Callable[[Ctx], Analysis]:
@@ -823,7 +826,7 @@ def analyze(c: Ctx) -> Analysis:
     rule = RULES.get(c.op)
     if rule is None:
         if not any_split(c):
-            return whole(c, "global", f"unknown operator '{c.op}' (treated as global)")
+            return whole(c, OpKind.GLOBAL, f"unknown operator '{c.op}' (treated as global)")
         return glob(c, f"unknown operator '{c.op}' (treated as global: correct, not parallel)")
     return rule(c)
 

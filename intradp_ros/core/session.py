@@ -5,6 +5,7 @@ inference silently mixes two models. A replica is named by a canonical `model_id
 build options as sorted JSON), loaded from a checkpoint when one is given, else with seeded random weights
 (so two processes get identical weights without a file), and fingerprinted over every parameter and buffer
 byte. The handshake compares `model_id`, the weights fingerprint and the captured graph's fingerprint.
+Building a replica needs the model registry: `intradp_ros.models.replica.load_replica` (core never imports models).
 """
 
 from __future__ import annotations
@@ -116,31 +117,6 @@ class Replica:
         """The plain local forward (what a distributed run must equal)."""
         with torch.no_grad():
             return self.model(x)
-
-
-def load_replica(config: ModelConfig, device: Any = "cpu") -> Replica:
-    """Build (seeded) or load the model, capture its graph on an example input, fingerprint its weights."""
-    from intradp_ros.core.capture_graph import capture
-    from intradp_ros.models import build
-
-    opts = dict(config.options)
-    for k in ("input_size", "grid_xzy"):
-        if k in opts:
-            opts[k] = tuple(int(v) for v in opts[k])
-    if config.weights:
-        opts["weights"] = config.weights
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(config.seed)
-        model = build(config.name, **opts)
-    except (ValueError, TypeError, OSError) as e:
-        raise ReplicaError(f"cannot build model {config.model_id}: {e}") from None
-    finally:
-        torch.random.set_rng_state(state)
-    model = model.eval().to(device)
-    example = model.input_spec.example(seed=0, device=device)
-    graph = capture(model, example, check=False)
-    return Replica(config, model, graph, example, weights_fingerprint(model))
 
 
 def check_peer(replica: Replica, model_id: str, weights_fp: str, graph_fp: str) -> Optional[str]:

@@ -227,7 +227,7 @@ def section_fidelity(
             "device_only": lp.plan(len(g.nodes)),
             "server_only": lp.plan(0),
             "dsccs": dsccs,
-            "spso": lp.plan(spso_choice(preds, 0, 1.0)),
+            "spso_ga": lp.plan(spso_choice(preds, 0, 1.0)),
         }
         plans["row_split_0.5"] = Plan.row_split(g, 0.5)  # a genuinely split plan, tiles both ways
         for name in list(SYSTEMS) + ["row_split_0.5"]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from intradp_ros.core import cache
 from intradp_ros.models.voxels import AGRNAV_GRID, VoxelGridSpec
 
 __all__ = [
@@ -69,8 +69,7 @@ class SampleDataError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """$INTRADP_CACHE/sample_data, else ~/.cache/intradp_ros/sample_data (same root as the plan-table cache)."""
-    root = Path(os.environ.get("INTRADP_CACHE", Path.home() / ".cache" / "intradp_ros"))
-    return root / "sample_data"
+    return cache.default_cache_dir("sample_data")
 
 
 # ---- camera frames ---------------------------------------------------------------------------------------------

@@ -1,189 +1,39 @@
-"""Per-frame InferenceStats records for the evaluation: message -> flat record, consistency checks, CSV and bag I/O.
-
-A record is a plain dict with every InferenceStats field (the header becomes `stamp_s`) plus the evaluation's own
-columns (`system`, `trace`, `frame`, `t_s` seconds since the run started, `link_mbit` the shaped rate at that time).
-The CSV is what tables and plots read, so a run can be re-tabulated later without a testbed:
-`rosrun intradp_ros evaluate --from-csv stats.csv`.
-
-ROS-free: bags are read with the rosbag API imported inside the function that needs it (as sample_data does).
+"""Per-frame InferenceStats records for the evaluation: the records themselves (fields, conversion, checks, CSV)
+are ROS-free and live in intradp_ros.results.stats_records (re-exported here); reading them out of bags is here.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional
 
-PathLike = Union[str, Path]
-
-# InferenceStats fields in message order (header -> stamp_s)
-STATS_FIELDS: Sequence[str] = (
-    "stamp_s",
-    "robot",
-    "request_id",
-    "model",
-    "mode",
-    "plan_id",
-    "plan_name",
-    "latency_s",
-    "robot_compute_s",
-    "robot_transmit_only_s",
-    "robot_wait_s",
-    "server_compute_s",
-    "transmit_s",
-    "bytes_up",
-    "bytes_down",
-    "tiles_up",
-    "tiles_down",
-    "bandwidth_estimate_mbit_per_s",
-    "energy_j",
-    "mean_power_w",
-    "fell_back_local",
-    "error",
+from intradp_ros.results.stats_records import (
+    CSV_FIELDS,
+    EVAL_FIELDS,
+    STATS_FIELDS,
+    PathLike,
+    StatsRecordError,
+    consistency_problems,
+    read_csv,
+    stats_record,
+    write_csv,
 )
-EVAL_FIELDS: Sequence[str] = ("system", "trace", "frame", "t_s", "link_mbit")
-CSV_FIELDS: Sequence[str] = tuple(EVAL_FIELDS) + tuple(STATS_FIELDS)
 
-_INT_FIELDS = {"request_id", "plan_id", "bytes_up", "bytes_down", "tiles_up", "tiles_down", "frame"}
-_FLOAT_FIELDS = {
-    "stamp_s",
-    "latency_s",
-    "robot_compute_s",
-    "robot_transmit_only_s",
-    "robot_wait_s",
-    "server_compute_s",
-    "transmit_s",
-    "bandwidth_estimate_mbit_per_s",
-    "energy_j",
-    "mean_power_w",
-    "t_s",
-    "link_mbit",
-}
-_BOOL_FIELDS = {"fell_back_local"}
-
-
-class StatsRecordError(ValueError):
-    """A stats message or CSV row that cannot be turned into a record."""
-
-
-def stats_record(msg: Any) -> Dict[str, Any]:
-    """Flat record of an InferenceStats message (or of a dict with the same keys, e.g. a JSON line).
-
-    Values are converted to int/float/bool/str; a missing field or an unconvertible value raises StatsRecordError.
-    """
-    rec: Dict[str, Any] = {}
-    for name in STATS_FIELDS:
-        if name == "stamp_s":
-            value = _stamp_seconds(msg)
-        elif isinstance(msg, Mapping):
-            if name not in msg:
-                raise StatsRecordError(f"stats record lacks field {name!r}")
-            value = msg[name]
-        else:
-            if not hasattr(msg, name):
-                raise StatsRecordError(f"stats message lacks field {name!r}")
-            value = getattr(msg, name)
-        rec[name] = _convert(name, value)
-    return rec
-
-
-def _stamp_seconds(msg: Any) -> float:
-    if isinstance(msg, Mapping):
-        return float(msg.get("stamp_s", 0.0))
-    stamp = getattr(getattr(msg, "header", None), "stamp", None)
-    if stamp is None:
-        return 0.0
-    to_sec = getattr(stamp, "to_sec", None)
-    return float(to_sec()) if callable(to_sec) else float(stamp.secs) + 1e-9 * float(stamp.nsecs)
-
-
-def _convert(name: str, value: Any) -> Any:
-    try:
-        if name in _INT_FIELDS:
-            return int(value)
-        if name in _FLOAT_FIELDS:
-            return float(value)
-        if name in _BOOL_FIELDS:
-            if isinstance(value, str):
-                if value.strip().lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(f"not a boolean: {value!r}")
-                return value.strip().lower() in ("true", "1")
-            return bool(value)
-        return "" if value is None else str(value)
-    except (TypeError, ValueError) as err:
-        raise StatsRecordError(f"field {name!r}: {err}") from None
-
-
-def consistency_problems(rec: Mapping[str, Any], rel_tol: float = 0.02, abs_tol: float = 2e-3) -> List[str]:
-    """What is wrong with one record's figures: the robot-side breakdown must add up to the latency, no figure may
-    be negative or NaN, and bytes need tiles that carried them (empty list: consistent)."""
-    problems = []
-    for name in (
-        "latency_s",
-        "robot_compute_s",
-        "robot_transmit_only_s",
-        "robot_wait_s",
-        "server_compute_s",
-        "transmit_s",
-        "energy_j",
-        "mean_power_w",
-    ):
-        v = float(rec[name])
-        if not math.isfinite(v) or v < 0:
-            problems.append(f"{name} = {v!r}")
-    if problems:
-        return problems
-    parts = float(rec["robot_compute_s"]) + float(rec["robot_transmit_only_s"]) + float(rec["robot_wait_s"])
-    lat = float(rec["latency_s"])
-    if abs(parts - lat) > max(abs_tol, rel_tol * lat):
-        problems.append(f"compute + transmit_only + wait = {parts:.4f} s != latency {lat:.4f} s")
-    # A tile may carry no payload (the survivors of a sparse gather can be none), but bytes need tiles.
-    if int(rec["tiles_up"]) == 0 and int(rec["bytes_up"]) > 0:
-        problems.append("bytes_up without any tile up")
-    if int(rec["tiles_down"]) == 0 and int(rec["bytes_down"]) > 0:
-        problems.append("bytes_down without any tile down")
-    return problems
-
-
-def write_csv(path: PathLike, records: Iterable[Mapping[str, Any]]) -> int:
-    """Write records with CSV_FIELDS columns (missing evaluation columns left empty); returns rows written."""
-    n = 0
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(CSV_FIELDS), extrasaction="ignore")
-        w.writeheader()
-        for rec in records:
-            w.writerow({k: rec.get(k, "") for k in CSV_FIELDS})
-            n += 1
-    return n
-
-
-def read_csv(path: PathLike) -> List[Dict[str, Any]]:
-    """Records from a CSV written by write_csv (types restored); StatsRecordError names the bad line."""
-    out = []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [k for k in CSV_FIELDS if k not in (reader.fieldnames or [])]
-        if missing:
-            raise StatsRecordError(f"{path}: not an evaluation CSV (columns {missing} missing)")
-        for line, row in enumerate(reader, start=2):
-            rec: Dict[str, Any] = {}
-            try:
-                for k in CSV_FIELDS:
-                    v = row[k]
-                    if k in ("t_s", "link_mbit", "frame") and v == "":
-                        rec[k] = float("nan") if k != "frame" else -1
-                    else:
-                        rec[k] = _convert(k, v)
-            except StatsRecordError as err:
-                raise StatsRecordError(f"{path}:{line}: {err}") from None
-            out.append(rec)
-    return out
+__all__ = [
+    "CSV_FIELDS",
+    "EVAL_FIELDS",
+    "STATS_FIELDS",
+    "StatsRecordError",
+    "consistency_problems",
+    "read_csv",
+    "read_stats_bag",
+    "stats_record",
+    "write_csv",
+]
 
 
 def read_stats_bag(path: PathLike, topic: Optional[str] = None) -> List[Dict[str, Any]]:
     """Records of every intradp_ros/InferenceStats message in a bag (optionally one topic), in bag order."""
-    import rosbag  # lazy: keeps this module importable without ROS
+    import rosbag  # lazy: the records above stay usable without ROS
 
     out = []
     with rosbag.Bag(str(path)) as bag:

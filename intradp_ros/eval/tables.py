@@ -2,123 +2,30 @@
 time, transmission share, power and energy per inference; plus the goal check (Intra-DP mean latency at most
 0.8x the best other system, lowest energy among the distributed systems).
 
-Inputs are records from intradp_ros.eval.stats_recorder (one per frame). Frames with an `error` are counted,
-not averaged. Time dilation: with a factor k (DESIGN.md), measured times are k times the times of the system
-the testbed stands for; `undilate(summary, k)` gives those (energy too: the same power over 1/k of the time).
+Inputs are records from intradp_ros.results.stats_records (one per frame). The aggregates (Summary, summarize,
+undilate: frames with an `error` counted, not averaged; times undilated by the testbed's factor k) live in
+intradp_ros.results.aggregates and are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, List, Mapping, Optional, Tuple
 
-import numpy as np
+from intradp_ros.results.aggregates import (  # noqa: F401 - re-exported for the evaluation tools
+    DISTRIBUTED,
+    SYSTEM_LABELS,
+    SYSTEMS,
+    Summary,
+    _mean_std,
+    ordered_systems,
+    ordered_traces,
+    summarize,
+    undilate,
+)
 
-SYSTEMS: Sequence[str] = ("device_only", "server_only", "dsccs", "spso_ga", "intradp")
-SYSTEM_LABELS: Mapping[str, str] = {
-    "device_only": "Device-only",
-    "server_only": "Server-only",
-    "dsccs": "DSCCS",
-    "spso_ga": "SPSO-GA",
-    "intradp": "Intra-DP",
-}
-DISTRIBUTED: Sequence[str] = ("server_only", "dsccs", "spso_ga", "intradp")
 LATENCY_GOAL_RATIO = 0.8
-
-
-@dataclass(frozen=True)
-class Summary:
-    """One system on one trace."""
-
-    system: str
-    trace: str
-    frames: int  # frames with a result (no error)
-    errors: int  # frames that ended with an error
-    fallbacks: int  # frames (partly) finished locally
-    latency_mean_s: float
-    latency_std_s: float
-    transmit_mean_s: float
-    transmit_std_s: float
-    transmit_share: float  # mean transmission time / mean inference time
-    power_mean_w: float  # mean energy / mean inference time
-    energy_mean_j: float
-    energy_std_j: float
-    bytes_up_mean: float
-    bytes_down_mean: float
-
-    @property
-    def label(self) -> str:
-        return SYSTEM_LABELS.get(self.system, self.system)
-
-
-def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    if not values:
-        return float("nan"), float("nan")
-    a = np.asarray(values, dtype=float)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
-
-
-def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Summary]:
-    """{(trace, system): Summary} over the records (keys `trace`, `system` or `mode`, and the stats fields)."""
-    groups: Dict[Tuple[str, str], List[Mapping[str, Any]]] = {}
-    for rec in records:
-        system = str(rec.get("system") or rec.get("mode") or "")
-        groups.setdefault((str(rec.get("trace", "")), system), []).append(rec)
-    out = {}
-    for (trace, system), recs in groups.items():
-        ok = [r for r in recs if not r.get("error")]
-        lat_m, lat_s = _mean_std([float(r["latency_s"]) for r in ok])
-        tx_m, tx_s = _mean_std([float(r["transmit_s"]) for r in ok])
-        en_m, en_s = _mean_std([float(r["energy_j"]) for r in ok])
-        share = tx_m / lat_m if ok and lat_m > 0 else float("nan")
-        power = en_m / lat_m if ok and lat_m > 0 else float("nan")
-        up = float(np.mean([float(r["bytes_up"]) for r in ok])) if ok else float("nan")
-        down = float(np.mean([float(r["bytes_down"]) for r in ok])) if ok else float("nan")
-        out[(trace, system)] = Summary(
-            system,
-            trace,
-            len(ok),
-            len(recs) - len(ok),
-            sum(1 for r in ok if r.get("fell_back_local")),
-            lat_m,
-            lat_s,
-            tx_m,
-            tx_s,
-            share,
-            power,
-            en_m,
-            en_s,
-            up,
-            down,
-        )
-    return out
-
-
-def undilate(s: Summary, k: float) -> Summary:
-    """The summary in the undilated world: times and energies divided by k (power, share and bytes unchanged)."""
-    if not (k > 0 and math.isfinite(k)):
-        raise ValueError(f"dilation factor must be > 0 and finite, got {k!r}")
-    return replace(
-        s,
-        latency_mean_s=s.latency_mean_s / k,
-        latency_std_s=s.latency_std_s / k,
-        transmit_mean_s=s.transmit_mean_s / k,
-        transmit_std_s=s.transmit_std_s / k,
-        energy_mean_j=s.energy_mean_j / k,
-        energy_std_j=s.energy_std_j / k,
-    )
-
-
-def ordered_systems(present: Iterable[str]) -> List[str]:
-    """SYSTEMS order first, then anything else alphabetically."""
-    present = set(present)
-    return [s for s in SYSTEMS if s in present] + sorted(present - set(SYSTEMS))
-
-
-def ordered_traces(present: Iterable[str]) -> List[str]:
-    present = set(present)
-    return [t for t in ("indoor", "outdoor") if t in present] + sorted(present - {"indoor", "outdoor"})
 
 
 def _pm(mean: float, std: float, digits: int) -> str:

@@ -35,7 +35,8 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     from intradp_ros.core.executor import ClientHalf
     from intradp_ros.core.plan import Plan
     from intradp_ros.core.profiler import calibrate_to_frames, cpu_quota, measure_frames, profile_graph
-    from intradp_ros.core.session import ModelConfig, load_replica
+    from intradp_ros.core.session import ModelConfig
+    from intradp_ros.models.replica import load_replica
     from intradp_ros.core.transport import inprocess_pair
 
     if args.threads > 0:

@@ -47,7 +47,7 @@ SPEC: Spec = {
     "origin": (list, list(AGRNAV_GRID.origin), "grid corner x y z (m)"),
     "nan_policy": (str, "drop_frame", "drop_frame (log and drop clouds with NaN/Inf points) or drop_points"),
     "max_points": (int, 5_000_000, "clouds with more points are dropped"),
-    "planner_topic": (str, "/non_intersection_coordinates", "AGRNav planner input"),
+    "planner_topic": (str, "non_intersection_coordinates", "AGRNav planner input"),
 }
 
 
@@ -62,7 +62,7 @@ class AgrnavAdapter(ClientAdapter):
     """PointCloud2 -> occupancy grid (uint8, model layout); logits -> completed voxels."""
 
     input_type = PointCloud2
-    default_input_topic = "/sdf_map/occupancy_inflate"
+    default_input_topic = "sdf_map/occupancy_inflate"  # relative: follows the node's namespace
 
     def configure(self, settings: Dict[str, Any]) -> None:
         if settings["nan_policy"] not in ("drop_frame", "drop_points"):
@@ -80,7 +80,7 @@ class AgrnavAdapter(ClientAdapter):
     def setup(self, runtime: ClientRuntime) -> None:
         s = self.settings
         self.spec = grid_spec(runtime.replica.example.shape[-3:], s["voxel_size"], s["origin"])
-        ns = f"/intradp/{runtime.robot}"
+        ns = runtime.names.prefix
         self.planner_pub = rospy.Publisher(s["planner_topic"], Float64MultiArray, queue_size=2)
         self.cloud_pub = rospy.Publisher(f"{ns}/completed_voxels_cloud", PointCloud2, queue_size=2)
         self.voxels_pub = rospy.Publisher(f"{ns}/completed_voxels", CompletedVoxelsMsg, queue_size=2)

@@ -46,6 +46,8 @@ from intradp_ros.core.bandwidth_plans import (
 )
 from intradp_ros.core.bandwidth_probe import ProbeConfig, thread_run_queue_wait_s
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
+from intradp_ros.ros.names import RobotNames
+from intradp_ros.ros.node_params import parse_bool
 from intradp_ros.ros.probe_server import probe_service_name
 from intradp_ros.srv import BandwidthProbe
 
@@ -54,7 +56,7 @@ KIB = 1024
 
 def plan_book_topic(robot: str) -> str:
     """Latched std_msgs/String: the plan book JSON the client got in its last accepted handshake."""
-    return f"/intradp/{robot}/plan_book"
+    return RobotNames(robot).plan_book
 
 
 class ProbeTimeout(Exception):
@@ -150,16 +152,16 @@ class MonitorNode:
 
     def __init__(self, settings: MonitorSettings) -> None:
         self.settings = settings
-        ns = f"/intradp/{settings.robot}"
-        self.estimate_pub = rospy.Publisher(f"{ns}/bandwidth", BandwidthEstimate, queue_size=10)
-        self.plan_pub = rospy.Publisher(f"{ns}/plan", PlanSwitch, queue_size=1, latch=True)
+        names = RobotNames(settings.robot)
+        self.estimate_pub = rospy.Publisher(names.bandwidth, BandwidthEstimate, queue_size=10)
+        self.plan_pub = rospy.Publisher(names.plan, PlanSwitch, queue_size=1, latch=True)
         self.switch_log = SwitchLogThrottle(settings.switch_log_interval_s)
         self.core = MonitorCore(settings, self._on_change)
-        self.stats_sub = rospy.Subscriber(f"{ns}/stats", InferenceStats, self._on_stats, queue_size=20)
+        self.stats_sub = rospy.Subscriber(names.stats, InferenceStats, self._on_stats, queue_size=20)
         self.book_sub = (
             None
             if settings.choices_fixed
-            else rospy.Subscriber(plan_book_topic(settings.robot), String, self._on_plan_book, queue_size=1)
+            else rospy.Subscriber(names.plan_book, String, self._on_plan_book, queue_size=1)
         )
         cfg = settings.probe
         self.client = ProbeClient(probe_service_name(settings.robot), max(cfg.max_bytes, cfg.initial_bytes))
@@ -302,9 +304,8 @@ PARAMS: Dict[str, tuple] = {
 
 
 def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    """The settings' one boolean parser (a bad value is an error, not False)."""
+    return parse_bool(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

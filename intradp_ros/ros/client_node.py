@@ -1,16 +1,19 @@
-"""The generic Intra-DP client runtime (robot side); the KAPAO, AGRNav and torchvision clients plug an adapter
-(sensor message -> model input, model output -> result messages) into it.
+"""The generic Intra-DP client node (robot side), a thin ROS shell; the KAPAO, AGRNav and torchvision clients plug
+an adapter (sensor message -> model input, model output -> result messages) into it.
 
-One frame: the newest sensor message (queue_size 1, a one-slot mailbox, stale frames dropped) is converted
-and checked against the model's input spec; the plan comes from the `mode` (intradp, device_only, server_only,
-dsccs, spso_ga: the same node and code path for all) and the latest PlanSwitch bucket; the engine's client half
-runs it, with a per-frame deadline. If the server stops answering (peer disconnected, heartbeat failed, a tile
-missing past the frame's budget), the frame is finished locally and following frames run locally until an
-accepted handshake/heartbeat and a connected tile link say the server is back; then distributed inference
-resumes without a restart. After each frame: the result, and InferenceStats on /intradp/<robot>/stats whose
-breakdown adds up (robot_compute_s + robot_transmit_only_s + robot_wait_s == latency_s) and whose bytes are the
-payload sizes of the tiles that were delivered (up: listed by the server's report, or without one written to
-the link; down: received), so a frame's bytes over its transmit time is a real link rate.
+The session logic is ROS-free and shared with the IntraDP API (intradp_ros.core.robot_session): the handshake
+protocol and link health decide whether a frame may use the server, `choose_plan` picks the mode's plan at the latest
+PlanSwitch bucket, `FrameRunner` runs it within the frame deadline and finishes it locally when the server stops
+answering; intradp_ros.results.frame_stats makes each frame's InferenceStats. This module wires them to ROS:
+subscriptions (sensor frames into a one-slot mailbox, plan switches, link estimates, server reports), the
+handshake service, the result and stats publishers, and four threads (session, watchdog, worker, stats).
+
+One frame: the newest sensor message (queue_size 1, stale frames dropped) is converted and checked against the
+model's input spec; the plan comes from the `mode` (intradp, device_only, server_only, dsccs, spso_ga: the same
+node and code path for all). If the server stops answering (peer disconnected, heartbeat failed, a tile missing
+past the frame's budget), the frame is finished locally and following frames run locally until an accepted
+handshake/heartbeat and a connected tile link say the server is back; then distributed inference resumes without
+a restart. Topic names: intradp_ros.ros.names (relative to the node's namespace).
 """
 
 from __future__ import annotations
@@ -20,84 +23,96 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import rospy
 import torch
 from std_msgs.msg import String
 
+from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
-from intradp_ros.core.frame_timing import breakdown
 from intradp_ros.core.link_health import LinkHealth
-from intradp_ros.core.plan import UP, Plan
-from intradp_ros.core.plan_book import MODES, PlanBook, PlanBookError, validate_mode
+from intradp_ros.core.plan import Plan
+from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
-from intradp_ros.core.session import ModelConfig, Replica, load_replica
-from intradp_ros.core.tile_ledger import frame_transfers, report_arrivals
+from intradp_ros.core.robot_session import (
+    FrameRunner,
+    ReportBox,
+    SessionIds,
+    SessionProtocol,
+    choose_plan,
+    deadline_miss,
+)
+from intradp_ros.core.session import ModelConfig, Replica
+from intradp_ros.core.tile_ledger import report_arrivals
+from intradp_ros.core.vocabulary import Side
+from intradp_ros.models.replica import load_replica
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
-from intradp_ros.ros.handshake import NO_SESSION, call_handshake, full_request, heartbeat_request, server_report_topic
-from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
+from intradp_ros.results.frame_stats import FrameRecord, FrameStats, frame_stats
+from intradp_ros.ros.names import RobotNames
+from intradp_ros.ros.node_params import (
+    Spec,
+    build_parser,
+    cli_args,
+    forward_core_logging,
+    from_mapping,
+    resolve,
+    setting,
+    spec_of,
+)
 from intradp_ros.ros.probe_server import validate_robot
+from intradp_ros.ros.session_link import handshake_call
 from intradp_ros.ros.session_transport import RecordingTransport, RobotClientHalf
 
-COMMON_SPEC: Spec = {
-    "robot": (str, "robot1", "robot name: topics /intradp/<robot>/..."),
-    "model": (str, "", "registry model name"),
-    "input_size": (list, [], "model input H W (KAPAO, torchvision)"),
-    "grid_xzy": (list, [], "SCONet grid X Z Y"),
-    "weights": (str, "", "checkpoint (empty: seeded random weights; the server must use the same)"),
-    "seed": (int, 0, "init seed when no checkpoint is given"),
-    "head": (
-        str,
+
+@dataclass
+class ClientSettings:
+    """Settings every client node has (an adapter adds its own: they stay in the settings mapping)."""
+
+    robot: str = setting("robot1", "robot name: topics <names_base>/<robot>/...")
+    names_base: str = setting(
+        "intradp",
+        "base of the robot's topic and service names: relative (default) follows the node's namespace "
+        "(<group ns>, ROS_NAMESPACE); '/intradp' reaches a server outside the namespace",
+    )
+    model: str = setting("", "registry model name")
+    input_size: list = setting([], "model input H W (KAPAO, torchvision)")
+    grid_xzy: list = setting([], "SCONet grid X Z Y")
+    weights: str = setting("", "checkpoint (empty: seeded random weights; the server must use the same)")
+    seed: int = setting(0, "init seed when no checkpoint is given")
+    head: str = setting(
         "",
         "model head: KAPAO 'candidates' (sparse, default) or 'detections'; SCONet 'completion' "
         "(sparse, default) or 'logits'; the server must serve the same",
-    ),
-    "mode": (str, "intradp", "intradp, device_only, server_only, dsccs or spso_ga"),
-    "device": (str, "cpu", "robot-side torch device"),
-    "threads": (
-        int,
+    )
+    mode: str = setting("intradp", "intradp, device_only, server_only, dsccs or spso_ga")
+    device: str = setting("cpu", "robot-side torch device")
+    threads: int = setting(
         0,
         "torch intra-op threads (0: torch's default); under a CPU quota below one CPU use 1: "
         "several threads burn the quota in spin-waits (measured 2x slower frames at 0.1 CPU)",
-    ),
-    "deadline": (float, 2.0, "per-frame deadline (s): distributed work gets this minus the local fallback time"),
-    "max_age": (float, 1.0, "frames older than this when the worker is free are dropped (s)"),
-    "heartbeat_period": (float, 0.5, "seconds between heartbeats / handshake attempts"),
-    "handshake_timeout": (float, 60.0, "longest wait for a full handshake (the server may be solving plans)"),
-    "heartbeat_timeout": (float, 1.0, "longest wait for a heartbeat answer (s)"),
-    "report_timeout": (float, 0.5, "longest wait for the server's report of a request before stats go out (s)"),
-    "initial_bandwidth": (float, 0.0, "bucket (MB/s) used before the first PlanSwitch; 0: the grid's middle"),
-    "profile_repeats": (int, 3, "profiling repeats per tile size for the client profile"),
-    "calibrate_frames": (
-        int,
+    )
+    deadline: float = setting(2.0, "per-frame deadline (s): distributed work gets this minus the local fallback time")
+    max_age: float = setting(1.0, "frames older than this when the worker is free are dropped (s)")
+    heartbeat_period: float = setting(0.5, "seconds between heartbeats / handshake attempts")
+    handshake_timeout: float = setting(60.0, "longest wait for a full handshake (the server may be solving plans)")
+    heartbeat_timeout: float = setting(1.0, "longest wait for a heartbeat answer (s)")
+    report_timeout: float = setting(0.5, "longest wait for the server's report of a request before stats go out (s)")
+    initial_bandwidth: float = setting(0.0, "bucket (MB/s) used before the first PlanSwitch; 0: the grid's middle")
+    profile_repeats: int = setting(3, "profiling repeats per tile size for the client profile")
+    calibrate_frames: int = setting(
         3,
         "device-only frames timed at start (after one warm-up) to scale the per-operator "
         "profile to the real frame time (a CPU quota makes short per-operator timings "
         "too fast); measured at every start, never cached; 0 disables",
-    ),
-    "cache_dir": (str, "", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)"),
-    "fallback_margin": (float, 1.5, "local fallback time is budgeted as this many times the measured local time"),
-}
+    )
+    cache_dir: str = setting("", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
+    fallback_margin: float = setting(1.5, "local fallback time is budgeted as this many times the measured local time")
 
 
-@dataclass
-class Frame:
-    """One processed frame, handed to the stats thread."""
-
-    header: Any
-    start: float
-    end: float
-    request_id: int
-    plan: Plan
-    distributed: bool
-    fell_back: bool
-    idle: List[Tuple[float, float]]
-    error: str = ""
-    expect_report: bool = False
-    bandwidth_mbit: float = 0.0
+COMMON_SPEC: Spec = spec_of(ClientSettings)
 
 
 class ClientAdapter:
@@ -139,16 +154,18 @@ def model_config(settings: Dict[str, Any], options: Optional[Dict[str, Any]] = N
 
 
 class ClientRuntime:
-    """Frames in, distributed (or local) inference, results and stats out."""
+    """Frames in, distributed (or local) inference, results and stats out: ROS wiring around the robot session."""
 
     def __init__(self, adapter: ClientAdapter, settings: Dict[str, Any]) -> None:
         self.adapter = adapter
-        self.s = settings
-        self.robot = validate_robot(settings["robot"])
-        self.mode = validate_mode(settings["mode"])
-        self.device = torch.device(settings["device"])
-        if settings["threads"] > 0:
-            torch.set_num_threads(int(settings["threads"]))
+        self.s = settings  # every setting, the adapter's included
+        self.cfg: ClientSettings = from_mapping(ClientSettings, settings)
+        self.robot = validate_robot(self.cfg.robot)
+        self.names = RobotNames(self.robot, self.cfg.names_base)
+        self.mode = validate_mode(self.cfg.mode)
+        self.device = torch.device(self.cfg.device)
+        if self.cfg.threads > 0:
+            torch.set_num_threads(int(self.cfg.threads))
         t0 = time.perf_counter()
         self.replica: Replica = load_replica(model_config(settings, adapter.model_options(settings)), self.device)
         g = self.replica.graph
@@ -163,32 +180,42 @@ class ClientRuntime:
             self.mode,
         )
         self.device_plan = Plan.device_only(g)
-        self.transport = RecordingTransport("robot", self.robot, g)
-        self.half = RobotClientHalf(g, self.transport, self.device, timeout=settings["deadline"], robot=self.robot)
+        self.transport = RecordingTransport(Side.ROBOT, self.robot, g, namespace=self.cfg.names_base)
+        self.half = RobotClientHalf(g, self.transport, self.device, timeout=self.cfg.deadline, robot=self.robot)
         self.health = LinkHealth()
-        self.slot = LatestFrameSlot(settings["max_age"])
-        self.book: Optional[PlanBook] = None
+        # the bandwidth monitor takes its buckets and predicted latencies from the server's plan book
+        self.book_pub = rospy.Publisher(self.names.plan_book, String, queue_size=1, latch=True)
+        self.session = SessionProtocol(
+            SessionIds.of(self.robot, self.replica),
+            g,
+            handshake_call(self.names),
+            self.health,
+            on_book=lambda text: self.book_pub.publish(String(data=text)),
+        )
+        self.runner = FrameRunner(
+            self.half,
+            self.device_plan,
+            self.cfg.deadline,
+            self.cfg.fallback_margin,
+            self.health,
+            label=f"client {self.robot}",
+        )
+        self.slot = LatestFrameSlot(self.cfg.max_age)
         self.profile: Optional[Profile] = None
-        self.bucket: Optional[float] = settings["initial_bandwidth"] or None
+        self.bucket: Optional[float] = self.cfg.initial_bandwidth or None
         self.estimate_mbit = 0.0
-        self.local_s: Optional[float] = None
         self.power = PowerModel()
-        self._distributed_running = False
         self._infer_lock = threading.Lock()  # one inference at a time: sensor frames or calibration frames
-        self._reports: Dict[int, ServerReport] = {}
-        self._reports_cv = threading.Condition()
-        self._frames: "queue.Queue[Optional[Frame]]" = queue.Queue(maxsize=100)
+        self.reports: ReportBox[ServerReport] = ReportBox(64)
+        self._frames: "queue.Queue[Optional[FrameRecord]]" = queue.Queue(maxsize=100)
         self._stop = threading.Event()
         self.frames_done = 0
         self.frames_dropped_bad = 0
-        ns = f"/intradp/{self.robot}"
-        self.stats_pub = rospy.Publisher(f"{ns}/stats", InferenceStats, queue_size=20)
-        # the bandwidth monitor takes its buckets and predicted latencies from the server's plan book
-        self.book_pub = rospy.Publisher(f"{ns}/plan_book", String, queue_size=1, latch=True)
+        self.stats_pub = rospy.Publisher(self.names.stats, InferenceStats, queue_size=20)
         self.subs = [
-            rospy.Subscriber(f"{ns}/plan", PlanSwitch, self._on_plan, queue_size=5),
-            rospy.Subscriber(f"{ns}/bandwidth", BandwidthEstimate, self._on_estimate, queue_size=5),
-            rospy.Subscriber(server_report_topic(self.robot), ServerReport, self._on_report, queue_size=50),
+            rospy.Subscriber(self.names.plan, PlanSwitch, self._on_plan, queue_size=5),
+            rospy.Subscriber(self.names.bandwidth, BandwidthEstimate, self._on_estimate, queue_size=5),
+            rospy.Subscriber(self.names.server_report, ServerReport, self._on_report, queue_size=50),
         ]
         adapter.setup(self)
         self.threads = [
@@ -201,6 +228,10 @@ class ClientRuntime:
             )
         ]
 
+    @property
+    def book(self) -> Optional[PlanBook]:
+        return self.session.book
+
     # ------------------------------------------------------------------ lifecycle
     def start(self, input_topic: str) -> None:
         self.input_sub = rospy.Subscriber(
@@ -208,7 +239,12 @@ class ClientRuntime:
         )
         for t in self.threads:
             t.start()
-        rospy.loginfo("client %s: listening on %s", self.robot, rospy.resolve_name(input_topic))
+        rospy.loginfo(
+            "client %s: listening on %s, stats on %s",
+            self.robot,
+            rospy.resolve_name(input_topic),
+            rospy.resolve_name(self.names.stats),
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -225,7 +261,7 @@ class ClientRuntime:
     def _on_plan(self, msg: PlanSwitch) -> None:
         b = float(msg.bucket_mbyte_per_s)
         if (msg.robot and msg.robot != self.robot) or not math.isfinite(b) or b <= 0:
-            rospy.logerr("client %s: ignored PlanSwitch (robot %r, bucket %r)", self.robot, msg.robot, b)
+            rospy.logerr_throttle(10.0, f"client {self.robot}: ignored PlanSwitch (robot {msg.robot!r}, bucket {b!r})")
             return
         if b != self.bucket:
             rospy.loginfo(
@@ -242,23 +278,19 @@ class ClientRuntime:
             return
         n = len(msg.in_node_ids)
         if len(msg.in_row_starts) != n or len(msg.in_stamps) != n:
-            rospy.logerr("client %s: dropped malformed ServerReport of request %d", self.robot, msg.request_id)
+            rospy.logerr_throttle(
+                10.0, f"client {self.robot}: dropped malformed ServerReport of request {msg.request_id}"
+            )
             return
-        with self._reports_cv:
-            self._reports[int(msg.request_id)] = msg
-            while len(self._reports) > 64:
-                self._reports.pop(next(iter(self._reports)))
-            self._reports_cv.notify_all()
+        self.reports.put(int(msg.request_id), msg)
 
     # ------------------------------------------------------------------ session
-    def _ensure_profile(self) -> Optional[Profile]:
+    def _ensure_profile(self) -> Profile:
         if self.profile is None:
-            from intradp_ros.core.plan_table import default_cache_dir
-
             t0 = time.perf_counter()
-            cache = self.s["cache_dir"] or default_cache_dir()
+            cache = self.cfg.cache_dir or default_cache_dir()
             prof, hit = cached_profile(
-                self.replica.graph, [self.replica.example], cache, self.device, repeats=self.s["profile_repeats"]
+                self.replica.graph, [self.replica.example], cache, self.device, repeats=self.cfg.profile_repeats
             )
             rospy.loginfo(
                 "client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, cpu quota %s)",
@@ -275,7 +307,7 @@ class ClientRuntime:
         """`prof` scaled to `calibrate_frames` device-only frames timed now through the client's own executor
         (the local path), so plans are made for the robot as fast as it really is. Each frame holds the worker
         lock, so calibration frames and sensor frames never compete for the (possibly throttled) CPU."""
-        n = int(self.s["calibrate_frames"])
+        n = int(self.cfg.calibrate_frames)
         if n <= 0:
             return prof
 
@@ -300,90 +332,36 @@ class ClientRuntime:
             cal.measured_s * 1e3,
             cal.factor,
         )
-        if self.local_s is None:
-            self.local_s = cal.measured_s
+        if self.runner.local_s is None:
+            self.runner.local_s = cal.measured_s
         return calibrated
 
     def _session_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self._session_steps()
+                wait = self.session.step(
+                    lambda: self._ensure_profile().to_json(), self.cfg.handshake_timeout, self.cfg.heartbeat_timeout
+                )
             except Exception as e:  # noqa: BLE001 - the session thread must survive anything; frames run locally
                 rospy.logerr("client %s: session error: %s: %s", self.robot, type(e).__name__, e)
-                self._log(self.health.on_failure(f"session error: {e}"))
-                self.book = None
-                self._stop.wait(max(1.0, self.s["heartbeat_period"]))
-
-    def _session_steps(self) -> None:
-        r = self.replica
-        ids = (self.robot, r.model_id, r.weights_fingerprint, r.graph_fingerprint)
-        while not self._stop.is_set():
-            if self.book is None:
-                prof = self._ensure_profile()
-                out = call_handshake(self.robot, full_request(*ids, prof.to_json()), self.s["handshake_timeout"])
-                if out.accepted:
-                    try:
-                        self.book = PlanBook.from_json(out.response.plan_table_json, r.graph)
-                    except PlanBookError as e:
-                        rospy.logerr("client %s: server sent an unusable plan book: %s", self.robot, e)
-                        out = None
-                    else:
-                        self.book_pub.publish(String(data=out.response.plan_table_json))
-                        rospy.loginfo(
-                            "client %s: handshake accepted by %s server (%d plans, buckets %g..%g MB/s)",
-                            self.robot,
-                            out.response.server_device,
-                            len(self.book.plans),
-                            self.book.buckets[0],
-                            self.book.buckets[-1],
-                        )
-                        self._log(self.health.on_session(True, "handshake accepted"))
-                elif out.response is not None:
-                    rospy.logerr_throttle(10.0, f"client {self.robot}: handshake refused: {out.reason}")
-            else:
-                out = call_handshake(self.robot, heartbeat_request(*ids), self.s["heartbeat_timeout"])
-                if out.accepted:
-                    self._log(self.health.on_session(True, "heartbeat answered"))
-                else:
-                    self._log(self.health.on_session(False, f"heartbeat failed: {out.reason}"))
-                    if out.response is not None and out.reason == NO_SESSION:
-                        rospy.logwarn("client %s: server lost the session (restarted?): handshaking again", self.robot)
-                        self.book = None
-                        continue
-            self._stop.wait(self.s["heartbeat_period"])
+                self.session.on_error(f"session error: {e}")
+                self._stop.wait(max(1.0, self.cfg.heartbeat_period))
+                continue
+            if wait:
+                self._stop.wait(self.cfg.heartbeat_period)
 
     def _watchdog_loop(self) -> None:
         while not self._stop.wait(0.05):
             try:
-                self._watch()
+                self._log(self.runner.on_peer(self.transport.peer_connected()))
             except Exception as e:  # noqa: BLE001 - keep watching
                 rospy.logerr_throttle(10.0, f"client {self.robot}: watchdog error: {e}")
-
-    def _watch(self) -> None:
-        connected = self.transport.peer_connected()
-        self._log(self.health.on_peer(connected))
-        if not connected and self._distributed_running:
-            if self.half.abort("server disconnected (tile link lost its peer)"):
-                rospy.logwarn("client %s: server disconnected mid-frame: finishing it locally", self.robot)
 
     def _log(self, line: Optional[str]) -> None:
         if line:
             rospy.loginfo("client %s: %s", self.robot, line)
 
     # ------------------------------------------------------------------ frames
-    def _choose(self) -> Tuple[Plan, bool]:
-        book = self.book
-        if self.mode == "device_only" or book is None or not self.health.distributed_allowed():
-            return self.device_plan, False
-        return book.plan_for(self.mode, self.bucket), True
-
-    def _local(self, x: torch.Tensor) -> Any:
-        t0 = time.perf_counter()
-        out = self.half.infer(self.device_plan, x)
-        dt = time.perf_counter() - t0
-        self.local_s = dt if self.local_s is None else 0.8 * self.local_s + 0.2 * dt
-        return out
-
     def _worker_loop(self) -> None:
         spec = self.replica.example
         while not self._stop.is_set():
@@ -412,44 +390,25 @@ class ClientRuntime:
             rospy.logerr("client %s: frame failed: %s: %s", self.robot, type(e).__name__, e)
 
     def _run_frame(self, msg: Any, x: torch.Tensor, ctx: Any, start: float) -> None:
-        plan, distributed = self._choose()
-        fell_back = False
-        error = ""
-        idle: List[Tuple[float, float]] = []
-        if distributed:
-            local_budget = (self.local_s or 0.0) * self.s["fallback_margin"]
-            self.half.timeout = max(0.05, self.s["deadline"] - (time.time() - start) - local_budget)
-            self._distributed_running = True
-            try:
-                outputs = self.half.infer(plan, x)
-            except ExecutionError as e:
-                fell_back = True
-                error = ""
-                self._log(self.health.on_failure(f"distributed frame failed: {e}"))
-                rospy.logwarn(
-                    "client %s: request %d failed (%s): finishing the frame locally",
-                    self.robot,
-                    self.half.last_request_id,
-                    str(e)[:200],
-                )
-            finally:
-                self._distributed_running = False
-            rid = self.half.last_request_id
-            idle = list(self.half.last_idle)
-            if fell_back:
-                outputs = self._local(x)
-        else:
-            outputs = self._local(x)
-            rid = self.half.last_request_id
-        result = self.adapter.postprocess(outputs, ctx)
-        self.adapter.publish(result, ctx, msg.header, rid)
+        choice = choose_plan(self.mode, self.book, self.bucket, self.health.distributed_allowed(), self.device_plan)
+        out = self.runner.run(choice, (x,), elapsed_s=time.time() - start)
+        result = self.adapter.postprocess(out.outputs, ctx)
+        self.adapter.publish(result, ctx, msg.header, out.request_id)
         end = time.time()
-        if end - start > self.s["deadline"]:
-            error = f"deadline missed: {end - start:.3f} s > {self.s['deadline']:g} s"
+        error = deadline_miss(start, end, self.cfg.deadline)
+        if error:
             rospy.logwarn_throttle(5.0, f"client {self.robot}: {error}")
-        expect = distributed and not fell_back and any(t.direction == UP for t in plan.transfers())
-        frame = Frame(
-            msg.header, start, end, rid, plan, distributed, fell_back, idle, error, expect, self.estimate_mbit
+        frame = FrameRecord(
+            msg.header,
+            start,
+            end,
+            out.request_id,
+            out.plan,
+            out.distributed,
+            out.fell_back,
+            out.idle,
+            error,
+            self.estimate_mbit,
         )
         self.frames_done += 1
         try:
@@ -458,16 +417,6 @@ class ClientRuntime:
             rospy.logwarn_throttle(5.0, f"client {self.robot}: stats queue full, stats of a frame dropped")
 
     # ------------------------------------------------------------------ stats
-    def _wait_report(self, rid: int, timeout: float) -> Optional[ServerReport]:
-        deadline = time.monotonic() + timeout
-        with self._reports_cv:
-            while rid not in self._reports:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._reports_cv.wait(left)
-            return self._reports.pop(rid)
-
     def _stats_loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -481,41 +430,19 @@ class ClientRuntime:
             except Exception as e:  # noqa: BLE001 - stats must never stop the node
                 rospy.logerr("client %s: stats of request %d failed: %s", self.robot, frame.request_id, e)
 
-    def stats_for(self, f: Frame) -> InferenceStats:
-        """InferenceStats of one frame (waits up to report_timeout for the server's report)."""
-        report = self._wait_report(f.request_id, self.s["report_timeout"]) if f.expect_report else None
+    def frame_stats(self, f: FrameRecord) -> FrameStats:
+        """The ROS-free statistics of one frame (waits up to report_timeout for the server's report)."""
+        report = self.reports.take(f.request_id, self.cfg.report_timeout) if f.expects_report else None
         sent, recv = self.transport.take_records(f.request_id)
         arrivals = (
             None if report is None else report_arrivals(report.in_node_ids, report.in_row_starts, report.in_stamps)
         )
-        tx = frame_transfers(sent, recv, arrivals)  # only tiles that were delivered (see core/tile_ledger)
-        b = breakdown(f.start, f.end, f.idle, tx.up_flight, tx.down_flight)
-        energy = self.power.energy(b.latency_s, b.compute_s, b.transmit_only_s)
-        plan = f.plan
-        return InferenceStats(
-            header=f.header,
-            robot=self.robot,
-            request_id=f.request_id,
-            model=self.replica.model_id,
-            mode=self.mode,
-            plan_id=plan.plan_id,
-            plan_name=plan.name,
-            latency_s=b.latency_s,
-            robot_compute_s=b.compute_s,
-            robot_transmit_only_s=b.transmit_only_s,
-            robot_wait_s=b.wait_s,
-            server_compute_s=float(report.server_compute_s) if report is not None else 0.0,
-            transmit_s=b.transmit_s,
-            bytes_up=tx.bytes_up,
-            bytes_down=tx.bytes_down,
-            tiles_up=tx.tiles_up,
-            tiles_down=tx.tiles_down,
-            bandwidth_estimate_mbit_per_s=f.bandwidth_mbit,
-            energy_j=energy,
-            mean_power_w=energy / b.latency_s if b.latency_s > 0 else 0.0,
-            fell_back_local=f.fell_back,
-            error=f.error,
-        )
+        server_s = float(report.server_compute_s) if report is not None else 0.0
+        return frame_stats(f, self.robot, self.replica.model_id, self.mode, sent, recv, arrivals, server_s, self.power)
+
+    def stats_for(self, f: FrameRecord) -> InferenceStats:
+        """InferenceStats of one frame."""
+        return InferenceStats(header=f.stamp, **self.frame_stats(f).fields())
 
 
 def run_client(adapter: ClientAdapter, prog: str, description: str, spec: Spec, argv: Sequence[str]) -> int:
@@ -528,8 +455,7 @@ def run_client(adapter: ClientAdapter, prog: str, description: str, spec: Spec, 
     forward_core_logging()
     try:
         settings = resolve(full, args)
-        if settings["mode"] not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {settings['mode']!r}")
+        validate_mode(settings["mode"])
         adapter.configure(settings)
         runtime = ClientRuntime(adapter, settings)
     except (ValueError, TypeError, OSError) as e:

@@ -29,6 +29,7 @@ from intradp_ros.core.codec import TileValidator
 from intradp_ros.core.tile import Tile, TileError
 from intradp_ros.msg import TensorTile
 from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
+from intradp_ros.ros.names import RobotNames
 
 ROW_BYTES = 1024  # echo tiles are uint8 (rows, 1024)
 PLAN_ID = 1  # the only plan id the echo nodes accept
@@ -39,11 +40,11 @@ MAX_STREAM_TILES = 200  # tiles per stream run (bounds the sender's queue and th
 
 
 def up_topic(robot: str) -> str:
-    return f"/intradp/{robot}/up"
+    return RobotNames(robot).up
 
 
 def down_topic(robot: str) -> str:
-    return f"/intradp/{robot}/down"
+    return RobotNames(robot).down
 
 
 def make_validator() -> TileValidator:

@@ -26,15 +26,16 @@ from intradp_ros.core.tile import TileError
 
 from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
 
-NO_SESSION = "no session"
+from intradp_ros.core.robot_session import NO_SESSION  # noqa: F401 - the protocol's word, re-exported
+from intradp_ros.ros.names import RobotNames
 
 
 def handshake_service(robot: str) -> str:
-    return f"/intradp/{robot}/handshake"
+    return RobotNames(robot).handshake
 
 
 def server_report_topic(robot: str) -> str:
-    return f"/intradp/{robot}/server_report"
+    return RobotNames(robot).server_report
 
 
 @dataclass
@@ -55,10 +56,12 @@ class HandshakeOutcome:
         return self.response.error
 
 
-def call_handshake(robot: str, request: HandshakeRequest, timeout: float) -> HandshakeOutcome:
-    """Call the robot's handshake service, waiting at most `timeout` seconds in all."""
+def call_handshake(
+    robot: str, request: HandshakeRequest, timeout: float, service: Optional[str] = None
+) -> HandshakeOutcome:
+    """Call the robot's handshake service (or `service`), waiting at most `timeout` seconds in all."""
     box: dict = {}
-    name = handshake_service(robot)
+    name = service or handshake_service(robot)
 
     def work() -> None:
         try:

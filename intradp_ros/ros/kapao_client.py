@@ -159,7 +159,7 @@ class KapaoAdapter(ClientAdapter):
     """Image or CompressedImage -> letterboxed uint8 input; detections -> poses."""
 
     input_type: Any = Image
-    default_input_topic = "/camera/image_raw"
+    default_input_topic = "camera/image_raw"  # relative: follows the node's namespace
 
     def configure(self, settings: Dict[str, Any]) -> None:
         self.thr = KapaoThresholds(
@@ -198,7 +198,7 @@ class KapaoAdapter(ClientAdapter):
         return kapao_head_options(settings.get("head") or "candidates", self.thr)
 
     def setup(self, runtime: ClientRuntime) -> None:
-        ns = f"/intradp/{runtime.robot}"
+        ns = runtime.names.prefix
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
         self.poses_pub = rospy.Publisher(f"{ns}/poses", HumanPoses, queue_size=5)
         self.image_pub = rospy.Publisher(f"{ns}/annotated", Image, queue_size=2) if self.annotate else None

@@ -39,9 +39,10 @@ def _globs(value: Any) -> List[str]:
 
 
 def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    """The nodes' one boolean parser (a bad value is an error naming it, never silently False)."""
+    from intradp_ros.ros.node_params import parse_bool  # rospy only when the bridge runs
+
+    return parse_bool(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

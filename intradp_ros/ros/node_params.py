@@ -1,16 +1,54 @@
-"""Node settings for the system nodes: defaults, overridden by private ROS parameters (launch files, config
-yaml), overridden by command-line options. One table per node keeps the three in step and documented."""
+"""The one settings loader of the nodes: defaults < private ROS parameters (launch files, config yaml) < command
+line options, each value coerced to its type, with one boolean parser (`parse_bool`: a bad value is an error
+naming the setting, never silently False).
+
+A node declares its settings once, as a dataclass whose fields carry a default and `metadata={"help": ...}`
+(`setting(default, help)`), or as a Spec table name -> (type, default, help); `spec_of(cls)` turns the first into
+the second, `load(...)` / `resolve(...)` fill either from the three sources, `from_mapping(cls, values)` builds the
+dataclass.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, get_type_hints
 
 import rospy
 
 Spec = Dict[str, Tuple[type, Any, str]]  # name -> (type, default, help)
+S = TypeVar("S")
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+
+
+def setting(default: Any, help: str) -> Any:  # noqa: A002 - argparse's word
+    """A dataclass field of a settings class: its default (lists and dicts copied per instance) and help text."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def spec_of(cls: type) -> Spec:
+    """The Spec table of a settings dataclass (field type, default, help), in field order."""
+    hints = get_type_hints(cls)
+    out: Spec = {}
+    for f in dataclasses.fields(cls):
+        typ = hints[f.name]
+        origin = getattr(typ, "__origin__", None)
+        typ = origin if origin in (list, dict) else typ
+        if typ not in _TYPES.values():
+            raise TypeError(f"setting {f.name}: type {typ!r} is not one of {sorted(_TYPES)}")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out[f.name] = (typ, default, f.metadata.get("help", ""))
+    return out
+
+
+def from_mapping(cls: Type[S], values: Mapping[str, Any]) -> S:
+    """The settings dataclass from resolved values (names it does not have are ignored: adapters' own)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def build_parser(prog: str, description: str, spec: Spec) -> argparse.ArgumentParser:
@@ -29,14 +67,17 @@ def build_parser(prog: str, description: str, spec: Spec) -> argparse.ArgumentPa
 
 
 def parse_bool(v: Any) -> bool:
+    """The one boolean parser of every setting: true/false, yes/no, on/off, 1/0 (any case); ValueError otherwise."""
     if isinstance(v, bool):
         return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
     s = str(v).strip().lower()
     if s in ("1", "true", "yes", "on"):
         return True
     if s in ("0", "false", "no", "off"):
         return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {v!r}")
+    raise ValueError(f"not a boolean: {v!r} (true/false, yes/no, on/off, 1/0)")
 
 
 def _coerce(name: str, typ: type, value: Any) -> Any:
@@ -54,13 +95,33 @@ def _coerce(name: str, typ: type, value: Any) -> Any:
     return typ(value)
 
 
-def resolve(spec: Spec, args: Optional[argparse.Namespace], use_ros: bool = True) -> Dict[str, Any]:
-    """Default < private parameter < command line, each coerced to its type (ValueError naming the setting)."""
+ParamLookup = Callable[[str], Tuple[bool, Any]]  # name -> (is set, value)
+
+
+def private_params(name: str) -> Tuple[bool, Any]:
+    """This node's private parameter `~name` (set, value)."""
+    if rospy.has_param("~" + name):
+        return True, rospy.get_param("~" + name)
+    return False, None
+
+
+def resolve(
+    spec: Spec,
+    args: Optional[argparse.Namespace],
+    use_ros: bool = True,
+    params: Optional[ParamLookup] = None,
+) -> Dict[str, Any]:
+    """Default < private parameter < command line, each coerced to its type (ValueError naming the setting).
+
+    `params` looks parameters up (default: this node's private parameters; tests pass a dict's lookup)."""
+    lookup = params if params is not None else (private_params if use_ros else None)
     out: Dict[str, Any] = {}
     for name, (typ, default, _text) in spec.items():
         value = default
-        if use_ros and rospy.has_param("~" + name):
-            value = rospy.get_param("~" + name)
+        if lookup is not None:
+            found, given = lookup(name)
+            if found:
+                value = given
         cli = getattr(args, name, None) if args is not None else None
         if cli is not None:
             value = cli
@@ -71,9 +132,17 @@ def resolve(spec: Spec, args: Optional[argparse.Namespace], use_ros: bool = True
     return out
 
 
-def cli_args(argv: Sequence[str]) -> list:
+def cli_args(argv: Sequence[str]) -> List[str]:
     """argv without the program name and without ROS remappings (name:=value)."""
     return [a for a in rospy.myargv(list(argv))[1:]]
+
+
+def load(
+    spec: Spec, prog: str, description: str, argv: Sequence[str], params: Optional[ParamLookup] = None
+) -> Dict[str, Any]:
+    """Parse the command line (after rospy.init_node, so private parameters are this node's) and resolve."""
+    args = build_parser(prog, description, spec).parse_args(cli_args(argv))
+    return resolve(spec, args, params=params)
 
 
 class _ToRospy(logging.Handler):

@@ -1,4 +1,4 @@
-"""Server-side endpoint for the bandwidth monitor's active probes: `/intradp/<robot>/probe` (BandwidthProbe).
+"""Server-side endpoint for the bandwidth monitor's active probes: `intradp/<robot>/probe` (BandwidthProbe).
 
 It takes the uploaded payload (raw bytes; its content is never looked at), stamps when the request arrived
 (wall clock, so a robot with a synchronised clock can split the time into up- and downlink), and answers with
@@ -6,7 +6,8 @@ It takes the uploaded payload (raw bytes; its content is never looked at), stamp
 refused with a logged error (the caller gets a ServiceException), so a bad or hostile client cannot make the
 server allocate or send without bound. One process can serve several robots (`--robots robot1,robot2`).
 
-Settings: command line, else private parameters (``~robots``, ``~max_reply_bytes``, ``~max_payload_bytes``).
+Settings (`ProbeServerSettings`): command line, else private parameters (``~robots``, ``~max_reply_bytes``,
+``~max_payload_bytes``), else the defaults, through the nodes' one loader (intradp_ros.ros.node_params).
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ import rospy
 
 from intradp_ros.core.bandwidth_monitor import validate_robot
 from intradp_ros.srv import BandwidthProbe, BandwidthProbeRequest, BandwidthProbeResponse
+from intradp_ros.ros import node_params
+from intradp_ros.ros.names import RobotNames
+from intradp_ros.ros.node_params import setting
 
 DEFAULT_MAX_REPLY = 4 << 20
 DEFAULT_MAX_PAYLOAD = 4 << 20
 
 
 def probe_service_name(robot: str) -> str:
-    """`/intradp/<robot>/probe` (the robot name must be a valid ROS name segment)."""
+    """`intradp/<robot>/probe`, relative to the node's namespace (the robot name must be a valid ROS name segment)."""
     validate_robot(robot)
-    return f"/intradp/{robot}/probe"
+    return RobotNames(robot).probe
 
 
 class ProbeRefused(ValueError):
@@ -120,52 +124,33 @@ class ProbeServer:
             s.shutdown("probe server stopping")
 
 
+@dataclass
+class ProbeServerSettings:
+    """The probe server's settings (defaults < private parameters < command line, `ros/node_params.py`)."""
+
+    robots: list = setting(["robot"], "robot names (comma separated or a JSON list)")
+    max_reply_bytes: int = setting(DEFAULT_MAX_REPLY, "largest reply served")
+    max_payload_bytes: int = setting(DEFAULT_MAX_PAYLOAD, "largest upload accepted")
+
+
+DESCRIPTION = "Answer the bandwidth monitor's active probes on intradp/<robot>/probe."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bandwidth_probe_server",
-        description="Answer the bandwidth monitor's active probes on /intradp/<robot>/probe.",
-    )
-    p.add_argument("--robots", help="robot names, comma separated (default: ~robots param, else 'robot')")
-    p.add_argument(
-        "--max-reply-bytes",
-        dest="max_reply_bytes",
-        type=int,
-        help=f"largest reply served (default {DEFAULT_MAX_REPLY})",
-    )
-    p.add_argument(
-        "--max-payload-bytes",
-        dest="max_payload_bytes",
-        type=int,
-        help=f"largest upload accepted (default {DEFAULT_MAX_PAYLOAD})",
-    )
-    return p
-
-
-def _names(value: Any) -> List[str]:
-    if isinstance(value, str):
-        return [r for r in value.replace(",", " ").split() if r]
-    return [str(r) for r in value]
+    return node_params.build_parser("bandwidth_probe_server", DESCRIPTION, node_params.spec_of(ProbeServerSettings))
 
 
 def main(argv: Sequence[str]) -> int:
     """Entry point of scripts/bandwidth_probe_server."""
-    args = build_parser().parse_args(rospy.myargv(list(argv))[1:])
+    spec = node_params.spec_of(ProbeServerSettings)
+    args = build_parser().parse_args(node_params.cli_args(argv))
     rospy.init_node("bandwidth_probe_server", anonymous=False)
-    robots = _names(args.robots if args.robots is not None else rospy.get_param("~robots", "robot"))
-    max_reply = (
-        args.max_reply_bytes
-        if args.max_reply_bytes is not None
-        else int(rospy.get_param("~max_reply_bytes", DEFAULT_MAX_REPLY))
-    )
-    max_payload = (
-        args.max_payload_bytes
-        if args.max_payload_bytes is not None
-        else int(rospy.get_param("~max_payload_bytes", DEFAULT_MAX_PAYLOAD))
-    )
     try:
+        settings = node_params.from_mapping(ProbeServerSettings, node_params.resolve(spec, args))
+        robots = [str(r) for r in settings.robots]
         if not robots:
             raise ValueError("no robot names given")
-        server = ProbeServer(robots, max_reply, max_payload)
+        server = ProbeServer(robots, settings.max_reply_bytes, settings.max_payload_bytes)
     except ValueError as err:
         rospy.logfatal(f"bandwidth_probe_server: {err}")
         return 2

@@ -3,9 +3,10 @@
 `RemoteSession.connect(model, example, server=..., robot=...)` makes this process a ROS node (if it is not one
 yet) on the master at `server` ("host" -> http://host:11311, a full http:// URI, or "ros" for the master this
 process already uses, e.g. the robot's master bridged to the server's), derives the replica id from the model
-(registry name from `model.model_name`, its input size from the example), handshakes (the server refuses other
-weights or graphs), and then runs requests through the same client half and ROS transport as the client
-nodes. Plans come from the session's plan book: `session.plan(mode, bandwidth_MBps)`.
+(registry name from `model.model_name`, its input size from the example), handshakes through the same protocol
+code as the client nodes (intradp_ros.core.robot_session; the server refuses other weights or graphs), and then
+runs requests through the same client half and ROS transport. Plans come from the session's plan book:
+`session.plan(mode, bandwidth_MBps)`; the API finishes a failed frame locally with the same FrameRunner.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ import torch.nn as nn
 from intradp_ros.core.capture_graph import capture
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
-from intradp_ros.core.plan_table import default_cache_dir
+from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.profiler import cached_profile
+from intradp_ros.core.robot_session import SessionIds, SessionProtocol, SessionRefused
 from intradp_ros.core.session import ModelConfig, Replica, weights_fingerprint
-from intradp_ros.ros.handshake import call_handshake, full_request, handshake_service
+from intradp_ros.core.vocabulary import Side
+from intradp_ros.ros.names import RobotNames
+from intradp_ros.ros.session_link import handshake_call
 from intradp_ros.ros.session_transport import RecordingTransport, RobotClientHalf
 
 
@@ -73,7 +77,7 @@ class RemoteSession:
         self, replica: Replica, robot: str, book: PlanBook, device: Any = "cpu", timeout: float = 30.0
     ) -> None:
         self.replica, self.robot, self.book = replica, robot, book
-        self.transport = RecordingTransport("robot", robot, replica.graph)
+        self.transport = RecordingTransport(Side.ROBOT, robot, replica.graph)
         self.client = RobotClientHalf(replica.graph, self.transport, device, timeout, robot)
 
     @classmethod
@@ -101,7 +105,8 @@ class RemoteSession:
         replica = Replica(config, model, graph, example, weights_fingerprint(model))
         profile, _hit = cached_profile(graph, [example], default_cache_dir(), device, repeats=1)
         deadline = time.monotonic() + timeout
-        service = handshake_service(robot)
+        names = RobotNames(robot)
+        service = names.handshake
         try:  # a server that is still loading (or a bridge still syncing) has not registered it yet
             rospy.wait_for_service(service, timeout=timeout)
         except rospy.ROSException:
@@ -109,14 +114,12 @@ class RemoteSession:
                 f"server {server!r}: no {service} service within {timeout:g} s (is intradp_server "
                 f"running for robot {robot}, and the master bridge?)"
             ) from None
-        out = call_handshake(
-            robot,
-            full_request(robot, replica.model_id, replica.weights_fingerprint, graph.fingerprint, profile.to_json()),
-            max(1.0, deadline - time.monotonic()),
-        )
-        if not out.accepted:
-            raise RemoteUnavailable(f"server {server!r} (robot {robot}): {out.reason}")
-        session = cls(replica, robot, PlanBook.from_json(out.response.plan_table_json, graph), device)
+        protocol = SessionProtocol(SessionIds.of(robot, replica), graph, handshake_call(names))
+        try:
+            book = protocol.handshake(profile.to_json(), max(1.0, deadline - time.monotonic()))
+        except SessionRefused as e:
+            raise RemoteUnavailable(f"server {server!r} (robot {robot}): {e}") from None
+        session = cls(replica, robot, book, device)
         deadline = time.monotonic() + 10.0
         while not session.transport.peer_connected() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -27,7 +27,8 @@ from intradp_ros.core.plan import SERVER
 from intradp_ros.core.plan_book import PlanBook, PlanBookError, build_plan_book, parse_grid
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
-from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer, load_replica
+from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer
+from intradp_ros.models.replica import load_replica
 from intradp_ros.core.solver import SolverConfig
 from intradp_ros.msg import ServerReport
 from intradp_ros.ros.handshake import NO_SESSION, camera_fields, handshake_service, server_report_topic

@@ -2,7 +2,7 @@
 
 Any `torchvision:<name>` model (e.g. torchvision:resnet18) through the same client runtime; the frame is
 letterboxed to the model input and the first output is published flattened as std_msgs/Float32MultiArray on
-`/intradp/<robot>/output` (for classifiers: the logits), with InferenceStats.
+`intradp/<robot>/output` (relative to the node's namespace) (for classifiers: the logits), with InferenceStats.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SPEC: Spec = {
 
 class TorchvisionAdapter(ClientAdapter):
     input_type = Image
-    default_input_topic = "/camera/image_raw"
+    default_input_topic = "camera/image_raw"  # relative: follows the node's namespace
 
     def configure(self, settings: Dict[str, Any]) -> None:
         if not str(settings["model"]).startswith("torchvision:"):
@@ -38,7 +38,7 @@ class TorchvisionAdapter(ClientAdapter):
 
     def setup(self, runtime: ClientRuntime) -> None:
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
-        self.pub = rospy.Publisher(f"/intradp/{runtime.robot}/output", Float32MultiArray, queue_size=5)
+        self.pub = rospy.Publisher(runtime.names.name("output"), Float32MultiArray, queue_size=5)
 
     def convert(self, msg: Image) -> Tuple[torch.Tensor, Any]:
         check_image(msg, self.expected, self.max_pixels)

@@ -1,7 +1,7 @@
 """ROS adapter of the engine's Transport: tiles over intradp_ros/TensorTile topics.
 
-Per robot namespace, tiles go robot -> server on `/intradp/<robot>/up` and server -> robot on
-`/intradp/<robot>/down` (TCPROS with tcp_nodelay and a large receive buffer). Messages are converted by
+Per robot, tiles go robot -> server on `intradp/<robot>/up` and server -> robot on `intradp/<robot>/down`
+(names relative to the node's namespace, intradp_ros.ros.names) (TCPROS with tcp_nodelay and a large receive buffer). Messages are converted by
 `intradp_ros.ros.tile_conversion` (raw bytes, zero-copy views on receipt); every received tile is
 validated against the graph (known node, range inside its shape, payload size); a bad one is logged and
 dropped, never raised into the node. The executors (ClientHalf / ServerHalf) then check it against the
@@ -24,15 +24,16 @@ from intradp_ros.core.plan import ROBOT, SERVER
 from intradp_ros.core.tile import Tile, TileError
 from intradp_ros.core.transport import Transport, TransportClosed
 from intradp_ros.msg import TensorTile
+from intradp_ros.ros.names import DEFAULT_BASE, RobotNames
 from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 
 _CLOSED = object()
 
 
-def tile_topics(robot: str, namespace: str = "/intradp") -> tuple[str, str]:
-    """(up, down) topic names of one robot."""
-    base = f"{namespace.rstrip('/')}/{robot}"
-    return f"{base}/up", f"{base}/down"
+def tile_topics(robot: str, namespace: str = DEFAULT_BASE) -> tuple[str, str]:
+    """(up, down) topic names of one robot (intradp_ros.ros.names: relative to the node's namespace by default)."""
+    names = RobotNames(robot, namespace.rstrip("/") or DEFAULT_BASE)
+    return names.up, names.down
 
 
 class RosTransport(Transport):
@@ -43,7 +44,7 @@ class RosTransport(Transport):
         side: str,
         robot: str = "robot",
         graph: Optional[Graph] = None,
-        namespace: str = "/intradp",
+        namespace: str = DEFAULT_BASE,
         queue_size: Optional[int] = None,
         max_bytes: int = 512 << 20,
         buff_size: int = 64 << 20,
@@ -72,7 +73,7 @@ class RosTransport(Transport):
         self._sub = rospy.Subscriber(
             in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True, buff_size=buff_size
         )
-        self.out_topic, self.in_topic = out_topic, in_topic
+        self.out_topic, self.in_topic = self._pub.resolved_name, self._sub.resolved_name  # for log lines
 
     def _on_msg(self, msg: TensorTile) -> None:
         try:

@@ -37,7 +37,8 @@ SERVED_HEADS = {"kapao": {"head": "candidates", "candidate_conf": 0.0004}, "scon
 
 def served_graph(kind, model):
     """The graph of the replica the client runs (its plan book is made for this graph, not the reference's)."""
-    from intradp_ros.core.session import ModelConfig, load_replica
+    from intradp_ros.core.session import ModelConfig
+    from intradp_ros.models.replica import load_replica
 
     return load_replica(ModelConfig.from_dict({**model["config"], **SERVED_HEADS[kind]})).graph
 
@@ -227,7 +228,8 @@ class LocalReference:
 
     def __init__(self, kind, model, frames, compressed=False):
         import torch
-        from intradp_ros.core.session import ModelConfig, load_replica
+        from intradp_ros.core.session import ModelConfig
+        from intradp_ros.models.replica import load_replica
 
         torch.set_num_threads(1)
         self.kind = kind

@@ -110,7 +110,7 @@ def test_baselines_at_gives_four_plans_with_predictions():
     g, _ = conv_chain(3, h=8)
     cm = random_costs(g, 1)
     bs = baselines_at(g, cm, 1e5)
-    assert set(bs.plans) == {"device_only", "server_only", "dsccs", "spso"}
+    assert set(bs.plans) == {"device_only", "server_only", "dsccs", "spso_ga"}
     for name, plan in bs.plans.items():
         assert Plan.from_json(plan.to_json(), g).robot == plan.robot
         assert bs.predictions[name].latency_s == pytest.approx(cm.latency(plan, 1e5))

@@ -94,7 +94,7 @@ def test_plan_table_quality_intradp_never_above_any_baseline(tiny):
     assert [r.bandwidth_MBps for r in table.rows] == grid
     for b, row in enumerate(table.rows):
         p = row.predictions
-        assert set(p) == {"intradp", "device_only", "server_only", "dsccs", "spso"}
+        assert set(p) == {"intradp", "device_only", "server_only", "dsccs", "spso_ga"}
         assert p["intradp"].latency_s <= min(p[k].latency_s for k in p if k != "intradp") + 1e-12
         assert p["intradp"].latency_s <= lat[:, b].min() + 1e-12
         assert p["intradp"].latency_s == pytest.approx(cm.latency(row.plan, row.bandwidth_MBps * 1e6))

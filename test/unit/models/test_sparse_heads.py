@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from intradp_ros.core import Plan, capture, run_pair
-from intradp_ros.core.session import ModelConfig, load_replica
+from intradp_ros.core.session import ModelConfig
+from intradp_ros.models.replica import load_replica
 from intradp_ros.core.sparse import SparseRows
 from intradp_ros.models import build
 from intradp_ros.models.kapao_postprocess import (

@@ -2,6 +2,7 @@
 (The monitor's logic is tested ROS-free in test/unit/core/test_bandwidth_monitor.py.)"""
 
 import pytest
+from rosgraph.names import resolve_name
 
 from intradp_ros.core.bandwidth_monitor import EstimateReport, PlanChange
 from intradp_ros.msg import InferenceStats
@@ -52,7 +53,9 @@ def test_messages_carry_the_cores_objects() -> None:
         InferenceStats(robot="robot1", request_id=3, latency_s=0.5, transmit_s=0.2, robot_transmit_only_s=0.1)
     )
     assert (fs.request_id, fs.transmit_s, fs.transmit_only_s, fs.error) == (3, 0.2, 0.1, "")
-    assert plan_book_topic("robot1") == "/intradp/robot1/plan_book"
+    # relative (intradp_ros.ros.names): today's name for a node at the root, inside the namespace of a node in one
+    assert resolve_name(plan_book_topic("robot1"), "/bandwidth_monitor") == "/intradp/robot1/plan_book"
+    assert resolve_name(plan_book_topic("robot1"), "/r1/bandwidth_monitor") == "/r1/intradp/robot1/plan_book"
 
 
 # ---- probe endpoint -------------------------------------------------------------------------------------------
@@ -62,7 +65,8 @@ def test_probe_endpoint_answers_with_the_requested_bytes() -> None:
     assert resp.received_bytes == 1000 and resp.server_receive_stamp == 42.0
     assert isinstance(resp.payload, bytes) and len(resp.payload) == 5000
     assert ep.counters.calls == 1 and ep.counters.bytes_in == 1000 and ep.counters.bytes_out == 5000
-    assert probe_service_name("robot1") == "/intradp/robot1/probe"
+    assert resolve_name(probe_service_name("robot1"), "/bandwidth_monitor") == "/intradp/robot1/probe"
+    assert resolve_name(probe_service_name("robot1"), "/r1/bandwidth_monitor") == "/r1/intradp/robot1/probe"
 
 
 def test_probe_endpoint_refuses_oversized_requests() -> None:

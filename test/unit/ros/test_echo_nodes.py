@@ -1,6 +1,7 @@
 """Echo node helpers that need no master: test tiles pass validation, answers carry the server receive time."""
 
 import pytest
+from rosgraph.names import resolve_name
 
 from intradp_ros.core.tile import TileError
 from intradp_ros.msg import TensorTile
@@ -40,5 +41,6 @@ def test_transfer_timeout_grows_with_size_and_never_divides_by_zero():
 
 
 def test_topics_are_per_robot():
-    assert echo_nodes.up_topic("r2") == "/intradp/r2/up"
-    assert echo_nodes.down_topic("r2") == "/intradp/r2/down"
+    # relative names: today's topics for nodes at the root
+    assert resolve_name(echo_nodes.up_topic("r2"), "/tile_echo") == "/intradp/r2/up"
+    assert resolve_name(echo_nodes.down_topic("r2"), "/tile_echo") == "/intradp/r2/down"

@@ -1,0 +1,269 @@
+"""robot_session: the handshake protocol, plan choice, deadline budget and local fallback, without ROS.
+
+The handshake call and the client half are fakes (a server that answers as told; a half that fails as told), the
+plan book is a real one of a two-convolution net, so the protocol is checked against what a server really sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, List, Optional
+
+import pytest
+
+from intradp_ros.core.executor import ExecutionError
+from intradp_ros.core.link_health import DOWN, UP, LinkHealth
+from intradp_ros.core.plan import Plan
+from intradp_ros.core.plan_book import PlanBook, build_plan_book
+from intradp_ros.core.profiler import profile_graph
+from intradp_ros.core.robot_session import (
+    NO_SESSION,
+    FrameRunner,
+    HandshakeReply,
+    PlanChoice,
+    ReportBox,
+    SessionIds,
+    SessionProtocol,
+    SessionRefused,
+    choose_plan,
+    deadline_miss,
+)
+from intradp_ros.core.solver import SolverConfig
+from intradp_ros.core.vocabulary import Mode
+
+IDS = SessionIds("robot1", "toy", "w" * 8, "g" * 8)
+
+
+@pytest.fixture(scope="module")
+def book_and_graph(graph_and_input, tmp_path_factory: pytest.TempPathFactory):
+    _m, g, x = graph_and_input
+    robot = profile_graph(g, [x], repeats=1, sizes=2, step_overhead=False)
+    book, _hit = build_plan_book(
+        g,
+        robot,
+        robot.scaled(0.25, "server"),
+        [0.5, 5, 50],
+        config=SolverConfig(maxiter=2, popsize=6),
+        cache_dir=tmp_path_factory.mktemp("cache"),
+    )
+    return book, g
+
+
+class FakeServer:
+    """A handshake call that answers from a script of replies and records what it was asked."""
+
+    def __init__(self, *replies: HandshakeReply) -> None:
+        self.replies = list(replies)
+        self.calls: List[tuple] = []
+
+    def __call__(self, ids: SessionIds, profile_json: str, timeout: float) -> HandshakeReply:
+        self.calls.append((ids, profile_json, timeout))
+        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+
+def accepted(book: PlanBook) -> HandshakeReply:
+    return HandshakeReply(True, True, "", book.to_json(), "cuda")
+
+
+# ---------------------------------------------------------------------------------------------- protocol
+def test_handshake_gives_the_book_and_brings_the_session_up(book_and_graph) -> None:
+    book, g = book_and_graph
+    server = FakeServer(accepted(book))
+    p = SessionProtocol(IDS, g, server)
+    got = p.handshake('{"profile": 1}', 3.0)
+    assert p.book is got and [q.plan_id for q in got.plans] == [q.plan_id for q in book.plans]
+    assert p.server_device == "cuda" and server.calls == [(IDS, '{"profile": 1}', 3.0)]
+    assert p.health.session_ok
+    p.health.on_peer(True)
+    assert p.health.state == UP
+
+
+def test_an_accepted_book_is_handed_to_the_on_book_hook_and_a_refused_one_is_not(book_and_graph) -> None:
+    book, g = book_and_graph
+    seen: list[str] = []
+    p = SessionProtocol(IDS, g, FakeServer(accepted(book)), on_book=seen.append)
+    p.handshake("{}", 3.0)
+    assert seen == [book.to_json()]  # the client republishes it for the bandwidth monitor
+    refused = SessionProtocol(IDS, g, FakeServer(HandshakeReply(True, True, "", "{}")), on_book=seen.append)
+    with pytest.raises(SessionRefused):
+        refused.handshake("{}", 3.0)
+    assert seen == [book.to_json()]
+
+
+@pytest.mark.parametrize(
+    "reply, cause",
+    [
+        (HandshakeReply(True, False, "weights fingerprint differs"), "handshake refused: weights fingerprint differs"),
+        (HandshakeReply(False, reason="no answer within 3 s"), "handshake failed: no answer within 3 s"),
+        (HandshakeReply(True, True, "", '{"format": "intradp_plan_table/1"}'), "unusable plan book"),
+    ],
+)
+def test_a_refused_or_broken_handshake_names_its_cause(book_and_graph, reply: HandshakeReply, cause: str) -> None:
+    _book, g = book_and_graph
+    p = SessionProtocol(IDS, g, FakeServer(reply))
+    with pytest.raises(SessionRefused, match=cause):
+        p.handshake("{}", 3.0)
+    assert p.book is None and not p.health.session_ok
+
+
+def test_step_handshakes_then_heartbeats(book_and_graph) -> None:
+    book, g = book_and_graph
+    server = FakeServer(accepted(book), HandshakeReply(True, True))
+    profiles = []
+    p = SessionProtocol(IDS, g, server)
+    assert p.step(lambda: profiles.append(1) or "{}", 60.0, 1.0) is True
+    assert p.step(lambda: profiles.append(1) or "{}", 60.0, 1.0) is True
+    assert profiles == [1]  # the profile is made for the full handshake only
+    assert [c[1] for c in server.calls] == ["{}", ""] and [c[2] for c in server.calls] == [60.0, 1.0]
+
+
+def test_a_restarted_server_means_handshake_again_at_once(book_and_graph) -> None:
+    book, g = book_and_graph
+    server = FakeServer(accepted(book), HandshakeReply(True, False, NO_SESSION), accepted(book))
+    p = SessionProtocol(IDS, g, server)
+    p.handshake("{}", 1.0)
+    p.health.on_peer(True)
+    assert p.step(lambda: "{}", 1.0, 1.0) is False  # no wait: the next round handshakes
+    assert p.book is None and p.health.state == DOWN
+    assert p.step(lambda: "{}", 1.0, 1.0) is True and p.book is not None and p.health.state == UP
+
+
+def test_a_missed_heartbeat_keeps_the_book_but_goes_local(book_and_graph) -> None:
+    book, g = book_and_graph
+    p = SessionProtocol(IDS, g, FakeServer(accepted(book), HandshakeReply(False, reason="timeout")))
+    p.handshake("{}", 1.0)
+    p.health.on_peer(True)
+    assert p.step(lambda: "{}", 1.0, 1.0) is True
+    assert p.book is not None and not p.health.distributed_allowed()
+
+
+def test_repeated_refusals_are_logged_once(book_and_graph, caplog: pytest.LogCaptureFixture) -> None:
+    _book, g = book_and_graph
+    p = SessionProtocol(IDS, g, FakeServer(HandshakeReply(True, False, "model not served")), throttle_s=60.0)
+    with caplog.at_level(logging.ERROR, logger="intradp_ros.core.robot_session"):
+        for _ in range(5):
+            p.step(lambda: "{}", 1.0, 1.0)
+    assert sum("model not served" in r.getMessage() for r in caplog.records) == 1
+
+
+# ---------------------------------------------------------------------------------------------- plan choice
+def test_plan_choice_needs_a_book_an_up_link_and_a_distributed_mode(book_and_graph) -> None:
+    book, g = book_and_graph
+    device = Plan.device_only(g)
+    assert choose_plan(Mode.INTRADP, None, 5.0, True, device) == PlanChoice(device, False)
+    assert choose_plan(Mode.INTRADP, book, 5.0, False, device) == PlanChoice(device, False)
+    assert choose_plan(Mode.DEVICE_ONLY, book, 5.0, True, device) == PlanChoice(device, False)
+    for mode in (Mode.INTRADP, Mode.SERVER_ONLY, Mode.SPSO_GA):
+        c = choose_plan(mode, book, 5.0, True, device)
+        assert c.distributed and c.plan is book.plan_for(mode, 5.0)
+    assert choose_plan(Mode.SERVER_ONLY, book, None, True, device).plan is book.plan_for(Mode.SERVER_ONLY, None)
+
+
+# ---------------------------------------------------------------------------------------------- frames
+class FakeHalf:
+    """A client half whose distributed runs succeed or fail as told; the device-only plan always works."""
+
+    def __init__(self, device_plan: Plan, fail: Optional[str] = None, during: Any = None) -> None:
+        self.device_plan, self.fail, self.during = device_plan, fail, during
+        self.timeout = 30.0
+        self.last_request_id = 0
+        self.last_idle: list = []
+        self.aborted: List[str] = []
+        self.timeouts: List[float] = []
+
+    def infer(self, plan: Plan, *inputs: Any) -> Any:
+        self.last_request_id += 1
+        if plan is self.device_plan:
+            return ("local", inputs)
+        self.timeouts.append(self.timeout)
+        self.last_idle = [(1.0, 2.0)]
+        if self.during is not None:
+            self.during()
+        if self.fail:
+            raise ExecutionError(self.fail)
+        return ("distributed", inputs)
+
+    def abort(self, reason: str) -> bool:
+        self.aborted.append(reason)
+        return True
+
+
+def test_a_distributed_frame_gets_the_deadline_minus_the_local_fallback(book_and_graph) -> None:
+    book, g = book_and_graph
+    device = Plan.device_only(g)
+    half = FakeHalf(device)
+    runner = FrameRunner(half, device, deadline_s=2.0, fallback_margin=1.5)
+    runner.local_s = 0.4
+    out = runner.run(PlanChoice(book.plan_for(Mode.INTRADP, 5.0), True), ("x",), elapsed_s=0.1)
+    assert out.outputs == ("distributed", ("x",)) and out.distributed and not out.fell_back
+    assert half.timeouts == [pytest.approx(2.0 - 0.1 - 0.4 * 1.5)]
+    assert out.request_id == 1 and out.idle == [(1.0, 2.0)]
+    runner.local_s = 5.0
+    runner.run(PlanChoice(book.plan_for(Mode.INTRADP, 5.0), True), ("x",))
+    assert half.timeouts[-1] == runner.min_budget_s  # never zero or negative
+
+
+def test_a_failed_distributed_frame_finishes_locally_and_takes_the_link_down(book_and_graph) -> None:
+    book, g = book_and_graph
+    device = Plan.device_only(g)
+    health = LinkHealth()
+    health.on_session(True, "ok")
+    health.on_peer(True)
+    runner = FrameRunner(FakeHalf(device, fail="tile (3, 0) missing"), device, deadline_s=2.0, health=health)
+    out = runner.run(PlanChoice(book.plan_for(Mode.INTRADP, 5.0), True), ("x",))
+    assert out.outputs == ("local", ("x",)) and out.fell_back and "tile (3, 0) missing" in out.failure
+    assert runner.fallbacks == 1 and runner.local_s is not None
+    assert health.state == DOWN
+    assert not choose_plan(Mode.INTRADP, book, 5.0, health.distributed_allowed(), device).distributed
+
+
+def test_without_fallback_the_failure_is_raised(book_and_graph) -> None:
+    book, g = book_and_graph
+    device = Plan.device_only(g)
+    runner = FrameRunner(FakeHalf(device, fail="server gone"), device, fallback=False)
+    with pytest.raises(ExecutionError, match="server gone"):
+        runner.run(PlanChoice(book.plan_for(Mode.SERVER_ONLY, 5.0), True), ("x",))
+    assert runner.fallbacks == 0
+
+
+def test_a_local_function_replaces_the_device_only_plan(book_and_graph) -> None:
+    book, g = book_and_graph
+    device = Plan.device_only(g)
+    half = FakeHalf(device, fail="x")
+    runner = FrameRunner(half, device, local=lambda *xs: ("own forward", xs))
+    out = runner.run(PlanChoice(book.plan_for(Mode.SERVER_ONLY, 5.0), True), (1, 2))
+    assert out.outputs == ("own forward", (1, 2))
+    assert half.timeouts == [30.0]  # no deadline: the half's own timeout is left alone
+
+
+def test_a_lost_peer_aborts_the_frame_in_flight_only(book_and_graph) -> None:
+    book, g = book_and_graph
+    device = Plan.device_only(g)
+    health = LinkHealth()
+    runner: FrameRunner
+    half = FakeHalf(device, during=lambda: runner.on_peer(False))
+    runner = FrameRunner(half, device, health=health)
+    runner.run(PlanChoice(book.plan_for(Mode.SERVER_ONLY, 5.0), True), ("x",))
+    assert len(half.aborted) == 1 and "lost its peer" in half.aborted[0]
+    runner.on_peer(False)  # nothing in flight now
+    assert len(half.aborted) == 1
+
+
+def test_deadline_miss_text() -> None:
+    assert deadline_miss(10.0, 11.5, 2.0) == ""
+    assert deadline_miss(10.0, 12.5, 2.0) == "deadline missed: 2.500 s > 2 s"
+
+
+# ---------------------------------------------------------------------------------------------- reports
+def test_report_box_waits_evicts_and_times_out() -> None:
+    box: ReportBox[str] = ReportBox(capacity=2)
+    box.put(1, "a")
+    assert box.take(1, 0.0) == "a" and box.take(1, 0.01) is None
+    for rid in (2, 3, 4):
+        box.put(rid, str(rid))
+    assert box.take(2, 0.0) is None and box.take(4, 0.0) == "4"  # the oldest went first
+    late = threading.Timer(0.05, box.put, (9, "late"))
+    late.start()
+    assert box.take(9, 30.0) == "late"  # woken by the put, not by the timeout
+    late.join()

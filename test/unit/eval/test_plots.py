@@ -1,0 +1,20 @@
+"""plots: step points of a link trace and one PNG per trace."""
+
+from records_testlib import rec
+
+from intradp_ros.eval.plots import plot_run, step_points
+
+
+def test_step_points_and_plot_files(tmp_path):
+    xs, ys = step_points([(0.0, 5.0), (2.0, 1.0), (9.0, 3.0)], t_end=4.0)
+    assert xs == [0.0, 2.0, 2.0, 4.0] and ys == [5.0, 5.0, 1.0, 1.0]
+    rows = [
+        rec(s, 1.0 + i, 0.5, 2.0, trace=tr, frame=i, t=float(i))
+        for tr in ("indoor", "outdoor")
+        for s in ("intradp", "dsccs")
+        for i in range(3)
+    ]
+    rows.append(rec("dsccs", 1.0, 0.5, 2.0, frame=3, t=3.0, error="x"))
+    files = plot_run(rows, tmp_path, "run", links={("indoor", "intradp"): [(0.0, 5.0), (1.5, 2.0)]}, k=20.0)
+    assert [f.name for f in files] == ["run_indoor.png", "run_outdoor.png"]
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000 for f in files)

@@ -1,0 +1,25 @@
+"""client_node (the parts that need no master): its settings and the replica it asks for."""
+
+from __future__ import annotations
+
+import pytest
+
+from intradp_ros.core.session import ReplicaError
+from intradp_ros.ros.client_node import COMMON_SPEC, ClientSettings, model_config
+from intradp_ros.ros.node_params import from_mapping, resolve
+
+
+def test_the_client_settings_keep_their_documented_defaults() -> None:
+    assert COMMON_SPEC["robot"][:2] == (str, "robot1") and COMMON_SPEC["deadline"][:2] == (float, 2.0)
+    assert COMMON_SPEC["mode"][:2] == (str, "intradp") and COMMON_SPEC["names_base"][:2] == (str, "intradp")
+    s = from_mapping(ClientSettings, dict(resolve(COMMON_SPEC, None, use_ros=False), input_topic="x", conf=0.3))
+    assert s == ClientSettings()
+
+
+def test_model_config_takes_sizes_from_settings_and_heads_from_the_adapter() -> None:
+    settings = resolve(COMMON_SPEC, None, use_ros=False)
+    settings.update(model="kapao_s6", input_size=["256", "320"], seed=2)
+    cfg = model_config(settings, {"head": "candidates"})
+    assert cfg.model_id == 'kapao_s6{"head":"candidates","input_size":[256,320]}' and cfg.seed == 2
+    with pytest.raises(ReplicaError):
+        model_config(dict(settings, model=""))
