@@ -51,10 +51,22 @@ def test_padded_rows_and_mono_images():
     assert out.shape == (2, 3, 3) and out[1, 2].tolist() == [250, 250, 250]
 
 
+def test_error_kind_tells_unsupported_from_malformed():
+    msg = rgb_to_image(_frame())
+    msg.encoding = "32FC1"
+    with pytest.raises(SensorConversionError) as unsupported:
+        image_to_rgb(msg)
+    msg = rgb_to_image(_frame())
+    msg.data = msg.data[:-1]
+    with pytest.raises(SensorConversionError) as malformed:
+        image_to_rgb(msg)
+    assert (unsupported.value.kind, malformed.value.kind) == ("unsupported_encoding", "malformed")
+
+
 @pytest.mark.parametrize(
     "mutate,reason",
     [
-        (lambda m: setattr(m, "encoding", "rgba8"), "encoding 'rgba8' is not supported"),
+        (lambda m: setattr(m, "encoding", "32FC1"), "encoding '32FC1' is not supported"),
         (lambda m: setattr(m, "encoding", "16UC1"), "not supported"),
         (lambda m: setattr(m, "data", m.data[:-1]), "expected step\\*height"),
         (lambda m: setattr(m, "step", 10), "step 10 is smaller"),
