@@ -28,6 +28,7 @@ import torch
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.frame_timing import breakdown
+from intradp_ros.core.health import DropCounter
 from intradp_ros.core.link_health import LinkHealth
 from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_book import MODES, PlanBook, PlanBookError, validate_mode
@@ -36,6 +37,7 @@ from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, cal
 from intradp_ros.core.session import ModelConfig, Replica, load_replica
 from intradp_ros.core.tile_ledger import frame_transfers, report_arrivals
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
+from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, client_diagnostics
 from intradp_ros.ros.handshake import NO_SESSION, call_handshake, full_request, heartbeat_request, server_report_topic
 from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
 from intradp_ros.ros.probe_server import validate_robot
@@ -65,7 +67,12 @@ COMMON_SPEC: Spec = {
     "deadline": (float, 2.0, "per-frame deadline (s): distributed work gets this minus the local fallback time"),
     "max_age": (float, 1.0, "frames older than this when the worker is free are dropped (s)"),
     "heartbeat_period": (float, 0.5, "seconds between heartbeats / handshake attempts"),
-    "handshake_timeout": (float, 60.0, "longest wait for a full handshake (the server may be solving plans)"),
+    "handshake_timeout": (
+        float,
+        600.0,
+        "longest wait for a full handshake: the server's first plan-book solve of a model takes minutes "
+        "(measured 72 s for KAPAO-S); every timeout and retry is logged",
+    ),
     "heartbeat_timeout": (float, 1.0, "longest wait for a heartbeat answer (s)"),
     "report_timeout": (float, 0.5, "longest wait for the server's report of a request before stats go out (s)"),
     "initial_bandwidth": (float, 0.0, "bucket (MB/s) used before the first PlanSwitch; 0: the grid's middle"),
@@ -161,6 +168,8 @@ class ClientRuntime:
             self.replica.weights_fingerprint,
             self.mode,
         )
+        if not settings["weights"]:
+            rospy.logwarn(RANDOM_WEIGHTS_BANNER, f"client {self.robot}")
         self.device_plan = Plan.device_only(g)
         self.transport = RecordingTransport("robot", self.robot, g)
         self.half = RobotClientHalf(g, self.transport, self.device, timeout=settings["deadline"], robot=self.robot)
@@ -180,6 +189,10 @@ class ClientRuntime:
         self._stop = threading.Event()
         self.frames_done = 0
         self.frames_dropped_bad = 0
+        self.drops = DropCounter()  # bad input by cause (unsupported_encoding, malformed), logged throttled
+        self.deadline_misses = self.local_fallbacks = 0
+        self.estimate_at: Optional[float] = None
+        self.handshake_since: Optional[float] = None
         ns = f"/intradp/{self.robot}"
         self.stats_pub = rospy.Publisher(f"{ns}/stats", InferenceStats, queue_size=20)
         self.subs = [
@@ -188,6 +201,7 @@ class ClientRuntime:
             rospy.Subscriber(server_report_topic(self.robot), ServerReport, self._on_report, queue_size=50),
         ]
         adapter.setup(self)
+        self.diagnostics = client_diagnostics(self)
         self.threads = [
             threading.Thread(target=f, name=n, daemon=True)
             for f, n in (
@@ -209,6 +223,7 @@ class ClientRuntime:
 
     def stop(self) -> None:
         self._stop.set()
+        self.diagnostics.stop()
         self.slot.close()
         try:
             self._frames.put_nowait(None)
@@ -233,6 +248,7 @@ class ClientRuntime:
     def _on_estimate(self, msg: BandwidthEstimate) -> None:
         if math.isfinite(msg.mbit_per_s) and msg.mbit_per_s >= 0:
             self.estimate_mbit = float(msg.mbit_per_s)
+            self.estimate_at = time.monotonic()
 
     def _on_report(self, msg: ServerReport) -> None:
         if msg.robot and msg.robot != self.robot:
@@ -317,7 +333,15 @@ class ClientRuntime:
         while not self._stop.is_set():
             if self.book is None:
                 prof = self._ensure_profile()
+                self.handshake_since = self.handshake_since or time.monotonic()
+                rospy.loginfo(
+                    "client %s: handshake sent, waiting up to %.0f s (a server's first plan-book solve takes minutes)",
+                    self.robot,
+                    self.s["handshake_timeout"],
+                )
                 out = call_handshake(self.robot, full_request(*ids, prof.to_json()), self.s["handshake_timeout"])
+                if not out.accepted and out.response is None:
+                    rospy.logwarn("client %s: handshake failed (%s): retrying", self.robot, out.reason)
                 if out.accepted:
                     try:
                         self.book = PlanBook.from_json(out.response.plan_table_json, r.graph)
@@ -334,6 +358,8 @@ class ClientRuntime:
                             self.book.buckets[-1],
                         )
                         self._log(self.health.on_session(True, "handshake accepted"))
+                        self.handshake_since = None
+                        self.diagnostics.force()
                 elif out.response is not None:
                     rospy.logerr_throttle(10.0, f"client {self.robot}: handshake refused: {out.reason}")
             else:
@@ -400,7 +426,11 @@ class ClientRuntime:
                 )
         except (ValueError, TypeError) as e:
             self.frames_dropped_bad += 1
-            rospy.logerr("client %s: dropped frame %s: %s", self.robot, getattr(msg.header, "frame_id", ""), e)
+            cause = getattr(e, "kind", "malformed")
+            if self.drops.record(cause):  # the first of each cause at once, then every 10 s with the count
+                frame_id = getattr(msg.header, "frame_id", "")
+                n = self.drops.count(cause)
+                rospy.logerr("client %s: dropped frame %s (%s, %d so far): %s", self.robot, frame_id, cause, n, e)
             return
         try:
             self._run_frame(msg, x, ctx, start)
@@ -433,6 +463,7 @@ class ClientRuntime:
             rid = self.half.last_request_id
             idle = list(self.half.last_idle)
             if fell_back:
+                self.local_fallbacks += 1
                 outputs = self._local(x)
         else:
             outputs = self._local(x)
@@ -442,6 +473,7 @@ class ClientRuntime:
         end = time.time()
         if end - start > self.s["deadline"]:
             error = f"deadline missed: {end - start:.3f} s > {self.s['deadline']:g} s"
+            self.deadline_misses += 1
             rospy.logwarn_throttle(5.0, f"client {self.robot}: {error}")
         expect = distributed and not fell_back and any(t.direction == UP for t in plan.transfers())
         frame = Frame(
@@ -511,6 +543,9 @@ class ClientRuntime:
             mean_power_w=energy / b.latency_s if b.latency_s > 0 else 0.0,
             fell_back_local=f.fell_back,
             error=f.error,
+            frames_dropped_stale=self.slot.stale,
+            frames_dropped_replaced=self.slot.replaced,
+            frames_dropped_bad=self.frames_dropped_bad,
         )
 
 
