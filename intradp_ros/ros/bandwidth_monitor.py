@@ -53,7 +53,9 @@ from intradp_ros.core.bandwidth_probe import (
     probe_bytes,
     probe_sample,
 )
+from intradp_ros.core.health import Health, monitor_status
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
+from intradp_ros.ros.diagnostics import NodeDiagnostics
 from intradp_ros.ros.probe_server import probe_service_name, validate_robot
 from intradp_ros.srv import BandwidthProbe
 
@@ -64,7 +66,7 @@ KIB = 1024
 class MonitorSettings:
     """Everything the node is configured with (validated by the dataclasses it builds)."""
 
-    robot: str = "robot"
+    robot: str = "robot1"  # the clients' default too
     rate_hz: float = 5.0
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -103,12 +105,14 @@ class MonitorCore:
         self._lock = threading.Lock()
         self.switches = 0
         self.dropped_stats = 0
+        self.last_sample_at: Optional[float] = None  # clock() of the newest sample (diagnostics: freshness)
 
     # ---- samples ------------------------------------------------------------------------------------
     def add_sample(self, sample: BandwidthSample) -> Optional[Prediction]:
         """Feed one sample; publishes a PlanSwitch when the bucket changes. Returns the new prediction."""
         with self._lock:
             self.predictor.add(sample)
+            self.last_sample_at = self.clock()
             pred = self.predictor.predict(sample.stamp)
             assert pred is not None
             bucket = self.hysteresis.update(pred.mbyte_per_s)
@@ -271,11 +275,32 @@ class MonitorNode:
         self.timer: Optional[rospy.Timer] = None
         self.probes = 0
         self.probe_failures = 0
+        self.last_probe_error = ""
+        self.bucket: Optional[float] = None
+        self.diagnostics: Optional[NodeDiagnostics] = None
+
+    def health(self) -> Health:
+        """Estimate freshness and probe failures (core.health.monitor_status)."""
+        core = self.core
+        age = None if core.last_sample_at is None else core.clock() - core.last_sample_at
+        rate = core.current_bytes_per_s()
+        return monitor_status(
+            self.settings.robot,
+            age,
+            None if rate is None else bytes_per_s_to_mbit(rate),
+            self.bucket,
+            self.probes,
+            self.probe_failures,
+            self.last_probe_error,
+            self.settings.predictor.max_age_s,
+            self.settings.probes_enabled,
+        )
 
     def start(self) -> None:
         self.timer = rospy.Timer(rospy.Duration(1.0 / self.settings.rate_hz), self._publish_estimate)
         if self.settings.probes_enabled:
             self._thread.start()
+        self.diagnostics = NodeDiagnostics(self.settings.robot, {"bandwidth": self.health})
         rospy.loginfo(
             "bandwidth monitor for %s: %s, probes %s on %s",
             self.settings.robot,
@@ -286,6 +311,8 @@ class MonitorNode:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.diagnostics is not None:
+            self.diagnostics.stop()
         if self.timer is not None:
             self.timer.shutdown()
         if self._thread.is_alive():
@@ -293,6 +320,7 @@ class MonitorNode:
         self.client.reset()
 
     def _on_switch(self, msg: PlanSwitch) -> None:
+        self.bucket = float(msg.bucket_mbyte_per_s)
         self.plan_pub.publish(msg)
         rospy.loginfo(
             "plan switch: bucket %g MB/s (estimate %.2f Mbit/s) -> plan %d %s",
@@ -333,6 +361,7 @@ class MonitorNode:
                 self.probes += 1
             except (rospy.ServiceException, rospy.ROSException, InvalidSample, OSError) as err:
                 self.probe_failures += 1
+                self.last_probe_error = f"{type(err).__name__}: {err}"[:200]
                 rospy.logwarn_throttle(10.0, f"bandwidth probe on {self.client.service} failed: {err}")
                 backoff = 1.0
 
@@ -362,7 +391,7 @@ def _ros_now() -> rospy.Time:
 # ---- settings ---------------------------------------------------------------------------------------------
 PARAMS: Dict[str, tuple] = {
     # name: (type, default, help)
-    "robot": (str, "robot", "robot name: topics /intradp/<robot>/{bandwidth,plan,stats,probe}"),
+    "robot": (str, "robot1", "robot name: topics /intradp/<robot>/{bandwidth,plan,stats,probe}"),
     "rate": (float, 5.0, "BandwidthEstimate publish rate (Hz)"),
     "probe_bytes": (int, ProbeConfig.initial_bytes, "timed probe size before the first estimate (bytes)"),
     "probe_min_bytes": (int, ProbeConfig.min_bytes, "smallest timed probe (bytes)"),
