@@ -220,7 +220,7 @@ class Evaluation:
 
     def driver_argv(self, bag: str, record: Path, system: str) -> List[str]:
         cfg = self.cfg
-        ready = ["--ready-log", "handshake accepted"]  # the client's log line once it holds the plan book
+        ready = ["--ready-status", "plan_book=received"]  # the client's diagnostics once it holds the plan book
         return script_argv(
             "eval_driver",
             *ready,

@@ -15,6 +15,9 @@ accept what real cameras publish:
   R = 1.164 (Y - 16) + 1.596 (V - 128), G = 1.164 (Y - 16) - 0.813 (V - 128) - 0.391 (U - 128),
   B = 1.164 (Y - 16) + 2.018 (U - 128), rounded half up and clipped to 0..255. The width must be even.
 
+`encode_rgb` goes the other way (for tests, replay tools and simulated cameras): grey is BT.601 luma, mono16 is
+luma * 257, a Bayer mosaic keeps each pixel's own colour, YUV 4:2:2 averages the chroma of each pixel pair.
+
 Every failure raises `ImageEncodingError` whose `kind` says whether the encoding is unsupported or the frame
 is malformed (size, step, buffer length), so a node can count the two apart.
 """
@@ -143,3 +146,43 @@ def decode_image(
     if w % 2:
         raise ImageEncodingError(f"{encoding} image width {w} is odd (pixels come in pairs)")
     return yuv422_to_rgb(rows.reshape(h, w // 2, 4), YUV_LAYOUTS[encoding])
+
+
+def encode_rgb(rgb: np.ndarray, encoding: str, is_bigendian: bool = False) -> Tuple[bytes, int]:
+    """(data, step) of an HxWx3 uint8 RGB array in `encoding` (rows unpadded)."""
+    arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageEncodingError(f"expected an HxWx3 array, got {arr.shape}")
+    h, w, _ = arr.shape
+    bpp = BYTES_PER_PIXEL.get(encoding)
+    if bpp is None:
+        raise ImageEncodingError(f"cannot encode '{encoding}'", UNSUPPORTED)
+    f = arr.astype(np.float64)
+    luma = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    if encoding in ("rgb8", "bgr8", "rgba8", "bgra8"):
+        pix = arr[..., ::-1] if encoding.startswith("bgr") else arr
+        if bpp == 4:
+            pix = np.concatenate([pix, np.full((h, w, 1), 255, np.uint8)], axis=2)
+        out = pix
+    elif encoding == "mono8":
+        out = _round_u8(luma)
+    elif encoding == "mono16":
+        out = (_round_u8(luma).astype(np.uint32) * 257).astype(">u2" if is_bigendian else "<u2").view(np.uint8)
+    elif encoding in BAYER_PATTERNS:
+        cell = np.array(BAYER_PATTERNS[encoding], np.intp).reshape(2, 2)
+        colour_of = np.tile(cell, ((h + 1) // 2, (w + 1) // 2))[:h, :w]
+        out = np.take_along_axis(arr, colour_of[..., None], axis=2)[..., 0]
+    else:
+        if w % 2:
+            raise ImageEncodingError(f"{encoding} image width {w} is odd (pixels come in pairs)")
+        y = 16.0 + 0.857 * luma  # 219/255
+        v = 128.0 + (f[..., 0] - luma) / 1.402 * 224 / 255
+        u = 128.0 + (f[..., 2] - luma) / 1.772 * 224 / 255
+        pairs = np.empty((h, w // 2, 4), np.uint8)
+        u_at, y0_at, v_at, y1_at = YUV_LAYOUTS[encoding]
+        pairs[..., y0_at], pairs[..., y1_at] = _round_u8(y[:, 0::2]), _round_u8(y[:, 1::2])
+        pairs[..., u_at] = _round_u8((u[:, 0::2] + u[:, 1::2]) / 2)
+        pairs[..., v_at] = _round_u8((v[:, 0::2] + v[:, 1::2]) / 2)
+        out = pairs
+    data = np.ascontiguousarray(out).tobytes()
+    return data, w * bpp

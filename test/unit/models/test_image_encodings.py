@@ -146,3 +146,28 @@ def test_failures_say_why_and_which_kind(args, kind, reason):
     with pytest.raises(ImageEncodingError, match=reason) as err:
         decode_image(*args)
     assert err.value.kind == kind
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_colour_encodings_round_trip_exactly(encoding):
+    from intradp_ros.models.image_encodings import encode_rgb
+
+    rgb = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    data, step = encode_rgb(rgb, encoding)
+    assert np.array_equal(decode_image(encoding, H, W, step, data), rgb)
+
+
+@pytest.mark.parametrize("encoding", sorted(set(SUPPORTED_ENCODINGS) - {"rgb8", "bgr8", "rgba8", "bgra8"}))
+def test_lossy_encodings_round_trip_a_smooth_picture_closely(encoding):
+    """Grey, Bayer and 4:2:2 lose colour detail, not the picture: a smooth gradient survives within a few levels
+    (a grey picture for the mono encodings)."""
+    from intradp_ros.models.image_encodings import encode_rgb
+
+    yy, xx = np.mgrid[0:H, 0:W]
+    rgb = np.stack([40 + 6 * xx, 60 + 12 * yy, 90 + 4 * (xx + yy)], axis=-1).astype(np.uint8)
+    if encoding.startswith("mono"):
+        rgb = np.repeat(rgb[..., 1:2], 3, axis=2)
+    data, step = encode_rgb(rgb, encoding, is_bigendian=True)
+    out = decode_image(encoding, H, W, step, data, is_bigendian=True).astype(int)
+    inner = (slice(1, -1), slice(1, -1))  # the mirrored border of a gradient is not bilinear
+    assert np.abs(out[inner] - rgb[inner].astype(int)).max() <= 3, encoding
