@@ -56,12 +56,17 @@ class DropCounter:
     _logged_at: Dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, cause: str) -> bool:
+    def record(self, cause: str, detail: str = "") -> bool:
+        """Count a drop of `cause`; True for the first drop of each (cause, detail) and then once per period
+        (detail: the reason's text, so different malformations are each logged once, a flood of one is not)."""
+        key = f"{cause}:{detail[:80]}"
         with self._lock:
             self.counts[cause] = self.counts.get(cause, 0) + 1
             now = self.clock()
-            if now - self._logged_at.get(cause, -math.inf) >= self.period_s:
-                self._logged_at[cause] = now
+            if now - self._logged_at.get(key, -math.inf) >= self.period_s:
+                if len(self._logged_at) > 256:  # bounded memory with many distinct reasons
+                    self._logged_at.clear()
+                self._logged_at[key] = now
                 return True
             return False
 

@@ -427,7 +427,7 @@ class ClientRuntime:
         except (ValueError, TypeError) as e:
             self.frames_dropped_bad += 1
             cause = getattr(e, "kind", "malformed")
-            if self.drops.record(cause):  # the first of each cause at once, then every 10 s with the count
+            if self.drops.record(cause, str(e)):  # the first of each cause at once, then every 10 s with the count
                 frame_id = getattr(msg.header, "frame_id", "")
                 n = self.drops.count(cause)
                 rospy.logerr("client %s: dropped frame %s (%s, %d so far): %s", self.robot, frame_id, cause, n, e)

@@ -121,7 +121,7 @@ def xmlrpc_proxy_factory(timeout_s: float = 1.0) -> ProxyFactory:
 class Filters:
     """fnmatch globs (``*`` also matches ``/``) selecting the topics and services to sync."""
 
-    topics: Sequence[str] = ("/intradp/*",)
+    topics: Sequence[str] = ("/intradp/*", "/diagnostics")  # node health of both sides on either master
     services: Sequence[str] = ("/intradp/*",)
     exclude_topics: Sequence[str] = ("/rosout", "/rosout_agg")
     exclude_services: Sequence[str] = ("*/get_loggers", "*/set_logger_level")

@@ -44,6 +44,7 @@ class KapaoSystemTest(lib.SystemTestCase):
                 "15",
                 "--wait-ready",
                 "90",
+                "--encodings",
             ],
         )
         # the first frames may run locally while the handshake completes; wait for the run to end
@@ -114,6 +115,32 @@ class KapaoSystemTest(lib.SystemTestCase):
             self.assertIn(f"dropped frame {frame}", log)
             self.assertIn(text, log)
         self.assertIn("dropped tile on /intradp/robot1/down", log)
+
+    def test_every_camera_encoding_gets_poses(self):
+        from intradp_ros.models.image_encodings import SUPPORTED_ENCODINGS
+
+        res = {r["frame"]: r for r in self.lines.of("result") if r["frame"].startswith("enc_")}
+        missing = [e for e in SUPPORTED_ENCODINGS if f"enc_{e}" not in res]
+        self.assertFalse(missing, f"no result for encodings {missing}")
+        ref, _det = self.ref.result(0)
+        for enc in ("rgb8", "bgr8", "rgba8", "bgra8"):  # lossless: the same poses as the rgb8 frame
+            self.assertIsNone(lib.compare_kapao(ref, res[f"enc_{enc}"]), enc)
+        print(f"[kapao_system] {len(res)} encodings through the client: {', '.join(sorted(res))}")
+
+    def test_diagnostics_show_the_client_and_server_with_drop_counts(self):
+        diags = {d["name"]: d for d in self.lines.of("diagnostics")}
+        client = [d for d in diags.values() if d["hardware_id"] == "robot1" and "session" in d["values"]]
+        self.assertTrue(client, f"no client status on /diagnostics: {sorted(diags)}")
+        values = client[0]["values"]
+        self.assertEqual(values["plan_book"], "received")
+        self.assertEqual(values["dropped_unsupported_encoding"], "1", values)
+        self.assertEqual(values["dropped_malformed"], "2", values)  # wrong size, truncated
+        self.assertEqual(values["weights"], "random (seeded)")
+        server = [d for d in diags.values() if d["hardware_id"] == "server"]
+        self.assertTrue(server, f"the server's status did not reach the robot side: {sorted(diags)}")
+        self.assertIn("robot1", server[0]["values"]["sessions"])
+        stats = [s for s in self.lines.of("stats") if s["frame"].startswith("enc_")]
+        self.assertTrue(stats and all(s["dropped_bad"] == 3 for s in stats), stats[:1])
 
     def test_bad_tiles_dropped_and_nodes_keep_working(self):
         log = (self.system.logdir / "server.log").read_text(errors="replace")

@@ -71,11 +71,12 @@ def test_only_unsupported_frames_is_an_error():
 def test_drop_counter_logs_first_of_each_cause_then_throttles():
     now = [0.0]
     c = DropCounter(period_s=10.0, clock=lambda: now[0])
-    assert c.record("unsupported_encoding") and c.record("malformed")
-    assert not c.record("unsupported_encoding")
+    assert c.record("unsupported_encoding", "32FC1") and c.record("malformed", "truncated")
+    assert not c.record("unsupported_encoding", "32FC1")
+    assert c.record("malformed", "wrong size")  # another reason of the same cause is logged once too
     now[0] = 10.5
-    assert c.record("unsupported_encoding")
-    assert c.count("unsupported_encoding") == 3 and c.count() == 4
+    assert c.record("unsupported_encoding", "32FC1")
+    assert c.count("unsupported_encoding") == 3 and c.count() == 5 and c.count("malformed") == 2
 
 
 def test_monitor_freshness_and_probe_failures():
