@@ -170,5 +170,23 @@ def completed_voxels_to_planner_msg(result: CompletedVoxels) -> Float64MultiArra
 
 
 def completed_voxels_to_pointcloud2(result: CompletedVoxels, header: Optional[Header] = None) -> PointCloud2:
-    """PointCloud2 of the completed voxels' centres (metres, in the grid's frame)."""
-    return xyz_to_pointcloud2(result.centers(), header)
+    """PointCloud2 of the completed voxels' centres (metres, in the grid's frame) with a `label` field (uint32
+    at offset 12, the SCONet class id 1..19, as pcl::PointXYZL's `label`), so rviz can colour the cloud by class (Color Transformer: Intensity, Channel Name: label)."""
+    centers = result.centers()
+    n = centers.shape[0]
+    rec = np.zeros(n, dtype=np.dtype({"names": ["x", "y", "z", "label"], "formats": ["<f4", "<f4", "<f4", "<u4"]}))
+    rec["x"], rec["y"], rec["z"] = centers[:, 0], centers[:, 1], centers[:, 2]
+    rec["label"] = result.classes.astype(np.uint32)
+    msg = PointCloud2(
+        header=header or Header(),
+        height=1,
+        width=n,
+        is_bigendian=False,
+        point_step=16,
+        row_step=16 * n,
+        is_dense=True,
+    )
+    msg.fields = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, c in enumerate("xyz")]
+    msg.fields.append(PointField(name="label", offset=12, datatype=PointField.UINT32, count=1))
+    msg.data = rec.tobytes()
+    return msg

@@ -160,6 +160,10 @@ def test_result_messages():
     assert list(planner.data) == [2.0, 0.0, 1.0, 6.0, 3.0, 0.0] and planner.layout.dim[0].size == 2
     cloud = completed_voxels_to_pointcloud2(res)
     assert pointcloud2_to_xyz(cloud).tolist() == [[1.25, 0.25, 0.75], [3.25, 1.75, 0.25]]
+    label = [f for f in cloud.fields if f.name == "label"]
+    assert label and label[0].datatype == PointField.UINT32 and cloud.point_step == 16
+    labels = np.frombuffer(cloud.data, np.uint8).reshape(2, 16)[:, label[0].offset : label[0].offset + 4]
+    assert np.ascontiguousarray(labels).view("<u4").ravel().tolist() == [19, 7]  # the class ids, for rviz
     for m in (msg, cv, planner, cloud):  # they serialise as ROS messages
         from io import BytesIO
 
