@@ -103,7 +103,7 @@ def client_status(f: ClientFacts) -> Health:
         mode=f.mode,
         session=f.link_state,
         plan_book="received" if f.has_plan_book else "none",
-        handshake_waiting_s=_age(f.handshake_waiting_s),
+        handshake_waiting_s="no" if f.handshake_waiting_s is None else f"{f.handshake_waiting_s:.1f}",
         plan_bucket_mbyte_per_s="none" if f.bucket_mbyte is None else f"{f.bucket_mbyte:g}",
         estimate_age_s=_age(f.estimate_age_s),
         frames_done=str(f.frames_done),

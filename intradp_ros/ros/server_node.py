@@ -54,6 +54,12 @@ SPEC: Spec = {
     "grid_xzy": (list, [], "shortcut model's SCONet grid X Z Y"),
     "weights": (str, "", "shortcut model's checkpoint (empty: seeded random weights)"),
     "seed": (int, 0, "shortcut model's init seed when no checkpoint is given"),
+    "model_weights": (
+        str,
+        "",
+        "checkpoints of the 'models' entries by name, name=path[,name=path] (launch arg weights:=); an entry's own "
+        "weights win",
+    ),
     "device": (str, "auto", "auto (cuda when available, else cpu), cpu or cuda"),
     "request_timeout": (float, 10.0, "a request waiting longer than this for a tile is failed and freed (s)"),
     "grid": (str, "0.5:50:1", "bandwidth buckets in MB/s: 'lo:hi:step' or 'a,b,c'"),
@@ -474,11 +480,28 @@ class SolveReporter:
         self.bar.close()
 
 
+def parse_model_weights(text: str) -> Dict[str, str]:
+    """'kapao_s6=/a.pt,sconet=/b.pt' -> {name: path} (ValueError for an entry without '=')."""
+    out: Dict[str, str] = {}
+    for item in str(text or "").replace(" ", ",").split(","):
+        if not item:
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"model_weights entry {item!r}: use name=path")
+        out[name] = path
+    return out
+
+
 def model_configs(settings: Dict[str, Any]) -> List[ModelConfig]:
     """The configured replicas: the `models` list plus the one-model shortcut (`model`, `input_size`, ...)."""
     out = []
+    by_name = parse_model_weights(settings.get("model_weights", ""))
     for m in settings["models"] or []:
-        out.append(ModelConfig.from_dict(json.loads(m) if isinstance(m, str) else dict(m)))
+        d = json.loads(m) if isinstance(m, str) else dict(m)
+        if not d.get("weights") and d.get("name") in by_name:
+            d["weights"] = by_name[d["name"]]
+        out.append(ModelConfig.from_dict(d))
     if settings["model"]:
         d: Dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
         if settings["input_size"]:
