@@ -33,6 +33,7 @@ from intradp_ros.core.link_health import LinkHealth
 from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_book import MODES, PlanBook, PlanBookError, validate_mode
 from intradp_ros.core.power import PowerModel
+from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
 from intradp_ros.core.session import ModelConfig, Replica, load_replica
 from intradp_ros.core.tile_ledger import frame_transfers, report_arrivals
@@ -270,9 +271,15 @@ class ClientRuntime:
 
             t0 = time.perf_counter()
             cache = self.s["cache_dir"] or default_cache_dir()
-            prof, hit = cached_profile(
-                self.replica.graph, [self.replica.example], cache, self.device, repeats=self.s["profile_repeats"]
-            )
+            with ProgressBar(f"client {self.robot}: profiling {self.replica.model_id}", unit="node") as bar:
+                prof, hit = cached_profile(
+                    self.replica.graph,
+                    [self.replica.example],
+                    cache,
+                    self.device,
+                    repeats=self.s["profile_repeats"],
+                    progress=bar,
+                )
             rospy.loginfo(
                 "client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, cpu quota %s)",
                 self.robot,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import resource
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from intradp_ros.core.health import Health, SolveFacts, server_status
 from intradp_ros.core.plan_book import PlanBook, PlanBookError, book_keys, lookup_plan_book, parse_grid
 from intradp_ros.core.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
 from intradp_ros.core.power import PowerModel
+from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer, load_replica
 from intradp_ros.core.solver import SolverConfig
@@ -375,13 +375,15 @@ class IntraDPServer:
             t0 = time.perf_counter()
             from intradp_ros.core.plan_table import default_cache_dir
 
-            prof, hit = cached_profile(
-                rep.graph,
-                [rep.example.to(self.device)],
-                self.cache_dir or default_cache_dir(),
-                self.device,
-                repeats=self.s["profile_repeats"],
-            )
+            with ProgressBar(f"server: profiling {rep.model_id} on {self.device}", unit="node") as bar:
+                prof, hit = cached_profile(
+                    rep.graph,
+                    [rep.example.to(self.device)],
+                    self.cache_dir or default_cache_dir(),
+                    self.device,
+                    repeats=self.s["profile_repeats"],
+                    progress=bar,
+                )
             rospy.loginfo(
                 "server: profile of %s on %s %s in %.1f s",
                 rep.model_id,
@@ -451,18 +453,15 @@ class SolveReporter:
     """Progress of one solve: a tqdm bar on stderr and a log line at most every 10 s, with the time left."""
 
     def __init__(self, flight: Flight, what: str, log_every_s: float = 10.0) -> None:
-        from tqdm import tqdm
-
         self.flight = flight
         self.what = what
         self.log_every_s = log_every_s
         self._logged = time.monotonic()
-        self.bar = tqdm(total=flight.buckets, desc=what, unit="bucket", file=sys.stderr, mininterval=1.0)
+        self.bar = ProgressBar(what, unit="bucket")
 
     def __call__(self, done: int, total: int, text: str) -> None:
         self.flight.progress(done, total, text)
-        self.bar.total = total
-        self.bar.update(done - self.bar.n)
+        self.bar(done, total)
         now = time.monotonic()
         if now - self._logged >= self.log_every_s or done == total:
             self._logged = now
