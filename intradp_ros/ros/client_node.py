@@ -420,6 +420,13 @@ class ClientRuntime:
             if item is None:
                 continue
             _arrival, msg = item
+            if self.slot.dropped():  # counted in InferenceStats and diagnostics too
+                rospy.logwarn_throttle(
+                    10.0,
+                    f"client {self.robot}: {self.slot.stale} frames dropped as stale (older than max_age "
+                    f"{self.s['max_age']:g} s), {self.slot.replaced} replaced by newer ones: frames come faster "
+                    "than the client finishes them",
+                )
             with self._infer_lock:  # a calibration frame may be running: the frame's clock starts after it
                 self._process(msg, spec)
 
