@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source tools/env.sh &&
 
-.PHONY: help setup demo test unit integration bench clean lock
+.PHONY: help setup demo test unit integration bench clean lock prune
 
 help:
 	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo"
@@ -12,6 +12,7 @@ help:
 	@echo "make bench  - set up and run the benchmarks"
 	@echo "make setup  - only the set-up"
 	@echo "make lock   - regenerate constraints.txt (the lock of every Python package) from requirements.txt"
+	@echo "make prune  - remove venvs (~5.8 GB each) and workspaces no existing clone uses (DRY=1: only list)"
 
 setup:
 	@bash tools/setup_env.sh
@@ -36,3 +37,6 @@ clean:
 
 lock:
 	bash tools/lock_requirements.sh
+
+prune:
+	@bash tools/prune.sh

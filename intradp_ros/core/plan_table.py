@@ -194,8 +194,16 @@ def build_table(
 
 # ---------------------------------------------------------------------------------------------- cache
 def default_cache_dir() -> Path:
-    """$INTRADP_CACHE, else ~/.cache/intradp_ros (plan tables and profiles)."""
-    return Path(os.environ.get("INTRADP_CACHE", Path.home() / ".cache" / "intradp_ros"))
+    """$INTRADP_CACHE, else ~/.cache/intradp_ros (plan tables and profiles). A root process started through sudo
+    with the user's HOME kept (sudo -E) uses root's own home, so no root-owned files end up in the user's."""
+    if "INTRADP_CACHE" in os.environ:
+        return Path(os.environ["INTRADP_CACHE"])
+    home = Path.home()
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and os.environ.get("SUDO_USER", "root") != "root":
+        import pwd
+
+        home = Path(pwd.getpwuid(0).pw_dir)
+    return home / ".cache" / "intradp_ros"
 
 
 def cache_key(
