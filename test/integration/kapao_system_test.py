@@ -51,6 +51,17 @@ class KapaoSystemTest(lib.SystemTestCase):
         if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=150):
             raise AssertionError("feeder did not finish within 150 s")
         time.sleep(1.0)
+        # a client restart against the warm server: its calibration factor differs run to run, the server reuses
+        # the cached plan book (profiles within plan_cache_tolerance), so it is accepted in seconds
+        old = system.procs["client_robot1"]
+        old.terminate()
+        old.wait(15)
+        cls.restart_began = time.time()
+        system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640"], tag="client_robot1_restart")
+        cls.restart = system.start_feeder(
+            "kapao", "robot1", ["--until-status", "plan_book=received", "--wait-ready", "150"], tag="feeder_restart"
+        )
+        cls.restart.wait_for(lambda: cls.restart.of("done") or cls.restart.of("error"), timeout=170)
         cls.ref = lib.LocalReference("kapao", lib.KAPAO, FRAMES)
 
     def results(self):
@@ -141,6 +152,19 @@ class KapaoSystemTest(lib.SystemTestCase):
         self.assertIn("robot1", server[0]["values"]["sessions"])
         stats = [s for s in self.lines.of("stats") if s["frame"].startswith("enc_")]
         self.assertTrue(stats and all(s["dropped_bad"] == 3 for s in stats), stats[:1])
+
+    def test_client_restart_against_the_warm_server_is_accepted_in_seconds(self):
+        status = self.restart.of("status")
+        self.assertTrue(status and status[0]["found"], "the restarted client never reported plan_book=received")
+        took = status[0]["t"] - self.restart_began
+        log = (self.system.logdir / "server.log").read_text(errors="replace")
+        self.assertEqual(log.count("solved in"), 1, "the restart must not solve the plan book again")
+        self.assertIn("from cache", log)
+        self.assertLess(took, 60.0, "a restart against a warm server must take seconds, not minutes")
+        print(
+            f"[kapao_system] client restart against the warm server: plan book received {took:.1f} s after the "
+            "start (load, cached profile, 3 calibration frames, handshake; noisy 2-core machine)"
+        )
 
     def test_bad_tiles_dropped_and_nodes_keep_working(self):
         log = (self.system.logdir / "server.log").read_text(errors="replace")

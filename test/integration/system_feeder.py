@@ -168,6 +168,12 @@ def main():
     p.add_argument("--wait-ready", type=float, default=60.0, help="wait for the client's subscription (s)")
     p.add_argument("--tiles", action="store_true", help="also sum tile payloads per request")
     p.add_argument(
+        "--until-status",
+        default="",
+        help="only wait (bounded by --wait-ready) until a /diagnostics status of the robot holds this key=value, "
+        "emit {kind: status} and stop",
+    )
+    p.add_argument(
         "--encodings",
         action="store_true",
         help="after the closed-loop frames, send the first frame once in every supported Image encoding (enc_<name>)",
@@ -276,6 +282,23 @@ def main():
     from diagnostic_msgs.msg import DiagnosticArray
 
     rospy.Subscriber("/diagnostics", DiagnosticArray, on_diagnostics, queue_size=50)
+    if args.until_status:
+        key, _, want = args.until_status.partition("=")
+
+        def matching():
+            return [
+                st
+                for st in list(statuses.values())
+                if st["hardware_id"] == args.robot and st["values"].get(key) == want
+            ]
+
+        deadline = time.monotonic() + args.wait_ready
+        while not matching() and time.monotonic() < deadline and not rospy.is_shutdown():
+            time.sleep(0.1)
+        found = matching()
+        emit({"kind": "status", "t": time.time(), "found": bool(found), "status": found[0] if found else None})
+        emit({"kind": "done", "results": 0})
+        return 0
     if args.tiles:
         rospy.Subscriber(f"{ns}/up", TensorTile, on_tile("up"), queue_size=1000, buff_size=64 << 20)
         rospy.Subscriber(f"{ns}/down", TensorTile, on_tile("down"), queue_size=1000, buff_size=64 << 20)
