@@ -420,7 +420,7 @@ class ClientRuntime:
             if item is None:
                 continue
             _arrival, msg = item
-            if self.slot.dropped():  # counted in InferenceStats and diagnostics too
+            if self.slot.dropped:  # counted in InferenceStats and diagnostics too
                 rospy.logwarn_throttle(
                     10.0,
                     f"client {self.robot}: {self.slot.stale} frames dropped as stale (older than max_age "
