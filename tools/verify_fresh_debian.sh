@@ -9,6 +9,8 @@
 # Writes ROOTFS/verify-<UTC time>.log with every command's output, exit status and duration, and prints a summary.
 # Needs: root, debootstrap and git on the host (apt-get install debootstrap git), ~15 GB free (torch), network
 # access to a Debian mirror (INTRADP_DEBIAN_MIRROR, default deb.debian.org) and to PyPI. Not part of CI.
+# Behind a TLS-intercepting proxy pip needs that proxy's CA: when the host sets PIP_CERT (or REQUESTS_CA_BUNDLE),
+# that file is copied into the root file system and PIP_CERT points to it there (nothing else of the host leaks in).
 set -euo pipefail
 say()  { printf '\033[1m[verify]\033[0m %s\n' "$*"; }
 fail() { printf '\033[31m[verify] error:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -49,7 +51,14 @@ mount_in bind /dev /dev
 mount_in tmpfs tmpfs /run
 cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 
-in_root() { chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+extra_env=()
+ca="${PIP_CERT:-${REQUESTS_CA_BUNDLE:-}}"
+if [ -n "$ca" ] && [ -r "$ca" ]; then
+  cp -L "$ca" "$ROOTFS/etc/intradp-pip-ca.pem"
+  extra_env+=(PIP_CERT=/etc/intradp-pip-ca.pem)
+  say "pip in the chroot trusts the host's PIP_CERT CA bundle (copied to /etc/intradp-pip-ca.pem)"
+fi
+in_root() { chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb "${extra_env[@]}" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$1"; }
 
 {
