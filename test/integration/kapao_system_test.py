@@ -25,7 +25,10 @@ class KapaoSystemTest(lib.SystemTestCase):
 
     @classmethod
     def start(cls, system):
-        cls.system.start_server([lib.KAPAO], ["robot1"])
+        # plan_cache_tolerance 3 (profiles within 4x reuse the book): on this shared 2-core machine the client's
+        # calibration factor moved 2.36 -> 0.93 between two starts (other jobs' load); the default 0.25 covers the
+        # run-to-run drift of an unloaded robot (1.017 vs 1.143 measured) and is unit-tested
+        cls.system.start_server([lib.KAPAO], ["robot1"], ["--plan-cache-tolerance", "3"])
         cls.system.start_client("kapao", "robot1", lib.KAPAO, ["--expected-size", "480,640", "--deadline", "5"])
         cls.lines = cls.system.start_feeder(
             "kapao",
