@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bandwidth_probe_server",
         description="Answer the bandwidth monitor's active probes on /intradp/<robot>/probe.",
     )
-    p.add_argument("--robots", help="robot names, comma separated (default: ~robots param, else 'robot')")
+    p.add_argument("--robots", help="robot names, comma separated (default: ~robots param, else 'robot1', the clients' default)")
     p.add_argument(
         "--max-reply-bytes",
         dest="max_reply_bytes",
@@ -161,7 +161,7 @@ def main(argv: Sequence[str]) -> int:
     """Entry point of scripts/bandwidth_probe_server."""
     args = build_parser().parse_args(rospy.myargv(list(argv))[1:])
     rospy.init_node("bandwidth_probe_server", anonymous=False)
-    robots = _names(args.robots if args.robots is not None else rospy.get_param("~robots", "robot"))
+    robots = _names(args.robots if args.robots is not None else rospy.get_param("~robots", "robot1"))
     max_reply = (
         args.max_reply_bytes
         if args.max_reply_bytes is not None
