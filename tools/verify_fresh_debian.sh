@@ -45,6 +45,9 @@ mount_in() {  # mount_in TYPE-or-bind SOURCE TARGET
   if [ "$1" = bind ]; then mount --rbind "$2" "$ROOTFS$3" && mount --make-rslave "$ROOTFS$3"; else mount -t "$1" "$2" "$ROOTFS$3"; fi
   mounts+=("$ROOTFS$3")
 }
+# the root file system as a mount point of its own: `ip netns` runs `mount --make-rslave /`, which needs "/" to be one
+mount --bind "$ROOTFS" "$ROOTFS"
+mounts+=("$ROOTFS")
 mount_in proc proc /proc
 mount_in bind /sys /sys
 mount_in bind /dev /dev
