@@ -35,6 +35,11 @@ if [ ! -f "$ROOTFS/.intradp-debootstrap-done" ]; then
   say "debootstrap done in $((SECONDS - t0)) s"
 fi
 
+# what the Debian installer writes and debootstrap does not: /etc/hosts (roslaunch resolves "localhost") and a
+# hostname, as on an installed machine (with Debian's 127.0.1.1 entry, which the bridge flags for two machines)
+[ -s "$ROOTFS/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n' "$(hostname)" >"$ROOTFS/etc/hosts"
+[ -s "$ROOTFS/etc/hostname" ] || hostname >"$ROOTFS/etc/hostname"
+
 mounts=()
 cleanup() {
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done
