@@ -9,7 +9,7 @@ IDP_SUDO_USER=""
 if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "${SUDO_USER}" != root ]; then
   IDP_SUDO_USER="$SUDO_USER"
   IDP_HOME="$(getent passwd "$SUDO_USER" | cut -d: -f6)"
-  [ -n "$IDP_HOME" ] || IDP_HOME="$HOME"
+  if [ -z "$IDP_HOME" ] || [ ! -d "$IDP_HOME" ]; then IDP_SUDO_USER=""; IDP_HOME="$HOME"; fi  # no home: root's cache
 fi
 if [ -n "${INTRADP_CACHE:-}" ]; then
   IDP_CACHE="$INTRADP_CACHE"
