@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bandwidth_probe_server",
         description="Answer the bandwidth monitor's active probes on /intradp/<robot>/probe.",
     )
-    p.add_argument("--robots", help="robot names, comma separated (default: ~robots param, else 'robot1', the clients' default)")
+    p.add_argument(
+        "--robots", help="robot names, comma separated (default: ~robots param, else 'robot1', the clients' default)"
+    )
     p.add_argument(
         "--max-reply-bytes",
         dest="max_reply_bytes",
