@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 RUN := source tools/env.sh &&
 
-.PHONY: help setup demo test unit integration bench clean lock lint
+.PHONY: help setup demo test unit integration bench clean lock lint prune
 
 help:
 	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo"
@@ -13,6 +13,7 @@ help:
 	@echo "make setup  - only the set-up"
 	@echo "make lock   - regenerate constraints.txt (the lock of every Python package) from requirements.txt"
 	@echo "make lint   - ruff (lint + format check) and mypy (strict on intradp_ros/core), configured in pyproject.toml"
+	@echo "make prune  - remove venvs (~5.8 GB each) and workspaces no existing clone uses (DRY=1: only list)"
 
 setup:
 	@bash tools/setup_env.sh
@@ -41,3 +42,6 @@ clean:
 
 lock:
 	bash tools/lock_requirements.sh
+
+prune:
+	@bash tools/prune.sh

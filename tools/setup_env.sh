@@ -5,6 +5,8 @@
 #      (kept in a cache outside the clone, keyed by the requirements' hash, and linked as .venv),
 #   3. a catkin workspace (outside the clone, see tools/paths.sh) with this repository as its only package.
 # Idempotent; prints what it does; fails with a clear message, not a stack trace.
+# Run through sudo, only step 1 runs as root: steps 2-3 run as the invoking user, so no root-owned files end up in
+# their home. Checks free disk before the large download. `make prune` removes venvs and workspaces no clone uses.
 set -euo pipefail
 
 # shellcheck source=tools/paths.sh
@@ -47,16 +49,30 @@ else
     || fail "apt-get install failed for: ${missing[*]}"
 fi
 
+# Through sudo: the rest as the invoking user (their cache, their files), unless INTRADP_CACHE names a place.
+if [ -n "$IDP_SUDO_USER" ] && [ -z "${INTRADP_CACHE:-}" ]; then
+  say "run through sudo: Debian packages done as root; the venv and workspace are built as $IDP_SUDO_USER in $IDP_CACHE"
+  exec sudo -u "$IDP_SUDO_USER" -H env PATH="$PATH" ${INTRADP_WS:+INTRADP_WS="$INTRADP_WS"} \
+    ${INTRADP_MIN_FREE_GB:+INTRADP_MIN_FREE_GB="$INTRADP_MIN_FREE_GB"} bash "$ROOT/tools/setup_env.sh"
+fi
+
 # ---- 2. Python virtual environment ---------------------------------------------------------------
 DEBIAN_PY=/usr/bin/python3
 [ -x "$DEBIAN_PY" ] || fail "$DEBIAN_PY not found: the ROS Python modules live in Debian's interpreter."
-REQ_HASH=$( (cat requirements.txt constraints.txt; "$DEBIAN_PY" --version) | sha256sum | cut -c1-16)
+REQ_HASH=$(idp_req_hash)
 CACHE_DIR="$IDP_CACHE"
 VENV_DIR="$CACHE_DIR/venv-$REQ_HASH"
 if [ -f "$VENV_DIR/.intradp-complete" ]; then
   say "virtual environment: cached at $VENV_DIR"
 else
-  say "creating virtual environment $VENV_DIR (torch is large: about a minute)"
+  # torch with its CUDA libraries is ~5.8 GB installed, plus pip's download cache: check before downloading.
+  need_gb="${INTRADP_MIN_FREE_GB:-8}"
+  mkdir -p "$CACHE_DIR"
+  free_kb=$(df -Pk "$CACHE_DIR" | awk 'NR==2 {print $4}')
+  if [ "${free_kb:-0}" -lt $((need_gb * 1024 * 1024)) ]; then
+    fail "only $((free_kb / 1024 / 1024)) GB free in $CACHE_DIR; the virtual environment needs about $need_gb GB. Free space (\`make prune\` removes venvs and workspaces no clone uses), set INTRADP_CACHE to a larger disk, or INTRADP_MIN_FREE_GB to override."
+  fi
+  say "creating virtual environment $VENV_DIR (torch is large: about a minute; $((free_kb / 1024 / 1024)) GB free)"
   rm -rf "$VENV_DIR"
   mkdir -p "$CACHE_DIR"
   "$DEBIAN_PY" -m venv --system-site-packages "$VENV_DIR" || fail "could not create a venv with $DEBIAN_PY"

@@ -71,7 +71,7 @@ def validate_robot(robot: str) -> str:
 class MonitorSettings:
     """Everything the monitor is configured with (validated by the dataclasses it builds)."""
 
-    robot: str = "robot"
+    robot: str = "robot1"  # the clients' default too
     rate_hz: float = 5.0
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -195,6 +195,7 @@ class MonitorCore:
         self._lock = threading.RLock()
         self.switches = 0
         self.dropped_stats = 0
+        self.last_sample_at: Optional[float] = None  # clock() of the newest sample (diagnostics: freshness)
         self.probes = 0
         self.probe_timeouts = 0
         self.excluded_calls = 0
@@ -245,6 +246,7 @@ class MonitorCore:
         """Feed one sample (InvalidSample for a bad one); announces a PlanChange when the bucket changes."""
         with self._lock:
             self.predictor.add(sample)
+            self.last_sample_at = self.clock()
             pred = self.predictor.predict(sample.stamp)
             assert pred is not None
             bucket = self.hysteresis.update(pred.mbyte_per_s)

@@ -14,6 +14,18 @@ CACHE_ENV = "INTRADP_CACHE"
 
 
 def default_cache_dir(sub: str = "") -> Path:
-    """$INTRADP_CACHE (else ~/.cache/intradp_ros), or its subfolder `sub`."""
-    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "intradp_ros")
+    """$INTRADP_CACHE (else ~/.cache/intradp_ros), or its subfolder `sub`.
+
+    A root process started through sudo with the user's HOME kept (sudo -E) uses root's own home, so no
+    root-owned files end up in the user's."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        root = Path(env)
+    else:
+        home = Path.home()
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and os.environ.get("SUDO_USER", "root") != "root":
+            import pwd
+
+            home = Path(pwd.getpwuid(0).pw_dir)
+        root = home / ".cache" / "intradp_ros"
     return root / sub if sub else root

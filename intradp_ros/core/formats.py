@@ -13,7 +13,7 @@ from typing import Iterable, List, Sequence, Tuple
 PLAN_FORMAT = "intradp_plan/1"  # one Plan (core/plan.py)
 PLAN_TABLE_FORMAT = "intradp_plan_table/1"  # per-bucket plan table (core/plan_table.py, read by the monitor)
 PROFILE_FORMAT = "intradp_profile/1"  # per-operator timing profile (core/profiler.py)
-PLAN_BOOK_KEY_TAG = "book/1"  # part of the plan book's cache key (core/plan_book.py)
+PLAN_BOOK_KEY_TAG = "book/2"  # part of the plan book's cache key (core/plan_book.py)
 
 
 def plan_id(graph_fingerprint: str, robot: Iterable[Sequence[int]], server: Iterable[Sequence[int]]) -> int:

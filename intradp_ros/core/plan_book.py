@@ -7,16 +7,23 @@ SPSO-GA-style energy-optimal layer partitions per bucket), registers every plan 
 the book to the client inside the Handshake's `plan_table_json`: it is the plan table JSON (format
 "intradp_plan_table/1", so the bandwidth monitor reads it unchanged) with two extra keys, "book_plans"
 (distinct plans) and "book_modes" ({mode: [[bucket_MBps, plan index], ...]}). The book is cached on disk.
+
+The cache file is named by the graph, a context key (grid, power model, solver settings, deadline) and the
+exact key (the two profiles too). A client's profile is calibrated to whole frames at every start and its factor
+moves run to run (measured 1.017 vs 1.143), so with `tolerance` > 0 a cached book of the same graph and context
+whose robot and server profiles' device-only totals are both within that relative tolerance is reused instead
+of solving again (the plans are optimal for profiles a few percent apart, well inside the cost model's error).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from intradp_ros.core.formats import PLAN_BOOK_KEY_TAG
 from intradp_ros.core.graph import Graph
@@ -68,8 +75,10 @@ class PlanBook:
     def buckets(self) -> List[float]:
         return [b for b, _ in self.modes[Mode.INTRADP]]
 
-    def to_json(self) -> str:
+    def to_json(self, meta: Optional[Dict[str, Any]] = None) -> str:
         d = json.loads(self.table.to_json())
+        if meta:
+            d["book_meta"] = meta
         d["book_plans"] = [json.loads(p.to_json()) for p in self.plans]
         d["book_modes"] = {m: [[b, i] for b, i in rows] for m, rows in self.modes.items()}
         return json.dumps(d)
@@ -103,6 +112,90 @@ def _add(plans: List[Plan], index: Dict[int, int], plan: Plan) -> int:
     return index[plan.plan_id]
 
 
+def context_key(g: Graph, grid: Sequence[float], power: PowerModel, cfg: SolverConfig, deadline_s: float) -> str:
+    """Everything a book depends on except the two profiles."""
+    text = json.dumps(
+        [g.fingerprint, sorted(float(b) for b in grid), power.to_dict(), repr(cfg), deadline_s, PLAN_BOOK_KEY_TAG]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def profiles_close(a: Tuple[float, float], b: Tuple[float, float], tolerance: float) -> bool:
+    """True when both (robot, server) device-only totals differ by at most `tolerance` (relative)."""
+    if tolerance <= 0:
+        return False
+    limit = math.log1p(tolerance)
+    return all(x > 0 and y > 0 and abs(math.log(x / y)) <= limit for x, y in zip(a, b))
+
+
+def profile_totals(robot: Profile, server: Profile) -> Tuple[float, float]:
+    return (robot.device_only_s(), server.device_only_s())
+
+
+def find_close_book(
+    folder: Path, g: Graph, context: str, totals: Tuple[float, float], tolerance: float
+) -> Optional[Tuple[PlanBook, Path]]:
+    """The cached book of this graph and context whose profile totals are closest to `totals`, if within
+    `tolerance`."""
+    best: Optional[Tuple[float, Path, dict]] = None
+    for path in (folder / "plan_books").glob(f"{g.fingerprint}_{context}_*.json"):
+        try:
+            d = json.loads(path.read_text())
+            cached = (float(d["book_meta"]["robot_s"]), float(d["book_meta"]["server_s"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if profiles_close(cached, totals, tolerance):
+            dist = max(abs(math.log(x / y)) for x, y in zip(cached, totals))
+            if best is None or dist < best[0]:
+                best = (dist, path, d)
+    if best is None:
+        return None
+    try:
+        return PlanBook.from_json(json.dumps(best[2]), g), best[1]
+    except PlanBookError:
+        return None
+
+
+@dataclass(frozen=True)
+class BookKeys:
+    """Where a book is cached: `context` (all but the profiles), `key` (exact), the file, the profile totals."""
+
+    context: str
+    key: str
+    path: Path
+    totals: Tuple[float, float]
+    folder: Path
+
+
+def book_keys(
+    g: Graph,
+    robot: Profile,
+    server: Profile,
+    grid_MBps: Sequence[float],
+    power: Optional[PowerModel] = None,
+    config: Optional[SolverConfig] = None,
+    deadline_s: float = 1.0,
+    cache_dir: Optional[Path] = None,
+) -> BookKeys:
+    grid = sorted(float(b) for b in grid_MBps)
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    context = context_key(g, grid, power or PowerModel(), config or SolverConfig(), deadline_s)
+    key = hashlib.sha256(json.dumps([context, robot.to_json(), server.to_json()]).encode()).hexdigest()[:24]
+    path = folder / "plan_books" / f"{g.fingerprint}_{context}_{key}.json"
+    return BookKeys(context, key, path, profile_totals(robot, server), folder)
+
+
+def lookup_plan_book(g: Graph, keys: BookKeys, tolerance: float = 0.0) -> Optional[PlanBook]:
+    """The cached book for exactly these profiles, else (tolerance > 0) the closest one within tolerance."""
+    if keys.path.is_file():
+        try:
+            return PlanBook.from_json(keys.path.read_text(), g)
+        except PlanBookError:
+            pass
+    close = find_close_book(keys.folder, g, keys.context, keys.totals, tolerance)
+    return None if close is None else close[0]
+
+
 def build_plan_book(
     g: Graph,
     robot: Profile,
@@ -112,8 +205,11 @@ def build_plan_book(
     config: Optional[SolverConfig] = None,
     deadline_s: float = 1.0,
     cache_dir: Optional[Path] = None,
+    tolerance: float = 0.0,
+    progress: Optional[Callable[[int, int, str], None]] = None,
 ) -> Tuple[PlanBook, bool]:
-    """(book, True if it came from the disk cache). The Intra-DP table comes from the scheduler's cache."""
+    """(book, True if it came from the disk cache: the exact profiles' book, or with `tolerance` a close one).
+    The Intra-DP table comes from the scheduler's cache; `progress(done, total, text)` follows its solve."""
     from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_plan
     from intradp_ros.core.cost_model import CostModel
 
@@ -121,27 +217,12 @@ def build_plan_book(
     power = power or PowerModel()
     cfg = config or SolverConfig()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = hashlib.sha256(
-        json.dumps(
-            [
-                g.fingerprint,
-                robot.to_json(),
-                server.to_json(),
-                grid,
-                power.to_dict(),
-                repr(cfg),
-                deadline_s,
-                PLAN_BOOK_KEY_TAG,
-            ]
-        ).encode()
-    ).hexdigest()[:24]
-    path = folder / "plan_books" / f"{g.fingerprint}_{key}.json"
-    if path.is_file():
-        try:
-            return PlanBook.from_json(path.read_text(), g), True
-        except PlanBookError:
-            pass
-    table, _ = cached_table(g, robot, server, grid, power, cfg, deadline_s, cache_dir=folder)
+    keys = book_keys(g, robot, server, grid, power, cfg, deadline_s, folder)
+    cached = lookup_plan_book(g, keys, tolerance)
+    if cached is not None:
+        return cached, True
+    path, totals = keys.path, keys.totals
+    table, _ = cached_table(g, robot, server, grid, power, cfg, deadline_s, cache_dir=folder, progress=progress)
     plans: List[Plan] = []
     index: Dict[int, int] = {}
     modes: Dict[str, List[Tuple[float, int]]] = {m: [] for m in MODES}
@@ -159,7 +240,7 @@ def build_plan_book(
     book = PlanBook(g, table, plans, modes)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(book.to_json())
+    tmp.write_text(book.to_json({"robot_s": totals[0], "server_s": totals[1]}))
     os.replace(tmp, path)
     return book, False
 

@@ -101,6 +101,7 @@ class SessionProtocol:
         self.health = health if health is not None else LinkHealth()
         self.book: Optional[PlanBook] = None
         self.server_device = ""
+        self.waiting_since: Optional[float] = None  # monotonic time the pending handshake began (diagnostics)
         self._throttle = _Throttle(throttle_s)
         self._prefix = f"client {ids.robot}: "
 
@@ -110,7 +111,16 @@ class SessionProtocol:
 
     def handshake(self, profile_json: str, timeout: float) -> PlanBook:
         """One full handshake; the server's plan book (also kept in `book`), SessionRefused naming the cause."""
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
+        log.info(
+            "%shandshake sent, waiting up to %.0f s (a server's first plan-book solve takes minutes)",
+            self._prefix,
+            timeout,
+        )
         reply = self.call(self.ids, profile_json, timeout)
+        if not reply.answered:
+            log.warning("%shandshake failed (%s): retrying", self._prefix, reply.reason)
         if not reply.accepted:
             why = f"handshake refused: {reply.reason}" if reply.answered else f"handshake failed: {reply.reason}"
             raise SessionRefused(why)
@@ -119,6 +129,7 @@ class SessionProtocol:
         except PlanBookError as e:
             raise SessionRefused(f"server sent an unusable plan book: {e}") from None
         self.book, self.server_device = book, reply.server_device
+        self.waiting_since = None
         if self.on_book is not None:
             self.on_book(reply.plan_table_json)
         log.info(

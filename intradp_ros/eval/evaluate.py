@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
+from intradp_ros.core.progress import ProgressBar
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
 from intradp_ros.eval.stats_recorder import CSV_FIELDS, consistency_problems, read_csv, write_csv
 from intradp_ros.eval.tables import SYSTEMS, check_goals, format_table, frame_line, summarize
@@ -220,7 +221,7 @@ class Evaluation:
 
     def driver_argv(self, bag: str, record: Path, system: str) -> List[str]:
         cfg = self.cfg
-        ready = ["--ready-log", "handshake accepted"]  # the client's log line once it holds the plan book
+        ready = ["--ready-status", "plan_book=received"]  # the client's diagnostics once it holds the plan book
         return script_argv(
             "eval_driver",
             *ready,
@@ -279,6 +280,7 @@ class Evaluation:
                 self.say(f"[evaluate] client {line}")
                 total = len(cfg.traces) * len(cfg.systems)
                 n = 0
+                runs = ProgressBar("evaluate: runs (trace x system)", unit="run", mininterval=0)
                 for trace in cfg.traces:
                     samples = dilate_trace(load_trace(trace_path(trace)), cfg.dilation)
                     scaled = self.out_dir / "traces" / f"{trace_label(trace)}_k{cfg.dilation:g}.txt"
@@ -292,6 +294,8 @@ class Evaluation:
                         n += 1
                         self.say(f"\n[evaluate] run {n}/{total}: {trace_label(trace)} / {system}")
                         self._run_one(tb, trace_label(trace), system, bag, scaled, samples)
+                        runs(n, total)
+                runs.close()
             finally:
                 for f in logs.values():
                     f.close()

@@ -15,6 +15,7 @@ from intradp_ros.eval.testbed import Testbed, TestbedError
 
 SOURCE_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 BRIDGE_GLOBS = ("/intradp/*",)
+TOPIC_GLOBS = BRIDGE_GLOBS + ("/diagnostics",)  # both sides' node health visible on either master
 
 
 def script_argv(name: str, *args: str) -> List[str]:
@@ -33,7 +34,7 @@ def script_argv(name: str, *args: str) -> List[str]:
 def start_bridge(
     tb: Testbed,
     side: str = "robot",
-    topics: Sequence[str] = BRIDGE_GLOBS,
+    topics: Sequence[str] = TOPIC_GLOBS,
     services: Sequence[str] = BRIDGE_GLOBS,
     log: Optional[IO] = None,
 ) -> subprocess.Popen:

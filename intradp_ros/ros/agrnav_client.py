@@ -6,8 +6,9 @@ same area is covered), runs SCONet through the generic client runtime and publis
 reads: std_msgs/Float64MultiArray on `/non_intersection_coordinates` (x0, y0, z0, x1, ... voxel indices of
 voxels predicted occupied that were empty), plus a PointCloud2 of the completed voxels' centres on
 `/intradp/<robot>/completed_voxels_cloud`, intradp_ros/CompletedVoxels on `/intradp/<robot>/completed_voxels`
-and InferenceStats. Truncated or malformed clouds, and clouds with NaN/Inf points (`nan_policy` drop_frame,
-the default), are logged and dropped.
+and InferenceStats; the completed-voxel cloud carries a `label` field (uint32 class id) for rviz. NaN/Inf
+points are skipped like upstream AGRNav (`nan_policy` drop_points, the default: counted, logged throttled);
+`nan_policy: drop_frame` drops such clouds whole. Truncated or malformed clouds are logged and dropped.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ from intradp_ros.ros.sensor_conversion import (
 SPEC: Spec = {
     "voxel_size": (float, 0.0, "voxel edge (m); 0: AGRNav's 0.1 m scaled to cover 25.6 m with the model's grid"),
     "origin": (list, list(AGRNAV_GRID.origin), "grid corner x y z (m)"),
-    "nan_policy": (str, "drop_frame", "drop_frame (log and drop clouds with NaN/Inf points) or drop_points"),
+    "nan_policy": (
+        str,
+        "drop_points",
+        "drop_points (skip NaN/Inf points, like AGRNav) or drop_frame (log and drop clouds holding any)",
+    ),
     "max_points": (int, 5_000_000, "clouds with more points are dropped"),
     "planner_topic": (str, "non_intersection_coordinates", "AGRNav planner input"),
 }
@@ -70,6 +75,7 @@ class AgrnavAdapter(ClientAdapter):
         if len(settings["origin"]) != 3:
             raise ValueError(f"origin must be x y z, got {settings['origin']}")
         self.settings = settings
+        self.nan_points_skipped = 0
 
     def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
         head = settings.get("head") or "completion"
@@ -96,10 +102,18 @@ class AgrnavAdapter(ClientAdapter):
             raise SensorConversionError(f"cloud has {msg.width * msg.height} points > max_points")
         xyz = pointcloud2_to_xyz(msg)
         bad = ~np.isfinite(xyz).all(axis=1)
-        if bad.any() and self.settings["nan_policy"] == "drop_frame":
-            raise SensorConversionError(
-                f"cloud has {int(bad.sum())} NaN/Inf points of {len(xyz)} (nan_policy drop_frame)"
+        if bad.any():
+            if self.settings["nan_policy"] == "drop_frame":
+                raise SensorConversionError(
+                    f"cloud has {int(bad.sum())} NaN/Inf points of {len(xyz)} (nan_policy drop_frame)"
+                )
+            self.nan_points_skipped += int(bad.sum())
+            rospy.loginfo_throttle(
+                10.0,
+                f"agrnav client: skipped {int(bad.sum())} NaN/Inf points of {len(xyz)} in cloud "
+                f"{msg.header.frame_id} ({self.nan_points_skipped} so far; nan_policy drop_points)",
             )
+            xyz = xyz[~bad]
         x = grid_to_model_input(voxelize(xyz, self.spec))
         return x, x
 

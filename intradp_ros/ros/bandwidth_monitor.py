@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import rospy
 from std_msgs.msg import Header, String
 
-from intradp_ros.core.bandwidth import InvalidSample, PredictorConfig, parse_bucket_grid
+from intradp_ros.core.bandwidth import InvalidSample, PredictorConfig, bytes_per_s_to_mbit, parse_bucket_grid
 from intradp_ros.core.bandwidth_monitor import (
     EstimateReport,
     FrameStats,
@@ -45,7 +45,9 @@ from intradp_ros.core.bandwidth_plans import (
     load_plan_table_choices,
 )
 from intradp_ros.core.bandwidth_probe import ProbeConfig, thread_run_queue_wait_s
+from intradp_ros.core.health import Health, monitor_status
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
+from intradp_ros.ros.diagnostics import NodeDiagnostics
 from intradp_ros.ros.names import RobotNames
 from intradp_ros.ros.node_params import parse_bool
 from intradp_ros.ros.probe_server import probe_service_name
@@ -170,11 +172,32 @@ class MonitorNode:
         self._thread = threading.Thread(target=self._probe_loop, name="bandwidth-probe", daemon=True)
         self.timer: Optional[rospy.Timer] = None
         self.probe_failures = 0
+        self.last_probe_error = ""
+        self.bucket: Optional[float] = None
+        self.diagnostics: Optional[NodeDiagnostics] = None
+
+    def health(self) -> Health:
+        """Estimate freshness and probe failures (core.health.monitor_status)."""
+        core = self.core
+        age = None if core.last_sample_at is None else core.clock() - core.last_sample_at
+        rate = core.current_bytes_per_s()
+        return monitor_status(
+            self.settings.robot,
+            age,
+            None if rate is None else bytes_per_s_to_mbit(rate),
+            self.bucket,
+            core.probes,
+            self.probe_failures,
+            self.last_probe_error,
+            self.settings.predictor.max_age_s,
+            self.settings.probes_enabled,
+        )
 
     def start(self) -> None:
         self.timer = rospy.Timer(rospy.Duration(1.0 / self.settings.rate_hz), self._publish_estimate)
         if self.settings.probes_enabled:
             self._thread.start()
+        self.diagnostics = NodeDiagnostics(self.settings.robot, {"bandwidth": self.health})
         rospy.loginfo(
             "bandwidth monitor for %s: %s (%s), probes %s on %s",
             self.settings.robot,
@@ -186,6 +209,8 @@ class MonitorNode:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.diagnostics is not None:
+            self.diagnostics.stop()
         if self.timer is not None:
             self.timer.shutdown()
         if self._thread.is_alive():
@@ -193,6 +218,7 @@ class MonitorNode:
         self.client.reset()
 
     def _on_change(self, change: PlanChange) -> None:
+        self.bucket = float(change.bucket_mbyte_per_s)
         self.plan_pub.publish(switch_msg(change))
         line = self.switch_log.line(change)
         if line:
@@ -240,6 +266,7 @@ class MonitorNode:
                 self._run_train(train)
             except (rospy.ServiceException, rospy.ROSException, InvalidSample, OSError) as err:
                 self.probe_failures += 1
+                self.last_probe_error = f"{type(err).__name__}: {err}"[:200]
                 rospy.logwarn_throttle(10.0, f"bandwidth probe on {self.client.service} failed: {err}")
                 backoff = 1.0
 
@@ -274,7 +301,7 @@ def _ros_now() -> rospy.Time:
 # ---- settings ---------------------------------------------------------------------------------------------
 PARAMS: Dict[str, tuple] = {
     # name: (type, default, help)
-    "robot": (str, "robot", "robot name: topics /intradp/<robot>/{bandwidth,plan,stats,probe}"),
+    "robot": (str, "robot1", "robot name: topics /intradp/<robot>/{bandwidth,plan,stats,probe}"),
     "rate": (float, 5.0, "BandwidthEstimate publish rate (Hz)"),
     "probe_bytes": (int, ProbeConfig.initial_bytes, "probe call size before the first estimate (bytes)"),
     "probe_min_bytes": (int, ProbeConfig.min_bytes, "smallest probe call (bytes)"),

@@ -32,10 +32,12 @@ from std_msgs.msg import String
 from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
+from intradp_ros.core.health import DropCounter
 from intradp_ros.core.link_health import LinkHealth
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.power import PowerModel
+from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
 from intradp_ros.core.robot_session import (
     FrameRunner,
@@ -51,6 +53,7 @@ from intradp_ros.core.vocabulary import Side
 from intradp_ros.models.replica import load_replica
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
 from intradp_ros.results.frame_stats import FrameRecord, FrameStats, frame_stats
+from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, client_diagnostics
 from intradp_ros.ros.names import RobotNames
 from intradp_ros.ros.node_params import (
     Spec,
@@ -97,7 +100,11 @@ class ClientSettings:
     deadline: float = setting(2.0, "per-frame deadline (s): distributed work gets this minus the local fallback time")
     max_age: float = setting(1.0, "frames older than this when the worker is free are dropped (s)")
     heartbeat_period: float = setting(0.5, "seconds between heartbeats / handshake attempts")
-    handshake_timeout: float = setting(60.0, "longest wait for a full handshake (the server may be solving plans)")
+    handshake_timeout: float = setting(
+        600.0,
+        "longest wait for a full handshake: the server's first plan-book solve of a model takes minutes "
+        "(measured 72 s for KAPAO-S); every timeout and retry is logged",
+    )
     heartbeat_timeout: float = setting(1.0, "longest wait for a heartbeat answer (s)")
     report_timeout: float = setting(0.5, "longest wait for the server's report of a request before stats go out (s)")
     initial_bandwidth: float = setting(0.0, "bucket (MB/s) used before the first PlanSwitch; 0: the grid's middle")
@@ -179,6 +186,8 @@ class ClientRuntime:
             self.replica.weights_fingerprint,
             self.mode,
         )
+        if not settings["weights"]:
+            rospy.logwarn(RANDOM_WEIGHTS_BANNER, f"client {self.robot}")
         self.device_plan = Plan.device_only(g)
         self.transport = RecordingTransport(Side.ROBOT, self.robot, g, namespace=self.cfg.names_base)
         self.half = RobotClientHalf(g, self.transport, self.device, timeout=self.cfg.deadline, robot=self.robot)
@@ -190,7 +199,7 @@ class ClientRuntime:
             g,
             handshake_call(self.names),
             self.health,
-            on_book=lambda text: self.book_pub.publish(String(data=text)),
+            on_book=self._on_book,
         )
         self.runner = FrameRunner(
             self.half,
@@ -211,6 +220,9 @@ class ClientRuntime:
         self._stop = threading.Event()
         self.frames_done = 0
         self.frames_dropped_bad = 0
+        self.drops = DropCounter()  # bad input by cause (unsupported_encoding, malformed), logged throttled
+        self.deadline_misses = self.local_fallbacks = 0
+        self.estimate_at: Optional[float] = None
         self.stats_pub = rospy.Publisher(self.names.stats, InferenceStats, queue_size=20)
         self.subs = [
             rospy.Subscriber(self.names.plan, PlanSwitch, self._on_plan, queue_size=5),
@@ -218,6 +230,7 @@ class ClientRuntime:
             rospy.Subscriber(self.names.server_report, ServerReport, self._on_report, queue_size=50),
         ]
         adapter.setup(self)
+        self.diagnostics = client_diagnostics(self)
         self.threads = [
             threading.Thread(target=f, name=n, daemon=True)
             for f, n in (
@@ -248,6 +261,7 @@ class ClientRuntime:
 
     def stop(self) -> None:
         self._stop.set()
+        self.diagnostics.stop()
         self.slot.close()
         try:
             self._frames.put_nowait(None)
@@ -269,9 +283,22 @@ class ClientRuntime:
             )
         self.bucket = b
 
+    def _on_book(self, plan_book_json: str) -> None:
+        """A handshake was accepted: republish the book for the bandwidth monitor, show the new state at once."""
+        self.book_pub.publish(String(data=plan_book_json))
+        diagnostics = getattr(self, "diagnostics", None)  # the first handshake may precede the diagnostics
+        if diagnostics is not None:
+            diagnostics.force()
+
+    @property
+    def handshake_since(self) -> Optional[float]:
+        """Monotonic time the pending handshake began (None while a plan book is held)."""
+        return self.session.waiting_since
+
     def _on_estimate(self, msg: BandwidthEstimate) -> None:
         if math.isfinite(msg.mbit_per_s) and msg.mbit_per_s >= 0:
             self.estimate_mbit = float(msg.mbit_per_s)
+            self.estimate_at = time.monotonic()
 
     def _on_report(self, msg: ServerReport) -> None:
         if msg.robot and msg.robot != self.robot:
@@ -289,9 +316,15 @@ class ClientRuntime:
         if self.profile is None:
             t0 = time.perf_counter()
             cache = self.cfg.cache_dir or default_cache_dir()
-            prof, hit = cached_profile(
-                self.replica.graph, [self.replica.example], cache, self.device, repeats=self.cfg.profile_repeats
-            )
+            with ProgressBar(f"client {self.robot}: profiling {self.replica.model_id}", unit="node") as bar:
+                prof, hit = cached_profile(
+                    self.replica.graph,
+                    [self.replica.example],
+                    cache,
+                    self.device,
+                    repeats=self.cfg.profile_repeats,
+                    progress=bar,
+                )
             rospy.loginfo(
                 "client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, cpu quota %s)",
                 self.robot,
@@ -369,6 +402,13 @@ class ClientRuntime:
             if item is None:
                 continue
             _arrival, msg = item
+            if self.slot.dropped:  # counted in InferenceStats and diagnostics too
+                rospy.logwarn_throttle(
+                    10.0,
+                    f"client {self.robot}: {self.slot.stale} frames dropped as stale (older than max_age "
+                    f"{self.cfg.max_age:g} s), {self.slot.replaced} replaced by newer ones: frames come faster "
+                    "than the client finishes them",
+                )
             with self._infer_lock:  # a calibration frame may be running: the frame's clock starts after it
                 self._process(msg, spec)
 
@@ -382,7 +422,11 @@ class ClientRuntime:
                 )
         except (ValueError, TypeError) as e:
             self.frames_dropped_bad += 1
-            rospy.logerr("client %s: dropped frame %s: %s", self.robot, getattr(msg.header, "frame_id", ""), e)
+            cause = getattr(e, "kind", "malformed")
+            if self.drops.record(cause, str(e)):  # the first of each cause at once, then every 10 s with the count
+                frame_id = getattr(msg.header, "frame_id", "")
+                n = self.drops.count(cause)
+                rospy.logerr("client %s: dropped frame %s (%s, %d so far): %s", self.robot, frame_id, cause, n, e)
             return
         try:
             self._run_frame(msg, x, ctx, start)
@@ -396,7 +440,9 @@ class ClientRuntime:
         self.adapter.publish(result, ctx, msg.header, out.request_id)
         end = time.time()
         error = deadline_miss(start, end, self.cfg.deadline)
+        self.local_fallbacks += int(out.fell_back)
         if error:
+            self.deadline_misses += 1
             rospy.logwarn_throttle(5.0, f"client {self.robot}: {error}")
         frame = FrameRecord(
             msg.header,
@@ -442,7 +488,13 @@ class ClientRuntime:
 
     def stats_for(self, f: FrameRecord) -> InferenceStats:
         """InferenceStats of one frame."""
-        return InferenceStats(header=f.stamp, **self.frame_stats(f).fields())
+        return InferenceStats(
+            header=f.stamp,
+            frames_dropped_stale=self.slot.stale,
+            frames_dropped_replaced=self.slot.replaced,
+            frames_dropped_bad=self.frames_dropped_bad,
+            **self.frame_stats(f).fields(),
+        )
 
 
 def run_client(adapter: ClientAdapter, prog: str, description: str, spec: Spec, argv: Sequence[str]) -> int:

@@ -31,7 +31,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 import rospy
-from rosgraph_msgs.msg import Log
+from diagnostic_msgs.msg import DiagnosticArray
 
 from intradp_ros.eval.stats_recorder import stats_record
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
@@ -158,7 +158,7 @@ class EvalDriver:
         self._awaiting: Optional[int] = None  # frame index lockstep waits for
         self._got: Dict[int, bool] = {}
         self._warmup_got: Optional[str] = None  # plan name of the last warm-up result
-        self.ready_log = ""  # a /rosout line containing this marks the client ready
+        self.ready_status = ""  # "key=value": a /diagnostics status of this robot holding it marks the client ready
         self._log_ready = False
         self.pub = rospy.Publisher(out_topic, type(self.frames[0]), queue_size=1)
         base = f"/intradp/{robot}"
@@ -166,7 +166,7 @@ class EvalDriver:
             rospy.Subscriber(f"{base}/stats", InferenceStats, self._on_stats, queue_size=50),
             rospy.Subscriber(f"{base}/bandwidth", BandwidthEstimate, self._on_bandwidth, queue_size=10),
             rospy.Subscriber(f"{base}/plan", PlanSwitch, self._on_plan, queue_size=10),
-            rospy.Subscriber("/rosout", Log, self._on_log, queue_size=100),
+            rospy.Subscriber("/diagnostics", DiagnosticArray, self._on_diagnostics, queue_size=20),
         ]
 
     def now_s(self) -> float:
@@ -198,12 +198,20 @@ class EvalDriver:
             self._cond.notify_all()
         self.printer.emit(dict(rec, kind="stats", frame=index, t_s=round(self.now_s(), 4), matched=matched))
 
-    def _on_log(self, msg: Log) -> None:
-        if self.ready_log and not self._log_ready and self.ready_log in msg.msg and self.robot in msg.msg:
-            with self._cond:
-                self._log_ready = True
-                self._cond.notify_all()
-            self.printer.emit({"kind": "client_ready", "t_s": round(self.now_s(), 4), "log": msg.msg[:200]})
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """Ready when a status of this robot (hardware id) holds the `ready_status` key=value (the client's
+        diagnostics say plan_book=received once its handshake brought the plan book)."""
+        if not self.ready_status or self._log_ready:
+            return
+        key, _, want = self.ready_status.partition("=")
+        for st in msg.status:
+            if st.hardware_id == self.robot and any(kv.key == key and kv.value == want for kv in st.values):
+                with self._cond:
+                    self._log_ready = True
+                    self._cond.notify_all()
+                text = f"{st.name}: {self.ready_status} ({st.message})"
+                self.printer.emit({"kind": "client_ready", "t_s": round(self.now_s(), 4), "log": text[:200]})
+                return
 
     def _on_bandwidth(self, msg: BandwidthEstimate) -> None:
         self.recorder.write(f"/intradp/{self.robot}/bandwidth", msg)
@@ -246,15 +254,15 @@ class EvalDriver:
         settle_s: float,
         ready_plan_not: str = "",
         frame_timeout: float = 120.0,
-        ready_log: str = "",
+        ready_status: str = "",
     ) -> bool:
-        """Publish warm-up frames until `count` of them got a result and the client is ready: with `ready_log`, a
-        /rosout line holding that text and the robot name was seen (e.g. the client's "handshake accepted"); with
+        """Publish warm-up frames until `count` of them got a result and the client is ready: with `ready_status`
+        (key=value), a /diagnostics status of the robot holds it (e.g. the client's "plan_book=received"); with
         `ready_plan_not`, a result ran a plan of another name (the client uses its device-only plan until its
         handshake brought the plan book). Bounded by `timeout`; False if it ended without a result."""
         deadline = time.monotonic() + timeout
-        self.ready_log = ready_log
-        got, ready, i = 0, not (ready_plan_not or ready_log), 0
+        self.ready_status = ready_status
+        got, ready, i = 0, not (ready_plan_not or ready_status), 0
         while time.monotonic() < deadline and not rospy.is_shutdown():
             ready = ready or self._log_ready
             if got >= count and ready:
@@ -278,7 +286,7 @@ class EvalDriver:
                 {
                     "kind": "warning",
                     "warning": f"warm-up ended after {timeout:g} s without a sign that "
-                    f"the client is ready ({ready_log or ready_plan_not!r})",
+                    f"the client is ready ({ready_status or ready_plan_not!r})",
                 }
             )
         if settle_s > 0:
@@ -350,9 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="warm up until a result ran a plan not named this (e.g. device_only: the handshake is done)",
     )
     p.add_argument(
-        "--ready-log",
+        "--ready-status",
         default=None,
-        help="warm up until a /rosout line holds this text and the robot name (e.g. 'handshake accepted')",
+        help="warm up until a /diagnostics status of the robot holds this key=value (e.g. plan_book=received, "
+        "the client's status once its handshake brought the plan book)",
     )
     p.add_argument("--settle", type=float, default=None, help="seconds to wait after warm-up (default 1)")
     p.add_argument("--record", default=None, help="write stats, bandwidth and plan messages into this bag")
@@ -411,7 +420,7 @@ def main(argv: Sequence[str]) -> int:
             float(_setting(args, "settle", 1.0)),
             str(_setting(args, "ready_plan_not", "") or ""),
             float(_setting(args, "frame_timeout", 60.0)),
-            str(_setting(args, "ready_log", "") or ""),
+            str(_setting(args, "ready_status", "") or ""),
         ):
             raise RuntimeError(
                 f"the client produced no InferenceStats on /intradp/{robot}/stats within "

@@ -144,6 +144,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         period,
     )
 
+    from intradp_ros.ros.diagnostics import NodeDiagnostics
+
+    diagnostics = NodeDiagnostics("bridge", {"masters": sync.health})
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -154,6 +157,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     while not stop.is_set():
         sync.step()
         stop.wait(period)
+    diagnostics.stop()
     removed = sync.cleanup()
     log.info("master_bridge: exiting, removed %d mirrors", removed)
     rospy.signal_shutdown("master_bridge exit")

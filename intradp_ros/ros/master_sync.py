@@ -42,6 +42,8 @@ from fnmatch import fnmatchcase
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 from xml.parsers.expat import ExpatError
 
+from intradp_ros.core.health import Health, PeerFacts, bridge_status, unreachable_from
+
 MIRROR_PREFIX = "/intradp_bridge_"
 PUB = "pub"
 SRV = "srv"
@@ -119,7 +121,7 @@ def xmlrpc_proxy_factory(timeout_s: float = 1.0) -> ProxyFactory:
 class Filters:
     """fnmatch globs (``*`` also matches ``/``) selecting the topics and services to sync."""
 
-    topics: Sequence[str] = ("/intradp/*",)
+    topics: Sequence[str] = ("/intradp/*", "/diagnostics")  # node health of both sides on either master
     services: Sequence[str] = ("/intradp/*",)
     exclude_topics: Sequence[str] = ("/rosout", "/rosout_agg")
     exclude_services: Sequence[str] = ("*/get_loggers", "*/set_logger_level")
@@ -575,6 +577,7 @@ class MasterSync:
         self.clock = clock
         self.warn_every_s = warn_every_s
         self.adopted = 0  # mirrors found on a master that an earlier bridge instance had registered
+        self.unreachable_uris: Set[str] = set()  # mirrored node URIs the other side cannot dial (flagged once)
         self.watch: Optional[ConnectionWatch] = None
         if reattach:
             self.watch = ConnectionWatch(
@@ -730,6 +733,7 @@ class MasterSync:
                 self._warn("could not mirror %s on the %s master: %s", key[1], dst.label, err)
                 continue
             registered[key] = target
+            self._flag_unreachable(dst, key, target)
             self.log.info(
                 "mirrored %s %s of %s (%s) from the %s to the %s master as %s",
                 "publisher" if key[0] == PUB else "service",
@@ -740,6 +744,30 @@ class MasterSync:
                 dst.label,
                 mirror_id,
             )
+
+    def _flag_unreachable(self, dst: MasterLink, key: MirrorKey, target: MirrorTarget) -> None:
+        """Warn once per URI when a mirrored node (or service) URI is a loopback address such as Debian's
+        127.0.1.1 while the other master is not on loopback: its subscribers would dial their own machine."""
+        uris = [target[0]] + ([target[1]] if key[0] != PUB else [])
+        for uri in uris:
+            if uri not in self.unreachable_uris and unreachable_from(uri, dst.uri):
+                self.unreachable_uris.add(uri)
+                self.log.warning(
+                    "%s %s of %s is at %s, which the %s side (%s) cannot reach: set ROS_IP or ROS_HOSTNAME "
+                    "to an address it can on the %s side before starting the node",
+                    "publisher" if key[0] == PUB else "service",
+                    key[1],
+                    key[2],
+                    uri,
+                    dst.label,
+                    dst.uri,
+                    "local" if dst is self.peer else "peer",
+                )
+
+    def health(self) -> Health:
+        """Both masters' reachability, the mirrors and the unreachable node URIs (core.health.bridge_status)."""
+        peers = [PeerFacts(m.label, m.uri, m.reachable, m.restarts) for m in (self.local, self.peer)]
+        return bridge_status(peers, self.mirror_count(), self.unreachable_uris)
 
     def _adopt(self, dst: MasterLink, key: MirrorKey, mirror_id: str) -> Optional[MirrorTarget]:
         try:

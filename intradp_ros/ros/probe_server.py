@@ -128,7 +128,7 @@ class ProbeServer:
 class ProbeServerSettings:
     """The probe server's settings (defaults < private parameters < command line, `ros/node_params.py`)."""
 
-    robots: list = setting(["robot"], "robot names (comma separated or a JSON list)")
+    robots: list = setting(["robot1"], "robot names (comma separated or a JSON list; robot1 is the clients' default)")
     max_reply_bytes: int = setting(DEFAULT_MAX_REPLY, "largest reply served")
     max_payload_bytes: int = setting(DEFAULT_MAX_PAYLOAD, "largest upload accepted")
 

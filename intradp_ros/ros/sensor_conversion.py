@@ -1,7 +1,8 @@
 """Sensor messages <-> model inputs and model results -> result messages, with numpy views (no per-pixel loops).
 
 Every converter validates the message and raises `SensorConversionError` with a clear reason; a node logs it and
-drops the frame. Supported: sensor_msgs/Image rgb8, bgr8, mono8; sensor_msgs/CompressedImage (image_transport's
+drops the frame. Supported: sensor_msgs/Image in every encoding of models.image_encodings (rgb8, bgr8, rgba8,
+bgra8, mono8, mono16, the four bayer_* patterns, yuv422/uyvy, yuyv); sensor_msgs/CompressedImage (image_transport's
 "compressed": JPEG or PNG, decoded by core/codecs/camera.py so the server can decode the same bytes identically);
 sensor_msgs/PointCloud2 with float32 x, y, z
 fields at any offsets and point step (either byte order).
@@ -16,40 +17,30 @@ import torch
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Float64MultiArray, Header, MultiArrayDimension
 
+from intradp_ros.models.image_encodings import MALFORMED, ImageEncodingError, decode_image
 from intradp_ros.models.kapao_postprocess import Pose
 from intradp_ros.models.letterbox import LetterboxInfo, letterbox
 from intradp_ros.models.voxels import AGRNAV_GRID, CompletedVoxels, VoxelGridSpec, grid_to_model_input, voxelize
 from intradp_ros.msg import CompletedVoxels as CompletedVoxelsMsg
 from intradp_ros.msg import HumanPose, HumanPoses, Keypoint
 
-IMAGE_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
-
 
 class SensorConversionError(ValueError):
-    """A sensor message that cannot be turned into a model input; the frame must be dropped."""
+    """A sensor message that cannot be turned into a model input; the frame must be dropped. `kind` says why
+    (models.image_encodings.UNSUPPORTED or MALFORMED), so nodes count unsupported encodings apart."""
+
+    def __init__(self, message: str, kind: str = MALFORMED) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """HxWx3 uint8 RGB array from an rgb8 / bgr8 / mono8 Image (a view of msg.data where the layout allows)."""
-    enc = msg.encoding
-    if enc not in IMAGE_CHANNELS:
-        raise SensorConversionError(f"image encoding '{enc}' is not supported (use one of {sorted(IMAGE_CHANNELS)})")
-    c = IMAGE_CHANNELS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise SensorConversionError(f"image has no pixels ({w}x{h})")
-    if step < w * c:
-        raise SensorConversionError(f"image step {step} is smaller than width*channels = {w * c}")
+    """HxWx3 uint8 RGB array from an Image of any encoding in models.image_encodings.SUPPORTED_ENCODINGS."""
     data = msg.data if isinstance(msg.data, (bytes, bytearray, memoryview)) else bytes(msg.data)
-    if len(data) < step * h:
-        raise SensorConversionError(f"image data has {len(data)} bytes, expected step*height = {step * h}")
-    rows = np.frombuffer(data, dtype=np.uint8, count=step * h).reshape(h, step)
-    pix = rows[:, : w * c].reshape(h, w, c)
-    if enc == "bgr8":
-        return pix[..., ::-1]
-    if enc == "mono8":
-        return np.broadcast_to(pix, (h, w, 3))
-    return pix
+    try:
+        return decode_image(msg.encoding, msg.height, msg.width, msg.step, data, bool(msg.is_bigendian))
+    except ImageEncodingError as e:
+        raise SensorConversionError(str(e), e.kind) from None
 
 
 def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None, encoding: str = "rgb8") -> Image:
@@ -241,5 +232,23 @@ def completed_voxels_to_planner_msg(result: CompletedVoxels) -> Float64MultiArra
 
 
 def completed_voxels_to_pointcloud2(result: CompletedVoxels, header: Optional[Header] = None) -> PointCloud2:
-    """PointCloud2 of the completed voxels' centres (metres, in the grid's frame)."""
-    return xyz_to_pointcloud2(result.centers(), header)
+    """PointCloud2 of the completed voxels' centres (metres, in the grid's frame) with a `label` field (uint32
+    at offset 12, the SCONet class id 1..19, as pcl::PointXYZL's `label`), so rviz can colour the cloud by class (Color Transformer: Intensity, Channel Name: label)."""
+    centers = result.centers()
+    n = centers.shape[0]
+    rec = np.zeros(n, dtype=np.dtype({"names": ["x", "y", "z", "label"], "formats": ["<f4", "<f4", "<f4", "<u4"]}))
+    rec["x"], rec["y"], rec["z"] = centers[:, 0], centers[:, 1], centers[:, 2]
+    rec["label"] = result.classes.astype(np.uint32)
+    msg = PointCloud2(
+        header=header or Header(),
+        height=1,
+        width=n,
+        is_bigendian=False,
+        point_step=16,
+        row_step=16 * n,
+        is_dense=True,
+    )
+    msg.fields = [PointField(name=c, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, c in enumerate("xyz")]
+    msg.fields.append(PointField(name="label", offset=12, datatype=PointField.UINT32, count=1))
+    msg.data = rec.tobytes()
+    return msg

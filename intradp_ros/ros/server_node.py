@@ -7,12 +7,18 @@ freed by the executor on completion or after `request_timeout`. The model replic
 (seeded random weights or a checkpoint) and fingerprinted; a handshake for another model, other weights or
 another graph is refused with the reason. The server's profile is measured once per model (cached on disk),
 or derived from the client's by `server_speedup` (time dilation on CPU-only testbeds). Plan books are solved
-here and cached on disk. The bandwidth probe endpoints of its robots run in the same process.
+in a worker process (core/plan_book_worker: the node's ROS API stays responsive), announced with their expected
+duration and followed with progress (log lines every 10 s, a tqdm bar on stderr, diagnostics); concurrent
+handshakes needing the same book wait for the one solve in flight; books are cached on disk and a cached book
+whose profiles are within `plan_cache_tolerance` of the new ones is reused. The bandwidth probe endpoints of its
+robots run in the same process. Health (device, robots, replicas, memory, solves) goes to /diagnostics.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import resource
 import threading
 import time
 from dataclasses import dataclass
@@ -24,13 +30,17 @@ import torch
 
 from intradp_ros.core.executor import SideExecutor, default_server_device
 from intradp_ros.core.plan import SERVER
-from intradp_ros.core.plan_book import PlanBook, PlanBookError, build_plan_book, parse_grid
+from intradp_ros.core.health import Health, SolveFacts, server_status
+from intradp_ros.core.plan_book import PlanBook, PlanBookError, book_keys, lookup_plan_book, parse_grid
+from intradp_ros.core.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
 from intradp_ros.core.power import PowerModel
+from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer
 from intradp_ros.models.replica import load_replica
 from intradp_ros.core.solver import SolverConfig
 from intradp_ros.msg import ServerReport
+from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, NodeDiagnostics
 from intradp_ros.ros.handshake import NO_SESSION, camera_fields, handshake_service, server_report_topic
 from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
 from intradp_ros.ros.probe_server import ProbeServer, validate_robot
@@ -45,6 +55,12 @@ SPEC: Spec = {
     "grid_xzy": (list, [], "shortcut model's SCONet grid X Z Y"),
     "weights": (str, "", "shortcut model's checkpoint (empty: seeded random weights)"),
     "seed": (int, 0, "shortcut model's init seed when no checkpoint is given"),
+    "model_weights": (
+        str,
+        "",
+        "checkpoints of the 'models' entries by name, name=path[,name=path] (launch arg weights:=); an entry's own "
+        "weights win",
+    ),
     "device": (str, "auto", "auto (cuda when available, else cpu), cpu or cuda"),
     "request_timeout": (float, 10.0, "a request waiting longer than this for a tile is failed and freed (s)"),
     "grid": (str, "0.5:50:1", "bandwidth buckets in MB/s: 'lo:hi:step' or 'a,b,c'"),
@@ -52,6 +68,12 @@ SPEC: Spec = {
     "maxiter": (int, 30, "solver generations per bucket"),
     "popsize": (int, 24, "solver population"),
     "solver_seconds": (float, 30.0, "solver time limit per bucket (s)"),
+    "plan_cache_tolerance": (
+        float,
+        0.25,
+        "reuse a cached plan book whose robot and server profile totals are within this relative difference "
+        "(a client's calibration factor moves ~10% run to run); 0: exact profiles only",
+    ),
     "server_speedup": (
         float,
         0.0,
@@ -93,7 +115,13 @@ class IntraDPServer:
         dev = settings["device"]
         self.device = default_server_device() if dev == "auto" else torch.device(dev)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device cuda requested but torch sees no CUDA device")
+            raise ValueError(f"device {dev} requested but {no_cuda_reason()}: use device auto or cpu")
+        if dev == "auto" and self.device.type != "cuda":
+            rospy.logwarn(
+                "*** intradp_server: device auto found no GPU (%s): serving on the CPU, much slower than a GPU. "
+                "Set device:=cuda to refuse to start without one. ***",
+                no_cuda_reason(),
+            )
         self.robots = [validate_robot(r) for r in settings["robots"]]
         if not self.robots:
             raise ValueError("no robots to serve")
@@ -110,6 +138,8 @@ class IntraDPServer:
         self._head_lock = threading.Lock()
         self._services: List[rospy.Service] = []
         self.probes: Optional[ProbeServer] = None
+        self.solves = SolveCoalescer(float(settings["plan_cache_tolerance"]))
+        self.diagnostics: Optional[NodeDiagnostics] = None
 
     # ------------------------------------------------------------------ start / stop
     def load_models(self, configs: Sequence[ModelConfig]) -> None:
@@ -117,6 +147,8 @@ class IntraDPServer:
             t0 = time.perf_counter()
             rep = load_replica(cfg, "cpu")  # captured on the CPU like the client's; executors move it to self.device
             self.replicas[rep.model_id] = rep
+            if not cfg.weights:
+                rospy.logwarn(RANDOM_WEIGHTS_BANNER, f"intradp_server {rep.model_id}")
             rospy.loginfo(
                 "server: loaded %s on %s in %.1f s (%d graph nodes, weights %s, graph %s)",
                 rep.model_id,
@@ -133,11 +165,14 @@ class IntraDPServer:
         if self.s["probes"]:
             self.probes = ProbeServer(self.robots, self.s["max_probe_bytes"], self.s["max_probe_bytes"])
             self.probes.start()
+        self.diagnostics = NodeDiagnostics("server", {"server": self.health})
         rospy.loginfo(
             "server ready: robots %s, models %s, device %s", ",".join(self.robots), ",".join(self.replicas), self.device
         )
 
     def shutdown(self) -> None:
+        if self.diagnostics is not None:
+            self.diagnostics.stop()
         for svc in self._services:
             svc.shutdown("server stopping")
         if self.probes is not None:
@@ -187,14 +222,12 @@ class IntraDPServer:
             return refuse(f"client profile: {e}")
         server = self._server_profile(rep, client)  # outside the lock: other robots keep beating
         t0 = time.perf_counter()
-        book, hit = build_plan_book(
-            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s["deadline"], self.cache_dir
-        )
+        book, how = self._plan_book(robot, rep, client, server)
         rospy.loginfo(
             "server: plan book for %s/%s %s in %.1f s (%d plans, %d buckets)",
             robot,
             rep.model_id,
-            "from cache" if hit else "solved",
+            how,
             time.perf_counter() - t0,
             len(book.plans),
             len(book.buckets),
@@ -218,6 +251,81 @@ class IntraDPServer:
             server_profile_json=server.to_json(),
             plan_table_json=book.to_json(),
             **camera_fields(req, rep.example.shape),  # [wire] decoder identity
+        )
+
+    def _plan_book(self, robot: str, rep: Replica, client: Profile, server: Profile) -> "tuple[PlanBook, str]":
+        """(book, how it was got): the disk cache (exact or close profiles), a solve in flight, or a new solve in
+        a worker process (announced with its expected duration, followed with progress)."""
+        tol = float(self.s["plan_cache_tolerance"])
+        keys = book_keys(
+            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s["deadline"], self.cache_dir
+        )
+        cached = lookup_plan_book(rep.graph, keys, tol)
+        if cached is not None:
+            return cached, "from cache"
+        expected = expected_solve_s(len(self.grid), self.solver)
+        job = {
+            "model_id": rep.model_id,
+            "weights": rep.config.weights,
+            "seed": rep.config.seed,
+            "graph": rep.graph.fingerprint,
+            "robot_profile": client.to_json(),
+            "server_profile": server.to_json(),
+            "grid": list(self.grid),
+            "power": PowerModel().to_dict(),
+            "solver": dataclasses.asdict(self.solver),
+            "deadline_s": float(self.s["deadline"]),
+            "cache_dir": str(keys.folder),
+            "tolerance": tol,
+        }
+
+        def run(flight: Flight) -> str:
+            rospy.loginfo(
+                "server: solving the plan book of %s for %s: %d buckets, expect up to %.0f s (solver_seconds %g per "
+                "bucket, table budget %g s); the ROS API stays responsive, the client waits",
+                rep.model_id,
+                robot,
+                len(self.grid),
+                expected,
+                self.solver.max_seconds,
+                self.solver.table_seconds,
+            )
+            report = SolveReporter(flight, f"plan book {robot}/{rep.model_id}")
+            try:
+                text, _hit = solve_in_worker(job, report)
+            finally:
+                report.close()
+            return text
+
+        text, joined = self.solves.solve(keys, robot, len(self.grid), expected, run)
+        return PlanBook.from_json(text, rep.graph), ("shared with a solve in flight" if joined else "solved")
+
+    def health(self) -> Health:
+        """Device, robots and sessions, replicas, memory and solves in flight (core.health.server_status)."""
+        now = time.monotonic()
+        with self._lock:
+            sessions = list(self.sessions)
+        solves = [
+            SolveFacts(
+                f.keys.key[:8],
+                tuple(f.robots),
+                now - f.started,
+                (now - f.started) + f.eta_s(now),
+                f.done_buckets,
+                f.buckets,
+            )
+            for f in self.solves.in_flight()
+        ]
+        random = [r.model_id for r in self.replicas.values() if not r.config.weights]
+        return server_status(
+            str(self.device),
+            self.s["device"],
+            self.robots,
+            sessions,
+            list(self.replicas),
+            random,
+            memory_mb(self.device),
+            solves,
         )
 
     def _replica_for(self, model_id: str) -> Optional[Replica]:
@@ -270,13 +378,15 @@ class IntraDPServer:
             t0 = time.perf_counter()
             from intradp_ros.core.plan_table import default_cache_dir
 
-            prof, hit = cached_profile(
-                rep.graph,
-                [rep.example.to(self.device)],
-                self.cache_dir or default_cache_dir(),
-                self.device,
-                repeats=self.s["profile_repeats"],
-            )
+            with ProgressBar(f"server: profiling {rep.model_id} on {self.device}", unit="node") as bar:
+                prof, hit = cached_profile(
+                    rep.graph,
+                    [rep.example.to(self.device)],
+                    self.cache_dir or default_cache_dir(),
+                    self.device,
+                    repeats=self.s["profile_repeats"],
+                    progress=bar,
+                )
             rospy.loginfo(
                 "server: profile of %s on %s %s in %.1f s",
                 rep.model_id,
@@ -320,11 +430,80 @@ class IntraDPServer:
         return RobotSession(robot, rep, transport, half, book, reports, time.time())
 
 
+def no_cuda_reason() -> str:
+    """Why torch sees no GPU, in words."""
+    if torch.version.cuda is None:
+        return f"this torch {torch.__version__} is a CPU-only build"
+    return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable CUDA device or driver"
+
+
+def memory_mb(device: torch.device) -> Dict[str, float]:
+    """Peak resident memory of this process and, on a GPU, torch's allocated and reserved memory (MB)."""
+    out = {"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if device.type == "cuda":
+        out["cuda_allocated_mb"] = torch.cuda.memory_allocated(device) / 2**20
+        out["cuda_reserved_mb"] = torch.cuda.memory_reserved(device) / 2**20
+    return out
+
+
+def expected_solve_s(buckets: int, solver: SolverConfig) -> float:
+    """About the longest a solve takes: each bucket stops after max_seconds and the whole table after about
+    table_seconds (each bucket still gets 0.1 s), plus ~10 s for the worker's start, graph capture and baselines."""
+    return min(buckets * solver.max_seconds, solver.table_seconds + 0.1 * buckets) + 10.0
+
+
+class SolveReporter:
+    """Progress of one solve: a tqdm bar on stderr and a log line at most every 10 s, with the time left."""
+
+    def __init__(self, flight: Flight, what: str, log_every_s: float = 10.0) -> None:
+        self.flight = flight
+        self.what = what
+        self.log_every_s = log_every_s
+        self._logged = time.monotonic()
+        self.bar = ProgressBar(what, unit="bucket")
+
+    def __call__(self, done: int, total: int, text: str) -> None:
+        self.flight.progress(done, total, text)
+        self.bar(done, total)
+        now = time.monotonic()
+        if now - self._logged >= self.log_every_s or done == total:
+            self._logged = now
+            rospy.loginfo(
+                "server: %s: %d/%d buckets after %.0f s, about %.0f s left (last: %s)",
+                self.what,
+                done,
+                total,
+                now - self.flight.started,
+                self.flight.eta_s(now),
+                text,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def parse_model_weights(text: str) -> Dict[str, str]:
+    """'kapao_s6=/a.pt,sconet=/b.pt' -> {name: path} (ValueError for an entry without '=')."""
+    out: Dict[str, str] = {}
+    for item in str(text or "").replace(" ", ",").split(","):
+        if not item:
+            continue
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"model_weights entry {item!r}: use name=path")
+        out[name] = path
+    return out
+
+
 def model_configs(settings: Dict[str, Any]) -> List[ModelConfig]:
     """The configured replicas: the `models` list plus the one-model shortcut (`model`, `input_size`, ...)."""
     out = []
+    by_name = parse_model_weights(settings.get("model_weights", ""))
     for m in settings["models"] or []:
-        out.append(ModelConfig.from_dict(json.loads(m) if isinstance(m, str) else dict(m)))
+        d = json.loads(m) if isinstance(m, str) else dict(m)
+        if not d.get("weights") and d.get("name") in by_name:
+            d["weights"] = by_name[d["name"]]
+        out.append(ModelConfig.from_dict(d))
     if settings["model"]:
         d: Dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
         if settings["input_size"]:

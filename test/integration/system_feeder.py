@@ -81,6 +81,21 @@ def cloud_msg(xyz, frame_id):
     return msg
 
 
+def encoded_images(rgb):
+    """(frame id, Image) of the frame in every supported encoding (mono16 big-endian, the rest as they come)."""
+    from intradp_ros.models.image_encodings import SUPPORTED_ENCODINGS, encode_rgb
+
+    out = []
+    for enc in SUPPORTED_ENCODINGS:
+        big = enc == "mono16"
+        data, step = encode_rgb(rgb, enc, is_bigendian=big)
+        msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=enc, is_bigendian=int(big), step=step, data=data)
+        msg.header.frame_id = f"enc_{enc}"
+        msg.header.stamp = rospy.Time.now()
+        out.append((msg.header.frame_id, msg))
+    return out
+
+
 def bad_messages(kind, good):
     """(name, message) of each bad-input case."""
     if kind == "kapao":
@@ -169,6 +184,17 @@ def main():
     p.add_argument("--wait-ready", type=float, default=60.0, help="wait for the client's subscription (s)")
     p.add_argument("--tiles", action="store_true", help="also sum tile payloads per request")
     p.add_argument("--compressed", action="store_true", help="KAPAO: JPEG CompressedImage on <image topic>/compressed")
+    p.add_argument(
+        "--until-status",
+        default="",
+        help="only wait (bounded by --wait-ready) until a /diagnostics status of the robot holds this key=value, "
+        "emit {kind: status} and stop",
+    )
+    p.add_argument(
+        "--encodings",
+        action="store_true",
+        help="after the closed-loop frames, send the first frame once in every supported Image encoding (enc_<name>)",
+    )
     args = p.parse_args(rospy.myargv()[1:])
     rospy.init_node(f"system_feeder_{args.robot}", anonymous=True)
     ns = f"/intradp/{args.robot}"
@@ -235,6 +261,8 @@ def main():
                 "fell_back": msg.fell_back_local,
                 "error": msg.error,
                 "energy_j": msg.energy_j,
+                "dropped_bad": msg.frames_dropped_bad,
+                "dropped_stale": msg.frames_dropped_stale,
             }
         )
 
@@ -260,6 +288,39 @@ def main():
         frames = cloud_frames(args.frames)
         make = cloud_msg
     rospy.Subscriber(f"{ns}/stats", InferenceStats, on_stats, queue_size=100)
+    statuses = {}
+
+    def on_diagnostics(msg):
+        for st in msg.status:
+            statuses[st.name] = {
+                "kind": "diagnostics",
+                "name": st.name,
+                "hardware_id": st.hardware_id,
+                "level": int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level),
+                "message": st.message,
+                "values": {kv.key: kv.value for kv in st.values},
+            }
+
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    rospy.Subscriber("/diagnostics", DiagnosticArray, on_diagnostics, queue_size=50)
+    if args.until_status:
+        key, _, want = args.until_status.partition("=")
+
+        def matching():
+            return [
+                st
+                for st in list(statuses.values())
+                if st["hardware_id"] == args.robot and st["values"].get(key) == want
+            ]
+
+        deadline = time.monotonic() + args.wait_ready
+        while not matching() and time.monotonic() < deadline and not rospy.is_shutdown():
+            time.sleep(0.1)
+        found = matching()
+        emit({"kind": "status", "t": time.time(), "found": bool(found), "status": found[0] if found else None})
+        emit({"kind": "done", "results": 0})
+        return 0
     if args.tiles:
         rospy.Subscriber(f"{ns}/up", TensorTile, on_tile("up"), queue_size=1000, buff_size=64 << 20)
         rospy.Subscriber(f"{ns}/down", TensorTile, on_tile("down"), queue_size=1000, buff_size=64 << 20)
@@ -311,6 +372,12 @@ def main():
                 pub.publish(make(frames[i], fid))
                 with cv:
                     cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
+        if args.encodings and args.kind == "kapao":
+            for fid, msg in encoded_images(frames[0]):
+                emit({"kind": "sent", "frame": fid, "t": time.time()})
+                pub.publish(msg)
+                with cv:
+                    cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
     else:
         end = time.monotonic() + args.duration
         i = 0
@@ -320,7 +387,9 @@ def main():
             pub.publish(make(frames[i % len(frames)], fid))
             i += 1
             time.sleep(1.0 / args.rate)
-    time.sleep(1.5)  # late stats
+    time.sleep(2.5)  # late stats, one more diagnostics period
+    for st in list(statuses.values()):
+        emit(st)
     emit({"kind": "done", "results": len(results)})
     return 0
 

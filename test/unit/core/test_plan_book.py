@@ -93,3 +93,21 @@ def test_parse_grid() -> None:
     for bad in ("", "a,b", "0,1", "1:2"):
         with pytest.raises(PlanBookError):
             parse_grid(bad)
+
+
+def test_a_close_profile_reuses_the_cached_book_a_far_one_does_not(setup) -> None:
+    from intradp_ros.core.plan_book import profiles_close
+
+    _m, _x, g, robot, server, cache, book, _hit = setup
+    cfg = SolverConfig(maxiter=2, popsize=6)
+    drifted = robot.scaled(1.12, "robot, calibrated again")  # the calibration factor moved 1.017 -> 1.143
+    again, hit = build_plan_book(g, drifted, server, [0.5, 5, 50], config=cfg, cache_dir=cache, tolerance=0.25)
+    assert hit and [p.plan_id for p in again.plans] == [p.plan_id for p in book.plans]
+    assert profiles_close((1.0, 2.0), (1.2, 2.0), 0.25) and not profiles_close((1.0, 2.0), (1.3, 2.0), 0.25)
+    assert not profiles_close((1.0, 2.0), (1.0, 2.0), 0.0)
+    # another context (grid) never reuses a book
+    other, hit = build_plan_book(g, drifted, server, [0.5, 50], config=cfg, cache_dir=cache, tolerance=0.25)
+    assert not hit and other.buckets == [0.5, 50.0]
+    # without tolerance (the exact-profile key) the drifted profile is solved again
+    _book, hit = build_plan_book(g, drifted, server, [0.5, 5, 50], config=cfg, cache_dir=cache)
+    assert not hit

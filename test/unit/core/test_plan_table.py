@@ -76,3 +76,21 @@ def test_cache_is_hit_the_second_time(setup, tmp_path, monkeypatch):
     # another server profile is another key: a miss (which would rebuild)
     with pytest.raises(AssertionError, match="rebuilt"):
         cached_table(g, robot, server.scaled(0.5, "faster"), [0.5, 5.0], config=FAST, cache_dir=tmp_path)
+
+
+def test_default_cache_dir_never_puts_root_files_in_a_sudo_users_home(monkeypatch, tmp_path) -> None:
+    import os
+    import pwd
+    from pathlib import Path
+
+    from intradp_ros.core.plan_table import default_cache_dir
+
+    monkeypatch.delenv("INTRADP_CACHE", raising=False)
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path / "alice"))  # sudo -E kept HOME
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setenv("SUDO_USER", "alice")
+    assert default_cache_dir() == Path(pwd.getpwuid(0).pw_dir) / ".cache" / "intradp_ros"
+    monkeypatch.delenv("SUDO_USER")
+    assert default_cache_dir() == tmp_path / "alice" / ".cache" / "intradp_ros"
+    monkeypatch.setenv("INTRADP_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"

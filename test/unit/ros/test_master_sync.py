@@ -459,3 +459,24 @@ def test_malformed_bus_info_is_treated_as_no_answer() -> None:
     b.steps(8)
     assert any("does not answer getBusInfo" in m for m in b.messages(logging.WARNING))
     assert bridge_updates(listener) == []
+
+
+def test_loopback_node_uri_is_flagged_once_and_shown_in_health() -> None:
+    b = Bench()
+    b.add_node(b.robot, "/talker", "http://127.0.1.1:40001/", pubs=["/intradp/r1/up", "/intradp/r1/stats"])
+    b.add_node(b.robot, "/good", TALKER, pubs=["/intradp/r1/plan"])
+    b.steps(3)
+    warnings = [m for m in b.messages(logging.WARNING) if "127.0.1.1" in m]
+    assert len(warnings) == 1 and "ROS_IP" in warnings[0], warnings
+    h = b.sync.health()
+    assert h.level == 1 and h.values["unreachable_node_uris"] == "http://127.0.1.1:40001/"
+    assert h.values["mirrored_registrations"] == "3" and h.values["peer_reachable"] == "yes"
+
+
+def test_health_shows_an_unreachable_peer() -> None:
+    b = Bench()
+    b.steps()
+    assert b.sync.health().level == 0
+    b.server.down = True
+    b.steps()
+    assert b.sync.health().level == 2 and b.sync.health().values["peer_reachable"] == "no"

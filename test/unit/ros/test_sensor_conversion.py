@@ -51,10 +51,22 @@ def test_padded_rows_and_mono_images():
     assert out.shape == (2, 3, 3) and out[1, 2].tolist() == [250, 250, 250]
 
 
+def test_error_kind_tells_unsupported_from_malformed():
+    msg = rgb_to_image(_frame())
+    msg.encoding = "32FC1"
+    with pytest.raises(SensorConversionError) as unsupported:
+        image_to_rgb(msg)
+    msg = rgb_to_image(_frame())
+    msg.data = msg.data[:-1]
+    with pytest.raises(SensorConversionError) as malformed:
+        image_to_rgb(msg)
+    assert (unsupported.value.kind, malformed.value.kind) == ("unsupported_encoding", "malformed")
+
+
 @pytest.mark.parametrize(
     "mutate,reason",
     [
-        (lambda m: setattr(m, "encoding", "rgba8"), "encoding 'rgba8' is not supported"),
+        (lambda m: setattr(m, "encoding", "32FC1"), "encoding '32FC1' is not supported"),
         (lambda m: setattr(m, "encoding", "16UC1"), "not supported"),
         (lambda m: setattr(m, "data", m.data[:-1]), "expected step\\*height"),
         (lambda m: setattr(m, "step", 10), "step 10 is smaller"),
@@ -148,6 +160,10 @@ def test_result_messages():
     assert list(planner.data) == [2.0, 0.0, 1.0, 6.0, 3.0, 0.0] and planner.layout.dim[0].size == 2
     cloud = completed_voxels_to_pointcloud2(res)
     assert pointcloud2_to_xyz(cloud).tolist() == [[1.25, 0.25, 0.75], [3.25, 1.75, 0.25]]
+    label = [f for f in cloud.fields if f.name == "label"]
+    assert label and label[0].datatype == PointField.UINT32 and cloud.point_step == 16
+    labels = np.frombuffer(cloud.data, np.uint8).reshape(2, 16)[:, label[0].offset : label[0].offset + 4]
+    assert np.ascontiguousarray(labels).view("<u4").ravel().tolist() == [19, 7]  # the class ids, for rviz
     for m in (msg, cv, planner, cloud):  # they serialise as ROS messages
         from io import BytesIO
 

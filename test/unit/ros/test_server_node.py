@@ -32,3 +32,21 @@ def test_other_models_are_not_built(server: IntraDPServer) -> None:
     assert server._replica_for('sconet{"grid_xzy":[64,32,64],"head":"completion"}') is None  # other size
     assert server._replica_for('kapao_s6{"head":"candidates"}') is None  # not served
     assert server._replica_for("sconet{not json") is None
+
+
+def test_health_reports_device_replicas_and_random_weights(server: IntraDPServer) -> None:
+    h = server.health()
+    assert h.values["device"] == "cpu" and h.values["robots"] == "robot1" and h.values["sessions"] == "none"
+    assert int(h.values["replicas"]) >= 1 and float(h.values["max_rss_mb"]) > 0
+    assert h.level == 1 and "random weights" in h.message
+
+
+def test_cuda_without_a_gpu_refuses_to_start() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    settings = {name: default for name, (_kind, default, _help) in SPEC.items()}
+    settings.update(robots=["robot1"], device="cuda")
+    with pytest.raises(ValueError, match="device cuda requested but .*use device auto or cpu"):
+        IntraDPServer(settings)
