@@ -66,6 +66,10 @@ class FrameStats:
     mean_power_w: float
     fell_back_local: bool
     error: str
+    # the client's running totals of frames it never ran (node counters, not the frame's own)
+    frames_dropped_stale: int = 0
+    frames_dropped_replaced: int = 0
+    frames_dropped_bad: int = 0
 
     def fields(self) -> Dict[str, Any]:
         """The message's fields (plain str/int/float/bool values) by name."""

@@ -41,11 +41,27 @@ STATS_FIELDS: Sequence[str] = (
     "mean_power_w",
     "fell_back_local",
     "error",
+    "frames_dropped_stale",
+    "frames_dropped_replaced",
+    "frames_dropped_bad",
 )
+# Fields added after recordings existed: an older message, JSON line or CSV row without them reads as 0.
+OPTIONAL_FIELDS: Dict[str, Any] = {"frames_dropped_stale": 0, "frames_dropped_replaced": 0, "frames_dropped_bad": 0}
 EVAL_FIELDS: Sequence[str] = ("system", "trace", "frame", "t_s", "link_mbit")
 CSV_FIELDS: Sequence[str] = tuple(EVAL_FIELDS) + tuple(STATS_FIELDS)
 
-_INT_FIELDS = {"request_id", "plan_id", "bytes_up", "bytes_down", "tiles_up", "tiles_down", "frame"}
+_INT_FIELDS = {
+    "request_id",
+    "plan_id",
+    "bytes_up",
+    "bytes_down",
+    "tiles_up",
+    "tiles_down",
+    "frame",
+    "frames_dropped_stale",
+    "frames_dropped_replaced",
+    "frames_dropped_bad",
+}
 _FLOAT_FIELDS = {
     "stamp_s",
     "latency_s",
@@ -77,13 +93,19 @@ def stats_record(msg: Any) -> Dict[str, Any]:
         if name == "stamp_s":
             value = _stamp_seconds(msg)
         elif isinstance(msg, Mapping):
-            if name not in msg:
-                raise StatsRecordError(f"stats record lacks field {name!r}")
-            value = msg[name]
+            if name not in msg or (name in OPTIONAL_FIELDS and msg[name] in ("", None)):
+                if name not in OPTIONAL_FIELDS:
+                    raise StatsRecordError(f"stats record lacks field {name!r}")
+                value = OPTIONAL_FIELDS[name]
+            else:
+                value = msg[name]
         else:
             if not hasattr(msg, name):
-                raise StatsRecordError(f"stats message lacks field {name!r}")
-            value = getattr(msg, name)
+                if name not in OPTIONAL_FIELDS:
+                    raise StatsRecordError(f"stats message lacks field {name!r}")
+                value = OPTIONAL_FIELDS[name]
+            else:
+                value = getattr(msg, name)
         rec[name] = _convert(name, value)
     return rec
 
@@ -163,15 +185,17 @@ def read_csv(path: PathLike) -> List[Dict[str, Any]]:
     out = []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = [k for k in CSV_FIELDS if k not in (reader.fieldnames or [])]
+        missing = [k for k in CSV_FIELDS if k not in (reader.fieldnames or []) and k not in OPTIONAL_FIELDS]
         if missing:
             raise StatsRecordError(f"{path}: not an evaluation CSV (columns {missing} missing)")
         for line, row in enumerate(reader, start=2):
             rec: Dict[str, Any] = {}
             try:
                 for k in CSV_FIELDS:
-                    v = row[k]
-                    if k in ("t_s", "link_mbit", "frame") and v == "":
+                    v = row.get(k)
+                    if k in OPTIONAL_FIELDS and v in ("", None):
+                        rec[k] = OPTIONAL_FIELDS[k]
+                    elif k in ("t_s", "link_mbit", "frame") and v == "":
                         rec[k] = float("nan") if k != "frame" else -1
                     else:
                         rec[k] = _convert(k, v)

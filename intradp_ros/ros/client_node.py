@@ -18,6 +18,7 @@ a restart. Topic names: intradp_ros.ros.names (relative to the node's namespace)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -488,13 +489,13 @@ class ClientRuntime:
 
     def stats_for(self, f: FrameRecord) -> InferenceStats:
         """InferenceStats of one frame."""
-        return InferenceStats(
-            header=f.stamp,
+        stats = dataclasses.replace(
+            self.frame_stats(f),
             frames_dropped_stale=self.slot.stale,
             frames_dropped_replaced=self.slot.replaced,
             frames_dropped_bad=self.frames_dropped_bad,
-            **self.frame_stats(f).fields(),
         )
+        return InferenceStats(header=f.stamp, **stats.fields())
 
 
 def run_client(adapter: ClientAdapter, prog: str, description: str, spec: Spec, argv: Sequence[str]) -> int:

@@ -7,7 +7,7 @@ freed by the executor on completion or after `request_timeout`. The model replic
 (seeded random weights or a checkpoint) and fingerprinted; a handshake for another model, other weights or
 another graph is refused with the reason. The server's profile is measured once per model (cached on disk),
 or derived from the client's by `server_speedup` (time dilation on CPU-only testbeds). Plan books are solved
-in a worker process (core/plan_book_worker: the node's ROS API stays responsive), announced with their expected
+in a worker process (models/plan_book_worker: the node's ROS API stays responsive), announced with their expected
 duration and followed with progress (log lines every 10 s, a tqdm bar on stderr, diagnostics); concurrent
 handshakes needing the same book wait for the one solve in flight; books are cached on disk and a cached book
 whose profiles are within `plan_cache_tolerance` of the new ones is reused. The bandwidth probe endpoints of its
@@ -32,7 +32,7 @@ from intradp_ros.core.executor import SideExecutor, default_server_device
 from intradp_ros.core.plan import SERVER
 from intradp_ros.core.health import Health, SolveFacts, server_status
 from intradp_ros.core.plan_book import PlanBook, PlanBookError, book_keys, lookup_plan_book, parse_grid
-from intradp_ros.core.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
+from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile

@@ -1,5 +1,6 @@
 """stats records: message or dict -> typed record, consistency checks, CSV round trip."""
 
+import csv
 import math
 
 import pytest
@@ -51,6 +52,13 @@ def test_csv_round_trip(tmp_path):
     assert [r["frame"] for r in back] == [0, 1, 2, 0]
     assert back[1]["fell_back_local"] is True and back[0]["fell_back_local"] is False
     assert back[2]["t_s"] == 3.0 and back[3]["error"] == "deadline" and math.isnan(back[3]["t_s"])
+    old = tmp_path / "old.csv"  # written before the drop counters existed: they read as 0
+    with open(path, newline="") as f_in, open(old, "w", newline="") as f_out:
+        kept = [k for k in sr.CSV_FIELDS if k not in sr.OPTIONAL_FIELDS]
+        writer = csv.DictWriter(f_out, kept, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(csv.DictReader(f_in))
+    assert [r["frames_dropped_bad"] for r in sr.read_csv(old)] == [0, 0, 0, 0]
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(sr.StatsRecordError, match="not an evaluation CSV"):
         sr.read_csv(tmp_path / "bad.csv")

@@ -31,7 +31,7 @@ def test_client_facts_read_the_runtime() -> None:
         local_fallbacks=2,
         drops=drops,
         slot=SimpleNamespace(stale=3, replaced=4),
-        s={"weights": ""},
+        cfg=SimpleNamespace(weights=""),
     )
     f = client_facts(rt)
     assert f.has_plan_book and f.link_state == "up" and f.random_weights

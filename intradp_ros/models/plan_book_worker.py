@@ -1,9 +1,12 @@
 """Plan-book solves off the server's process, one at a time per key, with progress.
 
+In models/ because the worker rebuilds the replica's graph from the model id (models.replica); ROS-free so the
+child process starts without a master.
+
 A first solve takes minutes (measured 72 s for KAPAO-S on 25 buckets). Run in the server's own process it held
 the GIL, so the node's XML-RPC API stopped answering (the bridge's getBusInfo calls timed out), and a client's
 retry started a second, concurrent solve of the same book. Here:
-- `solve_in_worker` runs the solve in a child process (`python -m intradp_ros.core.plan_book_worker`): plain
+- `solve_in_worker` runs the solve in a child process (`python -m intradp_ros.models.plan_book_worker`): plain
   JSON in on stdin (model id, weights path, seed, both profiles, grid, power model, solver settings), JSON lines
   out on stdout (progress per bucket, then the book). Nothing is pickled; the child rebuilds the graph from the
   model id and checks its fingerprint.
@@ -38,7 +41,8 @@ def _solve(job: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> None:
     from intradp_ros.core.plan_book import build_plan_book
     from intradp_ros.core.power import PowerModel
     from intradp_ros.core.profiler import Profile
-    from intradp_ros.core.session import ModelConfig, load_replica
+    from intradp_ros.core.session import ModelConfig
+    from intradp_ros.models.replica import load_replica
     from intradp_ros.core.solver import SolverConfig
 
     cfg = ModelConfig.from_model_id(str(job["model_id"]), job.get("weights") or None, int(job.get("seed", 0)))
@@ -86,7 +90,7 @@ def worker_main() -> int:
 def solve_in_worker(job: Dict[str, Any], progress: Optional[Progress] = None) -> Tuple[str, bool]:
     """(book JSON, came from the cache) solved by a child process; SolveError with the cause on failure."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "intradp_ros.core.plan_book_worker"],
+        [sys.executable, "-m", "intradp_ros.models.plan_book_worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
