@@ -37,6 +37,7 @@ WIRE_DTYPES: Mapping[str, np.dtype] = {
     for name in ("float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")
 }
 KNOWN_CODECS = frozenset((CODEC_RAW, CODEC_BITPACK, CODEC_SPARSE))
+DENSE_CODECS = frozenset((CODEC_RAW, CODEC_BITPACK))  # codecs whose decoded tile is the node's dense rows
 KNOWN_FLAGS = FLAG_LAST | FLAG_ABORT | FLAG_START
 BITPACK_DTYPES = frozenset(("bool", "uint8"))
 SPARSE_INDEX_DTYPE = np.dtype("<i8")

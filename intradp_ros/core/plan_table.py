@@ -125,7 +125,7 @@ class PlanTable:
 
 
 def _renamed(plan: Plan, name: str) -> Plan:
-    return Plan(plan.graph, plan.robot, plan.server, name)
+    return plan.renamed(name)
 
 
 def build_table(
