@@ -23,7 +23,7 @@ import torch
 from intradp_ros.core.graph import Graph, Node
 from intradp_ros.core.plan import ROBOT, SERVER, Plan
 from intradp_ros.core.runtime.stage import ExecutionError, RequestStats, Stage, default_server_device, graph_on
-from intradp_ros.core.runtime.wire import make_tile
+from intradp_ros.core.runtime.wire import ABORT_SEND, make_tile
 from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
@@ -33,11 +33,15 @@ log = logging.getLogger(__name__)
 class Sender:
     """The sender thread of one half: turns queued values into Tiles (CPU numpy) and sends them in order.
 
-    A value that cannot become a tile, or a send that fails, calls `on_error(request_id, message)` once per
+    A value that cannot become a tile, or a send that fails, calls `on_error(request_id, message, node, start,
+    stop)` once per
     request, sends FLAG_ABORT for it, and drops the request's later tiles; the thread keeps running."""
 
     def __init__(
-        self, transport: Transport, robot: str = "", on_error: Optional[Callable[[int, str], None]] = None
+        self,
+        transport: Transport,
+        robot: str = "",
+        on_error: Optional[Callable[[int, str, Optional[Node], int, int], None]] = None,
     ) -> None:
         self.transport = transport
         self.robot = robot
@@ -61,8 +65,20 @@ class Sender:
             if request_id in self._failed and not flags & FLAG_ABORT:
                 continue
             try:
-                if flags & FLAGS_WITHOUT_PAYLOAD:
-                    tile = Tile(request_id, plan_id, 0, 0, 0, 0, np.zeros(0, np.uint8), flags=flags, robot=self.robot)
+                if flags & FLAGS_WITHOUT_PAYLOAD:  # an abort names its cause (t) and where (node, rows)
+                    where = node.index if node is not None else 0
+                    cause = int(t) if isinstance(t, int) else 0
+                    tile = Tile(
+                        request_id,
+                        plan_id,
+                        where,
+                        cause,
+                        start,
+                        stop,
+                        np.zeros(0, np.uint8),
+                        flags=flags,
+                        robot=self.robot,
+                    )
                 else:
                     tile = make_tile(request_id, plan_id, node, start, stop, t, flags, self.robot)
                 self.transport.send(tile)
@@ -78,10 +94,13 @@ class Sender:
                 if len(self._failed) > 1000:
                     self._failed = set(sorted(self._failed)[-100:])
                 if self.on_error is not None:
-                    self.on_error(request_id, msg)
+                    self.on_error(request_id, msg, node, start, stop)
                 if not flags & FLAG_ABORT:
                     try:
-                        abort = Tile(request_id, plan_id, 0, 0, 0, 0, np.zeros(0, np.uint8), flags=FLAG_ABORT)
+                        where = node.index if node is not None else 0
+                        abort = Tile(
+                            request_id, plan_id, where, ABORT_SEND, start, stop, np.zeros(0, np.uint8), flags=FLAG_ABORT
+                        )
                         self.transport.send(abort)
                     except Exception as e2:  # noqa: BLE001 - the link itself is gone: the peer times out
                         log.error("abort of request %d not sent: %s", request_id, e2)
@@ -152,11 +171,11 @@ class ClientHalf:
             return self._current.request_id if self._current is not None else None
 
     # ---- life cycle
-    def _send_failed(self, request_id: int, message: str) -> None:
+    def _send_failed(self, request_id: int, message: str, node: Optional[Node], start: int, stop: int) -> None:
         with self._lock:
             st = self._current
         if st is not None and st.request_id == request_id:
-            st.abort(message)
+            st.fail(message, ABORT_SEND, node, start, stop, peer_told=True)
 
     def _recv_loop(self) -> None:
         for tile in incoming_tiles(self.transport, lambda: self._stop):
@@ -179,7 +198,7 @@ class ClientHalf:
             with torch.no_grad():
                 return st.run(inputs)
         except Exception as e:
-            error = str(e) or type(e).__name__
+            error = str(e) if isinstance(e, ExecutionError) else f"{type(e).__name__}: {e}"
             raise
         finally:
             with self._lock:
@@ -244,11 +263,11 @@ class ServerHalf:
         if self._on_done is not None:
             self._on_done(stage, error)
 
-    def _send_failed(self, request_id: int, message: str) -> None:
+    def _send_failed(self, request_id: int, message: str, node: Optional[Node], start: int, stop: int) -> None:
         with self._lock:
             st = self._active.get(request_id)
         if st is not None:
-            st.abort(message)
+            st.fail(message, ABORT_SEND, node, start, stop, peer_told=True)
 
     def _recv_loop(self) -> None:
         for tile in incoming_tiles(self.transport, lambda: self._stop):
@@ -285,7 +304,7 @@ class ServerHalf:
             self.last_stats = st.stats
         except Exception as e:  # noqa: BLE001 - a failed request must not stop the server
             self.failed += 1
-            error = str(e) or type(e).__name__
+            error = str(e) if isinstance(e, ExecutionError) else f"{type(e).__name__}: {e}"
             log.error("server: request %d failed: %s", st.request_id, e)
         finally:
             with self._lock:

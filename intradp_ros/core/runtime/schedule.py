@@ -135,9 +135,10 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
             deps: list[int] = []
             waits: list[TileKey] = []
             for u, need in zip(n.inputs, needs):
-                if need is None:
-                    continue
-                d, w = sources(u, need[0], need[1])
+                if need is None:  # reads no row; still after u's own bands (topological order, release after use)
+                    d, w = [i for i, _ in band_steps.get(u, [])], []
+                else:
+                    d, w = sources(u, need[0], need[1])
                 deps += [x for x in d if x not in deps]
                 waits += [x for x in w if x not in waits]
             for u in set(n.inputs):

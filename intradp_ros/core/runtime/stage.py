@@ -26,7 +26,17 @@ import torch.nn as nn
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
 from intradp_ros.core.plan import ROBOT, Plan
 from intradp_ros.core.runtime.schedule import Schedule, plan_schedule
-from intradp_ros.core.runtime.wire import TileKey, check_tile, tile_key
+from intradp_ros.core.runtime.wire import (
+    ABORT_BAD_TILE,
+    ABORT_FAILED,
+    ABORT_LOCAL,
+    ABORT_LOST_TILE,
+    ABORT_OPERATOR,
+    TileKey,
+    check_tile,
+    describe_abort,
+    tile_key,
+)
 from intradp_ros.core.sparse import SparseRows, merge as merge_sparse, rows as sparse_rows
 from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, Tile, TileError
 
@@ -201,32 +211,57 @@ class Stage:
         self.received: set[TileKey] = set()
         self._arrived: list[TileKey] = []  # received since the run loop last looked
         self.errors: list[str] = []
+        # the first failure: (cause code, node, start, stop), sent to the peer in the abort tile
+        self.failure: Optional[tuple[int, Optional[Node], int, int]] = None
+        self._peer_told = False  # the peer already knows (it aborted first, or the sender told it)
         self.stats = RequestStats()
 
     # ---- control (any thread)
     def abort(self, reason: str) -> None:
         """Fail this request at once with `reason` (the run raises ExecutionError naming it)."""
+        self.fail(reason, ABORT_LOCAL)
+
+    def fail(
+        self,
+        reason: str,
+        cause: int = ABORT_FAILED,
+        node: Optional[Node] = None,
+        start: int = 0,
+        stop: int = 0,
+        peer_told: bool = False,
+    ) -> None:
+        """Record a failure (any thread): the run stops at once and tells the peer `cause` at `node` rows."""
         with self.cv:
             self.errors.append(reason)
+            if self.failure is None:
+                self.failure = (cause, node, start, stop)
+                self._peer_told = peer_told
             self.cv.notify_all()
 
     def deliver(self, tile: Tile) -> None:
         """Validate and store one incoming tile (any thread). Problems fail the request, never merge."""
+        if tile.flags & FLAG_ABORT:
+            peer = "server" if self.side == ROBOT else "robot"
+            msg = f"the {peer} aborted request {tile.request_id}: {describe_abort(self.g, tile)}"
+            log.error("request %d (%s): %s", self.request_id, self.side, msg)
+            self.fail(msg, peer_told=True)
+            return
         try:
-            if tile.flags & FLAG_ABORT:
-                peer = "server" if self.side == ROBOT else "robot"
-                raise ExecutionError(f"the {peer} aborted request {tile.request_id} (its log names the cause)")
             key, piece = check_tile(
                 self.g, tile, self.request_id, self.plan.plan_id, self.plan.name, self.schedule.expected, self.device
             )
-        except (TileError, ExecutionError) as e:
+        except TileError as e:
             log.error("request %d (%s): %s", self.request_id, self.side, e)
-            self.abort(str(e))
+            bad = self.g.nodes[tile.node_id] if 0 <= tile.node_id < len(self.g.nodes) else None
+            self.fail(str(e), ABORT_BAD_TILE, bad, tile.row_start, tile.row_stop)
             return
         with self.cv:
             if key in self.received:
-                self.errors.append(f"duplicate tile node {key[0]} rows [{key[1]}, {key[2]})")
-                log.error("request %d (%s): %s", self.request_id, self.side, self.errors[-1])
+                msg = f"duplicate tile node {key[0]} rows [{key[1]}, {key[2]})"
+                log.error("request %d (%s): %s", self.request_id, self.side, msg)
+                self.errors.append(msg)
+                if self.failure is None:
+                    self.failure = (ABORT_BAD_TILE, self.g.nodes[key[0]], key[1], key[2])
             else:
                 self.received.add(key)
                 self._arrived.append(key)
@@ -265,7 +300,7 @@ class Stage:
             )
         return t
 
-    def _wait_for_tiles(self, blocked: str) -> list[TileKey]:
+    def _wait_for_tiles(self, blocked: tuple[str, tuple[Optional[Node], int, int]]) -> list[TileKey]:
         """Block until tiles arrive (returns their keys) or fail: an error, or `timeout` without any tile."""
         t0 = time.perf_counter()
         deadline = t0 + self.timeout
@@ -278,7 +313,11 @@ class Stage:
                     break
                 left = deadline - time.perf_counter()
                 if left <= 0:
-                    raise ExecutionError(f"tile lost: {self.side} waited {self.timeout:.1f}s for {blocked}")
+                    msg = f"tile lost: {self.side} waited {self.timeout:.1f}s for {blocked[0]}"
+                    self.errors.append(msg)
+                    if self.failure is None:
+                        self.failure = (ABORT_LOST_TILE,) + blocked[1]
+                    raise ExecutionError(msg)
                 self.cv.wait(left)
         waited = time.perf_counter() - t0
         self.stats.wait_s += waited
@@ -334,7 +373,17 @@ class Stage:
                     with self.cv:
                         raise ExecutionError("; ".join(self.errors))
                 _, i = heapq.heappop(ready)
-                self._run_step(steps[i], inputs, input_pos, t_start)
+                try:
+                    self._run_step(steps[i], inputs, input_pos, t_start)
+                except Exception as e:  # a failing band names itself, here and at the peer
+                    st = steps[i]
+                    n, (a, b) = st.node, st.rows
+                    msg = (
+                        f"{self.side}: node {n.index} '{n.name}' ({n.op}) band {st.band + 1}/{st.bands} "
+                        f"rows [{a}, {b}) raised {type(e).__name__}: {e}"
+                    )
+                    self.fail(msg, ABORT_OPERATOR, n, a, b)
+                    raise ExecutionError(msg) from e
                 done += 1
                 for j in dependents[i]:
                     missing[j] -= 1
@@ -355,33 +404,45 @@ class Stage:
             if self.side == ROBOT:
                 want = set(sched.output_waits)
                 while not want <= self.received:
-                    gone = sorted(want - self.received)
-                    self._wait_for_tiles(f"output tiles {[list(k) for k in gone]}")
+                    self._wait_for_tiles(self._missing_tiles(sorted(want - self.received)))
                 vals = {o: self._rows(o, (0, g.nodes[o].extent)) for o in g.output_indices}
                 result = build_outputs(g.outputs, _Lookup(vals))
             with self.cv:
                 if self.errors:
                     raise ExecutionError("; ".join(self.errors))
             return result
-        except Exception:
-            self._send(self.request_id, self.plan.plan_id, None, 0, 0, None, FLAG_ABORT)
-            raise
+        except Exception as e:
+            with self.cv:
+                if self.failure is None:
+                    self.failure = (ABORT_FAILED, None, 0, 0)
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                cause, node, a, b = self.failure
+                told = self._peer_told
+            if not told:  # the peer learns at once, with the cause and where
+                self._send(self.request_id, self.plan.plan_id, node, a, b, cause, FLAG_ABORT)
+            if isinstance(e, ExecutionError):
+                raise
+            raise ExecutionError(f"{self.side} failed request {self.request_id}: {type(e).__name__}: {e}") from e
         finally:
             stats.total_s = time.perf_counter() - t_start
             with self.cv:
                 self.stores.clear()
             self.whole.clear()
 
-    def _blocked(self, steps: list[Any], missing: list[int]) -> str:
-        """What the side is waiting for, for a timeout message: the first blocked steps' missing tiles."""
-        gone = []
-        for i, st in enumerate(steps):
-            if missing[i] > 0:
-                gone += [k for k in st.waits if k not in self.received and k not in gone]
+    def _blocked(self, steps: list[Any], missing: list[int]) -> tuple[str, tuple[Optional[Node], int, int]]:
+        """What the side is waiting for (the first blocked steps' missing tiles), for a timeout message."""
+        return self._missing_tiles([k for i, st in enumerate(steps) if missing[i] > 0 for k in st.waits])
+
+    def _missing_tiles(self, keys: list[TileKey]) -> tuple[str, tuple[Optional[Node], int, int]]:
+        gone: list[TileKey] = []
+        for k in keys:
+            if k not in self.received and k not in gone:
+                gone.append(k)
             if len(gone) >= 4:
                 break
-        names = ", ".join(f"node {k[0]} '{self.g.nodes[k[0]].name}' rows [{k[1]}, {k[2]})" for k in gone[:4])
-        return f"tiles {names}" if names else "tiles"
+        names = ", ".join(f"node {k[0]} '{self.g.nodes[k[0]].name}' rows [{k[1]}, {k[2]})" for k in gone)
+        first = (self.g.nodes[gone[0][0]], gone[0][1], gone[0][2]) if gone else (None, 0, 0)
+        return (f"tiles {names}" if names else "tiles"), first
 
     def _run_step(self, step: Any, inputs: Sequence[torch.Tensor], input_pos: dict[int, int], t_start: float) -> None:
         node = step.node

@@ -22,6 +22,33 @@ AXIS_WHOLE = 255  # Tile.axis for a 0-d tensor; other unsplit tensors travel as 
 TileKey = tuple[int, int, int]  # (node, plan row start, plan row stop)
 
 
+# Why a side aborted a request. An abort tile carries no payload: the cause travels in its `axis` field, the
+# node and band rows where it happened in node_id / row_start / row_stop, so the peer can name it too.
+ABORT_FAILED = 0
+ABORT_OPERATOR = 1
+ABORT_BAD_TILE = 2
+ABORT_SEND = 3
+ABORT_LOST_TILE = 4
+ABORT_LOCAL = 5
+ABORT_CAUSES = {
+    ABORT_FAILED: "it failed",
+    ABORT_OPERATOR: "an operator raised",
+    ABORT_BAD_TILE: "it received a bad tile",
+    ABORT_SEND: "a tile could not be sent",
+    ABORT_LOST_TILE: "a tile never arrived",
+    ABORT_LOCAL: "it was cancelled",
+}
+
+
+def describe_abort(g: Graph, tile: Tile) -> str:
+    """The cause an abort tile names, in words (untrusted fields: unknown values are said as such)."""
+    cause = ABORT_CAUSES.get(tile.axis, f"unknown cause {tile.axis}")
+    if tile.axis == ABORT_FAILED or not 0 <= tile.node_id < len(g.nodes):
+        return cause
+    n = g.nodes[tile.node_id]
+    return f"{cause} at node {n.index} '{n.name}' ({n.op}) rows [{tile.row_start}, {tile.row_stop})"
+
+
 def wire_dtype_name(dtype: torch.dtype) -> Optional[str]:
     """The wire's name for a torch dtype, or None when the wire cannot carry it (e.g. bfloat16)."""
     name = str(dtype).replace("torch.", "")
