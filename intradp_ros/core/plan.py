@@ -145,7 +145,15 @@ def _cut_at_bands(t: Transfer, bands: Sequence[Range], bytes_per_row: int) -> li
 def wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
     """Per node, the k row counts of its output computable from the first j/k of every graph input (j = 1..k):
     the input arrives in k equal bands and each node's j-th band ends where its rows stop being computable
-    from what has arrived. Exact, from `Graph.input_rows` (monotone in the row count: a bisection per step)."""
+    from what has arrived. Exact, from `Graph.input_rows` (monotone in the row count: a bisection per step).
+    Cached on the graph per k."""
+    cache = g.__dict__.setdefault("_wavefront_prefixes", {})
+    if k not in cache:
+        cache[k] = _wavefront_prefixes(g, k)
+    return cache[k]
+
+
+def _wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
     pre: list[list[int]] = []
     for n in g.nodes:
         e = n.extent
