@@ -152,6 +152,7 @@ def build_table(
     N = len(g.nodes)
     rows: list[TableRow] = []
     prev_x: Optional[np.ndarray] = None
+    band_cache: dict = {}  # (plan id, k) -> banded plan, shared by the buckets
     for b, bw in enumerate(bws):
         best_cut = int(np.argmin(lp_lat[:, b]))
         spso_cut = spso_choice(lp_preds, b, deadline_s)
@@ -167,7 +168,7 @@ def build_table(
             prev_x = sol.x
         # streaming: the number of bands (boundaries on the input wavefront) that pays at this bandwidth, if any
         band_budget = max(0.05 * (cfg.table_seconds - (time.perf_counter() - t0)) / (len(bws) - b), 0.05)
-        bands = choose_bands(cm, sol.plan, bw, max_seconds=band_budget)
+        bands = choose_bands(cm, sol.plan, bw, max_seconds=band_budget, cache=band_cache)
         plan = _renamed(bands.plan, f"intradp_{grid[b]:g}MBps")
         preds = {
             "intradp": cm.simulate(bands.plan, [bw])[0] if bands.bands > 1 else cm.simulate(sol.compiled, [bw])[0],
