@@ -257,8 +257,8 @@ def operator_counts() -> list[dict]:
 STREAM_MODELS = {  # name -> (builder, input), the set; "kapao_l_hd" only where time allows
     "vgg19": ("vgg19", (224, 224)),
     "resnet50": ("resnet50", (224, 224)),
-    "kapao_l": ("kapao_l", (512, 640)),
-    "kapao_l_hd": ("kapao_l", (960, 1280)),
+    "kapao_l": ("kapao_l6", (512, 640)),
+    "kapao_l_hd": ("kapao_l6", (960, 1280)),
 }
 SWEEP = (2, 4, 8, 16, 32)
 
