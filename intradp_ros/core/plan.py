@@ -20,7 +20,7 @@ import random
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from intradp_ros.core.graph import Graph, Range
 
@@ -61,7 +61,7 @@ def _norm(r: Sequence[int]) -> Range:
     return (0, 0) if b <= a else (a, b)
 
 
-def _norm_bands(bands: Optional[dict[int, Sequence[Sequence[int]]]], ranges: list[Range]) -> Bands:
+def _norm_bands(bands: Optional[Mapping[int, Sequence[Sequence[int]]]], ranges: list[Range]) -> Bands:
     """Bands as (start, stop) tuples; single bands equal to the range are dropped (the default)."""
     out: Bands = {}
     for v, b in (bands or {}).items():
@@ -229,8 +229,8 @@ class Plan:
         robot: Sequence[Sequence[int]],
         server: Sequence[Sequence[int]],
         name: str = "custom",
-        robot_bands: Optional[dict[int, Sequence[Sequence[int]]]] = None,
-        server_bands: Optional[dict[int, Sequence[Sequence[int]]]] = None,
+        robot_bands: Optional[Mapping[int, Sequence[Sequence[int]]]] = None,
+        server_bands: Optional[Mapping[int, Sequence[Sequence[int]]]] = None,
     ) -> None:
         self.graph = graph
         self.robot: list[Range] = [_norm(r) for r in robot]

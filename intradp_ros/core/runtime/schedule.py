@@ -135,8 +135,9 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
             deps: list[int] = []
             waits: list[TileKey] = []
             for u, need in zip(n.inputs, needs):
+                w: list[TileKey] = []
                 if need is None:  # reads no row; still after u's own bands (topological order, release after use)
-                    d, w = [i for i, _ in band_steps.get(u, [])], []
+                    d = [i for i, _ in band_steps.get(u, [])]
                 else:
                     d, w = sources(u, need[0], need[1])
                 deps += [x for x in d if x not in deps]

@@ -129,7 +129,7 @@ class RowStore:
                 parts.append(t if (s == cur and e == stop) else t.narrow(ax, cur - s, stop - cur))
                 cur = stop
                 if cur >= hi:
-                    return torch.cat(parts, dim=ax)
+                    return torch.cat(parts, dim=ax or 0)
         return None
 
 
@@ -138,7 +138,7 @@ class SparseRowStore(RowStore):
 
     __slots__ = ()
 
-    def get(self, lo: int, hi: int) -> Optional[SparseRows]:
+    def get(self, lo: int, hi: int) -> Optional[SparseRows]:  # type: ignore[override]
         ax = self.axis or 0
         parts = []
         cur = lo
