@@ -2,8 +2,10 @@
 
 Public hooks (what ROS code builds on; nothing private is overridden):
 - ClientHalf: `stage_type` (the Stage class of a request), `next_request_id()` (override for ids unique across
-  restarts), `on_started(stage)`, `on_finished(stage, error)`, `abort(reason)`, `timeout`, `last_stats`.
-- ServerHalf: `on_done(stage, error)` (constructor argument or override), `completed`, `failed`, `last_stats`.
+  restarts), `on_started(stage)`, `on_finished(stage, error)`, `abort(reason)`, `timeout` (default) and
+  `infer(..., timeout=)` (per request), `current_request_id`, `last_stats`.
+- ServerHalf: `on_done(stage, error)` (constructor argument or override), `stage_type`, `timeout`, `completed`,
+  `failed`, `last_stats`.
 
 A failure anywhere ends the request on both sides at once: a stage that fails sends FLAG_ABORT; a sender
 that cannot turn a value into a tile or cannot send it fails the request it belongs to (on this side, with
@@ -186,10 +188,12 @@ class ClientHalf:
                 continue
             st.deliver(tile)
 
-    def infer(self, plan: Plan, *inputs: torch.Tensor) -> Any:
-        """One distributed inference under `plan`; returns what the model returns."""
+    def infer(self, plan: Plan, *inputs: torch.Tensor, timeout: Optional[float] = None) -> Any:
+        """One distributed inference under `plan`; returns what the model returns. `timeout`: seconds this
+        request waits for a missing tile (default: the half's `timeout`)."""
         rid = self.next_request_id()
-        st = self.stage_type(self.graph, plan, ROBOT, rid, self.sender, self.device, self.timeout)
+        wait = self.timeout if timeout is None else float(timeout)
+        st = self.stage_type(self.graph, plan, ROBOT, rid, self.sender, self.device, wait)
         with self._lock:
             self._current = st
         self.on_started(st)
