@@ -181,3 +181,17 @@ def test_server_starts_before_the_last_input_band_arrives(net) -> None:
         server.close()
     assert released.is_set(), "the server computed nothing before the last input band arrived"
     assert torch.allclose(out, model(x), atol=1e-5)
+
+
+def test_a_tile_that_never_comes_times_out_naming_it_with_the_request_timeout(net) -> None:
+    _, g, x = net
+    plan = Plan.server_only(g, bands=2)
+    r, s = inprocess_pair()
+    server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT)
+    client = ClientHalf(g, Gate(r, lambda t: [] if t.row_start == 16 and not t.flags else [t]), timeout=TIMEOUT)
+    try:
+        with pytest.raises(ExecutionError, match=r"tile lost: robot waited 0\.3s for tiles node \d+"):
+            client.infer(plan, x, timeout=0.3)
+    finally:
+        client.close()
+        server.close()
