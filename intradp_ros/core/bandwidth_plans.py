@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Sequence, Union
 
 from intradp_ros.core.bandwidth import validate_grid
+from intradp_ros.core.plan_id import bands_from_json, plan_identity
 
 __all__ = [
     "PlanChoice",
@@ -51,10 +51,15 @@ def choices_from_grid(grid_mbyte: Sequence[float], mode: str = "intradp") -> Lis
 
 
 def plan_id_of(plan: dict) -> int:
-    """The id `intradp_ros.core.plan.Plan` gives this plan JSON (crc32 of graph fingerprint and both range lists)."""
-    robot = [[int(a), int(b)] for a, b in plan["robot"]]
-    server = [[int(a), int(b)] for a, b in plan["server"]]
-    return zlib.crc32(json.dumps([plan["graph"], robot, server]).encode()) & 0x7FFFFFFF
+    """The id `intradp_ros.core.plan.Plan` gives this plan JSON (graph fingerprint, both range lists, row bands)."""
+    bands = plan.get("bands") or {}
+    return plan_identity(
+        plan["graph"],
+        plan["robot"],
+        plan["server"],
+        bands_from_json(plan["robot"], bands.get("robot", {})),
+        bands_from_json(plan["server"], bands.get("server", {})),
+    )
 
 
 def choices_from_plan_table(text: str) -> List[PlanChoice]:

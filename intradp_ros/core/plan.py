@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import random
 import re
-import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 from intradp_ros.core.graph import Graph, Range
+from intradp_ros.core.plan_id import bands_from_json, plan_identity
 
 ROBOT = "robot"
 SERVER = "server"
@@ -242,10 +242,9 @@ class Plan:
         }
         self._transfers: Optional[list[Transfer]] = None
         self.validate()
-        ident: list[Any] = [self.graph.fingerprint, self.robot, self.server]
-        if self.is_banded:  # unbanded plans keep the ids they always had (stored plan books stay valid)
-            ident += [sorted(self._bands[ROBOT].items()), sorted(self._bands[SERVER].items())]
-        self.plan_id = zlib.crc32(json.dumps(ident).encode()) & 0x7FFFFFFF
+        self.plan_id = plan_identity(
+            self.graph.fingerprint, self.robot, self.server, self._bands[ROBOT], self._bands[SERVER]
+        )
         self._check_wire_dtypes()
 
     # ---------------------------------------------------------------- bands
@@ -592,14 +591,8 @@ class Plan:
         raw = d.get("bands", {}) if d["format"] != "intradp_plan/1" else {}
         try:
             for side in (ROBOT, SERVER):
-                for key, inner in dict(raw.get(side, {})).items():
-                    v = int(key)
-                    if not 0 <= v < min(len(robot), len(server)):
-                        raise PlanError(f"{side} bands name node {v}, the plan has {len(robot)} nodes")
-                    own = robot[v] if side == ROBOT else server[v]
-                    cuts = [own[0]] + [int(c) for c in inner] + [own[1]]
-                    bands[side][v] = [(cuts[j], cuts[j + 1]) for j in range(len(cuts) - 1)]
-        except (AttributeError, TypeError, ValueError) as e:
+                bands[side] = bands_from_json(robot if side == ROBOT else server, raw.get(side, {}))
+        except (AttributeError, TypeError, ValueError, IndexError) as e:
             raise PlanError(f"plan bands malformed: {e}") from None
         return cls(g, robot, server, str(d.get("name", "custom")), bands[ROBOT], bands[SERVER])
 

@@ -208,3 +208,15 @@ def test_bad_bands_are_refused_naming_the_node(graph, bands, match) -> None:
     d["bands"] = bands
     with pytest.raises(PlanError, match=match):
         Plan.from_json(json.dumps(d), graph)
+
+
+def test_the_torch_free_plan_id_matches_for_banded_plans(graph) -> None:
+    """The bandwidth monitor computes plan ids from plan table JSON without torch: bands included."""
+    from intradp_ros.core.bandwidth_plans import plan_id_of
+
+    for plan in (
+        Plan.row_split(graph, 0.5),
+        Plan.server_only(graph, bands=4),
+        Plan.random(graph, 5).with_random_bands(5),
+    ):
+        assert plan_id_of(json.loads(plan.to_json())) == plan.plan_id, plan.name
