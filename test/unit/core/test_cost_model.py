@@ -147,18 +147,3 @@ def test_server_only_in_bands_overlaps_upload_and_server_compute():
     assert all(floor <= v < one for v in lat.values()), lat
     assert lat[8] < lat[4] < lat[2], "more bands overlap more while they cost nothing"
     assert cm.predict(Plan.server_only(g, bands=4), bw).latency_s == pytest.approx(lat[4])
-
-
-def test_choose_bands_streams_only_where_it_pays():
-    from intradp_ros.core.solver import choose_bands
-
-    g, _ = conv_chain(3, h=64)
-    up_bytes = Plan.server_only(g).bytes(UP)
-    cheap = uniform_profile(g, 1e-4)
-    server_s = sum(cheap.time(n.index, n.extent) for n in g.nodes if not n.is_input)
-    bw = up_bytes / server_s
-    pick = choose_bands(CostModel(g, cheap, cheap), Plan.server_only(g), bw)
-    assert pick.bands > 1 and pick.plan.is_banded and pick.latency_s < pick.one_band_s
-    costly = uniform_profile(g, 1e-4, fixed_s=server_s)  # every band call costs a whole server pass
-    pick = choose_bands(CostModel(g, costly, costly), Plan.server_only(g), bw)
-    assert pick.bands == 1 and not pick.plan.is_banded and pick.latency_s == pick.one_band_s
