@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Sequence, Union
 
-from intradp_ros.core.formats import PLAN_TABLE_FORMAT, plan_id
+from intradp_ros.core.formats import PLAN_TABLE_FORMAT
 from intradp_ros.core.bandwidth import validate_grid
+from intradp_ros.core.formats import bands_from_json, plan_identity
 
 __all__ = [
     "PlanChoice",
@@ -49,8 +50,15 @@ def choices_from_grid(grid_mbyte: Sequence[float], mode: str = "intradp") -> Lis
 
 
 def plan_id_of(plan: dict) -> int:
-    """The id `intradp_ros.core.plan.Plan` gives this plan JSON (crc32 of graph fingerprint and both range lists)."""
-    return plan_id(plan["graph"], plan["robot"], plan["server"])
+    """The id `intradp_ros.core.plan.Plan` gives this plan JSON (graph fingerprint, both range lists, row bands)."""
+    bands = plan.get("bands") or {}
+    return plan_identity(
+        plan["graph"],
+        plan["robot"],
+        plan["server"],
+        bands_from_json(plan["robot"], bands.get("robot", {})),
+        bands_from_json(plan["server"], bands.get("server", {})),
+    )
 
 
 def choices_from_plan_table(text: str) -> List[PlanChoice]:

@@ -1,6 +1,7 @@
 """Cost model: predicted latency, its breakdown and robot energy of a plan at a given bandwidth.
 
-It replays what the executors do, event by event:
+It replays what the runtime does, event by event (unbanded plans below; banded plans, whose nodes run in
+row bands, by `BandedSimulation` at the end of this module):
 - each side walks the graph in topological order and computes its row range of every node as one call
   (one compute timeline per side: an operator starts when the side is free and every tile it reads
   has arrived; it takes the profile's t(rows) plus the executor's measured per-step overhead);
@@ -156,7 +157,8 @@ class CostModel:
         return hit
 
     def compile(self, plan: Plan) -> CompiledPlan:
-        """Transfers, compute times and wait lists of `plan` (raises PlanError for an inconsistent plan)."""
+        """Transfers, compute times and wait lists of `plan` (raises PlanError for an inconsistent plan); the
+        node-level structure: bands are replayed by `latency`/`simulate` given the Plan itself."""
         if plan.graph is not self.graph and plan.graph.fingerprint != self.graph.fingerprint:
             raise ValueError("plan was made for another graph")
         cp = self.compile_ranges(plan.robot, plan.server, plan.name)
@@ -229,8 +231,11 @@ class CostModel:
 
     # ------------------------------------------------------------------ replay, one bandwidth, latency only
     def latency(self, cp: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> float:
-        """Predicted seconds per inference at `bandwidth_Bps` bytes/s (both directions)."""
+        """Predicted seconds per inference at `bandwidth_Bps` bytes/s (both directions); a banded Plan is
+        replayed band by band (`BandedSimulation`)."""
         if isinstance(cp, Plan):
+            if cp.is_banded:
+                return banded(self, cp).latency(bandwidth_Bps)
             cp = self.compile(cp)
         ovh = self.overhead_s
         dur = [ovh + b / bandwidth_Bps for b in cp.nbytes.tolist()]
@@ -310,8 +315,12 @@ class CostModel:
         return end, dur, start_link, arrive, cs, ce
 
     def simulate(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> list[Prediction]:
-        """Full predictions (breakdown and robot energy) at every bandwidth, in one vectorised pass."""
+        """Full predictions (breakdown and robot energy) at every bandwidth, in one vectorised pass (a banded
+        Plan: one banded replay per bandwidth)."""
         if isinstance(cp, Plan):
+            if cp.is_banded:
+                sim = banded(self, cp)
+                return [sim.predict(float(b)) for b in bandwidths_Bps]
             cp = self.compile(cp)
         bw = np.asarray(bandwidths_Bps, dtype=float)
         B, T = len(bw), len(cp.nbytes)
@@ -344,9 +353,166 @@ class CostModel:
     def latencies(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> np.ndarray:
         """Predicted latency at every bandwidth (vectorised, no energy)."""
         if isinstance(cp, Plan):
+            if cp.is_banded:
+                sim = banded(self, cp)
+                return np.array([sim.latency(float(b)) for b in bandwidths_Bps])
             cp = self.compile(cp)
         return self._replay(cp, np.asarray(bandwidths_Bps, dtype=float))[0]
 
     def predict(self, plan: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> Prediction:
         """Prediction of one plan at one bandwidth."""
         return self.simulate(plan, [bandwidth_Bps])[0]
+
+
+# ---------------------------------------------------------------------------------------------- bands
+class BandedSimulation:
+    """Event replay of a banded plan, as the runtime runs it (core/runtime): per side one compute timeline
+    over the schedule's steps (one band of one node each); a step starts when the side is free, the steps it
+    reads are done and its tiles have arrived, lowest schedule priority first among those ready (the
+    wavefront); it takes the profile's t(rows of the band) plus the measured per-step overhead; its tiles
+    enter that direction's FIFO link when it ends and occupy it for `overhead + bytes / bandwidth`. The
+    request ends when the robot holds every output. Structure is built once; `latency(bw)` replays it."""
+
+    def __init__(self, cm: "CostModel", plan: Plan) -> None:
+        from intradp_ros.core.runtime.schedule import plan_schedule  # late: the runtime imports torch
+
+        self.cm, self.plan = cm, plan
+        g = cm.graph
+        self.sides = (ROBOT, SERVER)
+        self.schedules = {side: plan_schedule(plan, side) for side in self.sides}
+        self.cost: dict[str, list[float]] = {}
+        self.compute_s: dict[str, float] = {}
+        for side in self.sides:
+            c = [
+                0.0 if st.node.is_input else cm._time(side, st.node.index, st.rows) for st in self.schedules[side].steps
+            ]
+            self.cost[side] = c
+            self.compute_s[side] = float(sum(c))
+        # tiles: key -> (index, bytes); who sends which tile after which step
+        self.tiles: dict[tuple[int, int, int], int] = {}
+        self.nbytes: list[float] = []
+        self.is_up: list[bool] = []
+        self.sends: dict[str, list[list[int]]] = {}
+        for side in self.sides:
+            per_step: list[list[int]] = []
+            for st in self.schedules[side].steps:
+                ids = []
+                for a, b in st.sends:
+                    key = (st.node.index, a, b)
+                    self.tiles[key] = len(self.nbytes)
+                    n = g.nodes[st.node.index]
+                    self.nbytes.append(float((b - a) * (cm._bpr[n.index] if n.is_sparse else n.bytes_per_row)))
+                    self.is_up.append(side == ROBOT)
+                    ids.append(self.tiles[key])
+                per_step.append(ids)
+            self.sends[side] = per_step
+        self.waits = {
+            side: [[self.tiles[k] for k in st.waits] for st in self.schedules[side].steps] for side in self.sides
+        }
+        self.output_waits = [self.tiles[k] for k in self.schedules[ROBOT].output_waits]
+
+    @property
+    def bytes_up(self) -> int:
+        return int(sum(b for b, up in zip(self.nbytes, self.is_up) if up))
+
+    @property
+    def bytes_down(self) -> int:
+        return int(sum(b for b, up in zip(self.nbytes, self.is_up) if not up))
+
+    def latency(self, bandwidth_Bps: float) -> float:
+        """Predicted seconds of one request at `bandwidth_Bps` (both directions)."""
+        ovh = self.cm.overhead_s
+        inf = float("inf")
+        arrive = [inf] * len(self.nbytes)
+        link_free = {True: 0.0, False: 0.0}
+        state = {}
+        for side in self.sides:
+            steps = self.schedules[side].steps
+            missing = [len(st.deps) + len(st.waits) for st in steps]
+            dependents: list[list[int]] = [[] for _ in steps]
+            for i, st in enumerate(steps):
+                for d in st.deps:
+                    dependents[d].append(i)
+            readers: dict[int, list[int]] = {}
+            for i, w in enumerate(self.waits[side]):
+                for t in w:
+                    readers.setdefault(t, []).append(i)
+            frontier = {i: 0.0 for i in range(len(steps)) if missing[i] == 0}  # step -> time its inputs are ready
+            state[side] = [steps, missing, dependents, readers, frontier, [0.0] * len(steps), 0.0, 0]
+        total = {side: len(self.schedules[side].steps) for side in self.sides}
+
+        def candidate(side: str) -> tuple[float, tuple[float, int], int]:
+            steps, _, _, _, frontier, _, free, _ = state[side]
+            if not frontier:
+                return inf, (0.0, 0), -1
+            t_next = max(free, min(frontier.values()))
+            best = min((steps[i].priority, i) for i, r in frontier.items() if r <= t_next)
+            return t_next, best[0], best[1]
+
+        while any(state[s][7] < total[s] for s in self.sides):
+            cands = [(candidate(s), s) for s in self.sides if state[s][7] < total[s]]
+            (t0, _, i), side = min(cands, key=lambda c: c[0][0])
+            if t0 == inf:
+                raise ValueError(f"plan {self.plan.name}: the replay deadlocked (a tile is never sent)")
+            steps, missing, dependents, readers, frontier, finish, _, done = state[side]
+            del frontier[i]
+            end = t0 + self.cost[side][i]
+            finish[i] = end
+            state[side][6] = end
+            state[side][7] = done + 1
+            for j in dependents[i]:
+                missing[j] -= 1
+                if missing[j] == 0:
+                    frontier[j] = self._ready(side, j, finish, arrive)
+            for t in self.sends[side][i]:
+                up = self.is_up[t]
+                start = max(link_free[up], end)
+                link_free[up] = arrive[t] = start + ovh + self.nbytes[t] / bandwidth_Bps
+                other = SERVER if up else ROBOT
+                o_steps, o_missing, _, o_readers, o_frontier, o_finish, _, _ = state[other]
+                for j in o_readers.get(t, ()):
+                    o_missing[j] -= 1
+                    if o_missing[j] == 0:
+                        o_frontier[j] = self._ready(other, j, o_finish, arrive)
+        end = state[ROBOT][6]
+        for t in self.output_waits:
+            end = max(end, arrive[t])
+        return end
+
+    def _ready(self, side: str, j: int, finish: list[float], arrive: list[float]) -> float:
+        st = self.schedules[side].steps[j]
+        r = 0.0
+        for d in st.deps:
+            r = max(r, finish[d])
+        for t in self.waits[side][j]:
+            r = max(r, arrive[t])
+        return r
+
+    def predict(self, bandwidth_Bps: float) -> Prediction:
+        """A Prediction (energy from the robot's compute and the link time outside it, as an estimate)."""
+        lat = self.latency(bandwidth_Bps)
+        tx = float(sum(self.cm.overhead_s + b / bandwidth_Bps for b in self.nbytes))
+        rc = self.compute_s[ROBOT]
+        energy = self.cm.power.energy(lat, rc, max(min(tx, lat - rc), 0.0))
+        return Prediction(
+            self.plan.name,
+            float(bandwidth_Bps),
+            lat,
+            rc,
+            self.compute_s[SERVER],
+            tx,
+            max(lat - rc, 0.0),
+            energy,
+            self.bytes_up,
+            self.bytes_down,
+            len(self.nbytes),
+        )
+
+
+def banded(cm: CostModel, plan: Plan) -> BandedSimulation:
+    """The banded replay of `plan` under `cm`, cached on the plan."""
+    cache = plan.__dict__.setdefault("_banded_sim", {})
+    key = id(cm)
+    if key not in cache:
+        cache[key] = BandedSimulation(cm, plan)
+    return cache[key]

@@ -5,18 +5,25 @@ x_M(v) and server rows x_R(v) (half-open, (0, 0) when empty). They may overlap (
 computation) and their union is the whole output. Graph inputs are held by the robot (robot range full,
 server range empty); the model's outputs must end on the robot. Global nodes are computed whole or not
 at all on each side. Which rows travel follows exactly from `Graph.input_rows` (see `transfers()`).
+
+Bands (streaming): each side's range of a node is cut into an ordered list of row bands, contiguous and
+covering the range (one band when not streamed). A band is one sub-operation: the executor runs it as soon
+as the rows it needs are present, and the tiles it produces leave at once, so the server starts before
+the whole input has arrived. Transfers are cut at the sender's band boundaries. Global and unsplit nodes
+have one band. `plan.robot` / `plan.server` stay the per-node ranges (the hull of the bands).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import zlib
+import re
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from intradp_ros.core.vocabulary import Direction, Side
 from intradp_ros.core.graph import Graph, Range
+from intradp_ros.core.formats import PLAN_FORMAT, PLAN_FORMATS, bands_from_json, plan_identity
 
 ROBOT = Side.ROBOT
 SERVER = Side.SERVER
@@ -51,6 +58,18 @@ class Transfer:
 def _norm(r: Sequence[int]) -> Range:
     a, b = int(r[0]), int(r[1])
     return (0, 0) if b <= a else (a, b)
+
+
+def _norm_bands(bands: Optional[Mapping[int, Sequence[Sequence[int]]]], ranges: list[Range]) -> Bands:
+    """Bands as (start, stop) tuples; single bands equal to the range are dropped (the default)."""
+    out: Bands = {}
+    for v, b in (bands or {}).items():
+        norm = [(int(x[0]), int(x[1])) for x in b]
+        if len(norm) == 1 and 0 <= int(v) < len(ranges) and norm[0] == ranges[int(v)]:
+            continue
+        if norm:
+            out[int(v)] = norm
+    return out
 
 
 def _union(intervals: list[Range]) -> list[Range]:
@@ -95,6 +114,80 @@ def _needs(g: Graph, mine: Sequence[Range], side: str) -> list[list[Range]]:
     return [_union(x) if len(x) > 1 else x for x in need]
 
 
+def split_range(r: Range, k: int) -> list[Range]:
+    """`r` cut into at most `k` contiguous bands of (nearly) equal row counts; [] for an empty range."""
+    a, b = r
+    if b <= a:
+        return []
+    k = max(1, min(int(k), b - a))
+    cuts = [a + ((b - a) * j) // k for j in range(k + 1)]
+    return [(cuts[j], cuts[j + 1]) for j in range(k) if cuts[j + 1] > cuts[j]]
+
+
+def bandable(n: Any) -> bool:
+    """A node whose rows may run in several bands: a local operator with a split axis and more than one row."""
+    return n.is_local and n.axis is not None and n.extent > 1 and not n.is_sparse
+
+
+def _cut_at_bands(t: Transfer, bands: Sequence[Range], bytes_per_row: int) -> list[Transfer]:
+    """Transfer `t` cut where the sender's bands end: each piece leaves as soon as its band is computed."""
+    if len(bands) <= 1:
+        return [t]
+    out = []
+    for a, b in bands:
+        lo, hi = max(a, t.start), min(b, t.stop)
+        if hi > lo:
+            out.append(Transfer(t.node, t.direction, lo, hi, (hi - lo) * bytes_per_row))
+    return out
+
+
+def wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
+    """Per node, the k row counts of its output computable from the first j/k of every graph input (j = 1..k):
+    the input arrives in k equal bands and each node's j-th band ends where its rows stop being computable
+    from what has arrived. Exact, from `Graph.input_rows` (monotone in the row count: a bisection per step).
+    Cached on the graph per k."""
+    cache = g.__dict__.setdefault("_wavefront_prefixes", {})
+    if k not in cache:
+        cache[k] = _wavefront_prefixes(g, k)
+    return cache[k]
+
+
+def _wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
+    pre: list[list[int]] = []
+    for n in g.nodes:
+        e = n.extent
+        if n.is_input:
+            pre.append([(e * j) // k for j in range(1, k + 1)] if n.axis is not None else [0] * (k - 1) + [e])
+            continue
+        if not bandable(n):
+            pre.append([0] * (k - 1) + [e])
+            continue
+        row: list[int] = []
+        lo_r = 0
+        for j in range(k):
+            if j == k - 1:
+                row.append(e)
+                break
+
+            def fits(r: int) -> bool:
+                for u, need in zip(n.inputs, g.input_rows(n, (0, r))):
+                    if need is not None and need[1] > pre[u][j]:
+                        return False
+                return True
+
+            lo, hi = lo_r, e  # largest r in [lo, hi] with fits(r); fits(lo) holds
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if fits(mid):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            row.append(lo)
+            lo_r = lo
+        pre.append(row)
+    return pre
+
+
 def transfers_between(g: Graph, robot: Sequence[Range], server: Sequence[Range]) -> list[Transfer]:
     """The tiles that cross the link when the robot computes `robot` and the server `server` (per node),
     in the producer's topological order. Shared by `Plan.transfers` and the cost model, which calls it on
@@ -119,19 +212,129 @@ def transfers_between(g: Graph, robot: Sequence[Range], server: Sequence[Range])
     return out
 
 
+Bands = dict[int, list[Range]]  # node index -> its bands on one side (only nodes with more than one band)
+
+
 class Plan:
-    """Robot and server row ranges per node of one graph; validated on construction."""
+    """Robot and server row ranges per node of one graph, optionally cut into row bands; validated on construction.
+
+    `robot_bands` / `server_bands` map a node index to its ordered bands on that side (contiguous, covering
+    the side's range); nodes not named run as one band.
+    """
 
     def __init__(
-        self, graph: Graph, robot: Sequence[Sequence[int]], server: Sequence[Sequence[int]], name: str = "custom"
+        self,
+        graph: Graph,
+        robot: Sequence[Sequence[int]],
+        server: Sequence[Sequence[int]],
+        name: str = "custom",
+        robot_bands: Optional[Mapping[int, Sequence[Sequence[int]]]] = None,
+        server_bands: Optional[Mapping[int, Sequence[Sequence[int]]]] = None,
     ) -> None:
         self.graph = graph
         self.robot: list[Range] = [_norm(r) for r in robot]
         self.server: list[Range] = [_norm(r) for r in server]
         self.name = name
+        self._bands: dict[str, Bands] = {
+            ROBOT: _norm_bands(robot_bands, self.robot),
+            SERVER: _norm_bands(server_bands, self.server),
+        }
         self._transfers: Optional[list[Transfer]] = None
         self.validate()
-        self.plan_id = zlib.crc32(json.dumps([self.graph.fingerprint, self.robot, self.server]).encode()) & 0x7FFFFFFF
+        self.plan_id = plan_identity(
+            self.graph.fingerprint, self.robot, self.server, self._bands[ROBOT], self._bands[SERVER]
+        )
+        self._check_wire_dtypes()
+
+    # ---------------------------------------------------------------- bands
+    @property
+    def is_banded(self) -> bool:
+        """True when some node runs in more than one band on some side."""
+        return bool(self._bands[ROBOT] or self._bands[SERVER])
+
+    def bands(self, side: str, node: int) -> list[Range]:
+        """The ordered bands of `node` on `side` ([] when the side computes none of it)."""
+        b = self._bands[side].get(node)
+        if b is not None:
+            return b
+        r = self.ranges(side)[node]
+        return [] if r == EMPTY else [r]
+
+    def band_map(self, side: str) -> Bands:
+        """Node -> bands for the nodes with more than one band on `side` (a copy)."""
+        return {v: list(b) for v, b in self._bands[side].items()}
+
+    def max_bands(self) -> int:
+        """The largest number of bands of any node on any side (1 for an unbanded plan)."""
+        return max([len(b) for side in (ROBOT, SERVER) for b in self._bands[side].values()] or [1])
+
+    def with_bands(
+        self, k: int, side: Optional[str] = None, nodes: Optional[Sequence[int]] = None, aligned: bool = True
+    ) -> "Plan":
+        """This plan with every bandable node's range (on `side`, or both; of `nodes`, or all) cut into up to
+        `k` bands; global, unsplit and sparse nodes stay whole; k = 1 removes the bands.
+
+        aligned (default): the graph input is cut into k equal bands and every node's band boundaries follow
+        the wavefront (`wavefront_prefixes`): band j needs only the first j input bands, so a side starts
+        as soon as they are here. Deep nodes whose receptive field spans the input get fewer bands.
+        aligned=False: k equal bands per node."""
+        g = self.graph
+        chosen = set(range(len(g.nodes))) if nodes is None else set(nodes)
+        prefixes = wavefront_prefixes(g, k) if aligned and k > 1 else None
+        out: dict[str, Bands] = {}
+        for sd in (ROBOT, SERVER):
+            bands = self.band_map(sd)
+            if side is None or side == sd:
+                for n in g.nodes:
+                    if n.index in chosen and bandable(n):
+                        own = self.ranges(sd)[n.index]
+                        if prefixes is None:
+                            cut = split_range(own, k)
+                        else:
+                            inner = sorted({p for p in prefixes[n.index] if own[0] < p < own[1]})
+                            edges = [own[0]] + inner + [own[1]]
+                            cut = [(edges[j], edges[j + 1]) for j in range(len(edges) - 1)] if own != EMPTY else []
+                        if len(cut) > 1:
+                            bands[n.index] = cut
+                        else:
+                            bands.pop(n.index, None)
+            out[sd] = bands
+        suffix = f"_b{k}" if k > 1 else ""
+        base = re.sub(r"_b\d+$", "", self.name)
+        return Plan(g, self.robot, self.server, base + suffix, out[ROBOT], out[SERVER])
+
+    def with_random_bands(self, seed: int, max_bands: int = 4) -> "Plan":
+        """This plan with random bands (1..max_bands, random boundaries) on every bandable node of both sides:
+        for tests that banded execution equals local inference whatever the boundaries."""
+        rng = random.Random(seed)
+        out: dict[str, Bands] = {ROBOT: {}, SERVER: {}}
+        for sd in (ROBOT, SERVER):
+            for n in self.graph.nodes:
+                a, b = self.ranges(sd)[n.index]
+                if b - a < 2 or not bandable(n):
+                    continue
+                k = rng.randint(1, min(max_bands, b - a))
+                if k > 1:
+                    cuts = sorted(rng.sample(range(a + 1, b), k - 1))
+                    edges = [a] + cuts + [b]
+                    out[sd][n.index] = [(edges[j], edges[j + 1]) for j in range(k)]
+        return Plan(self.graph, self.robot, self.server, f"{self.name}_rb{seed}", out[ROBOT], out[SERVER])
+
+    def renamed(self, name: str) -> "Plan":
+        """The same plan (same bands, same id) under another name."""
+        return Plan(self.graph, self.robot, self.server, name, self.band_map(ROBOT), self.band_map(SERVER))
+
+    def _check_wire_dtypes(self) -> None:
+        """Refuse, at plan time, a plan that would send a tensor whose dtype the wire cannot carry."""
+        from intradp_ros.core.runtime.wire import wire_dtype_name  # late: plan.py stays light to import
+
+        for t in self.transfers():
+            n = self.graph.nodes[t.node]
+            if wire_dtype_name(n.dtype) is None:
+                raise PlanError(
+                    f"node {n.index} '{n.name}': plan {self.name} sends its rows {t.direction}, but its dtype "
+                    f"{n.dtype} cannot cross the wire; keep this node and its readers on one side"
+                )
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -141,11 +344,15 @@ class Plan:
         return cls(g, full, [EMPTY] * len(g.nodes), "device_only")
 
     @classmethod
-    def server_only(cls, g: Graph) -> "Plan":
-        """Everything but the inputs on the server: raw input rows go up, outputs come down."""
+    def server_only(cls, g: Graph, bands: int = 1) -> "Plan":
+        """Everything but the inputs on the server: raw input rows go up, outputs come down.
+
+        bands > 1: the input goes up in `bands` bands and the server runs its local operators band by band
+        as the rows arrive (streaming)."""
         robot = [(0, n.extent) if n.is_input else EMPTY for n in g.nodes]
         server = [EMPTY if n.is_input else (0, n.extent) for n in g.nodes]
-        return cls(g, robot, server, "server_only")
+        plan = cls(g, robot, server, "server_only")
+        return plan.with_bands(bands) if bands > 1 else plan
 
     @classmethod
     def layer_partition(cls, g: Graph, cut: int) -> "Plan":
@@ -297,6 +504,22 @@ class Plan:
                         raise PlanError(f"{where}: global operator ({n.reason}) must run whole on the {side}, got {x}")
             if n.index in outputs and r == EMPTY and s == EMPTY:
                 raise PlanError(f"{where}: output node computed nowhere")
+        for side in (ROBOT, SERVER):
+            for v, bands in self._bands[side].items():
+                if not 0 <= v < len(g.nodes):
+                    raise PlanError(f"{side} bands name node {v}, the graph has {len(g.nodes)} nodes")
+                n = g.nodes[v]
+                where = f"node {n.index} '{n.name}' ({n.op}, extent {n.extent})"
+                if not bandable(n):
+                    raise PlanError(f"{where}: only local split operators run in bands, {side} has {len(bands)}")
+                own = self.ranges(side)[v]
+                if own == EMPTY:
+                    raise PlanError(f"{where}: {side} bands {bands} for a node it does not compute")
+                if bands[0][0] != own[0] or bands[-1][1] != own[1]:
+                    raise PlanError(f"{where}: {side} bands {bands} do not cover its rows {own}")
+                for (a0, b0), (a1, b1) in zip(bands, bands[1:] + [(own[1], own[1] + 1)]):
+                    if not a0 < b0 or b0 != a1:
+                        raise PlanError(f"{where}: {side} bands {bands} are not ordered, contiguous and non-empty")
 
     # ---------------------------------------------------------------- transfers
     def ranges(self, side: str) -> list[Range]:
@@ -311,7 +534,15 @@ class Plan:
         """Every tile that crosses the link, in the producer's topological order: rows a side reads but
         does not compute itself come from the other side (which computes them: the union is whole)."""
         if self._transfers is None:
-            self._transfers = transfers_between(self.graph, self.robot, self.server)
+            whole = transfers_between(self.graph, self.robot, self.server)
+            if self.is_banded:
+                g = self.graph
+                whole = [
+                    piece
+                    for t in whole
+                    for piece in _cut_at_bands(t, self._bands[t.sender].get(t.node, ()), g.nodes[t.node].bytes_per_row)
+                ]
+            self._transfers = whole
         return self._transfers
 
     def server_needs_start(self) -> bool:
@@ -324,16 +555,20 @@ class Plan:
     # ---------------------------------------------------------------- JSON
     def to_json(self) -> str:
         """JSON with the graph fingerprint, so a plan never runs on a graph it was not made for."""
-        return json.dumps(
-            {
-                "format": "intradp_plan/1",
-                "name": self.name,
-                "graph": self.graph.fingerprint,
-                "nodes": len(self.graph.nodes),
-                "robot": [list(r) for r in self.robot],
-                "server": [list(s) for s in self.server],
-            }
-        )
+        d: dict[str, Any] = {
+            "format": PLAN_FORMAT,
+            "name": self.name,
+            "graph": self.graph.fingerprint,
+            "nodes": len(self.graph.nodes),
+            "robot": [list(r) for r in self.robot],
+            "server": [list(s) for s in self.server],
+        }
+        # bands as their inner boundaries, only for nodes with more than one band
+        d["bands"] = {
+            side: {str(v): [a for a, _ in b[1:]] for v, b in sorted(self._bands[side].items())}
+            for side in (ROBOT, SERVER)
+        }
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str, g: Graph) -> "Plan":
@@ -342,8 +577,8 @@ class Plan:
             d = json.loads(text)
         except (TypeError, ValueError) as e:
             raise PlanError(f"plan is not valid JSON: {e}") from None
-        if not isinstance(d, dict) or d.get("format") != "intradp_plan/1":
-            raise PlanError("not an intradp plan (format 'intradp_plan/1' expected)")
+        if not isinstance(d, dict) or d.get("format") not in PLAN_FORMATS:
+            raise PlanError(f"not an intradp plan (format one of {PLAN_FORMATS} expected)")
         if d.get("graph") != g.fingerprint:
             raise PlanError(f"plan was made for graph {d.get('graph')!r}, the running graph is {g.fingerprint!r}")
         try:
@@ -351,13 +586,21 @@ class Plan:
             server = [(int(a), int(b)) for a, b in d["server"]]
         except (KeyError, TypeError, ValueError) as e:
             raise PlanError(f"plan ranges malformed: {e}") from None
-        return cls(g, robot, server, str(d.get("name", "custom")))
+        bands: dict[str, Bands] = {ROBOT: {}, SERVER: {}}
+        raw = d.get("bands", {}) if d["format"] != "intradp_plan/1" else {}
+        try:
+            for side in (ROBOT, SERVER):
+                bands[side] = bands_from_json(robot if side == ROBOT else server, raw.get(side, {}))
+        except (AttributeError, TypeError, ValueError, IndexError) as e:
+            raise PlanError(f"plan bands malformed: {e}") from None
+        return cls(g, robot, server, str(d.get("name", "custom")), bands[ROBOT], bands[SERVER])
 
     def summary(self) -> str:
         up, down = self.bytes(UP), self.bytes(DOWN)
+        banded = f", up to {self.max_bands()} bands per node" if self.is_banded else ""
         return (
             f"plan {self.name} (id {self.plan_id}): {len(self.transfers())} transfers, "
-            f"{up / 1e6:.3f} MB up, {down / 1e6:.3f} MB down"
+            f"{up / 1e6:.3f} MB up, {down / 1e6:.3f} MB down{banded}"
         )
 
     def __repr__(self) -> str:

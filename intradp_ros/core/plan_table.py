@@ -26,7 +26,7 @@ from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan, PlanError
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile
-from intradp_ros.core.solver import Encoding, SolverConfig, solve
+from intradp_ros.core.solver import Encoding, SolverConfig, choose_bands, solve
 from intradp_ros.core.vocabulary import MODES, Mode
 
 TABLE_FORMAT = PLAN_TABLE_FORMAT
@@ -129,7 +129,7 @@ class PlanTable:
 
 
 def _renamed(plan: Plan, name: str) -> Plan:
-    return Plan(plan.graph, plan.robot, plan.server, name)
+    return plan.renamed(name)
 
 
 def build_table(
@@ -156,6 +156,7 @@ def build_table(
     N = len(g.nodes)
     rows: list[TableRow] = []
     prev_x: Optional[np.ndarray] = None
+    band_cache: dict = {}  # (plan id, k) -> banded plan, shared by the buckets
     for b, bw in enumerate(bws):
         best_cut = int(np.argmin(lp_lat[:, b]))
         spso_cut = spso_choice(lp_preds, b, deadline_s)
@@ -169,9 +170,12 @@ def build_table(
         sol = solve(enc, bw, seeds, cands, replace(cfg, max_seconds=min(cfg.max_seconds, max(share, 0.1))))
         if sol.x is not None:
             prev_x = sol.x
-        plan = _renamed(sol.plan, f"intradp_{grid[b]:g}MBps")
+        # streaming: the number of bands (boundaries on the input wavefront) that pays at this bandwidth, if any
+        band_budget = max(0.05 * (cfg.table_seconds - (time.perf_counter() - t0)) / (len(bws) - b), 0.05)
+        bands = choose_bands(cm, sol.plan, bw, max_seconds=band_budget, cache=band_cache)
+        plan = _renamed(bands.plan, f"intradp_{grid[b]:g}MBps")
         preds = {
-            Mode.INTRADP: cm.simulate(sol.compiled, [bw])[0],
+            Mode.INTRADP: cm.simulate(bands.plan, [bw])[0] if bands.bands > 1 else cm.simulate(sol.compiled, [bw])[0],
             Mode.DEVICE_ONLY: lp_preds[N][b],
             Mode.SERVER_ONLY: lp_preds[0][b],
             Mode.DSCCS: cm.simulate(dsccs, [bw])[0],
@@ -181,7 +185,12 @@ def build_table(
             p.plan = k
         rows.append(TableRow(grid[b], plan, sol.source, preds))
         if progress is not None:
-            progress(b + 1, len(bws), f"{grid[b]:g} MB/s: {sol.latency_s * 1e3:.1f} ms ({sol.source})")
+            progress(
+                b + 1,
+                len(bws),
+                f"{grid[b]:g} MB/s: {bands.latency_s * 1e3:.1f} ms ({sol.source}, {bands.bands} band"
+                f"{'s' if bands.bands > 1 else ''})",
+            )
     meta = {
         "robot_device": robot.device,
         "server_device": server.device,
@@ -211,6 +220,7 @@ def cache_key(
     text = json.dumps(
         [
             TABLE_FORMAT,
+            "bands/1",  # tables made before the solver chose row bands are solved again
             g.fingerprint,
             robot.to_json(),
             server.to_json(),

@@ -225,3 +225,65 @@ def solve(
     best_lat, *_, i = min(scored)
     source, best_cp, best_x = pool[i]
     return Solution(best_cp.plan, best_cp, best_lat, best_x, source, enc.evaluations - ev0, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------- bands
+BAND_CHOICES = (2, 4, 8, 16, 32)
+BAND_MIN_GAIN = 0.03  # banded must be predicted at least 3 % faster than one band, or one band stays
+
+
+@dataclass
+class BandChoice:
+    """The number of bands chosen for a plan at one bandwidth, with the predictions it was chosen from."""
+
+    plan: Plan
+    bands: int
+    latency_s: float
+    one_band_s: float
+    tried: dict[int, float]
+
+
+def choose_bands(
+    cm: CostModel,
+    plan: Plan,
+    bandwidth_Bps: float,
+    choices: Sequence[int] = BAND_CHOICES,
+    min_gain: float = BAND_MIN_GAIN,
+    max_seconds: float = 30.0,
+    cache: Optional[dict] = None,
+) -> BandChoice:
+    """The plan with the number of bands (its boundaries follow the input wavefront, `Plan.with_bands`) the
+    banded cost model predicts fastest at this bandwidth; the plan as it is (one band) when no band count is
+    predicted at least `min_gain` faster: streaming only where it pays. Counts are tried in ascending order
+    and the search stops once a count is predicted slower than the best so far (overheads grow with k) or
+    after `max_seconds`. `cache` (a dict kept across buckets) reuses banded plans, whose replay structure is
+    cached on them, when neighbouring buckets share a plan."""
+    t0 = time.perf_counter()
+    base = plan.with_bands(1) if plan.is_banded else plan
+    cp = cm.compile(base)
+    one = cm.latency(cp, bandwidth_Bps)
+    tried: dict[int, float] = {1: one}
+    # No banding makes a side compute faster or a link carry bytes faster: when even that bound leaves less than
+    # `min_gain` to win, one band stays without trying any (device-only, tiny transfers, ...).
+    floor = max(cp.robot_compute_s, cp.server_compute_s, max(cp.bytes_up, cp.bytes_down) / bandwidth_Bps)
+    if floor > one * (1.0 - min_gain):
+        return BandChoice(base, 1, one, one, tried)
+    memo = cache if cache is not None else {}
+    best_k, best = 1, one
+    for k in choices:
+        if time.perf_counter() - t0 > max_seconds:
+            break
+        cand = memo.get((base.plan_id, k))
+        if cand is None:
+            cand = memo[(base.plan_id, k)] = base.with_bands(k)
+        if not cand.is_banded:
+            continue
+        lat = cm.latency(cand, bandwidth_Bps)
+        tried[k] = lat
+        if lat < best:
+            best_k, best = k, lat
+        elif lat > best * 1.05:
+            break
+    if best_k == 1 or best > one * (1.0 - min_gain):
+        return BandChoice(base, 1, one, one, tried)
+    return BandChoice(memo[(base.plan_id, best_k)], best_k, best, one, tried)

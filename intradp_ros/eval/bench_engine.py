@@ -254,6 +254,178 @@ def operator_counts() -> list[dict]:
     return rows
 
 
+STREAM_MODELS = {  # name -> (builder, input), the issue's set; "kapao_l_hd" only where time allows. KAPAO-L runs
+    # with the robot's deployment head (sparse candidates): its upstream maps would make the download dominate
+    "vgg19": ("vgg19", (224, 224)),
+    "resnet50": ("resnet50", (224, 224)),
+    "kapao_l": ("kapao_l6", (512, 640)),
+    "kapao_l_hd": ("kapao_l6", (960, 1280)),
+}
+SWEEP = (2, 4, 8, 16, 32)
+
+
+def _stream_model(key: str) -> "tuple[torch.nn.Module, torch.Tensor]":
+    name, (h, w) = STREAM_MODELS[key]
+    torch.manual_seed(0)
+    if name.startswith("kapao"):
+        from intradp_ros.models import registry
+
+        model = registry.build(name, input_size=(h, w), head="candidates")
+        return model.eval(), model.input_spec.example(seed=1)
+    import torchvision
+
+    return getattr(torchvision.models, name)(weights=None).eval(), torch.randn(1, 3, h, w)
+
+
+def bench_band_overhead(g: "object", x: torch.Tensor, k: int = 8, repeats: int = 5) -> dict:
+    """Seconds each extra band costs the stage: device-only with every bandable node in k bands against one
+    band, in the same client, calls interleaved; (t_k - t_1) / (steps_k - steps_1), medians."""
+    import statistics
+    import time
+
+    from intradp_ros.core import Plan
+    from intradp_ros.core.runtime.halves import ClientHalf
+    from intradp_ros.core.transport import inprocess_pair
+
+    one = Plan.device_only(g)
+    many = one.with_bands(k, aligned=False)
+    robot_end, _server_end = inprocess_pair()
+    client = ClientHalf(g, robot_end)
+    t1, tk, s1, sk = [], [], 0, 0
+    try:
+        with torch.no_grad():
+            for i in range(repeats + 1):
+                for plan, acc in ((one, t1), (many, tk))[:: 1 if i % 2 else -1]:
+                    t0 = time.perf_counter()
+                    client.infer(plan, x)
+                    if i:
+                        acc.append(time.perf_counter() - t0)
+                    st = client.last_stats
+                    if plan is one:
+                        s1 = st.steps
+                    else:
+                        sk = st.steps
+    finally:
+        client.close()
+    extra = max(sk - s1, 1)
+    per = sorted((b - a) / extra for a, b in zip(t1, tk))
+    return {
+        "k": k,
+        "steps_1": s1,
+        "steps_k": sk,
+        "one_s": statistics.median(t1),
+        "banded_s": statistics.median(tk),
+        "per_band_s": per[len(per) // 2],
+    }
+
+
+def bench_streaming(
+    key: str,
+    repeats: int = 3,
+    sweep: "tuple[int, ...]" = SWEEP,
+    ratios: "tuple[float, ...]" = (1.0,),
+    server_device: "str | None" = None,
+    log: "Callable[[str], None]" = print,
+) -> list[dict]:
+    """Server-only in one band against k bands over the throttled in-process link, at bandwidths where the
+    upload takes `ratio` x the server's compute: the solver's k (banded cost model) and a sweep. Measured
+    and predicted ratios (banded / one band) side by side, with the floor (perfect overlap of upload and
+    server compute: max of the two plus the download, over the measured one-band time)."""
+    import statistics
+    import time
+
+    from intradp_ros.core import Plan, capture
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.plan import DOWN, UP
+    from intradp_ros.core.profiler import profile_graph
+    from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
+    from intradp_ros.core.runtime.stage import default_server_device
+    from intradp_ros.core.solver import choose_bands
+    from intradp_ros.core.transport import inprocess_pair
+
+    model, x = _stream_model(key)
+    g = capture(model, x)
+    dev = server_device or str(default_server_device())
+    t0 = time.perf_counter()
+    prof = profile_graph(g, [x], "cpu", warmup=1, repeats=1)
+    server_prof = prof if dev == "cpu" else profile_graph(g, [x], dev, warmup=1, repeats=2)
+    cm = CostModel(g, prof, server_prof)
+    log(
+        f"  {key}: {len(g)} nodes, input {tuple(x.shape)} {x.dtype}, profiled in {time.perf_counter() - t0:.0f} s "
+        f"(step overhead {prof.step_overhead_s * 1e6:.0f} us, message overhead {cm.overhead_s * 1e6:.0f} us)"
+    )
+    one = Plan.server_only(g)
+    up_bytes, down_bytes = one.bytes(UP), one.bytes(DOWN)
+
+    def measure(plan: Plan, bw: "float | None", n: int) -> tuple[float, float]:
+        """(median seconds, median server compute seconds) of n requests after one warm-up."""
+        robot_end, server_end = inprocess_pair(bw)
+        server = ServerHalf(g, server_end, [plan], device=dev)
+        client = ClientHalf(g, robot_end)
+        times, comp = [], []
+        try:
+            with torch.no_grad():
+                for i in range(n + 1):
+                    t = time.perf_counter()
+                    client.infer(plan, x)
+                    if i:
+                        times.append(time.perf_counter() - t)
+                        deadline = time.perf_counter() + 5.0
+                        while server.last_stats is None and time.perf_counter() < deadline:
+                            time.sleep(0.01)
+                        comp.append(server.last_stats.compute_s if server.last_stats else 0.0)
+        finally:
+            client.close()
+            server.close()
+        return statistics.median(times), statistics.median(comp)
+
+    _, server_s = measure(one, None, max(1, repeats // 2))
+    # calibrate: the per-operator profile (one op at a time) and the measured server-only compute differ on a
+    # shared CPU; scale both profiles so the one-band server compute is the measured one (calibrate_to_frames)
+    raw = sum(server_prof.time(n.index, n.extent) for n in g.nodes if not n.is_input)
+    factor = server_s / max(raw, 1e-9)
+    cm = CostModel(g, prof.scaled(factor, "robot"), server_prof.scaled(factor, "server"))
+    log(
+        f"  {key}: profile calibrated x{factor:.2f} to the measured server compute ({raw * 1e3:.0f} -> {server_s * 1e3:.0f} ms)"
+    )
+    rows = []
+    for ratio in ratios:
+        bw = up_bytes / (ratio * server_s)
+        choice = choose_bands(cm, one, bw)
+        t_one, _ = measure(one, bw, repeats)
+        p_one = cm.latency(one, bw)
+        floor = max(up_bytes / bw, server_s) + down_bytes / bw
+        log(
+            f"  {key} upload/server compute {ratio:g}: {up_bytes / 1e6:.2f} MB up at {bw / 1e6:.3f} MB/s, server "
+            f"compute {server_s * 1e3:.0f} ms on {dev}; one band {t_one * 1e3:.0f} ms measured, "
+            f"{p_one * 1e3:.0f} ms predicted; floor {floor * 1e3:.0f} ms ({floor / t_one:.2f}x); solver k = {choice.bands}"
+        )
+        ks = ([choice.bands] if choice.bands > 1 else []) + [k for k in sweep if k != choice.bands]
+        for k in ks:
+            plan = one.with_bands(k)
+            t_k, _ = measure(plan, bw, repeats)
+            p_k = cm.latency(plan, bw)
+            row = {
+                "model": key,
+                "ratio": ratio,
+                "bandwidth_MBps": bw / 1e6,
+                "k": k,
+                "solver": k == choice.bands,
+                "one_s": t_one,
+                "banded_s": t_k,
+                "measured": t_k / t_one,
+                "predicted": p_k / p_one,
+                "floor": floor / t_one,
+                "max_bands": plan.max_bands(),
+            }
+            rows.append(row)
+            log(
+                f"    k={k:<3d}{' (solver)' if row['solver'] else '         '} {t_k * 1e3:7.0f} ms  measured "
+                f"{row['measured']:.2f}x  predicted {row['predicted']:.2f}x  floor {row['floor']:.2f}x"
+            )
+    return rows
+
+
 def main(argv: "list[str] | None" = None) -> int:
     import argparse
 
@@ -262,7 +434,13 @@ def main(argv: "list[str] | None" = None) -> int:
         "operator counts. Timings on shared CPUs are noisy."
     )
     ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer repeats")
-    ap.add_argument("--only", choices=["overhead", "overlap", "counts"], action="append")
+    ap.add_argument("--only", choices=["overhead", "overlap", "counts", "streaming"], action="append")
+    ap.add_argument(
+        "--models",
+        default="vgg19,kapao_l,resnet50",
+        help="streaming: models to run (vgg19, resnet50, kapao_l = KAPAO-L 512x640, kapao_l_hd = 1280x960)",
+    )
+    ap.add_argument("--server-device", default=None, help="streaming: server half device (default: cuda if any)")
     ap.add_argument(
         "--threads",
         type=int,
@@ -271,7 +449,7 @@ def main(argv: "list[str] | None" = None) -> int:
         "shared 2-core machine make timings meaningless)",
     )
     args = ap.parse_args(argv)
-    only = set(args.only or ["overhead", "overlap", "counts"])
+    only = set(args.only or ["overhead", "overlap", "counts"])  # streaming: --only streaming (minutes)
     torch.set_num_threads(max(1, args.threads))
     if "overhead" in only:
         print("== device-only plan through the executor vs plain model(x) (median of repeats)")
@@ -293,6 +471,26 @@ def main(argv: "list[str] | None" = None) -> int:
                 f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} on {r['server_device']})  "
                 f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, ideal {r['max_s'] * 1e3:.0f})  "
                 f"overlap ratio {r['overlap_ratio']:.2f}"
+            )
+    if "streaming" in only:
+        print(
+            "== streaming: server-only in one band vs k bands, throttled in-process link (timings noisy on shared CPUs)"
+        )
+        for key in [m.strip() for m in args.models.split(",") if m.strip()]:
+            model, x = _stream_model(key)
+            from intradp_ros.core import capture
+
+            r = bench_band_overhead(capture(model, x), x, k=8, repeats=3 if args.quick else 5)
+            print(
+                f"  {key}: per-band overhead {r['per_band_s'] * 1e6:.0f} us ({r['steps_1']} -> {r['steps_k']} steps, "
+                f"device-only {r['one_s'] * 1e3:.0f} -> {r['banded_s'] * 1e3:.0f} ms in 8 bands)"
+            )
+            del model, x
+            bench_streaming(
+                key,
+                repeats=2 if args.quick or key.startswith("kapao") else 3,
+                sweep=(4, 16) if args.quick else SWEEP,
+                server_device=args.server_device,
             )
     if "counts" in only:
         print("== operator counts (ours: local = row-split + whole tail; paper: local/global)")

@@ -107,7 +107,7 @@ def measure(
     robot_end, server_end = inprocess_pair(bandwidth_Bps)
     server = ServerHalf(g, server_end, [plan], device="cpu", timeout=120.0)
     client = ClientHalf(g_robot, robot_end, device="cpu", timeout=120.0)
-    robot_plan = Plan(g_robot, plan.robot, plan.server, plan.name)
+    robot_plan = Plan(g_robot, plan.robot, plan.server, plan.name, plan.band_map("robot"), plan.band_map("server"))
     samples = []
     try:
         for i in range(warmup + repeats):

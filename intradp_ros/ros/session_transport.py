@@ -5,12 +5,12 @@ the robot's idle intervals, can abort the running request, and report the server
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-import torch
-
-from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf, SideExecutor
+from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
+from intradp_ros.core.runtime.stage import ExecutionError, Stage
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
@@ -66,75 +66,56 @@ class RecordingTransport(RosTransport):
             return False
 
 
-class RecordingExecutor(SideExecutor):
-    """SideExecutor that records the wall-clock intervals it spent idle waiting for rows."""
+class RecordingExecutor(Stage):
+    """Stage that records the wall-clock intervals it spent idle waiting for tiles (its `on_wait` hook)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.idle: List[Tuple[float, float]] = []
 
-    def _rows(self, u: int, need: Any) -> torch.Tensor:
-        w0 = self.stats.wait_s
-        try:
-            return super()._rows(u, need)
-        finally:
-            waited = self.stats.wait_s - w0
-            if waited > 0:
-                end = time.time()
-                self.idle.append((end - waited, end))
+    def on_wait(self, start: float, end: float) -> None:
+        self.idle.append((start, end))
 
 
 class RobotClientHalf(ClientHalf):
-    """ClientHalf with idle-interval recording, request ids unique across restarts, and abort()."""
+    """ClientHalf with idle-interval recording and request ids unique across restarts; when a request
+    fails, its tiles still queued for sending are dropped (the transport's ledger cancels it) so a dead
+    request stops using the link. Built only on ClientHalf's public hooks."""
+
+    stage_type = RecordingExecutor
 
     def __init__(
         self, graph: Graph, transport: RecordingTransport, device: Any = "cpu", timeout: float = 30.0, robot: str = ""
     ) -> None:
-        super().__init__(graph, transport, device, timeout, robot)
-        self._next_id = int(time.time() * 1000) * 1000  # ids never repeat after a client restart
+        self._id_lock = threading.Lock()
+        self._next_rid = int(time.time() * 1000) * 1000  # ids never repeat after a client restart
         self.last_idle: List[Tuple[float, float]] = []
         self.last_request_id = 0
+        super().__init__(graph, transport, device, timeout, robot)
 
-    def next_local_id(self) -> int:
-        with self._lock:
-            rid = self._next_id
-            self._next_id += 1
+    def next_request_id(self) -> int:
+        with self._id_lock:
+            rid = self._next_rid
+            self._next_rid += 1
             return rid
 
-    executor_type = RecordingExecutor
+    def next_local_id(self) -> int:
+        """An id for a frame run locally, from the same sequence as distributed requests."""
+        return self.next_request_id()
 
-    def infer(self, plan: Plan, *inputs: torch.Tensor) -> Any:
-        """ClientHalf.infer; when the request fails, its tiles still queued for sending are dropped (the
-        transport's ledger cancels it) so a dead request stops using the link."""
-        try:
-            return super().infer(plan, *inputs)
-        except Exception:
+    def on_started(self, stage: Stage) -> None:
+        self.last_request_id = stage.request_id
+
+    def on_finished(self, stage: Stage, error: str) -> None:
+        self.last_idle = getattr(stage, "idle", [])
+        if error:
             ledger = getattr(self.transport, "ledger", None)
             if isinstance(ledger, TileLedger):
-                ledger.cancel(self.last_request_id)
-            raise
-
-    def _started(self, ex: SideExecutor) -> None:
-        self.last_request_id = ex.request_id
-
-    def _finished(self, ex: SideExecutor) -> None:
-        super()._finished(ex)
-        self.last_idle = ex.idle
-
-    def abort(self, reason: str) -> bool:
-        """Fail the running request now (e.g. the peer disconnected); True if one was running."""
-        with self._lock:
-            ex = self._current
-        if ex is None:
-            return False
-        with ex.cv:
-            ex.errors.append(reason)
-            ex.cv.notify_all()
-        return True
+                ledger.cancel(stage.request_id)
 
 
 class ReportingServerHalf(ServerHalf):
-    """ServerHalf that calls `on_done(executor, error)` when each request's server half ends."""
+    """ServerHalf that calls `on_done(stage, error)` when each request's server half ends (its public hook)."""
 
     def __init__(
         self,
@@ -143,30 +124,9 @@ class ReportingServerHalf(ServerHalf):
         plans: Sequence[Plan],
         device: Any,
         timeout: float,
-        on_done: Callable[[SideExecutor, str], None],
+        on_done: Callable[[Stage, str], None],
     ) -> None:
-        self.on_done = on_done
-        super().__init__(graph, transport, plans, device, timeout)
-
-    def _work(self, ex: SideExecutor) -> None:
-        outcome: Dict[str, str] = {}
-        run = ex.run
-
-        def recorded_run(*args: Any) -> Any:
-            try:
-                return run(*args)
-            except Exception as e:  # noqa: BLE001 - recorded, then handled by ServerHalf._work
-                outcome["error"] = str(e) or type(e).__name__
-                raise
-
-        ex.run = recorded_run  # type: ignore[method-assign]
-        super()._work(ex)
-        try:
-            self.on_done(ex, outcome.get("error", ""))
-        except Exception as e:  # noqa: BLE001 - a report must never stop the server
-            import logging
-
-            logging.getLogger(__name__).error("server report of request %d failed: %s", ex.request_id, e)
+        super().__init__(graph, transport, plans, device, timeout, on_done=on_done)
 
 
 __all__ = ["RecordingTransport", "RecordingExecutor", "RobotClientHalf", "ReportingServerHalf", "ExecutionError"]

@@ -116,3 +116,34 @@ def test_executor_step_overhead_is_charged_per_step_and_side():
     n = g.nodes[0].nbytes
     # server-only: the robot's input step, the upload, two server steps, the download
     assert cm.latency(Plan.server_only(g), 1e6) == pytest.approx(1e-4 + n / 1e6 + 32e-4 + 2e-5 + n / 1e6)
+
+
+# ---------------------------------------------------------------- bands (streaming)
+def test_banded_replay_of_an_unbanded_plan_equals_the_node_replay():
+    from intradp_ros.core.cost_model import BandedSimulation
+
+    g, _ = conv_chain(3, h=32)
+    prof = uniform_profile(g, 1e-3, fixed_s=1e-4, overhead_s=2e-4)
+    cm = CostModel(g, prof, prof.scaled(0.5, "server"))
+    for plan in (Plan.server_only(g), Plan.row_split(g, 0.5), Plan.halo_split(g, 0.5)):
+        for bw in (1e5, 1e6):
+            assert BandedSimulation(cm, plan).latency(bw) == pytest.approx(cm.latency(plan, bw)), plan.name
+
+
+def test_server_only_in_bands_overlaps_upload_and_server_compute():
+    """Upload = server compute = download: k bands approach max(upload, compute, download) from their sum (the
+    output goes down band by band too), never below it."""
+    g, _ = conv_chain(3, h=64)
+    up_bytes = Plan.server_only(g).bytes(UP)
+    prof = uniform_profile(g, 1e-4, overhead_s=0.0)
+    cm = CostModel(g, prof, prof)
+    server_s = sum(prof.time(n.index, n.extent) for n in g.nodes if not n.is_input)
+    bw = up_bytes / server_s  # upload takes as long as the server's compute
+    one = cm.latency(Plan.server_only(g), bw)
+    down = Plan.server_only(g).bytes(DOWN) / bw
+    assert one == pytest.approx(2 * server_s + down)
+    lat = {k: cm.latency(Plan.server_only(g, bands=k), bw) for k in (2, 4, 8)}
+    floor = max(server_s, down)
+    assert all(floor <= v < one for v in lat.values()), lat
+    assert lat[8] < lat[4] < lat[2], "more bands overlap more while they cost nothing"
+    assert cm.predict(Plan.server_only(g, bands=4), bw).latency_s == pytest.approx(lat[4])

@@ -1,5 +1,5 @@
 """run_pair equals the local forward for the two robot models (KAPAO s6 at a small input, SCONet at
-its fixed 256x256x32 grid on a few plans: it is the slowest test of the engine)."""
+its fixed 256x256x32 grid on a few plans: it is the slowest test of the engine), unbanded and in row bands."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def test_kapao_s6_small_input_all_plan_kinds() -> None:
         ref = model(x)
     plans = [Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5)]
     plans += [Plan.layer_partition(g, c) for c in range(1, len(g), len(g) // 5)]
-    plans += [Plan.random(g, s) for s in range(20)]
+    plans += [Plan.random(g, s).with_random_bands(s) if s % 2 else Plan.random(g, s) for s in range(20)]
+    plans += [Plan.server_only(g, bands=4), Plan.row_split(g, 0.5).with_bands(3)]
     for p in plans:
         assert_close(ref, run_pair(g, p, x), what=p.name)
     up = sum(t.nbytes for t in Plan.server_only(g).transfers() if t.direction == "robot->server")
@@ -42,5 +43,5 @@ def test_sconet_a_few_plans() -> None:
     assert conv3d and all(n.kind == "block" and n.extent == 256 for n in conv3d), "3D head is split along x"
     with torch.no_grad():
         ref = model(x)
-    for p in [Plan.row_split(g, 0.5), Plan.random(g, 0)]:
+    for p in [Plan.row_split(g, 0.5), Plan.random(g, 0), Plan.random(g, 1).with_random_bands(1)]:
         assert_close(ref, run_pair(g, p, x), what=p.name)

@@ -1,5 +1,7 @@
 """run_pair equals the local forward for the torchvision zoo and a U-Net, under device-only,
-server-only, layer-partition and random plans (float32, error <= 1e-4 of the output's scale)."""
+server-only, layer-partition and random plans, unbanded and in row bands (streaming: server-only with k bands,
+a row split cut into aligned bands, every odd-seeded random plan with random band boundaries), float32, error
+<= 1e-4 of the output's scale."""
 
 from __future__ import annotations
 
@@ -15,6 +17,16 @@ from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 N_RANDOM = 20
+
+
+def random_plans(g, n: int) -> list:
+    """n random plans; odd seeds also get random bands on both sides (banded execution must be exact too)."""
+    return [Plan.random(g, s).with_random_bands(s) if s % 2 else Plan.random(g, s) for s in range(n)]
+
+
+def banded_plans(g) -> list:
+    return [Plan.server_only(g, bands=4), Plan.row_split(g, 0.5).with_bands(3), Plan.halo_split(g, 0.4).with_bands(5)]
+
 
 ZOO = [  # (name, input side): small inputs keep the suite fast
     ("vgg19_bn", 32),
@@ -46,7 +58,7 @@ def test_zoo_model_all_plan_kinds(name: str, side: int) -> None:
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1))
     g = capture(model, x)
     plans = [Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5), Plan.halo_split(g, 0.4)]
-    plans += [Plan.random(g, seed) for seed in range(N_RANDOM)]
+    plans += banded_plans(g) + random_plans(g, N_RANDOM)
     cuts = range(1, len(g), max(1, len(g) // 6))  # a spread of layer partitions (all of them for the U-Net)
     plans += [Plan.layer_partition(g, c) for c in cuts]
     _check_plans(g, model, x, plans)
@@ -60,7 +72,7 @@ def test_unet_every_layer_partition_and_random_plans() -> None:
     assert g.counts()["global"] == 0, "every U-Net operator is local"
     plans = [Plan.device_only(g), Plan.server_only(g), Plan.halo_split(g, 0.5), Plan.halo_split(g, 0.2)]
     plans += [Plan.layer_partition(g, c) for c in range(len(g) + 1)]
-    plans += [Plan.random(g, seed) for seed in range(N_RANDOM)]
+    plans += banded_plans(g) + random_plans(g, N_RANDOM)
     _check_plans(g, model, x, plans)
 
 
@@ -78,6 +90,9 @@ def test_large_input_row_splits() -> None:
     x = torch.randint(0, 256, (1, 3, 384, 512), dtype=torch.uint8)
     g = capture(model, x)
     plans = (
-        [Plan.row_split(g, f) for f in (0.25, 0.8)] + [Plan.halo_split(g, 0.5)] + [Plan.random(g, s) for s in range(3)]
+        [Plan.row_split(g, f) for f in (0.25, 0.8)]
+        + [Plan.halo_split(g, 0.5)]
+        + random_plans(g, 3)
+        + [Plan.server_only(g, bands=16)]
     )
     _check_plans(g, model, x, plans)

@@ -1,11 +1,15 @@
-"""formats: one plan id for Plan and for the monitor's reading of plan-table JSON; format tags checked."""
+"""formats: one plan id for Plan and for the monitor's reading of plan-table JSON (torch-free: unbanded ids are what
+they always were, bands change the id, JSON bands round-trip); format tags checked."""
 
 from __future__ import annotations
 
 import json
+import zlib
+
+import pytest
 
 from intradp_ros.core.bandwidth_plans import plan_id_of
-from intradp_ros.core.formats import PLAN_FORMAT, check_format, plan_id
+from intradp_ros.core.formats import PLAN_FORMAT, bands_from_json, check_format, plan_identity
 from intradp_ros.core.plan import Plan
 
 
@@ -14,7 +18,7 @@ def test_plan_id_is_the_plans_and_the_monitors(graph_and_input) -> None:
     for plan in (Plan.device_only(g), Plan.server_only(g), Plan.row_split(g, 0.5)):
         d = json.loads(plan.to_json())
         assert d["format"] == PLAN_FORMAT
-        assert plan_id(g.fingerprint, plan.robot, plan.server) == plan.plan_id == plan_id_of(d)
+        assert plan_identity(g.fingerprint, plan.robot, plan.server) == plan.plan_id == plan_id_of(d)
     assert Plan.device_only(g).plan_id != Plan.server_only(g).plan_id
 
 
@@ -23,3 +27,16 @@ def test_check_format() -> None:
     ok, why = check_format({"format": "intradp_plan/0"}, PLAN_FORMAT, "plan")
     assert not ok and "intradp_plan/0" in why
     assert not check_format([], PLAN_FORMAT, "plan")[0]
+
+
+def test_unbanded_id_is_the_historic_crc() -> None:
+    robot, server = [[0, 8], [0, 4]], [[0, 0], [4, 8]]
+    old = zlib.crc32(json.dumps(["fp", robot, server]).encode()) & 0x7FFFFFFF
+    assert plan_identity("fp", robot, server) == old == plan_identity("fp", robot, server, {}, {})
+    assert plan_identity("fp", robot, server, {}, {1: [(4, 6), (6, 8)]}) != old
+
+
+def test_bands_from_json() -> None:
+    assert bands_from_json([[0, 0], [4, 8]], {"1": [6]}) == {1: [(4, 6), (6, 8)]}
+    with pytest.raises(ValueError):
+        bands_from_json([[0, 8]], {"3": [2]})

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from intradp_ros.core import Plan, PlanError, capture
-from intradp_ros.core.plan import DOWN, UP
+from intradp_ros.core.plan import DOWN, UP, bandable, wavefront_prefixes
 
 from engine_testlib import one_thread  # noqa: F401 (fixture)
 
@@ -129,3 +129,94 @@ def test_halo_split_exchanges_nothing_mid_way() -> None:
     assert [(t.node, t.start, t.stop) for t in ups] == [(0, 12, 32)], "bottom input half plus halo"
     assert [(t.node, t.start, t.stop) for t in downs] == [(len(g) - 1, 8, 16)]
     assert p.robot[1][1] > p.server[1][0], "ranges overlap: halo rows are computed on both sides"
+
+
+# ---------------------------------------------------------------- bands (streaming)
+def test_server_only_in_bands_sends_the_input_band_by_band(graph) -> None:
+    plan = Plan.server_only(graph, bands=4)
+    assert plan.is_banded and plan.max_bands() == 4
+    ups = [t for t in plan.transfers() if t.direction == UP]
+    extent = graph.nodes[0].extent
+    assert [(t.start, t.stop) for t in ups] == [(extent * j // 4, extent * (j + 1) // 4) for j in range(4)]
+    assert sum(t.nbytes for t in ups) == Plan.server_only(graph).bytes(UP), "bands cut tiles, never add rows"
+    for n in graph.nodes:
+        for side in ("robot", "server"):
+            bands = plan.bands(side, n.index)
+            if bands:
+                assert bands[0][0] == plan.ranges(side)[n.index][0] and bands[-1][1] == plan.ranges(side)[n.index][1]
+                assert all(a < b == c for (a, b), (c, _) in zip(bands, bands[1:] + [(bands[-1][1], 0)]))
+
+
+def test_aligned_bands_follow_the_input_wavefront(graph) -> None:
+    """Prefix m of every node is exactly what the first m+1 input bands allow: its rows need only rows of its
+    inputs inside their prefix m, and one more row would not (unless it is the whole node or a global one)."""
+    k = 4
+    pre = wavefront_prefixes(graph, k)
+    for n in graph.nodes:
+        if n.is_input or not bandable(n):
+            continue
+        for m in range(k - 1):
+            p = pre[n.index][m]
+            for u, need in zip(n.inputs, graph.input_rows(n, (0, max(p, 1)))):
+                if p and need is not None:
+                    assert need[1] <= pre[u][m], (n.index, m)
+            if p < n.extent:
+                over = graph.input_rows(n, (0, p + 1))
+                assert any(nd is not None and nd[1] > pre[u][m] for u, nd in zip(n.inputs, over)), (n.index, m)
+    plan = Plan.server_only(graph, bands=k)
+    for n in graph.nodes:
+        for a, b in plan.bands("server", n.index)[:-1]:
+            assert b in pre[n.index], "band ends are wavefront prefixes"
+
+
+def test_banded_json_round_trip_and_id(graph) -> None:
+    plain = Plan.row_split(graph, 0.5)
+    banded = plain.with_bands(3)
+    assert banded.plan_id != plain.plan_id, "plan_id covers the bands"
+    assert plain.with_bands(1).plan_id == plain.plan_id and not plain.with_bands(1).is_banded
+    back = Plan.from_json(banded.to_json(), graph)
+    assert back.plan_id == banded.plan_id and back.name == banded.name
+    for side in ("robot", "server"):
+        assert back.band_map(side) == banded.band_map(side)
+    assert json.loads(banded.to_json())["format"] == "intradp_plan/2"
+    rb = Plan.random(graph, 3).with_random_bands(3)
+    assert Plan.from_json(rb.to_json(), graph).plan_id == rb.plan_id
+
+
+def test_old_format_plans_load_as_one_band(graph) -> None:
+    plan = Plan.row_split(graph, 0.25)
+    old = json.loads(plan.to_json())
+    old["format"] = "intradp_plan/1"
+    del old["bands"]
+    back = Plan.from_json(json.dumps(old), graph)
+    assert not back.is_banded and back.plan_id == plan.plan_id, "ids of stored unbanded plans do not change"
+    assert back.robot == plan.robot and back.server == plan.server
+
+
+@pytest.mark.parametrize(
+    "bands,match",
+    [
+        ({"server": {"2": [99]}}, "bands"),  # a boundary outside the node
+        ({"server": {"2": [3, 2]}}, "not ordered"),  # boundaries out of order
+        ({"robot": {"2": [4]}}, "does not compute"),  # bands on a side without rows
+        ({"server": {"2": [4, 4]}}, "not ordered"),  # an empty band
+        ({"server": {"x": [4]}}, "malformed"),
+    ],
+)
+def test_bad_bands_are_refused_naming_the_node(graph, bands, match) -> None:
+    d = json.loads(Plan.server_only(graph).to_json())
+    d["bands"] = bands
+    with pytest.raises(PlanError, match=match):
+        Plan.from_json(json.dumps(d), graph)
+
+
+def test_the_torch_free_plan_id_matches_for_banded_plans(graph) -> None:
+    """The bandwidth monitor computes plan ids from plan table JSON without torch: bands included."""
+    from intradp_ros.core.bandwidth_plans import plan_id_of
+
+    for plan in (
+        Plan.row_split(graph, 0.5),
+        Plan.server_only(graph, bands=4),
+        Plan.random(graph, 5).with_random_bands(5),
+    ):
+        assert plan_id_of(json.loads(plan.to_json())) == plan.plan_id, plan.name

@@ -257,6 +257,8 @@ def test_random_stacks_rows_and_plans(specs: list[dict], h: int, seed: int, data
     assert torch.allclose(same, full[:, :, a:b], atol=1e-4), f"{specs}: rows outside [{lo},{hi}) changed [{a},{b})"
     for s in range(2):
         plan = Plan.random(g, seed + s)
+        if s % 2:  # banded too: random band boundaries on both sides
+            plan = plan.with_random_bands(seed + s)
         assert_close(full, run_pair(g, plan, x), what=f"{specs} {plan.name}")
 
 
@@ -273,5 +275,11 @@ def test_pool_rows_that_read_only_padding() -> None:
     full = model(x)
     g = capture(model, x)
     assert g.input_rows(g.nodes[-1], (0, 1)) == [None]
-    for plan in (Plan.device_only(g), Plan.server_only(g), Plan.random(g, 0), Plan.random(g, 1)):
+    for plan in (
+        Plan.device_only(g),
+        Plan.server_only(g),
+        Plan.server_only(g, bands=3),
+        Plan.random(g, 0),
+        Plan.random(g, 1),
+    ):
         assert torch.allclose(run_pair(g, plan, x), full, atol=1e-4), plan.name

@@ -12,7 +12,7 @@ from torch import nn
 from intradp_ros.core import capture
 from intradp_ros.core.baselines import LayerPartitions, dsccs_plan
 from intradp_ros.core.cost_model import CostModel
-from intradp_ros.core.plan import Plan
+from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_table import build_table
 from intradp_ros.core.solver import Encoding, SolverConfig, solve
 
@@ -129,3 +129,19 @@ def test_equally_fast_plans_prefer_the_one_without_wasted_transfers(tiny):
     assert wasteful.bytes_up > 0 and cm.latency(wasteful, bw) == pytest.approx(cm.latency(device, bw))
     sol = solve(enc, bw, candidates=[("wasteful", wasteful), ("device_only", device)], config=SolverConfig(maxiter=0))
     assert sol.plan.transfers() == []
+
+
+# ---------------------------------------------------------------- bands (streaming)
+def test_choose_bands_streams_only_where_it_pays():
+    from intradp_ros.core.solver import choose_bands
+
+    g, _ = conv_chain(3, h=64)
+    up_bytes = Plan.server_only(g).bytes(UP)
+    cheap = uniform_profile(g, 1e-4)
+    server_s = sum(cheap.time(n.index, n.extent) for n in g.nodes if not n.is_input)
+    bw = up_bytes / server_s
+    pick = choose_bands(CostModel(g, cheap, cheap), Plan.server_only(g), bw)
+    assert pick.bands > 1 and pick.plan.is_banded and pick.latency_s < pick.one_band_s
+    costly = uniform_profile(g, 1e-4, fixed_s=server_s)  # every band call costs a whole server pass
+    pick = choose_bands(CostModel(g, costly, costly), Plan.server_only(g), bw)
+    assert pick.bands == 1 and not pick.plan.is_banded and pick.latency_s == pick.one_band_s

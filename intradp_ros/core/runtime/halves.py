@@ -1,0 +1,354 @@
+"""The halves: the client (robot) and server request life cycle around one transport.
+
+Public hooks (what ROS code builds on; nothing private is overridden):
+- ClientHalf: `stage_type` (the Stage class of a request), `next_request_id()` (override for ids unique across
+  restarts), `on_started(stage)`, `on_finished(stage, error)`, `abort(reason)`, `timeout` (default) and
+  `infer(..., timeout=)` (per request), `current_request_id`, `last_stats`.
+- ServerHalf: `on_done(stage, error)` (constructor argument or override), `stage_type`, `timeout`, `completed`,
+  `failed`, `last_stats`.
+
+A failure anywhere ends the request on both sides at once: a stage that fails sends FLAG_ABORT; a sender
+that cannot turn a value into a tile or cannot send it fails the request it belongs to (on this side, with
+the cause) and sends FLAG_ABORT to the peer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Callable, Collection, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from intradp_ros.core.codec import UNCOMPRESSED
+from intradp_ros.core.graph import Graph, Node
+from intradp_ros.core.plan import ROBOT, SERVER, Plan
+from intradp_ros.core.runtime.stage import ExecutionError, RequestStats, Stage, default_server_device, graph_on
+from intradp_ros.core.runtime.wire import ABORT_SEND, make_tile
+from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile
+from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
+
+log = logging.getLogger(__name__)
+
+
+class Sender:
+    """The sender thread of one half: turns queued values into Tiles (CPU numpy) and sends them in order.
+
+    A value that cannot become a tile, or a send that fails, calls `on_error(request_id, message, node, start,
+    stop)` once per
+    request, sends FLAG_ABORT for it, and drops the request's later tiles; the thread keeps running."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        robot: str = "",
+        on_error: Optional[Callable[[int, str, Optional[Node], int, int], None]] = None,
+        codecs: Collection[int] = UNCOMPRESSED,
+    ) -> None:
+        self.transport = transport
+        self.robot = robot
+        self.on_error = on_error
+        # the codecs this sender may pick (core/codec.choose_codec); today's uncompressed wire unless widened
+        self.codecs = frozenset(codecs)
+        self.q: "queue.Queue[Any]" = queue.Queue()
+        self._failed: set[int] = set()
+        self.thread = threading.Thread(target=self._loop, name="intradp-sender", daemon=True)
+        self.thread.start()
+
+    def __call__(
+        self, request_id: int, plan_id: int, node: Optional[Node], start: int, stop: int, t: Any, flags: int
+    ) -> None:
+        self.q.put((request_id, plan_id, node, start, stop, t, flags))
+
+    def _loop(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            request_id, plan_id, node, start, stop, t, flags = item
+            if request_id in self._failed and not flags & FLAG_ABORT:
+                continue
+            try:
+                if flags & FLAGS_WITHOUT_PAYLOAD:  # an abort names its cause (t) and where (node, rows)
+                    where = node.index if node is not None else 0
+                    cause = int(t) if isinstance(t, int) else 0
+                    tile = Tile(
+                        request_id,
+                        plan_id,
+                        where,
+                        cause,
+                        start,
+                        stop,
+                        np.zeros(0, np.uint8),
+                        flags=flags,
+                        robot=self.robot,
+                    )
+                else:
+                    tile = make_tile(request_id, plan_id, node, start, stop, t, flags, self.robot, self.codecs)
+                self.transport.send(tile)
+            except TransportClosed:
+                return
+            except Exception as e:  # noqa: BLE001 - a failure fails its request, never the sender thread
+                what = f"node {node.index} '{node.name}' rows [{start}, {stop})" if node is not None else "a flag tile"
+                msg = f"sending {what} of request {request_id} failed: {type(e).__name__}: {e}"
+                log.error(msg)
+                if request_id in self._failed:
+                    continue
+                self._failed.add(request_id)
+                if len(self._failed) > 1000:
+                    self._failed = set(sorted(self._failed)[-100:])
+                if self.on_error is not None:
+                    self.on_error(request_id, msg, node, start, stop)
+                if not flags & FLAG_ABORT:
+                    try:
+                        where = node.index if node is not None else 0
+                        abort = Tile(
+                            request_id, plan_id, where, ABORT_SEND, start, stop, np.zeros(0, np.uint8), flags=FLAG_ABORT
+                        )
+                        self.transport.send(abort)
+                    except Exception as e2:  # noqa: BLE001 - the link itself is gone: the peer times out
+                        log.error("abort of request %d not sent: %s", request_id, e2)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.q.put(None)
+        self.thread.join(timeout)
+
+
+_Sender = Sender  # older name
+
+
+def incoming_tiles(transport: Transport, stopped: Callable[[], bool]) -> Iterator[Tile]:
+    """Tiles from `transport` until it closes or `stopped()`; wakes every 0.2 s to check (both halves' receivers)."""
+    while not stopped():
+        try:
+            tile = transport.recv(timeout=0.2)
+        except TransportClosed:
+            return
+        if tile is not None:
+            yield tile
+
+
+class ClientHalf:
+    """The robot half: runs requests and routes incoming tiles to the running one."""
+
+    stage_type: type = Stage  # the Stage class of a request (a recording subclass, for instance)
+
+    def __init__(
+        self, graph: Graph, transport: Transport, device: Any = "cpu", timeout: float = 30.0, robot: str = ""
+    ) -> None:
+        self.graph, self.transport, self.device, self.timeout = graph, transport, torch.device(device), timeout
+        self.sender = Sender(transport, robot, on_error=self._send_failed)
+        self._current: Optional[Stage] = None
+        self._lock = threading.Lock()
+        self._next_id = 1
+        self._stop = False
+        self.last_stats: Optional[RequestStats] = None
+        self._rx = threading.Thread(target=self._recv_loop, name="intradp-client-rx", daemon=True)
+        self._rx.start()
+
+    # ---- public hooks
+    def next_request_id(self) -> int:
+        """A fresh request id (override for ids unique across restarts)."""
+        with self._lock:
+            rid = self._next_id
+            self._next_id += 1
+            return rid
+
+    def on_started(self, stage: Stage) -> None:
+        """Hook: a request is about to run."""
+
+    def on_finished(self, stage: Stage, error: str) -> None:
+        """Hook: a request ended; `error` is empty on success."""
+
+    def abort(self, reason: str) -> bool:
+        """Fail the running request now with `reason` (e.g. the peer disconnected); True if one was running."""
+        with self._lock:
+            st = self._current
+        if st is None:
+            return False
+        st.abort(reason)
+        return True
+
+    @property
+    def current_request_id(self) -> Optional[int]:
+        with self._lock:
+            return self._current.request_id if self._current is not None else None
+
+    # ---- life cycle
+    def _send_failed(self, request_id: int, message: str, node: Optional[Node], start: int, stop: int) -> None:
+        with self._lock:
+            st = self._current
+        if st is not None and st.request_id == request_id:
+            st.fail(message, ABORT_SEND, node, start, stop, peer_told=True)
+
+    def _recv_loop(self) -> None:
+        for tile in incoming_tiles(self.transport, lambda: self._stop):
+            with self._lock:
+                st = self._current
+            if st is None or tile.request_id != st.request_id:
+                log.warning("client: dropped tile of request %d (not running)", tile.request_id)
+                continue
+            st.deliver(tile)
+
+    def infer(self, plan: Plan, *inputs: torch.Tensor, timeout: Optional[float] = None) -> Any:
+        """One distributed inference under `plan`; returns what the model returns. `timeout`: seconds this
+        request waits for a missing tile (default: the half's `timeout`)."""
+        rid = self.next_request_id()
+        wait = self.timeout if timeout is None else float(timeout)
+        st = self.stage_type(self.graph, plan, ROBOT, rid, self.sender, self.device, wait)
+        with self._lock:
+            self._current = st
+        self.on_started(st)
+        error = ""
+        try:
+            with torch.no_grad():
+                return st.run(inputs)
+        except Exception as e:
+            error = str(e) if isinstance(e, ExecutionError) else f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            with self._lock:
+                self._current = None
+            self.last_stats = st.stats
+            self.on_finished(st, error)
+
+    def close(self) -> None:
+        self._stop = True
+        self.sender.close()
+        self.transport.close()
+        self._rx.join(2.0)
+
+
+class ServerHalf:
+    """The server half: starts a stage when the first tile of a new request arrives (its plan id names the
+    plan), feeds it the request's tiles, and drops tiles of unknown plans or past requests."""
+
+    stage_type: type = Stage
+
+    def __init__(
+        self,
+        graph: Graph,
+        transport: Transport,
+        plans: Sequence[Plan] = (),
+        device: Any = None,
+        timeout: float = 30.0,
+        allow_tf32: bool = False,
+        on_done: Optional[Callable[[Stage, str], None]] = None,
+    ) -> None:
+        self.graph, self.transport, self.timeout = graph, transport, timeout
+        self.device = torch.device(device) if device is not None else default_server_device()
+        if self.device.type == "cuda" and not allow_tf32 and torch.backends.cudnn.allow_tf32:
+            # cuDNN convolutions default to TF32 (~1e-3 relative error); the server's rows must match the
+            # robot's float32 rows, so the server process computes in full float32 unless told otherwise.
+            torch.backends.cudnn.allow_tf32 = False
+            log.info("server: cuDNN TF32 disabled for float32-exact rows (allow_tf32=True to keep it)")
+        self._on_done = on_done
+        self.plans: dict[int, Plan] = {}
+        for p in plans:
+            self.add_plan(p)
+        self.sender = Sender(transport, on_error=self._send_failed)
+        self._active: dict[int, Stage] = {}
+        self._done: set[int] = set()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._stop = False
+        self.completed = 0
+        self.failed = 0
+        self.last_stats: Optional[RequestStats] = None
+        graph_on(graph, self.device)  # move constants once, before the first request
+        self._rx = threading.Thread(target=self._recv_loop, name="intradp-server-rx", daemon=True)
+        self._rx.start()
+
+    def add_plan(self, plan: Plan) -> None:
+        if plan.graph.fingerprint != self.graph.fingerprint:
+            raise ExecutionError(f"plan {plan.name} was made for another graph")
+        self.plans[plan.plan_id] = plan
+
+    def on_done(self, stage: Stage, error: str) -> None:
+        """Hook: the server half of a request ended; `error` is empty on success."""
+        if self._on_done is not None:
+            self._on_done(stage, error)
+
+    def _send_failed(self, request_id: int, message: str, node: Optional[Node], start: int, stop: int) -> None:
+        with self._lock:
+            st = self._active.get(request_id)
+        if st is not None:
+            st.fail(message, ABORT_SEND, node, start, stop, peer_told=True)
+
+    def _recv_loop(self) -> None:
+        for tile in incoming_tiles(self.transport, lambda: self._stop):
+            with self._lock:
+                st = self._active.get(tile.request_id)
+                if st is None:
+                    if tile.request_id in self._done or tile.flags & FLAG_ABORT:
+                        log.warning("server: dropped tile of finished request %d", tile.request_id)
+                        continue
+                    plan = self.plans.get(tile.plan_id)
+                    if plan is None:
+                        log.error("server: dropped tile with unknown plan id %d", tile.plan_id)
+                        self.sender(tile.request_id, tile.plan_id, None, 0, 0, None, FLAG_ABORT)
+                        self._done.add(tile.request_id)
+                        continue
+                    st = self.stage_type(
+                        self.graph, plan, SERVER, tile.request_id, self.sender, self.device, self.timeout
+                    )
+                    self._active[tile.request_id] = st
+                    w = threading.Thread(
+                        target=self._work, args=(st,), name=f"intradp-server-{tile.request_id}", daemon=True
+                    )
+                    self._workers = [t for t in self._workers if t.is_alive()] + [w]
+                    w.start()
+            if not tile.flags & FLAG_START:
+                st.deliver(tile)
+
+    def _work(self, st: Stage) -> None:
+        error = ""
+        try:
+            with torch.no_grad():
+                st.run()
+            self.completed += 1
+            self.last_stats = st.stats
+        except Exception as e:  # noqa: BLE001 - a failed request must not stop the server
+            self.failed += 1
+            error = str(e) if isinstance(e, ExecutionError) else f"{type(e).__name__}: {e}"
+            log.error("server: request %d failed: %s", st.request_id, e)
+        finally:
+            with self._lock:
+                self._active.pop(st.request_id, None)
+                self._done.add(st.request_id)
+                if len(self._done) > 10000:
+                    self._done = set(sorted(self._done)[-1000:])
+        try:
+            self.on_done(st, error)
+        except Exception as e:  # noqa: BLE001 - a report must never stop the server
+            log.error("server report of request %d failed: %s", st.request_id, e)
+
+    def close(self) -> None:
+        self._stop = True
+        self.sender.close()
+        self.transport.close()
+        self._rx.join(2.0)
+        for w in self._workers:
+            w.join(2.0)
+
+
+def run_pair(
+    g: Graph,
+    plan: Plan,
+    *inputs: torch.Tensor,
+    bandwidth_bytes_per_s: Optional[float] = None,
+    server_device: Any = None,
+    timeout: float = 30.0,
+) -> Any:
+    """Run the robot half and the server half of `plan` concurrently, connected by an in-process
+    transport (optionally throttled), through the runtime code the ROS nodes use."""
+    robot_end, server_end = inprocess_pair(bandwidth_bytes_per_s)
+    server = ServerHalf(g, server_end, [plan], device=server_device, timeout=timeout)
+    client = ClientHalf(g, robot_end, device=inputs[0].device if inputs else "cpu", timeout=timeout)
+    try:
+        return client.infer(plan, *inputs)
+    finally:
+        client.close()
+        server.close()

@@ -1,0 +1,200 @@
+"""The schedule: what one side runs for a plan, as printable data.
+
+A step is one band (sub-operation) of one node: the rows it computes, the input rows it reads, the steps
+of this side whose bands it reads (`deps`), the received tiles it reads (`waits`), the tiles it sends the
+moment it exists (`sends`). The stage runs a step as soon as its deps are done and its tiles are here,
+lowest `priority` first: the band's position in its node (a wavefront: the first band of every node
+before the second of any), then topological order. Built once per plan and side, cached on the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from intradp_ros.core.graph import Node, Range
+from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, UP, Plan
+from intradp_ros.core.runtime.wire import TileKey
+
+# Producers whose output is a fresh tensor (never a view or alias of another activation): an in-place
+# consumer may overwrite it when it is that output's only reader.
+FRESH_OPS = {
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "batch_norm",
+    "layer_norm",
+    "linear",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "truediv",
+    "cat",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "interpolate",
+    "matmul",
+    "relu",
+    "silu",
+    "gelu",
+    "hardswish",
+    "sigmoid",
+    "hardsigmoid",
+    "relu6",
+    "leaky_relu",
+}
+
+
+@dataclass
+class Step:
+    """One band of one node on one side."""
+
+    node: Node
+    rows: Range
+    needs: list[Optional[Range]]
+    sends: list[Range]
+    free: list[int] = field(default_factory=list)  # kept for older readers: nodes released after this step
+    inplace: bool = False
+    local_whole: bool = False  # full range and every input held whole on this side: the plain call applies
+    deps: list[int] = field(default_factory=list)  # steps of this side whose bands this step reads
+    waits: list[TileKey] = field(default_factory=list)  # received tiles this step reads
+    priority: tuple[float, int] = (0.0, 0)
+    band: int = 0
+    bands: int = 1
+
+
+@dataclass
+class Schedule:
+    """What one side does for a plan: steps (topological order), the tiles it expects to receive, the nodes
+    it keeps to the end (the robot's outputs), how many steps read each node (to release it after the last)."""
+
+    side: str
+    steps: list[Step]
+    expected: set[TileKey]
+    keep: set[int]
+    readers: dict[int, int] = field(default_factory=dict)
+    output_deps: list[int] = field(default_factory=list)
+    output_waits: list[TileKey] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line per step: node, band, rows, what it waits for, what it sends."""
+        lines = [f"schedule ({self.side}): {len(self.steps)} steps, {len(self.expected)} tiles expected"]
+        for i, st in enumerate(self.steps):
+            n = st.node
+            lines.append(
+                f"  {i:4d} node {n.index:4d} {n.op:<12s} band {st.band + 1}/{st.bands} rows {st.rows}"
+                f" deps {st.deps} waits {[list(k) for k in st.waits]} sends {st.sends}"
+                + (" inplace" if st.inplace else "")
+            )
+        return "\n".join(lines)
+
+
+def _overlapping(bands: list[tuple[int, Range]], lo: int, hi: int) -> list[int]:
+    return [i for i, (a, b) in bands if a < hi and lo < b]
+
+
+def build_schedule(plan: Plan, side: str) -> Schedule:
+    g = plan.graph
+    mine = plan.ranges(side)
+    out_dir = UP if side == ROBOT else DOWN
+    sends: dict[int, list[Range]] = {}
+    expected: set[TileKey] = set()
+    incoming: dict[int, list[TileKey]] = {}
+    for t in plan.transfers():
+        if t.direction == out_dir:
+            sends.setdefault(t.node, []).append((t.start, t.stop))
+        else:
+            expected.add((t.node, t.start, t.stop))
+            incoming.setdefault(t.node, []).append((t.node, t.start, t.stop))
+    keep = set(g.output_indices) if side == ROBOT else set()
+    steps: list[Step] = []
+    band_steps: dict[int, list[tuple[int, Range]]] = {}  # node -> (step index, band rows)
+    readers: dict[int, int] = {}
+
+    def sources(u: int, lo: int, hi: int) -> tuple[list[int], list[TileKey]]:
+        """Steps of this side and received tiles that hold rows [lo, hi) of node u."""
+        own = mine[u]
+        deps: list[int] = []
+        if own != EMPTY and own[0] < hi and lo < own[1]:
+            deps = _overlapping(band_steps.get(u, []), max(lo, own[0]), min(hi, own[1]))
+        waits = [k for k in incoming.get(u, []) if k[1] < hi and lo < k[2]]
+        return deps, waits
+
+    for n in g.nodes:
+        bands = plan.bands(side, n.index)
+        for j, r in enumerate(bands):
+            needs: list[Optional[Range]] = [] if n.is_input else g.input_rows(n, r)
+            deps: list[int] = []
+            waits: list[TileKey] = []
+            for u, need in zip(n.inputs, needs):
+                w: list[TileKey] = []
+                if need is None:  # reads no row; still after u's own bands (topological order, release after use)
+                    d = [i for i, _ in band_steps.get(u, [])]
+                else:
+                    d, w = sources(u, need[0], need[1])
+                deps += [x for x in d if x not in deps]
+                waits += [x for x in w if x not in waits]
+            for u in set(n.inputs):
+                readers[u] = readers.get(u, 0) + 1
+            my_sends = [(s, e) for s, e in sends.get(n.index, []) if r[0] <= s and e <= r[1]]
+            st = Step(n, r, needs, my_sends, deps=deps, waits=waits, band=j, bands=len(bands))
+            st.priority = (j / len(bands), len(steps))
+            band_steps.setdefault(n.index, []).append((len(steps), r))
+            steps.append(st)
+    output_deps: list[int] = []
+    output_waits: list[TileKey] = []
+    if side == ROBOT:
+        for o in g.output_indices:
+            d, w = sources(o, 0, g.nodes[o].extent)
+            output_deps += d
+            output_waits += w
+    whole_single = {
+        st.node.index for st in steps if st.rows == (0, st.node.extent) and st.bands == 1
+    }  # held whole in one piece on this side
+    for st in steps:
+        st.local_whole = (
+            not st.node.is_input and st.rows == (0, st.node.extent) and all(u in whole_single for u in st.node.inputs)
+        )
+    last_use: dict[int, int] = {}
+    for i, st in enumerate(steps):
+        for u in st.node.inputs:
+            last_use[u] = i
+    for u, i in last_use.items():
+        if u not in keep:
+            steps[i].free.append(u)
+    for st in steps:
+        n = st.node
+        rmap = n.rowmap
+        if n.is_input or rmap.inplace_call is None or st.rows != (0, n.extent) or not rmap.whole_ok:
+            continue
+        u = n.inputs[0]
+        un = g.nodes[u]
+        st.inplace = (
+            st.local_whole
+            and n.inputs.count(u) == 1
+            and g.consumers(u) == [n.index]
+            and u not in keep
+            and un.op in FRESH_OPS
+            and u in whole_single
+            and u not in sends
+            and mine[u] == (0, un.extent)
+            and u not in incoming
+            and u in st.free
+        )
+    return Schedule(side, steps, expected, keep, readers, output_deps, output_waits)
+
+
+def plan_schedule(plan: Plan, side: str) -> Schedule:
+    """The schedule of `plan` on `side`, built once and cached on the plan."""
+    cache = plan.__dict__.setdefault("_schedules", {})
+    if side not in cache:
+        cache[side] = build_schedule(plan, side)
+    return cache[side]

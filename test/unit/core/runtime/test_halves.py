@@ -1,0 +1,197 @@
+"""Fail fast: any failure on either side of a request (sender thread, an operator in a band, a bad band tile,
+a dtype the wire cannot carry) ends the request on both sides at once with a message naming the real cause,
+never a timeout that blames a lost tile. Streaming: the server starts computing before the input has arrived."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Callable, Optional
+
+import pytest
+import torch
+import torch.nn as nn
+
+from intradp_ros.core import Plan, capture
+from intradp_ros.core.plan import PlanError
+from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
+from intradp_ros.core.runtime.stage import ExecutionError, Stage
+from intradp_ros.core.tile import Tile
+from intradp_ros.core.transport import InProcessTransport, Transport, inprocess_pair
+
+TIMEOUT = 30.0  # long: a test that waits it out instead of failing fast would show in the message, not pass
+
+
+class Gate(Transport):
+    """Wraps a transport end; `mangle(tile)` returns the tiles to really send (may raise, may block)."""
+
+    def __init__(self, inner: InProcessTransport, mangle: Callable[[Tile], list[Tile]]) -> None:
+        self.inner, self.mangle = inner, mangle
+
+    def send(self, tile: Tile) -> None:
+        for t in self.mangle(tile):
+            self.inner.send(t)
+
+    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+        return self.inner.recv(timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 4, 3, padding=1),
+    ).eval()
+    x = torch.randn(1, 3, 32, 16)
+    return model, capture(model, x), x
+
+
+def run(g, plan, x, up=lambda t: [t], down=lambda t: [t], server_stage=Stage):
+    """(result or exception, server error, seconds) of one request through mangling ends."""
+    r, s = inprocess_pair()
+    done = threading.Event()
+    server_error: list[str] = []
+
+    def on_done(stage: Stage, error: str) -> None:
+        server_error.append(error)
+        done.set()
+
+    server = ServerHalf(g, Gate(s, down), [plan], device="cpu", timeout=TIMEOUT, on_done=on_done)
+    server.stage_type = server_stage
+    client = ClientHalf(g, Gate(r, up), timeout=TIMEOUT)
+    t0 = time.perf_counter()
+    try:
+        try:
+            out: object = client.infer(plan, x)
+        except ExecutionError as e:
+            out = e
+        done.wait(TIMEOUT)
+        return out, (server_error or ["<server never finished>"])[0], time.perf_counter() - t0
+    finally:
+        client.close()
+        server.close()
+
+
+def test_banded_request_succeeds(net) -> None:
+    model, g, x = net
+    out, server_error, _ = run(g, Plan.server_only(g, bands=4), x)
+    assert server_error == ""
+    assert torch.allclose(out, model(x), atol=1e-5)
+
+
+def test_sender_thread_failure_aborts_both_sides_with_its_cause(net) -> None:
+    _, g, x = net
+    plan = Plan.server_only(g, bands=4)
+
+    def broken_link(t: Tile) -> list[Tile]:
+        if t.row_start == 8 and not t.flags:  # the second input band cannot be sent
+            raise OSError("link refused the tile")
+        return [t]
+
+    out, server_error, _ = run(g, plan, x, up=broken_link)
+    assert isinstance(out, ExecutionError)
+    assert "link refused the tile" in str(out) and "tile lost" not in str(out)
+    assert "a tile could not be sent" in server_error and "rows [8, 16)" in server_error, server_error
+
+
+def test_operator_failure_in_a_server_band_aborts_both_sides(net) -> None:
+    _, g, x = net
+    plan = Plan.server_only(g, bands=4)
+    bad = next(n for n in g.nodes if n.op == "conv2d" and n.index > 2)
+    band = plan.bands("server", bad.index)[1]
+
+    class FailingStage(Stage):
+        def _run_step(self, step, *args):  # the second band of one convolution raises
+            if step.node.index == bad.index and step.rows == band:
+                raise RuntimeError("CUDA out of memory (simulated)")
+            return super()._run_step(step, *args)
+
+    out, server_error, _ = run(g, plan, x, server_stage=FailingStage)
+    assert isinstance(out, ExecutionError)
+    assert f"node {bad.index}" in str(out) and f"rows [{band[0]}, {band[1]})" in str(out), str(out)
+    assert "an operator raised" in str(out) and "tile lost" not in str(out)
+    assert "out of memory (simulated)" in server_error
+
+
+def test_a_tile_with_a_band_the_plan_does_not_have_aborts_both_sides(net) -> None:
+    _, g, x = net
+    plan = Plan.server_only(g, bands=4)
+
+    def shifted(t: Tile) -> list[Tile]:
+        return [replace(t, row_start=t.row_start + 1, data=t.data[:, :, 1:])] if t.row_start == 16 else [t]
+
+    out, server_error, _ = run(g, plan, x, up=shifted)
+    assert isinstance(out, ExecutionError)
+    assert "the server aborted" in str(out) and "bad tile" in str(out), str(out)
+    assert "unexpected tile node 0 rows [17, 24)" in server_error
+
+
+def test_a_dtype_the_wire_cannot_carry_is_refused_at_plan_time() -> None:
+    class Bf16(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (self.conv(x).to(torch.bfloat16) * 2).float()
+
+    x = torch.randn(1, 3, 8, 8)
+    g = capture(Bf16().eval(), x)
+    cut = next(n.index for n in g.nodes if n.dtype == torch.bfloat16) + 1
+    with pytest.raises(PlanError, match="bfloat16 cannot cross the wire"):
+        Plan.layer_partition(g, cut)
+    Plan.layer_partition(g, cut - 1)  # float32 crosses: fine
+
+
+def test_server_starts_before_the_last_input_band_arrives(net) -> None:
+    """The last input band is held until the server has computed something: a server that waited for the
+    whole input would never start, and the request would end in the hold's bound."""
+    model, g, x = net
+    plan = Plan.server_only(g, bands=4)
+    last = plan.bands("robot", 0)[-1]
+    servers: list[ServerHalf] = []
+    released = threading.Event()
+
+    def hold_last(t: Tile) -> list[Tile]:
+        if t.row_start == last[0] and not t.flags:
+            for _ in range(200):  # at most 10 s
+                stages = list(servers[0]._active.values()) if servers else []
+                if stages and stages[0].stats.steps > 0:
+                    released.set()
+                    break
+                time.sleep(0.05)
+        return [t]
+
+    r, s = inprocess_pair()
+    server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT)
+    servers.append(server)
+    client = ClientHalf(g, Gate(r, hold_last), timeout=TIMEOUT)
+    try:
+        out = client.infer(plan, x)
+    finally:
+        client.close()
+        server.close()
+    assert released.is_set(), "the server computed nothing before the last input band arrived"
+    assert torch.allclose(out, model(x), atol=1e-5)
+
+
+def test_a_tile_that_never_comes_times_out_naming_it_with_the_request_timeout(net) -> None:
+    _, g, x = net
+    plan = Plan.server_only(g, bands=2)
+    r, s = inprocess_pair()
+    server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT)
+    client = ClientHalf(g, Gate(r, lambda t: [] if t.row_start == 16 and not t.flags else [t]), timeout=TIMEOUT)
+    try:
+        with pytest.raises(ExecutionError, match=r"tile lost: robot waited 0\.3s for tiles node \d+"):
+            client.infer(plan, x, timeout=0.3)
+    finally:
+        client.close()
+        server.close()
