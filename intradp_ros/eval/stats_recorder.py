@@ -43,7 +43,12 @@ STATS_FIELDS: Sequence[str] = (
     "error",
 )
 EVAL_FIELDS: Sequence[str] = ("system", "trace", "frame", "t_s", "link_mbit")
-CSV_FIELDS: Sequence[str] = tuple(EVAL_FIELDS) + tuple(STATS_FIELDS)
+# Benchmark columns beside each measured frame (NaN where unknown; older CSVs without them still read):
+# predicted_s: the cost model's latency for the plan that ran at that link rate; floor_s: the frame's physical
+# floor (eval/workloads.physical_floor); nonmodel_cpu_s: CPU seconds of work that is not the model (codecs,
+# serialisation), charged at its faithful cost; k: the time-dilation factor of the workload.
+BENCH_FIELDS: Sequence[str] = ("predicted_s", "floor_s", "nonmodel_cpu_s", "k")
+CSV_FIELDS: Sequence[str] = tuple(EVAL_FIELDS) + tuple(STATS_FIELDS) + tuple(BENCH_FIELDS)
 
 _INT_FIELDS = {"request_id", "plan_id", "bytes_up", "bytes_down", "tiles_up", "tiles_down", "frame"}
 _FLOAT_FIELDS = {
@@ -59,6 +64,10 @@ _FLOAT_FIELDS = {
     "mean_power_w",
     "t_s",
     "link_mbit",
+    "predicted_s",
+    "floor_s",
+    "nonmodel_cpu_s",
+    "k",
 }
 _BOOL_FIELDS = {"fell_back_local"}
 
@@ -163,15 +172,15 @@ def read_csv(path: PathLike) -> List[Dict[str, Any]]:
     out = []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = [k for k in CSV_FIELDS if k not in (reader.fieldnames or [])]
+        missing = [k for k in CSV_FIELDS if k not in BENCH_FIELDS and k not in (reader.fieldnames or [])]
         if missing:
             raise StatsRecordError(f"{path}: not an evaluation CSV (columns {missing} missing)")
         for line, row in enumerate(reader, start=2):
             rec: Dict[str, Any] = {}
             try:
                 for k in CSV_FIELDS:
-                    v = row[k]
-                    if k in ("t_s", "link_mbit", "frame") and v == "":
+                    v = row.get(k, "")
+                    if k in ("t_s", "link_mbit", "frame") + tuple(BENCH_FIELDS) and v in ("", None):
                         rec[k] = float("nan") if k != "frame" else -1
                     else:
                         rec[k] = _convert(k, v)

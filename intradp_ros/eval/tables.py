@@ -46,6 +46,12 @@ class Summary:
     energy_std_j: float
     bytes_up_mean: float
     bytes_down_mean: float
+    predicted_mean_s: float = float("nan")  # cost model's latency for the plans that ran (frames that have one)
+    floor_mean_s: float = float("nan")  # mean physical floor of the frames
+    ratio_pred: float = float("nan")  # mean over frames of measured / predicted
+    ratio_floor: float = float("nan")  # mean over frames of measured / floor
+    nonmodel_share: float = float("nan")  # non-model CPU seconds / latency (means)
+    k: float = float("nan")  # the workload's time dilation, where recorded
 
     @property
     def label(self) -> str:
@@ -75,6 +81,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Sum
         power = en_m / lat_m if ok and lat_m > 0 else float("nan")
         up = float(np.mean([float(r["bytes_up"]) for r in ok])) if ok else float("nan")
         down = float(np.mean([float(r["bytes_down"]) for r in ok])) if ok else float("nan")
+        extra = _bench_columns(ok, lat_m)
         out[(trace, system)] = Summary(
             system,
             trace,
@@ -91,8 +98,41 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Sum
             en_s,
             up,
             down,
+            **extra,
         )
     return out
+
+
+def _finite(rec: Mapping[str, Any], key: str) -> Optional[float]:
+    try:
+        v = float(rec.get(key, float("nan")))
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _bench_columns(ok: Sequence[Mapping[str, Any]], lat_mean: float) -> Dict[str, float]:
+    """Predicted, floor and non-model columns over the frames that carry them (NaN where none does)."""
+    nan = float("nan")
+
+    def mean_of(key: str) -> float:
+        vals = [v for v in (_finite(r, key) for r in ok) if v is not None]
+        return float(np.mean(vals)) if vals else nan
+
+    def ratio_of(key: str) -> float:
+        pairs = [(float(r["latency_s"]), _finite(r, key)) for r in ok]
+        vals = [lat / ref for lat, ref in pairs if ref is not None and ref > 0]
+        return float(np.mean(vals)) if vals else nan
+
+    nonmodel = mean_of("nonmodel_cpu_s")
+    return {
+        "predicted_mean_s": mean_of("predicted_s"),
+        "floor_mean_s": mean_of("floor_s"),
+        "ratio_pred": ratio_of("predicted_s"),
+        "ratio_floor": ratio_of("floor_s"),
+        "nonmodel_share": nonmodel / lat_mean if lat_mean > 0 and not math.isnan(nonmodel) else nan,
+        "k": mean_of("k"),
+    }
 
 
 def undilate(s: Summary, k: float) -> Summary:
@@ -101,6 +141,8 @@ def undilate(s: Summary, k: float) -> Summary:
         raise ValueError(f"dilation factor must be > 0 and finite, got {k!r}")
     return replace(
         s,
+        predicted_mean_s=s.predicted_mean_s / k,
+        floor_mean_s=s.floor_mean_s / k,
         latency_mean_s=s.latency_mean_s / k,
         latency_std_s=s.latency_std_s / k,
         transmit_mean_s=s.transmit_mean_s / k,
@@ -179,6 +221,68 @@ def format_table(
                 frames,
             ]
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+PREDICTION_GOAL = 0.15  # measured within 15 % of the cost model's prediction
+
+
+def has_bench_columns(summaries: Mapping[Tuple[str, str], Summary]) -> bool:
+    """True if any summary carries a prediction, a floor or a non-model CPU figure."""
+    return any(
+        not (math.isnan(s.predicted_mean_s) and math.isnan(s.floor_mean_s) and math.isnan(s.nonmodel_share))
+        for s in summaries.values()
+    )
+
+
+def format_prediction_table(
+    summaries: Mapping[Tuple[str, str], Summary], title: str = "", time_unit: str = "ms", k: float = 1.0
+) -> str:
+    """One row per trace and system: k, measured latency, the cost model's prediction for the plans that ran,
+    measured/predicted (goal within 15 %), the physical floor, latency as a multiple of the floor and the share of
+    latency spent in non-model CPU work. `k` != 1 divides times by k (ratios are unchanged)."""
+    scale = 1e3 if time_unit == "ms" else 1.0
+    digits = 1 if time_unit == "ms" else 3
+    head = [
+        "trace",
+        "system",
+        "k",
+        f"measured ({time_unit})",
+        f"predicted ({time_unit})",
+        "meas/pred",
+        f"floor ({time_unit})",
+        "x floor",
+        "non-model CPU",
+        "frames",
+    ]
+    lines = [title, ""] if title else []
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
+    for trace in ordered_traces(t for t, _ in summaries):
+        for sysname in ordered_systems(n for t, n in summaries if t == trace):
+            s = summaries[(trace, sysname)]
+            if k != 1.0:
+                s = undilate(s, k)
+            rp = s.ratio_pred
+            rp_text = _num(rp, ".2f") + ("" if math.isnan(rp) else (" ✓" if abs(rp - 1) <= PREDICTION_GOAL else " ✗"))
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        trace,
+                        SYSTEM_LABELS.get(sysname, sysname),
+                        _num(s.k, ".3g"),
+                        _pm(s.latency_mean_s * scale, s.latency_std_s * scale, digits),
+                        _num(s.predicted_mean_s * scale, f".{digits}f"),
+                        rp_text,
+                        _num(s.floor_mean_s * scale, f".{digits}f"),
+                        _num(s.ratio_floor, ".2f"),
+                        _num(100 * s.nonmodel_share, ".1f") + ("" if math.isnan(s.nonmodel_share) else " %"),
+                        str(s.frames) + (f" ({s.errors} err)" if s.errors else ""),
+                    ]
+                )
+                + " |"
+            )
     return "\n".join(lines)
 
 
