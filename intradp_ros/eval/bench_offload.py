@@ -41,6 +41,8 @@ from intradp_ros.eval.workloads import (
     SERVER_CPU_OVER_HOST,
     Workload,
     dilation_k,
+    input_wire_bytes,
+    output_bytes,
     physical_floor,
     reference_gpu_s,
     robot_factor,
@@ -147,20 +149,6 @@ class WorkloadSetup:
     upload_bytes: int  # cheapest upload: the input as the wire carries it (0/1 grids bit-packed)
     result_bytes: int
     notes: List[str] = field(default_factory=list)
-
-
-def input_wire_bytes(g: Any) -> int:
-    """Bytes of the graph's inputs on the wire (binary occupancy inputs travel bit-packed)."""
-    total = 0
-    for i in g.input_indices:
-        n = g.nodes[i]
-        b = n.extent * n.bytes_per_row
-        total += (b + 7) // 8 if n.binary else b
-    return total
-
-
-def output_bytes(g: Any) -> int:
-    return sum(g.nodes[o].extent * g.nodes[o].bytes_per_row for o in g.output_indices)
 
 
 def pick_server_device(requested: str) -> str:

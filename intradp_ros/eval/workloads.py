@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 # (GPU seconds per frame, input elements it was measured at): RTX 3080-class figures of the seeds.
 REFERENCE_GPU: Dict[str, Tuple[float, int]] = {
@@ -142,6 +142,22 @@ def kapao_size_for_budget(
 def scaled_kapao_s(measured_s: float, measured_hw: Tuple[int, int], hw: Tuple[int, int]) -> float:
     """A KAPAO frame time at `hw` estimated from one measured at `measured_hw` (compute scales with pixels)."""
     return measured_s * (hw[0] * hw[1]) / (measured_hw[0] * measured_hw[1])
+
+
+def input_wire_bytes(g: Any) -> int:
+    """Bytes of a graph's inputs on the wire, raw (binary 0/1 occupancy inputs travel bit-packed): the cheapest
+    upload the systems have today."""
+    total = 0
+    for i in g.input_indices:
+        n = g.nodes[i]
+        b = n.extent * n.bytes_per_row
+        total += (b + 7) // 8 if n.binary else b
+    return total
+
+
+def output_bytes(g: Any) -> int:
+    """Bytes of a graph's outputs (the result a server-only plan sends down)."""
+    return sum(g.nodes[o].extent * g.nodes[o].bytes_per_row for o in g.output_indices)
 
 
 def ratio(a: float, b: Optional[float]) -> float:
