@@ -9,7 +9,7 @@ help:
 	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo"
 	@echo "make test   - set up and run the unit tests and every rostest suite"
 	@echo "make unit / make integration - one half of the tests"
-	@echo "make bench  - set up and run the benchmarks"
+	@echo "make bench  - set up and run the benchmarks (ARGS=--quick: fewer frames; ARGS=\"--only engine\": ROS-free part)"
 	@echo "make setup  - only the set-up"
 	@echo "make lock   - regenerate constraints.txt (the lock of every Python package) from requirements.txt"
 
@@ -29,7 +29,7 @@ integration: setup
 	@$(RUN) bash tools/run_tests.sh integration
 
 bench: setup
-	@$(RUN) bash tools/bench.sh
+	@$(RUN) bash tools/bench.sh $(ARGS)
 
 clean:
 	source tools/paths.sh && rm -rf "$$IDP_WS" .venv .pytest_cache
