@@ -413,14 +413,20 @@ def workloads_for(args: argparse.Namespace) -> List[Workload]:
     if args.kapao_size:
         h, w_ = (int(v) for v in args.kapao_size.split(","))
         chosen = [
-            Workload(f"KAPAO-L {w_}x{h}", w.model, w.family, {"input_size": (h, w_)}) if w.family == "kapao" else w
+            Workload(f"KAPAO-L {w_}x{h}", w.model, w.family, dict(w.options, input_size=(h, w_)))
+            if w.family == "kapao"
+            else w
             for w in chosen
         ]
     if args.small:
         small = {
-            "kapao": Workload("KAPAO-S 128x128 (small)", "kapao_s6", "kapao", {"input_size": (128, 128)}),
+            "kapao": Workload(
+                "KAPAO-S 128x128 (small)", "kapao_s6", "kapao", {"input_size": (128, 128), "head": "candidates"}
+            ),
             "vgg19": Workload("VGG19 32 (small)", "torchvision:vgg19", "vgg19", {"input_size": (32, 32)}),
-            "sconet": Workload("SCONet 32x32x32 (small)", "sconet", "sconet", {"grid_xzy": (32, 32, 32)}),
+            "sconet": Workload(
+                "SCONet 32x32x32 (small)", "sconet", "sconet", {"grid_xzy": (32, 32, 32), "head": "completion"}
+            ),
         }
         chosen = [small[w.family] for w in chosen]
     return chosen

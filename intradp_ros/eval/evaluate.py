@@ -76,12 +76,17 @@ def model_setup(model: str, input_size: Optional[str] = None, grid_xzy: Optional
     return s
 
 
-def build_options(setup: ModelSetup) -> Dict[str, Any]:
-    """Registry build options of a setup (input_size / grid_xzy as tuples)."""
+def build_options(setup: ModelSetup, head: Optional[str] = None) -> Dict[str, Any]:
+    """Registry build options of the replica the client runs (input_size / grid_xzy as tuples, and the client's
+    default head: KAPAO candidates, SCONet completion; `head` overrides it, "detections"/"logits" drop it)."""
     out: Dict[str, Any] = {}
     for key in ("input_size", "grid_xzy"):
         if setup.settings.get(key):
             out[key] = tuple(int(v) for v in str(setup.settings[key]).replace(" ", ",").split(",") if v)
+    default = {"kapao_client": "candidates", "agrnav_client": "completion"}.get(setup.client)
+    chosen = head or default
+    if default and chosen not in ("detections", "logits"):
+        out["head"] = chosen
     return out
 
 
@@ -254,7 +259,9 @@ class Evaluation:
         self.setup = model_setup(cfg.model, cfg.input_size, cfg.grid_xzy)
         if cfg.dilation is None:
             cfg.dilation, why = auto_dilation(
-                cfg.model, build_options(self.setup), measure_frame_s(cfg.model, build_options(self.setup))
+                cfg.model,
+                build_options(self.setup, self.cfg.extra_client.get("head")),
+                measure_frame_s(cfg.model, build_options(self.setup, self.cfg.extra_client.get("head"))),
             )
             self.notes.append(f"time dilation {why}")
         else:
@@ -530,7 +537,7 @@ class Evaluation:
         try:
             ctx = build_context(
                 cfg.model,
-                build_options(self.setup),
+                build_options(self.setup, self.cfg.extra_client.get("head")),
                 self.client_cache_dir(),
                 [float(v) for v in dilated_grid(cfg.dilation, cfg.grid_buckets).split(",")],
                 cfg.deadline * cfg.dilation,

@@ -54,11 +54,12 @@ class Workload:
 
 
 def seed_workloads() -> Tuple[Workload, ...]:
-    """The three workloads at the seeds' sizes."""
+    """The three workloads at the seeds' sizes, with the heads the ROS clients run by default (KAPAO: the sparse
+    candidate head; SCONet: the completed-voxel head)."""
     return (
-        Workload("KAPAO-L 1280x960", "kapao_l6", "kapao", {"input_size": (960, 1280)}),
+        Workload("KAPAO-L 1280x960", "kapao_l6", "kapao", {"input_size": (960, 1280), "head": "candidates"}),
         Workload("VGG19 224", "torchvision:vgg19", "vgg19", {"input_size": (224, 224)}),
-        Workload("SCONet 256x32x256", "sconet", "sconet", {"grid_xzy": (256, 32, 256)}),
+        Workload("SCONet 256x32x256", "sconet", "sconet", {"grid_xzy": (256, 32, 256), "head": "completion"}),
     )
 
 

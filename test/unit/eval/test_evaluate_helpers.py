@@ -64,7 +64,12 @@ def test_workloads_clients_dilation_and_camera_rate():
     tv = model_setup("torchvision:vgg19", input_size="224,224")
     assert tv.client == "torchvision_client" and tv.bag_key == "camera"
     assert build_options(tv) == {"input_size": (224, 224)}
-    assert build_options(model_setup("sconet", grid_xzy="256,32,256")) == {"grid_xzy": (256, 32, 256)}
+    assert build_options(model_setup("sconet", grid_xzy="256,32,256")) == {
+        "grid_xzy": (256, 32, 256),
+        "head": "completion",
+    }
+    assert build_options(model_setup("kapao_l6", input_size="512,640"))["head"] == "candidates"
+    assert "head" not in build_options(model_setup("kapao_l6", input_size="512,640"), "detections")
     assert [workload_family(m) for m in ("kapao_l6", "torchvision:vgg19", "sconet_ds")] == ["kapao", "vgg19", "sconet"]
     with pytest.raises(ValueError, match="--dilation"):
         workload_family("torchvision:resnet18")
