@@ -161,10 +161,12 @@ def pick_server_device(requested: str) -> str:
 
 def trace_rates(name: str, frames: int, spacing_s: float) -> List[float]:
     """Undilated trace rates (Mbit/s) frame i meets: the trace sampled every `spacing_s` seconds, looped."""
-    from intradp_ros.eval.evaluate import trace_path
+    from pathlib import Path
+
     from intradp_ros.eval.traces import load_trace
 
-    samples = load_trace(trace_path(name))
+    shipped = Path(__file__).resolve().parents[2] / "config" / "traces" / f"{name}.txt"
+    samples = load_trace(shipped if shipped.is_file() else Path(name))
     t_end = samples[-1][0]
     out = []
     for i in range(frames):
@@ -234,7 +236,11 @@ class OffloadBench:
         t0 = time.perf_counter()
         kw = dict(repeats=self.profile_repeats, warmup=1, sizes=3)
         cpu_prof = profile_graph(g_server, [x], "cpu", **kw)
-        srv_prof = cpu_prof if self.server_device == "cpu" else profile_graph(g_server, [x], self.server_device, **kw)
+        srv_prof = (
+            cpu_prof
+            if self.server_device == "cpu"
+            else profile_graph(g_server, [x.to(self.server_device)], self.server_device, **kw)
+        )
         self.say(f"[bench_offload] {w.label}: profiled in {time.perf_counter() - t0:.1f} s")
         ref = self.reference_s or reference_gpu_s(w.family, w.elements)
         server_frame = srv_prof.device_only_s()

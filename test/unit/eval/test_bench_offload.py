@@ -94,3 +94,19 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
     text = bo.report(setup, records)
     assert "meas/pred" in text and "x floor" in text and "non-model CPU" in text and "Goals:" in text
     assert "Intra-DP mean latency" in text and not math.isnan(setup.server_frame_s)
+
+
+def test_runs_without_ros() -> None:
+    """The engine benchmark imports and reads its traces with rospy, rosbag and roslib unavailable."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "for m in ('rospy', 'rosbag', 'roslib', 'genpy', 'rosgraph'): sys.modules[m] = None\n"
+        "import intradp_ros.eval.bench_offload as b\n"
+        "assert len(b.trace_rates('indoor', 3, 10.0)) == 3\n"
+        "b.build_parser().parse_args(['--quick'])\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
