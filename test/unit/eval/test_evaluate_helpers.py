@@ -88,3 +88,24 @@ def test_workloads_clients_dilation_and_camera_rate():
         "x", Path("r"), "i"
     )
     assert lock[lock.index("--pacing") + 1] == "lockstep" and "--rate" not in lock
+
+
+def test_unavailable_cpu_throttle_runs_unthrottled_and_says_so():
+    import io
+
+    from intradp_ros.eval.evaluate import Evaluation
+    from intradp_ros.eval.testbed import TestbedError
+
+    class NoCgroup:
+        def slow_robot(self, fraction):
+            raise TestbedError("no cgroup cpu controller")
+
+    class Throttled:
+        def slow_robot(self, fraction):
+            return 19.5
+
+    out = io.StringIO()
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0), out=out)
+    assert ev._slow_robot(NoCgroup()) is None
+    assert "UNTHROTTLED" in out.getvalue() and any("unthrottled" in p for p in ev.problems)
+    assert ev._slow_robot(Throttled()) == 19.5 and "x19.5" in out.getvalue()
