@@ -727,7 +727,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             records = read_csv(args.from_csv)
             ks = [float(r["k"]) for r in records if math.isfinite(float(r.get("k", float("nan"))))]
             k = float(args.dilation) if args.dilation != "auto" else (ks[0] if ks else 1.0)
-            text, _ = render_report(records, k, args.model)
+            title = next((str(r["model"]) for r in records if r.get("model")), args.model)
+            text, _ = render_report(records, k, title)
             print(text)
             from intradp_ros.eval.plots import plot_run
 
