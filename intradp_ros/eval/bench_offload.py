@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 import torch
 
-from intradp_ros.core.transport import Transport
+from intradp_ros.eval.offload_emulation import ChargedTransport, set_link_rate, slow_graph
 from intradp_ros.eval.workloads import (
     ROBOT_CPU_OVER_HOST,
     ROBOT_OVER_GPU,
@@ -51,87 +50,6 @@ from intradp_ros.eval.workloads import (
 
 MODES = ("device_only", "server_only", "dsccs", "spso_ga", "intradp")
 MB = 1e6
-
-
-# ============================================================================ robot slow-down (documented factor)
-class SlowRowmap:
-    """Wraps a node's row map: each call is followed by a sleep of (factor - 1) x the call's own time, so the
-    thread computes `factor` x slower than this CPU (a CPU quota for one thread, without a cgroup)."""
-
-    _CALLS = ("run", "run_inplace", "call_whole")
-
-    def __init__(self, inner: Any, factor: float) -> None:
-        self._inner = inner
-        self._extra = max(0.0, float(factor) - 1.0)
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name not in self._CALLS or self._extra == 0.0 or not callable(attr):
-            return attr
-
-        def slowed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            out = attr(*args, **kwargs)
-            time.sleep((time.perf_counter() - t0) * self._extra)
-            return out
-
-        return slowed
-
-
-def slow_graph(g: Any, factor: float) -> None:
-    """Slow every operator of graph `g` by `factor` in place (the robot's own copy of the graph)."""
-    for node in g.nodes:
-        if node.rowmap is not None:
-            node.rowmap = SlowRowmap(node.rowmap, factor)
-
-
-# ============================================================================ non-model CPU work, charged
-class ChargedTransport(Transport):
-    """One end of the link that passes every tile through the wire codec and charges that CPU work its faithful
-    cost: encode at the sender's factor, decode at the receiver's (both on the sending thread, before the link),
-    by waiting until (factor x measured) has passed. `charged_s` accumulates the charged seconds."""
-
-    def __init__(self, inner: Transport, sender_factor: float, receiver_factor: float) -> None:
-        self.inner = inner
-        self.sender_factor = float(sender_factor)
-        self.receiver_factor = float(receiver_factor)
-        self.charged_s = 0.0
-        self._lock = threading.Lock()
-
-    def send(self, tile: Any) -> None:
-        from intradp_ros.core.codec import decode_tile, encode_tile
-
-        t0 = time.perf_counter()
-        wire = encode_tile(tile)
-        t1 = time.perf_counter()
-        decoded = decode_tile(wire)
-        t2 = time.perf_counter()
-        charged = self.sender_factor * (t1 - t0) + self.receiver_factor * (t2 - t1)
-        extra = charged - (t2 - t0)
-        if extra > 0:
-            time.sleep(extra)
-        with self._lock:
-            self.charged_s += charged
-        self.inner.send(decoded)
-
-    def recv(self, timeout: Optional[float] = None) -> Any:
-        return self.inner.recv(timeout)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def take(self) -> float:
-        """Charged seconds since the last take."""
-        with self._lock:
-            v, self.charged_s = self.charged_s, 0.0
-        return v
-
-
-def set_link_rate(robot_end: Any, rate_Bps: float) -> None:
-    """Throttle both directions of an in-process pair to `rate_Bps` (the trace's rate for the next frame)."""
-    for link in (robot_end._out, robot_end._in):  # the pair's two _Link objects (core/transport.py)
-        with link.lock:
-            link.bandwidth = rate_Bps
 
 
 # ============================================================================ measurement

@@ -11,6 +11,7 @@ from typing import Any, List
 import pytest
 
 from intradp_ros.eval import bench_offload as bo
+from intradp_ros.eval import offload_emulation as emu
 from intradp_ros.eval.workloads import Workload
 
 
@@ -32,7 +33,7 @@ class FakeClock:
 
 def test_slow_rowmap_sleeps_factor_minus_one_times_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(bo, "time", clock)
+    monkeypatch.setattr(emu, "time", clock)
 
     class Map:
         other = 7
@@ -40,15 +41,15 @@ def test_slow_rowmap_sleeps_factor_minus_one_times_the_call(monkeypatch: pytest.
         def run(self, a: int) -> int:
             return a + 1
 
-    slow = bo.SlowRowmap(Map(), factor=4.0)
+    slow = emu.SlowRowmap(Map(), factor=4.0)
     assert slow.run(1) == 2 and slow.other == 7
     assert clock.slept == [3.0]  # the call took 1 s on the fake clock: 3 s more
-    assert bo.SlowRowmap(Map(), factor=1.0).run(1) == 2 and clock.slept == [3.0]
+    assert emu.SlowRowmap(Map(), factor=1.0).run(1) == 2 and clock.slept == [3.0]
 
 
 def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(bo, "time", clock)
+    monkeypatch.setattr(emu, "time", clock)
     import intradp_ros.core.codec as codec
 
     sent: List[Any] = []
@@ -59,7 +60,7 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
         def send(self, tile: Any) -> None:
             sent.append(tile)
 
-    ct = bo.ChargedTransport(Inner(), sender_factor=3.0, receiver_factor=1.0)  # type: ignore[arg-type]
+    ct = emu.ChargedTransport(Inner(), sender_factor=3.0, receiver_factor=1.0)  # type: ignore[arg-type]
     ct.send("tile")
     # encode 1 s x 3 + decode 1 s x 1 = 4 s charged; 2 s were spent, 2 s waited
     assert sent == ["tile"] and clock.slept == [2.0] and ct.take() == 4.0 and ct.take() == 0.0
