@@ -254,6 +254,8 @@ class Evaluation:
         self.out = out
         self.notes: List[str] = []
         if cfg.input_size == "auto":
+            if not cfg.model.startswith("kapao"):
+                raise ValueError("--input-size auto picks a KAPAO size; give 'H,W' for other models")
             cfg.input_size, why = auto_kapao_size(cfg.model, cfg.robot_cpu, cfg.frame_budget)
             self.notes.append(f"KAPAO input {why}")
         self.setup = model_setup(cfg.model, cfg.input_size, cfg.grid_xzy)
