@@ -9,7 +9,7 @@ help:
 	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo"
 	@echo "make test   - set up and run the unit tests and every rostest suite"
 	@echo "make unit / make integration - one half of the tests"
-	@echo "make bench  - set up and run the benchmarks"
+	@echo "make bench  - set up and run the benchmarks (ARGS=--quick: fewer frames; ARGS=\"--only engine\": ROS-free part)"
 	@echo "make setup  - only the set-up"
 	@echo "make lock   - regenerate constraints.txt (the lock of every Python package) from requirements.txt"
 	@echo "make lint   - ruff (lint + format check) and mypy (strict on intradp_ros/core), configured in pyproject.toml"
@@ -35,7 +35,7 @@ lint: setup
 	@$(RUN) ruff check intradp_ros test && ruff format --check intradp_ros test && mypy
 
 bench: setup
-	@$(RUN) bash tools/bench.sh
+	@$(RUN) bash tools/bench.sh $(ARGS)
 
 clean:
 	source tools/paths.sh && rm -rf "$$IDP_WS" .venv .pytest_cache

@@ -31,7 +31,15 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 from intradp_ros.core.progress import ProgressBar
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
 from intradp_ros.eval.stats_recorder import CSV_FIELDS, consistency_problems, read_csv, write_csv
-from intradp_ros.eval.tables import SYSTEMS, check_goals, format_table, frame_line, summarize
+from intradp_ros.eval.tables import (
+    SYSTEMS,
+    check_goals,
+    format_prediction_table,
+    format_table,
+    frame_line,
+    has_bench_columns,
+    summarize,
+)
 from intradp_ros.eval.testbed import Testbed, TestbedError, replay_schedule
 from intradp_ros.eval.traces import load_trace, write_trace
 
@@ -52,9 +60,10 @@ class ModelSetup:
 
 
 def model_setup(model: str, input_size: Optional[str] = None, grid_xzy: Optional[str] = None) -> ModelSetup:
-    """KAPAO models replay the camera bag through kapao_client, SCONet the point-cloud bag through agrnav_client."""
-    if model.startswith("kapao"):
-        s = ModelSetup(model, "kapao_client", "camera")
+    """KAPAO models replay the camera bag through kapao_client, torchvision models (VGG19) through
+    torchvision_client, SCONet the point-cloud bag through agrnav_client."""
+    if model.startswith("kapao") or model.startswith("torchvision:"):
+        s = ModelSetup(model, "kapao_client" if model.startswith("kapao") else "torchvision_client", "camera")
         if input_size:
             s.settings["input_size"] = input_size
     elif model.startswith("sconet"):
@@ -62,8 +71,79 @@ def model_setup(model: str, input_size: Optional[str] = None, grid_xzy: Optional
         if grid_xzy:
             s.settings["grid_xzy"] = grid_xzy
     else:
-        raise ValueError(f"evaluate runs kapao_* (camera bag) and sconet* (point-cloud bag) models, not {model!r}")
+        raise ValueError(
+            f"evaluate runs kapao_*, torchvision:* (camera bag) and sconet* (point-cloud bag) models, not {model!r}"
+        )
     return s
+
+
+def build_options(setup: ModelSetup, head: Optional[str] = None) -> Dict[str, Any]:
+    """Registry build options of the replica the client runs (input_size / grid_xzy as tuples, and the client's
+    default head: KAPAO candidates, SCONet completion; `head` overrides it, "detections"/"logits" drop it)."""
+    out: Dict[str, Any] = {}
+    for key in ("input_size", "grid_xzy"):
+        if setup.settings.get(key):
+            out[key] = tuple(int(v) for v in str(setup.settings[key]).replace(" ", ",").split(",") if v)
+    default = {"kapao_client": "candidates", "agrnav_client": "completion"}.get(setup.client)
+    chosen = head or default
+    if default and chosen not in ("detections", "logits"):
+        out["head"] = chosen
+    return out
+
+
+def workload_family(model: str) -> str:
+    """Which reference GPU time a model stands for (eval/workloads.REFERENCE_GPU)."""
+    if model.startswith("kapao"):
+        return "kapao"
+    if model.startswith("sconet"):
+        return "sconet"
+    if model == "torchvision:vgg19" or model.startswith("torchvision:vgg19"):
+        return "vgg19"
+    raise ValueError(f"no reference GPU time for {model!r}: pass --dilation K")
+
+
+def measure_frame_s(model: str, options: Dict[str, Any], repeats: int = 2) -> float:
+    """Median forward seconds of one frame on this CPU (torch's default threads, as the CPU server runs it)."""
+    import time
+
+    import torch
+
+    from intradp_ros.models.registry import build
+
+    torch.manual_seed(0)
+    net = build(model, **options)
+    x = net.input_spec.example()
+    times = []
+    with torch.inference_mode():
+        net(x)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def auto_dilation(model: str, options: Dict[str, Any], frame_s: float) -> Tuple[float, str]:
+    """(k, why): measured CPU-server compute of a frame / the GPU time it stands for."""
+    from intradp_ros.eval.workloads import Workload, dilation_k, reference_gpu_s
+
+    family = workload_family(model)
+    ref = reference_gpu_s(family, Workload(model, model, family, options).elements)
+    k = dilation_k(frame_s, ref)
+    return k, (
+        f"k = {frame_s * 1e3:.0f} ms measured CPU-server frame / {ref * 1e3:.2f} ms RTX 3080-class GPU frame = {k:.1f}"
+    )
+
+
+def auto_kapao_size(model: str, robot_cpu: float, budget_s: float) -> Tuple[str, str]:
+    """('H,W', why): the largest KAPAO size whose device-only frame on the testbed (this CPU's frame time at
+    1280x960 scaled by pixels, / the robot's CPU quota) fits `budget_s`; never below 512x640."""
+    from intradp_ros.eval.workloads import KAPAO_SIZES, kapao_size_for_budget, scaled_kapao_s
+
+    top = tuple(KAPAO_SIZES[0])
+    t_top = measure_frame_s(model, {"input_size": top}, repeats=1) / robot_cpu
+    hw, why = kapao_size_for_budget(lambda hw: scaled_kapao_s(t_top, top, hw), budget_s)
+    return f"{hw[0]},{hw[1]}", why
 
 
 @dataclass
@@ -78,7 +158,11 @@ class EvalConfig:
     frames: int = 10
     warmup: int = 2
     robot_cpu: float = 0.05  # cgroup quota of the client (share of one CPU); 0.05 ~ 20x slower
-    dilation: float = 20.0  # time-dilation factor k
+    dilation: Optional[float] = None  # time-dilation factor k; None: per workload (measured CPU frame / GPU frame)
+    rate_hz: Optional[float] = (
+        None  # camera rate (undilated frames/s; the driver publishes at rate / k); None: lockstep
+    )
+    frame_budget: float = 60.0  # seconds a device-only KAPAO frame may take on the testbed (input_size "auto")
     bag: Optional[str] = None
     out: str = "eval_out"
     frame_timeout: float = 120.0
@@ -97,8 +181,10 @@ class EvalConfig:
             raise ValueError(f"unknown systems {bad}; choose from {', '.join(SYSTEMS)}")
         if self.frames <= 0 or self.warmup < 0:
             raise ValueError("frames must be > 0 and warmup >= 0")
-        if not (self.dilation > 0 and math.isfinite(self.dilation)):
+        if self.dilation is not None and not (self.dilation > 0 and math.isfinite(self.dilation)):
             raise ValueError(f"dilation must be > 0, got {self.dilation!r}")
+        if self.rate_hz is not None and not (self.rate_hz > 0 and math.isfinite(self.rate_hz)):
+            raise ValueError(f"rate must be > 0 frames/s, got {self.rate_hz!r}")
         if not (0 < self.robot_cpu <= 1.0):
             raise ValueError(f"robot_cpu must be in (0, 1], got {self.robot_cpu!r}")
         for t in self.traces:
@@ -167,7 +253,22 @@ class Evaluation:
         cfg.validate()
         self.cfg = cfg
         self.out = out
+        self.notes: List[str] = []
+        if cfg.input_size == "auto":
+            if not cfg.model.startswith("kapao"):
+                raise ValueError("--input-size auto picks a KAPAO size; give 'H,W' for other models")
+            cfg.input_size, why = auto_kapao_size(cfg.model, cfg.robot_cpu, cfg.frame_budget)
+            self.notes.append(f"KAPAO input {why}")
         self.setup = model_setup(cfg.model, cfg.input_size, cfg.grid_xzy)
+        if cfg.dilation is None:
+            cfg.dilation, why = auto_dilation(
+                cfg.model,
+                build_options(self.setup, self.cfg.extra_client.get("head")),
+                measure_frame_s(cfg.model, build_options(self.setup, self.cfg.extra_client.get("head"))),
+            )
+            self.notes.append(f"time dilation {why}")
+        else:
+            self.notes.append(f"time dilation k = {cfg.dilation:g} (given)")
         self.out_dir = Path(cfg.out).resolve()
         self.log_dir = self.out_dir / "logs"
         self.records: List[Dict[str, Any]] = []
@@ -222,6 +323,11 @@ class Evaluation:
     def driver_argv(self, bag: str, record: Path, system: str) -> List[str]:
         cfg = self.cfg
         ready = ["--ready-status", "plan_book=received"]  # the client's diagnostics once it holds the plan book
+        pacing = (
+            ["--pacing", "lockstep"]
+            if cfg.rate_hz is None
+            else ["--pacing", "rate", "--rate", f"{cfg.rate_hz / cfg.dilation:.6g}"]
+        )
         return script_argv(
             "eval_driver",
             *ready,
@@ -231,8 +337,7 @@ class Evaluation:
             bag,
             "--frames",
             str(cfg.frames),
-            "--pacing",
-            "lockstep",
+            *pacing,
             "--warmup",
             str(cfg.warmup),
             "--gap",
@@ -259,6 +364,12 @@ class Evaluation:
             f"[evaluate] {cfg.model} {self.setup.settings or ''} on {', '.join(cfg.traces)}; systems "
             f"{', '.join(cfg.systems)}; {cfg.frames} frames each (+{cfg.warmup} warm-up) from {bag}"
         )
+        for note in self.notes:
+            self.say(f"[evaluate] {note}")
+        if cfg.rate_hz is not None:
+            self.say(
+                f"[evaluate] camera rate {cfg.rate_hz:g} Hz undilated: frames published at {cfg.rate_hz / cfg.dilation:.4g} Hz"
+            )
         self.say(
             f"[evaluate] time dilation k = {cfg.dilation:g}: link rates / k, traces played k x slower, "
             f"bucket grid {dilated_grid(cfg.dilation, cfg.grid_buckets)} MB/s; results in {self.out_dir}"
@@ -276,8 +387,7 @@ class Evaluation:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                 )
-                self.robot_slowdown, line = tb.try_slow_robot(cfg.robot_cpu)
-                self.say(f"[evaluate] client {line}")
+                self.robot_slowdown = self._slow_robot(tb)
                 total = len(cfg.traces) * len(cfg.systems)
                 n = 0
                 runs = ProgressBar("evaluate: runs (trace x system)", unit="run", mininterval=0)
@@ -300,6 +410,20 @@ class Evaluation:
                 for f in logs.values():
                     f.close()
         return self.report()
+
+    def _slow_robot(self, tb: Testbed) -> Optional[float]:
+        """Throttle the client's CPU; where no cgroup CPU controller is available (v2 nor v1) say so and run
+        unthrottled: the figures then stand for a robot as fast as this CPU."""
+        cfg = self.cfg
+        try:
+            slowdown, line = tb.try_slow_robot(cfg.robot_cpu)
+        except (TestbedError, OSError, RuntimeError) as err:
+            slowdown, line = None, f"robot NOT slowed down, running unthrottled: {err}"
+        self.say(f"[evaluate] client {line}")
+        if slowdown is None:
+            self.problems.append(f"robot CPU throttle unavailable: ran unthrottled ({line})")
+            self.notes.append("robot CPU throttle unavailable: the client ran unthrottled")
+        return slowdown
 
     def _sample_bag(self) -> str:
         from intradp_ros.eval.sample_data import ensure_sample_bags
@@ -398,6 +522,7 @@ class Evaluation:
     # ---- results ---------------------------------------------------------------------------------------------
     def report(self) -> int:
         """Write CSV, tables, plots and summary.json; print the tables and the goal check."""
+        self._annotate()
         write_csv(self.out_dir / "stats.csv", self.records)
         text, goals = render_report(self.records, self.cfg.dilation, self.cfg.model)
         summary = self.summary_dict(goals)
@@ -417,6 +542,35 @@ class Evaluation:
         failed = any("driver error" in p or "run failed" in p for p in self.problems)
         return 0 if self.records and not failed else 1
 
+    def _annotate(self) -> None:
+        """Predicted latency, floor and non-model CPU estimate beside every frame (eval/predict.py); a failure
+        leaves the columns empty and says why."""
+        if not self.records:
+            return
+        from intradp_ros.eval.predict import annotate, build_context
+
+        cfg = self.cfg
+        try:
+            ctx = build_context(
+                cfg.model,
+                build_options(self.setup, self.cfg.extra_client.get("head")),
+                self.client_cache_dir(),
+                [float(v) for v in dilated_grid(cfg.dilation, cfg.grid_buckets).split(",")],
+                cfg.deadline * cfg.dilation,
+                cfg.solver_seconds,
+                cfg.dilation,
+                self.robot_slowdown,
+                self.say,
+            )
+            missing = annotate(self.records, ctx)
+            if missing:
+                self.problems.append(
+                    f"prediction: {missing} frames ran a plan the rebuilt plan book does not hold "
+                    "(predicted with that system's plan for the frame's rate)"
+                )
+        except Exception as err:  # noqa: BLE001 - the measured tables stand without the prediction
+            self.problems.append(f"prediction columns left empty: {type(err).__name__}: {err}")
+
     def summary_dict(self, goals: Sequence[Any]) -> Dict[str, Any]:
         sums = summarize(self.records)
         dev = [s for (t, name), s in sums.items() if name == "device_only" and s.frames]
@@ -435,6 +589,7 @@ class Evaluation:
             "robot_slowdown_busy_loop": self.robot_slowdown,
             "robot_over_server_compute": ratio,
             "dilation_k": self.cfg.dilation,
+            "notes": self.notes,
             "summaries": {f"{t}/{s}": asdict(v) for (t, s), v in sums.items()},
             "goals": [asdict(g) for g in goals],
             "problems": self.problems,
@@ -484,6 +639,12 @@ def render_report(records: Sequence[Dict[str, Any]], k: float, title: str) -> Tu
     parts = [format_table(sums, title=f"{title}: measured on the testbed (dilated times)")]
     if k != 1.0:
         parts.append(format_table(sums, title=f"{title}: undilated (measured / k, k = {k:g})", time_unit="ms", k=k))
+    if has_bench_columns(sums):
+        parts.append(
+            format_prediction_table(
+                sums, title=f"{title}: measured beside predicted and the physical floor (undilated, k = {k:g})", k=k
+            )
+        )
     goals = check_goals(sums)
     parts.append("Goals:\n" + ("\n".join(g.describe() for g in goals) if goals else "(no Intra-DP results)"))
     return "\n\n".join(parts), goals
@@ -509,14 +670,27 @@ def build_parser() -> argparse.ArgumentParser:
         "testbed (root), or tables/plots from an earlier run's CSV (--from-csv)",
     )
     p.add_argument("--model", default=d.model, help="kapao_s6/m6/l6 (camera bag) or sconet/sconet_ds (clouds)")
-    p.add_argument("--input-size", default=None, help="KAPAO input 'H,W' (multiples of 64)")
+    p.add_argument(
+        "--input-size",
+        default=None,
+        help="input 'H,W' (KAPAO: multiples of 64; 'auto': the largest KAPAO size from 1280x960 down to 512x640 "
+        "whose device-only frame fits --frame-budget)",
+    )
+    p.add_argument(
+        "--frame-budget", type=float, default=d.frame_budget, help="seconds a device-only frame may take (auto size)"
+    )
+    p.add_argument("--rate", type=float, default=None, help="camera rate in undilated Hz (default: lockstep)")
     p.add_argument("--grid-xzy", default=None, help="SCONet grid 'X,Z,Y'")
     p.add_argument("--systems", default=",".join(d.systems), help="comma list (default all five)")
     p.add_argument("--traces", default=",".join(d.traces), help="trace names or files (default indoor,outdoor)")
     p.add_argument("--frames", type=int, default=d.frames, help="counted frames per system and trace")
     p.add_argument("--warmup", type=int, default=d.warmup, help="uncounted warm-up frames per run")
     p.add_argument("--robot-cpu", type=float, default=d.robot_cpu, help="client cgroup quota (share of one CPU)")
-    p.add_argument("--dilation", type=float, default=d.dilation, help="time-dilation factor k")
+    p.add_argument(
+        "--dilation",
+        default="auto",
+        help="time-dilation factor k, or 'auto': measured CPU-server frame / the RTX 3080-class GPU frame it stands for",
+    )
     p.add_argument("--bag", default=None, help="input bag (default: the sample bag for the model)")
     p.add_argument("--out", default=d.out, help="output folder")
     p.add_argument("--frame-timeout", type=float, default=d.frame_timeout)
@@ -552,11 +726,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.from_csv:
             records = read_csv(args.from_csv)
-            text, _ = render_report(records, args.dilation, args.model)
+            ks = [float(r["k"]) for r in records if math.isfinite(float(r.get("k", float("nan"))))]
+            k = float(args.dilation) if args.dilation != "auto" else (ks[0] if ks else 1.0)
+            title = next((str(r["model"]) for r in records if r.get("model")), args.model)
+            text, _ = render_report(records, k, title)
             print(text)
             from intradp_ros.eval.plots import plot_run
 
-            for p in plot_run(records, Path(args.out), "eval", None, args.dilation):
+            for p in plot_run(records, Path(args.out), "eval", None, k):
                 print(f"wrote {p}")
             return 0
         cfg = EvalConfig(
@@ -568,7 +745,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             frames=args.frames,
             warmup=args.warmup,
             robot_cpu=args.robot_cpu,
-            dilation=args.dilation,
+            dilation=None if args.dilation == "auto" else float(args.dilation),
+            rate_hz=args.rate,
+            frame_budget=args.frame_budget,
             bag=args.bag,
             out=args.out,
             frame_timeout=args.frame_timeout,

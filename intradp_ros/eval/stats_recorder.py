@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from intradp_ros.results.stats_records import (
+    BENCH_FIELDS,
     CSV_FIELDS,
     EVAL_FIELDS,
     STATS_FIELDS,
@@ -19,6 +20,7 @@ from intradp_ros.results.stats_records import (
 )
 
 __all__ = [
+    "BENCH_FIELDS",
     "CSV_FIELDS",
     "EVAL_FIELDS",
     "STATS_FIELDS",

@@ -89,6 +89,68 @@ def format_table(
     return "\n".join(lines)
 
 
+PREDICTION_GOAL = 0.15  # measured within 15 % of the cost model's prediction
+
+
+def has_bench_columns(summaries: Mapping[Tuple[str, str], Summary]) -> bool:
+    """True if any summary carries a prediction, a floor or a non-model CPU figure."""
+    return any(
+        not (math.isnan(s.predicted_mean_s) and math.isnan(s.floor_mean_s) and math.isnan(s.nonmodel_share))
+        for s in summaries.values()
+    )
+
+
+def format_prediction_table(
+    summaries: Mapping[Tuple[str, str], Summary], title: str = "", time_unit: str = "ms", k: float = 1.0
+) -> str:
+    """One row per trace and system: k, measured latency, the cost model's prediction for the plans that ran,
+    measured/predicted (goal within 15 %), the physical floor, latency as a multiple of the floor and the share of
+    latency spent in non-model CPU work. `k` != 1 divides times by k (ratios are unchanged)."""
+    scale = 1e3 if time_unit == "ms" else 1.0
+    digits = 1 if time_unit == "ms" else 3
+    head = [
+        "trace",
+        "system",
+        "k",
+        f"measured ({time_unit})",
+        f"predicted ({time_unit})",
+        "meas/pred",
+        f"floor ({time_unit})",
+        "x floor",
+        "non-model CPU",
+        "frames",
+    ]
+    lines = [title, ""] if title else []
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
+    for trace in ordered_traces(t for t, _ in summaries):
+        for sysname in ordered_systems(n for t, n in summaries if t == trace):
+            s = summaries[(trace, sysname)]
+            if k != 1.0:
+                s = undilate(s, k)
+            rp = s.ratio_pred
+            rp_text = _num(rp, ".2f") + ("" if math.isnan(rp) else (" ✓" if abs(rp - 1) <= PREDICTION_GOAL else " ✗"))
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        trace,
+                        SYSTEM_LABELS.get(sysname, sysname),
+                        _num(s.k, ".3g"),
+                        _pm(s.latency_mean_s * scale, s.latency_std_s * scale, digits),
+                        _num(s.predicted_mean_s * scale, f".{digits}f"),
+                        rp_text,
+                        _num(s.floor_mean_s * scale, f".{digits}f"),
+                        _num(s.ratio_floor, ".2f"),
+                        _num(100 * s.nonmodel_share, ".1f") + ("" if math.isnan(s.nonmodel_share) else " %"),
+                        str(s.frames) + (f" ({s.errors} err)" if s.errors else ""),
+                    ]
+                )
+                + " |"
+            )
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class GoalResult:
     """The two benchmark goals on one trace."""

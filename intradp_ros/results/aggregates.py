@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,6 +41,12 @@ class Summary:
     energy_std_j: float
     bytes_up_mean: float
     bytes_down_mean: float
+    predicted_mean_s: float = float("nan")  # cost model's latency for the plans that ran (frames that have one)
+    floor_mean_s: float = float("nan")  # mean physical floor of the frames
+    ratio_pred: float = float("nan")  # mean over frames of measured / predicted
+    ratio_floor: float = float("nan")  # mean over frames of measured / floor
+    nonmodel_share: float = float("nan")  # non-model CPU seconds / latency (means)
+    k: float = float("nan")  # the workload's time dilation, where recorded
 
     @property
     def label(self) -> str:
@@ -70,6 +76,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Sum
         power = en_m / lat_m if ok and lat_m > 0 else float("nan")
         up = float(np.mean([float(r["bytes_up"]) for r in ok])) if ok else float("nan")
         down = float(np.mean([float(r["bytes_down"]) for r in ok])) if ok else float("nan")
+        extra = _bench_columns(ok, lat_m)
         out[(trace, system)] = Summary(
             system,
             trace,
@@ -86,8 +93,41 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Sum
             en_s,
             up,
             down,
+            **extra,
         )
     return out
+
+
+def _finite(rec: Mapping[str, Any], key: str) -> Optional[float]:
+    try:
+        v = float(rec.get(key, float("nan")))
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _bench_columns(ok: Sequence[Mapping[str, Any]], lat_mean: float) -> Dict[str, float]:
+    """Predicted, floor and non-model columns over the frames that carry them (NaN where none does)."""
+    nan = float("nan")
+
+    def mean_of(key: str) -> float:
+        vals = [v for v in (_finite(r, key) for r in ok) if v is not None]
+        return float(np.mean(vals)) if vals else nan
+
+    def ratio_of(key: str) -> float:
+        pairs = [(float(r["latency_s"]), _finite(r, key)) for r in ok]
+        vals = [lat / ref for lat, ref in pairs if ref is not None and ref > 0]
+        return float(np.mean(vals)) if vals else nan
+
+    nonmodel = mean_of("nonmodel_cpu_s")
+    return {
+        "predicted_mean_s": mean_of("predicted_s"),
+        "floor_mean_s": mean_of("floor_s"),
+        "ratio_pred": ratio_of("predicted_s"),
+        "ratio_floor": ratio_of("floor_s"),
+        "nonmodel_share": nonmodel / lat_mean if lat_mean > 0 and not math.isnan(nonmodel) else nan,
+        "k": mean_of("k"),
+    }
 
 
 def undilate(s: Summary, k: float) -> Summary:
@@ -96,6 +136,8 @@ def undilate(s: Summary, k: float) -> Summary:
         raise ValueError(f"dilation factor must be > 0 and finite, got {k!r}")
     return replace(
         s,
+        predicted_mean_s=s.predicted_mean_s / k,
+        floor_mean_s=s.floor_mean_s / k,
         latency_mean_s=s.latency_mean_s / k,
         latency_std_s=s.latency_std_s / k,
         transmit_mean_s=s.transmit_mean_s / k,

@@ -48,7 +48,12 @@ STATS_FIELDS: Sequence[str] = (
 # Fields added after recordings existed: an older message, JSON line or CSV row without them reads as 0.
 OPTIONAL_FIELDS: Dict[str, Any] = {"frames_dropped_stale": 0, "frames_dropped_replaced": 0, "frames_dropped_bad": 0}
 EVAL_FIELDS: Sequence[str] = ("system", "trace", "frame", "t_s", "link_mbit")
-CSV_FIELDS: Sequence[str] = tuple(EVAL_FIELDS) + tuple(STATS_FIELDS)
+# Benchmark columns beside each measured frame (NaN where unknown; older CSVs without them still read):
+# predicted_s: the cost model's latency for the plan that ran at that link rate; floor_s: the frame's physical
+# floor (eval/workloads.physical_floor); nonmodel_cpu_s: CPU seconds of work that is not the model (codecs,
+# serialisation), charged at its faithful cost; k: the time-dilation factor of the workload.
+BENCH_FIELDS: Sequence[str] = ("predicted_s", "floor_s", "nonmodel_cpu_s", "k")
+CSV_FIELDS: Sequence[str] = tuple(EVAL_FIELDS) + tuple(STATS_FIELDS) + tuple(BENCH_FIELDS)
 
 _INT_FIELDS = {
     "request_id",
@@ -75,6 +80,10 @@ _FLOAT_FIELDS = {
     "mean_power_w",
     "t_s",
     "link_mbit",
+    "predicted_s",
+    "floor_s",
+    "nonmodel_cpu_s",
+    "k",
 }
 _BOOL_FIELDS = {"fell_back_local"}
 
@@ -185,7 +194,8 @@ def read_csv(path: PathLike) -> List[Dict[str, Any]]:
     out = []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        missing = [k for k in CSV_FIELDS if k not in (reader.fieldnames or []) and k not in OPTIONAL_FIELDS]
+        optional = set(OPTIONAL_FIELDS) | set(BENCH_FIELDS)
+        missing = [k for k in CSV_FIELDS if k not in (reader.fieldnames or []) and k not in optional]
         if missing:
             raise StatsRecordError(f"{path}: not an evaluation CSV (columns {missing} missing)")
         for line, row in enumerate(reader, start=2):
@@ -195,7 +205,7 @@ def read_csv(path: PathLike) -> List[Dict[str, Any]]:
                     v = row.get(k)
                     if k in OPTIONAL_FIELDS and v in ("", None):
                         rec[k] = OPTIONAL_FIELDS[k]
-                    elif k in ("t_s", "link_mbit", "frame") and v == "":
+                    elif k in ("t_s", "link_mbit", "frame") + tuple(BENCH_FIELDS) and v in ("", None):
                         rec[k] = float("nan") if k != "frame" else -1
                     else:
                         rec[k] = _convert(k, v)

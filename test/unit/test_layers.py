@@ -26,14 +26,6 @@ ROS_ONLY_MODULES = ("rospy", "rosbag", "rosgraph", "roslib", "rosservice", "genp
                     "diagnostic_updater", "diagnostic_msgs", "geometry_msgs", "rostest")  # fmt: skip
 ROS_FREE_LAYERS = ("core", "models", "results")
 
-# Upward imports that are known and owned by another change; each entry is (importing file, imported module).
-# ros/eval_driver.py is being reworked so its tooling logic moves into eval/: remove these entries then.
-KNOWN_UPWARD: Tuple[Tuple[str, str], ...] = (
-    ("ros/eval_driver.py", "intradp_ros.eval.stats_recorder"),
-    ("ros/eval_driver.py", "intradp_ros.eval.tables"),
-    ("ros/eval_driver.py", "intradp_ros.eval.sample_data"),
-)
-
 
 def layer_of_file(rel: Path) -> str:
     """Layer of a module file given relative to the package directory."""
@@ -87,8 +79,7 @@ def layer_violations(package_dir: Path) -> List[str]:
         for line, module in imported_modules(path, rel):
             target = layer_of_module(module)
             if target is not None and LAYERS.index(target) > LAYERS.index(own):
-                if (rel.as_posix(), module) not in KNOWN_UPWARD:
-                    problems.append(f"{rel}:{line}: {own} imports {target} ({module})")
+                problems.append(f"{rel}:{line}: {own} imports {target} ({module})")
             elif own in ROS_FREE_LAYERS and (
                 module.split(".")[0] in ROS_ONLY_MODULES or layer_of_module(module) == "ros"
             ):
@@ -98,17 +89,6 @@ def layer_violations(package_dir: Path) -> List[str]:
 
 def test_imports_point_only_down() -> None:
     assert layer_violations(PACKAGE_DIR) == []
-
-
-def test_known_exceptions_are_still_real() -> None:
-    """An exception that no longer occurs must leave KNOWN_UPWARD, so the list only shrinks."""
-    found = set()
-    for rel_name, _module in KNOWN_UPWARD:
-        path = PACKAGE_DIR / rel_name
-        if path.exists():
-            found.update((rel_name, m) for _line, m in imported_modules(path, Path(rel_name)))
-    stale = [e for e in KNOWN_UPWARD if e not in found]
-    assert stale == [], f"remove from KNOWN_UPWARD, no longer imported: {stale}"
 
 
 def _tree(tmp_path: Path, files: dict) -> Path:

@@ -1,6 +1,7 @@
 """Evaluation set-up logic: time dilation of traces and buckets, the link schedule, run order, node flags."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,56 @@ def test_model_setup_and_config_validation():
         with pytest.raises(ValueError):
             EvalConfig(**bad).validate()
     EvalConfig().validate()
+
+
+def test_workloads_clients_dilation_and_camera_rate():
+    from intradp_ros.eval.evaluate import Evaluation, auto_dilation, build_options, workload_family
+
+    tv = model_setup("torchvision:vgg19", input_size="224,224")
+    assert tv.client == "torchvision_client" and tv.bag_key == "camera"
+    assert build_options(tv) == {"input_size": (224, 224)}
+    assert build_options(model_setup("sconet", grid_xzy="256,32,256")) == {
+        "grid_xzy": (256, 32, 256),
+        "head": "completion",
+    }
+    assert build_options(model_setup("kapao_l6", input_size="512,640"))["head"] == "candidates"
+    assert "head" not in build_options(model_setup("kapao_l6", input_size="512,640"), "detections")
+    assert [workload_family(m) for m in ("kapao_l6", "torchvision:vgg19", "sconet_ds")] == ["kapao", "vgg19", "sconet"]
+    with pytest.raises(ValueError, match="--dilation"):
+        workload_family("torchvision:resnet18")
+    # KAPAO-L 1280x960 at 1.35 s on the CPU server against 30 ms on the GPU: k = 45 (the issue's figure)
+    k, why = auto_dilation("kapao_l6", {"input_size": (960, 1280)}, 1.35)
+    assert k == pytest.approx(45.0) and "30.00 ms" in why
+    k, _ = auto_dilation("torchvision:vgg19", {"input_size": (224, 224)}, 0.3)
+    assert k == pytest.approx(150.0)
+    with pytest.raises(ValueError):
+        EvalConfig(rate_hz=0.0).validate()
+    # the camera rate is dilated like everything else: 10 Hz at k = 20 -> the driver publishes at 0.5 Hz
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0, rate_hz=10.0))
+    argv = ev.driver_argv("x.bag", Path("r.bag"), "intradp")
+    assert argv[argv.index("--pacing") + 1] == "rate" and argv[argv.index("--rate") + 1] == "0.5"
+    lock = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0)).driver_argv(
+        "x", Path("r"), "i"
+    )
+    assert lock[lock.index("--pacing") + 1] == "lockstep" and "--rate" not in lock
+
+
+def test_unavailable_cpu_throttle_runs_unthrottled_and_says_so():
+    import io
+
+    from intradp_ros.eval.evaluate import Evaluation
+    from intradp_ros.eval.testbed import TestbedError
+
+    class NoCgroup:
+        def slow_robot(self, fraction):
+            raise TestbedError("no cgroup cpu controller")
+
+    class Throttled:
+        def slow_robot(self, fraction):
+            return 19.5
+
+    out = io.StringIO()
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0), out=out)
+    assert ev._slow_robot(NoCgroup()) is None
+    assert "UNTHROTTLED" in out.getvalue() and any("unthrottled" in p for p in ev.problems)
+    assert ev._slow_robot(Throttled()) == 19.5 and "x19.5" in out.getvalue()

@@ -1,6 +1,11 @@
 """The evaluation driver node (robot side): feeds a client the frames of a bag and records what comes back.
 
-- Reads the frames of one topic of an input bag (camera images, point clouds) and publishes them, re-stamped with
+Tooling (scripts/eval_driver, used by `evaluate` and demo.launch), so it lives in intradp_ros.eval: it may use the
+ros layer below it, never the reverse.
+
+- Streams the frames of one topic of an input recording (camera images, point clouds; a ROS 1 bag through
+  rosbag, or a ROS 2 bag / MCAP file through the rosbags library: eval/bag_frames.py), one at a time, starting over
+  at the end of the topic when more frames are asked for, and publishes them, re-stamped with
   the current time, on the topic the client subscribes to: in `lockstep` (the next frame only after the client's
   InferenceStats for the previous one arrived, or after `frame_timeout`; so every system under test processes the
   same frames) or at a fixed `rate` (newest-frame-wins at the client decides which frames are processed).
@@ -33,31 +38,12 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 import rospy
 from diagnostic_msgs.msg import DiagnosticArray
 
+from intradp_ros.eval.bag_frames import BagFramesError, FrameSource, open_frames
 from intradp_ros.eval.stats_recorder import stats_record
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
 from intradp_ros.ros.probe_server import validate_robot
 
 MAX_FRAMES = 100_000
-
-
-def load_frames(bag_path: str, topic: Optional[str], limit: int) -> tuple:
-    """(topic, [messages]) of the first `limit` messages of `topic` (default: the bag's first topic)."""
-    import rosbag
-
-    with rosbag.Bag(bag_path) as bag:
-        topics = list(bag.get_type_and_topic_info().topics)
-        if not topics:
-            raise ValueError(f"bag {bag_path} holds no topics")
-        if topic is None:
-            topic = sorted(topics)[0]
-        elif topic not in topics:
-            raise ValueError(f"bag {bag_path} has no topic {topic!r} (it has {sorted(topics)})")
-        frames = [msg for _, msg, _ in bag.read_messages(topics=[topic])][:limit]
-    if not frames:
-        raise ValueError(f"bag {bag_path}: topic {topic} holds no messages")
-    if not hasattr(frames[0], "header"):
-        raise ValueError(f"{topic} messages have no header to stamp")
-    return topic, frames
 
 
 class Recorder:
@@ -147,9 +133,9 @@ class Printer:
 class EvalDriver:
     """Publishes frames and collects the client's results (see the module docstring)."""
 
-    def __init__(self, robot: str, frames: Sequence[Any], out_topic: str, printer: Printer, recorder: Recorder) -> None:
+    def __init__(self, robot: str, source: FrameSource, out_topic: str, printer: Printer, recorder: Recorder) -> None:
         self.robot = validate_robot(robot)
-        self.frames = list(frames)
+        self.source = source
         self.printer = printer
         self.recorder = recorder
         self.t0 = time.monotonic()
@@ -160,7 +146,7 @@ class EvalDriver:
         self._warmup_got: Optional[str] = None  # plan name of the last warm-up result
         self.ready_status = ""  # "key=value": a /diagnostics status of this robot holding it marks the client ready
         self._log_ready = False
-        self.pub = rospy.Publisher(out_topic, type(self.frames[0]), queue_size=1)
+        self.pub = rospy.Publisher(out_topic, type(source.first()), queue_size=1)
         base = f"/intradp/{robot}"
         self._subs = [
             rospy.Subscriber(f"{base}/stats", InferenceStats, self._on_stats, queue_size=50),
@@ -263,13 +249,14 @@ class EvalDriver:
         deadline = time.monotonic() + timeout
         self.ready_status = ready_status
         got, ready, i = 0, not (ready_plan_not or ready_status), 0
+        frames = self.source.frames(MAX_FRAMES)
         while time.monotonic() < deadline and not rospy.is_shutdown():
             ready = ready or self._log_ready
             if got >= count and ready:
                 break
             with self._cond:
                 self._warmup_got = None
-            self._publish(self.frames[i % len(self.frames)], -2)
+            self._publish(next(frames), -2)
             with self._cond:
                 self._cond.wait_for(
                     lambda: self._warmup_got is not None or rospy.is_shutdown(),
@@ -281,6 +268,7 @@ class EvalDriver:
                 got += 1
                 ready = ready or bool(ready_plan_not and plan != ready_plan_not)
             i += 1
+        frames.close()  # one open reader at a time: counted frames start from the topic's beginning again
         if got and not ready:
             self.printer.emit(
                 {
@@ -298,10 +286,10 @@ class EvalDriver:
         self.t0 = time.monotonic()
         self.printer.emit({"kind": "start", "frames": count})
         lost = 0
-        for i in range(count):
+        for i, frame in enumerate(self.source.frames(count)):
             if rospy.is_shutdown():
                 break
-            self._publish(self.frames[i % len(self.frames)], i)
+            self._publish(frame, i)
             with self._cond:
                 ok = self._cond.wait_for(lambda: self._got.get(i, False) or rospy.is_shutdown(), timeout=frame_timeout)
                 self._awaiting = None
@@ -317,10 +305,10 @@ class EvalDriver:
         self.t0 = time.monotonic()
         self.printer.emit({"kind": "start", "frames": count})
         period = 1.0 / rate_hz
-        for i in range(count):
+        for i, frame in enumerate(self.source.frames(count)):
             if rospy.is_shutdown():
                 break
-            self._publish(self.frames[i % len(self.frames)], i)
+            self._publish(frame, i)
             with self._cond:
                 self._awaiting = None  # in rate mode only stamps match results to frames
             time.sleep(max(0.0, self.t0 + (i + 1) * period - time.monotonic()))
@@ -344,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robot", default=None, help="robot name (topics /intradp/<robot>/...; default ~robot or robot1)")
     p.add_argument("--bag", default=None, help="input bag (default: ~bag, else the bundled camera sample bag)")
     p.add_argument("--topic", default=None, help="topic in the bag (default: the bag's first topic)")
+    p.add_argument(
+        "--reader",
+        choices=("auto", "rosbag", "rosbags"),
+        default=None,
+        help="bag reader: rosbag (ROS 1), rosbags (ROS 1/2 bags and MCAP); auto: rosbag for .bag files (default)",
+    )
     p.add_argument("--out-topic", default=None, help="topic to publish on (default: the bag topic)")
     p.add_argument("--frames", type=int, default=None, help="frames to publish (default: all in the bag; cycles)")
     p.add_argument("--pacing", choices=("lockstep", "rate"), default=None, help="default lockstep")
@@ -385,6 +379,7 @@ def main(argv: Sequence[str]) -> int:
     rospy.init_node("eval_driver", anonymous=True, disable_signals=False)
     printer = Printer(str(_setting(args, "output", "text")), dilation=float(_setting(args, "dilation", 1.0)))
     recorder = None
+    source: Optional[FrameSource] = None
     try:
         robot = str(_setting(args, "robot", "robot1"))
         bag = _setting(args, "bag", None)
@@ -393,11 +388,13 @@ def main(argv: Sequence[str]) -> int:
 
             bag = str(ensure_sample_bags()["camera"])
         frames_wanted = int(_setting(args, "frames", 0) or 0)
-        topic, frames = load_frames(str(bag), _setting(args, "topic", None) or None, MAX_FRAMES)
-        count = frames_wanted if frames_wanted > 0 else len(frames)
-        out_topic = str(_setting(args, "out_topic", None) or topic)
+        source = open_frames(
+            str(bag), _setting(args, "topic", None) or None, str(_setting(args, "reader", "auto") or "auto")
+        )
+        count = frames_wanted if frames_wanted > 0 else source.count
+        out_topic = str(_setting(args, "out_topic", None) or source.topic)
         recorder = Recorder(_setting(args, "record", None) or None)
-        driver = EvalDriver(robot, frames, out_topic, printer, recorder)
+        driver = EvalDriver(robot, source, out_topic, printer, recorder)
         pacing = str(_setting(args, "pacing", "lockstep"))
         rate = float(_setting(args, "rate", 1.0))
         if pacing not in ("lockstep", "rate") or not (rate > 0 and math.isfinite(rate)) or count > MAX_FRAMES:
@@ -434,9 +431,11 @@ def main(argv: Sequence[str]) -> int:
         driver.close()
         printer.emit(dict(counts, kind="done"))
         return 0
-    except (ValueError, RuntimeError, OSError) as err:
+    except (ValueError, RuntimeError, OSError, BagFramesError) as err:
         printer.emit({"kind": "error", "error": str(err)})
         return 1
     finally:
         if recorder is not None:
             recorder.close()
+        if source is not None:
+            source.close()

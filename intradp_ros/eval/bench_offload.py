@@ -1,0 +1,421 @@
+"""Engine-level offload benchmark without ROS (`scripts/bench_offload`): every system on the seeds' workloads.
+
+Per workload (KAPAO-L 1280x960, VGG19 224, SCONet 256x32x256 by default) the robot half (ClientHalf) and the server
+half (ServerHalf) run in one process over the in-process transport, throttled to the bandwidth traces' rates; no
+rospy, no network namespaces, no tc: a machine with Python and torch is enough.
+
+- Server half on CUDA where present (`--server-device auto`): the figures are real, k = 1. Without a GPU the
+  server half runs on this CPU and time is dilated per workload: k = the measured CPU compute of a frame / the
+  RTX 3080-class GPU time it stands for (eval/workloads.py), link rates are divided by k and every time printed
+  is divided by k again ("undilated").
+- Robot half on this CPU slowed by a documented factor (an in-process thread cannot be put alone in a cgroup):
+  every operator it runs is followed by a sleep of (factor - 1) x its own time, so the robot's device-only
+  frame takes ROBOT_OVER_GPU (20) x the reference GPU time, dilated by k.
+- Non-model CPU work charged at its faithful cost: every tile goes through the wire codec (encode on the sender,
+  decode for the receiver), timed, and the sender waits until that work has cost ROBOT_CPU_OVER_HOST (3) x its
+  measured time on the robot and SERVER_CPU_OVER_HOST (1) x on the server, times k. The charged seconds per
+  frame are the "non-model CPU" column.
+- Plans: the plan book the server would solve for the robot and server profiles (device-only, server-only,
+  DSCCS and SPSO-GA sending raw tensors as the seeds describe them, and Intra-DP), one plan per rate bucket.
+- Beside every measured latency: the cost model's prediction for the plan that ran at that rate and the frame's
+  physical floor, and per trace the goal lines (Intra-DP / best other system, energy rank among distributed ones).
+
+Figures on a shared CPU are noisy; the output says which device ran the server and the k of each workload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+
+import torch
+
+from intradp_ros.eval.offload_emulation import ChargedTransport, set_link_rate, slow_graph
+from intradp_ros.eval.workloads import (
+    ROBOT_CPU_OVER_HOST,
+    ROBOT_OVER_GPU,
+    SERVER_CPU_OVER_HOST,
+    Workload,
+    dilation_k,
+    input_wire_bytes,
+    output_bytes,
+    physical_floor,
+    reference_gpu_s,
+    robot_factor,
+    seed_workloads,
+)
+
+MODES = ("device_only", "server_only", "dsccs", "spso_ga", "intradp")
+MB = 1e6
+
+
+# ============================================================================ measurement
+@dataclass
+class WorkloadSetup:
+    """Everything measured once per workload before its frames run."""
+
+    workload: Workload
+    server_device: str
+    reference_s: float  # GPU seconds the frame stands for
+    server_frame_s: float  # measured server compute of a frame (profile, device-only)
+    cpu_frame_s: float  # measured compute of a frame on this CPU
+    k: float
+    robot_factor: float
+    upload_bytes: int  # cheapest upload: the input as the wire carries it (0/1 grids bit-packed)
+    result_bytes: int
+    notes: List[str] = field(default_factory=list)
+
+
+def pick_server_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--server-device cuda asked for, but torch sees no CUDA device")
+    return requested
+
+
+def trace_rates(name: str, frames: int, spacing_s: float) -> List[float]:
+    """Undilated trace rates (Mbit/s) frame i meets: the trace sampled every `spacing_s` seconds, looped."""
+    from pathlib import Path
+
+    from intradp_ros.eval.traces import load_trace
+
+    shipped = Path(__file__).resolve().parents[2] / "config" / "traces" / f"{name}.txt"
+    samples = load_trace(shipped if shipped.is_file() else Path(name))
+    t_end = samples[-1][0]
+    out = []
+    for i in range(frames):
+        t = (i * spacing_s) % max(t_end, 1e-9)
+        rate = samples[0][1]
+        for ts, r in samples:
+            if ts > t:
+                break
+            rate = r
+        out.append(rate)
+    return out
+
+
+class OffloadBench:
+    """Runs the systems of one workload over the traces and returns one record per frame."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        server_device: str = "auto",
+        traces: Sequence[str] = ("indoor", "outdoor"),
+        frames: int = 10,
+        warmup: int = 1,
+        robot_over_gpu: float = ROBOT_OVER_GPU,
+        profile_repeats: int = 2,
+        solver_seconds: float = 20.0,
+        trace_spacing_s: float = 10.0,
+        out: TextIO = sys.stdout,
+        threads: int = 0,
+        reference_s: Optional[float] = None,
+    ) -> None:
+        self.workload = workload
+        self.server_device = pick_server_device(server_device)
+        self.traces = list(traces)
+        self.frames = frames
+        self.warmup = warmup
+        self.robot_over_gpu = robot_over_gpu
+        self.profile_repeats = profile_repeats
+        self.solver_seconds = solver_seconds
+        self.trace_spacing_s = trace_spacing_s
+        self.out = out
+        self.threads = threads
+        self.reference_s = reference_s  # GPU seconds a frame stands for (default: eval/workloads.py's figure)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def setup(self) -> Tuple[WorkloadSetup, Any, Any, Any, Any]:
+        """Build the model, capture two graphs (robot, server), profile, compute k and the robot factor, solve
+        the plan book: (setup, robot graph, server graph, plan book, cost model)."""
+        from intradp_ros.core import capture
+        from intradp_ros.core.cost_model import CostModel
+        from intradp_ros.core.plan_book import build_plan_book
+        from intradp_ros.core.profiler import profile_graph
+        from intradp_ros.core.solver import SolverConfig
+        from intradp_ros.models.registry import build
+
+        w = self.workload
+        torch.manual_seed(0)
+        model = build(w.model, **dict(w.options))
+        x = model.input_spec.example()
+        self.input = x
+        t0 = time.perf_counter()
+        g_server = capture(model, x)
+        g_robot = capture(model, x)
+        self.say(f"[bench_offload] {w.label}: captured {len(g_server)} nodes in {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        kw: Dict[str, Any] = {"repeats": self.profile_repeats, "warmup": 1, "sizes": 3}
+        cpu_prof = profile_graph(g_server, [x], "cpu", **kw)
+        srv_prof = (
+            cpu_prof
+            if self.server_device == "cpu"
+            else profile_graph(g_server, [x.to(self.server_device)], self.server_device, **kw)
+        )
+        self.say(f"[bench_offload] {w.label}: profiled in {time.perf_counter() - t0:.1f} s")
+        ref = self.reference_s or reference_gpu_s(w.family, w.elements)
+        server_frame = srv_prof.device_only_s()
+        cpu_frame = cpu_prof.device_only_s()
+        notes = []
+        if self.server_device == "cpu":
+            k = dilation_k(server_frame, ref)
+            notes.append(
+                f"no GPU: server on this CPU, k = {server_frame * 1e3:.0f} ms CPU / {ref * 1e3:.1f} ms reference GPU "
+                f"= {k:.1f}; link rates / k, times printed / k"
+            )
+        else:
+            k = 1.0
+            notes.append(
+                f"server on {self.server_device}: {server_frame * 1e3:.1f} ms per frame "
+                f"(reference RTX 3080-class {ref * 1e3:.1f} ms); k = 1, figures are real time"
+            )
+        factor = robot_factor(cpu_frame, ref, k, self.robot_over_gpu)
+        notes.append(
+            f"robot half: this CPU slowed x{factor:.1f} (device-only {self.robot_over_gpu:g} x the reference GPU "
+            f"time{', dilated' if k > 1 else ''}); non-model CPU work charged x{ROBOT_CPU_OVER_HOST * k:.3g} on the "
+            f"robot and x{SERVER_CPU_OVER_HOST * k:.3g} on the server"
+        )
+        robot_prof = cpu_prof.scaled(factor, "robot (this CPU, slowed)", scale_overhead=False)
+        slow_graph(g_robot, factor)
+        setup = WorkloadSetup(
+            w,
+            self.server_device,
+            ref,
+            server_frame,
+            cpu_frame,
+            k,
+            factor,
+            input_wire_bytes(g_server),
+            output_bytes(g_server),
+            notes,
+        )
+        rates = sorted({r for t in self.traces for r in trace_rates(t, self.frames, self.trace_spacing_s)})
+        grid = sorted({round(r / 8 / k, 6) for r in (min(rates) * 0.9, *rates[:: max(1, len(rates) // 6)])})
+        t0 = time.perf_counter()
+        cfg = SolverConfig(max_seconds=self.solver_seconds, table_seconds=self.solver_seconds * 2)
+        book, _ = build_plan_book(g_server, robot_prof, srv_prof, grid, config=cfg, deadline_s=1.0 * k)
+        self.say(f"[bench_offload] {w.label}: plan book over {len(grid)} buckets in {time.perf_counter() - t0:.1f} s")
+        cm = CostModel(g_server, robot_prof, srv_prof)
+        return setup, g_robot, g_server, book, cm
+
+    def run(self) -> Tuple[WorkloadSetup, List[Dict[str, Any]]]:
+        from intradp_ros.core.executor import ClientHalf, ServerHalf
+        from intradp_ros.core.plan import Plan
+        from intradp_ros.core.transport import inprocess_pair
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        setup, g_robot, g_server, book, cm = self.setup()
+        for n in setup.notes:
+            self.say(f"[bench_offload] {setup.workload.label}: {n}")
+        k = setup.k
+        robot_raw, server_raw = inprocess_pair(None, copy=False)
+        robot_end = ChargedTransport(robot_raw, ROBOT_CPU_OVER_HOST * k, SERVER_CPU_OVER_HOST * k)
+        server_end = ChargedTransport(server_raw, SERVER_CPU_OVER_HOST * k, ROBOT_CPU_OVER_HOST * k)
+        server = ServerHalf(g_server, server_end, book.plans, device=setup.server_device, timeout=600.0)
+        client = ClientHalf(g_robot, robot_end, timeout=600.0)
+        robot_plans: Dict[int, Any] = {}
+        records: List[Dict[str, Any]] = []
+        try:
+            for trace in self.traces:
+                rates = trace_rates(trace, self.frames + self.warmup, self.trace_spacing_s)
+                for mode in MODES:
+                    for i, mbit in enumerate(rates):
+                        rate_Bps = mbit * 1e6 / 8 / k
+                        plan = book.plan_for(mode, rate_Bps / MB)
+                        rp = robot_plans.get(plan.plan_id)
+                        if rp is None:
+                            rp = robot_plans[plan.plan_id] = Plan.from_json(plan.to_json(), g_robot)
+                        set_link_rate(robot_raw, rate_Bps)
+                        rec = self._frame(client, server, robot_end, server_end, rp, plan, cm, setup, rate_Bps)
+                        if i < self.warmup:
+                            continue
+                        rec.update(system=mode, trace=trace, frame=i - self.warmup, link_mbit=mbit / k)
+                        records.append(rec)
+                        self.say(_frame_text(rec, k))
+        finally:
+            client.close()
+            server.close()
+        return setup, records
+
+    def _frame(
+        self,
+        client: Any,
+        server: Any,
+        robot_end: ChargedTransport,
+        server_end: ChargedTransport,
+        robot_plan: Any,
+        plan: Any,
+        cm: Any,
+        setup: WorkloadSetup,
+        rate_Bps: float,
+    ) -> Dict[str, Any]:
+        from intradp_ros.core.power import PowerModel
+
+        robot_end.take()
+        server_end.take()
+        error = ""
+        t0 = time.perf_counter()
+        try:
+            client.infer(robot_plan, self.input)
+        except Exception as err:  # noqa: BLE001 - one failed frame is recorded, the benchmark goes on
+            error = f"{type(err).__name__}: {err}"
+        latency = time.perf_counter() - t0
+        st = client.last_stats
+        sst = getattr(server, "last_stats", None)
+        up, down = plan.bytes("robot->server"), plan.bytes("server->robot")
+        pred = cm.predict(plan, rate_Bps)
+        floor = physical_floor(
+            cm.robot.device_only_s(), setup.upload_bytes, cm.server.device_only_s(), setup.result_bytes, rate_Bps
+        )
+        compute = st.compute_s if st else 0.0
+        transmit_only = min(max(latency - compute, 0.0), up / rate_Bps) if up else 0.0
+        energy = PowerModel().energy(latency, compute, transmit_only)
+        return {
+            "latency_s": latency,
+            "robot_compute_s": compute,
+            "robot_transmit_only_s": transmit_only,
+            "robot_wait_s": max(latency - compute - transmit_only, 0.0),
+            "server_compute_s": sst.compute_s if sst else 0.0,
+            "transmit_s": (up + down) / rate_Bps,
+            "bytes_up": up,
+            "bytes_down": down,
+            "energy_j": energy,
+            "mean_power_w": energy / latency if latency > 0 else 0.0,
+            "plan_name": plan.name,
+            "plan_id": plan.plan_id,
+            "predicted_s": pred.latency_s,
+            "floor_s": floor.floor_s,
+            "nonmodel_cpu_s": robot_end.take() + server_end.take(),
+            "k": setup.k,
+            "fell_back_local": False,
+            "error": error,
+        }
+
+
+def _frame_text(rec: Dict[str, Any], k: float) -> str:
+    if rec["error"]:
+        return f"  [{rec['trace']:>7} {rec['system']:>11}] frame {rec['frame']:>2}  ERROR {rec['error']}"
+    return (
+        f"  [{rec['trace']:>7} {rec['system']:>11}] frame {rec['frame']:>2}  {rec['latency_s'] / k * 1e3:8.1f} ms  "
+        f"predicted {rec['predicted_s'] / k * 1e3:8.1f}  floor {rec['floor_s'] / k * 1e3:8.1f}  "
+        f"plan {rec['plan_name']}  up {rec['bytes_up'] / 1e3:.0f} kB  link {rec['link_mbit'] * k:.1f} Mbit/s"
+    )
+
+
+def report(setup: WorkloadSetup, records: Sequence[Dict[str, Any]]) -> str:
+    """The prediction/floor table (undilated), the seeds' table and the goal lines of one workload."""
+    from intradp_ros.eval.tables import check_goals, format_prediction_table, format_table, summarize
+
+    sums = summarize(records)
+    w = setup.workload
+    head = (
+        f"{w.label} ({w.model}): server on {setup.server_device}, k = {setup.k:.3g}, robot slowed "
+        f"x{setup.robot_factor:.1f}; reference GPU {setup.reference_s * 1e3:.1f} ms, measured server frame "
+        f"{setup.server_frame_s / setup.k * 1e3:.1f} ms undilated ({setup.server_frame_s * 1e3:.1f} ms measured)"
+    )
+    parts = [
+        head,
+        format_prediction_table(sums, title="latency beside prediction and floor (undilated)", k=setup.k),
+        format_table(sums, title="seeds' table (undilated)", time_unit="ms", k=setup.k),
+    ]
+    goals = check_goals(sums)
+    parts.append("Goals:\n" + ("\n".join(g.describe() for g in goals) if goals else "(no Intra-DP results)"))
+    return "\n\n".join(parts)
+
+
+def workloads_for(args: argparse.Namespace) -> List[Workload]:
+    """The seeds' workloads, or smaller sizes with --small (the unit test's and --quick's CPU fallback)."""
+    chosen = [w for w in seed_workloads() if w.family in args.workloads]
+    if args.kapao_size:
+        h, w_ = (int(v) for v in args.kapao_size.split(","))
+        chosen = [
+            Workload(f"KAPAO-L {w_}x{h}", w.model, w.family, dict(w.options, input_size=(h, w_)))
+            if w.family == "kapao"
+            else w
+            for w in chosen
+        ]
+    if args.small:
+        small = {
+            "kapao": Workload(
+                "KAPAO-S 128x128 (small)", "kapao_s6", "kapao", {"input_size": (128, 128), "head": "candidates"}
+            ),
+            "vgg19": Workload("VGG19 32 (small)", "torchvision:vgg19", "vgg19", {"input_size": (32, 32)}),
+            "sconet": Workload(
+                "SCONet 32x32x32 (small)", "sconet", "sconet", {"grid_xzy": (32, 32, 32), "head": "completion"}
+            ),
+        }
+        chosen = [small[w.family] for w in chosen]
+    return chosen
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench_offload", description=__doc__.splitlines()[0])
+    p.add_argument("--workloads", default="kapao,vgg19,sconet", type=lambda s: [x for x in s.split(",") if x])
+    p.add_argument("--frames", type=int, default=10, help="counted frames per system and trace")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="3 frames, 1 profile repeat, short solve (same sizes)")
+    p.add_argument("--small", action="store_true", help="small inputs (smoke test; not the seeds' sizes)")
+    p.add_argument("--kapao-size", default=None, help="KAPAO 'H,W' instead of 960,1280")
+    p.add_argument("--traces", default="indoor,outdoor", type=lambda s: [x for x in s.split(",") if x])
+    p.add_argument("--server-device", default="auto", help="auto (cuda if present), cpu or cuda")
+    p.add_argument("--robot-over-gpu", type=float, default=ROBOT_OVER_GPU, help="robot device-only / reference GPU")
+    p.add_argument("--solver-seconds", type=float, default=20.0, help="plan search limit per bucket")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument(
+        "--reference-ms",
+        type=float,
+        default=None,
+        help="GPU milliseconds a frame stands for (default: the RTX 3080-class figure scaled by input elements)",
+    )
+    p.add_argument("--csv", default=None, help="write every frame's record to this CSV")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.frames = min(args.frames, 3)
+        args.solver_seconds = min(args.solver_seconds, 5.0)
+    bad = [w for w in args.workloads if w not in ("kapao", "vgg19", "sconet")]
+    if bad:
+        print(f"bench_offload: unknown workloads {bad} (kapao, vgg19, sconet)", file=sys.stderr)
+        return 2
+    all_records: List[Dict[str, Any]] = []
+    status = 0
+    for w in workloads_for(args):
+        try:
+            bench = OffloadBench(
+                w,
+                args.server_device,
+                args.traces,
+                args.frames,
+                args.warmup,
+                args.robot_over_gpu,
+                1 if args.quick else 2,
+                args.solver_seconds,
+                threads=args.threads,
+                reference_s=args.reference_ms / 1e3 if args.reference_ms else None,
+            )
+            setup, records = bench.run()
+        except (ValueError, RuntimeError, MemoryError) as err:
+            print(f"[bench_offload] {w.label}: failed: {err}", flush=True)
+            status = 1
+            continue
+        print("\n" + report(setup, records) + "\n", flush=True)
+        all_records += [dict(r, model=w.model) for r in records]
+        if any(r["error"] for r in records):
+            status = 1
+    if args.csv and all_records:
+        from intradp_ros.eval.stats_recorder import write_csv
+
+        write_csv(args.csv, all_records)
+        print(f"[bench_offload] wrote {args.csv}")
+    return status

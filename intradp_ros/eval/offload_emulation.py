@@ -1,0 +1,95 @@
+"""How the ROS-free offload benchmark emulates what it cannot run: a slow robot CPU and faithful non-model work.
+
+- `SlowRowmap` / `slow_graph`: the robot half's operators each followed by a sleep of (factor - 1) x their own
+  time: a CPU quota for one thread, without a cgroup (an in-process thread cannot be put alone in one).
+- `ChargedTransport`: every tile through the wire codec, its encode and decode charged at each side's faithful
+  factor (the sender waits until that much time has passed), the charged seconds accumulated.
+- `set_link_rate`: the in-process link's rate for the next frame (the trace's rate at that moment).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional
+
+from intradp_ros.core.transport import Transport
+
+
+class SlowRowmap:
+    """Wraps a node's row map: each call is followed by a sleep of (factor - 1) x the call's own time, so the
+    thread computes `factor` x slower than this CPU (a CPU quota for one thread, without a cgroup)."""
+
+    _CALLS = ("run", "run_inplace", "call_whole")
+
+    def __init__(self, inner: Any, factor: float) -> None:
+        self._inner = inner
+        self._extra = max(0.0, float(factor) - 1.0)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self._CALLS or self._extra == 0.0 or not callable(attr):
+            return attr
+
+        def slowed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            out = attr(*args, **kwargs)
+            time.sleep((time.perf_counter() - t0) * self._extra)
+            return out
+
+        return slowed
+
+
+def slow_graph(g: Any, factor: float) -> None:
+    """Slow every operator of graph `g` by `factor` in place (the robot's own copy of the graph)."""
+    for node in g.nodes:
+        if node.rowmap is not None:
+            node.rowmap = SlowRowmap(node.rowmap, factor)
+
+
+class ChargedTransport(Transport):
+    """One end of the link that passes every tile through the wire codec and charges that CPU work its faithful
+    cost: encode at the sender's factor, decode at the receiver's (both on the sending thread, before the link),
+    by waiting until (factor x measured) has passed. `charged_s` accumulates the charged seconds."""
+
+    def __init__(self, inner: Transport, sender_factor: float, receiver_factor: float) -> None:
+        self.inner = inner
+        self.sender_factor = float(sender_factor)
+        self.receiver_factor = float(receiver_factor)
+        self.charged_s = 0.0
+        self._lock = threading.Lock()
+
+    def send(self, tile: Any) -> None:
+        from intradp_ros.core.codec import decode_tile, encode_tile
+
+        t0 = time.perf_counter()
+        wire = encode_tile(tile)
+        t1 = time.perf_counter()
+        decoded = decode_tile(wire)
+        t2 = time.perf_counter()
+        charged = self.sender_factor * (t1 - t0) + self.receiver_factor * (t2 - t1)
+        extra = charged - (t2 - t0)
+        if extra > 0:
+            time.sleep(extra)
+        with self._lock:
+            self.charged_s += charged
+        self.inner.send(decoded)
+
+    def recv(self, timeout: Optional[float] = None) -> Any:
+        return self.inner.recv(timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def take(self) -> float:
+        """Charged seconds since the last take."""
+        with self._lock:
+            v, self.charged_s = self.charged_s, 0.0
+        return v
+
+
+def set_link_rate(robot_end: Any, rate_Bps: float) -> None:
+    """Throttle both directions of an in-process pair to `rate_Bps` (the trace's rate for the next frame)."""
+    for link in (robot_end._out, robot_end._in):  # the pair's two _Link objects (core/transport.py)
+        with link.lock:
+            link.bandwidth = rate_Bps

@@ -1,0 +1,157 @@
+"""Prediction, floor and non-model columns for the system benchmark's records (after the runs).
+
+The testbed's nodes report what they measured (InferenceStats); this module adds, per frame:
+- `predicted_s`: the cost model's latency for the plan that ran (found by its plan id in the plan book rebuilt
+  from the same profiles the nodes cached: the server's profile, the client's own profile measured inside the CPU
+  throttle), at the shaped link rate of that moment;
+- `floor_s`: the frame's physical floor at that rate (eval/workloads.physical_floor);
+- `nonmodel_cpu_s`: an explicit, documented estimate of the frame's non-model CPU work at its faithful cost: the
+  wire codec's measured seconds per byte on this CPU x the bytes each side sent, charged x3 on the robot
+  (ROBOT_CPU_OVER_HOST) and x1 on the server, x k (dilated like everything else). The testbed's client runs its
+  codec inside the same CPU quota as the model, so this column shows how much the undilated figures would grow
+  (the ROS-free engine benchmark charges the same cost inside the run: eval/bench_offload.py);
+- `k`: the workload's dilation.
+
+All times stay in the testbed's (dilated) seconds, like the records.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from intradp_ros.eval.workloads import (
+    ROBOT_CPU_OVER_HOST,
+    SERVER_CPU_OVER_HOST,
+    input_wire_bytes,
+    output_bytes,
+    physical_floor,
+)
+
+MB = 1e6
+
+
+def codec_seconds_per_byte(nbytes: int = 1 << 20, repeats: int = 5) -> float:
+    """Median seconds per byte of encode_tile + decode_tile of one raw uint8 tile on this CPU."""
+    import numpy as np
+
+    from intradp_ros.core.codec import decode_tile, encode_tile
+    from intradp_ros.core.tile import CODEC_RAW, Tile
+
+    arr = np.random.default_rng(0).integers(0, 255, size=(nbytes // 1024, 1024), dtype=np.uint8)
+    tile = Tile(1, 1, 0, 0, 0, arr.shape[0], arr, CODEC_RAW, 0, "robot1")
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = decode_tile(encode_tile(tile))
+        np.asarray(out.data).sum()  # touch the decoded bytes, as a consumer would
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2] / arr.nbytes
+
+
+def nonmodel_charge_s(bytes_up: int, bytes_down: int, per_byte_s: float, k: float) -> float:
+    """Faithful non-model CPU seconds of one frame (dilated by k): the robot encodes what it sends up and decodes
+    what comes down at ROBOT_CPU_OVER_HOST x this CPU's cost, the server the reverse at SERVER_CPU_OVER_HOST x."""
+    half = per_byte_s / 2.0  # encode and decode take about the same time per byte
+    robot = ROBOT_CPU_OVER_HOST * half * (bytes_up + bytes_down)
+    server = SERVER_CPU_OVER_HOST * half * (bytes_up + bytes_down)
+    return (robot + server) * k
+
+
+@dataclass
+class PredictionContext:
+    """The cost model and plan book a run is judged against."""
+
+    cm: Any
+    book: Any
+    upload_bytes: int
+    result_bytes: int
+    k: float
+    codec_per_byte_s: float
+    notes: List[str]
+
+
+def annotate(records: Sequence[Dict[str, Any]], ctx: PredictionContext) -> int:
+    """Fill predicted_s, floor_s, nonmodel_cpu_s and k of every record with a result; returns how many frames
+    ran a plan the rebuilt plan book does not hold (predicted with that mode's plan for the frame's rate)."""
+    by_id = ctx.book.by_id()
+    missing = 0
+    for rec in records:
+        rec["k"] = ctx.k
+        rate_mbit = float(rec.get("link_mbit", float("nan")))
+        if rec.get("error") or not (rate_mbit > 0 and math.isfinite(rate_mbit)):
+            continue
+        rate_Bps = rate_mbit * 1e6 / 8
+        plan = by_id.get(int(rec.get("plan_id", -1)))
+        if plan is None:
+            missing += 1
+            plan = ctx.book.plan_for(str(rec.get("system") or rec.get("mode")), rate_Bps / MB)
+        rec["predicted_s"] = float(ctx.cm.latency(plan, rate_Bps))
+        rec["floor_s"] = physical_floor(
+            ctx.cm.robot.device_only_s(), ctx.upload_bytes, ctx.cm.server.device_only_s(), ctx.result_bytes, rate_Bps
+        ).floor_s
+        rec["nonmodel_cpu_s"] = nonmodel_charge_s(
+            int(rec.get("bytes_up", 0)), int(rec.get("bytes_down", 0)), ctx.codec_per_byte_s, ctx.k
+        )
+    return missing
+
+
+def build_context(
+    model: str,
+    options: Dict[str, Any],
+    client_cache_dir: Path,
+    grid_MBps: Sequence[float],
+    deadline_s: float,
+    solver_seconds: float,
+    k: float,
+    robot_slowdown: Optional[float],
+    say: Callable[[str], None] = print,
+) -> PredictionContext:
+    """Profiles as the nodes cached them (server: the default cache; robot: the client's own cache, else the server
+    profile x the measured robot slow-down), the plan book for them, and the codec's cost on this CPU."""
+    import torch
+
+    from intradp_ros.core import capture
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.plan_book import build_plan_book
+    from intradp_ros.core.plan_table import default_cache_dir
+    from intradp_ros.core.power import PowerModel
+    from intradp_ros.core.profiler import cached_profile
+    from intradp_ros.core.solver import SolverConfig
+    from intradp_ros.models.registry import build
+
+    notes = []
+    torch.manual_seed(0)
+    net = build(model, **options)
+    x = net.input_spec.example()
+    g = capture(net, x)
+    server, hit = cached_profile(g, [x], default_cache_dir(), "cpu", repeats=1)
+    notes.append(f"server profile {'from the server cache' if hit else 'measured now'}")
+    robot_path = Path(client_cache_dir)
+    robot = None
+    if robot_path.is_dir():
+        from intradp_ros.core.profiler import Profile, ProfileError, profile_cache_path
+
+        p = Path(profile_cache_path(robot_path, g, "cpu"))
+        if p.is_file():
+            try:
+                robot = Profile.from_json(p.read_text(), g)
+                notes.append("robot profile: the client's own (measured inside the CPU throttle)")
+            except ProfileError:
+                robot = None
+    if robot is None:
+        factor = robot_slowdown or 20.0
+        robot = server.scaled(factor, "robot (server profile x measured slow-down)")
+        notes.append(f"robot profile: server profile x {factor:.1f} (no client profile cached)")
+    book, hit = build_plan_book(
+        g, robot, server, grid_MBps, PowerModel(), SolverConfig(max_seconds=solver_seconds), deadline_s
+    )
+    notes.append(f"plan book {'from cache (the one the server solved)' if hit else 'solved again'}")
+    per_byte = codec_seconds_per_byte()
+    say(f"[evaluate] prediction: {'; '.join(notes)}; wire codec {per_byte * 1e9:.2f} ns/byte on this CPU")
+    return PredictionContext(
+        CostModel(g, robot, server), book, input_wire_bytes(g), output_bytes(g), k, per_byte, notes
+    )

@@ -1,0 +1,113 @@
+"""The ROS-free offload benchmark (eval/bench_offload.py) runs end to end on the CPU at a tiny size, and its two
+time-keeping devices (robot slow-down, charged non-model work) charge what they document (fake clock)."""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+from typing import Any, List
+
+import pytest
+
+from intradp_ros.eval import bench_offload as bo
+from intradp_ros.eval import offload_emulation as emu
+from intradp_ros.eval.workloads import Workload
+
+
+class FakeClock:
+    """perf_counter advances 1 s per call; sleep is recorded (and advances the clock)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: List[float] = []
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+def test_slow_rowmap_sleeps_factor_minus_one_times_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(emu, "time", clock)
+
+    class Map:
+        other = 7
+
+        def run(self, a: int) -> int:
+            return a + 1
+
+    slow = emu.SlowRowmap(Map(), factor=4.0)
+    assert slow.run(1) == 2 and slow.other == 7
+    assert clock.slept == [3.0]  # the call took 1 s on the fake clock: 3 s more
+    assert emu.SlowRowmap(Map(), factor=1.0).run(1) == 2 and clock.slept == [3.0]
+
+
+def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(emu, "time", clock)
+    import intradp_ros.core.codec as codec
+
+    sent: List[Any] = []
+    monkeypatch.setattr(codec, "encode_tile", lambda t: ("wire", t))
+    monkeypatch.setattr(codec, "decode_tile", lambda w: w[1])
+
+    class Inner:
+        def send(self, tile: Any) -> None:
+            sent.append(tile)
+
+    ct = emu.ChargedTransport(Inner(), sender_factor=3.0, receiver_factor=1.0)  # type: ignore[arg-type]
+    ct.send("tile")
+    # encode 1 s x 3 + decode 1 s x 1 = 4 s charged; 2 s were spent, 2 s waited
+    assert sent == ["tile"] and clock.slept == [2.0] and ct.take() == 4.0 and ct.take() == 0.0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="CPU run of the benchmark")
+def test_engine_bench_runs_every_system_on_cpu() -> None:
+    w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
+    out = io.StringIO()
+    bench = bo.OffloadBench(
+        w,
+        server_device="cpu",
+        traces=["indoor"],
+        frames=1,
+        warmup=0,
+        robot_over_gpu=2.0,
+        profile_repeats=1,
+        solver_seconds=1.0,
+        out=out,
+        reference_s=0.02,
+    )
+    setup, records = bench.run()
+    assert setup.k >= 1.0 and setup.robot_factor >= 1.0 and setup.upload_bytes == 3 * 32 * 32
+    assert sorted(r["system"] for r in records) == sorted(bo.MODES)
+    for r in records:
+        assert not r["error"], r["error"]
+        assert r["latency_s"] > 0 and r["predicted_s"] > 0 and r["floor_s"] > 0 and r["k"] == setup.k
+        assert r["floor_s"] <= r["predicted_s"] * 1.0001 or r["plan_name"] not in ("device_only", "server_only")
+    by = {r["system"]: r for r in records}
+    assert by["device_only"]["bytes_up"] == 0 and by["device_only"]["nonmodel_cpu_s"] == 0.0
+    assert by["server_only"]["bytes_up"] >= setup.upload_bytes and by["server_only"]["nonmodel_cpu_s"] > 0
+    text = bo.report(setup, records)
+    assert "meas/pred" in text and "x floor" in text and "non-model CPU" in text and "Goals:" in text
+    assert "Intra-DP mean latency" in text and not math.isnan(setup.server_frame_s)
+
+
+def test_runs_without_ros() -> None:
+    """The engine benchmark imports and reads its traces with rospy, rosbag and roslib unavailable."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "for m in ('rospy', 'rosbag', 'roslib', 'genpy', 'rosgraph'): sys.modules[m] = None\n"
+        "import intradp_ros.eval.bench_offload as b\n"
+        "assert len(b.trace_rates('indoor', 3, 10.0)) == 3\n"
+        "b.build_parser().parse_args(['--quick'])\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

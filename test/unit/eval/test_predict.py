@@ -1,0 +1,63 @@
+"""Prediction columns of the system benchmark (eval/predict.py): the plan that ran is found by id, the floor
+and the non-model charge follow the documented formulas."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from intradp_ros.eval.predict import PredictionContext, annotate, codec_seconds_per_byte, nonmodel_charge_s
+
+
+class FakeBook:
+    def __init__(self) -> None:
+        self.plans = {7: SimpleNamespace(name="split", latency=0.5), 1: SimpleNamespace(name="server", latency=0.9)}
+        self.asked = []
+
+    def by_id(self) -> dict:
+        return dict(self.plans)
+
+    def plan_for(self, mode: str, mbps: float):
+        self.asked.append((mode, mbps))
+        return self.plans[1]
+
+
+class FakeCM:
+    robot = SimpleNamespace(device_only_s=lambda: 2.0)
+    server = SimpleNamespace(device_only_s=lambda: 0.1)
+
+    def latency(self, plan, rate_Bps: float) -> float:
+        return plan.latency + 1e6 / rate_Bps
+
+
+def test_annotate_uses_the_plan_that_ran() -> None:
+    book = FakeBook()
+    ctx = PredictionContext(
+        FakeCM(), book, upload_bytes=1_000_000, result_bytes=0, k=10.0, codec_per_byte_s=1e-9, notes=[]
+    )
+    recs = [
+        {"system": "intradp", "plan_id": 7, "link_mbit": 8.0, "bytes_up": 1000, "bytes_down": 0, "error": ""},
+        {"system": "dsccs", "plan_id": 99, "link_mbit": 8.0, "bytes_up": 0, "bytes_down": 0, "error": ""},
+        {"system": "intradp", "plan_id": 7, "link_mbit": 8.0, "bytes_up": 0, "bytes_down": 0, "error": "lost"},
+    ]
+    assert annotate(recs, ctx) == 1  # plan 99 is not in the book
+    a, b, c = recs
+    assert a["predicted_s"] == pytest.approx(0.5 + 1.0)  # 1 MB/s link
+    assert b["predicted_s"] == pytest.approx(0.9 + 1.0) and book.asked == [("dsccs", 1.0)]
+    # floor: min(2.0 device-only, 1 MB / 1 MB/s + 0.1 s) = 1.1 s
+    assert a["floor_s"] == pytest.approx(1.1) and a["k"] == 10.0
+    assert a["nonmodel_cpu_s"] == pytest.approx(nonmodel_charge_s(1000, 0, 1e-9, 10.0)) and b["nonmodel_cpu_s"] == 0.0
+    assert "predicted_s" not in c and c["k"] == 10.0
+
+
+def test_nonmodel_charge_is_robot_x3_plus_server_x1_times_k() -> None:
+    # 1e6 bytes at 2 ns/byte (1 ns encode + 1 ns decode): robot 3 x 1 ms + server 1 x 1 ms = 4 ms, x k = 5
+    assert nonmodel_charge_s(600_000, 400_000, 2e-9, 5.0) == pytest.approx(0.020)
+    assert nonmodel_charge_s(0, 0, 2e-9, 5.0) == 0.0
+
+
+def test_codec_cost_is_measured() -> None:
+    v = codec_seconds_per_byte(nbytes=64 * 1024, repeats=3)
+    assert v > 0 and math.isfinite(v)
