@@ -419,10 +419,12 @@ class Evaluation:
             slowdown, line = tb.try_slow_robot(cfg.robot_cpu)
         except (TestbedError, OSError, RuntimeError) as err:
             slowdown, line = None, f"robot NOT slowed down, running unthrottled: {err}"
-        self.say(f"[evaluate] client {line}")
         if slowdown is None:
+            self.say(f"[evaluate] client {line}: the client runs UNTHROTTLED")
             self.problems.append(f"robot CPU throttle unavailable: ran unthrottled ({line})")
             self.notes.append("robot CPU throttle unavailable: the client ran unthrottled")
+        else:
+            self.say(f"[evaluate] client {line}")
         return slowdown
 
     def _sample_bag(self) -> str:

@@ -96,16 +96,21 @@ def test_unavailable_cpu_throttle_runs_unthrottled_and_says_so():
     from intradp_ros.eval.evaluate import Evaluation
     from intradp_ros.eval.testbed import TestbedError
 
-    class NoCgroup:
-        def slow_robot(self, fraction):
-            raise TestbedError("no cgroup cpu controller")
+    class NoCgroup:  # Testbed.try_slow_robot where neither cgroup layout has a cpu controller
+        def try_slow_robot(self, fraction):
+            return None, "robot NOT slowed down, running unthrottled: no cgroup cpu controller"
+
+    class Broken:  # a throttle that fails some other way
+        def try_slow_robot(self, fraction):
+            raise TestbedError("cgroup.procs not writable")
 
     class Throttled:
-        def slow_robot(self, fraction):
-            return 19.5
+        def try_slow_robot(self, fraction):
+            return 19.5, "robot limited to 0.1 CPU (cgroup v2): measured slow-down x19.50"
 
     out = io.StringIO()
     ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0), out=out)
     assert ev._slow_robot(NoCgroup()) is None
     assert "UNTHROTTLED" in out.getvalue() and any("unthrottled" in p for p in ev.problems)
+    assert ev._slow_robot(Broken()) is None and "cgroup.procs not writable" in out.getvalue()
     assert ev._slow_robot(Throttled()) == 19.5 and "x19.5" in out.getvalue()
