@@ -16,7 +16,8 @@ the client nodes, and for a remote server the same handshake protocol.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import torch
 import torch.nn as nn
@@ -27,7 +28,6 @@ from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.robot_session import FrameRunner, PlanChoice
 from intradp_ros.core.transport import inprocess_pair
-
 
 PlanSpec = Union[str, Plan, Callable[[Graph], Plan]]
 
@@ -43,14 +43,14 @@ class _Session:
         self,
         graph: Graph,
         client: ClientHalf,
-        server: Optional[ServerHalf],
+        server: ServerHalf | None,
         local: Callable[..., Any],
         fallback: bool,
         remote: Any = None,
     ) -> None:
         self.graph, self.client, self.server = graph, client, server
         self.remote = remote  # RemoteSession when the server half runs in an intradp_server node
-        self.plan: Optional[Plan] = None
+        self.plan: Plan | None = None
         # the client's timeout stays fixed (no per-frame deadline); a failed run finishes with `local`
         self.runner = FrameRunner(client, Plan.device_only(graph), local=local, fallback=fallback, label="IntraDP")
 
@@ -69,9 +69,9 @@ class IntraDP:
     def __init__(
         self,
         server: str = "inproc",
-        plan: Optional[PlanSpec] = None,
+        plan: PlanSpec | None = None,
         robot: str = "robot",
-        bandwidth_bytes_per_s: Optional[float] = None,
+        bandwidth_bytes_per_s: float | None = None,
         server_device: Any = None,
         timeout: float = 30.0,
         fallback_local: bool = True,
@@ -85,13 +85,13 @@ class IntraDP:
         self.timeout = timeout
         self.fallback_local = fallback_local
         self._plan_spec: PlanSpec = plan if plan is not None else ("halo_split" if server == "inproc" else "intradp")
-        self._model: Optional[nn.Module] = None
-        self._orig_forward: Optional[Callable[..., Any]] = None
+        self._model: nn.Module | None = None
+        self._orig_forward: Callable[..., Any] | None = None
         self._sessions: dict[tuple, _Session] = {}
         self._capturing = threading.local()
         self._lock = threading.Lock()
-        self.last_stats: Optional[RequestStats] = None
-        self.last_plan: Optional[Plan] = None
+        self.last_stats: RequestStats | None = None
+        self.last_plan: Plan | None = None
         self.local_fallbacks = 0
 
     # ------------------------------------------------------------------ public
@@ -133,7 +133,7 @@ class IntraDP:
         self._sessions.clear()
         self._model = None
 
-    def __enter__(self) -> "IntraDP":
+    def __enter__(self) -> IntraDP:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -14,8 +14,8 @@ judge them all):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -141,7 +141,7 @@ def spso_choice(preds_by_cut: Sequence[Sequence[Prediction]], b: int, deadline_s
 
 
 def spso_plan(
-    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: Optional[LayerPartitions] = None
+    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: LayerPartitions | None = None
 ) -> Plan:
     """SPSO-GA-style minimum-energy layer partition under a deadline at this bandwidth."""
     lp = partitions or LayerPartitions(g, cm)
@@ -160,7 +160,7 @@ class BaselineSet:
 
 
 def baselines_at(
-    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: Optional[LayerPartitions] = None
+    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: LayerPartitions | None = None
 ) -> BaselineSet:
     """device_only, server_only, dsccs, spso_ga plans and their predictions at one bandwidth."""
     plans = {

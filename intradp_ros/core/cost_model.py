@@ -17,8 +17,8 @@ latter for many bandwidths at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class CompiledPlan:
     robot_compute_s: float
     server_compute_s: float
 
-    _plan: Optional[Plan] = None
+    _plan: Plan | None = None
 
     @property
     def plan(self) -> Plan:
@@ -110,8 +110,8 @@ class CostModel:
         g: Graph,
         robot: Profile,
         server: Profile,
-        power: Optional[PowerModel] = None,
-        overhead_s: Optional[float] = None,
+        power: PowerModel | None = None,
+        overhead_s: float | None = None,
     ) -> None:
         robot.check(g)
         server.check(g)
@@ -137,7 +137,7 @@ class CostModel:
         n = self.graph.nodes[node]
         return self._bpr[node] * max(n.extent, 1) if n.is_sparse else n.wire_nbytes
 
-    def need(self, node: int, rng: Range) -> list[Optional[Range]]:
+    def need(self, node: int, rng: Range) -> list[Range | None]:
         """`graph.input_rows` (memoised by the graph)."""
         return self.graph.input_rows(node, rng)
 
@@ -230,7 +230,7 @@ class CostModel:
         )
 
     # ------------------------------------------------------------------ replay, one bandwidth, latency only
-    def latency(self, cp: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> float:
+    def latency(self, cp: CompiledPlan | Plan, bandwidth_Bps: float) -> float:
         """Predicted seconds per inference at `bandwidth_Bps` bytes/s (both directions); a banded Plan is
         replayed band by band (`BandedSimulation`)."""
         if isinstance(cp, Plan):
@@ -314,7 +314,7 @@ class CostModel:
         ce = np.array(comp_e) if comp_e else np.zeros((0, B))
         return end, dur, start_link, arrive, cs, ce
 
-    def simulate(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> list[Prediction]:
+    def simulate(self, cp: CompiledPlan | Plan, bandwidths_Bps: Sequence[float]) -> list[Prediction]:
         """Full predictions (breakdown and robot energy) at every bandwidth, in one vectorised pass (a banded
         Plan: one banded replay per bandwidth)."""
         if isinstance(cp, Plan):
@@ -350,7 +350,7 @@ class CostModel:
             )
         return out
 
-    def latencies(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> np.ndarray:
+    def latencies(self, cp: CompiledPlan | Plan, bandwidths_Bps: Sequence[float]) -> np.ndarray:
         """Predicted latency at every bandwidth (vectorised, no energy)."""
         if isinstance(cp, Plan):
             if cp.is_banded:
@@ -359,7 +359,7 @@ class CostModel:
             cp = self.compile(cp)
         return self._replay(cp, np.asarray(bandwidths_Bps, dtype=float))[0]
 
-    def predict(self, plan: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> Prediction:
+    def predict(self, plan: CompiledPlan | Plan, bandwidth_Bps: float) -> Prediction:
         """Prediction of one plan at one bandwidth."""
         return self.simulate(plan, [bandwidth_Bps])[0]
 
@@ -373,7 +373,7 @@ class BandedSimulation:
     enter that direction's FIFO link when it ends and occupy it for `overhead + bytes / bandwidth`. The
     request ends when the robot holds every output. Structure is built once; `latency(bw)` replays it."""
 
-    def __init__(self, cm: "CostModel", plan: Plan) -> None:
+    def __init__(self, cm: CostModel, plan: Plan) -> None:
         from intradp_ros.core.runtime.schedule import plan_schedule  # late: the runtime imports torch
 
         self.cm, self.plan = cm, plan

@@ -19,8 +19,8 @@ their bytes, so they appear only where they pay.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy.optimize import differential_evolution
@@ -29,7 +29,6 @@ from scipy.stats import qmc
 from intradp_ros.core.cost_model import CompiledPlan, CostModel
 from intradp_ros.core.graph import Graph, Range
 from intradp_ros.core.plan import EMPTY, Plan
-
 
 TIE_BREAK = 1e-3  # seconds of objective per second of robot compute (breaks ties only)
 
@@ -54,7 +53,7 @@ class Solution:
     plan: Plan
     compiled: CompiledPlan
     latency_s: float
-    x: Optional[np.ndarray]
+    x: np.ndarray | None
     source: str
     evaluations: int
     seconds: float
@@ -179,7 +178,7 @@ def solve(
     bandwidth_Bps: float,
     seeds: Sequence[np.ndarray] = (),
     candidates: Sequence[tuple[str, CompiledPlan]] = (),
-    config: Optional[SolverConfig] = None,
+    config: SolverConfig | None = None,
 ) -> Solution:
     """Differential evolution at one bandwidth, seeded; returns the best of search, seeds and candidates."""
     cfg = config or SolverConfig()
@@ -198,7 +197,7 @@ def solve(
     def stop(*_args: object, **_kw: object) -> bool:
         return time.perf_counter() > deadline
 
-    pool: list[tuple[str, CompiledPlan, Optional[np.ndarray]]] = [("seed", enc.compiled(s), s) for s in seeds]
+    pool: list[tuple[str, CompiledPlan, np.ndarray | None]] = [("seed", enc.compiled(s), s) for s in seeds]
     if cfg.maxiter > 0:
         res = differential_evolution(
             f,
@@ -250,7 +249,7 @@ def choose_bands(
     choices: Sequence[int] = BAND_CHOICES,
     min_gain: float = BAND_MIN_GAIN,
     max_seconds: float = 30.0,
-    cache: Optional[dict] = None,
+    cache: dict | None = None,
 ) -> BandChoice:
     """The plan with the number of bands (its boundaries follow the input wavefront, `Plan.with_bands`) the
     banded cost model predicts fastest at this bandwidth; the plan as it is (one band) when no band count is

@@ -14,7 +14,8 @@ import argparse
 import shlex
 import subprocess
 import sys
-from typing import List, Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from intradp_ros.eval.testbed import SIDES, Testbed, TestbedError, cleanup_stale
 from intradp_ros.eval.traces import TraceError, load_trace
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_command(words: Sequence[str]) -> List[str]:
+def parse_command(words: Sequence[str]) -> list[str]:
     """Normalise the trailing words: drop a leading '--'; ValueError for anything that is not a known form."""
     words = list(words)
     if words and words[0] == "--":
@@ -113,7 +114,7 @@ def run_shell(tb: Testbed, inp: TextIO = sys.stdin, out: TextIO = sys.stdout) ->
             print(f"error: {err}", file=out)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         words = parse_command(args.command)

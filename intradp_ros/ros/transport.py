@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 import warnings
-from typing import Optional
 
 import rospy
 
@@ -43,9 +42,9 @@ class RosTransport(Transport):
         self,
         side: str,
         robot: str = "robot",
-        graph: Optional[Graph] = None,
+        graph: Graph | None = None,
         namespace: str = DEFAULT_BASE,
-        queue_size: Optional[int] = None,
+        queue_size: int | None = None,
         max_bytes: int = 512 << 20,
         buff_size: int = 64 << 20,
     ) -> None:
@@ -55,7 +54,7 @@ class RosTransport(Transport):
         out_topic, in_topic = (up, down) if side == ROBOT else (down, up)
         shapes = {n.index: n.shape for n in graph.nodes} if graph is not None else None
         self._validator = TileValidator(None, shapes, max_bytes)
-        self._q: "queue.Queue[object]" = queue.Queue()
+        self._q: queue.Queue[object] = queue.Queue()
         self._closed = False
         self.dropped = 0
         self.unsent = 0  # tiles given to send() while nobody subscribed (never on the link)
@@ -104,7 +103,7 @@ class RosTransport(Transport):
     def _on_sent(self, tile: Tile, started: float, finished: float) -> None:
         """Hook: `tile` was written to the subscribers' connections between `started` and `finished` (epoch s)."""
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         if self._closed:
             raise TransportClosed("transport closed")
         try:

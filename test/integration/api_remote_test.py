@@ -16,7 +16,7 @@ import rostest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import system_testlib as lib  # noqa: E402
+import system_testlib as lib
 
 PKG = "intradp_ros"
 FRAMES = 3

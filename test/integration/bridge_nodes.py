@@ -44,7 +44,7 @@ def readvertiser(topic: str) -> None:
     import threading
 
     rospy.init_node("readvertiser", anonymous=True)
-    commands: "queue.Queue[str]" = queue.Queue()
+    commands: queue.Queue[str] = queue.Queue()
 
     def read_stdin() -> None:
         for line in sys.stdin:

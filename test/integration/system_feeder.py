@@ -57,7 +57,8 @@ def jpeg_msg(data, frame_id):
 
 
 def cloud_frames(n):
-    from intradp_ros.eval.sample_data import SceneConfig, cloud_frames as frames
+    from intradp_ros.eval.sample_data import SceneConfig
+    from intradp_ros.eval.sample_data import cloud_frames as frames
 
     return list(frames(SceneConfig(frames=n)))
 

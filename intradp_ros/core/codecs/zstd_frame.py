@@ -18,7 +18,7 @@ Payload = Union[bytes, bytearray, memoryview]
 LEVEL = 1  # measured on camera frames: levels 2 and 3 are no smaller and 2-9x slower (docs/wire.md)
 
 
-def compress(buf: Union[Payload, np.ndarray], level: int = LEVEL) -> bytes:
+def compress(buf: Payload | np.ndarray, level: int = LEVEL) -> bytes:
     """One zstd frame of `buf` (any C-contiguous buffer) with its content size written into the header."""
     data = np.ascontiguousarray(buf).reshape(-1).view(np.uint8).data if isinstance(buf, np.ndarray) else buf
     return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(data)

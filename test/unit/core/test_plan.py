@@ -7,11 +7,10 @@ import json
 import pytest
 import torch
 import torch.nn as nn
+from engine_testlib import one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, PlanError, capture
 from intradp_ros.core.plan import DOWN, UP, bandable, wavefront_prefixes
-
-from engine_testlib import one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sched_toys import conv_chain, uniform_profile
 from torch import nn
 
 from intradp_ros.core import capture
@@ -15,8 +17,6 @@ from intradp_ros.core.cost_model import CostModel
 from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_table import build_table
 from intradp_ros.core.solver import Encoding, SolverConfig, solve
-
-from sched_toys import conv_chain, uniform_profile
 
 
 class TinyNet(nn.Module):
