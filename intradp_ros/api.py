@@ -5,9 +5,9 @@
     idp.start_client(model)            # from now on model(x) runs distributed and returns what model(x) returns
 
 The model is captured on its first call (and again for every new input shape/dtype). Plans come from
-`plan=`: a name ("halo_split[:f]" (default), "row_split[:f]", "device_only", "server_only"), a Plan, plan JSON, or a callable
-`graph -> Plan` (e.g. a scheduler); with a remote server, a mode of its plan book (default "intradp"), at the
-bucket of `bandwidth_bytes_per_s` (the book's middle bucket when not given).
+`plan=`: a name ("halo_split[:f]" (default), "row_split[:f]", "device_only", "server_only"), a Plan, plan JSON,
+or a callable `graph -> Plan` (e.g. a scheduler); with a remote server, a mode of its plan book (default
+"intradp"), at the bucket of `bandwidth_bytes_per_s` (the book's middle bucket when not given).
 `set_plan()` switches plans between calls. When the distributed run fails (server gone, tile lost), the call
 finishes locally, so the robot always gets its result: the same FrameRunner (intradp_ros.core.robot_session) as
 the client nodes, and for a remote server the same handshake protocol.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -29,7 +29,7 @@ from intradp_ros.core.plan import Plan
 from intradp_ros.core.robot_session import FrameRunner, PlanChoice
 from intradp_ros.core.transport import inprocess_pair
 
-PlanSpec = Union[str, Plan, Callable[[Graph], Plan]]
+PlanSpec = str | Plan | Callable[[Graph], Plan]
 
 
 class IntraDPUnavailable(RuntimeError):
@@ -99,8 +99,9 @@ class IntraDP:
         """Hook `model` so that calling it runs distributed inference; returns the same model."""
         if self.server != "inproc" and not getattr(model, "model_name", None):
             raise IntraDPUnavailable(
-                f"server={self.server!r}: a remote intradp_server holds a replica of a registry model, so the model must "
-                "come from intradp_ros.models.build(name); any other model runs with IntraDP(server='inproc')"
+                f"server={self.server!r}: a remote intradp_server holds a replica of a registry model, "
+                "so the model must come from intradp_ros.models.build(name); "
+                "any other model runs with IntraDP(server='inproc')"
             )
         if self._model is not None:
             raise RuntimeError("start_client() was already called; call stop() first")

@@ -706,12 +706,11 @@ class _Recorder(TorchFunctionMode):
             name not in SHAPE_QUERIES
             and not isinstance(out, (torch.Size, torch.dtype, torch.device))
             and name not in ("shape", "dtype", "device", "ndim", "is_contiguous")
-        ):
-            if isinstance(out, (bool, int, float, complex)):
-                raise CaptureError(
-                    f"'{name}' turns tensor data into a Python value in {self.names()} "
-                    "(data-dependent control flow is not supported)"
-                )
+        ) and isinstance(out, (bool, int, float, complex)):
+            raise CaptureError(
+                f"'{name}' turns tensor data into a Python value in {self.names()} "
+                "(data-dependent control flow is not supported)"
+            )
         return out
 
 

@@ -249,7 +249,8 @@ def server_status(
         h.values[k] = f"{v:.1f}"
     for s in solves:
         h.values[f"solving_{s.key}"] = (
-            f"{s.done_buckets}/{s.buckets} buckets, {s.elapsed_s:.0f} s of ~{s.expected_s:.0f} s for {','.join(s.robots)}"
+            f"{s.done_buckets}/{s.buckets} buckets, {s.elapsed_s:.0f} s of ~{s.expected_s:.0f} s "
+            f"for {','.join(s.robots)}"
         )
     if requested_device.startswith("cuda") and not device.startswith("cuda"):
         h.flag(WARN, f"asked for {requested_device}, running on {device}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from intradp_ros.core.formats import PLAN_FORMAT, PLAN_FORMATS, bands_from_json, plan_identity
-from intradp_ros.core.graph import Graph, Range
+from intradp_ros.core.graph import Graph, Node, Range
 from intradp_ros.core.vocabulary import Direction, Side
 
 ROBOT = Side.ROBOT
@@ -170,7 +170,7 @@ def _wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
                 row.append(e)
                 break
 
-            def fits(r: int) -> bool:
+            def fits(r: int, n: Node = n, j: int = j) -> bool:
                 for u, need in zip(n.inputs, g.input_rows(n, (0, r))):
                     if need is not None and need[1] > pre[u][j]:
                         return False
@@ -518,7 +518,7 @@ class Plan:
                     raise PlanError(f"{where}: {side} bands {bands} for a node it does not compute")
                 if bands[0][0] != own[0] or bands[-1][1] != own[1]:
                     raise PlanError(f"{where}: {side} bands {bands} do not cover its rows {own}")
-                for (a0, b0), (a1, b1) in zip(bands, bands[1:] + [(own[1], own[1] + 1)]):
+                for (a0, b0), (a1, _b1) in zip(bands, bands[1:] + [(own[1], own[1] + 1)]):
                     if not a0 < b0 or b0 != a1:
                         raise PlanError(f"{where}: {side} bands {bands} are not ordered, contiguous and non-empty")
 

@@ -287,9 +287,12 @@ class FrameRunner:
         """The tile link gained or lost its peer: update the link health; abort a distributed frame in flight
         when the peer is gone (it finishes locally at once instead of waiting for its budget to run out)."""
         line = self.health.on_peer(connected) if self.health is not None else None
-        if not connected and self.distributed_running:
-            if self.half.abort("server disconnected (tile link lost its peer)"):
-                log.warning("%sserver disconnected mid-frame: finishing it locally", self._prefix)
+        if (
+            not connected
+            and self.distributed_running
+            and self.half.abort("server disconnected (tile link lost its peer)")
+        ):
+            log.warning("%sserver disconnected mid-frame: finishing it locally", self._prefix)
         return line
 
 

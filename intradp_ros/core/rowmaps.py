@@ -349,7 +349,7 @@ class PoolRows(RowMap):
         gap_bot = min(hi, size) - got[1]
         if gap_top or gap_bot:
             parts = []
-            for gap, where in ((gap_top, 0), (gap_bot, 1)):
+            for gap in (gap_top, gap_bot):
                 shape = list(x.shape)
                 shape[axis] = gap
                 parts.append(x.new_zeros(shape))

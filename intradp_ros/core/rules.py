@@ -358,7 +358,7 @@ def getitem(c: Ctx) -> Analysis:
             n = rank - consumed
             if in_d <= x.axis < in_d + n:
                 out = out_d + x.axis - in_d
-                return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: out if p == 0 else None, False)
+                return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r, out=out: out if p == 0 else None, False)
             in_d += n
             out_d += n
         elif isinstance(i, int):

@@ -386,7 +386,8 @@ def bench_streaming(
     factor = server_s / max(raw, 1e-9)
     cm = CostModel(g, prof.scaled(factor, "robot"), server_prof.scaled(factor, "server"))
     log(
-        f"  {key}: profile calibrated x{factor:.2f} to the measured server compute ({raw * 1e3:.0f} -> {server_s * 1e3:.0f} ms)"
+        f"  {key}: profile calibrated x{factor:.2f} to the measured server compute "
+        f"({raw * 1e3:.0f} -> {server_s * 1e3:.0f} ms)"
     )
     rows = []
     for ratio in ratios:
@@ -398,7 +399,8 @@ def bench_streaming(
         log(
             f"  {key} upload/server compute {ratio:g}: {up_bytes / 1e6:.2f} MB up at {bw / 1e6:.3f} MB/s, server "
             f"compute {server_s * 1e3:.0f} ms on {dev}; one band {t_one * 1e3:.0f} ms measured, "
-            f"{p_one * 1e3:.0f} ms predicted; floor {floor * 1e3:.0f} ms ({floor / t_one:.2f}x); solver k = {choice.bands}"
+            f"{p_one * 1e3:.0f} ms predicted; floor {floor * 1e3:.0f} ms ({floor / t_one:.2f}x); "
+            f"solver k = {choice.bands}"
         )
         ks = ([choice.bands] if choice.bands > 1 else []) + [k for k in sweep if k != choice.bands]
         for k in ks:
@@ -468,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  transfer/compute {ratio:3.1f}: {r['bytes'] / 1e6:.2f} MB at {r['bandwidth_MBps']:.2f} MB/s  "
                 f"robot compute {r['compute_s'] * 1e3:.0f} ms  server path {r['path_s'] * 1e3:.0f} ms (transfer "
-                f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} on {r['server_device']})  "
+                f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} "
+                f"on {r['server_device']})  "
                 f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, ideal {r['max_s'] * 1e3:.0f})  "
                 f"overlap ratio {r['overlap_ratio']:.2f}"
             )

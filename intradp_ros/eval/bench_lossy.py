@@ -6,7 +6,8 @@ compared with exact local inference:
   lossy codec (encode + decode of core/codecs/lossy.py) before the rest of the network runs;
 - `jpeg90` / `jpeg75`: the raw camera frame is JPEG re-encoded at that quality and decoded (KAPAO only).
 Metrics: KAPAO keypoint displacement in pixels and detection agreement (poses matched at box IoU >= 0.5 over the
-larger count) and the relative error of its raw output tensor, SCONet voxel class agreement, torchvision top-1 agreement and relative logit error. Weights are
+larger count) and the relative error of its raw output tensor, SCONet voxel class agreement, torchvision top-1
+agreement and relative logit error. Weights are
 seeded random (no checkpoint is downloaded); random weights understate real sensitivity, and no registry package
 in this environment ships trained weights for these models, so the table says how far each mode moves outputs,
 not how accuracy on a dataset changes.

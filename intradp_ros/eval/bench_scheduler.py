@@ -154,7 +154,8 @@ def section_tables(
     measured, hit = cached_profile(g, [x], cache, repeats=repeats, progress=Progress("profiling"))
     print(
         f"graph {g.fingerprint}: {len(g.nodes)} nodes {g.counts()}; profile {'cached' if hit else 'measured'} on "
-        f"{measured.device.get('name')} ({measured.device.get('threads')} threads): {measured.total() * 1e3:.0f} ms/inference"
+        f"{measured.device.get('name')} ({measured.device.get('threads')} threads): "
+        f"{measured.total() * 1e3:.0f} ms/inference"
     )
     grid = default_grid()
     for server_ms in server_ms_list:

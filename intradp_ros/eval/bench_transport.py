@@ -140,7 +140,8 @@ def format_table(rate_mbit: float, figures: dict[int, dict]) -> str:
         f"link: tbf {rate_mbit:g} Mbit/s each way; latency = median one-way time of single tiles; "
         "goodput = back-to-back tiles",
         "",
-        "| tile size | one-way latency ms | size / iperf3 rate ms | tile goodput Mbit/s | iperf3 Mbit/s | tiles/iperf3 |",
+        "| tile size | one-way latency ms | size / iperf3 rate ms | tile goodput Mbit/s | iperf3 Mbit/s "
+        "| tiles/iperf3 |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for size, f in figures.items():

@@ -232,8 +232,7 @@ def _time_busy_loop(argv_prefix: Sequence[str], iters: int) -> tuple[float, floa
     code = _BUSY.format(iters=iters)
     out = subprocess.run(
         [*argv_prefix, sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=120,
         check=False,

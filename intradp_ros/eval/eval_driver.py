@@ -292,7 +292,9 @@ class EvalDriver:
                 break
             self._publish(frame, i)
             with self._cond:
-                ok = self._cond.wait_for(lambda: self._got.get(i, False) or rospy.is_shutdown(), timeout=frame_timeout)
+                ok = self._cond.wait_for(
+                    lambda i=i: self._got.get(i, False) or rospy.is_shutdown(), timeout=frame_timeout
+                )
                 self._awaiting = None
             if not ok:
                 lost += 1

@@ -367,7 +367,8 @@ class Evaluation:
             self.say(f"[evaluate] {note}")
         if cfg.rate_hz is not None:
             self.say(
-                f"[evaluate] camera rate {cfg.rate_hz:g} Hz undilated: frames published at {cfg.rate_hz / cfg.dilation:.4g} Hz"
+                f"[evaluate] camera rate {cfg.rate_hz:g} Hz undilated: "
+                f"frames published at {cfg.rate_hz / cfg.dilation:.4g} Hz"
             )
         self.say(
             f"[evaluate] time dilation k = {cfg.dilation:g}: link rates / k, traces played k x slower, "
@@ -688,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dilation",
         default="auto",
-        help="time-dilation factor k, or 'auto': measured CPU-server frame / the RTX 3080-class GPU frame it stands for",
+        help="time-dilation factor k, or 'auto': "
+        "measured CPU-server frame / the RTX 3080-class GPU frame it stands for",
     )
     p.add_argument("--bag", default=None, help="input bag (default: the sample bag for the model)")
     p.add_argument("--out", default=d.out, help="output folder")

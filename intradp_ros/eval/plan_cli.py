@@ -108,7 +108,8 @@ def profiles_for(
 
 # ---------------------------------------------------------------------------------------------- output
 def format_table(table: PlanTable) -> str:
-    """Per bandwidth: predicted latency (ms) and robot energy (J) of every system, and Intra-DP's ratio to the best baseline."""
+    """Per bandwidth: predicted latency (ms) and robot energy (J) of every system, and Intra-DP's ratio to the best
+    baseline."""
     head = f"{'MB/s':>6} | " + " | ".join(f"{s:>17}" for s in SYSTEMS) + " | ratio"
     sub = f"{'':>6} | " + " | ".join(f"{'ms':>8} {'J':>8}" for _ in SYSTEMS) + " |"
     lines = [head, sub, "-" * len(head)]
@@ -290,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table.to_json())
     else:
         print(
-            f"model {args.model}: {len(g.nodes)} nodes, graph {g.fingerprint}; input {g.nodes[g.input_indices[0]].nbytes} B"
+            f"model {args.model}: {len(g.nodes)} nodes, graph {g.fingerprint}; "
+            f"input {g.nodes[g.input_indices[0]].nbytes} B"
         )
         print(
             f"profiles: {how}; robot {robot.total() * 1e3:.1f} ms, server {server.total() * 1e3:.1f} ms per inference"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from intradp_ros.eval.tables import SYSTEM_LABELS, ordered_systems, ordered_traces
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 Series = Sequence[tuple[float, float]]
 
 

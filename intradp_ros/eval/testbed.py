@@ -135,7 +135,7 @@ class TraceReplay(threading.Thread):
                 if not self._loop:
                     return
                 pass_index += 1
-        except BaseException as exc:  # the testbed went down under us: end quietly, keep the reason
+        except BaseException as exc:  # noqa: BLE001 -- the testbed went down under us: end quietly, keep the reason
             self.error = exc
 
 
@@ -526,7 +526,7 @@ def _down_all() -> None:
     for tb in list(_live):
         try:
             tb.down()
-        except Exception as exc:  # keep tearing the others down
+        except Exception as exc:  # noqa: BLE001 -- keep tearing the others down
             print(f"[testbed] teardown of {tb.name} failed: {exc}", file=sys.stderr)
 
 

@@ -1,7 +1,8 @@
 """Command line over the Testbed (scripts/intradp_testbed).
 
     intradp_testbed [--rate 90] [--trace FILE] [--robot-cpu 0.25] [--no-masters] -- robot|server CMD...
-    intradp_testbed [options] shell        interactive: 'robot CMD', 'server CMD', 'bg robot CMD', 'rate X', 'info', 'exit'
+    intradp_testbed [options] shell        interactive: 'robot CMD', 'server CMD', 'bg robot CMD', 'rate X',
+                                           'info', 'exit'
     intradp_testbed cleanup                remove namespaces/cgroups left by testbeds whose process died
 
 It prints the addresses, master URIs and measured slow-down, runs the command (or the shell), and tears the

@@ -106,9 +106,7 @@ def run_period(args: argparse.Namespace, period_us: int | None) -> dict[str, Any
             out["busy_loop_slowdown"] = cg.measure_slowdown(group)
             argv = group.wrap(argv)
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=args.timeout, check=False
-        )
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, check=False)
         out["child_wall_s"] = time.perf_counter() - t0
         if proc.returncode != 0:
             raise TestbedError(f"child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -139,7 +137,8 @@ def describe(r: dict[str, Any]) -> str:
             f"  measured device-only frames (executor)       {r['measured_s'] * 1e3:9.1f} ms   "
             f"{['%.0f' % (t * 1e3) for t in r['frames_s']]}",
             f"  measured / raw                               x{r['measured_s'] / r['raw_s']:.2f}",
-            f"  calibrated prediction (cost model)           {r['calibrated_s'] * 1e3:9.1f} ms   factor {r['factor']:.3f}",
+            f"  calibrated prediction (cost model)           {r['calibrated_s'] * 1e3:9.1f} ms   "
+            f"factor {r['factor']:.3f}",
             f"  held-out frames (executor)                   {med(r['check_s']) * 1e3:9.1f} ms   "
             f"calibrated / held-out x{r['calibrated_s'] / med(r['check_s']):.2f}",
             f"  plain model(x) forward                       {med(r['forward_s']) * 1e3:9.1f} ms",

@@ -12,12 +12,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
 Sample = tuple[float, float]
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class TraceError(ValueError):

@@ -15,12 +15,12 @@ import _compat_pickle
 import pickle
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class CheckpointError(RuntimeError):
@@ -174,7 +174,8 @@ def _preview(keys: Iterable[str], n: int = 6) -> str:
 
 
 def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, model_name: str) -> None:
-    """Load `state` into `model` strictly; a mismatch raises CheckpointError naming missing/unexpected/misshaped keys."""
+    """Load `state` into `model` strictly; a mismatch raises CheckpointError naming missing/unexpected/misshaped
+    keys."""
     own = model.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)

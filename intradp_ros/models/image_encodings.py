@@ -24,8 +24,6 @@ is malformed (size, step, buffer length), so a node can count the two apart.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 from scipy import ndimage
 
@@ -69,7 +67,7 @@ YUV_LAYOUTS: dict[str, tuple[int, int, int, int]] = {
 _RB_KERNEL = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
 _G_KERNEL = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 
 class ImageEncodingError(ValueError):

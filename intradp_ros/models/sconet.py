@@ -100,7 +100,8 @@ class MobileViTv2Attention(nn.Module):
 
 
 class SegmentationHead(nn.Module):
-    """3D head: the 2D channels become a depth axis; Conv3d, ASPP of three dilations with residual, Conv3d to classes."""
+    """3D head: the 2D channels become a depth axis; Conv3d, ASPP of three dilations with residual, Conv3d to
+    classes."""
 
     def __init__(self, inplanes: int, planes: int, nbr_classes: int, dilations: Sequence[int]) -> None:
         super().__init__()

@@ -14,9 +14,9 @@ import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 # InferenceStats fields in message order (header -> stamp_s)
 STATS_FIELDS: Sequence[str] = (

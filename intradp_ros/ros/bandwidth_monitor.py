@@ -105,7 +105,7 @@ class ProbeClient:
         if self._proxy is not None:
             try:
                 self._proxy.close()
-            except Exception:  # already broken: nothing to close
+            except Exception:  # noqa: BLE001 -- already broken: nothing to close
                 pass
         self._proxy = None
 

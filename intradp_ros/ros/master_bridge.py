@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def get_param(name: str, default: Any) -> Any:
         try:
             return rospy.get_param(name, default)
-        except Exception as err:  # master down at start-up: fall back to the defaults, say so
+        except Exception as err:  # noqa: BLE001 -- master down at start-up: fall back to the defaults, say so
             log.warning("cannot read parameter %s (%s); using %r", name, err, default)
             return default
 

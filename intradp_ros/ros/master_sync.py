@@ -597,13 +597,21 @@ class MasterSync:
                 self._guard(lambda link=link: link.fetch_state(self.filters))
         for src, dst, prefix, registered in self.directions:
             if src.reachable and dst.reachable:
-                self._guard(lambda: self._sync_direction(src, dst, prefix, registered))
+                self._guard(
+                    lambda src=src, dst=dst, prefix=prefix, registered=registered: self._sync_direction(
+                        src, dst, prefix, registered
+                    )
+                )
         watch = self.watch
         if watch is not None:
             started = self.clock()  # the probes' time budget, shared by both directions
-            for src, dst, prefix, registered in self.directions:
+            for src, dst, _prefix, registered in self.directions:
                 if src.reachable and dst.reachable:
-                    self._guard(lambda: watch.check(dst, self.mirrored_topics(registered), self._is_foreign, started))
+                    self._guard(
+                        lambda dst=dst, registered=registered: watch.check(
+                            dst, self.mirrored_topics(registered), self._is_foreign, started
+                        )
+                    )
         for link in (self.local, self.peer):
             if link.reachable:
                 self._guard(lambda link=link: self._remember(link))
@@ -880,7 +888,7 @@ class MasterSync:
     def cleanup(self) -> int:
         """Unregister every mirror of both directions (also ones adopted from earlier runs); returns how many."""
         removed = 0
-        for src, dst, prefix, registered in self.directions:
+        for _src, dst, prefix, registered in self.directions:
             try:
                 dst.state = SystemState.from_xmlrpc(dst.call("getSystemState"))
             except (MasterUnreachable, MasterCallError) as err:

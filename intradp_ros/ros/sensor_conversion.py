@@ -233,7 +233,8 @@ def completed_voxels_to_planner_msg(result: CompletedVoxels) -> Float64MultiArra
 
 def completed_voxels_to_pointcloud2(result: CompletedVoxels, header: Header | None = None) -> PointCloud2:
     """PointCloud2 of the completed voxels' centres (metres, in the grid's frame) with a `label` field (uint32
-    at offset 12, the SCONet class id 1..19, as pcl::PointXYZL's `label`), so rviz can colour the cloud by class (Color Transformer: Intensity, Channel Name: label)."""
+    at offset 12, the SCONet class id 1..19, as pcl::PointXYZL's `label`), so rviz can colour the cloud by
+    class (Color Transformer: Intensity, Channel Name: label)."""
     centers = result.centers()
     n = centers.shape[0]
     rec = np.zeros(n, dtype=np.dtype({"names": ["x", "y", "z", "label"], "formats": ["<f4", "<f4", "<f4", "<u4"]}))

@@ -1,7 +1,8 @@
 """ROS adapter of the engine's Transport: tiles over intradp_ros/TensorTile topics.
 
 Per robot, tiles go robot -> server on `intradp/<robot>/up` and server -> robot on `intradp/<robot>/down`
-(names relative to the node's namespace, intradp_ros.ros.names) (TCPROS with tcp_nodelay and a large receive buffer). Messages are converted by
+(names relative to the node's namespace, intradp_ros.ros.names) (TCPROS with tcp_nodelay and a large receive
+buffer). Messages are converted by
 `intradp_ros.ros.tile_conversion` (raw bytes, zero-copy views on receipt); every received tile is
 validated against the graph (known node, range inside its shape, payload size); a bad one is logged and
 dropped, never raised into the node. The executors (ClientHalf / ServerHalf) then check it against the

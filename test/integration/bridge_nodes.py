@@ -117,7 +117,7 @@ def agent() -> None:
                 _say(json.dumps({"ok": True, "received_bytes": resp.received_bytes}))
             else:
                 _say(json.dumps({"ok": False, "error": f"unknown op {cmd['op']}"}))
-        except Exception as err:  # report, keep serving
+        except Exception as err:  # noqa: BLE001 -- report, keep serving
             _say(json.dumps({"ok": False, "error": f"{type(err).__name__}: {err}"}))
 
 

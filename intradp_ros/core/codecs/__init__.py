@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from intradp_ros.core.tile import TileError
 
-Payload = Union[bytes, bytearray, memoryview]
+Payload = bytes | bytearray | memoryview
 SPARSE_INDEX_DTYPE = np.dtype("<i8")
 
 # encode(data, index, encoded) -> payload; data is little-endian C-contiguous in a wire dtype.

@@ -7,14 +7,12 @@ anything bigger than the expected output: a decompression bomb cannot expand.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import zstandard
 
 from intradp_ros.core.tile import TileError
 
-Payload = Union[bytes, bytearray, memoryview]
+Payload = bytes | bytearray | memoryview
 LEVEL = 1  # measured on camera frames: levels 2 and 3 are no smaller and 2-9x slower (docs/wire.md)
 
 

@@ -156,7 +156,8 @@ def check_tile(
     if (tile.axis, tile.row_start, tile.row_stop) != want:
         raise TileError(
             "axis",
-            f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node {node.index} (expected {want})",
+            f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node {node.index} "
+            f"(expected {want})",
         )
     if node.is_sparse:
         return key, _check_sparse(tile, node, key, device)

@@ -85,7 +85,8 @@ def test_solution_never_worse_than_seeds_and_candidates(tiny):
 
 
 def test_plan_table_quality_intradp_never_above_any_baseline(tiny):
-    """The quality test: at every bucket Intra-DP's predicted latency <= every baseline's and every layer partition's."""
+    """The quality test: at every bucket Intra-DP's predicted latency <= every baseline's and every layer
+    partition's."""
     g, cm = tiny
     grid = [0.05, 0.2, 0.5, 1.0, 3.0, 10.0]
     table = build_table(g, cm.robot, cm.server, grid, config=SolverConfig(groups=4, maxiter=3, popsize=8))

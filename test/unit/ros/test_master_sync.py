@@ -25,12 +25,14 @@ class Clock:
         return self.now
 
 
+# The default filters of a Bench (one object, as the default argument it replaces was).
+BENCH_FILTERS = Filters(topics=["/intradp/*", "/chatter"], services=["/intradp/*"])
+
+
 class Bench:
     """Two fake masters, some fake nodes, and a MasterSync between them (robot = local, server = peer)."""
 
-    def __init__(
-        self, filters: Filters = Filters(topics=["/intradp/*", "/chatter"], services=["/intradp/*"]), **kw
-    ) -> None:
+    def __init__(self, filters: Filters = BENCH_FILTERS, **kw) -> None:
         self.net = Network()
         self.robot = self.net.add(FakeMaster(ROBOT, pid=100))
         self.server = self.net.add(FakeMaster(SERVER, pid=200))
