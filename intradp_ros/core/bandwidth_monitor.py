@@ -168,7 +168,7 @@ class SwitchLogThrottle:
             f"plan switch: bucket {change.bucket_mbyte_per_s:g} MB/s (estimate {change.estimate_mbit_per_s:.2f} "
             f"Mbit/s) -> plan {change.plan_id} {change.plan_name}"
         )
-        if self.suppressed:
+        if self.suppressed and self._last is not None:  # suppressed > 0 only after a logged line set _last
             text += f" ({self.suppressed} more switches in the last {now - self._last:.0f} s not logged)"
         self._last, self.suppressed = now, 0
         return text

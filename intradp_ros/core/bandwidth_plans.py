@@ -49,7 +49,7 @@ def choices_from_grid(grid_mbyte: Sequence[float], mode: str = "intradp") -> lis
     return [PlanChoice(e, i, f"bucket_{e:g}MBps", mode) for i, e in enumerate(edges)]
 
 
-def plan_id_of(plan: dict) -> int:
+def plan_id_of(plan: dict[str, Any]) -> int:
     """The id `intradp_ros.core.plan.Plan` gives this plan JSON (graph fingerprint, both range lists, row bands)."""
     bands = plan.get("bands") or {}
     return plan_identity(

@@ -201,7 +201,9 @@ def train_sample(
     waits = list(cpu_wait_s) if cpu_wait_s is not None else [None] * len(calls)
     if len(waits) != len(calls):
         raise ValueError(f"need one cpu wait per call: {len(calls)}, {len(waits)}")
-    kept = [i for i in range(first, len(calls)) if waits[i] is None or waits[i] <= max_cpu_wait_share * seconds[i]]
+    kept = [
+        i for i in range(first, len(calls)) if (wait := waits[i]) is None or wait <= max_cpu_wait_share * seconds[i]
+    ]
     starved = len(calls) - first - len(kept)
     if not kept:
         return TrainResult(None, first, rates, starved)

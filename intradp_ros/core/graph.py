@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -68,8 +68,8 @@ class Node:
     extent: int
     reason: str = ""
     fn: Callable[..., Any] | None = field(default=None, repr=False)
-    args: tuple = field(default=(), repr=False)
-    kwargs: dict = field(default_factory=dict, repr=False)
+    args: tuple[Any, ...] = field(default=(), repr=False)
+    kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
     rowmap: Any = field(default=None, repr=False)
     sparse_rank: int = 0  # > 0: the value is SparseRows over a mask of this rank (core/sparse.py)
     density: float | None = None  # sparse nodes: expected survivor share (cost model hint)
@@ -142,7 +142,7 @@ class Graph:
     method: str = "fx"  # how it was captured: "fx" or "dispatch"
     _fingerprint: str = field(default="", repr=False)
     _consumers: list[list[int]] | None = field(default=None, repr=False)
-    _input_rows_memo: dict = field(default_factory=dict, repr=False)
+    _input_rows_memo: dict[tuple[int, int, int], tuple[Range | None, ...]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -194,7 +194,7 @@ class Graph:
 
     def counts(self) -> dict[str, int]:
         """Operator counts per kind (graph inputs excluded)."""
-        out = {k: 0 for k in KINDS}
+        out: dict[str, int] = {k: 0 for k in KINDS}
         for n in self.nodes:
             if not n.is_input:
                 out[n.kind] += 1
@@ -242,7 +242,13 @@ def iter_refs(obj: Any, cls: type) -> Any:
             yield from iter_refs(o, cls)
 
 
-def build_outputs(structure: Any, values: Sequence[Any]) -> Any:
+class IndexedValues(Protocol):
+    """Node values by node index: a sequence, or a lookup over the output nodes only."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def build_outputs(structure: Any, values: IndexedValues) -> Any:
     """Replace every OutRef in `structure` by its node's value (keeps tuple/list/dict shape)."""
     if isinstance(structure, OutRef):
         return values[structure.index]

@@ -147,7 +147,7 @@ def wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
     the input arrives in k equal bands and each node's j-th band ends where its rows stop being computable
     from what has arrived. Exact, from `Graph.input_rows` (monotone in the row count: a bisection per step).
     Cached on the graph per k."""
-    cache = g.__dict__.setdefault("_wavefront_prefixes", {})
+    cache: dict[int, list[list[int]]] = g.__dict__.setdefault("_wavefront_prefixes", {})
     if k not in cache:
         cache[k] = _wavefront_prefixes(g, k)
     return cache[k]

@@ -138,7 +138,7 @@ def find_close_book(
 ) -> tuple[PlanBook, Path] | None:
     """The cached book of this graph and context whose profile totals are closest to `totals`, if within
     `tolerance`."""
-    best: tuple[float, Path, dict] | None = None
+    best: tuple[float, Path, dict[str, Any]] | None = None
     for path in (folder / "plan_books").glob(f"{g.fingerprint}_{context}_*.json"):
         try:
             d = json.loads(path.read_text())

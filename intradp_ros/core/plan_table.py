@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class PlanTable:
 
     graph: str
     rows: list[TableRow]
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bandwidths(self) -> list[float]:
@@ -156,7 +157,7 @@ def build_table(
     N = len(g.nodes)
     rows: list[TableRow] = []
     prev_x: np.ndarray | None = None
-    band_cache: dict = {}  # (plan id, k) -> banded plan, shared by the buckets
+    band_cache: dict[tuple[int, int], Plan] = {}  # (plan id, k) -> banded plan, shared by the buckets
     for b, bw in enumerate(bws):
         best_cut = int(np.argmin(lp_lat[:, b]))
         spso_cut = spso_choice(lp_preds, b, deadline_s)
@@ -174,7 +175,7 @@ def build_table(
         band_budget = max(0.05 * (cfg.table_seconds - (time.perf_counter() - t0)) / (len(bws) - b), 0.05)
         bands = choose_bands(cm, sol.plan, bw, max_seconds=band_budget, cache=band_cache)
         plan = _renamed(bands.plan, f"intradp_{grid[b]:g}MBps")
-        preds = {
+        preds: dict[str, Prediction] = {
             Mode.INTRADP: cm.simulate(bands.plan, [bw])[0] if bands.bands > 1 else cm.simulate(sol.compiled, [bw])[0],
             Mode.DEVICE_ONLY: lp_preds[N][b],
             Mode.SERVER_ONLY: lp_preds[0][b],

@@ -63,7 +63,7 @@ class Profile:
     """Per-node timing fits for one graph on one device, plus transfer facts."""
 
     graph: str
-    device: dict
+    device: dict[str, Any]
     nodes: list[NodeProfile]
     bytes_per_row: list[int]
     message_overhead_s: float
@@ -90,7 +90,7 @@ class Profile:
         dev.update({"name": name, "derived_from": self.device.get("name", "?"), "time_factor": factor})
         return self._times_scaled(factor, dev, scale_overhead)
 
-    def _times_scaled(self, factor: float, device: dict, scale_overhead: bool = True) -> Profile:
+    def _times_scaled(self, factor: float, device: dict[str, Any], scale_overhead: bool = True) -> Profile:
         """A copy with compute times (and the step overhead, if asked) times `factor` and `device` as description."""
         return Profile(
             self.graph,
@@ -198,9 +198,9 @@ def row_counts(extent: int, sizes: int = 4) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------- device
-def describe_device(device: torch.device) -> dict:
+def describe_device(device: torch.device) -> dict[str, Any]:
     """What the profile was measured on (shown in tables, part of the cache key)."""
-    d: dict = {
+    d: dict[str, Any] = {
         "device": str(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -383,7 +383,7 @@ class Calibration:
     factor: float  # measured_s / raw_s: every compute time (and the step overhead) is multiplied by it
     frames: int  # how many frames the median is over
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"raw_s": self.raw_s, "measured_s": self.measured_s, "factor": self.factor, "frames": self.frames}
 
 
@@ -494,7 +494,7 @@ def _group_share(path: str, v2: bool) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | torch.device = "cpu") -> str:
+def profile_cache_path(cache_dir: str | os.PathLike[str], g: Graph, device: str | torch.device = "cpu") -> str:
     """Where the profile of graph `g` on this device lives: keyed by graph fingerprint, device, torch threads
     and the process's CPU quota (`cpu_quota()`; a throttled robot's per-operator times differ from an
     unthrottled one's on the same machine, so they must not share an entry)."""
@@ -508,7 +508,7 @@ def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | tor
 def cached_profile(
     g: Graph,
     inputs: Sequence[torch.Tensor],
-    cache_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike[str],
     device: str | torch.device = "cpu",
     **kwargs: Any,
 ) -> tuple[Profile, bool]:

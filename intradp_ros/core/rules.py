@@ -358,7 +358,11 @@ def getitem(c: Ctx) -> Analysis:
             n = rank - consumed
             if in_d <= x.axis < in_d + n:
                 out = out_d + x.axis - in_d
-                return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r, out=out: out if p == 0 else None, False)
+
+                def dim_map(p: int, a: int, r: int, out: int = out) -> int | None:
+                    return out if p == 0 else None
+
+                return same_rows(c, OpKind.ELEMENTWISE, dim_map, False)
             in_d += n
             out_d += n
         elif isinstance(i, int):

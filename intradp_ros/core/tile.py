@@ -7,6 +7,7 @@ one-to-one onto `intradp_ros/TensorTile` (see msg/TensorTile.msg), field for fie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class Tile:
     robot: str = ""
     index: np.ndarray | None = field(default=None, compare=False)  # sparse codecs: int64 positions, one per entry
     encoded: bytes | None = field(default=None, compare=False)  # CODEC_CAMERA (sender side): the camera payload
-    meta: dict = field(default_factory=dict, compare=False)  # transport-local info (timestamps), never sent
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # transport-local info (timestamps), never sent
 
     @property
     def nbytes(self) -> int:

@@ -54,7 +54,7 @@ class Codec:
     check: Checker
     sparse: bool = False
     lossless: bool = True
-    dtypes: frozenset | None = None
+    dtypes: frozenset[str] | None = None
 
     def decoded_size(self, dtype: np.dtype, shape: Sequence[int]) -> int:
         return sparse_size(dtype, shape) if self.sparse else dense_size(dtype, shape)

@@ -6,6 +6,7 @@ Their payload size follows from dtype and shape, so decoding is a zero-copy read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import prod
 
 import numpy as np
@@ -16,7 +17,7 @@ from intradp_ros.core.tile import CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, TileEr
 BITPACK_DTYPES = frozenset(("bool", "uint8"))
 
 
-def exact_size_check(size_of):  # type: ignore[no-untyped-def]
+def exact_size_check(size_of: Callable[[str, tuple[int, ...]], int]) -> Callable[[str, tuple[int, ...], int], None]:
     """A checker refusing a payload whose length is not `size_of(dtype name, shape)`."""
 
     def check(dtype: str, shape: tuple[int, ...], nbytes: int) -> None:

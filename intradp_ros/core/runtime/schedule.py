@@ -193,7 +193,7 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
 
 def plan_schedule(plan: Plan, side: str) -> Schedule:
     """The schedule of `plan` on `side`, built once and cached on the plan."""
-    cache = plan.__dict__.setdefault("_schedules", {})
+    cache: dict[str, Schedule] = plan.__dict__.setdefault("_schedules", {})
     if side not in cache:
         cache[side] = build_schedule(plan, side)
     return cache[side]

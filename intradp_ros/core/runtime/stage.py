@@ -65,7 +65,7 @@ def graph_on(graph: Graph, device: torch.device) -> tuple[Graph, dict[str, torch
     """The graph with its constants (and any module objects it calls) on `device`; cached on the graph."""
     device = torch.device(device)
     with _DEVICE_LOCK:
-        cache = graph.__dict__.setdefault("_device_cache", {})
+        cache: dict[str, tuple[Graph, dict[str, torch.Tensor]]] = graph.__dict__.setdefault("_device_cache", {})
         hit = cache.get(str(device))
         if hit is not None:
             return hit
@@ -110,7 +110,7 @@ class RowStore:
 
     def __init__(self, axis: int | None) -> None:
         self.axis = axis
-        self.pieces: list[tuple[int, int, Any]] = []
+        self.pieces: list[tuple[int, int, Any]] = []  # tensors here, SparseRows in SparseRowStore
 
     def add(self, start: int, stop: int, t: torch.Tensor) -> None:
         self.pieces.append((start, stop, t))
@@ -121,9 +121,10 @@ class RowStore:
         ax = self.axis
         for s, e, t in self.pieces:
             if s <= lo and hi <= e:
+                piece: torch.Tensor = t
                 if ax is None or (s == lo and e == hi):
-                    return t
-                return t.narrow(ax, lo - s, hi - lo)
+                    return piece
+                return piece.narrow(ax, lo - s, hi - lo)
         parts = []
         cur = lo
         for s, e, t in sorted(self.pieces, key=lambda p: p[0]):
