@@ -12,7 +12,7 @@ help:
 	@echo "make bench  - set up and run the benchmarks (ARGS=--quick: fewer frames; ARGS=\"--only engine\": ROS-free part)"
 	@echo "make setup  - only the set-up"
 	@echo "make lock   - regenerate constraints.txt (the lock of every Python package) from requirements.txt"
-	@echo "make lint   - ruff (lint + format check) and mypy (strict on intradp_ros/core), configured in pyproject.toml"
+	@echo "make lint   - ruff check, ruff format --check and mypy (strict on intradp_ros/core), as in make test"
 	@echo "make prune  - remove venvs (~5.8 GB each) and workspaces no existing clone uses (DRY=1: only list)"
 
 setup:
@@ -32,7 +32,7 @@ integration: setup
 
 # Not yet part of `make test`: switched on after the wave-2 branches merge (see pyproject.toml).
 lint: setup
-	@$(RUN) ruff check intradp_ros test && ruff format --check intradp_ros test && mypy
+	@$(RUN) bash tools/run_tests.sh lint
 
 bench: setup
 	@$(RUN) bash tools/bench.sh $(ARGS)

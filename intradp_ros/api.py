@@ -5,9 +5,9 @@
     idp.start_client(model)            # from now on model(x) runs distributed and returns what model(x) returns
 
 The model is captured on its first call (and again for every new input shape/dtype). Plans come from
-`plan=`: a name ("halo_split[:f]" (default), "row_split[:f]", "device_only", "server_only"), a Plan, plan JSON, or a callable
-`graph -> Plan` (e.g. a scheduler); with a remote server, a mode of its plan book (default "intradp"), at the
-bucket of `bandwidth_bytes_per_s` (the book's middle bucket when not given).
+`plan=`: a name ("halo_split[:f]" (default), "row_split[:f]", "device_only", "server_only"), a Plan, plan JSON,
+or a callable `graph -> Plan` (e.g. a scheduler); with a remote server, a mode of its plan book (default
+"intradp"), at the bucket of `bandwidth_bytes_per_s` (the book's middle bucket when not given).
 `set_plan()` switches plans between calls. When the distributed run fails (server gone, tile lost), the call
 finishes locally, so the robot always gets its result: the same FrameRunner (intradp_ros.core.robot_session) as
 the client nodes, and for a remote server the same handshake protocol.
@@ -16,7 +16,8 @@ the client nodes, and for a remote server the same handshake protocol.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -28,8 +29,7 @@ from intradp_ros.core.plan import Plan
 from intradp_ros.core.robot_session import FrameRunner, PlanChoice
 from intradp_ros.core.transport import inprocess_pair
 
-
-PlanSpec = Union[str, Plan, Callable[[Graph], Plan]]
+PlanSpec = str | Plan | Callable[[Graph], Plan]
 
 
 class IntraDPUnavailable(RuntimeError):
@@ -43,14 +43,14 @@ class _Session:
         self,
         graph: Graph,
         client: ClientHalf,
-        server: Optional[ServerHalf],
+        server: ServerHalf | None,
         local: Callable[..., Any],
         fallback: bool,
         remote: Any = None,
     ) -> None:
         self.graph, self.client, self.server = graph, client, server
         self.remote = remote  # RemoteSession when the server half runs in an intradp_server node
-        self.plan: Optional[Plan] = None
+        self.plan: Plan | None = None
         # the client's timeout stays fixed (no per-frame deadline); a failed run finishes with `local`
         self.runner = FrameRunner(client, Plan.device_only(graph), local=local, fallback=fallback, label="IntraDP")
 
@@ -69,9 +69,9 @@ class IntraDP:
     def __init__(
         self,
         server: str = "inproc",
-        plan: Optional[PlanSpec] = None,
+        plan: PlanSpec | None = None,
         robot: str = "robot",
-        bandwidth_bytes_per_s: Optional[float] = None,
+        bandwidth_bytes_per_s: float | None = None,
         server_device: Any = None,
         timeout: float = 30.0,
         fallback_local: bool = True,
@@ -85,13 +85,13 @@ class IntraDP:
         self.timeout = timeout
         self.fallback_local = fallback_local
         self._plan_spec: PlanSpec = plan if plan is not None else ("halo_split" if server == "inproc" else "intradp")
-        self._model: Optional[nn.Module] = None
-        self._orig_forward: Optional[Callable[..., Any]] = None
+        self._model: nn.Module | None = None
+        self._orig_forward: Callable[..., Any] | None = None
         self._sessions: dict[tuple, _Session] = {}
         self._capturing = threading.local()
         self._lock = threading.Lock()
-        self.last_stats: Optional[RequestStats] = None
-        self.last_plan: Optional[Plan] = None
+        self.last_stats: RequestStats | None = None
+        self.last_plan: Plan | None = None
         self.local_fallbacks = 0
 
     # ------------------------------------------------------------------ public
@@ -99,8 +99,9 @@ class IntraDP:
         """Hook `model` so that calling it runs distributed inference; returns the same model."""
         if self.server != "inproc" and not getattr(model, "model_name", None):
             raise IntraDPUnavailable(
-                f"server={self.server!r}: a remote intradp_server holds a replica of a registry model, so the model must "
-                "come from intradp_ros.models.build(name); any other model runs with IntraDP(server='inproc')"
+                f"server={self.server!r}: a remote intradp_server holds a replica of a registry model, "
+                "so the model must come from intradp_ros.models.build(name); "
+                "any other model runs with IntraDP(server='inproc')"
             )
         if self._model is not None:
             raise RuntimeError("start_client() was already called; call stop() first")
@@ -133,7 +134,7 @@ class IntraDP:
         self._sessions.clear()
         self._model = None
 
-    def __enter__(self) -> "IntraDP":
+    def __enter__(self) -> IntraDP:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -17,10 +17,11 @@ IMPORT_NAMES = {"pillow": "PIL", "scikit-image": "skimage", "pytest": "pytest", 
 
 def requirement_names(path: str) -> list[str]:
     names = []
-    for line in open(path, encoding="utf-8"):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            names.append(re.split(r"[=<>!~\[; ]", line, maxsplit=1)[0].lower())
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.append(re.split(r"[=<>!~\[; ]", line, maxsplit=1)[0].lower())
     return names
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the unit tests (pytest, no master) and every rostest suite in test/integration/, then prints one
-# closing line "N passed, N failed" over both. Usage: run_tests.sh [all|unit|integration]
+# Runs the linters (ruff check, ruff format --check, mypy: one "lint" check), the unit tests (pytest, no master)
+# and every rostest suite in test/integration/, then prints one closing line "N passed, N failed" over all of
+# them. Usage: run_tests.sh [all|lint|unit|integration]
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -13,6 +14,16 @@ export ROS_LOG_DIR="$ROS_HOME/log"
 trap 'rm -rf "$ROS_HOME"' EXIT
 
 passed=0; failed=0; skipped=0
+
+if [ "$what" = all ] || [ "$what" = lint ]; then
+  # One check: passes when all three tools pass (configured in pyproject.toml); each one runs even after a failure.
+  echo "[test] lint (ruff check ., ruff format --check ., mypy)"
+  lint_ok=1
+  ruff check . || { echo "[test] ruff check failed"; lint_ok=0; }
+  ruff format --check . || { echo "[test] ruff format --check failed (run: ruff format .)"; lint_ok=0; }
+  mypy || { echo "[test] mypy failed"; lint_ok=0; }
+  if [ $lint_ok -eq 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
 
 if [ "$what" = all ] || [ "$what" = unit ]; then
   echo "[test] unit tests (pytest test/unit)"

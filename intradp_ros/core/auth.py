@@ -27,7 +27,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from intradp_ros.core.codec import WireTile
 
 NONCE_BYTES = 16

@@ -33,8 +33,8 @@ import bisect
 import math
 import statistics
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Deque, List, Optional, Sequence, Tuple
 
 __all__ = [
     "SOURCE_PROBE",
@@ -92,7 +92,7 @@ class BandwidthSample:
     def bytes_per_s(self) -> float:
         return self.nbytes / self.seconds
 
-    def validate(self) -> "BandwidthSample":
+    def validate(self) -> BandwidthSample:
         """Return self, or raise InvalidSample naming what is wrong."""
         for name in ("nbytes", "seconds", "stamp"):
             value = getattr(self, name)
@@ -130,7 +130,7 @@ class PredictorConfig:
             raise ValueError(f"max_age_s must be > 0 and finite, got {self.max_age_s!r}")
         if not isinstance(self.margin_window, int) or self.margin_window < 1:
             raise ValueError(f"margin_window must be an int >= 1, got {self.margin_window!r}")
-        if not (0.0 <= self.max_margin and math.isfinite(self.max_margin)):
+        if not (self.max_margin >= 0.0 and math.isfinite(self.max_margin)):
             raise ValueError(f"max_margin must be >= 0 and finite, got {self.max_margin!r}")
         if not (self.shift_ratio > 1.0):
             raise ValueError(f"shift_ratio must be > 1, got {self.shift_ratio!r}")
@@ -168,7 +168,7 @@ def harmonic_mean(values: Sequence[float]) -> float:
     return len(values) / sum(1.0 / v for v in values)
 
 
-def inliers(values: Sequence[float], ratio: float) -> List[float]:
+def inliers(values: Sequence[float], ratio: float) -> list[float]:
     """The values within a factor `ratio` of their median (all of them when none is, e.g. two far apart)."""
     if not values:
         return []
@@ -183,12 +183,12 @@ class BandwidthPredictor:
     Not thread-safe: the ROS node holds a lock around it.
     """
 
-    def __init__(self, config: Optional[PredictorConfig] = None) -> None:
+    def __init__(self, config: PredictorConfig | None = None) -> None:
         self.config = config or PredictorConfig()
-        self._samples: Deque[BandwidthSample] = deque()
-        self._errors: Deque[float] = deque(maxlen=self.config.margin_window)
-        self._last: Optional[BandwidthSample] = None
-        self._last_prediction: Optional[Prediction] = None
+        self._samples: deque[BandwidthSample] = deque()
+        self._errors: deque[float] = deque(maxlen=self.config.margin_window)
+        self._last: BandwidthSample | None = None
+        self._last_prediction: Prediction | None = None
         self.level_shifts = 0
         self.rejected = 0
         self.outliers = 0  # samples left out of the mean when they arrived
@@ -254,7 +254,7 @@ class BandwidthPredictor:
             self._samples.popleft()
 
     # ---- output -------------------------------------------------------------------------------------
-    def predict(self, now: float) -> Optional[Prediction]:
+    def predict(self, now: float) -> Prediction | None:
         """The prediction at time `now`, or None when no sample is young enough (see `last_prediction`)."""
         self._expire(now)
         if not self._samples:
@@ -277,17 +277,17 @@ class BandwidthPredictor:
         return pred
 
     @property
-    def last_prediction(self) -> Optional[Prediction]:
+    def last_prediction(self) -> Prediction | None:
         """The last non-empty prediction (kept after the window ages out, for publishing with samples=0)."""
         return self._last_prediction
 
     @property
-    def window(self) -> List[BandwidthSample]:
+    def window(self) -> list[BandwidthSample]:
         return list(self._samples)
 
 
 # ---- buckets ------------------------------------------------------------------------------------------
-def bucket_grid(start: float = 0.5, stop: float = 50.0, step: float = 1.0) -> List[float]:
+def bucket_grid(start: float = 0.5, stop: float = 50.0, step: float = 1.0) -> list[float]:
     """The scheduler's default grid: `start`, then the multiples of `step` above it up to `stop` (MB/s).
 
     bucket_grid() == [0.5, 1, 2, ..., 50] (51 buckets).
@@ -302,10 +302,10 @@ def bucket_grid(start: float = 0.5, stop: float = 50.0, step: float = 1.0) -> Li
     return grid
 
 
-DEFAULT_BUCKETS_MBYTE: Tuple[float, ...] = tuple(bucket_grid())
+DEFAULT_BUCKETS_MBYTE: tuple[float, ...] = tuple(bucket_grid())
 
 
-def parse_bucket_grid(text: str) -> List[float]:
+def parse_bucket_grid(text: str) -> list[float]:
     """'start:stop:step' (see `bucket_grid`) or a comma/space separated list of lower edges in MB/s."""
     text = text.strip()
     if ":" in text:
@@ -323,7 +323,7 @@ def parse_bucket_grid(text: str) -> List[float]:
     return validate_grid(edges)
 
 
-def validate_grid(edges: Sequence[float]) -> List[float]:
+def validate_grid(edges: Sequence[float]) -> list[float]:
     """Sorted, finite, positive, distinct lower edges (ValueError otherwise)."""
     out = [float(e) for e in edges]
     if not out:
@@ -363,12 +363,12 @@ class BucketHysteresis:
         self.confirm_updates = confirm_updates
         self.jump_ratio = jump_ratio
         self.dead_band = dead_band
-        self.current: Optional[int] = None
-        self._anchor: Optional[float] = None  # estimate that chose the current bucket
-        self._candidate: Optional[int] = None
+        self.current: int | None = None
+        self._anchor: float | None = None  # estimate that chose the current bucket
+        self._candidate: int | None = None
         self._count = 0
 
-    def update(self, estimate: float) -> Optional[int]:
+    def update(self, estimate: float) -> int | None:
         """Feed one estimate (grid unit); returns the new bucket index when the bucket changes, else None.
 
         The first estimate always sets the bucket.
@@ -403,5 +403,5 @@ class BucketHysteresis:
         return target
 
     @property
-    def bucket_value(self) -> Optional[float]:
+    def bucket_value(self) -> float | None:
         return None if self.current is None else self.grid[self.current]

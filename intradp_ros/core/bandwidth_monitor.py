@@ -17,8 +17,8 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
 
 from intradp_ros.core.bandwidth import (
     DEFAULT_BUCKETS_MBYTE,
@@ -78,7 +78,7 @@ class MonitorSettings:
     confirm_updates: int = 3
     jump_ratio: float = 0.5  # a CPU-contention dip of 30-40 % needs confirming; a 40 -> 10 Mbit/s step does not
     dead_band: float = 0.1
-    choices: List[PlanChoice] = field(default_factory=lambda: choices_from_grid(DEFAULT_BUCKETS_MBYTE))
+    choices: list[PlanChoice] = field(default_factory=lambda: choices_from_grid(DEFAULT_BUCKETS_MBYTE))
     choices_fixed: bool = False  # True when a plan table file was given: a plan book from the server is ignored
     passive_min_bytes: int = 256 * KIB
     passive_min_link_share: float = 0.5
@@ -145,8 +145,8 @@ class EstimateReport:
 class ProbeTrain:
     """The next probe: its calls, each call's timeout and the link time it should take at the estimate."""
 
-    calls: List[ProbeCall]
-    timeouts_s: List[float]
+    calls: list[ProbeCall]
+    timeouts_s: list[float]
     expected_s: float
 
 
@@ -156,10 +156,10 @@ class SwitchLogThrottle:
     def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval_s = interval_s
         self.clock = clock
-        self._last: Optional[float] = None
+        self._last: float | None = None
         self.suppressed = 0
 
-    def line(self, change: PlanChange) -> Optional[str]:
+    def line(self, change: PlanChange) -> str | None:
         now = self.clock()
         if self._last is not None and now - self._last < self.interval_s:
             self.suppressed += 1
@@ -168,7 +168,7 @@ class SwitchLogThrottle:
             f"plan switch: bucket {change.bucket_mbyte_per_s:g} MB/s (estimate {change.estimate_mbit_per_s:.2f} "
             f"Mbit/s) -> plan {change.plan_id} {change.plan_name}"
         )
-        if self.suppressed:
+        if self.suppressed and self._last is not None:  # suppressed > 0 only after a logged line set _last
             text += f" ({self.suppressed} more switches in the last {now - self._last:.0f} s not logged)"
         self._last, self.suppressed = now, 0
         return text
@@ -186,7 +186,7 @@ class MonitorCore:
         self.settings = settings
         self.clock = clock
         self.predictor = BandwidthPredictor(settings.predictor)
-        self.choices: List[PlanChoice] = list(settings.choices)
+        self.choices: list[PlanChoice] = list(settings.choices)
         self.choices_source = "plan table" if settings.choices_fixed else "grid"
         self.hysteresis = self._hysteresis()
         self.activity = LinkActivity()
@@ -195,7 +195,7 @@ class MonitorCore:
         self._lock = threading.RLock()
         self.switches = 0
         self.dropped_stats = 0
-        self.last_sample_at: Optional[float] = None  # clock() of the newest sample (diagnostics: freshness)
+        self.last_sample_at: float | None = None  # clock() of the newest sample (diagnostics: freshness)
         self.probes = 0
         self.probe_timeouts = 0
         self.excluded_calls = 0
@@ -255,7 +255,7 @@ class MonitorCore:
             self._announce(change)
         return pred
 
-    def on_stats(self, stats: FrameStats) -> Optional[str]:
+    def on_stats(self, stats: FrameStats) -> str | None:
         """One frame's stats: link activity plus a passive sample when the transfer was link-limited.
         Returns why the stats were dropped, if they were."""
         now = self.clock()
@@ -288,7 +288,7 @@ class MonitorCore:
         return None
 
     # ---- estimate -----------------------------------------------------------------------------------
-    def estimate(self) -> Optional[EstimateReport]:
+    def estimate(self) -> EstimateReport | None:
         """The estimate to publish now (None before the first sample; samples=0 once all aged out)."""
         with self._lock:
             pred = self.predictor.predict(self.clock())
@@ -309,7 +309,7 @@ class MonitorCore:
             passive_samples=passives,
         )
 
-    def current_bytes_per_s(self) -> Optional[float]:
+    def current_bytes_per_s(self) -> float | None:
         with self._lock:
             pred = self.predictor.predict(self.clock()) or self.predictor.last_prediction
         return None if pred is None else pred.raw_bytes_per_s
@@ -339,7 +339,7 @@ class MonitorCore:
         seconds: Sequence[float],
         received: Sequence[int],
         start: float,
-        cpu_wait_s: Optional[Sequence[Optional[float]]] = None,
+        cpu_wait_s: Sequence[float | None] | None = None,
     ) -> TrainResult:
         """A completed train: its sample (if any) goes in, its link time is charged to the duty budget.
         `cpu_wait_s[i]`: how long the probe thread waited for a CPU during call i (None: unknown)."""

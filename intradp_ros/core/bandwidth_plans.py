@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Sequence, Union
+from typing import Any
 
-from intradp_ros.core.formats import PLAN_TABLE_FORMAT
 from intradp_ros.core.bandwidth import validate_grid
-from intradp_ros.core.formats import bands_from_json, plan_identity
+from intradp_ros.core.formats import PLAN_TABLE_FORMAT, bands_from_json, plan_identity
 
 __all__ = [
     "PlanChoice",
@@ -43,13 +43,13 @@ class PlanChoice:
     predicted_latency_s: float = 0.0  # 0 = unknown (plain grid)
 
 
-def choices_from_grid(grid_mbyte: Sequence[float], mode: str = "intradp") -> List[PlanChoice]:
+def choices_from_grid(grid_mbyte: Sequence[float], mode: str = "intradp") -> list[PlanChoice]:
     """Choices for a bare grid: plan_id is the bucket index, the name says the bucket, latency unknown (0)."""
     edges = validate_grid(grid_mbyte)
     return [PlanChoice(e, i, f"bucket_{e:g}MBps", mode) for i, e in enumerate(edges)]
 
 
-def plan_id_of(plan: dict) -> int:
+def plan_id_of(plan: dict[str, Any]) -> int:
     """The id `intradp_ros.core.plan.Plan` gives this plan JSON (graph fingerprint, both range lists, row bands)."""
     bands = plan.get("bands") or {}
     return plan_identity(
@@ -61,7 +61,7 @@ def plan_id_of(plan: dict) -> int:
     )
 
 
-def choices_from_plan_table(text: str) -> List[PlanChoice]:
+def choices_from_plan_table(text: str) -> list[PlanChoice]:
     """Choices from plan table JSON text, sorted by bucket (PlanChoiceError when malformed)."""
     try:
         d = json.loads(text)
@@ -91,7 +91,7 @@ def choices_from_plan_table(text: str) -> List[PlanChoice]:
     return out
 
 
-def load_plan_table_choices(path: Union[str, Path]) -> List[PlanChoice]:
+def load_plan_table_choices(path: str | Path) -> list[PlanChoice]:
     """`choices_from_plan_table` of a file."""
     try:
         text = Path(path).read_text()

@@ -33,8 +33,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Deque, List, Optional, Sequence, Tuple
 
 from intradp_ros.core.bandwidth import SOURCE_PASSIVE, SOURCE_PROBE, BandwidthSample, InvalidSample
 
@@ -128,13 +128,13 @@ class ProbeCall:
 class TrainResult:
     """What one probe train gave: the sample (None when no call was usable) and how many calls were excluded."""
 
-    sample: Optional[BandwidthSample]
+    sample: BandwidthSample | None
     excluded: int  # leading calls inside the bucket
-    call_rates: Tuple[float, ...]  # bytes/s of every call, in order
+    call_rates: tuple[float, ...]  # bytes/s of every call, in order
     starved: int = 0  # calls left out because the robot's probe thread waited for a CPU
 
 
-def probe_bytes(estimate_bytes_per_s: Optional[float], config: ProbeConfig) -> int:
+def probe_bytes(estimate_bytes_per_s: float | None, config: ProbeConfig) -> int:
     """Chunk size for the next probe: `target_s` of transfer at the estimate, clamped to [min, max]."""
     if estimate_bytes_per_s is None or not math.isfinite(estimate_bytes_per_s) or estimate_bytes_per_s <= 0:
         size = config.initial_bytes
@@ -143,7 +143,7 @@ def probe_bytes(estimate_bytes_per_s: Optional[float], config: ProbeConfig) -> i
     return int(min(max(size, config.min_bytes), config.max_bytes))
 
 
-def plan_probe(direction: str, chunk_bytes: int, config: ProbeConfig) -> List[ProbeCall]:
+def plan_probe(direction: str, chunk_bytes: int, config: ProbeConfig) -> list[ProbeCall]:
     """The `train_calls` equal calls of one probe in `direction` ("up" or "down")."""
     if direction not in ("up", "down"):
         raise ValueError(f"a probe goes 'up' or 'down', got {direction!r}")
@@ -153,7 +153,7 @@ def plan_probe(direction: str, chunk_bytes: int, config: ProbeConfig) -> List[Pr
     return [call] * config.train_calls
 
 
-def call_timeout(call: ProbeCall, estimate_bytes_per_s: Optional[float], config: ProbeConfig) -> float:
+def call_timeout(call: ProbeCall, estimate_bytes_per_s: float | None, config: ProbeConfig) -> float:
     """Seconds one call may take: `timeout_factor` x its time at the estimate, within [min, call_timeout_s]."""
     if estimate_bytes_per_s is None or not math.isfinite(estimate_bytes_per_s) or estimate_bytes_per_s <= 0:
         return config.call_timeout_s
@@ -161,7 +161,7 @@ def call_timeout(call: ProbeCall, estimate_bytes_per_s: Optional[float], config:
     return min(max(config.timeout_factor * expected, config.min_timeout_s), config.call_timeout_s)
 
 
-def thread_run_queue_wait_s() -> Optional[float]:
+def thread_run_queue_wait_s() -> float | None:
     """Seconds the calling thread has spent waiting for a CPU (Linux /proc/thread-self/schedstat), or None."""
     try:
         with open("/proc/thread-self/schedstat") as f:
@@ -176,7 +176,7 @@ def train_sample(
     received: Sequence[int],
     stamp: float,
     drain_ratio: float,
-    cpu_wait_s: Optional[Sequence[Optional[float]]] = None,
+    cpu_wait_s: Sequence[float | None] | None = None,
     max_cpu_wait_share: float = 0.2,
 ) -> TrainResult:
     """The goodput sample of a completed train (see the module docstring for which calls are excluded).
@@ -201,7 +201,9 @@ def train_sample(
     waits = list(cpu_wait_s) if cpu_wait_s is not None else [None] * len(calls)
     if len(waits) != len(calls):
         raise ValueError(f"need one cpu wait per call: {len(calls)}, {len(waits)}")
-    kept = [i for i in range(first, len(calls)) if waits[i] is None or waits[i] <= max_cpu_wait_share * seconds[i]]
+    kept = [
+        i for i in range(first, len(calls)) if (wait := waits[i]) is None or wait <= max_cpu_wait_share * seconds[i]
+    ]
     starved = len(calls) - first - len(kept)
     if not kept:
         return TrainResult(None, first, rates, starved)
@@ -225,7 +227,7 @@ class DutyBudget:
         if not (window_s > 0 and math.isfinite(window_s)):
             raise ValueError(f"window_s must be > 0 and finite, got {window_s!r}")
         self.window_s = window_s
-        self._spans: Deque[Tuple[float, float]] = deque()  # (start, end)
+        self._spans: deque[tuple[float, float]] = deque()  # (start, end)
 
     def record(self, start: float, end: float) -> None:
         """Count a probe that occupied the link from `start` to `end`."""
@@ -256,9 +258,9 @@ class LinkActivity:
     """When tile traffic was last seen and when the next frame is expected, from per-frame stats messages."""
 
     def __init__(self, history: int = 8) -> None:
-        self._arrivals: Deque[float] = deque(maxlen=history)
-        self._latencies: Deque[float] = deque(maxlen=history)
-        self.last_traffic: Optional[float] = None
+        self._arrivals: deque[float] = deque(maxlen=history)
+        self._latencies: deque[float] = deque(maxlen=history)
+        self.last_traffic: float | None = None
 
     def on_frame(self, now: float, latency_s: float) -> None:
         """A frame's stats arrived at `now` (its tiles moved during the `latency_s` before)."""
@@ -278,7 +280,7 @@ class LinkActivity:
         """Seconds since the last traffic (inf when none was ever seen)."""
         return math.inf if self.last_traffic is None else now - self.last_traffic
 
-    def next_frame_start(self) -> Optional[float]:
+    def next_frame_start(self) -> float | None:
         """When the next frame's traffic is expected: last frame end + median period - median latency."""
         if len(self._arrivals) < 2:
             return None
@@ -306,9 +308,9 @@ def passive_sample(
     transmit_s: float,
     stamp: float,
     min_bytes: int,
-    transmit_only_s: Optional[float] = None,
+    transmit_only_s: float | None = None,
     min_link_share: float = 0.5,
-) -> Optional[BandwidthSample]:
+) -> BandwidthSample | None:
     """A goodput sample from one frame's tile transfers, or None when they do not tell the link's rate.
 
     InferenceStats gives bytes each way, `transmit_s` (the wall time during which at least one tile was in

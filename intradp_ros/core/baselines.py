@@ -14,15 +14,15 @@ judge them all):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 from intradp_ros.core.cost_model import CompiledPlan, CostModel, Prediction
-from intradp_ros.core.graph import Graph
+from intradp_ros.core.graph import Graph, Range
 from intradp_ros.core.plan import EMPTY, Plan
 from intradp_ros.core.vocabulary import Mode
 
@@ -113,7 +113,7 @@ class LayerPartitions:
     def name(self, cut: int) -> str:
         return {0: "server_only", len(self.graph.nodes): "device_only"}.get(cut, f"layer_partition_{cut}")
 
-    def ranges(self, cut: int) -> tuple[list, list]:
+    def ranges(self, cut: int) -> tuple[list[Range], list[Range]]:
         """The ranges `Plan.layer_partition(g, cut)` has (built directly: no validation per cut)."""
         g = self.graph
         robot = [(0, n.extent) if (n.index < cut or n.is_input) else EMPTY for n in g.nodes]
@@ -141,7 +141,7 @@ def spso_choice(preds_by_cut: Sequence[Sequence[Prediction]], b: int, deadline_s
 
 
 def spso_plan(
-    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: Optional[LayerPartitions] = None
+    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: LayerPartitions | None = None
 ) -> Plan:
     """SPSO-GA-style minimum-energy layer partition under a deadline at this bandwidth."""
     lp = partitions or LayerPartitions(g, cm)
@@ -160,14 +160,14 @@ class BaselineSet:
 
 
 def baselines_at(
-    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: Optional[LayerPartitions] = None
+    g: Graph, cm: CostModel, bandwidth_Bps: float, deadline_s: float = 1.0, partitions: LayerPartitions | None = None
 ) -> BaselineSet:
     """device_only, server_only, dsccs, spso_ga plans and their predictions at one bandwidth."""
-    plans = {
+    plans: dict[str, Plan] = {
         Mode.DEVICE_ONLY: Plan.device_only(g),
         Mode.SERVER_ONLY: Plan.server_only(g),
         Mode.DSCCS: dsccs_plan(g, cm, bandwidth_Bps),
         Mode.SPSO_GA: spso_plan(g, cm, bandwidth_Bps, deadline_s, partitions),
     }
-    preds = {k: cm.predict(p, bandwidth_Bps) for k, p in plans.items()}
+    preds: dict[str, Prediction] = {k: cm.predict(p, bandwidth_Bps) for k, p in plans.items()}
     return BaselineSet(plans, preds)

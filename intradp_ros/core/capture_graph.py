@@ -16,8 +16,9 @@ from __future__ import annotations
 import copy
 import logging
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -156,7 +157,7 @@ def out_of_place(fn: Any, name: str, kwargs: dict[str, Any]) -> tuple[Any, str, 
     return fn, name, kwargs
 
 
-def inplace_variant(fn: Any, name: str, kwargs: dict[str, Any]) -> Optional[tuple[Any, dict[str, Any]]]:
+def inplace_variant(fn: Any, name: str, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
     """The in-place form of an operator the model wrote in place (x += y, relu_(), inplace=True), kept so
     the executor can use it where no one else reads the input (saves an allocation per activation)."""
     if name in INPLACE_OPERATORS:
@@ -195,7 +196,7 @@ def _conv_transpose(m: Any, x: Any) -> list[Call]:
     return [(f, (x, m.weight, m.bias, m.stride, m.padding, m.output_padding, m.groups, m.dilation), {})]
 
 
-def _batch_norm(m: Any, x: Any) -> Optional[list[Call]]:
+def _batch_norm(m: Any, x: Any) -> list[Call] | None:
     if m.training or m.running_mean is None:
         return None  # batch statistics: the module call itself (global)
     return [(F.batch_norm, (x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps), {})]
@@ -224,7 +225,7 @@ def _upsample(m: Any, x: Any) -> list[Call]:
     return [(F.interpolate, (x,), kwargs)]
 
 
-def _dropout(m: Any, x: Any) -> Optional[list[Call]]:
+def _dropout(m: Any, x: Any) -> list[Call] | None:
     if m.training and not isinstance(m, nn.Identity):
         return None  # random in training: the module call itself
     return [(_identity, (x,), {})]
@@ -248,7 +249,7 @@ _DROPOUTS = tuple(
 # Standard modules -> their functional form, first match wins (like the RULES table of operator rules). A
 # normaliser returns None where the module must stay a call of itself (training-mode statistics, dropout).
 # `exact_args`: only a call with the single input argument is normalised (extra arguments change the meaning).
-MODULE_NORMALIZERS: list[tuple[tuple[type, ...], Callable[[Any, Any], Optional[list[Call]]], bool]] = [
+MODULE_NORMALIZERS: list[tuple[tuple[type, ...], Callable[[Any, Any], list[Call] | None], bool]] = [
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv, False),
     ((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _conv_transpose, True),
     ((nn.modules.batchnorm._BatchNorm,), _batch_norm, False),
@@ -351,8 +352,8 @@ class Builder:
         name: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        value: Union[torch.Tensor, SparseRows],
-        inplace: Optional[tuple[Any, dict[str, Any]]] = None,
+        value: torch.Tensor | SparseRows,
+        inplace: tuple[Any, dict[str, Any]] | None = None,
     ) -> _G:
         """Add one operator node; `args`/`kwargs` hold _G markers for graph tensors, ConstRefs, values."""
         inputs: list[int] = []
@@ -657,7 +658,7 @@ class _Recorder(TorchFunctionMode):
         return self._holds(o, self.known)
 
     def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Optional[dict[str, Any]] = None
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
         name = op_name(func)
@@ -705,12 +706,11 @@ class _Recorder(TorchFunctionMode):
             name not in SHAPE_QUERIES
             and not isinstance(out, (torch.Size, torch.dtype, torch.device))
             and name not in ("shape", "dtype", "device", "ndim", "is_contiguous")
-        ):
-            if isinstance(out, (bool, int, float, complex)):
-                raise CaptureError(
-                    f"'{name}' turns tensor data into a Python value in {self.names()} "
-                    "(data-dependent control flow is not supported)"
-                )
+        ) and isinstance(out, (bool, int, float, complex)):
+            raise CaptureError(
+                f"'{name}' turns tensor data into a Python value in {self.names()} "
+                "(data-dependent control flow is not supported)"
+            )
         return out
 
 
@@ -764,7 +764,7 @@ def _capture_dispatch(model: nn.Module, inputs: tuple[Any, ...]) -> Graph:
 
 
 # --------------------------------------------------------------------------------------------- entry point
-def _compare(a: Any, b: Any, path: str = "output") -> Optional[str]:
+def _compare(a: Any, b: Any, path: str = "output") -> str | None:
     if isinstance(a, SparseRows):
         if not isinstance(b, SparseRows) or not torch.equal(a.index, b.index):
             return f"{path}: sparse positions differ"
@@ -806,13 +806,13 @@ def capture(model: nn.Module, *example_inputs: torch.Tensor, method: str = "auto
     if model.training:
         log.warning("capture: model is in training mode; call model.eval() (dropout/BN would be global)")
     with torch.no_grad():
-        graph: Optional[Graph] = None
+        graph: Graph | None = None
         if method in ("auto", "fx"):
             try:
                 graph = _capture_fx(model, example_inputs)
             except CaptureError:
                 raise
-            except Exception as e:  # noqa: BLE001 - fx cannot trace it: record at dispatch instead
+            except Exception as e:
                 if method == "fx":
                     raise CaptureError(f"torch.fx could not trace the model: {e}") from e
                 log.info("capture: torch.fx failed (%s); recording at dispatch", str(e).splitlines()[0][:200])

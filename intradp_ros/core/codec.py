@@ -16,9 +16,9 @@ receiver accepts for dense and sparse graph nodes.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Collection, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -85,7 +85,7 @@ _UINT8_MAX = 2**8 - 1
 _UINT32_MAX = 2**32 - 1
 _UINT64_MAX = 2**64 - 1
 
-Payload = Union[bytes, bytearray, memoryview]
+Payload = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class WireTile:
     row_start: int
     row_stop: int
     dtype: str
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     codec: int
     flags: int
     data: Payload
@@ -218,7 +218,7 @@ def encode_tile(tile: Tile) -> WireTile:
     )
 
 
-def decode_tile(wire: WireTile, validator: Optional["TileValidator"] = None) -> Tile:
+def decode_tile(wire: WireTile, validator: TileValidator | None = None) -> Tile:
     """Rebuild a tile from wire fields; raw and sparse payloads are decoded as zero-copy read-only views.
 
     Without a validator only what decoding itself needs is checked (known dtype and codec, payload size,
@@ -298,8 +298,8 @@ class TileValidator:
 
     def __init__(
         self,
-        known_plan_ids: Optional[Collection[int]],
-        node_shapes: Optional[Mapping[int, Sequence[int]]],
+        known_plan_ids: Collection[int] | None,
+        node_shapes: Mapping[int, Sequence[int]] | None,
         max_bytes: int,
     ) -> None:
         self.known_plan_ids = None if known_plan_ids is None else frozenset(int(p) for p in known_plan_ids)
@@ -314,7 +314,7 @@ class TileValidator:
             raise TileError("flags", f"unknown flag bits {wire.flags & ~KNOWN_FLAGS:#x}")
         if self.known_plan_ids is not None and wire.plan_id not in self.known_plan_ids:
             raise TileError("plan_id", f"unknown plan {wire.plan_id}")
-        full: Optional[Tuple[int, ...]] = None
+        full: tuple[int, ...] | None = None
         if self.node_shapes is not None:
             full = self.node_shapes.get(int(wire.node_id))
             if full is None:

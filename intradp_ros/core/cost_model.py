@@ -17,8 +17,9 @@ latter for many bandwidths at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from intradp_ros.core.graph import Graph, Range
 from intradp_ros.core.plan import EMPTY, ROBOT, SERVER, UP, Plan, Transfer, transfers_between
 from intradp_ros.core.power import PowerModel, outside_length, union_length
 from intradp_ros.core.profiler import Profile
+
+if TYPE_CHECKING:  # the runtime imports torch: imported late where it runs
+    from intradp_ros.core.runtime.schedule import Schedule
+    from intradp_ros.core.runtime.schedule import Step as ScheduleStep
 
 
 @dataclass
@@ -60,7 +65,7 @@ class CompiledPlan:
     robot_compute_s: float
     server_compute_s: float
 
-    _plan: Optional[Plan] = None
+    _plan: Plan | None = None
 
     @property
     def plan(self) -> Plan:
@@ -94,7 +99,7 @@ class Prediction:
     bytes_down: int
     transfers: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -110,8 +115,8 @@ class CostModel:
         g: Graph,
         robot: Profile,
         server: Profile,
-        power: Optional[PowerModel] = None,
-        overhead_s: Optional[float] = None,
+        power: PowerModel | None = None,
+        overhead_s: float | None = None,
     ) -> None:
         robot.check(g)
         server.check(g)
@@ -137,7 +142,7 @@ class CostModel:
         n = self.graph.nodes[node]
         return self._bpr[node] * max(n.extent, 1) if n.is_sparse else n.wire_nbytes
 
-    def need(self, node: int, rng: Range) -> list[Optional[Range]]:
+    def need(self, node: int, rng: Range) -> list[Range | None]:
         """`graph.input_rows` (memoised by the graph)."""
         return self.graph.input_rows(node, rng)
 
@@ -230,7 +235,7 @@ class CostModel:
         )
 
     # ------------------------------------------------------------------ replay, one bandwidth, latency only
-    def latency(self, cp: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> float:
+    def latency(self, cp: CompiledPlan | Plan, bandwidth_Bps: float) -> float:
         """Predicted seconds per inference at `bandwidth_Bps` bytes/s (both directions); a banded Plan is
         replayed band by band (`BandedSimulation`)."""
         if isinstance(cp, Plan):
@@ -270,7 +275,9 @@ class CostModel:
         return end
 
     # ------------------------------------------------------------------ replay, many bandwidths, full record
-    def _replay(self, cp: CompiledPlan, bw: np.ndarray) -> tuple:
+    def _replay(
+        self, cp: CompiledPlan, bw: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised replay over bandwidths: (end, dur, link starts, arrivals, compute starts, compute ends)."""
         B = len(bw)
         T = len(cp.nbytes)
@@ -314,7 +321,7 @@ class CostModel:
         ce = np.array(comp_e) if comp_e else np.zeros((0, B))
         return end, dur, start_link, arrive, cs, ce
 
-    def simulate(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> list[Prediction]:
+    def simulate(self, cp: CompiledPlan | Plan, bandwidths_Bps: Sequence[float]) -> list[Prediction]:
         """Full predictions (breakdown and robot energy) at every bandwidth, in one vectorised pass (a banded
         Plan: one banded replay per bandwidth)."""
         if isinstance(cp, Plan):
@@ -350,7 +357,7 @@ class CostModel:
             )
         return out
 
-    def latencies(self, cp: Union[CompiledPlan, Plan], bandwidths_Bps: Sequence[float]) -> np.ndarray:
+    def latencies(self, cp: CompiledPlan | Plan, bandwidths_Bps: Sequence[float]) -> np.ndarray:
         """Predicted latency at every bandwidth (vectorised, no energy)."""
         if isinstance(cp, Plan):
             if cp.is_banded:
@@ -359,7 +366,7 @@ class CostModel:
             cp = self.compile(cp)
         return self._replay(cp, np.asarray(bandwidths_Bps, dtype=float))[0]
 
-    def predict(self, plan: Union[CompiledPlan, Plan], bandwidth_Bps: float) -> Prediction:
+    def predict(self, plan: CompiledPlan | Plan, bandwidth_Bps: float) -> Prediction:
         """Prediction of one plan at one bandwidth."""
         return self.simulate(plan, [bandwidth_Bps])[0]
 
@@ -373,13 +380,13 @@ class BandedSimulation:
     enter that direction's FIFO link when it ends and occupy it for `overhead + bytes / bandwidth`. The
     request ends when the robot holds every output. Structure is built once; `latency(bw)` replays it."""
 
-    def __init__(self, cm: "CostModel", plan: Plan) -> None:
+    def __init__(self, cm: CostModel, plan: Plan) -> None:
         from intradp_ros.core.runtime.schedule import plan_schedule  # late: the runtime imports torch
 
         self.cm, self.plan = cm, plan
         g = cm.graph
-        self.sides = (ROBOT, SERVER)
-        self.schedules = {side: plan_schedule(plan, side) for side in self.sides}
+        self.sides: tuple[str, str] = (ROBOT, SERVER)
+        self.schedules: dict[str, Schedule] = {side: plan_schedule(plan, side) for side in self.sides}
         self.cost: dict[str, list[float]] = {}
         self.compute_s: dict[str, float] = {}
         for side in self.sides:
@@ -406,7 +413,7 @@ class BandedSimulation:
                     ids.append(self.tiles[key])
                 per_step.append(ids)
             self.sends[side] = per_step
-        self.waits = {
+        self.waits: dict[str, list[list[int]]] = {
             side: [[self.tiles[k] for k in st.waits] for st in self.schedules[side].steps] for side in self.sides
         }
         self.output_waits = [self.tiles[k] for k in self.schedules[ROBOT].output_waits]
@@ -425,7 +432,7 @@ class BandedSimulation:
         inf = float("inf")
         arrive = [inf] * len(self.nbytes)
         link_free = {True: 0.0, False: 0.0}
-        state = {}
+        state: dict[str, _SideReplay] = {}
         for side in self.sides:
             steps = self.schedules[side].steps
             missing = [len(st.deps) + len(st.waits) for st in steps]
@@ -438,43 +445,43 @@ class BandedSimulation:
                 for t in w:
                     readers.setdefault(t, []).append(i)
             frontier = {i: 0.0 for i in range(len(steps)) if missing[i] == 0}  # step -> time its inputs are ready
-            state[side] = [steps, missing, dependents, readers, frontier, [0.0] * len(steps), 0.0, 0]
+            state[side] = _SideReplay(steps, missing, dependents, readers, frontier, [0.0] * len(steps))
         total = {side: len(self.schedules[side].steps) for side in self.sides}
 
         def candidate(side: str) -> tuple[float, tuple[float, int], int]:
-            steps, _, _, _, frontier, _, free, _ = state[side]
-            if not frontier:
+            s = state[side]
+            if not s.frontier:
                 return inf, (0.0, 0), -1
-            t_next = max(free, min(frontier.values()))
-            best = min((steps[i].priority, i) for i, r in frontier.items() if r <= t_next)
+            t_next = max(s.free, min(s.frontier.values()))
+            best = min((s.steps[i].priority, i) for i, r in s.frontier.items() if r <= t_next)
             return t_next, best[0], best[1]
 
-        while any(state[s][7] < total[s] for s in self.sides):
-            cands = [(candidate(s), s) for s in self.sides if state[s][7] < total[s]]
+        while any(state[s].done < total[s] for s in self.sides):
+            cands = [(candidate(s), s) for s in self.sides if state[s].done < total[s]]
             (t0, _, i), side = min(cands, key=lambda c: c[0][0])
             if t0 == inf:
                 raise ValueError(f"plan {self.plan.name}: the replay deadlocked (a tile is never sent)")
-            steps, missing, dependents, readers, frontier, finish, _, done = state[side]
-            del frontier[i]
+            own = state[side]
+            del own.frontier[i]
             end = t0 + self.cost[side][i]
-            finish[i] = end
-            state[side][6] = end
-            state[side][7] = done + 1
-            for j in dependents[i]:
-                missing[j] -= 1
-                if missing[j] == 0:
-                    frontier[j] = self._ready(side, j, finish, arrive)
+            own.finish[i] = end
+            own.free = end
+            own.done += 1
+            for j in own.dependents[i]:
+                own.missing[j] -= 1
+                if own.missing[j] == 0:
+                    own.frontier[j] = self._ready(side, j, own.finish, arrive)
             for t in self.sends[side][i]:
                 up = self.is_up[t]
                 start = max(link_free[up], end)
                 link_free[up] = arrive[t] = start + ovh + self.nbytes[t] / bandwidth_Bps
                 other = SERVER if up else ROBOT
-                o_steps, o_missing, _, o_readers, o_frontier, o_finish, _, _ = state[other]
-                for j in o_readers.get(t, ()):
-                    o_missing[j] -= 1
-                    if o_missing[j] == 0:
-                        o_frontier[j] = self._ready(other, j, o_finish, arrive)
-        end = state[ROBOT][6]
+                peer = state[other]
+                for j in peer.readers.get(t, ()):
+                    peer.missing[j] -= 1
+                    if peer.missing[j] == 0:
+                        peer.frontier[j] = self._ready(other, j, peer.finish, arrive)
+        end = state[ROBOT].free
         for t in self.output_waits:
             end = max(end, arrive[t])
         return end
@@ -509,9 +516,23 @@ class BandedSimulation:
         )
 
 
+@dataclass(slots=True)
+class _SideReplay:
+    """One side's progress in `BandedSimulation.latency`: steps still waiting, ready steps, finish times."""
+
+    steps: list[ScheduleStep]
+    missing: list[int]  # per step: dependencies and tiles not yet there
+    dependents: list[list[int]]  # per step: the steps that depend on it
+    readers: dict[int, list[int]]  # tile -> the steps waiting for it
+    frontier: dict[int, float]  # ready step -> time its inputs are ready
+    finish: list[float]  # per step: its finish time
+    free: float = 0.0  # when this side's compute is next free
+    done: int = 0  # steps finished
+
+
 def banded(cm: CostModel, plan: Plan) -> BandedSimulation:
     """The banded replay of `plan` under `cm`, cached on the plan."""
-    cache = plan.__dict__.setdefault("_banded_sim", {})
+    cache: dict[int, BandedSimulation] = plan.__dict__.setdefault("_banded_sim", {})
     key = id(cm)
     if key not in cache:
         cache[key] = BandedSimulation(cm, plan)

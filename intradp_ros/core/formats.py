@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any, Mapping, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 PLAN_FORMAT = "intradp_plan/2"  # one Plan (core/plan.py); 2: row bands
 PLAN_FORMATS = ("intradp_plan/1", PLAN_FORMAT)  # readable: a /1 plan loads as one band per node and side
@@ -52,7 +53,7 @@ def bands_from_json(ranges: Ranges, inner: Mapping[str, Sequence[int]]) -> dict[
     return out
 
 
-def check_format(d: object, tag: str, what: str) -> Tuple[bool, str]:
+def check_format(d: object, tag: str, what: str) -> tuple[bool, str]:
     """(ok, why not) for a decoded JSON document that should carry `"format": tag`."""
     if not isinstance(d, dict):
         return False, f"not an intradp {what} (a JSON object expected)"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 
 class LatestFrameSlot:
@@ -21,7 +22,7 @@ class LatestFrameSlot:
         self.max_age_s = max_age_s
         self.clock = clock
         self._cv = threading.Condition()
-        self._item: Optional[Tuple[float, Any]] = None
+        self._item: tuple[float, Any] | None = None
         self._closed = False
         self.received = 0
         self.replaced = 0
@@ -35,7 +36,7 @@ class LatestFrameSlot:
             self.received += 1
             self._cv.notify_all()
 
-    def take(self, timeout: float) -> Optional[Tuple[float, Any]]:
+    def take(self, timeout: float) -> tuple[float, Any] | None:
         """(arrival time, frame) of the newest fresh frame, or None after `timeout` s / once closed."""
         deadline = self.clock() + timeout
         with self._cv:

@@ -13,15 +13,15 @@ robot_compute_s = everything else, so compute + transmit_only + wait == latency 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
 
-Interval = Tuple[float, float]
+Interval = tuple[float, float]
 
 
-def merge(intervals: Iterable[Interval]) -> List[Interval]:
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Sorted, disjoint union of half-open intervals (empty and inverted ones dropped)."""
-    out: List[List[float]] = []
+    out: list[list[float]] = []
     for a, b in sorted((float(a), float(b)) for a, b in intervals if b > a):
         if out and a <= out[-1][1]:
             out[-1][1] = max(out[-1][1], b)
@@ -30,7 +30,7 @@ def merge(intervals: Iterable[Interval]) -> List[Interval]:
     return [(a, b) for a, b in out]
 
 
-def clip(intervals: Iterable[Interval], lo: float, hi: float) -> List[Interval]:
+def clip(intervals: Iterable[Interval], lo: float, hi: float) -> list[Interval]:
     """The parts of `intervals` inside [lo, hi)."""
     return [(max(a, lo), min(b, hi)) for a, b in intervals if min(b, hi) > max(a, lo)]
 
@@ -40,10 +40,10 @@ def length(intervals: Iterable[Interval]) -> float:
     return sum(b - a for a, b in merge(intervals))
 
 
-def intersect(x: Sequence[Interval], y: Sequence[Interval]) -> List[Interval]:
+def intersect(x: Sequence[Interval], y: Sequence[Interval]) -> list[Interval]:
     """Intersection of two unions of intervals."""
     xs, ys = merge(x), merge(y)
-    out: List[Interval] = []
+    out: list[Interval] = []
     i = j = 0
     while i < len(xs) and j < len(ys):
         a, b = max(xs[i][0], ys[j][0]), min(xs[i][1], ys[j][1])

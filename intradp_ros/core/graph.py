@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -63,15 +64,15 @@ class Node:
     inputs: tuple[int, ...]
     shape: tuple[int, ...]
     dtype: torch.dtype
-    axis: Optional[int]
+    axis: int | None
     extent: int
     reason: str = ""
-    fn: Optional[Callable[..., Any]] = field(default=None, repr=False)
-    args: tuple = field(default=(), repr=False)
-    kwargs: dict = field(default_factory=dict, repr=False)
+    fn: Callable[..., Any] | None = field(default=None, repr=False)
+    args: tuple[Any, ...] = field(default=(), repr=False)
+    kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
     rowmap: Any = field(default=None, repr=False)
     sparse_rank: int = 0  # > 0: the value is SparseRows over a mask of this rank (core/sparse.py)
-    density: Optional[float] = None  # sparse nodes: expected survivor share (cost model hint)
+    density: float | None = None  # sparse nodes: expected survivor share (cost model hint)
     binary: bool = False  # graph input of 0/1 values: travels bit-packed (CODEC_BITPACK)
 
     @property
@@ -140,8 +141,8 @@ class Graph:
     input_indices: tuple[int, ...]  # node indices of the graph inputs, in call order
     method: str = "fx"  # how it was captured: "fx" or "dispatch"
     _fingerprint: str = field(default="", repr=False)
-    _consumers: Optional[list[list[int]]] = field(default=None, repr=False)
-    _input_rows_memo: dict = field(default_factory=dict, repr=False)
+    _consumers: list[list[int]] | None = field(default=None, repr=False)
+    _input_rows_memo: dict[tuple[int, int, int], tuple[Range | None, ...]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -149,7 +150,7 @@ class Graph:
     def __getitem__(self, index: int) -> Node:
         return self.nodes[index]
 
-    def input_rows(self, node: int | Node, rows: Range) -> list[Optional[Range]]:
+    def input_rows(self, node: int | Node, rows: Range) -> list[Range | None]:
         """For output rows [start, stop) of `node`: the exact rows needed of each input (one entry per
         `node.inputs` position; None where no row of that input is needed)."""
         n = self.nodes[node] if isinstance(node, int) else node
@@ -193,7 +194,7 @@ class Graph:
 
     def counts(self) -> dict[str, int]:
         """Operator counts per kind (graph inputs excluded)."""
-        out = {k: 0 for k in KINDS}
+        out: dict[str, int] = {k: 0 for k in KINDS}
         for n in self.nodes:
             if not n.is_input:
                 out[n.kind] += 1
@@ -201,7 +202,7 @@ class Graph:
 
     def run_local(self, *inputs: torch.Tensor) -> Any:
         """Evaluate the whole graph on one device (reference path, used to check captures)."""
-        values: list[Optional[torch.Tensor]] = [None] * len(self.nodes)
+        values: list[torch.Tensor | None] = [None] * len(self.nodes)
         for pos, idx in enumerate(self.input_indices):
             values[idx] = inputs[pos]
         for n in self.nodes:
@@ -213,7 +214,7 @@ class Graph:
         return build_outputs(self.outputs, values)
 
 
-def _rows_of(t: Any, node: Node, rows: Optional[Range]) -> Any:
+def _rows_of(t: Any, node: Node, rows: Range | None) -> Any:
     """Rows `rows` of a whole tensor `t` (node's output), as the executors hand them to row maps."""
     if node.axis is None or (node.is_sparse and rows == (0, node.extent)):
         return t
@@ -241,7 +242,13 @@ def iter_refs(obj: Any, cls: type) -> Any:
             yield from iter_refs(o, cls)
 
 
-def build_outputs(structure: Any, values: Sequence[Any]) -> Any:
+class IndexedValues(Protocol):
+    """Node values by node index: a sequence, or a lookup over the output nodes only."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def build_outputs(structure: Any, values: IndexedValues) -> Any:
     """Replace every OutRef in `structure` by its node's value (keeps tuple/list/dict shape)."""
     if isinstance(structure, OutRef):
         return values[structure.index]

@@ -14,8 +14,8 @@ import ipaddress
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
@@ -28,20 +28,20 @@ class Health:
 
     level: int = OK
     message: str = ""
-    values: Dict[str, str] = field(default_factory=dict)
-    _reasons: List[str] = field(default_factory=list, repr=False)
+    values: dict[str, str] = field(default_factory=dict)
+    _reasons: list[str] = field(default_factory=list, repr=False)
 
     def flag(self, level: int, reason: str) -> None:
         """Raise the level to at least `level` and add the reason to the message."""
         self.level = max(self.level, level)
         self._reasons.append(reason)
 
-    def done(self, ok_message: str) -> "Health":
+    def done(self, ok_message: str) -> Health:
         self.message = "; ".join(self._reasons) if self._reasons else ok_message
         return self
 
 
-def _age(value: Optional[float]) -> str:
+def _age(value: float | None) -> str:
     return "never" if value is None or not math.isfinite(value) else f"{value:.1f}"
 
 
@@ -52,8 +52,8 @@ class DropCounter:
 
     period_s: float = 10.0
     clock: Callable[[], float] = time.monotonic
-    counts: Dict[str, int] = field(default_factory=dict)
-    _logged_at: Dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    _logged_at: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, cause: str, detail: str = "") -> bool:
@@ -70,7 +70,7 @@ class DropCounter:
                 return True
             return False
 
-    def count(self, cause: Optional[str] = None) -> int:
+    def count(self, cause: str | None = None) -> int:
         with self._lock:
             return sum(self.counts.values()) if cause is None else self.counts.get(cause, 0)
 
@@ -84,9 +84,9 @@ class ClientFacts:
     mode: str
     link_state: str  # core.link_health: connecting, up, down
     has_plan_book: bool
-    handshake_waiting_s: Optional[float]  # seconds the current full handshake has been waiting, None if none
-    bucket_mbyte: Optional[float]
-    estimate_age_s: Optional[float]  # since the last BandwidthEstimate, None if none yet
+    handshake_waiting_s: float | None  # seconds the current full handshake has been waiting, None if none
+    bucket_mbyte: float | None
+    estimate_age_s: float | None  # since the last BandwidthEstimate, None if none yet
     frames_done: int
     deadline_misses: int
     local_fallbacks: int
@@ -138,9 +138,9 @@ def client_status(f: ClientFacts) -> Health:
 # ---------------------------------------------------------------------------------------------- monitor
 def monitor_status(
     robot: str,
-    estimate_age_s: Optional[float],
-    estimate_mbit: Optional[float],
-    bucket_mbyte: Optional[float],
+    estimate_age_s: float | None,
+    estimate_mbit: float | None,
+    bucket_mbyte: float | None,
     probes_ok: int,
     probe_failures: int,
     last_probe_error: str,
@@ -218,7 +218,7 @@ def bridge_status(peers: Sequence[PeerFacts], mirrors: int, unreachable_uris: It
 @dataclass
 class SolveFacts:
     key: str
-    robots: Tuple[str, ...]
+    robots: tuple[str, ...]
     elapsed_s: float
     expected_s: float
     done_buckets: int
@@ -249,7 +249,8 @@ def server_status(
         h.values[k] = f"{v:.1f}"
     for s in solves:
         h.values[f"solving_{s.key}"] = (
-            f"{s.done_buckets}/{s.buckets} buckets, {s.elapsed_s:.0f} s of ~{s.expected_s:.0f} s for {','.join(s.robots)}"
+            f"{s.done_buckets}/{s.buckets} buckets, {s.elapsed_s:.0f} s of ~{s.expected_s:.0f} s "
+            f"for {','.join(s.robots)}"
         )
     if requested_device.startswith("cuda") and not device.startswith("cuda"):
         h.flag(WARN, f"asked for {requested_device}, running on {device}")

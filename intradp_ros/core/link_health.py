@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
 
 from intradp_ros.core.vocabulary import LinkState
 
@@ -27,10 +27,10 @@ class LinkHealth:
     state: str = CONNECTING
     session_ok: bool = False  # an accepted handshake (or heartbeat) since the last failure
     peer_connected: bool = False  # the tile topics have their peer
-    history: List[Tuple[float, str, str]] = field(default_factory=list)
+    history: list[tuple[float, str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def _set(self, state: str, reason: str) -> Optional[str]:
+    def _set(self, state: str, reason: str) -> str | None:
         if state == self.state:
             return None
         self.state = state
@@ -38,14 +38,14 @@ class LinkHealth:
         del self.history[:-100]
         return f"link {state}: {reason}"
 
-    def _update(self, reason: str) -> Optional[str]:
+    def _update(self, reason: str) -> str | None:
         if self.session_ok and self.peer_connected:
             return self._set(UP, reason)
         if self.state == UP:
             return self._set(DOWN, reason)
         return None
 
-    def on_session(self, ok: bool, reason: str) -> Optional[str]:
+    def on_session(self, ok: bool, reason: str) -> str | None:
         """A handshake or heartbeat result; returns a log line when the state changed."""
         with self._lock:
             self.session_ok = ok
@@ -53,13 +53,13 @@ class LinkHealth:
                 return self._set(DOWN, reason) if self.state == UP else None
             return self._update(reason)
 
-    def on_peer(self, connected: bool, reason: str = "") -> Optional[str]:
+    def on_peer(self, connected: bool, reason: str = "") -> str | None:
         """The tile link gained or lost its peer."""
         with self._lock:
             self.peer_connected = connected
             return self._update(reason or ("tile link connected" if connected else "tile link lost its peer"))
 
-    def on_failure(self, reason: str) -> Optional[str]:
+    def on_failure(self, reason: str) -> str | None:
         """A distributed frame failed: local until the next accepted heartbeat."""
         with self._lock:
             self.session_ok = False

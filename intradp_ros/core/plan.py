@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
-from intradp_ros.core.vocabulary import Direction, Side
-from intradp_ros.core.graph import Graph, Range
 from intradp_ros.core.formats import PLAN_FORMAT, PLAN_FORMATS, bands_from_json, plan_identity
+from intradp_ros.core.graph import Graph, Node, Range
+from intradp_ros.core.vocabulary import Direction, Side
 
 ROBOT = Side.ROBOT
 SERVER = Side.SERVER
@@ -60,7 +61,7 @@ def _norm(r: Sequence[int]) -> Range:
     return (0, 0) if b <= a else (a, b)
 
 
-def _norm_bands(bands: Optional[Mapping[int, Sequence[Sequence[int]]]], ranges: list[Range]) -> Bands:
+def _norm_bands(bands: Mapping[int, Sequence[Sequence[int]]] | None, ranges: list[Range]) -> Bands:
     """Bands as (start, stop) tuples; single bands equal to the range are dropped (the default)."""
     out: Bands = {}
     for v, b in (bands or {}).items():
@@ -146,7 +147,7 @@ def wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
     the input arrives in k equal bands and each node's j-th band ends where its rows stop being computable
     from what has arrived. Exact, from `Graph.input_rows` (monotone in the row count: a bisection per step).
     Cached on the graph per k."""
-    cache = g.__dict__.setdefault("_wavefront_prefixes", {})
+    cache: dict[int, list[list[int]]] = g.__dict__.setdefault("_wavefront_prefixes", {})
     if k not in cache:
         cache[k] = _wavefront_prefixes(g, k)
     return cache[k]
@@ -169,7 +170,7 @@ def _wavefront_prefixes(g: Graph, k: int) -> list[list[int]]:
                 row.append(e)
                 break
 
-            def fits(r: int) -> bool:
+            def fits(r: int, n: Node = n, j: int = j) -> bool:
                 for u, need in zip(n.inputs, g.input_rows(n, (0, r))):
                     if need is not None and need[1] > pre[u][j]:
                         return False
@@ -228,8 +229,8 @@ class Plan:
         robot: Sequence[Sequence[int]],
         server: Sequence[Sequence[int]],
         name: str = "custom",
-        robot_bands: Optional[Mapping[int, Sequence[Sequence[int]]]] = None,
-        server_bands: Optional[Mapping[int, Sequence[Sequence[int]]]] = None,
+        robot_bands: Mapping[int, Sequence[Sequence[int]]] | None = None,
+        server_bands: Mapping[int, Sequence[Sequence[int]]] | None = None,
     ) -> None:
         self.graph = graph
         self.robot: list[Range] = [_norm(r) for r in robot]
@@ -239,7 +240,7 @@ class Plan:
             ROBOT: _norm_bands(robot_bands, self.robot),
             SERVER: _norm_bands(server_bands, self.server),
         }
-        self._transfers: Optional[list[Transfer]] = None
+        self._transfers: list[Transfer] | None = None
         self.validate()
         self.plan_id = plan_identity(
             self.graph.fingerprint, self.robot, self.server, self._bands[ROBOT], self._bands[SERVER]
@@ -269,8 +270,8 @@ class Plan:
         return max([len(b) for side in (ROBOT, SERVER) for b in self._bands[side].values()] or [1])
 
     def with_bands(
-        self, k: int, side: Optional[str] = None, nodes: Optional[Sequence[int]] = None, aligned: bool = True
-    ) -> "Plan":
+        self, k: int, side: str | None = None, nodes: Sequence[int] | None = None, aligned: bool = True
+    ) -> Plan:
         """This plan with every bandable node's range (on `side`, or both; of `nodes`, or all) cut into up to
         `k` bands; global, unsplit and sparse nodes stay whole; k = 1 removes the bands.
 
@@ -303,7 +304,7 @@ class Plan:
         base = re.sub(r"_b\d+$", "", self.name)
         return Plan(g, self.robot, self.server, base + suffix, out[ROBOT], out[SERVER])
 
-    def with_random_bands(self, seed: int, max_bands: int = 4) -> "Plan":
+    def with_random_bands(self, seed: int, max_bands: int = 4) -> Plan:
         """This plan with random bands (1..max_bands, random boundaries) on every bandable node of both sides:
         for tests that banded execution equals local inference whatever the boundaries."""
         rng = random.Random(seed)
@@ -320,7 +321,7 @@ class Plan:
                     out[sd][n.index] = [(edges[j], edges[j + 1]) for j in range(k)]
         return Plan(self.graph, self.robot, self.server, f"{self.name}_rb{seed}", out[ROBOT], out[SERVER])
 
-    def renamed(self, name: str) -> "Plan":
+    def renamed(self, name: str) -> Plan:
         """The same plan (same bands, same id) under another name."""
         return Plan(self.graph, self.robot, self.server, name, self.band_map(ROBOT), self.band_map(SERVER))
 
@@ -338,13 +339,13 @@ class Plan:
 
     # ---------------------------------------------------------------- constructors
     @classmethod
-    def device_only(cls, g: Graph) -> "Plan":
+    def device_only(cls, g: Graph) -> Plan:
         """Everything on the robot: no transfer at all."""
         full = [(0, n.extent) for n in g.nodes]
         return cls(g, full, [EMPTY] * len(g.nodes), "device_only")
 
     @classmethod
-    def server_only(cls, g: Graph, bands: int = 1) -> "Plan":
+    def server_only(cls, g: Graph, bands: int = 1) -> Plan:
         """Everything but the inputs on the server: raw input rows go up, outputs come down.
 
         bands > 1: the input goes up in `bands` bands and the server runs its local operators band by band
@@ -355,7 +356,7 @@ class Plan:
         return plan.with_bands(bands) if bands > 1 else plan
 
     @classmethod
-    def layer_partition(cls, g: Graph, cut: int) -> "Plan":
+    def layer_partition(cls, g: Graph, cut: int) -> Plan:
         """Nodes [0, cut) on the robot, nodes [cut, n) on the server (inputs always on the robot).
 
         cut = 0 is server-only, cut = len(g) device-only; every value in between is one layer partition.
@@ -367,7 +368,7 @@ class Plan:
         return cls(g, robot, server, f"layer_partition_{cut}")
 
     @classmethod
-    def row_split(cls, g: Graph, fraction: float, halo: bool = True) -> "Plan":
+    def row_split(cls, g: Graph, fraction: float, halo: bool = True) -> Plan:
         """Every local node split at `fraction` of its rows: robot the top part, server the bottom
         part (global nodes on the robot). A simple Intra-DP plan; the scheduler finds better ones."""
         robot, server = [], []
@@ -382,7 +383,7 @@ class Plan:
         return cls(g, robot, server, f"row_split_{fraction:g}")
 
     @classmethod
-    def halo_split(cls, g: Graph, fraction: float) -> "Plan":
+    def halo_split(cls, g: Graph, fraction: float) -> Plan:
         """Robot computes the top `fraction` of every row-split tensor, the server the rest, each with the
         halo rows it needs recomputed on its own side (overlapping ranges), so nothing is exchanged
         mid-way: the server's input rows go up at once, its part of each 'split root' (a tensor a global
@@ -446,7 +447,7 @@ class Plan:
         return cls(g, robot, server, f"halo_split_{fraction:g}")
 
     @classmethod
-    def random(cls, g: Graph, seed: int) -> "Plan":
+    def random(cls, g: Graph, seed: int) -> Plan:
         """A random valid plan: per node one side, the other, both, or a split with random overlap."""
         rng = random.Random(seed)
         robot, server = [], []
@@ -517,7 +518,7 @@ class Plan:
                     raise PlanError(f"{where}: {side} bands {bands} for a node it does not compute")
                 if bands[0][0] != own[0] or bands[-1][1] != own[1]:
                     raise PlanError(f"{where}: {side} bands {bands} do not cover its rows {own}")
-                for (a0, b0), (a1, b1) in zip(bands, bands[1:] + [(own[1], own[1] + 1)]):
+                for (a0, b0), (a1, _b1) in zip(bands, bands[1:] + [(own[1], own[1] + 1)]):
                     if not a0 < b0 or b0 != a1:
                         raise PlanError(f"{where}: {side} bands {bands} are not ordered, contiguous and non-empty")
 
@@ -571,7 +572,7 @@ class Plan:
         return json.dumps(d)
 
     @classmethod
-    def from_json(cls, text: str, g: Graph) -> "Plan":
+    def from_json(cls, text: str, g: Graph) -> Plan:
         """Parse and validate a plan for graph `g`; PlanError if it was made for another graph."""
         try:
             d = json.loads(text)

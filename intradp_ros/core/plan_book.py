@@ -21,14 +21,15 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
+from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.formats import PLAN_BOOK_KEY_TAG
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan, PlanError
-from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.plan_table import PlanTable, PlanTableError, cached_table
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile
@@ -56,10 +57,10 @@ class PlanBook:
 
     graph: Graph
     table: PlanTable
-    plans: List[Plan]
-    modes: Dict[str, List[Tuple[float, int]]]
+    plans: list[Plan]
+    modes: dict[str, list[tuple[float, int]]]
 
-    def plan_for(self, mode: str, bandwidth_MBps: Optional[float]) -> Plan:
+    def plan_for(self, mode: str, bandwidth_MBps: float | None) -> Plan:
         """The plan of `mode` for a bandwidth (its bucket: the largest edge not above it; the lowest if none).
         With no bandwidth known yet, the middle bucket of the grid."""
         rows = self.modes[validate_mode(mode)]
@@ -68,14 +69,14 @@ class PlanBook:
         below = [i for b, i in rows if b <= bandwidth_MBps + 1e-9]
         return self.plans[below[-1] if below else rows[0][1]]
 
-    def by_id(self) -> Dict[int, Plan]:
+    def by_id(self) -> dict[int, Plan]:
         return {p.plan_id: p for p in self.plans}
 
     @property
-    def buckets(self) -> List[float]:
+    def buckets(self) -> list[float]:
         return [b for b, _ in self.modes[Mode.INTRADP]]
 
-    def to_json(self, meta: Optional[Dict[str, Any]] = None) -> str:
+    def to_json(self, meta: dict[str, Any] | None = None) -> str:
         d = json.loads(self.table.to_json())
         if meta:
             d["book_meta"] = meta
@@ -84,7 +85,7 @@ class PlanBook:
         return json.dumps(d)
 
     @classmethod
-    def from_json(cls, text: str, g: Graph) -> "PlanBook":
+    def from_json(cls, text: str, g: Graph) -> PlanBook:
         """Parse a book for graph `g` (PlanBookError when malformed or made for another graph)."""
         try:
             table = PlanTable.from_json(text, g)
@@ -105,7 +106,7 @@ class PlanBook:
         return cls(g, table, plans, modes)
 
 
-def _add(plans: List[Plan], index: Dict[int, int], plan: Plan) -> int:
+def _add(plans: list[Plan], index: dict[int, int], plan: Plan) -> int:
     if plan.plan_id not in index:
         index[plan.plan_id] = len(plans)
         plans.append(plan)
@@ -120,7 +121,7 @@ def context_key(g: Graph, grid: Sequence[float], power: PowerModel, cfg: SolverC
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def profiles_close(a: Tuple[float, float], b: Tuple[float, float], tolerance: float) -> bool:
+def profiles_close(a: tuple[float, float], b: tuple[float, float], tolerance: float) -> bool:
     """True when both (robot, server) device-only totals differ by at most `tolerance` (relative)."""
     if tolerance <= 0:
         return False
@@ -128,16 +129,16 @@ def profiles_close(a: Tuple[float, float], b: Tuple[float, float], tolerance: fl
     return all(x > 0 and y > 0 and abs(math.log(x / y)) <= limit for x, y in zip(a, b))
 
 
-def profile_totals(robot: Profile, server: Profile) -> Tuple[float, float]:
+def profile_totals(robot: Profile, server: Profile) -> tuple[float, float]:
     return (robot.device_only_s(), server.device_only_s())
 
 
 def find_close_book(
-    folder: Path, g: Graph, context: str, totals: Tuple[float, float], tolerance: float
-) -> Optional[Tuple[PlanBook, Path]]:
+    folder: Path, g: Graph, context: str, totals: tuple[float, float], tolerance: float
+) -> tuple[PlanBook, Path] | None:
     """The cached book of this graph and context whose profile totals are closest to `totals`, if within
     `tolerance`."""
-    best: Optional[Tuple[float, Path, dict]] = None
+    best: tuple[float, Path, dict[str, Any]] | None = None
     for path in (folder / "plan_books").glob(f"{g.fingerprint}_{context}_*.json"):
         try:
             d = json.loads(path.read_text())
@@ -163,7 +164,7 @@ class BookKeys:
     context: str
     key: str
     path: Path
-    totals: Tuple[float, float]
+    totals: tuple[float, float]
     folder: Path
 
 
@@ -172,10 +173,10 @@ def book_keys(
     robot: Profile,
     server: Profile,
     grid_MBps: Sequence[float],
-    power: Optional[PowerModel] = None,
-    config: Optional[SolverConfig] = None,
+    power: PowerModel | None = None,
+    config: SolverConfig | None = None,
     deadline_s: float = 1.0,
-    cache_dir: Optional[Path] = None,
+    cache_dir: Path | None = None,
 ) -> BookKeys:
     grid = sorted(float(b) for b in grid_MBps)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -185,7 +186,7 @@ def book_keys(
     return BookKeys(context, key, path, profile_totals(robot, server), folder)
 
 
-def lookup_plan_book(g: Graph, keys: BookKeys, tolerance: float = 0.0) -> Optional[PlanBook]:
+def lookup_plan_book(g: Graph, keys: BookKeys, tolerance: float = 0.0) -> PlanBook | None:
     """The cached book for exactly these profiles, else (tolerance > 0) the closest one within tolerance."""
     if keys.path.is_file():
         try:
@@ -201,13 +202,13 @@ def build_plan_book(
     robot: Profile,
     server: Profile,
     grid_MBps: Sequence[float],
-    power: Optional[PowerModel] = None,
-    config: Optional[SolverConfig] = None,
+    power: PowerModel | None = None,
+    config: SolverConfig | None = None,
     deadline_s: float = 1.0,
-    cache_dir: Optional[Path] = None,
+    cache_dir: Path | None = None,
     tolerance: float = 0.0,
-    progress: Optional[Callable[[int, int, str], None]] = None,
-) -> Tuple[PlanBook, bool]:
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[PlanBook, bool]:
     """(book, True if it came from the disk cache: the exact profiles' book, or with `tolerance` a close one).
     The Intra-DP table comes from the scheduler's cache; `progress(done, total, text)` follows its solve."""
     from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_plan
@@ -223,9 +224,9 @@ def build_plan_book(
         return cached, True
     path, totals = keys.path, keys.totals
     table, _ = cached_table(g, robot, server, grid, power, cfg, deadline_s, cache_dir=folder, progress=progress)
-    plans: List[Plan] = []
-    index: Dict[int, int] = {}
-    modes: Dict[str, List[Tuple[float, int]]] = {m: [] for m in MODES}
+    plans: list[Plan] = []
+    index: dict[int, int] = {}
+    modes: dict[str, list[tuple[float, int]]] = {m: [] for m in MODES}
     cm = CostModel(g, robot, server, power)
     lp = LayerPartitions(g, cm)
     dev = _add(plans, index, Plan.device_only(g))
@@ -245,7 +246,7 @@ def build_plan_book(
     return book, False
 
 
-def parse_grid(text: str) -> List[float]:
+def parse_grid(text: str) -> list[float]:
     """'1,2,5' or 'lo:hi:step' (MB/s) -> ascending bucket edges."""
     from intradp_ros.core.plan_table import make_grid
 

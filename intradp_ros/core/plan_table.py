@@ -12,16 +12,17 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
-from intradp_ros.core.cache import default_cache_dir  # re-exported: callers import it from here too
-from intradp_ros.core.formats import PLAN_TABLE_FORMAT
 from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_choice
+from intradp_ros.core.cache import default_cache_dir  # re-exported: callers import it from here too
 from intradp_ros.core.cost_model import CostModel, Prediction
+from intradp_ros.core.formats import PLAN_TABLE_FORMAT
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan, PlanError
 from intradp_ros.core.power import PowerModel
@@ -70,7 +71,7 @@ class PlanTable:
 
     graph: str
     rows: list[TableRow]
-    meta: dict = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bandwidths(self) -> list[float]:
@@ -103,7 +104,7 @@ class PlanTable:
         )
 
     @classmethod
-    def from_json(cls, text: str, g: Graph) -> "PlanTable":
+    def from_json(cls, text: str, g: Graph) -> PlanTable:
         """Parse a table for graph `g`; PlanTableError if it is malformed or made for another graph."""
         try:
             d = json.loads(text)
@@ -136,12 +137,12 @@ def build_table(
     g: Graph,
     robot: Profile,
     server: Profile,
-    grid_MBps: Optional[Sequence[float]] = None,
-    power: Optional[PowerModel] = None,
-    config: Optional[SolverConfig] = None,
+    grid_MBps: Sequence[float] | None = None,
+    power: PowerModel | None = None,
+    config: SolverConfig | None = None,
     deadline_s: float = 1.0,
-    overhead_s: Optional[float] = None,
-    progress: Optional[Callable[[int, int, str], None]] = None,
+    overhead_s: float | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> PlanTable:
     """Solve every bucket (ascending, each seeded with its neighbour's solution) and predict every baseline."""
     t0 = time.perf_counter()
@@ -155,8 +156,8 @@ def build_table(
     enc = Encoding(g, cm, cfg.groups)
     N = len(g.nodes)
     rows: list[TableRow] = []
-    prev_x: Optional[np.ndarray] = None
-    band_cache: dict = {}  # (plan id, k) -> banded plan, shared by the buckets
+    prev_x: np.ndarray | None = None
+    band_cache: dict[tuple[int, int], Plan] = {}  # (plan id, k) -> banded plan, shared by the buckets
     for b, bw in enumerate(bws):
         best_cut = int(np.argmin(lp_lat[:, b]))
         spso_cut = spso_choice(lp_preds, b, deadline_s)
@@ -174,7 +175,7 @@ def build_table(
         band_budget = max(0.05 * (cfg.table_seconds - (time.perf_counter() - t0)) / (len(bws) - b), 0.05)
         bands = choose_bands(cm, sol.plan, bw, max_seconds=band_budget, cache=band_cache)
         plan = _renamed(bands.plan, f"intradp_{grid[b]:g}MBps")
-        preds = {
+        preds: dict[str, Prediction] = {
             Mode.INTRADP: cm.simulate(bands.plan, [bw])[0] if bands.bands > 1 else cm.simulate(sol.compiled, [bw])[0],
             Mode.DEVICE_ONLY: lp_preds[N][b],
             Mode.SERVER_ONLY: lp_preds[0][b],
@@ -214,7 +215,7 @@ def cache_key(
     power: PowerModel,
     config: SolverConfig,
     deadline_s: float,
-    overhead_s: Optional[float],
+    overhead_s: float | None,
 ) -> str:
     """Hash of everything a table depends on."""
     text = json.dumps(
@@ -239,13 +240,13 @@ def cached_table(
     g: Graph,
     robot: Profile,
     server: Profile,
-    grid_MBps: Optional[Sequence[float]] = None,
-    power: Optional[PowerModel] = None,
-    config: Optional[SolverConfig] = None,
+    grid_MBps: Sequence[float] | None = None,
+    power: PowerModel | None = None,
+    config: SolverConfig | None = None,
     deadline_s: float = 1.0,
-    overhead_s: Optional[float] = None,
-    cache_dir: Optional[Path] = None,
-    progress: Optional[Callable[[int, int, str], None]] = None,
+    overhead_s: float | None = None,
+    cache_dir: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[PlanTable, bool]:
     """(table, True if it came from the cache). Builds and stores it on a miss; a corrupt entry is rebuilt."""
     grid = sorted(float(b) for b in (grid_MBps or default_grid()))

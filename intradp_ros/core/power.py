@@ -8,8 +8,9 @@ or standby. Energy = sum of state power x time in state. Defaults are the seeds'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ class PowerModel:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PowerModel":
+    def from_dict(cls, d: dict[str, Any]) -> PowerModel:
         return cls(
             float(d.get("compute_w", cls.compute_w)),
             float(d.get("transmit_w", cls.transmit_w)),

@@ -28,8 +28,9 @@ import queue
 import statistics
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class Profile:
     """Per-node timing fits for one graph on one device, plus transfer facts."""
 
     graph: str
-    device: dict
+    device: dict[str, Any]
     nodes: list[NodeProfile]
     bytes_per_row: list[int]
     message_overhead_s: float
@@ -78,7 +79,7 @@ class Profile:
         """Seconds for the whole graph on this device (sum of whole-node times)."""
         return sum(p.time(e) for p, e in zip(self.nodes, self.extents))
 
-    def scaled(self, factor: float, name: str, scale_overhead: bool = True) -> "Profile":
+    def scaled(self, factor: float, name: str, scale_overhead: bool = True) -> Profile:
         """This profile with every compute time multiplied by `factor` (e.g. 1/20 for a server 20x faster).
 
         Used where the other side cannot be measured (no GPU here); the factor is recorded. The executor's
@@ -89,7 +90,7 @@ class Profile:
         dev.update({"name": name, "derived_from": self.device.get("name", "?"), "time_factor": factor})
         return self._times_scaled(factor, dev, scale_overhead)
 
-    def _times_scaled(self, factor: float, device: dict, scale_overhead: bool = True) -> "Profile":
+    def _times_scaled(self, factor: float, device: dict[str, Any], scale_overhead: bool = True) -> Profile:
         """A copy with compute times (and the step overhead, if asked) times `factor` and `device` as description."""
         return Profile(
             self.graph,
@@ -133,7 +134,7 @@ class Profile:
         )
 
     @classmethod
-    def from_json(cls, text: str, g: Optional[Graph] = None) -> "Profile":
+    def from_json(cls, text: str, g: Graph | None = None) -> Profile:
         """Parse and validate (numbers finite and >= 0); with `g`, refuse a profile of another graph."""
         try:
             d = json.loads(text)
@@ -197,9 +198,9 @@ def row_counts(extent: int, sizes: int = 4) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------- device
-def describe_device(device: torch.device) -> dict:
+def describe_device(device: torch.device) -> dict[str, Any]:
     """What the profile was measured on (shown in tables, part of the cache key)."""
-    d: dict = {
+    d: dict[str, Any] = {
         "device": str(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -228,8 +229,8 @@ def measure_message_overhead(repeats: int = 200) -> float:
     """Median seconds to hand a tiny tile to another thread and decode it (in-process transport cost).
 
     The ROS transport has its own (larger) overhead; override it in the profile when planning for it."""
-    q: "queue.Queue[Optional[bytes]]" = queue.Queue()
-    back: "queue.Queue[float]" = queue.Queue()
+    q: queue.Queue[bytes | None] = queue.Queue()
+    back: queue.Queue[float] = queue.Queue()
 
     def receiver() -> None:
         while True:
@@ -256,7 +257,7 @@ def measure_message_overhead(repeats: int = 200) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- profiling
-def _piece(g: Graph, u: int, value: Any, rows: Optional[tuple[int, int]]) -> Any:
+def _piece(g: Graph, u: int, value: Any, rows: tuple[int, int] | None) -> Any:
     n = g.nodes[u]
     if n.axis is None or not isinstance(value, torch.Tensor):
         return value
@@ -277,8 +278,8 @@ def profile_graph(
     warmup: int = 1,
     repeats: int = 3,
     sizes: int = 4,
-    progress: Optional[Callable[[int, int], None]] = None,
-    message_overhead_s: Optional[float] = None,
+    progress: Callable[[int, int], None] | None = None,
+    message_overhead_s: float | None = None,
     step_overhead: bool = True,
 ) -> Profile:
     """Time every node of `g` on `device` for a few row counts (interior tiles, as the executor runs them).
@@ -382,7 +383,7 @@ class Calibration:
     factor: float  # measured_s / raw_s: every compute time (and the step overhead) is multiplied by it
     frames: int  # how many frames the median is over
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"raw_s": self.raw_s, "measured_s": self.measured_s, "factor": self.factor, "frames": self.frames}
 
 
@@ -433,7 +434,7 @@ CGROUP_V2_ROOT = "/sys/fs/cgroup"
 
 def cpu_quota(
     proc_cgroup: str = "/proc/self/cgroup", v1_roots: Sequence[str] = CPU_V1_ROOTS, v2_root: str = CGROUP_V2_ROOT
-) -> Optional[float]:
+) -> float | None:
     """The CPU share this process may use (CFS quota / period, the tightest along its cgroup path, e.g. 0.1
     for 10 ms per 100 ms), or None when unlimited or unknown. cgroup v1 (cpu.cfs_quota_us / cpu.cfs_period_us)
     first, then v2 (cpu.max)."""
@@ -460,11 +461,11 @@ def cpu_quota(
     return None
 
 
-def _tightest_share(root: str, rel: str, v2: bool) -> Optional[float]:
+def _tightest_share(root: str, rel: str, v2: bool) -> float | None:
     """Smallest quota share from the group `rel` under `root` up to the root (None: no quota anywhere)."""
     root = os.path.normpath(root)
     path = os.path.normpath(os.path.join(root, rel.lstrip("/")))
-    best: Optional[float] = None
+    best: float | None = None
     while path.startswith(root):
         share = _group_share(path, v2)
         if share is not None and (best is None or share < best):
@@ -475,7 +476,7 @@ def _tightest_share(root: str, rel: str, v2: bool) -> Optional[float]:
     return best
 
 
-def _group_share(path: str, v2: bool) -> Optional[float]:
+def _group_share(path: str, v2: bool) -> float | None:
     try:
         if v2:
             with open(os.path.join(path, "cpu.max")) as f:
@@ -493,7 +494,7 @@ def _group_share(path: str, v2: bool) -> Optional[float]:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | torch.device = "cpu") -> str:
+def profile_cache_path(cache_dir: str | os.PathLike[str], g: Graph, device: str | torch.device = "cpu") -> str:
     """Where the profile of graph `g` on this device lives: keyed by graph fingerprint, device, torch threads
     and the process's CPU quota (`cpu_quota()`; a throttled robot's per-operator times differ from an
     unthrottled one's on the same machine, so they must not share an entry)."""
@@ -507,7 +508,7 @@ def profile_cache_path(cache_dir: str | os.PathLike, g: Graph, device: str | tor
 def cached_profile(
     g: Graph,
     inputs: Sequence[torch.Tensor],
-    cache_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike[str],
     device: str | torch.device = "cpu",
     **kwargs: Any,
 ) -> tuple[Profile, bool]:

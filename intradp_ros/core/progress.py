@@ -8,7 +8,7 @@ or the `with` block. tqdm redraws at most every `mininterval` seconds, so a bar 
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from tqdm import tqdm
 
@@ -21,7 +21,7 @@ class ProgressBar:
         self.unit = unit
         self.mininterval = mininterval
         self.file = file if file is not None else sys.stderr
-        self.bar: Optional[tqdm] = None
+        self.bar: tqdm | None = None
 
     def __call__(self, done: int, total: int, *_info: Any) -> None:
         if self.bar is None:
@@ -40,7 +40,7 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *_exc: Any) -> None:

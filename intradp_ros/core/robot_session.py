@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.link_health import LinkHealth
@@ -45,7 +46,7 @@ class SessionIds:
     graph_fingerprint: str
 
     @classmethod
-    def of(cls, robot: str, replica: Any) -> "SessionIds":
+    def of(cls, robot: str, replica: Any) -> SessionIds:
         """From a `core.session.Replica` (or anything with the same attributes)."""
         return cls(robot, replica.model_id, replica.weights_fingerprint, replica.graph_fingerprint)
 
@@ -74,7 +75,7 @@ class _Throttle:
 
     def __init__(self, period: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.period, self.clock = period, clock
-        self._last: Dict[str, float] = {}
+        self._last: dict[str, float] = {}
 
     def __call__(self, key: str) -> bool:
         now = self.clock()
@@ -92,20 +93,20 @@ class SessionProtocol:
         ids: SessionIds,
         graph: Any,
         call: HandshakeCall,
-        health: Optional[LinkHealth] = None,
+        health: LinkHealth | None = None,
         throttle_s: float = 10.0,
-        on_book: Optional[Callable[[str], None]] = None,
+        on_book: Callable[[str], None] | None = None,
     ) -> None:
         self.ids, self.graph, self.call = ids, graph, call
         self.on_book = on_book  # hook: the accepted plan book's JSON (the client republishes it for the monitor)
         self.health = health if health is not None else LinkHealth()
-        self.book: Optional[PlanBook] = None
+        self.book: PlanBook | None = None
         self.server_device = ""
-        self.waiting_since: Optional[float] = None  # monotonic time the pending handshake began (diagnostics)
+        self.waiting_since: float | None = None  # monotonic time the pending handshake began (diagnostics)
         self._throttle = _Throttle(throttle_s)
         self._prefix = f"client {ids.robot}: "
 
-    def _health(self, line: Optional[str]) -> None:
+    def _health(self, line: str | None) -> None:
         if line:
             log.info("%s%s", self._prefix, line)
 
@@ -183,7 +184,7 @@ class PlanChoice:
 
 
 def choose_plan(
-    mode: Mode, book: Optional[PlanBook], bucket: Optional[float], link_up: bool, device_plan: Plan
+    mode: Mode, book: PlanBook | None, bucket: float | None, link_up: bool, device_plan: Plan
 ) -> PlanChoice:
     """The frame's plan: the mode's plan at `bucket` (MB/s; None: the book's middle) when the link is up and a book
     is held, else the device-only plan (which never touches the server)."""
@@ -201,7 +202,7 @@ class FrameOutcome:
     distributed: bool  # the plan used the server
     fell_back: bool  # the distributed run failed and the frame was finished locally
     request_id: int
-    idle: List[Tuple[float, float]] = field(default_factory=list)  # robot idle intervals of the distributed run
+    idle: list[tuple[float, float]] = field(default_factory=list)  # robot idle intervals of the distributed run
     failure: str = ""  # why the distributed run failed (when fell_back)
 
 
@@ -218,10 +219,10 @@ class FrameRunner:
         self,
         half: Any,
         device_plan: Plan,
-        deadline_s: Optional[float] = None,
+        deadline_s: float | None = None,
         fallback_margin: float = 1.5,
-        health: Optional[LinkHealth] = None,
-        local: Optional[Callable[..., Any]] = None,
+        health: LinkHealth | None = None,
+        local: Callable[..., Any] | None = None,
         fallback: bool = True,
         min_budget_s: float = 0.05,
         label: str = "",
@@ -232,7 +233,7 @@ class FrameRunner:
         self.health = health
         self.local = local
         self.fallback = fallback
-        self.local_s: Optional[float] = None  # smoothed time of a local frame (measured, or set by calibration)
+        self.local_s: float | None = None  # smoothed time of a local frame (measured, or set by calibration)
         self.fallbacks = 0
         self._running = threading.Event()
 
@@ -282,13 +283,16 @@ class FrameRunner:
             outputs = self.run_local(*inputs)
         return FrameOutcome(outputs, choice.plan, True, bool(failure), rid, idle, failure)
 
-    def on_peer(self, connected: bool) -> Optional[str]:
+    def on_peer(self, connected: bool) -> str | None:
         """The tile link gained or lost its peer: update the link health; abort a distributed frame in flight
         when the peer is gone (it finishes locally at once instead of waiting for its budget to run out)."""
         line = self.health.on_peer(connected) if self.health is not None else None
-        if not connected and self.distributed_running:
-            if self.half.abort("server disconnected (tile link lost its peer)"):
-                log.warning("%sserver disconnected mid-frame: finishing it locally", self._prefix)
+        if (
+            not connected
+            and self.distributed_running
+            and self.half.abort("server disconnected (tile link lost its peer)")
+        ):
+            log.warning("%sserver disconnected mid-frame: finishing it locally", self._prefix)
         return line
 
 
@@ -307,7 +311,7 @@ class ReportBox(Generic[R]):
 
     def __init__(self, capacity: int = 64) -> None:
         self.capacity = capacity
-        self._reports: Dict[int, R] = {}
+        self._reports: dict[int, R] = {}
         self._cv = threading.Condition()
 
     def put(self, request_id: int, report: R) -> None:
@@ -317,7 +321,7 @@ class ReportBox(Generic[R]):
                 self._reports.pop(next(iter(self._reports)))
             self._cv.notify_all()
 
-    def take(self, request_id: int, timeout: float) -> Optional[R]:
+    def take(self, request_id: int, timeout: float) -> R | None:
         """The report of `request_id`, waiting at most `timeout` s for it (None when it does not come)."""
         deadline = time.monotonic() + timeout
         with self._cv:

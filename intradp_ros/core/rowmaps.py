@@ -10,7 +10,8 @@ without a split axis). `run(0, extent, ...)` on whole inputs is the plain operat
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,14 +19,14 @@ import torch.nn.functional as F
 
 from intradp_ros.core.graph import ConstRef, NodeRef, Range
 
-Need = list[Optional[Range]]
+Need = list[Range | None]
 
 
 def bind(
     obj: Any,
     pieces: Sequence[Any],
     constants: dict[str, torch.Tensor],
-    slices: Optional[dict[Any, int]] = None,
+    slices: dict[Any, int] | None = None,
     a: int = 0,
     b: int = 0,
 ) -> Any:
@@ -59,7 +60,7 @@ def _has_ref(o: Any) -> bool:
     return False
 
 
-def _flat_slots(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[list[tuple[int, Any]]]:
+def _flat_slots(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[int, Any]] | None:
     """Top-level placeholder positions of `args`, or None when placeholders sit inside containers."""
     slots = []
     for i, a in enumerate(args):
@@ -73,7 +74,7 @@ def _flat_slots(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[list[
 class RowMap:
     """Base: an operator call `fn(*args, **kwargs)` with placeholders, plus its row arithmetic."""
 
-    inplace_call: Optional[tuple[Callable[..., Any], dict[str, Any]]] = None  # (fn, kwargs) writing into args[0]
+    inplace_call: tuple[Callable[..., Any], dict[str, Any]] | None = None  # (fn, kwargs) writing into args[0]
 
     def __init__(
         self,
@@ -178,7 +179,7 @@ class Reshape(SameRows):
         *,
         fn: Callable[..., Any],
         args: tuple[Any, ...] = (),
-        kwargs: Optional[dict[str, Any]] = None,
+        kwargs: dict[str, Any] | None = None,
     ):
         super().__init__(fn, args, kwargs or {}, [in_extent], extent, [True], {})
         self.out_shape = list(out_shape)
@@ -192,7 +193,7 @@ class Reshape(SameRows):
         return x.expand(shape) if self.expand else x.reshape(shape)
 
 
-def _window_need(a: int, b: int, k: int, s: int, d: int, pb: int, size: int) -> Optional[Range]:
+def _window_need(a: int, b: int, k: int, s: int, d: int, pb: int, size: int) -> Range | None:
     """Hull of the input rows that window taps of output rows [a, b) touch (padding excluded)."""
     lo = a * s - pb
     hi = (b - 1) * s - pb + (k - 1) * d + 1
@@ -348,7 +349,7 @@ class PoolRows(RowMap):
         gap_bot = min(hi, size) - got[1]
         if gap_top or gap_bot:
             parts = []
-            for gap, where in ((gap_top, 0), (gap_bot, 1)):
+            for gap in (gap_top, gap_bot):
                 shape = list(x.shape)
                 shape[axis] = gap
                 parts.append(x.new_zeros(shape))
@@ -391,7 +392,7 @@ class ConvTransposeRows(RowMap):
         self.stride, self.padding, self.output_padding = list(stride), list(padding), list(output_padding)
         self.dilation, self.groups, self.k, self.sdim, self.rank = list(dilation), groups, list(k), sdim, rank
 
-    def _in_range(self, a: int, b: int) -> Optional[Range]:
+    def _in_range(self, a: int, b: int) -> Range | None:
         """Hull of the input rows i with i*s - p + m*d in [a, b) for some tap m (exact, by enumeration)."""
         j = self.sdim
         s, p, d, k = self.stride[j], self.padding[j], self.dilation[j], self.k[j]
@@ -450,10 +451,10 @@ class InterpRows(RowMap):
         in_extents: Sequence[int],
         extent: int,
         mode: str,
-        align_corners: Optional[bool],
-        size: Optional[list[int]],
-        scale: Optional[list[float]],
-        recompute: Optional[bool],
+        align_corners: bool | None,
+        size: list[int] | None,
+        scale: list[float] | None,
+        recompute: bool | None,
         sdim: int,
         rank: int,
         in_spatial: Sequence[int],
@@ -664,7 +665,7 @@ class SparseSelectRows(RowMap):
         extent: int,
         axis: int,
         mask_shape: Sequence[int],
-        density: Optional[float],
+        density: float | None,
         mask_pos: int,
         values_pos: int,
     ):

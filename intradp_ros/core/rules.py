@@ -11,16 +11,17 @@ To support a new operator, add a function `(ctx) -> Analysis` to `RULES` under i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from intradp_ros.core.vocabulary import OpKind
-from intradp_ros.core.graph import ConstRef, Node, NodeRef, iter_refs
 from intradp_ros.core import rowmaps as rm
+from intradp_ros.core.graph import ConstRef, Node, NodeRef, iter_refs
+from intradp_ros.core.vocabulary import OpKind
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Ctx:
             return self.args[i]
         return default
 
-    def tensor(self, ref: Any) -> Optional[torch.Tensor]:
+    def tensor(self, ref: Any) -> torch.Tensor | None:
         if isinstance(ref, ConstRef):
             return self.constants[ref.key]
         return None
@@ -53,7 +54,7 @@ class Ctx:
         return [n.extent for n in self.ins]
 
     @property
-    def x(self) -> Optional[Node]:
+    def x(self) -> Node | None:
         """The node behind the first argument, if it is a graph tensor."""
         a0 = self.args[0] if self.args else None
         return self.ins[a0.pos] if isinstance(a0, NodeRef) else None
@@ -62,19 +63,19 @@ class Ctx:
 @dataclass
 class Analysis:
     kind: str
-    axis: Optional[int]
+    axis: int | None
     rowmap: rm.RowMap
     reason: str = ""
 
 
-def fresh_axis(value: Any) -> Optional[int]:
+def fresh_axis(value: Any) -> int | None:
     """Split axis for a tensor whose rows are not inherited: dim 2 (rows of NCHW / NCDHW) when it exists."""
     if isinstance(value, torch.Tensor) and value.dim() >= 3 and value.shape[2] > 1:
         return 2
     return None
 
 
-def extent_of(value: Any, axis: Optional[int]) -> int:
+def extent_of(value: Any, axis: int | None) -> int:
     if axis is None:
         return 1
     shape = getattr(value, "mask_shape", None)  # SparseRows: rows are the mask's
@@ -100,7 +101,7 @@ def any_split(c: Ctx) -> bool:
 
 
 # ------------------------------------------------------------------------------------- same-rows ops
-DimMap = Callable[[int, int, int], Optional[int]]  # (position, input axis, input rank) -> output dim
+DimMap = Callable[[int, int, int], int | None]  # (position, input axis, input rank) -> output dim
 
 
 def right_aligned(c: Ctx) -> DimMap:
@@ -113,7 +114,7 @@ def same_rows(c: Ctx, kind: str, dim_map: DimMap, broadcast: bool, what: str = "
     v = c.value
     if not isinstance(v, torch.Tensor):
         return glob(c, "output is not a tensor")
-    out_axis: Optional[int] = None
+    out_axis: int | None = None
     aligned: list[bool] = []
     for pos, n in enumerate(c.ins):
         if n.axis is None:
@@ -357,7 +358,11 @@ def getitem(c: Ctx) -> Analysis:
             n = rank - consumed
             if in_d <= x.axis < in_d + n:
                 out = out_d + x.axis - in_d
-                return same_rows(c, OpKind.ELEMENTWISE, lambda p, a, r: out if p == 0 else None, False)
+
+                def dim_map(p: int, a: int, r: int, out: int = out) -> int | None:
+                    return out if p == 0 else None
+
+                return same_rows(c, OpKind.ELEMENTWISE, dim_map, False)
             in_d += n
             out_d += n
         elif isinstance(i, int):
@@ -370,7 +375,7 @@ def getitem(c: Ctx) -> Analysis:
                 e = len(range(start, stop, step))
                 if e == x.extent:
 
-                    def keep_axis(p: int, a: int, r: int, o: int = out_d) -> Optional[int]:
+                    def keep_axis(p: int, a: int, r: int, o: int = out_d) -> int | None:
                         return o if p == 0 else None
 
                     return same_rows(c, OpKind.ELEMENTWISE, keep_axis, False)
@@ -393,7 +398,7 @@ def _ntuple(v: Any, n: int) -> list[int]:
     return [int(v)] * n
 
 
-def _spatial(c: Ctx, n: int) -> Optional[tuple[Node, int, int]]:
+def _spatial(c: Ctx, n: int) -> tuple[Node, int, int] | None:
     """(input node, index of the split axis among the n spatial dims, input rank) or None."""
     x = c.x
     if x is None or x.axis is None:
@@ -685,15 +690,133 @@ def global_rule(reason: str) -> Callable[[Ctx], Analysis]:
 
 
 # ------------------------------------------------------------------------------------- the table
-UNARY = """relu relu6 silu gelu sigmoid tanh hardswish hardsigmoid hardtanh leaky_relu elu selu celu mish softplus
-softsign logsigmoid tanhshrink hardshrink softshrink threshold neg abs exp expm1 log log1p log2 log10 sqrt rsqrt sin cos
-square reciprocal sign erf floor ceil round trunc frac clamp clip clamp_min clamp_max nan_to_num float half double
-bfloat16 int long byte bool char short to type type_as contiguous clone detach pos invert logical_not identity
-sigmoid_ silu_ prelu rrelu glu_channels""".split()
-BROADCAST = """add sub mul div truediv floordiv true_divide floor_divide pow radd rsub rmul rtruediv rfloordiv rpow
-maximum minimum fmax fmin where masked_fill addcmul addcdiv lerp eq ne lt le gt ge and or xor bitwise_and
-bitwise_or bitwise_xor logical_and logical_or logical_xor remainder fmod atan2 hypot copysign mod rand_ ror rxor
-subtract multiply divide""".split()
+UNARY = [
+    "relu",
+    "relu6",
+    "silu",
+    "gelu",
+    "sigmoid",
+    "tanh",
+    "hardswish",
+    "hardsigmoid",
+    "hardtanh",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "mish",
+    "softplus",
+    "softsign",
+    "logsigmoid",
+    "tanhshrink",
+    "hardshrink",
+    "softshrink",
+    "threshold",
+    "neg",
+    "abs",
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "sqrt",
+    "rsqrt",
+    "sin",
+    "cos",
+    "square",
+    "reciprocal",
+    "sign",
+    "erf",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+    "frac",
+    "clamp",
+    "clip",
+    "clamp_min",
+    "clamp_max",
+    "nan_to_num",
+    "float",
+    "half",
+    "double",
+    "bfloat16",
+    "int",
+    "long",
+    "byte",
+    "bool",
+    "char",
+    "short",
+    "to",
+    "type",
+    "type_as",
+    "contiguous",
+    "clone",
+    "detach",
+    "pos",
+    "invert",
+    "logical_not",
+    "identity",
+    "sigmoid_",
+    "silu_",
+    "prelu",
+    "rrelu",
+    "glu_channels",
+]
+BROADCAST = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "truediv",
+    "floordiv",
+    "true_divide",
+    "floor_divide",
+    "pow",
+    "radd",
+    "rsub",
+    "rmul",
+    "rtruediv",
+    "rfloordiv",
+    "rpow",
+    "maximum",
+    "minimum",
+    "fmax",
+    "fmin",
+    "where",
+    "masked_fill",
+    "addcmul",
+    "addcdiv",
+    "lerp",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "xor",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "remainder",
+    "fmod",
+    "atan2",
+    "hypot",
+    "copysign",
+    "mod",
+    "rand_",
+    "ror",
+    "rxor",
+    "subtract",
+    "multiply",
+    "divide",
+]
 
 RULES: dict[str, Callable[[Ctx], Analysis]] = {}
 RULES.update({name: unary_same for name in UNARY})

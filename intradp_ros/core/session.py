@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,8 +34,8 @@ class ModelConfig:
     """One model replica: registry name, build options, checkpoint path (or None) and the init seed."""
 
     name: str
-    options: Dict[str, Any] = field(default_factory=dict)
-    weights: Optional[str] = None
+    options: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
     seed: int = 0
 
     @property
@@ -46,7 +46,7 @@ class ModelConfig:
         return self.name + json.dumps(_plain(self.options), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """From a config mapping {name, input_size | grid_xzy | num_classes, weights, seed}."""
         if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"]:
             raise ReplicaError(f"model config needs a 'name', got {d!r}")
@@ -58,7 +58,7 @@ class ModelConfig:
         return cls(d["name"], _plain(opts), str(weights) if weights else None, int(d.get("seed", 0)))
 
     @classmethod
-    def from_model_id(cls, model_id: str, weights: Optional[str] = None, seed: int = 0) -> "ModelConfig":
+    def from_model_id(cls, model_id: str, weights: str | None = None, seed: int = 0) -> ModelConfig:
         """Inverse of `model_id` (options JSON must be an object of known keys)."""
         brace = model_id.find("{")
         if brace < 0:
@@ -119,7 +119,7 @@ class Replica:
             return self.model(x)
 
 
-def check_peer(replica: Replica, model_id: str, weights_fp: str, graph_fp: str) -> Optional[str]:
+def check_peer(replica: Replica, model_id: str, weights_fp: str, graph_fp: str) -> str | None:
     """Why a peer's replica differs from ours (None when it is the same model, weights and graph)."""
     if model_id != replica.model_id:
         return f"model {model_id!r} is not served here (this replica is {replica.model_id!r})"

@@ -19,8 +19,8 @@ their bytes, so they appear only where they pay.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy.optimize import differential_evolution
@@ -29,7 +29,6 @@ from scipy.stats import qmc
 from intradp_ros.core.cost_model import CompiledPlan, CostModel
 from intradp_ros.core.graph import Graph, Range
 from intradp_ros.core.plan import EMPTY, Plan
-
 
 TIE_BREAK = 1e-3  # seconds of objective per second of robot compute (breaks ties only)
 
@@ -54,7 +53,7 @@ class Solution:
     plan: Plan
     compiled: CompiledPlan
     latency_s: float
-    x: Optional[np.ndarray]
+    x: np.ndarray | None
     source: str
     evaluations: int
     seconds: float
@@ -82,7 +81,7 @@ class Encoding:
         self.group = [min(int(c / total * K), K - 1) for c in cum]
         # quantum of each group's fraction: one row of its tallest node
         self.quant = [max([n.extent for n in g.nodes if self.group[n.index] == k] + [1]) for k in range(K)]
-        self.cache: dict[tuple, CompiledPlan] = {}
+        self.cache: dict[tuple[tuple[Range, ...], tuple[Range, ...]], CompiledPlan] = {}
         self.evaluations = 0
 
     @property
@@ -103,7 +102,7 @@ class Encoding:
         x[-1] = 1.0 if robot_halo else 0.0
         return x
 
-    def ranges(self, x: Sequence[float]) -> tuple[list[Range], list[Range]]:
+    def ranges(self, x: Sequence[float] | np.ndarray) -> tuple[list[Range], list[Range]]:
         """Robot and server ranges per node for encoding `x` (always a valid plan)."""
         g = self.graph
         x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
@@ -153,7 +152,7 @@ class Encoding:
                     continue  # raw input rows and global results travel
                 mine[u] = _hull(mine[u], rows)
 
-    def compiled(self, x: Sequence[float]) -> CompiledPlan:
+    def compiled(self, x: Sequence[float] | np.ndarray) -> CompiledPlan:
         """Compiled plan of encoding `x` (cached by its ranges)."""
         robot, server = self.ranges(x)
         key = (tuple(robot), tuple(server))
@@ -167,7 +166,7 @@ class Encoding:
         self.evaluations += 1
         return self.cm.latency(self.compiled(x), bandwidth_Bps)
 
-    def objective(self, x: Sequence[float], bandwidth_Bps: float) -> float:
+    def objective(self, x: Sequence[float] | np.ndarray, bandwidth_Bps: float) -> float:
         """Latency, with a tiny charge for robot compute so equally fast plans prefer an idle robot."""
         self.evaluations += 1
         cp = self.compiled(x)
@@ -179,7 +178,7 @@ def solve(
     bandwidth_Bps: float,
     seeds: Sequence[np.ndarray] = (),
     candidates: Sequence[tuple[str, CompiledPlan]] = (),
-    config: Optional[SolverConfig] = None,
+    config: SolverConfig | None = None,
 ) -> Solution:
     """Differential evolution at one bandwidth, seeded; returns the best of search, seeds and candidates."""
     cfg = config or SolverConfig()
@@ -198,7 +197,7 @@ def solve(
     def stop(*_args: object, **_kw: object) -> bool:
         return time.perf_counter() > deadline
 
-    pool: list[tuple[str, CompiledPlan, Optional[np.ndarray]]] = [("seed", enc.compiled(s), s) for s in seeds]
+    pool: list[tuple[str, CompiledPlan, np.ndarray | None]] = [("seed", enc.compiled(s), s) for s in seeds]
     if cfg.maxiter > 0:
         res = differential_evolution(
             f,
@@ -250,7 +249,7 @@ def choose_bands(
     choices: Sequence[int] = BAND_CHOICES,
     min_gain: float = BAND_MIN_GAIN,
     max_seconds: float = 30.0,
-    cache: Optional[dict] = None,
+    cache: dict[tuple[int, int], Plan] | None = None,
 ) -> BandChoice:
     """The plan with the number of bands (its boundaries follow the input wavefront, `Plan.with_bands`) the
     banded cost model predicts fastest at this bandwidth; the plan as it is (one band) when no band count is
@@ -268,7 +267,7 @@ def choose_bands(
     floor = max(cp.robot_compute_s, cp.server_compute_s, max(cp.bytes_up, cp.bytes_down) / bandwidth_Bps)
     if floor > one * (1.0 - min_gain):
         return BandChoice(base, 1, one, one, tried)
-    memo = cache if cache is not None else {}
+    memo: dict[tuple[int, int], Plan] = cache if cache is not None else {}
     best_k, best = 1, one
     for k in choices:
         if time.perf_counter() - t0 > max_seconds:

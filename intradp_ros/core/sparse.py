@@ -15,9 +15,10 @@ rows of that axis and `merge()` puts pieces back together. On the wire it is a T
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 from torch.overrides import handle_torch_function, has_torch_function
@@ -34,7 +35,7 @@ class SparseRows:
     index: torch.Tensor
     values: torch.Tensor
     mask_shape: tuple[int, ...]
-    density: Optional[float] = None
+    density: float | None = None
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -60,10 +61,10 @@ class SparseRows:
     def __len__(self) -> int:
         return int(self.index.numel())
 
-    def to(self, device: Any) -> "SparseRows":
+    def to(self, device: Any) -> SparseRows:
         return SparseRows(self.index.to(device), self.values.to(device), self.mask_shape, self.density)
 
-    def cpu(self) -> "SparseRows":
+    def cpu(self) -> SparseRows:
         return self.to("cpu")
 
     def equal(self, other: Any, atol: float = 0.0) -> bool:
@@ -85,7 +86,7 @@ def _check_pair(mask: torch.Tensor, values: torch.Tensor) -> None:
         raise ValueError(f"values {tuple(values.shape)} must start with the mask's shape {tuple(mask.shape)}")
 
 
-def sparse_select(mask: torch.Tensor, values: torch.Tensor, density: Optional[float] = None) -> SparseRows:
+def sparse_select(mask: torch.Tensor, values: torch.Tensor, density: float | None = None) -> SparseRows:
     """The entries of `values` where `mask` is true, with their flat positions (a graph operator: capture
     records it as one node, which the engine splits by rows like any row-wise operator).
 
@@ -106,7 +107,7 @@ def select_rows(
     axis: int,
     row_start: int,
     mask_shape: Sequence[int],
-    density: Optional[float] = None,
+    density: float | None = None,
 ) -> SparseRows:
     """`sparse_select` of rows [row_start, row_start + h) along `axis` of a mask of full shape `mask_shape`
     (the pieces hold only those rows); positions are those of the full mask."""

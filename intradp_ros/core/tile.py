@@ -7,7 +7,7 @@ one-to-one onto `intradp_ros/TensorTile` (see msg/TensorTile.msg), field for fie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any
 
 import numpy as np
 
@@ -63,9 +63,9 @@ class Tile:
     codec: int = CODEC_RAW
     flags: int = 0
     robot: str = ""
-    index: Optional[np.ndarray] = field(default=None, compare=False)  # sparse codecs: int64 positions, one per entry
-    encoded: Optional[bytes] = field(default=None, compare=False)  # CODEC_CAMERA (sender side): the camera payload
-    meta: dict = field(default_factory=dict, compare=False)  # transport-local info (timestamps), never sent
+    index: np.ndarray | None = field(default=None, compare=False)  # sparse codecs: int64 positions, one per entry
+    encoded: bytes | None = field(default=None, compare=False)  # CODEC_CAMERA (sender side): the camera payload
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # transport-local info (timestamps), never sent
 
     @property
     def nbytes(self) -> int:

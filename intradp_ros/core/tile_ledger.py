@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.transport import Transport
@@ -55,11 +56,11 @@ class TileLedger:
     def __init__(self, keep: int = KEEP_REQUESTS) -> None:
         self._lock = threading.Lock()
         self._keep = keep
-        self._sent: "OrderedDict[int, List[SentTile]]" = OrderedDict()
-        self._recv: "OrderedDict[int, List[ReceivedTile]]" = OrderedDict()
-        self._cancelled: "OrderedDict[int, None]" = OrderedDict()
+        self._sent: OrderedDict[int, list[SentTile]] = OrderedDict()
+        self._recv: OrderedDict[int, list[ReceivedTile]] = OrderedDict()
+        self._cancelled: OrderedDict[int, None] = OrderedDict()
 
-    def _append(self, book: "OrderedDict[int, list[_Row]]", rid: int, item: _Row) -> None:
+    def _append(self, book: OrderedDict[int, list[_Row]], rid: int, item: _Row) -> None:
         rows = book.get(rid)
         if rows is None:
             rows = book[rid] = []
@@ -83,7 +84,7 @@ class TileLedger:
         with self._lock:
             self._append(self._recv, int(request_id), ReceivedTile(int(node), int(row), float(stamp), at, int(nbytes)))
 
-    def take(self, request_id: int) -> Tuple[List[SentTile], List[ReceivedTile]]:
+    def take(self, request_id: int) -> tuple[list[SentTile], list[ReceivedTile]]:
         """(sent, received) records of one request, removed from the ledger."""
         with self._lock:
             return self._sent.pop(request_id, []), self._recv.pop(request_id, [])
@@ -107,7 +108,7 @@ class LedgerTransport(Transport):
     """Any Transport with a ledger: sends of cancelled requests are skipped, completed sends and receipts
     recorded (e.g. around the in-process transport; the ROS transport records the same way itself)."""
 
-    def __init__(self, inner: Transport, ledger: Optional[TileLedger] = None) -> None:
+    def __init__(self, inner: Transport, ledger: TileLedger | None = None) -> None:
         self.inner = inner
         self.ledger = ledger or TileLedger()
         self.skipped = 0
@@ -120,7 +121,7 @@ class LedgerTransport(Transport):
         self.inner.send(tile)
         self.ledger.sent(tile, started, time.time())
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         tile = self.inner.recv(timeout)
         if tile is not None and not tile.flags & FLAGS_WITHOUT_PAYLOAD:
             # the in-process link stamps its own clock, not the epoch: the sender's time is unknown here
@@ -135,8 +136,8 @@ class LedgerTransport(Transport):
 class FrameTransfers:
     """One request's delivered tiles as in-flight intervals and counts (input of frame_timing.breakdown)."""
 
-    up_flight: List[Tuple[float, float]]
-    down_flight: List[Tuple[float, float]]
+    up_flight: list[tuple[float, float]]
+    down_flight: list[tuple[float, float]]
     bytes_up: int
     bytes_down: int
     tiles_up: int
@@ -146,7 +147,7 @@ class FrameTransfers:
 def frame_transfers(
     sent: Sequence[SentTile],
     received: Sequence[ReceivedTile],
-    arrivals: Optional[Mapping[Tuple[int, int], float]] = None,
+    arrivals: Mapping[tuple[int, int], float] | None = None,
 ) -> FrameTransfers:
     """Delivered bytes and flight intervals of one request.
 
@@ -155,7 +156,7 @@ def frame_transfers(
     to its arrival; without one, every tile whose send completed counts, in flight during its write (a lower
     bound: the time the link took it). Down tiles are in flight from the sender's stamp (or their receipt,
     when unknown or later) to their receipt."""
-    up: List[Tuple[float, float]] = []
+    up: list[tuple[float, float]] = []
     bytes_up = tiles_up = 0
     for s in sent:
         if arrivals is not None:
@@ -173,6 +174,6 @@ def frame_transfers(
 
 def report_arrivals(
     node_ids: Sequence[int], row_starts: Sequence[int], stamps: Sequence[float]
-) -> Dict[Tuple[int, int], float]:
+) -> dict[tuple[int, int], float]:
     """(node, first row) -> receipt time, from the three parallel arrays of a server report."""
     return {(int(n), int(r)): float(t) for n, r, t in zip(node_ids, row_starts, stamps)}

@@ -12,7 +12,6 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import replace
-from typing import Optional
 
 import numpy as np
 
@@ -31,7 +30,7 @@ class Transport(ABC):
         """Hand one tile to the link; may block while the link is busy (call it from a sender thread)."""
 
     @abstractmethod
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         """Next tile, or None after `timeout` seconds; TransportClosed once closed."""
 
     @abstractmethod
@@ -45,8 +44,8 @@ _CLOSED = object()
 class _Link:
     """One direction of an in-process link: a queue plus an optional serialisation delay."""
 
-    def __init__(self, bandwidth_bytes_per_s: Optional[float], latency_s: float) -> None:
-        self.q: "queue.Queue[object]" = queue.Queue()
+    def __init__(self, bandwidth_bytes_per_s: float | None, latency_s: float) -> None:
+        self.q: queue.Queue[object] = queue.Queue()
         self.bandwidth = bandwidth_bytes_per_s
         self.latency = latency_s
         self.busy_until = 0.0
@@ -93,7 +92,7 @@ class InProcessTransport(Transport):
         else:
             link.q.put(out)
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         if self._closed:
             raise TransportClosed("transport closed")
         try:
@@ -122,7 +121,7 @@ class InProcessTransport(Transport):
 
 
 def inprocess_pair(
-    bandwidth_bytes_per_s: Optional[float] = None, latency_s: float = 0.0, copy: bool = True, wire: bool = False
+    bandwidth_bytes_per_s: float | None = None, latency_s: float = 0.0, copy: bool = True, wire: bool = False
 ) -> tuple[InProcessTransport, InProcessTransport]:
     """(robot end, server end) of an in-process link, throttled per direction when a bandwidth is given;
     `wire=True` passes every tile through the wire codec (bytes and back)."""

@@ -8,8 +8,9 @@ and plan books written before the enums existed read back unchanged. Parse untru
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
-from typing import Mapping, Tuple, Type, TypeVar
+from typing import TypeVar
 
 W = TypeVar("W", bound="Word")
 
@@ -24,7 +25,7 @@ class Word(str, Enum):
         return str.__format__(self, format_spec)
 
     @classmethod
-    def parse(cls: Type[W], value: object) -> W:
+    def parse(cls: type[W], value: object) -> W:
         """The member spelled `value` (ValueError naming the valid spellings otherwise)."""
         try:
             return cls(value)
@@ -33,7 +34,7 @@ class Word(str, Enum):
             raise ValueError(f"{cls.__name__.lower()} must be one of {valid}, got {value!r}") from None
 
     @classmethod
-    def values(cls) -> Tuple[str, ...]:
+    def values(cls) -> tuple[str, ...]:
         return tuple(m.value for m in cls)
 
 
@@ -48,11 +49,11 @@ class Mode(Word):
 
 
 # Every mode a plan book holds and a client accepts, in the plan book's order.
-MODES: Tuple[Mode, ...] = tuple(Mode)
+MODES: tuple[Mode, ...] = tuple(Mode)
 # The modes that use the server (all but device_only), in the evaluation tables' order.
-DISTRIBUTED_MODES: Tuple[Mode, ...] = (Mode.SERVER_ONLY, Mode.DSCCS, Mode.SPSO_GA, Mode.INTRADP)
+DISTRIBUTED_MODES: tuple[Mode, ...] = (Mode.SERVER_ONLY, Mode.DSCCS, Mode.SPSO_GA, Mode.INTRADP)
 # Evaluation table order: the baselines first, Intra-DP last.
-TABLE_ORDER: Tuple[Mode, ...] = (Mode.DEVICE_ONLY, *DISTRIBUTED_MODES)
+TABLE_ORDER: tuple[Mode, ...] = (Mode.DEVICE_ONLY, *DISTRIBUTED_MODES)
 MODE_LABELS: Mapping[str, str] = {
     Mode.DEVICE_ONLY: "Device-only",
     Mode.SERVER_ONLY: "Server-only",

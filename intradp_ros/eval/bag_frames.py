@@ -15,8 +15,9 @@ Readers:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any
 
 
 class BagFramesError(ValueError):
@@ -36,7 +37,7 @@ class FrameSource:
         self._iterate = iterate
         self._closer = closer
 
-    def frames(self, n: Optional[int] = None) -> Iterator[Any]:
+    def frames(self, n: int | None = None) -> Iterator[Any]:
         """`n` messages (default: the topic once), starting over at the end of the topic as often as needed."""
         want = self.count if n is None else int(n)
         given = 0
@@ -62,7 +63,7 @@ class FrameSource:
             self._closer()
             self._closer = None
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -77,7 +78,7 @@ def ros1_type_name(msgtype: str) -> str:
     return msgtype
 
 
-def _pick_topic(path: str, topics: List[str], topic: Optional[str]) -> str:
+def _pick_topic(path: str, topics: list[str], topic: str | None) -> str:
     if not topics:
         raise BagFramesError(f"recording {path} holds no topics")
     if topic is None:
@@ -87,7 +88,7 @@ def _pick_topic(path: str, topics: List[str], topic: Optional[str]) -> str:
     return topic
 
 
-def _open_rosbag(path: str, topic: Optional[str]) -> FrameSource:
+def _open_rosbag(path: str, topic: str | None) -> FrameSource:
     import rosbag
 
     bag = rosbag.Bag(path)
@@ -107,7 +108,7 @@ def _open_rosbag(path: str, topic: Optional[str]) -> FrameSource:
     return FrameSource(path, topic, msgtype, count, iterate, bag.close)
 
 
-def _open_rosbags(path: str, topic: Optional[str]) -> FrameSource:
+def _open_rosbags(path: str, topic: str | None) -> FrameSource:
     from rosbags.highlevel import AnyReader
 
     reader = AnyReader([Path(path)])
@@ -144,7 +145,7 @@ def _rospy_class(msgtype: str) -> Any:
     return cls
 
 
-def open_frames(path: str, topic: Optional[str] = None, reader: str = "auto") -> FrameSource:
+def open_frames(path: str, topic: str | None = None, reader: str = "auto") -> FrameSource:
     """A streamed FrameSource of `topic` (default: the recording's first topic, sorted) of `path`.
 
     `reader`: "rosbag" (ROS 1 bags), "rosbags" (ROS 1/ROS 2 bags and MCAP) or "auto" (rosbag for a .bag file,
@@ -170,6 +171,6 @@ def open_frames(path: str, topic: Optional[str] = None, reader: str = "auto") ->
     return source
 
 
-def frame_type(source: FrameSource) -> Tuple[str, Any]:
+def frame_type(source: FrameSource) -> tuple[str, Any]:
     """(ROS 1 type name, rospy class) of a source's messages."""
     return source.msgtype, type(source.first())

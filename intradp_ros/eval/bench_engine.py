@@ -6,7 +6,7 @@ with shape-dependent Python checks (does not fx-trace). The engine's tests use t
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -95,7 +95,7 @@ PAPER_COUNTS = {  # local / global operator counts from the seed paper's table
 }
 
 
-def _median_time(fn: "Callable[[], object]", repeats: int, warmup: int = 2) -> float:
+def _median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
     import statistics
     import time
 
@@ -154,7 +154,7 @@ def bench_overhead(name: str = "resnet50", side: int = 224, repeats: int = 15) -
     }
 
 
-def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0, server_device: "str | None" = None) -> dict:
+def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0, server_device: str | None = None) -> dict:
     """Robot computes the top half of every tensor while the bottom half of the raw input goes up and the
     server's half of the result comes down (Plan.halo_split(0.5): no mid-way exchange), over a throttled
     in-process link whose rate makes the transfer time (up + down) = ratio * robot compute.
@@ -175,7 +175,7 @@ def bench_overlap(side: int = 256, repeats: int = 3, ratio: float = 1.0, server_
     nbytes = plan.bytes("robot->server") + plan.bytes("server->robot")
     dev = server_device or str(default_server_device())
 
-    def run(bw: "float | None") -> tuple[float, object, object]:
+    def run(bw: float | None) -> tuple[float, object, object]:
         robot_end, server_end = inprocess_pair(bw)
         server = ServerHalf(g, server_end, [plan], device=dev)
         client = ClientHalf(g, robot_end)
@@ -264,7 +264,7 @@ STREAM_MODELS = {  # name -> (builder, input), the issue's set; "kapao_l_hd" onl
 SWEEP = (2, 4, 8, 16, 32)
 
 
-def _stream_model(key: str) -> "tuple[torch.nn.Module, torch.Tensor]":
+def _stream_model(key: str) -> tuple[torch.nn.Module, torch.Tensor]:
     name, (h, w) = STREAM_MODELS[key]
     torch.manual_seed(0)
     if name.startswith("kapao"):
@@ -277,7 +277,7 @@ def _stream_model(key: str) -> "tuple[torch.nn.Module, torch.Tensor]":
     return getattr(torchvision.models, name)(weights=None).eval(), torch.randn(1, 3, h, w)
 
 
-def bench_band_overhead(g: "object", x: torch.Tensor, k: int = 8, repeats: int = 5) -> dict:
+def bench_band_overhead(g: object, x: torch.Tensor, k: int = 8, repeats: int = 5) -> dict:
     """Seconds each extra band costs the stage: device-only with every bandable node in k bands against one
     band, in the same client, calls interleaved; (t_k - t_1) / (steps_k - steps_1), medians."""
     import statistics
@@ -322,10 +322,10 @@ def bench_band_overhead(g: "object", x: torch.Tensor, k: int = 8, repeats: int =
 def bench_streaming(
     key: str,
     repeats: int = 3,
-    sweep: "tuple[int, ...]" = SWEEP,
-    ratios: "tuple[float, ...]" = (1.0,),
-    server_device: "str | None" = None,
-    log: "Callable[[str], None]" = print,
+    sweep: tuple[int, ...] = SWEEP,
+    ratios: tuple[float, ...] = (1.0,),
+    server_device: str | None = None,
+    log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Server-only in one band against k bands over the throttled in-process link, at bandwidths where the
     upload takes `ratio` x the server's compute: the solver's k (banded cost model) and a sweep. Measured
@@ -357,7 +357,7 @@ def bench_streaming(
     one = Plan.server_only(g)
     up_bytes, down_bytes = one.bytes(UP), one.bytes(DOWN)
 
-    def measure(plan: Plan, bw: "float | None", n: int) -> tuple[float, float]:
+    def measure(plan: Plan, bw: float | None, n: int) -> tuple[float, float]:
         """(median seconds, median server compute seconds) of n requests after one warm-up."""
         robot_end, server_end = inprocess_pair(bw)
         server = ServerHalf(g, server_end, [plan], device=dev)
@@ -386,7 +386,8 @@ def bench_streaming(
     factor = server_s / max(raw, 1e-9)
     cm = CostModel(g, prof.scaled(factor, "robot"), server_prof.scaled(factor, "server"))
     log(
-        f"  {key}: profile calibrated x{factor:.2f} to the measured server compute ({raw * 1e3:.0f} -> {server_s * 1e3:.0f} ms)"
+        f"  {key}: profile calibrated x{factor:.2f} to the measured server compute "
+        f"({raw * 1e3:.0f} -> {server_s * 1e3:.0f} ms)"
     )
     rows = []
     for ratio in ratios:
@@ -398,7 +399,8 @@ def bench_streaming(
         log(
             f"  {key} upload/server compute {ratio:g}: {up_bytes / 1e6:.2f} MB up at {bw / 1e6:.3f} MB/s, server "
             f"compute {server_s * 1e3:.0f} ms on {dev}; one band {t_one * 1e3:.0f} ms measured, "
-            f"{p_one * 1e3:.0f} ms predicted; floor {floor * 1e3:.0f} ms ({floor / t_one:.2f}x); solver k = {choice.bands}"
+            f"{p_one * 1e3:.0f} ms predicted; floor {floor * 1e3:.0f} ms ({floor / t_one:.2f}x); "
+            f"solver k = {choice.bands}"
         )
         ks = ([choice.bands] if choice.bands > 1 else []) + [k for k in sweep if k != choice.bands]
         for k in ks:
@@ -426,7 +428,7 @@ def bench_streaming(
     return rows
 
 
-def main(argv: "list[str] | None" = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(
@@ -468,7 +470,8 @@ def main(argv: "list[str] | None" = None) -> int:
             print(
                 f"  transfer/compute {ratio:3.1f}: {r['bytes'] / 1e6:.2f} MB at {r['bandwidth_MBps']:.2f} MB/s  "
                 f"robot compute {r['compute_s'] * 1e3:.0f} ms  server path {r['path_s'] * 1e3:.0f} ms (transfer "
-                f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} on {r['server_device']})  "
+                f"{r['transfer_s'] * 1e3:.0f} + server compute {r['server_compute_s'] * 1e3:.0f} "
+                f"on {r['server_device']})  "
                 f"total {r['total_s'] * 1e3:.0f} ms  (sum {r['serial_s'] * 1e3:.0f}, ideal {r['max_s'] * 1e3:.0f})  "
                 f"overlap ratio {r['overlap_ratio']:.2f}"
             )

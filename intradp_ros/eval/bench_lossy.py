@@ -6,7 +6,8 @@ compared with exact local inference:
   lossy codec (encode + decode of core/codecs/lossy.py) before the rest of the network runs;
 - `jpeg90` / `jpeg75`: the raw camera frame is JPEG re-encoded at that quality and decoded (KAPAO only).
 Metrics: KAPAO keypoint displacement in pixels and detection agreement (poses matched at box IoU >= 0.5 over the
-larger count) and the relative error of its raw output tensor, SCONet voxel class agreement, torchvision top-1 agreement and relative logit error. Weights are
+larger count) and the relative error of its raw output tensor, SCONet voxel class agreement, torchvision top-1
+agreement and relative logit error. Weights are
 seeded random (no checkpoint is downloaded); random weights understate real sensitivity, and no registry package
 in this environment ships trained weights for these models, so the table says how far each mode moves outputs,
 not how accuracy on a dataset changes.
@@ -18,8 +19,9 @@ import argparse
 import io
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +54,7 @@ def codec_ratio(t: torch.Tensor, codec: int) -> float:
     return len(encode_tile(Tile(0, 0, 0, 0, 0, max(arr.shape[0], 1), arr, codec)).data) / arr.nbytes
 
 
-def run_cut(model: torch.nn.Module, cut: torch.nn.Module, x: torch.Tensor, codec: Optional[int]) -> Any:
+def run_cut(model: torch.nn.Module, cut: torch.nn.Module, x: torch.Tensor, codec: int | None) -> Any:
     """model(x) with the output of `cut` replaced by what `codec` delivers (None: exact)."""
     handle = None
     if codec is not None:
@@ -67,7 +69,7 @@ def run_cut(model: torch.nn.Module, cut: torch.nn.Module, x: torch.Tensor, codec
 
 def exact_with_cut(model: torch.nn.Module, cut: torch.nn.Module, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
     """(exact model(x), the exact activation at `cut`)."""
-    box: Dict[str, torch.Tensor] = {}
+    box: dict[str, torch.Tensor] = {}
 
     def keep(_m: object, _a: object, y: torch.Tensor) -> None:
         box["y"] = y.detach().clone()
@@ -104,7 +106,7 @@ def compare_poses(ref: Sequence[Any], got: Sequence[Any]) -> tuple[float, float,
     if not ref and not got:
         return 1.0, 0.0, 0.0
     used: set = set()
-    disp: List[float] = []
+    disp: list[float] = []
     matched = 0
     for p in ref:
         best, best_iou = None, 0.5
@@ -122,12 +124,13 @@ def compare_poses(ref: Sequence[Any], got: Sequence[Any]) -> tuple[float, float,
     return agree, float(np.mean(disp)) if disp else 0.0, float(np.max(disp)) if disp else 0.0
 
 
-def bench_kapao(frames: int) -> List[Row]:
+def bench_kapao(frames: int) -> list[Row]:
+    from PIL import Image as PILImage
+
     from intradp_ros.eval.sample_data import camera_frames, load_picture
     from intradp_ros.models import build
     from intradp_ros.models.kapao_postprocess import KapaoThresholds, poses_from_detections
     from intradp_ros.models.letterbox import letterbox
-    from PIL import Image as PILImage
 
     torch.manual_seed(6)  # the seed the system tests use: KAPAO's person class wins in some cells
     model = build("kapao_s6", input_size=[256, 320]).eval()
@@ -137,14 +140,14 @@ def bench_kapao(frames: int) -> List[Row]:
     def det_of(out: Any) -> torch.Tensor:
         return (out[0] if isinstance(out, (tuple, list)) else out).float()
 
-    def poses(out: Any, info: Any) -> List[Any]:
+    def poses(out: Any, info: Any) -> list[Any]:
         return poses_from_detections(det_of(out), info, thr)
 
     def rel(out: Any, ref_out: Any) -> float:
         a, b = det_of(out), det_of(ref_out)
         return float((a - b).norm() / b.norm().clamp_min(1e-12))
 
-    stats: Dict[str, List[tuple[float, ...]]] = {}
+    stats: dict[str, list[tuple[float, ...]]] = {}
     for rgb in camera_frames(load_picture("astronaut"), frames=frames):
         rgb = np.ascontiguousarray(rgb)
         x, info = letterbox(rgb, (256, 320))
@@ -177,7 +180,7 @@ def bench_kapao(frames: int) -> List[Row]:
 
 
 # ------------------------------------------------------------------------------------------------------ SCONet
-def bench_sconet() -> List[Row]:
+def bench_sconet() -> list[Row]:
     from intradp_ros.eval.sample_data import SceneConfig, cloud_frames
     from intradp_ros.models import build
     from intradp_ros.models.voxels import AGRNAV_GRID, VoxelGridSpec, grid_to_model_input, voxelize
@@ -198,7 +201,7 @@ def bench_sconet() -> List[Row]:
 
 
 # ------------------------------------------------------------------------------------------------- torchvision
-def bench_torchvision(frames: int) -> List[Row]:
+def bench_torchvision(frames: int) -> list[Row]:
     from intradp_ros.eval.sample_data import camera_frames, load_picture
     from intradp_ros.models import build
     from intradp_ros.models.letterbox import letterbox
@@ -206,7 +209,7 @@ def bench_torchvision(frames: int) -> List[Row]:
     torch.manual_seed(0)
     model = build("torchvision:resnet18").eval()
     cut = model.net.layer2
-    stats: Dict[str, List[tuple[float, float, float]]] = {}
+    stats: dict[str, list[tuple[float, float, float]]] = {}
     for rgb in camera_frames(load_picture("astronaut"), frames=frames):
         x, _ = letterbox(np.ascontiguousarray(rgb), (224, 224))
         ref, act = exact_with_cut(model, cut, x)
@@ -225,21 +228,21 @@ def bench_torchvision(frames: int) -> List[Row]:
     return rows
 
 
-BENCHES: Dict[str, Callable[[int], List[Row]]] = {
+BENCHES: dict[str, Callable[[int], list[Row]]] = {
     "kapao": bench_kapao,
     "sconet": lambda _frames: bench_sconet(),
     "torchvision": bench_torchvision,
 }
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_lossy", description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=4, help="camera frames per model (KAPAO, torchvision)")
     ap.add_argument("--models", default="kapao,sconet,torchvision", help="comma-separated subset")
     ap.add_argument("--json", action="store_true", help="one JSON list of rows")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    rows: List[Row] = []
+    rows: list[Row] = []
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         if name not in BENCHES:
             print(f"bench_lossy: unknown model set {name!r} (known: {', '.join(BENCHES)})", file=sys.stderr)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from intradp_ros.models.registry import build
 
 # (model name, label, build options): default input first, then a smaller one.
-CASES: Dict[str, List[Tuple[str, dict]]] = {
+CASES: dict[str, list[tuple[str, dict]]] = {
     "kapao_s6": [("1280x1280", {}), ("640x640", {"input_size": (640, 640)})],
     "kapao_m6": [("1280x1280", {}), ("640x640", {"input_size": (640, 640)})],
     "kapao_l6": [("1280x1280", {}), ("640x640", {"input_size": (640, 640)})],
@@ -34,7 +34,7 @@ class BenchRow:
     input: str
     params: int
     input_mb: float
-    times_s: List[float]
+    times_s: list[float]
 
     @property
     def median_s(self) -> float:
@@ -66,7 +66,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
         "| model | input | parameters | input MB (uint8) | median forward s | min s | vs default |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    default: Dict[str, float] = {}
+    default: dict[str, float] = {}
     for r in rows:
         default.setdefault(r.model, r.median_s)
         lines.append(
@@ -76,7 +76,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--repeats", type=int, default=3)

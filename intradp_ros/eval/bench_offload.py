@@ -28,8 +28,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, TextIO
 
 import torch
 
@@ -66,7 +67,7 @@ class WorkloadSetup:
     robot_factor: float
     upload_bytes: int  # cheapest upload: the input as the wire carries it (0/1 grids bit-packed)
     result_bytes: int
-    notes: List[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def pick_server_device(requested: str) -> str:
@@ -77,7 +78,7 @@ def pick_server_device(requested: str) -> str:
     return requested
 
 
-def trace_rates(name: str, frames: int, spacing_s: float) -> List[float]:
+def trace_rates(name: str, frames: int, spacing_s: float) -> list[float]:
     """Undilated trace rates (Mbit/s) frame i meets: the trace sampled every `spacing_s` seconds, looped."""
     from pathlib import Path
 
@@ -114,7 +115,7 @@ class OffloadBench:
         trace_spacing_s: float = 10.0,
         out: TextIO = sys.stdout,
         threads: int = 0,
-        reference_s: Optional[float] = None,
+        reference_s: float | None = None,
     ) -> None:
         self.workload = workload
         self.server_device = pick_server_device(server_device)
@@ -132,7 +133,7 @@ class OffloadBench:
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def setup(self) -> Tuple[WorkloadSetup, Any, Any, Any, Any]:
+    def setup(self) -> tuple[WorkloadSetup, Any, Any, Any, Any]:
         """Build the model, capture two graphs (robot, server), profile, compute k and the robot factor, solve
         the plan book: (setup, robot graph, server graph, plan book, cost model)."""
         from intradp_ros.core import capture
@@ -152,7 +153,7 @@ class OffloadBench:
         g_robot = capture(model, x)
         self.say(f"[bench_offload] {w.label}: captured {len(g_server)} nodes in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        kw: Dict[str, Any] = {"repeats": self.profile_repeats, "warmup": 1, "sizes": 3}
+        kw: dict[str, Any] = {"repeats": self.profile_repeats, "warmup": 1, "sizes": 3}
         cpu_prof = profile_graph(g_server, [x], "cpu", **kw)
         srv_prof = (
             cpu_prof
@@ -205,7 +206,7 @@ class OffloadBench:
         cm = CostModel(g_server, robot_prof, srv_prof)
         return setup, g_robot, g_server, book, cm
 
-    def run(self) -> Tuple[WorkloadSetup, List[Dict[str, Any]]]:
+    def run(self) -> tuple[WorkloadSetup, list[dict[str, Any]]]:
         from intradp_ros.core.executor import ClientHalf, ServerHalf
         from intradp_ros.core.plan import Plan
         from intradp_ros.core.transport import inprocess_pair
@@ -221,8 +222,8 @@ class OffloadBench:
         server_end = ChargedTransport(server_raw, SERVER_CPU_OVER_HOST * k, ROBOT_CPU_OVER_HOST * k)
         server = ServerHalf(g_server, server_end, book.plans, device=setup.server_device, timeout=600.0)
         client = ClientHalf(g_robot, robot_end, timeout=600.0)
-        robot_plans: Dict[int, Any] = {}
-        records: List[Dict[str, Any]] = []
+        robot_plans: dict[int, Any] = {}
+        records: list[dict[str, Any]] = []
         try:
             for trace in self.traces:
                 rates = trace_rates(trace, self.frames + self.warmup, self.trace_spacing_s)
@@ -256,7 +257,7 @@ class OffloadBench:
         cm: Any,
         setup: WorkloadSetup,
         rate_Bps: float,
-    ) -> Dict[str, Any]:
+    ) -> dict[str, Any]:
         from intradp_ros.core.power import PowerModel
 
         robot_end.take()
@@ -300,7 +301,7 @@ class OffloadBench:
         }
 
 
-def _frame_text(rec: Dict[str, Any], k: float) -> str:
+def _frame_text(rec: dict[str, Any], k: float) -> str:
     if rec["error"]:
         return f"  [{rec['trace']:>7} {rec['system']:>11}] frame {rec['frame']:>2}  ERROR {rec['error']}"
     return (
@@ -310,7 +311,7 @@ def _frame_text(rec: Dict[str, Any], k: float) -> str:
     )
 
 
-def report(setup: WorkloadSetup, records: Sequence[Dict[str, Any]]) -> str:
+def report(setup: WorkloadSetup, records: Sequence[dict[str, Any]]) -> str:
     """The prediction/floor table (undilated), the seeds' table and the goal lines of one workload."""
     from intradp_ros.eval.tables import check_goals, format_prediction_table, format_table, summarize
 
@@ -331,7 +332,7 @@ def report(setup: WorkloadSetup, records: Sequence[Dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
-def workloads_for(args: argparse.Namespace) -> List[Workload]:
+def workloads_for(args: argparse.Namespace) -> list[Workload]:
     """The seeds' workloads, or smaller sizes with --small (the unit test's and --quick's CPU fallback)."""
     chosen = [w for w in seed_workloads() if w.family in args.workloads]
     if args.kapao_size:
@@ -379,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.quick:
         args.frames = min(args.frames, 3)
@@ -388,7 +389,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if bad:
         print(f"bench_offload: unknown workloads {bad} (kapao, vgg19, sconet)", file=sys.stderr)
         return 2
-    all_records: List[Dict[str, Any]] = []
+    all_records: list[dict[str, Any]] = []
     status = 0
     for w in workloads_for(args):
         try:

@@ -20,8 +20,9 @@ import copy
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class SlowRowMap:
     that noticeably more than k x the profile on a busy machine)."""
 
     def __init__(
-        self, inner: Any, k: float, node_profile: Any = None, mode: str = "profile", debt: Optional[list] = None
+        self, inner: Any, k: float, node_profile: Any = None, mode: str = "profile", debt: list | None = None
     ) -> None:
         self.inner, self.k, self.node_profile, self.mode = inner, float(k), node_profile, mode
         self.debt = debt if debt is not None else [0.0]  # seconds still to sleep, shared by a graph's maps
@@ -83,7 +84,7 @@ class SlowRowMap:
         return self._slow(self.inner.extent, self.inner.run_inplace, pieces, constants)
 
 
-def slowed_graph(g: Graph, k: float, profile: Optional[Profile] = None, mode: str = "profile") -> Graph:
+def slowed_graph(g: Graph, k: float, profile: Profile | None = None, mode: str = "profile") -> Graph:
     """A copy of `g` (same fingerprint, same constants) whose operators run k times slower."""
     nodes = []
     debt = [0.0]
@@ -136,14 +137,14 @@ def server_robot(measured: Profile, ratio: float, server_ms: float) -> tuple[Pro
 
 def section_tables(
     model: str,
-    input_size: Optional[Sequence[int]],
+    input_size: Sequence[int] | None,
     ratio: float,
     server_ms_list: Sequence[float],
     cache: Path,
     target_s: float,
     cfg: SolverConfig,
     repeats: int,
-    head: Optional[str] = None,
+    head: str | None = None,
 ) -> None:
     print(
         f"\n=== {model} {tuple(input_size) if input_size else ''}{' head ' + head if head else ''}: full 51-bucket "
@@ -153,7 +154,8 @@ def section_tables(
     measured, hit = cached_profile(g, [x], cache, repeats=repeats, progress=Progress("profiling"))
     print(
         f"graph {g.fingerprint}: {len(g.nodes)} nodes {g.counts()}; profile {'cached' if hit else 'measured'} on "
-        f"{measured.device.get('name')} ({measured.device.get('threads')} threads): {measured.total() * 1e3:.0f} ms/inference"
+        f"{measured.device.get('name')} ({measured.device.get('threads')} threads): "
+        f"{measured.total() * 1e3:.0f} ms/inference"
     )
     grid = default_grid()
     for server_ms in server_ms_list:
@@ -184,7 +186,7 @@ def section_tables(
 
 def section_fidelity(
     model: str,
-    input_size: Optional[Sequence[int]],
+    input_size: Sequence[int] | None,
     ratio: float,
     bandwidths: Sequence[float],
     cache: Path,
@@ -286,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if ":=" not in a]
     args = build_parser().parse_args(argv)
     cache = args.cache_dir or default_cache_dir()

@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from intradp_ros.eval.echo_demo import DEFAULT_SIZES, fmt_size
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
@@ -65,12 +66,12 @@ def run_bench(
     stream_bytes: int = 32 << 20,
     iperf_seconds: float = 5.0,
     out: TextIO = sys.stdout,
-) -> Dict[int, dict]:
+) -> dict[int, dict]:
     """Run the benchmark, print the table, return {size: figures}."""
     if pings <= 0 or stream_bytes <= 0 or not sizes or min(sizes) <= 0:
         raise ValueError("pings, stream_bytes and sizes must be positive")
-    lat: Dict[int, List[float]] = defaultdict(list)
-    goodput: Dict[int, dict] = {}
+    lat: dict[int, list[float]] = defaultdict(list)
+    goodput: dict[int, dict] = {}
     with Testbed(rate_mbit=rate_mbit, name="bench") as tb:
         print(tb.describe(), file=out)
         tb.start_masters()
@@ -119,7 +120,7 @@ def run_bench(
         finally:
             log.close()
 
-    figures: Dict[int, dict] = {}
+    figures: dict[int, dict] = {}
     for size in sorted(set(lat) | set(goodput)):
         g = goodput.get(size, {}).get("goodput_mbit", float("nan"))
         figures[size] = {
@@ -133,13 +134,14 @@ def run_bench(
     return figures
 
 
-def format_table(rate_mbit: float, figures: Dict[int, dict]) -> str:
+def format_table(rate_mbit: float, figures: dict[int, dict]) -> str:
     """Markdown table of the figures (pasted into docs/transport.md)."""
     rows = [
         f"link: tbf {rate_mbit:g} Mbit/s each way; latency = median one-way time of single tiles; "
         "goodput = back-to-back tiles",
         "",
-        "| tile size | one-way latency ms | size / iperf3 rate ms | tile goodput Mbit/s | iperf3 Mbit/s | tiles/iperf3 |",
+        "| tile size | one-way latency ms | size / iperf3 rate ms | tile goodput Mbit/s | iperf3 Mbit/s "
+        "| tiles/iperf3 |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for size, f in figures.items():
@@ -158,7 +160,7 @@ def format_table(rate_mbit: float, figures: Dict[int, dict]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/bench_transport."""
     import argparse
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def sample_jpeg() -> bytes:
     return buf.getvalue()
 
 
-def load_frame(path: Path) -> tuple[np.ndarray, Optional[bytes]]:
+def load_frame(path: Path) -> tuple[np.ndarray, bytes | None]:
     """(HxWx3 uint8 RGB pixels, the file's bytes if it is a JPEG/PNG the camera codec can pass through)."""
     if str(path) == SAMPLE:
         from intradp_ros.core.codecs.camera import decode_camera_bytes
@@ -74,7 +74,7 @@ def load_frame(path: Path) -> tuple[np.ndarray, Optional[bytes]]:
     return decode_camera_bytes(data, MAX_PIXELS), data
 
 
-def bench_frame(rgb: np.ndarray, file_bytes: Optional[bytes] = None, repeat: int = 3) -> List[Measurement]:
+def bench_frame(rgb: np.ndarray, file_bytes: bytes | None = None, repeat: int = 3) -> list[Measurement]:
     """One Measurement per codec that applies to the frame (and the passthrough entry for a camera file)."""
     x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
     out = [measure_codec(c, x, repeat) for c in IMAGE_CODECS if c != CODEC_WEBP or webp_layout(x.shape) is None]
@@ -88,19 +88,15 @@ def _passthrough(file_bytes: bytes, hw: Sequence[int], repeat: int) -> Measureme
     from intradp_ros.models.camera_input import camera_model_input
 
     x, _info, _rgb = camera_model_input(file_bytes, hw, MAX_PIXELS)
-    frame = getattr(x, "camera_frame")
+    frame = x.camera_frame
     reference = x.numpy().copy()
     return measure_codec(CODEC_CAMERA, reference, repeat, encoded=frame.payload(), reference=reference)
 
 
-def tile_samples() -> List[tuple[str, np.ndarray, Optional[np.ndarray], tuple[int, ...]]]:
+def tile_samples() -> list[tuple[str, np.ndarray, np.ndarray | None, tuple[int, ...]]]:
     """(label, data, positions or None, codecs) of the non-image tile kinds, from the bundled sample data."""
     import torch
 
-    from intradp_ros.eval.sample_data import SceneConfig, cloud_frames, make_scene, photo_frames
-    from intradp_ros.models import build
-    from intradp_ros.models.letterbox import letterbox
-    from intradp_ros.models.voxels import AGRNAV_GRID, grid_to_model_input, voxelize
     from intradp_ros.core.tile import (
         CODEC_BITPACK,
         CODEC_BITPACK_ZSTD,
@@ -108,8 +104,12 @@ def tile_samples() -> List[tuple[str, np.ndarray, Optional[np.ndarray], tuple[in
         CODEC_SPARSE_ZSTD,
         CODEC_ZSTD_SHUFFLE,
     )
+    from intradp_ros.eval.sample_data import SceneConfig, cloud_frames, make_scene, photo_frames
+    from intradp_ros.models import build
+    from intradp_ros.models.letterbox import letterbox
+    from intradp_ros.models.voxels import AGRNAV_GRID, grid_to_model_input, voxelize
 
-    out: List[tuple[str, np.ndarray, Optional[np.ndarray], tuple[int, ...]]] = []
+    out: list[tuple[str, np.ndarray, np.ndarray | None, tuple[int, ...]]] = []
     cloud = next(iter(cloud_frames(SceneConfig(frames=2))))
     occ = grid_to_model_input(voxelize(cloud, AGRNAV_GRID)).numpy()
     out.append(
@@ -130,7 +130,7 @@ def tile_samples() -> List[tuple[str, np.ndarray, Optional[np.ndarray], tuple[in
     model = build("kapao_s6", input_size=[960, 1280]).eval()
     frame = next(iter(photo_frames(1)))
     x, _info = letterbox(frame, (960, 1280))
-    acts: Dict[str, np.ndarray] = {}
+    acts: dict[str, np.ndarray] = {}
 
     def keep(name: str):  # type: ignore[no-untyped-def]
         def hook(_module: object, _args: object, y: torch.Tensor) -> None:  # returns None: output unchanged
@@ -147,8 +147,8 @@ def tile_samples() -> List[tuple[str, np.ndarray, Optional[np.ndarray], tuple[in
     return out
 
 
-def bench_tiles(repeat: int = 3) -> List[tuple[str, Measurement]]:
-    rows: List[tuple[str, Measurement]] = []
+def bench_tiles(repeat: int = 3) -> list[tuple[str, Measurement]]:
+    rows: list[tuple[str, Measurement]] = []
     for label, data, index, codecs in tile_samples():
         for codec in codecs:
             rows.append((label, measure_codec(codec, np.ascontiguousarray(data), repeat, index=index)))
@@ -165,7 +165,7 @@ def format_tiles(rows: Sequence[tuple[str, Measurement]]) -> str:
     return "\n".join(lines)
 
 
-def as_records(rows: Sequence[Measurement]) -> List[Dict[str, object]]:
+def as_records(rows: Sequence[Measurement]) -> list[dict[str, object]]:
     return [
         {
             "codec": m.name,
@@ -190,7 +190,7 @@ def format_table(rows: Sequence[Measurement], title: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_wire", description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--image",

@@ -20,9 +20,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 from intradp_ros.eval.sysexec import TestbedError
 
@@ -59,7 +59,7 @@ def validate_cpu_fraction(cpu_fraction: float) -> float:
     return f
 
 
-def quota_and_period(cpu_fraction: float, period_us: int = PERIOD_US) -> Tuple[int, int]:
+def quota_and_period(cpu_fraction: float, period_us: int = PERIOD_US) -> tuple[int, int]:
     """(quota_us, period_us) giving `cpu_fraction` of one CPU: the period is `period_us`, lengthened where
     needed so the quota is at least the kernel's 1 ms (e.g. 0.05 CPU needs periods of at least 20 ms)."""
     f = validate_cpu_fraction(cpu_fraction)
@@ -112,7 +112,7 @@ def _writable_dir(path: Path) -> bool:
     return path.is_dir() and os.access(path, os.W_OK)
 
 
-def find_cpu_controller(root: Path = CGROUP_ROOT) -> Tuple[Optional[CpuController], str]:
+def find_cpu_controller(root: Path = CGROUP_ROOT) -> tuple[CpuController | None, str]:
     """(controller, "") for the first usable layout under `root` (v2, then v1), else (None, why not)."""
     root = Path(root)
     notes = []
@@ -155,13 +155,13 @@ class CpuGroup:
         name: str,
         period_us: int = PERIOD_US,
         root: Path = CGROUP_ROOT,
-        controller: Optional[CpuController] = None,
+        controller: CpuController | None = None,
     ) -> None:
         self.name = name
         self.root = Path(root)
         self.period_us = int(period_us)
-        self.fraction: Optional[float] = None
-        self.quota_us: Optional[int] = None
+        self.fraction: float | None = None
+        self.quota_us: int | None = None
         self.controller = controller
         self.unavailable = ""
         if self.controller is None:
@@ -192,12 +192,12 @@ class CpuGroup:
     def exists(self) -> bool:
         return self.path.is_dir()
 
-    def wrap(self, argv: Sequence[str]) -> List[str]:
+    def wrap(self, argv: Sequence[str]) -> list[str]:
         """argv that first moves itself into the group, then execs `argv` (same pid, so tracking works)."""
         procs = str(self.path / "cgroup.procs")
         return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, *argv]
 
-    def pids(self) -> List[int]:
+    def pids(self) -> list[int]:
         try:
             return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
         except OSError:
@@ -227,13 +227,12 @@ class CpuGroup:
         raise TestbedError(f"could not remove cgroup {self.path} (members: {self.pids()})")
 
 
-def _time_busy_loop(argv_prefix: Sequence[str], iters: int) -> Tuple[float, float]:
+def _time_busy_loop(argv_prefix: Sequence[str], iters: int) -> tuple[float, float]:
     """(wall seconds, cpu seconds) of the busy loop run as a fresh process behind `argv_prefix`."""
     code = _BUSY.format(iters=iters)
     out = subprocess.run(
         [*argv_prefix, sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         timeout=120,
         check=False,

@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from typing import Any, TextIO
 
 from intradp_ros.eval.nodes import read_json_lines
 from intradp_ros.eval.tables import format_table, frame_line, summarize
@@ -29,7 +30,7 @@ from intradp_ros.eval.testbed import Testbed, TestbedError
 ROBOT = "robot1"
 
 
-def launch_argv(side: str, **args: Any) -> List[str]:
+def launch_argv(side: str, **args: Any) -> list[str]:
     """`roslaunch intradp_ros demo.launch side:=<side> name:=value ...` (empty values left out)."""
     argv = ["roslaunch", "--screen", "intradp_ros", "demo.launch", f"side:={side}"]
     argv += [f"{k}:={v}" for k, v in args.items() if v not in (None, "")]
@@ -48,13 +49,13 @@ class LoopbackPair:
     def __init__(self) -> None:
         self.ports = {"robot": free_port(), "server": free_port()}
         self.workdir = Path(tempfile.mkdtemp(prefix="intradp-demo-"))
-        self.procs: List[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen] = []
         self.replay = None
 
     def uri(self, side: str) -> str:
         return f"http://127.0.0.1:{self.ports[side]}"
 
-    def env(self, side: str) -> Dict[str, str]:
+    def env(self, side: str) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("ROS_NAMESPACE", None)
         env.update(ROS_MASTER_URI=self.uri(side), ROS_IP="127.0.0.1", ROS_HOSTNAME="127.0.0.1")
@@ -102,7 +103,7 @@ class LoopbackPair:
             stop_group(p)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "LoopbackPair":
+    def __enter__(self) -> LoopbackPair:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -129,11 +130,11 @@ def run_demo(
     input_size: str = "256,320",
     mode: str = "intradp",
     frames: int = 20,
-    trace: Optional[str] = "outdoor",
+    trace: str | None = "outdoor",
     dilation: float = 20.0,
-    rate_mbit: Optional[float] = None,
-    robot_cpu: Optional[float] = 0.1,
-    loopback: Optional[bool] = None,
+    rate_mbit: float | None = None,
+    robot_cpu: float | None = 0.1,
+    loopback: bool | None = None,
     pacing: str = "lockstep",
     budget_s: float = 900.0,
     out: TextIO = sys.stdout,
@@ -148,7 +149,7 @@ def run_demo(
     samples = dilate_trace(load_trace(trace_path(trace)), dilation) if trace else None
     first_rate = rate_mbit or (samples[0][1] if samples else 90.0 / dilation)
     bed: Any = LoopbackPair() if loopback else Testbed(rate_mbit=first_rate, name="demo")
-    records: List[Dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
     ok = False
     with bed:
         print(f"[demo] {model} at {input_size}, mode {mode}, {frames} frames of the bundled camera bag", file=out)
@@ -206,7 +207,7 @@ def run_demo(
             file=out,
             flush=True,
         )
-        series: List = []
+        series: list = []
         ready = False
         try:
             for rec in read_json_lines(robot, timeout=budget_s):
@@ -267,7 +268,7 @@ def run_demo(
     return 0 if ok else 1
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/intradp_demo."""
     import argparse
 

@@ -11,8 +11,9 @@ import statistics
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import TextIO
 
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
 from intradp_ros.eval.testbed import Testbed, TestbedError
@@ -35,14 +36,14 @@ def mbit(nbytes: int, seconds: float) -> float:
 class EchoResults:
     """Per-size one-way times collected from the sender's JSON lines."""
 
-    up: Dict[int, List[float]] = field(default_factory=lambda: defaultdict(list))
-    down: Dict[int, List[float]] = field(default_factory=lambda: defaultdict(list))
+    up: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    down: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, rec: dict) -> None:
         self.up[rec["bytes"]].append(rec["up_s"])
         self.down[rec["bytes"]].append(rec["down_s"])
 
-    def table(self, rate_mbit: Optional[float]) -> str:
+    def table(self, rate_mbit: float | None) -> str:
         """Summary per size: tiles, median one-way up/down, achieved Mbit/s, and the ideal time at the set rate."""
         head = f"{'size':>8} {'tiles':>5} {'up ms':>9} {'down ms':>9} {'up Mbit/s':>10} {'down Mbit/s':>11}"
         if rate_mbit:
@@ -73,10 +74,10 @@ def tile_line(rec: dict) -> str:
 
 def run_echo_demo(
     rate_mbit: float = 90.0,
-    trace: Optional[str] = None,
+    trace: str | None = None,
     sizes: Sequence[int] = DEFAULT_SIZES,
     rounds: int = 4,
-    robot_cpu: Optional[float] = None,
+    robot_cpu: float | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the demo end to end; returns 0 when every tile came back."""
@@ -145,7 +146,7 @@ def run_echo_demo(
     return 0 if ok else 1
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/tile_echo_demo."""
     import argparse
 

@@ -33,7 +33,8 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 import rospy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -49,7 +50,7 @@ MAX_FRAMES = 100_000
 class Recorder:
     """Writes received messages into a bag (thread-safe); a no-op without a path."""
 
-    def __init__(self, path: Optional[str]) -> None:
+    def __init__(self, path: str | None) -> None:
         self._bag = None
         self._lock = threading.Lock()
         if path:
@@ -76,10 +77,10 @@ class Printer:
 
     def __init__(self, output: str, stream: TextIO = sys.stdout, dilation: float = 1.0) -> None:
         self.output, self.stream, self.k = output, stream, dilation
-        self.records: List[Dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def emit(self, obj: Dict[str, Any]) -> None:
+    def emit(self, obj: dict[str, Any]) -> None:
         with self._lock:
             if obj.get("kind") == "stats":
                 self.records.append(obj)
@@ -91,7 +92,7 @@ class Printer:
                     self.stream.write(line + "\n")
             self.stream.flush()
 
-    def _text(self, obj: Dict[str, Any]) -> str:
+    def _text(self, obj: dict[str, Any]) -> str:
         from intradp_ros.eval.tables import frame_line
 
         kind = obj.get("kind")
@@ -120,7 +121,7 @@ class Printer:
             return self.summary(obj)
         return ""
 
-    def summary(self, done: Dict[str, Any]) -> str:
+    def summary(self, done: dict[str, Any]) -> str:
         from intradp_ros.eval.tables import format_table, summarize
 
         recs = [dict(r, system=r.get("mode"), trace="run") for r in self.records if r.get("frame", -1) >= 0]
@@ -140,10 +141,10 @@ class EvalDriver:
         self.recorder = recorder
         self.t0 = time.monotonic()
         self._cond = threading.Condition()
-        self._stamps: Dict[Any, int] = {}  # publish stamp -> frame index (-2 for warm-up frames)
-        self._awaiting: Optional[int] = None  # frame index lockstep waits for
-        self._got: Dict[int, bool] = {}
-        self._warmup_got: Optional[str] = None  # plan name of the last warm-up result
+        self._stamps: dict[Any, int] = {}  # publish stamp -> frame index (-2 for warm-up frames)
+        self._awaiting: int | None = None  # frame index lockstep waits for
+        self._got: dict[int, bool] = {}
+        self._warmup_got: str | None = None  # plan name of the last warm-up result
         self.ready_status = ""  # "key=value": a /diagnostics status of this robot holding it marks the client ready
         self._log_ready = False
         self.pub = rospy.Publisher(out_topic, type(source.first()), queue_size=1)
@@ -281,7 +282,7 @@ class EvalDriver:
             time.sleep(settle_s)
         return got > 0
 
-    def run_lockstep(self, count: int, frame_timeout: float, gap_s: float) -> Dict[str, int]:
+    def run_lockstep(self, count: int, frame_timeout: float, gap_s: float) -> dict[str, int]:
         """Each frame waits for its result (or the timeout) before the next; returns counts."""
         self.t0 = time.monotonic()
         self.printer.emit({"kind": "start", "frames": count})
@@ -291,7 +292,9 @@ class EvalDriver:
                 break
             self._publish(frame, i)
             with self._cond:
-                ok = self._cond.wait_for(lambda: self._got.get(i, False) or rospy.is_shutdown(), timeout=frame_timeout)
+                ok = self._cond.wait_for(
+                    lambda i=i: self._got.get(i, False) or rospy.is_shutdown(), timeout=frame_timeout
+                )
                 self._awaiting = None
             if not ok:
                 lost += 1
@@ -300,7 +303,7 @@ class EvalDriver:
                 time.sleep(gap_s)
         return {"frames": count, "results": sum(1 for v in self._got.values() if v), "lost": lost}
 
-    def run_rate(self, count: int, rate_hz: float, drain_s: float) -> Dict[str, int]:
+    def run_rate(self, count: int, rate_hz: float, drain_s: float) -> dict[str, int]:
         """Publish at `rate_hz` (newest frame wins at the client), then wait up to `drain_s` for the last result."""
         self.t0 = time.monotonic()
         self.printer.emit({"kind": "start", "frames": count})
@@ -379,7 +382,7 @@ def main(argv: Sequence[str]) -> int:
     rospy.init_node("eval_driver", anonymous=True, disable_signals=False)
     printer = Printer(str(_setting(args, "output", "text")), dilation=float(_setting(args, "dilation", 1.0)))
     recorder = None
-    source: Optional[FrameSource] = None
+    source: FrameSource | None = None
     try:
         robot = str(_setting(args, "robot", "robot1"))
         bag = _setting(args, "bag", None)

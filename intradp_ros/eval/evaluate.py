@@ -24,9 +24,10 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, TextIO
 
 from intradp_ros.core.progress import ProgressBar
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
@@ -56,10 +57,10 @@ class ModelSetup:
     model: str
     client: str  # script name: kapao_client / agrnav_client
     bag_key: str  # "camera" or "cloud" (sample_data.ensure_sample_bags)
-    settings: Dict[str, str] = field(default_factory=dict)  # node settings both sides get (input_size, grid_xzy)
+    settings: dict[str, str] = field(default_factory=dict)  # node settings both sides get (input_size, grid_xzy)
 
 
-def model_setup(model: str, input_size: Optional[str] = None, grid_xzy: Optional[str] = None) -> ModelSetup:
+def model_setup(model: str, input_size: str | None = None, grid_xzy: str | None = None) -> ModelSetup:
     """KAPAO models replay the camera bag through kapao_client, torchvision models (VGG19) through
     torchvision_client, SCONet the point-cloud bag through agrnav_client."""
     if model.startswith("kapao") or model.startswith("torchvision:"):
@@ -77,10 +78,10 @@ def model_setup(model: str, input_size: Optional[str] = None, grid_xzy: Optional
     return s
 
 
-def build_options(setup: ModelSetup, head: Optional[str] = None) -> Dict[str, Any]:
+def build_options(setup: ModelSetup, head: str | None = None) -> dict[str, Any]:
     """Registry build options of the replica the client runs (input_size / grid_xzy as tuples, and the client's
     default head: KAPAO candidates, SCONet completion; `head` overrides it, "detections"/"logits" drop it)."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key in ("input_size", "grid_xzy"):
         if setup.settings.get(key):
             out[key] = tuple(int(v) for v in str(setup.settings[key]).replace(" ", ",").split(",") if v)
@@ -102,7 +103,7 @@ def workload_family(model: str) -> str:
     raise ValueError(f"no reference GPU time for {model!r}: pass --dilation K")
 
 
-def measure_frame_s(model: str, options: Dict[str, Any], repeats: int = 2) -> float:
+def measure_frame_s(model: str, options: dict[str, Any], repeats: int = 2) -> float:
     """Median forward seconds of one frame on this CPU (torch's default threads, as the CPU server runs it)."""
     import time
 
@@ -123,7 +124,7 @@ def measure_frame_s(model: str, options: Dict[str, Any], repeats: int = 2) -> fl
     return sorted(times)[len(times) // 2]
 
 
-def auto_dilation(model: str, options: Dict[str, Any], frame_s: float) -> Tuple[float, str]:
+def auto_dilation(model: str, options: dict[str, Any], frame_s: float) -> tuple[float, str]:
     """(k, why): measured CPU-server compute of a frame / the GPU time it stands for."""
     from intradp_ros.eval.workloads import Workload, dilation_k, reference_gpu_s
 
@@ -135,7 +136,7 @@ def auto_dilation(model: str, options: Dict[str, Any], frame_s: float) -> Tuple[
     )
 
 
-def auto_kapao_size(model: str, robot_cpu: float, budget_s: float) -> Tuple[str, str]:
+def auto_kapao_size(model: str, robot_cpu: float, budget_s: float) -> tuple[str, str]:
     """('H,W', why): the largest KAPAO size whose device-only frame on the testbed (this CPU's frame time at
     1280x960 scaled by pixels, / the robot's CPU quota) fits `budget_s`; never below 512x640."""
     from intradp_ros.eval.workloads import KAPAO_SIZES, kapao_size_for_budget, scaled_kapao_s
@@ -151,19 +152,17 @@ class EvalConfig:
     """Everything one evaluation run is configured with (written to summary.json)."""
 
     model: str = "kapao_l6"
-    input_size: Optional[str] = None  # "H,W" for KAPAO (multiples of 64)
-    grid_xzy: Optional[str] = None  # "X,Z,Y" for SCONet
+    input_size: str | None = None  # "H,W" for KAPAO (multiples of 64)
+    grid_xzy: str | None = None  # "X,Z,Y" for SCONet
     systems: Sequence[str] = SYSTEMS
     traces: Sequence[str] = ("indoor", "outdoor")
     frames: int = 10
     warmup: int = 2
     robot_cpu: float = 0.05  # cgroup quota of the client (share of one CPU); 0.05 ~ 20x slower
-    dilation: Optional[float] = None  # time-dilation factor k; None: per workload (measured CPU frame / GPU frame)
-    rate_hz: Optional[float] = (
-        None  # camera rate (undilated frames/s; the driver publishes at rate / k); None: lockstep
-    )
+    dilation: float | None = None  # time-dilation factor k; None: per workload (measured CPU frame / GPU frame)
+    rate_hz: float | None = None  # camera rate (undilated frames/s; the driver publishes at rate / k); None: lockstep
     frame_budget: float = 60.0  # seconds a device-only KAPAO frame may take on the testbed (input_size "auto")
-    bag: Optional[str] = None
+    bag: str | None = None
     out: str = "eval_out"
     frame_timeout: float = 120.0
     startup_timeout: float = 600.0
@@ -172,8 +171,8 @@ class EvalConfig:
     deadline: float = 1.0  # SPSO-GA deadline (undilated seconds; the nodes get k x this)
     solver_seconds: float = 5.0
     grid_buckets: int = 16  # buckets of the (dilated) grid the server solves
-    extra_client: Dict[str, str] = field(default_factory=dict)
-    extra_server: Dict[str, str] = field(default_factory=dict)
+    extra_client: dict[str, str] = field(default_factory=dict)
+    extra_server: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         bad = [s for s in self.systems if s not in SYSTEMS]
@@ -205,7 +204,7 @@ def trace_label(name: str) -> str:
     return Path(name).stem
 
 
-def dilate_trace(samples: Sequence[Tuple[float, float]], k: float) -> List[Tuple[float, float]]:
+def dilate_trace(samples: Sequence[tuple[float, float]], k: float) -> list[tuple[float, float]]:
     """The trace as the dilated testbed plays it: times x k, rates / k."""
     return [(t * k, r / k) for t, r in samples]
 
@@ -217,17 +216,17 @@ def dilated_grid(k: float, buckets: int) -> str:
     return ",".join(f"{e:.4g}" for e in edges)
 
 
-def flags(settings: Dict[str, Any]) -> List[str]:
+def flags(settings: dict[str, Any]) -> list[str]:
     """{"input_size": "256,320"} -> ["--input-size", "256,320"]."""
-    out: List[str] = []
+    out: list[str] = []
     for k, v in settings.items():
         out += ["--" + k.replace("_", "-"), str(v)]
     return out
 
 
-def link_series(samples: Sequence[Tuple[float, float]], t_end: float) -> List[Tuple[float, float]]:
+def link_series(samples: Sequence[tuple[float, float]], t_end: float) -> list[tuple[float, float]]:
     """The rate schedule a looped replay applies from its start up to t_end."""
-    out: List[Tuple[float, float]] = []
+    out: list[tuple[float, float]] = []
     index = 0
     while True:
         sched = replay_schedule(samples, 1.0, index)
@@ -237,7 +236,7 @@ def link_series(samples: Sequence[Tuple[float, float]], t_end: float) -> List[Tu
         index += 1
 
 
-def rate_at(series: Sequence[Tuple[float, float]], t: float) -> float:
+def rate_at(series: Sequence[tuple[float, float]], t: float) -> float:
     rate = float("nan")
     for ts, r in series:
         if ts > t:
@@ -253,7 +252,7 @@ class Evaluation:
         cfg.validate()
         self.cfg = cfg
         self.out = out
-        self.notes: List[str] = []
+        self.notes: list[str] = []
         if cfg.input_size == "auto":
             if not cfg.model.startswith("kapao"):
                 raise ValueError("--input-size auto picks a KAPAO size; give 'H,W' for other models")
@@ -271,16 +270,16 @@ class Evaluation:
             self.notes.append(f"time dilation k = {cfg.dilation:g} (given)")
         self.out_dir = Path(cfg.out).resolve()
         self.log_dir = self.out_dir / "logs"
-        self.records: List[Dict[str, Any]] = []
-        self.links: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
-        self.robot_slowdown: Optional[float] = None
-        self.problems: List[str] = []
+        self.records: list[dict[str, Any]] = []
+        self.links: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        self.robot_slowdown: float | None = None
+        self.problems: list[str] = []
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
     # ---- node command lines ----------------------------------------------------------------------------------
-    def server_argv(self) -> List[str]:
+    def server_argv(self) -> list[str]:
         cfg = self.cfg
         s = {
             "robots": ROBOT,
@@ -301,7 +300,7 @@ class Evaluation:
 
         return default_cache_dir() / f"robot_cpu{self.cfg.robot_cpu:g}"
 
-    def client_argv(self, system: str) -> List[str]:
+    def client_argv(self, system: str) -> list[str]:
         k = self.cfg.dilation
         s = {
             "robot": ROBOT,
@@ -315,12 +314,12 @@ class Evaluation:
         s.update(self.cfg.extra_client)
         return script_argv(self.setup.client, *flags(s))
 
-    def monitor_argv(self) -> List[str]:
+    def monitor_argv(self) -> list[str]:
         return script_argv(
             "bandwidth_monitor", "--robot", ROBOT, "--buckets", dilated_grid(self.cfg.dilation, self.cfg.grid_buckets)
         )
 
-    def driver_argv(self, bag: str, record: Path, system: str) -> List[str]:
+    def driver_argv(self, bag: str, record: Path, system: str) -> list[str]:
         cfg = self.cfg
         ready = ["--ready-status", "plan_book=received"]  # the client's diagnostics once it holds the plan book
         pacing = (
@@ -368,7 +367,8 @@ class Evaluation:
             self.say(f"[evaluate] {note}")
         if cfg.rate_hz is not None:
             self.say(
-                f"[evaluate] camera rate {cfg.rate_hz:g} Hz undilated: frames published at {cfg.rate_hz / cfg.dilation:.4g} Hz"
+                f"[evaluate] camera rate {cfg.rate_hz:g} Hz undilated: "
+                f"frames published at {cfg.rate_hz / cfg.dilation:.4g} Hz"
             )
         self.say(
             f"[evaluate] time dilation k = {cfg.dilation:g}: link rates / k, traces played k x slower, "
@@ -411,7 +411,7 @@ class Evaluation:
                     f.close()
         return self.report()
 
-    def _slow_robot(self, tb: Testbed) -> Optional[float]:
+    def _slow_robot(self, tb: Testbed) -> float | None:
         """Throttle the client's CPU; where no cgroup CPU controller is available (v2 nor v1) say so and run
         unthrottled: the figures then stand for a robot as fast as this CPU."""
         cfg = self.cfg
@@ -433,12 +433,12 @@ class Evaluation:
         return str(ensure_sample_bags()[self.setup.bag_key])
 
     def _run_one(
-        self, tb: Testbed, trace: str, system: str, bag: str, scaled: Path, samples: Sequence[Tuple[float, float]]
+        self, tb: Testbed, trace: str, system: str, bag: str, scaled: Path, samples: Sequence[tuple[float, float]]
     ) -> None:
         cfg = self.cfg
         tag = f"{trace}_{system}"
         log = open(self.log_dir / f"{tag}.log", "ab")
-        procs: List[subprocess.Popen] = []
+        procs: list[subprocess.Popen] = []
         try:
             if tb.replay is not None:
                 tb.replay.stop()
@@ -465,7 +465,7 @@ class Evaluation:
             )
             procs.append(driver)
             budget = cfg.startup_timeout + cfg.warmup * cfg.frame_timeout + cfg.frames * (cfg.frame_timeout + cfg.gap)
-            series: List[Tuple[float, float]] = []
+            series: list[tuple[float, float]] = []
             got = 0
             for rec in read_json_lines(driver, timeout=budget):
                 kind = rec.get("kind")
@@ -573,7 +573,7 @@ class Evaluation:
         except Exception as err:  # noqa: BLE001 - the measured tables stand without the prediction
             self.problems.append(f"prediction columns left empty: {type(err).__name__}: {err}")
 
-    def summary_dict(self, goals: Sequence[Any]) -> Dict[str, Any]:
+    def summary_dict(self, goals: Sequence[Any]) -> dict[str, Any]:
         sums = summarize(self.records)
         dev = [s for (t, name), s in sums.items() if name == "device_only" and s.frames]
         srv = [
@@ -597,7 +597,7 @@ class Evaluation:
             "problems": self.problems,
         }
 
-    def dilation_note(self, summary: Dict[str, Any]) -> str:
+    def dilation_note(self, summary: dict[str, Any]) -> str:
         r = summary.get("robot_over_server_compute")
         sd = summary.get("robot_slowdown_busy_loop")
         return (
@@ -611,14 +611,14 @@ class Evaluation:
         )
 
 
-def run_order(systems: Sequence[str]) -> List[str]:
+def run_order(systems: Sequence[str]) -> list[str]:
     """Distributed systems first (the first run pays the client's profiling and the server's plan-book solve,
     both cached afterwards; a device-only run never waits for the handshake, so it goes last)."""
     return [s for s in systems if s != "device_only"] + [s for s in systems if s == "device_only"]
 
 
-def _lost_record(system: str, trace: str, rec: Dict[str, Any]) -> Dict[str, Any]:
-    row: Dict[str, Any] = {k: 0 for k in CSV_FIELDS}
+def _lost_record(system: str, trace: str, rec: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {k: 0 for k in CSV_FIELDS}
     row.update(
         system=system,
         trace=trace,
@@ -635,7 +635,7 @@ def _lost_record(system: str, trace: str, rec: Dict[str, Any]) -> Dict[str, Any]
     return row
 
 
-def render_report(records: Sequence[Dict[str, Any]], k: float, title: str) -> Tuple[str, list]:
+def render_report(records: Sequence[dict[str, Any]], k: float, title: str) -> tuple[str, list]:
     """The tables (measured, and undilated when k != 1) and the goal lines, as Markdown text."""
     sums = summarize(records)
     parts = [format_table(sums, title=f"{title}: measured on the testbed (dilated times)")]
@@ -691,7 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dilation",
         default="auto",
-        help="time-dilation factor k, or 'auto': measured CPU-server frame / the RTX 3080-class GPU frame it stands for",
+        help="time-dilation factor k, or 'auto': "
+        "measured CPU-server frame / the RTX 3080-class GPU frame it stands for",
     )
     p.add_argument("--bag", default=None, help="input bag (default: the sample bag for the model)")
     p.add_argument("--out", default=d.out, help="output folder")
@@ -712,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pairs(items: Sequence[str]) -> Dict[str, str]:
+def _pairs(items: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in items:
         if "=" not in item:
@@ -722,7 +723,7 @@ def _pairs(items: Sequence[str]) -> Dict[str, str]:
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/evaluate."""
     args = build_parser().parse_args(argv)
     try:

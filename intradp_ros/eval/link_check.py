@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from intradp_ros.eval import shaping
 from intradp_ros.eval.sysexec import TestbedError
@@ -128,7 +128,7 @@ def idle_transfer(tb: Testbed, nbytes: int, idle_s: float, port: int = PORT, tim
                 stream.close()
 
 
-def trace_mean_rates(k: float = DEFAULT_K) -> List[tuple]:
+def trace_mean_rates(k: float = DEFAULT_K) -> list[tuple]:
     """[(trace name, mean rate / k in Mbit/s)] of the shipped traces (indoor, outdoor)."""
     traces = Path(__file__).resolve().parents[2] / "config" / "traces"
     out = []
@@ -144,8 +144,8 @@ def idle_transfer_check(
     nbytes: int = 256_000,
     idle_s: float = 2.0,
     repeats: int = 3,
-    burst: Optional[int] = None,
-) -> List[IdleTransferRow]:
+    burst: int | None = None,
+) -> list[IdleTransferRow]:
     """One row per (label, rate) and repeat: the testbed set to that rate (its own bucket, or `burst` bytes)."""
     rows = []
     for label, rate in rates:
@@ -173,7 +173,7 @@ def format_rows(rows: Sequence[IdleTransferRow]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m intradp_ros.eval.link_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--k", type=float, default=DEFAULT_K, help="time-dilation factor: trace mean rates / k (20)")
     p.add_argument("--bytes", type=int, default=256_000, help="transfer size (256000)")

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from intradp_ros.eval.nodes import script_argv, start_bridge
 from intradp_ros.eval.testbed import Testbed
@@ -28,7 +28,7 @@ def _field_column(header: str, name: str) -> int:
     return cols.index(name)
 
 
-def _values(text: str, name: str) -> List[float]:
+def _values(text: str, name: str) -> list[float]:
     lines = [x for x in text.splitlines() if x.strip()]
     if not lines:
         return []
@@ -89,7 +89,7 @@ def run(rate_mbit: float, seconds: float, monitor_args: Sequence[str] = ()) -> i
     return 0 if per_min <= 1.0 and abs(med - rate_mbit) / rate_mbit < 0.15 else 1
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m intradp_ros.eval.monitor_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=4.65, help="shaped rate in Mbit/s (4.65: indoor trace mean / 20)")
     p.add_argument("--seconds", type=float, default=300.0)

@@ -7,7 +7,6 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import List
 
 from intradp_ros.eval.sysexec import TestbedError, run_cmd
 
@@ -34,7 +33,7 @@ def link_addresses(index: int) -> LinkAddresses:
     return LinkAddresses(str(ipaddress.IPv4Address(base + 1)), str(ipaddress.IPv4Address(base + 2)))
 
 
-def list_namespaces() -> List[str]:
+def list_namespaces() -> list[str]:
     """Names of the network namespaces that exist now."""
     proc = run_cmd(["ip", "netns", "list"], "listing network namespaces")
     return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
@@ -62,7 +61,7 @@ def create_veth(ns_a: str, dev_a: str, ip_a: str, ns_b: str, dev_b: str, ip_b: s
         run_cmd(["ip", "-n", ns, "link", "set", dev, "up"], f"bringing up {dev} in {ns}")
 
 
-def namespace_pids(ns: str) -> List[int]:
+def namespace_pids(ns: str) -> list[int]:
     """Pids of processes living in `ns` (empty if the namespace is gone)."""
     proc = run_cmd(["ip", "netns", "pids", ns], f"listing processes in {ns}", check=False)
     return [int(p) for p in proc.stdout.split() if p.isdigit()]

@@ -8,8 +8,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Iterator, List, Optional, Sequence
+from typing import IO
 
 from intradp_ros.eval.testbed import Testbed, TestbedError
 
@@ -18,7 +19,7 @@ BRIDGE_GLOBS = ("/intradp/*",)
 TOPIC_GLOBS = BRIDGE_GLOBS + ("/diagnostics",)  # both sides' node health visible on either master
 
 
-def script_argv(name: str, *args: str) -> List[str]:
+def script_argv(name: str, *args: str) -> list[str]:
     """argv that runs one of the package's scripts with the same pid (no wrapper shell).
 
     The source tree's scripts/ is used when present (development, tests); otherwise rosrun finds the installed one.
@@ -36,7 +37,7 @@ def start_bridge(
     side: str = "robot",
     topics: Sequence[str] = TOPIC_GLOBS,
     services: Sequence[str] = BRIDGE_GLOBS,
-    log: Optional[IO] = None,
+    log: IO | None = None,
 ) -> subprocess.Popen:
     """Run one master_bridge on `side` with the other side's master as peer (it syncs both directions)."""
     peer = tb.server if side == "robot" else tb.robot
@@ -57,7 +58,7 @@ def read_json_lines(
     stream = proc.stdout
     if stream is None:
         raise ValueError("the process needs stdout=subprocess.PIPE (text mode)")
-    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
 from intradp_ros.core.transport import Transport
 
@@ -75,7 +75,7 @@ class ChargedTransport(Transport):
             self.charged_s += charged
         self.inner.send(decoded)
 
-    def recv(self, timeout: Optional[float] = None) -> Any:
+    def recv(self, timeout: float | None = None) -> Any:
         return self.inner.recv(timeout)
 
     def close(self) -> None:

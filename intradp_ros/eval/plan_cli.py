@@ -13,8 +13,8 @@ import argparse
 import csv
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
@@ -27,7 +27,7 @@ from intradp_ros.core.solver import SolverConfig
 
 # ---------------------------------------------------------------------------------------------- model + profiles
 def load_graph(
-    model: str, input_size: Optional[Sequence[int]] = None, head: Optional[str] = None
+    model: str, input_size: Sequence[int] | None = None, head: str | None = None
 ) -> tuple[Graph, torch.Tensor]:
     """Build a registry model (random weights) and capture its graph with an example input; `head` picks a
     deployment head (KAPAO 'candidates', SCONet 'completion': the graphs the robot clients run)."""
@@ -69,11 +69,11 @@ class Progress:
 def profiles_for(
     g: Graph,
     x: torch.Tensor,
-    robot_file: Optional[str],
-    server_file: Optional[str],
+    robot_file: str | None,
+    server_file: str | None,
     measured_as: str,
     ratio: float,
-    cache_dir: Optional[Path],
+    cache_dir: Path | None,
     repeats: int,
     quiet: bool = False,
 ) -> tuple[Profile, Profile, str]:
@@ -108,7 +108,8 @@ def profiles_for(
 
 # ---------------------------------------------------------------------------------------------- output
 def format_table(table: PlanTable) -> str:
-    """Per bandwidth: predicted latency (ms) and robot energy (J) of every system, and Intra-DP's ratio to the best baseline."""
+    """Per bandwidth: predicted latency (ms) and robot energy (J) of every system, and Intra-DP's ratio to the best
+    baseline."""
     head = f"{'MB/s':>6} | " + " | ".join(f"{s:>17}" for s in SYSTEMS) + " | ratio"
     sub = f"{'':>6} | " + " | ".join(f"{'ms':>8} {'J':>8}" for _ in SYSTEMS) + " |"
     lines = [head, sub, "-" * len(head)]
@@ -240,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if ":=" not in a]  # rosrun/roslaunch remaps
     args = build_parser().parse_args(argv)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
@@ -290,7 +291,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(table.to_json())
     else:
         print(
-            f"model {args.model}: {len(g.nodes)} nodes, graph {g.fingerprint}; input {g.nodes[g.input_indices[0]].nbytes} B"
+            f"model {args.model}: {len(g.nodes)} nodes, graph {g.fingerprint}; "
+            f"input {g.nodes[g.input_indices[0]].nbytes} B"
         )
         print(
             f"profiles: {how}; robot {robot.total() * 1e3:.1f} ms, server {server.total() * 1e3:.1f} ms per inference"

@@ -4,18 +4,19 @@ per-frame latency over time, one figure per trace. Uses matplotlib's Agg backend
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any
 
 from intradp_ros.eval.tables import SYSTEM_LABELS, ordered_systems, ordered_traces
 
-PathLike = Union[str, Path]
-Series = Sequence[Tuple[float, float]]
+PathLike = str | Path
+Series = Sequence[tuple[float, float]]
 
 
-def series_by_system(records: Iterable[Mapping[str, Any]], trace: str) -> Dict[str, List[Mapping[str, Any]]]:
+def series_by_system(records: Iterable[Mapping[str, Any]], trace: str) -> dict[str, list[Mapping[str, Any]]]:
     """Records of one trace grouped by system, each group sorted by time (`t_s`)."""
-    out: Dict[str, List[Mapping[str, Any]]] = {}
+    out: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         if str(r.get("trace", "")) == trace:
             out.setdefault(str(r.get("system") or r.get("mode")), []).append(r)
@@ -24,10 +25,10 @@ def series_by_system(records: Iterable[Mapping[str, Any]], trace: str) -> Dict[s
     return out
 
 
-def step_points(link: Series, t_end: float) -> Tuple[List[float], List[float]]:
+def step_points(link: Series, t_end: float) -> tuple[list[float], list[float]]:
     """x, y of a step line for a rate schedule [(t, rate)] (each rate holds until the next), extended to t_end."""
-    xs: List[float] = []
-    ys: List[float] = []
+    xs: list[float] = []
+    ys: list[float] = []
     for i, (t, r) in enumerate(link):
         if t > t_end:
             break
@@ -41,9 +42,9 @@ def plot_run(
     records: Sequence[Mapping[str, Any]],
     out_dir: PathLike,
     prefix: str = "eval",
-    links: Optional[Mapping[Tuple[str, str], Series]] = None,
+    links: Mapping[tuple[str, str], Series] | None = None,
     k: float = 1.0,
-) -> List[Path]:
+) -> list[Path]:
     """One PNG per trace (`<prefix>_<trace>.png`): a row per system with bandwidth (left axis, Mbit/s: shaped link
     as a step line, estimate per frame as dots) and latency per frame (right axis, s; errors as red x at 0).
     `links[(trace, system)]` is the shaped-rate schedule of that run ([(t_s, mbit)]). Returns the files written."""

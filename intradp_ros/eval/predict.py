@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 from intradp_ros.eval.workloads import (
     ROBOT_CPU_OVER_HOST,
@@ -71,10 +72,10 @@ class PredictionContext:
     result_bytes: int
     k: float
     codec_per_byte_s: float
-    notes: List[str]
+    notes: list[str]
 
 
-def annotate(records: Sequence[Dict[str, Any]], ctx: PredictionContext) -> int:
+def annotate(records: Sequence[dict[str, Any]], ctx: PredictionContext) -> int:
     """Fill predicted_s, floor_s, nonmodel_cpu_s and k of every record with a result; returns how many frames
     ran a plan the rebuilt plan book does not hold (predicted with that mode's plan for the frame's rate)."""
     by_id = ctx.book.by_id()
@@ -101,13 +102,13 @@ def annotate(records: Sequence[Dict[str, Any]], ctx: PredictionContext) -> int:
 
 def build_context(
     model: str,
-    options: Dict[str, Any],
+    options: dict[str, Any],
     client_cache_dir: Path,
     grid_MBps: Sequence[float],
     deadline_s: float,
     solver_seconds: float,
     k: float,
-    robot_slowdown: Optional[float],
+    robot_slowdown: float | None,
     say: Callable[[str], None] = print,
 ) -> PredictionContext:
     """Profiles as the nodes cached them (server: the default cache; robot: the client's own cache, else the server

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -98,7 +98,7 @@ def load_picture(name: str = "astronaut") -> np.ndarray:
     return np.ascontiguousarray(img[:, :, :3])
 
 
-def frame_offsets(frames: int, shift_px: int) -> List[Tuple[int, int]]:
+def frame_offsets(frames: int, shift_px: int) -> list[tuple[int, int]]:
     """(dx, dy) of each frame's window: a circle of radius `shift_px` pixels, one turn over the sequence."""
     return [
         (
@@ -188,7 +188,7 @@ def photo_frames(frames: int = 30, shift_px: int = 8, seed: int = 0) -> Iterator
 
 
 def write_image_bag(
-    path: Union[str, Path],
+    path: str | Path,
     picture: str = "astronaut",
     frames: int = 30,
     rate_hz: float = 10.0,
@@ -202,6 +202,7 @@ def write_image_bag(
     import rosbag
     import rospy
     from std_msgs.msg import Header
+
     from intradp_ros.ros.sensor_conversion import rgb_to_compressed, rgb_to_image
 
     path = Path(path)
@@ -233,12 +234,12 @@ class SceneConfig:
     clear_radius: float = 2.0  # no obstacle this close to the origin ...
     scene_radius: float = 10.0  # ... nor farther than this
     frames: int = 20
-    path_end: Tuple[float, float] = (5.0, 2.0)  # viewpoint goes from (0, 0) to here
+    path_end: tuple[float, float] = (5.0, 2.0)  # viewpoint goes from (0, 0) to here
     local_range: float = 5.0  # local map radius around the viewpoint
     inflate_voxels: int = 1  # obstacles grown by this many voxels in x and y
 
 
-def _box(occ: np.ndarray, spec: VoxelGridSpec, lo: Tuple[float, float, float], hi: Tuple[float, float, float]) -> None:
+def _box(occ: np.ndarray, spec: VoxelGridSpec, lo: tuple[float, float, float], hi: tuple[float, float, float]) -> None:
     """Mark the voxels of an axis-aligned box [lo, hi) (metres), clipped to the grid."""
     o, v = np.asarray(spec.origin), spec.voxel_size
     a = np.clip(np.floor((np.asarray(lo) - o) / v).astype(int), 0, spec.size_xyz)
@@ -246,7 +247,7 @@ def _box(occ: np.ndarray, spec: VoxelGridSpec, lo: Tuple[float, float, float], h
     occ[a[0] : b[0], a[1] : b[1], a[2] : b[2]] = 1
 
 
-def _place(rng: np.random.Generator, cfg: SceneConfig, spec: VoxelGridSpec, margin: float) -> Tuple[float, float]:
+def _place(rng: np.random.Generator, cfg: SceneConfig, spec: VoxelGridSpec, margin: float) -> tuple[float, float]:
     """A random (x, y) inside the grid (by `margin`), within scene_radius of the origin and outside the clear circle."""
     o, v, (nx, ny, _) = spec.origin, spec.voxel_size, spec.size_xyz
     r = cfg.scene_radius
@@ -288,7 +289,7 @@ def make_scene(cfg: SceneConfig = SceneConfig(), spec: VoxelGridSpec = AGRNAV_GR
     return occ
 
 
-def _ball(occ: np.ndarray, spec: VoxelGridSpec, centre: Tuple[float, float, float], radius: float) -> None:
+def _ball(occ: np.ndarray, spec: VoxelGridSpec, centre: tuple[float, float, float], radius: float) -> None:
     """Mark the voxels whose centres lie within `radius` of `centre` (only the bounding box is looked at)."""
     o, v = np.asarray(spec.origin), spec.voxel_size
     lo = np.clip(np.floor((np.asarray(centre) - radius - o) / v).astype(int), 0, spec.size_xyz)
@@ -336,7 +337,7 @@ def cloud_frames(cfg: SceneConfig = SceneConfig(), spec: VoxelGridSpec = AGRNAV_
 
 
 def write_cloud_bag(
-    path: Union[str, Path],
+    path: str | Path,
     cfg: SceneConfig = SceneConfig(),
     rate_hz: float = 5.0,
     frame_id: str = "world",
@@ -350,6 +351,7 @@ def write_cloud_bag(
     import rosbag
     import rospy
     from std_msgs.msg import Header
+
     from intradp_ros.ros.sensor_conversion import xyz_to_pointcloud2
 
     if compression not in ("none", "lz4", "bz2"):
@@ -371,12 +373,12 @@ def write_cloud_bag(
 
 
 def ensure_sample_bags(
-    cache_dir: Optional[Union[str, Path]] = None,
+    cache_dir: str | Path | None = None,
     picture: str = "astronaut",
     image_frames: int = 30,
     cloud: SceneConfig = SceneConfig(),
     force: bool = False,
-) -> Dict[str, Path]:
+) -> dict[str, Path]:
     """Both bags in `cache_dir` (made if missing or `force`): {"camera": path, "cloud": path}."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     tag = Path(picture).stem if picture not in PICTURES else picture

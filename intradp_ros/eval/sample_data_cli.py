@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Optional, Sequence
 
 from intradp_ros.eval.sample_data import SampleDataError, SceneConfig, default_cache_dir, ensure_sample_bags
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.frames < 1 or args.cloud_frames < 1:
         print("make_sample_bags: --frames and --cloud-frames must be >= 1", file=sys.stderr)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Tuple
 
 from intradp_ros.eval.testbed import Testbed, TestbedError
 
@@ -19,21 +18,21 @@ _COUNTER_RE = re.compile(r"\b(bytes_acked|bytes_received):(\d+)")
 class TcpConn:
     """One established TCP connection as seen from its local end."""
 
-    local: Tuple[str, int]
-    peer: Tuple[str, int]
-    pids: Tuple[int, ...]
+    local: tuple[str, int]
+    peer: tuple[str, int]
+    pids: tuple[int, ...]
     bytes_acked: int = 0  # payload bytes this end sent that the peer acknowledged
     bytes_received: int = 0  # payload bytes this end received
 
 
-def _endpoint(text: str) -> Tuple[str, int]:
+def _endpoint(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]"), int(port)
 
 
-def parse_ss(text: str) -> List[TcpConn]:
+def parse_ss(text: str) -> list[TcpConn]:
     """Parse `ss -tnpiH state established` output (a connection line, then an indented info line)."""
-    conns: List[TcpConn] = []
+    conns: list[TcpConn] = []
     current = None
     for line in text.splitlines():
         if not line.strip():
@@ -63,7 +62,7 @@ def parse_ss(text: str) -> List[TcpConn]:
     return conns
 
 
-def tcp_connections(tb: Testbed, side: str) -> List[TcpConn]:
+def tcp_connections(tb: Testbed, side: str) -> list[TcpConn]:
     """Established TCP connections in `side`'s namespace with their owning pids and byte counters."""
     res = tb.run(side, ["ss", "-tnpiH", "state", "established"], timeout=10)
     if res.returncode != 0:

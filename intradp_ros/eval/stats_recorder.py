@@ -4,7 +4,7 @@ are ROS-free and live in intradp_ros.results.stats_records (re-exported here); r
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from intradp_ros.results.stats_records import (
     BENCH_FIELDS,
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def read_stats_bag(path: PathLike, topic: Optional[str] = None) -> List[Dict[str, Any]]:
+def read_stats_bag(path: PathLike, topic: str | None = None) -> list[dict[str, Any]]:
     """Records of every intradp_ros/InferenceStats message in a bag (optionally one topic), in bag order."""
     import rosbag  # lazy: the records above stay usable without ROS
 

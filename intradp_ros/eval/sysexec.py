@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class TestbedError(RuntimeError):
@@ -33,9 +33,7 @@ def require_tools(*names: str) -> None:
 def run_cmd(argv: Sequence[str], what: str, check: bool = True, timeout: float = 10.0) -> subprocess.CompletedProcess:
     """Run a short system command; on failure raise TestbedError with `what` and the tool's stderr."""
     try:
-        proc = subprocess.run(
-            list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TestbedError(f"{what}: {' '.join(argv)} failed: {exc}") from None
     if check and proc.returncode != 0:

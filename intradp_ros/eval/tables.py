@@ -10,8 +10,9 @@ intradp_ros.results.aggregates and are re-exported here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any
 
 from intradp_ros.results.aggregates import (  # noqa: F401 - re-exported for the evaluation tools
     DISTRIBUTED,
@@ -39,7 +40,7 @@ def _num(v: float, fmt: str) -> str:
 
 
 def format_table(
-    summaries: Mapping[Tuple[str, str], Summary], title: str = "", time_unit: str = "s", k: float = 1.0
+    summaries: Mapping[tuple[str, str], Summary], title: str = "", time_unit: str = "s", k: float = 1.0
 ) -> str:
     """Markdown table in the seeds' layout: one row per system; per trace the inference time, transmission time
     (mean ± std), transmission share, power and energy per inference. `k` != 1 divides times and energy by k."""
@@ -92,7 +93,7 @@ def format_table(
 PREDICTION_GOAL = 0.15  # measured within 15 % of the cost model's prediction
 
 
-def has_bench_columns(summaries: Mapping[Tuple[str, str], Summary]) -> bool:
+def has_bench_columns(summaries: Mapping[tuple[str, str], Summary]) -> bool:
     """True if any summary carries a prediction, a floor or a non-model CPU figure."""
     return any(
         not (math.isnan(s.predicted_mean_s) and math.isnan(s.floor_mean_s) and math.isnan(s.nonmodel_share))
@@ -101,7 +102,7 @@ def has_bench_columns(summaries: Mapping[Tuple[str, str], Summary]) -> bool:
 
 
 def format_prediction_table(
-    summaries: Mapping[Tuple[str, str], Summary], title: str = "", time_unit: str = "ms", k: float = 1.0
+    summaries: Mapping[tuple[str, str], Summary], title: str = "", time_unit: str = "ms", k: float = 1.0
 ) -> str:
     """One row per trace and system: k, measured latency, the cost model's prediction for the plans that ran,
     measured/predicted (goal within 15 %), the physical floor, latency as a multiple of the floor and the share of
@@ -178,7 +179,7 @@ class GoalResult:
         return lat + "\n" + en
 
 
-def check_goals(summaries: Mapping[Tuple[str, str], Summary]) -> List[GoalResult]:
+def check_goals(summaries: Mapping[tuple[str, str], Summary]) -> list[GoalResult]:
     """Goal figures for every trace that has Intra-DP and at least one other system with results."""
     out = []
     for trace in ordered_traces(t for t, _ in summaries):
@@ -204,7 +205,7 @@ def check_goals(summaries: Mapping[Tuple[str, str], Summary]) -> List[GoalResult
     return out
 
 
-def frame_line(rec: Mapping[str, Any], k: float = 1.0, link_mbit: Optional[float] = None) -> str:
+def frame_line(rec: Mapping[str, Any], k: float = 1.0, link_mbit: float | None = None) -> str:
     """One live console line per frame: system, frame, latency and its breakdown, plan, bandwidth estimate."""
     system = rec.get("system") or rec.get("mode") or "?"
     if rec.get("error"):

@@ -23,9 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from intradp_ros.eval import cgroup as cg
 from intradp_ros.eval import netns, shaping
@@ -41,7 +42,7 @@ CGROUP_PREFIX = "intradp-"
 
 _counter_lock = threading.Lock()
 _counter = 0
-_live: "set[Testbed]" = set()
+_live: set[Testbed] = set()
 _handlers_installed = False
 
 
@@ -71,7 +72,7 @@ def validate_speed(speed: float) -> float:
     return s
 
 
-def replay_schedule(samples: Sequence[Sample], speed: float = 1.0, loop_index: int = 0) -> List[Tuple[float, float]]:
+def replay_schedule(samples: Sequence[Sample], speed: float = 1.0, loop_index: int = 0) -> list[tuple[float, float]]:
     """(offset_s from replay start, rate) for one pass of `samples`; pass `loop_index` starts after the
     previous passes (one pass lasts last t plus one sample period, so looping keeps the spacing)."""
     speed = validate_speed(speed)
@@ -100,7 +101,7 @@ class Side:
 class TraceReplay(threading.Thread):
     """Thread that walks a trace and sets the testbed's shaping rate at each sample's time."""
 
-    def __init__(self, testbed: "Testbed", samples: Sequence[Sample], speed: float, loop: bool) -> None:
+    def __init__(self, testbed: Testbed, samples: Sequence[Sample], speed: float, loop: bool) -> None:
         super().__init__(name="trace-replay", daemon=True)
         self._tb = testbed
         self._samples = list(samples)
@@ -108,8 +109,8 @@ class TraceReplay(threading.Thread):
         self._loop = loop
         self._stop_event = threading.Event()
         self.changes = 0
-        self.rate_mbit: Optional[float] = None
-        self.error: Optional[BaseException] = None
+        self.rate_mbit: float | None = None
+        self.error: BaseException | None = None
 
     def stop(self) -> None:
         """Ask the replay to end; the rate stays at the last applied sample."""
@@ -134,7 +135,7 @@ class TraceReplay(threading.Thread):
                 if not self._loop:
                     return
                 pass_index += 1
-        except BaseException as exc:  # the testbed went down under us: end quietly, keep the reason
+        except BaseException as exc:  # noqa: BLE001 -- the testbed went down under us: end quietly, keep the reason
             self.error = exc
 
 
@@ -172,12 +173,12 @@ class Testbed:
         self.robot = Side("robot", f"{base}-robot", f"{self.name}-robot", addrs.robot_ip, master_port)
         self.server = Side("server", f"{base}-server", f"{self.name}-server", addrs.server_ip, master_port)
         self.cpu_group = cg.CpuGroup(f"{CGROUP_PREFIX}{base}")
-        self.robot_slowdown: Optional[float] = None
+        self.robot_slowdown: float | None = None
         self.burst_bytes = shaping.burst_bytes(self.rate_mbit)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"intradp-{base}-"))
-        self._procs: List[subprocess.Popen] = []
-        self._masters: Dict[str, List[subprocess.Popen]] = {}
-        self._replay: Optional[TraceReplay] = None
+        self._procs: list[subprocess.Popen] = []
+        self._masters: dict[str, list[subprocess.Popen]] = {}
+        self._replay: TraceReplay | None = None
         self._lock = threading.RLock()
         self._down = False
         self._downing = False
@@ -199,7 +200,7 @@ class Testbed:
             self.down()
             raise
 
-    def __enter__(self) -> "Testbed":
+    def __enter__(self) -> Testbed:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -216,7 +217,7 @@ class Testbed:
             if self._down or self._downing:
                 return
             self._downing = True
-        problems: List[str] = []
+        problems: list[str] = []
         try:
             if self._replay is not None:
                 self._replay.stop()
@@ -258,7 +259,7 @@ class Testbed:
     def side(self, side: str) -> Side:
         return self.robot if validate_side(side) == "robot" else self.server
 
-    def env(self, side: str) -> Dict[str, str]:
+    def env(self, side: str) -> dict[str, str]:
         """os.environ plus this side's ROS_MASTER_URI, ROS_IP and ROS_HOSTNAME (ROS_HOME kept).
 
         ROS_NAMESPACE is dropped so a node started from inside a launch file does not inherit its group.
@@ -311,7 +312,7 @@ class Testbed:
             raise
         return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
-    def stop(self, p: subprocess.Popen, grace_s: float = 3.0) -> Optional[int]:
+    def stop(self, p: subprocess.Popen, grace_s: float = 3.0) -> int | None:
         """Stop one spawned process (SIGINT, then SIGTERM, then SIGKILL to its group); returns its exit code."""
         _kill_group(p, grace_s=grace_s, first=signal.SIGINT)
         return p.returncode
@@ -418,7 +419,7 @@ class Testbed:
         self.rate_mbit = rate
 
     @property
-    def replay(self) -> Optional[TraceReplay]:
+    def replay(self) -> TraceReplay | None:
         """The last started trace replay (None if none)."""
         return self._replay
 
@@ -446,7 +447,7 @@ class Testbed:
         self.robot_slowdown = cg.measure_slowdown(self.cpu_group)
         return self.robot_slowdown
 
-    def try_slow_robot(self, cpu_fraction: float) -> Tuple[Optional[float], str]:
+    def try_slow_robot(self, cpu_fraction: float) -> tuple[float | None, str]:
         """`slow_robot`, or run unthrottled where no cgroup cpu controller is usable: (factor or None, a line
         that says which happened, for the demo's and the benchmark's output)."""
         try:
@@ -525,7 +526,7 @@ def _down_all() -> None:
     for tb in list(_live):
         try:
             tb.down()
-        except Exception as exc:  # keep tearing the others down
+        except Exception as exc:  # noqa: BLE001 -- keep tearing the others down
             print(f"[testbed] teardown of {tb.name} failed: {exc}", file=sys.stderr)
 
 
@@ -557,7 +558,7 @@ def _install_handlers() -> None:
         signal.signal(sig, handler)
 
 
-def cleanup_stale() -> List[str]:
+def cleanup_stale() -> list[str]:
     """Remove namespaces and cgroups left by testbeds whose process died (e.g. SIGKILL); returns what went."""
     require_root("cleaning up stale testbeds")
     removed = []

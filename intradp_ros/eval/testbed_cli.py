@@ -1,7 +1,8 @@
 """Command line over the Testbed (scripts/intradp_testbed).
 
     intradp_testbed [--rate 90] [--trace FILE] [--robot-cpu 0.25] [--no-masters] -- robot|server CMD...
-    intradp_testbed [options] shell        interactive: 'robot CMD', 'server CMD', 'bg robot CMD', 'rate X', 'info', 'exit'
+    intradp_testbed [options] shell        interactive: 'robot CMD', 'server CMD', 'bg robot CMD', 'rate X',
+                                           'info', 'exit'
     intradp_testbed cleanup                remove namespaces/cgroups left by testbeds whose process died
 
 It prints the addresses, master URIs and measured slow-down, runs the command (or the shell), and tears the
@@ -14,7 +15,8 @@ import argparse
 import shlex
 import subprocess
 import sys
-from typing import List, Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from intradp_ros.eval.testbed import SIDES, Testbed, TestbedError, cleanup_stale
 from intradp_ros.eval.traces import TraceError, load_trace
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_command(words: Sequence[str]) -> List[str]:
+def parse_command(words: Sequence[str]) -> list[str]:
     """Normalise the trailing words: drop a leading '--'; ValueError for anything that is not a known form."""
     words = list(words)
     if words and words[0] == "--":
@@ -113,7 +115,7 @@ def run_shell(tb: Testbed, inp: TextIO = sys.stdin, out: TextIO = sys.stdout) ->
             print(f"error: {err}", file=out)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         words = parse_command(args.command)

@@ -21,13 +21,14 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from intradp_ros.eval import cgroup as cg
 from intradp_ros.eval.sysexec import TestbedError
 
 
-def child(args: argparse.Namespace) -> Dict[str, Any]:
+def child(args: argparse.Namespace) -> dict[str, Any]:
     """Runs inside the group: profile, calibrate, check (all on the CPU)."""
     import torch
 
@@ -36,12 +37,12 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     from intradp_ros.core.plan import Plan
     from intradp_ros.core.profiler import calibrate_to_frames, cpu_quota, measure_frames, profile_graph
     from intradp_ros.core.session import ModelConfig
-    from intradp_ros.models.replica import load_replica
     from intradp_ros.core.transport import inprocess_pair
+    from intradp_ros.models.replica import load_replica
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    cfg: Dict[str, Any] = {"name": args.model, "seed": 0, "weights": ""}
+    cfg: dict[str, Any] = {"name": args.model, "seed": 0, "weights": ""}
     if args.input_size:
         cfg["input_size"] = list(args.input_size)
     rep = load_replica(ModelConfig.from_dict(cfg), "cpu")
@@ -76,7 +77,7 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     }
 
 
-def run_period(args: argparse.Namespace, period_us: Optional[int]) -> Dict[str, Any]:
+def run_period(args: argparse.Namespace, period_us: int | None) -> dict[str, Any]:
     """One configuration: inside a fresh group with `period_us` (None: unthrottled, no group)."""
     argv = [
         sys.executable,
@@ -96,7 +97,7 @@ def run_period(args: argparse.Namespace, period_us: Optional[int]) -> Dict[str, 
     ]
     if args.input_size:
         argv += ["--input-size", *[str(v) for v in args.input_size]]
-    out: Dict[str, Any] = {"period_us": period_us, "fraction": args.fraction if period_us else None}
+    out: dict[str, Any] = {"period_us": period_us, "fraction": args.fraction if period_us else None}
     group = cg.CpuGroup(f"intradp-throttle-bench-{os.getpid()}", period_us) if period_us else None
     try:
         if group is not None:
@@ -105,9 +106,7 @@ def run_period(args: argparse.Namespace, period_us: Optional[int]) -> Dict[str, 
             out["busy_loop_slowdown"] = cg.measure_slowdown(group)
             argv = group.wrap(argv)
         t0 = time.perf_counter()
-        proc = subprocess.run(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=args.timeout, check=False
-        )
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, check=False)
         out["child_wall_s"] = time.perf_counter() - t0
         if proc.returncode != 0:
             raise TestbedError(f"child failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -118,7 +117,7 @@ def run_period(args: argparse.Namespace, period_us: Optional[int]) -> Dict[str, 
     return out
 
 
-def describe(r: Dict[str, Any]) -> str:
+def describe(r: dict[str, Any]) -> str:
     """One block of figures and ratios for a configuration."""
     med = statistics.median
     head = (
@@ -138,7 +137,8 @@ def describe(r: Dict[str, Any]) -> str:
             f"  measured device-only frames (executor)       {r['measured_s'] * 1e3:9.1f} ms   "
             f"{['%.0f' % (t * 1e3) for t in r['frames_s']]}",
             f"  measured / raw                               x{r['measured_s'] / r['raw_s']:.2f}",
-            f"  calibrated prediction (cost model)           {r['calibrated_s'] * 1e3:9.1f} ms   factor {r['factor']:.3f}",
+            f"  calibrated prediction (cost model)           {r['calibrated_s'] * 1e3:9.1f} ms   "
+            f"factor {r['factor']:.3f}",
             f"  held-out frames (executor)                   {med(r['check_s']) * 1e3:9.1f} ms   "
             f"calibrated / held-out x{r['calibrated_s'] / med(r['check_s']):.2f}",
             f"  plain model(x) forward                       {med(r['forward_s']) * 1e3:9.1f} ms",
@@ -146,7 +146,7 @@ def describe(r: Dict[str, Any]) -> str:
     )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="torchvision:resnet18")
     ap.add_argument("--input-size", type=int, nargs=2, default=[224, 224])
@@ -169,7 +169,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.child:
         print(json.dumps(child(args)))
         return 0
-    results: List[Dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for p in args.periods:
         r = run_period(args, p or None)
         results.append(r)

@@ -9,14 +9,14 @@ seed written in their header, so they can be regenerated bit for bit (``scripts/
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple, Union
 
 import numpy as np
 
-Sample = Tuple[float, float]
-PathLike = Union[str, Path]
+Sample = tuple[float, float]
+PathLike = str | Path
 
 
 class TraceError(ValueError):
@@ -38,7 +38,7 @@ class TraceProfile:
     min_mbit: float
     max_mbit: float
     fade_rate_hz: float = 0.0
-    fade_len_s: Tuple[float, float] = (0.5, 3.0)
+    fade_len_s: tuple[float, float] = (0.5, 3.0)
     fade_floor_mbit: float = 0.5
     fade_depth_max_mbit: float = 8.0
     description: str = ""
@@ -77,7 +77,7 @@ DEFAULT_DURATION_S = 300.0
 
 def generate_trace(
     profile: TraceProfile, seed: int, duration_s: float = DEFAULT_DURATION_S, period_s: float = DEFAULT_PERIOD_S
-) -> List[Sample]:
+) -> list[Sample]:
     """Return a reproducible trace for `profile`: same seed, same samples.
 
     The series is rescaled so its mean equals `profile.mean_mbit` exactly, which keeps the shipped
@@ -148,12 +148,12 @@ def write_trace(path: PathLike, samples: Sequence[Sample], header: Iterable[str]
     path.write_text(format_trace(samples, header))
 
 
-def parse_trace(text: str, source: str = "<trace>") -> List[Sample]:
+def parse_trace(text: str, source: str = "<trace>") -> list[Sample]:
     """Parse trace text; raise TraceError naming `source` and the line for anything malformed.
 
     Times must be finite, >= 0 and strictly increasing; rates finite and >= 0.
     """
-    samples: List[Sample] = []
+    samples: list[Sample] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -179,7 +179,7 @@ def parse_trace(text: str, source: str = "<trace>") -> List[Sample]:
     return samples
 
 
-def load_trace(path: PathLike) -> List[Sample]:
+def load_trace(path: PathLike) -> list[Sample]:
     """Read a trace file into [(t_seconds, rate_mbit), ...]; TraceError if missing or malformed."""
     path = Path(path)
     try:
@@ -189,7 +189,7 @@ def load_trace(path: PathLike) -> List[Sample]:
     return parse_trace(text, source=str(path))
 
 
-def trace_header(profile: TraceProfile, seed: int, samples: Sequence[Sample]) -> List[str]:
+def trace_header(profile: TraceProfile, seed: int, samples: Sequence[Sample]) -> list[str]:
     """Header comment of a shipped trace: what it models, how to regenerate it, its statistics."""
     rates = np.array([r for _, r in samples])
     period = samples[1][0] - samples[0][0] if len(samples) > 1 else DEFAULT_PERIOD_S
@@ -204,7 +204,7 @@ def trace_header(profile: TraceProfile, seed: int, samples: Sequence[Sample]) ->
     ]
 
 
-def make_shipped_traces(out_dir: PathLike, seeds: dict = None) -> List[Path]:
+def make_shipped_traces(out_dir: PathLike, seeds: dict = None) -> list[Path]:
     """Generate indoor.txt and outdoor.txt into `out_dir`; returns the written paths."""
     seeds = dict(DEFAULT_SEEDS, **(seeds or {}))
     written = []

@@ -14,17 +14,18 @@ ROS-free and torch-free: pure arithmetic, unit-tested in test/unit/eval/test_wor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any
 
 # (GPU seconds per frame, input elements it was measured at): RTX 3080-class figures of the seeds.
-REFERENCE_GPU: Dict[str, Tuple[float, int]] = {
+REFERENCE_GPU: dict[str, tuple[float, int]] = {
     "kapao": (30e-3, 1280 * 960),
     "vgg19": (2e-3, 224 * 224),
     "sconet": (10e-3, 256 * 32 * 256),
 }
 # KAPAO sizes tried from the seeds' 1280x960 down (H, W; multiples of 64); 512x640 is the smallest allowed.
-KAPAO_SIZES: Sequence[Tuple[int, int]] = ((960, 1280), (768, 1024), (640, 832), (512, 640))
+KAPAO_SIZES: Sequence[tuple[int, int]] = ((960, 1280), (768, 1024), (640, 832), (512, 640))
 # Robot speed relative to the reference GPU: a Jetson-class robot computes these CNNs about 20x slower than the
 # RTX 3080-class server (the testbed's default robot quota, 0.1 CPU against the 2-thread CPU server, is ~20x).
 ROBOT_OVER_GPU = 20.0
@@ -41,7 +42,7 @@ class Workload:
     label: str
     model: str
     family: str  # key of REFERENCE_GPU
-    options: Dict[str, object] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
 
     @property
     def elements(self) -> int:
@@ -53,7 +54,7 @@ class Workload:
         return int(h) * int(w)
 
 
-def seed_workloads() -> Tuple[Workload, ...]:
+def seed_workloads() -> tuple[Workload, ...]:
     """The three workloads at the seeds' sizes, with the heads the ROS clients run by default (KAPAO: the sparse
     candidate head; SCONet: the completed-voxel head)."""
     return (
@@ -118,10 +119,10 @@ def physical_floor(
 
 
 def kapao_size_for_budget(
-    device_only_s_at: Callable[[Tuple[int, int]], float],
+    device_only_s_at: Callable[[tuple[int, int]], float],
     budget_s: float,
-    sizes: Sequence[Tuple[int, int]] = KAPAO_SIZES,
-) -> Tuple[Tuple[int, int], str]:
+    sizes: Sequence[tuple[int, int]] = KAPAO_SIZES,
+) -> tuple[tuple[int, int], str]:
     """(H, W) of the largest KAPAO size whose device-only frame (`device_only_s_at((h, w))`, seconds as the
     benchmark runs it) fits `budget_s`, and the reason printed with it; the smallest size if none fits."""
     tried = []
@@ -140,7 +141,7 @@ def kapao_size_for_budget(
     )
 
 
-def scaled_kapao_s(measured_s: float, measured_hw: Tuple[int, int], hw: Tuple[int, int]) -> float:
+def scaled_kapao_s(measured_s: float, measured_hw: tuple[int, int], hw: tuple[int, int]) -> float:
     """A KAPAO frame time at `hw` estimated from one measured at `measured_hw` (compute scales with pixels)."""
     return measured_s * (hw[0] * hw[1]) / (measured_hw[0] * measured_hw[1])
 
@@ -161,7 +162,7 @@ def output_bytes(g: Any) -> int:
     return sum(g.nodes[o].extent * g.nodes[o].bytes_per_row for o in g.output_indices)
 
 
-def ratio(a: float, b: Optional[float]) -> float:
+def ratio(a: float, b: float | None) -> float:
     """a / b, NaN where b is missing, zero or NaN."""
     if b is None or not (b > 0) or math.isnan(a):
         return float("nan")

@@ -9,7 +9,7 @@ the decoder mismatch, instead of computing on different pixels.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ MAX_CAMERA_PIXELS = 4096 * 4096  # largest camera frame a receiver decodes (the 
 
 def camera_model_input(
     data: bytes, input_hw: Sequence[int], max_pixels: int = MAX_CAMERA_PIXELS
-) -> Tuple[torch.Tensor, LetterboxInfo, np.ndarray]:
+) -> tuple[torch.Tensor, LetterboxInfo, np.ndarray]:
     """(uint8 [1, 3, H, W] model input tagged with its CameraFrame, placement, decoded HxWx3 frame).
 
     ValueError for a file that is not a JPEG/PNG, is corrupt or is over `max_pixels`.
@@ -44,7 +44,7 @@ def camera_model_input(
     return x, info, rgb
 
 
-def camera_frame_of(x: torch.Tensor) -> Optional[CameraFrame]:
+def camera_frame_of(x: torch.Tensor) -> CameraFrame | None:
     frame = getattr(x, ATTR, None)
     return frame if isinstance(frame, CameraFrame) else None
 
@@ -56,24 +56,24 @@ def drop_camera_frame(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+def _encode(arr: np.ndarray, index: np.ndarray | None, encoded: bytes | None) -> Payload:
     if encoded is None:
         raise TileError("data", "a camera tile needs the camera payload (Tile.encoded)")
     return encoded
 
 
-def _check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
+def _check(dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
     if dtype != "uint8" or len(shape) != 4 or shape[0] != 1 or shape[1] != 3:
         raise TileError("shape", f"a camera tile is a uint8 [1, 3, H, W] model input, got {dtype}{list(shape)}")
     if nbytes <= HEADER_BYTES:
         raise TileError("data", "camera payload too short")
 
 
-def _decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     return decode_camera_tile(payload, shape), None
 
 
-def decode_camera_tile(payload: Payload, shape: Tuple[int, ...]) -> np.ndarray:
+def decode_camera_tile(payload: Payload, shape: tuple[int, ...]) -> np.ndarray:
     """The model input of a CODEC_CAMERA payload; TileError('data') naming a decoder mismatch if its hash differs
     from the robot's."""
     robot_hash, body = split_payload(bytes(payload))

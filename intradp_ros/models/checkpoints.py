@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import _compat_pickle
 import pickle
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Tuple, Union
+from typing import Any
 
 import torch
 from torch import nn
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 class CheckpointError(RuntimeError):
@@ -40,21 +41,21 @@ _KAPAO_CLASSES = {
     "torch.nn.modules.pooling": ("MaxPool2d",),
     "torch.nn.modules.upsampling": ("Upsample",),
 }
-_SHELLS: Dict[Tuple[str, str], type] = {
+_SHELLS: dict[tuple[str, str], type] = {
     (mod, name): type(name, (_ShellModule,), {"__module__": "intradp_ros.models.checkpoints.shell." + mod})
     for mod, names in _KAPAO_CLASSES.items()
     for name in names
 }
 
 
-def _allowed_functions() -> Dict[Tuple[str, str], Any]:
+def _allowed_functions() -> dict[tuple[str, str], Any]:
     """Non-class globals a pickled model object needs: tensor rebuilders, containers, dtypes, numpy scalars."""
     import _codecs
     import collections
 
     import numpy as np
 
-    allowed: Dict[Tuple[str, str], Any] = {
+    allowed: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("_codecs", "encode"): _codecs.encode,  # how protocol 2 pickles bytes (numpy arrays' data)
         ("builtins", "set"): set,
@@ -91,7 +92,7 @@ def _allowed_functions() -> Dict[Tuple[str, str], Any]:
 class RestrictedUnpickler(pickle.Unpickler):
     """`pickle.Unpickler` whose `find_class` only yields KAPAO shells and the allow-listed names."""
 
-    _allowed: Dict[Tuple[str, str], Any] = {}
+    _allowed: dict[tuple[str, str], Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         # Protocol-2 pickles spell Python 3 names the Python 2 way (__builtin__.set); map them as pickle would.
@@ -132,11 +133,11 @@ def _torch_load_restricted(path: PathLike) -> Any:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
 
 
-def _to_fp32(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def _to_fp32(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
 
 
-def read_kapao_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
+def read_kapao_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
     """fp32 state dict of the model object in an upstream KAPAO checkpoint (the EMA model when it is present)."""
     ckpt = _torch_load_restricted(path)
     if isinstance(ckpt, nn.Module):
@@ -150,7 +151,7 @@ def read_kapao_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     return _to_fp32(model.float().state_dict())
 
 
-def read_state_dict_checkpoint(path: PathLike) -> Dict[str, torch.Tensor]:
+def read_state_dict_checkpoint(path: PathLike) -> dict[str, torch.Tensor]:
     """fp32 state dict from a `weights_only=True` checkpoint: {'model': state_dict, ...} or a bare state dict."""
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -173,7 +174,8 @@ def _preview(keys: Iterable[str], n: int = 6) -> str:
 
 
 def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, model_name: str) -> None:
-    """Load `state` into `model` strictly; a mismatch raises CheckpointError naming missing/unexpected/misshaped keys."""
+    """Load `state` into `model` strictly; a mismatch raises CheckpointError naming missing/unexpected/misshaped
+    keys."""
     own = model.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)

@@ -24,8 +24,6 @@ is malformed (size, step, buffer length), so a node can count the two apart.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple, Union
-
 import numpy as np
 from scipy import ndimage
 
@@ -33,7 +31,7 @@ UNSUPPORTED = "unsupported_encoding"
 MALFORMED = "malformed"
 
 # bytes per pixel of each supported encoding
-BYTES_PER_PIXEL: Dict[str, int] = {
+BYTES_PER_PIXEL: dict[str, int] = {
     "rgb8": 3,
     "bgr8": 3,
     "rgba8": 4,
@@ -52,14 +50,14 @@ BYTES_PER_PIXEL: Dict[str, int] = {
 SUPPORTED_ENCODINGS = tuple(BYTES_PER_PIXEL)
 
 # colour (0 R, 1 G, 2 B) of the 2x2 Bayer cell's pixels (row 0 left, row 0 right, row 1 left, row 1 right)
-BAYER_PATTERNS: Dict[str, Tuple[int, int, int, int]] = {
+BAYER_PATTERNS: dict[str, tuple[int, int, int, int]] = {
     "bayer_rggb8": (0, 1, 1, 2),
     "bayer_bggr8": (2, 1, 1, 0),
     "bayer_gbrg8": (1, 2, 0, 1),
     "bayer_grbg8": (1, 0, 2, 1),
 }
 # byte offsets of (U, Y0, V, Y1) inside a 4-byte pixel pair
-YUV_LAYOUTS: Dict[str, Tuple[int, int, int, int]] = {
+YUV_LAYOUTS: dict[str, tuple[int, int, int, int]] = {
     "yuv422": (0, 1, 2, 3),
     "uyvy": (0, 1, 2, 3),
     "yuyv": (1, 0, 3, 2),
@@ -69,7 +67,7 @@ YUV_LAYOUTS: Dict[str, Tuple[int, int, int, int]] = {
 _RB_KERNEL = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4
 _G_KERNEL = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 
 class ImageEncodingError(ValueError):
@@ -109,7 +107,7 @@ def demosaic_bilinear(raw: np.ndarray, pattern: str) -> np.ndarray:
     return out
 
 
-def yuv422_to_rgb(pairs: np.ndarray, layout: Tuple[int, int, int, int]) -> np.ndarray:
+def yuv422_to_rgb(pairs: np.ndarray, layout: tuple[int, int, int, int]) -> np.ndarray:
     """HxWx3 uint8 RGB from [H, W/2, 4] pixel pairs; `layout` gives the byte offsets of U, Y0, V, Y1."""
     u_at, y0_at, v_at, y1_at = layout
     h, half, _ = pairs.shape
@@ -148,7 +146,7 @@ def decode_image(
     return yuv422_to_rgb(rows.reshape(h, w // 2, 4), YUV_LAYOUTS[encoding])
 
 
-def encode_rgb(rgb: np.ndarray, encoding: str, is_bigendian: bool = False) -> Tuple[bytes, int]:
+def encode_rgb(rgb: np.ndarray, encoding: str, is_bigendian: bool = False) -> tuple[bytes, int]:
     """(data, step) of an HxWx3 uint8 RGB array in `encoding` (rows unpadded)."""
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:

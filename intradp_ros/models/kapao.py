@@ -13,8 +13,9 @@ slice the buffers by row like any activation.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,10 +27,10 @@ NUM_CLASSES = 18  # person + 17 keypoint objects
 NUM_COORDS = 34  # 17 keypoints x (x, y)
 NUM_OUTPUTS = 5 + NUM_CLASSES + NUM_COORDS  # 57 per anchor
 NUM_ANCHORS = 3
-STRIDES: Tuple[int, ...] = (8, 16, 32, 64)
+STRIDES: tuple[int, ...] = (8, 16, 32, 64)
 MAX_STRIDE = 64
-DEFAULT_INPUT_HW: Tuple[int, int] = (1280, 1280)
-ANCHORS_PX: Tuple[Tuple[int, ...], ...] = (
+DEFAULT_INPUT_HW: tuple[int, int] = (1280, 1280)
+ANCHORS_PX: tuple[tuple[int, ...], ...] = (
     (19, 27, 44, 40, 38, 94),  # P3/8
     (96, 68, 86, 152, 180, 137),  # P4/16
     (140, 301, 303, 264, 238, 542),  # P5/32
@@ -56,7 +57,7 @@ VARIANTS = {
 }
 
 # (from, repeats, block, args) with l6 channel counts; index i gives the state-dict prefix `model.{i}.`.
-_LAYERS: Sequence[Tuple[Union[int, List[int]], int, str, list]] = (
+_LAYERS: Sequence[tuple[int | list[int], int, str, list]] = (
     (-1, 1, "Focus", [64, 3]),  # 0
     (-1, 1, "Conv", [128, 3, 2]),  # 1
     (-1, 3, "C3", [128]),  # 2
@@ -104,7 +105,7 @@ def _repeats(n: int, depth: float) -> int:
     return max(round(n * depth), 1) if n > 1 else n
 
 
-def check_input_hw(input_hw: Sequence[int]) -> Tuple[int, int]:
+def check_input_hw(input_hw: Sequence[int]) -> tuple[int, int]:
     """Validate a KAPAO input size: two positive multiples of 64 (the largest stride)."""
     if len(input_hw) != 2:
         raise ValueError(f"KAPAO input size must be (height, width), got {tuple(input_hw)}")
@@ -130,7 +131,7 @@ class Detect(nn.Module):
         self.no = NUM_OUTPUTS
         self.nl = len(anchors)
         self.na = len(anchors[0]) // 2
-        self.strides: Tuple[float, ...] = tuple(float(s) for s in strides)
+        self.strides: tuple[float, ...] = tuple(float(s) for s in strides)
         a = torch.tensor(anchors, dtype=torch.float32).view(self.nl, -1, 2)
         stride_t = torch.tensor(self.strides, dtype=torch.float32).view(-1, 1, 1)
         self.register_buffer("anchors", a / stride_t)  # upstream: grid units
@@ -150,7 +151,7 @@ class Detect(nn.Module):
                 b[:, 4] += math.log(8 / (640 / s) ** 2)
                 b[:, 5 : 5 + self.nc] += math.log(0.6 / (self.nc - 0.99))
 
-    def level_shapes(self) -> List[Tuple[int, int]]:
+    def level_shapes(self) -> list[tuple[int, int]]:
         """(H_l, W_l) of every detection level at the build-time input size."""
         h, w = self.input_hw
         return [(h // int(s), w // int(s)) for s in self.strides]
@@ -173,7 +174,7 @@ class Detect(nn.Module):
             self.register_buffer(f"kp_anchor{i}", anchor.repeat(1, 1, 1, 1, kp), persistent=False)
             self.register_buffer(f"kp_offset{i}", (grid * self.strides[i]).repeat(1, 1, 1, 1, kp), persistent=False)
 
-    def _level(self, xs: List[torch.Tensor], i: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _level(self, xs: list[torch.Tensor], i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw map [B, 3, H_i, W_i, 57] of level i and its decode."""
         p = self.m[i](xs[i]).unflatten(1, (self.na, self.no)).permute(0, 1, 3, 4, 2).contiguous()
         y = decode_level(
@@ -187,9 +188,9 @@ class Detect(nn.Module):
         )
         return p, y
 
-    def forward(self, xs: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        raw: List[torch.Tensor] = []
-        decoded: List[torch.Tensor] = []
+    def forward(self, xs: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        raw: list[torch.Tensor] = []
+        decoded: list[torch.Tensor] = []
         for i in range(self.nl):
             p, y = self._level(xs, i)
             raw.append(p)
@@ -197,8 +198,8 @@ class Detect(nn.Module):
         return torch.cat(decoded, 1), raw
 
     def candidates(
-        self, xs: List[torch.Tensor], conf: float, density: float = CANDIDATE_DENSITY
-    ) -> Tuple[SparseRows, ...]:
+        self, xs: list[torch.Tensor], conf: float, density: float = CANDIDATE_DENSITY
+    ) -> tuple[SparseRows, ...]:
         """Per level, the decoded cells with objectness > conf (a sparse gather: each side of a split inference
         filters its own rows, so the dense maps never travel). Positions index the level's [B, 3, H, W] grid."""
         out = []
@@ -280,13 +281,13 @@ class KapaoModel(nn.Module):
         self.input_hw = check_input_hw(input_hw)
         self.detect.set_input_size(self.input_hw)
 
-    def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.detect(self.detect_inputs(image))
 
-    def detect_inputs(self, image: torch.Tensor) -> List[torch.Tensor]:
+    def detect_inputs(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Layers 0..32: the four feature maps the Detect head reads."""
         x: Any = image.float() / 255.0
-        outputs: List[Any] = []
+        outputs: list[Any] = []
         for m in self.model[:DETECT_INDEX]:
             if m.f != -1:
                 x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
@@ -312,22 +313,22 @@ class KapaoCandidates(nn.Module):
         self.density = float(density)
 
     @property
-    def detect(self) -> "Detect":
+    def detect(self) -> Detect:
         return self.net.detect
 
     @property
-    def input_hw(self) -> Tuple[int, int]:
+    def input_hw(self) -> tuple[int, int]:
         return self.net.input_hw
 
-    def forward(self, image: torch.Tensor) -> Tuple[SparseRows, ...]:
+    def forward(self, image: torch.Tensor) -> tuple[SparseRows, ...]:
         return self.net.detect.candidates(self.net.detect_inputs(image), self.conf, self.density)
 
 
-def _build_layers(variant: KapaoVariant, input_hw: Tuple[int, int]) -> Tuple[nn.Sequential, List[int]]:
+def _build_layers(variant: KapaoVariant, input_hw: tuple[int, int]) -> tuple[nn.Sequential, list[int]]:
     """Instantiate the 34 layers with the variant's depth/width multipliers."""
     ch = [3]
-    layers: List[nn.Module] = []
-    save: List[int] = []
+    layers: list[nn.Module] = []
+    save: list[int] = []
     for i, (f, n, kind, args) in enumerate(_LAYERS):
         n = _repeats(n, variant.depth)
         c1 = ch[f] if isinstance(f, int) else None

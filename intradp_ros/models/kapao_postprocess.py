@@ -7,8 +7,8 @@ order, so NMS over the merged survivors gives exactly the result of NMS over the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,8 +52,8 @@ class Pose:
 
 
 def filter_level_rows(
-    decoded_rows: torch.Tensor, conf: float, level_offset: int, level_hw: Tuple[int, int], row_start: int = 0
-) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    decoded_rows: torch.Tensor, conf: float, level_offset: int, level_hw: tuple[int, int], row_start: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-cell filter of decoded rows [B, 3, h, W, 57] of one level (objectness > conf).
 
     Returns per batch item (candidates [n, 57], index [n] into the full (B, N, 57) detection tensor).
@@ -71,7 +71,7 @@ def filter_level_rows(
     return [(decoded_rows[b][keep[b]], flat[keep[b]]) for b in range(decoded_rows.shape[0])]
 
 
-def level_offsets(level_shapes: Sequence[Tuple[int, int]], na: int = NUM_ANCHORS) -> List[int]:
+def level_offsets(level_shapes: Sequence[tuple[int, int]], na: int = NUM_ANCHORS) -> list[int]:
     """First index of each level in the concatenated detection tensor."""
     offsets, total = [], 0
     for h, w in level_shapes:
@@ -80,13 +80,13 @@ def level_offsets(level_shapes: Sequence[Tuple[int, int]], na: int = NUM_ANCHORS
     return offsets
 
 
-def candidates_from_detections(detections: torch.Tensor, conf: float) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+def candidates_from_detections(detections: torch.Tensor, conf: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-cell filter over the full detection tensor (B, N, 57): per batch item (candidates, index)."""
     keep = detections[..., 4] > conf
     return [(detections[b][keep[b]], torch.nonzero(keep[b]).reshape(-1)) for b in range(detections.shape[0])]
 
 
-def merge_candidates(parts: Sequence[Tuple[torch.Tensor, torch.Tensor]]) -> Tuple[torch.Tensor, torch.Tensor]:
+def merge_candidates(parts: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenate survivors from several row ranges / levels and put them back in detection-tensor order."""
     parts = list(parts)
     if not parts:
@@ -101,7 +101,7 @@ def non_max_suppression(
     candidates: torch.Tensor,
     conf: float,
     iou: float,
-    classes: Optional[Sequence[int]] = None,
+    classes: Sequence[int] | None = None,
     max_det: int = 300,
     nc: int = NUM_CLASSES,
 ) -> torch.Tensor:
@@ -151,7 +151,7 @@ def fuse_keypoints(
 
 def poses_from_candidates(
     candidates: torch.Tensor, info: LetterboxInfo, thr: KapaoThresholds = KapaoThresholds()
-) -> List[Pose]:
+) -> list[Pose]:
     """Persons (class 0) with their keypoints, keypoint objects (classes 1..17) fused in, in original-frame pixels."""
     person = non_max_suppression(candidates, thr.conf, thr.iou, classes=[0], max_det=thr.max_det)
     if person.shape[0] == 0:
@@ -175,7 +175,7 @@ def poses_from_candidates(
     ]
 
 
-def candidates_from_sets(sets: Sequence[SparseRows], item: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+def candidates_from_sets(sets: Sequence[SparseRows], item: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge the per-level candidate sets of `KapaoCandidates` (positions in each level's [B, 3, H, W] grid) into
     batch item `item`'s candidates [n, 57] and their index in upstream's (B, N, 57) detection tensor, in its order."""
     parts = []
@@ -191,7 +191,7 @@ def candidates_from_sets(sets: Sequence[SparseRows], item: int = 0) -> Tuple[tor
 
 def poses_from_candidate_sets(
     sets: Sequence[SparseRows], info: LetterboxInfo, thr: KapaoThresholds = KapaoThresholds()
-) -> List[Pose]:
+) -> list[Pose]:
     """Post-process one frame from the candidate head's output (equal to `poses_from_detections` on the full
     forward when the head's threshold is at most `thr.candidate_conf`)."""
     cands, _ = candidates_from_sets(sets)
@@ -200,7 +200,7 @@ def poses_from_candidate_sets(
 
 def poses_from_detections(
     detections: torch.Tensor, info: LetterboxInfo, thr: KapaoThresholds = KapaoThresholds()
-) -> List[Pose]:
+) -> list[Pose]:
     """Post-process one frame's full detection tensor (1, N, 57) or (N, 57)."""
     det = detections.reshape(-1, detections.shape[-1])
     cands = det[det[:, 4] > thr.candidate_conf]

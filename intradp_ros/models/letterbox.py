@@ -6,8 +6,8 @@ original frame. Matches upstream: scale by min(H/h, W/w), centre, pad with grey 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,14 +20,14 @@ PAD_VALUE = 114
 class LetterboxInfo:
     """How a frame of `orig_hw` was placed into the model input: model = orig * gain + (pad_x, pad_y)."""
 
-    orig_hw: Tuple[int, int]
-    input_hw: Tuple[int, int]
+    orig_hw: tuple[int, int]
+    input_hw: tuple[int, int]
     gain: float
     pad_x: int
     pad_y: int
 
 
-def letterbox_size(orig_hw: Sequence[int], long_side: int = 1280, stride: int = 64) -> Tuple[int, int]:
+def letterbox_size(orig_hw: Sequence[int], long_side: int = 1280, stride: int = 64) -> tuple[int, int]:
     """The smallest stride-multiple input that holds a frame scaled to `long_side` (4:3 at 1280 gives 960x1280)."""
     h, w = int(orig_hw[0]), int(orig_hw[1])
     if h <= 0 or w <= 0:
@@ -37,7 +37,7 @@ def letterbox_size(orig_hw: Sequence[int], long_side: int = 1280, stride: int = 
     return (int(np.ceil(nh / stride) * stride), int(np.ceil(nw / stride) * stride))
 
 
-def letterbox(image_rgb: np.ndarray | torch.Tensor, input_hw: Sequence[int]) -> Tuple[torch.Tensor, LetterboxInfo]:
+def letterbox(image_rgb: np.ndarray | torch.Tensor, input_hw: Sequence[int]) -> tuple[torch.Tensor, LetterboxInfo]:
     """Resize (bilinear) and pad an HxWx3 uint8 RGB frame into uint8 [1, 3, H, W]; returns the placement too."""
     img = torch.as_tensor(np.ascontiguousarray(image_rgb)) if isinstance(image_rgb, np.ndarray) else image_rgb
     if img.dim() != 3 or img.shape[2] != 3 or img.dtype != torch.uint8:

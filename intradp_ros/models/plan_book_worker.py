@@ -23,8 +23,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, TypeVar
 
 from intradp_ros.core.plan_book import BookKeys, profiles_close
 
@@ -37,13 +38,13 @@ class SolveError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------ worker side
-def _solve(job: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> None:
+def _solve(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     from intradp_ros.core.plan_book import build_plan_book
     from intradp_ros.core.power import PowerModel
     from intradp_ros.core.profiler import Profile
     from intradp_ros.core.session import ModelConfig
-    from intradp_ros.models.replica import load_replica
     from intradp_ros.core.solver import SolverConfig
+    from intradp_ros.models.replica import load_replica
 
     cfg = ModelConfig.from_model_id(str(job["model_id"]), job.get("weights") or None, int(job.get("seed", 0)))
     g = load_replica(cfg, "cpu").graph
@@ -74,7 +75,7 @@ def _solve(job: Dict[str, Any], emit: Callable[[Dict[str, Any]], None]) -> None:
 def worker_main() -> int:
     """Child entry point: one JSON job on stdin, JSON lines on stdout."""
 
-    def emit(obj: Dict[str, Any]) -> None:
+    def emit(obj: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
 
@@ -87,7 +88,7 @@ def worker_main() -> int:
 
 
 # ------------------------------------------------------------------------------------------------ server side
-def solve_in_worker(job: Dict[str, Any], progress: Optional[Progress] = None) -> Tuple[str, bool]:
+def solve_in_worker(job: dict[str, Any], progress: Progress | None = None) -> tuple[str, bool]:
     """(book JSON, came from the cache) solved by a child process; SolveError with the cause on failure."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "intradp_ros.models.plan_book_worker"],
@@ -96,10 +97,10 @@ def solve_in_worker(job: Dict[str, Any], progress: Optional[Progress] = None) ->
         stderr=subprocess.PIPE,
         text=True,
     )
-    tail: Deque[str] = deque(maxlen=20)
+    tail: deque[str] = deque(maxlen=20)
     drain = threading.Thread(target=lambda: tail.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
     drain.start()
-    result: Optional[Tuple[str, bool]] = None
+    result: tuple[str, bool] | None = None
     error = ""
     try:
         assert proc.stdin is not None and proc.stdout is not None
@@ -135,13 +136,13 @@ class Flight:
     """One solve in flight: who asked, when it started, how far it is; waiters get its result or its error."""
 
     keys: BookKeys
-    robots: List[str]
+    robots: list[str]
     started: float
     expected_s: float
     buckets: int
     done_buckets: int = 0
     result: Any = None
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
     finished: threading.Event = field(default_factory=threading.Event)
 
     def progress(self, done: int, total: int, _text: str = "") -> None:
@@ -162,9 +163,9 @@ class SolveCoalescer:
         self.tolerance = tolerance
         self.clock = clock
         self._lock = threading.Lock()
-        self._flights: List[Flight] = []
+        self._flights: list[Flight] = []
 
-    def _match(self, keys: BookKeys) -> Optional[Flight]:
+    def _match(self, keys: BookKeys) -> Flight | None:
         for f in self._flights:
             if f.keys.key == keys.key or (
                 f.keys.context == keys.context and profiles_close(f.keys.totals, keys.totals, self.tolerance)
@@ -174,7 +175,7 @@ class SolveCoalescer:
 
     def solve(
         self, keys: BookKeys, robot: str, buckets: int, expected_s: float, run: Callable[[Flight], T]
-    ) -> Tuple[T, bool]:
+    ) -> tuple[T, bool]:
         """(result, True if it joined a solve already in flight). `run(flight)` does the work once."""
         with self._lock:
             flight = self._match(keys)
@@ -200,7 +201,7 @@ class SolveCoalescer:
                 self._flights.remove(flight)
             flight.finished.set()
 
-    def in_flight(self) -> List[Flight]:
+    def in_flight(self) -> list[Flight]:
         with self._lock:
             return list(self._flights)
 

@@ -6,9 +6,10 @@ carries `input_spec` (shape, dtype) and `model_name`, so nodes and tools can sta
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,12 +31,12 @@ from intradp_ros.models.torchvision_zoo import build_torchvision
 class InputSpec:
     """What a model's graph takes: one tensor of this shape and dtype, and what it means."""
 
-    shape: Tuple[int, ...]
+    shape: tuple[int, ...]
     dtype: torch.dtype
     description: str
-    value_range: Tuple[int, int] = (0, 255)
+    value_range: tuple[int, int] = (0, 255)
 
-    def example(self, seed: int = 0, device: Union[str, torch.device] = "cpu") -> torch.Tensor:
+    def example(self, seed: int = 0, device: str | torch.device = "cpu") -> torch.Tensor:
         """A random input of this spec (0..255 for images, 0/1 for occupancy grids)."""
         g = torch.Generator().manual_seed(seed)
         lo, hi = self.value_range
@@ -51,7 +52,7 @@ class InputSpec:
 
 def _kapao(variant: str) -> Callable[..., nn.Module]:
     def build(
-        weights: Optional[Union[str, Path]] = None,
+        weights: str | Path | None = None,
         input_size: Sequence[int] = DEFAULT_INPUT_HW,
         batch: int = 1,
         head: str = "detections",
@@ -81,7 +82,7 @@ def _kapao(variant: str) -> Callable[..., nn.Module]:
 
 def _sconet(depthwise_separable: bool) -> Callable[..., nn.Module]:
     def build(
-        weights: Optional[Union[str, Path]] = None,
+        weights: str | Path | None = None,
         grid_xzy: Sequence[int] = DEFAULT_GRID_XZY,
         batch: int = 1,
         head: str = "logits",
@@ -103,7 +104,7 @@ def _sconet(depthwise_separable: bool) -> Callable[..., nn.Module]:
     return build
 
 
-_BUILDERS: Dict[str, Callable[..., nn.Module]] = {
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "kapao_s6": _kapao("s6"),
     "kapao_m6": _kapao("m6"),
     "kapao_l6": _kapao("l6"),
@@ -112,7 +113,7 @@ _BUILDERS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def available_models() -> List[str]:
+def available_models() -> list[str]:
     """Registered names; any `torchvision:<name>` is accepted besides these."""
     return sorted(_BUILDERS) + ["torchvision:<name>"]
 

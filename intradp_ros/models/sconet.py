@@ -9,7 +9,7 @@ because MobileViTv2Attention's Linear layers fix the map size.
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -17,7 +17,7 @@ from torch import nn
 from intradp_ros.core.sparse import SparseRows, sparse_select
 
 NUM_CLASSES = 20
-DEFAULT_GRID_XZY: Tuple[int, int, int] = (256, 32, 256)
+DEFAULT_GRID_XZY: tuple[int, int, int] = (256, 32, 256)
 PARAMETERS = {"plain": 839_499, "ds": 646_043}
 
 
@@ -40,7 +40,7 @@ def _encoder_conv(c_in: int, c_out: int, depthwise_separable: bool) -> nn.Module
 
 
 def _encoder_block(c_in: int, c_out: int, pool: bool, depthwise_separable: bool) -> nn.Sequential:
-    layers: List[nn.Module] = [nn.MaxPool2d(2)] if pool else []
+    layers: list[nn.Module] = [nn.MaxPool2d(2)] if pool else []
     layers += [
         _encoder_conv(c_in, c_out, depthwise_separable),
         nn.ReLU(),
@@ -53,7 +53,7 @@ def _encoder_block(c_in: int, c_out: int, pool: bool, depthwise_separable: bool)
 class CrissCrossAttention(nn.Module):
     """Each position attends to its row and column (one softmax over H + W energies, own position masked once)."""
 
-    def __init__(self, channels: int, map_hw: Tuple[int, int]) -> None:
+    def __init__(self, channels: int, map_hw: tuple[int, int]) -> None:
         super().__init__()
         self.query_conv = nn.Conv2d(channels, channels // 8, 1)
         self.key_conv = nn.Conv2d(channels, channels // 8, 1)
@@ -100,7 +100,8 @@ class MobileViTv2Attention(nn.Module):
 
 
 class SegmentationHead(nn.Module):
-    """3D head: the 2D channels become a depth axis; Conv3d, ASPP of three dilations with residual, Conv3d to classes."""
+    """3D head: the 2D channels become a depth axis; Conv3d, ASPP of three dilations with residual, Conv3d to
+    classes."""
 
     def __init__(self, inplanes: int, planes: int, nbr_classes: int, dilations: Sequence[int]) -> None:
         super().__init__()
@@ -197,7 +198,7 @@ class SconetCompletion(nn.Module):
         self.density = float(density)
 
     @property
-    def grid_xzy(self) -> Tuple[int, int, int]:
+    def grid_xzy(self) -> tuple[int, int, int]:
         return self.net.grid_xzy
 
     def forward(self, occupancy: torch.Tensor) -> SparseRows:

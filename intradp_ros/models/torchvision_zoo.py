@@ -6,7 +6,7 @@ robot sends raw bytes. Weights are never downloaded: pass a local state-dict fil
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torchvision
@@ -37,7 +37,7 @@ class UInt8ImageModel(nn.Module):
 
 
 def build_torchvision(
-    name: str, input_hw: Sequence[int] = (224, 224), num_classes: Optional[int] = None
+    name: str, input_hw: Sequence[int] = (224, 224), num_classes: int | None = None
 ) -> UInt8ImageModel:
     """A randomly initialised torchvision model by name (e.g. 'resnet18', 'mobilenet_v3_small')."""
     kwargs = {} if num_classes is None else {"num_classes": int(num_classes)}

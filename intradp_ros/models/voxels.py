@@ -9,11 +9,9 @@ Everything here is vectorised numpy/torch: no Python loop over points or voxels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 import torch
-
 
 from intradp_ros.core.sparse import SparseRows
 
@@ -23,8 +21,8 @@ class VoxelGridSpec:
     """Geometry of the occupancy grid (AGRNav's defaults)."""
 
     voxel_size: float = 0.1
-    origin: Tuple[float, float, float] = (-10.0, -10.0, -0.1)
-    size_xyz: Tuple[int, int, int] = (256, 256, 32)
+    origin: tuple[float, float, float] = (-10.0, -10.0, -0.1)
+    size_xyz: tuple[int, int, int] = (256, 256, 32)
 
     @property
     def num_voxels(self) -> int:
@@ -36,7 +34,7 @@ class VoxelGridSpec:
         return (self.num_voxels + 7) // 8
 
     @property
-    def model_grid_xzy(self) -> Tuple[int, int, int]:
+    def model_grid_xzy(self) -> tuple[int, int, int]:
         x, y, z = self.size_xyz
         return (x, z, y)
 

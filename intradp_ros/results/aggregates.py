@@ -10,8 +10,9 @@ time). Rendering the tables is tooling: intradp_ros.eval.tables.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -53,16 +54,16 @@ class Summary:
         return SYSTEM_LABELS.get(self.system, self.system)
 
 
-def _mean_std(values: Sequence[float]) -> Tuple[float, float]:
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
     a = np.asarray(values, dtype=float)
     return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
 
 
-def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Summary]:
+def summarize(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Summary]:
     """{(trace, system): Summary} over the records (keys `trace`, `system` or `mode`, and the stats fields)."""
-    groups: Dict[Tuple[str, str], List[Mapping[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for rec in records:
         system = str(rec.get("system") or rec.get("mode") or "")
         groups.setdefault((str(rec.get("trace", "")), system), []).append(rec)
@@ -98,7 +99,7 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Sum
     return out
 
 
-def _finite(rec: Mapping[str, Any], key: str) -> Optional[float]:
+def _finite(rec: Mapping[str, Any], key: str) -> float | None:
     try:
         v = float(rec.get(key, float("nan")))
     except (TypeError, ValueError):
@@ -106,7 +107,7 @@ def _finite(rec: Mapping[str, Any], key: str) -> Optional[float]:
     return v if math.isfinite(v) else None
 
 
-def _bench_columns(ok: Sequence[Mapping[str, Any]], lat_mean: float) -> Dict[str, float]:
+def _bench_columns(ok: Sequence[Mapping[str, Any]], lat_mean: float) -> dict[str, float]:
     """Predicted, floor and non-model columns over the frames that carry them (NaN where none does)."""
     nan = float("nan")
 
@@ -147,12 +148,12 @@ def undilate(s: Summary, k: float) -> Summary:
     )
 
 
-def ordered_systems(present: Iterable[str]) -> List[str]:
+def ordered_systems(present: Iterable[str]) -> list[str]:
     """SYSTEMS order first, then anything else alphabetically."""
     present = set(present)
     return [s for s in SYSTEMS if s in present] + sorted(present - set(SYSTEMS))
 
 
-def ordered_traces(present: Iterable[str]) -> List[str]:
+def ordered_traces(present: Iterable[str]) -> list[str]:
     present = set(present)
     return [t for t in ("indoor", "outdoor") if t in present] + sorted(present - {"indoor", "outdoor"})

@@ -11,8 +11,9 @@ down: received), so a frame's bytes over its transmit time is a real link rate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from intradp_ros.core.frame_timing import breakdown
 from intradp_ros.core.plan import UP, Plan
@@ -31,7 +32,7 @@ class FrameRecord:
     plan: Plan
     distributed: bool
     fell_back: bool
-    idle: List[Tuple[float, float]] = field(default_factory=list)
+    idle: list[tuple[float, float]] = field(default_factory=list)
     error: str = ""
     bandwidth_mbit: float = 0.0  # the link estimate when the frame ran
 
@@ -71,7 +72,7 @@ class FrameStats:
     frames_dropped_replaced: int = 0
     frames_dropped_bad: int = 0
 
-    def fields(self) -> Dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
         """The message's fields (plain str/int/float/bool values) by name."""
         return {k: (str(v) if isinstance(v, str) else v) for k, v in asdict(self).items()}
 
@@ -83,9 +84,9 @@ def frame_stats(
     mode: str,
     sent: Sequence[SentTile],
     received: Sequence[ReceivedTile],
-    arrivals: Optional[Mapping[Tuple[int, int], float]] = None,
+    arrivals: Mapping[tuple[int, int], float] | None = None,
     server_compute_s: float = 0.0,
-    power: Optional[PowerModel] = None,
+    power: PowerModel | None = None,
 ) -> FrameStats:
     """Statistics of one frame from its record, the tiles sent and received, and the server's report (if any)."""
     tx = frame_transfers(sent, received, arrivals)  # only tiles that were delivered (see core/tile_ledger)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Union
+from typing import Any
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 # InferenceStats fields in message order (header -> stamp_s)
 STATS_FIELDS: Sequence[str] = (
@@ -46,7 +47,7 @@ STATS_FIELDS: Sequence[str] = (
     "frames_dropped_bad",
 )
 # Fields added after recordings existed: an older message, JSON line or CSV row without them reads as 0.
-OPTIONAL_FIELDS: Dict[str, Any] = {"frames_dropped_stale": 0, "frames_dropped_replaced": 0, "frames_dropped_bad": 0}
+OPTIONAL_FIELDS: dict[str, Any] = {"frames_dropped_stale": 0, "frames_dropped_replaced": 0, "frames_dropped_bad": 0}
 EVAL_FIELDS: Sequence[str] = ("system", "trace", "frame", "t_s", "link_mbit")
 # Benchmark columns beside each measured frame (NaN where unknown; older CSVs without them still read):
 # predicted_s: the cost model's latency for the plan that ran at that link rate; floor_s: the frame's physical
@@ -92,12 +93,12 @@ class StatsRecordError(ValueError):
     """A stats message or CSV row that cannot be turned into a record."""
 
 
-def stats_record(msg: Any) -> Dict[str, Any]:
+def stats_record(msg: Any) -> dict[str, Any]:
     """Flat record of an InferenceStats message (or of a dict with the same keys, e.g. a JSON line).
 
     Values are converted to int/float/bool/str; a missing field or an unconvertible value raises StatsRecordError.
     """
-    rec: Dict[str, Any] = {}
+    rec: dict[str, Any] = {}
     for name in STATS_FIELDS:
         if name == "stamp_s":
             value = _stamp_seconds(msg)
@@ -146,7 +147,7 @@ def _convert(name: str, value: Any) -> Any:
         raise StatsRecordError(f"field {name!r}: {err}") from None
 
 
-def consistency_problems(rec: Mapping[str, Any], rel_tol: float = 0.02, abs_tol: float = 2e-3) -> List[str]:
+def consistency_problems(rec: Mapping[str, Any], rel_tol: float = 0.02, abs_tol: float = 2e-3) -> list[str]:
     """What is wrong with one record's figures: the robot-side breakdown must add up to the latency, no figure may
     be negative or NaN, and bytes need tiles that carried them (empty list: consistent)."""
     problems = []
@@ -189,7 +190,7 @@ def write_csv(path: PathLike, records: Iterable[Mapping[str, Any]]) -> int:
     return n
 
 
-def read_csv(path: PathLike) -> List[Dict[str, Any]]:
+def read_csv(path: PathLike) -> list[dict[str, Any]]:
     """Records from a CSV written by write_csv (types restored); StatsRecordError names the bad line."""
     out = []
     with open(path, newline="") as f:
@@ -199,7 +200,7 @@ def read_csv(path: PathLike) -> List[Dict[str, Any]]:
         if missing:
             raise StatsRecordError(f"{path}: not an evaluation CSV (columns {missing} missing)")
         for line, row in enumerate(reader, start=2):
-            rec: Dict[str, Any] = {}
+            rec: dict[str, Any] = {}
             try:
                 for k in CSV_FIELDS:
                     v = row.get(k)

@@ -13,7 +13,8 @@ points are skipped like upstream AGRNav (`nan_policy` drop_points, the default: 
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import rospy
@@ -69,7 +70,7 @@ class AgrnavAdapter(ClientAdapter):
     input_type = PointCloud2
     default_input_topic = "sdf_map/occupancy_inflate"  # relative: follows the node's namespace
 
-    def configure(self, settings: Dict[str, Any]) -> None:
+    def configure(self, settings: dict[str, Any]) -> None:
         if settings["nan_policy"] not in ("drop_frame", "drop_points"):
             raise ValueError(f"nan_policy must be drop_frame or drop_points, got {settings['nan_policy']!r}")
         if len(settings["origin"]) != 3:
@@ -77,7 +78,7 @@ class AgrnavAdapter(ClientAdapter):
         self.settings = settings
         self.nan_points_skipped = 0
 
-    def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+    def model_options(self, settings: dict[str, Any]) -> dict[str, Any]:
         head = settings.get("head") or "completion"
         if head not in ("completion", "logits"):
             raise ValueError(f"head must be 'completion' or 'logits', got {head!r}")
@@ -97,7 +98,7 @@ class AgrnavAdapter(ClientAdapter):
             self.spec.origin,
         )
 
-    def convert(self, msg: PointCloud2) -> Tuple[torch.Tensor, Any]:
+    def convert(self, msg: PointCloud2) -> tuple[torch.Tensor, Any]:
         if int(msg.width) * int(msg.height) > self.settings["max_points"]:
             raise SensorConversionError(f"cloud has {msg.width * msg.height} points > max_points")
         xyz = pointcloud2_to_xyz(msg)

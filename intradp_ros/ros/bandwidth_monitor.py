@@ -22,7 +22,8 @@ import argparse
 import itertools
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import rospy
 from std_msgs.msg import Header, String
@@ -71,7 +72,7 @@ class ProbeClient:
     def __init__(self, service: str, max_bytes: int) -> None:
         self.service = service
         self._zeros = bytes(max_bytes)
-        self._proxy: Optional[rospy.ServiceProxy] = None
+        self._proxy: rospy.ServiceProxy | None = None
 
     def call(self, payload_bytes: int, reply_bytes: int, timeout_s: float) -> Any:
         """One call; ProbeTimeout past `timeout_s`, rospy.ServiceException / ROSException on other failures."""
@@ -104,7 +105,7 @@ class ProbeClient:
         if self._proxy is not None:
             try:
                 self._proxy.close()
-            except Exception:  # already broken: nothing to close
+            except Exception:  # noqa: BLE001 -- already broken: nothing to close
                 pass
         self._proxy = None
 
@@ -170,11 +171,11 @@ class MonitorNode:
         self._directions = itertools.cycle(["up", "down"] if cfg.direction == "both" else [cfg.direction])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._probe_loop, name="bandwidth-probe", daemon=True)
-        self.timer: Optional[rospy.Timer] = None
+        self.timer: rospy.Timer | None = None
         self.probe_failures = 0
         self.last_probe_error = ""
-        self.bucket: Optional[float] = None
-        self.diagnostics: Optional[NodeDiagnostics] = None
+        self.bucket: float | None = None
+        self.diagnostics: NodeDiagnostics | None = None
 
     def health(self) -> Health:
         """Estimate freshness and probe failures (core.health.monitor_status)."""
@@ -272,9 +273,9 @@ class MonitorNode:
 
     def _run_train(self, train: ProbeTrain) -> None:
         start = self.core.clock()
-        seconds: List[float] = []
-        received: List[int] = []
-        waits: List[Optional[float]] = []
+        seconds: list[float] = []
+        received: list[int] = []
+        waits: list[float | None] = []
         for i, call in enumerate(train.calls):
             w0 = thread_run_queue_wait_s()
             t0 = time.monotonic()
@@ -299,7 +300,7 @@ def _ros_now() -> rospy.Time:
 
 
 # ---- settings ---------------------------------------------------------------------------------------------
-PARAMS: Dict[str, tuple] = {
+PARAMS: dict[str, tuple] = {
     # name: (type, default, help)
     "robot": (str, "robot1", "robot name: topics /intradp/<robot>/{bandwidth,plan,stats,probe}"),
     "rate": (float, 5.0, "BandwidthEstimate publish rate (Hz)"),
@@ -350,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from(values: Dict[str, Any]) -> MonitorSettings:
+def settings_from(values: dict[str, Any]) -> MonitorSettings:
     """MonitorSettings from a name -> value dict (missing names take their defaults); ValueError when invalid."""
     v = {name: values.get(name, spec[1]) for name, spec in PARAMS.items()}
     for name, (typ, _, _) in PARAMS.items():

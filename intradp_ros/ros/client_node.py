@@ -23,8 +23,9 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any
 
 import rospy
 import torch
@@ -38,8 +39,8 @@ from intradp_ros.core.link_health import LinkHealth
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.power import PowerModel
-from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
+from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.robot_session import (
     FrameRunner,
     ReportBox,
@@ -129,17 +130,17 @@ class ClientAdapter:
     input_type: Any = None
     default_input_topic = "input"
 
-    def configure(self, settings: Dict[str, Any]) -> None:
+    def configure(self, settings: dict[str, Any]) -> None:
         """Read the adapter's own settings (raise ValueError for bad ones) before the runtime starts."""
 
-    def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+    def model_options(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Build options beyond name and sizes (the output head), part of the model id the server must serve."""
         return {"head": settings["head"]} if settings.get("head") else {}
 
-    def setup(self, runtime: "ClientRuntime") -> None:
+    def setup(self, runtime: ClientRuntime) -> None:
         """Create result publishers (runtime.settings holds every setting)."""
 
-    def convert(self, msg: Any) -> Tuple[torch.Tensor, Any]:
+    def convert(self, msg: Any) -> tuple[torch.Tensor, Any]:
         """(model input, context for post-processing); raise ValueError (with the reason) for bad input."""
         raise NotImplementedError
 
@@ -150,9 +151,9 @@ class ClientAdapter:
         raise NotImplementedError
 
 
-def model_config(settings: Dict[str, Any], options: Optional[Dict[str, Any]] = None) -> ModelConfig:
+def model_config(settings: dict[str, Any], options: dict[str, Any] | None = None) -> ModelConfig:
     """The replica to load: model name and sizes from the settings, head options from the adapter."""
-    d: Dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
+    d: dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
     d.update(options or {})
     if settings.get("input_size"):
         d["input_size"] = [int(v) for v in settings["input_size"]]
@@ -164,7 +165,7 @@ def model_config(settings: Dict[str, Any], options: Optional[Dict[str, Any]] = N
 class ClientRuntime:
     """Frames in, distributed (or local) inference, results and stats out: ROS wiring around the robot session."""
 
-    def __init__(self, adapter: ClientAdapter, settings: Dict[str, Any]) -> None:
+    def __init__(self, adapter: ClientAdapter, settings: dict[str, Any]) -> None:
         self.adapter = adapter
         self.s = settings  # every setting, the adapter's included
         self.cfg: ClientSettings = from_mapping(ClientSettings, settings)
@@ -211,19 +212,19 @@ class ClientRuntime:
             label=f"client {self.robot}",
         )
         self.slot = LatestFrameSlot(self.cfg.max_age)
-        self.profile: Optional[Profile] = None
-        self.bucket: Optional[float] = self.cfg.initial_bandwidth or None
+        self.profile: Profile | None = None
+        self.bucket: float | None = self.cfg.initial_bandwidth or None
         self.estimate_mbit = 0.0
         self.power = PowerModel()
         self._infer_lock = threading.Lock()  # one inference at a time: sensor frames or calibration frames
         self.reports: ReportBox[ServerReport] = ReportBox(64)
-        self._frames: "queue.Queue[Optional[FrameRecord]]" = queue.Queue(maxsize=100)
+        self._frames: queue.Queue[FrameRecord | None] = queue.Queue(maxsize=100)
         self._stop = threading.Event()
         self.frames_done = 0
         self.frames_dropped_bad = 0
         self.drops = DropCounter()  # bad input by cause (unsupported_encoding, malformed), logged throttled
         self.deadline_misses = self.local_fallbacks = 0
-        self.estimate_at: Optional[float] = None
+        self.estimate_at: float | None = None
         self.stats_pub = rospy.Publisher(self.names.stats, InferenceStats, queue_size=20)
         self.subs = [
             rospy.Subscriber(self.names.plan, PlanSwitch, self._on_plan, queue_size=5),
@@ -243,7 +244,7 @@ class ClientRuntime:
         ]
 
     @property
-    def book(self) -> Optional[PlanBook]:
+    def book(self) -> PlanBook | None:
         return self.session.book
 
     # ------------------------------------------------------------------ lifecycle
@@ -292,7 +293,7 @@ class ClientRuntime:
             diagnostics.force()
 
     @property
-    def handshake_since(self) -> Optional[float]:
+    def handshake_since(self) -> float | None:
         """Monotonic time the pending handshake began (None while a plan book is held)."""
         return self.session.waiting_since
 
@@ -391,7 +392,7 @@ class ClientRuntime:
             except Exception as e:  # noqa: BLE001 - keep watching
                 rospy.logerr_throttle(10.0, f"client {self.robot}: watchdog error: {e}")
 
-    def _log(self, line: Optional[str]) -> None:
+    def _log(self, line: str | None) -> None:
         if line:
             rospy.loginfo("client %s: %s", self.robot, line)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from collections.abc import Callable
+from typing import Any
 
 import diagnostic_updater
 import rospy
@@ -25,7 +26,7 @@ StatusFn = Callable[[], Health]
 class NodeDiagnostics:
     """One diagnostic_updater.Updater with a task per status function, updated every `period_s`."""
 
-    def __init__(self, hardware_id: str, tasks: Dict[str, StatusFn], period_s: float = 1.0) -> None:
+    def __init__(self, hardware_id: str, tasks: dict[str, StatusFn], period_s: float = 1.0) -> None:
         self.updater = diagnostic_updater.Updater()
         self.updater.setHardwareID(hardware_id)
         for name, fn in tasks.items():
@@ -67,7 +68,7 @@ class NodeDiagnostics:
         self._stop.set()
 
 
-def _age(t: Optional[float]) -> Optional[float]:
+def _age(t: float | None) -> float | None:
     return None if t is None else time.monotonic() - t
 
 

@@ -20,7 +20,8 @@ import math
 import sys
 import threading
 import time
-from typing import Dict, Optional, Sequence, TextIO, Tuple
+from collections.abc import Sequence
+from typing import TextIO
 
 import numpy as np
 import rospy
@@ -28,8 +29,8 @@ import rospy
 from intradp_ros.core.codec import TileValidator
 from intradp_ros.core.tile import Tile, TileError
 from intradp_ros.msg import TensorTile
-from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 from intradp_ros.ros.names import RobotNames
+from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 
 ROW_BYTES = 1024  # echo tiles are uint8 (rows, 1024)
 PLAN_ID = 1  # the only plan id the echo nodes accept
@@ -61,7 +62,7 @@ def make_tile(nbytes: int, request_id: int, robot: str) -> Tile:
     )
 
 
-def _recv_ns_of(msg: TensorTile) -> Optional[int]:
+def _recv_ns_of(msg: TensorTile) -> int | None:
     text = msg.header.frame_id
     if not text.startswith(RECV_FIELD):
         return None
@@ -135,8 +136,8 @@ class TileSender:
     def __init__(self, robot: str, queue_size: int) -> None:
         self.robot = robot
         self.validator = make_validator()
-        self._answers: Dict[int, tuple] = {}
-        self._templates: Dict[int, TensorTile] = {}
+        self._answers: dict[int, tuple] = {}
+        self._templates: dict[int, TensorTile] = {}
         self._cond = threading.Condition()
         # publish() serialises in the caller's thread and hands the bytes to a per-connection writer thread, so
         # the next tile is serialised while the previous one is on the wire. A stream sizes the queue to hold
@@ -180,7 +181,7 @@ class TileSender:
                 self._cond.wait(min(left, 0.2))
         return True
 
-    def send(self, nbytes: int, request_id: int) -> Tuple[int, int]:
+    def send(self, nbytes: int, request_id: int) -> tuple[int, int]:
         """Publish one tile stamped now; returns (stamp in ns, payload bytes).
 
         The message of each size is built once and reused with a new request id and stamp (publish() serialises

@@ -16,18 +16,17 @@ Service calls are made from a worker thread with a bounded wait, so a hung serve
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
 import rospy
 
 from intradp_ros.core.codecs.camera import DecoderIdentity, local_decoder, split_payload
-from intradp_ros.core.tile import TileError
-
-from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
-
 from intradp_ros.core.robot_session import NO_SESSION  # noqa: F401 - the protocol's word, re-exported
+from intradp_ros.core.tile import TileError
 from intradp_ros.ros.names import RobotNames
+from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
 
 
 def handshake_service(robot: str) -> str:
@@ -42,7 +41,7 @@ def server_report_topic(robot: str) -> str:
 class HandshakeOutcome:
     """What a call gave: the response, or why there is none (service missing, timeout, call failed)."""
 
-    response: Optional[HandshakeResponse]
+    response: HandshakeResponse | None
     error: str = ""
 
     @property
@@ -57,7 +56,7 @@ class HandshakeOutcome:
 
 
 def call_handshake(
-    robot: str, request: HandshakeRequest, timeout: float, service: Optional[str] = None
+    robot: str, request: HandshakeRequest, timeout: float, service: str | None = None
 ) -> HandshakeOutcome:
     """Call the robot's handshake service (or `service`), waiting at most `timeout` seconds in all."""
     box: dict = {}
@@ -111,14 +110,14 @@ def camera_probe_request(robot: str, model_id: str, weights_fp: str, graph_fp: s
     return req
 
 
-def camera_fields(req: HandshakeRequest, input_shape: Sequence[int]) -> Dict[str, Any]:
+def camera_fields(req: HandshakeRequest, input_shape: Sequence[int]) -> dict[str, Any]:
     """Server side: the answer's decoder identity and, for a probe, why its decode differs ('' if identical).
 
     `input_shape`: the served model's input shape; the probe is decoded exactly as a CODEC_CAMERA tile would be.
     """
     from intradp_ros.models.camera_input import decode_camera_tile  # registers the codec too
 
-    fields: Dict[str, Any] = {"server_decoder_json": local_decoder().to_json(), "camera_probe_error": ""}
+    fields: dict[str, Any] = {"server_decoder_json": local_decoder().to_json(), "camera_probe_error": ""}
     probe = bytes(req.camera_probe) if req.camera_probe else b""
     if not probe:
         return fields
@@ -135,7 +134,7 @@ def camera_fields(req: HandshakeRequest, input_shape: Sequence[int]) -> Dict[str
     return fields
 
 
-def probe_camera(robot: str, ids: Sequence[str], payload: bytes, timeout: float) -> tuple[Optional[bool], str]:
+def probe_camera(robot: str, ids: Sequence[str], payload: bytes, timeout: float) -> tuple[bool | None, str]:
     """Ask the server whether one camera frame decodes to the robot's model input there.
 
     Returns (True, '') for an identical decode, (False, why) for a mismatch (the robot must send pixels), and

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import rospy
@@ -72,14 +73,14 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 SKELETON = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15), (12, 14), (14, 16)]
 
 
-def kapao_head_options(head: str, thr: KapaoThresholds) -> Dict[str, Any]:
+def kapao_head_options(head: str, thr: KapaoThresholds) -> dict[str, Any]:
     """Model options for a KAPAO head: the candidate head filters at the thresholds' candidate confidence (part
     of the model id, so the server's replica filters the same way; left out when it is the default)."""
     if head == "detections":
         return {}  # upstream outputs: the registry's default head
     if head != "candidates":
         raise ValueError(f"head must be 'candidates' or 'detections', got {head!r}")
-    opts: Dict[str, Any] = {"head": "candidates"}
+    opts: dict[str, Any] = {"head": "candidates"}
     if thr.candidate_conf != KapaoThresholds().candidate_conf:
         opts["candidate_conf"] = thr.candidate_conf
     return opts
@@ -99,7 +100,7 @@ def draw_poses(rgb: np.ndarray, poses: Sequence[Pose]) -> np.ndarray:
     img = np.array(rgb, dtype=np.uint8, copy=True)
     h, w = img.shape[:2]
 
-    def box(x1: float, y1: float, x2: float, y2: float, color: Tuple[int, int, int], t: int = 2) -> None:
+    def box(x1: float, y1: float, x2: float, y2: float, color: tuple[int, int, int], t: int = 2) -> None:
         x1, x2 = sorted((int(np.clip(x1, 0, w - 1)), int(np.clip(x2, 0, w - 1))))
         y1, y2 = sorted((int(np.clip(y1, 0, h - 1)), int(np.clip(y2, 0, h - 1))))
         img[y1 : y1 + t, x1 : x2 + 1] = color
@@ -161,7 +162,7 @@ class KapaoAdapter(ClientAdapter):
     input_type: Any = Image
     default_input_topic = "camera/image_raw"  # relative: follows the node's namespace
 
-    def configure(self, settings: Dict[str, Any]) -> None:
+    def configure(self, settings: dict[str, Any]) -> None:
         self.thr = KapaoThresholds(
             conf=settings["conf"], iou=settings["iou"], conf_kp=settings["conf_kp"], iou_kp=settings["iou_kp"]
         )
@@ -194,7 +195,7 @@ class KapaoAdapter(ClientAdapter):
             float(settings.get("camera_probe_period", 5.0)),
         )
 
-    def model_options(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+    def model_options(self, settings: dict[str, Any]) -> dict[str, Any]:
         return kapao_head_options(settings.get("head") or "candidates", self.thr)
 
     def setup(self, runtime: ClientRuntime) -> None:
@@ -209,7 +210,7 @@ class KapaoAdapter(ClientAdapter):
         if self.passthrough.state != "off":  # [wire] the sender may pick CODEC_CAMERA for a tagged whole input
             runtime.half.sender.codecs = runtime.half.sender.codecs | {CODEC_CAMERA}
 
-    def convert(self, msg: Any) -> Tuple[torch.Tensor, Any]:
+    def convert(self, msg: Any) -> tuple[torch.Tensor, Any]:
         if isinstance(msg, CompressedImage):
             x, info, rgb = compressed_to_kapao_input(msg, self.input_hw, self.max_pixels)
             h, w = rgb.shape[:2]
@@ -222,7 +223,7 @@ class KapaoAdapter(ClientAdapter):
         x, info = image_to_kapao_input(msg, self.input_hw)
         return x, (info, msg)
 
-    def _reencoded(self, msg: Image) -> Tuple[torch.Tensor, Any]:
+    def _reencoded(self, msg: Image) -> tuple[torch.Tensor, Any]:
         """The opt-in lossy mode: the frame as a JPEG of `jpeg_reencode_quality`, decoded like a camera's."""
         rgb = image_to_rgb(msg)
         jpeg = bytes(rgb_to_compressed(rgb, fmt="jpeg", quality=self.reencode).data)
@@ -241,17 +242,17 @@ class KapaoAdapter(ClientAdapter):
             )
         return self.passthrough.gate(x, self.robot, self.ids, self.probe_timeout), (info, decoded)
 
-    def postprocess(self, outputs: Any, ctx: Any) -> List[Pose]:
+    def postprocess(self, outputs: Any, ctx: Any) -> list[Pose]:
         info: LetterboxInfo = ctx[0]
         if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], SparseRows):
             return poses_from_candidate_sets([o.cpu() for o in outputs], info, self.thr)
         det = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
         return poses_from_detections(det.detach().cpu().float(), info, self.thr)
 
-    def publish(self, result: List[Pose], ctx: Any, header: Any, request_id: int) -> None:
+    def publish(self, result: list[Pose], ctx: Any, header: Any, request_id: int) -> None:
         self.poses_pub.publish(poses_to_msg(result, header, request_id))
         if self.image_pub is not None and self.image_pub.get_num_connections() > 0:
-            frame: Optional[Any] = ctx[1]
+            frame: Any | None = ctx[1]
             rgb = frame if isinstance(frame, np.ndarray) else image_to_rgb(frame)
             self.image_pub.publish(rgb_to_image(draw_poses(rgb, result), header))
 

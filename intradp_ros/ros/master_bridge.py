@@ -15,7 +15,8 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from intradp_ros.ros.master_sync import Filters, MasterSync, xmlrpc_proxy_factory
 
@@ -31,7 +32,7 @@ DEFAULTS = {
 }
 
 
-def _globs(value: Any) -> List[str]:
+def _globs(value: Any) -> list[str]:
     """A glob list from a YAML list or a comma/space separated string."""
     if isinstance(value, str):
         return [g for g in value.replace(",", " ").split() if g]
@@ -85,7 +86,7 @@ def _setting(args: argparse.Namespace, name: str, get_param: Any) -> Any:
     return get_param("~" + name, DEFAULTS.get(name))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the bridge until SIGINT/SIGTERM; `argv` is sys.argv-like (program name first, ROS remaps allowed).
 
     Returns the process exit code."""
@@ -99,7 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def get_param(name: str, default: Any) -> Any:
         try:
             return rospy.get_param(name, default)
-        except Exception as err:  # master down at start-up: fall back to the defaults, say so
+        except Exception as err:  # noqa: BLE001 -- master down at start-up: fall back to the defaults, say so
             log.warning("cannot read parameter %s (%s); using %r", name, err, default)
             return default
 

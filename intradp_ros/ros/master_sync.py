@@ -37,9 +37,10 @@ import logging
 import socket
 import time
 import xmlrpc.client
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any
 from xml.parsers.expat import ExpatError
 
 from intradp_ros.core.health import Health, PeerFacts, bridge_status, unreachable_from
@@ -49,9 +50,9 @@ PUB = "pub"
 SRV = "srv"
 
 # (kind, topic or service name, original node) identifies one mirrored registration.
-MirrorKey = Tuple[str, str, str]
+MirrorKey = tuple[str, str, str]
 # (node XML-RPC URI, topic type or rosrpc URI) is what a mirror was registered with.
-MirrorTarget = Tuple[str, str]
+MirrorTarget = tuple[str, str]
 
 ProxyFactory = Callable[[str], Any]
 
@@ -77,7 +78,7 @@ def is_mirror(caller_id: str) -> bool:
 class MasterUnreachable(Exception):
     """The master (or node) did not answer at the transport level; the step is retried later."""
 
-    def __init__(self, link: "MasterLink", reason: str) -> None:
+    def __init__(self, link: MasterLink, reason: str) -> None:
         super().__init__(f"{link.label} master {link.uri} unreachable: {reason}")
         self.link = link
         self.reason = reason
@@ -141,13 +142,13 @@ def _matches(name: str, globs: Iterable[str]) -> bool:
 class SystemState:
     """getSystemState as name -> set of caller ids, per kind."""
 
-    publishers: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
-    subscribers: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
-    services: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
+    publishers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    subscribers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    services: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_xmlrpc(cls, raw: Sequence[Sequence[Any]]) -> "SystemState":
-        def table(rows: Sequence[Any]) -> Dict[str, FrozenSet[str]]:
+    def from_xmlrpc(cls, raw: Sequence[Sequence[Any]]) -> SystemState:
+        def table(rows: Sequence[Any]) -> dict[str, frozenset[str]]:
             return {str(name): frozenset(str(n) for n in nodes) for name, nodes in rows}
 
         pubs, subs, srvs = raw
@@ -159,7 +160,7 @@ class RememberedNode:
     """What a restored node needs: its URI and the services it provided (topics are asked from the node)."""
 
     uri: str
-    services: Dict[str, str] = field(default_factory=dict)  # service name -> rosrpc URI
+    services: dict[str, str] = field(default_factory=dict)  # service name -> rosrpc URI
 
 
 class MasterLink:
@@ -185,14 +186,14 @@ class MasterLink:
         self.refresh_s = refresh_s
         self.warn_every_s = warn_every_s
         self.reachable = False
-        self.pid: Optional[int] = None
+        self.pid: int | None = None
         self.state = SystemState()
-        self.types: Dict[str, str] = {}
-        self.remembered: Dict[str, RememberedNode] = {}
+        self.types: dict[str, str] = {}
+        self.remembered: dict[str, RememberedNode] = {}
         self._types_at = float("-inf")
-        self._node_uris: Dict[str, Tuple[str, float]] = {}
-        self._service_uris: Dict[str, Tuple[str, str, float]] = {}
-        self._down_since: Optional[float] = None
+        self._node_uris: dict[str, tuple[str, float]] = {}
+        self._service_uris: dict[str, tuple[str, str, float]] = {}
+        self._down_since: float | None = None
         self._last_warn = float("-inf")
         self.restarts = 0
 
@@ -279,7 +280,7 @@ class MasterLink:
             self.types = {str(t): str(ty) for t, ty in self.call("getTopicTypes")}
             self._types_at = now
 
-    def node_uri(self, node: str) -> Optional[str]:
+    def node_uri(self, node: str) -> str | None:
         """XML-RPC URI of `node` (cached for refresh_s); None if the master does not know it (any more)."""
         now = self.clock()
         cached = self._node_uris.get(node)
@@ -293,7 +294,7 @@ class MasterLink:
         self._node_uris[node] = (uri, now)
         return uri
 
-    def service_uri(self, service: str, provider: str) -> Optional[str]:
+    def service_uri(self, service: str, provider: str) -> str | None:
         """rosrpc URI of `service` as provided by `provider` (cached for refresh_s or until the provider changes)."""
         now = self.clock()
         cached = self._service_uris.get(service)
@@ -319,9 +320,9 @@ class _Gap:
 
 
 # (destination label, subscriber node, topic, publisher URI) identifies one gap.
-GapKey = Tuple[str, str, str, str]
+GapKey = tuple[str, str, str, str]
 # topic -> {publisher URI (normalized): original node} for the mirrors of one direction.
-MirroredTopics = Dict[str, Dict[str, str]]
+MirroredTopics = dict[str, dict[str, str]]
 
 _NODE_ERRORS = (xmlrpc.client.Fault, TypeError, ValueError, IndexError, KeyError) + _UNREACHABLE
 
@@ -374,10 +375,10 @@ class ConnectionWatch:
         self.resend_s = resend_s
         self.fast_resends = fast_resends
         self.backoff_max_s = backoff_max_s
-        self.gaps: Dict[GapKey, _Gap] = {}
+        self.gaps: dict[GapKey, _Gap] = {}
         self.updates_sent = 0
-        self._last_probe: Dict[Tuple[str, str], float] = {}  # (label, node) -> time
-        self._node_down: Dict[Tuple[str, str], Tuple[float, float]] = {}  # (label, node) -> (skip until, backoff)
+        self._last_probe: dict[tuple[str, str], float] = {}  # (label, node) -> time
+        self._node_down: dict[tuple[str, str], tuple[float, float]] = {}  # (label, node) -> (skip until, backoff)
 
     def _resend_delay(self, sent: int) -> float:
         """Wait before acting on a gap again after `sent` publisherUpdates for it."""
@@ -392,7 +393,7 @@ class ConnectionWatch:
 
         `started` is when this poll's probes began (the time budget is shared by both directions)."""
         label = dst.label
-        wanted: Dict[str, List[str]] = {}  # subscriber node -> its mirrored topics
+        wanted: dict[str, list[str]] = {}  # subscriber node -> its mirrored topics
         for topic in mirrored:
             for node in dst.state.subscribers.get(topic, ()):
                 if not is_foreign(node):
@@ -408,7 +409,7 @@ class ConnectionWatch:
         now = self.clock()
         due = [n for n in wanted if self._node_down.get((label, n), (float("-inf"), 0.0))[0] <= now]
         due.sort(key=lambda n: self._last_probe.get((label, n), float("-inf")))
-        publishing: Dict[str, Optional[Set[str]]] = {}  # publisher URI -> topics it publishes (None: no answer)
+        publishing: dict[str, set[str] | None] = {}  # publisher URI -> topics it publishes (None: no answer)
         for node in due[: self.max_probes]:
             if self.clock() - started >= self.budget_s:
                 break
@@ -429,13 +430,13 @@ class ConnectionWatch:
                     if now >= gap.next_at and self.clock() - started < self.budget_s:
                         self._close_gap(dst, node, uri, topic, pub_uri, pub_node, gap, publishing)
 
-    def _connected_publishers(self, label: str, node: str, uri: str) -> Optional[Dict[str, Set[str]]]:
+    def _connected_publishers(self, label: str, node: str, uri: str) -> dict[str, set[str]] | None:
         """topic -> publisher URIs the subscriber node `node` is connected to; None if it does not answer."""
         try:
             code, _status, info = self.node_proxy_factory(uri).getBusInfo(self.caller_id)
             if code != 1:
                 raise ValueError(f"getBusInfo code {code}")
-            connected: Dict[str, Set[str]] = {}
+            connected: dict[str, set[str]] = {}
             for entry in info:
                 # [connection id, publisher URI (inbound) or subscriber id (outbound), direction, transport,
                 #  topic, connected, info]
@@ -457,7 +458,7 @@ class ConnectionWatch:
         self._node_down.pop((label, node), None)
         return connected
 
-    def _publishes(self, pub_uri: str, topic: str, publishing: Dict[str, Optional[Set[str]]]) -> bool:
+    def _publishes(self, pub_uri: str, topic: str, publishing: dict[str, set[str] | None]) -> bool:
         """Whether the publisher node at `pub_uri` answers and publishes `topic` (asked once per poll)."""
         if pub_uri not in publishing:
             try:
@@ -477,7 +478,7 @@ class ConnectionWatch:
         pub_uri: str,
         pub_node: str,
         gap: _Gap,
-        publishing: Dict[str, Optional[Set[str]]],
+        publishing: dict[str, set[str] | None],
     ) -> None:
         now = self.clock()
         if not self._publishes(pub_uri, topic, publishing):
@@ -545,11 +546,11 @@ class MasterSync:
         caller_id: str = "/master_bridge",
         filters: Filters = Filters(),
         restore: bool = True,
-        log: Optional[logging.Logger] = None,
+        log: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
         refresh_s: float = 2.0,
         warn_every_s: float = 10.0,
-        node_proxy_factory: Optional[ProxyFactory] = None,
+        node_proxy_factory: ProxyFactory | None = None,
         reattach: bool = True,
         reattach_grace_s: float = 0.5,
     ) -> None:
@@ -567,18 +568,18 @@ class MasterSync:
             "peer", peer_uri, proxy_factory(peer_uri), caller_id, self.log, clock, refresh_s, warn_every_s
         )
         # direction -> (source, destination, caller-id prefix of its mirrors, what was registered)
-        self.directions: List[Tuple[MasterLink, MasterLink, str, Dict[MirrorKey, MirrorTarget]]] = [
+        self.directions: list[tuple[MasterLink, MasterLink, str, dict[MirrorKey, MirrorTarget]]] = [
             (self.local, self.peer, mirror_prefix(self.local.uri, self.peer.uri), {}),
             (self.peer, self.local, mirror_prefix(self.peer.uri, self.local.uri), {}),
         ]
-        self._conflicts_warned: Set[Tuple[str, str]] = set()
+        self._conflicts_warned: set[tuple[str, str]] = set()
         self._in_sync = False
-        self._warned: Dict[str, float] = {}
+        self._warned: dict[str, float] = {}
         self.clock = clock
         self.warn_every_s = warn_every_s
         self.adopted = 0  # mirrors found on a master that an earlier bridge instance had registered
-        self.unreachable_uris: Set[str] = set()  # mirrored node URIs the other side cannot dial (flagged once)
-        self.watch: Optional[ConnectionWatch] = None
+        self.unreachable_uris: set[str] = set()  # mirrored node URIs the other side cannot dial (flagged once)
+        self.watch: ConnectionWatch | None = None
         if reattach:
             self.watch = ConnectionWatch(
                 self.node_proxy_factory, caller_id, self.log, clock, self._warn, grace_s=reattach_grace_s
@@ -596,13 +597,21 @@ class MasterSync:
                 self._guard(lambda link=link: link.fetch_state(self.filters))
         for src, dst, prefix, registered in self.directions:
             if src.reachable and dst.reachable:
-                self._guard(lambda: self._sync_direction(src, dst, prefix, registered))
+                self._guard(
+                    lambda src=src, dst=dst, prefix=prefix, registered=registered: self._sync_direction(
+                        src, dst, prefix, registered
+                    )
+                )
         watch = self.watch
         if watch is not None:
             started = self.clock()  # the probes' time budget, shared by both directions
-            for src, dst, prefix, registered in self.directions:
+            for src, dst, _prefix, registered in self.directions:
                 if src.reachable and dst.reachable:
-                    self._guard(lambda: watch.check(dst, self.mirrored_topics(registered), self._is_foreign, started))
+                    self._guard(
+                        lambda dst=dst, registered=registered: watch.check(
+                            dst, self.mirrored_topics(registered), self._is_foreign, started
+                        )
+                    )
         for link in (self.local, self.peer):
             if link.reachable:
                 self._guard(lambda link=link: self._remember(link))
@@ -633,9 +642,9 @@ class MasterSync:
             self.log.warning("%s", text)
 
     # ---- mirrors -------------------------------------------------------------------------------------------
-    def desired_mirrors(self, src: MasterLink, dst: MasterLink, prefix: str) -> Dict[MirrorKey, MirrorTarget]:
+    def desired_mirrors(self, src: MasterLink, dst: MasterLink, prefix: str) -> dict[MirrorKey, MirrorTarget]:
         """The mirrors `dst` should hold for `src`'s current filtered publishers and services."""
-        want: Dict[MirrorKey, MirrorTarget] = {}
+        want: dict[MirrorKey, MirrorTarget] = {}
         for topic, nodes in src.state.publishers.items():
             if not self.filters.topic(topic):
                 continue
@@ -674,9 +683,9 @@ class MasterSync:
             )
 
     @staticmethod
-    def present_mirrors(dst: MasterLink, prefix: str) -> Dict[MirrorKey, str]:
+    def present_mirrors(dst: MasterLink, prefix: str) -> dict[MirrorKey, str]:
         """Mirrors of this direction that `dst` holds now (key -> mirror caller id), read from its state."""
-        have: Dict[MirrorKey, str] = {}
+        have: dict[MirrorKey, str] = {}
         for kind, table in ((PUB, dst.state.publishers), (SRV, dst.state.services)):
             for name, nodes in table.items():
                 for node in nodes:
@@ -694,7 +703,7 @@ class MasterSync:
         return topics
 
     def _sync_direction(
-        self, src: MasterLink, dst: MasterLink, prefix: str, registered: Dict[MirrorKey, MirrorTarget]
+        self, src: MasterLink, dst: MasterLink, prefix: str, registered: dict[MirrorKey, MirrorTarget]
     ) -> None:
         want = self.desired_mirrors(src, dst, prefix)
         have = self.present_mirrors(dst, prefix)
@@ -769,7 +778,7 @@ class MasterSync:
         peers = [PeerFacts(m.label, m.uri, m.reachable, m.restarts) for m in (self.local, self.peer)]
         return bridge_status(peers, self.mirror_count(), self.unreachable_uris)
 
-    def _adopt(self, dst: MasterLink, key: MirrorKey, mirror_id: str) -> Optional[MirrorTarget]:
+    def _adopt(self, dst: MasterLink, key: MirrorKey, mirror_id: str) -> MirrorTarget | None:
         try:
             uri = str(dst.call("lookupNode", mirror_id))
             extra = str(dst.call("lookupService", key[1])) if key[0] == SRV else dst.types.get(key[1], "*")
@@ -777,7 +786,7 @@ class MasterSync:
             return None
         return uri, extra
 
-    def _unregister(self, dst: MasterLink, key: MirrorKey, mirror_id: str, target: Optional[MirrorTarget]) -> None:
+    def _unregister(self, dst: MasterLink, key: MirrorKey, mirror_id: str, target: MirrorTarget | None) -> None:
         """Remove one mirror from `dst` (URIs from our record, else looked up on `dst`)."""
         try:
             if target is None:
@@ -794,9 +803,9 @@ class MasterSync:
     # ---- restart recovery ----------------------------------------------------------------------------------
     def _remember(self, link: MasterLink) -> None:
         """Keep the real nodes that have filtered registrations on `link`, to restore them after its restart."""
-        nodes: Dict[str, RememberedNode] = {}
+        nodes: dict[str, RememberedNode] = {}
 
-        def note(node: str) -> Optional[RememberedNode]:
+        def note(node: str) -> RememberedNode | None:
             if self._is_foreign(node):
                 return None
             if node not in nodes:
@@ -861,7 +870,7 @@ class MasterSync:
             self.log.warning("could not restore %s of %s: %s", name, node, err)
             return 0
 
-    def _ask_node(self, uri: str) -> Optional[Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]]:
+    def _ask_node(self, uri: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]] | None:
         """The node's own publications and subscriptions, or None if it does not answer (gone)."""
         try:
             node = self.node_proxy_factory(uri)
@@ -879,7 +888,7 @@ class MasterSync:
     def cleanup(self) -> int:
         """Unregister every mirror of both directions (also ones adopted from earlier runs); returns how many."""
         removed = 0
-        for src, dst, prefix, registered in self.directions:
+        for _src, dst, prefix, registered in self.directions:
             try:
                 dst.state = SystemState.from_xmlrpc(dst.call("getSystemState"))
             except (MasterUnreachable, MasterCallError) as err:

@@ -14,16 +14,17 @@ import argparse
 import dataclasses
 import json
 import logging
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, get_type_hints
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, get_type_hints
 
 import rospy
 
-Spec = Dict[str, Tuple[type, Any, str]]  # name -> (type, default, help)
+Spec = dict[str, tuple[type, Any, str]]  # name -> (type, default, help)
 S = TypeVar("S")
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
 
 
-def setting(default: Any, help: str) -> Any:  # noqa: A002 - argparse's word
+def setting(default: Any, help: str) -> Any:
     """A dataclass field of a settings class: its default (lists and dicts copied per instance) and help text."""
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
@@ -45,7 +46,7 @@ def spec_of(cls: type) -> Spec:
     return out
 
 
-def from_mapping(cls: Type[S], values: Mapping[str, Any]) -> S:
+def from_mapping(cls: type[S], values: Mapping[str, Any]) -> S:
     """The settings dataclass from resolved values (names it does not have are ignored: adapters' own)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in values.items() if k in names})
@@ -95,10 +96,10 @@ def _coerce(name: str, typ: type, value: Any) -> Any:
     return typ(value)
 
 
-ParamLookup = Callable[[str], Tuple[bool, Any]]  # name -> (is set, value)
+ParamLookup = Callable[[str], tuple[bool, Any]]  # name -> (is set, value)
 
 
-def private_params(name: str) -> Tuple[bool, Any]:
+def private_params(name: str) -> tuple[bool, Any]:
     """This node's private parameter `~name` (set, value)."""
     if rospy.has_param("~" + name):
         return True, rospy.get_param("~" + name)
@@ -107,15 +108,15 @@ def private_params(name: str) -> Tuple[bool, Any]:
 
 def resolve(
     spec: Spec,
-    args: Optional[argparse.Namespace],
+    args: argparse.Namespace | None,
     use_ros: bool = True,
-    params: Optional[ParamLookup] = None,
-) -> Dict[str, Any]:
+    params: ParamLookup | None = None,
+) -> dict[str, Any]:
     """Default < private parameter < command line, each coerced to its type (ValueError naming the setting).
 
     `params` looks parameters up (default: this node's private parameters; tests pass a dict's lookup)."""
     lookup = params if params is not None else (private_params if use_ros else None)
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for name, (typ, default, _text) in spec.items():
         value = default
         if lookup is not None:
@@ -132,14 +133,14 @@ def resolve(
     return out
 
 
-def cli_args(argv: Sequence[str]) -> List[str]:
+def cli_args(argv: Sequence[str]) -> list[str]:
     """argv without the program name and without ROS remappings (name:=value)."""
     return [a for a in rospy.myargv(list(argv))[1:]]
 
 
 def load(
-    spec: Spec, prog: str, description: str, argv: Sequence[str], params: Optional[ParamLookup] = None
-) -> Dict[str, Any]:
+    spec: Spec, prog: str, description: str, argv: Sequence[str], params: ParamLookup | None = None
+) -> dict[str, Any]:
     """Parse the command line (after rospy.init_node, so private parameters are this node's) and resolve."""
     args = build_parser(prog, description, spec).parse_args(cli_args(argv))
     return resolve(spec, args, params=params)

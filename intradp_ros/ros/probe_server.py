@@ -15,16 +15,17 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import rospy
 
 from intradp_ros.core.bandwidth_monitor import validate_robot
-from intradp_ros.srv import BandwidthProbe, BandwidthProbeRequest, BandwidthProbeResponse
 from intradp_ros.ros import node_params
 from intradp_ros.ros.names import RobotNames
 from intradp_ros.ros.node_params import setting
+from intradp_ros.srv import BandwidthProbe, BandwidthProbeRequest, BandwidthProbeResponse
 
 DEFAULT_MAX_REPLY = 4 << 20
 DEFAULT_MAX_PAYLOAD = 4 << 20
@@ -66,7 +67,7 @@ class ProbeEndpoint:
         self._zeros = bytes(max_reply_bytes)
         self._lock = threading.Lock()
 
-    def handle(self, req: BandwidthProbeRequest, stamp: Optional[float] = None) -> BandwidthProbeResponse:
+    def handle(self, req: BandwidthProbeRequest, stamp: float | None = None) -> BandwidthProbeResponse:
         """Check the request, count it and build the reply (raises ProbeRefused for an oversized one)."""
         stamp = time.time() if stamp is None else stamp
         payload = req.payload
@@ -91,10 +92,10 @@ class ProbeServer:
     """rospy services for the endpoints of several robots."""
 
     def __init__(self, robots: Sequence[str], max_reply_bytes: int, max_payload_bytes: int) -> None:
-        self.endpoints: Dict[str, ProbeEndpoint] = {
+        self.endpoints: dict[str, ProbeEndpoint] = {
             r: ProbeEndpoint(r, max_reply_bytes, max_payload_bytes) for r in robots
         }
-        self._services: List[rospy.Service] = []
+        self._services: list[rospy.Service] = []
 
     def start(self) -> None:
         for robot, endpoint in self.endpoints.items():

@@ -15,16 +15,16 @@ import os
 import socket
 import time
 import xmlrpc.client
-from typing import Any, Optional
+from typing import Any
 
 import rospy
 import torch
 import torch.nn as nn
 
+from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.capture_graph import capture
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
-from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.profiler import cached_profile
 from intradp_ros.core.robot_session import SessionIds, SessionProtocol, SessionRefused
 from intradp_ros.core.session import ModelConfig, Replica, weights_fingerprint
@@ -38,7 +38,7 @@ class RemoteUnavailable(RuntimeError):
     """The server could not be reached or refused the session (the message says why)."""
 
 
-def master_uri_of(server: str) -> Optional[str]:
+def master_uri_of(server: str) -> str | None:
     """'host' -> 'http://host:11311', a URI unchanged, 'ros' -> None (keep this process's master)."""
     if server == "ros":
         return None
@@ -89,7 +89,7 @@ class RemoteSession:
         robot: str = "robot1",
         timeout: float = 60.0,
         device: Any = "cpu",
-    ) -> "RemoteSession":
+    ) -> RemoteSession:
         uri = master_uri_of(server)
         config = config_of(model, example)
         if uri is not None and not master_reachable(uri, min(timeout, 5.0)):
@@ -128,7 +128,7 @@ class RemoteSession:
             raise RemoteUnavailable(f"server {server!r}: tile topics of {robot} never connected (bridge? ROS_IP?)")
         return session
 
-    def plan(self, mode: str = "intradp", bandwidth_MBps: Optional[float] = None) -> Plan:
+    def plan(self, mode: str = "intradp", bandwidth_MBps: float | None = None) -> Plan:
         """The book's plan for a mode and bandwidth (plans the server knows; others would be refused)."""
         return self.book.plan_for(validate_mode(mode), bandwidth_MBps)
 

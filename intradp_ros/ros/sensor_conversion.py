@@ -10,7 +10,7 @@ fields at any offsets and point step (either byte order).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ def image_to_rgb(msg: Image) -> np.ndarray:
         raise SensorConversionError(str(e), e.kind) from None
 
 
-def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None, encoding: str = "rgb8") -> Image:
+def rgb_to_image(rgb: np.ndarray, header: Header | None = None, encoding: str = "rgb8") -> Image:
     """Image message from an HxWx3 uint8 RGB array (rgb8 or bgr8), e.g. for tests and replay tools."""
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:
@@ -64,7 +64,7 @@ def rgb_to_image(rgb: np.ndarray, header: Optional[Header] = None, encoding: str
     return msg
 
 
-def image_to_kapao_input(msg: Image, input_hw: Sequence[int]) -> Tuple[torch.Tensor, LetterboxInfo]:
+def image_to_kapao_input(msg: Image, input_hw: Sequence[int]) -> tuple[torch.Tensor, LetterboxInfo]:
     """KAPAO graph input uint8 [1, 3, H, W] (letterboxed RGB) and the placement to map results back."""
     return letterbox(image_to_rgb(msg), input_hw)
 
@@ -98,7 +98,7 @@ def compressed_image_bytes(msg: CompressedImage) -> bytes:
 
 def compressed_to_kapao_input(
     msg: CompressedImage, input_hw: Sequence[int], max_pixels: int
-) -> Tuple[torch.Tensor, LetterboxInfo, np.ndarray]:
+) -> tuple[torch.Tensor, LetterboxInfo, np.ndarray]:
     """KAPAO input (tagged with the file for passthrough), placement, decoded HxWx3 RGB frame."""
     from intradp_ros.models.camera_input import camera_model_input
 
@@ -109,7 +109,7 @@ def compressed_to_kapao_input(
 
 
 def rgb_to_compressed(
-    rgb: np.ndarray, header: Optional[Header] = None, fmt: str = "jpeg", quality: int = 90
+    rgb: np.ndarray, header: Header | None = None, fmt: str = "jpeg", quality: int = 90
 ) -> CompressedImage:
     """CompressedImage (JPEG at `quality`, or PNG) of an HxWx3 uint8 RGB array, e.g. for tests and sample bags."""
     import io
@@ -172,7 +172,7 @@ def pointcloud2_to_xyz(msg: PointCloud2) -> np.ndarray:
     return xyz
 
 
-def xyz_to_pointcloud2(points: np.ndarray, header: Optional[Header] = None) -> PointCloud2:
+def xyz_to_pointcloud2(points: np.ndarray, header: Header | None = None) -> PointCloud2:
     """Unorganised PointCloud2 (x, y, z float32, 12-byte points) from [N, 3] points."""
     pts = np.ascontiguousarray(np.asarray(points, dtype="<f4").reshape(-1, 3))
     msg = PointCloud2(
@@ -194,7 +194,7 @@ def pointcloud2_to_occupancy(msg: PointCloud2, spec: VoxelGridSpec = AGRNAV_GRID
     return grid_to_model_input(voxelize(pointcloud2_to_xyz(msg), spec))
 
 
-def poses_to_msg(poses: Sequence[Pose], header: Optional[Header] = None, request_id: int = 0) -> HumanPoses:
+def poses_to_msg(poses: Sequence[Pose], header: Header | None = None, request_id: int = 0) -> HumanPoses:
     """HumanPoses message from post-processed KAPAO poses."""
     out = HumanPoses(header=header or Header(), request_id=int(request_id))
     for p in poses:
@@ -204,7 +204,7 @@ def poses_to_msg(poses: Sequence[Pose], header: Optional[Header] = None, request
 
 
 def completed_voxels_to_msg(
-    result: CompletedVoxels, header: Optional[Header] = None, request_id: int = 0
+    result: CompletedVoxels, header: Header | None = None, request_id: int = 0
 ) -> CompletedVoxelsMsg:
     """CompletedVoxels message (flat (x, y, z) indices and classes as raw bytes)."""
     spec = result.spec
@@ -231,9 +231,10 @@ def completed_voxels_to_planner_msg(result: CompletedVoxels) -> Float64MultiArra
     return msg
 
 
-def completed_voxels_to_pointcloud2(result: CompletedVoxels, header: Optional[Header] = None) -> PointCloud2:
+def completed_voxels_to_pointcloud2(result: CompletedVoxels, header: Header | None = None) -> PointCloud2:
     """PointCloud2 of the completed voxels' centres (metres, in the grid's frame) with a `label` field (uint32
-    at offset 12, the SCONet class id 1..19, as pcl::PointXYZL's `label`), so rviz can colour the cloud by class (Color Transformer: Intensity, Channel Name: label)."""
+    at offset 12, the SCONet class id 1..19, as pcl::PointXYZL's `label`), so rviz can colour the cloud by
+    class (Color Transformer: Intensity, Channel Name: label)."""
     centers = result.centers()
     n = centers.shape[0]
     rec = np.zeros(n, dtype=np.dtype({"names": ["x", "y", "z", "label"], "formats": ["<f4", "<f4", "<f4", "<u4"]}))

@@ -21,24 +21,25 @@ import json
 import resource
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import rospy
 import torch
 
 from intradp_ros.core.executor import SideExecutor, default_server_device
-from intradp_ros.core.plan import SERVER
 from intradp_ros.core.health import Health, SolveFacts, server_status
+from intradp_ros.core.plan import SERVER
 from intradp_ros.core.plan_book import PlanBook, PlanBookError, book_keys, lookup_plan_book, parse_grid
-from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
 from intradp_ros.core.power import PowerModel
-from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
+from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer
-from intradp_ros.models.replica import load_replica
 from intradp_ros.core.solver import SolverConfig
+from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
+from intradp_ros.models.replica import load_replica
 from intradp_ros.msg import ServerReport
 from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, NodeDiagnostics
 from intradp_ros.ros.handshake import NO_SESSION, camera_fields, handshake_service, server_report_topic
@@ -110,7 +111,7 @@ MAX_REPLICAS = 16
 class IntraDPServer:
     """Handshake services, per-robot sessions and their executors; ROS wiring kept thin around `handle()`."""
 
-    def __init__(self, settings: Dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any]) -> None:
         self.s = settings
         dev = settings["device"]
         self.device = default_server_device() if dev == "auto" else torch.device(dev)
@@ -130,16 +131,16 @@ class IntraDPServer:
         self.solver = SolverConfig(
             maxiter=settings["maxiter"], popsize=settings["popsize"], max_seconds=settings["solver_seconds"]
         )
-        self.replicas: Dict[str, Replica] = {}
-        self.profiles: Dict[str, Profile] = {}
-        self.sessions: Dict[str, RobotSession] = {}
+        self.replicas: dict[str, Replica] = {}
+        self.profiles: dict[str, Profile] = {}
+        self.sessions: dict[str, RobotSession] = {}
         self._lock = threading.Lock()
         self._profile_lock = threading.Lock()
         self._head_lock = threading.Lock()
-        self._services: List[rospy.Service] = []
-        self.probes: Optional[ProbeServer] = None
+        self._services: list[rospy.Service] = []
+        self.probes: ProbeServer | None = None
         self.solves = SolveCoalescer(float(settings["plan_cache_tolerance"]))
-        self.diagnostics: Optional[NodeDiagnostics] = None
+        self.diagnostics: NodeDiagnostics | None = None
 
     # ------------------------------------------------------------------ start / stop
     def load_models(self, configs: Sequence[ModelConfig]) -> None:
@@ -253,7 +254,7 @@ class IntraDPServer:
             **camera_fields(req, rep.example.shape),  # [wire] decoder identity
         )
 
-    def _plan_book(self, robot: str, rep: Replica, client: Profile, server: Profile) -> "tuple[PlanBook, str]":
+    def _plan_book(self, robot: str, rep: Replica, client: Profile, server: Profile) -> tuple[PlanBook, str]:
         """(book, how it was got): the disk cache (exact or close profiles), a solve in flight, or a new solve in
         a worker process (announced with its expected duration, followed with progress)."""
         tol = float(self.s["plan_cache_tolerance"])
@@ -328,7 +329,7 @@ class IntraDPServer:
             solves,
         )
 
-    def _replica_for(self, model_id: str) -> Optional[Replica]:
+    def _replica_for(self, model_id: str) -> Replica | None:
         """The replica of `model_id`: a configured one, or another output head of a configured model (same name,
         sizes, weights and seed; e.g. KAPAO's sparse candidate head), built on first request."""
         rep = self.replicas.get(model_id)
@@ -437,7 +438,7 @@ def no_cuda_reason() -> str:
     return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable CUDA device or driver"
 
 
-def memory_mb(device: torch.device) -> Dict[str, float]:
+def memory_mb(device: torch.device) -> dict[str, float]:
     """Peak resident memory of this process and, on a GPU, torch's allocated and reserved memory (MB)."""
     out = {"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if device.type == "cuda":
@@ -482,9 +483,9 @@ class SolveReporter:
         self.bar.close()
 
 
-def parse_model_weights(text: str) -> Dict[str, str]:
+def parse_model_weights(text: str) -> dict[str, str]:
     """'kapao_s6=/a.pt,sconet=/b.pt' -> {name: path} (ValueError for an entry without '=')."""
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     for item in str(text or "").replace(" ", ",").split(","):
         if not item:
             continue
@@ -495,7 +496,7 @@ def parse_model_weights(text: str) -> Dict[str, str]:
     return out
 
 
-def model_configs(settings: Dict[str, Any]) -> List[ModelConfig]:
+def model_configs(settings: dict[str, Any]) -> list[ModelConfig]:
     """The configured replicas: the `models` list plus the one-model shortcut (`model`, `input_size`, ...)."""
     out = []
     by_name = parse_model_weights(settings.get("model_weights", ""))
@@ -505,7 +506,7 @@ def model_configs(settings: Dict[str, Any]) -> List[ModelConfig]:
             d["weights"] = by_name[d["name"]]
         out.append(ModelConfig.from_dict(d))
     if settings["model"]:
-        d: Dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
+        d: dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
         if settings["input_size"]:
             d["input_size"] = [int(v) for v in settings["input_size"]]
         if settings["grid_xzy"]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
-from intradp_ros.core.runtime.stage import ExecutionError, Stage
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan
+from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
+from intradp_ros.core.runtime.stage import ExecutionError, Stage
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.tile_ledger import KEEP_REQUESTS, ReceivedTile, SentTile, TileLedger
 from intradp_ros.msg import TensorTile
@@ -26,7 +27,7 @@ class RecordingTransport(RosTransport):
     its bytes went into a subscriber's connection; payload tiles of a cancelled (failed) request are
     dropped before sending."""
 
-    def __init__(self, side: str, robot: str, graph: Optional[Graph] = None, **kwargs: Any) -> None:
+    def __init__(self, side: str, robot: str, graph: Graph | None = None, **kwargs: Any) -> None:
         self.ledger = TileLedger(KEEP_REQUESTS)
         self.skipped = 0  # payload tiles of cancelled requests never sent
         super().__init__(side, robot, graph, **kwargs)
@@ -54,7 +55,7 @@ class RecordingTransport(RosTransport):
         """The request failed: drop its payload tiles still waiting for the sender thread."""
         self.ledger.cancel(request_id)
 
-    def take_records(self, request_id: int) -> Tuple[List[SentTile], List[ReceivedTile]]:
+    def take_records(self, request_id: int) -> tuple[list[SentTile], list[ReceivedTile]]:
         """(sent, received) records of one request, removed from the transport."""
         return self.ledger.take(request_id)
 
@@ -71,7 +72,7 @@ class RecordingExecutor(Stage):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.idle: List[Tuple[float, float]] = []
+        self.idle: list[tuple[float, float]] = []
 
     def on_wait(self, start: float, end: float) -> None:
         self.idle.append((start, end))
@@ -89,7 +90,7 @@ class RobotClientHalf(ClientHalf):
     ) -> None:
         self._id_lock = threading.Lock()
         self._next_rid = int(time.time() * 1000) * 1000  # ids never repeat after a client restart
-        self.last_idle: List[Tuple[float, float]] = []
+        self.last_idle: list[tuple[float, float]] = []
         self.last_request_id = 0
         super().__init__(graph, transport, device, timeout, robot)
 

@@ -9,7 +9,6 @@ The payload goes into `uint8[] data` as `bytes` (genpy writes it in one piece; a
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import rospy
 
@@ -26,7 +25,7 @@ def _now() -> rospy.Time:
     return rospy.Time.from_sec(time.time())
 
 
-def tile_to_msg(tile: Tile, stamp: Optional[rospy.Time] = None) -> TensorTile:
+def tile_to_msg(tile: Tile, stamp: rospy.Time | None = None) -> TensorTile:
     """Build the TensorTile for `tile`, stamped with `stamp` (default: now). Raises TileError if unsendable."""
     wire = encode_tile(tile)
     msg = TensorTile()
@@ -46,7 +45,7 @@ def tile_to_msg(tile: Tile, stamp: Optional[rospy.Time] = None) -> TensorTile:
     return msg
 
 
-def msg_to_tile(msg: TensorTile, validator: Optional[TileValidator] = None) -> Tile:
+def msg_to_tile(msg: TensorTile, validator: TileValidator | None = None) -> Tile:
     """Decode a received TensorTile; raises TileError naming the bad field (the caller logs and drops it).
 
     The tile's array is a read-only view of `msg.data` (no copy) for raw and sparse payloads (a new array for

@@ -7,7 +7,8 @@ letterboxed to the model input and the first output is published flattened as st
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import rospy
 import torch
@@ -30,7 +31,7 @@ class TorchvisionAdapter(ClientAdapter):
     input_type = Image
     default_input_topic = "camera/image_raw"  # relative: follows the node's namespace
 
-    def configure(self, settings: Dict[str, Any]) -> None:
+    def configure(self, settings: dict[str, Any]) -> None:
         if not str(settings["model"]).startswith("torchvision:"):
             raise ValueError(f"torchvision_client needs a torchvision:<name> model, got {settings['model']!r}")
         self.expected = [int(v) for v in settings["expected_size"] or []]
@@ -40,7 +41,7 @@ class TorchvisionAdapter(ClientAdapter):
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
         self.pub = rospy.Publisher(runtime.names.name("output"), Float32MultiArray, queue_size=5)
 
-    def convert(self, msg: Image) -> Tuple[torch.Tensor, Any]:
+    def convert(self, msg: Image) -> tuple[torch.Tensor, Any]:
         check_image(msg, self.expected, self.max_pixels)
         x, _info = letterbox(image_to_rgb(msg), self.input_hw)
         return x, None

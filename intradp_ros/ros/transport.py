@@ -1,7 +1,8 @@
 """ROS adapter of the engine's Transport: tiles over intradp_ros/TensorTile topics.
 
 Per robot, tiles go robot -> server on `intradp/<robot>/up` and server -> robot on `intradp/<robot>/down`
-(names relative to the node's namespace, intradp_ros.ros.names) (TCPROS with tcp_nodelay and a large receive buffer). Messages are converted by
+(names relative to the node's namespace, intradp_ros.ros.names) (TCPROS with tcp_nodelay and a large receive
+buffer). Messages are converted by
 `intradp_ros.ros.tile_conversion` (raw bytes, zero-copy views on receipt); every received tile is
 validated against the graph (known node, range inside its shape, payload size); a bad one is logged and
 dropped, never raised into the node. The executors (ClientHalf / ServerHalf) then check it against the
@@ -14,7 +15,6 @@ import queue
 import threading
 import time
 import warnings
-from typing import Optional
 
 import rospy
 
@@ -43,9 +43,9 @@ class RosTransport(Transport):
         self,
         side: str,
         robot: str = "robot",
-        graph: Optional[Graph] = None,
+        graph: Graph | None = None,
         namespace: str = DEFAULT_BASE,
-        queue_size: Optional[int] = None,
+        queue_size: int | None = None,
         max_bytes: int = 512 << 20,
         buff_size: int = 64 << 20,
     ) -> None:
@@ -55,7 +55,7 @@ class RosTransport(Transport):
         out_topic, in_topic = (up, down) if side == ROBOT else (down, up)
         shapes = {n.index: n.shape for n in graph.nodes} if graph is not None else None
         self._validator = TileValidator(None, shapes, max_bytes)
-        self._q: "queue.Queue[object]" = queue.Queue()
+        self._q: queue.Queue[object] = queue.Queue()
         self._closed = False
         self.dropped = 0
         self.unsent = 0  # tiles given to send() while nobody subscribed (never on the link)
@@ -104,7 +104,7 @@ class RosTransport(Transport):
     def _on_sent(self, tile: Tile, started: float, finished: float) -> None:
         """Hook: `tile` was written to the subscribers' connections between `started` and `finished` (epoch s)."""
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         if self._closed:
             raise TransportClosed("transport closed")
         try:

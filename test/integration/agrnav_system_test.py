@@ -3,7 +3,8 @@
 
 robot1 runs agrnav_client (SCONet on a 64x32x64 grid: the full 256x32x256 grid takes ~2.3 s per frame on this
 CPU) and robot2 kapao_client, both against one intradp_server holding both replicas. Both feeders run their
-20 frames in closed loop at the same time. robot1's feeder first sends a truncated cloud (dropped) and one with NaN points (skipped, like AGRNav).
+20 frames in closed loop at the same time. robot1's feeder first sends a truncated cloud (dropped) and one with
+NaN points (skipped, like AGRNav).
 """
 
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import rostest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import system_testlib as lib  # noqa: E402
+import system_testlib as lib
 
 PKG = "intradp_ros"
 FRAMES = 20
@@ -40,7 +41,7 @@ class AgrnavSystemTest(lib.SystemTestCase):
         cls.vox = cls.system.start_feeder("agrnav", "robot1", common + ["--bad"])
         cls.pose = cls.system.start_feeder("kapao", "robot2", common)
         for lines in (cls.vox, cls.pose):
-            if not lines.wait_for(lambda: lines.of("done") or lines.of("error"), timeout=200):
+            if not lines.wait_for(lambda lines=lines: lines.of("done") or lines.of("error"), timeout=200):
                 raise AssertionError("a feeder did not finish within 200 s")
         cls.ref_vox = lib.LocalReference("agrnav", lib.SCONET, FRAMES)
         cls.ref_pose = lib.LocalReference("kapao", lib.KAPAO, FRAMES)

@@ -3,7 +3,8 @@
 
 Testbed with the bridge; the server serves KAPAO-S at 256x320 (seed 6, lib.KAPAO); the robot-side script
 (api_remote_client.py) builds the same model with intradp_ros.models.build, runs 3 frames in mode intradp (the
-API's remote default, at the 50 MB/s bucket, where the book offloads) and 3 in server_only through the API and compares each with its own local forward. It first checks that a master
+API's remote default, at the 50 MB/s bucket, where the book offloads) and 3 in server_only through the API and
+compares each with its own local forward. It first checks that a master
 URI where nothing answers raises RemoteUnavailable within a few seconds.
 """
 
@@ -16,7 +17,7 @@ import rostest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import system_testlib as lib  # noqa: E402
+import system_testlib as lib
 
 PKG = "intradp_ros"
 FRAMES = 3
@@ -75,13 +76,14 @@ class ApiRemoteTest(lib.SystemTestCase):
             cls.lines.append(lines)
             left = RUN_TIMEOUT - (time.monotonic() - t0)
             if not lines.wait_for(
-                lambda: lines.of("done") or lines.of("error") or p.poll() is not None, timeout=max(1.0, left)
+                lambda lines=lines, p=p: lines.of("done") or lines.of("error") or p.poll() is not None,
+                timeout=max(1.0, left),
             ):
                 raise AssertionError(
                     f"api_remote_client.py ({mode}) did not finish within {RUN_TIMEOUT:.0f} s "
                     f"of setup (logs in {cls.system.logdir})"
                 )
-            lines.wait_for(lambda: p.poll() is not None, timeout=5.0)
+            lines.wait_for(lambda p=p: p.poll() is not None, timeout=5.0)
         print(f"[api_remote] robot-side script finished {time.monotonic() - t0:.1f} s after setup began")
 
     def of(self, kind):

@@ -23,7 +23,7 @@ from pathlib import Path
 import rostest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from system_testlib import Lines  # noqa: E402  (JSON-lines collector shared by the rostest suites)
+from system_testlib import Lines
 
 PKG = "intradp_ros"
 ROBOT = "robot1"

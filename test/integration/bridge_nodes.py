@@ -44,7 +44,7 @@ def readvertiser(topic: str) -> None:
     import threading
 
     rospy.init_node("readvertiser", anonymous=True)
-    commands: "queue.Queue[str]" = queue.Queue()
+    commands: queue.Queue[str] = queue.Queue()
 
     def read_stdin() -> None:
         for line in sys.stdin:
@@ -117,7 +117,7 @@ def agent() -> None:
                 _say(json.dumps({"ok": True, "received_bytes": resp.received_bytes}))
             else:
                 _say(json.dumps({"ok": False, "error": f"unknown op {cmd['op']}"}))
-        except Exception as err:  # report, keep serving
+        except Exception as err:  # noqa: BLE001 -- report, keep serving
             _say(json.dumps({"ok": False, "error": f"{type(err).__name__}: {err}"}))
 
 

@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 import unittest
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
 
 import rostest
 
@@ -43,7 +43,7 @@ class Output:
     def __init__(self, proc: subprocess.Popen, name: str) -> None:
         self.proc = proc
         self.name = name
-        self.lines: List[Tuple[float, str]] = []
+        self.lines: list[tuple[float, str]] = []
         self.cond = threading.Condition()
         threading.Thread(target=self._read, name=f"read-{name}", daemon=True).start()
 
@@ -53,7 +53,7 @@ class Output:
                 self.lines.append((time.monotonic(), line.rstrip("\n")))
                 self.cond.notify_all()
 
-    def wait_line(self, pred: Callable[[str], bool], timeout: float, start: int = 0) -> Optional[Tuple[float, str]]:
+    def wait_line(self, pred: Callable[[str], bool], timeout: float, start: int = 0) -> tuple[float, str] | None:
         """First line at index >= start matching pred, waiting at most timeout seconds."""
         deadline = time.monotonic() + timeout
         with self.cond:
@@ -96,13 +96,13 @@ class Agent:
             return {"ok": False, "error": "agent did not answer"}
         return json.loads(got[1])
 
-    def state(self) -> Optional[Tuple[dict, dict, dict]]:
+    def state(self) -> tuple[dict, dict, dict] | None:
         reply = self.ask({"op": "state"})
         if not reply.get("ok"):
             return None
         return tuple({name: set(nodes) for name, nodes in table} for table in reply["state"])
 
-    def wait_state(self, pred: Callable[[Tuple[dict, dict, dict]], bool], timeout: float) -> Optional[float]:
+    def wait_state(self, pred: Callable[[tuple[dict, dict, dict]], bool], timeout: float) -> float | None:
         """Seconds until the master's state satisfies pred (polled every 0.1 s), None if it never did."""
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
@@ -113,11 +113,11 @@ class Agent:
         return None
 
 
-def mirrors(table: dict, name: str) -> List[str]:
+def mirrors(table: dict, name: str) -> list[str]:
     return sorted(n for n in table.get(name, ()) if n.startswith(PREFIX))
 
 
-def originals(table: dict, name: str) -> List[str]:
+def originals(table: dict, name: str) -> list[str]:
     return sorted(n for n in table.get(name, ()) if not n.startswith(PREFIX))
 
 
@@ -200,12 +200,12 @@ class BridgeTest(unittest.TestCase):
         )
         return Output(proc, "bridge")
 
-    def assertWithin(self, seconds: Optional[float], limit: float, what: str) -> None:
+    def assertWithin(self, seconds: float | None, limit: float, what: str) -> None:
         self.assertIsNotNone(seconds, f"{what}: not within {limit} s\nbridge log:\n{self.bridge.tail()}")
         self.assertLessEqual(seconds, limit, f"{what}\nbridge log:\n{self.bridge.tail()}")
         print(f"[bridge_test] {what}: {seconds:.2f} s", flush=True)
 
-    def wait_received(self, out: Output, start: int, n: int, timeout: float) -> Optional[float]:
+    def wait_received(self, out: Output, start: int, n: int, timeout: float) -> float | None:
         t0 = time.monotonic()
         got = out.wait_line(lambda line: line.startswith("RECV "), timeout, start)
         if got is None:
@@ -215,7 +215,7 @@ class BridgeTest(unittest.TestCase):
             time.sleep(0.05)
         return max(0.0, got[0] - t0) if out.received_since(start) >= n else None
 
-    def mirrored(self, state: Tuple[dict, dict, dict]) -> bool:
+    def mirrored(self, state: tuple[dict, dict, dict]) -> bool:
         """The steady state: robot talker mirrored on the server, server echo + service mirrored on the robot."""
         return bool(mirrors(state[0], UP))
 
@@ -341,7 +341,7 @@ class BridgeTest(unittest.TestCase):
         self.tb.start_master(side)
         return time.monotonic()
 
-    def _first_recv_after(self, out: Output, start: int, back: float) -> Optional[float]:
+    def _first_recv_after(self, out: Output, start: int, back: float) -> float | None:
         got = out.wait_line(lambda line: line.startswith("RECV "), RESYNC_S, start)
         return None if got is None else max(0.0, got[0] - back)
 

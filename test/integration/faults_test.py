@@ -16,7 +16,7 @@ from pathlib import Path
 import rostest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import system_testlib as lib  # noqa: E402
+import system_testlib as lib
 
 PKG = "intradp_ros"
 DEADLINE = 3.0

@@ -57,7 +57,8 @@ def jpeg_msg(data, frame_id):
 
 
 def cloud_frames(n):
-    from intradp_ros.eval.sample_data import SceneConfig, cloud_frames as frames
+    from intradp_ros.eval.sample_data import SceneConfig
+    from intradp_ros.eval.sample_data import cloud_frames as frames
 
     return list(frames(SceneConfig(frames=n)))
 
@@ -354,7 +355,7 @@ def main():
             emit({"kind": "sent", "frame": fid, "t": time.time()})
             pub.publish(make(f, fid))
             with cv:
-                cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
+                cv.wait_for(lambda fid=fid: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
             if fid not in results:
                 emit({"kind": "timeout", "frame": fid})
         if args.switch_bucket > 0:  # the client applies the latest PlanSwitch from the next frame on
@@ -371,13 +372,13 @@ def main():
                 emit({"kind": "sent", "frame": fid, "t": time.time()})
                 pub.publish(make(frames[i], fid))
                 with cv:
-                    cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
+                    cv.wait_for(lambda fid=fid: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
         if args.encodings and args.kind == "kapao":
             for fid, msg in encoded_images(frames[0]):
                 emit({"kind": "sent", "frame": fid, "t": time.time()})
                 pub.publish(msg)
                 with cv:
-                    cv.wait_for(lambda: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
+                    cv.wait_for(lambda fid=fid: fid in results or rospy.is_shutdown(), timeout=args.frame_timeout)
     else:
         end = time.monotonic() + args.duration
         i = 0

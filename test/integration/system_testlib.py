@@ -228,6 +228,7 @@ class LocalReference:
 
     def __init__(self, kind, model, frames, compressed=False):
         import torch
+
         from intradp_ros.core.session import ModelConfig
         from intradp_ros.models.replica import load_replica
 
@@ -261,8 +262,8 @@ class LocalReference:
             from intradp_ros.models.voxels import completed_voxels, grid_to_model_input, voxelize
 
             sys.path.insert(0, str(HERE.parents[1]))
-            from intradp_ros.ros.agrnav_client import grid_spec
             from intradp_ros.models.voxels import AGRNAV_GRID
+            from intradp_ros.ros.agrnav_client import grid_spec
 
             spec = grid_spec(self.rep.example.shape[-3:], 0.0, AGRNAV_GRID.origin)
             x = grid_to_model_input(voxelize(self.frames[index], spec))

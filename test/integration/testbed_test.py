@@ -117,10 +117,9 @@ class TestbedTest(unittest.TestCase):
     def test_failure_inside_the_block_still_tears_down(self) -> None:
         from intradp_ros.eval.testbed import Testbed
 
-        with self.assertRaises(RuntimeError):
-            with Testbed(rate_mbit=90.0, name="tbf") as tb:
-                p = tb.spawn("server", ["sleep", "60"])
-                raise RuntimeError("boom")
+        with self.assertRaises(RuntimeError), Testbed(rate_mbit=90.0, name="tbf") as tb:
+            p = tb.spawn("server", ["sleep", "60"])
+            raise RuntimeError("boom")
         self.assertIsNotNone(p.poll())
         self.assertFalse({tb.robot.ns, tb.server.ns} & namespaces())
 

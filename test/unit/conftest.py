@@ -31,7 +31,7 @@ settings.register_profile("ci", derandomize=True, database=None, deadline=None, 
 settings.register_profile("dev", derandomize=False, deadline=None)
 
 
-def hypothesis_profile(env: "os._Environ[str] | dict[str, str]") -> str:
+def hypothesis_profile(env: os._Environ[str] | dict[str, str]) -> str:
     """The profile for this environment: HYPOTHESIS_PROFILE, else "ci" under CI, else "dev"."""
     if env.get("HYPOTHESIS_PROFILE"):
         return env["HYPOTHESIS_PROFILE"]

@@ -7,12 +7,11 @@ import copy
 import pytest
 import torch
 import torchvision
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros import IntraDP
 from intradp_ros.api import IntraDPUnavailable
 from intradp_ros.core import Plan
-
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,8 +9,8 @@ must also stay ROS-free (no rospy, rosbag, genpy or generated messages), so the 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -32,7 +32,7 @@ def layer_of_file(rel: Path) -> str:
     return SUBPACKAGE_LAYER.get(rel.parts[0], "api") if len(rel.parts) > 1 else "api"
 
 
-def layer_of_module(module: str) -> Optional[str]:
+def layer_of_module(module: str) -> str | None:
     """Layer of an imported module name (None: not this package)."""
     parts = module.split(".")
     if parts[0] != PACKAGE:
@@ -42,12 +42,12 @@ def layer_of_module(module: str) -> Optional[str]:
     return SUBPACKAGE_LAYER.get(parts[1], "api")
 
 
-def _module_name(rel: Path) -> List[str]:
+def _module_name(rel: Path) -> list[str]:
     parts = [PACKAGE, *rel.with_suffix("").parts]
     return parts[:-1] if parts[-1] == "__init__" else parts
 
 
-def imported_modules(path: Path, rel: Path) -> Iterator[Tuple[int, str]]:
+def imported_modules(path: Path, rel: Path) -> Iterator[tuple[int, str]]:
     """(line, absolute module name) of every import in a file, relative imports resolved."""
     tree = ast.parse(path.read_text(), filename=str(path))
     here = _module_name(rel)
@@ -70,7 +70,7 @@ def imported_modules(path: Path, rel: Path) -> Iterator[Tuple[int, str]]:
                 yield node.lineno, module
 
 
-def layer_violations(package_dir: Path) -> List[str]:
+def layer_violations(package_dir: Path) -> list[str]:
     """Every import that points up a layer, or pulls ROS into a ROS-free layer: 'file:line: ... -> module'."""
     problems = []
     for path in sorted(package_dir.rglob("*.py")):

@@ -8,23 +8,23 @@ bytes or raises `TileError`, so a compressed payload can never expand past what 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from intradp_ros.core.tile import TileError
 
-Payload = Union[bytes, bytearray, memoryview]
+Payload = bytes | bytearray | memoryview
 SPARSE_INDEX_DTYPE = np.dtype("<i8")
 
 # encode(data, index, encoded) -> payload; data is little-endian C-contiguous in a wire dtype.
-Encoder = Callable[[np.ndarray, Optional[np.ndarray], Optional[bytes]], Payload]
+Encoder = Callable[[np.ndarray, np.ndarray | None, bytes | None], Payload]
 # decode(payload, dtype, shape) -> (data, index or None); the payload passed `check` first.
-Decoder = Callable[[Payload, np.dtype, Tuple[int, ...]], Tuple[np.ndarray, Optional[np.ndarray]]]
+Decoder = Callable[[Payload, np.dtype, tuple[int, ...]], tuple[np.ndarray, np.ndarray | None]]
 # check(dtype name, shape, payload bytes): raise TileError for what can be refused before decoding.
-Checker = Callable[[str, Tuple[int, ...], int], None]
+Checker = Callable[[str, tuple[int, ...], int], None]
 
 
 def dense_size(dtype: np.dtype, shape: Sequence[int]) -> int:
@@ -54,13 +54,13 @@ class Codec:
     check: Checker
     sparse: bool = False
     lossless: bool = True
-    dtypes: Optional[frozenset] = None
+    dtypes: frozenset[str] | None = None
 
     def decoded_size(self, dtype: np.dtype, shape: Sequence[int]) -> int:
         return sparse_size(dtype, shape) if self.sparse else dense_size(dtype, shape)
 
 
-_REGISTRY: Dict[int, Codec] = {}
+_REGISTRY: dict[int, Codec] = {}
 
 
 def register(codec: Codec) -> Codec:
@@ -80,7 +80,7 @@ def get_codec(codec_id: int) -> Codec:
         raise TileError("codec", f"unknown codec {codec_id}") from None
 
 
-def registered() -> Dict[int, Codec]:
+def registered() -> dict[int, Codec]:
     """A copy of the registry (id -> codec)."""
     return dict(_REGISTRY)
 

@@ -6,8 +6,8 @@ Their payload size follows from dtype and shape, so decoding is a zero-copy read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import prod
-from typing import Optional, Tuple
 
 import numpy as np
 
@@ -17,10 +17,10 @@ from intradp_ros.core.tile import CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, TileEr
 BITPACK_DTYPES = frozenset(("bool", "uint8"))
 
 
-def exact_size_check(size_of):  # type: ignore[no-untyped-def]
+def exact_size_check(size_of: Callable[[str, tuple[int, ...]], int]) -> Callable[[str, tuple[int, ...], int], None]:
     """A checker refusing a payload whose length is not `size_of(dtype name, shape)`."""
 
-    def check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
+    def check(dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
         expected = size_of(dtype, shape)
         if nbytes != expected:
             raise TileError("data", f"{nbytes} bytes, expected {expected} for {dtype}{list(shape)}")
@@ -33,11 +33,11 @@ def _np(dtype: str) -> np.dtype:
 
 
 # ---------------------------------------------------------------------------------------------------- raw
-def _raw_encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+def _raw_encode(arr: np.ndarray, index: np.ndarray | None, encoded: bytes | None) -> Payload:
     return arr.tobytes()
 
 
-def _raw_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _raw_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     return np.frombuffer(payload, dtype=dtype).reshape(shape), None
 
 
@@ -54,12 +54,12 @@ def bitpack_bytes(arr: np.ndarray) -> bytes:
     return np.packbits(arr.reshape(-1), bitorder="big").tobytes()
 
 
-def bits_to_array(packed: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> np.ndarray:
+def bits_to_array(packed: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=prod(shape), bitorder="big")
     return (bits.view(np.bool_) if dtype.name == "bool" else bits).reshape(shape)
 
 
-def bitpack_size(shape: Tuple[int, ...]) -> int:
+def bitpack_size(shape: tuple[int, ...]) -> int:
     return (prod(int(d) for d in shape) + 7) // 8
 
 
@@ -76,7 +76,7 @@ BITPACK = register(
 
 
 # ------------------------------------------------------------------------------------------------- sparse
-def sparse_index(arr: np.ndarray, index: Optional[np.ndarray]) -> np.ndarray:
+def sparse_index(arr: np.ndarray, index: np.ndarray | None) -> np.ndarray:
     """The positions of a sparse tile as int64, checked against its [n, ...] entries."""
     if arr.ndim == 0 or index is None or np.ndim(index) != 1 or len(index) != arr.shape[0]:
         raise TileError(
@@ -87,11 +87,11 @@ def sparse_index(arr: np.ndarray, index: Optional[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(index, dtype=SPARSE_INDEX_DTYPE)
 
 
-def _sparse_encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+def _sparse_encode(arr: np.ndarray, index: np.ndarray | None, encoded: bytes | None) -> Payload:
     return sparse_index(arr, index).tobytes() + arr.tobytes()
 
 
-def _sparse_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
+def _sparse_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     n = shape[0]
     index = np.frombuffer(payload, dtype=SPARSE_INDEX_DTYPE, count=n)
     arr = np.frombuffer(payload, dtype=dtype, offset=n * SPARSE_INDEX_DTYPE.itemsize).reshape(shape)

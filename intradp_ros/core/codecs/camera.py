@@ -19,7 +19,6 @@ import io
 import json
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
 
 import numpy as np
 import PIL
@@ -46,7 +45,7 @@ class DecoderIdentity:
         return json.dumps(asdict(self), sort_keys=True)
 
     @staticmethod
-    def from_json(text: str) -> Optional["DecoderIdentity"]:
+    def from_json(text: str) -> DecoderIdentity | None:
         """The identity a peer sent; None for an empty or malformed field (passthrough then stays off)."""
         try:
             d = json.loads(text)
@@ -66,7 +65,7 @@ def local_decoder() -> DecoderIdentity:
     )
 
 
-def sniff_format(data: bytes) -> Optional[str]:
+def sniff_format(data: bytes) -> str | None:
     for magic, name in FORMATS.items():
         if data[: len(magic)] == magic:
             return name
@@ -113,14 +112,14 @@ class CameraFrame:
     """The camera file behind a model input: its bytes, the input's shape and the hash of the decoded input."""
 
     encoded: bytes
-    tensor_shape: Tuple[int, ...]
+    tensor_shape: tuple[int, ...]
     input_hash: bytes
 
     def payload(self) -> bytes:
         return MAGIC + self.input_hash + self.encoded
 
 
-def split_payload(payload: bytes) -> Tuple[bytes, bytes]:
+def split_payload(payload: bytes) -> tuple[bytes, bytes]:
     """(robot's input hash, file bytes) of a CODEC_CAMERA payload; TileError('data') if malformed."""
     if len(payload) <= HEADER_BYTES or payload[: len(MAGIC)] != MAGIC:
         raise TileError("data", "not a camera passthrough payload")
@@ -133,7 +132,7 @@ def split_payload(payload: bytes) -> Tuple[bytes, bytes]:
 ATTR = "camera_frame"
 
 
-def camera_payload(tensor: object) -> Optional[bytes]:
+def camera_payload(tensor: object) -> bytes | None:
     """The CODEC_CAMERA payload of a model input tensor tagged by models/camera_input.py, else None."""
     frame = getattr(tensor, ATTR, None)
     return frame.payload() if isinstance(frame, CameraFrame) else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -37,14 +36,14 @@ def undo_left_delta(delta: np.ndarray) -> np.ndarray:
     return np.cumsum(delta, axis=-1, dtype=np.uint8) if delta.ndim else delta.copy()
 
 
-def _delta_check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
+def _delta_check(dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
     if dtype != "uint8":
         raise TileError("dtype", f"delta_zstd carries uint8 tiles, got {dtype}")
     if nbytes == 0:
         raise TileError("data", "a zstd payload holds at least a frame header")
 
 
-def _delta_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _delta_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     delta = np.frombuffer(decompress_exact(payload, dense_size(dtype, shape)), dtype=np.uint8).reshape(shape)
     return undo_left_delta(delta), None
 
@@ -61,7 +60,7 @@ DELTA_ZSTD = register(
 )
 
 
-def webp_layout(shape: Tuple[int, ...]) -> Optional[str]:
+def webp_layout(shape: tuple[int, ...]) -> str | None:
     """Why a uint8 tile of `shape` cannot be one RGB WebP picture ([1.., 3, h, w]), or None if it can."""
     if len(shape) < 3 or shape[-3] != 3 or any(int(d) != 1 for d in shape[:-3]):
         return f"webp carries [1, 3, h, w] image rows, got shape {list(shape)}"
@@ -71,7 +70,7 @@ def webp_layout(shape: Tuple[int, ...]) -> Optional[str]:
     return None
 
 
-def _webp_encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+def _webp_encode(arr: np.ndarray, index: np.ndarray | None, encoded: bytes | None) -> Payload:
     reason = webp_layout(arr.shape)
     if reason or arr.dtype != np.uint8:
         raise TileError("data", reason or f"webp carries uint8, got {arr.dtype}")
@@ -81,7 +80,7 @@ def _webp_encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional
     return buf.getvalue()
 
 
-def _webp_check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
+def _webp_check(dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
     if dtype != "uint8":
         raise TileError("dtype", f"webp carries uint8 tiles, got {dtype}")
     reason = webp_layout(shape)
@@ -91,7 +90,7 @@ def _webp_check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
         raise TileError("data", "a WebP payload holds at least its RIFF header")
 
 
-def _webp_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _webp_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     data = bytes(payload)
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         raise TileError("data", "not a WebP picture (RIFF/WEBP header missing)")

@@ -10,8 +10,6 @@ every codec: the payload size follows from the shape.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 import numpy as np
 
 from intradp_ros.core.codecs import Codec, Payload, register
@@ -24,7 +22,7 @@ FP16_REL_ERROR = 2.0**-11
 INT8_REL_ERROR = 1.0 / 254  # of the tile's max |x|
 
 
-def _count(shape: Tuple[int, ...]) -> int:
+def _count(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:
         n *= int(d)
@@ -37,13 +35,13 @@ def fp16_fits(arr: np.ndarray) -> bool:
     return not finite.size or float(np.max(np.abs(finite))) <= FP16_MAX
 
 
-def _fp16_encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+def _fp16_encode(arr: np.ndarray, index: np.ndarray | None, encoded: bytes | None) -> Payload:
     if not fp16_fits(arr):
         raise TileError("data", f"fp16 cannot carry values beyond +-{FP16_MAX:g}")
     return arr.astype("<f2").tobytes()
 
 
-def _fp16_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _fp16_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     return np.frombuffer(payload, dtype="<f2").astype(dtype).reshape(shape), None
 
 
@@ -60,7 +58,7 @@ FP16 = register(
 )
 
 
-def _int8_encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+def _int8_encode(arr: np.ndarray, index: np.ndarray | None, encoded: bytes | None) -> Payload:
     if arr.size and not np.all(np.isfinite(arr)):
         raise TileError("data", "int8 cannot carry NaN or inf")
     top = float(np.max(np.abs(arr))) if arr.size else 0.0
@@ -69,7 +67,7 @@ def _int8_encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional
     return np.array([scale], "<f4").tobytes() + q.tobytes()
 
 
-def _int8_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _int8_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     scale = np.frombuffer(payload, dtype="<f4", count=1)[0]
     if not np.isfinite(scale) or scale <= 0:
         raise TileError("data", f"int8 scale {scale} is not a positive finite number")
@@ -90,7 +88,7 @@ INT8 = register(
 )
 
 
-def choose_lossy_codec(error_budget: float) -> Optional[int]:
+def choose_lossy_codec(error_budget: float) -> int | None:
     """The cheapest lossy codec whose per-tile relative error bound fits `error_budget` (0: none, exact)."""
     if error_budget >= INT8_REL_ERROR:
         return CODEC_INT8

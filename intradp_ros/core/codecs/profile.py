@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Measurement:
         return self.bytes / self.raw_bytes if self.raw_bytes else 1.0
 
 
-def _tile(arr: np.ndarray, codec: int, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Tile:
+def _tile(arr: np.ndarray, codec: int, index: np.ndarray | None, encoded: bytes | None) -> Tile:
     rows = arr.shape[0] if arr.ndim else 1
     return Tile(1, 1, 0, 0, 0, max(rows, 1), arr, codec, index=index, encoded=encoded)
 
@@ -48,9 +48,9 @@ def measure_codec(
     codec: int,
     arr: np.ndarray,
     repeat: int = 3,
-    index: Optional[np.ndarray] = None,
-    encoded: Optional[bytes] = None,
-    reference: Optional[np.ndarray] = None,
+    index: np.ndarray | None = None,
+    encoded: bytes | None = None,
+    reference: np.ndarray | None = None,
 ) -> Measurement:
     """Encode and decode `arr` `repeat` times with `codec` through the wire codec (what a transport does).
 
@@ -59,10 +59,10 @@ def measure_codec(
     if repeat < 1:
         raise ValueError("repeat must be >= 1")
     tile = _tile(arr, codec, index, encoded)
-    enc_times: List[float] = []
-    dec_times: List[float] = []
-    wire: Optional[WireTile] = None
-    out: Optional[Tile] = None
+    enc_times: list[float] = []
+    dec_times: list[float] = []
+    wire: WireTile | None = None
+    out: Tile | None = None
     for _ in range(repeat):
         t0 = time.perf_counter()
         wire = encode_tile(tile)
@@ -102,20 +102,18 @@ class CodecProfile:
     samples: int
 
     def seconds(
-        self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: Optional["CodecProfile"] = None
+        self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: CodecProfile | None = None
     ) -> float:
         """Encode here + payload on the link + decode on the peer (`decode_profile`, default this side's)."""
         mb = raw_bytes / 1e6
         dec = (decode_profile or self).decode_s_per_mb * mb
         return self.encode_s_per_mb * mb + self.ratio * raw_bytes / bandwidth_bytes_per_s + dec
 
-    def pays(
-        self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: Optional["CodecProfile"] = None
-    ) -> bool:
+    def pays(self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: CodecProfile | None = None) -> bool:
         """True when sending compressed beats sending raw bytes on this link."""
         return self.seconds(raw_bytes, bandwidth_bytes_per_s, decode_profile) < raw_bytes / bandwidth_bytes_per_s
 
-    def slowed(self, factor: float) -> "CodecProfile":
+    def slowed(self, factor: float) -> CodecProfile:
         """The profile on a side `factor` times slower (e.g. the robot's profiled slow-down)."""
         return CodecProfile(
             self.codec, self.name, self.side, self.dtype, self.ratio,
@@ -126,7 +124,7 @@ class CodecProfile:
         return json.dumps(asdict(self), sort_keys=True)
 
     @staticmethod
-    def from_json(text: str) -> "CodecProfile":
+    def from_json(text: str) -> CodecProfile:
         d = json.loads(text)
         return CodecProfile(
             int(d["codec"]), str(d["name"]), str(d["side"]), str(d["dtype"]), float(d["ratio"]),
@@ -136,7 +134,7 @@ class CodecProfile:
 
 def profile_codecs(
     samples: Sequence[np.ndarray], codecs: Iterable[int], side: str, repeat: int = 3
-) -> List[CodecProfile]:
+) -> list[CodecProfile]:
     """One CodecProfile per codec that accepts every sample (all of one dtype); ratio and times pooled over them.
 
     A codec that is not lossless on a sample raises: a profile must never recommend a codec that changes data.
@@ -146,7 +144,7 @@ def profile_codecs(
     dtype = samples[0].dtype.name
     if any(s.dtype.name != dtype for s in samples):
         raise ValueError("profile samples must share one dtype")
-    out: List[CodecProfile] = []
+    out: list[CodecProfile] = []
     for cid in codecs:
         codec = get_codec(cid)
         if codec.sparse or (codec.dtypes is not None and dtype not in codec.dtypes):

@@ -7,8 +7,6 @@ inside int64; decoding is bounded by the [n, *features] shape like every zstd co
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
-
 import numpy as np
 
 from intradp_ros.core.codecs import Codec, Payload, dense_size, register
@@ -16,10 +14,10 @@ from intradp_ros.core.codecs.basic import sparse_index
 from intradp_ros.core.codecs.zstd_frame import compress, decompress_exact
 from intradp_ros.core.tile import CODEC_SPARSE_ZSTD, TileError
 
-WIDTHS: Dict[int, np.dtype] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+WIDTHS: dict[int, np.dtype] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
-def _encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[bytes]) -> Payload:
+def _encode(arr: np.ndarray, index: np.ndarray | None, encoded: bytes | None) -> Payload:
     pos = sparse_index(arr, index)
     if pos.size and (pos[0] < 0 or np.any(pos[1:] < pos[:-1])):
         raise TileError("data", "sparse_zstd needs ascending non-negative positions")
@@ -29,14 +27,14 @@ def _encode(arr: np.ndarray, index: Optional[np.ndarray], encoded: Optional[byte
     return bytes((width,)) + compress(diffs.astype(WIDTHS[width]).tobytes() + arr.tobytes())
 
 
-def _check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
+def _check(dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
     if not shape:
         raise TileError("shape", "a sparse tile's shape starts with its entry count")
     if nbytes < 2:
         raise TileError("data", "a sparse_zstd payload holds a width byte and a zstd frame")
 
 
-def _decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
+def _decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     view = memoryview(payload).cast("B")
     width = WIDTHS.get(view[0])
     if width is None:

@@ -7,8 +7,6 @@ docs/wire.md. It is numpy's transpose of an [n, k] byte view, undone the same wa
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 
 from intradp_ros.core.codecs import Codec, Payload, dense_size, register
@@ -17,12 +15,12 @@ from intradp_ros.core.codecs.zstd_frame import compress, decompress_exact
 from intradp_ros.core.tile import CODEC_BITPACK_ZSTD, CODEC_ZSTD, CODEC_ZSTD_SHUFFLE, TileError
 
 
-def _no_static_check(dtype: str, shape: Tuple[int, ...], nbytes: int) -> None:
+def _no_static_check(dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
     if nbytes == 0:
         raise TileError("data", "a zstd payload holds at least a frame header")
 
 
-def _zstd_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _zstd_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     raw = decompress_exact(payload, dense_size(dtype, shape))
     return np.frombuffer(raw, dtype=dtype).reshape(shape), None
 
@@ -44,13 +42,13 @@ def shuffle_bytes(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr.reshape(-1).view(np.uint8).reshape(-1, k).T)
 
 
-def unshuffle_bytes(raw: bytes, dtype: np.dtype, shape: Tuple[int, ...]) -> np.ndarray:
+def unshuffle_bytes(raw: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     k = dtype.itemsize
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(k, -1)
     return np.ascontiguousarray(planes.T).view(dtype).reshape(shape)
 
 
-def _shuffle_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _shuffle_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     return unshuffle_bytes(decompress_exact(payload, dense_size(dtype, shape)), dtype, shape), None
 
 
@@ -65,7 +63,7 @@ ZSTD_SHUFFLE = register(
 )
 
 
-def _bitpack_zstd_decode(payload: Payload, dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[np.ndarray, None]:
+def _bitpack_zstd_decode(payload: Payload, dtype: np.dtype, shape: tuple[int, ...]) -> tuple[np.ndarray, None]:
     return bits_to_array(decompress_exact(payload, bitpack_size(shape)), dtype, shape), None
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any, Callable, Collection, Iterator, Optional, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ class Sender:
         self,
         transport: Transport,
         robot: str = "",
-        on_error: Optional[Callable[[int, str, Optional[Node], int, int], None]] = None,
+        on_error: Callable[[int, str, Node | None, int, int], None] | None = None,
         codecs: Collection[int] = UNCOMPRESSED,
     ) -> None:
         self.transport = transport
@@ -52,13 +53,13 @@ class Sender:
         self.on_error = on_error
         # the codecs this sender may pick (core/codec.choose_codec); today's uncompressed wire unless widened
         self.codecs = frozenset(codecs)
-        self.q: "queue.Queue[Any]" = queue.Queue()
+        self.q: queue.Queue[Any] = queue.Queue()
         self._failed: set[int] = set()
         self.thread = threading.Thread(target=self._loop, name="intradp-sender", daemon=True)
         self.thread.start()
 
     def __call__(
-        self, request_id: int, plan_id: int, node: Optional[Node], start: int, stop: int, t: Any, flags: int
+        self, request_id: int, plan_id: int, node: Node | None, start: int, stop: int, t: Any, flags: int
     ) -> None:
         self.q.put((request_id, plan_id, node, start, stop, t, flags))
 
@@ -140,11 +141,11 @@ class ClientHalf:
     ) -> None:
         self.graph, self.transport, self.device, self.timeout = graph, transport, torch.device(device), timeout
         self.sender = Sender(transport, robot, on_error=self._send_failed)
-        self._current: Optional[Stage] = None
+        self._current: Stage | None = None
         self._lock = threading.Lock()
         self._next_id = 1
         self._stop = False
-        self.last_stats: Optional[RequestStats] = None
+        self.last_stats: RequestStats | None = None
         self._rx = threading.Thread(target=self._recv_loop, name="intradp-client-rx", daemon=True)
         self._rx.start()
 
@@ -172,12 +173,12 @@ class ClientHalf:
         return True
 
     @property
-    def current_request_id(self) -> Optional[int]:
+    def current_request_id(self) -> int | None:
         with self._lock:
             return self._current.request_id if self._current is not None else None
 
     # ---- life cycle
-    def _send_failed(self, request_id: int, message: str, node: Optional[Node], start: int, stop: int) -> None:
+    def _send_failed(self, request_id: int, message: str, node: Node | None, start: int, stop: int) -> None:
         with self._lock:
             st = self._current
         if st is not None and st.request_id == request_id:
@@ -192,7 +193,7 @@ class ClientHalf:
                 continue
             st.deliver(tile)
 
-    def infer(self, plan: Plan, *inputs: torch.Tensor, timeout: Optional[float] = None) -> Any:
+    def infer(self, plan: Plan, *inputs: torch.Tensor, timeout: float | None = None) -> Any:
         """One distributed inference under `plan`; returns what the model returns. `timeout`: seconds this
         request waits for a missing tile (default: the half's `timeout`)."""
         rid = self.next_request_id()
@@ -235,7 +236,7 @@ class ServerHalf:
         device: Any = None,
         timeout: float = 30.0,
         allow_tf32: bool = False,
-        on_done: Optional[Callable[[Stage, str], None]] = None,
+        on_done: Callable[[Stage, str], None] | None = None,
     ) -> None:
         self.graph, self.transport, self.timeout = graph, transport, timeout
         self.device = torch.device(device) if device is not None else default_server_device()
@@ -256,7 +257,7 @@ class ServerHalf:
         self._stop = False
         self.completed = 0
         self.failed = 0
-        self.last_stats: Optional[RequestStats] = None
+        self.last_stats: RequestStats | None = None
         graph_on(graph, self.device)  # move constants once, before the first request
         self._rx = threading.Thread(target=self._recv_loop, name="intradp-server-rx", daemon=True)
         self._rx.start()
@@ -271,7 +272,7 @@ class ServerHalf:
         if self._on_done is not None:
             self._on_done(stage, error)
 
-    def _send_failed(self, request_id: int, message: str, node: Optional[Node], start: int, stop: int) -> None:
+    def _send_failed(self, request_id: int, message: str, node: Node | None, start: int, stop: int) -> None:
         with self._lock:
             st = self._active.get(request_id)
         if st is not None:
@@ -338,7 +339,7 @@ def run_pair(
     g: Graph,
     plan: Plan,
     *inputs: torch.Tensor,
-    bandwidth_bytes_per_s: Optional[float] = None,
+    bandwidth_bytes_per_s: float | None = None,
     server_device: Any = None,
     timeout: float = 30.0,
 ) -> Any:

@@ -10,7 +10,6 @@ before the second of any), then topological order. Built once per plan and side,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from intradp_ros.core.graph import Node, Range
 from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, UP, Plan
@@ -59,7 +58,7 @@ class Step:
 
     node: Node
     rows: Range
-    needs: list[Optional[Range]]
+    needs: list[Range | None]
     sends: list[Range]
     free: list[int] = field(default_factory=list)  # kept for older readers: nodes released after this step
     inplace: bool = False
@@ -131,7 +130,7 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
     for n in g.nodes:
         bands = plan.bands(side, n.index)
         for j, r in enumerate(bands):
-            needs: list[Optional[Range]] = [] if n.is_input else g.input_rows(n, r)
+            needs: list[Range | None] = [] if n.is_input else g.input_rows(n, r)
             deps: list[int] = []
             waits: list[TileKey] = []
             for u, need in zip(n.inputs, needs):
@@ -194,7 +193,7 @@ def build_schedule(plan: Plan, side: str) -> Schedule:
 
 def plan_schedule(plan: Plan, side: str) -> Schedule:
     """The schedule of `plan` on `side`, built once and cached on the plan."""
-    cache = plan.__dict__.setdefault("_schedules", {})
+    cache: dict[str, Schedule] = plan.__dict__.setdefault("_schedules", {})
     if side not in cache:
         cache[side] = build_schedule(plan, side)
     return cache[side]

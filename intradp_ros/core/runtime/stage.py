@@ -17,8 +17,9 @@ import heapq
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -37,13 +38,15 @@ from intradp_ros.core.runtime.wire import (
     describe_abort,
     tile_key,
 )
-from intradp_ros.core.sparse import SparseRows, merge as merge_sparse, rows as sparse_rows
+from intradp_ros.core.sparse import SparseRows
+from intradp_ros.core.sparse import merge as merge_sparse
+from intradp_ros.core.sparse import rows as sparse_rows
 from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, Tile, TileError
 
 log = logging.getLogger(__name__)
 
 # send(request_id, plan_id, node, start, stop, value, flags): hand one tile (or a flag) to the sender
-SendFn = Callable[[int, int, Optional[Node], int, int, Any, int], None]
+SendFn = Callable[[int, int, Node | None, int, int, Any, int], None]
 
 
 class ExecutionError(RuntimeError):
@@ -62,7 +65,7 @@ def graph_on(graph: Graph, device: torch.device) -> tuple[Graph, dict[str, torch
     """The graph with its constants (and any module objects it calls) on `device`; cached on the graph."""
     device = torch.device(device)
     with _DEVICE_LOCK:
-        cache = graph.__dict__.setdefault("_device_cache", {})
+        cache: dict[str, tuple[Graph, dict[str, torch.Tensor]]] = graph.__dict__.setdefault("_device_cache", {})
         hit = cache.get(str(device))
         if hit is not None:
             return hit
@@ -86,7 +89,7 @@ def graph_on(graph: Graph, device: torch.device) -> tuple[Graph, dict[str, torch
         return g, consts
 
 
-def _module_of(fn: Any) -> Optional[nn.Module]:
+def _module_of(fn: Any) -> nn.Module | None:
     if isinstance(fn, nn.Module):
         return fn
     inner = getattr(fn, "fn", None)
@@ -105,22 +108,23 @@ class RowStore:
 
     __slots__ = ("axis", "pieces")
 
-    def __init__(self, axis: Optional[int]) -> None:
+    def __init__(self, axis: int | None) -> None:
         self.axis = axis
-        self.pieces: list[tuple[int, int, Any]] = []
+        self.pieces: list[tuple[int, int, Any]] = []  # tensors here, SparseRows in SparseRowStore
 
     def add(self, start: int, stop: int, t: torch.Tensor) -> None:
         self.pieces.append((start, stop, t))
 
-    def get(self, lo: int, hi: int) -> Optional[torch.Tensor]:
+    def get(self, lo: int, hi: int) -> torch.Tensor | None:
         """Rows [lo, hi) as a view when one piece holds them, one concatenation when several do, or
         None while some row is missing."""
         ax = self.axis
         for s, e, t in self.pieces:
             if s <= lo and hi <= e:
+                piece: torch.Tensor = t
                 if ax is None or (s == lo and e == hi):
-                    return t
-                return t.narrow(ax, lo - s, hi - lo)
+                    return piece
+                return piece.narrow(ax, lo - s, hi - lo)
         parts = []
         cur = lo
         for s, e, t in sorted(self.pieces, key=lambda p: p[0]):
@@ -138,7 +142,7 @@ class SparseRowStore(RowStore):
 
     __slots__ = ()
 
-    def get(self, lo: int, hi: int) -> Optional[SparseRows]:  # type: ignore[override]
+    def get(self, lo: int, hi: int) -> SparseRows | None:  # type: ignore[override]
         ax = self.axis or 0
         parts = []
         cur = lo
@@ -212,7 +216,7 @@ class Stage:
         self._arrived: list[TileKey] = []  # received since the run loop last looked
         self.errors: list[str] = []
         # the first failure: (cause code, node, start, stop), sent to the peer in the abort tile
-        self.failure: Optional[tuple[int, Optional[Node], int, int]] = None
+        self.failure: tuple[int, Node | None, int, int] | None = None
         self._peer_told = False  # the peer already knows (it aborted first, or the sender told it)
         self.stats = RequestStats()
 
@@ -225,7 +229,7 @@ class Stage:
         self,
         reason: str,
         cause: int = ABORT_FAILED,
-        node: Optional[Node] = None,
+        node: Node | None = None,
         start: int = 0,
         stop: int = 0,
         peer_told: bool = False,
@@ -280,7 +284,7 @@ class Stage:
         """Hook: this side was idle (waiting for tiles) from `start` to `end` (time.time())."""
 
     # ---- fetching rows (everything the step reads is present: deps done, tiles received)
-    def _rows(self, u: int, need: Optional[Range]) -> Any:
+    def _rows(self, u: int, need: Range | None) -> Any:
         node = self.g.nodes[u]
         if need is None:
             return torch.empty(node.row_shape(0, 0), dtype=node.dtype, device=self.device)
@@ -300,7 +304,7 @@ class Stage:
             )
         return t
 
-    def _wait_for_tiles(self, blocked: tuple[str, tuple[Optional[Node], int, int]]) -> list[TileKey]:
+    def _wait_for_tiles(self, blocked: tuple[str, tuple[Node | None, int, int]]) -> list[TileKey]:
         """Block until tiles arrive (returns their keys) or fail: an error, or `timeout` without any tile."""
         t0 = time.perf_counter()
         deadline = t0 + self.timeout
@@ -429,11 +433,11 @@ class Stage:
                 self.stores.clear()
             self.whole.clear()
 
-    def _blocked(self, steps: list[Any], missing: list[int]) -> tuple[str, tuple[Optional[Node], int, int]]:
+    def _blocked(self, steps: list[Any], missing: list[int]) -> tuple[str, tuple[Node | None, int, int]]:
         """What the side is waiting for (the first blocked steps' missing tiles), for a timeout message."""
         return self._missing_tiles([k for i, st in enumerate(steps) if missing[i] > 0 for k in st.waits])
 
-    def _missing_tiles(self, keys: list[TileKey]) -> tuple[str, tuple[Optional[Node], int, int]]:
+    def _missing_tiles(self, keys: list[TileKey]) -> tuple[str, tuple[Node | None, int, int]]:
         gone: list[TileKey] = []
         for k in keys:
             if k not in self.received and k not in gone:

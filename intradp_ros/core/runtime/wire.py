@@ -7,7 +7,8 @@ the dtype table is the codec's (`WIRE_DTYPES`), never a second list.
 
 from __future__ import annotations
 
-from typing import Any, Collection, Optional
+from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from intradp_ros.core.codec import (
 from intradp_ros.core.codec import choose_codec as choose_wire_codec
 from intradp_ros.core.codecs.camera import camera_payload
 from intradp_ros.core.graph import Graph, Node, Range
-from intradp_ros.core.sparse import SparseRows, row_of as sparse_rows_of
+from intradp_ros.core.sparse import SparseRows
+from intradp_ros.core.sparse import row_of as sparse_rows_of
 from intradp_ros.core.tile import CODEC_CAMERA, CODEC_SPARSE, Tile, TileError
 
 AXIS_WHOLE = 255  # Tile.axis for a 0-d tensor; other unsplit tensors travel as all rows along axis 0
@@ -57,7 +59,7 @@ def describe_abort(g: Graph, tile: Tile) -> str:
     return f"{cause} at node {n.index} '{n.name}' ({n.op}) rows [{tile.row_start}, {tile.row_stop})"
 
 
-def wire_dtype_name(dtype: torch.dtype) -> Optional[str]:
+def wire_dtype_name(dtype: torch.dtype) -> str | None:
     """The wire's name for a torch dtype, or None when the wire cannot carry it (e.g. bfloat16)."""
     name = str(dtype).replace("torch.", "")
     return name if name in WIRE_DTYPES else None
@@ -154,7 +156,8 @@ def check_tile(
     if (tile.axis, tile.row_start, tile.row_stop) != want:
         raise TileError(
             "axis",
-            f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node {node.index} (expected {want})",
+            f"axis/rows {tile.axis} [{tile.row_start}, {tile.row_stop}) do not match node {node.index} "
+            f"(expected {want})",
         )
     if node.is_sparse:
         return key, _check_sparse(tile, node, key, device)

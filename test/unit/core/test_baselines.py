@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sched_toys import conv_chain, toy_graph, uniform_profile
 
 from intradp_ros.core.baselines import (
     LayerPartitions,
@@ -20,8 +21,6 @@ from intradp_ros.core.baselines import (
 from intradp_ros.core.cost_model import CostModel
 from intradp_ros.core.graph import ConstRef, NodeRef
 from intradp_ros.core.plan import EMPTY, Plan
-
-from sched_toys import conv_chain, toy_graph, uniform_profile
 
 
 def random_costs(g, seed):

@@ -6,11 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import CaptureError, Plan, capture, explain, run_pair
 from intradp_ros.eval.bench_engine import LoopDetect
-
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

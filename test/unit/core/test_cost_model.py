@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as F
+from sched_toys import conv_chain, toy_graph, uniform_profile
 
 from intradp_ros.core.cost_model import CostModel
 from intradp_ros.core.graph import ConstRef, NodeRef
 from intradp_ros.core.plan import DOWN, UP, Plan
 from intradp_ros.core.power import PowerModel, outside_length, robot_energy, union_length
-
-from sched_toys import conv_chain, toy_graph, uniform_profile
-
-import torch
 
 
 def three_node_graph():

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, capture, run_pair
-
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

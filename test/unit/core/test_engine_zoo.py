@@ -8,11 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, capture, run_pair
 from intradp_ros.eval.bench_engine import TinyUNet
-
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

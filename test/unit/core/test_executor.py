@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable, Optional
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, capture
 from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf
 from intradp_ros.core.tile import Tile
 from intradp_ros.core.transport import InProcessTransport, Transport, inprocess_pair
-
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,7 +30,7 @@ class FaultyEnd(Transport):
         for t in self.mangle(tile):
             self.inner.send(t)
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         return self.inner.recv(timeout)
 
     def close(self) -> None:

@@ -7,11 +7,10 @@ import json
 import pytest
 import torch
 import torch.nn as nn
+from engine_testlib import one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, PlanError, capture
 from intradp_ros.core.plan import DOWN, UP, bandable, wavefront_prefixes
-
-from engine_testlib import one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -165,7 +164,7 @@ def test_aligned_bands_follow_the_input_wavefront(graph) -> None:
                 assert any(nd is not None and nd[1] > pre[u][m] for u, nd in zip(n.inputs, over)), (n.index, m)
     plan = Plan.server_only(graph, bands=k)
     for n in graph.nodes:
-        for a, b in plan.bands("server", n.index)[:-1]:
+        for _a, b in plan.bands("server", n.index)[:-1]:
             assert b in pre[n.index], "band ends are wavefront prefixes"
 
 

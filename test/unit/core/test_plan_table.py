@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sched_toys import conv_chain, uniform_profile
 
 import intradp_ros.core.plan_table as pt
 from intradp_ros.core.plan_table import PlanTable, PlanTableError, build_table, cached_table, default_grid, make_grid
 from intradp_ros.core.solver import SolverConfig
-
-from sched_toys import conv_chain, uniform_profile
 
 FAST = SolverConfig(groups=3, maxiter=2, popsize=6)
 

@@ -6,10 +6,9 @@ import json
 import os
 
 import pytest
+from sched_toys import conv_chain
 
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, fit_line, profile_graph, row_counts
-
-from sched_toys import conv_chain
 
 
 def test_fit_recovers_fixed_and_per_row_cost():

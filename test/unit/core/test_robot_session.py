@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, List, Optional
+from typing import Any
 
 import pytest
 
@@ -55,7 +55,7 @@ class FakeServer:
 
     def __init__(self, *replies: HandshakeReply) -> None:
         self.replies = list(replies)
-        self.calls: List[tuple] = []
+        self.calls: list[tuple] = []
 
     def __call__(self, ids: SessionIds, profile_json: str, timeout: float) -> HandshakeReply:
         self.calls.append((ids, profile_json, timeout))
@@ -164,13 +164,13 @@ def test_plan_choice_needs_a_book_an_up_link_and_a_distributed_mode(book_and_gra
 class FakeHalf:
     """A client half whose distributed runs succeed or fail as told; the device-only plan always works."""
 
-    def __init__(self, device_plan: Plan, fail: Optional[str] = None, during: Any = None) -> None:
+    def __init__(self, device_plan: Plan, fail: str | None = None, during: Any = None) -> None:
         self.device_plan, self.fail, self.during = device_plan, fail, during
         self.timeout = 30.0
         self.last_request_id = 0
         self.last_idle: list = []
-        self.aborted: List[str] = []
-        self.timeouts: List[float] = []
+        self.aborted: list[str] = []
+        self.timeouts: list[float] = []
 
     def infer(self, plan: Plan, *inputs: Any) -> Any:
         self.last_request_id += 1

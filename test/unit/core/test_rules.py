@@ -14,13 +14,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from intradp_ros.core import Plan, capture, run_pair
 from intradp_ros.core.graph import Graph
-
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sched_toys import conv_chain, uniform_profile
 from torch import nn
 
 from intradp_ros.core import capture
@@ -15,8 +17,6 @@ from intradp_ros.core.cost_model import CostModel
 from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_table import build_table
 from intradp_ros.core.solver import Encoding, SolverConfig, solve
-
-from sched_toys import conv_chain, uniform_profile
 
 
 class TinyNet(nn.Module):
@@ -85,7 +85,8 @@ def test_solution_never_worse_than_seeds_and_candidates(tiny):
 
 
 def test_plan_table_quality_intradp_never_above_any_baseline(tiny):
-    """The quality test: at every bucket Intra-DP's predicted latency <= every baseline's and every layer partition's."""
+    """The quality test: at every bucket Intra-DP's predicted latency <= every baseline's and every layer
+    partition's."""
     g, cm = tiny
     grid = [0.05, 0.2, 0.5, 1.0, 3.0, 10.0]
     table = build_table(g, cm.robot, cm.server, grid, config=SolverConfig(groups=4, maxiter=3, popsize=8))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import List, Optional
 
 import numpy as np
 import pytest
@@ -35,7 +34,7 @@ class GateTransport(Transport):
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.entered = threading.Event()
-        self.sent: List[Tile] = []
+        self.sent: list[Tile] = []
 
     def send(self, t: Tile) -> None:
         self.entered.set()
@@ -43,7 +42,7 @@ class GateTransport(Transport):
             raise TransportClosed("gate never opened")
         self.sent.append(t)
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         return None
 
     def close(self) -> None:

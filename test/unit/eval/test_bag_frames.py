@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("rosbag")
-from intradp_ros.eval.bag_frames import BagFramesError, open_frames, ros1_type_name  # noqa: E402
-from intradp_ros.eval.sample_data import IMAGE_TOPIC, write_image_bag  # noqa: E402
+from intradp_ros.eval.bag_frames import BagFramesError, open_frames, ros1_type_name
+from intradp_ros.eval.sample_data import IMAGE_TOPIC, write_image_bag
 
 
 @pytest.fixture(scope="module")

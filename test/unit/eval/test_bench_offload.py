@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import math
 import sys
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -20,7 +20,7 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now = 0.0
-        self.slept: List[float] = []
+        self.slept: list[float] = []
 
     def perf_counter(self) -> float:
         self.now += 1.0
@@ -52,7 +52,7 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
     monkeypatch.setattr(emu, "time", clock)
     import intradp_ros.core.codec as codec
 
-    sent: List[Any] = []
+    sent: list[Any] = []
     monkeypatch.setattr(codec, "encode_tile", lambda t: ("wire", t))
     monkeypatch.setattr(codec, "decode_tile", lambda w: w[1])
 

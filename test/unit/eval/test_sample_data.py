@@ -91,9 +91,8 @@ def test_photo_frames_are_native_pixels_plus_seeded_noise() -> None:
     clean = canvas[8 + dy : 8 + dy + 960, 8 + dx : 8 + dx + 1280].astype(int)
     err = a[0].astype(int) - clean
     assert 0.5 < err.std() < 6 and abs(err.mean()) < 0.5  # sensor noise of a few DN, no bias, not upscaled away
-    from PIL import Image
-
     import skimage
+    from PIL import Image
 
     moto = np.asarray(Image.open(f"{skimage.__path__[0]}/data/motorcycle_left.png").convert("RGB"))
     assert np.array_equal(canvas[:500, :741], moto[:500, :741])  # native pixels, unscaled

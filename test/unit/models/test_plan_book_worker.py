@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from intradp_ros.core.plan_book import BookKeys, PlanBook
-from intradp_ros.models.plan_book_worker import SolveCoalescer, SolveError, solve_in_worker
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import profile_graph
 from intradp_ros.core.session import ModelConfig
-from intradp_ros.models.replica import load_replica
 from intradp_ros.core.solver import SolverConfig
+from intradp_ros.models.plan_book_worker import SolveCoalescer, SolveError, solve_in_worker
+from intradp_ros.models.replica import load_replica
 
 
 def _keys(key: str, context: str = "ctx", totals=(1.0, 0.25)) -> BookKeys:

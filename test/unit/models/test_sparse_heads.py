@@ -9,7 +9,6 @@ import torch
 
 from intradp_ros.core import Plan, capture, run_pair
 from intradp_ros.core.session import ModelConfig
-from intradp_ros.models.replica import load_replica
 from intradp_ros.core.sparse import SparseRows
 from intradp_ros.models import build
 from intradp_ros.models.kapao_postprocess import (
@@ -19,6 +18,7 @@ from intradp_ros.models.kapao_postprocess import (
     poses_from_detections,
 )
 from intradp_ros.models.letterbox import LetterboxInfo
+from intradp_ros.models.replica import load_replica
 from intradp_ros.models.voxels import VoxelGridSpec, completed_voxels, completed_voxels_from_sparse, predicted_classes
 
 

@@ -8,7 +8,8 @@ connected to, never dropping one on an update).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from collections.abc import Callable
+from typing import Any
 
 
 class FakeMaster:
@@ -18,18 +19,18 @@ class FakeMaster:
         self.down = False
         self.refused_calls = 0  # calls attempted while down
         self.refuse: set = set()  # methods answered with a ROS API error (code -1)
-        self.calls: List[Tuple[str, tuple]] = []
-        self.shutdowns: List[Tuple[str, str]] = []  # (bumped api, caller id)
-        self.publisher_updates: List[Tuple[str, str, List[str]]] = []  # (subscriber api, topic, publisher apis)
-        self.deliver: Optional[Callable[[str, str, List[str]], None]] = None  # set by Network.add
+        self.calls: list[tuple[str, tuple]] = []
+        self.shutdowns: list[tuple[str, str]] = []  # (bumped api, caller id)
+        self.publisher_updates: list[tuple[str, str, list[str]]] = []  # (subscriber api, topic, publisher apis)
+        self.deliver: Callable[[str, str, list[str]], None] | None = None  # set by Network.add
         self._reset()
 
     def _reset(self) -> None:
-        self.nodes: Dict[str, str] = {}
-        self.pubs: Dict[str, List[Tuple[str, str]]] = {}
-        self.subs: Dict[str, List[Tuple[str, str]]] = {}
-        self.srvs: Dict[str, Tuple[str, str, str]] = {}  # service -> (caller id, api, rosrpc uri)
-        self.types: Dict[str, str] = {}
+        self.nodes: dict[str, str] = {}
+        self.pubs: dict[str, list[tuple[str, str]]] = {}
+        self.subs: dict[str, list[tuple[str, str]]] = {}
+        self.srvs: dict[str, tuple[str, str, str]] = {}  # service -> (caller id, api, rosrpc uri)
+        self.types: dict[str, str] = {}
 
     def restart(self) -> None:
         """A new master process: everything forgotten, new pid."""
@@ -88,7 +89,7 @@ class FakeMaster:
         return [1, "", self.pid]
 
     def _getSystemState(self, caller_id: str) -> list:
-        def rows(table: Dict[str, List[Tuple[str, str]]]) -> list:
+        def rows(table: dict[str, list[tuple[str, str]]]) -> list:
             return [[t, [c for c, _ in regs]] for t, regs in table.items()]
 
         return [1, "state", [rows(self.pubs), rows(self.subs), [[s, [v[0]]] for s, v in self.srvs.items()]]]
@@ -166,18 +167,18 @@ class FakeNode:
     to, like rospy; `connects = False` models a subscriber that cannot connect, e.g. a type mismatch)."""
 
     def __init__(
-        self, uri: str, pubs: Optional[List[Tuple[str, str]]] = None, subs: Optional[List[Tuple[str, str]]] = None
+        self, uri: str, pubs: list[tuple[str, str]] | None = None, subs: list[tuple[str, str]] | None = None
     ) -> None:
         self.uri = uri
         self.pubs = list(pubs or [])
         self.subs = list(subs or [])
         self.alive = True
         self.connects = True
-        self.net: Optional["Network"] = None
-        self.connected: Dict[str, Set[str]] = {}  # topic -> publisher URIs (as given)
-        self.updates: List[Tuple[str, str, List[str]]] = []  # (caller id, topic, publisher URIs) received
-        self.calls: Dict[str, int] = {}
-        self.on_call: Optional[Callable[[str], None]] = None  # e.g. advance a test clock (a slow node)
+        self.net: Network | None = None
+        self.connected: dict[str, set[str]] = {}  # topic -> publisher URIs (as given)
+        self.updates: list[tuple[str, str, list[str]]] = []  # (caller id, topic, publisher URIs) received
+        self.calls: dict[str, int] = {}
+        self.on_call: Callable[[str], None] | None = None  # e.g. advance a test clock (a slow node)
 
     def _check(self, method: str) -> None:
         self.calls[method] = self.calls.get(method, 0) + 1
@@ -206,7 +207,7 @@ class FakeNode:
         ]
         return [1, "bus info", info]
 
-    def publisherUpdate(self, caller_id: str, topic: str, publishers: List[str]) -> list:
+    def publisherUpdate(self, caller_id: str, topic: str, publishers: list[str]) -> list:
         self._check("publisherUpdate")
         self.updates.append((caller_id, topic, list(publishers)))
         if self.connects and any(t == topic for t, _ in self.subs):
@@ -221,7 +222,7 @@ class Network:
     """proxy_factory for MasterSync: URI -> fake master or node; unknown URIs refuse connections."""
 
     def __init__(self) -> None:
-        self.objects: Dict[str, Any] = {}
+        self.objects: dict[str, Any] = {}
 
     def add(self, obj: Any) -> Any:
         self.objects[obj.uri.rstrip("/")] = obj
@@ -231,7 +232,7 @@ class Network:
             obj.net = self
         return obj
 
-    def _deliver(self, sub_api: str, topic: str, pub_apis: List[str]) -> None:
+    def _deliver(self, sub_api: str, topic: str, pub_apis: list[str]) -> None:
         """A master's publisherUpdate to a subscriber (a dead or unknown node misses it, as with rosmaster)."""
         node = self.objects.get(sub_api.rstrip("/"))
         if isinstance(node, FakeNode) and node.alive:

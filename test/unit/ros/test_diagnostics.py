@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("diagnostic_updater")
 
-from diagnostic_updater import DiagnosticStatusWrapper  # noqa: E402
+from diagnostic_updater import DiagnosticStatusWrapper
 
-from intradp_ros.core.health import DropCounter, Health  # noqa: E402
-from intradp_ros.ros.diagnostics import NodeDiagnostics, client_facts  # noqa: E402
+from intradp_ros.core.health import DropCounter, Health
+from intradp_ros.ros.diagnostics import NodeDiagnostics, client_facts
 
 
 def test_client_facts_read_the_runtime() -> None:

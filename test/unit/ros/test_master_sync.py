@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import List, Tuple
 
 import pytest
-
 from fake_ros_master import FakeMaster, FakeNode, Network
+
 from intradp_ros.ros.master_sync import MIRROR_PREFIX, Filters, MasterSync, is_mirror, mirror_caller_id, mirror_prefix
 
 ROBOT = "http://10.0.0.1:11311"
@@ -26,17 +25,19 @@ class Clock:
         return self.now
 
 
+# The default filters of a Bench (one object, as the default argument it replaces was).
+BENCH_FILTERS = Filters(topics=["/intradp/*", "/chatter"], services=["/intradp/*"])
+
+
 class Bench:
     """Two fake masters, some fake nodes, and a MasterSync between them (robot = local, server = peer)."""
 
-    def __init__(
-        self, filters: Filters = Filters(topics=["/intradp/*", "/chatter"], services=["/intradp/*"]), **kw
-    ) -> None:
+    def __init__(self, filters: Filters = BENCH_FILTERS, **kw) -> None:
         self.net = Network()
         self.robot = self.net.add(FakeMaster(ROBOT, pid=100))
         self.server = self.net.add(FakeMaster(SERVER, pid=200))
         self.clock = Clock()
-        self.records: List[logging.LogRecord] = []
+        self.records: list[logging.LogRecord] = []
         self.log = logging.getLogger(f"test_master_sync.{id(self)}")
         self.log.setLevel(logging.DEBUG)
         self.log.propagate = False
@@ -55,7 +56,7 @@ class Bench:
             self.sync.step()
             self.clock.now += 0.25
 
-    def messages(self, level: int = logging.INFO) -> List[str]:
+    def messages(self, level: int = logging.INFO) -> list[str]:
         return [r.getMessage() for r in self.records if r.levelno == level]
 
     def add_node(self, master: FakeMaster, name: str, uri: str, pubs=(), subs=(), srvs=()) -> FakeNode:
@@ -72,7 +73,7 @@ class Bench:
         return node
 
 
-def publishers(master: FakeMaster, topic: str) -> List[Tuple[str, str]]:
+def publishers(master: FakeMaster, topic: str) -> list[tuple[str, str]]:
     return list(master.pubs.get(topic, []))
 
 
@@ -313,7 +314,7 @@ def test_api_error_is_logged_not_raised() -> None:
 # ---- subscribers that lost a mirrored publisher (re-advertised at the same URI between two polls) ----------------
 
 
-def bridge_updates(node: FakeNode) -> List[Tuple[str, str, List[str]]]:
+def bridge_updates(node: FakeNode) -> list[tuple[str, str, list[str]]]:
     return [u for u in node.updates if u[0] == "/master_bridge"]
 
 

@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("rospy")
 
-from intradp_ros.core.session import ModelConfig  # noqa: E402
-from intradp_ros.core.sparse import SparseRows  # noqa: E402
-from intradp_ros.ros.server_node import SPEC, IntraDPServer  # noqa: E402
+from intradp_ros.core.session import ModelConfig
+from intradp_ros.core.sparse import SparseRows
+from intradp_ros.ros.server_node import SPEC, IntraDPServer
 
 
 @pytest.fixture(scope="module")

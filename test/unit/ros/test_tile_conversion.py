@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rospy")
-import rospy  # noqa: E402
+import rospy
 
-from intradp_ros.core.codec import TileValidator  # noqa: E402
-from intradp_ros.core.tile import CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_LAST, Tile, TileError  # noqa: E402
-from intradp_ros.msg import TensorTile  # noqa: E402
-from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg  # noqa: E402
+from intradp_ros.core.codec import TileValidator
+from intradp_ros.core.tile import CODEC_BITPACK, CODEC_RAW, CODEC_SPARSE, FLAG_LAST, Tile, TileError
+from intradp_ros.msg import TensorTile
+from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 
 ALL_DTYPES = ["float32", "float16", "float64", "uint8", "int8", "int16", "int32", "int64", "bool"]
 

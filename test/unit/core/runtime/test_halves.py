@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable, Optional
 
 import pytest
 import torch
@@ -33,7 +33,7 @@ class Gate(Transport):
         for t in self.mangle(tile):
             self.inner.send(t)
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Tile]:
+    def recv(self, timeout: float | None = None) -> Tile | None:
         return self.inner.recv(timeout)
 
     def close(self) -> None:
