@@ -6,7 +6,7 @@ RUN := source tools/env.sh &&
 .PHONY: help setup demo test unit integration bench clean lock lint prune
 
 help:
-	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo"
+	@echo "make demo   - set up (Debian ROS packages, .venv, catkin workspace) and run the main demo (ARGS=\"--frames 6\": options of scripts/intradp_demo)"
 	@echo "make test   - set up and run the unit tests and every rostest suite"
 	@echo "make unit / make integration - one half of the tests"
 	@echo "make bench  - set up and run the benchmarks (ARGS=--quick: fewer frames; ARGS=\"--only engine\": ROS-free part)"
@@ -19,7 +19,7 @@ setup:
 	@bash tools/setup_env.sh
 
 demo: setup
-	@$(RUN) bash tools/demo.sh
+	@$(RUN) bash tools/demo.sh $(ARGS)
 
 test: setup
 	@$(RUN) bash tools/run_tests.sh all
