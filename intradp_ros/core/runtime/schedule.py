@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from intradp_ros.core.graph import Node, Range
-from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, UP, Plan
+from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, SERVER, UP, Plan, PlanError
 from intradp_ros.core.runtime.wire import TileKey
 
 # Producers whose output is a fresh tensor (never a view or alias of another activation): an in-place
@@ -198,3 +198,51 @@ def plan_schedule(plan: Plan, side: str) -> Schedule:
     if side not in cache:
         cache[side] = build_schedule(plan, side)
     return cache[side]
+
+
+def check_progress(plan: Plan) -> None:
+    """Raise PlanError when the two sides' schedules of `plan` cannot both finish: a step waits for a tile that
+    is never sent, or that is sent only after a step which itself waits for it (the server half starts only on a
+    request's first tile or on FLAG_START). Checked once per plan, so such a request fails at once, naming the
+    blocked step and its missing tiles, instead of after the tile timeout. Cached on the plan."""
+    cache = plan.__dict__.setdefault("_schedules", {})
+    if "progress" in cache:
+        return
+    sides = {side: plan_schedule(plan, side) for side in (ROBOT, SERVER)}
+    done: dict[str, set[int]] = {side: set() for side in sides}
+    sent: set[TileKey] = set()
+    server_started = plan.server_needs_start()
+    changed = True
+    while changed:
+        changed = False
+        for side, sched in sides.items():
+            if side == SERVER and not server_started:
+                continue
+            for i, st in enumerate(sched.steps):
+                if i in done[side] or any(d not in done[side] for d in st.deps) or any(w not in sent for w in st.waits):
+                    continue
+                done[side].add(i)
+                changed = True
+                for a, b in st.sends:
+                    sent.add((st.node.index, a, b))
+                    server_started = server_started or side == ROBOT
+    never_started = (
+        " (the server half never starts: no tile reaches it first and no start is announced)"
+        if sides[SERVER].steps and not server_started
+        else ""
+    )
+    for side, sched in sides.items():
+        for i, st in enumerate(sched.steps):
+            if i in done[side]:
+                continue
+            missing = [list(k) for k in st.waits if k not in sent]
+            why = f"it waits for tiles (node, start, stop) {missing} that are never sent" if missing else "it waits"
+            raise PlanError(
+                f"plan {plan.name!r} cannot finish: {side} node {st.node.index} '{st.node.name}' rows {st.rows}"
+                f" band {st.band + 1}/{st.bands}: {why}{never_started}"
+            )
+    robot = sides[ROBOT]
+    missing_out = [list(k) for k in robot.output_waits if k not in sent]
+    if missing_out:
+        raise PlanError(f"plan {plan.name!r} cannot finish: the robot's outputs wait for tiles {missing_out}")
+    cache["progress"] = True
