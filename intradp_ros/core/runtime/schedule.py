@@ -212,20 +212,43 @@ def check_progress(plan: Plan) -> None:
     done: dict[str, set[int]] = {side: set() for side in sides}
     sent: set[TileKey] = set()
     server_started = plan.server_needs_start()
-    changed = True
-    while changed:
-        changed = False
-        for side, sched in sides.items():
-            if side == SERVER and not server_started:
+    # readiness as the stage keeps it: unmet deps and tiles per step, who waits on each step and each tile
+    missing: dict[str, list[int]] = {}
+    dependents: dict[str, list[list[int]]] = {}
+    readers: dict[TileKey, list[tuple[str, int]]] = {}
+    ready: list[tuple[str, int]] = []
+    for side, sched in sides.items():
+        missing[side] = [len(st.deps) + len(st.waits) for st in sched.steps]
+        dependents[side] = [[] for _ in sched.steps]
+        for i, st in enumerate(sched.steps):
+            for d in st.deps:
+                dependents[side][d].append(i)
+            for w in st.waits:
+                readers.setdefault(w, []).append((side, i))
+        if side == ROBOT or server_started:
+            ready += [(side, i) for i, m in enumerate(missing[side]) if m == 0]
+
+    def satisfy(side: str, i: int) -> None:
+        missing[side][i] -= 1
+        if missing[side][i] == 0 and (side == ROBOT or server_started):
+            ready.append((side, i))
+
+    while ready:
+        side, i = ready.pop()
+        st = sides[side].steps[i]
+        done[side].add(i)
+        for d in dependents[side][i]:
+            satisfy(side, d)
+        for a, b in st.sends:
+            key = (st.node.index, a, b)
+            if key in sent:
                 continue
-            for i, st in enumerate(sched.steps):
-                if i in done[side] or any(d not in done[side] for d in st.deps) or any(w not in sent for w in st.waits):
-                    continue
-                done[side].add(i)
-                changed = True
-                for a, b in st.sends:
-                    sent.add((st.node.index, a, b))
-                    server_started = server_started or side == ROBOT
+            sent.add(key)
+            if side == ROBOT and not server_started:  # the robot's first tile starts the server half
+                server_started = True
+                ready += [(SERVER, j) for j, m in enumerate(missing[SERVER]) if m == 0]
+            for r_side, r in readers.get(key, []):
+                satisfy(r_side, r)
     never_started = (
         " (the server half never starts: no tile reaches it first and no start is announced)"
         if sides[SERVER].steps and not server_started
@@ -235,8 +258,12 @@ def check_progress(plan: Plan) -> None:
         for i, st in enumerate(sched.steps):
             if i in done[side]:
                 continue
-            missing = [list(k) for k in st.waits if k not in sent]
-            why = f"it waits for tiles (node, start, stop) {missing} that are never sent" if missing else "it waits"
+            lacking = [list(k) for k in st.waits if k not in sent]
+            why = (
+                f"it waits for tiles (node, start, stop) {lacking} that are never sent"
+                if lacking
+                else "a band of this side it reads never runs"
+            )
             raise PlanError(
                 f"plan {plan.name!r} cannot finish: {side} node {st.node.index} '{st.node.name}' rows {st.rows}"
                 f" band {st.band + 1}/{st.bands}: {why}{never_started}"
