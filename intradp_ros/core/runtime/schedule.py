@@ -234,17 +234,17 @@ def check_progress(plan: Plan) -> None:
             ready.append((side, i))
 
     while ready:
-        side, i = ready.pop()
-        st = sides[side].steps[i]
-        done[side].add(i)
-        for d in dependents[side][i]:
-            satisfy(side, d)
+        at, i = ready.pop()
+        st = sides[at].steps[i]
+        done[at].add(i)
+        for d in dependents[at][i]:
+            satisfy(at, d)
         for a, b in st.sends:
             key = (st.node.index, a, b)
             if key in sent:
                 continue
             sent.add(key)
-            if side == ROBOT and not server_started:  # the robot's first tile starts the server half
+            if at == ROBOT and not server_started:  # the robot's first tile starts the server half
                 server_started = True
                 ready += [(SERVER, j) for j, m in enumerate(missing[SERVER]) if m == 0]
             for r_side, r in readers.get(key, []):
