@@ -208,7 +208,7 @@ def check_progress(plan: Plan) -> None:
     cache = plan.__dict__.setdefault("_schedules", {})
     if "progress" in cache:
         return
-    sides = {side: plan_schedule(plan, side) for side in (ROBOT, SERVER)}
+    sides: dict[str, Schedule] = {side: plan_schedule(plan, side) for side in (ROBOT, SERVER)}
     done: dict[str, set[int]] = {side: set() for side in sides}
     sent: set[TileKey] = set()
     server_started = plan.server_needs_start()
