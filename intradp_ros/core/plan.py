@@ -547,8 +547,36 @@ class Plan:
         return self._transfers
 
     def server_needs_start(self) -> bool:
-        """True when the server computes rows but receives no tile: it must be told the request started."""
-        return any(s != EMPTY for s in self.server) and not any(t.direction == UP for t in self.transfers())
+        """True when the server has a band it can compute before any tile reaches it: the server half starts on
+        a request's first tile, so such a plan must announce the request. Otherwise the server may hold rows the
+        robot needs before it can send its first tile (e.g. rows of a transposed convolution made only of padding
+        and bias), and both sides would wait for each other. When every server band waits (through its inputs)
+        for a received tile, no server tile can precede the robot's first one, which starts the server."""
+        g = self.graph
+        incoming: dict[int, list[Range]] = {}
+        for t in self.transfers():
+            if t.direction == UP:
+                incoming.setdefault(t.node, []).append((t.start, t.stop))
+        fed: dict[int, list[tuple[Range, bool]]] = {}  # node -> its server bands, each: waits for a tile?
+
+        def waits_for_tile(u: int, need: Optional[Range]) -> bool:
+            own = fed.get(u, [])
+            if need is None:  # reads no row, but runs after u's own bands (as the schedule orders it)
+                return any(f for _, f in own)
+            lo, hi = need
+            return any(a < hi and lo < b for a, b in incoming.get(u, [])) or any(
+                f and a < hi and lo < b for (a, b), f in own
+            )
+
+        for n in g.nodes:
+            if n.is_input:
+                continue
+            for r in self.bands(SERVER, n.index):
+                needs = g.input_rows(n, r)
+                fed.setdefault(n.index, []).append((r, any(waits_for_tile(u, nd) for u, nd in zip(n.inputs, needs))))
+                if not fed[n.index][-1][1]:
+                    return True
+        return False
 
     def bytes(self, direction: str) -> int:
         return sum(t.nbytes for t in self.transfers() if t.direction == direction)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from intradp_ros.core.graph import Node, Range
-from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, UP, Plan
+from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, SERVER, UP, Plan, PlanError
 from intradp_ros.core.runtime.wire import TileKey
 
 # Producers whose output is a fresh tensor (never a view or alias of another activation): an in-place
@@ -197,3 +197,78 @@ def plan_schedule(plan: Plan, side: str) -> Schedule:
     if side not in cache:
         cache[side] = build_schedule(plan, side)
     return cache[side]
+
+
+def check_progress(plan: Plan) -> None:
+    """Raise PlanError when the two sides' schedules of `plan` cannot both finish: a step waits for a tile that
+    is never sent, or that is sent only after a step which itself waits for it (the server half starts only on a
+    request's first tile or on FLAG_START). Checked once per plan, so such a request fails at once, naming the
+    blocked step and its missing tiles, instead of after the tile timeout. Cached on the plan."""
+    cache = plan.__dict__.setdefault("_schedules", {})
+    if "progress" in cache:
+        return
+    sides: dict[str, Schedule] = {side: plan_schedule(plan, side) for side in (ROBOT, SERVER)}
+    done: dict[str, set[int]] = {side: set() for side in sides}
+    sent: set[TileKey] = set()
+    server_started = plan.server_needs_start()
+    # readiness as the stage keeps it: unmet deps and tiles per step, who waits on each step and each tile
+    missing: dict[str, list[int]] = {}
+    dependents: dict[str, list[list[int]]] = {}
+    readers: dict[TileKey, list[tuple[str, int]]] = {}
+    ready: list[tuple[str, int]] = []
+    for side, sched in sides.items():
+        missing[side] = [len(st.deps) + len(st.waits) for st in sched.steps]
+        dependents[side] = [[] for _ in sched.steps]
+        for i, st in enumerate(sched.steps):
+            for d in st.deps:
+                dependents[side][d].append(i)
+            for w in st.waits:
+                readers.setdefault(w, []).append((side, i))
+        if side == ROBOT or server_started:
+            ready += [(side, i) for i, m in enumerate(missing[side]) if m == 0]
+
+    def satisfy(side: str, i: int) -> None:
+        missing[side][i] -= 1
+        if missing[side][i] == 0 and (side == ROBOT or server_started):
+            ready.append((side, i))
+
+    while ready:
+        at, i = ready.pop()
+        st = sides[at].steps[i]
+        done[at].add(i)
+        for d in dependents[at][i]:
+            satisfy(at, d)
+        for a, b in st.sends:
+            key = (st.node.index, a, b)
+            if key in sent:
+                continue
+            sent.add(key)
+            if at == ROBOT and not server_started:  # the robot's first tile starts the server half
+                server_started = True
+                ready += [(SERVER, j) for j, m in enumerate(missing[SERVER]) if m == 0]
+            for r_side, r in readers.get(key, []):
+                satisfy(r_side, r)
+    never_started = (
+        " (the server half never starts: no tile reaches it first and no start is announced)"
+        if sides[SERVER].steps and not server_started
+        else ""
+    )
+    for side, sched in sides.items():
+        for i, st in enumerate(sched.steps):
+            if i in done[side]:
+                continue
+            lacking = [list(k) for k in st.waits if k not in sent]
+            why = (
+                f"it waits for tiles (node, start, stop) {lacking} that are never sent"
+                if lacking
+                else "a band of this side it reads never runs"
+            )
+            raise PlanError(
+                f"plan {plan.name!r} cannot finish: {side} node {st.node.index} '{st.node.name}' rows {st.rows}"
+                f" band {st.band + 1}/{st.bands}: {why}{never_started}"
+            )
+    robot = sides[ROBOT]
+    missing_out = [list(k) for k in robot.output_waits if k not in sent]
+    if missing_out:
+        raise PlanError(f"plan {plan.name!r} cannot finish: the robot's outputs wait for tiles {missing_out}")
+    cache["progress"] = True

@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
 from intradp_ros.core.plan import ROBOT, Plan
-from intradp_ros.core.runtime.schedule import Schedule, plan_schedule
+from intradp_ros.core.runtime.schedule import Schedule, check_progress, plan_schedule
 from intradp_ros.core.runtime.wire import (
     ABORT_BAD_TILE,
     ABORT_FAILED,
@@ -206,6 +206,8 @@ class Stage:
         self.graph, self.plan, self.side, self.request_id = graph, plan, side, request_id
         self.device = torch.device(device)
         self.g, self.constants = graph_on(graph, self.device)
+        if side == ROBOT:  # a plan whose sides would wait for each other fails here, not after the tile timeout
+            check_progress(plan)
         self.schedule: Schedule = plan_schedule(plan, side)
         self._send = send
         self.timeout = timeout

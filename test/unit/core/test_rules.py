@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from intradp_ros.core import Plan, capture, run_pair
+from intradp_ros.core.plan import DOWN, EMPTY, UP, PlanError
 from intradp_ros.core.graph import Graph
 
 pytestmark = [
@@ -282,3 +283,44 @@ def test_pool_rows_that_read_only_padding() -> None:
         Plan.random(g, 1),
     ):
         assert torch.allclose(run_pair(g, plan, x), full, atol=1e-4), plan.name
+
+
+def test_server_rows_of_padding_only_before_the_robots_first_tile() -> None:
+    """Regression (found by the random-stack property test): the server computes row 0 of a transposed convolution,
+    made only of bias (it reads no input row), which the robot needs before it can send its first tile. The server
+    half starts on a request's first tile, so the robot must announce the request (FLAG_START); without it both
+    sides waited for each other until the tile timeout."""
+    specs = [
+        {"kind": "convT", "k": 2, "s": 2, "d": 2, "p": 1, "op": 1},
+        {"kind": "conv", "k": 7, "s": 2, "d": 2, "p": 0},
+        {"kind": "conv", "k": 1, "s": 1, "d": 1, "p": 0},
+    ]
+    model = Stack(specs, 14).eval()
+    x = torch.randn(1, int(channels_in(specs)), 8, 6, generator=torch.Generator().manual_seed(14))
+    full = model(x)
+    g = capture(model, x)
+    assert g.input_rows(g.nodes[1], (0, 1)) == [None]
+    plan = Plan(g, [(0, 8), (1, 16), (0, 2), (0, 2)], [EMPTY, (0, 1), EMPTY, (1, 2)], "padding_rows_first")
+    directions = [(t.node, t.direction) for t in plan.transfers()]
+    assert directions == [(1, DOWN), (2, UP)]  # the server's tile must come before the robot's
+    assert plan.server_needs_start()
+    for p in (plan, plan.with_random_bands(15), Plan.random(g, 15)):
+        assert torch.allclose(run_pair(g, p, x, timeout=5.0), full, atol=1e-4), p.name
+
+
+def test_a_plan_whose_sides_wait_for_each_other_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A side that can never receive the rows it waits for fails the request at once, naming the blocked step and
+    the cause, not after the tile timeout: here the server is never told of the request (the announcement rule is
+    broken on purpose, as it was before the fix above), so its row 0 never comes down."""
+    specs = [
+        {"kind": "convT", "k": 2, "s": 2, "d": 2, "p": 1, "op": 1},
+        {"kind": "conv", "k": 7, "s": 2, "d": 2, "p": 0},
+        {"kind": "conv", "k": 1, "s": 1, "d": 1, "p": 0},
+    ]
+    model = Stack(specs, 14).eval()
+    x = torch.randn(1, int(channels_in(specs)), 8, 6, generator=torch.Generator().manual_seed(14))
+    g = capture(model, x)
+    plan = Plan(g, [(0, 8), (1, 16), (0, 2), (0, 2)], [EMPTY, (0, 1), EMPTY, (1, 2)], "padding_rows_first")
+    monkeypatch.setattr(Plan, "server_needs_start", lambda self: False)
+    with pytest.raises(PlanError, match=r"robot node 2 .* \[\[1, 0, 1\]\] that are never sent .*never starts"):
+        run_pair(g, plan, x)  # before any tile leaves: without the check, a "tile lost" error after 30 s
