@@ -67,38 +67,43 @@ def missing_nodes(statuses: Iterable[Mapping[str, Any]]) -> list[str]:
     return [role for role in NODE_TASKS if role not in seen]
 
 
-def _key_values(role: str | None, values: Mapping[str, str], width: int) -> str:
+def _key_values(role: str | None, values: Mapping[str, str]) -> str:
     keys = KEY_VALUES.get(role or "", ())
-    text = ", ".join(f"{k}={values[k]}" for k in keys if k in values)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return ", ".join(f"{k}={values[k]}" for k in keys if k in values)
 
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def format_health(statuses: Sequence[Mapping[str, Any]], message_width: int = 60, values_width: int = 70) -> str:
-    """A table: one row per status (node role, status name, level, message, key values), the four roles first;
-    a role that never reported gets a row saying so."""
-    rows: list[tuple[str, str, str, str, str]] = []
+def format_health(statuses: Sequence[Mapping[str, Any]], message_width: int = 60) -> str:
+    """A table: one row per status (node role, status name, level, reports seen, message), the four roles first,
+    each followed by an indented line of its key values; a role that never reported gets a row saying so."""
+    rows: list[tuple[tuple[str, ...], str]] = []
     order = {role: i for i, role in enumerate(NODE_TASKS)}
     ranked = sorted(statuses, key=lambda s: (order.get(role_of(str(s["name"])) or "", len(order)), str(s["name"])))
     for s in ranked:
         role = role_of(str(s["name"]))
         level = LEVEL_NAMES.get(int(s["level"]), str(s["level"]))
-        rows.append(
-            (
-                role or "other",
-                str(s["name"]),
-                level,
-                _clip(str(s.get("message", "")), message_width),
-                _key_values(role, s.get("values", {}), values_width),
-            )
+        cells = (
+            role or "other",
+            str(s["name"]),
+            level,
+            str(s.get("reports", "")),
+            _clip(str(s["message"]), message_width),
         )
+        rows.append((cells, _key_values(role, s.get("values", {}))))
     for role in missing_nodes(statuses):
-        rows.append((role, f"(task '{NODE_TASKS[role]}')", "NONE", "never reported on /diagnostics", ""))
-    head = ("node", "status", "level", "message", "key values")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+        rows.append(((role, f"(task '{NODE_TASKS[role]}')", "NONE", "0", "never reported on /diagnostics"), ""))
+    head = ("node", "status", "level", "reports", "message")
+    widths = [max(len(r[i]) for r in [head, *(cells for cells, _ in rows)]) for i in range(len(head))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = [line(head), "  ".join("-" * w for w in widths)]
+    for cells, values in rows:
+        lines.append(line(cells))
+        if values:
+            lines.append(" " * (widths[0] + 2) + values)
     return "\n".join(lines)

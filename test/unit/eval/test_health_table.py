@@ -46,20 +46,30 @@ def test_missing_nodes_names_each_role_that_never_reported() -> None:
 def test_table_has_a_row_per_node_with_level_message_and_key_values() -> None:
     table = format_health(_book_with_all_four().statuses())
     lines = table.splitlines()
-    assert lines[0].split()[:4] == ["node", "status", "level", "message"]
-    rows = {line.split()[0]: line for line in lines[2:]}
+    assert lines[0].split() == ["node", "status", "level", "reports", "message"]
+    body = lines[2:]
+    rows = {line.split()[0]: i for i, line in enumerate(body) if not line.startswith(" ")}
     assert list(rows) == ["client", "monitor", "bridge", "server"]  # robot side first, then the server
-    assert " WARN " in rows["client"] and "random weights" in rows["client"] and "session=up" in rows["client"]
-    assert " OK " in rows["monitor"] and "estimate_mbit_per_s=3.10" in rows["monitor"]
-    assert "mirrored_registrations=12" in rows["bridge"]
-    assert " ERROR " in rows["server"] and "device=cpu" in rows["server"]
+
+    def row_and_values(role: str) -> tuple[str, str]:
+        return body[rows[role]], body[rows[role] + 1]
+
+    client, client_values = row_and_values("client")
+    assert " WARN " in client and "random weights" in client
+    assert client_values.split() == ["session=up,", "plan_book=none"]
+    monitor, monitor_values = row_and_values("monitor")
+    assert " OK " in monitor and monitor_values.strip() == "estimate_mbit_per_s=3.10"
+    assert row_and_values("bridge")[1].strip() == "mirrored_registrations=12"
+    server, server_values = row_and_values("server")
+    assert " ERROR " in server and server_values.strip() == "device=cpu, robots=robot1"
 
 
 def test_table_marks_a_node_that_never_reported_and_clips_long_messages() -> None:
     book = HealthBook()
     book.add("c: session", "robot1", OK, "x" * 200, {})
     table = format_health(book.statuses(), message_width=40)
-    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    rows = {line.split()[0]: line for line in table.splitlines()[2:] if not line.startswith(" ")}
     assert "x" * 37 + "..." in rows["client"] and "x" * 41 not in rows["client"]
     for role in ("monitor", "bridge", "server"):
         assert "NONE" in rows[role] and "never reported" in rows[role]
+        assert rows[role].split()[4] == "0"  # reports seen
