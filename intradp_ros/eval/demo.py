@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from intradp_ros.eval.health_table import format_health, missing_nodes
 from intradp_ros.eval.nodes import read_json_lines
 from intradp_ros.eval.tables import format_table, frame_line, summarize
 from intradp_ros.eval.testbed import Testbed, TestbedError
@@ -150,6 +151,7 @@ def run_demo(
     first_rate = rate_mbit or (samples[0][1] if samples else 90.0 / dilation)
     bed: Any = LoopbackPair() if loopback else Testbed(rate_mbit=first_rate, name="demo")
     records: list[dict[str, Any]] = []
+    health: list[dict[str, Any]] | None = None  # the eval_driver's /diagnostics statuses, at the end of the run
     ok = False
     with bed:
         print(f"[demo] {model} at {input_size}, mode {mode}, {frames} frames of the bundled camera bag", file=out)
@@ -244,6 +246,8 @@ def run_demo(
                         file=out,
                         flush=True,
                     )
+                elif kind == "health":
+                    health = list(rec.get("statuses", []))
                 elif kind == "error":
                     print(f"[demo] error: {rec['error']}", file=out)
                 elif kind == "done":
@@ -265,7 +269,25 @@ def run_demo(
             print("\n" + format_table(sums, time_unit="ms", k=dilation), file=out)
     else:
         print("no frames", file=out)
-    return 0 if ok else 1
+    return 0 if report_health(health, out) and ok else 1
+
+
+def report_health(statuses: list[dict[str, Any]] | None, out: TextIO) -> bool:
+    """Print the health table; False (said loudly) when the run ended without it or a node never reported."""
+    print("\n[demo] node health (latest /diagnostics status of each, seen on the robot's master)", file=out)
+    if statuses is None:
+        print("[demo] FAILED: the eval_driver ended without a health report (see the lines above)", file=out)
+        return False
+    print(format_health(statuses), file=out)
+    missing = missing_nodes(statuses)
+    if missing:
+        print(
+            f"[demo] FAILED: no /diagnostics status from the {', '.join(missing)} node(s) during the run "
+            "(check that the node runs, publishes diagnostics and that the bridge mirrors /diagnostics)",
+            file=out,
+        )
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,8 @@ ros layer below it, never the reverse.
     {"kind": "stats", "frame": i, "t_s": ..., "matched": bool, <every InferenceStats field>}   one per result
     {"kind": "lost", "frame": i, "t_s": ...}           no stats within frame_timeout
     {"kind": "plan", "t_s": ..., "plan_id": ..., "plan_name": ..., "estimate_mbit_per_s": ...}
+    {"kind": "health", "statuses": [{"name", "hardware_id", "level", "message", "values", "reports"}, ...],
+     "missing": [roles of client/monitor/bridge/server that never reported]}   /diagnostics seen (eval/health_table.py)
     {"kind": "error", "error": ...}   {"kind": "done", "frames": N, "results": n, "lost": m}
 A stats message belongs to frame i when its header stamp equals frame i's publish stamp (clients copy the input
 header); a client that stamps otherwise gets the frame awaited when the stats arrived (lockstep) or -1 (rate).
@@ -40,6 +42,7 @@ import rospy
 from diagnostic_msgs.msg import DiagnosticArray
 
 from intradp_ros.eval.bag_frames import BagFramesError, FrameSource, open_frames
+from intradp_ros.eval.health_table import HealthBook, format_health, missing_nodes
 from intradp_ros.eval.stats_recorder import stats_record
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
 from intradp_ros.ros.probe_server import validate_robot
@@ -117,6 +120,8 @@ class Printer:
             return f"replaying {obj['frames']} frames of {obj['bag']} on {obj['topic']} ({obj['pacing']})"
         if kind == "error":
             return f"error: {obj['error']}"
+        if kind == "health":
+            return "node health (latest /diagnostics status of each)\n" + format_health(obj["statuses"])
         if kind == "done":
             return self.summary(obj)
         return ""
@@ -147,6 +152,7 @@ class EvalDriver:
         self._warmup_got: str | None = None  # plan name of the last warm-up result
         self.ready_status = ""  # "key=value": a /diagnostics status of this robot holding it marks the client ready
         self._log_ready = False
+        self.health = HealthBook()  # latest /diagnostics status of every node (the demo's health table)
         self.pub = rospy.Publisher(out_topic, type(source.first()), queue_size=1)
         base = f"/intradp/{robot}"
         self._subs = [
@@ -187,7 +193,11 @@ class EvalDriver:
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         """Ready when a status of this robot (hardware id) holds the `ready_status` key=value (the client's
-        diagnostics say plan_book=received once its handshake brought the plan book)."""
+        diagnostics say plan_book=received once its handshake brought the plan book). Every status is kept, the
+        newest per name, for the health table at the end."""
+        with self._cond:
+            for st in msg.status:
+                self.health.add(st.name, st.hardware_id, st.level, st.message, {kv.key: kv.value for kv in st.values})
         if not self.ready_status or self._log_ready:
             return
         key, _, want = self.ready_status.partition("=")
@@ -324,6 +334,12 @@ class EvalDriver:
         results = sum(1 for v in self._got.values() if v)
         return {"frames": count, "results": results, "lost": count - results}
 
+    def health_record(self) -> dict[str, Any]:
+        """The `health` output line: the newest status of each node and the nodes that never reported."""
+        with self._cond:
+            statuses = self.health.statuses()
+        return {"kind": "health", "statuses": statuses, "missing": missing_nodes(statuses)}
+
     def close(self) -> None:
         for s in self._subs:
             s.unregister()
@@ -431,6 +447,7 @@ def main(argv: Sequence[str]) -> int:
             counts = driver.run_lockstep(count, frame_timeout, float(_setting(args, "gap", 0.0)))
         else:
             counts = driver.run_rate(count, rate, frame_timeout)
+        printer.emit(driver.health_record())
         driver.close()
         printer.emit(dict(counts, kind="done"))
         return 0
