@@ -559,7 +559,7 @@ class Plan:
                 incoming.setdefault(t.node, []).append((t.start, t.stop))
         fed: dict[int, list[tuple[Range, bool]]] = {}  # node -> its server bands, each: waits for a tile?
 
-        def waits_for_tile(u: int, need: Optional[Range]) -> bool:
+        def waits_for_tile(u: int, need: Range | None) -> bool:
             own = fed.get(u, [])
             if need is None:  # reads no row, but runs after u's own bands (as the schedule orders it)
                 return any(f for _, f in own)

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from intradp_ros.core import Plan, capture, run_pair
-from intradp_ros.core.plan import DOWN, EMPTY, UP, PlanError
 from intradp_ros.core.graph import Graph
+from intradp_ros.core.plan import DOWN, EMPTY, UP, PlanError
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
