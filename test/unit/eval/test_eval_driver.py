@@ -1,0 +1,58 @@
+"""The evaluation driver's settings: defaults < private parameters < command line, refusals by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rospy")
+
+from intradp_ros.eval.eval_driver import EvalDriverSettings, build_parser, load_settings
+
+
+def _params(values: dict[str, Any]) -> Any:
+    return lambda name: (name in values, values.get(name))
+
+
+def test_defaults() -> None:
+    s = load_settings(None, _params({}))
+    assert s == EvalDriverSettings()
+    assert (s.robot, s.pacing, s.rate, s.frame_timeout, s.warmup, s.startup_timeout, s.output) == (
+        "robot1",
+        "lockstep",
+        1.0,
+        60.0,
+        1,
+        300.0,
+        "text",
+    )
+
+
+def test_evaluate_flags_beat_demo_launch_parameters() -> None:
+    demo_launch = {"robot": "robot1", "bag": "", "frames": 20, "pacing": "lockstep", "rate": 2.0, "output": "text"}
+    argv = ["--robot", "r7", "--frames", "5", "--pacing", "rate", "--frame-timeout", "9", "--output", "json"]
+    argv += ["--ready-status", "plan_book=received", "--startup-timeout", "30", "--out-topic", "/cam"]
+    s = load_settings(build_parser().parse_args(argv), _params(demo_launch))
+    assert (s.robot, s.frames, s.pacing, s.rate, s.frame_timeout, s.output) == ("r7", 5, "rate", 2.0, 9.0, "json")
+    assert (s.ready_status, s.startup_timeout, s.out_topic, s.bag) == ("plan_book=received", 30.0, "/cam", "")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("pacing", "fast"),
+        ("output", "xml"),
+        ("reader", "tar"),
+        ("rate", 0),
+        ("rate", "often"),
+        ("frames", -1),
+        ("frames", "ten"),
+        ("gap", -1.0),
+        ("dilation", 0),
+        ("robot", "a/b"),
+    ],
+)
+def test_a_bad_setting_is_refused_by_name(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"setting {name}="):
+        load_settings(None, _params({name: value}))
