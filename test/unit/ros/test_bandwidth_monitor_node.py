@@ -8,9 +8,9 @@ from intradp_ros.core.bandwidth_monitor import EstimateReport, PlanChange
 from intradp_ros.msg import InferenceStats
 from intradp_ros.ros.bandwidth_monitor import (
     build_parser,
-    load_settings,
     estimate_msg,
     frame_stats,
+    load_settings,
     plan_book_topic,
     settings_from,
     switch_msg,
