@@ -56,3 +56,17 @@ def test_evaluate_flags_beat_demo_launch_parameters() -> None:
 def test_a_bad_setting_is_refused_by_name(name: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"setting {name}="):
         load_settings(None, _params({name: value}))
+
+
+def test_the_command_lines_evaluate_builds_are_accepted() -> None:
+    from pathlib import Path
+
+    from intradp_ros.eval.evaluate import EvalConfig, Evaluation
+
+    for rate_hz in (None, 10.0):
+        cfg = EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0, rate_hz=rate_hz)
+        argv = Evaluation(cfg).driver_argv("x.bag", Path("r.bag"), "intradp")
+        flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
+        s = load_settings(build_parser().parse_args(flags), _params({}))
+        assert s.bag == "x.bag" and s.record == "r.bag" and s.ready_status == "plan_book=received"
+        assert s.pacing == ("lockstep" if rate_hz is None else "rate") and s.output in ("json", "text")
