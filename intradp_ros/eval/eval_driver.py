@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import rospy
@@ -45,6 +46,9 @@ from intradp_ros.eval.bag_frames import BagFramesError, FrameSource, open_frames
 from intradp_ros.eval.health_table import HealthBook, format_health, missing_nodes
 from intradp_ros.eval.stats_recorder import stats_record
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
+from intradp_ros.ros import node_params
+from intradp_ros.ros.names import DEFAULT_BASE, RobotNames
+from intradp_ros.ros.node_params import ParamLookup, Spec, from_mapping, resolve, setting, spec_of
 from intradp_ros.ros.probe_server import validate_robot
 
 MAX_FRAMES = 100_000
@@ -141,6 +145,7 @@ class EvalDriver:
 
     def __init__(self, robot: str, source: FrameSource, out_topic: str, printer: Printer, recorder: Recorder) -> None:
         self.robot = validate_robot(robot)
+        self.names = RobotNames(self.robot, base="/" + DEFAULT_BASE)  # absolute: the driver may run in a namespace
         self.source = source
         self.printer = printer
         self.recorder = recorder
@@ -154,11 +159,10 @@ class EvalDriver:
         self._log_ready = False
         self.health = HealthBook()  # latest /diagnostics status of every node (the demo's health table)
         self.pub = rospy.Publisher(out_topic, type(source.first()), queue_size=1)
-        base = f"/intradp/{robot}"
         self._subs = [
-            rospy.Subscriber(f"{base}/stats", InferenceStats, self._on_stats, queue_size=50),
-            rospy.Subscriber(f"{base}/bandwidth", BandwidthEstimate, self._on_bandwidth, queue_size=10),
-            rospy.Subscriber(f"{base}/plan", PlanSwitch, self._on_plan, queue_size=10),
+            rospy.Subscriber(self.names.stats, InferenceStats, self._on_stats, queue_size=50),
+            rospy.Subscriber(self.names.bandwidth, BandwidthEstimate, self._on_bandwidth, queue_size=10),
+            rospy.Subscriber(self.names.plan, PlanSwitch, self._on_plan, queue_size=10),
             rospy.Subscriber("/diagnostics", DiagnosticArray, self._on_diagnostics, queue_size=20),
         ]
 
@@ -167,7 +171,7 @@ class EvalDriver:
 
     # ---- callbacks --------------------------------------------------------------------------------------------
     def _on_stats(self, msg: InferenceStats) -> None:
-        self.recorder.write(f"/intradp/{self.robot}/stats", msg)
+        self.recorder.write(self.names.stats, msg)
         if msg.robot and msg.robot != self.robot:
             return
         try:
@@ -211,10 +215,10 @@ class EvalDriver:
                 return
 
     def _on_bandwidth(self, msg: BandwidthEstimate) -> None:
-        self.recorder.write(f"/intradp/{self.robot}/bandwidth", msg)
+        self.recorder.write(self.names.bandwidth, msg)
 
     def _on_plan(self, msg: PlanSwitch) -> None:
-        self.recorder.write(f"/intradp/{self.robot}/plan", msg)
+        self.recorder.write(self.names.plan, msg)
         self.printer.emit(
             {
                 "kind": "plan",
@@ -346,79 +350,102 @@ class EvalDriver:
         self.recorder.close()
 
 
+@dataclass
+class EvalDriverSettings:
+    """The driver's settings (defaults < private parameters < command line, the nodes' one loader)."""
+
+    robot: str = setting("robot1", "robot name (topics /intradp/<robot>/...)")
+    bag: str = setting("", "input bag (empty: the bundled camera sample bag)")
+    topic: str = setting("", "topic in the bag (empty: the bag's first topic)")
+    reader: str = setting(
+        "auto", "bag reader: rosbag (ROS 1), rosbags (ROS 1/2 bags and MCAP); auto: rosbag for .bag files"
+    )
+    out_topic: str = setting("", "topic to publish on (empty: the bag topic)")
+    frames: int = setting(0, "frames to publish (0: all in the bag; cycles)")
+    pacing: str = setting("lockstep", "lockstep or rate")
+    rate: float = setting(1.0, "frames per second in rate pacing")
+    gap: float = setting(0.0, "seconds between a result and the next frame (lockstep)")
+    frame_timeout: float = setting(60.0, "seconds to wait for a frame's result")
+    warmup: int = setting(1, "warm-up frames not counted")
+    startup_timeout: float = setting(300.0, "seconds the first warm-up frame may take")
+    ready_plan_not: str = setting(
+        "", "warm up until a result ran a plan not named this (e.g. device_only: the handshake is done)"
+    )
+    ready_status: str = setting(
+        "",
+        "warm up until a /diagnostics status of the robot holds this key=value (e.g. plan_book=received, the client's "
+        "status once its handshake brought the plan book)",
+    )
+    settle: float = setting(1.0, "seconds to wait after warm-up")
+    record: str = setting("", "write stats, bandwidth and plan messages into this bag (empty: none)")
+    output: str = setting("text", "stdout format: json or text")
+    dilation: float = setting(1.0, "time-dilation factor k for undilated figures")
+
+    def check(self) -> None:
+        """ValueError naming the first setting out of its range or choices."""
+        choices = {"reader": ("auto", "rosbag", "rosbags"), "pacing": ("lockstep", "rate"), "output": ("json", "text")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"setting {name}={getattr(self, name)!r}: one of {', '.join(allowed)}")
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ValueError(f"setting rate={self.rate!r}: frames per second > 0")
+        if not 0 <= self.frames <= MAX_FRAMES:
+            raise ValueError(f"setting frames={self.frames!r}: 0 (all) to {MAX_FRAMES}")
+        if not (self.dilation > 0 and math.isfinite(self.dilation)):
+            raise ValueError(f"setting dilation={self.dilation!r}: > 0")
+        for name in ("gap", "frame_timeout", "startup_timeout", "settle", "warmup"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"setting {name}={value!r}: >= 0")
+        try:
+            validate_robot(self.robot)
+        except ValueError as err:
+            raise ValueError(f"setting robot={self.robot!r}: {err}") from None
+
+
+SPEC: Spec = spec_of(EvalDriverSettings)
+DESCRIPTION = "Replay a bag's frames to an intradp client and record its InferenceStats"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Replay a bag's frames to an intradp client and record its InferenceStats")
-    p.add_argument("--robot", default=None, help="robot name (topics /intradp/<robot>/...; default ~robot or robot1)")
-    p.add_argument("--bag", default=None, help="input bag (default: ~bag, else the bundled camera sample bag)")
-    p.add_argument("--topic", default=None, help="topic in the bag (default: the bag's first topic)")
-    p.add_argument(
-        "--reader",
-        choices=("auto", "rosbag", "rosbags"),
-        default=None,
-        help="bag reader: rosbag (ROS 1), rosbags (ROS 1/2 bags and MCAP); auto: rosbag for .bag files (default)",
-    )
-    p.add_argument("--out-topic", default=None, help="topic to publish on (default: the bag topic)")
-    p.add_argument("--frames", type=int, default=None, help="frames to publish (default: all in the bag; cycles)")
-    p.add_argument("--pacing", choices=("lockstep", "rate"), default=None, help="default lockstep")
-    p.add_argument("--rate", type=float, default=None, help="frames per second in rate pacing (default 1)")
-    p.add_argument("--gap", type=float, default=None, help="seconds between a result and the next frame (lockstep)")
-    p.add_argument("--frame-timeout", type=float, default=None, help="seconds to wait for a frame's result (60)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up frames not counted (default 1)")
-    p.add_argument("--startup-timeout", type=float, default=None, help="seconds the first warm-up frame may take (300)")
-    p.add_argument(
-        "--ready-plan-not",
-        default=None,
-        help="warm up until a result ran a plan not named this (e.g. device_only: the handshake is done)",
-    )
-    p.add_argument(
-        "--ready-status",
-        default=None,
-        help="warm up until a /diagnostics status of the robot holds this key=value (e.g. plan_book=received, "
-        "the client's status once its handshake brought the plan book)",
-    )
-    p.add_argument("--settle", type=float, default=None, help="seconds to wait after warm-up (default 1)")
-    p.add_argument("--record", default=None, help="write stats, bandwidth and plan messages into this bag")
-    p.add_argument("--output", choices=("json", "text"), default=None, help="stdout format (default text)")
-    p.add_argument("--dilation", type=float, default=None, help="time-dilation factor k for undilated figures (1)")
-    return p
+    return node_params.build_parser("eval_driver", DESCRIPTION, SPEC)
 
 
-def _setting(args: argparse.Namespace, name: str, default: Any) -> Any:
-    """Command line first, then the private parameter ~name, then the default."""
-    value = getattr(args, name)
-    if value is not None:
-        return value
-    value = rospy.get_param(f"~{name}", default)
-    return default if value == "" and default is None else value
+def load_settings(args: argparse.Namespace | None, params: ParamLookup | None = None) -> EvalDriverSettings:
+    """The driver's settings; ValueError naming a bad one."""
+    settings = from_mapping(EvalDriverSettings, resolve(SPEC, args, params=params))
+    settings.check()
+    return settings
 
 
 def main(argv: Sequence[str]) -> int:
     """Entry point of scripts/eval_driver."""
-    args = build_parser().parse_args(rospy.myargv(list(argv))[1:])
+    args = build_parser().parse_args(node_params.cli_args(argv))
     rospy.init_node("eval_driver", anonymous=True, disable_signals=False)
-    printer = Printer(str(_setting(args, "output", "text")), dilation=float(_setting(args, "dilation", 1.0)))
+    try:
+        s = load_settings(args)
+    except ValueError as err:
+        Printer("json" if getattr(args, "output", None) == "json" else "text").emit(
+            {"kind": "error", "error": str(err)}
+        )
+        return 1
+    printer = Printer(s.output, dilation=s.dilation)
     recorder = None
     source: FrameSource | None = None
     try:
-        robot = str(_setting(args, "robot", "robot1"))
-        bag = _setting(args, "bag", None)
+        bag = s.bag
         if not bag:
             from intradp_ros.eval.sample_data import ensure_sample_bags
 
             bag = str(ensure_sample_bags()["camera"])
-        frames_wanted = int(_setting(args, "frames", 0) or 0)
-        source = open_frames(
-            str(bag), _setting(args, "topic", None) or None, str(_setting(args, "reader", "auto") or "auto")
-        )
-        count = frames_wanted if frames_wanted > 0 else source.count
-        out_topic = str(_setting(args, "out_topic", None) or source.topic)
-        recorder = Recorder(_setting(args, "record", None) or None)
-        driver = EvalDriver(robot, source, out_topic, printer, recorder)
-        pacing = str(_setting(args, "pacing", "lockstep"))
-        rate = float(_setting(args, "rate", 1.0))
-        if pacing not in ("lockstep", "rate") or not (rate > 0 and math.isfinite(rate)) or count > MAX_FRAMES:
-            raise ValueError(f"bad pacing {pacing!r} / rate {rate!r} / frames {count}")
-        startup = float(_setting(args, "startup_timeout", 300.0))
+        source = open_frames(bag, s.topic or None, s.reader)
+        count = s.frames if s.frames > 0 else source.count
+        out_topic = s.out_topic or source.topic
+        recorder = Recorder(s.record or None)
+        driver = EvalDriver(s.robot, source, out_topic, printer, recorder)
+        if count > MAX_FRAMES:
+            raise ValueError(f"the bag holds {count} frames, more than {MAX_FRAMES}: set frames")
+        startup = s.startup_timeout
         if not driver.wait_for_subscriber(startup):
             raise RuntimeError(f"nobody subscribed to {out_topic} within {startup:g} s (is the client running?)")
         printer.emit(
@@ -427,26 +454,18 @@ def main(argv: Sequence[str]) -> int:
                 "frames": count,
                 "topic": out_topic,
                 "bag": str(bag),
-                "pacing": pacing if pacing == "lockstep" else f"{rate:g} Hz",
+                "pacing": s.pacing if s.pacing == "lockstep" else f"{s.rate:g} Hz",
             }
         )
-        if not driver.warmup(
-            int(_setting(args, "warmup", 1)),
-            startup,
-            float(_setting(args, "settle", 1.0)),
-            str(_setting(args, "ready_plan_not", "") or ""),
-            float(_setting(args, "frame_timeout", 60.0)),
-            str(_setting(args, "ready_status", "") or ""),
-        ):
+        if not driver.warmup(s.warmup, startup, s.settle, s.ready_plan_not, s.frame_timeout, s.ready_status):
             raise RuntimeError(
-                f"the client produced no InferenceStats on /intradp/{robot}/stats within "
+                f"the client produced no InferenceStats on {driver.names.stats} within "
                 f"{startup:g} s of the first warm-up frame"
             )
-        frame_timeout = float(_setting(args, "frame_timeout", 60.0))
-        if pacing == "lockstep":
-            counts = driver.run_lockstep(count, frame_timeout, float(_setting(args, "gap", 0.0)))
+        if s.pacing == "lockstep":
+            counts = driver.run_lockstep(count, s.frame_timeout, s.gap)
         else:
-            counts = driver.run_rate(count, rate, frame_timeout)
+            counts = driver.run_rate(count, s.rate, s.frame_timeout)
         printer.emit(driver.health_record())
         driver.close()
         printer.emit(dict(counts, kind="done"))

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from intradp_ros.eval.nodes import script_argv, start_bridge
 from intradp_ros.eval.testbed import Testbed
+from intradp_ros.ros.names import BANDWIDTH, DEFAULT_BASE, PLAN, RobotNames
 
 ROBOT = "robot1"
 
@@ -58,9 +59,9 @@ def run(rate_mbit: float, seconds: float, monitor_args: Sequence[str] = ()) -> i
         tb.spawn("robot", script_argv("bandwidth_monitor", "--robot", ROBOT, *monitor_args), **quiet)
         files = [tb.workdir / "estimates.csv", tb.workdir / "plans.csv"]  # files, not pipes: nothing blocks
         procs = []
-        for path, topic in zip(files, ("bandwidth", "plan"), strict=True):
+        for path, topic in zip(files, (BANDWIDTH, PLAN), strict=True):
             with open(path, "w") as out:
-                argv = ["rostopic", "echo", "-p", f"/intradp/{ROBOT}/{topic}"]
+                argv = ["rostopic", "echo", "-p", RobotNames(ROBOT, "/" + DEFAULT_BASE).name(topic)]
                 procs.append(tb.spawn("robot", argv, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
         time.sleep(seconds)
         for p in procs:

@@ -34,6 +34,7 @@ from intradp_ros.models.voxels import (
     voxelize,
 )
 from intradp_ros.msg import CompletedVoxels as CompletedVoxelsMsg
+from intradp_ros.ros import names
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
 from intradp_ros.ros.node_params import Spec
 from intradp_ros.ros.sensor_conversion import (
@@ -87,10 +88,9 @@ class AgrnavAdapter(ClientAdapter):
     def setup(self, runtime: ClientRuntime) -> None:
         s = self.settings
         self.spec = grid_spec(runtime.replica.example.shape[-3:], s["voxel_size"], s["origin"])
-        ns = runtime.names.prefix
         self.planner_pub = rospy.Publisher(s["planner_topic"], Float64MultiArray, queue_size=2)
-        self.cloud_pub = rospy.Publisher(f"{ns}/completed_voxels_cloud", PointCloud2, queue_size=2)
-        self.voxels_pub = rospy.Publisher(f"{ns}/completed_voxels", CompletedVoxelsMsg, queue_size=2)
+        self.cloud_pub = rospy.Publisher(runtime.names.name(names.COMPLETED_VOXELS_CLOUD), PointCloud2, queue_size=2)
+        self.voxels_pub = rospy.Publisher(runtime.names.name(names.COMPLETED_VOXELS), CompletedVoxelsMsg, queue_size=2)
         rospy.loginfo(
             "agrnav client: grid %s voxels of %.3f m from %s",
             self.spec.size_xyz,

@@ -12,8 +12,9 @@
   intradp_ros/PlanSwitch on `/intradp/<robot>/plan` for the first bucket and every bucket change (logged at
   most once per `switch_log_interval` seconds).
 
-It measures goodput only; it never reads a configured shaping rate. Settings: command line, else private
-parameters of the same name (launch/bandwidth_monitor.launch).
+It measures goodput only; it never reads a configured shaping rate. Settings (`MonitorNodeSettings`): defaults <
+private parameters of the same name (launch/bandwidth_monitor.launch) < command line, by the one loader
+(ros/node_params.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import itertools
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import rospy
@@ -48,9 +50,10 @@ from intradp_ros.core.bandwidth_plans import (
 from intradp_ros.core.bandwidth_probe import ProbeConfig, thread_run_queue_wait_s
 from intradp_ros.core.health import Health, monitor_status
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
+from intradp_ros.ros import node_params
 from intradp_ros.ros.diagnostics import NodeDiagnostics
 from intradp_ros.ros.names import RobotNames
-from intradp_ros.ros.node_params import parse_bool
+from intradp_ros.ros.node_params import ParamLookup, Spec, from_mapping, resolve, setting, spec_of
 from intradp_ros.ros.probe_server import probe_service_name
 from intradp_ros.srv import BandwidthProbe
 
@@ -300,118 +303,118 @@ def _ros_now() -> rospy.Time:
 
 
 # ---- settings ---------------------------------------------------------------------------------------------
-PARAMS: dict[str, tuple] = {
-    # name: (type, default, help)
-    "robot": (str, "robot1", "robot name: topics /intradp/<robot>/{bandwidth,plan,stats,probe}"),
-    "rate": (float, 5.0, "BandwidthEstimate publish rate (Hz)"),
-    "probe_bytes": (int, ProbeConfig.initial_bytes, "probe call size before the first estimate (bytes)"),
-    "probe_min_bytes": (int, ProbeConfig.min_bytes, "smallest probe call (bytes)"),
-    "probe_max_bytes": (int, ProbeConfig.max_bytes, "largest probe call (bytes)"),
-    "probe_calls": (int, ProbeConfig.train_calls, "calls per probe train (the first, bucket-carrying ones excluded)"),
-    "probe_target_s": (float, ProbeConfig.target_s, "each probe call lasts about this long at the estimate"),
-    "probe_drain_ratio": (float, ProbeConfig.drain_ratio, "a leading call this much faster than the rest is bucket"),
-    "probe_timeout": (float, ProbeConfig.call_timeout_s, "longest probe call timeout (s); the first probe's timeout"),
-    "probe_direction": (str, ProbeConfig.direction, "up, down or both (alternating)"),
-    "busy_duty": (float, ProbeConfig.busy_duty, "max share of link time for probes while inference runs"),
-    "idle_duty": (float, ProbeConfig.idle_duty, "max share of link time for probes while it does not"),
-    "idle_gap": (float, ProbeConfig.idle_gap_s, "seconds without tile traffic before a probe"),
-    "window": (int, PredictorConfig.window, "samples in the harmonic mean"),
-    "max_age": (float, PredictorConfig.max_age_s, "samples older than this (s) leave the window"),
-    "margin_window": (int, PredictorConfig.margin_window, "predictions whose error gives the margin"),
-    "max_margin": (float, PredictorConfig.max_margin, "the error margin is clamped to this"),
-    "hysteresis": (int, 3, "consecutive updates in a new bucket before switching"),
-    "jump_ratio": (float, 0.5, "relative estimate change that switches at once"),
-    "dead_band": (float, 0.1, "the bucket is kept while the estimate is within this share of its edges"),
-    "switch_log_interval": (float, 10.0, "at most one plan-switch log line per this many seconds"),
-    "buckets": (str, "0.5:50:1", "bucket grid in MB/s: start:stop:step or a list of lower edges"),
-    "plan_table": (str, "", "scheduler plan table JSON (its buckets and plans replace 'buckets')"),
-    "passive_min_bytes": (int, 256 * KIB, "frames moving fewer bytes give no passive sample"),
-    "passive_min_link_share": (float, 0.5, "passive samples only when the robot waited on its uploads this share"),
-    "probes": (bool, True, "run active probes (false: passive samples only)"),
-}
+@dataclass
+class MonitorNodeSettings:
+    """The monitor node's settings (defaults < private parameters < command line, `ros/node_params.py`)."""
+
+    robot: str = setting("robot1", "robot name: topics /intradp/<robot>/{bandwidth,plan,stats,probe}")
+    rate: float = setting(5.0, "BandwidthEstimate publish rate (Hz)")
+    probe_bytes: int = setting(ProbeConfig.initial_bytes, "probe call size before the first estimate (bytes)")
+    probe_min_bytes: int = setting(ProbeConfig.min_bytes, "smallest probe call (bytes)")
+    probe_max_bytes: int = setting(ProbeConfig.max_bytes, "largest probe call (bytes)")
+    probe_calls: int = setting(
+        ProbeConfig.train_calls, "calls per probe train (the first, bucket-carrying ones excluded)"
+    )
+    probe_target_s: float = setting(ProbeConfig.target_s, "each probe call lasts about this long at the estimate")
+    probe_drain_ratio: float = setting(
+        ProbeConfig.drain_ratio, "a leading call this much faster than the rest is bucket"
+    )
+    probe_timeout: float = setting(
+        ProbeConfig.call_timeout_s, "longest probe call timeout (s); the first probe's timeout"
+    )
+    probe_direction: str = setting(ProbeConfig.direction, "up, down or both (alternating)")
+    busy_duty: float = setting(ProbeConfig.busy_duty, "max share of link time for probes while inference runs")
+    idle_duty: float = setting(ProbeConfig.idle_duty, "max share of link time for probes while it does not")
+    idle_gap: float = setting(ProbeConfig.idle_gap_s, "seconds without tile traffic before a probe")
+    window: int = setting(PredictorConfig.window, "samples in the harmonic mean")
+    max_age: float = setting(PredictorConfig.max_age_s, "samples older than this (s) leave the window")
+    margin_window: int = setting(PredictorConfig.margin_window, "predictions whose error gives the margin")
+    max_margin: float = setting(PredictorConfig.max_margin, "the error margin is clamped to this")
+    hysteresis: int = setting(3, "consecutive updates in a new bucket before switching")
+    jump_ratio: float = setting(0.5, "relative estimate change that switches at once")
+    dead_band: float = setting(0.1, "the bucket is kept while the estimate is within this share of its edges")
+    switch_log_interval: float = setting(10.0, "at most one plan-switch log line per this many seconds")
+    buckets: str = setting("0.5:50:1", "bucket grid in MB/s: start:stop:step or a list of lower edges")
+    plan_table: str = setting("", "scheduler plan table JSON (its buckets and plans replace 'buckets')")
+    passive_min_bytes: int = setting(256 * KIB, "frames moving fewer bytes give no passive sample")
+    passive_min_link_share: float = setting(0.5, "passive samples only when the robot waited on its uploads this share")
+    probes: bool = setting(True, "run active probes (false: passive samples only)")
 
 
-def _flag(value: Any) -> bool:
-    """The settings' one boolean parser (a bad value is an error, not False)."""
-    return parse_bool(value)
+PARAMS: Spec = spec_of(MonitorNodeSettings)
+DESCRIPTION = (
+    "Robot-side bandwidth monitor: probes, passive samples, robust estimate, plan switches (docs/bandwidth_monitor.md)."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bandwidth_monitor",
-        description="Robot-side bandwidth monitor: probes, "
-        "passive samples, robust estimate, plan switches (docs/bandwidth_monitor.md).",
-    )
-    for name, (typ, default, text) in PARAMS.items():
-        flag = "--" + name.replace("_", "-")
-        if typ is bool:
-            p.add_argument(flag, dest=name, type=_flag, metavar="BOOL", help=f"{text} (default {default})")
-        else:
-            p.add_argument(flag, dest=name, type=typ, help=f"{text} (default {default})")
-    return p
+    return node_params.build_parser("bandwidth_monitor", DESCRIPTION, PARAMS)
+
+
+def load_settings(args: argparse.Namespace | None, params: ParamLookup | None = None) -> MonitorSettings:
+    """The core's MonitorSettings from the command line and private parameters (ValueError naming a bad one)."""
+    return monitor_settings(from_mapping(MonitorNodeSettings, resolve(PARAMS, args, params=params)))
 
 
 def settings_from(values: dict[str, Any]) -> MonitorSettings:
     """MonitorSettings from a name -> value dict (missing names take their defaults); ValueError when invalid."""
-    v = {name: values.get(name, spec[1]) for name, spec in PARAMS.items()}
-    for name, (typ, _, _) in PARAMS.items():
-        v[name] = _flag(v[name]) if typ is bool else typ(v[name])
-    fixed = bool(v["plan_table"])
+    return load_settings(None, params=lambda name: (name in values, values.get(name)))
+
+
+def monitor_settings(v: MonitorNodeSettings) -> MonitorSettings:
+    """The core's MonitorSettings from the node's (ValueError when a value is out of range)."""
+    fixed = bool(v.plan_table)
     if fixed:
         try:
-            choices = load_plan_table_choices(v["plan_table"])
+            choices = load_plan_table_choices(v.plan_table)
         except PlanChoiceError as err:
             raise ValueError(str(err)) from None
     else:
-        choices = choices_from_grid(parse_bucket_grid(v["buckets"]))
+        choices = choices_from_grid(parse_bucket_grid(v.buckets))
     probe = ProbeConfig(
-        train_calls=v["probe_calls"],
-        initial_bytes=v["probe_bytes"],
-        min_bytes=v["probe_min_bytes"],
-        max_bytes=v["probe_max_bytes"],
-        target_s=v["probe_target_s"],
-        drain_ratio=v["probe_drain_ratio"],
-        call_timeout_s=v["probe_timeout"],
-        min_timeout_s=min(ProbeConfig.min_timeout_s, v["probe_timeout"]),
-        direction=v["probe_direction"],
-        busy_duty=v["busy_duty"],
-        idle_duty=v["idle_duty"],
-        idle_gap_s=v["idle_gap"],
+        train_calls=v.probe_calls,
+        initial_bytes=v.probe_bytes,
+        min_bytes=v.probe_min_bytes,
+        max_bytes=v.probe_max_bytes,
+        target_s=v.probe_target_s,
+        drain_ratio=v.probe_drain_ratio,
+        call_timeout_s=v.probe_timeout,
+        min_timeout_s=min(ProbeConfig.min_timeout_s, v.probe_timeout),
+        direction=v.probe_direction,
+        busy_duty=v.busy_duty,
+        idle_duty=v.idle_duty,
+        idle_gap_s=v.idle_gap,
     )
     predictor = PredictorConfig(
-        window=v["window"],
-        max_age_s=v["max_age"],
-        margin_window=v["margin_window"],
-        max_margin=v["max_margin"],
-        shift_samples=min(PredictorConfig.shift_samples, v["window"]),
+        window=v.window,
+        max_age_s=v.max_age,
+        margin_window=v.margin_window,
+        max_margin=v.max_margin,
+        shift_samples=min(PredictorConfig.shift_samples, v.window),
     )
     return MonitorSettings(
-        robot=v["robot"],
-        rate_hz=v["rate"],
+        robot=v.robot,
+        rate_hz=v.rate,
         predictor=predictor,
         probe=probe,
-        confirm_updates=v["hysteresis"],
-        jump_ratio=v["jump_ratio"],
-        dead_band=v["dead_band"],
+        confirm_updates=v.hysteresis,
+        jump_ratio=v.jump_ratio,
+        dead_band=v.dead_band,
         choices=choices,
         choices_fixed=fixed,
-        passive_min_bytes=v["passive_min_bytes"],
-        passive_min_link_share=v["passive_min_link_share"],
-        switch_log_interval_s=v["switch_log_interval"],
-        probes_enabled=v["probes"],
+        passive_min_bytes=v.passive_min_bytes,
+        passive_min_link_share=v.passive_min_link_share,
+        switch_log_interval_s=v.switch_log_interval,
+        probes_enabled=v.probes,
     )
 
 
 def main(argv: Sequence[str]) -> int:
     """Entry point of scripts/bandwidth_monitor."""
-    args = build_parser().parse_args(rospy.myargv(list(argv))[1:])
+    args = build_parser().parse_args(node_params.cli_args(argv))
     rospy.init_node("bandwidth_monitor", anonymous=False)
-    values = {}
-    for name in PARAMS:
-        given = getattr(args, name)
-        values[name] = given if given is not None else rospy.get_param("~" + name, PARAMS[name][1])
     try:
-        settings = settings_from(values)
+        settings = load_settings(args)
     except (ValueError, TypeError) as err:
         rospy.logfatal(f"bandwidth_monitor: bad settings: {err}")
         return 2

@@ -33,6 +33,7 @@ from intradp_ros.models.camera_input import camera_frame_of, camera_model_input,
 from intradp_ros.models.kapao_postprocess import KapaoThresholds, Pose, poses_from_candidate_sets, poses_from_detections
 from intradp_ros.models.letterbox import LetterboxInfo
 from intradp_ros.msg import HumanPoses
+from intradp_ros.ros import names
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
 from intradp_ros.ros.handshake import probe_camera
 from intradp_ros.ros.node_params import Spec
@@ -199,10 +200,11 @@ class KapaoAdapter(ClientAdapter):
         return kapao_head_options(settings.get("head") or "candidates", self.thr)
 
     def setup(self, runtime: ClientRuntime) -> None:
-        ns = runtime.names.prefix
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
-        self.poses_pub = rospy.Publisher(f"{ns}/poses", HumanPoses, queue_size=5)
-        self.image_pub = rospy.Publisher(f"{ns}/annotated", Image, queue_size=2) if self.annotate else None
+        self.poses_pub = rospy.Publisher(runtime.names.name(names.POSES), HumanPoses, queue_size=5)
+        self.image_pub = (
+            rospy.Publisher(runtime.names.name(names.ANNOTATED), Image, queue_size=2) if self.annotate else None
+        )
         r = runtime.replica
         self.robot = runtime.robot
         self.ids = (runtime.robot, r.model_id, r.weights_fingerprint, r.graph_fingerprint)

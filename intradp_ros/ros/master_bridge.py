@@ -1,6 +1,7 @@
 """The `master_bridge` node: a thin rospy shell around `MasterSync` (see intradp_ros/ros/master_sync.py).
 
-Settings come from the command line or, when not given there, from private parameters (launch/bridge.launch):
+Settings (`BridgeSettings`, by the one loader of ros/node_params.py): defaults < private parameters
+(launch/bridge.launch) < command line (`--peer-master-uri`/`--peer`, `--restore false`/`--no-restore`, ...):
 ``~peer_master_uri`` (required), ``~local_master_uri`` (default: this node's ROS_MASTER_URI), ``~topics``,
 ``~services``, ``~exclude_topics``, ``~exclude_services`` (lists or comma-separated globs), ``~period`` (s),
 ``~timeout`` (s per XML-RPC call), ``~restore`` (re-register a restarted master's live nodes), ``~reattach``
@@ -16,74 +17,94 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from intradp_ros.ros import node_params
 from intradp_ros.ros.master_sync import Filters, MasterSync, xmlrpc_proxy_factory
-
-DEFAULTS = {
-    "topics": list(Filters.topics),
-    "services": list(Filters.services),
-    "exclude_topics": list(Filters.exclude_topics),
-    "exclude_services": list(Filters.exclude_services),
-    "period": 0.25,
-    "timeout": 1.0,
-    "restore": True,
-    "reattach": True,
-}
+from intradp_ros.ros.node_params import ParamLookup, Spec, from_mapping, resolve, setting, spec_of
 
 
-def _globs(value: Any) -> list[str]:
-    """A glob list from a YAML list or a comma/space separated string."""
-    if isinstance(value, str):
-        return [g for g in value.replace(",", " ").split() if g]
-    return [str(g) for g in value]
+@dataclass
+class BridgeSettings:
+    """The bridge's settings (defaults < private parameters < command line, `ros/node_params.py`)."""
+
+    peer_master_uri: str = setting("", "peer master URI, e.g. http://10.0.0.2:11311 (required; also --peer)")
+    local_master_uri: str = setting("", "local master URI (default: ROS_MASTER_URI; also --local)")
+    topics: list = setting(list(Filters.topics), "topic globs to sync, comma or space separated")
+    services: list = setting(list(Filters.services), "service globs to sync, comma or space separated")
+    exclude_topics: list = setting(list(Filters.exclude_topics), "topic globs never synced")
+    exclude_services: list = setting(list(Filters.exclude_services), "service globs never synced")
+    period: float = setting(0.25, "poll period in seconds, in [0.01, 60]")
+    timeout: float = setting(1.0, "timeout of one XML-RPC call in seconds, in [0.05, 60]")
+    restore: bool = setting(True, "re-register a restarted master's live nodes (also --no-restore)")
+    reattach: bool = setting(
+        True,
+        "probe remote subscribers (getBusInfo) and re-send publisherUpdate to those that lost a mirrored publisher "
+        "(also --no-reattach)",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("topics", "services", "exclude_topics", "exclude_services"):
+            setattr(self, name, [str(g) for g in getattr(self, name)])
+
+    def check(self) -> None:
+        """ValueError naming the setting that cannot run."""
+        if not self.peer_master_uri:
+            raise ValueError("master_bridge needs the peer master URI (--peer or ~peer_master_uri)")
+        if not 0.01 <= self.period <= 60:
+            raise ValueError(f"setting period={self.period!r}: must be in [0.01, 60] s")
+        if not 0.05 <= self.timeout <= 60:
+            raise ValueError(f"setting timeout={self.timeout!r}: must be in [0.05, 60] s")
+
+    def filters(self) -> Filters:
+        return Filters(
+            topics=self.topics,
+            services=self.services,
+            exclude_topics=self.exclude_topics,
+            exclude_services=self.exclude_services,
+        )
 
 
-def _flag(value: Any) -> bool:
-    """The nodes' one boolean parser (a bad value is an error naming it, never silently False)."""
-    from intradp_ros.ros.node_params import parse_bool  # rospy only when the bridge runs
-
-    return parse_bool(value)
+SPEC: Spec = spec_of(BridgeSettings)
+DESCRIPTION = (
+    "Sync topic/service registrations between the local ROS master and a peer master (peer-to-peer data, no relay)."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="master_bridge",
-        description="Sync topic/service registrations between the "
-        "local ROS master and a peer master (peer-to-peer data, no relay).",
-    )
-    p.add_argument("--peer", dest="peer_master_uri", help="peer master URI, e.g. http://10.0.0.2:11311")
-    p.add_argument("--local", dest="local_master_uri", help="local master URI (default: ROS_MASTER_URI)")
-    p.add_argument("--topics", help="topic globs to sync, comma separated (default /intradp/*)")
-    p.add_argument("--services", help="service globs to sync, comma separated (default /intradp/*)")
-    p.add_argument("--exclude-topics", dest="exclude_topics", help="topic globs never synced")
-    p.add_argument("--exclude-services", dest="exclude_services", help="service globs never synced")
-    p.add_argument("--period", type=float, help="poll period in seconds (default 0.25)")
-    p.add_argument("--timeout", type=float, help="timeout of one XML-RPC call in seconds (default 1.0)")
-    p.add_argument(
-        "--no-restore",
-        dest="restore",
-        action="store_false",
-        default=None,
-        help="do not re-register a restarted master's live nodes",
-    )
-    p.add_argument(
-        "--no-reattach",
-        dest="reattach",
-        action="store_false",
-        default=None,
-        help="do not probe remote subscribers (getBusInfo) and re-send publisherUpdate to those that "
-        "lost a mirrored publisher",
-    )
+    """The loader's options (--peer-master-uri, --restore BOOL, ...) plus the bridge's short forms kept from before."""
+    p = node_params.build_parser("master_bridge", DESCRIPTION, SPEC)
+    p.add_argument("--peer", dest="peer_master_uri", help="same as --peer-master-uri")
+    p.add_argument("--local", dest="local_master_uri", help="same as --local-master-uri")
+    p.add_argument("--no-restore", dest="restore", action="store_const", const=False, help="same as --restore false")
+    p.add_argument("--no-reattach", dest="reattach", action="store_const", const=False, help="same as --reattach false")
     return p
 
 
-def _setting(args: argparse.Namespace, name: str, get_param: Any) -> Any:
-    """Command line first, then the private parameter, then the default."""
-    value = getattr(args, name)
-    if value is not None:
-        return value
-    return get_param("~" + name, DEFAULTS.get(name))
+def load_settings(args: argparse.Namespace | None, params: ParamLookup | None = None) -> BridgeSettings:
+    """The bridge's settings; ValueError naming a bad or missing one."""
+    settings = from_mapping(BridgeSettings, resolve(SPEC, args, params=params))
+    settings.check()
+    return settings
+
+
+def _tolerant_params(log: logging.Logger) -> ParamLookup:
+    """Private parameters, or none when the master is down at start-up (the bridge outlives masters): says so."""
+
+    failed: list[str] = []
+
+    def lookup(name: str) -> tuple[bool, Any]:
+        if failed:
+            return False, None
+        try:
+            return node_params.private_params(name)
+        except Exception as err:  # noqa: BLE001 -- master down at start-up: fall back to the defaults, say so
+            failed.append(name)
+            log.warning("cannot read private parameters (%s); using the defaults and the command line", err)
+            return False, None
+
+    return lookup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,42 +114,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     import rosgraph
     import rospy
 
-    args = build_parser().parse_args(rospy.myargv(list(argv) if argv is not None else sys.argv)[1:])
+    args = build_parser().parse_args(node_params.cli_args(list(argv) if argv is not None else sys.argv))
     rospy.init_node("master_bridge", disable_signals=True)
     log = logging.getLogger("rosout")  # rospy's logger: console, log file and /rosout
-
-    def get_param(name: str, default: Any) -> Any:
-        try:
-            return rospy.get_param(name, default)
-        except Exception as err:  # noqa: BLE001 -- master down at start-up: fall back to the defaults, say so
-            log.warning("cannot read parameter %s (%s); using %r", name, err, default)
-            return default
-
-    peer = _setting(args, "peer_master_uri", get_param)
-    if not peer:
-        log.error("master_bridge needs the peer master URI (--peer or ~peer_master_uri)")
+    try:
+        settings = load_settings(args, _tolerant_params(log))
+    except ValueError as err:
+        log.error("master_bridge: %s", err)
         return 2
-    local = _setting(args, "local_master_uri", get_param) or rosgraph.get_master_uri()
-    period = float(_setting(args, "period", get_param))
-    timeout = float(_setting(args, "timeout", get_param))
-    if not (0.01 <= period <= 60 and 0.05 <= timeout <= 60):
-        log.error("period must be in [0.01, 60] s and timeout in [0.05, 60] s, got %s and %s", period, timeout)
-        return 2
-    filters = Filters(
-        topics=_globs(_setting(args, "topics", get_param)),
-        services=_globs(_setting(args, "services", get_param)),
-        exclude_topics=_globs(_setting(args, "exclude_topics", get_param)),
-        exclude_services=_globs(_setting(args, "exclude_services", get_param)),
-    )
+    peer = settings.peer_master_uri
+    local = settings.local_master_uri or rosgraph.get_master_uri()
+    period = settings.period
+    filters = settings.filters()
     try:
         sync = MasterSync(
             local,
             peer,
-            xmlrpc_proxy_factory(timeout),
+            xmlrpc_proxy_factory(settings.timeout),
             caller_id=rospy.get_name(),
             filters=filters,
-            restore=_flag(_setting(args, "restore", get_param)),
-            reattach=_flag(_setting(args, "reattach", get_param)),
+            restore=settings.restore,
+            reattach=settings.reattach,
             log=log,
         )
     except ValueError as err:

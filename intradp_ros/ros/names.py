@@ -28,8 +28,10 @@ UP = "up"  # robot -> server tiles [TensorTile]
 DOWN = "down"  # server -> robot tiles [TensorTile]
 PROBE = "probe"  # monitor -> probe server service [BandwidthProbe]
 OUTPUT = "output"  # torchvision client results [Float32MultiArray]
-POSES = "poses"  # KAPAO client results
-COMPLETION = "completion"  # AGRNav client results
+POSES = "poses"  # KAPAO client results [HumanPoses]
+ANNOTATED = "annotated"  # KAPAO client: the frame with poses drawn, with `annotate` [Image]
+COMPLETED_VOXELS = "completed_voxels"  # AGRNav client results [CompletedVoxels]
+COMPLETED_VOXELS_CLOUD = "completed_voxels_cloud"  # AGRNav client results as a cloud [PointCloud2]
 
 
 def validate_base(base: str) -> str:

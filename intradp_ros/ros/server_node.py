@@ -16,6 +16,7 @@ robots run in the same process. Health (device, robots, replicas, memory, solves
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import resource
@@ -43,48 +44,65 @@ from intradp_ros.models.replica import load_replica
 from intradp_ros.msg import ServerReport
 from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, NodeDiagnostics
 from intradp_ros.ros.handshake import NO_SESSION, camera_fields, handshake_service, server_report_topic
-from intradp_ros.ros.node_params import Spec, build_parser, cli_args, forward_core_logging, resolve
+from intradp_ros.ros.node_params import (
+    ParamLookup,
+    Spec,
+    build_parser,
+    cli_args,
+    forward_core_logging,
+    from_mapping,
+    resolve,
+    setting,
+    spec_of,
+)
 from intradp_ros.ros.probe_server import ProbeServer, validate_robot
 from intradp_ros.ros.session_transport import RecordingTransport, ReportingServerHalf
 from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
 
-SPEC: Spec = {
-    "robots": (list, ["robot1"], "robot names served, each on /intradp/<robot>/..."),
-    "models": (list, [], "model replicas: list of {name, input_size|grid_xzy|num_classes, weights, seed}"),
-    "model": (str, "", "shortcut for one model: registry name (adds to 'models')"),
-    "input_size": (list, [], "shortcut model's input H W (KAPAO, torchvision)"),
-    "grid_xzy": (list, [], "shortcut model's SCONet grid X Z Y"),
-    "weights": (str, "", "shortcut model's checkpoint (empty: seeded random weights)"),
-    "seed": (int, 0, "shortcut model's init seed when no checkpoint is given"),
-    "model_weights": (
-        str,
+
+@dataclass
+class ServerSettings:
+    """The server's settings (defaults < private parameters < command line, `ros/node_params.py`)."""
+
+    robots: list = setting(["robot1"], "robot names served, each on /intradp/<robot>/...")
+    models: list = setting([], "model replicas: list of {name, input_size|grid_xzy|num_classes, weights, seed}")
+    model: str = setting("", "shortcut for one model: registry name (adds to 'models')")
+    input_size: list = setting([], "shortcut model's input H W (KAPAO, torchvision)")
+    grid_xzy: list = setting([], "shortcut model's SCONet grid X Z Y")
+    weights: str = setting("", "shortcut model's checkpoint (empty: seeded random weights)")
+    seed: int = setting(0, "shortcut model's init seed when no checkpoint is given")
+    model_weights: str = setting(
         "",
         "checkpoints of the 'models' entries by name, name=path[,name=path] (launch arg weights:=); an entry's own "
         "weights win",
-    ),
-    "device": (str, "auto", "auto (cuda when available, else cpu), cpu or cuda"),
-    "request_timeout": (float, 10.0, "a request waiting longer than this for a tile is failed and freed (s)"),
-    "grid": (str, "0.5:50:1", "bandwidth buckets in MB/s: 'lo:hi:step' or 'a,b,c'"),
-    "deadline": (float, 1.0, "deadline of the SPSO-GA-style baseline (s)"),
-    "maxiter": (int, 30, "solver generations per bucket"),
-    "popsize": (int, 24, "solver population"),
-    "solver_seconds": (float, 30.0, "solver time limit per bucket (s)"),
-    "plan_cache_tolerance": (
-        float,
+    )
+    device: str = setting("auto", "auto (cuda when available, else cpu), cpu or cuda")
+    request_timeout: float = setting(10.0, "a request waiting longer than this for a tile is failed and freed (s)")
+    grid: str = setting("0.5:50:1", "bandwidth buckets in MB/s: 'lo:hi:step' or 'a,b,c'")
+    deadline: float = setting(1.0, "deadline of the SPSO-GA-style baseline (s)")
+    maxiter: int = setting(30, "solver generations per bucket")
+    popsize: int = setting(24, "solver population")
+    solver_seconds: float = setting(30.0, "solver time limit per bucket (s)")
+    plan_cache_tolerance: float = setting(
         0.25,
         "reuse a cached plan book whose robot and server profile totals are within this relative difference "
         "(a client's calibration factor moves ~10% run to run); 0: exact profiles only",
-    ),
-    "server_speedup": (
-        float,
-        0.0,
-        "0: measure this machine's profile; >0: derive it from the client's as this many times faster",
-    ),
-    "profile_repeats": (int, 3, "profiling repeats per tile size"),
-    "cache_dir": (str, "", "profile / plan book cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)"),
-    "probes": (bool, True, "serve /intradp/<robot>/probe for the bandwidth monitor"),
-    "max_probe_bytes": (int, 4 << 20, "largest probe payload / reply (bytes)"),
-}
+    )
+    server_speedup: float = setting(
+        0.0, "0: measure this machine's profile; >0: derive it from the client's as this many times faster"
+    )
+    profile_repeats: int = setting(3, "profiling repeats per tile size")
+    cache_dir: str = setting("", "profile / plan book cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
+    probes: bool = setting(True, "serve /intradp/<robot>/probe for the bandwidth monitor")
+    max_probe_bytes: int = setting(4 << 20, "largest probe payload / reply (bytes)")
+
+
+SPEC: Spec = spec_of(ServerSettings)
+
+
+def load_settings(args: argparse.Namespace | None, params: ParamLookup | None = None) -> ServerSettings:
+    """The server's settings from the command line and private parameters (ValueError naming a bad one)."""
+    return from_mapping(ServerSettings, resolve(SPEC, args, params=params))
 
 
 @dataclass
@@ -111,9 +129,9 @@ MAX_REPLICAS = 16
 class IntraDPServer:
     """Handshake services, per-robot sessions and their executors; ROS wiring kept thin around `handle()`."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: ServerSettings) -> None:
         self.s = settings
-        dev = settings["device"]
+        dev = settings.device
         self.device = default_server_device() if dev == "auto" else torch.device(dev)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {dev} requested but {no_cuda_reason()}: use device auto or cpu")
@@ -123,13 +141,13 @@ class IntraDPServer:
                 "Set device:=cuda to refuse to start without one. ***",
                 no_cuda_reason(),
             )
-        self.robots = [validate_robot(r) for r in settings["robots"]]
+        self.robots = [validate_robot(r) for r in settings.robots]
         if not self.robots:
             raise ValueError("no robots to serve")
-        self.grid = parse_grid(settings["grid"])
-        self.cache_dir = Path(settings["cache_dir"]) if settings["cache_dir"] else None
+        self.grid = parse_grid(settings.grid)
+        self.cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
         self.solver = SolverConfig(
-            maxiter=settings["maxiter"], popsize=settings["popsize"], max_seconds=settings["solver_seconds"]
+            maxiter=settings.maxiter, popsize=settings.popsize, max_seconds=settings.solver_seconds
         )
         self.replicas: dict[str, Replica] = {}
         self.profiles: dict[str, Profile] = {}
@@ -139,7 +157,7 @@ class IntraDPServer:
         self._head_lock = threading.Lock()
         self._services: list[rospy.Service] = []
         self.probes: ProbeServer | None = None
-        self.solves = SolveCoalescer(float(settings["plan_cache_tolerance"]))
+        self.solves = SolveCoalescer(float(settings.plan_cache_tolerance))
         self.diagnostics: NodeDiagnostics | None = None
 
     # ------------------------------------------------------------------ start / stop
@@ -163,8 +181,8 @@ class IntraDPServer:
     def start(self) -> None:
         for robot in self.robots:
             self._services.append(rospy.Service(handshake_service(robot), Handshake, self._callback(robot)))
-        if self.s["probes"]:
-            self.probes = ProbeServer(self.robots, self.s["max_probe_bytes"], self.s["max_probe_bytes"])
+        if self.s.probes:
+            self.probes = ProbeServer(self.robots, self.s.max_probe_bytes, self.s.max_probe_bytes)
             self.probes.start()
         self.diagnostics = NodeDiagnostics("server", {"server": self.health})
         rospy.loginfo(
@@ -257,9 +275,9 @@ class IntraDPServer:
     def _plan_book(self, robot: str, rep: Replica, client: Profile, server: Profile) -> tuple[PlanBook, str]:
         """(book, how it was got): the disk cache (exact or close profiles), a solve in flight, or a new solve in
         a worker process (announced with its expected duration, followed with progress)."""
-        tol = float(self.s["plan_cache_tolerance"])
+        tol = float(self.s.plan_cache_tolerance)
         keys = book_keys(
-            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s["deadline"], self.cache_dir
+            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s.deadline, self.cache_dir
         )
         cached = lookup_plan_book(rep.graph, keys, tol)
         if cached is not None:
@@ -275,7 +293,7 @@ class IntraDPServer:
             "grid": list(self.grid),
             "power": PowerModel().to_dict(),
             "solver": dataclasses.asdict(self.solver),
-            "deadline_s": float(self.s["deadline"]),
+            "deadline_s": float(self.s.deadline),
             "cache_dir": str(keys.folder),
             "tolerance": tol,
         }
@@ -320,7 +338,7 @@ class IntraDPServer:
         random = [r.model_id for r in self.replicas.values() if not r.config.weights]
         return server_status(
             str(self.device),
-            self.s["device"],
+            self.s.device,
             self.robots,
             sessions,
             list(self.replicas),
@@ -367,7 +385,7 @@ class IntraDPServer:
         return rep
 
     def _server_profile(self, rep: Replica, client: Profile) -> Profile:
-        speedup = self.s["server_speedup"]
+        speedup = self.s.server_speedup
         if speedup > 0:
             return client.scaled(1.0 / speedup, f"server ({speedup:g}x faster than the robot, derived)")
         with self._profile_lock:
@@ -385,7 +403,7 @@ class IntraDPServer:
                     [rep.example.to(self.device)],
                     self.cache_dir or default_cache_dir(),
                     self.device,
-                    repeats=self.s["profile_repeats"],
+                    repeats=self.s.profile_repeats,
                     progress=bar,
                 )
             rospy.loginfo(
@@ -424,7 +442,7 @@ class IntraDPServer:
             msg.in_stamps = [r[3] for r in recv]
             reports.publish(msg)
 
-        half = ReportingServerHalf(rep.graph, transport, book.plans, self.device, self.s["request_timeout"], on_done)
+        half = ReportingServerHalf(rep.graph, transport, book.plans, self.device, self.s.request_timeout, on_done)
         rospy.loginfo(
             "server: session for %s (%s) on %s and %s", robot, rep.model_id, transport.in_topic, transport.out_topic
         )
@@ -496,21 +514,21 @@ def parse_model_weights(text: str) -> dict[str, str]:
     return out
 
 
-def model_configs(settings: dict[str, Any]) -> list[ModelConfig]:
+def model_configs(settings: ServerSettings) -> list[ModelConfig]:
     """The configured replicas: the `models` list plus the one-model shortcut (`model`, `input_size`, ...)."""
     out = []
-    by_name = parse_model_weights(settings.get("model_weights", ""))
-    for m in settings["models"] or []:
+    by_name = parse_model_weights(settings.model_weights)
+    for m in settings.models or []:
         d = json.loads(m) if isinstance(m, str) else dict(m)
         if not d.get("weights") and d.get("name") in by_name:
             d["weights"] = by_name[d["name"]]
         out.append(ModelConfig.from_dict(d))
-    if settings["model"]:
-        d: dict[str, Any] = {"name": settings["model"], "seed": settings["seed"], "weights": settings["weights"]}
-        if settings["input_size"]:
-            d["input_size"] = [int(v) for v in settings["input_size"]]
-        if settings["grid_xzy"]:
-            d["grid_xzy"] = [int(v) for v in settings["grid_xzy"]]
+    if settings.model:
+        d: dict[str, Any] = {"name": settings.model, "seed": settings.seed, "weights": settings.weights}
+        if settings.input_size:
+            d["input_size"] = [int(v) for v in settings.input_size]
+        if settings.grid_xzy:
+            d["grid_xzy"] = [int(v) for v in settings.grid_xzy]
         out.append(ModelConfig.from_dict(d))
     if not out:
         raise ReplicaError("no model configured (set 'models' or 'model')")
@@ -524,7 +542,7 @@ def main(argv: Sequence[str]) -> int:
     rospy.init_node("intradp_server", anonymous=False)
     forward_core_logging()
     try:
-        settings = resolve(SPEC, args)
+        settings = load_settings(args)
         server = IntraDPServer(settings)
         server.load_models(model_configs(settings))
     except (ValueError, ReplicaError, PlanBookError) as e:

@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from intradp_ros.models.letterbox import letterbox
+from intradp_ros.ros import names
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
 from intradp_ros.ros.kapao_client import check_image
 from intradp_ros.ros.node_params import Spec
@@ -39,7 +40,7 @@ class TorchvisionAdapter(ClientAdapter):
 
     def setup(self, runtime: ClientRuntime) -> None:
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
-        self.pub = rospy.Publisher(runtime.names.name("output"), Float32MultiArray, queue_size=5)
+        self.pub = rospy.Publisher(runtime.names.name(names.OUTPUT), Float32MultiArray, queue_size=5)
 
     def convert(self, msg: Image) -> tuple[torch.Tensor, Any]:
         check_image(msg, self.expected, self.max_pixels)

@@ -1,14 +1,20 @@
-"""The eval_driver keeps every /diagnostics status (newest per name) for the demo's health line (no master)."""
+"""The evaluation driver: its settings (defaults < private parameters < command line, refusals by name) and the
+/diagnostics statuses it keeps, newest per name, for the demo's health line (no master)."""
 
 from __future__ import annotations
 
 import io
 import json
 import threading
+from typing import Any
+
+import pytest
+
+pytest.importorskip("rospy")
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from intradp_ros.eval.eval_driver import EvalDriver, Printer
+from intradp_ros.eval.eval_driver import EvalDriver, EvalDriverSettings, Printer, build_parser, load_settings
 from intradp_ros.eval.health_table import HealthBook
 
 
@@ -47,3 +53,64 @@ def test_health_line_holds_the_newest_status_of_each_node_and_names_the_missing(
     assert by_name["kapao_client_robot1: session"]["reports"] == 2
     assert by_name["intradp_server: server"]["hardware_id"] == "server"
     assert rec["missing"] == ["monitor", "bridge"]
+
+
+def _params(values: dict[str, Any]) -> Any:
+    return lambda name: (name in values, values.get(name))
+
+
+def test_defaults() -> None:
+    s = load_settings(None, _params({}))
+    assert s == EvalDriverSettings()
+    assert (s.robot, s.pacing, s.rate, s.frame_timeout, s.warmup, s.startup_timeout, s.output) == (
+        "robot1",
+        "lockstep",
+        1.0,
+        60.0,
+        1,
+        300.0,
+        "text",
+    )
+
+
+def test_evaluate_flags_beat_demo_launch_parameters() -> None:
+    demo_launch = {"robot": "robot1", "bag": "", "frames": 20, "pacing": "lockstep", "rate": 2.0, "output": "text"}
+    argv = ["--robot", "r7", "--frames", "5", "--pacing", "rate", "--frame-timeout", "9", "--output", "json"]
+    argv += ["--ready-status", "plan_book=received", "--startup-timeout", "30", "--out-topic", "/cam"]
+    s = load_settings(build_parser().parse_args(argv), _params(demo_launch))
+    assert (s.robot, s.frames, s.pacing, s.rate, s.frame_timeout, s.output) == ("r7", 5, "rate", 2.0, 9.0, "json")
+    assert (s.ready_status, s.startup_timeout, s.out_topic, s.bag) == ("plan_book=received", 30.0, "/cam", "")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("pacing", "fast"),
+        ("output", "xml"),
+        ("reader", "tar"),
+        ("rate", 0),
+        ("rate", "often"),
+        ("frames", -1),
+        ("frames", "ten"),
+        ("gap", -1.0),
+        ("dilation", 0),
+        ("robot", "a/b"),
+    ],
+)
+def test_a_bad_setting_is_refused_by_name(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"setting {name}="):
+        load_settings(None, _params({name: value}))
+
+
+def test_the_command_lines_evaluate_builds_are_accepted() -> None:
+    from pathlib import Path
+
+    from intradp_ros.eval.evaluate import EvalConfig, Evaluation
+
+    for rate_hz in (None, 10.0):
+        cfg = EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0, rate_hz=rate_hz)
+        argv = Evaluation(cfg).driver_argv("x.bag", Path("r.bag"), "intradp")
+        flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
+        s = load_settings(build_parser().parse_args(flags), _params({}))
+        assert s.bag == "x.bag" and s.record == "r.bag" and s.ready_status == "plan_book=received"
+        assert s.pacing == ("lockstep" if rate_hz is None else "rate") and s.output in ("json", "text")

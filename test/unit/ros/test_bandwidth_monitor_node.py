@@ -7,8 +7,10 @@ from rosgraph.names import resolve_name
 from intradp_ros.core.bandwidth_monitor import EstimateReport, PlanChange
 from intradp_ros.msg import InferenceStats
 from intradp_ros.ros.bandwidth_monitor import (
+    build_parser,
     estimate_msg,
     frame_stats,
+    load_settings,
     plan_book_topic,
     settings_from,
     switch_msg,
@@ -36,6 +38,20 @@ def test_settings_from_parameters() -> None:
     ):
         with pytest.raises(ValueError):
             settings_from(bad)
+
+
+def test_command_line_beats_parameters_beats_defaults() -> None:
+    args = build_parser().parse_args(["--rate", "4", "--probes", "no", "--probe-calls", "6"])
+    params = {"rate": 9.0, "robot": "r3", "probe_calls": 8}
+    s = load_settings(args, params=lambda name: (name in params, params.get(name)))
+    assert s.rate_hz == 4.0 and not s.probes_enabled and s.robot == "r3" and s.probe.train_calls == 6
+    assert s.confirm_updates == 3  # default
+
+
+@pytest.mark.parametrize(("name", "value"), [("probes", "maybe"), ("rate", "fast"), ("window", "2.5x")])
+def test_a_bad_setting_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"setting {name}="):
+        settings_from({name: value})
 
 
 def test_messages_carry_the_cores_objects() -> None:

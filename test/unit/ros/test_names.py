@@ -27,3 +27,17 @@ def test_bad_bases_and_robot_names_are_refused(base: str) -> None:
         validate_base(base)
     with pytest.raises(ValueError):
         RobotNames("a/b")
+
+
+def test_client_result_leaves_keep_todays_topics() -> None:
+    from intradp_ros.ros import names
+
+    n = RobotNames("robot1")
+    leaves = (names.OUTPUT, names.POSES, names.ANNOTATED, names.COMPLETED_VOXELS, names.COMPLETED_VOXELS_CLOUD)
+    assert [resolve_name(n.name(leaf), "/c") for leaf in leaves] == [
+        "/intradp/robot1/output",
+        "/intradp/robot1/poses",
+        "/intradp/robot1/annotated",
+        "/intradp/robot1/completed_voxels",
+        "/intradp/robot1/completed_voxels_cloud",
+    ]

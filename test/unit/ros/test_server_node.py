@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
 import pytest
 
 pytest.importorskip("rospy")
 
 from intradp_ros.core.session import ModelConfig
 from intradp_ros.core.sparse import SparseRows
-from intradp_ros.ros.server_node import SPEC, IntraDPServer
+from intradp_ros.ros.server_node import IntraDPServer, ServerSettings, load_settings, model_configs
 
 
 @pytest.fixture(scope="module")
 def server() -> IntraDPServer:
-    settings = {name: default for name, (_kind, default, _help) in SPEC.items()}
-    settings.update(robots=["robot1"], device="cpu")
-    s = IntraDPServer(settings)
+    s = IntraDPServer(ServerSettings(robots=["robot1"], device="cpu"))
     s.load_models([ModelConfig.from_dict({"name": "sconet", "grid_xzy": [32, 32, 32], "seed": 3})])
     return s
 
@@ -46,7 +47,25 @@ def test_cuda_without_a_gpu_refuses_to_start() -> None:
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    settings = {name: default for name, (_kind, default, _help) in SPEC.items()}
-    settings.update(robots=["robot1"], device="cuda")
     with pytest.raises(ValueError, match="device cuda requested but .*use device auto or cpu"):
-        IntraDPServer(settings)
+        IntraDPServer(ServerSettings(robots=["robot1"], device="cuda"))
+
+
+def _params(values: dict) -> Any:
+    return lambda name: (name in values, values.get(name))
+
+
+def test_settings_defaults_parameters_and_command_line() -> None:
+    s = load_settings(None, _params({}))
+    assert s == ServerSettings() and s.robots == ["robot1"] and s.probes is True and s.max_probe_bytes == 4 << 20
+    given = {"robots": "r1,r2", "probes": "off", "maxiter": "5", "model": "sconet", "grid_xzy": [32, 32, 32]}
+    args = argparse.Namespace(maxiter=7, device="cpu")
+    s = load_settings(args, _params(given))
+    assert s.robots == ["r1", "r2"] and s.probes is False and s.maxiter == 7 and s.device == "cpu"
+    assert [c.name for c in model_configs(s)] == ["sconet"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("probes", "maybe"), ("maxiter", "many"), ("request_timeout", "soon")])
+def test_a_bad_setting_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"setting {name}="):
+        load_settings(None, _params({name: value}))
