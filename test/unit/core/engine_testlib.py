@@ -1,11 +1,16 @@
-"""Helpers shared by the engine tests: output comparison within the contract's tolerance."""
+"""Helpers shared by the engine tests: output comparison within the contract's tolerance, a link that mangles
+tiles in flight."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+
+from intradp_ros.core.tile import Tile
+from intradp_ros.core.transport import InProcessTransport, Transport
 
 
 def flat_tensors(o: Any) -> list[torch.Tensor]:
@@ -47,3 +52,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class MangledEnd(Transport):
+    """Wraps a transport end; `mangle(tile)` returns the tiles to really send (may drop, duplicate, corrupt,
+    raise or block), so tests make a faulty link without timing."""
+
+    def __init__(self, inner: InProcessTransport, mangle: Callable[[Tile], list[Tile]]) -> None:
+        self.inner, self.mangle = inner, mangle
+
+    def send(self, tile: Tile) -> None:
+        for t in self.mangle(tile):
+            self.inner.send(t)
+
+    def recv(self, timeout: float | None = None) -> Tile | None:
+        return self.inner.recv(timeout)
+
+    def close(self) -> None:
+        self.inner.close()

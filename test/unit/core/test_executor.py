@@ -10,31 +10,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+from engine_testlib import MangledEnd, assert_close, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, capture
 from intradp_ros.core.executor import ClientHalf, ExecutionError, ServerHalf
 from intradp_ros.core.tile import Tile
-from intradp_ros.core.transport import InProcessTransport, Transport, inprocess_pair
+from intradp_ros.core.transport import inprocess_pair
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class FaultyEnd(Transport):
-    """Wraps a transport end; `mangle(list_of_tiles_so_far, tile)` returns the tiles to really send."""
-
-    def __init__(self, inner: InProcessTransport, mangle: Callable[[Tile], list[Tile]]) -> None:
-        self.inner, self.mangle = inner, mangle
-
-    def send(self, tile: Tile) -> None:
-        for t in self.mangle(tile):
-            self.inner.send(t)
-
-    def recv(self, timeout: float | None = None) -> Tile | None:
-        return self.inner.recv(timeout)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +46,8 @@ def run_with(
     timeout: float = 1.0,
 ):
     r, s = inprocess_pair()
-    server = ServerHalf(g, FaultyEnd(s, down), [plan], device="cpu", timeout=timeout)
-    client = ClientHalf(g, FaultyEnd(r, up), timeout=timeout)
+    server = ServerHalf(g, MangledEnd(s, down), [plan], device="cpu", timeout=timeout)
+    client = ClientHalf(g, MangledEnd(r, up), timeout=timeout)
     try:
         return client.infer(plan, x)
     finally:
@@ -121,7 +104,7 @@ def test_out_of_order_tiles_are_waited_for(setup) -> None:
         return []
 
     r, s = inprocess_pair()
-    end = FaultyEnd(r, swap)
+    end = MangledEnd(r, swap)
     server = ServerHalf(g, s, [plan], device="cpu", timeout=5.0)
     client = ClientHalf(g, end, timeout=5.0)
     try:
@@ -161,7 +144,7 @@ def test_client_survives_a_failed_request(setup) -> None:
         return [] if drop.is_set() else [t]
 
     server = ServerHalf(g, s, [plan], device="cpu", timeout=0.5)
-    client = ClientHalf(g, FaultyEnd(r, maybe_drop), timeout=0.5)
+    client = ClientHalf(g, MangledEnd(r, maybe_drop), timeout=0.5)
     try:
         with pytest.raises(ExecutionError):
             client.infer(plan, x)

@@ -6,38 +6,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn as nn
+from engine_testlib import MangledEnd
 
 from intradp_ros.core import Plan, capture
 from intradp_ros.core.plan import PlanError
 from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
 from intradp_ros.core.runtime.stage import ExecutionError, Stage
 from intradp_ros.core.tile import Tile
-from intradp_ros.core.transport import InProcessTransport, Transport, inprocess_pair
+from intradp_ros.core.transport import inprocess_pair
 
 TIMEOUT = 30.0  # long: a test that waits it out instead of failing fast would show in the message, not pass
-
-
-class Gate(Transport):
-    """Wraps a transport end; `mangle(tile)` returns the tiles to really send (may raise, may block)."""
-
-    def __init__(self, inner: InProcessTransport, mangle: Callable[[Tile], list[Tile]]) -> None:
-        self.inner, self.mangle = inner, mangle
-
-    def send(self, tile: Tile) -> None:
-        for t in self.mangle(tile):
-            self.inner.send(t)
-
-    def recv(self, timeout: float | None = None) -> Tile | None:
-        return self.inner.recv(timeout)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +47,9 @@ def run(g, plan, x, up=lambda t: [t], down=lambda t: [t], server_stage=Stage):
         server_error.append(error)
         done.set()
 
-    server = ServerHalf(g, Gate(s, down), [plan], device="cpu", timeout=TIMEOUT, on_done=on_done)
+    server = ServerHalf(g, MangledEnd(s, down), [plan], device="cpu", timeout=TIMEOUT, on_done=on_done)
     server.stage_type = server_stage
-    client = ClientHalf(g, Gate(r, up), timeout=TIMEOUT)
+    client = ClientHalf(g, MangledEnd(r, up), timeout=TIMEOUT)
     t0 = time.perf_counter()
     try:
         try:
@@ -173,7 +156,7 @@ def test_server_starts_before_the_last_input_band_arrives(net) -> None:
     r, s = inprocess_pair()
     server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT)
     servers.append(server)
-    client = ClientHalf(g, Gate(r, hold_last), timeout=TIMEOUT)
+    client = ClientHalf(g, MangledEnd(r, hold_last), timeout=TIMEOUT)
     try:
         out = client.infer(plan, x)
     finally:
@@ -188,7 +171,7 @@ def test_a_tile_that_never_comes_times_out_naming_it_with_the_request_timeout(ne
     plan = Plan.server_only(g, bands=2)
     r, s = inprocess_pair()
     server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT)
-    client = ClientHalf(g, Gate(r, lambda t: [] if t.row_start == 16 and not t.flags else [t]), timeout=TIMEOUT)
+    client = ClientHalf(g, MangledEnd(r, lambda t: [] if t.row_start == 16 and not t.flags else [t]), timeout=TIMEOUT)
     try:
         with pytest.raises(ExecutionError, match=r"tile lost: robot waited 0\.3s for tiles node \d+"):
             client.infer(plan, x, timeout=0.3)
