@@ -112,16 +112,14 @@ class SessionProtocol:
 
     def handshake(self, profile_json: str, timeout: float) -> PlanBook:
         """One full handshake; the server's plan book (also kept in `book`), SessionRefused naming the cause."""
-        if self.waiting_since is None:
+        if self.waiting_since is None:  # the first attempt of a wait is announced; retries are logged by step()
             self.waiting_since = time.monotonic()
-        log.info(
-            "%shandshake sent, waiting up to %.0f s (a server's first plan-book solve takes minutes)",
-            self._prefix,
-            timeout,
-        )
+            log.info(
+                "%shandshake sent, waiting up to %.0f s (a server's first plan-book solve takes minutes)",
+                self._prefix,
+                timeout,
+            )
         reply = self.call(self.ids, profile_json, timeout)
-        if not reply.answered:
-            log.warning("%shandshake failed (%s): retrying", self._prefix, reply.reason)
         if not reply.accepted:
             why = f"handshake refused: {reply.reason}" if reply.answered else f"handshake failed: {reply.reason}"
             raise SessionRefused(why)
@@ -166,8 +164,10 @@ class SessionProtocol:
             try:
                 self.handshake(profile_json(), handshake_timeout)
             except SessionRefused as e:
+                # every timeout and refusal is logged, each distinct cause at most once per throttle period (a
+                # server that is away answers a retry every heartbeat period)
                 if self._throttle(str(e)):
-                    log.error("%s%s", self._prefix, e)
+                    log.error("%s%s: retrying", self._prefix, e)
             return True
         return self.heartbeat(heartbeat_timeout) or self.book is not None
 

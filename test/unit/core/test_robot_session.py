@@ -147,6 +147,22 @@ def test_repeated_refusals_are_logged_once(book_and_graph, caplog: pytest.LogCap
     assert sum("model not served" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_a_wait_for_the_server_is_announced_once_and_its_time_kept_until_accepted(
+    book_and_graph, caplog: pytest.LogCaptureFixture
+) -> None:
+    book, g = book_and_graph
+    away = HandshakeReply(False, reason="no answer within 1 s")
+    p = SessionProtocol(IDS, g, FakeServer(away, away, away, accepted(book)))
+    with caplog.at_level(logging.INFO, logger="intradp_ros.core.robot_session"):
+        for _ in range(3):
+            p.step(lambda: "{}", 600.0, 1.0)
+        assert p.book is None and p.waiting_since is not None  # diagnostics show how long the client has waited
+        p.step(lambda: "{}", 600.0, 1.0)
+    assert p.book is not None and p.waiting_since is None
+    assert sum("handshake sent" in r.getMessage() for r in caplog.records) == 1
+    assert sum("no answer within 1 s" in r.getMessage() for r in caplog.records) == 1  # retries logged, throttled
+
+
 # ---------------------------------------------------------------------------------------------- plan choice
 def test_plan_choice_needs_a_book_an_up_link_and_a_distributed_mode(book_and_graph) -> None:
     book, g = book_and_graph
