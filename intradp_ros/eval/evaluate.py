@@ -10,8 +10,9 @@ runs through the same client node (its `mode` parameter picks the system) on the
 Masters, bridge and server stay up for the whole evaluation; monitor, client and driver start fresh for each
 system, and the trace replay starts from its first sample when the driver starts counting frames, so every system
 sees the same frames under the same bandwidth schedule. Time dilation (docs/evaluation.md): with factor k the
-shaped rates are the trace's divided by k and the trace plays k times slower (and the bandwidth buckets are divided by k);
-measured times are k times those of the system the testbed stands for, and the tables also show them divided by k.
+shaped rates are the trace's divided by k and the trace plays k times slower (and the bandwidth buckets are
+divided by k); measured times are k times those of the system the testbed stands for, and the tables also show
+them divided by k.
 
 Results in --out: stats.csv (one row per frame), stats_<trace>_<system>.bag (InferenceStats, BandwidthEstimate,
 PlanSwitch as received), tables.md, eval_<trace>.png, summary.json, logs/ (node output).
