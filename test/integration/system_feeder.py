@@ -23,6 +23,7 @@ import numpy as np
 import rospy
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
+from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD
 from intradp_ros.msg import CompletedVoxels, HumanPoses, InferenceStats, TensorTile
 
 OUT_LOCK = threading.Lock()
@@ -269,7 +270,17 @@ def main():
 
     def on_tile(direction):
         def cb(msg):
-            emit({"kind": "tiles", "request_id": msg.request_id, "dir": direction, "bytes": len(msg.data)})
+            # control tiles (start, abort) carry no rows: InferenceStats count payload tiles only
+            control = bool(msg.flags & FLAGS_WITHOUT_PAYLOAD)
+            emit(
+                {
+                    "kind": "tiles",
+                    "request_id": msg.request_id,
+                    "dir": direction,
+                    "bytes": len(msg.data),
+                    "control": control,
+                }
+            )
 
         return cb
 
