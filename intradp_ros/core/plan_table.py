@@ -129,10 +129,6 @@ class PlanTable:
         return cls(str(d["graph"]), sorted(rows, key=lambda r: r.bandwidth_MBps), dict(d.get("meta", {})))
 
 
-def _renamed(plan: Plan, name: str) -> Plan:
-    return plan.renamed(name)
-
-
 def build_table(
     g: Graph,
     robot: Profile,
@@ -174,7 +170,7 @@ def build_table(
         # streaming: the number of bands (boundaries on the input wavefront) that pays at this bandwidth, if any
         band_budget = max(0.05 * (cfg.table_seconds - (time.perf_counter() - t0)) / (len(bws) - b), 0.05)
         bands = choose_bands(cm, sol.plan, bw, max_seconds=band_budget, cache=band_cache)
-        plan = _renamed(bands.plan, f"intradp_{grid[b]:g}MBps")
+        plan = bands.plan.renamed(f"intradp_{grid[b]:g}MBps")
         preds: dict[str, Prediction] = {
             Mode.INTRADP: cm.simulate(bands.plan, [bw])[0] if bands.bands > 1 else cm.simulate(sol.compiled, [bw])[0],
             Mode.DEVICE_ONLY: lp_preds[N][b],
