@@ -59,7 +59,8 @@ class LoopbackPair:
     def env(self, side: str) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("ROS_NAMESPACE", None)
-        env.update(ROS_MASTER_URI=self.uri(side), ROS_IP="127.0.0.1", ROS_HOSTNAME="127.0.0.1")
+        # unbuffered: the demo reads the nodes' stdout line by line (a pipe would block-buffer Python's output)
+        env.update(ROS_MASTER_URI=self.uri(side), ROS_IP="127.0.0.1", ROS_HOSTNAME="127.0.0.1", PYTHONUNBUFFERED="1")
         return env
 
     def spawn(self, side: str, argv: Sequence[str], **kw: Any) -> subprocess.Popen:

@@ -263,11 +263,13 @@ class Testbed:
         """os.environ plus this side's ROS_MASTER_URI, ROS_IP and ROS_HOSTNAME (ROS_HOME kept).
 
         ROS_NAMESPACE is dropped so a node started from inside a launch file does not inherit its group.
+        PYTHONUNBUFFERED is set: tools and tests read the nodes' stdout line by line as it comes, and a Python
+        child writing into a pipe would otherwise hold its lines in a block buffer until it exits.
         """
         s = self.side(side)
         env = dict(os.environ)
         env.pop("ROS_NAMESPACE", None)
-        env.update(ROS_MASTER_URI=s.master_uri, ROS_IP=s.ip, ROS_HOSTNAME=s.ip)
+        env.update(ROS_MASTER_URI=s.master_uri, ROS_IP=s.ip, ROS_HOSTNAME=s.ip, PYTHONUNBUFFERED="1")
         return env
 
     def spawn(self, side: str, argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen:

@@ -175,3 +175,18 @@ def test_parse_ss_reads_endpoints_pids_and_counters():
     assert first.bytes_acked == 20971900 and first.bytes_received == 310
     assert conns[1].pids == (8197,) and conns[1].bytes_received == 3805
     assert conns[2].local == ("::1", 5000) and conns[2].pids == () and conns[2].bytes_acked == 0
+
+
+def test_spawned_processes_write_unbuffered_and_see_their_side(monkeypatch):
+    # readers wait for the nodes' lines as they come; a fresh machine has no PYTHONUNBUFFERED of its own, and
+    # a Python child writing into a pipe would hold its lines until it exits
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    monkeypatch.setenv("ROS_NAMESPACE", "/group")
+    tb = Testbed.__new__(Testbed)
+    tb.robot = testbed.Side("robot", "t-robot", "t-r", "10.1.2.1", 11311)
+    tb.server = testbed.Side("server", "t-server", "t-s", "10.1.2.2", 11312)
+    env = tb.env("server")
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["ROS_MASTER_URI"] == "http://10.1.2.2:11312"
+    assert env["ROS_IP"] == env["ROS_HOSTNAME"] == "10.1.2.2"
+    assert "ROS_NAMESPACE" not in env
