@@ -22,8 +22,10 @@ import os
 import secrets
 import stat
 import struct
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +193,80 @@ def verify_tile_mac(key: bytes, wire: WireTile, mac: bytes) -> None:
         raise AuthError(f"tile MAC has {len(mac)} bytes, {MAC_BYTES} expected")
     if not hmac.compare_digest(tile_mac(key, wire), mac):
         raise AuthError("tile MAC does not match (forged, corrupted or from another session)")
+
+
+def direction_keys(session_key: bytes) -> tuple[bytes, bytes]:
+    """(up key, down key) of a session: each direction MACs with its own key, so a robot's up tile reflected
+    back on its down topic (or the reverse) fails the MAC."""
+    return _hmac(session_key, b"intradp/up"), _hmac(session_key, b"intradp/down")
+
+
+def renew_proof(old_key: bytes, robot: str, nonce_c: bytes) -> bytes:
+    """The holder's proof, in a new hello, that it holds the live session's key (only it may replace it)."""
+    _check_nonce(nonce_c, "client")
+    return _hmac(old_key, b"intradp/renew", _robot_bytes(robot), nonce_c)
+
+
+def beat_proof(key: bytes, robot: str, nonce: bytes) -> bytes:
+    """A heartbeat's proof that it comes from the session's holder (keeps the session live)."""
+    _check_nonce(nonce, "heartbeat")
+    return _hmac(key, b"intradp/beat", _robot_bytes(robot), nonce)
+
+
+class TileAuth:
+    """The MAC keys of one end of a tile link (side 'robot' or 'server').
+
+    Without a session key (before the handshake, or after a failed one) every tile is refused both ways: a
+    configured secret never falls back to an unauthenticated link. `rejected` counts tiles that failed;
+    `last_ok` is the monotonic time of the newest authentic tile (the server's session liveness).
+    """
+
+    def __init__(
+        self, side: str, session_key: bytes | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if side not in ("robot", "server"):
+            raise ValueError("side must be 'robot' or 'server'")
+        self.side, self.clock = side, clock
+        self._lock = threading.Lock()
+        self._send: bytes | None = None
+        self._recv: bytes | None = None
+        self.rejected = 0
+        self.last_ok: float | None = None
+        self.set_session_key(session_key)
+
+    def set_session_key(self, session_key: bytes | None) -> None:
+        """Install a new session's key (None: refuse every tile until the next one)."""
+        if session_key is None:
+            send = recv = None
+        else:
+            up, down = direction_keys(session_key)
+            send, recv = (up, down) if self.side == "robot" else (down, up)
+        with self._lock:
+            self._send, self._recv = send, recv
+
+    @property
+    def has_key(self) -> bool:
+        return self._send is not None
+
+    def sign(self, wire: WireTile) -> bytes:
+        """The MAC of an outgoing tile; AuthError when no session key is held yet."""
+        key = self._send
+        if key is None:
+            raise AuthError("no session key yet: tiles are sent only after an authenticated handshake")
+        return tile_mac(key, wire)
+
+    def check(self, wire: WireTile, mac: bytes) -> None:
+        """Raise AuthError (and count it) unless `mac` is the incoming tile's MAC under this session's key."""
+        key = self._recv
+        try:
+            if key is None:
+                raise AuthError("no session key yet: tile refused")
+            verify_tile_mac(key, wire, mac)
+        except AuthError:
+            with self._lock:
+                self.rejected += 1
+            raise
+        self.last_ok = self.clock()
 
 
 def mac_cost_s_per_mb(repeats: int = 5, nbytes: int = 1 << 20) -> float:
