@@ -127,3 +127,26 @@ def test_key_files_must_be_private_and_long_enough(tmp_path: os.PathLike[str]) -
 
 def test_mac_cost_is_measured() -> None:
     assert auth.mac_cost_s_per_mb(repeats=1, nbytes=1 << 16) > 0
+
+
+def test_tile_auth_signs_with_one_direction_and_checks_with_the_other() -> None:
+    key = b"s" * 32
+    robot, server = auth.TileAuth("robot", key), auth.TileAuth("server", key)
+    up = _tile()
+    server.check(up, robot.sign(up))  # robot -> server
+    robot.check(up, server.sign(up))  # server -> robot
+    with pytest.raises(auth.AuthError):
+        robot.check(up, robot.sign(up))  # a robot's up tile reflected back down fails
+    assert robot.rejected == 1 and server.rejected == 0 and server.last_ok is not None
+
+
+def test_tile_auth_without_a_session_key_refuses_both_ways() -> None:
+    t = auth.TileAuth("server")
+    with pytest.raises(auth.AuthError, match="no session key"):
+        t.sign(_tile())
+    with pytest.raises(auth.AuthError, match="no session key"):
+        t.check(_tile(), b"\0" * auth.MAC_BYTES)
+    assert t.rejected == 1
+    t.set_session_key(b"k" * 32)
+    t.set_session_key(None)  # a closed session: refused again
+    assert not t.has_key
