@@ -187,7 +187,7 @@ def test_a_macd_tile_changed_in_any_field_after_signing_is_refused_before_decodi
     receiver = TileAuth("robot", key)
     assert msg_to_tile(msg, auth=receiver).request_id == 9
     changed = {"robot": "robot2", "data": bytes(len(msg.data)), "mac": bytes(16)}
-    setattr(msg, field_name, changed.get(field_name, getattr(msg, field_name) + 1))
+    setattr(msg, field_name, changed[field_name] if field_name in changed else getattr(msg, field_name) + 1)
     with pytest.raises(AuthError):
         msg_to_tile(msg, auth=receiver)
     assert receiver.rejected == 1
