@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from intradp_ros.core.auth import (
@@ -32,6 +32,7 @@ from intradp_ros.core.auth import (
     renew_proof,
     server_accept,
 )
+from intradp_ros.core.health import WARN, Health
 
 DEFAULT_IDLE_S = 5.0  # a session without authentic heartbeats or tiles for this long may be taken by a new hello
 
@@ -224,3 +225,20 @@ class ServerSessions:
             t = self._tiles.get(robot)
         if t is not None:
             t.set_session_key(None)
+
+
+def security_status(authenticated: bool, counts: Mapping[str, int]) -> Health:
+    """A node's link security as a diagnostic status: WARN while unauthenticated (no key file), WARN with the counts
+    while tiles or handshakes are being refused (someone without the key is trying), OK otherwise.
+
+    `counts`: cause -> number (forged_tiles, refused_handshakes, refused_busy, refused_unannounced, ...)."""
+    h = Health()
+    h.values["authenticated"] = "yes" if authenticated else "NO"
+    for k, v in counts.items():
+        h.values[k] = str(int(v))
+    if not authenticated:
+        h.flag(WARN, "link UNAUTHENTICATED (no key_file): anyone on the network can forge tiles or take sessions")
+    refused = {k: int(v) for k, v in counts.items() if int(v) > 0}
+    if refused:
+        h.flag(WARN, "refused: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(refused.items())))
+    return h.done("authenticated handshakes and tiles")

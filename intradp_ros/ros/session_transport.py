@@ -20,7 +20,7 @@ from intradp_ros.core.auth import AuthError, TileAuth
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.health import DropCounter
 from intradp_ros.core.plan import Plan
-from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
+from intradp_ros.core.runtime.halves import DEFAULT_MAX_IN_FLIGHT, ClientHalf, ServerHalf
 from intradp_ros.core.runtime.stage import ExecutionError, Stage
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.tile_ledger import KEEP_REQUESTS, ReceivedTile, SentTile, TileLedger
@@ -168,8 +168,9 @@ class ReportingServerHalf(ServerHalf):
         device: Any,
         timeout: float,
         on_done: Callable[[Stage, str], None],
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
-        super().__init__(graph, transport, plans, device, timeout, on_done=on_done)
+        super().__init__(graph, transport, plans, device, timeout, on_done=on_done, max_in_flight=max_in_flight)
 
 
 __all__ = ["RecordingTransport", "RecordingExecutor", "RobotClientHalf", "ReportingServerHalf", "ExecutionError"]
