@@ -261,6 +261,7 @@ class IntraDPServer:
         except ProfileError as e:
             return refuse(f"client profile: {e}")
         server = self._server_profile(rep, client)  # outside the lock: other robots keep beating
+        client, server = self._link_costs(client), self._link_costs(server)
         t0 = time.perf_counter()
         book, how = self._plan_book(robot, rep, client, server)
         rospy.loginfo(
@@ -328,6 +329,10 @@ class IntraDPServer:
         its request ids start a new sequence."""
         self.auth.commit(grant)
         sess.half.new_session()
+
+    def _link_costs(self, prof: Profile) -> Profile:
+        """`prof` as the plan book should see it: tile MACs cost CPU time only on authenticated links."""
+        return prof if self.auth.enabled else dataclasses.replace(prof, mac_s_per_byte=0.0)
 
     @staticmethod
     def _auth_fields(grant: Grant | None) -> dict[str, bytes]:
