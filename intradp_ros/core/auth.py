@@ -165,9 +165,11 @@ def client_session(secret: bytes, robot: str, nonce_c: bytes, nonce_s: bytes, pr
 _HEADER = struct.Struct("<QIIBIIBB")  # request, plan, node, axis, row_start, row_stop, codec, flags
 
 
-def tile_mac(key: bytes, wire: WireTile) -> bytes:
-    """Keyed BLAKE2b over every header field and the payload: a tile that differs in any of them fails."""
+def tile_mac(key: bytes, wire: WireTile, seq: int = 0) -> bytes:
+    """Keyed BLAKE2b over the sender's sequence number, every header field and the payload: a tile that differs in
+    any of them fails."""
     h = hashlib.blake2b(key=key[:64], digest_size=MAC_BYTES, person=b"intradp-tile")
+    h.update(struct.pack("<Q", seq))
     h.update(
         _HEADER.pack(
             wire.request_id,
@@ -187,11 +189,11 @@ def tile_mac(key: bytes, wire: WireTile) -> bytes:
     return h.digest()
 
 
-def verify_tile_mac(key: bytes, wire: WireTile, mac: bytes) -> None:
+def verify_tile_mac(key: bytes, wire: WireTile, mac: bytes, seq: int = 0) -> None:
     """Raise AuthError unless `mac` is the tile's MAC under `key` (constant-time comparison)."""
     if len(mac) != MAC_BYTES:
         raise AuthError(f"tile MAC has {len(mac)} bytes, {MAC_BYTES} expected")
-    if not hmac.compare_digest(tile_mac(key, wire), mac):
+    if not hmac.compare_digest(tile_mac(key, wire, seq), mac):
         raise AuthError("tile MAC does not match (forged, corrupted or from another session)")
 
 
@@ -217,8 +219,11 @@ class TileAuth:
     """The MAC keys of one end of a tile link (side 'robot' or 'server').
 
     Without a session key (before the handshake, or after a failed one) every tile is refused both ways: a
-    configured secret never falls back to an unauthenticated link. `rejected` counts tiles that failed;
-    `last_ok` is the monotonic time of the newest authentic tile (the server's session liveness).
+    configured secret never falls back to an unauthenticated link. Each sent tile carries the next number of this
+    session's sequence under its MAC, and a receiver accepts only numbers above the last one it accepted, so an
+    authentic tile replayed within its session is refused too (one sender per direction and TCP keep them in
+    order). `rejected` / `replayed` count refused tiles; `last_ok` is the time of the newest authentic tile (the
+    server's session liveness).
     """
 
     def __init__(
@@ -231,7 +236,10 @@ class TileAuth:
         self._send: bytes | None = None
         self._recv: bytes | None = None
         self.rejected = 0
+        self.replayed = 0
         self.last_ok: float | None = None
+        self._sent_seq = 0
+        self._recv_seq = 0
         self.set_session_key(session_key)
 
     def set_session_key(self, session_key: bytes | None) -> None:
@@ -243,29 +251,40 @@ class TileAuth:
             send, recv = (up, down) if self.side == "robot" else (down, up)
         with self._lock:
             self._send, self._recv = send, recv
+            self._sent_seq = self._recv_seq = 0
 
     @property
     def has_key(self) -> bool:
         return self._send is not None
 
-    def sign(self, wire: WireTile) -> bytes:
-        """The MAC of an outgoing tile; AuthError when no session key is held yet."""
-        key = self._send
-        if key is None:
-            raise AuthError("no session key yet: tiles are sent only after an authenticated handshake")
-        return tile_mac(key, wire)
+    def sign(self, wire: WireTile) -> tuple[int, bytes]:
+        """(sequence number, MAC) of an outgoing tile; AuthError when no session key is held yet."""
+        with self._lock:
+            key = self._send
+            if key is None:
+                raise AuthError("no session key yet: tiles are sent only after an authenticated handshake")
+            self._sent_seq += 1
+            seq = self._sent_seq
+        return seq, tile_mac(key, wire, seq)
 
-    def check(self, wire: WireTile, mac: bytes) -> None:
-        """Raise AuthError (and count it) unless `mac` is the incoming tile's MAC under this session's key."""
-        key = self._recv
+    def check(self, wire: WireTile, seq: int, mac: bytes) -> None:
+        """Raise AuthError (and count it) unless `mac` is the incoming tile's MAC under this session's key and its
+        sequence number is above every one accepted in this session (a replay)."""
+        with self._lock:
+            key, floor = self._recv, self._recv_seq
         try:
             if key is None:
                 raise AuthError("no session key yet: tile refused")
-            verify_tile_mac(key, wire, mac)
+            verify_tile_mac(key, wire, mac, seq)
         except AuthError:
             with self._lock:
                 self.rejected += 1
             raise
+        with self._lock:
+            if key is not self._recv or seq <= self._recv_seq:  # re-keyed meanwhile, or a replay
+                self.replayed += 1
+                raise AuthError(f"tile sequence number {seq} not above {max(floor, self._recv_seq)}: replayed")
+            self._recv_seq = seq
         self.last_ok = self.clock()
 
 

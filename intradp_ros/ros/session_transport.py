@@ -47,7 +47,8 @@ class RecordingTransport(RosTransport):
 
     @property
     def forged(self) -> int:
-        """Tiles dropped because their MAC did not verify (forged, corrupted, of another session, or early)."""
+        """Tiles dropped because their MAC did not verify (forged, corrupted, of another session, or early) or
+        because they replayed an authentic tile of this session."""
         return self.auth_drops.count()
 
     def _authentic(self, msg: TensorTile) -> bool:
@@ -57,7 +58,8 @@ class RecordingTransport(RosTransport):
             check_mac(msg, self.auth)
             return True
         except AuthError as e:
-            cause = "no_session_key" if "no session key" in str(e) else "bad_mac"
+            text = str(e)
+            cause = "no_session_key" if "no session key" in text else "replayed" if "replayed" in text else "bad_mac"
             if self.auth_drops.record(cause):
                 rospy.logerr(
                     "dropped unauthenticated tile on %s (request %s node %s): %s (%d such tiles so far)",

@@ -49,7 +49,7 @@ def tile_to_msg(tile: Tile, stamp: rospy.Time | None = None, auth: TileAuth | No
     msg.flags = wire.flags
     msg.data = bytes(wire.data) if not isinstance(wire.data, bytes) else wire.data
     if auth is not None:
-        msg.mac = auth.sign(wire_of(msg))
+        msg.seq, msg.mac = auth.sign(wire_of(msg))
     return msg
 
 
@@ -86,7 +86,7 @@ def check_mac(msg: TensorTile, auth: TileAuth) -> None:
         wire = wire_of(msg)
     except TileError as e:
         wire = WireTile(0, 0, 0, 0, 0, 0, "", (), 0, 0, b"", f"<unreadable: {e.reason}>")
-    auth.check(wire, bytes(mac) if not isinstance(mac, bytes) else mac)
+    auth.check(wire, int(msg.seq), bytes(mac) if not isinstance(mac, bytes) else mac)
 
 
 def msg_to_tile(msg: TensorTile, validator: TileValidator | None = None, auth: TileAuth | None = None) -> Tile:

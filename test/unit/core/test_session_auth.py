@@ -33,8 +33,8 @@ def test_an_opened_session_keys_both_tile_ends() -> None:
     _open(client, server)
     tiles = server.tiles("robot1")
     assert client.tiles is not None and tiles is not None
-    tiles.check(TILE, client.tiles.sign(TILE))
-    client.tiles.check(TILE, tiles.sign(TILE))
+    tiles.check(TILE, *client.tiles.sign(TILE))
+    client.tiles.check(TILE, *tiles.sign(TILE))
 
 
 def test_a_live_session_is_replaced_only_by_its_holder() -> None:
@@ -56,7 +56,7 @@ def test_a_live_session_is_replaced_only_by_its_holder() -> None:
     tiles = server.tiles("robot1")
     assert tiles is not None
     with pytest.raises(auth.AuthError):
-        tiles.check(TILE, old_mac)  # tiles of the replaced session no longer verify
+        tiles.check(TILE, *old_mac)  # tiles of the replaced session no longer verify
     assert server.refused == 2
 
 
@@ -98,7 +98,7 @@ def test_authentic_tiles_keep_a_session_live_too() -> None:
     clock.t += 30.0
     tiles = server.tiles("robot1")
     assert tiles is not None and client.tiles is not None
-    tiles.check(TILE, client.tiles.sign(TILE))
+    tiles.check(TILE, *client.tiles.sign(TILE))
     assert server.idle_for("robot1") == 0.0
 
 

@@ -141,8 +141,10 @@ def test_authentic_tiles_pass_and_forged_ones_are_dropped_before_the_ledger(fake
         unsigned = copy.deepcopy(msg)
         unsigned.mac = b""
         server._on_msg(unsigned)
+        server._on_msg(copy.deepcopy(msg))  # the authentic tile recorded and sent again
         assert server.recv(timeout=0.2) is None
-        assert server.forged == 2 and server.auth_drops.count("bad_mac") == 2
+        assert server.forged == 3 and server.auth_drops.count("bad_mac") == 2
+        assert server.auth_drops.count("replayed") == 1
         sent, received = server.take_records(42)
         assert len(received) == 1  # only the authentic tile was accounted for
     finally:

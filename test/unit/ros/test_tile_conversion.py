@@ -177,7 +177,7 @@ def test_unsendable_tile_is_refused_before_serialising() -> None:
     assert err.value.field == "node_id"
 
 
-@pytest.mark.parametrize("field_name", ["request_id", "node_id", "row_start", "flags", "robot", "data", "mac"])
+@pytest.mark.parametrize("field_name", ["request_id", "node_id", "row_start", "flags", "robot", "data", "seq", "mac"])
 def test_a_macd_tile_changed_in_any_field_after_signing_is_refused_before_decoding(field_name: str) -> None:
     from intradp_ros.core.auth import AuthError, TileAuth
 
