@@ -126,7 +126,8 @@ class ServerSessions:
         self, secret: bytes | None, idle_s: float = DEFAULT_IDLE_S, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.secret, self.idle_s, self.clock = secret, float(idle_s), clock
-        self._nonces = NonceRegistry()
+        self._nonces = NonceRegistry()  # hello nonces of every robot
+        self._beat_nonces: dict[str, NonceRegistry] = {}  # per robot: 2 Hz heartbeats fit its 4096 x 10 min window
         self._held: dict[str, _Held] = {}
         self._tiles: dict[str, TileAuth] = {}
         self._lock = threading.Lock()
@@ -209,7 +210,10 @@ class ServerSessions:
                 raise AuthError(f"heartbeat for robot {robot!r} carries no proof: this server requires a key file")
             if not hmac.compare_digest(beat_proof(held.key, robot, nonce), proof):
                 raise AuthError(f"heartbeat for robot {robot!r}: proof does not match the session key")
-            if not self._nonces.fresh(nonce):
+            with self._lock:
+                seen = self._beat_nonces.setdefault(robot, NonceRegistry())
+                fresh = seen.fresh(nonce)
+            if not fresh:
                 raise AuthError(f"heartbeat for robot {robot!r}: replayed nonce")
         except AuthError:
             with self._lock:

@@ -211,7 +211,8 @@ class KapaoAdapter(ClientAdapter):
         self.robot = runtime.robot
         self.ids = (runtime.robot, r.model_id, r.weights_fingerprint, r.graph_fingerprint)
         self.probe_timeout = max(2.0, float(runtime.s.get("heartbeat_timeout", 1.0)))  # a decode takes ~50 ms
-        self.passthrough.keys = runtime.keys if runtime.keys.enabled else None
+        keys = getattr(runtime, "keys", None)
+        self.passthrough.keys = keys if keys is not None and keys.enabled else None
         if self.passthrough.state != "off":  # [wire] the sender may pick CODEC_CAMERA for a tagged whole input
             runtime.half.sender.codecs = runtime.half.sender.codecs | {CODEC_CAMERA}
 
