@@ -169,11 +169,11 @@ class ServerSessions:
             with self._lock:
                 held = self._held.get(robot)
             idle = self.idle_for(robot)
-            live = held is not None and idle is not None and idle < self.idle_s
             if (
                 held is not None
-                and live
-                and not (renew and hmac.compare_digest(renew_proof(held.key, robot, nonce_c), renew))
+                and idle is not None
+                and idle < self.idle_s
+                and not self._renews(held, robot, nonce_c, renew)
             ):
                 raise AuthError(
                     f"robot {robot!r} has a live session (active {idle:.1f} s ago) and this hello does not prove "
@@ -186,6 +186,11 @@ class ServerSessions:
                 self.refused += 1
             raise
         return Grant(robot, accept.nonce_s, accept.proof_s, accept.key)
+
+    @staticmethod
+    def _renews(held: _Held, robot: str, nonce_c: bytes, renew: bytes) -> bool:
+        """The hello proves the live session's key (its holder renews it)."""
+        return bool(renew) and hmac.compare_digest(renew_proof(held.key, robot, nonce_c), renew)
 
     def commit(self, grant: Grant | None) -> None:
         """The handshake succeeded: `grant`'s key is now the robot's session key (its tiles use it at once)."""
