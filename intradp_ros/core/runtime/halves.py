@@ -18,7 +18,8 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
 import numpy as np
@@ -267,6 +268,7 @@ class ServerHalf:
         self._lock = threading.Lock()
         self.max_in_flight = int(max_in_flight)
         self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="intradp-server-worker")
+        self._running: list[Future[None]] = []
         self._last_id: int | None = None  # newest request id announced in this session
         self._stop = False
         self.completed = 0
@@ -344,7 +346,7 @@ class ServerHalf:
             return None
         st: Stage = self.stage_type(self.graph, plan, SERVER, rid, self.sender, self.device, self.timeout)
         self._active[rid] = st
-        self._pool.submit(self._work, st)
+        self._running = [f for f in self._running if not f.done()] + [self._pool.submit(self._work, st)]
         return st
 
     def _remember_done(self, rid: int) -> None:
@@ -392,7 +394,8 @@ class ServerHalf:
         self.sender.close()
         self.transport.close()
         self._rx.join(2.0)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        _done, stuck = wait_for(list(self._running), timeout=2.0)  # aborted stages end at their next step
+        self._pool.shutdown(wait=not stuck, cancel_futures=True)  # idle workers exit now; a stuck one is left behind
 
 
 def run_pair(
