@@ -19,6 +19,7 @@ import threading
 import time
 
 import rospy
+from diagnostic_msgs.msg import DiagnosticArray
 
 from intradp_ros.core.session_auth import ClientKeys
 from intradp_ros.core.tile import FLAG_START
@@ -50,6 +51,18 @@ class Attacker:
         rospy.Subscriber(f"{ns}/down", TensorTile, self.on_down, queue_size=1000, buff_size=64 << 20)
         rospy.Subscriber(f"{ns}/up", TensorTile, self.on_up, queue_size=1000, buff_size=64 << 20)
         self.service = f"{ns}/handshake"
+        self.statuses = {}
+        rospy.Subscriber("/diagnostics", DiagnosticArray, self.on_diagnostics, queue_size=50)
+
+    def on_diagnostics(self, msg):
+        for st in msg.status:
+            self.statuses[st.name] = {
+                "kind": "diagnostics",
+                "name": st.name,
+                "hardware_id": st.hardware_id,
+                "message": st.message,
+                "values": {kv.key: kv.value for kv in st.values},
+            }
 
     def on_down(self, msg):
         if msg.mac and msg.data and msg.seq < FORGED_SEQ:  # the server's tiles (our forged copies come back too)
@@ -148,8 +161,12 @@ def main():
         emit({"kind": "error", "error": f"the robot never offloaded {args.after_requests} requests"})
         return 1
     emit({"kind": "attacking", "t": time.time()})
-    a.takeover(args.takeovers, 0.5)
     a.flood(args.flood)
+    a.takeover(args.takeovers, 0.5)
+    time.sleep(2.5)  # one more diagnostics period of both nodes
+    for st in list(a.statuses.values()):
+        emit(st)
+    emit({"kind": "attacks_done", "t": time.time()})  # forging goes on until the end
     while time.monotonic() < end and not rospy.is_shutdown():
         time.sleep(0.2)
     emit({"kind": "done", "forged_sent": a.forged_sent, "t": time.time()})

@@ -81,16 +81,19 @@ class AbuseSessionTest(lib.SystemTestCase):
                 raise AssertionError("the client never ran distributed within 150 s")
             if not cls.lines.wait_for(lambda: cls.lines.of("done") or cls.lines.of("error"), timeout=120):
                 raise AssertionError("feeder did not finish within 120 s")
-            cls.attack.wait_for(lambda: cls.attack.of("flood") or cls.attack.of("error"), timeout=30)
+            cls.attack.wait_for(lambda: cls.attack.of("attacks_done") or cls.attack.of("error"), timeout=30)
             time.sleep(1.0)
         finally:
             stop.set()
             sampler.join(2.0)
         cls.ref = lib.LocalReference("kapao", lib.KAPAO, FRAMES)
 
-    def status(self, suffix, hardware_id):
+    def status(self, suffix, hardware_id, lines=None):
+        """The last status seen by the feeder (after its frames), or by the attacker (after its attacks)."""
         found = [
-            s for s in self.lines.of("diagnostics") if s["name"].endswith(suffix) and s["hardware_id"] == hardware_id
+            s
+            for s in (lines or self.lines).of("diagnostics")
+            if s["name"].endswith(suffix) and s["hardware_id"] == hardware_id
         ]
         self.assertTrue(found, f"no '{suffix}' status of {hardware_id} on /diagnostics")
         return found[-1]
@@ -100,6 +103,7 @@ class AbuseSessionTest(lib.SystemTestCase):
         self.assertTrue(self.attack.of("attacking"), "the attacker never saw the robot offload")
         self.assertTrue(self.attack.of("forged"), "no forged down tiles were sent")
         self.assertTrue(self.attack.of("flood"), "the flood never ran")
+        self.assertTrue(self.attack.of("attacks_done"), "the attacks never finished")
         frames = self.lines.of("sent")
         attack_t = self.attack.of("attacking")[0]["t"]
         self.assertTrue(any(f["t"] > attack_t for f in frames), "no frame ran during the attacks")
@@ -129,14 +133,14 @@ class AbuseSessionTest(lib.SystemTestCase):
         self.assertEqual(len(tries), 3 * TAKEOVERS)
         wrong = [t for t in tries if t["accepted"] is not False or not t["error"].startswith("authentication:")]
         self.assertFalse(wrong, wrong)
-        server = self.status(": security", "server")
+        server = self.status(": security", "server", self.attack)
         self.assertGreaterEqual(int(server["values"]["refused_handshakes"]), 3 * TAKEOVERS)
 
     def test_forged_flooded_and_replayed_tiles_were_counted_and_dropped(self):
         client = self.status(": security", "robot1")
         self.assertEqual(client["values"]["authenticated"], "yes")
         self.assertGreater(int(client["values"].get("forged_tiles_bad_mac", 0)), 0, client)
-        server = self.status(": security", "server")
+        server = self.status(": security", "server", self.attack)
         flood = self.attack.of("flood")[0]
         dropped = int(server["values"]["robot1_forged_tiles"])
         self.assertGreaterEqual(dropped, FLOOD + flood["replayed"], server)
