@@ -37,6 +37,11 @@ from intradp_ros.core.health import WARN, Health
 DEFAULT_IDLE_S = 5.0  # a session without authentic heartbeats or tiles for this long may be taken by a new hello
 
 
+class NotThisSession(AuthError):
+    """A heartbeat proven with another key than the robot's current session's: that session was replaced (the
+    caller should handshake again, renewing is then refused while the new holder is live)."""
+
+
 @dataclass(frozen=True)
 class Hello:
     """The auth fields of a full handshake request (all empty without a secret)."""
@@ -214,7 +219,7 @@ class ServerSessions:
             if len(nonce) == 0 or len(proof) == 0:
                 raise AuthError(f"heartbeat for robot {robot!r} carries no proof: this server requires a key file")
             if not hmac.compare_digest(beat_proof(held.key, robot, nonce), proof):
-                raise AuthError(f"heartbeat for robot {robot!r}: proof does not match the session key")
+                raise NotThisSession(f"heartbeat for robot {robot!r}: proof does not match the session key")
             with self._lock:
                 seen = self._beat_nonces.setdefault(robot, NonceRegistry())
                 fresh = seen.fresh(nonce)

@@ -40,7 +40,7 @@ from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
 from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.runtime.halves import DEFAULT_MAX_IN_FLIGHT
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer
-from intradp_ros.core.session_auth import DEFAULT_IDLE_S, Grant, ServerSessions, security_status
+from intradp_ros.core.session_auth import DEFAULT_IDLE_S, Grant, NotThisSession, ServerSessions, security_status
 from intradp_ros.core.solver import SolverConfig
 from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
 from intradp_ros.models.replica import load_replica
@@ -317,6 +317,8 @@ class IntraDPServer:
             if held:
                 self.auth.beat(robot, bytes(req.nonce), bytes(req.proof))
             return None, ""
+        except NotThisSession:  # a replaced session's holder: "handshake again" (it cannot renew a live one)
+            return None, NO_SESSION
         except AuthError as e:
             if self._auth_log.record(robot, str(e)[:40]):  # each kind once, then every 10 s with the count
                 rospy.logerr(

@@ -6,7 +6,7 @@ import pytest
 
 from intradp_ros.core import auth
 from intradp_ros.core.codec import WireTile
-from intradp_ros.core.session_auth import Beat, ClientKeys, Hello, ServerSessions
+from intradp_ros.core.session_auth import Beat, ClientKeys, Hello, NotThisSession, ServerSessions
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 TILE = WireTile(7, 1, 3, 2, 0, 4, "float32", (1, 2), 0, 0, b"\1" * 8, "robot1")
@@ -87,7 +87,7 @@ def test_heartbeats_keep_a_session_live_only_with_a_fresh_proof_of_its_key() -> 
     with pytest.raises(auth.AuthError, match="no proof"):
         server.beat("robot1", b"", b"")
     nonce = auth.new_nonce()
-    with pytest.raises(auth.AuthError, match="does not match the session key"):
+    with pytest.raises(NotThisSession, match="does not match the session key"):
         server.beat("robot1", nonce, auth.beat_proof(b"z" * 32, "robot1", nonce))
 
 

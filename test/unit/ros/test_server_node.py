@@ -141,3 +141,26 @@ def test_a_readable_key_file_stops_the_server(tmp_path) -> None:
     key.chmod(0o644)
     with pytest.raises(AuthError, match="accessible by other users"):
         IntraDPServer(ServerSettings(robots=["robot1"], device="cpu", key_file=str(key)))
+
+
+def test_a_heartbeat_of_a_replaced_session_is_told_to_handshake_again(keyed_server: IntraDPServer) -> None:
+    from intradp_ros.core.session_auth import ClientKeys
+    from intradp_ros.ros.handshake import NO_SESSION
+    from intradp_ros.srv import HandshakeRequest
+
+    holder, replaced = ClientKeys(SECRET, "robot1"), ClientKeys(SECRET, "robot1")
+    for keys in (replaced, holder):  # `replaced` held the session first; `holder` took it once it was idle
+        hello = keys.hello()
+        grant = keyed_server.auth.hello("robot1", hello.nonce, hello.proof, hello.renew)
+        keyed_server.auth.commit(grant)
+        assert grant is not None
+        keys.accepted(hello, grant.nonce_s, grant.proof_s)
+        keyed_server.auth._held["robot1"].last_beat -= 60.0  # idle: the next hello may take it
+    keyed_server.sessions["robot1"] = object()  # type: ignore[assignment] - only its presence matters here
+    beat = holder.beat()
+    assert keyed_server._authenticate(
+        "robot1", HandshakeRequest(robot="robot1", nonce=beat.nonce, proof=beat.proof)
+    ) == (None, "")
+    beat = replaced.beat()
+    req = HandshakeRequest(robot="robot1", nonce=beat.nonce, proof=beat.proof)
+    assert keyed_server._authenticate("robot1", req) == (None, NO_SESSION)
