@@ -271,3 +271,23 @@ def test_a_refused_request_fails_the_robot_at_once_naming_the_cause(net) -> None
     finally:
         client.close()
         server.close()
+
+
+def test_a_flooded_robot_does_not_hold_up_another_robots_request(net) -> None:
+    model, g, x = net
+    plan = Plan.server_only(g, bands=2)
+    flooded_end, flooded_server_end = inprocess_pair()
+    robot_end, server_end = inprocess_pair()
+    flooded = ServerHalf(g, flooded_server_end, [plan], device="cpu", timeout=TIMEOUT, max_in_flight=2)
+    other = ServerHalf(g, server_end, [plan], device="cpu", timeout=TIMEOUT, max_in_flight=2)
+    client = ClientHalf(g, robot_end, timeout=TIMEOUT)
+    try:
+        for rid in range(1000, 1200):
+            flooded_end.send(_start_tile(rid, plan))
+        assert len(_aborts(flooded_end, 198)) == 198
+        out = client.infer(plan, x)  # the other robot's own pool and topics: served as usual
+        assert torch.allclose(out, model(x), atol=1e-5) and other.refused_busy == 0
+    finally:
+        client.close()
+        flooded.close()
+        other.close()
