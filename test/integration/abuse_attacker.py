@@ -65,7 +65,7 @@ class Attacker:
             }
 
     def on_down(self, msg):
-        if msg.mac and msg.data and msg.seq < FORGED_SEQ:  # the server's tiles (our forged copies come back too)
+        if msg.data and msg.seq < FORGED_SEQ:  # the server's tiles (our forged copies come back too)
             with self.lock:
                 self.down_templates.setdefault(int(msg.request_id), []).append(msg)
                 while len(self.down_templates) > 3:
@@ -74,9 +74,10 @@ class Attacker:
     def on_up(self, msg):
         rid = int(msg.request_id)
         with self.lock:
-            if len(msg.mac) and len(self.up_recorded) < 200:
+            own = msg.seq >= FORGED_SEQ  # this node's flood
+            if not own and len(self.up_recorded) < 200:
                 self.up_recorded.append(msg)
-            new = rid not in self.seen_up and len(msg.mac) > 0
+            new = rid not in self.seen_up and not own
             self.seen_up.add(rid)
             older = [r for r in self.down_templates if r < rid]
             templates = list(self.down_templates[max(older)]) if older else []
@@ -132,7 +133,9 @@ class Attacker:
         base = int(time.time() * 1000) * 1000 + 10**9  # above the robot's own ids
         for i in range(count):
             self.up_pub.publish(
-                TensorTile(robot=self.robot, request_id=base + i, plan_id=1, flags=FLAG_START, dtype="uint8")
+                TensorTile(
+                    robot=self.robot, request_id=base + i, plan_id=1, flags=FLAG_START, dtype="uint8", seq=FORGED_SEQ
+                )
             )
         with self.lock:
             replays = list(self.up_recorded)

@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import system_testlib as lib
 
 PKG = "intradp_ros"
-FRAMES = 10
+FRAMES = 10  # distinct camera frames, sent in turn at RATE Hz for DURATION s once the robot offloads
+RATE = 4.0
+DURATION = 14.0
 ATTACKER = Path(__file__).resolve().parent / "abuse_attacker.py"
 FLOOD = 200
 TAKEOVERS = 8
@@ -47,7 +49,8 @@ class AbuseSessionTest(lib.SystemTestCase):
         from intradp_ros.core.auth import write_secret
 
         write_secret(key)
-        server = system.start_server([lib.KAPAO], ["robot1"], ["--key-file", str(key)])
+        # two buckets (the client starts at 50 MB/s): the plan-book solve dominates this suite's run time
+        server = system.start_server([lib.KAPAO], ["robot1"], ["--key-file", str(key), "--grid", "20,50"])
         system.start_client("kapao", "robot1", lib.KAPAO, ["--deadline", "8", "--key-file", str(key)])
         attacker = system.tb.spawn(
             "robot",
@@ -62,8 +65,8 @@ class AbuseSessionTest(lib.SystemTestCase):
         cls.lines = system.start_feeder(
             "kapao",
             "robot1",
-            ["--frames", str(FRAMES), "--closed", "--warm-until-distributed", "--frame-timeout", "15",
-             "--wait-ready", "120"],
+            ["--frames", str(FRAMES), "--rate", str(RATE), "--duration", str(DURATION), "--warm-until-distributed",
+             "--frame-timeout", "15", "--wait-ready", "120"],
         )  # fmt: skip
         cls.threads = []  # (time, server thread count), sampled every 0.1 s from the start
         stop = threading.Event()
@@ -105,13 +108,16 @@ class AbuseSessionTest(lib.SystemTestCase):
         self.assertTrue(self.attack.of("flood"), "the flood never ran")
         self.assertTrue(self.attack.of("attacks_done"), "the attacks never finished")
         frames = self.lines.of("sent")
-        attack_t = self.attack.of("attacking")[0]["t"]
-        self.assertTrue(any(f["t"] > attack_t for f in frames), "no frame ran during the attacks")
+        began, ended = self.attack.of("attacking")[0]["t"], self.attack.of("attacks_done")[0]["t"]
+        self.assertGreater(len([f for f in frames if began < f["t"] < ended]), 5, "too few frames during the attacks")
+        self.assertGreater(len([f for f in frames if f["t"] > ended]), 2, "no frames after the attacks")
 
     def test_every_result_equals_local_inference_and_no_frame_fell_back(self):
         self.assertFalse(self.lines.of("error"), self.lines.of("error"))
         res = {r["frame"]: r for r in self.lines.of("result") if r["frame"].startswith("f")}
-        self.assertEqual(len(res), FRAMES, f"results for {sorted(res)}")
+        sent = [f["frame"] for f in self.lines.of("sent") if f["frame"].startswith("f")]
+        # newest frame wins: a frame replaced by a newer one before the client took it has no result (counted)
+        self.assertGreaterEqual(len(res), 0.8 * len(sent), f"{len(res)} results for {len(sent)} frames")
         bad, total = [], 0
         for fid, got in res.items():
             ref, _det = self.ref.result(lib.frame_index(fid))
@@ -122,11 +128,15 @@ class AbuseSessionTest(lib.SystemTestCase):
         self.assertFalse(bad, bad)
         self.assertGreater(total, 0, "the comparison is empty: no poses at these thresholds")
         stats = [s for s in self.lines.of("stats") if s["frame"].startswith("f")]
-        self.assertEqual(len(stats), FRAMES)
+        self.assertEqual(len(stats), len(res))
         fell = [(s["frame"], s["error"]) for s in stats if s["fell_back"] or s["tiles_down"] == 0]
         self.assertFalse(fell, f"frames not offloaded under attack: {fell}")
         forged = sum(r["tiles"] for r in self.attack.of("forged"))
-        print(f"[abuse] {FRAMES} frames equal local inference, all offloaded, under {forged} forged down tiles")
+        lat = sorted(s["latency_s"] for s in stats)
+        print(
+            f"[abuse] {len(res)} of {len(sent)} frames answered, all equal to local inference and offloaded, under "
+            f"{forged} forged down tiles; latency median {lat[len(lat) // 2] * 1e3:.0f} ms, max {lat[-1] * 1e3:.0f} ms"
+        )
 
     def test_every_takeover_was_refused_for_authentication(self):
         tries = self.attack.of("takeover")
