@@ -75,6 +75,7 @@ class IntraDP:
         server_device: Any = None,
         timeout: float = 30.0,
         fallback_local: bool = True,
+        key_file: str = "",
     ) -> None:
         if not isinstance(server, str) or not server:
             raise ValueError("server must be 'inproc' or a server host name")
@@ -84,6 +85,7 @@ class IntraDP:
         self.server_device = server_device
         self.timeout = timeout
         self.fallback_local = fallback_local
+        self.key_file = key_file  # remote server: its shared secret file (docs/security.md); "" unauthenticated
         self._plan_spec: PlanSpec = plan if plan is not None else ("halo_split" if server == "inproc" else "intradp")
         self._model: nn.Module | None = None
         self._orig_forward: Callable[..., Any] | None = None
@@ -185,7 +187,9 @@ class IntraDP:
             raise IntraDPUnavailable("a remote server serves single-input registry models")
         self._capturing.on = True
         try:
-            remote = RemoteSession.connect(self._model, inputs[0], self.server, self.robot, timeout=self.timeout)
+            remote = RemoteSession.connect(
+                self._model, inputs[0], self.server, self.robot, timeout=self.timeout, key_file=self.key_file
+            )
         finally:
             self._capturing.on = False
         s = self._sessions[key] = _Session(

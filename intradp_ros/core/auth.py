@@ -22,8 +22,10 @@ import os
 import secrets
 import stat
 import struct
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,9 +165,11 @@ def client_session(secret: bytes, robot: str, nonce_c: bytes, nonce_s: bytes, pr
 _HEADER = struct.Struct("<QIIBIIBB")  # request, plan, node, axis, row_start, row_stop, codec, flags
 
 
-def tile_mac(key: bytes, wire: WireTile) -> bytes:
-    """Keyed BLAKE2b over every header field and the payload: a tile that differs in any of them fails."""
+def tile_mac(key: bytes, wire: WireTile, seq: int = 0) -> bytes:
+    """Keyed BLAKE2b over the sender's sequence number, every header field and the payload: a tile that differs in
+    any of them fails."""
     h = hashlib.blake2b(key=key[:64], digest_size=MAC_BYTES, person=b"intradp-tile")
+    h.update(struct.pack("<Q", seq))
     h.update(
         _HEADER.pack(
             wire.request_id,
@@ -185,12 +189,103 @@ def tile_mac(key: bytes, wire: WireTile) -> bytes:
     return h.digest()
 
 
-def verify_tile_mac(key: bytes, wire: WireTile, mac: bytes) -> None:
+def verify_tile_mac(key: bytes, wire: WireTile, mac: bytes, seq: int = 0) -> None:
     """Raise AuthError unless `mac` is the tile's MAC under `key` (constant-time comparison)."""
     if len(mac) != MAC_BYTES:
         raise AuthError(f"tile MAC has {len(mac)} bytes, {MAC_BYTES} expected")
-    if not hmac.compare_digest(tile_mac(key, wire), mac):
+    if not hmac.compare_digest(tile_mac(key, wire, seq), mac):
         raise AuthError("tile MAC does not match (forged, corrupted or from another session)")
+
+
+def direction_keys(session_key: bytes) -> tuple[bytes, bytes]:
+    """(up key, down key) of a session: each direction MACs with its own key, so a robot's up tile reflected
+    back on its down topic (or the reverse) fails the MAC."""
+    return _hmac(session_key, b"intradp/up"), _hmac(session_key, b"intradp/down")
+
+
+def renew_proof(old_key: bytes, robot: str, nonce_c: bytes) -> bytes:
+    """The holder's proof, in a new hello, that it holds the live session's key (only it may replace it)."""
+    _check_nonce(nonce_c, "client")
+    return _hmac(old_key, b"intradp/renew", _robot_bytes(robot), nonce_c)
+
+
+def beat_proof(key: bytes, robot: str, nonce: bytes) -> bytes:
+    """A heartbeat's proof that it comes from the session's holder (keeps the session live)."""
+    _check_nonce(nonce, "heartbeat")
+    return _hmac(key, b"intradp/beat", _robot_bytes(robot), nonce)
+
+
+class TileAuth:
+    """The MAC keys of one end of a tile link (side 'robot' or 'server').
+
+    Without a session key (before the handshake, or after a failed one) every tile is refused both ways: a
+    configured secret never falls back to an unauthenticated link. Each sent tile carries the next number of this
+    session's sequence under its MAC, and a receiver accepts only numbers above the last one it accepted, so an
+    authentic tile replayed within its session is refused too (one sender per direction and TCP keep them in
+    order). `rejected` / `replayed` count refused tiles; `last_ok` is the time of the newest authentic tile (the
+    server's session liveness).
+    """
+
+    def __init__(
+        self, side: str, session_key: bytes | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if side not in ("robot", "server"):
+            raise ValueError("side must be 'robot' or 'server'")
+        self.side, self.clock = side, clock
+        self._lock = threading.Lock()
+        self._send: bytes | None = None
+        self._recv: bytes | None = None
+        self.rejected = 0
+        self.replayed = 0
+        self.last_ok: float | None = None
+        self._sent_seq = 0
+        self._recv_seq = 0
+        self.set_session_key(session_key)
+
+    def set_session_key(self, session_key: bytes | None) -> None:
+        """Install a new session's key (None: refuse every tile until the next one)."""
+        if session_key is None:
+            send = recv = None
+        else:
+            up, down = direction_keys(session_key)
+            send, recv = (up, down) if self.side == "robot" else (down, up)
+        with self._lock:
+            self._send, self._recv = send, recv
+            self._sent_seq = self._recv_seq = 0
+
+    @property
+    def has_key(self) -> bool:
+        return self._send is not None
+
+    def sign(self, wire: WireTile) -> tuple[int, bytes]:
+        """(sequence number, MAC) of an outgoing tile; AuthError when no session key is held yet."""
+        with self._lock:
+            key = self._send
+            if key is None:
+                raise AuthError("no session key yet: tiles are sent only after an authenticated handshake")
+            self._sent_seq += 1
+            seq = self._sent_seq
+        return seq, tile_mac(key, wire, seq)
+
+    def check(self, wire: WireTile, seq: int, mac: bytes) -> None:
+        """Raise AuthError (and count it) unless `mac` is the incoming tile's MAC under this session's key and its
+        sequence number is above every one accepted in this session (a replay)."""
+        with self._lock:
+            key, floor = self._recv, self._recv_seq
+        try:
+            if key is None:
+                raise AuthError("no session key yet: tile refused")
+            verify_tile_mac(key, wire, mac, seq)
+        except AuthError:
+            with self._lock:
+                self.rejected += 1
+            raise
+        with self._lock:
+            if key is not self._recv or seq <= self._recv_seq:  # re-keyed meanwhile, or a replay
+                self.replayed += 1
+                raise AuthError(f"tile sequence number {seq} not above {max(floor, self._recv_seq)}: replayed")
+            self._recv_seq = seq
+        self.last_ok = self.clock()
 
 
 def mac_cost_s_per_mb(repeats: int = 5, nbytes: int = 1 << 20) -> float:

@@ -135,6 +135,13 @@ class CostModel:
             for n in g.nodes
         ]
         self._computed = [n.index for n in g.nodes if not n.is_input]
+        # Authenticated links: the sender MACs every tile and the receiver checks it before the next one, so a
+        # tile holds its direction for its bytes' MAC on both CPUs too (0 in profiles of unauthenticated links)
+        self.mac_s_per_byte = robot.mac_s_per_byte + server.mac_s_per_byte
+
+    def link_bandwidth(self, bandwidth_Bps: Any) -> Any:
+        """The bandwidth a link of `bandwidth_Bps` delivers once each byte also costs its MAC on both sides."""
+        return bandwidth_Bps / (1.0 + bandwidth_Bps * self.mac_s_per_byte) if self.mac_s_per_byte else bandwidth_Bps
 
     # ------------------------------------------------------------------ structure
     def wire_nbytes(self, node: int) -> int:
@@ -242,6 +249,7 @@ class CostModel:
             if cp.is_banded:
                 return banded(self, cp).latency(bandwidth_Bps)
             cp = self.compile(cp)
+        bandwidth_Bps = self.link_bandwidth(bandwidth_Bps)
         ovh = self.overhead_s
         dur = [ovh + b / bandwidth_Bps for b in cp.nbytes.tolist()]
         arrive = [0.0] * len(dur)
@@ -280,6 +288,7 @@ class CostModel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised replay over bandwidths: (end, dur, link starts, arrivals, compute starts, compute ends)."""
         B = len(bw)
+        bw = self.link_bandwidth(bw)
         T = len(cp.nbytes)
         dur = self.overhead_s + cp.nbytes[:, None] / bw[None, :]  # (T, B)
         arrive = np.zeros((T, B))
@@ -428,6 +437,7 @@ class BandedSimulation:
 
     def latency(self, bandwidth_Bps: float) -> float:
         """Predicted seconds of one request at `bandwidth_Bps` (both directions)."""
+        bandwidth_Bps = self.cm.link_bandwidth(bandwidth_Bps)
         ovh = self.cm.overhead_s
         inf = float("inf")
         arrive = [inf] * len(self.nbytes)

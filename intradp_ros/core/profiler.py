@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from intradp_ros.core.auth import mac_cost_s_per_mb
 from intradp_ros.core.formats import PROFILE_FORMAT
 from intradp_ros.core.graph import Graph
 
@@ -69,6 +70,7 @@ class Profile:
     message_overhead_s: float
     extents: list[int] = field(default_factory=list)
     step_overhead_s: float = 0.0  # executor bookkeeping per node a side runs (row stores, waits, sends)
+    mac_s_per_byte: float = 0.0  # authenticated links: keyed MAC of a tile, per byte (sender and receiver each)
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
@@ -103,6 +105,7 @@ class Profile:
             self.message_overhead_s,
             list(self.extents),
             self.step_overhead_s * (factor if scale_overhead else 1.0),
+            self.mac_s_per_byte,
         )
 
     def device_only_s(self) -> float:
@@ -129,6 +132,7 @@ class Profile:
                 "bytes_per_row": self.bytes_per_row,
                 "extents": self.extents,
                 "step_overhead_s": self.step_overhead_s,
+                "mac_s_per_byte": self.mac_s_per_byte,
                 "nodes": [{"rows": p.rows, "seconds": p.seconds, "a": p.a, "b": p.b} for p in self.nodes],
             }
         )
@@ -154,6 +158,7 @@ class Profile:
                 _nonneg(d["message_overhead_s"]),
                 [int(e) for e in d.get("extents", [])],
                 _nonneg(d.get("step_overhead_s", 0.0)),
+                _nonneg(d.get("mac_s_per_byte", 0.0)),
             )
         except ProfileError:
             raise
@@ -347,6 +352,7 @@ def profile_graph(
     prof = Profile(g.fingerprint, describe_device(dev), profs, wire_bpr, ovh, [n.extent for n in g.nodes])
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
+    prof.mac_s_per_byte = mac_cost_s_per_mb() / (1 << 20)  # this CPU's tile MAC, charged on authenticated links
     return prof
 
 

@@ -31,6 +31,7 @@ import rospy
 import torch
 from std_msgs.msg import String
 
+from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
@@ -50,12 +51,13 @@ from intradp_ros.core.robot_session import (
     deadline_miss,
 )
 from intradp_ros.core.session import ModelConfig, Replica
+from intradp_ros.core.session_auth import ClientKeys
 from intradp_ros.core.tile_ledger import report_arrivals
 from intradp_ros.core.vocabulary import Side
 from intradp_ros.models.replica import load_replica
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch, ServerReport
 from intradp_ros.results.frame_stats import FrameRecord, FrameStats, frame_stats
-from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, client_diagnostics
+from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, UNAUTHENTICATED_BANNER, client_diagnostics
 from intradp_ros.ros.names import RobotNames
 from intradp_ros.ros.node_params import (
     Spec,
@@ -119,6 +121,11 @@ class ClientSettings:
     )
     cache_dir: str = setting("", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
     fallback_margin: float = setting(1.5, "local fallback time is budgeted as this many times the measured local time")
+    key_file: str = setting(
+        "",
+        "shared secret file, mode 600, the same on the server (docs/security.md): authenticated handshake and "
+        "tiles; empty: the link is unauthenticated (warned about at start and in /diagnostics)",
+    )
 
 
 COMMON_SPEC: Spec = spec_of(ClientSettings)
@@ -149,6 +156,17 @@ class ClientAdapter:
 
     def publish(self, result: Any, ctx: Any, header: Any, request_id: int) -> None:
         raise NotImplementedError
+
+
+def client_keys(key_file: str, robot: str) -> ClientKeys:
+    """The robot's session keys from its key file (AuthError for a bad file: the node refuses to start), or
+    inert keys and a loud warning without one."""
+    if key_file:
+        keys = ClientKeys(load_secret(key_file), robot)
+        rospy.loginfo("client %s: authenticated link (key file %s): handshakes and tiles are MACed", robot, key_file)
+        return keys
+    rospy.logwarn(UNAUTHENTICATED_BANNER, f"client {robot}")
+    return ClientKeys(None, robot)
 
 
 def model_config(settings: dict[str, Any], options: dict[str, Any] | None = None) -> ModelConfig:
@@ -191,7 +209,10 @@ class ClientRuntime:
         if not settings["weights"]:
             rospy.logwarn(RANDOM_WEIGHTS_BANNER, f"client {self.robot}")
         self.device_plan = Plan.device_only(g)
-        self.transport = RecordingTransport(Side.ROBOT, self.robot, g, namespace=self.cfg.names_base)
+        self.keys = client_keys(self.cfg.key_file, self.robot)
+        self.transport = RecordingTransport(
+            Side.ROBOT, self.robot, g, auth=self.keys.tiles, namespace=self.cfg.names_base
+        )
         self.half = RobotClientHalf(g, self.transport, self.device, timeout=self.cfg.deadline, robot=self.robot)
         self.health = LinkHealth()
         # the bandwidth monitor takes its buckets and predicted latencies from the server's plan book
@@ -199,7 +220,7 @@ class ClientRuntime:
         self.session = SessionProtocol(
             SessionIds.of(self.robot, self.replica),
             g,
-            handshake_call(self.names),
+            handshake_call(self.names, self.keys),
             self.health,
             on_book=self._on_book,
         )
@@ -512,7 +533,7 @@ def run_client(adapter: ClientAdapter, prog: str, description: str, spec: Spec, 
         validate_mode(settings["mode"])
         adapter.configure(settings)
         runtime = ClientRuntime(adapter, settings)
-    except (ValueError, TypeError, OSError) as e:
+    except (ValueError, TypeError, OSError, AuthError) as e:
         rospy.logfatal(f"{prog}: {e}")
         return 2
     runtime.start(settings["input_topic"])

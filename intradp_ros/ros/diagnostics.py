@@ -19,6 +19,7 @@ import diagnostic_updater
 import rospy
 
 from intradp_ros.core.health import ERROR, ClientFacts, Health, client_status
+from intradp_ros.core.session_auth import security_status
 
 StatusFn = Callable[[], Health]
 
@@ -93,12 +94,24 @@ def client_facts(rt: Any) -> ClientFacts:
     )
 
 
+def client_security(rt: Any) -> Health:
+    """The link security of a ClientRuntime: authenticated or not, tiles dropped for a bad MAC."""
+    counts = {f"forged_tiles_{cause}": n for cause, n in dict(rt.transport.auth_drops.counts).items()}
+    return security_status(rt.keys.enabled, counts)
+
+
 def client_diagnostics(rt: Any) -> NodeDiagnostics:
-    """Diagnostics of a ClientRuntime: one 'session' status."""
-    return NodeDiagnostics(rt.robot, {"session": lambda: client_status(client_facts(rt))})
+    """Diagnostics of a ClientRuntime: a 'session' and a 'security' status."""
+    return NodeDiagnostics(
+        rt.robot, {"session": lambda: client_status(client_facts(rt)), "security": lambda: client_security(rt)}
+    )
 
 
 RANDOM_WEIGHTS_BANNER = (
     "*** %s: RANDOM WEIGHTS (no checkpoint given): results are meaningless, KAPAO finds no poses. "
     "Set weights:=/path/to/checkpoint (docs/models.md) on the client AND the server. ***"
+)
+UNAUTHENTICATED_BANNER = (
+    "*** %s: UNAUTHENTICATED LINK (no key_file): any node that reaches the masters can forge tiles (wrong "
+    "results) or take over the session. Set key_file:= on the client AND the server (docs/security.md). ***"
 )

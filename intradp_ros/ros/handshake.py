@@ -10,6 +10,12 @@ Camera passthrough: every request carries the robot's JPEG/PNG decoder identity,
 a heartbeat may carry a camera probe (one frame's CODEC_CAMERA payload) that the server decodes and compares
 (`camera_fields`), so the robot passes camera bytes through only after its first frame decoded identically.
 
+Authentication (docs/security.md; the fields are empty without a key file): a full handshake carries the
+client's nonce, its proof of the shared secret and, when it renews a live session, proof of that session's key;
+the server answers with its nonce and proof. A heartbeat (and a camera probe) proves the session key over a fresh
+nonce. ros/session_link.py fills them from core/session_auth.ClientKeys; the server checks them before anything
+else (ros/server_node.py).
+
 Service calls are made from a worker thread with a bounded wait, so a hung server never blocks the client.
 """
 
@@ -24,6 +30,7 @@ import rospy
 
 from intradp_ros.core.codecs.camera import DecoderIdentity, local_decoder, split_payload
 from intradp_ros.core.robot_session import NO_SESSION  # noqa: F401 - the protocol's word, re-exported
+from intradp_ros.core.session_auth import ClientKeys
 from intradp_ros.core.tile import TileError
 from intradp_ros.ros.names import RobotNames
 from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
@@ -134,14 +141,21 @@ def camera_fields(req: HandshakeRequest, input_shape: Sequence[int]) -> dict[str
     return fields
 
 
-def probe_camera(robot: str, ids: Sequence[str], payload: bytes, timeout: float) -> tuple[bool | None, str]:
-    """Ask the server whether one camera frame decodes to the robot's model input there.
+def probe_camera(
+    robot: str, ids: Sequence[str], payload: bytes, timeout: float, keys: ClientKeys | None = None
+) -> tuple[bool | None, str]:
+    """Ask the server whether one camera frame decodes to the robot's model input there (with `keys`, the probe
+    proves the session key like a heartbeat: an authenticated server decodes nothing for a stranger).
 
     Returns (True, '') for an identical decode, (False, why) for a mismatch (the robot must send pixels), and
     (None, why) when there was no usable answer (no server, refused heartbeat, an older server): ask again later.
     """
     robot_id, model_id, weights_fp, graph_fp = ids
-    out = call_handshake(robot, camera_probe_request(robot_id, model_id, weights_fp, graph_fp, payload), timeout)
+    req = camera_probe_request(robot_id, model_id, weights_fp, graph_fp, payload)
+    if keys is not None:
+        beat = keys.beat()
+        req.nonce, req.proof = beat.nonce, beat.proof
+    out = call_handshake(robot, req, timeout)
     resp = out.response
     if not out.accepted or resp is None:
         return None, out.reason

@@ -130,6 +130,7 @@ class CameraPassthrough:
         self.probe_period = probe_period
         self._last_probe = -1e9
         self._lock = threading.Lock()
+        self.keys: Any = None  # the runtime's ClientKeys: an authenticated server wants probes proven like heartbeats
 
     def gate(self, x: torch.Tensor, robot: str, ids: Sequence[str], timeout: float) -> torch.Tensor:
         """`x` keeps its camera bytes only once passthrough is verified; probes the server when due."""
@@ -144,7 +145,8 @@ class CameraPassthrough:
             if due:
                 self._last_probe = now
         if due:
-            ok, why = probe_camera(robot, ids, frame.payload(), timeout)
+            args = (robot, ids, frame.payload(), timeout) + ((self.keys,) if self.keys is not None else ())
+            ok, why = probe_camera(*args)
             if ok:
                 self.state = "on"
                 rospy.loginfo("client %s: camera passthrough on (the server decodes frames identically)", robot)
@@ -209,6 +211,8 @@ class KapaoAdapter(ClientAdapter):
         self.robot = runtime.robot
         self.ids = (runtime.robot, r.model_id, r.weights_fingerprint, r.graph_fingerprint)
         self.probe_timeout = max(2.0, float(runtime.s.get("heartbeat_timeout", 1.0)))  # a decode takes ~50 ms
+        keys = getattr(runtime, "keys", None)
+        self.passthrough.keys = keys if keys is not None and keys.enabled else None
         if self.passthrough.state != "off":  # [wire] the sender may pick CODEC_CAMERA for a tagged whole input
             runtime.half.sender.codecs = runtime.half.sender.codecs | {CODEC_CAMERA}
 

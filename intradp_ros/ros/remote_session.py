@@ -21,6 +21,7 @@ import rospy
 import torch
 import torch.nn as nn
 
+from intradp_ros.core.auth import load_secret
 from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.capture_graph import capture
 from intradp_ros.core.plan import Plan
@@ -28,6 +29,7 @@ from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.profiler import cached_profile
 from intradp_ros.core.robot_session import SessionIds, SessionProtocol, SessionRefused
 from intradp_ros.core.session import ModelConfig, Replica, weights_fingerprint
+from intradp_ros.core.session_auth import ClientKeys
 from intradp_ros.core.vocabulary import Side
 from intradp_ros.ros.names import RobotNames
 from intradp_ros.ros.session_link import handshake_call
@@ -74,10 +76,16 @@ class RemoteSession:
     """One captured model served by a remote intradp_server."""
 
     def __init__(
-        self, replica: Replica, robot: str, book: PlanBook, device: Any = "cpu", timeout: float = 30.0
+        self,
+        replica: Replica,
+        robot: str,
+        book: PlanBook,
+        device: Any = "cpu",
+        timeout: float = 30.0,
+        keys: ClientKeys | None = None,
     ) -> None:
         self.replica, self.robot, self.book = replica, robot, book
-        self.transport = RecordingTransport(Side.ROBOT, robot, replica.graph)
+        self.transport = RecordingTransport(Side.ROBOT, robot, replica.graph, auth=keys.tiles if keys else None)
         self.client = RobotClientHalf(replica.graph, self.transport, device, timeout, robot)
 
     @classmethod
@@ -89,7 +97,11 @@ class RemoteSession:
         robot: str = "robot1",
         timeout: float = 60.0,
         device: Any = "cpu",
+        key_file: str = "",
     ) -> RemoteSession:
+        """Handshake with the server and open the tile link; with `key_file` (the server's shared secret,
+        docs/security.md) the handshake and every tile are authenticated."""
+        keys = ClientKeys(load_secret(key_file) if key_file else None, robot)  # a bad key file fails here, first
         uri = master_uri_of(server)
         config = config_of(model, example)
         if uri is not None and not master_reachable(uri, min(timeout, 5.0)):
@@ -114,12 +126,12 @@ class RemoteSession:
                 f"server {server!r}: no {service} service within {timeout:g} s (is intradp_server "
                 f"running for robot {robot}, and the master bridge?)"
             ) from None
-        protocol = SessionProtocol(SessionIds.of(robot, replica), graph, handshake_call(names))
+        protocol = SessionProtocol(SessionIds.of(robot, replica), graph, handshake_call(names, keys))
         try:
             book = protocol.handshake(profile.to_json(), max(1.0, deadline - time.monotonic()))
         except SessionRefused as e:
             raise RemoteUnavailable(f"server {server!r} (robot {robot}): {e}") from None
-        session = cls(replica, robot, book, device)
+        session = cls(replica, robot, book, device, keys=keys)
         deadline = time.monotonic() + 10.0
         while not session.transport.peer_connected() and time.monotonic() < deadline:
             time.sleep(0.05)

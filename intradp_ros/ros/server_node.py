@@ -30,19 +30,22 @@ from typing import Any
 import rospy
 import torch
 
+from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.executor import SideExecutor, default_server_device
-from intradp_ros.core.health import Health, SolveFacts, server_status
+from intradp_ros.core.health import DropCounter, Health, SolveFacts, server_status
 from intradp_ros.core.plan import SERVER
 from intradp_ros.core.plan_book import PlanBook, PlanBookError, book_keys, lookup_plan_book, parse_grid
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
 from intradp_ros.core.progress import ProgressBar
+from intradp_ros.core.runtime.halves import DEFAULT_MAX_IN_FLIGHT
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer
+from intradp_ros.core.session_auth import DEFAULT_IDLE_S, Grant, NotThisSession, ServerSessions, security_status
 from intradp_ros.core.solver import SolverConfig
 from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
 from intradp_ros.models.replica import load_replica
 from intradp_ros.msg import ServerReport
-from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, NodeDiagnostics
+from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, UNAUTHENTICATED_BANNER, NodeDiagnostics
 from intradp_ros.ros.handshake import NO_SESSION, camera_fields, handshake_service, server_report_topic
 from intradp_ros.ros.node_params import (
     ParamLookup,
@@ -95,6 +98,19 @@ class ServerSettings:
     cache_dir: str = setting("", "profile / plan book cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
     probes: bool = setting(True, "serve /intradp/<robot>/probe for the bandwidth monitor")
     max_probe_bytes: int = setting(4 << 20, "largest probe payload / reply (bytes)")
+    key_file: str = setting(
+        "",
+        "shared secret file, mode 600, the same on every robot (docs/security.md): handshakes must prove it and "
+        "every tile is MACed; empty: unauthenticated (warned about at start and in /diagnostics)",
+    )
+    session_idle_s: float = setting(
+        DEFAULT_IDLE_S,
+        "with a key: a robot's session without an authentic heartbeat or tile for this long may be taken by a new "
+        "handshake (a restarted robot); a live one only by its holder",
+    )
+    max_requests_in_flight: int = setting(
+        DEFAULT_MAX_IN_FLIGHT, "requests of one robot run at once (a fixed worker pool); more are refused"
+    )
 
 
 SPEC: Spec = spec_of(ServerSettings)
@@ -159,6 +175,8 @@ class IntraDPServer:
         self.probes: ProbeServer | None = None
         self.solves = SolveCoalescer(float(settings.plan_cache_tolerance))
         self.diagnostics: NodeDiagnostics | None = None
+        self.auth = server_sessions(settings)
+        self._auth_log = DropCounter()  # refused handshakes by robot, for throttled log lines
 
     # ------------------------------------------------------------------ start / stop
     def load_models(self, configs: Sequence[ModelConfig]) -> None:
@@ -184,7 +202,7 @@ class IntraDPServer:
         if self.s.probes:
             self.probes = ProbeServer(self.robots, self.s.max_probe_bytes, self.s.max_probe_bytes)
             self.probes.start()
-        self.diagnostics = NodeDiagnostics("server", {"server": self.health})
+        self.diagnostics = NodeDiagnostics("server", {"server": self.health, "security": self.security})
         rospy.loginfo(
             "server ready: robots %s, models %s, device %s", ",".join(self.robots), ",".join(self.replicas), self.device
         )
@@ -219,6 +237,9 @@ class IntraDPServer:
         refuse = lambda why: HandshakeResponse(accepted=False, error=why, server_device=str(self.device))  # noqa: E731
         if req.robot and req.robot != robot:
             return refuse(f"request names robot {req.robot!r} on {robot!r}'s service")
+        grant, why = self._authenticate(robot, req)  # before any other work: a stranger costs one HMAC
+        if why:
+            return refuse(why)
         rep = self._replica_for(req.model_id)
         if rep is None:
             why = f"model {req.model_id!r} is not served here (serving: {', '.join(self.replicas) or 'none'})"
@@ -240,6 +261,7 @@ class IntraDPServer:
         except ProfileError as e:
             return refuse(f"client profile: {e}")
         server = self._server_profile(rep, client)  # outside the lock: other robots keep beating
+        client, server = self._link_costs(client), self._link_costs(server)
         t0 = time.perf_counter()
         book, how = self._plan_book(robot, rep, client, server)
         rospy.loginfo(
@@ -251,6 +273,19 @@ class IntraDPServer:
             len(book.plans),
             len(book.buckets),
         )
+        self._install_session(robot, rep, book, grant)
+        return HandshakeResponse(
+            accepted=True,
+            error="",
+            server_device=str(self.device),
+            server_profile_json=server.to_json(),
+            plan_table_json=book.to_json(),
+            **camera_fields(req, rep.example.shape),  # [wire] decoder identity
+            **self._auth_fields(grant),
+        )
+
+    def _install_session(self, robot: str, rep: Replica, book: PlanBook, grant: Grant | None) -> None:
+        """Open the robot's session (or give the one it holds the new plan book) after an accepted handshake."""
         with self._lock:
             sess = self.sessions.get(robot)
             if sess is not None and sess.replica is not rep:
@@ -263,14 +298,58 @@ class IntraDPServer:
                 sess.book = book
             for p in book.plans:
                 sess.half.add_plan(p)
-        return HandshakeResponse(
-            accepted=True,
-            error="",
-            server_device=str(self.device),
-            server_profile_json=server.to_json(),
-            plan_table_json=book.to_json(),
-            **camera_fields(req, rep.example.shape),  # [wire] decoder identity
-        )
+            self._begin_session(sess, grant)
+
+    # ------------------------------------------------------------------ session authentication (docs/security.md)
+    def _authenticate(self, robot: str, req: HandshakeRequest) -> tuple[Grant | None, str]:
+        """(grant of a full handshake, refusal reason): the request's proofs checked before anything else.
+
+        Full handshake: proof of the shared secret (and of the live session's key to replace it). Heartbeat or
+        camera probe: proof of the session key, unless the robot holds no session (answered NO_SESSION below, so
+        a restarted server makes the client handshake again). Without a key file: (None, "") for everything."""
+        if not self.auth.enabled:
+            return None, ""
+        try:
+            if req.client_profile_json:
+                return self.auth.hello(robot, bytes(req.nonce), bytes(req.proof), bytes(req.renew_proof)), ""
+            with self._lock:
+                held = robot in self.sessions
+            if held:
+                self.auth.beat(robot, bytes(req.nonce), bytes(req.proof))
+            return None, ""
+        except NotThisSession:  # a replaced session's holder: "handshake again" (it cannot renew a live one)
+            return None, NO_SESSION
+        except AuthError as e:
+            if self._auth_log.record(robot, str(e)[:40]):  # each kind once, then every 10 s with the count
+                rospy.logerr(
+                    "server: refused handshake on %s's service (%d refused): %s", robot, self._auth_log.count(robot), e
+                )
+            return None, f"authentication: {e}"
+
+    def _begin_session(self, sess: RobotSession, grant: Grant | None) -> None:
+        """A full handshake was accepted (holding `_lock`): the new session's key takes over the robot's tiles, and
+        its request ids start a new sequence."""
+        self.auth.commit(grant)
+        sess.half.new_session()
+
+    def _link_costs(self, prof: Profile) -> Profile:
+        """`prof` as the plan book should see it: tile MACs cost CPU time only on authenticated links."""
+        return prof if self.auth.enabled else dataclasses.replace(prof, mac_s_per_byte=0.0)
+
+    @staticmethod
+    def _auth_fields(grant: Grant | None) -> dict[str, bytes]:
+        return {} if grant is None else {"server_nonce": grant.nonce_s, "server_proof": grant.proof_s}
+
+    def security(self) -> Health:
+        """Link security for /diagnostics: authenticated or not, and what was refused (per robot where it counts)."""
+        counts: dict[str, int] = {"refused_handshakes": self.auth.refused}
+        with self._lock:
+            sessions = dict(self.sessions)
+        for robot, sess in sessions.items():
+            counts[f"{robot}_forged_tiles"] = sess.transport.forged
+            counts[f"{robot}_refused_busy"] = sess.half.refused_busy
+            counts[f"{robot}_refused_unannounced"] = sess.half.refused_stale
+        return security_status(self.auth.enabled, counts)
 
     def _plan_book(self, robot: str, rep: Replica, client: Profile, server: Profile) -> tuple[PlanBook, str]:
         """(book, how it was got): the disk cache (exact or close profiles), a solve in flight, or a new solve in
@@ -417,7 +496,7 @@ class IntraDPServer:
         return prof
 
     def _open_session(self, robot: str, rep: Replica, book: PlanBook) -> RobotSession:
-        transport = RecordingTransport(SERVER, robot, rep.graph)
+        transport = RecordingTransport(SERVER, robot, rep.graph, auth=self.auth.tiles(robot))
         reports = rospy.Publisher(server_report_topic(robot), ServerReport, queue_size=50)
 
         def on_done(ex: SideExecutor, error: str) -> None:
@@ -442,11 +521,30 @@ class IntraDPServer:
             msg.in_stamps = [r[3] for r in recv]
             reports.publish(msg)
 
-        half = ReportingServerHalf(rep.graph, transport, book.plans, self.device, self.s.request_timeout, on_done)
+        half = ReportingServerHalf(
+            rep.graph,
+            transport,
+            book.plans,
+            self.device,
+            self.s.request_timeout,
+            on_done,
+            max_in_flight=self.s.max_requests_in_flight,
+        )
         rospy.loginfo(
             "server: session for %s (%s) on %s and %s", robot, rep.model_id, transport.in_topic, transport.out_topic
         )
         return RobotSession(robot, rep, transport, half, book, reports, time.time())
+
+
+def server_sessions(settings: ServerSettings) -> ServerSessions:
+    """The server's session authority from its key file (AuthError for a bad file: the server refuses to start), or
+    an inert one and a loud warning without a key file."""
+    if settings.key_file:
+        sessions = ServerSessions(load_secret(settings.key_file), settings.session_idle_s)
+        rospy.loginfo("server: authenticated links (key file %s): handshakes and tiles are MACed", settings.key_file)
+        return sessions
+    rospy.logwarn(UNAUTHENTICATED_BANNER, "intradp_server")
+    return ServerSessions(None)
 
 
 def no_cuda_reason() -> str:
@@ -545,7 +643,7 @@ def main(argv: Sequence[str]) -> int:
         settings = load_settings(args)
         server = IntraDPServer(settings)
         server.load_models(model_configs(settings))
-    except (ValueError, ReplicaError, PlanBookError) as e:
+    except (ValueError, ReplicaError, PlanBookError, AuthError) as e:
         rospy.logfatal(f"intradp_server: {e}")
         return 2
     server.start()

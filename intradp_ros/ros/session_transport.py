@@ -1,6 +1,10 @@
 """RosTransport plus what the system nodes need to account for every tile: when each tile was sent and
 received (per request, for InferenceStats), whether the peer is connected, and executor halves that record
 the robot's idle intervals, can abort the running request, and report the server half of each request.
+
+With a `TileAuth` (a key file is configured, docs/security.md) every outgoing tile carries its MAC and every
+incoming tile's MAC is checked first, before the ledger, validation or the executor see it: a tile that fails is
+dropped and counted (`forged`, by cause in `auth_drops`), logged at most once per 10 s per cause with the count.
 """
 
 from __future__ import annotations
@@ -10,13 +14,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import rospy
+
+from intradp_ros.core.auth import AuthError, TileAuth
 from intradp_ros.core.graph import Graph
+from intradp_ros.core.health import DropCounter
 from intradp_ros.core.plan import Plan
-from intradp_ros.core.runtime.halves import ClientHalf, ServerHalf
+from intradp_ros.core.runtime.halves import DEFAULT_MAX_IN_FLIGHT, ClientHalf, ServerHalf
 from intradp_ros.core.runtime.stage import ExecutionError, Stage
 from intradp_ros.core.tile import FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.tile_ledger import KEEP_REQUESTS, ReceivedTile, SentTile, TileLedger
 from intradp_ros.msg import TensorTile
+from intradp_ros.ros.tile_conversion import check_mac, tile_to_msg
 from intradp_ros.ros.transport import RosTransport
 
 
@@ -27,12 +36,47 @@ class RecordingTransport(RosTransport):
     its bytes went into a subscriber's connection; payload tiles of a cancelled (failed) request are
     dropped before sending."""
 
-    def __init__(self, side: str, robot: str, graph: Graph | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, side: str, robot: str, graph: Graph | None = None, auth: TileAuth | None = None, **kwargs: Any
+    ) -> None:
         self.ledger = TileLedger(KEEP_REQUESTS)
         self.skipped = 0  # payload tiles of cancelled requests never sent
+        self.auth = auth
+        self.auth_drops = DropCounter()  # tiles that failed their MAC, by cause
         super().__init__(side, robot, graph, **kwargs)
 
+    @property
+    def forged(self) -> int:
+        """Tiles dropped because their MAC did not verify (forged, corrupted, of another session, or early) or
+        because they replayed an authentic tile of this session."""
+        return self.auth_drops.count()
+
+    def _authentic(self, msg: TensorTile) -> bool:
+        if self.auth is None:
+            return True
+        try:
+            check_mac(msg, self.auth)
+            return True
+        except AuthError as e:
+            text = str(e)
+            cause = "no_session_key" if "no session key" in text else "replayed" if "replayed" in text else "bad_mac"
+            if self.auth_drops.record(cause):
+                rospy.logerr(
+                    "dropped unauthenticated tile on %s (request %s node %s): %s (%d such tiles so far)",
+                    self.in_topic,
+                    msg.request_id,
+                    msg.node_id,
+                    e,
+                    self.auth_drops.count(cause),
+                )
+            return False
+
+    def _to_msg(self, tile: Tile) -> TensorTile:
+        return tile_to_msg(tile, auth=self.auth)
+
     def _on_msg(self, msg: TensorTile) -> None:
+        if not self._authentic(msg):  # before anything else reads the message
+            return
         now = time.time()
         try:
             stamp = msg.header.stamp.to_sec()
@@ -126,8 +170,9 @@ class ReportingServerHalf(ServerHalf):
         device: Any,
         timeout: float,
         on_done: Callable[[Stage, str], None],
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
-        super().__init__(graph, transport, plans, device, timeout, on_done=on_done)
+        super().__init__(graph, transport, plans, device, timeout, on_done=on_done, max_in_flight=max_in_flight)
 
 
 __all__ = ["RecordingTransport", "RecordingExecutor", "RobotClientHalf", "ReportingServerHalf", "ExecutionError"]

@@ -89,7 +89,7 @@ class RosTransport(Transport):
         if self._closed:
             raise TransportClosed("transport closed")
         try:
-            msg = tile_to_msg(tile)
+            msg = self._to_msg(tile)
         except TileError as e:
             rospy.logerr("cannot send tile of node %s: %s", tile.node_id, e)
             return
@@ -100,6 +100,10 @@ class RosTransport(Transport):
         started = time.time()
         self._pub.publish(msg)
         self._on_sent(tile, started, time.time())
+
+    def _to_msg(self, tile: Tile) -> TensorTile:
+        """Hook: the message that carries `tile` (a subclass adds its MAC)."""
+        return tile_to_msg(tile)
 
     def _on_sent(self, tile: Tile, started: float, finished: float) -> None:
         """Hook: `tile` was written to the subscribers' connections between `started` and `finished` (epoch s)."""

@@ -18,6 +18,8 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
 import numpy as np
@@ -27,11 +29,13 @@ from intradp_ros.core.codec import UNCOMPRESSED
 from intradp_ros.core.graph import Graph, Node
 from intradp_ros.core.plan import ROBOT, SERVER, Plan
 from intradp_ros.core.runtime.stage import ExecutionError, RequestStats, Stage, default_server_device, graph_on
-from intradp_ros.core.runtime.wire import ABORT_SEND, make_tile
+from intradp_ros.core.runtime.wire import ABORT_REFUSED, ABORT_SEND, make_tile
 from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_IN_FLIGHT = 2  # requests of one robot the server runs at once (a frame plus one being aborted)
 
 
 class Sender:
@@ -224,7 +228,13 @@ class ClientHalf:
 
 class ServerHalf:
     """The server half: starts a stage when the first tile of a new request arrives (its plan id names the
-    plan), feeds it the request's tiles, and drops tiles of unknown plans or past requests."""
+    plan), feeds it the request's tiles, and drops tiles of unknown plans or past requests.
+
+    Bounded work per robot: a request is announced by its first tile and its id must be above every id this
+    session announced before (a replayed or made-up older id is refused and counted in `refused_stale`); at most
+    `max_in_flight` requests run at once, on a fixed pool of that many worker threads (never a thread per
+    request); a request beyond that is refused with an ABORT_REFUSED tile to the robot and counted in
+    `refused_busy`. `new_session()` (a new handshake) restarts the id sequence."""
 
     stage_type: type = Stage
 
@@ -237,7 +247,10 @@ class ServerHalf:
         timeout: float = 30.0,
         allow_tf32: bool = False,
         on_done: Callable[[Stage, str], None] | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        if int(max_in_flight) < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self.graph, self.transport, self.timeout = graph, transport, timeout
         self.device = torch.device(device) if device is not None else default_server_device()
         if self.device.type == "cuda" and not allow_tf32 and torch.backends.cudnn.allow_tf32:
@@ -253,10 +266,15 @@ class ServerHalf:
         self._active: dict[int, Stage] = {}
         self._done: set[int] = set()
         self._lock = threading.Lock()
-        self._workers: list[threading.Thread] = []
+        self.max_in_flight = int(max_in_flight)
+        self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="intradp-server-worker")
+        self._running: list[Future[None]] = []
+        self._last_id: int | None = None  # newest request id announced in this session
         self._stop = False
         self.completed = 0
         self.failed = 0
+        self.refused_busy = 0  # requests refused: max_in_flight already running
+        self.refused_stale = 0  # tiles of ids never announced (not above the newest one announced)
         self.last_stats: RequestStats | None = None
         graph_on(graph, self.device)  # move constants once, before the first request
         self._rx = threading.Thread(target=self._recv_loop, name="intradp-server-rx", daemon=True)
@@ -266,6 +284,16 @@ class ServerHalf:
         if plan.graph.fingerprint != self.graph.fingerprint:
             raise ExecutionError(f"plan {plan.name} was made for another graph")
         self.plans[plan.plan_id] = plan
+
+    def new_session(self) -> None:
+        """A new session of the robot began (a new handshake): its request ids start a new sequence."""
+        with self._lock:
+            self._last_id = None
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._active)
 
     def on_done(self, stage: Stage, error: str) -> None:
         """Hook: the server half of a request ended; `error` is empty on success."""
@@ -278,29 +306,62 @@ class ServerHalf:
         if st is not None:
             st.fail(message, ABORT_SEND, node, start, stop, peer_told=True)
 
+    def _admit(self, tile: Tile) -> Stage | None:
+        """The stage of a new request announced by `tile`, or None (refused, counted); holds `_lock`."""
+        rid = tile.request_id
+        if rid in self._done or tile.flags & FLAG_ABORT:
+            log.debug("server: dropped tile of finished request %d", rid)
+            return None
+        if self._last_id is not None and rid <= self._last_id:
+            self.refused_stale += 1
+            if self.refused_stale == 1 or self.refused_stale % 100 == 0:
+                log.error(
+                    "server: refused a tile of request %d: not announced in this session (ids must increase; newest "
+                    "%d; %d refused so far)",
+                    rid,
+                    self._last_id,
+                    self.refused_stale,
+                )
+            return None
+        self._last_id = rid
+        plan = self.plans.get(tile.plan_id)
+        if plan is None:
+            log.error("server: dropped tile with unknown plan id %d", tile.plan_id)
+            self.sender(rid, tile.plan_id, None, 0, 0, None, FLAG_ABORT)
+            self._remember_done(rid)
+            return None
+        if len(self._active) >= self.max_in_flight:
+            self.refused_busy += 1
+            if self.refused_busy == 1 or self.refused_busy % 100 == 0:
+                log.error(
+                    "server: refused request %d: %d requests of this robot already in flight (max_in_flight %d; %d "
+                    "refused so far)",
+                    rid,
+                    len(self._active),
+                    self.max_in_flight,
+                    self.refused_busy,
+                )
+            self.sender(rid, tile.plan_id, None, 0, 0, ABORT_REFUSED, FLAG_ABORT)
+            self._remember_done(rid)
+            return None
+        st: Stage = self.stage_type(self.graph, plan, SERVER, rid, self.sender, self.device, self.timeout)
+        self._active[rid] = st
+        self._running = [f for f in self._running if not f.done()] + [self._pool.submit(self._work, st)]
+        return st
+
+    def _remember_done(self, rid: int) -> None:
+        self._done.add(rid)
+        if len(self._done) > 10000:
+            self._done = set(sorted(self._done)[-1000:])
+
     def _recv_loop(self) -> None:
         for tile in incoming_tiles(self.transport, lambda: self._stop):
             with self._lock:
                 st = self._active.get(tile.request_id)
                 if st is None:
-                    if tile.request_id in self._done or tile.flags & FLAG_ABORT:
-                        log.warning("server: dropped tile of finished request %d", tile.request_id)
+                    st = self._admit(tile)
+                    if st is None:
                         continue
-                    plan = self.plans.get(tile.plan_id)
-                    if plan is None:
-                        log.error("server: dropped tile with unknown plan id %d", tile.plan_id)
-                        self.sender(tile.request_id, tile.plan_id, None, 0, 0, None, FLAG_ABORT)
-                        self._done.add(tile.request_id)
-                        continue
-                    st = self.stage_type(
-                        self.graph, plan, SERVER, tile.request_id, self.sender, self.device, self.timeout
-                    )
-                    self._active[tile.request_id] = st
-                    w = threading.Thread(
-                        target=self._work, args=(st,), name=f"intradp-server-{tile.request_id}", daemon=True
-                    )
-                    self._workers = [t for t in self._workers if t.is_alive()] + [w]
-                    w.start()
             if not tile.flags & FLAG_START:
                 st.deliver(tile)
 
@@ -318,9 +379,7 @@ class ServerHalf:
         finally:
             with self._lock:
                 self._active.pop(st.request_id, None)
-                self._done.add(st.request_id)
-                if len(self._done) > 10000:
-                    self._done = set(sorted(self._done)[-1000:])
+                self._remember_done(st.request_id)
         try:
             self.on_done(st, error)
         except Exception as e:  # noqa: BLE001 - a report must never stop the server
@@ -328,11 +387,15 @@ class ServerHalf:
 
     def close(self) -> None:
         self._stop = True
+        with self._lock:
+            running = list(self._active.values())
+        for st in running:
+            st.abort("server closing")
         self.sender.close()
         self.transport.close()
         self._rx.join(2.0)
-        for w in self._workers:
-            w.join(2.0)
+        _done, stuck = wait_for(list(self._running), timeout=2.0)  # aborted stages end at their next step
+        self._pool.shutdown(wait=not stuck, cancel_futures=True)  # idle workers exit now; a stuck one is left behind
 
 
 def run_pair(

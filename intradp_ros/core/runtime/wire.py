@@ -40,6 +40,7 @@ ABORT_BAD_TILE = 2
 ABORT_SEND = 3
 ABORT_LOST_TILE = 4
 ABORT_LOCAL = 5
+ABORT_REFUSED = 6
 ABORT_CAUSES = {
     ABORT_FAILED: "it failed",
     ABORT_OPERATOR: "an operator raised",
@@ -47,6 +48,7 @@ ABORT_CAUSES = {
     ABORT_SEND: "a tile could not be sent",
     ABORT_LOST_TILE: "a tile never arrived",
     ABORT_LOCAL: "it was cancelled",
+    ABORT_REFUSED: "it refused the request (more requests of this robot in flight than allowed)",
 }
 
 

@@ -127,3 +127,43 @@ def test_key_files_must_be_private_and_long_enough(tmp_path: os.PathLike[str]) -
 
 def test_mac_cost_is_measured() -> None:
     assert auth.mac_cost_s_per_mb(repeats=1, nbytes=1 << 16) > 0
+
+
+def test_tile_auth_signs_with_one_direction_and_checks_with_the_other() -> None:
+    key = b"s" * 32
+    robot, server = auth.TileAuth("robot", key), auth.TileAuth("server", key)
+    up = _tile()
+    server.check(up, *robot.sign(up))  # robot -> server
+    robot.check(up, *server.sign(up))  # server -> robot
+    with pytest.raises(auth.AuthError):
+        robot.check(up, *robot.sign(up))  # a robot's up tile reflected back down fails
+    assert robot.rejected == 1 and server.rejected == 0 and server.last_ok is not None
+
+
+def test_tile_auth_refuses_an_authentic_tile_replayed_within_its_session() -> None:
+    key = b"s" * 32
+    robot, server = auth.TileAuth("robot", key), auth.TileAuth("server", key)
+    first, second = robot.sign(_tile()), robot.sign(_tile(row_start=4, row_stop=8))
+    assert (first[0], second[0]) == (1, 2)
+    server.check(_tile(), *first)
+    server.check(_tile(row_start=4, row_stop=8), *second)
+    with pytest.raises(auth.AuthError, match="replayed"):
+        server.check(_tile(), *first)  # a recorded tile sent again: its number is not above the last one
+    with pytest.raises(auth.AuthError, match="does not match"):
+        server.check(_tile(), 3, first[1])  # a new number on an old MAC fails the MAC
+    assert server.replayed == 1 and server.rejected == 1
+    server.set_session_key(key)  # a new session: numbers start again
+    robot.set_session_key(key)
+    server.check(_tile(), *robot.sign(_tile()))
+
+
+def test_tile_auth_without_a_session_key_refuses_both_ways() -> None:
+    t = auth.TileAuth("server")
+    with pytest.raises(auth.AuthError, match="no session key"):
+        t.sign(_tile())
+    with pytest.raises(auth.AuthError, match="no session key"):
+        t.check(_tile(), 1, b"\0" * auth.MAC_BYTES)
+    assert t.rejected == 1
+    t.set_session_key(b"k" * 32)
+    t.set_session_key(None)  # a closed session: refused again
+    assert not t.has_key

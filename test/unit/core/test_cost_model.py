@@ -67,6 +67,26 @@ def test_device_and_server_only_by_hand():
     assert cm.latency(Plan.server_only(g), 1e6) == pytest.approx(n / 1e6 + 32e-3 * 0.05 + n / 1e6)
 
 
+def test_tile_macs_cost_each_byte_on_both_sides_of_an_authenticated_link():
+    import dataclasses
+
+    g = three_node_graph()
+    robot = uniform_profile(g, 1e-3, overhead_s=0.0)
+    server = robot.scaled(0.05, "server")
+    mac_r, mac_s = 4e-9, 2e-9  # s per byte: the order measured here (~2-6 ms per MB)
+    keyed = CostModel(
+        g, dataclasses.replace(robot, mac_s_per_byte=mac_r), dataclasses.replace(server, mac_s_per_byte=mac_s)
+    )
+    n = g.nodes[0].nbytes
+    per_byte = 1 / 1e6 + mac_r + mac_s
+    want = n * per_byte + 32e-3 * 0.05 + n * per_byte
+    assert keyed.latency(Plan.server_only(g), 1e6) == pytest.approx(want)
+    assert keyed.latencies(Plan.server_only(g), [1e6])[0] == pytest.approx(want)
+    assert keyed.latency(Plan.device_only(g), 1e6) == pytest.approx(32e-3)  # nothing crosses: nothing to MAC
+    plain = CostModel(g, robot, server)
+    assert plain.latency(Plan.server_only(g), 1e6) == pytest.approx(2 * n / 1e6 + 32e-3 * 0.05)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_transfers_equal_the_engines(seed):
     g, _ = conv_chain(4, h=12)

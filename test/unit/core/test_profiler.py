@@ -42,6 +42,7 @@ def test_profile_graph_measures_every_node_and_round_trips():
     q = Profile.from_json(p.to_json(), g)
     assert q.to_json() == p.to_json()
     assert p.message_overhead_s == 1e-4
+    assert 0 < p.mac_s_per_byte < 1e-6 and q.mac_s_per_byte == p.mac_s_per_byte  # the tile MAC, measured here
 
 
 def test_profile_refuses_another_graph_and_bad_numbers():

@@ -69,3 +69,98 @@ def test_settings_defaults_parameters_and_command_line() -> None:
 def test_a_bad_setting_is_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=f"setting {name}="):
         load_settings(None, _params({name: value}))
+
+
+# ------------------------------------------------------------------------------ authentication (docs/security.md)
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def keyed_server(tmp_path) -> IntraDPServer:
+    key = tmp_path / "intradp.key"
+    key.write_bytes(SECRET)
+    key.chmod(0o600)
+    return IntraDPServer(ServerSettings(robots=["robot1"], device="cpu", key_file=str(key)))
+
+
+def _hello(secret: bytes = SECRET, model_id: str = "nothing_served", robot: str = "robot1"):
+    from intradp_ros.core.session_auth import ClientKeys
+    from intradp_ros.srv import HandshakeRequest
+
+    hello = ClientKeys(secret, robot).hello()
+    return HandshakeRequest(
+        robot=robot,
+        model_id=model_id,
+        client_profile_json="{}",
+        nonce=hello.nonce,
+        proof=hello.proof,
+        renew_proof=hello.renew,
+    )
+
+
+def test_with_a_key_a_handshake_is_checked_before_anything_else(keyed_server: IntraDPServer, monkeypatch) -> None:
+    import rospy
+
+    from intradp_ros.srv import HandshakeRequest
+
+    monkeypatch.setattr(rospy, "logerr_throttle", lambda *a: None)  # the model check's log needs a node
+
+    for req in (
+        HandshakeRequest(robot="robot1", model_id="nothing_served", client_profile_json="{}"),
+        _hello(b"x" * 32),
+    ):
+        resp = keyed_server.handle("robot1", req)
+        assert not resp.accepted and resp.error.startswith("authentication:"), resp.error  # not the model's refusal
+        assert not resp.server_proof
+    resp = keyed_server.handle("robot1", _hello())  # the right secret: on to the model checks
+    assert not resp.accepted and "is not served here" in resp.error
+    assert keyed_server.auth.refused == 2
+    h = keyed_server.security()
+    assert h.values["authenticated"] == "yes" and h.values["refused_handshakes"] == "2" and h.level == 1
+
+
+def test_with_a_key_a_heartbeat_without_a_session_is_told_no_session(keyed_server: IntraDPServer) -> None:
+    from intradp_ros.srv import HandshakeRequest
+
+    assert keyed_server._authenticate("robot1", HandshakeRequest(robot="robot1")) == (None, "")
+
+
+def test_without_a_key_the_server_warns_and_accepts_unproven_handshakes(server: IntraDPServer) -> None:
+    from intradp_ros.srv import HandshakeRequest
+
+    assert server._authenticate("robot1", HandshakeRequest(robot="robot1", client_profile_json="{}")) == (None, "")
+    h = server.security()
+    assert h.values["authenticated"] == "NO" and "UNAUTHENTICATED" in h.message and h.level == 1
+
+
+def test_a_readable_key_file_stops_the_server(tmp_path) -> None:
+    from intradp_ros.core.auth import AuthError
+
+    key = tmp_path / "k"
+    key.write_bytes(SECRET)
+    key.chmod(0o644)
+    with pytest.raises(AuthError, match="accessible by other users"):
+        IntraDPServer(ServerSettings(robots=["robot1"], device="cpu", key_file=str(key)))
+
+
+def test_a_heartbeat_of_a_replaced_session_is_told_to_handshake_again(keyed_server: IntraDPServer) -> None:
+    from intradp_ros.core.session_auth import ClientKeys
+    from intradp_ros.ros.handshake import NO_SESSION
+    from intradp_ros.srv import HandshakeRequest
+
+    holder, replaced = ClientKeys(SECRET, "robot1"), ClientKeys(SECRET, "robot1")
+    for keys in (replaced, holder):  # `replaced` held the session first; `holder` took it once it was idle
+        hello = keys.hello()
+        grant = keyed_server.auth.hello("robot1", hello.nonce, hello.proof, hello.renew)
+        keyed_server.auth.commit(grant)
+        assert grant is not None
+        keys.accepted(hello, grant.nonce_s, grant.proof_s)
+        keyed_server.auth._held["robot1"].last_beat -= 60.0  # idle: the next hello may take it
+    keyed_server.sessions["robot1"] = object()  # type: ignore[assignment] - only its presence matters here
+    beat = holder.beat()
+    assert keyed_server._authenticate(
+        "robot1", HandshakeRequest(robot="robot1", nonce=beat.nonce, proof=beat.proof)
+    ) == (None, "")
+    beat = replaced.beat()
+    req = HandshakeRequest(robot="robot1", nonce=beat.nonce, proof=beat.proof)
+    assert keyed_server._authenticate("robot1", req) == (None, NO_SESSION)

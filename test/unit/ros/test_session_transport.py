@@ -78,3 +78,114 @@ def test_failed_server_request_is_reported_with_its_error(graph_and_input) -> No
     finally:
         robot_end.close()
         server.close()
+
+
+# ------------------------------------------------------------------------------------------ authenticated tiles
+class _FakePub:
+    def __init__(self, name: str, *args: object, **kwargs: object) -> None:
+        self.resolved_name, self.sent = name, []
+
+    def get_num_connections(self) -> int:
+        return 1
+
+    def publish(self, msg: object) -> None:
+        self.sent.append(msg)
+
+    def unregister(self) -> None:
+        pass
+
+
+class _FakeSub(_FakePub):
+    pass
+
+
+@pytest.fixture
+def fake_topics(monkeypatch):
+    from intradp_ros.ros import transport as ros_transport
+
+    monkeypatch.setattr(ros_transport.rospy, "Publisher", _FakePub)
+    monkeypatch.setattr(ros_transport.rospy, "Subscriber", _FakeSub)
+
+
+def _tile() -> Tile:
+    import numpy as np
+
+    return Tile(42, 1, 0, 2, 0, 4, np.arange(8 * 4 * 5, dtype=np.float32).reshape(1, 8, 4, 5), robot="robot1")
+
+
+def _ends(auth_robot, auth_server):
+    from intradp_ros.ros.session_transport import RecordingTransport
+
+    return RecordingTransport("robot", "robot1", auth=auth_robot), RecordingTransport(
+        "server", "robot1", auth=auth_server
+    )
+
+
+def test_authentic_tiles_pass_and_forged_ones_are_dropped_before_the_ledger(fake_topics) -> None:
+    import copy
+
+    from intradp_ros.core.auth import TileAuth
+
+    key = b"k" * 32
+    robot, server = _ends(TileAuth("robot", key), TileAuth("server", key))
+    try:
+        robot.send(_tile())
+        msg = robot._pub.sent[-1]
+        assert len(msg.mac) == 16
+        server._on_msg(msg)
+        got = server.recv(timeout=1.0)
+        assert got is not None and got.request_id == 42
+        forged = copy.deepcopy(msg)
+        forged.data = bytes(len(msg.data))  # zeroed payload, the running request id, the old MAC
+        server._on_msg(forged)
+        unsigned = copy.deepcopy(msg)
+        unsigned.mac = b""
+        server._on_msg(unsigned)
+        server._on_msg(copy.deepcopy(msg))  # the authentic tile recorded and sent again
+        assert server.recv(timeout=0.2) is None
+        assert server.forged == 3 and server.auth_drops.count("bad_mac") == 2
+        assert server.auth_drops.count("replayed") == 1
+        sent, received = server.take_records(42)
+        assert len(received) == 1  # only the authentic tile was accounted for
+    finally:
+        robot.close()
+        server.close()
+
+
+def test_tiles_of_another_session_are_dropped(fake_topics) -> None:
+    from intradp_ros.core.auth import TileAuth
+
+    robot, server = _ends(TileAuth("robot", b"a" * 32), TileAuth("server", b"b" * 32))
+    try:
+        robot.send(_tile())
+        server._on_msg(robot._pub.sent[-1])
+        assert server.recv(timeout=0.2) is None and server.forged == 1
+    finally:
+        robot.close()
+        server.close()
+
+
+def test_without_a_key_tiles_travel_unauthenticated_as_before(fake_topics) -> None:
+    robot, server = _ends(None, None)
+    try:
+        robot.send(_tile())
+        msg = robot._pub.sent[-1]
+        assert len(msg.mac) == 0
+        server._on_msg(msg)
+        assert server.recv(timeout=1.0) is not None and server.forged == 0
+    finally:
+        robot.close()
+        server.close()
+
+
+def test_a_robot_without_a_session_key_cannot_send(fake_topics) -> None:
+    from intradp_ros.core.auth import AuthError, TileAuth
+
+    robot, server = _ends(TileAuth("robot"), None)
+    try:
+        with pytest.raises(AuthError, match="no session key"):
+            robot.send(_tile())  # the engine's sender fails the request with this cause
+        assert not robot._pub.sent
+    finally:
+        robot.close()
+        server.close()

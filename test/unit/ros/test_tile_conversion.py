@@ -175,3 +175,19 @@ def test_unsendable_tile_is_refused_before_serialising() -> None:
             )
         )
     assert err.value.field == "node_id"
+
+
+@pytest.mark.parametrize("field_name", ["request_id", "node_id", "row_start", "flags", "robot", "data", "seq", "mac"])
+def test_a_macd_tile_changed_in_any_field_after_signing_is_refused_before_decoding(field_name: str) -> None:
+    from intradp_ros.core.auth import AuthError, TileAuth
+
+    key = b"q" * 32
+    tile = Tile(9, 1, 0, 2, 0, 4, np.ones((1, 2, 4, 3), np.float32), robot="robot1")
+    msg = _through_the_wire(tile_to_msg(tile, auth=TileAuth("server", key)))
+    receiver = TileAuth("robot", key)
+    assert msg_to_tile(msg, auth=receiver).request_id == 9
+    changed = {"robot": "robot2", "data": bytes(len(msg.data)), "mac": bytes(16)}
+    setattr(msg, field_name, changed[field_name] if field_name in changed else getattr(msg, field_name) + 1)
+    with pytest.raises(AuthError):
+        msg_to_tile(msg, auth=receiver)
+    assert receiver.rejected == 1

@@ -178,3 +178,116 @@ def test_a_tile_that_never_comes_times_out_naming_it_with_the_request_timeout(ne
     finally:
         client.close()
         server.close()
+
+
+# ---------------------------------------------------------------------------------------- bounded work per robot
+def _start_tile(rid: int, plan: Plan) -> Tile:
+    import numpy as np
+
+    from intradp_ros.core.tile import FLAG_START
+
+    return Tile(rid, plan.plan_id, 0, 0, 0, 0, np.zeros(0, np.uint8), flags=FLAG_START, robot="r")
+
+
+def _aborts(end, n: int, wait_s: float = 5.0) -> list[Tile]:
+    """Up to `n` tiles the server sent back, waiting at most `wait_s` in all."""
+    out: list[Tile] = []
+    deadline = time.monotonic() + wait_s
+    while len(out) < n and time.monotonic() < deadline:
+        t = end.recv(timeout=0.1)
+        if t is not None:
+            out.append(t)
+    return out
+
+
+def _server_workers() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("intradp-server-worker"))
+
+
+def test_a_flood_of_new_request_ids_runs_at_most_max_in_flight_on_a_fixed_pool(net) -> None:
+    from intradp_ros.core.runtime.wire import ABORT_REFUSED, describe_abort
+
+    _, g, _x = net
+    plan = Plan.server_only(g, bands=2)
+    r, s = inprocess_pair()
+    before = _server_workers()
+    server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT, max_in_flight=2)
+    try:
+        for rid in range(100, 300):  # 200 announced requests that never send their input
+            r.send(_start_tile(rid, plan))
+        aborts = _aborts(r, 198)
+        assert len(aborts) == 198 and server.refused_busy == 198
+        assert {t.request_id for t in aborts} == set(range(102, 300))  # the first two run, every later one refused
+        assert all(t.axis == ABORT_REFUSED for t in aborts)
+        assert "refused the request" in describe_abort(g, aborts[0])
+        assert server.in_flight == 2 and _server_workers() - before <= 2  # no thread per request
+    finally:
+        server.close()
+    assert _server_workers() == before
+
+
+def test_ids_not_above_the_newest_announced_are_refused_until_a_new_session(net) -> None:
+    _, g, _x = net
+    plan = Plan.server_only(g, bands=2)
+    r, s = inprocess_pair()
+    server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT, max_in_flight=4)
+    try:
+        r.send(_start_tile(50, plan))
+        r.send(_start_tile(40, plan))  # older than the newest announced: a replay or a made-up id
+        r.send(_start_tile(50, plan))  # the running request's own id: delivered to it, not a new request
+        for _ in range(50):
+            if server.refused_stale:
+                break
+            time.sleep(0.02)
+        assert server.refused_stale == 1 and server.in_flight == 1
+        server.new_session()
+        r.send(_start_tile(40, plan))  # a new session starts a new id sequence
+        for _ in range(50):
+            if server.in_flight == 2:
+                break
+            time.sleep(0.02)
+        assert server.in_flight == 2 and server.refused_stale == 1
+    finally:
+        server.close()
+
+
+def test_a_refused_request_fails_the_robot_at_once_naming_the_cause(net) -> None:
+    _, g, x = net
+    plan = Plan.server_only(g, bands=2)
+    r, s = inprocess_pair()
+    server = ServerHalf(g, s, [plan], device="cpu", timeout=TIMEOUT, max_in_flight=1)
+    client = ClientHalf(g, r, timeout=TIMEOUT)
+    try:
+        client.next_request_id = lambda: 7  # type: ignore[method-assign]
+        r.send(_start_tile(5, plan))  # a request of this robot still running on the server
+        for _ in range(50):
+            if server.in_flight == 1:
+                break
+            time.sleep(0.02)
+        t0 = time.perf_counter()
+        with pytest.raises(ExecutionError, match="refused the request"):
+            client.infer(plan, x)
+        assert time.perf_counter() - t0 < TIMEOUT / 2  # fails at once, not after the tile timeout
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_flooded_robot_does_not_hold_up_another_robots_request(net) -> None:
+    model, g, x = net
+    plan = Plan.server_only(g, bands=2)
+    flooded_end, flooded_server_end = inprocess_pair()
+    robot_end, server_end = inprocess_pair()
+    flooded = ServerHalf(g, flooded_server_end, [plan], device="cpu", timeout=TIMEOUT, max_in_flight=2)
+    other = ServerHalf(g, server_end, [plan], device="cpu", timeout=TIMEOUT, max_in_flight=2)
+    client = ClientHalf(g, robot_end, timeout=TIMEOUT)
+    try:
+        for rid in range(1000, 1200):
+            flooded_end.send(_start_tile(rid, plan))
+        assert len(_aborts(flooded_end, 198)) == 198
+        out = client.infer(plan, x)  # the other robot's own pool and topics: served as usual
+        assert torch.allclose(out, model(x), atol=1e-5) and other.refused_busy == 0
+    finally:
+        client.close()
+        flooded.close()
+        other.close()
