@@ -25,6 +25,7 @@ import torch
 
 from intradp_ros.core.codec import UNCOMPRESSED
 from intradp_ros.core.graph import Graph, Node
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import ROBOT, SERVER, Plan
 from intradp_ros.core.runtime.stage import ExecutionError, RequestStats, Stage, default_server_device, graph_on
 from intradp_ros.core.runtime.wire import ABORT_SEND, make_tile
@@ -32,6 +33,7 @@ from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD,
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
 log = logging.getLogger(__name__)
+_DROPS = LogThrottle(10.0)  # per-tile drop lines: the first at once, then one per 10 s with the count
 
 
 class Sender:
@@ -189,7 +191,9 @@ class ClientHalf:
             with self._lock:
                 st = self._current
             if st is None or tile.request_id != st.request_id:
-                log.warning("client: dropped tile of request %d (not running)", tile.request_id)
+                n = _DROPS.hit("client not running")
+                if n:
+                    log.warning("client: dropped tile of request %d (not running; %d such drops)", tile.request_id, n)
                 continue
             st.deliver(tile)
 
@@ -284,11 +288,17 @@ class ServerHalf:
                 st = self._active.get(tile.request_id)
                 if st is None:
                     if tile.request_id in self._done or tile.flags & FLAG_ABORT:
-                        log.warning("server: dropped tile of finished request %d", tile.request_id)
+                        n = _DROPS.hit("server finished")
+                        if n:
+                            log.warning(
+                                "server: dropped tile of finished request %d (%d such drops)", tile.request_id, n
+                            )
                         continue
                     plan = self.plans.get(tile.plan_id)
                     if plan is None:
-                        log.error("server: dropped tile with unknown plan id %d", tile.plan_id)
+                        n = _DROPS.hit("server unknown plan")
+                        if n:
+                            log.error("server: dropped tile with unknown plan id %d (%d such drops)", tile.plan_id, n)
                         self.sender(tile.request_id, tile.plan_id, None, 0, 0, None, FLAG_ABORT)
                         self._done.add(tile.request_id)
                         continue

@@ -1,0 +1,201 @@
+"""Per-subscriber writers: a subscriber that never reads is dropped (once, logged) and never holds the publisher
+or the other subscribers; repeated offenders are refused for a while. Real sockets (socketpair), no master."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("rospy")
+
+from rospy.exceptions import TransportTerminated
+
+from intradp_ros.ros.connection_writer import Backoff, WriterSet
+
+MSG = 256 << 10
+
+
+class FakeConnection:
+    """What a rospy TCPROSTransport offers a publisher: a socket, an endpoint id, done, close, stats."""
+
+    def __init__(self, sock: socket.socket, endpoint: str) -> None:
+        self.socket, self.endpoint_id = sock, endpoint
+        self.done = False
+        self.stat_bytes = self.stat_num_msg = 0
+
+    def close(self) -> None:
+        if not self.done:
+            self.done = True
+            self.socket.close()
+
+
+class FakeImpl:
+    """rospy's _PublisherImpl as far as the writers use it: add/remove connection and a synchronous publish."""
+
+    def __init__(self) -> None:
+        self.connections: list = []
+
+    def add_connection(self, c) -> bool:
+        self.connections.append(c)
+        return True
+
+    def remove_connection(self, c) -> None:
+        if c in self.connections:
+            self.connections.remove(c)
+
+    def publish(self, data: bytes) -> None:
+        for c in list(self.connections):
+            try:
+                c.write_data(data)
+            except TransportTerminated:
+                c.close()
+                self.remove_connection(c)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.impl = FakeImpl()
+
+
+def reader(sock: socket.socket, got: list[int], stop: threading.Event) -> threading.Thread:
+    def run() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                chunk = sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            got[0] += len(chunk)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def wait_for(predicate, timeout: float = 5.0) -> None:
+    """The drop's log line and removal happen on the writer's own thread, just after it stops: wait (bounded)."""
+    end = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def sockets():
+    made: list[socket.socket] = []
+
+    def pair() -> tuple[socket.socket, socket.socket]:
+        a, b = socket.socketpair()
+        made.extend((a, b))
+        return a, b
+
+    yield pair
+    for s in made:
+        s.close()
+
+
+def test_a_never_reading_subscriber_is_dropped_and_the_reader_gets_everything(sockets) -> None:
+    logs: list[str] = []
+    pub = FakePublisher()
+    # a stall limit far beyond the test: only the bounded queue can drop the non-reader, which it reaches only if
+    # the publisher kept going while that subscriber was stuck
+    writers = WriterSet("/t", max_queue_bytes=8 * MSG, stall_s=60.0, log=logs.append)
+    writers.install(pub)
+    good_w, good_r = sockets()
+    bad_w, _bad_r = sockets()  # never read
+    pub.impl.add_connection(FakeConnection(good_w, "/robot"))
+    pub.impl.add_connection(FakeConnection(bad_w, "/attacker"))
+    got, stop = [0], threading.Event()
+    t = reader(good_r, got, stop)
+    n = 200  # 50 MB: far beyond what the never-read socket buffers hold
+    try:
+        for _ in range(n):
+            before = writers.snapshot()
+            pub.impl.publish(b"x" * MSG)
+            assert writers.wait_written(before) >= 1
+        end = time.monotonic() + 10
+        while got[0] < n * MSG and time.monotonic() < end:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        t.join(2)
+    wait_for(lambda: writers.dropped == 1)
+    assert got[0] == n * MSG, "the reading subscriber must get every message"
+    assert writers.dropped == 1
+    drops = [line for line in logs if "dropped subscriber" in line]
+    assert len(drops) == 1 and "/attacker" in drops[0] and "send queue would exceed" in drops[0], logs
+    assert [c.endpoint for c in pub.impl.connections] == ["/robot"]  # removed from the topic
+
+
+def test_a_lone_stalled_subscriber_is_dropped_by_the_progress_watchdog(sockets) -> None:
+    logs: list[str] = []
+    pub = FakePublisher()
+    writers = WriterSet("/t", max_queue_bytes=1 << 30, stall_s=0.3, log=logs.append)
+    writers.install(pub)
+    w, _r = sockets()
+    pub.impl.add_connection(FakeConnection(w, "/hung"))
+    wrote = 1
+    for _ in range(400):  # bounded: the socket buffers fill within a few MB
+        before = writers.snapshot()
+        pub.impl.publish(b"y" * MSG)
+        wrote = writers.wait_written(before)
+        if wrote == 0:
+            break
+    assert wrote == 0
+    wait_for(lambda: not pub.impl.connections)
+    assert any("no byte accepted" in line and "/hung" in line for line in logs), logs
+    assert pub.impl.connections == []
+
+
+def test_queue_overflow_drops_the_connection_not_old_messages(sockets) -> None:
+    logs: list[str] = []
+    pub = FakePublisher()
+    writers = WriterSet("/t", max_queue_bytes=3 * MSG, stall_s=30.0, log=logs.append)
+    writers.install(pub)
+    w, _r = sockets()
+    pub.impl.add_connection(FakeConnection(w, "/slow"))
+    for _ in range(400):
+        pub.impl.publish(b"z" * MSG)  # without waiting: the queue grows
+        if not pub.impl.connections:
+            break
+    wait_for(lambda: not pub.impl.connections)
+    assert pub.impl.connections == []
+    assert any("send queue would exceed" in line for line in logs), logs
+
+
+def test_repeated_offenders_are_refused_for_a_growing_pause(sockets) -> None:
+    now = [100.0]
+    backoff = Backoff(base_s=1.0, max_s=8.0, clock=lambda: now[0])
+    assert backoff.refused_for("/a") == 0.0
+    backoff.dropped("/a")
+    assert backoff.refused_for("/a") == 0.0  # the first drop costs nothing (a hung peer that came back)
+    backoff.dropped("/a")
+    assert backoff.refused_for("/a") == pytest.approx(1.0)
+    backoff.dropped("/a")
+    assert backoff.refused_for("/a") == pytest.approx(2.0)
+    now[0] += 2.5
+    assert backoff.refused_for("/a") == 0.0
+    logs: list[str] = []
+    writers = WriterSet("/t", 1 << 20, 1.0, backoff=backoff, log=logs.append)
+    backoff.dropped("/a")
+    w, _r = sockets()
+    conn = FakeConnection(w, "/a")
+    assert writers.wrap(conn) is None and conn.done and writers.refused == 1
+    assert len(logs) == 1 and "refused subscriber /a" in logs[0]
+    w2, _r2 = sockets()
+    assert writers.wrap(FakeConnection(w2, "/b")) is not None  # others are not affected
+    for x in writers.writers:
+        x.close()
+
+
+def test_installing_twice_on_one_topic_is_refused() -> None:
+    pub = FakePublisher()
+    WriterSet("/t", 1 << 20, 1.0).install(pub)
+    with pytest.raises(RuntimeError, match="already installed"):
+        WriterSet("/t", 1 << 20, 1.0).install(pub)
