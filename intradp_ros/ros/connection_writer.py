@@ -22,7 +22,6 @@ one did and the others are still behind `lag_s` later (those keep their own boun
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import deque
@@ -210,7 +209,7 @@ class ConnectionWriter:
                 return False
             try:
                 n = sock.send(view[sent : sent + CHUNK])
-            except socket.timeout:
+            except TimeoutError:
                 idle = self._clock() - self.last_progress
                 if idle >= self.stall_s:
                     with self._cond:

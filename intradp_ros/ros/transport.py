@@ -28,8 +28,8 @@ import warnings
 import rospy
 
 from intradp_ros.core.codec import TileValidator, graph_tile_limit
-from intradp_ros.core.log_throttle import LogThrottle, clip
 from intradp_ros.core.graph import Graph
+from intradp_ros.core.log_throttle import LogThrottle, clip
 from intradp_ros.core.plan import ROBOT, SERVER
 from intradp_ros.core.tile import Tile, TileError
 from intradp_ros.core.transport import Transport, TransportClosed

@@ -66,7 +66,7 @@ def reader(sock: socket.socket, got: list[int], stop: threading.Event) -> thread
         while not stop.is_set():
             try:
                 chunk = sock.recv(1 << 20)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
