@@ -240,15 +240,9 @@ class IntraDPServer:
     def handle(self, robot: str, req: HandshakeRequest) -> HandshakeResponse:
         """Answer one handshake or heartbeat of `robot` (the service it arrived on names the robot)."""
         refuse = lambda why: self._refuse(robot, why)  # noqa: E731
-        why = self.check_request(robot, req)  # sizes, names, option values: before anything is built
-        if why:
-            return refuse(why)
-        rep = self._replica_for(req.model_id, robot)
+        rep = self._admit(robot, req)
         if isinstance(rep, str):
             return refuse(rep)
-        why = check_peer(rep, req.model_id, req.weights_fingerprint, req.graph_fingerprint)
-        if why:
-            return refuse(why)
         if not req.client_profile_json:  # heartbeat
             with self._lock:
                 sess = self.sessions.get(robot)
@@ -295,6 +289,17 @@ class IntraDPServer:
             plan_table_json=book.to_json(),
             **camera_fields(req, rep.example.shape),  # [wire] decoder identity
         )
+
+    def _admit(self, robot: str, req: HandshakeRequest) -> Replica | str:
+        """The replica the request is for, or why it is refused: the request's fields first (before anything is
+        built), then the replica (maybe a variant built now), then its fingerprints."""
+        why = self.check_request(robot, req)
+        if why:
+            return why
+        rep = self._replica_for(req.model_id, robot)
+        if isinstance(rep, str):
+            return rep
+        return check_peer(rep, req.model_id, req.weights_fingerprint, req.graph_fingerprint) or rep
 
     def check_request(self, robot: str, req: HandshakeRequest) -> str:
         """Why a request must be refused before any work (core.handshake_limits; '' when it may proceed): field
