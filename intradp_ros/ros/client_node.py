@@ -119,6 +119,9 @@ class ClientSettings:
     )
     cache_dir: str = setting("", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
     fallback_margin: float = setting(1.5, "local fallback time is budgeted as this many times the measured local time")
+    tile_stall_s: float = setting(
+        2.0, "a subscriber of the robot's up tiles that accepts no byte for this long while tiles wait is dropped (s)"
+    )
 
 
 COMMON_SPEC: Spec = spec_of(ClientSettings)
@@ -191,7 +194,9 @@ class ClientRuntime:
         if not settings["weights"]:
             rospy.logwarn(RANDOM_WEIGHTS_BANNER, f"client {self.robot}")
         self.device_plan = Plan.device_only(g)
-        self.transport = RecordingTransport(Side.ROBOT, self.robot, g, namespace=self.cfg.names_base)
+        self.transport = RecordingTransport(
+            Side.ROBOT, self.robot, g, namespace=self.cfg.names_base, stall_s=self.cfg.tile_stall_s
+        )
         self.half = RobotClientHalf(g, self.transport, self.device, timeout=self.cfg.deadline, robot=self.robot)
         self.health = LinkHealth()
         # the bandwidth monitor takes its buckets and predicted latencies from the server's plan book
@@ -233,8 +238,9 @@ class ClientRuntime:
         ]
         adapter.setup(self)
         self.diagnostics = client_diagnostics(self)
+        self.dead_threads: list[str] = []  # threads that died while the node runs (the watchdog reports them)
         self.threads = [
-            threading.Thread(target=f, name=n, daemon=True)
+            threading.Thread(target=self._guarded(f, n), name=n, daemon=True)
             for f, n in (
                 (self._session_loop, "intradp-session"),
                 (self._watchdog_loop, "intradp-watchdog"),
@@ -391,6 +397,33 @@ class ClientRuntime:
                 self._log(self.runner.on_peer(self.transport.peer_connected()))
             except Exception as e:  # noqa: BLE001 - keep watching
                 rospy.logerr_throttle(10.0, f"client {self.robot}: watchdog error: {e}")
+            self._check_threads()
+
+    def _guarded(self, loop: Any, name: str) -> Any:
+        """`loop` run so that an exception escaping it is logged with its cause before the thread ends."""
+
+        def run() -> None:
+            try:
+                loop()
+            except Exception as e:  # noqa: BLE001 - reported here, then by the watchdog and diagnostics (ERROR)
+                rospy.logerr("client %s: thread %s died: %s: %s", self.robot, name, type(e).__name__, e)
+
+        return run
+
+    def _check_threads(self) -> None:
+        """A node thread that ended while the node runs is reported once (log + diagnostics ERROR), never silent."""
+        for t in self.threads:
+            if t.ident is not None and not t.is_alive() and not self._stop.is_set() and t.name not in self.dead_threads:
+                self.dead_threads.append(t.name)
+                rospy.logerr(
+                    "client %s: thread %s stopped: %s; restart the node",
+                    self.robot,
+                    t.name,
+                    "no more frames are processed" if t.name == "intradp-worker" else "the node is degraded",
+                )
+                diagnostics = getattr(self, "diagnostics", None)
+                if diagnostics is not None:
+                    diagnostics.force()
 
     def _log(self, line: str | None) -> None:
         if line:

@@ -487,7 +487,7 @@ class IntraDPServer:
         return prof
 
     def _open_session(self, robot: str, rep: Replica, book: PlanBook) -> RobotSession:
-        transport = RecordingTransport(SERVER, robot, rep.graph)
+        transport = RecordingTransport(SERVER, robot, rep.graph, stall_s=self.s.tile_stall_s)
         reports = rospy.Publisher(server_report_topic(robot), ServerReport, queue_size=50)
 
         def on_done(ex: SideExecutor, error: str) -> None:
