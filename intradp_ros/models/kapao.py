@@ -105,6 +105,22 @@ def _repeats(n: int, depth: float) -> int:
     return max(round(n * depth), 1) if n > 1 else n
 
 
+def check_image_size(module: nn.Module, args: tuple[Any, ...]) -> None:
+    """Forward pre-hook of the KAPAO roots: an image of another size than the one the decode grids were built for
+    is refused with both sizes named (instead of an opaque size mismatch deep in the decode). Only real tensors
+    are checked (graph capture traces with proxies)."""
+    image = args[0] if args else None
+    if isinstance(image, torch.Tensor) and image.dim() >= 2:
+        got = (int(image.shape[-2]), int(image.shape[-1]))
+        built = tuple(module.input_hw)  # type: ignore[attr-defined]
+        if got != built:
+            raise ValueError(
+                f"KAPAO was built for input {built[0]}x{built[1]} (H x W) but got an image of {got[0]}x{got[1]}: "
+                f"build it with input_size=[{got[0]}, {got[1]}] (or call set_input_size), or letterbox the image to "
+                f"{built[0]}x{built[1]}"
+            )
+
+
 def check_input_hw(input_hw: Sequence[int]) -> tuple[int, int]:
     """Validate a KAPAO input size: two positive multiples of 64 (the largest stride)."""
     if len(input_hw) != 2:
@@ -270,6 +286,7 @@ class KapaoModel(nn.Module):
         self.input_hw = check_input_hw(input_hw)
         self.model, self.save = _build_layers(self.variant, self.input_hw)
         self.stride = torch.tensor(STRIDES, dtype=torch.float32)  # plain attribute, as upstream
+        self.register_forward_pre_hook(check_image_size)
 
     @property
     def detect(self) -> Detect:
@@ -311,6 +328,7 @@ class KapaoCandidates(nn.Module):
         self.net = net
         self.conf = float(conf)
         self.density = float(density)
+        self.register_forward_pre_hook(check_image_size)
 
     @property
     def detect(self) -> Detect:
