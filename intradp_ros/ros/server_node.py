@@ -104,7 +104,7 @@ class ServerSettings:
     variant_budget_mb: float = setting(
         2048.0, "memory for model variants built on request (other heads); least recently used evicted beyond it"
     )
-    variant_build_interval: float = setting(5.0, "a robot may make the server build a new variant once per this (s)")
+    variant_build_interval: float = setting(30.0, "a robot may make the server build a new variant once per this (s)")
     solve_interval: float = setting(30.0, "a robot may start a new plan-book solve once per this (s)")
     max_queued_solves: int = setting(4, "plan-book solves waiting beyond the one running; more are refused")
     tile_stall_s: float = setting(
