@@ -68,7 +68,7 @@ class Backoff:
         if n < 2:
             return 0.0
         pause = min(self.max_s, self.base_s * 2 ** (n - 2))
-        return max(0.0, last + pause - self.clock())
+        return float(max(0.0, last + pause - self.clock()))
 
 
 class ConnectionWriter:
@@ -230,7 +230,8 @@ class ConnectionWriter:
 
 class WriterSet:
     """The writers of one publisher: installs one on every new subscriber connection, refuses subscribers in
-    back-off, logs each drop once (and refusals throttled, with counts), and waits for a message to be written."""
+    back-off or beyond `max_connections` (one writer thread each), logs each drop once (and refusals throttled,
+    with counts), and waits for a message to be written."""
 
     def __init__(
         self,
@@ -240,8 +241,10 @@ class WriterSet:
         lag_s: float = 0.1,
         backoff: Backoff | None = None,
         log: Callable[[str], None] | None = None,
+        max_connections: int = 16,
     ) -> None:
         self.topic = topic
+        self.max_connections = int(max_connections)
         self.max_queue_bytes = int(max_queue_bytes)
         self.stall_s = float(stall_s)
         self.lag_s = float(lag_s)
@@ -268,6 +271,18 @@ class WriterSet:
                 )
             connection.close()
             return None
+        with self.progress:
+            live = [x for x in self.writers if not x.dead]
+        if len(live) >= self.max_connections:
+            self.refused += 1
+            n = self._refusals.hit("too many")
+            if n:
+                self._log(
+                    f"{self.topic}: refused subscriber {endpoint[:200]}: {len(live)} subscribers already (limit "
+                    f"{self.max_connections}; {n} refusals)"
+                )
+            connection.close()
+            return None
         w = ConnectionWriter(connection, self.topic, self.max_queue_bytes, self.stall_s, self.progress, self._dropped)
         with self.progress:
             self.writers = [x for x in self.writers if not x.dead] + [w]
@@ -284,6 +299,13 @@ class WriterSet:
                 self._remove(writer)
             except Exception:  # noqa: BLE001 - the topic may be closing
                 pass
+
+    @classmethod
+    def of(cls, publisher: Any) -> WriterSet | None:
+        """The writers already installed on this publisher's topic in this process (rospy shares one topic
+        implementation between Publisher objects of the same topic), else None."""
+        found = getattr(publisher.impl, "_intradp_writers", None)
+        return found if isinstance(found, WriterSet) else None
 
     def install(self, publisher: Any) -> None:
         """Wrap every future connection of a rospy Publisher (created with queue_size=None) in a writer."""

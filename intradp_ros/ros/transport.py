@@ -87,8 +87,9 @@ class RosTransport(Transport):
             self._pub = rospy.Publisher(out_topic, TensorTile, queue_size=queue_size, tcp_nodelay=True)
         # one writer per subscriber connection (only with synchronous publish: rospy's queued publish wraps its own)
         queue_bytes = max_queue_bytes if max_queue_bytes is not None else max(4 * self.max_bytes, 64 << 20)
-        self.writers = WriterSet(self._pub.resolved_name, queue_bytes, stall_s, log=rospy.logwarn)
-        if queue_size is None:
+        shared = WriterSet.of(self._pub)  # another transport of this process publishes the same topic
+        self.writers = shared or WriterSet(self._pub.resolved_name, queue_bytes, stall_s, log=rospy.logwarn)
+        if queue_size is None and shared is None:
             self.writers.install(self._pub)
         self._sub = rospy.Subscriber(
             in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True, buff_size=buff_size

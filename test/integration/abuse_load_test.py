@@ -9,7 +9,6 @@ Timeline after the client first runs distributed (t0), frames at 2 Hz, deadline 
   t0+26  one 200 MB TensorTile on /intradp/robot1/up; feeding ends at t0+42
 """
 
-import os
 import re
 import sys
 import time

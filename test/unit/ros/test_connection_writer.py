@@ -199,3 +199,17 @@ def test_installing_twice_on_one_topic_is_refused() -> None:
     WriterSet("/t", 1 << 20, 1.0).install(pub)
     with pytest.raises(RuntimeError, match="already installed"):
         WriterSet("/t", 1 << 20, 1.0).install(pub)
+
+
+def test_subscribers_beyond_the_limit_are_refused(sockets) -> None:
+    logs: list[str] = []
+    writers = WriterSet("/t", 1 << 20, 1.0, log=logs.append, max_connections=2)
+    made = [FakeConnection(sockets()[0], f"/n{i}") for i in range(3)]
+    got = [writers.wrap(c) for c in made]
+    assert got[0] is not None and got[1] is not None and got[2] is None and made[2].done
+    assert writers.refused == 1 and "2 subscribers already" in logs[0]
+    pub = FakePublisher()
+    writers.install(pub)
+    assert WriterSet.of(pub) is writers
+    for w in got[:2]:
+        w.close()
