@@ -27,11 +27,13 @@ from typing import Any, Generic, TypeVar
 
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.link_health import LinkHealth
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, PlanBookError
 from intradp_ros.core.vocabulary import Mode
 
 log = logging.getLogger(__name__)
+_FRAME_LOG = LogThrottle(10.0)  # per-frame lines: the first at once, then one per 10 s with the count
 
 NO_SESSION = "no session"  # the server's answer to a heartbeat for a session it does not hold (it restarted)
 
@@ -279,7 +281,14 @@ class FrameRunner:
         rid, idle = getattr(self.half, "last_request_id", 0), list(getattr(self.half, "last_idle", []))
         if failure:
             self.fallbacks += 1
-            log.warning("%srequest %d failed (%s): finishing the frame locally", self._prefix, rid, failure[:200])
+            if n := _FRAME_LOG.hit("fallback"):
+                log.warning(
+                    "%srequest %d failed (%s): finishing the frame locally (%d such frames since the last line)",
+                    self._prefix,
+                    rid,
+                    failure[:200],
+                    n,
+                )
             outputs = self.run_local(*inputs)
         return FrameOutcome(outputs, choice.plan, True, bool(failure), rid, idle, failure)
 

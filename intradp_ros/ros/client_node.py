@@ -36,6 +36,7 @@ from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.health import DropCounter
 from intradp_ros.core.link_health import LinkHealth
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.power import PowerModel
@@ -227,6 +228,7 @@ class ClientRuntime:
         self._stop = threading.Event()
         self.frames_done = 0
         self.frames_dropped_bad = 0
+        self._frame_log = LogThrottle(10.0)  # per-frame error lines, with counts
         self.drops = DropCounter()  # bad input by cause (unsupported_encoding, malformed), logged throttled
         self.deadline_misses = self.local_fallbacks = 0
         self.estimate_at: float | None = None
@@ -466,7 +468,8 @@ class ClientRuntime:
         try:
             self._run_frame(msg, x, ctx, start)
         except Exception as e:  # noqa: BLE001 - one broken frame must not stop the node
-            rospy.logerr("client %s: frame failed: %s: %s", self.robot, type(e).__name__, e)
+            if n := self._frame_log.hit(f"frame failed {type(e).__name__}"):
+                rospy.logerr("client %s: frame failed (%d such frames): %s: %s", self.robot, n, type(e).__name__, e)
 
     def _run_frame(self, msg: Any, x: torch.Tensor, ctx: Any, start: float) -> None:
         choice = choose_plan(self.mode, self.book, self.bucket, self.health.distributed_allowed(), self.device_plan)
@@ -509,7 +512,10 @@ class ClientRuntime:
             try:
                 self.stats_pub.publish(self.stats_for(frame))
             except Exception as e:  # noqa: BLE001 - stats must never stop the node
-                rospy.logerr("client %s: stats of request %d failed: %s", self.robot, frame.request_id, e)
+                if n := self._frame_log.hit("stats failed"):
+                    rospy.logerr(
+                        "client %s: stats of request %d failed (%d such): %s", self.robot, frame.request_id, n, e
+                    )
 
     def frame_stats(self, f: FrameRecord) -> FrameStats:
         """The ROS-free statistics of one frame (waits up to report_timeout for the server's report)."""

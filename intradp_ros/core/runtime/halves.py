@@ -324,7 +324,8 @@ class ServerHalf:
         except Exception as e:  # noqa: BLE001 - a failed request must not stop the server
             self.failed += 1
             error = str(e) if isinstance(e, ExecutionError) else f"{type(e).__name__}: {e}"
-            log.error("server: request %d failed: %s", st.request_id, e)
+            if n := _DROPS.hit("server request failed"):
+                log.error("server: request %d failed (%d such lines): %s", st.request_id, n, e)
         finally:
             with self._lock:
                 self._active.pop(st.request_id, None)
