@@ -99,6 +99,7 @@ class ConnectionWriter:
         self.written = 0  # messages fully written into the socket
         self.last_progress = clock()
         self.drop_reason = ""
+        self.offence = False  # dropped for stalling or overflowing (not for closing or a connection error)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"intradp-writer {topic}", daemon=True)
         self._thread.start()
@@ -125,7 +126,7 @@ class ConnectionWriter:
                     f"send queue would exceed {self.max_queue_bytes} bytes ({len(self._queue)} messages, "
                     f"{self.queued_bytes} bytes waiting): it reads slower than the topic is published"
                 )
-                self._drop_locked(reason)
+                self._drop_locked(reason, offence=True)
             if self.dead:
                 raise TransportTerminated(self.drop_reason or "connection closed")
             if not self._queue:
@@ -147,10 +148,11 @@ class ConnectionWriter:
         with self._progress:
             self._progress.notify_all()
 
-    def _drop_locked(self, reason: str) -> None:
+    def _drop_locked(self, reason: str, offence: bool = False) -> None:
         if self.drop_reason:
             return
         self.drop_reason = reason
+        self.offence = offence
         self._queue.clear()
         self.queued_bytes = 0
         self._cond.notify()
@@ -214,8 +216,9 @@ class ConnectionWriter:
                 if idle >= self.stall_s:
                     with self._cond:
                         self._drop_locked(
-                            f"no byte accepted for {idle:.1f} s (stall limit {self.stall_s:g} s, {sent} of {len(view)} "
-                            "bytes of a message written): it stopped reading"
+                            offence=True,
+                            reason=f"no byte accepted for {idle:.1f} s (stall limit {self.stall_s:g} s, {sent} of "
+                            f"{len(view)} bytes of a message written): it stopped reading",,
                         )
                     return False
                 continue
@@ -289,11 +292,12 @@ class WriterSet:
         return w
 
     def _dropped(self, writer: ConnectionWriter, reason: str) -> None:
-        if reason == "closed":
-            return
-        self.dropped += 1
-        self.backoff.dropped(writer.endpoint)
-        self._log(f"{self.topic}: dropped subscriber {writer.endpoint[:200]}: {reason}")
+        """A writer stopped: remove it from the topic; an offence (stall, overflow) is counted, logged once and
+        feeds the back-off; a closed or failed connection (the subscriber went away) is only removed."""
+        if writer.offence:
+            self.dropped += 1
+            self.backoff.dropped(writer.endpoint)
+            self._log(f"{self.topic}: dropped subscriber {writer.endpoint[:200]}: {reason}")
         if self._remove is not None:
             try:
                 self._remove(writer)

@@ -213,3 +213,23 @@ def test_subscribers_beyond_the_limit_are_refused(sockets) -> None:
     assert WriterSet.of(pub) is writers
     for w in got[:2]:
         w.close()
+
+
+def test_a_subscriber_that_goes_away_is_removed_without_blame(sockets) -> None:
+    logs: list[str] = []
+    pub = FakePublisher()
+    writers = WriterSet("/t", 1 << 30, 30.0, log=logs.append)
+    writers.install(pub)
+    w, r = sockets()
+    pub.impl.add_connection(FakeConnection(w, "/gone"))
+    r.close()
+    for _ in range(50):  # bounded: the first write after the close fails with EPIPE / ECONNRESET
+        before = writers.snapshot()
+        pub.impl.publish(b"q" * MSG)
+        writers.wait_written(before)
+        if not pub.impl.connections:
+            break
+        time.sleep(0.01)
+    wait_for(lambda: not pub.impl.connections)
+    assert pub.impl.connections == [] and writers.dropped == 0 and logs == []
+    assert writers.backoff.refused_for("/gone") == 0.0
