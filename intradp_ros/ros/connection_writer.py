@@ -218,7 +218,7 @@ class ConnectionWriter:
                         self._drop_locked(
                             offence=True,
                             reason=f"no byte accepted for {idle:.1f} s (stall limit {self.stall_s:g} s, {sent} of "
-                            f"{len(view)} bytes of a message written): it stopped reading",,
+                            f"{len(view)} bytes of a message written): it stopped reading",
                         )
                     return False
                 continue
