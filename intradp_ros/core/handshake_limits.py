@@ -25,6 +25,7 @@ from intradp_ros.core.session import ModelConfig, ReplicaError
 
 _ROBOT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _HEX_RE = re.compile(r"^[0-9a-f]*$")
+_MODEL_RE = re.compile(r"^(torchvision:)?[A-Za-z][A-Za-z0-9_]{0,63}$")  # registry names (models/registry.py)
 HEADS = ("detections", "candidates", "logits", "completion")  # the registry's heads (KAPAO, SCONet)
 SIZE_OPTIONS = ("input_size", "grid_xzy")
 MAX_EXTENT = 8192  # largest input_size / grid_xzy entry accepted
@@ -96,7 +97,7 @@ def check_model_id(model_id: str, limits: HandshakeLimits) -> str:
         cfg = ModelConfig.from_model_id(model_id)
     except ReplicaError:
         return f"model id {clip(model_id, 120)!r} is not a name with JSON options of known keys"
-    if not cfg.name or not _ROBOT_RE.match(cfg.name):
+    if not _MODEL_RE.match(cfg.name):
         return f"model name {clip(cfg.name, 64)!r} is not a registry name"
     for key, value in cfg.options.items():
         why = _check_option(key, value, limits)

@@ -22,6 +22,7 @@ def check(**changes: object) -> str:
 def test_a_good_request_passes() -> None:
     assert check() == ""
     assert check(model_id="kapao_s6") == ""
+    assert check(model_id='torchvision:resnet18{"input_size":[64,64]}') == ""
 
 
 @pytest.mark.parametrize(
@@ -38,6 +39,7 @@ def test_a_good_request_passes() -> None:
         ({"model_id": 'kapao_s6{"input_size":[256,99999]}'}, "must be 1 to 4 integers"),
         ({"model_id": 'kapao_s6{"batch":"x"}'}, "is not allowed"),
         ({"model_id": "kapao_s6{not json"}, "JSON options of known keys"),
+        ({"model_id": "torchvision:../x"}, "not a registry name"),
     ],
 )
 def test_bad_fields_are_refused_with_a_short_reason(changes: dict, why: str) -> None:
