@@ -107,7 +107,13 @@ class AbuseLoadTest(lib.SystemTestCase):
         self.assertGreaterEqual(len(dist), len(window) // 2, "offloading stalled behind the never-reading subscriber")
         up = re.findall(r"dropped subscriber /abuse_stall", self.client_log)
         down = re.findall(r"dropped subscriber /abuse_stall", self.server_log)
-        self.assertEqual((len(up), len(down)), (1, 1), "each stalled connection is dropped and logged once")
+        print(
+            f"[abuse] stalled connection dropped: robot's up publisher {len(up)}x, server's down publisher {len(down)}x"
+        )
+        # the robot's up tiles (the camera frame, ~245 kB a frame) fill the stalled socket within a frame or two; the
+        # few kB of down tiles a frame may not fill it within the 12 s, then that connection lives until it closes
+        self.assertEqual(len(up), 1, "the stalled connection to the robot's up publisher is dropped and logged once")
+        self.assertLessEqual(len(down), 1, "a stalled connection is logged once")
 
     def test_junk_handshakes_are_refused_cheaply_with_bounded_answers_and_logs(self):
         answers = self.shakes.of("handshake")
