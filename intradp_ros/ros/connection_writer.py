@@ -12,8 +12,9 @@ it in chunks with a short socket timeout, so it can see progress. The connection
 topic and logged once when
 - its queue holds more than `max_queue_bytes` (it reads slower than we publish), or
 - it accepted no byte for `stall_s` seconds while it had data to send (it stopped reading, or hung).
-A subscriber dropped again and again is refused on reconnect for a growing pause (`Backoff`), so a peer whose
-rospy keeps reconnecting costs one bounded queue, not a stall per attempt.
+A subscriber dropped again and again while another subscriber of the topic kept up is refused on reconnect for a
+growing pause (`Backoff`), so a peer that keeps reconnecting costs one bounded queue, not a stall per attempt; a lone
+subscriber that stalls (the network, or a hung peer) may reconnect at once.
 
 `WriterSet.install(publisher)` puts writers on every new connection of a publisher; `WriterSet.wait_written`
 is what RosTransport.send uses to return once the message left: when every connection wrote it, or when at least
@@ -60,6 +61,11 @@ class Backoff:
             if len(self._drops) > 1024:  # bounded: forget the oldest
                 oldest = min(self._drops, key=lambda k: self._drops[k][1])
                 del self._drops[oldest]
+
+    def drops(self, endpoint: str) -> int:
+        """Drops of `endpoint` counted in the current window."""
+        with self._lock:
+            return self._drops.get(endpoint, (0, 0.0))[0]
 
     def refused_for(self, endpoint: str) -> float:
         """Seconds the endpoint must still wait before a reconnect is accepted (0: accept now)."""
@@ -296,7 +302,12 @@ class WriterSet:
         feeds the back-off; a closed or failed connection (the subscriber went away) is only removed."""
         if writer.offence:
             self.dropped += 1
-            self.backoff.dropped(writer.endpoint)
+            # back-off only for a subscriber that fell behind while another kept up (the link works, it does not
+            # read); a lone subscriber that stalls is the network or a hung peer, which may reconnect at once
+            with self.progress:
+                others_ok = any(w is not writer and w.last_progress > writer.last_progress for w in self.writers)
+            if others_ok:
+                self.backoff.dropped(writer.endpoint)
             self._log(f"{self.topic}: dropped subscriber {writer.endpoint[:200]}: {reason}")
         if self._remove is not None:
             try:

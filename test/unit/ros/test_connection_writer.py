@@ -131,6 +131,7 @@ def test_a_never_reading_subscriber_is_dropped_and_the_reader_gets_everything(so
     drops = [line for line in logs if "dropped subscriber" in line]
     assert len(drops) == 1 and "/attacker" in drops[0] and "send queue would exceed" in drops[0], logs
     assert [c.endpoint for c in pub.impl.connections] == ["/robot"]  # removed from the topic
+    assert writers.backoff.drops("/attacker") == 1  # it fell behind while another subscriber kept up
 
 
 def test_a_lone_stalled_subscriber_is_dropped_by_the_progress_watchdog(sockets) -> None:
@@ -151,6 +152,7 @@ def test_a_lone_stalled_subscriber_is_dropped_by_the_progress_watchdog(sockets) 
     wait_for(lambda: not pub.impl.connections)
     assert any("no byte accepted" in line and "/hung" in line for line in logs), logs
     assert pub.impl.connections == []
+    assert writers.backoff.drops("/hung") == 0  # alone: the network or a hung peer, free to reconnect
 
 
 def test_queue_overflow_drops_the_connection_not_old_messages(sockets) -> None:
