@@ -106,7 +106,8 @@ class ServerSettings:
     )
     variant_build_interval: float = setting(30.0, "a robot may make the server build a new variant once per this (s)")
     solve_interval: float = setting(30.0, "a robot may start a new plan-book solve once per this (s)")
-    max_queued_solves: int = setting(4, "plan-book solves waiting beyond the one running; more are refused")
+    max_running_solves: int = setting(2, "plan-book solves (worker processes) running at once; more wait in a queue")
+    max_queued_solves: int = setting(4, "plan-book solves waiting beyond those running; more are refused")
     tile_stall_s: float = setting(
         2.0, "a tile subscriber that accepts no byte for this long while tiles wait is dropped (s)"
     )
@@ -181,6 +182,7 @@ class IntraDPServer:
         self._refusals = LogThrottle(10.0)
         self.solves = SolveCoalescer(
             float(settings.plan_cache_tolerance),
+            max_running=int(settings.max_running_solves),
             max_queued=int(settings.max_queued_solves),
             min_interval_s=float(settings.solve_interval),
         )
