@@ -18,7 +18,8 @@ subscriber that stalls (the network, or a hung peer) may reconnect at once.
 
 `WriterSet.install(publisher)` puts writers on every new connection of a publisher; `WriterSet.wait_written`
 is what RosTransport.send uses to return once the message left: when every connection wrote it, or when at least
-one did and the others are still behind `lag_s` later (those keep their own bounded queue).
+one did and the others are still behind `lag_s` later (those keep their own bounded queue, and later messages do not
+wait for them at all until they catch up, so a stuck subscriber costs the sender `lag_s` once, not per message).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class ConnectionWriter:
         self.last_progress = clock()
         self.drop_reason = ""
         self.offence = False  # dropped for stalling or overflowing (not for closing or a connection error)
+        self.behind = False  # fell lag_s behind the others: senders stop waiting for it until its queue empties
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"intradp-writer {topic}", daemon=True)
         self._thread.start()
@@ -188,6 +190,8 @@ class ConnectionWriter:
                     self._queue.popleft()
                     self.queued_bytes -= len(data)
                 self.written += 1
+                if not self._queue:
+                    self.behind = False  # caught up
                 self.last_progress = self._clock()
             try:
                 self._connection.stat_bytes += len(data)
@@ -354,9 +358,13 @@ class WriterSet:
                 pending = [w for w, i in tickets.items() if w.written < i and not w.dead]
                 if not pending:
                     return done
+                if done and all(w.behind for w in pending):  # known laggards: their queues keep the message
+                    return done
                 now = clock()
                 if done:
                     first_done = now if first_done is None else first_done
                     if now - first_done >= self.lag_s:
+                        for w in pending:
+                            w.behind = True
                         return done
                 self.progress.wait(POLL_S)

@@ -30,7 +30,7 @@ def distributed(s):
 
 
 class AbuseLoadTest(lib.SystemTestCase):
-    tag = "abuse_load"
+    tag = "abuse"
 
     @classmethod
     def start(cls, sys_):

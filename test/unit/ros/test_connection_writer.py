@@ -235,3 +235,38 @@ def test_a_subscriber_that_goes_away_is_removed_without_blame(sockets) -> None:
     wait_for(lambda: not pub.impl.connections)
     assert pub.impl.connections == [] and writers.dropped == 0 and logs == []
     assert writers.backoff.refused_for("/gone") == 0.0
+
+
+def test_a_subscriber_that_fell_behind_costs_the_sender_its_lag_once(sockets) -> None:
+    pub = FakePublisher()
+    now = [0.0]
+    writers = WriterSet("/t", max_queue_bytes=1 << 30, stall_s=60.0, lag_s=5.0)
+    writers.install(pub)
+    good_w, good_r = sockets()
+    bad_w, _bad_r = sockets()
+    pub.impl.add_connection(FakeConnection(good_w, "/robot"))
+    pub.impl.add_connection(FakeConnection(bad_w, "/attacker"))
+    got, stop = [0], threading.Event()
+    t = reader(good_r, got, stop)
+    waits = 0  # messages whose send had to wait out the lag (the clock only moves when a wait polls)
+
+    def clock() -> float:
+        nonlocal waits
+        now[0] += 1.0
+        return now[0]
+
+    try:
+        for _ in range(60):  # 15 MB: the non-reader falls behind within a few messages
+            before = writers.snapshot()
+            pub.impl.publish(b"w" * MSG)
+            start = now[0]
+            assert writers.wait_written(before, clock=clock) >= 1
+            waits += int(now[0] - start >= 5.0)
+    finally:
+        stop.set()
+        t.join(2)
+    assert waits == 1, "only the first message after it fell behind waits the lag"
+    bad = [w for w in writers.writers if w.endpoint == "/attacker"][0]
+    assert bad.behind and not bad.dead
+    for w in writers.writers:
+        w.close()
