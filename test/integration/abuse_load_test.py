@@ -6,7 +6,7 @@ Timeline after the client first runs distributed (t0), frames at 2 Hz, deadline 
   t0+3   junk handshakes on robot1's service: a 10 MB model id, five option variants with wrong fingerprints,
          a junk head, a 100 kB robot name, a 9 MB profile
   t0+15  the robot's roscore stops; t0+23 it starts again (same URI)
-  t0+26  one 200 MB TensorTile on /intradp/robot1/up; feeding ends at t0+42
+  t0+26  one 200 MB TensorTile on /intradp/robot1/up; feeding ends at t0+38
 """
 
 import re
@@ -25,6 +25,27 @@ ABUSE = str(Path(__file__).resolve().parent / "abuse_nodes.py")
 BUILT_RE = re.compile(r"server: built (\S+) \(a head of")
 
 
+def process_memory(pid):
+    """{VmRSS, VmHWM} in MB of the python process at `pid` or its first child (the spawn may wrap it); {} if gone."""
+    for p in (pid, *child_pids(pid)):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"python" in cmd:
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM") if k in fields}
+    return {}
+
+
+def child_pids(pid):
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def distributed(s):
     return s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]
 
@@ -39,7 +60,7 @@ class AbuseLoadTest(lib.SystemTestCase):
         cls.lines = sys_.start_feeder(
             "kapao",
             "robot1",
-            ["--frames", "10", "--rate", "2", "--duration", "42", "--warm-until-distributed", "--wait-ready", "90"],
+            ["--frames", "10", "--rate", "2", "--duration", "38", "--warm-until-distributed", "--wait-ready", "90"],
         )
         if not cls.lines.wait_for(lambda: cls.lines.of("warm"), timeout=100):
             raise AssertionError("the client never ran distributed within 100 s")
@@ -60,6 +81,7 @@ class AbuseLoadTest(lib.SystemTestCase):
             raise AssertionError("feeder did not finish")
         for lines, kind in ((cls.stall, "stall_done"), (cls.shakes, "handshakes_done"), (cls.big, "bigtile_sent")):
             lines.wait_for(lambda lines=lines, kind=kind: lines.of(kind), timeout=10)
+        cls.server_memory = process_memory(cls.server.pid)
         cls.server_log = (sys_.logdir / "server.log").read_text(errors="replace")
         cls.client_log = (sys_.logdir / "client_robot1.log").read_text(errors="replace")
 
@@ -132,6 +154,10 @@ class AbuseLoadTest(lib.SystemTestCase):
         self.assertRegex(self.server_log, r"dropped tile on /intradp/robot1/up .*exceed the limit of \d+")
         after = [s for s in self.stats().values() if s["t"] > sent[0]["t"] + 2 and distributed(s)]
         self.assertTrue(after, "no distributed frame after the big tile")
+        mem = self.server_memory
+        print(
+            f"[abuse] server memory at the end: VmRSS {mem.get('VmRSS', 0):.0f} MB, peak VmHWM {mem.get('VmHWM', 0):.0f} MB"
+        )
 
     def test_offloading_continues_while_the_robot_master_is_away(self):
         away = [s for s in self.stats().values() if self.master_stopped + 1 < s["t"] < self.master_started]
