@@ -156,7 +156,8 @@ class AbuseLoadTest(lib.SystemTestCase):
         self.assertTrue(after, "no distributed frame after the big tile")
         mem = self.server_memory
         print(
-            f"[abuse] server memory at the end: VmRSS {mem.get('VmRSS', 0):.0f} MB, peak VmHWM {mem.get('VmHWM', 0):.0f} MB"
+            f"[abuse] server memory at the end: VmRSS {mem.get('VmRSS', 0):.0f} MB, "
+            f"peak VmHWM {mem.get('VmHWM', 0):.0f} MB"
         )
 
     def test_offloading_continues_while_the_robot_master_is_away(self):
