@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
+from typing import Any
 
 import numpy as np
 
@@ -358,3 +359,26 @@ class TileValidator:
                 f"{shape[wire.axis]} rows along axis {wire.axis} but range "
                 f"[{wire.row_start}, {wire.row_stop}) has {wire.row_stop - wire.row_start}",
             )
+
+
+# ------------------------------------------------------------------------------------------------ size limits
+CODEC_HEADROOM = 1.25  # a lossless codec's worst case over the raw size (zstd frames, headers), rounded up
+SIZE_SLACK = 1 << 20  # fixed bytes on top (headers, tiny tensors)
+CAMERA_FLOOR = 8 << 20  # camera passthrough carries the camera's own JPEG/PNG, not the model input: at least this
+UNKNOWN_GRAPH_LIMIT = 64 << 20  # receivers that do not know the graph
+
+
+def graph_tile_limit(graph: Any | None, headroom: float = CODEC_HEADROOM) -> int:
+    """Largest tile payload (and decoded size) any plan of `graph` can send, with codec headroom: the biggest node
+    output (a tile is at most one whole output; a sparse node with every position surviving, positions
+    included) times `headroom`, plus SIZE_SLACK, and never below CAMERA_FLOOR. Receivers use it instead of a fixed
+    limit, so a 200 MB tile for a model whose largest real tile is 245 kB is refused by size."""
+    if graph is None:
+        return UNKNOWN_GRAPH_LIMIT
+    worst = 0
+    for n in graph.nodes:
+        size = int(n.nbytes)
+        if getattr(n, "sparse_rank", 0):
+            size += prod(int(d) for d in n.shape[: n.sparse_rank]) * SPARSE_INDEX_DTYPE.itemsize
+        worst = max(worst, size)
+    return max(CAMERA_FLOOR, int(worst * float(headroom)) + SIZE_SLACK)

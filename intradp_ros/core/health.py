@@ -93,6 +93,7 @@ class ClientFacts:
     dropped: Mapping[str, int]  # cause -> count (unsupported_encoding, malformed, stale, ...)
     random_weights: bool
     estimate_max_age_s: float = 5.0
+    dead_threads: tuple[str, ...] = ()  # node threads that stopped while the node runs (a bug: frames stop)
 
 
 def client_status(f: ClientFacts) -> Health:
@@ -132,6 +133,9 @@ def client_status(f: ClientFacts) -> Health:
         )
     if f.deadline_misses:
         h.flag(WARN, f"{f.deadline_misses} deadline misses")
+    if f.dead_threads:
+        h.values["dead_threads"] = ",".join(f.dead_threads)
+        h.flag(ERROR, f"thread(s) {', '.join(f.dead_threads)} died: restart the node (see its log)")
     return h.done(f"{f.mode}: link {f.link_state}, {f.frames_done} frames")
 
 

@@ -13,6 +13,9 @@ exact key (the two profiles too). A client's profile is calibrated to whole fram
 moves run to run (measured 1.017 vs 1.143), so with `tolerance` > 0 a cached book of the same graph and context
 whose robot and server profiles' device-only totals are both within that relative tolerance is reused instead
 of solving again (the plans are optimal for profiles a few percent apart, well inside the cost model's error).
+Bounded: after each solve only the newest MAX_CACHED_PER_GRAPH books and plan tables of the graph are kept (a
+client sending ever-different profiles cannot fill the disk); the server also rate-limits and queues solves
+(models/plan_book_worker.SolveCoalescer).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from intradp_ros.core.solver import SolverConfig
 from intradp_ros.core.vocabulary import MODES, Mode
 
 MB = 1e6
+MAX_CACHED_PER_GRAPH = 32  # plan books (and plan tables) kept on disk per graph; the oldest go first
 
 
 class PlanBookError(ValueError):
@@ -243,7 +247,25 @@ def build_plan_book(
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(book.to_json({"robot_s": totals[0], "server_s": totals[1]}))
     os.replace(tmp, path)
+    for sub in ("plan_books", "plan_tables"):
+        prune_cache(folder / sub, f"{g.fingerprint}_*.json", MAX_CACHED_PER_GRAPH)
     return book, False
+
+
+def prune_cache(folder: Path, pattern: str, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest (by modification time) files of `folder` matching `pattern`; the removed."""
+    try:
+        files = sorted(folder.glob(pattern), key=lambda f: f.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    removed = []
+    for f in files[max(0, keep) :]:
+        try:
+            f.unlink()
+            removed.append(f)
+        except OSError:
+            pass
+    return removed
 
 
 def parse_grid(text: str) -> list[float]:

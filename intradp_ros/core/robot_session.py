@@ -27,11 +27,13 @@ from typing import Any, Generic, TypeVar
 
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.link_health import LinkHealth
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, PlanBookError
 from intradp_ros.core.vocabulary import Mode
 
 log = logging.getLogger(__name__)
+_FRAME_LOG = LogThrottle(10.0)  # per-frame lines: the first at once, then one per 10 s with the count
 
 NO_SESSION = "no session"  # the server's answer to a heartbeat for a session it does not hold (it restarted)
 
@@ -206,6 +208,32 @@ class FrameOutcome:
     failure: str = ""  # why the distributed run failed (when fell_back)
 
 
+class FailureBackoff:
+    """Consecutive distributed failures make the client stay local for a growing pause: none after the first,
+    then base_s, 2 x base_s, ... up to max_s; a distributed frame that succeeds resets it. (A server that fails every
+    request would otherwise cost every frame a wasted distributed attempt.)"""
+
+    def __init__(self, base_s: float = 0.5, max_s: float = 8.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.base_s, self.max_s, self.clock = base_s, max_s, clock
+        self.failures = 0
+        self.until = 0.0
+
+    def record(self, ok: bool) -> float:
+        """One distributed frame's outcome; returns the pause started now (0 when none)."""
+        if ok:
+            self.failures, self.until = 0, 0.0
+            return 0.0
+        self.failures += 1
+        if self.failures < 2:
+            return 0.0
+        pause = float(min(self.max_s, self.base_s * 2 ** (self.failures - 2)))
+        self.until = self.clock() + pause
+        return pause
+
+    def active(self) -> bool:
+        return self.clock() < self.until
+
+
 class FrameRunner:
     """Runs frames on a client half: distributed within the frame's budget, else (or on failure) locally.
 
@@ -235,6 +263,7 @@ class FrameRunner:
         self.fallback = fallback
         self.local_s: float | None = None  # smoothed time of a local frame (measured, or set by calibration)
         self.fallbacks = 0
+        self.backoff = FailureBackoff()  # consecutive distributed failures: local for a growing pause
         self._running = threading.Event()
 
     @property
@@ -257,6 +286,8 @@ class FrameRunner:
 
     def run(self, choice: PlanChoice, inputs: Sequence[Any], elapsed_s: float = 0.0) -> FrameOutcome:
         """Run one frame as chosen; a failed distributed run is finished locally (or raises without fallback)."""
+        if choice.distributed and self.fallback and self.backoff.active():  # repeated failures: stay local a while
+            choice = PlanChoice(self.device_plan, False)
         if not choice.distributed:
             outputs = self.run_local(*inputs)
             return FrameOutcome(outputs, choice.plan, False, False, getattr(self.half, "last_request_id", 0))
@@ -277,11 +308,31 @@ class FrameRunner:
         finally:
             self._running.clear()
         rid, idle = getattr(self.half, "last_request_id", 0), list(getattr(self.half, "last_idle", []))
+        self._record_outcome(failure)
         if failure:
             self.fallbacks += 1
-            log.warning("%srequest %d failed (%s): finishing the frame locally", self._prefix, rid, failure[:200])
+            if n := _FRAME_LOG.hit("fallback"):
+                log.warning(
+                    "%srequest %d failed (%s): finishing the frame locally (%d such frames since the last line)",
+                    self._prefix,
+                    rid,
+                    failure[:200],
+                    n,
+                )
             outputs = self.run_local(*inputs)
         return FrameOutcome(outputs, choice.plan, True, bool(failure), rid, idle, failure)
+
+    def _record_outcome(self, failure: str) -> None:
+        """Feed the back-off; announce a pause when one starts."""
+        pause = self.backoff.record(not failure)
+        if pause:
+            log.warning(
+                "%s%d distributed frames failed in a row: frames run locally for %.1f s before the server is tried "
+                "again",
+                self._prefix,
+                self.backoff.failures,
+                pause,
+            )
 
     def on_peer(self, connected: bool) -> str | None:
         """The tile link gained or lost its peer: update the link health; abort a distributed frame in flight

@@ -105,6 +105,21 @@ def _repeats(n: int, depth: float) -> int:
     return max(round(n * depth), 1) if n > 1 else n
 
 
+def check_image_size(image: Any, built: Sequence[int]) -> None:
+    """An image of another size than the one the decode grids were built for is refused with both sizes named
+    (instead of an opaque size mismatch deep in the decode). Only real tensors are checked: graph capture traces
+    with proxies, so the check adds nothing to the captured graph (and nothing is stored on the module, which
+    checkpoints pickle)."""
+    if isinstance(image, torch.Tensor) and image.dim() >= 2:
+        got = (int(image.shape[-2]), int(image.shape[-1]))
+        if got != tuple(built):
+            raise ValueError(
+                f"KAPAO was built for input {built[0]}x{built[1]} (H x W) but got an image of {got[0]}x{got[1]}: "
+                f"build it with input_size=[{got[0]}, {got[1]}] (or call set_input_size), or letterbox the image to "
+                f"{built[0]}x{built[1]}"
+            )
+
+
 def check_input_hw(input_hw: Sequence[int]) -> tuple[int, int]:
     """Validate a KAPAO input size: two positive multiples of 64 (the largest stride)."""
     if len(input_hw) != 2:
@@ -286,6 +301,7 @@ class KapaoModel(nn.Module):
 
     def detect_inputs(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Layers 0..32: the four feature maps the Detect head reads."""
+        check_image_size(image, self.input_hw)
         x: Any = image.float() / 255.0
         outputs: list[Any] = []
         for m in self.model[:DETECT_INDEX]:

@@ -12,7 +12,10 @@ retry started a second, concurrent solve of the same book. Here:
   model id and checks its fingerprint.
 - `SolveCoalescer` makes a second request for the same book (the same exact key, or the same context with
   profiles within the reuse tolerance) wait for the solve in flight instead of starting another, and lists the
-  solves in flight (with their progress) for diagnostics.
+  solves in flight (with their progress) for diagnostics. It also bounds the work handshakes can cause: at most
+  `max_running` solves run at once (the others wait in a queue of at most `max_queued`), and a robot may start a
+  new solve at most once per `min_interval_s`; a request beyond these is refused at once (`SolveRefused`, the
+  client retries later) instead of piling up worker processes.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ Progress = Callable[[int, int, str], None]
 
 class SolveError(RuntimeError):
     """The worker failed; the message names the cause (its error line or the end of its stderr)."""
+
+
+class SolveRefused(RuntimeError):
+    """A new solve was not started: the queue is full or the robot asked for another too soon."""
 
 
 # ------------------------------------------------------------------------------------------------ worker side
@@ -159,11 +166,24 @@ class Flight:
 class SolveCoalescer:
     """At most one solve per book: a second request within tolerance of one in flight waits for it."""
 
-    def __init__(self, tolerance: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        tolerance: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_running: int = 1,
+        max_queued: int = 4,
+        min_interval_s: float = 0.0,
+    ) -> None:
         self.tolerance = tolerance
         self.clock = clock
+        self.max_running = max(1, int(max_running))
+        self.max_queued = max(0, int(max_queued))
+        self.min_interval_s = float(min_interval_s)
+        self.refused = 0
         self._lock = threading.Lock()
         self._flights: list[Flight] = []
+        self._slots = threading.Semaphore(self.max_running)
+        self._last_start: dict[str, float] = {}  # robot -> when it last started a new solve
 
     def _match(self, keys: BookKeys) -> Flight | None:
         for f in self._flights:
@@ -176,13 +196,16 @@ class SolveCoalescer:
     def solve(
         self, keys: BookKeys, robot: str, buckets: int, expected_s: float, run: Callable[[Flight], T]
     ) -> tuple[T, bool]:
-        """(result, True if it joined a solve already in flight). `run(flight)` does the work once."""
+        """(result, True if it joined a solve already in flight). `run(flight)` does the work once, after waiting
+        for a free slot; SolveRefused when a new solve may not start now."""
         with self._lock:
             flight = self._match(keys)
             joined = flight is not None
             if flight is None:
+                self._admit(robot)
                 flight = Flight(keys, [robot], self.clock(), expected_s, buckets)
                 self._flights.append(flight)
+                self._last_start[robot] = self.clock()
             elif robot not in flight.robots:
                 flight.robots.append(robot)
         if joined:
@@ -191,7 +214,9 @@ class SolveCoalescer:
                 raise flight.error
             return flight.result, True
         try:
-            flight.result = run(flight)
+            with self._slots:  # the queue: at most max_running solves at once
+                flight.started = self.clock()
+                flight.result = run(flight)
             return flight.result, False
         except BaseException as e:
             flight.error = e
@@ -200,6 +225,23 @@ class SolveCoalescer:
             with self._lock:
                 self._flights.remove(flight)
             flight.finished.set()
+
+    def _admit(self, robot: str) -> None:
+        """Raise SolveRefused (counted) unless `robot` may start a new solve now (call under the lock)."""
+        now = self.clock()
+        last = self._last_start.get(robot)
+        if last is not None and now - last < self.min_interval_s:
+            self.refused += 1
+            raise SolveRefused(
+                f"plan-book solve refused: robot {robot} started one {now - last:.0f} s ago (at most one per "
+                f"{self.min_interval_s:g} s); retry later"
+            )
+        if len(self._flights) >= self.max_running + self.max_queued:
+            self.refused += 1
+            raise SolveRefused(
+                f"plan-book solve refused: {len(self._flights)} solves running or queued (limit "
+                f"{self.max_running} running + {self.max_queued} queued); retry later"
+            )
 
     def in_flight(self) -> list[Flight]:
         with self._lock:

@@ -37,6 +37,7 @@ from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.health import DropCounter
 from intradp_ros.core.link_health import LinkHealth
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.power import PowerModel
@@ -126,6 +127,9 @@ class ClientSettings:
         "shared secret file, mode 600, the same on the server (docs/security.md): authenticated handshake and "
         "tiles; empty: the link is unauthenticated (warned about at start and in /diagnostics)",
     )
+    tile_stall_s: float = setting(
+        2.0, "a subscriber of the robot's up tiles that accepts no byte for this long while tiles wait is dropped (s)"
+    )
 
 
 COMMON_SPEC: Spec = spec_of(ClientSettings)
@@ -211,7 +215,12 @@ class ClientRuntime:
         self.device_plan = Plan.device_only(g)
         self.keys = client_keys(self.cfg.key_file, self.robot)
         self.transport = RecordingTransport(
-            Side.ROBOT, self.robot, g, auth=self.keys.tiles, namespace=self.cfg.names_base
+            Side.ROBOT,
+            self.robot,
+            g,
+            auth=self.keys.tiles,
+            namespace=self.cfg.names_base,
+            stall_s=self.cfg.tile_stall_s,
         )
         self.half = RobotClientHalf(g, self.transport, self.device, timeout=self.cfg.deadline, robot=self.robot)
         self.health = LinkHealth()
@@ -243,6 +252,7 @@ class ClientRuntime:
         self._stop = threading.Event()
         self.frames_done = 0
         self.frames_dropped_bad = 0
+        self._frame_log = LogThrottle(10.0)  # per-frame error lines, with counts
         self.drops = DropCounter()  # bad input by cause (unsupported_encoding, malformed), logged throttled
         self.deadline_misses = self.local_fallbacks = 0
         self.estimate_at: float | None = None
@@ -254,8 +264,9 @@ class ClientRuntime:
         ]
         adapter.setup(self)
         self.diagnostics = client_diagnostics(self)
+        self.dead_threads: list[str] = []  # threads that died while the node runs (the watchdog reports them)
         self.threads = [
-            threading.Thread(target=f, name=n, daemon=True)
+            threading.Thread(target=self._guarded(f, n), name=n, daemon=True)
             for f, n in (
                 (self._session_loop, "intradp-session"),
                 (self._watchdog_loop, "intradp-watchdog"),
@@ -412,6 +423,33 @@ class ClientRuntime:
                 self._log(self.runner.on_peer(self.transport.peer_connected()))
             except Exception as e:  # noqa: BLE001 - keep watching
                 rospy.logerr_throttle(10.0, f"client {self.robot}: watchdog error: {e}")
+            self._check_threads()
+
+    def _guarded(self, loop: Any, name: str) -> Any:
+        """`loop` run so that an exception escaping it is logged with its cause before the thread ends."""
+
+        def run() -> None:
+            try:
+                loop()
+            except Exception as e:  # noqa: BLE001 - reported here, then by the watchdog and diagnostics (ERROR)
+                rospy.logerr("client %s: thread %s died: %s: %s", self.robot, name, type(e).__name__, e)
+
+        return run
+
+    def _check_threads(self) -> None:
+        """A node thread that ended while the node runs is reported once (log + diagnostics ERROR), never silent."""
+        for t in self.threads:
+            if t.ident is not None and not t.is_alive() and not self._stop.is_set() and t.name not in self.dead_threads:
+                self.dead_threads.append(t.name)
+                rospy.logerr(
+                    "client %s: thread %s stopped: %s; restart the node",
+                    self.robot,
+                    t.name,
+                    "no more frames are processed" if t.name == "intradp-worker" else "the node is degraded",
+                )
+                diagnostics = getattr(self, "diagnostics", None)
+                if diagnostics is not None:
+                    diagnostics.force()
 
     def _log(self, line: str | None) -> None:
         if line:
@@ -454,7 +492,8 @@ class ClientRuntime:
         try:
             self._run_frame(msg, x, ctx, start)
         except Exception as e:  # noqa: BLE001 - one broken frame must not stop the node
-            rospy.logerr("client %s: frame failed: %s: %s", self.robot, type(e).__name__, e)
+            if n := self._frame_log.hit(f"frame failed {type(e).__name__}"):
+                rospy.logerr("client %s: frame failed (%d such frames): %s: %s", self.robot, n, type(e).__name__, e)
 
     def _run_frame(self, msg: Any, x: torch.Tensor, ctx: Any, start: float) -> None:
         choice = choose_plan(self.mode, self.book, self.bucket, self.health.distributed_allowed(), self.device_plan)
@@ -497,7 +536,10 @@ class ClientRuntime:
             try:
                 self.stats_pub.publish(self.stats_for(frame))
             except Exception as e:  # noqa: BLE001 - stats must never stop the node
-                rospy.logerr("client %s: stats of request %d failed: %s", self.robot, frame.request_id, e)
+                if n := self._frame_log.hit("stats failed"):
+                    rospy.logerr(
+                        "client %s: stats of request %d failed (%d such): %s", self.robot, frame.request_id, n, e
+                    )
 
     def frame_stats(self, f: FrameRecord) -> FrameStats:
         """The ROS-free statistics of one frame (waits up to report_timeout for the server's report)."""

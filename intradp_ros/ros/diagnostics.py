@@ -91,6 +91,7 @@ def client_facts(rt: Any) -> ClientFacts:
         local_fallbacks=rt.local_fallbacks,
         dropped=dropped,
         random_weights=not rt.cfg.weights,
+        dead_threads=tuple(getattr(rt, "dead_threads", ())),
     )
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import rospy
 
 from intradp_ros.core.codec import TileValidator
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.tile import Tile, TileError
 from intradp_ros.msg import TensorTile
 from intradp_ros.ros.names import RobotNames
@@ -38,6 +39,8 @@ MAX_TILE_BYTES = 64 << 20
 RECV_BUFF = 1 << 20  # rospy's recv() size: 1 MiB takes what a fast link delivers without huge allocations
 RECV_FIELD = "recv_ns="
 MAX_STREAM_TILES = 200  # tiles per stream run (bounds the sender's queue and the run's length)
+
+_DROPS = LogThrottle(10.0)  # per-tile drop lines: the first at once, then one per 10 s with the count
 
 
 def up_topic(robot: str) -> str:
@@ -96,7 +99,8 @@ class EchoServer:
         except TileError as err:
             self.dropped += 1
             sender = getattr(msg, "_connection_header", {}).get("callerid", "?")
-            rospy.logerr("tile_echo_server: dropped tile from %s: %s", sender, err)
+            if n := _DROPS.hit(f"echo {err.field}"):
+                rospy.logerr("tile_echo_server: dropped tile from %s (%d such): %s", str(sender)[:200], n, err)
             return
         self.received += 1
         if self.mode == "echo":
@@ -152,11 +156,15 @@ class TileSender:
         try:
             tile = msg_to_tile(msg, self.validator)
         except TileError as err:
-            rospy.logerr("tile_sender: dropped answer: %s", err)
+            if n := _DROPS.hit(f"answer {err.field}"):
+                rospy.logerr("tile_sender: dropped answer (%d such): %s", n, err)
             return
         server_ns = _recv_ns_of(msg)
         if server_ns is None:
-            rospy.logerr("tile_sender: dropped answer %d without a server receive time", tile.request_id)
+            if n := _DROPS.hit("answer without time"):
+                rospy.logerr(
+                    "tile_sender: dropped answer %d without a server receive time (%d such)", tile.request_id, n
+                )
             return
         with self._cond:
             self._answers[tile.request_id] = (server_ns, msg.header.stamp.to_nsec(), recv_ns, tile.nbytes)

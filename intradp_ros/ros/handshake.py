@@ -33,6 +33,7 @@ from intradp_ros.core.robot_session import NO_SESSION  # noqa: F401 - the protoc
 from intradp_ros.core.session_auth import ClientKeys
 from intradp_ros.core.tile import TileError
 from intradp_ros.ros.names import RobotNames
+from intradp_ros.ros.remembered_service import RememberingServiceProxy
 from intradp_ros.srv import Handshake, HandshakeRequest, HandshakeResponse
 
 
@@ -71,7 +72,7 @@ def call_handshake(
 
     def work() -> None:
         try:
-            proxy = rospy.ServiceProxy(name, Handshake)
+            proxy = RememberingServiceProxy(name, Handshake)  # works while the local master is away
             box["response"] = proxy(request)
         except (rospy.ServiceException, rospy.ROSException, OSError) as e:
             box["error"] = f"{name}: {e}"

@@ -32,7 +32,9 @@ import torch
 
 from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.executor import SideExecutor, default_server_device
+from intradp_ros.core.handshake_limits import HEADS, HandshakeLimits, check_handshake, parse_option_ranges
 from intradp_ros.core.health import DropCounter, Health, SolveFacts, server_status
+from intradp_ros.core.log_throttle import LogThrottle, clip
 from intradp_ros.core.plan import SERVER
 from intradp_ros.core.plan_book import PlanBook, PlanBookError, book_keys, lookup_plan_book, parse_grid
 from intradp_ros.core.power import PowerModel
@@ -42,8 +44,8 @@ from intradp_ros.core.runtime.halves import DEFAULT_MAX_IN_FLIGHT
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer
 from intradp_ros.core.session_auth import DEFAULT_IDLE_S, Grant, NotThisSession, ServerSessions, security_status
 from intradp_ros.core.solver import SolverConfig
-from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, solve_in_worker
-from intradp_ros.models.replica import load_replica
+from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, SolveRefused, solve_in_worker
+from intradp_ros.models.replica import VariantCache, load_replica
 from intradp_ros.msg import ServerReport
 from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, UNAUTHENTICATED_BANNER, NodeDiagnostics
 from intradp_ros.ros.handshake import NO_SESSION, camera_fields, handshake_service, server_report_topic
@@ -111,6 +113,20 @@ class ServerSettings:
     max_requests_in_flight: int = setting(
         DEFAULT_MAX_IN_FLIGHT, "requests of one robot run at once (a fixed worker pool); more are refused"
     )
+    # handshake hygiene (docs/reliability.md): checked before anything is built, profiled or solved
+    allowed_heads: list = setting(list(HEADS), "output heads a handshake may ask for (other heads are refused)")
+    option_ranges: str = setting("candidate_conf=0:1", "allowed ranges of numeric model options: name=lo:hi[,...]")
+    max_profile_bytes: int = setting(8 << 20, "largest client profile JSON accepted in a handshake (bytes)")
+    variant_budget_mb: float = setting(
+        2048.0, "memory for model variants built on request (other heads); least recently used evicted beyond it"
+    )
+    variant_build_interval: float = setting(30.0, "a robot may make the server build a new variant once per this (s)")
+    solve_interval: float = setting(30.0, "a robot may start a new plan-book solve once per this (s)")
+    max_running_solves: int = setting(2, "plan-book solves (worker processes) running at once; more wait in a queue")
+    max_queued_solves: int = setting(4, "plan-book solves waiting beyond those running; more are refused")
+    tile_stall_s: float = setting(
+        2.0, "a tile subscriber that accepts no byte for this long while tiles wait is dropped (s)"
+    )
 
 
 SPEC: Spec = spec_of(ServerSettings)
@@ -139,7 +155,6 @@ class RobotSession:
 
 
 HEAD_OPTIONS = ("head", "candidate_conf")  # model options that pick an output head, not another network
-MAX_REPLICAS = 16
 
 
 class IntraDPServer:
@@ -173,7 +188,20 @@ class IntraDPServer:
         self._head_lock = threading.Lock()
         self._services: list[rospy.Service] = []
         self.probes: ProbeServer | None = None
-        self.solves = SolveCoalescer(float(settings.plan_cache_tolerance))
+        self.limits = HandshakeLimits(
+            max_profile_bytes=int(settings.max_profile_bytes),
+            allowed_heads=tuple(str(h) for h in settings.allowed_heads),
+            option_ranges=parse_option_ranges(settings.option_ranges),
+        )
+        self.variants = VariantCache(int(float(settings.variant_budget_mb) * 2**20))
+        self._variant_builds: dict[str, float] = {}  # robot -> when it last made the server build a variant
+        self._refusals = LogThrottle(10.0)
+        self.solves = SolveCoalescer(
+            float(settings.plan_cache_tolerance),
+            max_running=int(settings.max_running_solves),
+            max_queued=int(settings.max_queued_solves),
+            min_interval_s=float(settings.solve_interval),
+        )
         self.diagnostics: NodeDiagnostics | None = None
         self.auth = server_sessions(settings)
         self._auth_log = DropCounter()  # refused handshakes by robot, for throttled log lines
@@ -224,31 +252,18 @@ class IntraDPServer:
             try:
                 return self.handle(robot, req)
             except Exception as e:  # noqa: BLE001 - every failure becomes a refused handshake, never a dead service
-                rospy.logerr("server: handshake of %s failed: %s: %s", robot, type(e).__name__, e)
-                return HandshakeResponse(
-                    accepted=False, error=f"server error: {type(e).__name__}: {e}", server_device=str(self.device)
-                )
+                return self._refuse(robot, f"server error: {type(e).__name__}: {clip(e, 300)}")
 
         return on_handshake
 
     # ------------------------------------------------------------------ handshake
     def handle(self, robot: str, req: HandshakeRequest) -> HandshakeResponse:
         """Answer one handshake or heartbeat of `robot` (the service it arrived on names the robot)."""
-        refuse = lambda why: HandshakeResponse(accepted=False, error=why, server_device=str(self.device))  # noqa: E731
-        if req.robot and req.robot != robot:
-            return refuse(f"request names robot {req.robot!r} on {robot!r}'s service")
-        grant, why = self._authenticate(robot, req)  # before any other work: a stranger costs one HMAC
-        if why:
-            return refuse(why)
-        rep = self._replica_for(req.model_id)
-        if rep is None:
-            why = f"model {req.model_id!r} is not served here (serving: {', '.join(self.replicas) or 'none'})"
-            rospy.logerr_throttle(5.0, f"server: refused {robot}: {why}")
-            return refuse(why)
-        why = check_peer(rep, req.model_id, req.weights_fingerprint, req.graph_fingerprint)
-        if why:
-            rospy.logerr_throttle(5.0, f"server: refused {robot}: {why}")
-            return refuse(why)
+        refuse = lambda why: self._refuse(robot, why)  # noqa: E731
+        rep = self._admit(robot, req)
+        if isinstance(rep, str):
+            return refuse(rep)
+        grant, rep = rep
         if not req.client_profile_json:  # heartbeat
             with self._lock:
                 sess = self.sessions.get(robot)
@@ -263,7 +278,10 @@ class IntraDPServer:
         server = self._server_profile(rep, client)  # outside the lock: other robots keep beating
         client, server = self._link_costs(client), self._link_costs(server)
         t0 = time.perf_counter()
-        book, how = self._plan_book(robot, rep, client, server)
+        try:
+            book, how = self._plan_book(robot, rep, client, server)
+        except SolveRefused as e:
+            return refuse(str(e))
         rospy.loginfo(
             "server: plan book for %s/%s %s in %.1f s (%d plans, %d buckets)",
             robot,
@@ -351,6 +369,48 @@ class IntraDPServer:
             counts[f"{robot}_refused_unannounced"] = sess.half.refused_stale
         return security_status(self.auth.enabled, counts)
 
+    def _admit(self, robot: str, req: HandshakeRequest) -> tuple[Grant | None, Replica] | str:
+        """(grant, replica) the request is for, or why it is refused: the request's fields first (cheap, before any
+        HMAC), then its proofs (a stranger costs one HMAC, nothing is built for it), then the replica (maybe a
+        variant built now), then its fingerprints."""
+        why = self.check_request(robot, req)
+        if why:
+            return why
+        grant, why = self._authenticate(robot, req)
+        if why:
+            return why
+        rep = self._replica_for(req.model_id, robot)
+        if isinstance(rep, str):
+            return rep
+        why = check_peer(rep, req.model_id, req.weights_fingerprint, req.graph_fingerprint)
+        return why or (grant, rep)
+
+    def check_request(self, robot: str, req: HandshakeRequest) -> str:
+        """Why a request must be refused before any work (core.handshake_limits; '' when it may proceed): field
+        sizes, names and option values, the robot the service belongs to, and the fingerprints of a variant built
+        before (so wrong fingerprints never build a model copy twice)."""
+        fields = {name: getattr(req, name, "") for name in self.limits.field_limits()}
+        why = check_handshake(fields, self.limits)
+        if why:
+            return why
+        if req.robot and req.robot != robot:
+            return f"request names robot {clip(req.robot, 64)!r} on {robot!r}'s service"
+        known = self.variants.known_fingerprints(req.model_id)
+        if known is not None and known != (req.weights_fingerprint, req.graph_fingerprint):
+            return (
+                f"fingerprints (weights {req.weights_fingerprint!r}, graph {req.graph_fingerprint!r}) differ from "
+                f"the server's {clip(req.model_id, 120)} (weights {known[0]!r}, graph {known[1]!r})"
+            )
+        return ""
+
+    def _refuse(self, robot: str, why: str) -> HandshakeResponse:
+        """A refusal with a bounded reason, logged throttled with counts (refusals are cheap to provoke)."""
+        why = clip(why, 400)
+        n = self._refusals.hit(f"{robot}:{why[:60]}")
+        if n:
+            rospy.logerr("server: refused %s (%d such refusals since the last line): %s", robot, n, why)
+        return HandshakeResponse(accepted=False, error=why, server_device=str(self.device))
+
     def _plan_book(self, robot: str, rep: Replica, client: Profile, server: Profile) -> tuple[PlanBook, str]:
         """(book, how it was got): the disk cache (exact or close profiles), a solve in flight, or a new solve in
         a worker process (announced with its expected duration, followed with progress)."""
@@ -415,52 +475,67 @@ class IntraDPServer:
             for f in self.solves.in_flight()
         ]
         random = [r.model_id for r in self.replicas.values() if not r.config.weights]
+        replicas = list(self.replicas) + self.variants.ids()
         return server_status(
             str(self.device),
             self.s.device,
             self.robots,
             sessions,
-            list(self.replicas),
+            replicas,
             random,
             memory_mb(self.device),
             solves,
         )
 
-    def _replica_for(self, model_id: str) -> Replica | None:
-        """The replica of `model_id`: a configured one, or another output head of a configured model (same name,
-        sizes, weights and seed; e.g. KAPAO's sparse candidate head), built on first request."""
-        rep = self.replicas.get(model_id)
+    def _replica_for(self, model_id: str, robot: str = "") -> Replica | str:
+        """The replica of `model_id`, or why there is none: a configured one, one a session holds, or another
+        output head of a configured model (same name, sizes, weights and seed; e.g. KAPAO's sparse candidate head)
+        built on request into the variant cache (LRU under `variant_budget_mb`; a robot may cause one build per
+        `variant_build_interval`). Call after check_request (the id's options are allowed)."""
+        rep = self.replicas.get(model_id) or self.variants.get(model_id)
         if rep is not None:
             return rep
+        with self._lock:
+            held = [s.replica for s in self.sessions.values() if s.replica.model_id == model_id]
+        if held:
+            return held[0]
+        not_served = f"model {clip(model_id, 120)!r} is not served here (serving: {', '.join(self.replicas) or 'none'})"
         try:
             want = ModelConfig.from_model_id(model_id)
         except ReplicaError:
-            return None
+            return not_served
         base_id = ModelConfig(want.name, {k: v for k, v in want.options.items() if k not in HEAD_OPTIONS}).model_id
         base = self.replicas.get(base_id)
         if base is None or base_id == model_id:
-            return None
+            return not_served
         with self._head_lock:
-            rep = self.replicas.get(model_id)
-            if rep is None:
-                if len(self.replicas) >= MAX_REPLICAS:
-                    rospy.logerr_throttle(5.0, f"server: not building {model_id}: {MAX_REPLICAS} replicas loaded")
-                    return None
-                t0 = time.perf_counter()
-                cfg = ModelConfig(want.name, want.options, base.config.weights, base.config.seed)
-                try:
-                    rep = load_replica(cfg, "cpu")
-                except ReplicaError as e:
-                    rospy.logerr_throttle(5.0, f"server: cannot build head {model_id}: {e}")
-                    return None
-                self.replicas[model_id] = rep
-                rospy.loginfo(
-                    "server: built %s (a head of %s) in %.1f s (%d graph nodes)",
-                    model_id,
-                    base_id,
-                    time.perf_counter() - t0,
-                    len(rep.graph.nodes),
+            rep = self.variants.get(model_id)
+            if rep is not None:
+                return rep
+            now = time.monotonic()
+            last = self._variant_builds.get(robot)
+            if last is not None and now - last < self.s.variant_build_interval:
+                return (
+                    f"not building {clip(model_id, 120)}: robot {robot} had a variant built {now - last:.1f} s ago "
+                    f"(at most one per {self.s.variant_build_interval:g} s); retry later"
                 )
+            self._variant_builds[robot] = now
+            t0 = time.perf_counter()
+            cfg = ModelConfig(want.name, want.options, base.config.weights, base.config.seed)
+            try:
+                rep = load_replica(cfg, "cpu")
+            except ReplicaError as e:
+                return f"cannot build head {clip(model_id, 120)}: {clip(e, 200)}"
+            evicted = self.variants.put(rep)
+            rospy.loginfo(
+                "server: built %s (a head of %s) in %.1f s (%d graph nodes); variants hold %.0f MB%s",
+                model_id,
+                base_id,
+                time.perf_counter() - t0,
+                len(rep.graph.nodes),
+                self.variants.bytes_used / 2**20,
+                f", evicted {', '.join(evicted)}" if evicted else "",
+            )
         return rep
 
     def _server_profile(self, rep: Replica, client: Profile) -> Profile:
@@ -496,7 +571,9 @@ class IntraDPServer:
         return prof
 
     def _open_session(self, robot: str, rep: Replica, book: PlanBook) -> RobotSession:
-        transport = RecordingTransport(SERVER, robot, rep.graph, auth=self.auth.tiles(robot))
+        transport = RecordingTransport(
+            SERVER, robot, rep.graph, auth=self.auth.tiles(robot), stall_s=self.s.tile_stall_s
+        )
         reports = rospy.Publisher(server_report_topic(robot), ServerReport, queue_size=50)
 
         def on_done(ex: SideExecutor, error: str) -> None:

@@ -4,9 +4,18 @@ Per robot, tiles go robot -> server on `intradp/<robot>/up` and server -> robot 
 (names relative to the node's namespace, intradp_ros.ros.names) (TCPROS with tcp_nodelay and a large receive
 buffer). Messages are converted by
 `intradp_ros.ros.tile_conversion` (raw bytes, zero-copy views on receipt); every received tile is
-validated against the graph (known node, range inside its shape, payload size); a bad one is logged and
-dropped, never raised into the node. The executors (ClientHalf / ServerHalf) then check it against the
-running request's plan.
+validated against the graph (known node, range inside its shape, payload size); a bad one is logged (throttled,
+with counts) and dropped, never raised into the node. The executors (ClientHalf / ServerHalf) then check it
+against the running request's plan.
+
+Slow peers: every subscriber connection of our tile publisher gets its own writer (intradp_ros.ros.connection_writer:
+bounded queue, progress watchdog), so a subscriber that connects and never reads is dropped (logged once) after
+`stall_s` without progress or `max_queue_bytes` queued, and never stalls the link to the real peer.
+
+Size limit: `max_bytes` defaults to the largest tile any plan of the graph can send plus codec headroom
+(core.codec.graph_tile_limit). rospy reads a whole message before our callback sees it (its subscriber read loop
+has no public hook for the length prefix), so an oversized message costs its size once in rospy's buffer; it is
+refused in the callback before any copy or decode, and its bytes are released with the message.
 """
 
 from __future__ import annotations
@@ -18,12 +27,14 @@ import warnings
 
 import rospy
 
-from intradp_ros.core.codec import TileValidator
+from intradp_ros.core.codec import TileValidator, graph_tile_limit
 from intradp_ros.core.graph import Graph
+from intradp_ros.core.log_throttle import LogThrottle, clip
 from intradp_ros.core.plan import ROBOT, SERVER
 from intradp_ros.core.tile import Tile, TileError
 from intradp_ros.core.transport import Transport, TransportClosed
 from intradp_ros.msg import TensorTile
+from intradp_ros.ros.connection_writer import WriterSet
 from intradp_ros.ros.names import DEFAULT_BASE, RobotNames
 from intradp_ros.ros.tile_conversion import msg_to_tile, tile_to_msg
 
@@ -46,15 +57,19 @@ class RosTransport(Transport):
         graph: Graph | None = None,
         namespace: str = DEFAULT_BASE,
         queue_size: int | None = None,
-        max_bytes: int = 512 << 20,
+        max_bytes: int | None = None,
         buff_size: int = 64 << 20,
+        stall_s: float = 2.0,
+        max_queue_bytes: int | None = None,
     ) -> None:
         if side not in (ROBOT, SERVER):
             raise ValueError(f"side must be '{ROBOT}' or '{SERVER}'")
         up, down = tile_topics(robot, namespace)
         out_topic, in_topic = (up, down) if side == ROBOT else (down, up)
         shapes = {n.index: n.shape for n in graph.nodes} if graph is not None else None
-        self._validator = TileValidator(None, shapes, max_bytes)
+        self.max_bytes = int(max_bytes) if max_bytes is not None else graph_tile_limit(graph)
+        self._validator = TileValidator(None, shapes, self.max_bytes)
+        self._drop_log = LogThrottle(10.0)
         self._q: queue.Queue[object] = queue.Queue()
         self._closed = False
         self.dropped = 0
@@ -70,6 +85,12 @@ class RosTransport(Transport):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # rospy warns about queue_size=None (synchronous)
             self._pub = rospy.Publisher(out_topic, TensorTile, queue_size=queue_size, tcp_nodelay=True)
+        # one writer per subscriber connection (only with synchronous publish: rospy's queued publish wraps its own)
+        queue_bytes = max_queue_bytes if max_queue_bytes is not None else max(4 * self.max_bytes, 64 << 20)
+        shared = WriterSet.of(self._pub)  # another transport of this process publishes the same topic
+        self.writers = shared or WriterSet(self._pub.resolved_name, queue_bytes, stall_s, log=rospy.logwarn)
+        if queue_size is None and shared is None:
+            self.writers.install(self._pub)
         self._sub = rospy.Subscriber(
             in_topic, TensorTile, self._on_msg, queue_size=None, tcp_nodelay=True, buff_size=buff_size
         )
@@ -81,7 +102,18 @@ class RosTransport(Transport):
         except TileError as e:
             with self._lock:
                 self.dropped += 1
-            rospy.logerr("dropped tile on %s (request %s node %s): %s", self.in_topic, msg.request_id, msg.node_id, e)
+            n = self._drop_log.hit(f"{e.field}")
+            if n:
+                rospy.logerr(
+                    "dropped tile on %s (request %s node %s; %d dropped for %s since the last line, %d in all): %s",
+                    self.in_topic,
+                    msg.request_id,
+                    msg.node_id,
+                    n,
+                    e.field,
+                    self.dropped,
+                    clip(e, 300),
+                )
             return
         self._q.put(tile)
 
@@ -91,14 +123,20 @@ class RosTransport(Transport):
         try:
             msg = self._to_msg(tile)
         except TileError as e:
-            rospy.logerr("cannot send tile of node %s: %s", tile.node_id, e)
+            if self._drop_log.hit(f"send {e.field}"):
+                rospy.logerr("cannot send tile of node %s: %s", tile.node_id, clip(e, 300))
             return
         if self._pub.get_num_connections() == 0:  # rospy would drop it silently: it is not sent
             with self._lock:
                 self.unsent += 1
             return
         started = time.time()
+        before = self.writers.snapshot()
         self._pub.publish(msg)
+        if self.writers.wait_written(before) == 0 and before:  # every subscriber was dropped: nothing left
+            with self._lock:
+                self.unsent += 1
+            return
         self._on_sent(tile, started, time.time())
 
     def _to_msg(self, tile: Tile) -> TensorTile:

@@ -27,6 +27,7 @@ import torch
 
 from intradp_ros.core.codec import UNCOMPRESSED
 from intradp_ros.core.graph import Graph, Node
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import ROBOT, SERVER, Plan
 from intradp_ros.core.runtime.stage import ExecutionError, RequestStats, Stage, default_server_device, graph_on
 from intradp_ros.core.runtime.wire import ABORT_REFUSED, ABORT_SEND, make_tile
@@ -34,6 +35,7 @@ from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD,
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
 
 log = logging.getLogger(__name__)
+_DROPS = LogThrottle(10.0)  # per-tile drop lines: the first at once, then one per 10 s with the count
 
 DEFAULT_MAX_IN_FLIGHT = 2  # requests of one robot the server runs at once (a frame plus one being aborted)
 
@@ -193,7 +195,9 @@ class ClientHalf:
             with self._lock:
                 st = self._current
             if st is None or tile.request_id != st.request_id:
-                log.warning("client: dropped tile of request %d (not running)", tile.request_id)
+                n = _DROPS.hit("client not running")
+                if n:
+                    log.warning("client: dropped tile of request %d (not running; %d such drops)", tile.request_id, n)
                 continue
             st.deliver(tile)
 
@@ -310,7 +314,9 @@ class ServerHalf:
         """The stage of a new request announced by `tile`, or None (refused, counted); holds `_lock`."""
         rid = tile.request_id
         if rid in self._done or tile.flags & FLAG_ABORT:
-            log.debug("server: dropped tile of finished request %d", rid)
+            n = _DROPS.hit("server finished")
+            if n:
+                log.warning("server: dropped tile of finished request %d (%d such drops)", rid, n)
             return None
         if self._last_id is not None and rid <= self._last_id:
             self.refused_stale += 1
@@ -326,7 +332,9 @@ class ServerHalf:
         self._last_id = rid
         plan = self.plans.get(tile.plan_id)
         if plan is None:
-            log.error("server: dropped tile with unknown plan id %d", tile.plan_id)
+            n = _DROPS.hit("server unknown plan")
+            if n:
+                log.error("server: dropped tile with unknown plan id %d (%d such drops)", tile.plan_id, n)
             self.sender(rid, tile.plan_id, None, 0, 0, None, FLAG_ABORT)
             self._remember_done(rid)
             return None
@@ -375,7 +383,8 @@ class ServerHalf:
         except Exception as e:  # noqa: BLE001 - a failed request must not stop the server
             self.failed += 1
             error = str(e) if isinstance(e, ExecutionError) else f"{type(e).__name__}: {e}"
-            log.error("server: request %d failed: %s", st.request_id, e)
+            if n := _DROPS.hit("server request failed"):
+                log.error("server: request %d failed (%d such lines): %s", st.request_id, n, e)
         finally:
             with self._lock:
                 self._active.pop(st.request_id, None)

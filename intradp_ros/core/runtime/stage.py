@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from intradp_ros.core.graph import Graph, Node, Range, build_outputs
+from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import ROBOT, Plan
 from intradp_ros.core.runtime.schedule import Schedule, check_progress, plan_schedule
 from intradp_ros.core.runtime.wire import (
@@ -44,6 +45,7 @@ from intradp_ros.core.sparse import rows as sparse_rows
 from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, Tile, TileError
 
 log = logging.getLogger(__name__)
+_FAILS = LogThrottle(10.0)  # per-request failure lines: first at once, then one per 10 s with counts
 
 # send(request_id, plan_id, node, start, stop, value, flags): hand one tile (or a flag) to the sender
 SendFn = Callable[[int, int, Node | None, int, int, Any, int], None]
@@ -249,7 +251,8 @@ class Stage:
         if tile.flags & FLAG_ABORT:
             peer = "server" if self.side == ROBOT else "robot"
             msg = f"the {peer} aborted request {tile.request_id}: {describe_abort(self.g, tile)}"
-            log.error("request %d (%s): %s", self.request_id, self.side, msg)
+            if n := _FAILS.hit("aborted"):
+                log.error("request %d (%s): %s (%d such lines)", self.request_id, self.side, msg, n)
             self.fail(msg, peer_told=True)
             return
         try:
@@ -257,14 +260,16 @@ class Stage:
                 self.g, tile, self.request_id, self.plan.plan_id, self.plan.name, self.schedule.expected, self.device
             )
         except TileError as e:
-            log.error("request %d (%s): %s", self.request_id, self.side, e)
+            if n := _FAILS.hit(f"bad tile {e.field}"):
+                log.error("request %d (%s): %s (%d such lines)", self.request_id, self.side, e, n)
             bad = self.g.nodes[tile.node_id] if 0 <= tile.node_id < len(self.g.nodes) else None
             self.fail(str(e), ABORT_BAD_TILE, bad, tile.row_start, tile.row_stop)
             return
         with self.cv:
             if key in self.received:
                 msg = f"duplicate tile node {key[0]} rows [{key[1]}, {key[2]})"
-                log.error("request %d (%s): %s", self.request_id, self.side, msg)
+                if n := _FAILS.hit("duplicate"):
+                    log.error("request %d (%s): %s (%d such lines)", self.request_id, self.side, msg, n)
                 self.errors.append(msg)
                 if self.failure is None:
                     self.failure = (ABORT_BAD_TILE, self.g.nodes[key[0]], key[1], key[2])

@@ -327,3 +327,25 @@ def test_without_node_shapes_only_self_consistency_is_checked() -> None:
     with pytest.raises(TileError) as err:
         decode_tile(_good_wire(row_stop=9), loose)
     assert err.value.field == "shape"
+
+
+def test_the_tile_size_limit_follows_the_largest_node_of_the_graph() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from intradp_ros.core.codec import CAMERA_FLOOR, SIZE_SLACK, UNKNOWN_GRAPH_LIMIT, graph_tile_limit
+
+    def node(shape, sparse_rank=0):
+        n = 1
+        for d in shape:
+            n *= d
+        return SimpleNamespace(shape=shape, nbytes=n * 4, sparse_rank=sparse_rank, dtype=torch.float32)
+
+    small = SimpleNamespace(nodes=[node((1, 3, 8, 8))])
+    assert graph_tile_limit(small) == CAMERA_FLOOR  # tiny graphs keep room for camera passthrough
+    big = SimpleNamespace(nodes=[node((1, 3, 8, 8)), node((1, 64, 256, 256))])
+    assert graph_tile_limit(big) == int(64 * 256 * 256 * 4 * 1.25) + SIZE_SLACK
+    sparse = SimpleNamespace(nodes=[node((1, 1024, 1024, 4), sparse_rank=3)])  # every position survives
+    assert graph_tile_limit(sparse) == int((1024 * 1024 * 4 * 4 + 1024 * 1024 * 8) * 1.25) + SIZE_SLACK
+    assert graph_tile_limit(None) == UNKNOWN_GRAPH_LIMIT

@@ -111,3 +111,18 @@ def test_a_close_profile_reuses_the_cached_book_a_far_one_does_not(setup) -> Non
     # without tolerance (the exact-profile key) the drifted profile is solved again
     _book, hit = build_plan_book(g, drifted, server, [0.5, 5, 50], config=cfg, cache_dir=cache)
     assert not hit
+
+
+def test_prune_cache_keeps_only_the_newest_files(tmp_path) -> None:
+    import os
+
+    from intradp_ros.core.plan_book import prune_cache
+
+    for i in range(6):
+        f = tmp_path / f"g1_{i}.json"
+        f.write_text("{}")
+        os.utime(f, (1000 + i, 1000 + i))
+    (tmp_path / "g2_0.json").write_text("{}")  # another graph: untouched
+    removed = prune_cache(tmp_path, "g1_*.json", 2)
+    assert sorted(p.name for p in removed) == [f"g1_{i}.json" for i in range(4)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g1_4.json", "g1_5.json", "g2_0.json"]

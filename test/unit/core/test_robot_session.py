@@ -283,3 +283,27 @@ def test_report_box_waits_evicts_and_times_out() -> None:
     late.start()
     assert box.take(9, 30.0) == "late"  # woken by the put, not by the timeout
     late.join()
+
+
+def test_repeated_distributed_failures_back_off_and_a_success_resets(book_and_graph) -> None:
+    from intradp_ros.core.robot_session import FailureBackoff
+
+    book, g = book_and_graph
+    device = Plan.device_only(g)
+    half = FakeHalf(device, fail="server error")
+    runner = FrameRunner(half, device, deadline_s=2.0)
+    now = [0.0]
+    runner.backoff = FailureBackoff(base_s=1.0, max_s=4.0, clock=lambda: now[0])
+    split = PlanChoice(book.plan_for(Mode.INTRADP, 5.0), True)
+    assert runner.run(split, ("x",)).fell_back  # first failure: no pause
+    assert runner.run(split, ("x",)).fell_back  # second: 1 s local
+    tries = len(half.timeouts)
+    out = runner.run(split, ("x",))
+    assert not out.distributed and out.outputs == ("local", ("x",)) and len(half.timeouts) == tries  # not tried
+    now[0] = 1.5
+    assert runner.run(split, ("x",)).fell_back and runner.backoff.until == 3.5  # third failure: 2 s
+    now[0] = 4.0
+    half.fail = None
+    assert runner.run(split, ("x",)).distributed and runner.backoff.failures == 0  # a success resets it
+    now[0] = 100.0
+    assert [runner.backoff.record(False) for _ in range(6)] == [0.0, 1.0, 2.0, 4.0, 4.0, 4.0]  # capped

@@ -111,3 +111,15 @@ def test_input_size_is_validated_and_can_change(s6):
     assert m.detect.grid0.shape == (1, 3, SMALL_HW[0] // 8, SMALL_HW[1] // 8, 2)
     with pytest.raises(ValueError, match="unknown KAPAO variant"):
         KapaoModel("x6")
+
+
+def test_an_image_of_another_size_is_refused_naming_both_sizes(s6):
+    other = (SMALL_HW[0] + 64, SMALL_HW[1])
+    x = torch.randint(0, 256, (1, 3) + other, dtype=torch.uint8)
+    built = f"{SMALL_HW[0]}x{SMALL_HW[1]}"
+    with pytest.raises(ValueError, match=f"built for input {built} .* image of {other[0]}x{other[1]}"):
+        s6(x)
+    from intradp_ros.models.kapao import KapaoCandidates
+
+    with pytest.raises(ValueError, match=f"built for input {built}"):
+        KapaoCandidates(s6, 0.3)(x)

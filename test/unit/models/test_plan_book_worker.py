@@ -13,7 +13,7 @@ from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import profile_graph
 from intradp_ros.core.session import ModelConfig
 from intradp_ros.core.solver import SolverConfig
-from intradp_ros.models.plan_book_worker import SolveCoalescer, SolveError, solve_in_worker
+from intradp_ros.models.plan_book_worker import SolveCoalescer, SolveError, SolveRefused, solve_in_worker
 from intradp_ros.models.replica import load_replica
 
 
@@ -79,6 +79,40 @@ def test_other_context_or_far_profiles_solve_separately_and_errors_reach_waiters
     threading.Timer(0.5, release.set).start()
     out = _race(c, [_keys("x"), _keys("x")], failing)
     assert all(isinstance(r, SolveError) for r, _ in out) and not c.in_flight()
+
+
+def test_solves_are_queued_one_at_a_time_and_the_excess_is_refused() -> None:
+    c = SolveCoalescer(tolerance=0.0, max_running=1, max_queued=1)
+    running, peak, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def run(flight):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        release.wait(5)
+        with lock:
+            running[0] -= 1
+        return flight.keys.key
+
+    threading.Timer(0.5, release.set).start()
+    out = _race(c, [_keys("a", context="1"), _keys("b", context="2"), _keys("c", context="3")], run)
+    refused = [r for r, _ in out if isinstance(r, SolveRefused)]
+    assert len(refused) == 1 and "1 running + 1 queued" in str(refused[0]) and c.refused == 1
+    assert sorted(r for r, _ in out if isinstance(r, str)) in (["a", "b"], ["a", "c"], ["b", "c"])
+    assert peak[0] == 1 and not c.in_flight()
+
+
+def test_a_robot_starts_at_most_one_new_solve_per_interval() -> None:
+    now = [0.0]
+    c = SolveCoalescer(clock=lambda: now[0], min_interval_s=30.0)
+    assert c.solve(_keys("a", context="1"), "robot1", 3, 10.0, lambda f: "a") == ("a", False)
+    now[0] = 10.0
+    with pytest.raises(SolveRefused, match="robot robot1 started one 10 s ago"):
+        c.solve(_keys("b", context="2"), "robot1", 3, 10.0, lambda f: "b")
+    assert c.solve(_keys("b", context="2"), "robot2", 3, 10.0, lambda f: "b") == ("b", False)  # others may
+    now[0] = 31.0
+    assert c.solve(_keys("c", context="3"), "robot1", 3, 10.0, lambda f: "c") == ("c", False)
 
 
 def test_eta_follows_the_buckets_done() -> None:

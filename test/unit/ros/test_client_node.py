@@ -23,3 +23,28 @@ def test_model_config_takes_sizes_from_settings_and_heads_from_the_adapter() -> 
     assert cfg.model_id == 'kapao_s6{"head":"candidates","input_size":[256,320]}' and cfg.seed == 2
     with pytest.raises(ReplicaError):
         model_config(dict(settings, model=""))
+
+
+def test_a_dead_worker_thread_is_reported_not_silent() -> None:
+    import threading
+
+    from intradp_ros.core.health import ERROR, ClientFacts, client_status
+    from intradp_ros.ros.client_node import ClientRuntime
+
+    rt = ClientRuntime.__new__(ClientRuntime)  # only the thread bookkeeping: no model, no ROS graph
+    rt.robot, rt._stop, rt.dead_threads = "robot1", threading.Event(), []
+
+    def broken() -> None:
+        raise RuntimeError("adapter bug")
+
+    rt.threads = [threading.Thread(target=rt._guarded(broken, "intradp-worker"), name="intradp-worker", daemon=True)]
+    rt.threads[0].start()
+    rt.threads[0].join(5)
+    rt._check_threads()
+    rt._check_threads()  # reported once
+    assert rt.dead_threads == ["intradp-worker"]
+    facts = ClientFacts(
+        "robot1", "intradp", "up", True, None, 1.0, 0.1, 3, 0, 0, {}, False, 5.0, tuple(rt.dead_threads)
+    )
+    h = client_status(facts)
+    assert h.level == ERROR and "intradp-worker died" in h.message
