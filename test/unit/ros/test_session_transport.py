@@ -81,9 +81,19 @@ def test_failed_server_request_is_reported_with_its_error(graph_and_input) -> No
 
 
 # ------------------------------------------------------------------------------------------ authenticated tiles
+class _FakeTopicImpl:
+    """What the per-connection writers wrap on a rospy topic (no connection ever comes here)."""
+
+    def add_connection(self, c: object) -> bool:
+        return True
+
+    def remove_connection(self, c: object) -> None:
+        pass
+
+
 class _FakePub:
     def __init__(self, name: str, *args: object, **kwargs: object) -> None:
-        self.resolved_name, self.sent = name, []
+        self.resolved_name, self.sent, self.impl = name, [], _FakeTopicImpl()
 
     def get_num_connections(self) -> int:
         return 1
