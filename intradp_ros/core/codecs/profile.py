@@ -9,6 +9,7 @@ tiles, the same way operators are profiled (median of repeats, on the side that 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Iterable, Sequence
@@ -90,7 +91,11 @@ def measure_codec(
 
 @dataclass(frozen=True)
 class CodecProfile:
-    """A codec's cost on one side, per raw megabyte (1e6 bytes), measured on sample tiles of a kind (dtype)."""
+    """A codec's cost on one side, per raw megabyte (1e6 bytes), measured on sample tiles of a kind.
+
+    `kind` names the tiles it was measured on (core/codec_choice.codec_kind: "image" for uint8 rows, "binary" for
+    0/1 grids, "sparse" for sparse tiles, else the dtype); "" means the dtype alone (profiles made before kinds).
+    `ratio` is payload bytes over the samples' raw bytes (array bytes, positions included for sparse tiles)."""
 
     codec: int
     name: str
@@ -100,6 +105,12 @@ class CodecProfile:
     encode_s_per_mb: float
     decode_s_per_mb: float
     samples: int
+    kind: str = ""
+
+    @property
+    def kind_name(self) -> str:
+        """The kind these figures stand for (the dtype when no kind was recorded)."""
+        return self.kind or self.dtype
 
     def seconds(
         self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: CodecProfile | None = None
@@ -117,40 +128,64 @@ class CodecProfile:
         """The profile on a side `factor` times slower (e.g. the robot's profiled slow-down)."""
         return CodecProfile(
             self.codec, self.name, self.side, self.dtype, self.ratio,
-            self.encode_s_per_mb * factor, self.decode_s_per_mb * factor, self.samples,
+            self.encode_s_per_mb * factor, self.decode_s_per_mb * factor, self.samples, self.kind,
         )  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
     @staticmethod
     def from_json(text: str) -> CodecProfile:
-        d = json.loads(text)
-        return CodecProfile(
-            int(d["codec"]), str(d["name"]), str(d["side"]), str(d["dtype"]), float(d["ratio"]),
-            float(d["encode_s_per_mb"]), float(d["decode_s_per_mb"]), int(d["samples"]),
+        return CodecProfile.from_dict(json.loads(text))
+
+    @staticmethod
+    def from_dict(d: dict[str, object]) -> CodecProfile:
+        """Parse and check one profile entry (ValueError/TypeError/KeyError when malformed: numbers finite, a
+        ratio > 0, times >= 0)."""
+        prof = CodecProfile(
+            int(d["codec"]), str(d["name"]), str(d["side"]), str(d["dtype"]), float(d["ratio"]),  # type: ignore[arg-type]
+            float(d["encode_s_per_mb"]), float(d["decode_s_per_mb"]), int(d["samples"]),  # type: ignore[arg-type]
+            str(d.get("kind", "")),
         )  # fmt: skip
+        times = (prof.encode_s_per_mb, prof.decode_s_per_mb)
+        if not (math.isfinite(prof.ratio) and prof.ratio > 0) or not all(math.isfinite(t) and t >= 0 for t in times):
+            raise ValueError(f"codec profile {prof.name}: ratio must be > 0 and times >= 0, finite: {d!r}")
+        return prof
 
 
 def profile_codecs(
-    samples: Sequence[np.ndarray], codecs: Iterable[int], side: str, repeat: int = 3
+    samples: Sequence[np.ndarray],
+    codecs: Iterable[int],
+    side: str,
+    repeat: int = 3,
+    kind: str = "",
+    indexes: Sequence[np.ndarray | None] | None = None,
 ) -> list[CodecProfile]:
     """One CodecProfile per codec that accepts every sample (all of one dtype); ratio and times pooled over them.
 
-    A codec that is not lossless on a sample raises: a profile must never recommend a codec that changes data.
+    `kind` is recorded in the profiles; `indexes` are the samples' sparse positions (then only sparse codecs are
+    profiled, else only dense ones). A codec that is not lossless on a sample raises: a profile must never
+    recommend a codec that changes data.
     """
     if not samples:
         raise ValueError("profile_codecs needs at least one sample tile")
     dtype = samples[0].dtype.name
     if any(s.dtype.name != dtype for s in samples):
         raise ValueError("profile samples must share one dtype")
+    idx: list[np.ndarray | None] = list(indexes) if indexes is not None else [None] * len(samples)
+    sparse = indexes is not None
+    if len(idx) != len(samples):
+        raise ValueError("one sparse position array per sample expected")
     out: list[CodecProfile] = []
     for cid in codecs:
         codec = get_codec(cid)
-        if codec.sparse or (codec.dtypes is not None and dtype not in codec.dtypes):
+        if codec.sparse != sparse or (codec.dtypes is not None and dtype not in codec.dtypes):
             continue
         try:
-            ms = [measure_codec(cid, s, repeat) for s in samples]
+            ms = [measure_codec(cid, s, repeat, index=i) for s, i in zip(samples, idx)]
         except Exception:  # noqa: BLE001 - a codec that cannot carry these tiles (layout) is not profiled
             continue
         if not all(m.exact for m in ms):
@@ -166,6 +201,7 @@ def profile_codecs(
                 encode_s_per_mb=sum(m.encode_s for m in ms) / raw_mb,
                 decode_s_per_mb=sum(m.decode_s for m in ms) / raw_mb,
                 samples=len(ms),
+                kind=kind,
             )
         )
     return out

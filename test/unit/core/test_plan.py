@@ -10,6 +10,7 @@ import torch.nn as nn
 from engine_testlib import one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, PlanError, capture
+from intradp_ros.core.formats import PLAN_FORMAT
 from intradp_ros.core.plan import DOWN, UP, bandable, wavefront_prefixes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -177,7 +178,7 @@ def test_banded_json_round_trip_and_id(graph) -> None:
     assert back.plan_id == banded.plan_id and back.name == banded.name
     for side in ("robot", "server"):
         assert back.band_map(side) == banded.band_map(side)
-    assert json.loads(banded.to_json())["format"] == "intradp_plan/2"
+    assert json.loads(banded.to_json())["format"] == PLAN_FORMAT
     rb = Plan.random(graph, 3).with_random_bands(3)
     assert Plan.from_json(rb.to_json(), graph).plan_id == rb.plan_id
 
