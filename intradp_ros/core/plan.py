@@ -314,6 +314,20 @@ class Plan:
             if (v, d) not in sent:
                 raise PlanError(f"node {v} '{n.name}': codec {codec.name} for {d}, but plan {self.name} sends none")
 
+    def codec_brief(self) -> str:
+        """The chosen codecs counted per direction, e.g. 'up webp; down zstd_shuffle x5' ('raw' when none)."""
+        if not self.codecs:
+            return "raw"
+        from intradp_ros.core.codecs import get_codec
+
+        parts = []
+        for d in (UP, DOWN):
+            names = [get_codec(c).name for (_v, dd), c in sorted(self.codecs.items()) if dd == d]
+            if names:
+                counted = [f"{n} x{names.count(n)}" if names.count(n) > 1 else n for n in dict.fromkeys(names)]
+                parts.append(f"{_JSON_DIRECTION[d]} {', '.join(counted)}")
+        return "; ".join(parts)
+
     def codec_summary(self) -> str:
         """The chosen codecs in words ('uncompressed' when none), e.g. 'node 0 'x' up: webp'."""
         if not self.codecs:
