@@ -186,7 +186,7 @@ class CostModel:
             return out
         sizes: dict[tuple[int, str], float] = {}
         for t in plan.transfers():
-            nb = (t.stop - t.start) * self._bpr[t.node] if self.graph.nodes[t.node].is_sparse else t.nbytes
+            nb = float((t.stop - t.start) * self._bpr[t.node] if self.graph.nodes[t.node].is_sparse else t.nbytes)
             sizes[(t.node, t.direction)] = sizes.get((t.node, t.direction), 0.0) + nb
         for (v, d), nb in sizes.items():
             opt = self.codec_costs.best(v, d, nb, bandwidth_Bps)
@@ -505,8 +505,8 @@ class BandedSimulation:
                     self.nbytes.append(nb)
                     self.is_up.append(side == ROBOT)
                     direction = UP if side == ROBOT else DOWN
-                    c = plan.codec_for(n.index, direction)
-                    opt = None if c is None else cm.codec_costs.option(n.index, direction, c)
+                    codec = plan.codec_for(n.index, direction)
+                    opt = None if codec is None else cm.codec_costs.option(n.index, direction, codec)
                     self.pay.append(nb * opt.ratio if opt else nb)
                     self.enc.append(nb * opt.encode_s_per_byte if opt else 0.0)
                     self.dec.append(nb * opt.decode_s_per_byte if opt else 0.0)

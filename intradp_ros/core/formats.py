@@ -46,7 +46,8 @@ def plan_identity(
         for bands in (robot_bands or {}, server_bands or {}):
             ident.append([[int(v), [[int(a), int(b)] for a, b in bands[v]]] for v in sorted(bands)])
     if codecs and any(codecs.get(d) for d in CODEC_DIRECTIONS):
-        ident.append(["codecs"] + [sorted([int(v), int(c)] for v, c in (codecs.get(d) or {}).items()) for d in CODEC_DIRECTIONS])
+        per_direction = [sorted([int(v), int(c)] for v, c in (codecs.get(d) or {}).items()) for d in CODEC_DIRECTIONS]
+        ident.append(["codecs", *per_direction])
     return zlib.crc32(json.dumps(ident).encode()) & 0x7FFFFFFF
 
 

@@ -226,8 +226,8 @@ def transfers_between(g: Graph, robot: Sequence[Range], server: Sequence[Range])
 
 Bands = dict[int, list[Range]]  # node index -> its bands on one side (only nodes with more than one band)
 Codecs = dict[tuple[int, str], int]  # (node index, direction) -> codec id of the tiles it sends that way
-_JSON_DIRECTION = {UP: "up", DOWN: "down"}
-_DIRECTION_OF_JSON = {v: k for k, v in _JSON_DIRECTION.items()}
+_JSON_DIRECTION: dict[str, str] = {UP: "up", DOWN: "down"}
+_DIRECTION_OF_JSON: dict[str, str] = {v: k for k, v in _JSON_DIRECTION.items()}
 
 
 def _norm_codecs(codecs: Mapping[tuple[int, str], int] | None) -> Codecs:
@@ -282,9 +282,7 @@ class Plan:
 
     def with_codecs(self, codecs: Mapping[tuple[int, str], int] | None) -> Plan:
         """This plan (same ranges, bands and name) with `codecs` instead of its own (None or {}: uncompressed)."""
-        return Plan(
-            self.graph, self.robot, self.server, self.name, self.band_map(ROBOT), self.band_map(SERVER), codecs
-        )
+        return Plan(self.graph, self.robot, self.server, self.name, self.band_map(ROBOT), self.band_map(SERVER), codecs)
 
     def _codec_json(self) -> dict[str, dict[int, int]]:
         out: dict[str, dict[int, int]] = {d: {} for d in CODEC_DIRECTIONS}
@@ -415,9 +413,7 @@ class Plan:
 
     def renamed(self, name: str) -> Plan:
         """The same plan (same bands, same codecs, same id) under another name."""
-        return Plan(
-            self.graph, self.robot, self.server, name, self.band_map(ROBOT), self.band_map(SERVER), self.codecs
-        )
+        return Plan(self.graph, self.robot, self.server, name, self.band_map(ROBOT), self.band_map(SERVER), self.codecs)
 
     def _check_wire_dtypes(self) -> None:
         """Refuse, at plan time, a plan that would send a tensor whose dtype the wire cannot carry."""

@@ -12,8 +12,9 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -134,7 +135,7 @@ class CodecProfile:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
@@ -142,12 +143,12 @@ class CodecProfile:
         return CodecProfile.from_dict(json.loads(text))
 
     @staticmethod
-    def from_dict(d: dict[str, object]) -> CodecProfile:
+    def from_dict(d: Mapping[str, Any]) -> CodecProfile:
         """Parse and check one profile entry (ValueError/TypeError/KeyError when malformed: numbers finite, a
         ratio > 0, times >= 0)."""
         prof = CodecProfile(
-            int(d["codec"]), str(d["name"]), str(d["side"]), str(d["dtype"]), float(d["ratio"]),  # type: ignore[arg-type]
-            float(d["encode_s_per_mb"]), float(d["decode_s_per_mb"]), int(d["samples"]),  # type: ignore[arg-type]
+            int(d["codec"]), str(d["name"]), str(d["side"]), str(d["dtype"]), float(d["ratio"]),
+            float(d["encode_s_per_mb"]), float(d["decode_s_per_mb"]), int(d["samples"]),
             str(d.get("kind", "")),
         )  # fmt: skip
         times = (prof.encode_s_per_mb, prof.decode_s_per_mb)

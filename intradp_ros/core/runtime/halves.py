@@ -100,9 +100,7 @@ class Sender:
                     )
                 else:
                     planned = self._planned.get(plan_id, {}).get(node.index) if node is not None else None
-                    tile = make_tile(
-                        request_id, plan_id, node, start, stop, t, flags, self.robot, self.codecs, planned
-                    )
+                    tile = make_tile(request_id, plan_id, node, start, stop, t, flags, self.robot, self.codecs, planned)
                 self.transport.send(tile)
             except TransportClosed:
                 return
