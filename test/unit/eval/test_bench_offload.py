@@ -84,7 +84,8 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
     )
     setup, records = bench.run()
     assert setup.k >= 1.0 and setup.robot_factor >= 1.0 and setup.upload_bytes == 3 * 32 * 32
-    assert sorted(r["system"] for r in records) == sorted(bo.MODES)
+    codec_systems = [bo.system_name(m, "lossless") for m in bo.MODES if m != "device_only"]
+    assert sorted(r["system"] for r in records) == sorted(list(bo.MODES) + codec_systems)
     for r in records:
         assert not r["error"], r["error"]
         assert r["latency_s"] > 0 and r["predicted_s"] > 0 and r["floor_s"] > 0 and r["k"] == setup.k
@@ -92,7 +93,10 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
     by = {r["system"]: r for r in records}
     assert by["device_only"]["bytes_up"] == 0 and by["device_only"]["nonmodel_cpu_s"] == 0.0
     assert by["server_only"]["bytes_up"] >= setup.upload_bytes and by["server_only"]["nonmodel_cpu_s"] > 0
+    for m in ("server_only", "dsccs", "spso_ga"):  # the same plan with codecs never sends more bytes
+        assert by[m + bo.CODEC_SUFFIX]["predicted_bytes_up"] <= by[m]["predicted_bytes_up"]
     text = bo.report(setup, records)
+    assert "Codec goal" in text and "Bytes per frame" in text
     assert "meas/pred" in text and "x floor" in text and "non-model CPU" in text and "Goals:" in text
     assert "Intra-DP mean latency" in text and not math.isnan(setup.server_frame_s)
 
@@ -111,3 +115,38 @@ def test_runs_without_ros() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_system_names_and_variants() -> None:
+    assert bo.system_name("intradp", "raw") == "intradp"
+    assert bo.system_name("intradp", "lossless") == "intradp" + bo.CODEC_SUFFIX
+    w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
+    with pytest.raises(ValueError, match="variants"):
+        bo.OffloadBench(w, server_device="cpu", variants=["lossy"])
+    assert bo.build_parser().parse_args(["--codecs", "raw"]).codecs == ["raw"]
+
+
+def test_sample_input_is_a_real_frame_of_the_example_shape() -> None:
+    import torch
+
+    example = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+    x, what = bo.sample_input("kapao", example)
+    assert x.shape == example.shape and x.dtype == torch.uint8 and "photograph" in what and int(x.max()) > 0
+    odd = torch.zeros(1, 1, 8, 8, 8, dtype=torch.uint8)
+    y, why = bo.sample_input("sconet", odd)
+    assert y is odd and "random" in why
+
+
+def test_codec_report_compares_with_raw_server_only() -> None:
+    setup = bo.WorkloadSetup(Workload("x", "m", "kapao", {}), "cpu", 0.01, 0.01, 0.1, 1.0, 2.0, 1000, 10)
+
+    def rec(system: str, latency: float) -> dict:
+        return {
+            "system": system, "trace": "indoor", "error": "", "latency_s": latency, "predicted_s": latency,
+            "floor_s": latency / 2, "bytes_up": 1000, "bytes_down": 10, "predicted_bytes_up": 900, "codecs": "raw",
+        }  # fmt: skip
+
+    text = bo.codec_report(setup, [rec("server_only", 1.0), rec("intradp+codecs", 0.5)])
+    assert "measured 0.500x" in text and "MET" in text
+    text = bo.codec_report(setup, [rec("server_only", 1.0), rec("intradp+codecs", 0.8)])
+    assert "MISSED by +0.150" in text
