@@ -89,16 +89,15 @@ def sample_input(family: str, example: torch.Tensor) -> tuple[torch.Tensor, str]
     return example, "random example (no sample of this shape)"
 
 
-def input_floor_ratio(cm: Any, g: Any) -> float:
-    """The smallest byte ratio any lossless codec achieves on the graph inputs (1.0 when none): the bytes floor
-    of an upload with codecs (coding time not counted)."""
-    from intradp_ros.core.plan import UP
+def floor_ratios(cm: Any, g: Any) -> tuple[float, float]:
+    """The smallest byte ratios any lossless codec achieves on the graph inputs (up) and outputs (down), 1.0
+    where none applies: the bytes floor of a frame with codecs (coding time not counted)."""
+    from intradp_ros.core.plan import DOWN, UP
 
-    best = 1.0
-    for i in g.input_indices:
-        for opt in cm.codec_costs.options(i, UP):
-            best = min(best, opt.ratio)
-    return best
+    def best(nodes: Sequence[int], direction: str) -> float:
+        return min([1.0] + [o.ratio for v in nodes for o in cm.codec_costs.options(v, direction)])
+
+    return best(g.input_indices, UP), best(g.output_indices, DOWN)
 
 
 # ============================================================================ measurement
@@ -117,6 +116,7 @@ class WorkloadSetup:
     result_bytes: int
     notes: list[str] = field(default_factory=list)
     input_ratio: float = 1.0  # smallest lossless byte ratio on the input (the codec bytes floor)
+    output_ratio: float = 1.0  # ... and on the result
 
 
 def pick_server_device(requested: str) -> str:
@@ -274,7 +274,7 @@ class OffloadBench:
             f"{time.perf_counter() - t0:.1f} s"
         )
         cm = CostModel(g_server, robot_prof, srv_prof)
-        setup.input_ratio = input_floor_ratio(cm, g_server)
+        setup.input_ratio, setup.output_ratio = floor_ratios(cm, g_server)
         return setup, g_robot, g_server, books, cm
 
     def plan_for(self, books: dict[str, Any], cm: Any, mode: str, variant: str, rate_Bps: float) -> Any:
@@ -366,12 +366,12 @@ class OffloadBench:
         # bytes that crossed the link (compressed sizes; the server's late tiles of a failed frame may be missed)
         up, down = robot_raw.bytes_sent - sent0, robot_raw._in.bytes - recv0
         pred = cm.predict(plan, rate_Bps)
-        ratio_in = setup.input_ratio if plan.codecs else 1.0
+        ratio_in, ratio_out = (setup.input_ratio, setup.output_ratio) if plan.codecs else (1.0, 1.0)
         floor = physical_floor(
             cm.robot.device_only_s(),
             setup.upload_bytes * ratio_in,
             cm.server.device_only_s(),
-            setup.result_bytes,
+            setup.result_bytes * ratio_out,
             rate_Bps,
         )
         compute = st.compute_s if st else 0.0
