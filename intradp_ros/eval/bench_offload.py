@@ -167,12 +167,17 @@ class OffloadBench:
         reference_s: float | None = None,
         variants: Sequence[str] = VARIANTS,
         sample: bool = True,
+        systems: Sequence[str] = MODES,
     ) -> None:
         bad = [v for v in variants if v not in VARIANTS]
         if bad or not variants:
             raise ValueError(f"codec variants {list(variants)}: choose from {VARIANTS}")
         self.variants = list(variants)
         self.sample = sample
+        unknown = [m for m in systems if m not in MODES]
+        if unknown or not systems:
+            raise ValueError(f"systems {list(systems)}: choose from {MODES}")
+        self.systems = [m for m in MODES if m in systems]
         self.workload = workload
         self.server_device = pick_server_device(server_device)
         self.traces = list(traces)
@@ -309,7 +314,7 @@ class OffloadBench:
         try:
             for trace in self.traces:
                 rates = trace_rates(trace, self.frames + self.warmup, self.trace_spacing_s)
-                for mode in MODES:
+                for mode in self.systems:
                     for variant in self.variants:
                         if mode == "device_only" and variant != self.variants[0]:
                             continue  # nothing crosses the link: codecs change nothing
@@ -531,6 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda s: [x for x in s.split(",") if x],
         help="variants to run: raw (as published) and/or lossless (the codecs the cost model chooses)",
     )
+    p.add_argument(
+        "--systems",
+        default=",".join(MODES),
+        type=lambda s: [x for x in s.split(",") if x],
+        help="systems to run (default all five; e.g. server_only,intradp to save time)",
+    )
     p.add_argument("--random-input", action="store_true", help="the model's random example instead of sample data")
     p.add_argument("--csv", default=None, help="write every frame's record to this CSV")
     return p
@@ -562,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reference_s=args.reference_ms / 1e3 if args.reference_ms else None,
                 variants=args.codecs,
                 sample=not args.random_input,
+                systems=args.systems,
             )
             setup, records = bench.run()
         except (ValueError, RuntimeError, MemoryError) as err:

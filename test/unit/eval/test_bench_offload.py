@@ -124,6 +124,12 @@ def test_system_names_and_variants() -> None:
     with pytest.raises(ValueError, match="variants"):
         bo.OffloadBench(w, server_device="cpu", variants=["lossy"])
     assert bo.build_parser().parse_args(["--codecs", "raw"]).codecs == ["raw"]
+    assert bo.OffloadBench(w, server_device="cpu", systems=["intradp", "server_only"]).systems == [
+        "server_only",
+        "intradp",
+    ]
+    with pytest.raises(ValueError, match="systems"):
+        bo.OffloadBench(w, server_device="cpu", systems=["magic"])
 
 
 def test_sample_input_is_a_real_frame_of_the_example_shape() -> None:
