@@ -292,6 +292,59 @@ class OffloadBench:
         base = (books.get("raw") or books[variant]).plan_for(mode, rate_Bps / MB)
         return cm.with_codecs(base.with_codecs(None), rate_Bps)
 
+    def predict(self) -> tuple[WorkloadSetup, list[dict[str, Any]]]:
+        """Set-up only (capture, profiles, plan books), then one record per system, variant and trace rate with
+        the cost model's prediction and the floor in place of a measurement (`predicted_only` True): the
+        seeds' sizes where running their frames takes longer than there is time for."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        setup, _g_robot, _g_server, books, cm = self.setup()
+        for n in setup.notes:
+            self.say(f"[bench_offload] {setup.workload.label}: {n}")
+        records: list[dict[str, Any]] = []
+        for trace in self.traces:
+            for i, mbit in enumerate(trace_rates(trace, self.frames, self.trace_spacing_s)):
+                rate_Bps = mbit * 1e6 / 8 / setup.k
+                for mode in self.systems:
+                    for variant in self.variants:
+                        if mode == "device_only" and variant != self.variants[0]:
+                            continue
+                        plan = self.plan_for(books, cm, mode, variant, rate_Bps)
+                        pred = cm.predict(plan, rate_Bps)
+                        rec = {
+                            "system": system_name(mode, variant) if mode != "device_only" else mode,
+                            "trace": trace,
+                            "frame": i,
+                            "link_mbit": mbit / setup.k,
+                            "latency_s": pred.latency_s,
+                            "predicted_s": pred.latency_s,
+                            "floor_s": self._floor(cm, setup, plan, rate_Bps),
+                            "bytes_up": pred.bytes_up,
+                            "bytes_down": pred.bytes_down,
+                            "predicted_bytes_up": pred.bytes_up,
+                            "predicted_bytes_down": pred.bytes_down,
+                            "plan_name": plan.name,
+                            "plan_id": plan.plan_id,
+                            "codecs": plan.codec_brief(),
+                            "k": setup.k,
+                            "error": "",
+                            "predicted_only": True,
+                        }
+                        records.append(rec)
+        return setup, records
+
+    @staticmethod
+    def _floor(cm: Any, setup: WorkloadSetup, plan: Any, rate_Bps: float) -> float:
+        """The frame's physical floor (with codecs: the best lossless byte ratios on input and result)."""
+        ratio_in, ratio_out = (setup.input_ratio, setup.output_ratio) if plan.codecs else (1.0, 1.0)
+        return physical_floor(
+            cm.robot.device_only_s(),
+            setup.upload_bytes * ratio_in,
+            cm.server.device_only_s(),
+            setup.result_bytes * ratio_out,
+            rate_Bps,
+        ).floor_s
+
     def run(self) -> tuple[WorkloadSetup, list[dict[str, Any]]]:
         from intradp_ros.core.executor import ClientHalf, ServerHalf
         from intradp_ros.core.plan import Plan
@@ -371,14 +424,7 @@ class OffloadBench:
         # bytes that crossed the link (compressed sizes; the server's late tiles of a failed frame may be missed)
         up, down = robot_raw.bytes_sent - sent0, robot_raw._in.bytes - recv0
         pred = cm.predict(plan, rate_Bps)
-        ratio_in, ratio_out = (setup.input_ratio, setup.output_ratio) if plan.codecs else (1.0, 1.0)
-        floor = physical_floor(
-            cm.robot.device_only_s(),
-            setup.upload_bytes * ratio_in,
-            cm.server.device_only_s(),
-            setup.result_bytes * ratio_out,
-            rate_Bps,
-        )
+        floor = self._floor(cm, setup, plan, rate_Bps)
         compute = st.compute_s if st else 0.0
         transmit_only = min(max(latency - compute, 0.0), up / rate_Bps) if up else 0.0
         energy = PowerModel().energy(latency, compute, transmit_only)
@@ -399,7 +445,7 @@ class OffloadBench:
             "predicted_bytes_up": pred.bytes_up,
             "predicted_bytes_down": pred.bytes_down,
             "predicted_s": pred.latency_s,
-            "floor_s": floor.floor_s,
+            "floor_s": floor,
             "nonmodel_cpu_s": robot_end.take() + server_end.take(),
             "k": setup.k,
             "fell_back_local": False,
@@ -451,12 +497,14 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def codec_report(setup: WorkloadSetup, records: Sequence[dict[str, Any]]) -> str:
+def codec_report(setup: WorkloadSetup, records: Sequence[dict[str, Any]], predicted_only: bool = False) -> str:
     """Per trace and system: mean bytes up/down per frame (what crossed the link), and the codec goal line:
-    Intra-DP+codecs mean latency / raw server-only mean latency, measured and predicted, beside the target."""
+    Intra-DP+codecs mean latency / raw server-only mean latency, measured and predicted, beside the target.
+    `predicted_only`: the records hold predictions (`OffloadBench.predict`), said as such."""
     k = setup.k
     ok = [r for r in records if not r["error"]]
-    lines = ["Bytes per frame (mean, what crossed the link) and codecs used:"]
+    what = "PREDICTED (no frames run)" if predicted_only else "what crossed the link"
+    lines = [f"{setup.workload.label}: bytes per frame (mean, {what}) and codecs used:"]
     lines.append(f"{'trace':>8} {'system':>20} {'up kB':>10} {'down kB':>10} {'pred up kB':>10} {'ms':>9}  codecs")
     traces = sorted({r["trace"] for r in ok})
     for t in traces:
@@ -470,7 +518,10 @@ def codec_report(setup: WorkloadSetup, records: Sequence[dict[str, Any]]) -> str
                 + " | ".join(used)
             )
     target = CODEC_GOALS.get(setup.workload.family)
-    lines.append("Codec goal (Intra-DP + lossless codecs + streaming vs raw server-only, undilated means):")
+    lines.append(
+        "Codec goal (Intra-DP + lossless codecs + streaming vs raw server-only, undilated means"
+        + (", predictions only):" if predicted_only else "):")
+    )
     for t in traces:
         mine = [r for r in ok if r["trace"] == t and r["system"] == "intradp" + CODEC_SUFFIX]
         base = [r for r in ok if r["trace"] == t and r["system"] == "server_only"]
@@ -542,6 +593,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda s: [x for x in s.split(",") if x],
         help="systems to run (default all five; e.g. server_only,intradp to save time)",
     )
+    p.add_argument(
+        "--predict-only",
+        action="store_true",
+        help="set-up only: the cost model's predictions and floors per system and codec variant, no frames run",
+    )
     p.add_argument("--random-input", action="store_true", help="the model's random example instead of sample data")
     p.add_argument("--csv", default=None, help="write every frame's record to this CSV")
     return p
@@ -575,12 +631,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sample=not args.random_input,
                 systems=args.systems,
             )
-            setup, records = bench.run()
+            setup, records = bench.predict() if args.predict_only else bench.run()
         except (ValueError, RuntimeError, MemoryError) as err:
             print(f"[bench_offload] {w.label}: failed: {err}", flush=True)
             status = 1
             continue
-        print("\n" + report(setup, records) + "\n", flush=True)
+        if args.predict_only:
+            print("\n" + codec_report(setup, records, predicted_only=True) + "\n", flush=True)
+        else:
+            print("\n" + report(setup, records) + "\n", flush=True)
         all_records += [dict(r, model=w.model) for r in records]
         if any(r["error"] for r in records):
             status = 1

@@ -156,3 +156,17 @@ def test_codec_report_compares_with_raw_server_only() -> None:
     assert "measured 0.500x" in text and "MET" in text
     text = bo.codec_report(setup, [rec("server_only", 1.0), rec("intradp+codecs", 0.8)])
     assert "MISSED by +0.150" in text
+
+
+def test_predict_only_gives_predictions_per_system_and_variant() -> None:
+    w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
+    bench = bo.OffloadBench(
+        w, server_device="cpu", traces=["indoor"], frames=2, profile_repeats=1, solver_seconds=1.0,
+        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"],
+    )  # fmt: skip
+    setup, records = bench.predict()
+    assert {r["system"] for r in records} == {"server_only", "intradp", "server_only+codecs", "intradp+codecs"}
+    assert len(records) == 2 * 4 and all(r["predicted_only"] and r["latency_s"] == r["predicted_s"] for r in records)
+    by = {r["system"]: r for r in records}
+    assert by["intradp+codecs"]["predicted_s"] <= by["server_only"]["predicted_s"] * 1.0001
+    assert "predictions only" in bo.codec_report(setup, records, predicted_only=True)
