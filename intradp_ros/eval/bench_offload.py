@@ -66,17 +66,32 @@ def system_name(mode: str, variant: str) -> str:
     return mode if variant == "raw" else mode + CODEC_SUFFIX
 
 
-def sample_input(family: str, example: torch.Tensor) -> tuple[torch.Tensor, str]:
+FRAMES = ("raw", "jpeg")  # the sample camera frame as its Image topic carries it (sensor noise) or its JPEG decoded
+
+
+def sample_input(family: str, example: torch.Tensor, frame: str = "raw") -> tuple[torch.Tensor, str]:
     """(model input, what it is): a bundled photograph letterboxed to the input size (KAPAO, VGG) or a voxelised
-    scan (SCONet) where its shape fits, else `example` (random: incompressible, so codecs rarely pay)."""
+    scan (SCONet) where its shape fits, else `example` (random: incompressible, so codecs rarely pay). `frame`
+    "raw": the camera bag's Image frame, with its sensor noise (lossless codecs reach ~0.70x); "jpeg": the same
+    frame after the bag's JPEG (quality 90) and decoding, as a camera publishing CompressedImage delivers it
+    (smoother: ~0.44x)."""
     try:
         if family in ("kapao", "vgg19") and example.dtype == torch.uint8 and example.dim() == 4:
             from intradp_ros.eval.sample_data import photo_frames
             from intradp_ros.models.letterbox import letterbox
 
-            x, _info = letterbox(next(iter(photo_frames(1))), tuple(example.shape[-2:]))
+            rgb = next(iter(photo_frames(1)))
+            if frame == "jpeg":
+                from intradp_ros.core.codecs.camera import decode_camera_bytes
+                from intradp_ros.eval.bench_wire import MAX_PIXELS, sample_jpeg
+
+                rgb = decode_camera_bytes(sample_jpeg(), MAX_PIXELS)
+            x, _info = letterbox(rgb, tuple(example.shape[-2:]))
             if x.shape == example.shape:
-                return x, "sample photograph (letterboxed)"
+                return (
+                    x,
+                    f"sample photograph ({'JPEG-decoded' if frame == 'jpeg' else 'raw, with sensor noise'}, letterboxed)",
+                )
         if family == "sconet":
             from intradp_ros.eval.sample_data import SceneConfig, cloud_frames
             from intradp_ros.models.voxels import AGRNAV_GRID, grid_to_model_input, voxelize
@@ -168,12 +183,16 @@ class OffloadBench:
         variants: Sequence[str] = VARIANTS,
         sample: bool = True,
         systems: Sequence[str] = MODES,
+        frame: str = "raw",
     ) -> None:
         bad = [v for v in variants if v not in VARIANTS]
         if bad or not variants:
             raise ValueError(f"codec variants {list(variants)}: choose from {VARIANTS}")
         self.variants = list(variants)
         self.sample = sample
+        if frame not in FRAMES:
+            raise ValueError(f"frame {frame!r}: choose from {FRAMES}")
+        self.frame = frame
         unknown = [m for m in systems if m not in MODES]
         if unknown or not systems:
             raise ValueError(f"systems {list(systems)}: choose from {MODES}")
@@ -209,7 +228,7 @@ class OffloadBench:
         torch.manual_seed(0)
         model = build(w.model, **dict(w.options))
         x = model.input_spec.example()
-        x, what = sample_input(w.family, x) if self.sample else (x, "random example")
+        x, what = sample_input(w.family, x, self.frame) if self.sample else (x, "random example")
         self.input = x
         t0 = time.perf_counter()
         g_server = capture(model, x)
@@ -598,6 +617,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="set-up only: the cost model's predictions and floors per system and codec variant, no frames run",
     )
+    p.add_argument(
+        "--frame",
+        default="raw",
+        choices=FRAMES,
+        help="camera frame for KAPAO/VGG: raw (the Image topic's, sensor noise) or jpeg (the CompressedImage decoded)",
+    )
     p.add_argument("--random-input", action="store_true", help="the model's random example instead of sample data")
     p.add_argument("--csv", default=None, help="write every frame's record to this CSV")
     return p
@@ -630,6 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 variants=args.codecs,
                 sample=not args.random_input,
                 systems=args.systems,
+                frame=args.frame,
             )
             setup, records = bench.predict() if args.predict_only else bench.run()
         except (ValueError, RuntimeError, MemoryError) as err:
