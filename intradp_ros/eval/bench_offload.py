@@ -88,10 +88,8 @@ def sample_input(family: str, example: torch.Tensor, frame: str = "raw") -> tupl
                 rgb = decode_camera_bytes(sample_jpeg(), MAX_PIXELS)
             x, _info = letterbox(rgb, tuple(example.shape[-2:]))
             if x.shape == example.shape:
-                return (
-                    x,
-                    f"sample photograph ({'JPEG-decoded' if frame == 'jpeg' else 'raw, with sensor noise'}, letterboxed)",
-                )
+                kind = "JPEG-decoded" if frame == "jpeg" else "raw, with sensor noise"
+                return x, f"sample photograph ({kind}, letterboxed)"
         if family == "sconet":
             from intradp_ros.eval.sample_data import SceneConfig, cloud_frames
             from intradp_ros.models.voxels import AGRNAV_GRID, grid_to_model_input, voxelize
