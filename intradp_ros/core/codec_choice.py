@@ -98,7 +98,8 @@ def applies(codec: int, node: Any) -> bool:
 
 # ---------------------------------------------------------------------------------------------- profiling
 def crop_sample(arr: np.ndarray, limit: int = SAMPLE_BYTES) -> np.ndarray:
-    """`arr` cut to at most `limit` bytes along its longest leading-or-row axis (a row tile as it travels)."""
+    """`arr` cut to at most `limit` bytes: its first rows along the second-to-last axis (image rows) when that has
+    more than one, else along the first (a row tile as it travels)."""
     if arr.nbytes <= limit or arr.ndim == 0:
         return arr
     axis = arr.ndim - 2 if arr.ndim >= 2 and arr.shape[arr.ndim - 2] > 1 else 0

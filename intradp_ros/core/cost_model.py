@@ -72,7 +72,7 @@ class CompiledPlan:
     codecs: Codecs | None = None  # fixed codec per (node, direction); None: the cost model chooses per bandwidth
 
     _plan: Plan | None = None
-    _wire: dict[float, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
+    _wire: dict[tuple[int, float], tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
 
     @property
     def plan(self) -> Plan:
@@ -156,7 +156,8 @@ class CostModel:
     def wire_costs(self, cp: CompiledPlan, bandwidth_Bps: float) -> tuple[list[float], list[float], list[float]]:
         """Per transfer of `cp` at this bandwidth: (bytes on the link, sender encode s, receiver decode s), with
         its fixed codecs or, for a plan compiled without them, the best codec per transfer (memoised)."""
-        hit = cp._wire.get(bandwidth_Bps)
+        key = (id(self), bandwidth_Bps)  # per model: two models may replay one compiled plan
+        hit = cp._wire.get(key)
         if hit is not None:
             return hit
         nbytes = cp.nbytes.tolist()
@@ -175,7 +176,7 @@ class CostModel:
                     dec[i] = nbytes[i] * opt.decode_s_per_byte
         if len(cp._wire) > 64:
             cp._wire.clear()
-        cp._wire[bandwidth_Bps] = (pay, enc, dec)
+        cp._wire[key] = (pay, enc, dec)
         return pay, enc, dec
 
     def codec_choice(self, plan: Plan, bandwidth_Bps: float) -> Codecs:
