@@ -16,11 +16,16 @@ from intradp_ros.eval.workloads import Workload
 
 
 class FakeClock:
-    """perf_counter advances 1 s per call; sleep is recorded (and advances the clock)."""
+    """perf_counter and thread_time advance 1 s per call; sleep is recorded (and advances the wall clock)."""
 
     def __init__(self) -> None:
         self.now = 0.0
+        self.cpu = 0.0
         self.slept: list[float] = []
+
+    def thread_time(self) -> float:
+        self.cpu += 1.0
+        return self.cpu
 
     def perf_counter(self) -> float:
         self.now += 1.0
@@ -62,8 +67,8 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
 
     ct = emu.ChargedTransport(Inner(), sender_factor=3.0, receiver_factor=1.0)  # type: ignore[arg-type]
     ct.send("tile")
-    # encode 1 s x 3 + decode 1 s x 1 = 4 s charged; 2 s were spent, 2 s waited
-    assert sent == ["tile"] and clock.slept == [2.0] and ct.take() == 4.0 and ct.take() == 0.0
+    # encode 1 CPU s x 3 + decode 1 CPU s x 1 = 4 s charged; 1 s of wall time was spent, 3 s waited
+    assert sent == ["tile"] and clock.slept == [3.0] and ct.take() == 4.0 and ct.take() == 0.0
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="CPU run of the benchmark")
