@@ -187,14 +187,22 @@ class CodecOption:
     ratio: float
     encode_s_per_byte: float
     decode_s_per_byte: float
+    encode_fixed_s: float = 0.0  # per tile (call), on the sender
+    decode_fixed_s: float = 0.0  # per tile, on the receiver
 
-    def seconds(self, nbytes: float, bandwidth_Bps: float) -> float:
-        """Encode + payload on the link + decode of a transfer of `nbytes` baseline bytes."""
-        return nbytes * (self.encode_s_per_byte + self.decode_s_per_byte + self.ratio / bandwidth_Bps)
+    def encode_s(self, nbytes: float, tiles: int = 1) -> float:
+        return tiles * self.encode_fixed_s + nbytes * self.encode_s_per_byte
 
-    def pays(self, nbytes: float, bandwidth_Bps: float, margin: float = PAY_MARGIN) -> bool:
+    def decode_s(self, nbytes: float, tiles: int = 1) -> float:
+        return tiles * self.decode_fixed_s + nbytes * self.decode_s_per_byte
+
+    def seconds(self, nbytes: float, bandwidth_Bps: float, tiles: int = 1) -> float:
+        """Encode + payload on the link + decode of `nbytes` baseline bytes sent as `tiles` tiles."""
+        return self.encode_s(nbytes, tiles) + self.decode_s(nbytes, tiles) + nbytes * self.ratio / bandwidth_Bps
+
+    def pays(self, nbytes: float, bandwidth_Bps: float, margin: float = PAY_MARGIN, tiles: int = 1) -> bool:
         """True when this codec beats sending the baseline bytes by at least `margin`."""
-        return nbytes > 0 and self.seconds(nbytes, bandwidth_Bps) < (1.0 - margin) * nbytes / bandwidth_Bps
+        return nbytes > 0 and self.seconds(nbytes, bandwidth_Bps, tiles) < (1.0 - margin) * nbytes / bandwidth_Bps
 
 
 def _by_kind(profiles: Iterable[CodecProfile]) -> dict[tuple[str, int], CodecProfile]:
@@ -239,6 +247,8 @@ class CodecCosts:
                         enc.ratio / base.ratio,
                         enc.encode_s_per_mb / 1e6 / base.ratio,
                         dec.decode_s_per_mb / 1e6 / base.ratio,
+                        enc.encode_fixed_s,
+                        dec.decode_fixed_s,
                     )
                 )
         self._memo[key] = tuple(out)
@@ -251,12 +261,14 @@ class CodecCosts:
                 return opt
         return None
 
-    def best(self, node: int, direction: str, nbytes: float, bandwidth_Bps: float) -> CodecOption | None:
-        """The fastest option that pays for `nbytes` at `bandwidth_Bps`, or None (send the baseline)."""
+    def best(
+        self, node: int, direction: str, nbytes: float, bandwidth_Bps: float, tiles: int = 1
+    ) -> CodecOption | None:
+        """The fastest option that pays for `nbytes` in `tiles` tiles at `bandwidth_Bps`, or None (the baseline)."""
         best: CodecOption | None = None
         for opt in self.options(node, direction):
-            if opt.pays(nbytes, bandwidth_Bps) and (
-                best is None or opt.seconds(nbytes, bandwidth_Bps) < best.seconds(nbytes, bandwidth_Bps)
+            if opt.pays(nbytes, bandwidth_Bps, tiles=tiles) and (
+                best is None or opt.seconds(nbytes, bandwidth_Bps, tiles) < best.seconds(nbytes, bandwidth_Bps, tiles)
             ):
                 best = opt
         return best
@@ -264,17 +276,19 @@ class CodecCosts:
     def best_many(
         self, node: int, direction: str, nbytes: float, bandwidths_Bps: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per bandwidth: (payload bytes, encode s, decode s) of the best choice (the baseline where none pays)."""
+        """Per bandwidth: (payload bytes, encode s, decode s) of the best choice for one tile of `nbytes` (the
+        baseline where none pays)."""
         bw = np.asarray(bandwidths_Bps, dtype=float)
         pay = np.full(bw.shape, float(nbytes))
         enc = np.zeros(bw.shape)
         dec = np.zeros(bw.shape)
-        best = (1.0 - PAY_MARGIN) * nbytes / bw
+        best = (1.0 - PAY_MARGIN) * nbytes / bw if nbytes > 0 else np.full(bw.shape, -np.inf)
         for opt in self.options(node, direction):
-            t = nbytes * (opt.encode_s_per_byte + opt.decode_s_per_byte + opt.ratio / bw)
+            e, d = opt.encode_s(nbytes), opt.decode_s(nbytes)
+            t = e + d + nbytes * opt.ratio / bw
             win = t < best
             best = np.where(win, t, best)
             pay = np.where(win, nbytes * opt.ratio, pay)
-            enc = np.where(win, nbytes * opt.encode_s_per_byte, enc)
-            dec = np.where(win, nbytes * opt.decode_s_per_byte, dec)
+            enc = np.where(win, e, enc)
+            dec = np.where(win, d, dec)
         return pay, enc, dec

@@ -172,8 +172,8 @@ class CostModel:
                     opt = None if c is None else costs.option(t.node, t.direction, c)
                 if opt is not None:
                     pay[i] = nbytes[i] * opt.ratio
-                    enc[i] = nbytes[i] * opt.encode_s_per_byte
-                    dec[i] = nbytes[i] * opt.decode_s_per_byte
+                    enc[i] = opt.encode_s(nbytes[i])
+                    dec[i] = opt.decode_s(nbytes[i])
         if len(cp._wire) > 64:
             cp._wire.clear()
         cp._wire[key] = (pay, enc, dec)
@@ -186,11 +186,13 @@ class CostModel:
         if not self.codec_costs:
             return out
         sizes: dict[tuple[int, str], float] = {}
-        for t in plan.transfers():
+        tiles: dict[tuple[int, str], int] = {}
+        for t in plan.transfers():  # a banded plan's transfers are its tiles: each pays the per-call costs
             nb = float((t.stop - t.start) * self._bpr[t.node] if self.graph.nodes[t.node].is_sparse else t.nbytes)
             sizes[(t.node, t.direction)] = sizes.get((t.node, t.direction), 0.0) + nb
+            tiles[(t.node, t.direction)] = tiles.get((t.node, t.direction), 0) + 1
         for (v, d), nb in sizes.items():
-            opt = self.codec_costs.best(v, d, nb, bandwidth_Bps)
+            opt = self.codec_costs.best(v, d, nb, bandwidth_Bps, tiles[(v, d)])
             if opt is not None:
                 out[(v, d)] = opt.codec
         return out
@@ -360,7 +362,7 @@ class CostModel:
             c = cp.codecs.get((t.node, t.direction))
             opt = None if c is None else self.codec_costs.option(t.node, t.direction, c)
             if opt is not None:
-                pay[i], enc[i], dec[i] = nb * opt.ratio, nb * opt.encode_s_per_byte, nb * opt.decode_s_per_byte
+                pay[i], enc[i], dec[i] = nb * opt.ratio, opt.encode_s(nb), opt.decode_s(nb)
         return pay, enc, dec
 
     def _replay(
@@ -509,8 +511,8 @@ class BandedSimulation:
                     codec = plan.codec_for(n.index, direction)
                     opt = None if codec is None else cm.codec_costs.option(n.index, direction, codec)
                     self.pay.append(nb * opt.ratio if opt else nb)
-                    self.enc.append(nb * opt.encode_s_per_byte if opt else 0.0)
-                    self.dec.append(nb * opt.decode_s_per_byte if opt else 0.0)
+                    self.enc.append(opt.encode_s(nb) if opt else 0.0)
+                    self.dec.append(opt.decode_s(nb) if opt else 0.0)
                     ids.append(self.tiles[key])
                 per_step.append(ids)
             self.sends[side] = per_step

@@ -255,7 +255,7 @@ def choose_bands(
     choices: Sequence[int] = BAND_CHOICES,
     min_gain: float = BAND_MIN_GAIN,
     max_seconds: float = 30.0,
-    cache: dict[tuple[int, int], Plan] | None = None,
+    cache: dict[tuple[int, ...], Plan] | None = None,
 ) -> BandChoice:
     """The plan with the number of bands (its boundaries follow the input wavefront, `Plan.with_bands`) the
     banded cost model predicts fastest at this bandwidth; the plan as it is (one band) when no band count is
@@ -275,22 +275,27 @@ def choose_bands(
     floor = max(cp.robot_compute_s, cp.server_compute_s, max(up, sum(pay) - up) / bandwidth_Bps)
     if floor > one * (1.0 - min_gain):
         return BandChoice(base, 1, one, one, tried)
-    memo: dict[tuple[int, int], Plan] = cache if cache is not None else {}
-    best_k, best = 1, one
+    memo: dict[tuple[int, ...], Plan] = cache if cache is not None else {}
+    best_k, best, best_plan = 1, one, base
     for k in choices:
         if time.perf_counter() - t0 > max_seconds:
             break
-        cand = memo.get((base.plan_id, k))
+        recode = bool(base.codecs) and cm.chooses_codecs  # k times the tiles: each pays a codec's per-call cost
+        key = (base.plan_id, k, int(bandwidth_Bps)) if recode else (base.plan_id, k)
+        cand = memo.get(key)
         if cand is None:
-            cand = memo[(base.plan_id, k)] = base.with_bands(k)
+            cand = base.with_bands(k)
+            if recode:
+                cand = cm.with_codecs(cand, bandwidth_Bps)
+            memo[key] = cand
         if not cand.is_banded:
             continue
         lat = cm.latency(cand, bandwidth_Bps)
         tried[k] = lat
         if lat < best:
-            best_k, best = k, lat
+            best_k, best, best_plan = k, lat, cand
         elif lat > best * 1.05:
             break
     if best_k == 1 or best > one * (1.0 - min_gain):
         return BandChoice(base, 1, one, one, tried)
-    return BandChoice(memo[(base.plan_id, best_k)], best_k, best, one, tried)
+    return BandChoice(best_plan, best_k, best, one, tried)

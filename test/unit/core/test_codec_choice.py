@@ -148,3 +148,18 @@ def test_sample_collector_spreads_samples_and_profiles_every_kind() -> None:
     got = {(p.kind, p.name) for p in col.profile("robot", repeat=1)}
     assert ("float32", "zstd_shuffle") in got and (KIND_IMAGE, "webp") in got and (KIND_SPARSE, "sparse_zstd") in got
     assert (KIND_SPARSE, "sparse") in got and ("float32", "raw") in got
+
+
+def test_per_tile_costs_make_many_small_tiles_lose() -> None:
+    opt = CodecOption(CODEC_ZSTD, "zstd", 0.5, 0.0, 0.0, encode_fixed_s=1e-3, decode_fixed_s=1e-3)
+    assert opt.seconds(1e6, 1e6, tiles=3) == pytest.approx(0.5 + 0.006)
+    assert opt.pays(1e6, 1e6) and not opt.pays(1e6, 1e6, tiles=300), "300 band tiles pay 0.6 s of calls"
+    nodes = [node(0)]
+    profs = [
+        prof(CODEC_RAW, "raw", "x", "float32", 1.0, 0, 0),
+        CodecProfile(CODEC_ZSTD, "zstd", "x", "float32", 0.5, 0.0, 0.0, 1, "float32", 1e-3, 1e-3),
+    ]
+    c = CodecCosts(nodes, profs, profs)
+    assert c.best(0, UP, 1e6, 1e6).codec == CODEC_ZSTD and c.best(0, UP, 1e6, 1e6, tiles=300) is None
+    pay, enc, dec = c.best_many(0, UP, 1e3, np.array([1e3, 1e9]))
+    assert pay[0] == 500 and enc[0] == pytest.approx(1e-3) and pay[1] == 1e3 and enc[1] == 0.0
