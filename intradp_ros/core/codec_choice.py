@@ -158,7 +158,9 @@ class SampleCollector:
             return
         arr = value.detach().cpu().contiguous().numpy()
         got = self.dense.setdefault(kind, [])
-        if arr.size == 0 or (kind == KIND_BINARY and int(arr.max()) > 1) or (got and got[0].dtype != arr.dtype):
+        if arr.ndim == 0 or arr.size == 0 or (kind == KIND_BINARY and int(arr.max()) > 1):
+            return  # scalars are never worth coding (and have no rows)
+        if got and got[0].dtype != arr.dtype:
             return
         if kind == KIND_IMAGE and got and webp_layout(arr.shape) != webp_layout(got[0].shape):
             return  # one layout per kind, so WebP is profiled when the first sample allows it
@@ -168,7 +170,8 @@ class SampleCollector:
         """Codec profiles of every kind seen (a codec that fails on a sample's layout is left out)."""
         out: list[CodecProfile] = []
         for kind, arrs in sorted(self.dense.items()):
-            out += profile_kind(kind, arrs, side, repeat)
+            if arrs:
+                out += profile_kind(kind, arrs, side, repeat)
         if self.sparse:
             vals = [v for v, _ in self.sparse]
             if len({v.dtype for v in vals}) == 1:

@@ -163,3 +163,9 @@ def test_per_tile_costs_make_many_small_tiles_lose() -> None:
     assert c.best(0, UP, 1e6, 1e6).codec == CODEC_ZSTD and c.best(0, UP, 1e6, 1e6, tiles=300) is None
     pay, enc, dec = c.best_many(0, UP, 1e3, np.array([1e3, 1e9]))
     assert pay[0] == 500 and enc[0] == pytest.approx(1e-3) and pay[1] == 1e3 and enc[1] == 0.0
+
+
+def test_sample_collector_skips_scalars() -> None:
+    col = SampleCollector([node(0, shape=())], per_kind=3)
+    col.add(node(0, shape=()), torch.tensor(1.5))
+    assert col.dense.get("float32", []) == [] and col.profile("robot", repeat=1) == []

@@ -101,7 +101,7 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
     for m in ("server_only", "dsccs", "spso_ga"):  # the same plan with codecs never sends more bytes
         assert by[m + bo.CODEC_SUFFIX]["predicted_bytes_up"] <= by[m]["predicted_bytes_up"]
     text = bo.report(setup, records)
-    assert "Codec goal" in text and "Bytes per frame" in text
+    assert "Codec goal" in text and "bytes per frame" in text
     assert "meas/pred" in text and "x floor" in text and "non-model CPU" in text and "Goals (as published" in text
     assert "Intra-DP mean latency" in text and not math.isnan(setup.server_frame_s)
 
