@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from intradp_ros.core.bandwidth import validate_grid
-from intradp_ros.core.formats import PLAN_TABLE_FORMAT, bands_from_json, plan_identity
+from intradp_ros.core.formats import PLAN_TABLE_FORMAT, bands_from_json, codecs_from_json, plan_identity
 
 __all__ = [
     "PlanChoice",
@@ -50,7 +50,8 @@ def choices_from_grid(grid_mbyte: Sequence[float], mode: str = "intradp") -> lis
 
 
 def plan_id_of(plan: dict[str, Any]) -> int:
-    """The id `intradp_ros.core.plan.Plan` gives this plan JSON (graph fingerprint, both range lists, row bands)."""
+    """The id `intradp_ros.core.plan.Plan` gives this plan JSON (graph fingerprint, both range lists, row bands,
+    codecs)."""
     bands = plan.get("bands") or {}
     return plan_identity(
         plan["graph"],
@@ -58,6 +59,7 @@ def plan_id_of(plan: dict[str, Any]) -> int:
         plan["server"],
         bands_from_json(plan["robot"], bands.get("robot", {})),
         bands_from_json(plan["server"], bands.get("server", {})),
+        codecs_from_json(plan.get("codecs")),
     )
 
 

@@ -108,7 +108,8 @@ class LayerPartitions:
         self.graph = g
         self.cm = cm
         self.cuts = list(range(len(g.nodes) + 1))
-        self.compiled: list[CompiledPlan] = [cm.compile_ranges(*self.ranges(c), self.name(c)) for c in self.cuts]
+        # as the seeds publish them: every tile uncompressed (codecs={}), whatever codecs the cost model knows
+        self.compiled: list[CompiledPlan] = [cm.compile_ranges(*self.ranges(c), self.name(c), {}) for c in self.cuts]
 
     def name(self, cut: int) -> str:
         return {0: "server_only", len(self.graph.nodes): "device_only"}.get(cut, f"layer_partition_{cut}")

@@ -8,6 +8,10 @@ row bands, by `BandedSimulation` at the end of this module):
 - every tile the plan sends is handed to that side's sender when the node that produces it finishes
   (graph inputs at time 0), and each direction is one FIFO link: a tile starts when it is released and
   the link is free, and occupies it for `overhead + bytes / bandwidth`;
+- a transfer in a codec (core/codec_choice.py) carries ratio x its bytes, its encode seconds occupy the
+  sender's link queue before it (the sender thread encodes, then sends) and its decode seconds delay its
+  arrival; a compiled plan either has fixed codecs (a Plan's own) or lets the model choose, per transfer and
+  bandwidth, the lossless codec predicted fastest (raw where none pays): what the solver searches with;
 - the inference ends when the robot holds every model output and has finished its own work.
 Since each side releases tiles in topological order, one pass over the nodes in that order is an exact
 simulation of this event system. The structure of a plan (row counts, transfers, who waits for what)
@@ -18,13 +22,14 @@ latter for many bandwidths at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from intradp_ros.core.codec_choice import CodecCosts
 from intradp_ros.core.graph import Graph, Range
-from intradp_ros.core.plan import EMPTY, ROBOT, SERVER, UP, Plan, Transfer, transfers_between
+from intradp_ros.core.plan import DOWN, EMPTY, ROBOT, SERVER, UP, Codecs, Plan, Transfer, transfers_between
 from intradp_ros.core.power import PowerModel, outside_length, union_length
 from intradp_ros.core.profiler import Profile
 
@@ -64,14 +69,16 @@ class CompiledPlan:
     output_nodes_on_robot: tuple[int, ...]
     robot_compute_s: float
     server_compute_s: float
+    codecs: Codecs | None = None  # fixed codec per (node, direction); None: the cost model chooses per bandwidth
 
     _plan: Plan | None = None
+    _wire: dict[tuple[int, float], tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
 
     @property
     def plan(self) -> Plan:
-        """The (validated) Plan object of these ranges, made on first use."""
+        """The (validated) Plan object of these ranges (with fixed codecs, if any), made on first use."""
         if self._plan is None:
-            self._plan = Plan(self.graph, self.robot, self.server, self.name)
+            self._plan = Plan(self.graph, self.robot, self.server, self.name, codecs=self.codecs or None)
         return self._plan
 
     @property
@@ -117,7 +124,10 @@ class CostModel:
         server: Profile,
         power: PowerModel | None = None,
         overhead_s: float | None = None,
+        codecs: bool = True,
     ) -> None:
+        """`codecs`: choose lossless codecs where both profiles carry codec profiles (False: every tile goes
+        uncompressed, the systems as published)."""
         robot.check(g)
         server.check(g)
         self.graph = g
@@ -138,10 +148,67 @@ class CostModel:
         # Authenticated links: the sender MACs every tile and the receiver checks it before the next one, so a
         # tile holds its direction for its bytes' MAC on both CPUs too (0 in profiles of unauthenticated links)
         self.mac_s_per_byte = robot.mac_s_per_byte + server.mac_s_per_byte
+        self.codec_costs = CodecCosts(g.nodes, robot.codecs, server.codecs) if codecs else CodecCosts(g.nodes, [], [])
 
     def link_bandwidth(self, bandwidth_Bps: Any) -> Any:
         """The bandwidth a link of `bandwidth_Bps` delivers once each byte also costs its MAC on both sides."""
         return bandwidth_Bps / (1.0 + bandwidth_Bps * self.mac_s_per_byte) if self.mac_s_per_byte else bandwidth_Bps
+
+    # ------------------------------------------------------------------ codecs
+    @property
+    def chooses_codecs(self) -> bool:
+        """True when this model has codec profiles of both sides to choose codecs from."""
+        return bool(self.codec_costs)
+
+    def wire_costs(self, cp: CompiledPlan, bandwidth_Bps: float) -> tuple[list[float], list[float], list[float]]:
+        """Per transfer of `cp` at this bandwidth: (bytes on the link, sender encode s, receiver decode s), with
+        its fixed codecs or, for a plan compiled without them, the best codec per transfer (memoised)."""
+        key = (id(self), bandwidth_Bps)  # per model: two models may replay one compiled plan
+        hit = cp._wire.get(key)
+        if hit is not None:
+            return hit
+        nbytes = cp.nbytes.tolist()
+        pay, enc, dec = list(nbytes), [0.0] * len(nbytes), [0.0] * len(nbytes)
+        costs = self.codec_costs
+        if costs and cp.codecs != {}:
+            for i, t in enumerate(cp.transfers):
+                if cp.codecs is None:
+                    opt = costs.best(t.node, t.direction, nbytes[i], bandwidth_Bps)
+                else:
+                    c = cp.codecs.get((t.node, t.direction))
+                    opt = None if c is None else costs.option(t.node, t.direction, c)
+                if opt is not None:
+                    pay[i] = nbytes[i] * opt.ratio
+                    enc[i] = opt.encode_s(nbytes[i])
+                    dec[i] = opt.decode_s(nbytes[i])
+        if len(cp._wire) > 64:
+            cp._wire.clear()
+        cp._wire[key] = (pay, enc, dec)
+        return pay, enc, dec
+
+    def codec_choice(self, plan: Plan, bandwidth_Bps: float) -> Codecs:
+        """The codec per (node, direction) predicted fastest for `plan`'s transfers at this bandwidth ({}: none
+        pays, or no codec profiles)."""
+        out: Codecs = {}
+        if not self.codec_costs:
+            return out
+        sizes: dict[tuple[int, str], float] = {}
+        tiles: dict[tuple[int, str], int] = {}
+        for t in plan.transfers():  # a banded plan's transfers are its tiles: each pays the per-call costs
+            nb = float((t.stop - t.start) * self._bpr[t.node] if self.graph.nodes[t.node].is_sparse else t.nbytes)
+            sizes[(t.node, t.direction)] = sizes.get((t.node, t.direction), 0.0) + nb
+            tiles[(t.node, t.direction)] = tiles.get((t.node, t.direction), 0) + 1
+        for (v, d), nb in sizes.items():
+            opt = self.codec_costs.best(v, d, nb, bandwidth_Bps, tiles[(v, d)])
+            if opt is not None:
+                out[(v, d)] = opt.codec
+        return out
+
+    def with_codecs(self, plan: Plan, bandwidth_Bps: float) -> Plan:
+        """`plan` carrying the codecs predicted fastest at this bandwidth (the plan itself when it already has
+        exactly those)."""
+        choice = self.codec_choice(plan, bandwidth_Bps)
+        return plan if choice == plan.codecs else plan.with_codecs(choice)
 
     # ------------------------------------------------------------------ structure
     def wire_nbytes(self, node: int) -> int:
@@ -173,13 +240,16 @@ class CostModel:
         node-level structure: bands are replayed by `latency`/`simulate` given the Plan itself."""
         if plan.graph is not self.graph and plan.graph.fingerprint != self.graph.fingerprint:
             raise ValueError("plan was made for another graph")
-        cp = self.compile_ranges(plan.robot, plan.server, plan.name)
+        cp = self.compile_ranges(plan.robot, plan.server, plan.name, dict(plan.codecs))
         cp._plan = plan
         return cp
 
-    def compile_ranges(self, robot: Sequence[Range], server: Sequence[Range], name: str = "custom") -> CompiledPlan:
+    def compile_ranges(
+        self, robot: Sequence[Range], server: Sequence[Range], name: str = "custom", codecs: Codecs | None = None
+    ) -> CompiledPlan:
         """Like `compile` for ranges that are valid by construction (the solver's): no Plan object is made
-        until `.plan` is asked for, which validates them."""
+        until `.plan` is asked for, which validates them. `codecs` None: the model chooses them per bandwidth
+        (when it has codec profiles; else none); a dict: fixed."""
         g = self.graph
         robot, server = list(robot), list(server)
         transfers = self.transfers(robot, server)
@@ -239,6 +309,7 @@ class CostModel:
             out_on_robot,
             float(rsum),
             float(ssum),
+            codecs if codecs is not None or self.codec_costs else {},
         )
 
     # ------------------------------------------------------------------ replay, one bandwidth, latency only
@@ -251,7 +322,8 @@ class CostModel:
             cp = self.compile(cp)
         bandwidth_Bps = self.link_bandwidth(bandwidth_Bps)
         ovh = self.overhead_s
-        dur = [ovh + b / bandwidth_Bps for b in cp.nbytes.tolist()]
+        pay, enc, dec = self.wire_costs(cp, bandwidth_Bps)
+        dur = [ovh + e + b / bandwidth_Bps for b, e in zip(pay, enc)]
         arrive = [0.0] * len(dur)
         finish_r = [0.0] * len(self.graph.nodes)
         rfree = sfree = upfree = downfree = 0.0
@@ -265,7 +337,7 @@ class CostModel:
                 finish_r[st.node] = rfree
             for i in st.up_release:
                 upfree = (upfree if upfree > rfree else rfree) + dur[i]
-                arrive[i] = upfree
+                arrive[i] = upfree + dec[i]
             if st.server_on:
                 t0 = sfree
                 for i in st.server_waits:
@@ -274,7 +346,7 @@ class CostModel:
                 sfree = t0 + st.server_s
             for i in st.down_release:
                 downfree = (downfree if downfree > sfree else sfree) + dur[i]
-                arrive[i] = downfree
+                arrive[i] = downfree + dec[i]
         end = rfree
         for i in cp.output_waits:
             end = max(end, arrive[i])
@@ -283,14 +355,34 @@ class CostModel:
         return end
 
     # ------------------------------------------------------------------ replay, many bandwidths, full record
+    def wire_costs_many(self, cp: CompiledPlan, bw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`wire_costs` at every bandwidth at once: (bytes on the link, encode s, decode s), each (T, B)."""
+        T, B = len(cp.nbytes), len(bw)
+        pay = np.repeat(cp.nbytes[:, None], B, axis=1).astype(float)
+        enc, dec = np.zeros((T, B)), np.zeros((T, B))
+        if not self.codec_costs or cp.codecs == {}:
+            return pay, enc, dec
+        for i, t in enumerate(cp.transfers):
+            nb = float(cp.nbytes[i])
+            if cp.codecs is None:
+                pay[i], enc[i], dec[i] = self.codec_costs.best_many(t.node, t.direction, nb, bw)
+                continue
+            c = cp.codecs.get((t.node, t.direction))
+            opt = None if c is None else self.codec_costs.option(t.node, t.direction, c)
+            if opt is not None:
+                pay[i], enc[i], dec[i] = nb * opt.ratio, opt.encode_s(nb), opt.decode_s(nb)
+        return pay, enc, dec
+
     def _replay(
         self, cp: CompiledPlan, bw: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Vectorised replay over bandwidths: (end, dur, link starts, arrivals, compute starts, compute ends)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Vectorised replay over bandwidths: (end, dur, link starts, arrivals, compute starts, compute ends,
+        bytes on the link)."""
         B = len(bw)
         bw = self.link_bandwidth(bw)
         T = len(cp.nbytes)
-        dur = self.overhead_s + cp.nbytes[:, None] / bw[None, :]  # (T, B)
+        pay, enc, dec = self.wire_costs_many(cp, bw)
+        dur = self.overhead_s + enc + pay / bw[None, :]  # (T, B)
         arrive = np.zeros((T, B))
         start_link = np.zeros((T, B))
         zero = np.zeros(B)
@@ -311,7 +403,7 @@ class CostModel:
             for i in st.up_release:
                 start_link[i] = np.maximum(upfree, rfree)
                 upfree = start_link[i] + dur[i]
-                arrive[i] = upfree
+                arrive[i] = upfree + dec[i]
             if st.server_on:
                 t0 = sfree
                 for i in st.server_waits:
@@ -320,7 +412,7 @@ class CostModel:
             for i in st.down_release:
                 start_link[i] = np.maximum(downfree, sfree)
                 downfree = start_link[i] + dur[i]
-                arrive[i] = downfree
+                arrive[i] = downfree + dec[i]
         end = rfree.copy()
         for i in cp.output_waits:
             end = np.maximum(end, arrive[i])
@@ -328,7 +420,7 @@ class CostModel:
             end = np.maximum(end, finish_r[o])
         cs = np.array(comp_s) if comp_s else np.zeros((0, B))
         ce = np.array(comp_e) if comp_e else np.zeros((0, B))
-        return end, dur, start_link, arrive, cs, ce
+        return end, dur, start_link, arrive, cs, ce, pay
 
     def simulate(self, cp: CompiledPlan | Plan, bandwidths_Bps: Sequence[float]) -> list[Prediction]:
         """Full predictions (breakdown and robot energy) at every bandwidth, in one vectorised pass (a banded
@@ -340,7 +432,8 @@ class CostModel:
             cp = self.compile(cp)
         bw = np.asarray(bandwidths_Bps, dtype=float)
         B, T = len(bw), len(cp.nbytes)
-        end, dur, start_link, arrive, cs, ce = self._replay(cp, bw)
+        end, dur, start_link, arrive, cs, ce, pay = self._replay(cp, bw)
+        up = cp.is_up
         out = []
         for b in range(B):
             lat = float(end[b])
@@ -359,8 +452,8 @@ class CostModel:
                     float(dur[:, b].sum()),
                     max(lat - cp.robot_compute_s, 0.0),
                     energy,
-                    cp.bytes_up,
-                    cp.bytes_down,
+                    int(pay[up, b].sum()),
+                    int(pay[~up, b].sum()),
                     T,
                 )
             )
@@ -406,7 +499,10 @@ class BandedSimulation:
             self.compute_s[side] = float(sum(c))
         # tiles: key -> (index, bytes); who sends which tile after which step
         self.tiles: dict[tuple[int, int, int], int] = {}
-        self.nbytes: list[float] = []
+        self.nbytes: list[float] = []  # baseline (uncompressed) bytes per tile
+        self.pay: list[float] = []  # bytes on the link (the plan's codec applied)
+        self.enc: list[float] = []  # sender encode seconds
+        self.dec: list[float] = []  # receiver decode seconds
         self.is_up: list[bool] = []
         self.sends: dict[str, list[list[int]]] = {}
         for side in self.sides:
@@ -417,8 +513,15 @@ class BandedSimulation:
                     key = (st.node.index, a, b)
                     self.tiles[key] = len(self.nbytes)
                     n = g.nodes[st.node.index]
-                    self.nbytes.append(float((b - a) * (cm._bpr[n.index] if n.is_sparse else n.bytes_per_row)))
+                    nb = float((b - a) * (cm._bpr[n.index] if n.is_sparse else n.bytes_per_row))
+                    self.nbytes.append(nb)
                     self.is_up.append(side == ROBOT)
+                    direction = UP if side == ROBOT else DOWN
+                    codec = plan.codec_for(n.index, direction)
+                    opt = None if codec is None else cm.codec_costs.option(n.index, direction, codec)
+                    self.pay.append(nb * opt.ratio if opt else nb)
+                    self.enc.append(opt.encode_s(nb) if opt else 0.0)
+                    self.dec.append(opt.decode_s(nb) if opt else 0.0)
                     ids.append(self.tiles[key])
                 per_step.append(ids)
             self.sends[side] = per_step
@@ -429,11 +532,12 @@ class BandedSimulation:
 
     @property
     def bytes_up(self) -> int:
-        return int(sum(b for b, up in zip(self.nbytes, self.is_up) if up))
+        """Bytes on the link up (codecs applied)."""
+        return int(sum(b for b, up in zip(self.pay, self.is_up) if up))
 
     @property
     def bytes_down(self) -> int:
-        return int(sum(b for b, up in zip(self.nbytes, self.is_up) if not up))
+        return int(sum(b for b, up in zip(self.pay, self.is_up) if not up))
 
     def latency(self, bandwidth_Bps: float) -> float:
         """Predicted seconds of one request at `bandwidth_Bps` (both directions)."""
@@ -484,7 +588,8 @@ class BandedSimulation:
             for t in self.sends[side][i]:
                 up = self.is_up[t]
                 start = max(link_free[up], end)
-                link_free[up] = arrive[t] = start + ovh + self.nbytes[t] / bandwidth_Bps
+                link_free[up] = start + ovh + self.enc[t] + self.pay[t] / bandwidth_Bps
+                arrive[t] = link_free[up] + self.dec[t]
                 other = SERVER if up else ROBOT
                 peer = state[other]
                 for j in peer.readers.get(t, ()):
@@ -508,7 +613,7 @@ class BandedSimulation:
     def predict(self, bandwidth_Bps: float) -> Prediction:
         """A Prediction (energy from the robot's compute and the link time outside it, as an estimate)."""
         lat = self.latency(bandwidth_Bps)
-        tx = float(sum(self.cm.overhead_s + b / bandwidth_Bps for b in self.nbytes))
+        tx = float(sum(self.cm.overhead_s + e + b / bandwidth_Bps for b, e in zip(self.pay, self.enc)))
         rc = self.compute_s[ROBOT]
         energy = self.cm.power.energy(lat, rc, max(min(tx, lat - rc), 0.0))
         return Prediction(

@@ -14,14 +14,20 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-PLAN_FORMAT = "intradp_plan/2"  # one Plan (core/plan.py); 2: row bands
-PLAN_FORMATS = ("intradp_plan/1", PLAN_FORMAT)  # readable: a /1 plan loads as one band per node and side
+PLAN_FORMAT = "intradp_plan/3"  # one Plan (core/plan.py); 2: row bands; 3: a codec per transfer
+# readable: a /1 plan loads as one band per node and side, a /1 or /2 plan sends every tile uncompressed
+PLAN_FORMATS = ("intradp_plan/1", "intradp_plan/2", PLAN_FORMAT)
 PLAN_TABLE_FORMAT = "intradp_plan_table/1"  # per-bucket plan table (core/plan_table.py, read by the monitor)
-PROFILE_FORMAT = "intradp_profile/1"  # per-operator timing profile (core/profiler.py)
+PROFILE_FORMAT = "intradp_profile/2"  # per-operator timing profile (core/profiler.py); 2: codec profiles
+PROFILE_FORMATS = ("intradp_profile/1", PROFILE_FORMAT)  # readable: a /1 profile loads without codecs (raw only)
 PLAN_BOOK_KEY_TAG = "book/2"  # part of the plan book's cache key (core/plan_book.py)
 
 
 Ranges = Sequence[Sequence[int]]
+
+
+# Plan JSON names of the two directions in "codecs" ({"up": {node: codec id}, "down": {...}}).
+CODEC_DIRECTIONS = ("up", "down")
 
 
 def plan_identity(
@@ -30,13 +36,30 @@ def plan_identity(
     server: Ranges,
     robot_bands: Mapping[int, Ranges] | None = None,
     server_bands: Mapping[int, Ranges] | None = None,
+    codecs: Mapping[str, Mapping[int, int]] | None = None,
 ) -> int:
-    """31-bit id of a plan; unbanded plans keep the id they had before bands existed (stored books stay valid)."""
+    """31-bit id of a plan; unbanded plans keep the id they had before bands existed, and plans that send every
+    tile uncompressed the id they had before codecs existed (stored books stay valid). `codecs`: direction ("up"
+    / "down") -> node -> codec id, as `codecs_from_json` returns it."""
     ident: list[Any] = [graph_fingerprint, [[int(a), int(b)] for a, b in robot], [[int(a), int(b)] for a, b in server]]
     if robot_bands or server_bands:
         for bands in (robot_bands or {}, server_bands or {}):
             ident.append([[int(v), [[int(a), int(b)] for a, b in bands[v]]] for v in sorted(bands)])
+    if codecs and any(codecs.get(d) for d in CODEC_DIRECTIONS):
+        per_direction = [sorted([int(v), int(c)] for v, c in (codecs.get(d) or {}).items()) for d in CODEC_DIRECTIONS]
+        ident.append(["codecs", *per_direction])
     return zlib.crc32(json.dumps(ident).encode()) & 0x7FFFFFFF
+
+
+def codecs_from_json(raw: Mapping[str, Mapping[str, int]] | None) -> dict[str, dict[int, int]]:
+    """Direction -> node -> codec id from a plan JSON's "codecs" object ({"up": {"0": 7}}; absent: {} both ways).
+    Raises ValueError/TypeError/AttributeError when malformed (unknown direction, non-integer keys or ids)."""
+    out: dict[str, dict[int, int]] = {d: {} for d in CODEC_DIRECTIONS}
+    for direction, per_node in dict(raw or {}).items():
+        if direction not in CODEC_DIRECTIONS:
+            raise ValueError(f"codec direction {direction!r} is not one of {CODEC_DIRECTIONS}")
+        out[direction] = {int(v): int(c) for v, c in dict(per_node).items()}
+    return out
 
 
 def bands_from_json(ranges: Ranges, inner: Mapping[str, Sequence[int]]) -> dict[int, list[tuple[int, int]]]:

@@ -11,6 +11,10 @@ covering the range (one band when not streamed). A band is one sub-operation: th
 as the rows it needs are present, and the tiles it produces leave at once, so the server starts before
 the whole input has arrived. Transfers are cut at the sender's band boundaries. Global and unsplit nodes
 have one band. `plan.robot` / `plan.server` stay the per-node ranges (the hull of the bands).
+
+Codecs: `plan.codecs` maps (node, direction) to the lossless codec that node's tiles travel in that way (chosen
+by the cost model, core/codec_choice.py); a transfer not named travels uncompressed (raw, bit-packed 0/1 grids,
+sparse with int64 positions), as every tile of a plan made before codecs existed does.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from intradp_ros.core.formats import PLAN_FORMAT, PLAN_FORMATS, bands_from_json, plan_identity
+from intradp_ros.core.formats import (
+    CODEC_DIRECTIONS,
+    PLAN_FORMAT,
+    PLAN_FORMATS,
+    bands_from_json,
+    codecs_from_json,
+    plan_identity,
+)
 from intradp_ros.core.graph import Graph, Node, Range
 from intradp_ros.core.vocabulary import Direction, Side
 
@@ -214,6 +225,20 @@ def transfers_between(g: Graph, robot: Sequence[Range], server: Sequence[Range])
 
 
 Bands = dict[int, list[Range]]  # node index -> its bands on one side (only nodes with more than one band)
+Codecs = dict[tuple[int, str], int]  # (node index, direction) -> codec id of the tiles it sends that way
+_JSON_DIRECTION: dict[str, str] = {UP: "up", DOWN: "down"}
+_DIRECTION_OF_JSON: dict[str, str] = {v: k for k, v in _JSON_DIRECTION.items()}
+
+
+def _norm_codecs(codecs: Mapping[tuple[int, str], int] | None) -> Codecs:
+    """(node, Direction) -> codec id; a direction may be given as the Direction or its JSON name."""
+    out: Codecs = {}
+    for (v, d), c in (codecs or {}).items():
+        direction = _DIRECTION_OF_JSON.get(str(d), d)
+        if direction not in (UP, DOWN):
+            raise PlanError(f"codec of node {v}: direction {d!r} is not {UP} or {DOWN}")
+        out[(int(v), Direction(direction))] = int(c)
+    return out
 
 
 class Plan:
@@ -231,6 +256,7 @@ class Plan:
         name: str = "custom",
         robot_bands: Mapping[int, Sequence[Sequence[int]]] | None = None,
         server_bands: Mapping[int, Sequence[Sequence[int]]] | None = None,
+        codecs: Mapping[tuple[int, str], int] | None = None,
     ) -> None:
         self.graph = graph
         self.robot: list[Range] = [_norm(r) for r in robot]
@@ -241,11 +267,75 @@ class Plan:
             SERVER: _norm_bands(server_bands, self.server),
         }
         self._transfers: list[Transfer] | None = None
+        self.codecs: Codecs = _norm_codecs(codecs)
         self.validate()
         self.plan_id = plan_identity(
-            self.graph.fingerprint, self.robot, self.server, self._bands[ROBOT], self._bands[SERVER]
+            self.graph.fingerprint, self.robot, self.server, self._bands[ROBOT], self._bands[SERVER], self._codec_json()
         )
         self._check_wire_dtypes()
+        self._check_codecs()
+
+    # ---------------------------------------------------------------- codecs
+    def codec_for(self, node: int, direction: str) -> int | None:
+        """The codec the plan chose for `node`'s tiles sent in `direction` (None: uncompressed, as before codecs)."""
+        return self.codecs.get((node, Direction(direction)))
+
+    def with_codecs(self, codecs: Mapping[tuple[int, str], int] | None) -> Plan:
+        """This plan (same ranges, bands and name) with `codecs` instead of its own (None or {}: uncompressed)."""
+        return Plan(self.graph, self.robot, self.server, self.name, self.band_map(ROBOT), self.band_map(SERVER), codecs)
+
+    def _codec_json(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {d: {} for d in CODEC_DIRECTIONS}
+        for (v, d), c in sorted(self.codecs.items()):
+            out[_JSON_DIRECTION[d]][v] = c
+        return out
+
+    def _check_codecs(self) -> None:
+        """Refuse codecs that are unknown, lossy, do not fit the node's kind, or name a transfer the plan lacks."""
+        if not self.codecs:
+            return
+        from intradp_ros.core.codec_choice import applies  # late: plan.py stays light to import
+        from intradp_ros.core.codecs import get_codec
+        from intradp_ros.core.tile import TileError
+
+        sent = {(t.node, t.direction) for t in self.transfers()}
+        for (v, d), c in self.codecs.items():
+            if not 0 <= v < len(self.graph.nodes):
+                raise PlanError(f"plan {self.name}: a codec names node {v}, the graph has {len(self.graph.nodes)}")
+            n = self.graph.nodes[v]
+            try:
+                codec = get_codec(c)
+            except TileError:
+                raise PlanError(f"node {v} '{n.name}': unknown codec {c}") from None
+            if not codec.lossless or not applies(c, n):
+                raise PlanError(f"node {v} '{n.name}': codec {codec.name} is not a lossless codec for its tiles")
+            if (v, d) not in sent:
+                raise PlanError(f"node {v} '{n.name}': codec {codec.name} for {d}, but plan {self.name} sends none")
+
+    def codec_brief(self) -> str:
+        """The chosen codecs counted per direction, e.g. 'up webp; down zstd_shuffle x5' ('raw' when none)."""
+        if not self.codecs:
+            return "raw"
+        from intradp_ros.core.codecs import get_codec
+
+        parts = []
+        for d in (UP, DOWN):
+            names = [get_codec(c).name for (_v, dd), c in sorted(self.codecs.items()) if dd == d]
+            if names:
+                counted = [f"{n} x{names.count(n)}" if names.count(n) > 1 else n for n in dict.fromkeys(names)]
+                parts.append(f"{_JSON_DIRECTION[d]} {', '.join(counted)}")
+        return "; ".join(parts)
+
+    def codec_summary(self) -> str:
+        """The chosen codecs in words ('uncompressed' when none), e.g. 'node 0 'x' up: webp'."""
+        if not self.codecs:
+            return "uncompressed"
+        from intradp_ros.core.codecs import get_codec
+
+        return ", ".join(
+            f"node {v} '{self.graph.nodes[v].name}' {_JSON_DIRECTION[d]}: {get_codec(c).name}"
+            for (v, d), c in sorted(self.codecs.items())
+        )
 
     # ---------------------------------------------------------------- bands
     @property
@@ -302,7 +392,7 @@ class Plan:
             out[sd] = bands
         suffix = f"_b{k}" if k > 1 else ""
         base = re.sub(r"_b\d+$", "", self.name)
-        return Plan(g, self.robot, self.server, base + suffix, out[ROBOT], out[SERVER])
+        return Plan(g, self.robot, self.server, base + suffix, out[ROBOT], out[SERVER], self.codecs)
 
     def with_random_bands(self, seed: int, max_bands: int = 4) -> Plan:
         """This plan with random bands (1..max_bands, random boundaries) on every bandable node of both sides:
@@ -319,11 +409,11 @@ class Plan:
                     cuts = sorted(rng.sample(range(a + 1, b), k - 1))
                     edges = [a] + cuts + [b]
                     out[sd][n.index] = [(edges[j], edges[j + 1]) for j in range(k)]
-        return Plan(self.graph, self.robot, self.server, f"{self.name}_rb{seed}", out[ROBOT], out[SERVER])
+        return Plan(self.graph, self.robot, self.server, f"{self.name}_rb{seed}", out[ROBOT], out[SERVER], self.codecs)
 
     def renamed(self, name: str) -> Plan:
-        """The same plan (same bands, same id) under another name."""
-        return Plan(self.graph, self.robot, self.server, name, self.band_map(ROBOT), self.band_map(SERVER))
+        """The same plan (same bands, same codecs, same id) under another name."""
+        return Plan(self.graph, self.robot, self.server, name, self.band_map(ROBOT), self.band_map(SERVER), self.codecs)
 
     def _check_wire_dtypes(self) -> None:
         """Refuse, at plan time, a plan that would send a tensor whose dtype the wire cannot carry."""
@@ -597,6 +687,8 @@ class Plan:
             side: {str(v): [a for a, _ in b[1:]] for v, b in sorted(self._bands[side].items())}
             for side in (ROBOT, SERVER)
         }
+        if self.codecs:
+            d["codecs"] = {k: {str(v): c for v, c in per.items()} for k, per in self._codec_json().items() if per}
         return json.dumps(d)
 
     @classmethod
@@ -622,14 +714,20 @@ class Plan:
                 bands[side] = bands_from_json(robot if side == ROBOT else server, raw.get(side, {}))
         except (AttributeError, TypeError, ValueError, IndexError) as e:
             raise PlanError(f"plan bands malformed: {e}") from None
-        return cls(g, robot, server, str(d.get("name", "custom")), bands[ROBOT], bands[SERVER])
+        try:
+            per_direction = codecs_from_json(d.get("codecs")) if d["format"] == PLAN_FORMAT else {}
+        except (AttributeError, TypeError, ValueError) as e:
+            raise PlanError(f"plan codecs malformed: {e}") from None
+        codecs = {(v, _DIRECTION_OF_JSON[k]): c for k, per in per_direction.items() for v, c in per.items()}
+        return cls(g, robot, server, str(d.get("name", "custom")), bands[ROBOT], bands[SERVER], codecs)
 
     def summary(self) -> str:
         up, down = self.bytes(UP), self.bytes(DOWN)
         banded = f", up to {self.max_bands()} bands per node" if self.is_banded else ""
+        codecs = f"; codecs: {self.codec_summary()}" if self.codecs else ""
         return (
             f"plan {self.name} (id {self.plan_id}): {len(self.transfers())} transfers, "
-            f"{up / 1e6:.3f} MB up, {down / 1e6:.3f} MB down{banded}"
+            f"{up / 1e6:.3f} MB up, {down / 1e6:.3f} MB down (uncompressed){banded}{codecs}"
         )
 
     def __repr__(self) -> str:

@@ -8,6 +8,10 @@ the book to the client inside the Handshake's `plan_table_json`: it is the plan 
 "intradp_plan_table/1", so the bandwidth monitor reads it unchanged) with two extra keys, "book_plans"
 (distinct plans) and "book_modes" ({mode: [[bucket_MBps, plan index], ...]}). The book is cached on disk.
 
+Codecs (`codecs` policy): "intradp" (default) lets the Intra-DP solve choose lossless codecs per transfer where the
+profiles carry codec profiles, the baselines send raw tensors as the seeds publish them; "all" gives every mode's
+plan, per bucket, the codecs that pay there; "raw" drops the codec profiles: every system as published.
+
 The cache file is named by the graph, a context key (grid, power model, solver settings, deadline) and the
 exact key (the two profiles too). A client's profile is calibrated to whole frames at every start and its factor
 moves run to run (measured 1.017 vs 1.143), so with `tolerance` > 0 a cached book of the same graph and context
@@ -41,6 +45,21 @@ from intradp_ros.core.vocabulary import MODES, Mode
 
 MB = 1e6
 MAX_CACHED_PER_GRAPH = 32  # plan books (and plan tables) kept on disk per graph; the oldest go first
+CODEC_POLICIES = ("intradp", "all", "raw")  # who gets lossless codecs: Intra-DP only, every mode, nobody
+
+
+def check_codec_policy(policy: str) -> str:
+    """`policy` if it is one of CODEC_POLICIES (PlanBookError otherwise)."""
+    if policy not in CODEC_POLICIES:
+        raise PlanBookError(f"codec policy {policy!r}: choose one of {', '.join(CODEC_POLICIES)}")
+    return policy
+
+
+def policy_profiles(policy: str, robot: Profile, server: Profile) -> tuple[Profile, Profile]:
+    """The profiles a book of `policy` is solved from: without codec profiles for "raw"."""
+    if check_codec_policy(policy) == "raw":
+        return robot.with_codecs([]), server.with_codecs([])
+    return robot, server
 
 
 class PlanBookError(ValueError):
@@ -117,11 +136,16 @@ def _add(plans: list[Plan], index: dict[int, int], plan: Plan) -> int:
     return index[plan.plan_id]
 
 
-def context_key(g: Graph, grid: Sequence[float], power: PowerModel, cfg: SolverConfig, deadline_s: float) -> str:
+def context_key(
+    g: Graph, grid: Sequence[float], power: PowerModel, cfg: SolverConfig, deadline_s: float, codecs: str = "intradp"
+) -> str:
     """Everything a book depends on except the two profiles."""
-    text = json.dumps(
-        [g.fingerprint, sorted(float(b) for b in grid), power.to_dict(), repr(cfg), deadline_s, PLAN_BOOK_KEY_TAG]
-    )
+    ident: list[Any] = [
+        g.fingerprint, sorted(float(b) for b in grid), power.to_dict(), repr(cfg), deadline_s, PLAN_BOOK_KEY_TAG
+    ]  # fmt: skip
+    if codecs != "intradp":  # the default policy keeps the keys books had before policies existed
+        ident.append(f"codecs={codecs}")
+    text = json.dumps(ident)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -181,10 +205,13 @@ def book_keys(
     config: SolverConfig | None = None,
     deadline_s: float = 1.0,
     cache_dir: Path | None = None,
+    codecs: str = "intradp",
 ) -> BookKeys:
+    """Cache keys of a book (profiles as `policy_profiles` makes them for the codec policy)."""
+    robot, server = policy_profiles(codecs, robot, server)
     grid = sorted(float(b) for b in grid_MBps)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    context = context_key(g, grid, power or PowerModel(), config or SolverConfig(), deadline_s)
+    context = context_key(g, grid, power or PowerModel(), config or SolverConfig(), deadline_s, codecs)
     key = hashlib.sha256(json.dumps([context, robot.to_json(), server.to_json()]).encode()).hexdigest()[:24]
     path = folder / "plan_books" / f"{g.fingerprint}_{context}_{key}.json"
     return BookKeys(context, key, path, profile_totals(robot, server), folder)
@@ -212,9 +239,11 @@ def build_plan_book(
     cache_dir: Path | None = None,
     tolerance: float = 0.0,
     progress: Callable[[int, int, str], None] | None = None,
+    codecs: str = "intradp",
 ) -> tuple[PlanBook, bool]:
     """(book, True if it came from the disk cache: the exact profiles' book, or with `tolerance` a close one).
-    The Intra-DP table comes from the scheduler's cache; `progress(done, total, text)` follows its solve."""
+    The Intra-DP table comes from the scheduler's cache; `progress(done, total, text)` follows its solve.
+    `codecs`: the codec policy (CODEC_POLICIES, module docstring)."""
     from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_plan
     from intradp_ros.core.cost_model import CostModel
 
@@ -222,10 +251,11 @@ def build_plan_book(
     power = power or PowerModel()
     cfg = config or SolverConfig()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    keys = book_keys(g, robot, server, grid, power, cfg, deadline_s, folder)
+    keys = book_keys(g, robot, server, grid, power, cfg, deadline_s, folder, codecs)
     cached = lookup_plan_book(g, keys, tolerance)
     if cached is not None:
         return cached, True
+    robot, server = policy_profiles(codecs, robot, server)
     path, totals = keys.path, keys.totals
     table, _ = cached_table(g, robot, server, grid, power, cfg, deadline_s, cache_dir=folder, progress=progress)
     plans: list[Plan] = []
@@ -235,13 +265,18 @@ def build_plan_book(
     lp = LayerPartitions(g, cm)
     dev = _add(plans, index, Plan.device_only(g))
     srv = _add(plans, index, Plan.server_only(g))
+
+    def coded(plan: Plan, b: float) -> int:
+        """The plan as the policy sends it at bucket `b`: with the codecs that pay there under "all"."""
+        return _add(plans, index, cm.with_codecs(plan, b * MB) if codecs == "all" else plan)
+
     for row in table.rows:
         b = row.bandwidth_MBps
         modes[Mode.INTRADP].append((b, _add(plans, index, row.plan)))
         modes[Mode.DEVICE_ONLY].append((b, dev))
-        modes[Mode.SERVER_ONLY].append((b, srv))
-        modes[Mode.DSCCS].append((b, _add(plans, index, dsccs_plan(g, cm, b * MB))))
-        modes[Mode.SPSO_GA].append((b, _add(plans, index, spso_plan(g, cm, b * MB, deadline_s, lp))))
+        modes[Mode.SERVER_ONLY].append((b, coded(plans[srv], b)))
+        modes[Mode.DSCCS].append((b, coded(dsccs_plan(g, cm, b * MB), b)))
+        modes[Mode.SPSO_GA].append((b, coded(spso_plan(g, cm, b * MB, deadline_s, lp), b)))
     book = PlanBook(g, table, plans, modes)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")

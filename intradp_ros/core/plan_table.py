@@ -153,7 +153,7 @@ def build_table(
     N = len(g.nodes)
     rows: list[TableRow] = []
     prev_x: np.ndarray | None = None
-    band_cache: dict[tuple[int, int], Plan] = {}  # (plan id, k) -> banded plan, shared by the buckets
+    band_cache: dict[tuple[int, ...], Plan] = {}  # (plan id, k) -> banded plan, shared by the buckets
     for b, bw in enumerate(bws):
         best_cut = int(np.argmin(lp_lat[:, b]))
         spso_cut = spso_choice(lp_preds, b, deadline_s)

@@ -7,6 +7,11 @@ one row of every node (what a transfer of its rows costs), the per-message trans
 description of the device. Profiles are JSON (never pickled: the client's profile crosses the network
 in the handshake) and name the graph fingerprint they were measured on.
 
+A profile also carries codec profiles (core/codecs/profile.CodecProfile, one per lossless codec and tile kind:
+size ratio and encode/decode seconds per MB, measured on samples of the profiled run's own tensors), so the
+robot's codec costs travel in the handshake with its operator profile. A profile without them (format /1)
+loads with none: the cost model then sends every tile uncompressed.
+
 On machines without a GPU the server profile is derived from the robot's by a stated speed ratio
 (`Profile.scaled`); the ratio is recorded in the profile's device description.
 
@@ -37,7 +42,8 @@ import torch
 from scipy.optimize import nnls
 
 from intradp_ros.core.auth import mac_cost_s_per_mb
-from intradp_ros.core.formats import PROFILE_FORMAT
+from intradp_ros.core.codecs.profile import CodecProfile
+from intradp_ros.core.formats import PROFILE_FORMAT, PROFILE_FORMATS
 from intradp_ros.core.graph import Graph
 
 
@@ -71,6 +77,7 @@ class Profile:
     extents: list[int] = field(default_factory=list)
     step_overhead_s: float = 0.0  # executor bookkeeping per node a side runs (row stores, waits, sends)
     mac_s_per_byte: float = 0.0  # authenticated links: keyed MAC of a tile, per byte (sender and receiver each)
+    codecs: list[CodecProfile] = field(default_factory=list)  # lossless codec costs on this side, per tile kind
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
@@ -81,19 +88,45 @@ class Profile:
         """Seconds for the whole graph on this device (sum of whole-node times)."""
         return sum(p.time(e) for p, e in zip(self.nodes, self.extents))
 
-    def scaled(self, factor: float, name: str, scale_overhead: bool = True) -> Profile:
+    def scaled(
+        self, factor: float, name: str, scale_overhead: bool = True, codec_factor: float | None = None
+    ) -> Profile:
         """This profile with every compute time multiplied by `factor` (e.g. 1/20 for a server 20x faster).
 
         Used where the other side cannot be measured (no GPU here); the factor is recorded. The executor's
-        per-step overhead scales too unless `scale_overhead` is False (a robot slowed only in its operators)."""
+        per-step overhead scales too unless `scale_overhead` is False (a robot slowed only in its operators).
+        Codec times (CPU work) scale by `codec_factor`, default `factor`: a robot slowed in everything; pass 1.0
+        for a server derived by its GPU's speed-up, whose codecs still run on a CPU."""
         if not (factor > 0 and math.isfinite(factor)):
             raise ValueError(f"scale factor must be a finite number > 0, got {factor}")
         dev = dict(self.device)
         dev.update({"name": name, "derived_from": self.device.get("name", "?"), "time_factor": factor})
-        return self._times_scaled(factor, dev, scale_overhead)
+        if codec_factor is not None:
+            dev["codec_factor"] = codec_factor
+        return self._times_scaled(factor, dev, scale_overhead, codec_factor)
 
-    def _times_scaled(self, factor: float, device: dict[str, Any], scale_overhead: bool = True) -> Profile:
-        """A copy with compute times (and the step overhead, if asked) times `factor` and `device` as description."""
+    def with_codecs(self, codecs: Sequence[CodecProfile]) -> Profile:
+        """A copy whose codec profiles are `codecs` ([]: uncompressed only, the systems as published)."""
+        return Profile(
+            self.graph,
+            dict(self.device),
+            self.nodes,
+            list(self.bytes_per_row),
+            self.message_overhead_s,
+            list(self.extents),
+            self.step_overhead_s,
+            self.mac_s_per_byte,
+            list(codecs),
+        )
+
+    def _times_scaled(
+        self, factor: float, device: dict[str, Any], scale_overhead: bool = True, codec_factor: float | None = None
+    ) -> Profile:
+        """A copy with compute times (and the step overhead, if asked) times `factor`, codec times times
+        `codec_factor` (default `factor`) and `device` as description."""
+        cf = factor if codec_factor is None else float(codec_factor)
+        if not (cf >= 0 and math.isfinite(cf)):
+            raise ValueError(f"codec scale factor must be a finite number >= 0, got {cf}")
         return Profile(
             self.graph,
             device,
@@ -106,6 +139,7 @@ class Profile:
             list(self.extents),
             self.step_overhead_s * (factor if scale_overhead else 1.0),
             self.mac_s_per_byte,
+            [c.slowed(cf) for c in self.codecs],
         )
 
     def device_only_s(self) -> float:
@@ -134,6 +168,7 @@ class Profile:
                 "step_overhead_s": self.step_overhead_s,
                 "mac_s_per_byte": self.mac_s_per_byte,
                 "nodes": [{"rows": p.rows, "seconds": p.seconds, "a": p.a, "b": p.b} for p in self.nodes],
+                "codecs": [c.to_dict() for c in self.codecs],
             }
         )
 
@@ -142,8 +177,8 @@ class Profile:
         """Parse and validate (numbers finite and >= 0); with `g`, refuse a profile of another graph."""
         try:
             d = json.loads(text)
-            if not isinstance(d, dict) or d.get("format") != PROFILE_FORMAT:
-                raise ProfileError(f"not an intradp profile (format {PROFILE_FORMAT!r} expected)")
+            if not isinstance(d, dict) or d.get("format") not in PROFILE_FORMATS:
+                raise ProfileError(f"not an intradp profile (format one of {PROFILE_FORMATS} expected)")
             nodes = [
                 NodeProfile(
                     [int(r) for r in n["rows"]], [_nonneg(s) for s in n["seconds"]], _nonneg(n["a"]), _nonneg(n["b"])
@@ -159,6 +194,7 @@ class Profile:
                 [int(e) for e in d.get("extents", [])],
                 _nonneg(d.get("step_overhead_s", 0.0)),
                 _nonneg(d.get("mac_s_per_byte", 0.0)),
+                [CodecProfile.from_dict(c) for c in d.get("codecs", [])],
             )
         except ProfileError:
             raise
@@ -286,6 +322,8 @@ def profile_graph(
     progress: Callable[[int, int], None] | None = None,
     message_overhead_s: float | None = None,
     step_overhead: bool = True,
+    codecs: bool = True,
+    codec_repeats: int = 3,
 ) -> Profile:
     """Time every node of `g` on `device` for a few row counts (interior tiles, as the executor runs them).
 
@@ -293,7 +331,10 @@ def profile_graph(
     pass), so caches are as cold as in a real inference, not warmed by back-to-back calls. Values are
     freed after their last consumer, so a big model at full resolution fits in memory. With
     `step_overhead`, one device-only run through the engine's executor measures its per-step bookkeeping.
-    `progress(done, total)` is called after each node of each pass."""
+    With `codecs`, the lossless codecs are profiled on this CPU (`codec_repeats` each) on samples of the run's own
+    tensors, a few per tile kind (core/codec_choice.SampleCollector): profile on representative inputs (a real
+    camera frame, a real scan), since random inputs do not compress. `progress(done, total)` is called after each
+    node of each pass."""
     dev = torch.device(device)
     consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
     last_use = [n.index for n in g.nodes]
@@ -307,11 +348,16 @@ def profile_graph(
     # bytes per row on the wire: the graph's, except sparse nodes, whose survivors are counted on the inputs
     wire_bpr = [n.bytes_per_row for n in g.nodes]
     passes = warmup + max(1, repeats)
+    from intradp_ros.core.codec_choice import SampleCollector  # late: imports the codec registry
+
+    collector = SampleCollector(g.nodes) if codecs else None
     with torch.no_grad():
         for p in range(passes):
             values: list[Any] = [None] * len(g.nodes)
             for pos, idx in enumerate(g.input_indices):
                 values[idx] = inputs[pos].to(dev)
+                if collector is not None and p == 0:
+                    collector.add(g.nodes[idx], values[idx])
             for n in g.nodes:
                 if not n.is_input:
                     args = [values[u] for u in n.inputs]
@@ -330,6 +376,8 @@ def profile_graph(
                             samples[n.index][r].append(time.perf_counter() - t0)
                         if r == n.extent:
                             values[n.index] = out
+                            if collector is not None and p == 0:
+                                collector.add(n, out)
                             if n.is_sparse:  # survivors on this input: bytes a row really costs
                                 wire_bpr[n.index] = max(wire_bpr[n.index], -(-int(out.nbytes) // max(n.extent, 1)))
                         del out, pieces
@@ -349,7 +397,17 @@ def profile_graph(
         a_fit, b_fit = fit_line(rows, secs)
         profs.append(NodeProfile(rows, secs, a_fit, b_fit))
     ovh = measure_message_overhead() if message_overhead_s is None else float(message_overhead_s)
-    prof = Profile(g.fingerprint, describe_device(dev), profs, wire_bpr, ovh, [n.extent for n in g.nodes])
+    codec_profiles = collector.profile("here", max(1, codec_repeats)) if collector is not None else []
+    prof = Profile(
+        g.fingerprint,
+        describe_device(dev),
+        profs,
+        wire_bpr,
+        ovh,
+        [n.extent for n in g.nodes],
+        0.0,
+        codecs=codec_profiles,
+    )
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
     prof.mac_s_per_byte = mac_cost_s_per_mb() / (1 << 20)  # this CPU's tile MAC, charged on authenticated links

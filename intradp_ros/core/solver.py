@@ -9,7 +9,9 @@ Encoding (D = K + 3 numbers in [0, 1]):
 - x[K+1] >= 0.5: the server replicates its halos (every row its operators read it computes itself, back
   to the raw input), so it never waits for robot tiles; else halo rows come up from the robot.
 - x[K+2] >= 0.5: the same for the robot (its halos are recomputed instead of coming down).
-Device-only, server-only and every layer partition are points of this space. The search starts from
+Device-only, server-only and every layer partition are points of this space. Codecs are not encoded: the cost
+model chooses, per transfer, the lossless codec predicted fastest at the bandwidth (core/codec_choice.py), and
+the returned plan carries that choice. The search starts from
 them (and from the neighbouring bandwidth's solution), and the returned plan is the best of the search
 and of every seed and baseline handed in, so it is never predicted worse than any of them. Transfers
 out of layers whose output is larger than the raw input are not forbidden: the cost model charges
@@ -223,7 +225,11 @@ def solve(
     ]
     best_lat, *_, i = min(scored)
     source, best_cp, best_x = pool[i]
-    return Solution(best_cp.plan, best_cp, best_lat, best_x, source, enc.evaluations - ev0, time.perf_counter() - t0)
+    plan = best_cp.plan
+    if best_cp.codecs is None:  # searched with codecs chosen per transfer: the plan carries them
+        plan = enc.cm.with_codecs(plan, bandwidth_Bps)
+        best_cp = enc.cm.compile(plan)
+    return Solution(plan, best_cp, best_lat, best_x, source, enc.evaluations - ev0, time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------------- bands
@@ -249,7 +255,7 @@ def choose_bands(
     choices: Sequence[int] = BAND_CHOICES,
     min_gain: float = BAND_MIN_GAIN,
     max_seconds: float = 30.0,
-    cache: dict[tuple[int, int], Plan] | None = None,
+    cache: dict[tuple[int, ...], Plan] | None = None,
 ) -> BandChoice:
     """The plan with the number of bands (its boundaries follow the input wavefront, `Plan.with_bands`) the
     banded cost model predicts fastest at this bandwidth; the plan as it is (one band) when no band count is
@@ -264,25 +270,32 @@ def choose_bands(
     tried: dict[int, float] = {1: one}
     # No banding makes a side compute faster or a link carry bytes faster: when even that bound leaves less than
     # `min_gain` to win, one band stays without trying any (device-only, tiny transfers, ...).
-    floor = max(cp.robot_compute_s, cp.server_compute_s, max(cp.bytes_up, cp.bytes_down) / bandwidth_Bps)
+    pay, _enc, _dec = cm.wire_costs(cp, bandwidth_Bps)  # bytes on the link, the plan's codecs applied
+    up = sum(b for b, is_up in zip(pay, cp.is_up.tolist()) if is_up)
+    floor = max(cp.robot_compute_s, cp.server_compute_s, max(up, sum(pay) - up) / bandwidth_Bps)
     if floor > one * (1.0 - min_gain):
         return BandChoice(base, 1, one, one, tried)
-    memo: dict[tuple[int, int], Plan] = cache if cache is not None else {}
-    best_k, best = 1, one
+    memo: dict[tuple[int, ...], Plan] = cache if cache is not None else {}
+    best_k, best, best_plan = 1, one, base
     for k in choices:
         if time.perf_counter() - t0 > max_seconds:
             break
-        cand = memo.get((base.plan_id, k))
+        recode = bool(base.codecs) and cm.chooses_codecs  # k times the tiles: each pays a codec's per-call cost
+        key = (base.plan_id, k, int(bandwidth_Bps)) if recode else (base.plan_id, k)
+        cand = memo.get(key)
         if cand is None:
-            cand = memo[(base.plan_id, k)] = base.with_bands(k)
+            cand = base.with_bands(k)
+            if recode:
+                cand = cm.with_codecs(cand, bandwidth_Bps)
+            memo[key] = cand
         if not cand.is_banded:
             continue
         lat = cm.latency(cand, bandwidth_Bps)
         tried[k] = lat
         if lat < best:
-            best_k, best = k, lat
+            best_k, best, best_plan = k, lat, cand
         elif lat > best * 1.05:
             break
     if best_k == 1 or best > one * (1.0 - min_gain):
         return BandChoice(base, 1, one, one, tried)
-    return BandChoice(memo[(base.plan_id, best_k)], best_k, best, one, tried)
+    return BandChoice(best_plan, best_k, best, one, tried)

@@ -17,6 +17,12 @@ rospy, no network namespaces, no tc: a machine with Python and torch is enough.
   frame are the "non-model CPU" column.
 - Plans: the plan book the server would solve for the robot and server profiles (device-only, server-only,
   DSCCS and SPSO-GA sending raw tensors as the seeds describe them, and Intra-DP), one plan per rate bucket.
+- Codecs (`--codecs raw,lossless`, both by default): every system runs "as published" (raw tensors; Intra-DP
+  solved without codec profiles) and "+codecs": the same plan given the lossless codec per transfer that the
+  cost model predicts fastest at the frame's rate (Intra-DP solved with them, so it may pick another split).
+  Codec profiles are measured on the frame itself (a bundled photograph letterboxed for KAPAO and VGG, a
+  voxelised scan for SCONet: random inputs do not compress), robot-side coding charged as above. Bytes up and
+  down are what crossed the link (compressed sizes).
 - Beside every measured latency: the cost model's prediction for the plan that ran at that rate and the frame's
   physical floor, and per trace the goal lines (Intra-DP / best other system, energy rank among distributed ones).
 
@@ -50,7 +56,61 @@ from intradp_ros.eval.workloads import (
 )
 
 MODES = ("device_only", "server_only", "dsccs", "spso_ga", "intradp")
+VARIANTS = ("raw", "lossless")  # as published (raw tensors) / with the lossless codecs the cost model chooses
+CODEC_SUFFIX = "+codecs"
 MB = 1e6
+
+
+def system_name(mode: str, variant: str) -> str:
+    """The record's system: the mode as published, or the mode + CODEC_SUFFIX with codecs."""
+    return mode if variant == "raw" else mode + CODEC_SUFFIX
+
+
+FRAMES = ("raw", "jpeg")  # the sample camera frame as its Image topic carries it (sensor noise) or its JPEG decoded
+
+
+def sample_input(family: str, example: torch.Tensor, frame: str = "raw") -> tuple[torch.Tensor, str]:
+    """(model input, what it is): a bundled photograph letterboxed to the input size (KAPAO, VGG) or a voxelised
+    scan (SCONet) where its shape fits, else `example` (random: incompressible, so codecs rarely pay). `frame`
+    "raw": the camera bag's Image frame, with its sensor noise (lossless codecs reach ~0.70x); "jpeg": the same
+    frame after the bag's JPEG (quality 90) and decoding, as a camera publishing CompressedImage delivers it
+    (smoother: ~0.44x)."""
+    try:
+        if family in ("kapao", "vgg19") and example.dtype == torch.uint8 and example.dim() == 4:
+            from intradp_ros.eval.sample_data import photo_frames
+            from intradp_ros.models.letterbox import letterbox
+
+            rgb = next(iter(photo_frames(1)))
+            if frame == "jpeg":
+                from intradp_ros.core.codecs.camera import decode_camera_bytes
+                from intradp_ros.eval.bench_wire import MAX_PIXELS, sample_jpeg
+
+                rgb = decode_camera_bytes(sample_jpeg(), MAX_PIXELS)
+            x, _info = letterbox(rgb, tuple(example.shape[-2:]))
+            if x.shape == example.shape:
+                kind = "JPEG-decoded" if frame == "jpeg" else "raw, with sensor noise"
+                return x, f"sample photograph ({kind}, letterboxed)"
+        if family == "sconet":
+            from intradp_ros.eval.sample_data import SceneConfig, cloud_frames
+            from intradp_ros.models.voxels import AGRNAV_GRID, grid_to_model_input, voxelize
+
+            x = grid_to_model_input(voxelize(next(iter(cloud_frames(SceneConfig(frames=2)))), AGRNAV_GRID))
+            if x.shape == example.shape and x.dtype == example.dtype:
+                return x.contiguous(), "sample scan (voxelised)"
+    except (OSError, ValueError, ImportError) as err:  # a missing sample must not stop the benchmark
+        return example, f"random example (sample data unavailable: {err})"
+    return example, "random example (no sample of this shape)"
+
+
+def floor_ratios(cm: Any, g: Any) -> tuple[float, float]:
+    """The smallest byte ratios any lossless codec achieves on the graph inputs (up) and outputs (down), 1.0
+    where none applies: the bytes floor of a frame with codecs (coding time not counted)."""
+    from intradp_ros.core.plan import DOWN, UP
+
+    def best(nodes: Sequence[int], direction: str) -> float:
+        return min([1.0] + [o.ratio for v in nodes for o in cm.codec_costs.options(v, direction)])
+
+    return best(g.input_indices, UP), best(g.output_indices, DOWN)
 
 
 # ============================================================================ measurement
@@ -68,6 +128,8 @@ class WorkloadSetup:
     upload_bytes: int  # cheapest upload: the input as the wire carries it (0/1 grids bit-packed)
     result_bytes: int
     notes: list[str] = field(default_factory=list)
+    input_ratio: float = 1.0  # smallest lossless byte ratio on the input (the codec bytes floor)
+    output_ratio: float = 1.0  # ... and on the result
 
 
 def pick_server_device(requested: str) -> str:
@@ -116,7 +178,23 @@ class OffloadBench:
         out: TextIO = sys.stdout,
         threads: int = 0,
         reference_s: float | None = None,
+        variants: Sequence[str] = VARIANTS,
+        sample: bool = True,
+        systems: Sequence[str] = MODES,
+        frame: str = "raw",
     ) -> None:
+        bad = [v for v in variants if v not in VARIANTS]
+        if bad or not variants:
+            raise ValueError(f"codec variants {list(variants)}: choose from {VARIANTS}")
+        self.variants = list(variants)
+        self.sample = sample
+        if frame not in FRAMES:
+            raise ValueError(f"frame {frame!r}: choose from {FRAMES}")
+        self.frame = frame
+        unknown = [m for m in systems if m not in MODES]
+        if unknown or not systems:
+            raise ValueError(f"systems {list(systems)}: choose from {MODES}")
+        self.systems = [m for m in MODES if m in systems]
         self.workload = workload
         self.server_device = pick_server_device(server_device)
         self.traces = list(traces)
@@ -133,9 +211,10 @@ class OffloadBench:
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
-    def setup(self) -> tuple[WorkloadSetup, Any, Any, Any, Any]:
+    def setup(self) -> tuple[WorkloadSetup, Any, Any, dict[str, Any], Any]:
         """Build the model, capture two graphs (robot, server), profile, compute k and the robot factor, solve
-        the plan book: (setup, robot graph, server graph, plan book, cost model)."""
+        the plan books (per variant: raw profiles, profiles with codecs): (setup, robot graph, server graph,
+        books, cost model with codecs)."""
         from intradp_ros.core import capture
         from intradp_ros.core.cost_model import CostModel
         from intradp_ros.core.plan_book import build_plan_book
@@ -147,6 +226,7 @@ class OffloadBench:
         torch.manual_seed(0)
         model = build(w.model, **dict(w.options))
         x = model.input_spec.example()
+        x, what = sample_input(w.family, x, self.frame) if self.sample else (x, "random example")
         self.input = x
         t0 = time.perf_counter()
         g_server = capture(model, x)
@@ -183,7 +263,12 @@ class OffloadBench:
             f"time{', dilated' if k > 1 else ''}); non-model CPU work charged x{ROBOT_CPU_OVER_HOST * k:.3g} on the "
             f"robot and x{SERVER_CPU_OVER_HOST * k:.3g} on the server"
         )
-        robot_prof = cpu_prof.scaled(factor, "robot (this CPU, slowed)", scale_overhead=False)
+        notes.append(f"input: {what}")
+        # codec work is charged as ChargedTransport charges it: ROBOT/SERVER_CPU_OVER_HOST x this CPU, times k
+        robot_prof = cpu_prof.scaled(
+            factor, "robot (this CPU, slowed)", scale_overhead=False, codec_factor=ROBOT_CPU_OVER_HOST * k
+        )
+        srv_prof = srv_prof.with_codecs([c.slowed(SERVER_CPU_OVER_HOST * k) for c in cpu_prof.codecs])
         slow_graph(g_robot, factor)
         setup = WorkloadSetup(
             w,
@@ -201,10 +286,81 @@ class OffloadBench:
         grid = sorted({round(r / 8 / k, 6) for r in (min(rates) * 0.9, *rates[:: max(1, len(rates) // 6)])})
         t0 = time.perf_counter()
         cfg = SolverConfig(max_seconds=self.solver_seconds, table_seconds=self.solver_seconds * 2)
-        book, _ = build_plan_book(g_server, robot_prof, srv_prof, grid, config=cfg, deadline_s=1.0 * k)
-        self.say(f"[bench_offload] {w.label}: plan book over {len(grid)} buckets in {time.perf_counter() - t0:.1f} s")
+        books: dict[str, Any] = {}
+        for variant in self.variants:
+            with_codecs = variant != "raw"
+            r, s = (robot_prof, srv_prof) if with_codecs else (robot_prof.with_codecs([]), srv_prof.with_codecs([]))
+            books[variant], _ = build_plan_book(g_server, r, s, grid, config=cfg, deadline_s=1.0 * k)
+        self.say(
+            f"[bench_offload] {w.label}: plan books ({', '.join(self.variants)}) over {len(grid)} buckets in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         cm = CostModel(g_server, robot_prof, srv_prof)
-        return setup, g_robot, g_server, book, cm
+        setup.input_ratio, setup.output_ratio = floor_ratios(cm, g_server)
+        return setup, g_robot, g_server, books, cm
+
+    def plan_for(self, books: dict[str, Any], cm: Any, mode: str, variant: str, rate_Bps: float) -> Any:
+        """The plan a system runs at this rate: the raw book's as published; with codecs, Intra-DP's from the book
+        solved with codec profiles and every other system's raw plan given the codecs that pay at this rate."""
+        if variant == "raw":
+            return books["raw"].plan_for(mode, rate_Bps / MB)
+        if mode == "intradp":
+            return books[variant].plan_for(mode, rate_Bps / MB)
+        base = (books.get("raw") or books[variant]).plan_for(mode, rate_Bps / MB)
+        return cm.with_codecs(base.with_codecs(None), rate_Bps)
+
+    def predict(self) -> tuple[WorkloadSetup, list[dict[str, Any]]]:
+        """Set-up only (capture, profiles, plan books), then one record per system, variant and trace rate with
+        the cost model's prediction and the floor in place of a measurement (`predicted_only` True): the
+        seeds' sizes where running their frames takes longer than there is time for."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        setup, _g_robot, _g_server, books, cm = self.setup()
+        for n in setup.notes:
+            self.say(f"[bench_offload] {setup.workload.label}: {n}")
+        records: list[dict[str, Any]] = []
+        for trace in self.traces:
+            for i, mbit in enumerate(trace_rates(trace, self.frames, self.trace_spacing_s)):
+                rate_Bps = mbit * 1e6 / 8 / setup.k
+                for mode in self.systems:
+                    for variant in self.variants:
+                        if mode == "device_only" and variant != self.variants[0]:
+                            continue
+                        plan = self.plan_for(books, cm, mode, variant, rate_Bps)
+                        pred = cm.predict(plan, rate_Bps)
+                        rec = {
+                            "system": system_name(mode, variant) if mode != "device_only" else mode,
+                            "trace": trace,
+                            "frame": i,
+                            "link_mbit": mbit / setup.k,
+                            "latency_s": pred.latency_s,
+                            "predicted_s": pred.latency_s,
+                            "floor_s": self._floor(cm, setup, plan, rate_Bps),
+                            "bytes_up": pred.bytes_up,
+                            "bytes_down": pred.bytes_down,
+                            "predicted_bytes_up": pred.bytes_up,
+                            "predicted_bytes_down": pred.bytes_down,
+                            "plan_name": plan.name,
+                            "plan_id": plan.plan_id,
+                            "codecs": plan.codec_brief(),
+                            "k": setup.k,
+                            "error": "",
+                            "predicted_only": True,
+                        }
+                        records.append(rec)
+        return setup, records
+
+    @staticmethod
+    def _floor(cm: Any, setup: WorkloadSetup, plan: Any, rate_Bps: float) -> float:
+        """The frame's physical floor (with codecs: the best lossless byte ratios on input and result)."""
+        ratio_in, ratio_out = (setup.input_ratio, setup.output_ratio) if plan.codecs else (1.0, 1.0)
+        return physical_floor(
+            cm.robot.device_only_s(),
+            setup.upload_bytes * ratio_in,
+            cm.server.device_only_s(),
+            setup.result_bytes * ratio_out,
+            rate_Bps,
+        ).floor_s
 
     def run(self) -> tuple[WorkloadSetup, list[dict[str, Any]]]:
         from intradp_ros.core.executor import ClientHalf, ServerHalf
@@ -213,34 +369,43 @@ class OffloadBench:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        setup, g_robot, g_server, book, cm = self.setup()
+        setup, g_robot, g_server, books, cm = self.setup()
         for n in setup.notes:
             self.say(f"[bench_offload] {setup.workload.label}: {n}")
         k = setup.k
         robot_raw, server_raw = inprocess_pair(None, copy=False)
         robot_end = ChargedTransport(robot_raw, ROBOT_CPU_OVER_HOST * k, SERVER_CPU_OVER_HOST * k)
         server_end = ChargedTransport(server_raw, SERVER_CPU_OVER_HOST * k, ROBOT_CPU_OVER_HOST * k)
-        server = ServerHalf(g_server, server_end, book.plans, device=setup.server_device, timeout=600.0)
+        all_plans = [p for b in books.values() for p in b.plans]
+        server = ServerHalf(g_server, server_end, all_plans, device=setup.server_device, timeout=600.0)
         client = ClientHalf(g_robot, robot_end, timeout=600.0)
         robot_plans: dict[int, Any] = {}
         records: list[dict[str, Any]] = []
         try:
             for trace in self.traces:
                 rates = trace_rates(trace, self.frames + self.warmup, self.trace_spacing_s)
-                for mode in MODES:
-                    for i, mbit in enumerate(rates):
-                        rate_Bps = mbit * 1e6 / 8 / k
-                        plan = book.plan_for(mode, rate_Bps / MB)
-                        rp = robot_plans.get(plan.plan_id)
-                        if rp is None:
-                            rp = robot_plans[plan.plan_id] = Plan.from_json(plan.to_json(), g_robot)
-                        set_link_rate(robot_raw, rate_Bps)
-                        rec = self._frame(client, server, robot_end, server_end, rp, plan, cm, setup, rate_Bps)
-                        if i < self.warmup:
-                            continue
-                        rec.update(system=mode, trace=trace, frame=i - self.warmup, link_mbit=mbit / k)
-                        records.append(rec)
-                        self.say(_frame_text(rec, k))
+                for mode in self.systems:
+                    for variant in self.variants:
+                        if mode == "device_only" and variant != self.variants[0]:
+                            continue  # nothing crosses the link: codecs change nothing
+                        for i, mbit in enumerate(rates):
+                            rate_Bps = mbit * 1e6 / 8 / k
+                            plan = self.plan_for(books, cm, mode, variant, rate_Bps)
+                            if plan.plan_id not in server.plans:
+                                server.add_plan(plan)
+                            rp = robot_plans.get(plan.plan_id)
+                            if rp is None:
+                                rp = robot_plans[plan.plan_id] = Plan.from_json(plan.to_json(), g_robot)
+                            set_link_rate(robot_raw, rate_Bps)
+                            rec = self._frame(
+                                client, server, (robot_raw, robot_end), server_end, rp, plan, cm, setup, rate_Bps
+                            )
+                            if i < self.warmup:
+                                continue
+                            system = system_name(mode, variant) if mode != "device_only" else mode
+                            rec.update(system=system, trace=trace, frame=i - self.warmup, link_mbit=mbit / k)
+                            records.append(rec)
+                            self.say(_frame_text(rec, k))
         finally:
             client.close()
             server.close()
@@ -250,7 +415,7 @@ class OffloadBench:
         self,
         client: Any,
         server: Any,
-        robot_end: ChargedTransport,
+        robot_ends: tuple[Any, ChargedTransport],
         server_end: ChargedTransport,
         robot_plan: Any,
         plan: Any,
@@ -260,8 +425,10 @@ class OffloadBench:
     ) -> dict[str, Any]:
         from intradp_ros.core.power import PowerModel
 
+        robot_raw, robot_end = robot_ends
         robot_end.take()
         server_end.take()
+        sent0, recv0 = robot_raw.bytes_sent, robot_raw._in.bytes
         error = ""
         t0 = time.perf_counter()
         try:
@@ -271,11 +438,10 @@ class OffloadBench:
         latency = time.perf_counter() - t0
         st = client.last_stats
         sst = getattr(server, "last_stats", None)
-        up, down = plan.bytes("robot->server"), plan.bytes("server->robot")
+        # bytes that crossed the link (compressed sizes; the server's late tiles of a failed frame may be missed)
+        up, down = robot_raw.bytes_sent - sent0, robot_raw._in.bytes - recv0
         pred = cm.predict(plan, rate_Bps)
-        floor = physical_floor(
-            cm.robot.device_only_s(), setup.upload_bytes, cm.server.device_only_s(), setup.result_bytes, rate_Bps
-        )
+        floor = self._floor(cm, setup, plan, rate_Bps)
         compute = st.compute_s if st else 0.0
         transmit_only = min(max(latency - compute, 0.0), up / rate_Bps) if up else 0.0
         energy = PowerModel().energy(latency, compute, transmit_only)
@@ -292,8 +458,11 @@ class OffloadBench:
             "mean_power_w": energy / latency if latency > 0 else 0.0,
             "plan_name": plan.name,
             "plan_id": plan.plan_id,
+            "codecs": plan.codec_brief(),
+            "predicted_bytes_up": pred.bytes_up,
+            "predicted_bytes_down": pred.bytes_down,
             "predicted_s": pred.latency_s,
-            "floor_s": floor.floor_s,
+            "floor_s": floor,
             "nonmodel_cpu_s": robot_end.take() + server_end.take(),
             "k": setup.k,
             "fell_back_local": False,
@@ -307,7 +476,8 @@ def _frame_text(rec: dict[str, Any], k: float) -> str:
     return (
         f"  [{rec['trace']:>7} {rec['system']:>11}] frame {rec['frame']:>2}  {rec['latency_s'] / k * 1e3:8.1f} ms  "
         f"predicted {rec['predicted_s'] / k * 1e3:8.1f}  floor {rec['floor_s'] / k * 1e3:8.1f}  "
-        f"plan {rec['plan_name']}  up {rec['bytes_up'] / 1e3:.0f} kB  link {rec['link_mbit'] * k:.1f} Mbit/s"
+        f"plan {rec['plan_name']} [{rec['codecs']}]  up {rec['bytes_up'] / 1e3:.0f} kB  "
+        f"down {rec['bytes_down'] / 1e3:.0f} kB  link {rec['link_mbit'] * k:.1f} Mbit/s"
     )
 
 
@@ -327,9 +497,61 @@ def report(setup: WorkloadSetup, records: Sequence[dict[str, Any]]) -> str:
         format_prediction_table(sums, title="latency beside prediction and floor (undilated)", k=setup.k),
         format_table(sums, title="seeds' table (undilated)", time_unit="ms", k=setup.k),
     ]
-    goals = check_goals(sums)
-    parts.append("Goals:\n" + ("\n".join(g.describe() for g in goals) if goals else "(no Intra-DP results)"))
+    goals = check_goals(summarize([r for r in records if not str(r["system"]).endswith(CODEC_SUFFIX)]))
+    parts.append(
+        "Goals (as published, raw tensors):\n"
+        + ("\n".join(g.describe() for g in goals) if goals else "(no Intra-DP results)")
+    )
+    parts.append(codec_report(setup, records))
     return "\n\n".join(parts)
+
+
+# issue 12's goals: Intra-DP with lossless codecs (and streaming) against raw server-only, per workload family
+CODEC_GOALS = {"kapao": 0.65, "vgg19": 0.6, "sconet": 0.4}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def codec_report(setup: WorkloadSetup, records: Sequence[dict[str, Any]], predicted_only: bool = False) -> str:
+    """Per trace and system: mean bytes up/down per frame (what crossed the link), and the codec goal line:
+    Intra-DP+codecs mean latency / raw server-only mean latency, measured and predicted, beside the target.
+    `predicted_only`: the records hold predictions (`OffloadBench.predict`), said as such."""
+    k = setup.k
+    ok = [r for r in records if not r["error"]]
+    what = "PREDICTED (no frames run)" if predicted_only else "what crossed the link"
+    lines = [f"{setup.workload.label}: bytes per frame (mean, {what}) and codecs used:"]
+    lines.append(f"{'trace':>8} {'system':>20} {'up kB':>10} {'down kB':>10} {'pred up kB':>10} {'ms':>9}  codecs")
+    traces = sorted({r["trace"] for r in ok})
+    for t in traces:
+        for system in sorted({r["system"] for r in ok if r["trace"] == t}):
+            rs = [r for r in ok if r["trace"] == t and r["system"] == system]
+            used = sorted({r["codecs"] for r in rs})
+            up, down = _mean([r["bytes_up"] for r in rs]), _mean([r["bytes_down"] for r in rs])
+            pred_up, ms = _mean([r["predicted_bytes_up"] for r in rs]), _mean([r["latency_s"] for r in rs]) / k * 1e3
+            lines.append(
+                f"{t:>8} {system:>20} {up / 1e3:10.1f} {down / 1e3:10.1f} {pred_up / 1e3:10.1f} {ms:9.1f}  "
+                + " | ".join(used)
+            )
+    target = CODEC_GOALS.get(setup.workload.family)
+    lines.append(
+        "Codec goal (Intra-DP + lossless codecs + streaming vs raw server-only, undilated means"
+        + (", predictions only):" if predicted_only else "):")
+    )
+    for t in traces:
+        mine = [r for r in ok if r["trace"] == t and r["system"] == "intradp" + CODEC_SUFFIX]
+        base = [r for r in ok if r["trace"] == t and r["system"] == "server_only"]
+        if not mine or not base:
+            lines.append(f"  {t}: (needs intradp{CODEC_SUFFIX} and server_only results)")
+            continue
+        meas = _mean([r["latency_s"] for r in mine]) / _mean([r["latency_s"] for r in base])
+        pred = _mean([r["predicted_s"] for r in mine]) / _mean([r["predicted_s"] for r in base])
+        floor = _mean([r["floor_s"] for r in mine]) / _mean([r["predicted_s"] for r in base])
+        verdict = "" if target is None else (" MET" if meas <= target else f" MISSED by {meas - target:+.3f}")
+        goal = f" (goal <= {target:g}{verdict})" if target is not None else ""
+        lines.append(f"  {t}: measured {meas:.3f}x, predicted {pred:.3f}x, floor {floor:.3f}x of raw server-only{goal}")
+    return "\n".join(lines)
 
 
 def workloads_for(args: argparse.Namespace) -> list[Workload]:
@@ -376,6 +598,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="GPU milliseconds a frame stands for (default: the RTX 3080-class figure scaled by input elements)",
     )
+    p.add_argument(
+        "--codecs",
+        default=",".join(VARIANTS),
+        type=lambda s: [x for x in s.split(",") if x],
+        help="variants to run: raw (as published) and/or lossless (the codecs the cost model chooses)",
+    )
+    p.add_argument(
+        "--systems",
+        default=",".join(MODES),
+        type=lambda s: [x for x in s.split(",") if x],
+        help="systems to run (default all five; e.g. server_only,intradp to save time)",
+    )
+    p.add_argument(
+        "--predict-only",
+        action="store_true",
+        help="set-up only: the cost model's predictions and floors per system and codec variant, no frames run",
+    )
+    p.add_argument(
+        "--frame",
+        default="raw",
+        choices=FRAMES,
+        help="camera frame for KAPAO/VGG: raw (the Image topic's, sensor noise) or jpeg (the CompressedImage decoded)",
+    )
+    p.add_argument("--random-input", action="store_true", help="the model's random example instead of sample data")
     p.add_argument("--csv", default=None, help="write every frame's record to this CSV")
     return p
 
@@ -404,13 +650,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.solver_seconds,
                 threads=args.threads,
                 reference_s=args.reference_ms / 1e3 if args.reference_ms else None,
+                variants=args.codecs,
+                sample=not args.random_input,
+                systems=args.systems,
+                frame=args.frame,
             )
-            setup, records = bench.run()
+            setup, records = bench.predict() if args.predict_only else bench.run()
         except (ValueError, RuntimeError, MemoryError) as err:
             print(f"[bench_offload] {w.label}: failed: {err}", flush=True)
             status = 1
             continue
-        print("\n" + report(setup, records) + "\n", flush=True)
+        if args.predict_only:
+            print("\n" + codec_report(setup, records, predicted_only=True) + "\n", flush=True)
+        else:
+            print("\n" + report(setup, records) + "\n", flush=True)
         all_records += [dict(r, model=w.model) for r in records]
         if any(r["error"] for r in records):
             status = 1

@@ -148,6 +148,10 @@ def auto_kapao_size(model: str, robot_cpu: float, budget_s: float) -> tuple[str,
     return f"{hw[0]},{hw[1]}", why
 
 
+# codec variant -> (server codec policy, suffix of the systems' names in the records)
+CODEC_VARIANTS: dict[str, tuple[str, str]] = {"raw": ("raw", ""), "lossless": ("all", "+codecs")}
+
+
 @dataclass
 class EvalConfig:
     """Everything one evaluation run is configured with (written to summary.json)."""
@@ -174,8 +178,14 @@ class EvalConfig:
     grid_buckets: int = 16  # buckets of the (dilated) grid the server solves
     extra_client: dict[str, str] = field(default_factory=dict)
     extra_server: dict[str, str] = field(default_factory=dict)
+    # codec variants, one server start each: "raw" (every system as published, raw tensors) and "lossless" (every
+    # system given the lossless codecs that pay, records named <system>+codecs); empty: the server's default policy
+    codecs: Sequence[str] = ()
 
     def validate(self) -> None:
+        bad_codecs = [v for v in self.codecs if v not in CODEC_VARIANTS]
+        if bad_codecs:
+            raise ValueError(f"unknown codec variants {bad_codecs}; choose from {', '.join(CODEC_VARIANTS)}")
         bad = [s for s in self.systems if s not in SYSTEMS]
         if bad:
             raise ValueError(f"unknown systems {bad}; choose from {', '.join(SYSTEMS)}")
@@ -280,9 +290,10 @@ class Evaluation:
         print(text, file=self.out, flush=True)
 
     # ---- node command lines ----------------------------------------------------------------------------------
-    def server_argv(self) -> list[str]:
+    def server_argv(self, variant: str | None = None) -> list[str]:
+        """The server's command line; `variant` (CODEC_VARIANTS) sets its codec policy."""
         cfg = self.cfg
-        s = {
+        s: dict[str, Any] = {
             "robots": ROBOT,
             "model": cfg.model,
             "device": cfg.server_device,
@@ -290,6 +301,8 @@ class Evaluation:
             "deadline": cfg.deadline * cfg.dilation,
             "solver_seconds": cfg.solver_seconds,
         }
+        if variant is not None:
+            s["codecs"] = CODEC_VARIANTS[variant][0]
         s.update(self.setup.settings)
         s.update(cfg.extra_server)
         return script_argv("intradp_server", *flags(s))
@@ -381,31 +394,42 @@ class Evaluation:
             try:
                 start_bridge(tb, "robot", log=logs["bridge"])
                 self.say(tb.describe())
-                tb.spawn(
-                    "server",
-                    self.server_argv(),
-                    stdout=logs["server"],
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-                self.robot_slowdown = self._slow_robot(tb)
-                total = len(cfg.traces) * len(cfg.systems)
+                variants: list[str | None] = list(cfg.codecs) or [None]
+                total = len(cfg.traces) * len(cfg.systems) * len(variants)
                 n = 0
                 runs = ProgressBar("evaluate: runs (trace x system)", unit="run", mininterval=0)
-                for trace in cfg.traces:
-                    samples = dilate_trace(load_trace(trace_path(trace)), cfg.dilation)
-                    scaled = self.out_dir / "traces" / f"{trace_label(trace)}_k{cfg.dilation:g}.txt"
-                    scaled.parent.mkdir(exist_ok=True)
-                    write_trace(
-                        scaled,
-                        samples,
-                        [f"{trace} with times x {cfg.dilation:g} and rates / {cfg.dilation:g} (time dilation)"],
+                for variant in variants:
+                    suffix = CODEC_VARIANTS[variant][1] if variant is not None else ""
+                    if variant is not None:
+                        self.say(
+                            f"\n[evaluate] codec variant {variant}: server codec policy {CODEC_VARIANTS[variant][0]}"
+                        )
+                    server = tb.spawn(
+                        "server",
+                        self.server_argv(variant),
+                        stdout=logs["server"],
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
                     )
-                    for system in run_order(cfg.systems):
-                        n += 1
-                        self.say(f"\n[evaluate] run {n}/{total}: {trace_label(trace)} / {system}")
-                        self._run_one(tb, trace_label(trace), system, bag, scaled, samples)
-                        runs(n, total)
+                    if variant == variants[0]:
+                        self.robot_slowdown = self._slow_robot(tb)
+                    for trace in cfg.traces:
+                        samples = dilate_trace(load_trace(trace_path(trace)), cfg.dilation)
+                        scaled = self.out_dir / "traces" / f"{trace_label(trace)}_k{cfg.dilation:g}.txt"
+                        scaled.parent.mkdir(exist_ok=True)
+                        write_trace(
+                            scaled,
+                            samples,
+                            [f"{trace} with times x {cfg.dilation:g} and rates / {cfg.dilation:g} (time dilation)"],
+                        )
+                        for system in run_order(cfg.systems):
+                            n += 1
+                            label = system + suffix
+                            self.say(f"\n[evaluate] run {n}/{total}: {trace_label(trace)} / {label}")
+                            self._run_one(tb, trace_label(trace), system, bag, scaled, samples, label)
+                            runs(n, total)
+                    if len(variants) > 1:
+                        tb.stop(server)  # the next variant's server solves its own plan books
                 runs.close()
             finally:
                 for f in logs.values():
@@ -434,9 +458,18 @@ class Evaluation:
         return str(ensure_sample_bags()[self.setup.bag_key])
 
     def _run_one(
-        self, tb: Testbed, trace: str, system: str, bag: str, scaled: Path, samples: Sequence[tuple[float, float]]
+        self,
+        tb: Testbed,
+        trace: str,
+        mode: str,
+        bag: str,
+        scaled: Path,
+        samples: Sequence[tuple[float, float]],
+        label: str | None = None,
     ) -> None:
+        """One trace and system: the client runs `mode`; records and logs name it `label` (default the mode)."""
         cfg = self.cfg
+        system = label or mode
         tag = f"{trace}_{system}"
         log = open(self.log_dir / f"{tag}.log", "ab")
         procs: list[subprocess.Popen] = []
@@ -452,13 +485,13 @@ class Evaluation:
             )
             procs.append(
                 tb.spawn(
-                    "robot", self.client_argv(system), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    "robot", self.client_argv(mode), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
                 )
             )
             driver = spawn_unthrottled(
                 tb,
                 "robot",
-                self.driver_argv(bag, self.out_dir / f"stats_{tag}.bag", system),
+                self.driver_argv(bag, self.out_dir / f"stats_{tag}.bag", mode),
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
@@ -710,6 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--server-arg", action="append", default=[], metavar="NAME=VALUE", help="extra server setting (repeatable)"
     )
+    p.add_argument(
+        "--codecs",
+        default="",
+        help="codec variants, one server start each: raw (every system as published) and/or lossless (every system "
+        "with the lossless codecs that pay, named <system>+codecs); default: the server's policy (Intra-DP's codecs)",
+    )
     p.add_argument("--from-csv", default=None, help="only re-tabulate and plot this stats.csv (no testbed)")
     return p
 
@@ -763,6 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             grid_buckets=args.grid_buckets,
             extra_client=_pairs(args.client_arg),
             extra_server=_pairs(args.server_arg),
+            codecs=[v for v in args.codecs.split(",") if v],
         )
         return Evaluation(cfg).run()
     except (TestbedError, ValueError, OSError) as err:

@@ -2,8 +2,8 @@
 
 - `SlowRowmap` / `slow_graph`: the robot half's operators each followed by a sleep of (factor - 1) x their own
   time: a CPU quota for one thread, without a cgroup (an in-process thread cannot be put alone in one).
-- `ChargedTransport`: every tile through the wire codec, its encode and decode charged at each side's faithful
-  factor (the sender waits until that much time has passed), the charged seconds accumulated.
+- `ChargedTransport`: every tile through the wire codec, its encode and decode (this thread's CPU time) charged at
+  each side's faithful factor (the sender waits until that much time has passed), the charged seconds accumulated.
 - `set_link_rate`: the in-process link's rate for the next frame (the trace's rate at that moment).
 """
 
@@ -50,7 +50,7 @@ def slow_graph(g: Any, factor: float) -> None:
 class ChargedTransport(Transport):
     """One end of the link that passes every tile through the wire codec and charges that CPU work its faithful
     cost: encode at the sender's factor, decode at the receiver's (both on the sending thread, before the link),
-    by waiting until (factor x measured) has passed. `charged_s` accumulates the charged seconds."""
+    by waiting until (factor x the thread's CPU seconds) has passed. `charged_s` accumulates the charged seconds."""
 
     def __init__(self, inner: Transport, sender_factor: float, receiver_factor: float) -> None:
         self.inner = inner
@@ -62,13 +62,16 @@ class ChargedTransport(Transport):
     def send(self, tile: Any) -> None:
         from intradp_ros.core.codec import decode_tile, encode_tile
 
+        # CPU time of this thread, not wall time: in one process the halves' threads share the GIL, and a small
+        # tile's wall time is mostly waiting for it (up to the 5 ms switch interval), which a robot would not pay
         t0 = time.perf_counter()
+        c0 = time.thread_time()
         wire = encode_tile(tile)
-        t1 = time.perf_counter()
+        c1 = time.thread_time()
         decoded = decode_tile(wire)
-        t2 = time.perf_counter()
-        charged = self.sender_factor * (t1 - t0) + self.receiver_factor * (t2 - t1)
-        extra = charged - (t2 - t0)
+        c2 = time.thread_time()
+        charged = self.sender_factor * (c1 - c0) + self.receiver_factor * (c2 - c1)
+        extra = charged - (time.perf_counter() - t0)
         if extra > 0:
             time.sleep(extra)
         with self._lock:

@@ -91,33 +91,46 @@ def profiles_for(
             how.append(f"measured here ({here.device.get('name')})")
         if robot is None and server is None:
             if measured_as == "server":
-                server, robot = here, here.scaled(ratio, f"robot ({ratio:g}x slower than the server)")
+                server, robot = here, _derived_robot(here, ratio)
             else:
-                robot, server = here, here.scaled(1.0 / ratio, f"server ({ratio:g}x faster than the robot)")
+                robot, server = here, _derived_server(here, ratio)
             how.append(f"measured profile is the {measured_as}'s; the other side derived by ratio {ratio:g}")
         elif robot is None:
-            robot = server.scaled(ratio, f"robot ({ratio:g}x slower than the server)")
+            robot = _derived_robot(server, ratio)
             how.append(f"robot derived from the server file by ratio {ratio:g}")
         else:
-            server = robot.scaled(1.0 / ratio, f"server ({ratio:g}x faster than the robot)")
+            server = _derived_server(robot, ratio)
             how.append(f"server derived from the robot file by ratio {ratio:g}")
     else:
         how.append("both profiles from files")
     return robot, server, "; ".join(how)
 
 
+def _derived_robot(server: Profile, ratio: float) -> Profile:
+    """The robot `ratio` x slower in its operators; its codecs (CPU work) ROBOT_CPU_OVER_HOST x this CPU's."""
+    from intradp_ros.eval.workloads import ROBOT_CPU_OVER_HOST
+
+    return server.scaled(ratio, f"robot ({ratio:g}x slower than the server)", codec_factor=ROBOT_CPU_OVER_HOST)
+
+
+def _derived_server(robot: Profile, ratio: float) -> Profile:
+    """The server `ratio` x faster in its operators (a GPU); its codecs run on a CPU as fast as this one."""
+    return robot.scaled(1.0 / ratio, f"server ({ratio:g}x faster than the robot)", codec_factor=1.0)
+
+
 # ---------------------------------------------------------------------------------------------- output
 def format_table(table: PlanTable) -> str:
     """Per bandwidth: predicted latency (ms) and robot energy (J) of every system, and Intra-DP's ratio to the best
     baseline."""
-    head = f"{'MB/s':>6} | " + " | ".join(f"{s:>17}" for s in SYSTEMS) + " | ratio"
+    head = f"{'MB/s':>6} | " + " | ".join(f"{s:>17}" for s in SYSTEMS) + " | ratio | Intra-DP codecs"
     sub = f"{'':>6} | " + " | ".join(f"{'ms':>8} {'J':>8}" for _ in SYSTEMS) + " |"
     lines = [head, sub, "-" * len(head)]
     for r in table.rows:
         p = r.predictions
         best = min(p[s].latency_s for s in SYSTEMS if s != "intradp")
         cells = " | ".join(f"{p[s].latency_s * 1e3:8.1f} {p[s].energy_j:8.3f}" for s in SYSTEMS)
-        lines.append(f"{r.bandwidth_MBps:6g} | {cells} | {p['intradp'].latency_s / best:5.3f}")
+        ratio = p["intradp"].latency_s / best
+        lines.append(f"{r.bandwidth_MBps:6g} | {cells} | {ratio:5.3f} | {r.plan.codec_brief()}")
     return "\n".join(lines)
 
 

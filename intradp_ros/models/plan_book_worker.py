@@ -7,9 +7,9 @@ A first solve takes minutes (measured 72 s for KAPAO-S on 25 buckets). Run in th
 the GIL, so the node's XML-RPC API stopped answering (the bridge's getBusInfo calls timed out), and a client's
 retry started a second, concurrent solve of the same book. Here:
 - `solve_in_worker` runs the solve in a child process (`python -m intradp_ros.models.plan_book_worker`): plain
-  JSON in on stdin (model id, weights path, seed, both profiles, grid, power model, solver settings), JSON lines
-  out on stdout (progress per bucket, then the book). Nothing is pickled; the child rebuilds the graph from the
-  model id and checks its fingerprint.
+  JSON in on stdin (model id, weights path, seed, both profiles, grid, power model, solver settings, codec
+  policy), JSON lines out on stdout (progress per bucket, then the book). Nothing is pickled; the child rebuilds
+  the graph from the model id and checks its fingerprint.
 - `SolveCoalescer` makes a second request for the same book (the same exact key, or the same context with
   profiles within the reuse tolerance) wait for the solve in flight instead of starting another, and lists the
   solves in flight (with their progress) for diagnostics. It also bounds the work handshakes can cause: at most
@@ -75,6 +75,7 @@ def _solve(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
         job["cache_dir"],
         float(job.get("tolerance", 0.0)),
         progress,
+        str(job.get("codecs", "intradp")),
     )
     emit({"kind": "done", "hit": hit, "book": book.to_json()})
 

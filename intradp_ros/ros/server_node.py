@@ -36,7 +36,14 @@ from intradp_ros.core.handshake_limits import HEADS, HandshakeLimits, check_hand
 from intradp_ros.core.health import DropCounter, Health, SolveFacts, server_status
 from intradp_ros.core.log_throttle import LogThrottle, clip
 from intradp_ros.core.plan import SERVER
-from intradp_ros.core.plan_book import PlanBook, PlanBookError, book_keys, lookup_plan_book, parse_grid
+from intradp_ros.core.plan_book import (
+    PlanBook,
+    PlanBookError,
+    book_keys,
+    check_codec_policy,
+    lookup_plan_book,
+    parse_grid,
+)
 from intradp_ros.core.power import PowerModel
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile
 from intradp_ros.core.progress import ProgressBar
@@ -92,6 +99,9 @@ class ServerSettings:
         0.25,
         "reuse a cached plan book whose robot and server profile totals are within this relative difference "
         "(a client's calibration factor moves ~10% run to run); 0: exact profiles only",
+    )
+    codecs: str = setting(
+        "intradp", "lossless codecs per transfer: intradp (Intra-DP's plans), all (every mode's), raw (none)"
     )
     server_speedup: float = setting(
         0.0, "0: measure this machine's profile; >0: derive it from the client's as this many times faster"
@@ -173,6 +183,7 @@ class IntraDPServer:
                 no_cuda_reason(),
             )
         self.robots = [validate_robot(r) for r in settings.robots]
+        check_codec_policy(str(settings.codecs))  # a typo fails at start, not at the first handshake
         if not self.robots:
             raise ValueError("no robots to serve")
         self.grid = parse_grid(settings.grid)
@@ -416,8 +427,9 @@ class IntraDPServer:
         a worker process (announced with its expected duration, followed with progress)."""
         tol = float(self.s.plan_cache_tolerance)
         keys = book_keys(
-            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s.deadline, self.cache_dir
-        )
+            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s.deadline, self.cache_dir,
+            str(self.s.codecs),
+        )  # fmt: skip
         cached = lookup_plan_book(rep.graph, keys, tol)
         if cached is not None:
             return cached, "from cache"
@@ -435,6 +447,7 @@ class IntraDPServer:
             "deadline_s": float(self.s.deadline),
             "cache_dir": str(keys.folder),
             "tolerance": tol,
+            "codecs": str(self.s.codecs),
         }
 
         def run(flight: Flight) -> str:
@@ -541,7 +554,9 @@ class IntraDPServer:
     def _server_profile(self, rep: Replica, client: Profile) -> Profile:
         speedup = self.s.server_speedup
         if speedup > 0:
-            return client.scaled(1.0 / speedup, f"server ({speedup:g}x faster than the robot, derived)")
+            return client.scaled(
+                1.0 / speedup, f"server ({speedup:g}x faster than the robot, derived)", codec_factor=1.0
+            )  # codecs run on the server's CPU, not its GPU
         with self._profile_lock:
             return self._measured_profile(rep)
 

@@ -9,10 +9,12 @@ tiles, the same way operators are profiled (median of repeats, on the side that 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +92,11 @@ def measure_codec(
 
 @dataclass(frozen=True)
 class CodecProfile:
-    """A codec's cost on one side, per raw megabyte (1e6 bytes), measured on sample tiles of a kind (dtype)."""
+    """A codec's cost on one side, per raw megabyte (1e6 bytes), measured on sample tiles of a kind.
+
+    `kind` names the tiles it was measured on (core/codec_choice.codec_kind: "image" for uint8 rows, "binary" for
+    0/1 grids, "sparse" for sparse tiles, else the dtype); "" means the dtype alone (profiles made before kinds).
+    `ratio` is payload bytes over the samples' raw bytes (array bytes, positions included for sparse tiles)."""
 
     codec: int
     name: str
@@ -100,14 +106,23 @@ class CodecProfile:
     encode_s_per_mb: float
     decode_s_per_mb: float
     samples: int
+    kind: str = ""
+    encode_fixed_s: float = 0.0  # seconds per call beyond the per-MB cost (small band tiles pay it each)
+    decode_fixed_s: float = 0.0
+
+    @property
+    def kind_name(self) -> str:
+        """The kind these figures stand for (the dtype when no kind was recorded)."""
+        return self.kind or self.dtype
 
     def seconds(
         self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: CodecProfile | None = None
     ) -> float:
         """Encode here + payload on the link + decode on the peer (`decode_profile`, default this side's)."""
         mb = raw_bytes / 1e6
-        dec = (decode_profile or self).decode_s_per_mb * mb
-        return self.encode_s_per_mb * mb + self.ratio * raw_bytes / bandwidth_bytes_per_s + dec
+        peer = decode_profile or self
+        dec = peer.decode_fixed_s + peer.decode_s_per_mb * mb
+        return self.encode_fixed_s + self.encode_s_per_mb * mb + self.ratio * raw_bytes / bandwidth_bytes_per_s + dec
 
     def pays(self, raw_bytes: int, bandwidth_bytes_per_s: float, decode_profile: CodecProfile | None = None) -> bool:
         """True when sending compressed beats sending raw bytes on this link."""
@@ -117,45 +132,77 @@ class CodecProfile:
         """The profile on a side `factor` times slower (e.g. the robot's profiled slow-down)."""
         return CodecProfile(
             self.codec, self.name, self.side, self.dtype, self.ratio,
-            self.encode_s_per_mb * factor, self.decode_s_per_mb * factor, self.samples,
+            self.encode_s_per_mb * factor, self.decode_s_per_mb * factor, self.samples, self.kind,
+            self.encode_fixed_s * factor, self.decode_fixed_s * factor,
         )  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     @staticmethod
     def from_json(text: str) -> CodecProfile:
-        d = json.loads(text)
-        return CodecProfile(
+        return CodecProfile.from_dict(json.loads(text))
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> CodecProfile:
+        """Parse and check one profile entry (ValueError/TypeError/KeyError when malformed: numbers finite, a
+        ratio > 0, times >= 0)."""
+        prof = CodecProfile(
             int(d["codec"]), str(d["name"]), str(d["side"]), str(d["dtype"]), float(d["ratio"]),
             float(d["encode_s_per_mb"]), float(d["decode_s_per_mb"]), int(d["samples"]),
+            str(d.get("kind", "")), float(d.get("encode_fixed_s", 0.0)), float(d.get("decode_fixed_s", 0.0)),
         )  # fmt: skip
+        times = (prof.encode_s_per_mb, prof.decode_s_per_mb, prof.encode_fixed_s, prof.decode_fixed_s)
+        if not (math.isfinite(prof.ratio) and prof.ratio > 0) or not all(math.isfinite(t) and t >= 0 for t in times):
+            raise ValueError(f"codec profile {prof.name}: ratio must be > 0 and times >= 0, finite: {d!r}")
+        return prof
 
 
 def profile_codecs(
-    samples: Sequence[np.ndarray], codecs: Iterable[int], side: str, repeat: int = 3
+    samples: Sequence[np.ndarray],
+    codecs: Iterable[int],
+    side: str,
+    repeat: int = 3,
+    kind: str = "",
+    indexes: Sequence[np.ndarray | None] | None = None,
 ) -> list[CodecProfile]:
     """One CodecProfile per codec that accepts every sample (all of one dtype); ratio and times pooled over them.
 
-    A codec that is not lossless on a sample raises: a profile must never recommend a codec that changes data.
+    `kind` is recorded in the profiles; `indexes` are the samples' sparse positions (then only sparse codecs are
+    profiled, else only dense ones). A codec that is not lossless on a sample raises: a profile must never
+    recommend a codec that changes data.
     """
     if not samples:
         raise ValueError("profile_codecs needs at least one sample tile")
     dtype = samples[0].dtype.name
     if any(s.dtype.name != dtype for s in samples):
         raise ValueError("profile samples must share one dtype")
+    idx: list[np.ndarray | None] = list(indexes) if indexes is not None else [None] * len(samples)
+    sparse = indexes is not None
+    if len(idx) != len(samples):
+        raise ValueError("one sparse position array per sample expected")
     out: list[CodecProfile] = []
     for cid in codecs:
         codec = get_codec(cid)
-        if codec.sparse or (codec.dtypes is not None and dtype not in codec.dtypes):
+        if codec.sparse != sparse or (codec.dtypes is not None and dtype not in codec.dtypes):
             continue
         try:
-            ms = [measure_codec(cid, s, repeat) for s in samples]
+            ms = [measure_codec(cid, s, repeat, index=i) for s, i in zip(samples, idx)]
         except Exception:  # noqa: BLE001 - a codec that cannot carry these tiles (layout) is not profiled
             continue
         if not all(m.exact for m in ms):
             raise AssertionError(f"codec {codec.name} did not round-trip a {dtype} sample exactly")
+        try:  # the per-call cost: one row of the first sample
+            tiny_arr, tiny_idx = _tiny(samples[0], idx[0])
+            fixed = measure_codec(cid, tiny_arr, max(repeat, 3), index=tiny_idx)
+            enc_fixed, dec_fixed = fixed.encode_s, fixed.decode_s
+        except Exception:  # noqa: BLE001 - a layout the codec refuses for one row: no fixed cost known
+            enc_fixed = dec_fixed = 0.0
         raw_mb = sum(m.raw_bytes for m in ms) / 1e6 or 1e-12
+        n = len(ms)
         out.append(
             CodecProfile(
                 codec=cid,
@@ -163,9 +210,23 @@ def profile_codecs(
                 side=side,
                 dtype=dtype,
                 ratio=sum(m.bytes for m in ms) / max(1, sum(m.raw_bytes for m in ms)),
-                encode_s_per_mb=sum(m.encode_s for m in ms) / raw_mb,
-                decode_s_per_mb=sum(m.decode_s for m in ms) / raw_mb,
-                samples=len(ms),
+                encode_s_per_mb=max(sum(m.encode_s for m in ms) - n * enc_fixed, 0.0) / raw_mb,
+                decode_s_per_mb=max(sum(m.decode_s for m in ms) - n * dec_fixed, 0.0) / raw_mb,
+                samples=n,
+                kind=kind,
+                encode_fixed_s=enc_fixed,
+                decode_fixed_s=dec_fixed,
             )
         )
     return out
+
+
+def _tiny(arr: np.ndarray, index: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One row of a sample (a band tile at its smallest): a few entries of a sparse one, else the first row along
+    the second-to-last axis (image rows) when it has more than one, else along the first."""
+    if index is not None:
+        return np.ascontiguousarray(arr[:8]), np.ascontiguousarray(index[:8])
+    if arr.ndim == 0:
+        return arr, None
+    axis = arr.ndim - 2 if arr.ndim >= 2 and arr.shape[arr.ndim - 2] > 1 else 0
+    return np.ascontiguousarray(np.take(arr, [0], axis=axis)), None

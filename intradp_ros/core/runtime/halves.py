@@ -28,11 +28,12 @@ import torch
 from intradp_ros.core.codec import UNCOMPRESSED
 from intradp_ros.core.graph import Graph, Node
 from intradp_ros.core.log_throttle import LogThrottle
-from intradp_ros.core.plan import ROBOT, SERVER, Plan
+from intradp_ros.core.plan import DOWN, ROBOT, SERVER, UP, Plan
 from intradp_ros.core.runtime.stage import ExecutionError, RequestStats, Stage, default_server_device, graph_on
 from intradp_ros.core.runtime.wire import ABORT_REFUSED, ABORT_SEND, make_tile
 from intradp_ros.core.tile import FLAG_ABORT, FLAG_START, FLAGS_WITHOUT_PAYLOAD, Tile
 from intradp_ros.core.transport import Transport, TransportClosed, inprocess_pair
+from intradp_ros.core.vocabulary import Direction
 
 log = logging.getLogger(__name__)
 _DROPS = LogThrottle(10.0)  # per-tile drop lines: the first at once, then one per 10 s with the count
@@ -53,16 +54,27 @@ class Sender:
         robot: str = "",
         on_error: Callable[[int, str, Node | None, int, int], None] | None = None,
         codecs: Collection[int] = UNCOMPRESSED,
+        direction: str = UP,
     ) -> None:
         self.transport = transport
         self.robot = robot
         self.on_error = on_error
         # the codecs this sender may pick (core/codec.choose_codec); today's uncompressed wire unless widened
         self.codecs = frozenset(codecs)
+        # which way its tiles go, and per plan id the plan's codec per node that way (`use_plan`)
+        self.direction = Direction(direction)
+        self._planned: dict[int, dict[int, int]] = {}
         self.q: queue.Queue[Any] = queue.Queue()
         self._failed: set[int] = set()
         self.thread = threading.Thread(target=self._loop, name="intradp-sender", daemon=True)
         self.thread.start()
+
+    def use_plan(self, plan: Plan) -> None:
+        """Send `plan`'s tiles in the codecs it chose for this direction (plans without codecs: the sender's own
+        rules, today's uncompressed wire)."""
+        per_node = {v: c for (v, d), c in plan.codecs.items() if d == self.direction}
+        if per_node or plan.plan_id in self._planned:
+            self._planned[plan.plan_id] = per_node
 
     def __call__(
         self, request_id: int, plan_id: int, node: Node | None, start: int, stop: int, t: Any, flags: int
@@ -93,7 +105,8 @@ class Sender:
                         robot=self.robot,
                     )
                 else:
-                    tile = make_tile(request_id, plan_id, node, start, stop, t, flags, self.robot, self.codecs)
+                    planned = self._planned.get(plan_id, {}).get(node.index) if node is not None else None
+                    tile = make_tile(request_id, plan_id, node, start, stop, t, flags, self.robot, self.codecs, planned)
                 self.transport.send(tile)
             except TransportClosed:
                 return
@@ -146,7 +159,7 @@ class ClientHalf:
         self, graph: Graph, transport: Transport, device: Any = "cpu", timeout: float = 30.0, robot: str = ""
     ) -> None:
         self.graph, self.transport, self.device, self.timeout = graph, transport, torch.device(device), timeout
-        self.sender = Sender(transport, robot, on_error=self._send_failed)
+        self.sender = Sender(transport, robot, on_error=self._send_failed, direction=UP)
         self._current: Stage | None = None
         self._lock = threading.Lock()
         self._next_id = 1
@@ -206,6 +219,7 @@ class ClientHalf:
         request waits for a missing tile (default: the half's `timeout`)."""
         rid = self.next_request_id()
         wait = self.timeout if timeout is None else float(timeout)
+        self.sender.use_plan(plan)
         st = self.stage_type(self.graph, plan, ROBOT, rid, self.sender, self.device, wait)
         with self._lock:
             self._current = st
@@ -264,9 +278,9 @@ class ServerHalf:
             log.info("server: cuDNN TF32 disabled for float32-exact rows (allow_tf32=True to keep it)")
         self._on_done = on_done
         self.plans: dict[int, Plan] = {}
+        self.sender = Sender(transport, on_error=self._send_failed, direction=DOWN)
         for p in plans:
             self.add_plan(p)
-        self.sender = Sender(transport, on_error=self._send_failed)
         self._active: dict[int, Stage] = {}
         self._done: set[int] = set()
         self._lock = threading.Lock()
@@ -288,6 +302,7 @@ class ServerHalf:
         if plan.graph.fingerprint != self.graph.fingerprint:
             raise ExecutionError(f"plan {plan.name} was made for another graph")
         self.plans[plan.plan_id] = plan
+        self.sender.use_plan(plan)
 
     def new_session(self) -> None:
         """A new session of the robot began (a new handshake): its request ids start a new sequence."""
@@ -414,10 +429,12 @@ def run_pair(
     bandwidth_bytes_per_s: float | None = None,
     server_device: Any = None,
     timeout: float = 30.0,
+    wire: bool | None = None,
 ) -> Any:
     """Run the robot half and the server half of `plan` concurrently, connected by an in-process
-    transport (optionally throttled), through the runtime code the ROS nodes use."""
-    robot_end, server_end = inprocess_pair(bandwidth_bytes_per_s)
+    transport (optionally throttled), through the runtime code the ROS nodes use. `wire`: every tile through
+    the wire codec (bytes and back), default when the plan carries codecs, so they are exercised."""
+    robot_end, server_end = inprocess_pair(bandwidth_bytes_per_s, wire=bool(plan.codecs) if wire is None else wire)
     server = ServerHalf(g, server_end, [plan], device=server_device, timeout=timeout)
     client = ClientHalf(g, robot_end, device=inputs[0].device if inputs else "cpu", timeout=timeout)
     try:

@@ -21,15 +21,26 @@ from intradp_ros.core.codec import (
     choose_sparse_codec,
 )
 from intradp_ros.core.codec import choose_codec as choose_wire_codec
+from intradp_ros.core.codecs.basic import BITPACK_DTYPES
 from intradp_ros.core.codecs.camera import camera_payload
+from intradp_ros.core.codecs.image import webp_layout
 from intradp_ros.core.graph import Graph, Node, Range
 from intradp_ros.core.sparse import SparseRows
 from intradp_ros.core.sparse import row_of as sparse_rows_of
-from intradp_ros.core.tile import CODEC_CAMERA, CODEC_SPARSE, Tile, TileError
+from intradp_ros.core.tile import (
+    CODEC_BITPACK,
+    CODEC_BITPACK_ZSTD,
+    CODEC_CAMERA,
+    CODEC_SPARSE,
+    CODEC_WEBP,
+    Tile,
+    TileError,
+)
 
 AXIS_WHOLE = 255  # Tile.axis for a 0-d tensor; other unsplit tensors travel as all rows along axis 0
 
 TileKey = tuple[int, int, int]  # (node, plan row start, plan row stop)
+BITPACK_CODECS = frozenset((CODEC_BITPACK, CODEC_BITPACK_ZSTD))
 
 
 # Why a side aborted a request. An abort tile carries no payload: the cause travels in its `axis` field, the
@@ -91,6 +102,19 @@ def choose_codec(node: Node, arr: np.ndarray, enabled: Collection[int] = UNCOMPR
     return choose_wire_codec(node, arr, enabled, source=source)
 
 
+def planned_codec(node: Node, arr: np.ndarray, planned: int | None) -> int | None:
+    """The plan's codec for this dense tile if it can carry it (None: fall back to the sender's own rules). A 0/1
+    grid that breaks its promise (a value above 1) cannot go bit-packed, and a tile outside WebP's layout
+    cannot go as WebP: those fall back instead of failing the request."""
+    if planned is None or planned in SPARSE_CODECS:
+        return None
+    if planned in BITPACK_CODECS and (arr.dtype.name not in BITPACK_DTYPES or (arr.size and int(arr.max()) > 1)):
+        return None
+    if planned == CODEC_WEBP and webp_layout(arr.shape) is not None:
+        return None
+    return planned
+
+
 def make_tile(
     request_id: int,
     plan_id: int,
@@ -101,9 +125,12 @@ def make_tile(
     flags: int,
     robot: str,
     codecs: Collection[int] = UNCOMPRESSED,
+    planned: int | None = None,
 ) -> Tile:
     """The tile that carries plan rows [start, stop) of `node` (value: those rows, a tensor or SparseRows), in
-    a codec among `codecs`. Raises TileError naming the dtype when the wire cannot carry it."""
+    the plan's codec `planned` for this node and direction when it applies (a lossless one the cost model chose),
+    else a codec among `codecs`; the camera's own bytes (CODEC_CAMERA, when enabled) win over both. Raises
+    TileError naming the dtype when the wire cannot carry it."""
     axis, w0, w1 = wire_rows(node, start, stop)
     if isinstance(value, SparseRows):
         vals = value.values.detach().cpu().contiguous().numpy()
@@ -116,7 +143,7 @@ def make_tile(
             w0,
             w1,
             vals,
-            choose_sparse_codec(codecs),
+            planned if planned in SPARSE_CODECS else choose_sparse_codec(codecs),
             flags,
             robot,
             index=value.index.cpu().numpy(),
@@ -128,6 +155,8 @@ def make_tile(
         data = data.cpu()  # the only host synchronisation of a band on CUDA: its tile leaves the device
     arr = data.contiguous().numpy()
     codec = choose_codec(node, arr, codecs, source=value)
+    if codec != CODEC_CAMERA:
+        codec = planned_codec(node, arr, planned) or codec
     encoded = camera_payload(value) if codec == CODEC_CAMERA else None
     return Tile(request_id, plan_id, node.index, axis, w0, w1, arr, codec, flags, robot, encoded=encoded)
 
@@ -225,6 +254,7 @@ __all__ = [
     "check_tile",
     "choose_codec",
     "make_tile",
+    "planned_codec",
     "tile_key",
     "wire_dtype_name",
     "wire_rows",

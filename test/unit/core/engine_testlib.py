@@ -20,6 +20,8 @@ def flat_tensors(o: Any) -> list[torch.Tensor]:
         return [t for i in o for t in flat_tensors(i)]
     if isinstance(o, dict):
         return [t for v in o.values() for t in flat_tensors(v)]
+    if hasattr(o, "index") and hasattr(o, "values") and hasattr(o, "mask_shape"):  # SparseRows: positions + entries
+        return [o.index, o.values]
     return []
 
 
@@ -70,3 +72,34 @@ class MangledEnd(Transport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def with_every_codec(plan: Any, shift: int = 0) -> Any:
+    """`plan` with a lossless codec on every transfer that has one for its kind, cycling through the candidates
+    (offset `shift`) so a set of plans exercises every codec: output must equal the plan's own raw output."""
+    from intradp_ros.core.codec_choice import applies, candidates, codec_kind
+
+    codecs = {}
+    for i, (v, d) in enumerate(sorted({(t.node, str(t.direction)) for t in plan.transfers()})):
+        node = plan.graph.nodes[v]
+        fits = [c for c in candidates(codec_kind(node)) if applies(c, node)]
+        if fits:
+            codecs[(v, d)] = fits[(i + shift) % len(fits)]
+    return plan.with_codecs(codecs)
+
+
+def assert_codecs_exact(g: Any, plans: list[Any], x: torch.Tensor, shifts: int = 3) -> None:
+    """Every plan with codecs on all its transfers (`shifts` rotations of the candidates) gives exactly (bit for
+    bit) what the same plan gives uncompressed: a lossless codec that changes one value fails here."""
+    from intradp_ros.core import run_pair
+
+    for p in plans:
+        raw = flat_tensors(run_pair(g, p, x, wire=True))
+        for s in range(shifts):
+            cp = with_every_codec(p, s)
+            if not cp.codecs:
+                continue
+            got = flat_tensors(run_pair(g, cp, x))
+            assert len(got) == len(raw) and all(torch.equal(a, b) for a, b in zip(raw, got)), (
+                f"{p.name} with codecs {cp.codec_summary()} differs from the same plan uncompressed"
+            )

@@ -165,3 +165,54 @@ def test_server_only_in_bands_overlaps_upload_and_server_compute():
     assert all(floor <= v < one for v in lat.values()), lat
     assert lat[8] < lat[4] < lat[2], "more bands overlap more while they cost nothing"
     assert cm.predict(Plan.server_only(g, bands=4), bw).latency_s == pytest.approx(lat[4])
+
+
+# ------------------------------------------------------------------------------------------------ codecs
+def _with_codecs(prof, ratio=0.5, enc_ms=1.0, dec_ms=1.0, side="robot"):
+    """`prof` with float32 raw + zstd_shuffle codec profiles (ratio, encode/decode ms per MB)."""
+    from intradp_ros.core.codecs.profile import CodecProfile
+    from intradp_ros.core.tile import CODEC_RAW, CODEC_ZSTD_SHUFFLE
+
+    return prof.with_codecs(
+        [
+            CodecProfile(CODEC_RAW, "raw", side, "float32", 1.0, 0.0, 0.0, 1, "float32"),
+            CodecProfile(
+                CODEC_ZSTD_SHUFFLE, "zstd_shuffle", side, "float32", ratio, enc_ms / 1e3, dec_ms / 1e3, 1, "float32"
+            ),
+        ]
+    )
+
+
+def test_codecs_cut_link_time_and_charge_coding():
+    from intradp_ros.core.tile import CODEC_ZSTD_SHUFFLE
+
+    g = three_node_graph()
+    bpr = 2 * 16 * 4
+    robot = _with_codecs(uniform_profile(g, [0.0, 1e-3, 0.5e-3]), enc_ms=1000.0, dec_ms=500.0)
+    server = _with_codecs(uniform_profile(g, [0.0, 1e-4, 0.5e-4]), enc_ms=100.0, dec_ms=200.0, side="server")
+    plan = Plan.server_only(g)
+    raw_cm = CostModel(g, robot, server, codecs=False)
+    cm = CostModel(g, robot, server)
+    assert cm.chooses_codecs and not raw_cm.chooses_codecs
+    bw = 1e4  # slow: 1 KB of input takes 0.2 s raw
+    chosen = cm.with_codecs(plan, bw)
+    assert chosen.codecs == {(0, UP): CODEC_ZSTD_SHUFFLE, (2, DOWN): CODEC_ZSTD_SHUFFLE}
+    nbytes = 16 * bpr
+    up = nbytes * 0.5 / bw + nbytes * (1000.0 + 200.0) / 1e9  # payload + robot encode + server decode
+    server_s = 16 * 1e-4 + 16 * 0.5e-4
+    down = nbytes * 0.5 / bw + nbytes * (100.0 + 500.0) / 1e9
+    assert cm.latency(chosen, bw) == pytest.approx(up + server_s + down)
+    assert cm.latency(plan, bw) == pytest.approx(raw_cm.latency(plan, bw)), "a plan without codecs is predicted raw"
+    assert raw_cm.latency(chosen, bw) == pytest.approx(raw_cm.latency(plan, bw)), "no profiles: codecs cost nothing"
+    pred = cm.predict(chosen, bw)
+    assert pred.bytes_up == nbytes // 2 and pred.bytes_down == nbytes // 2
+    # the vectorised replay and the model's own choice at each bandwidth agree with the scalar one
+    auto = cm.compile_ranges(plan.robot, plan.server)
+    bws = [1e3, 1e4, 1e6, 1e9]
+    for bw_i, lat in zip(bws, cm.latencies(auto, bws)):
+        assert lat == pytest.approx(cm.latency(cm.with_codecs(plan, bw_i), bw_i))
+        assert lat == pytest.approx(cm.latency(auto, bw_i))
+    assert cm.codec_choice(plan, 1e9) == {}, "on a fast link no codec pays"
+    banded = chosen.with_bands(2)
+    assert cm.latency(banded, bw) < raw_cm.latency(plan.with_bands(2), bw)
+    assert cm.simulate(banded, [bw])[0].bytes_up == nbytes // 2

@@ -1,11 +1,12 @@
 """run_pair equals the local forward for the two robot models (KAPAO s6 at a small input, SCONet at
-its fixed 256x256x32 grid on a few plans: it is the slowest test of the engine), unbanded and in row bands."""
+its fixed 256x256x32 grid on a few plans: it is the slowest test of the engine), unbanded and in row bands, and
+with lossless codecs on every transfer (bit-exact against the same plan uncompressed)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+from engine_testlib import assert_close, assert_codecs_exact, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, capture, run_pair
 
@@ -30,6 +31,8 @@ def test_kapao_s6_small_input_all_plan_kinds() -> None:
         assert_close(ref, run_pair(g, p, x), what=p.name)
     up = sum(t.nbytes for t in Plan.server_only(g).transfers() if t.direction == "robot->server")
     assert up == x.numel(), "server-only sends the raw uint8 image"
+    picks = [Plan.server_only(g), Plan.row_split(g, 0.5), Plan.server_only(g, bands=4), Plan.random(g, 3)]
+    assert_codecs_exact(g, picks, x)
 
 
 def test_sconet_a_few_plans() -> None:
@@ -44,3 +47,17 @@ def test_sconet_a_few_plans() -> None:
         ref = model(x)
     for p in [Plan.row_split(g, 0.5), Plan.random(g, 0), Plan.random(g, 1).with_random_bands(1)]:
         assert_close(ref, run_pair(g, p, x), what=p.name)
+
+
+def test_sconet_small_completion_with_codecs_is_bit_exact() -> None:
+    """Bit-packed occupancy + zstd up, the sparse completion (compact positions + zstd) and float rows down."""
+    torch.manual_seed(0)
+    model = registry.build("sconet", grid_xzy=(32, 32, 32), head="completion")
+    x = model.input_spec.example(seed=1)
+    g = capture(model, x)
+    with torch.no_grad():
+        ref = model(x)
+    plans = [Plan.server_only(g), Plan.row_split(g, 0.5), Plan.random(g, 2), Plan.random(g, 5).with_random_bands(5)]
+    for p in plans:
+        assert_close(ref, run_pair(g, p, x), what=p.name)
+    assert_codecs_exact(g, plans, x, shifts=2)

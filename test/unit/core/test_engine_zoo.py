@@ -1,14 +1,15 @@
 """run_pair equals the local forward for the torchvision zoo and a U-Net, under device-only,
 server-only, layer-partition and random plans, unbanded and in row bands (streaming: server-only with k bands,
 a row split cut into aligned bands, every odd-seeded random plan with random band boundaries), float32, error
-<= 1e-4 of the output's scale."""
+<= 1e-4 of the output's scale; with lossless codecs on every transfer the output equals the same plan's
+uncompressed output bit for bit."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torchvision
-from engine_testlib import assert_close, one_thread  # noqa: F401 (fixture)
+from engine_testlib import assert_close, assert_codecs_exact, one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, capture, run_pair
 from intradp_ros.eval.bench_engine import TinyUNet
@@ -61,6 +62,22 @@ def test_zoo_model_all_plan_kinds(name: str, side: int) -> None:
     cuts = range(1, len(g), max(1, len(g) // 6))  # a spread of layer partitions (all of them for the U-Net)
     plans += [Plan.layer_partition(g, c) for c in cuts]
     _check_plans(g, model, x, plans)
+    # lossless codecs on every transfer (image rows as uint8, so WebP and delta+zstd run too): bit-exact
+    x8 = torch.randint(0, 256, (1, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    g8 = capture(_Uint8Input(model), x8)
+    picks = [Plan.server_only(g8), Plan.row_split(g8, 0.5), Plan.server_only(g8, bands=3)]
+    assert_codecs_exact(g8, picks + [Plan.random(g8, s).with_random_bands(s) for s in (1, 2)], x8, shifts=2)
+
+
+class _Uint8Input(torch.nn.Module):
+    """A model fed uint8 image rows (as the robot models are), normalised inside the graph."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.float() / 255.0)
 
 
 def test_unet_every_layer_partition_and_random_plans() -> None:

@@ -40,3 +40,18 @@ def test_bands_from_json() -> None:
     assert bands_from_json([[0, 0], [4, 8]], {"1": [6]}) == {1: [(4, 6), (6, 8)]}
     with pytest.raises(ValueError):
         bands_from_json([[0, 8]], {"3": [2]})
+
+
+def test_plan_identity_covers_codecs_and_keeps_uncompressed_ids() -> None:
+    from intradp_ros.core.formats import codecs_from_json
+
+    robot, server = [[0, 8], [0, 0]], [[0, 0], [0, 8]]
+    old = plan_identity("fp", robot, server)
+    assert plan_identity("fp", robot, server, codecs={"up": {}, "down": {}}) == old
+    with_codec = plan_identity("fp", robot, server, codecs={"up": {0: 7}})
+    assert with_codec != old and with_codec != plan_identity("fp", robot, server, codecs={"down": {0: 7}})
+    assert codecs_from_json({"up": {"0": 7}}) == {"up": {0: 7}, "down": {}}
+    assert codecs_from_json(None) == {"up": {}, "down": {}}
+    for bad in ({"left": {}}, {"up": {"a": 1}}, {"up": [1]}):
+        with pytest.raises((ValueError, TypeError, AttributeError)):
+            codecs_from_json(bad)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ import torch.nn as nn
 from engine_testlib import one_thread  # noqa: F401 (fixture)
 
 from intradp_ros.core import Plan, PlanError, capture
+from intradp_ros.core.formats import PLAN_FORMAT
 from intradp_ros.core.plan import DOWN, UP, bandable, wavefront_prefixes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -177,7 +178,7 @@ def test_banded_json_round_trip_and_id(graph) -> None:
     assert back.plan_id == banded.plan_id and back.name == banded.name
     for side in ("robot", "server"):
         assert back.band_map(side) == banded.band_map(side)
-    assert json.loads(banded.to_json())["format"] == "intradp_plan/2"
+    assert json.loads(banded.to_json())["format"] == PLAN_FORMAT
     rb = Plan.random(graph, 3).with_random_bands(3)
     assert Plan.from_json(rb.to_json(), graph).plan_id == rb.plan_id
 
@@ -219,3 +220,57 @@ def test_the_torch_free_plan_id_matches_for_banded_plans(graph) -> None:
         Plan.random(graph, 5).with_random_bands(5),
     ):
         assert plan_id_of(json.loads(plan.to_json())) == plan.plan_id, plan.name
+
+
+# ------------------------------------------------------------------------------------------------ codecs
+def _codec_plan(graph) -> Plan:
+    """Server-only with the input up as lossless WebP and the (float) output down as zstd+shuffle."""
+    from intradp_ros.core.tile import CODEC_WEBP, CODEC_ZSTD_SHUFFLE
+
+    plan = Plan.server_only(graph)
+    out = graph.output_indices[0]
+    return plan.with_codecs({(0, UP): CODEC_WEBP, (out, DOWN): CODEC_ZSTD_SHUFFLE})
+
+
+def test_codecs_travel_in_json_and_change_the_id(graph) -> None:
+    from intradp_ros.core.bandwidth_plans import plan_id_of
+    from intradp_ros.core.tile import CODEC_WEBP
+
+    raw = Plan.server_only(graph)
+    plan = _codec_plan(graph)
+    assert plan.plan_id != raw.plan_id and plan.codec_for(0, UP) == CODEC_WEBP and raw.codec_for(0, UP) is None
+    d = json.loads(plan.to_json())
+    assert d["format"] == PLAN_FORMAT and d["codecs"]["up"] == {"0": CODEC_WEBP}
+    back = Plan.from_json(plan.to_json(), graph)
+    assert back.codecs == plan.codecs and back.plan_id == plan.plan_id
+    assert plan_id_of(d) == plan.plan_id, "the torch-free id covers codecs"
+    assert "codecs" not in json.loads(raw.to_json()), "an uncompressed plan's JSON is unchanged"
+    assert plan.with_bands(3).codecs == plan.codecs and plan.renamed("x").plan_id == plan.plan_id
+    assert plan.with_codecs(None).plan_id == raw.plan_id
+    assert "webp" in plan.summary() and plan.codec_brief() == "up webp; down zstd_shuffle"
+    assert raw.codec_brief() == "raw" and raw.codec_summary() == "uncompressed"
+
+
+def test_older_plans_load_uncompressed(graph) -> None:
+    d = json.loads(_codec_plan(graph).to_json())
+    d["format"] = "intradp_plan/2"
+    back = Plan.from_json(json.dumps(d), graph)
+    assert back.codecs == {} and back.plan_id == Plan.server_only(graph).plan_id
+
+
+@pytest.mark.parametrize(
+    "codecs,match",
+    [
+        ({"up": {"0": 10}}, "lossless"),  # fp16 is lossy: never in a plan
+        ({"up": {"0": 99}}, "unknown codec"),
+        ({"down": {"0": 3}}, "sends none"),  # the input never comes down
+        ({"up": {"0": 8}}, "lossless codec for its tiles"),  # a sparse codec for a dense image
+        ({"sideways": {"0": 3}}, "malformed"),
+        ({"up": {"x": 3}}, "malformed"),
+    ],
+)
+def test_bad_codecs_are_refused(graph, codecs, match) -> None:
+    d = json.loads(Plan.server_only(graph).to_json())
+    d["codecs"] = codecs
+    with pytest.raises(PlanError, match=match):
+        Plan.from_json(json.dumps(d), graph)

@@ -126,3 +126,30 @@ def test_prune_cache_keeps_only_the_newest_files(tmp_path) -> None:
     removed = prune_cache(tmp_path, "g1_*.json", 2)
     assert sorted(p.name for p in removed) == [f"g1_{i}.json" for i in range(4)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g1_4.json", "g1_5.json", "g2_0.json"]
+
+
+def test_codec_policies(setup) -> None:
+    """'raw': nobody gets codecs; 'all': every mode's plan carries the codecs that pay at its bucket (here the
+    profiles make zstd free and 4x smaller, so on a slow link every transfer of a float tensor is coded)."""
+    from intradp_ros.core.codecs.profile import CodecProfile
+    from intradp_ros.core.plan_book import check_codec_policy
+    from intradp_ros.core.tile import CODEC_RAW, CODEC_ZSTD
+
+    _m, _x, g, robot, server, cache, _book, _hit = setup
+    fake = [
+        CodecProfile(CODEC_RAW, "raw", "x", "uint8", 1.0, 0.0, 0.0, 1, "image"),
+        CodecProfile(CODEC_ZSTD, "zstd", "x", "uint8", 0.25, 1e-6, 1e-6, 1, "image"),
+    ]
+    r, s = robot.with_codecs(fake), server.with_codecs(fake)
+    cfg = SolverConfig(maxiter=2, popsize=6)
+    coded, _ = build_plan_book(g, r, s, [0.01, 50], config=cfg, cache_dir=cache, codecs="all")
+    assert coded.plan_for("server_only", 0.01).codecs, "server-only sends its input coded on a slow link"
+    assert coded.plan_for("dsccs", 0.01).codecs or not coded.plan_for("dsccs", 0.01).transfers()
+    raw, _ = build_plan_book(g, r, s, [0.01, 50], config=cfg, cache_dir=cache, codecs="raw")
+    assert not any(p.codecs for p in raw.plans)
+    default, _ = build_plan_book(g, r, s, [0.01, 50], config=cfg, cache_dir=cache)
+    assert not default.plan_for("server_only", 0.01).codecs, "by default the baselines send raw tensors"
+    mine = default.plan_for("intradp", 0.01)
+    assert mine.codecs or not mine.transfers(), "Intra-DP codes what it sends (or sends nothing)"
+    with pytest.raises(PlanBookError):
+        check_codec_policy("some")

@@ -203,3 +203,34 @@ def test_cache_key_separates_throttled_and_unthrottled_robots(tmp_path, monkeypa
     assert not hit and p_slow.device["cpu_quota"] == 0.1  # measured again, not the unthrottled entry
     assert cached_profile(g, [x], tmp_path, warmup=0, repeats=1, sizes=2, message_overhead_s=0.0)[1]
     assert profiler.profile_cache_path(tmp_path, g, "cpu") == slow
+
+
+def test_codec_profiles_travel_in_the_json_and_scale():
+    from intradp_ros.core.codecs.profile import CodecProfile
+
+    g, p = _toy_profile()
+    cp = CodecProfile(3, "zstd", "here", "float32", 0.5, 0.01, 0.02, 2, "float32")
+    withc = p.with_codecs([cp])
+    d = json.loads(withc.to_json())
+    assert d["format"] == "intradp_profile/2" and d["codecs"][0]["name"] == "zstd"
+    assert Profile.from_json(withc.to_json(), g).codecs == [cp]
+    old = json.loads(p.to_json())
+    old["format"] = "intradp_profile/1"
+    del old["codecs"]
+    assert Profile.from_json(json.dumps(old), g).codecs == [], "a profile from before codecs loads raw-only"
+    robot = withc.scaled(4.0, "robot")
+    assert robot.codecs[0].encode_s_per_mb == pytest.approx(0.04), "a slowed robot codes slower too"
+    server = withc.scaled(0.1, "server", codec_factor=1.0)
+    assert server.codecs[0].encode_s_per_mb == pytest.approx(0.01) and server.device["codec_factor"] == 1.0
+    bad = json.loads(withc.to_json())
+    bad["codecs"][0]["ratio"] = -1
+    with pytest.raises(ProfileError):
+        Profile.from_json(json.dumps(bad), g)
+
+
+def test_profile_graph_measures_codecs_on_its_own_tensors():
+    g, x = conv_chain(2, h=8)
+    prof = profile_graph(g, [x], repeats=1, step_overhead=False, codec_repeats=1)
+    kinds = {(c.kind, c.name) for c in prof.codecs}
+    assert ("float32", "zstd_shuffle") in kinds and ("float32", "raw") in kinds
+    assert profile_graph(g, [x], repeats=1, step_overhead=False, codecs=False).codecs == []

@@ -146,3 +146,33 @@ def test_choose_bands_streams_only_where_it_pays():
     costly = uniform_profile(g, 1e-4, fixed_s=server_s)  # every band call costs a whole server pass
     pick = choose_bands(CostModel(g, costly, costly), Plan.server_only(g), bw)
     assert pick.bands == 1 and not pick.plan.is_banded and pick.latency_s == pick.one_band_s
+
+
+def test_solver_plans_carry_the_codecs_that_pay() -> None:
+    """Where a codec halves the bytes cheaply the solved plan carries it (and is predicted faster than the best
+    uncompressed plan); on a fast link none pays and the plan is uncompressed."""
+    from intradp_ros.core.codecs.profile import CodecProfile
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.solver import Encoding, SolverConfig, solve
+    from intradp_ros.core.tile import CODEC_RAW, CODEC_ZSTD_SHUFFLE
+
+    g, _x = conv_chain(3, h=16)
+
+    def codecs(side: str) -> list[CodecProfile]:
+        return [
+            CodecProfile(CODEC_RAW, "raw", side, "float32", 1.0, 0.0, 0.0, 1, "float32"),
+            CodecProfile(CODEC_ZSTD_SHUFFLE, "zstd_shuffle", side, "float32", 0.25, 1e-3, 1e-3, 1, "float32"),
+        ]
+
+    robot = uniform_profile(g, 1e-3).with_codecs(codecs("robot"))
+    server = uniform_profile(g, 1e-5).with_codecs(codecs("server"))
+    cfg = SolverConfig(maxiter=3, popsize=8)
+    slow = 2e4
+    sol = solve(Encoding(g, CostModel(g, robot, server), 4), slow, config=cfg)
+    raw_cm = CostModel(g, robot, server, codecs=False)
+    raw = solve(Encoding(g, raw_cm, 4), slow, config=cfg)
+    assert sol.plan.codecs and all(c == CODEC_ZSTD_SHUFFLE for c in sol.plan.codecs.values())
+    assert sol.latency_s < raw.latency_s and raw.plan.codecs == {}
+    assert sol.latency_s == pytest.approx(CostModel(g, robot, server).latency(sol.plan, slow))
+    fast = solve(Encoding(g, CostModel(g, robot, server), 4), 1e12, config=cfg)
+    assert fast.plan.codecs == {}

@@ -16,11 +16,16 @@ from intradp_ros.eval.workloads import Workload
 
 
 class FakeClock:
-    """perf_counter advances 1 s per call; sleep is recorded (and advances the clock)."""
+    """perf_counter and thread_time advance 1 s per call; sleep is recorded (and advances the wall clock)."""
 
     def __init__(self) -> None:
         self.now = 0.0
+        self.cpu = 0.0
         self.slept: list[float] = []
+
+    def thread_time(self) -> float:
+        self.cpu += 1.0
+        return self.cpu
 
     def perf_counter(self) -> float:
         self.now += 1.0
@@ -62,8 +67,8 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
 
     ct = emu.ChargedTransport(Inner(), sender_factor=3.0, receiver_factor=1.0)  # type: ignore[arg-type]
     ct.send("tile")
-    # encode 1 s x 3 + decode 1 s x 1 = 4 s charged; 2 s were spent, 2 s waited
-    assert sent == ["tile"] and clock.slept == [2.0] and ct.take() == 4.0 and ct.take() == 0.0
+    # encode 1 CPU s x 3 + decode 1 CPU s x 1 = 4 s charged; 1 s of wall time was spent, 3 s waited
+    assert sent == ["tile"] and clock.slept == [3.0] and ct.take() == 4.0 and ct.take() == 0.0
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="CPU run of the benchmark")
@@ -84,7 +89,8 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
     )
     setup, records = bench.run()
     assert setup.k >= 1.0 and setup.robot_factor >= 1.0 and setup.upload_bytes == 3 * 32 * 32
-    assert sorted(r["system"] for r in records) == sorted(bo.MODES)
+    codec_systems = [bo.system_name(m, "lossless") for m in bo.MODES if m != "device_only"]
+    assert sorted(r["system"] for r in records) == sorted(list(bo.MODES) + codec_systems)
     for r in records:
         assert not r["error"], r["error"]
         assert r["latency_s"] > 0 and r["predicted_s"] > 0 and r["floor_s"] > 0 and r["k"] == setup.k
@@ -92,8 +98,11 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
     by = {r["system"]: r for r in records}
     assert by["device_only"]["bytes_up"] == 0 and by["device_only"]["nonmodel_cpu_s"] == 0.0
     assert by["server_only"]["bytes_up"] >= setup.upload_bytes and by["server_only"]["nonmodel_cpu_s"] > 0
+    for m in ("server_only", "dsccs", "spso_ga"):  # the same plan with codecs never sends more bytes
+        assert by[m + bo.CODEC_SUFFIX]["predicted_bytes_up"] <= by[m]["predicted_bytes_up"]
     text = bo.report(setup, records)
-    assert "meas/pred" in text and "x floor" in text and "non-model CPU" in text and "Goals:" in text
+    assert "Codec goal" in text and "bytes per frame" in text
+    assert "meas/pred" in text and "x floor" in text and "non-model CPU" in text and "Goals (as published" in text
     assert "Intra-DP mean latency" in text and not math.isnan(setup.server_frame_s)
 
 
@@ -111,3 +120,58 @@ def test_runs_without_ros() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_system_names_and_variants() -> None:
+    assert bo.system_name("intradp", "raw") == "intradp"
+    assert bo.system_name("intradp", "lossless") == "intradp" + bo.CODEC_SUFFIX
+    w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
+    with pytest.raises(ValueError, match="variants"):
+        bo.OffloadBench(w, server_device="cpu", variants=["lossy"])
+    assert bo.build_parser().parse_args(["--codecs", "raw"]).codecs == ["raw"]
+    assert bo.OffloadBench(w, server_device="cpu", systems=["intradp", "server_only"]).systems == [
+        "server_only",
+        "intradp",
+    ]
+    with pytest.raises(ValueError, match="systems"):
+        bo.OffloadBench(w, server_device="cpu", systems=["magic"])
+
+
+def test_sample_input_is_a_real_frame_of_the_example_shape() -> None:
+    import torch
+
+    example = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+    x, what = bo.sample_input("kapao", example)
+    assert x.shape == example.shape and x.dtype == torch.uint8 and "photograph" in what and int(x.max()) > 0
+    odd = torch.zeros(1, 1, 8, 8, 8, dtype=torch.uint8)
+    y, why = bo.sample_input("sconet", odd)
+    assert y is odd and "random" in why
+
+
+def test_codec_report_compares_with_raw_server_only() -> None:
+    setup = bo.WorkloadSetup(Workload("x", "m", "kapao", {}), "cpu", 0.01, 0.01, 0.1, 1.0, 2.0, 1000, 10)
+
+    def rec(system: str, latency: float) -> dict:
+        return {
+            "system": system, "trace": "indoor", "error": "", "latency_s": latency, "predicted_s": latency,
+            "floor_s": latency / 2, "bytes_up": 1000, "bytes_down": 10, "predicted_bytes_up": 900, "codecs": "raw",
+        }  # fmt: skip
+
+    text = bo.codec_report(setup, [rec("server_only", 1.0), rec("intradp+codecs", 0.5)])
+    assert "measured 0.500x" in text and "MET" in text
+    text = bo.codec_report(setup, [rec("server_only", 1.0), rec("intradp+codecs", 0.8)])
+    assert "MISSED by +0.150" in text
+
+
+def test_predict_only_gives_predictions_per_system_and_variant() -> None:
+    w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
+    bench = bo.OffloadBench(
+        w, server_device="cpu", traces=["indoor"], frames=2, profile_repeats=1, solver_seconds=1.0,
+        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"],
+    )  # fmt: skip
+    setup, records = bench.predict()
+    assert {r["system"] for r in records} == {"server_only", "intradp", "server_only+codecs", "intradp+codecs"}
+    assert len(records) == 2 * 4 and all(r["predicted_only"] and r["latency_s"] == r["predicted_s"] for r in records)
+    by = {r["system"]: r for r in records}
+    assert by["intradp+codecs"]["predicted_s"] <= by["server_only"]["predicted_s"] * 1.0001
+    assert "predictions only" in bo.codec_report(setup, records, predicted_only=True)

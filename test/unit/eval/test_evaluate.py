@@ -114,3 +114,18 @@ def test_unavailable_cpu_throttle_runs_unthrottled_and_says_so():
     assert "UNTHROTTLED" in out.getvalue() and any("unthrottled" in p for p in ev.problems)
     assert ev._slow_robot(Broken()) is None and "cgroup.procs not writable" in out.getvalue()
     assert ev._slow_robot(Throttled()) == 19.5 and "x19.5" in out.getvalue()
+
+
+def test_codec_variants_set_the_server_policy():
+    from intradp_ros.eval.evaluate import CODEC_VARIANTS, Evaluation, build_parser
+
+    with pytest.raises(ValueError, match="codec variants"):
+        EvalConfig(codecs=["lossy"]).validate()
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0, codecs=["raw", "lossless"]))
+    default = ev.server_argv()
+    assert "--codecs" not in default, "no variant: the server's own policy"
+    for variant, (policy, _suffix) in CODEC_VARIANTS.items():
+        argv = ev.server_argv(variant)
+        assert argv[argv.index("--codecs") + 1] == policy
+    assert CODEC_VARIANTS["lossless"][1] == "+codecs" and CODEC_VARIANTS["raw"][1] == ""
+    assert build_parser().parse_args(["--codecs", "raw,lossless"]).codecs == "raw,lossless"

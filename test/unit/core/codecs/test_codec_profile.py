@@ -39,3 +39,14 @@ def test_pays_compares_with_raw_on_the_link() -> None:
     assert not p.pays(mb, 1e9)  # fast link: 20 ms of coding loses to 1 ms of raw transfer
     assert not p.slowed(40.0).pays(mb, 1.25e6)  # a 40x slower robot loses even on 10 Mbit/s
     assert CodecProfile.from_json(p.to_json()) == p
+
+
+def test_profiles_split_per_call_and_per_mb_costs() -> None:
+    samples = [np.zeros((64, 256), np.float32)]
+    (p,) = profile_codecs(samples, [CODEC_ZSTD], "robot", 2)
+    assert p.encode_fixed_s > 0 and p.decode_fixed_s > 0 and p.encode_s_per_mb >= 0
+    assert CodecProfile.from_json(p.to_json()) == p
+    old = {k: v for k, v in p.to_dict().items() if not k.endswith("_fixed_s")}
+    assert CodecProfile.from_dict(old).encode_fixed_s == 0.0, "profiles from before per-call costs load"
+    assert p.slowed(2.0).encode_fixed_s == pytest.approx(2 * p.encode_fixed_s)
+    assert p.seconds(0, 1e6) == pytest.approx(p.encode_fixed_s + p.decode_fixed_s)

@@ -291,3 +291,26 @@ def test_a_flooded_robot_does_not_hold_up_another_robots_request(net) -> None:
         client.close()
         flooded.close()
         other.close()
+
+
+def test_senders_use_the_plans_codecs_per_direction(net) -> None:
+    """The client sends UP tiles in the plan's UP codecs, the server DOWN tiles in its DOWN codecs; the result is
+    bit-identical to the same plan uncompressed (through the wire codec both times)."""
+    from intradp_ros.core.plan import DOWN, UP
+    from intradp_ros.core.runtime.halves import run_pair
+    from intradp_ros.core.tile import CODEC_ZSTD, CODEC_ZSTD_SHUFFLE
+
+    model, g, x = net
+    out = g.output_indices[0]
+    raw = Plan.server_only(g)
+    plan = raw.with_codecs({(0, UP): CODEC_ZSTD_SHUFFLE, (out, DOWN): CODEC_ZSTD})
+    seen: list[tuple[int, int]] = []
+
+    def spy(t: Tile) -> list[Tile]:
+        seen.append((t.node_id, t.codec))
+        return [t]
+
+    got, server_error, _ = run(g, plan, x, up=spy, down=spy)
+    assert server_error == ""
+    assert (0, CODEC_ZSTD_SHUFFLE) in seen and (out, CODEC_ZSTD) in seen
+    assert torch.equal(got, run_pair(g, raw, x, wire=True)) and torch.equal(run_pair(g, plan, x), got)

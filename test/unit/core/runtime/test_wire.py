@@ -74,3 +74,26 @@ def test_abort_tiles_name_cause_and_place(graph) -> None:
     assert said.startswith("an operator raised at node 1 ") and said.endswith("rows [4, 8)"), said
     junk = Tile(1, 2, 999, 77, 0, 0, np.zeros(0, np.uint8), flags=FLAG_ABORT)
     assert describe_abort(graph, junk) == "unknown cause 77"
+
+
+def test_make_tile_uses_the_plans_codec_where_it_fits(graph) -> None:
+    from intradp_ros.core.runtime.wire import planned_codec
+    from intradp_ros.core.tile import (
+        CODEC_BITPACK_ZSTD,
+        CODEC_CAMERA,
+        CODEC_SPARSE_ZSTD,
+        CODEC_WEBP,
+        CODEC_ZSTD_SHUFFLE,
+    )
+
+    conv = graph.nodes[1]
+    tile = make_tile(1, 2, conv, 0, 4, torch.zeros(1, 4, 4, 8), 0, "", planned=CODEC_ZSTD_SHUFFLE)
+    assert tile.codec == CODEC_ZSTD_SHUFFLE
+    image = graph.nodes[0]
+    rows = np.zeros((1, 3, 2, 8), np.uint8)
+    assert planned_codec(image, rows, CODEC_WEBP) == CODEC_WEBP
+    assert planned_codec(image, rows[:, :2], CODEC_WEBP) is None, "not WebP's layout: the sender's own rules"
+    assert planned_codec(image, rows + 2, CODEC_BITPACK_ZSTD) is None, "a grid that is not 0/1 cannot go bit-packed"
+    assert planned_codec(image, rows, CODEC_BITPACK_ZSTD) == CODEC_BITPACK_ZSTD
+    assert planned_codec(image, rows, CODEC_SPARSE_ZSTD) is None and planned_codec(image, rows, None) is None
+    assert CODEC_CAMERA not in (planned_codec(image, rows, CODEC_WEBP),)
