@@ -26,9 +26,9 @@ from typing import Any, TextIO
 from intradp_ros.eval.demo_report import DEMO_LABELS, comparison_rows, format_comparison, headline, plans_run
 from intradp_ros.eval.evaluate import EvalConfig, Evaluation, build_options, flags, model_setup, trace_label
 from intradp_ros.eval.health_table import format_health, missing_nodes
-from intradp_ros.eval.tables import summarize
 from intradp_ros.eval.testbed import TestbedError
 from intradp_ros.eval.workloads import KAPAO_SIZES, scaled_kapao_s
+from intradp_ros.results.aggregates import summarize
 
 DEMO_SYSTEMS: Sequence[str] = ("intradp", "server_only", "device_only")
 DEMO_SIZES: Sequence[tuple[int, int]] = (*KAPAO_SIZES, (384, 512))  # largest first; multiples of 64
@@ -80,14 +80,12 @@ def choose_size(
         total = estimate_demo_s(dev, frames, warmup, systems)
         tried.append(f"{hw[1]}x{hw[0]}: {dev:.1f} s/frame, ~{total / 60:.1f} min")
         if total <= budget_s:
-            return tuple(hw), (  # type: ignore[return-value]
+            return (hw[0], hw[1]), (
                 f"{hw[1]}x{hw[0]}, the largest size whose demo fits the {budget_s / 60:g} min budget on this machine "
                 f"(device-only frame on the throttled robot, estimated demo: {'; '.join(tried)})"
             )
-    hw = tuple(sizes[-1])
-    return hw, (  # type: ignore[return-value]
-        f"{hw[1]}x{hw[0]}, the smallest size: none fits the {budget_s / 60:g} min budget ({'; '.join(tried)})"
-    )
+    h, w = sizes[-1]
+    return (h, w), (f"{w}x{h}, the smallest size: none fits the {budget_s / 60:g} min budget ({'; '.join(tried)})")
 
 
 def measure_device_frame_s(model: str, options: dict[str, Any], robot_cpu: float, repeats: int = 1) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from intradp_ros.eval.tables import Summary, undilate
+from intradp_ros.results.aggregates import Summary, undilate
 
 # What each system is in the demo (the client's mode plus how the camera frame travels).
 DEMO_LABELS: Mapping[str, str] = {
