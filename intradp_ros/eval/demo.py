@@ -97,15 +97,16 @@ def choose_size(
     return (h, w), (f"{w}x{h}, the smallest size: none fits the {budget_s / 60:g} min budget ({'; '.join(tried)})")
 
 
-def fastest_frame_s(model: str, options: dict[str, Any], threads: int, repeats: int = 3) -> float:
-    """The fastest of `repeats` timed forwards (after a warm-up) with `threads` torch threads: other jobs on a
-    shared machine only ever slow a frame down, so the fastest is the best estimate of this CPU's speed."""
+def frame_cpu_s(model: str, options: dict[str, Any], repeats: int = 2) -> float:
+    """CPU seconds of one frame with one torch thread (the least of `repeats`, after a warm-up). CPU time, unlike
+    wall time, does not grow when other jobs share the cores (a 0.58 s frame took 10 s of wall time at load
+    average 8 on this machine), so the demo's k and size do not depend on what else runs."""
     import torch
 
     from intradp_ros.models.registry import build
 
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
         torch.manual_seed(0)
         net = build(model, **options)
@@ -114,9 +115,9 @@ def fastest_frame_s(model: str, options: dict[str, Any], threads: int, repeats: 
         with torch.inference_mode():
             net(x)
             for _ in range(repeats):
-                t0 = time.perf_counter()
+                t0 = time.thread_time()
                 net(x)
-                times.append(time.perf_counter() - t0)
+                times.append(time.thread_time() - t0)
         return min(times)
     finally:
         torch.set_num_threads(before)
@@ -218,27 +219,27 @@ def run_demo(
         raise ValueError(f"the demo compares {', '.join(DEMO_LABELS)}, not {', '.join(bad)}")
     if not model.startswith("kapao"):
         raise ValueError(f"the demo runs a KAPAO model from the camera, not {model!r}")
+    setup = model_setup(model, "{},{}".format(*SIZE_MEASURED_AT))
+    cpu_s = frame_cpu_s(model, build_options(setup))  # one thread, at SIZE_MEASURED_AT
     if input_size == "auto":
-        setup = model_setup(model, "{},{}".format(*SIZE_MEASURED_AT))
-        measured = fastest_frame_s(model, build_options(setup), threads=1, repeats=2) / robot_cpu
         hw, why = choose_size(
-            lambda hw: scaled_kapao_s(measured, SIZE_MEASURED_AT, hw), frames, warmup, systems, budget_s
+            lambda hw: scaled_kapao_s(cpu_s / robot_cpu, SIZE_MEASURED_AT, hw), frames, warmup, systems, budget_s
         )
         input_size = f"{hw[0]},{hw[1]}"
         print(
-            f"[demo] input size {why}; measured here: {measured:.1f} s per device-only frame at "
-            f"{SIZE_MEASURED_AT[1]}x{SIZE_MEASURED_AT[0]} (one thread / {robot_cpu:g} CPU quota), other sizes "
-            "scaled by pixels; the first run on a machine also profiles the model and solves the plan book (cached)",
+            f"[demo] input size {why}; measured here: {cpu_s:.2f} CPU s per frame at {SIZE_MEASURED_AT[1]}x"
+            f"{SIZE_MEASURED_AT[0]} with one thread, / {robot_cpu:g} CPU quota on the robot, other sizes scaled by "
+            "pixels; the first run on a machine also profiles the model and solves the plan book (cached)",
             file=out,
             flush=True,
         )
     if dilation is None:
-        setup = model_setup(model, input_size)
-        frame_s = fastest_frame_s(model, build_options(setup), threads=torch_threads())
-        dilation, why = auto_dilation(model, build_options(setup), frame_s)
+        hw = tuple(int(v) for v in input_size.split(","))
+        server_s = scaled_kapao_s(cpu_s, SIZE_MEASURED_AT, (hw[0], hw[1])) / torch_threads()
+        dilation, why = auto_dilation(model, build_options(model_setup(model, input_size)), server_s)
         print(
-            f"[demo] time dilation {why} (the fastest of 3 frames: other jobs on this machine only slow a frame "
-            f"down and would inflate k; load average {os.getloadavg()[0]:.1f})",
+            f"[demo] time dilation {why}; the CPU-server frame is one thread's CPU seconds / {torch_threads()} "
+            f"threads (wall time would count the other jobs on this machine: load average {os.getloadavg()[0]:.1f})",
             file=out,
             flush=True,
         )
