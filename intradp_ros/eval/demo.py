@@ -45,13 +45,22 @@ DEFAULT_BUDGET_S = 360.0  # the demo's target duration once profiles and the pla
 STARTUP_S = 60.0  # masters, bridge, server start, handshakes and the per-system node starts (measured, cached case)
 CALIBRATE_FRAMES = 3  # device-only frames (+1 warm-up) every distributed client times at start (client_node)
 SIZE_MEASURED_AT: tuple[int, int] = (512, 640)
+HEARTBEAT_TIMEOUT_S = 1.0  # the client's defaults (ros/client_node.ClientSettings), undilated
+REPORT_TIMEOUT_S = 0.5
 
 
-def client_settings(system: str, robot_cpu: float) -> dict[str, str]:
+def client_settings(system: str, robot_cpu: float, k: float) -> dict[str, str]:
     """What the demo adds to each system's KAPAO client: the compressed camera topic for all; the camera's JPEG
     bytes may travel only for Intra-DP (server-only sends the decoded, letterboxed pixels: the seeds' way); one
-    torch thread under a quota below one CPU (more threads burn the quota in spin-waits)."""
-    s = {"image_transport": "compressed", "camera_passthrough": "false" if system == "server_only" else "true"}
+    torch thread under a quota below one CPU (more threads burn the quota in spin-waits); the client's heartbeat and
+    report timeouts dilated by k like every other time on the testbed (undilated, a 1 s heartbeat timeout at
+    k = 71 declared the link down every few seconds and the Intra-DP frames ran locally)."""
+    s = {
+        "image_transport": "compressed",
+        "camera_passthrough": "false" if system == "server_only" else "true",
+        "heartbeat_timeout": f"{HEARTBEAT_TIMEOUT_S * k:.6g}",
+        "report_timeout": f"{REPORT_TIMEOUT_S * k:.6g}",
+    }
     if robot_cpu < 1.0:
         s["threads"] = "1"
     return s
@@ -134,7 +143,8 @@ class DemoEvaluation(Evaluation):
     """The evaluation with the demo's camera: the compressed topic for every system, passthrough per system."""
 
     def client_argv(self, system: str) -> list[str]:
-        return super().client_argv(system) + flags(client_settings(system, self.cfg.robot_cpu))
+        extra = client_settings(system, self.cfg.robot_cpu, float(self.cfg.dilation or 1.0))
+        return super().client_argv(system) + flags(extra)
 
     def driver_argv(self, bag: str, record: Path, system: str) -> list[str]:
         from intradp_ros.eval.sample_data import COMPRESSED_TOPIC

@@ -44,15 +44,17 @@ def test_a_run_without_a_health_report_fails() -> None:
     assert "FAILED" in out.getvalue()
 
 
-def test_only_intradp_may_pass_the_camera_jpeg_through() -> None:
-    assert client_settings("intradp", 0.1) == {
+def test_only_intradp_may_pass_the_camera_jpeg_through_and_timeouts_are_dilated() -> None:
+    assert client_settings("intradp", 0.1, 10.0) == {
         "image_transport": "compressed",
         "camera_passthrough": "true",
+        "heartbeat_timeout": "10",
+        "report_timeout": "5",
         "threads": "1",
     }
-    assert client_settings("server_only", 0.1)["camera_passthrough"] == "false"
-    assert client_settings("device_only", 0.1)["image_transport"] == "compressed"
-    assert "threads" not in client_settings("intradp", 1.0)
+    assert client_settings("server_only", 0.1, 1.0)["camera_passthrough"] == "false"
+    assert client_settings("device_only", 0.1, 1.0)["image_transport"] == "compressed"
+    assert "threads" not in client_settings("intradp", 1.0, 1.0)
 
 
 def test_demo_estimate_counts_frames_calibration_and_startup() -> None:
@@ -99,6 +101,7 @@ def test_demo_command_lines_are_accepted_by_the_client_and_the_driver() -> None:
         s = resolve(spec, args, use_ros=False)
         assert s["mode"] == system and s["image_transport"] == "compressed" and s["threads"] == 1
         assert s["camera_passthrough"] is (system != "server_only")
+        assert s["heartbeat_timeout"] == pytest.approx(50.0) and s["report_timeout"] == pytest.approx(25.0)
     argv = demo.driver_argv("x.bag", Path("r.bag"), "intradp")
     flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
     assert load_settings(driver_parser().parse_args(flags), lambda name: (False, None)).topic == COMPRESSED_TOPIC
