@@ -17,6 +17,7 @@ eval/plots.plot_comparison), then prints the health table of the four nodes from
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -130,6 +131,15 @@ def frame_cpu_s(model: str, options: dict[str, Any], repeats: int = 2) -> float:
         return min(times)
     finally:
         torch.set_num_threads(before)
+
+
+def cacheable_k(k: float) -> float:
+    """k rounded to a multiple of 10 (to an integer below 10, never below 1): the plan book's bucket grid is divided
+    by k and the book is cached per grid, so a k that moved by a few percent between runs (measurement noise) would
+    make the server solve its plan book again (about 2 minutes for KAPAO-L)."""
+    if not (k > 0 and math.isfinite(k)):
+        raise ValueError(f"k must be > 0 and finite, got {k!r}")
+    return float(max(1, round(k / 10) * 10 if k >= 10 else round(k)))
 
 
 def torch_threads() -> int:
@@ -246,9 +256,11 @@ def run_demo(
     if dilation is None:
         hw = tuple(int(v) for v in input_size.split(","))
         server_s = scaled_kapao_s(cpu_s, SIZE_MEASURED_AT, (hw[0], hw[1])) / torch_threads()
-        dilation, why = auto_dilation(model, build_options(model_setup(model, input_size)), server_s)
+        measured_k, why = auto_dilation(model, build_options(model_setup(model, input_size)), server_s)
+        dilation = cacheable_k(measured_k)
         print(
-            f"[demo] time dilation {why}; the CPU-server frame is one thread's CPU seconds / {torch_threads()} "
+            f"[demo] time dilation k = {dilation:g} (measured {why}, rounded to a multiple of 10 so later runs reuse "
+            f"the cached plan book); the CPU-server frame is one thread's CPU seconds / {torch_threads()} "
             f"threads (wall time would count the other jobs on this machine: load average {os.getloadavg()[0]:.1f})",
             file=out,
             flush=True,

@@ -11,6 +11,7 @@ from intradp_ros.eval.demo import (
     DEMO_SIZES,
     DEMO_SYSTEMS,
     DemoEvaluation,
+    cacheable_k,
     choose_size,
     client_settings,
     estimate_demo_s,
@@ -105,3 +106,10 @@ def test_demo_command_lines_are_accepted_by_the_client_and_the_driver() -> None:
     argv = demo.driver_argv("x.bag", Path("r.bag"), "intradp")
     flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
     assert load_settings(driver_parser().parse_args(flags), lambda name: (False, None)).topic == COMPRESSED_TOPIC
+
+
+def test_k_is_rounded_so_runs_share_the_cached_plan_book() -> None:
+    assert cacheable_k(65.5) == cacheable_k(71.1) == 70.0
+    assert cacheable_k(3.4) == 3.0 and cacheable_k(0.2) == 1.0 and cacheable_k(1250.6) == 1250.0
+    with pytest.raises(ValueError):
+        cacheable_k(float("nan"))
