@@ -16,10 +16,11 @@ from typing import Any
 
 from intradp_ros.results.aggregates import Summary, undilate
 
-# What each system is in the demo (the client's mode plus how the camera frame travels).
+# What each system is in the demo (the client's mode plus how the camera frame travels; demo.DEMO_MODES).
 DEMO_LABELS: Mapping[str, str] = {
     "intradp": "Intra-DP (camera JPEG passthrough allowed)",
     "server_only": "Server-only, raw pixels (the seeds' way)",
+    "server_only_jpeg": "Server-only, camera JPEG (passthrough, whole input)",
     "device_only": "Device-only",
 }
 REFERENCE = "server_only"

@@ -8,8 +8,10 @@ import io
 import pytest
 
 from intradp_ros.eval.demo import (
+    DEMO_MODES,
     DEMO_SIZES,
     DEMO_SYSTEMS,
+    DemoConfig,
     DemoEvaluation,
     cacheable_k,
     choose_size,
@@ -23,6 +25,7 @@ def _status(name: str) -> dict:
     return {"name": name, "hardware_id": "x", "level": 0, "message": "ok", "values": {}, "reports": 1}
 
 
+THREE = ("intradp", "server_only", "device_only")
 ALL_FOUR = [_status("c: session"), _status("m: bandwidth"), _status("b: masters"), _status("s: server")]
 
 
@@ -51,6 +54,7 @@ def test_only_intradp_may_pass_the_camera_jpeg_through_and_timeouts_are_dilated(
         "camera_passthrough": "true",
         "heartbeat_timeout": "10",
         "report_timeout": "5",
+        "calibrate_frames": "1",
         "threads": "1",
     }
     assert client_settings("server_only", 0.1, 1.0)["camera_passthrough"] == "false"
@@ -60,10 +64,10 @@ def test_only_intradp_may_pass_the_camera_jpeg_through_and_timeouts_are_dilated(
 
 def test_demo_estimate_counts_frames_calibration_and_startup() -> None:
     # 3 systems x (5 + 1) frames + 2 distributed clients x (3 + 1) calibration frames = 26 device-only frames
-    assert estimate_demo_s(10.0, 5, 1, DEMO_SYSTEMS, calibrate_frames=3, startup_s=60.0) == pytest.approx(320.0)
+    assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=3, startup_s=60.0) == pytest.approx(320.0)
     assert estimate_demo_s(10.0, 5, 1, ["device_only"], calibrate_frames=3, startup_s=0.0) == pytest.approx(60.0)
     with pytest.raises(ValueError):
-        estimate_demo_s(0.0, 5, 1, DEMO_SYSTEMS)
+        estimate_demo_s(0.0, 5, 1, THREE)
 
 
 def test_the_largest_size_that_fits_the_budget_is_chosen_with_its_reason() -> None:
@@ -72,10 +76,10 @@ def test_the_largest_size_that_fits_the_budget_is_chosen_with_its_reason() -> No
     def dev(hw: tuple[int, int]) -> float:
         return per_pixel * hw[0] * hw[1]
 
-    hw, why = choose_size(dev, 5, 1, DEMO_SYSTEMS, budget_s=360.0)
+    hw, why = choose_size(dev, 5, 1, THREE, budget_s=360.0)
     assert hw == (512, 640)
     assert "640x512, the largest size whose demo fits the 6 min budget" in why and "1280x960: 41.2 s/frame" in why
-    hw, why = choose_size(dev, 5, 1, DEMO_SYSTEMS, budget_s=60.0)
+    hw, why = choose_size(dev, 5, 1, THREE, budget_s=60.0)
     assert hw == tuple(DEMO_SIZES[-1]) and "none fits" in why
     hw, _ = choose_size(dev, 5, 1, DEMO_SYSTEMS, budget_s=1e6)
     assert hw == (960, 1280)
@@ -87,25 +91,28 @@ def test_demo_command_lines_are_accepted_by_the_client_and_the_driver() -> None:
 
     from intradp_ros.eval.eval_driver import build_parser as driver_parser
     from intradp_ros.eval.eval_driver import load_settings
-    from intradp_ros.eval.evaluate import EvalConfig
     from intradp_ros.eval.sample_data import COMPRESSED_TOPIC
     from intradp_ros.ros.client_node import COMMON_SPEC
     from intradp_ros.ros.kapao_client import SPEC
     from intradp_ros.ros.node_params import build_parser, resolve
 
-    cfg = EvalConfig(model="kapao_l6", input_size="512,640", dilation=50.0, traces=["outdoor"], systems=DEMO_SYSTEMS)
+    cfg = DemoConfig(model="kapao_l6", input_size="512,640", dilation=50.0, traces=["outdoor"], systems=DEMO_SYSTEMS)
     demo = DemoEvaluation(cfg)
     spec = dict(COMMON_SPEC, **SPEC)
     for system in DEMO_SYSTEMS:
         argv = demo.client_argv(system)
         args = build_parser("kapao_client", "", spec).parse_args(argv[1:])
         s = resolve(spec, args, use_ros=False)
-        assert s["mode"] == system and s["image_transport"] == "compressed" and s["threads"] == 1
+        assert s["mode"] == DEMO_MODES[system] and s["image_transport"] == "compressed" and s["threads"] == 1
         assert s["camera_passthrough"] is (system != "server_only")
+        assert s["calibrate_frames"] == 1
         assert s["heartbeat_timeout"] == pytest.approx(50.0) and s["report_timeout"] == pytest.approx(25.0)
     argv = demo.driver_argv("x.bag", Path("r.bag"), "intradp")
     flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
     assert load_settings(driver_parser().parse_args(flags), lambda name: (False, None)).topic == COMPRESSED_TOPIC
+    assert DEMO_MODES["server_only_jpeg"] == "server_only"
+    with pytest.raises(ValueError, match="unknown systems"):
+        DemoConfig(systems=["intradp", "server_only_webp"]).validate()
 
 
 def test_k_is_rounded_so_runs_share_the_cached_plan_book() -> None:
