@@ -54,7 +54,7 @@ def test_only_intradp_may_pass_the_camera_jpeg_through_and_timeouts_are_dilated(
         "camera_passthrough": "true",
         "heartbeat_timeout": "10",
         "report_timeout": "5",
-        "calibrate_frames": "1",
+        "calibrate_frames": "0",
         "threads": "1",
     }
     assert client_settings("server_only", 0.1, 1.0)["camera_passthrough"] == "false"
@@ -66,6 +66,7 @@ def test_demo_estimate_counts_frames_calibration_and_startup() -> None:
     # 3 systems x (5 + 1) frames + 2 distributed clients x (3 + 1) calibration frames = 26 device-only frames
     assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=3, startup_s=60.0) == pytest.approx(320.0)
     assert estimate_demo_s(10.0, 5, 1, ["device_only"], calibrate_frames=3, startup_s=0.0) == pytest.approx(60.0)
+    assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=0, startup_s=0.0) == pytest.approx(180.0)
     with pytest.raises(ValueError):
         estimate_demo_s(0.0, 5, 1, THREE)
 
@@ -105,7 +106,7 @@ def test_demo_command_lines_are_accepted_by_the_client_and_the_driver() -> None:
         s = resolve(spec, args, use_ros=False)
         assert s["mode"] == DEMO_MODES[system] and s["image_transport"] == "compressed" and s["threads"] == 1
         assert s["camera_passthrough"] is (system != "server_only")
-        assert s["calibrate_frames"] == 1
+        assert s["calibrate_frames"] == 0
         assert s["heartbeat_timeout"] == pytest.approx(50.0) and s["report_timeout"] == pytest.approx(25.0)
     argv = demo.driver_argv("x.bag", Path("r.bag"), "intradp")
     flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
