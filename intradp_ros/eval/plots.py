@@ -144,10 +144,12 @@ def plot_comparison(rows: Sequence[Any], path: PathLike, title: str = "") -> Pat
             )
         if not math.isnan(r.vs_reference):
             ax_lat.annotate(f"{r.vs_reference:.2f}x", (x, lat[x] + std[x]), ha="center", va="bottom", fontsize=8)
+    marks = [v for r in rows for v in (r.predicted_ms, r.floor_ms) if not math.isnan(v)]
+    ax_lat.set_ylim(0, max([a + b for a, b in zip(lat, std)] + marks + [1.0]) * 1.3)  # room for the legend
     ax_lat.set_ylabel("latency per frame (ms, undilated)")
     ax_lat.set_title("latency (ratio to server-only raw)", fontsize=9)
     if any(not math.isnan(r.predicted_ms) or not math.isnan(r.floor_ms) for r in rows):
-        ax_lat.legend(fontsize=7, loc="upper left")
+        ax_lat.legend(fontsize=7, loc="upper left", ncol=2)
     width = 0.38
     up = [0.0 if math.isnan(r.bytes_up) else r.bytes_up / 1e3 for r in rows]
     down = [0.0 if math.isnan(r.bytes_down) else r.bytes_down / 1e3 for r in rows]
