@@ -219,7 +219,7 @@ class DemoEvaluation(Evaluation):
             self.say(f"[demo] Intra-DP ran: {plans}; raw pixels of the {w}x{h} input are {3 * h * w / 1e3:.1f} kB")
         self.say(
             "[demo] predicted and floor price the input as raw pixels (the cost model does not know the camera's "
-            "JPEG size), so Intra-DP with passthrough can beat both; x floor = latency / floor per frame"
+            "JPEG size yet), so a system that sends the JPEG can go below both; x floor = latency / floor per frame"
         )
         pngs = []
         if rows:
