@@ -1,281 +1,244 @@
-"""The main demo (`make demo`, scripts/intradp_demo, docs/demo.md): Intra-DP end to end on one machine.
+"""The main demo (`make demo`, scripts/intradp_demo, docs/demo.md): KAPAO-L from a compressed camera, three systems
+side by side on the faithful testbed.
 
-Robot and server each get a roscore: in two network namespaces joined by a tbf-shaped veth link (root; the link
-follows a bandwidth trace, and the robot side can be CPU-throttled), or on loopback with two masters on two ports
-where namespaces are not allowed (no shaping, no throttle). `roslaunch intradp_ros demo.launch side:=server` runs
-the server; `side:=robot` the bridge, the bandwidth monitor, the KAPAO client and the eval_driver, which replays the
-bundled camera bag. This module prints one line per frame (latency and breakdown, plan, bandwidth estimate, the
-shaped rate), plan switches, and a summary table at the end; it is bounded by a time budget and tears everything
-down (also on Ctrl-C).
+The bundled camera bag's `sensor_msgs/CompressedImage` topic (1280x960 JPEG) is replayed into the KAPAO client
+(`image_transport: compressed`) on the evaluation testbed (eval/evaluate.py: two network namespaces, a tbf link
+whose bucket follows the dilated rate of the outdoor trace, the client in a cgroup CPU quota), once per system:
+
+- Intra-DP: the plan book chooses per bandwidth bucket; a plan that sends the whole input uploads the camera's own
+  JPEG bytes (camera passthrough, exact: the server decodes them identically, checked by the handshake's probe);
+- server-only sending raw pixels (the seeds' way): the same frames decoded on the robot, the letterboxed pixels sent;
+- device-only.
+
+It reuses the evaluation's runs, records, prediction and floor columns and plots (this module only adds the
+per-system client settings, the input size choice and the side-by-side report: eval/demo_report.py,
+eval/plots.plot_comparison), then prints the health table of the four nodes from the Intra-DP run.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from intradp_ros.eval.demo_report import comparison_rows, format_comparison, headline, plans_run
+from intradp_ros.eval.evaluate import (
+    EvalConfig,
+    Evaluation,
+    auto_dilation,
+    build_options,
+    flags,
+    model_setup,
+    trace_label,
+)
 from intradp_ros.eval.health_table import format_health, missing_nodes
-from intradp_ros.eval.nodes import read_json_lines
-from intradp_ros.eval.tables import format_table, frame_line, summarize
-from intradp_ros.eval.testbed import Testbed, TestbedError
+from intradp_ros.eval.testbed import TestbedError
+from intradp_ros.eval.workloads import KAPAO_SIZES, scaled_kapao_s
+from intradp_ros.results.aggregates import summarize
 
-ROBOT = "robot1"
+DEMO_SYSTEMS: Sequence[str] = ("intradp", "server_only", "server_only_jpeg", "device_only")
+# the client mode of each demo system: server_only_jpeg is the server-only mode with the camera's JPEG passthrough,
+# shown beside Intra-DP because today's plan book streams the input in row bands and the camera bytes travel only
+# for a whole, unbanded input (the cost model does not know the JPEG's size yet)
+DEMO_MODES: dict[str, str] = {
+    "intradp": "intradp",
+    "server_only": "server_only",
+    "server_only_jpeg": "server_only",
+    "device_only": "device_only",
+}
+DEMO_SIZES: Sequence[tuple[int, int]] = (*KAPAO_SIZES, (384, 512))  # largest first; multiples of 64
+DEFAULT_BUDGET_S = 900.0  # the demo's target duration once the profiles are cached (measured: docs/demo.md)
+SOLVE_S = 45.0  # one plan-book solve of KAPAO-L (16 buckets at SOLVER_SECONDS) here under load: 36-41 s measured
+STARTUP_S = 120.0  # masters, bridge, server start, node starts, and the report (its prediction re-solves the book)
+HANDSHAKE_FRAMES = 2  # device-only warm-up frames a distributed client runs while its plan book is solved
+# device-only frames (+1 warm-up) every distributed client times at its start to scale its per-operator profile to
+# real frames (client default 3; a frame is 12 s on the 0.1-CPU robot, so the demo times one). Without it the plan
+# book believed the robot 1.45x faster than it is (CFS quota periods) and chose device-only for Intra-DP at the
+# outdoor rate. The calibration is measured at every start, so the server solves its plan book again for each
+# system (SOLVER_SECONDS per bucket bounds that)
+CALIBRATE_FRAMES = 1
+SOLVER_SECONDS = 2.0
+SIZE_MEASURED_AT: tuple[int, int] = (512, 640)
+HEARTBEAT_TIMEOUT_S = 1.0  # the client's defaults (ros/client_node.ClientSettings), undilated
+REPORT_TIMEOUT_S = 0.5
 
 
-def launch_argv(side: str, **args: Any) -> list[str]:
-    """`roslaunch intradp_ros demo.launch side:=<side> name:=value ...` (empty values left out)."""
-    argv = ["roslaunch", "--screen", "intradp_ros", "demo.launch", f"side:={side}"]
-    argv += [f"{k}:={v}" for k, v in args.items() if v not in (None, "")]
-    return argv
+def client_settings(system: str, robot_cpu: float, k: float) -> dict[str, str]:
+    """What the demo adds to each system's KAPAO client: the compressed camera topic for all; the camera's JPEG
+    bytes may travel only for Intra-DP (server-only sends the decoded, letterboxed pixels: the seeds' way); one
+    torch thread under a quota below one CPU (more threads burn the quota in spin-waits); one calibration frame
+    (CALIBRATE_FRAMES); the client's heartbeat and
+    report timeouts dilated by k like every other time on the testbed (undilated, a 1 s heartbeat timeout at
+    k = 71 declared the link down every few seconds and the Intra-DP frames ran locally)."""
+    s = {
+        "image_transport": "compressed",
+        "camera_passthrough": "false" if system == "server_only" else "true",
+        "heartbeat_timeout": f"{HEARTBEAT_TIMEOUT_S * k:.6g}",
+        "report_timeout": f"{REPORT_TIMEOUT_S * k:.6g}",
+        "calibrate_frames": str(CALIBRATE_FRAMES),
+    }
+    if robot_cpu < 1.0:
+        s["threads"] = "1"
+    return s
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def estimate_demo_s(
+    device_frame_s: float,
+    frames: int,
+    warmup: int,
+    systems: Sequence[str],
+    calibrate_frames: int = CALIBRATE_FRAMES,
+    startup_s: float = STARTUP_S,
+    solve_s: float = SOLVE_S,
+) -> float:
+    """An upper estimate of the demo's duration with cached profiles and plan book: every counted and warm-up frame
+    as slow as a device-only frame on the throttled robot, plus the device-only frames each distributed client
+    times at its start, a plan-book solve per client start (each calibrates anew), plus the start-up."""
+    if device_frame_s <= 0 or frames <= 0 or warmup < 0:
+        raise ValueError("device_frame_s and frames must be > 0, warmup >= 0")
+    distributed = sum(1 for s in systems if s != "device_only")
+    calibration = distributed * ((calibrate_frames + 1) if calibrate_frames else 0) + distributed * HANDSHAKE_FRAMES
+    solves = (distributed + (1 if "device_only" in systems else 0)) * solve_s
+    return startup_s + solves + device_frame_s * (len(systems) * (frames + warmup) + calibration)
 
 
-class LoopbackPair:
-    """Two masters on 127.0.0.1 (no root needed): the same interface the demo uses from Testbed."""
-
-    def __init__(self) -> None:
-        self.ports = {"robot": free_port(), "server": free_port()}
-        self.workdir = Path(tempfile.mkdtemp(prefix="intradp-demo-"))
-        self.procs: list[subprocess.Popen] = []
-        self.replay = None
-
-    def uri(self, side: str) -> str:
-        return f"http://127.0.0.1:{self.ports[side]}"
-
-    def env(self, side: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("ROS_NAMESPACE", None)
-        # unbuffered: the demo reads the nodes' stdout line by line (a pipe would block-buffer Python's output)
-        env.update(ROS_MASTER_URI=self.uri(side), ROS_IP="127.0.0.1", ROS_HOSTNAME="127.0.0.1", PYTHONUNBUFFERED="1")
-        return env
-
-    def spawn(self, side: str, argv: Sequence[str], **kw: Any) -> subprocess.Popen:
-        kw.setdefault("start_new_session", True)
-        p = subprocess.Popen(list(argv), env=self.env(side), **kw)
-        self.procs.append(p)
-        return p
-
-    def start_masters(self, timeout: float = 30.0) -> None:
-        import xmlrpc.client
-
-        for side in ("robot", "server"):
-            log = open(self.workdir / f"master-{side}.log", "ab")
-            self.spawn(
-                side,
-                ["roscore", "-p", str(self.ports[side])],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+def choose_size(
+    device_frame_s_at: Callable[[tuple[int, int]], float],
+    frames: int,
+    warmup: int,
+    systems: Sequence[str],
+    budget_s: float,
+    sizes: Sequence[tuple[int, int]] = DEMO_SIZES,
+) -> tuple[tuple[int, int], str]:
+    """((H, W), reason): the largest size whose estimated demo duration fits `budget_s` (the smallest if none)."""
+    tried = []
+    for hw in sizes:
+        dev = device_frame_s_at(hw)
+        total = estimate_demo_s(dev, frames, warmup, systems)
+        tried.append(f"{hw[1]}x{hw[0]}: {dev:.1f} s/frame, ~{total / 60:.1f} min")
+        if total <= budget_s:
+            return (hw[0], hw[1]), (
+                f"{hw[1]}x{hw[0]}, the largest size whose demo fits the {budget_s / 60:g} min budget on this machine "
+                f"(device-only frame on the throttled robot, estimated demo: {'; '.join(tried)})"
             )
-            log.close()
-        deadline = time.monotonic() + timeout
-        for side in ("robot", "server"):
-            while True:
-                try:
-                    if xmlrpc.client.ServerProxy(self.uri(side)).getSystemState("/demo")[0] == 1:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TestbedError(f"the {side} master on {self.uri(side)} did not come up")
-                time.sleep(0.2)
-
-    def describe(self) -> str:
-        return (
-            f"loopback: robot master {self.uri('robot')}, server master {self.uri('server')} "
-            "(no namespaces: not root; no shaping, no robot throttle)"
-        )
-
-    def down(self) -> None:
-        for p in reversed(self.procs):
-            stop_group(p)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LoopbackPair:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.down()
+    h, w = sizes[-1]
+    return (h, w), (f"{w}x{h}, the smallest size: none fits the {budget_s / 60:g} min budget ({'; '.join(tried)})")
 
 
-def stop_group(p: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """SIGINT (roslaunch shuts its nodes down), then SIGTERM, then SIGKILL to the process group."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        if p.poll() is not None:
-            break
+def frame_cpu_s(model: str, options: dict[str, Any], repeats: int = 2) -> float:
+    """CPU seconds of one frame with one torch thread (the least of `repeats`, after a warm-up). CPU time, unlike
+    wall time, does not grow when other jobs share the cores (a 0.58 s frame took 10 s of wall time at load
+    average 8 on this machine), so the demo's k and size do not depend on what else runs."""
+    import torch
+
+    from intradp_ros.models.registry import build
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        net = build(model, **options)
+        x = net.input_spec.example()
+        times = []
+        with torch.inference_mode():
+            net(x)
+            for _ in range(repeats):
+                t0 = time.thread_time()
+                net(x)
+                times.append(time.thread_time() - t0)
+        return min(times)
+    finally:
+        torch.set_num_threads(before)
+
+
+def cacheable_k(k: float) -> float:
+    """k rounded to a multiple of 10 (to an integer below 10, never below 1): the plan book's bucket grid is divided
+    by k and the book is cached per grid, so a k that moved by a few percent between runs (measurement noise) would
+    make the server solve its plan book again (about 2 minutes for KAPAO-L)."""
+    if not (k > 0 and math.isfinite(k)):
+        raise ValueError(f"k must be > 0 and finite, got {k!r}")
+    return float(max(1, round(k / 10) * 10 if k >= 10 else round(k)))
+
+
+def torch_threads() -> int:
+    """torch's default intra-op threads in this process (what the CPU server runs with)."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+@dataclass
+class DemoConfig(EvalConfig):
+    """The evaluation's configuration with the demo's system names (validated as the client modes they run)."""
+
+    def validate(self) -> None:
+        named = self.systems
+        self.systems = [DEMO_MODES.get(s, s) for s in named]
         try:
-            os.killpg(p.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            p.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            continue
+            super().validate()
+        finally:
+            self.systems = named
 
 
-def run_demo(
-    model: str = "kapao_s6",
-    input_size: str = "256,320",
-    mode: str = "intradp",
-    frames: int = 20,
-    trace: str | None = "outdoor",
-    dilation: float = 20.0,
-    rate_mbit: float | None = None,
-    robot_cpu: float | None = 0.1,
-    loopback: bool | None = None,
-    pacing: str = "lockstep",
-    budget_s: float = 900.0,
-    out: TextIO = sys.stdout,
-) -> int:
-    """Run the demo; returns 0 when frames came back. `loopback=None` picks namespaces when root."""
-    from intradp_ros.eval.evaluate import dilate_trace, dilated_grid, link_series, rate_at, trace_path
-    from intradp_ros.eval.traces import load_trace, write_trace
+class DemoEvaluation(Evaluation):
+    """The evaluation with the demo's camera: the compressed topic for every system, passthrough per system."""
 
-    if loopback is None:
-        loopback = os.geteuid() != 0
-    grid = dilated_grid(dilation, 16)
-    samples = dilate_trace(load_trace(trace_path(trace)), dilation) if trace else None
-    first_rate = rate_mbit or (samples[0][1] if samples else 90.0 / dilation)
-    bed: Any = LoopbackPair() if loopback else Testbed(rate_mbit=first_rate, name="demo")
-    records: list[dict[str, Any]] = []
-    health: list[dict[str, Any]] | None = None  # the eval_driver's /diagnostics statuses, at the end of the run
-    ok = False
-    with bed:
-        print(f"[demo] {model} at {input_size}, mode {mode}, {frames} frames of the bundled camera bag", file=out)
-        if not loopback:
-            if robot_cpu:
-                _, line = bed.try_slow_robot(robot_cpu)
-                print(f"[demo] {line}", file=out)
-            if samples and rate_mbit is None:
-                print(
-                    f"[demo] link follows the {trace} trace with time dilation k={dilation:g} (rates / k, "
-                    f"time x k), starting with the first frame",
-                    file=out,
-                )
-            else:
-                print(f"[demo] link shaped to {first_rate:g} Mbit/s", file=out)
-        bed.start_masters()
-        print(bed.describe(), file=out)
-        logdir = Path(bed.workdir)
-        slog = open(logdir / "server.log", "ab")
-        server = bed.spawn(
-            "server",
-            launch_argv("server", model=model, input_size=input_size, grid=grid),
-            stdout=slog,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+    def client_argv(self, system: str) -> list[str]:
+        extra = client_settings(system, self.cfg.robot_cpu, float(self.cfg.dilation or 1.0))
+        return super().client_argv(DEMO_MODES.get(system, system)) + flags(extra)
+
+    def driver_argv(self, bag: str, record: Path, system: str) -> list[str]:
+        from intradp_ros.eval.sample_data import COMPRESSED_TOPIC
+
+        return super().driver_argv(bag, record, system) + ["--topic", COMPRESSED_TOPIC]
+
+    def report(self) -> int:
+        """The side-by-side table, the headline ratio, the plots and the Intra-DP run's health table."""
+        from intradp_ros.eval.plots import plot_comparison, plot_run
+        from intradp_ros.eval.stats_recorder import write_csv
+
+        cfg = self.cfg
+        k = float(cfg.dilation or 1.0)
+        trace = trace_label(cfg.traces[0])
+        self._annotate()
+        write_csv(self.out_dir / "stats.csv", self.records)
+        rows = comparison_rows(summarize(self.records), trace, k, list(cfg.systems))
+        h, w = (int(v) for v in str(cfg.input_size).split(","))
+        title = f"{cfg.model} {w}x{h} from the 1280x960 JPEG camera, {trace} trace, k = {k:.3g}, "
+        title += f"robot {cfg.robot_cpu:g} CPU"
+        self.say(f"\n[demo] {title}")
+        self.say(format_comparison(rows, k))
+        line = headline(rows)
+        self.say(f"\n[demo] {line}" if line else "\n[demo] no ratio: Intra-DP or server-only has no frames")
+        plans = plans_run(self.records, "intradp")
+        if plans:
+            self.say(f"[demo] Intra-DP ran: {plans}; raw pixels of the {w}x{h} input are {3 * h * w / 1e3:.1f} kB")
+        self.say(
+            "[demo] predicted and floor price the input as raw pixels (the cost model does not know the camera's "
+            "JPEG size yet), so a system that sends the JPEG can go below both; x floor = latency / floor per frame"
         )
-        slog.close()
-        rlog = open(logdir / "robot-stderr.log", "ab")
-        from intradp_ros.core.plan_table import default_cache_dir
-
-        robot_cache = default_cache_dir() / (f"robot_cpu{robot_cpu:g}" if robot_cpu and not loopback else "robot")
-        robot = bed.spawn(
-            "robot",
-            launch_argv(
-                "robot",
-                model=model,
-                input_size=input_size,
-                mode=mode,
-                grid=grid,
-                frames=frames,
-                pacing=pacing,
-                output="json",
-                cache_dir=robot_cache,
-                peer_master_uri=(bed.uri("server") if loopback else bed.server.master_uri),
-            ),
-            stdout=subprocess.PIPE,
-            stderr=rlog,
-            stdin=subprocess.DEVNULL,
-            text=True,
-        )
-        rlog.close()
-        print(
-            "[demo] server and robot launched; the first run profiles the model and solves the plan book "
-            "(cached afterwards)",
-            file=out,
-            flush=True,
-        )
-        series: list = []
-        ready = False
-        try:
-            for rec in read_json_lines(robot, timeout=budget_s):
-                kind = rec.get("kind")
-                if kind == "ready":
-                    print(f"[demo] client subscribed; replaying {rec['frames']} frames ({rec['pacing']})", file=out)
-                elif kind == "warmup":
-                    print(
-                        f"[demo] warm-up frame {rec['index']}: "
-                        + (f"plan {rec.get('plan_name')}" if rec["received"] else "no result")
-                        + ("" if ready else " (waiting for the client's handshake and plan book)"),
-                        file=out,
-                        flush=True,
-                    )
-                elif kind == "client_ready":
-                    ready = True
-                    print(f"[demo] client ready: {rec['log']}", file=out, flush=True)
-                elif kind == "warning":
-                    print(f"[demo] warning: {rec['warning']}", file=out, flush=True)
-                elif kind == "start" and samples and not loopback and rate_mbit is None:
-                    trace_file = logdir / "trace_dilated.txt"
-                    write_trace(trace_file, samples)
-                    bed.replay_trace(trace_file, loop=True)
-                    series = link_series(samples, budget_s)
-                elif kind == "stats" and int(rec.get("frame", -1)) >= 0:
-                    link = rate_at(series, float(rec["t_s"])) if series else (None if loopback else first_rate)
-                    records.append(dict(rec, system=mode, trace=trace or "fixed"))
-                    print(frame_line(dict(rec, system=mode), dilation if series else 1.0, link), file=out, flush=True)
-                elif kind == "lost":
-                    print(f"[demo] frame {rec['frame']}: no result in time", file=out, flush=True)
-                elif kind == "plan":
-                    print(
-                        f"[demo] plan switch -> {rec['plan_name']} (estimate {rec['estimate_mbit_per_s']:.2f} Mbit/s)",
-                        file=out,
-                        flush=True,
-                    )
-                elif kind == "health":
-                    health = list(rec.get("statuses", []))
-                elif kind == "error":
-                    print(f"[demo] error: {rec['error']}", file=out)
-                elif kind == "done":
-                    ok = rec.get("results", 0) > 0
-        except TestbedError as err:
-            print(f"[demo] {err}", file=out)
-        if server.poll() is not None:
-            print(f"[demo] the server exited early (code {server.returncode}); log {logdir / 'server.log'}", file=out)
-        if not ok:
-            keep = Path(tempfile.mkdtemp(prefix="intradp-demo-logs-"))
-            for f in logdir.glob("*.log"):
-                shutil.copy(f, keep)
-            print(f"[demo] no results; logs copied to {keep} (and ROS logs in $ROS_HOME/log)", file=out)
-    print("\n[demo] summary" + (f" (undilated = measured / {dilation:g})" if series else ""), file=out)
-    if records:
-        sums = summarize(records)
-        print(format_table(sums), file=out)
-        if series:
-            print("\n" + format_table(sums, time_unit="ms", k=dilation), file=out)
-    else:
-        print("no frames", file=out)
-    return 0 if report_health(health, out) and ok else 1
+        pngs = []
+        if rows:
+            pngs.append(plot_comparison(rows, self.out_dir / f"demo_{trace}.png", title))
+            pngs += plot_run(self.records, self.out_dir, "demo_timeline", self.links, k)
+        for p in pngs:
+            self.say(f"[demo] plot: {p}")
+        self.say(f"[demo] per-frame records: {self.out_dir / 'stats.csv'}; node logs: {self.log_dir}")
+        if self.problems:
+            self.say("[demo] problems:\n  " + "\n  ".join(self.problems[:20]))
+        healthy = report_health(self.health.get((trace, "intradp")), self.out)
+        ok = bool(rows) and all(r.frames > 0 for r in rows)
+        return 0 if ok and healthy else 1
 
 
 def report_health(statuses: list[dict[str, Any]] | None, out: TextIO) -> bool:
     """Print the health table; False (said loudly) when the run ended without it or a node never reported."""
-    print("\n[demo] node health (latest /diagnostics status of each, seen on the robot's master)", file=out)
+    print("\n[demo] node health (latest /diagnostics status of each during the Intra-DP run)", file=out)
     if statuses is None:
         print("[demo] FAILED: the eval_driver ended without a health report (see the lines above)", file=out)
         return False
@@ -291,36 +254,111 @@ def report_health(statuses: list[dict[str, Any]] | None, out: TextIO) -> bool:
     return True
 
 
+def run_demo(
+    model: str = "kapao_l6",
+    input_size: str = "auto",
+    frames: int = 5,
+    warmup: int = 1,
+    trace: str = "outdoor",
+    dilation: float | None = None,
+    robot_cpu: float = 0.1,
+    systems: Sequence[str] = DEMO_SYSTEMS,
+    budget_s: float = DEFAULT_BUDGET_S,
+    out_dir: str = "demo_out",
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run the demo as root (namespaces, tbf, cgroup); returns 0 when every system produced frames and all four
+    nodes reported their health."""
+    t0 = time.monotonic()
+    bad = [s for s in systems if s not in DEMO_MODES]
+    if bad:
+        raise ValueError(f"the demo compares {', '.join(DEMO_MODES)}, not {', '.join(bad)}")
+    if not model.startswith("kapao"):
+        raise ValueError(f"the demo runs a KAPAO model from the camera, not {model!r}")
+    setup = model_setup(model, "{},{}".format(*SIZE_MEASURED_AT))
+    cpu_s = frame_cpu_s(model, build_options(setup))  # one thread, at SIZE_MEASURED_AT
+    if input_size == "auto":
+        hw, why = choose_size(
+            lambda hw: scaled_kapao_s(cpu_s / robot_cpu, SIZE_MEASURED_AT, hw), frames, warmup, systems, budget_s
+        )
+        input_size = f"{hw[0]},{hw[1]}"
+        print(
+            f"[demo] input size {why}; measured here: {cpu_s:.2f} CPU s per frame at {SIZE_MEASURED_AT[1]}x"
+            f"{SIZE_MEASURED_AT[0]} with one thread, / {robot_cpu:g} CPU quota on the robot, other sizes scaled by "
+            "pixels; the first run on a machine also profiles the model and solves the plan book (cached)",
+            file=out,
+            flush=True,
+        )
+    if dilation is None:
+        hw = tuple(int(v) for v in input_size.split(","))
+        server_s = scaled_kapao_s(cpu_s, SIZE_MEASURED_AT, (hw[0], hw[1])) / torch_threads()
+        measured_k, why = auto_dilation(model, build_options(model_setup(model, input_size)), server_s)
+        dilation = cacheable_k(measured_k)
+        print(
+            f"[demo] time dilation k = {dilation:g} (measured {why}, rounded to a multiple of 10 so later runs reuse "
+            f"the cached plan book); the CPU-server frame is one thread's CPU seconds / {torch_threads()} "
+            f"threads (wall time would count the other jobs on this machine: load average {os.getloadavg()[0]:.1f})",
+            file=out,
+            flush=True,
+        )
+    cfg = DemoConfig(
+        model=model,
+        input_size=input_size,
+        systems=list(systems),
+        traces=[trace],
+        frames=frames,
+        warmup=warmup,
+        robot_cpu=robot_cpu,
+        dilation=dilation,
+        out=out_dir,
+        solver_seconds=SOLVER_SECONDS,
+    )
+    code = DemoEvaluation(cfg, out).run()
+    print(f"\n[demo] took {time.monotonic() - t0:.0f} s", file=out)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/intradp_demo."""
     import argparse
 
     p = argparse.ArgumentParser(prog="intradp_demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="kapao_s6", help="kapao_s6 / kapao_m6 / kapao_l6")
-    p.add_argument("--input-size", default="256,320", help="model input H,W (multiples of 64)")
-    p.add_argument("--mode", default="intradp", help="intradp, device_only, server_only, dsccs, spso_ga")
-    p.add_argument("--frames", type=int, default=20)
-    p.add_argument("--trace", default="outdoor", help="bandwidth trace (indoor, outdoor or a file); '' for none")
-    p.add_argument("--dilation", type=float, default=20.0, help="time-dilation factor k for the trace")
-    p.add_argument("--rate", type=float, default=None, help="fixed link rate in Mbit/s instead of the trace")
-    p.add_argument("--robot-cpu", type=float, default=0.1, help="robot cgroup quota (share of one CPU); 0: none")
-    p.add_argument("--loopback", action="store_true", help="two masters on loopback even when root")
-    p.add_argument("--pacing", default="lockstep", choices=("lockstep", "rate"))
-    p.add_argument("--budget", type=float, default=900.0, help="seconds the whole demo may take")
+    p.add_argument("--model", default="kapao_l6", help="kapao_s6 / kapao_m6 / kapao_l6")
+    p.add_argument(
+        "--input-size",
+        default="auto",
+        help="model input H,W (multiples of 64), or 'auto': the largest size whose demo fits --budget",
+    )
+    p.add_argument("--frames", type=int, default=5, help="counted frames per system")
+    p.add_argument("--warmup", type=int, default=1, help="uncounted warm-up frames per system")
+    p.add_argument("--trace", default="outdoor", help="bandwidth trace (indoor, outdoor or a file)")
+    p.add_argument(
+        "--dilation", default="auto", help="time-dilation factor k, or 'auto' (measured CPU frame / GPU frame)"
+    )
+    p.add_argument("--robot-cpu", type=float, default=0.1, help="robot cgroup quota (share of one CPU)")
+    p.add_argument("--systems", default=",".join(DEMO_SYSTEMS), help=f"comma list of {', '.join(DEMO_MODES)}")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="target seconds of the demo (auto size)")
+    p.add_argument("--out", default="demo_out", help="folder for the plots, stats.csv, bags and node logs")
     args = p.parse_args(argv)
+    if os.geteuid() != 0:
+        print(
+            "intradp_demo: the demo builds network namespaces, a tbf-shaped link and a cgroup CPU quota: "
+            "run it as root (sudo -E make demo)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return run_demo(
             args.model,
             args.input_size,
-            args.mode,
             args.frames,
-            args.trace or None,
-            args.dilation,
-            args.rate,
-            args.robot_cpu or None,
-            True if args.loopback else None,
-            args.pacing,
+            args.warmup,
+            args.trace,
+            None if args.dilation == "auto" else float(args.dilation),
+            args.robot_cpu,
+            [s for s in args.systems.split(",") if s],
             args.budget,
+            args.out,
         )
     except (TestbedError, ValueError, OSError) as err:
         print(f"intradp_demo: {err}", file=sys.stderr)

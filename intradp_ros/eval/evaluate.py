@@ -285,6 +285,8 @@ class Evaluation:
         self.links: dict[tuple[str, str], list[tuple[float, float]]] = {}
         self.robot_slowdown: float | None = None
         self.problems: list[str] = []
+        # the eval_driver's last /diagnostics status of every node, per (trace, system) run (the demo's table)
+        self.health: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -532,6 +534,8 @@ class Evaluation:
                         f"[{system:>11}] plan switch -> {rec['plan_name']} at estimate "
                         f"{rec['estimate_mbit_per_s']:.2f} Mbit/s"
                     )
+                elif kind == "health":
+                    self.health[(trace, system)] = list(rec.get("statuses", []))
                 elif kind == "error":
                     self.say(f"[{system:>11}] driver error: {rec['error']} (log {self.log_dir / (tag + '.log')})")
                     self.problems.append(f"{tag}: driver error: {rec['error']}")

@@ -113,3 +113,63 @@ def plot_run(
         plt.close(fig)
         written.append(path)
     return written
+
+
+def plot_comparison(rows: Sequence[Any], path: PathLike, title: str = "") -> Path:
+    """One PNG of the demo's side-by-side comparison (rows: eval/demo_report.SystemRow): latency per frame
+    (undilated mean ± std; the cost model's prediction as a diamond and the physical floor as a dash where known,
+    the ratio to the reference above each bar), kB up and down per frame, and robot energy per frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("no systems to plot")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [r.label.split(" (")[0].replace(", ", ",\n") for r in rows]
+    xs = list(range(len(rows)))
+    colors = ["tab:green", "tab:red", "tab:blue", "tab:gray", "tab:purple"]
+    fig, (ax_lat, ax_bytes, ax_en) = plt.subplots(1, 3, figsize=(13, 4.2))
+    lat = [0.0 if math.isnan(r.latency_ms) else r.latency_ms for r in rows]
+    std = [0.0 if math.isnan(r.latency_std_ms) else r.latency_std_ms for r in rows]
+    ax_lat.bar(xs, lat, yerr=std, capsize=4, color=[colors[i % len(colors)] for i in xs])
+    for x, r in zip(xs, rows):
+        if not math.isnan(r.predicted_ms):
+            ax_lat.plot([x], [r.predicted_ms], "D", color="black", ms=5, label="predicted" if x == 0 else None)
+        if not math.isnan(r.floor_ms):
+            ax_lat.plot(
+                [x - 0.4, x + 0.4], [r.floor_ms] * 2, "--", color="black", lw=1, label="floor" if x == 0 else None
+            )
+        if not math.isnan(r.vs_reference):
+            ax_lat.annotate(f"{r.vs_reference:.2f}x", (x, lat[x] + std[x]), ha="center", va="bottom", fontsize=8)
+    marks = [v for r in rows for v in (r.predicted_ms, r.floor_ms) if not math.isnan(v)]
+    ax_lat.set_ylim(0, max([a + b for a, b in zip(lat, std)] + marks + [1.0]) * 1.3)  # room for the legend
+    ax_lat.set_ylabel("latency per frame (ms, undilated)")
+    ax_lat.set_title("latency (ratio to server-only raw)", fontsize=9)
+    if any(not math.isnan(r.predicted_ms) or not math.isnan(r.floor_ms) for r in rows):
+        ax_lat.legend(fontsize=7, loc="upper left", ncol=2)
+    width = 0.38
+    up = [0.0 if math.isnan(r.bytes_up) else r.bytes_up / 1e3 for r in rows]
+    down = [0.0 if math.isnan(r.bytes_down) else r.bytes_down / 1e3 for r in rows]
+    ax_bytes.bar([x - width / 2 for x in xs], up, width, color="tab:orange", label="up")
+    ax_bytes.bar([x + width / 2 for x in xs], down, width, color="tab:cyan", label="down")
+    for x in xs:
+        ax_bytes.annotate(f"{up[x]:.0f}", (x - width / 2, up[x]), ha="center", va="bottom", fontsize=7)
+    ax_bytes.set_ylabel("kB per frame")
+    ax_bytes.set_title("bytes on the link", fontsize=9)
+    ax_bytes.legend(fontsize=7)
+    energy = [0.0 if math.isnan(r.energy_j) else r.energy_j for r in rows]
+    ax_en.bar(xs, energy, color=[colors[i % len(colors)] for i in xs])
+    ax_en.set_ylabel("robot energy per frame (J, undilated)")
+    ax_en.set_title("energy", fontsize=9)
+    for ax in (ax_lat, ax_bytes, ax_en):
+        ax.set_xticks(xs)
+        ax.set_xticklabels(names, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from intradp_ros.eval.demo import launch_argv
 from intradp_ros.eval.evaluate import (
     EvalConfig,
     dilate_trace,
@@ -37,7 +36,6 @@ def test_link_series_loops_the_trace_and_rate_at_steps():
 def test_device_only_runs_last_and_flags_are_dashed():
     assert run_order(["device_only", "server_only", "intradp"]) == ["server_only", "intradp", "device_only"]
     assert flags({"input_size": "256,320", "mode": "dsccs"}) == ["--input-size", "256,320", "--mode", "dsccs"]
-    assert launch_argv("robot", mode="intradp", bag="")[-1] == "mode:=intradp"
 
 
 def test_model_setup_and_config_validation():

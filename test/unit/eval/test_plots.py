@@ -18,3 +18,24 @@ def test_step_points_and_plot_files(tmp_path):
     files = plot_run(rows, tmp_path, "run", links={("indoor", "intradp"): [(0.0, 5.0), (1.5, 2.0)]}, k=20.0)
     assert [f.name for f in files] == ["run_indoor.png", "run_outdoor.png"]
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000 for f in files)
+
+
+def test_comparison_plot_writes_one_png_and_refuses_no_rows(tmp_path):
+    import pytest
+
+    from intradp_ros.eval.demo_report import comparison_rows
+    from intradp_ros.eval.plots import plot_comparison
+    from intradp_ros.eval.tables import summarize
+
+    records = [
+        rec(s, lat, 0.5, 2.0, trace="outdoor", frame=i)
+        for s, lat in (("intradp", 1.0), ("device_only", 3.0))
+        for i in range(2)
+    ]
+    records[0].update(predicted_s=1.2, floor_s=0.9)
+    rows = comparison_rows(summarize(records), "outdoor", 20.0, ["intradp", "server_only", "device_only"])
+    path = plot_comparison(rows, tmp_path / "sub" / "demo.png", "title")
+    assert path == tmp_path / "sub" / "demo.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    with pytest.raises(ValueError):
+        plot_comparison([], tmp_path / "empty.png")
