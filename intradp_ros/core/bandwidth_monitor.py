@@ -29,6 +29,7 @@ from intradp_ros.core.bandwidth import (
     Prediction,
     PredictorConfig,
     bytes_per_s_to_mbit,
+    bytes_per_s_to_mbyte,
 )
 from intradp_ros.core.bandwidth_plans import PlanChoice, choices_from_grid
 from intradp_ros.core.bandwidth_probe import (
@@ -77,6 +78,7 @@ class MonitorSettings:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     confirm_updates: int = 3
     jump_ratio: float = 0.5  # a CPU-contention dip of 30-40 % needs confirming; a 40 -> 10 Mbit/s step does not
+    jump_confirm: int = 2  # ... and a jump needs this many newest samples beyond it (one slow probe is not a step)
     dead_band: float = 0.1
     choices: list[PlanChoice] = field(default_factory=lambda: choices_from_grid(DEFAULT_BUCKETS_MBYTE))
     choices_fixed: bool = False  # True when a plan table file was given: a plan book from the server is ignored
@@ -93,6 +95,8 @@ class MonitorSettings:
             raise ValueError("no buckets")
         if not (0.0 <= self.dead_band < 1.0):
             raise ValueError(f"dead_band must be in [0, 1), got {self.dead_band!r}")
+        if not isinstance(self.jump_confirm, int) or isinstance(self.jump_confirm, bool) or self.jump_confirm < 0:
+            raise ValueError(f"jump_confirm must be an int >= 0, got {self.jump_confirm!r}")
         if not (0.0 <= self.passive_min_link_share <= 1.0):
             raise ValueError(f"passive_min_link_share must be in [0, 1], got {self.passive_min_link_share!r}")
         if not (self.switch_log_interval_s >= 0 and math.isfinite(self.switch_log_interval_s)):
@@ -204,7 +208,11 @@ class MonitorCore:
     def _hysteresis(self) -> BucketHysteresis:
         s = self.settings
         grid = [c.bucket_mbyte_per_s for c in self.choices]
-        return BucketHysteresis(grid, s.confirm_updates, s.jump_ratio, s.dead_band)
+        return BucketHysteresis(grid, s.confirm_updates, s.jump_ratio, s.dead_band, s.jump_confirm)
+
+    def _recent_mbyte(self) -> list[float]:
+        """The window's sample rates in MB/s, oldest first (what confirms a jump of the bucket)."""
+        return [bytes_per_s_to_mbyte(x.bytes_per_s) for x in self.predictor.window]
 
     # ---- buckets ------------------------------------------------------------------------------------
     def set_choices(self, choices: Sequence[PlanChoice], source: str) -> bool:
@@ -218,7 +226,7 @@ class MonitorCore:
             self.choices_source = source
             self.hysteresis = self._hysteresis()
             pred = self.predictor.predict(self.clock()) or self.predictor.last_prediction
-            bucket = None if pred is None else self.hysteresis.update(pred.mbyte_per_s)
+            bucket = None if pred is None else self.hysteresis.update(pred.mbyte_per_s, self._recent_mbyte())
             change = None if bucket is None or pred is None else self._change(bucket, pred)
         if change is not None:
             self._announce(change)
@@ -249,7 +257,7 @@ class MonitorCore:
             self.last_sample_at = self.clock()
             pred = self.predictor.predict(sample.stamp)
             assert pred is not None
-            bucket = self.hysteresis.update(pred.mbyte_per_s)
+            bucket = self.hysteresis.update(pred.mbyte_per_s, self._recent_mbyte())
             change = None if bucket is None else self._change(bucket, pred)
         if change is not None:
             self._announce(change)

@@ -332,6 +332,9 @@ class MonitorNodeSettings:
     max_margin: float = setting(PredictorConfig.max_margin, "the error margin is clamped to this")
     hysteresis: int = setting(3, "consecutive updates in a new bucket before switching")
     jump_ratio: float = setting(0.5, "relative estimate change that switches at once")
+    jump_confirm: int = setting(
+        2, "a jump needs this many newest samples beyond jump_ratio (one slow probe is no step)"
+    )
     dead_band: float = setting(0.1, "the bucket is kept while the estimate is within this share of its edges")
     switch_log_interval: float = setting(10.0, "at most one plan-switch log line per this many seconds")
     buckets: str = setting("0.5:50:1", "bucket grid in MB/s: start:stop:step or a list of lower edges")
@@ -399,6 +402,7 @@ def monitor_settings(v: MonitorNodeSettings) -> MonitorSettings:
         probe=probe,
         confirm_updates=v.hysteresis,
         jump_ratio=v.jump_ratio,
+        jump_confirm=v.jump_confirm,
         dead_band=v.dead_band,
         choices=choices,
         choices_fixed=fixed,

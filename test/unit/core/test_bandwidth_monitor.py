@@ -104,6 +104,38 @@ def test_a_single_slow_probe_cannot_move_the_bucket() -> None:
     assert len(changes) == 1 and core.predictor.outliers == 1
 
 
+def test_a_single_slow_probe_while_the_window_is_short_cannot_move_the_bucket() -> None:
+    """`make demo`'s warm-up: one good probe (3.96 Mbit/s), then one slowed by the server's CPU (0.63 Mbit/s)
+    while the window held a single sample; the harmonic mean of the two fell past the jump ratio. The jump needs
+    a second sample to confirm it, and the next good probes bring the estimate back."""
+    demo_book = [
+        PlanChoice(0.05, 1, "device", "intradp", 4.0),
+        PlanChoice(0.3, 2, "split", "intradp", 2.0),
+        PlanChoice(0.45, 3, "server", "intradp", 1.0),
+    ]
+    core, changes, clock = make_core(choices=demo_book, choices_fixed=True)
+    probe(core, clock, 3.96, period=1.0)
+    assert len(changes) == 1 and changes[0].plan_name == "server"  # 0.495 MB/s
+    probe(core, clock, 0.63, period=1.0)  # the slow one
+    assert core.estimate().mbit_per_s < 0.5 * 3.96  # it did drag the estimate ...
+    assert len(changes) == 1  # ... but not the bucket
+    for _ in range(4):
+        probe(core, clock, 3.96, period=1.0)
+    assert len(changes) == 1 and core.estimate().mbit_per_s == pytest.approx(3.96, rel=0.15)
+
+
+def test_a_single_slow_probe_after_the_window_aged_out_cannot_move_the_bucket() -> None:
+    core, changes, clock = make_core()
+    for _ in range(5):
+        probe(core, clock, 40.0)
+    clock.t += core.settings.predictor.max_age_s + 1.0  # stale: the window is empty
+    probe(core, clock, 4.0)  # alone in the window: it is the whole estimate
+    assert core.estimate().mbit_per_s == pytest.approx(4.0) and len(changes) == 1
+    probe(core, clock, 40.0)
+    probe(core, clock, 40.0)
+    assert len(changes) == 1 and changes[0].bucket_mbyte_per_s == 5.0
+
+
 def test_stats_give_passive_samples_from_link_limited_frames_and_mark_traffic() -> None:
     core, changes, clock = make_core()
     assert core.on_stats(stats()) is None
@@ -245,6 +277,12 @@ def test_invalid_sample_from_the_probe_path_is_refused() -> None:
 
 
 def test_settings_are_validated() -> None:
-    for bad in ({"robot": "bad name"}, {"rate_hz": 0}, {"choices": []}, {"passive_min_link_share": 2.0}):
+    for bad in (
+        {"robot": "bad name"},
+        {"rate_hz": 0},
+        {"choices": []},
+        {"passive_min_link_share": 2.0},
+        {"jump_confirm": -1},
+    ):
         with pytest.raises(ValueError):
             MonitorSettings(**bad)
