@@ -204,6 +204,8 @@ class MonitorCore:
         self.probe_timeouts = 0
         self.excluded_calls = 0
         self.starved_calls = 0  # probe calls dropped because the robot's probe thread waited for a CPU
+        self.rescued_calls = 0  # ... and those timed by the kernel instead
+        self.starving = False  # the last train had calls whose thread waited for a CPU: probe downloads
 
     def _hysteresis(self) -> BucketHysteresis:
         s = self.settings
@@ -323,9 +325,19 @@ class MonitorCore:
         return None if pred is None else pred.raw_bytes_per_s
 
     # ---- probes -------------------------------------------------------------------------------------
+    def stale(self, now: float | None = None) -> bool:
+        """No sample for the predictor's max age (or none yet): the estimate says nothing about the link now."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            last = self.last_sample_at
+        return last is None or now - last > self.settings.predictor.max_age_s
+
     def next_probe(self, direction: str) -> ProbeTrain:
-        """The next probe train, sized from the current estimate."""
+        """The next probe train, sized from the current estimate. While the robot's CPU starves the probe thread
+        an upload probe is turned into a download: only downloads can be timed by the kernel."""
         cfg = self.settings.probe
+        if self.starving and direction == "up":
+            direction = "down"
         rate = self.current_bytes_per_s()
         calls = plan_probe(direction, probe_bytes(rate, cfg), cfg)
         timeouts = [call_timeout(c, rate, cfg) for c in calls]
@@ -333,10 +345,16 @@ class MonitorCore:
         return ProbeTrain(calls, timeouts, expected)
 
     def may_probe(self, expected_s: float) -> bool:
-        """Link idle long enough, the next frame not due before the probe ends, and the duty budget allows it."""
+        """Link idle long enough, the next frame not due before the probe ends, and the duty budget allows it.
+        A stale estimate re-probes at full duty: `idle_duty`, without waiting for a gap between frames (a stale
+        estimate must not pin the bucket: the plan it chose may be what keeps probes from fitting)."""
         cfg = self.settings.probe
         now = self.clock()
+        stale = self.stale(now)
         with self._lock:
+            if stale:
+                quiet = self.activity.quiet_for(now) >= cfg.idle_gap_s
+                return quiet and self.budget.allows(now, expected_s, cfg.idle_duty)
             running = self.activity.inference_running(now, cfg.active_window_s)
             duty = cfg.busy_duty if running else cfg.idle_duty
             return self.activity.probe_fits(now, expected_s, cfg) and self.budget.allows(now, expected_s, duty)
@@ -348,14 +366,16 @@ class MonitorCore:
         received: Sequence[int],
         start: float,
         cpu_wait_s: Sequence[float | None] | None = None,
+        network_s: Sequence[float | None] | None = None,
     ) -> TrainResult:
         """A completed train: its sample (if any) goes in, its link time is charged to the duty budget.
-        `cpu_wait_s[i]`: how long the probe thread waited for a CPU during call i (None: unknown)."""
+        `cpu_wait_s[i]`: how long the probe thread waited for a CPU during call i (None: unknown);
+        `network_s[i]`: the kernel's time of call i (`bandwidth_probe.tcp_network_time_s`; None: unknown)."""
         end = self.clock()
         cfg = self.settings.probe
         try:
             result = train_sample(
-                train.calls, seconds, received, end, cfg.drain_ratio, cpu_wait_s, cfg.max_cpu_wait_share
+                train.calls, seconds, received, end, cfg.drain_ratio, cpu_wait_s, cfg.max_cpu_wait_share, network_s
             )
         finally:
             with self._lock:
@@ -363,6 +383,8 @@ class MonitorCore:
         self.probes += 1
         self.excluded_calls += result.excluded
         self.starved_calls += result.starved
+        self.rescued_calls += result.rescued
+        self.starving = result.starved + result.rescued > 0
         if result.sample is not None:
             self.add_sample(result.sample)
         return result

@@ -1,6 +1,10 @@
 """Unit tests of probe planning, the duty-cycle budget, link activity and passive samples."""
 
 import math
+import socket
+import struct
+import threading
+import time
 
 import pytest
 
@@ -14,6 +18,8 @@ from intradp_ros.core.bandwidth_probe import (
     passive_sample,
     plan_probe,
     probe_bytes,
+    socket_network_time_s,
+    tcp_network_time_s,
     thread_run_queue_wait_s,
     timeout_sample,
     train_sample,
@@ -167,3 +173,70 @@ def test_calls_that_waited_for_a_cpu_are_left_out() -> None:
 def test_run_queue_wait_is_read_on_linux() -> None:
     wait = thread_run_queue_wait_s()
     assert wait is None or wait >= 0.0
+
+
+def test_starved_download_calls_are_timed_by_the_kernel_instead() -> None:
+    """The robot's CPU was saturated (device-only inference on a CPU quota): every call's thread sat on the run
+    queue, so no call was usable and no sample ever came. The kernel's stamps time the downloads instead."""
+    calls = plan_probe("down", 50_000, ProbeConfig(train_calls=3))
+    wall, waits = [0.12, 0.14, 0.13], [0.07, 0.09, 0.08]  # 50 kB at 1 MB/s is 0.05 s of link time
+    r = train_sample(calls, wall, [50_000] * 3, 1.0, 1.3, waits, 0.2, [0.049, 0.05, 0.05])
+    assert r.starved == 0 and r.rescued == 2 and r.sample.bytes_per_s == pytest.approx(1e6)
+    # without kernel times the same train gives nothing (the rule the rescue extends)
+    r = train_sample(calls, wall, [50_000] * 3, 1.0, 1.3, waits, 0.2, [None, None, 0.0])
+    assert r.sample is None and r.starved == 2 and r.rescued == 0
+    # a kernel time is only used for a starved call, and never above the call's wall time
+    r = train_sample(calls, [0.05, 0.05, 0.05], [50_000] * 3, 1.0, 1.3, [0.0] * 3, 0.2, [0.01, 0.01, 0.01])
+    assert r.rescued == 0 and r.sample.bytes_per_s == pytest.approx(1e6)
+    r = train_sample(calls, [0.05, 0.05, 0.05], [50_000] * 3, 1.0, 1.3, [0.0, 0.04, 0.0], 0.2, [0.2, 0.2, 0.2])
+    assert r.rescued == 1 and r.sample.bytes_per_s == pytest.approx(1e6)
+    with pytest.raises(ValueError):
+        train_sample(calls, wall, [50_000] * 3, 1.0, 1.3, waits, 0.2, [0.05])
+
+
+def tcp_info(sent_ago_ms: int, recv_ago_ms: int) -> bytes:
+    info = bytearray(104)
+    struct.pack_into("=I", info, 44, sent_ago_ms)
+    struct.pack_into("=I", info, 52, recv_ago_ms)
+    return bytes(info)
+
+
+def test_tcp_info_gives_the_time_from_request_to_last_reply_byte() -> None:
+    assert tcp_network_time_s(tcp_info(130, 30)) == pytest.approx(0.1)
+    assert tcp_network_time_s(tcp_info(30, 130)) is None  # reply older than the request: not this call
+    assert tcp_network_time_s(b"\0" * 20) is None  # truncated
+    assert socket_network_time_s(None) is None
+
+
+def test_tcp_info_is_read_from_a_real_socket() -> None:
+    """A loopback download: the kernel time is at most the wall time of the call (and readable on Linux)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(5.0)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(16)
+            conn.sendall(bytes(200_000))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = socket.create_connection(server.getsockname(), timeout=5.0)
+    try:
+        t0 = time.monotonic()
+        client.sendall(b"probe")
+        got = 0
+        while got < 200_000:
+            chunk = client.recv(65536)
+            assert chunk
+            got += len(chunk)
+        wall = time.monotonic() - t0
+        kernel = socket_network_time_s(client)
+        if hasattr(socket, "TCP_INFO"):
+            assert kernel is not None and 0.0 <= kernel <= wall + 0.01
+    finally:
+        client.close()
+        thread.join(timeout=5.0)
+        server.close()
