@@ -130,12 +130,22 @@ def measure_frame_s(model: str, options: dict[str, Any], repeats: int = 3) -> fl
 SCONET_COMPLETION_DENSITY = 0.01
 
 
+def empty_class_offset(logits: Any, occupancy: Any, density: float) -> float:
+    """What to add to class 0's logit (empty) so that `density` of the voxels empty in `occupancy` come out
+    completed (argmax != 0). `logits` [C, ...] and `occupancy` [...] are torch tensors of one frame."""
+    import numpy as np
+
+    if not (0.0 < density < 1.0):
+        raise ValueError(f"density must be in (0, 1), got {density!r}")
+    margin = (logits[1:].max(0).values - logits[0])[occupancy == 0]  # > 0: the voxel comes out completed
+    return float(np.quantile(margin.float().numpy(), 1.0 - density))
+
+
 def sparse_sconet_weights(grid_xyz: tuple[int, int, int], density: float, seed: int = 0) -> Path:
     """A checkpoint of SCONet's seeded random weights (the init the nodes use without one) with the empty class's
     output bias raised so that `density` of the empty voxels of the first sample scan come out completed, as a
     trained model's do; cached by grid, density and seed. Both the client and the server load it, so results
     stay exact (one model, two replicas)."""
-    import numpy as np
     import torch
 
     from intradp_ros.core.plan_table import default_cache_dir
@@ -153,9 +163,7 @@ def sparse_sconet_weights(grid_xyz: tuple[int, int, int], density: float, seed: 
     net = build("sconet", grid_xzy=grid_xyz)
     occupancy = grid_to_model_input(voxelize(next(iter(cloud_frames(SceneConfig())))))
     with torch.inference_mode():
-        logits = net(occupancy)[0]  # [20, X, Z, Y]
-    margin = (logits[1:].max(0).values - logits[0])[occupancy[0, 0] == 0]  # > 0: the voxel comes out completed
-    offset = float(np.quantile(margin.numpy(), 1.0 - density))
+        offset = empty_class_offset(net(occupancy)[0], occupancy[0, 0], density)
     state = {k: v.clone() for k, v in net.state_dict().items()}
     state["seg_head_1_1.conv_classes.bias"][0] += offset
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -114,3 +114,25 @@ def test_unavailable_cpu_throttle_runs_unthrottled_and_says_so():
     assert "UNTHROTTLED" in out.getvalue() and any("unthrottled" in p for p in ev.problems)
     assert ev._slow_robot(Broken()) is None and "cgroup.procs not writable" in out.getvalue()
     assert ev._slow_robot(Throttled()) == 19.5 and "x19.5" in out.getvalue()
+
+
+def test_empty_class_offset_leaves_the_wanted_share_of_empty_voxels_completed() -> None:
+    """The benchmark's SCONet weights: random weights complete about half of the empty voxels; raising the empty
+    class's logit by this offset leaves `density` of them completed, as a trained model's output is."""
+    import torch
+
+    from intradp_ros.eval.evaluate import empty_class_offset
+
+    torch.manual_seed(0)
+    logits = torch.randn(20, 16, 4, 16)
+    occupancy = (torch.rand(16, 4, 16) < 0.1).to(torch.uint8)
+    empty = occupancy == 0
+    before = ((logits.argmax(0) != 0) & empty).sum().item() / empty.sum().item()
+    assert before > 0.5  # random logits: most empty voxels complete
+    offset = empty_class_offset(logits, occupancy, 0.05)
+    shifted = logits.clone()
+    shifted[0] += offset
+    after = ((shifted.argmax(0) != 0) & empty).sum().item() / empty.sum().item()
+    assert after == pytest.approx(0.05, abs=0.01)
+    with pytest.raises(ValueError):
+        empty_class_offset(logits, occupancy, 0.0)
