@@ -87,7 +87,8 @@ class ProbeConfig:
     guard_s: float = 0.02  # a probe must end this long before the next frame is expected
     timeout_factor: float = 8.0  # a call may take this many times its expected time ...
     min_timeout_s: float = 0.5  # ... but at least this long (scheduling noise on a loaded robot) ...
-    call_timeout_s: float = 3.0  # ... and at most this long (also the timeout before the first estimate)
+    call_timeout_s: float = 3.0  # ... and at most this long (also the timeout before the first estimate) ...
+    max_call_timeout_s: float = 30.0  # ... unless 2x the call's time at the estimate is longer (a very slow link)
 
     def __post_init__(self) -> None:
         for name in ("initial_bytes", "min_bytes", "max_bytes"):
@@ -110,6 +111,11 @@ class ProbeConfig:
                 raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
         if self.min_timeout_s > self.call_timeout_s:
             raise ValueError(f"min_timeout_s {self.min_timeout_s!r} exceeds call_timeout_s {self.call_timeout_s!r}")
+        if not (self.max_call_timeout_s >= self.call_timeout_s and math.isfinite(self.max_call_timeout_s)):
+            raise ValueError(
+                f"max_call_timeout_s {self.max_call_timeout_s!r} must be finite and >= call_timeout_s "
+                f"{self.call_timeout_s!r}"
+            )
         for name in ("drain_ratio", "timeout_factor"):
             value = getattr(self, name)
             if not (value > 1.0 and math.isfinite(value)):
@@ -164,11 +170,15 @@ def plan_probe(direction: str, chunk_bytes: int, config: ProbeConfig) -> list[Pr
 
 
 def call_timeout(call: ProbeCall, estimate_bytes_per_s: float | None, config: ProbeConfig) -> float:
-    """Seconds one call may take: `timeout_factor` x its time at the estimate, within [min, call_timeout_s]."""
+    """Seconds one call may take: `timeout_factor` x its time at the estimate, within [min, call_timeout_s];
+    where 2x its time at the estimate exceeds call_timeout_s, that (up to max_call_timeout_s). Without the
+    stretch a link slower than min_bytes / call_timeout_s (87 kbit/s; time dilation makes such rates) timed
+    every call out and the estimate stuck at that upper bound."""
     if estimate_bytes_per_s is None or not math.isfinite(estimate_bytes_per_s) or estimate_bytes_per_s <= 0:
         return config.call_timeout_s
     expected = call.measured_bytes / estimate_bytes_per_s
-    return min(max(config.timeout_factor * expected, config.min_timeout_s), config.call_timeout_s)
+    cap = min(max(config.call_timeout_s, 2.0 * expected), config.max_call_timeout_s)
+    return min(max(config.timeout_factor * expected, config.min_timeout_s), cap)
 
 
 def thread_run_queue_wait_s() -> float | None:

@@ -396,6 +396,7 @@ def monitor_settings(v: MonitorNodeSettings) -> MonitorSettings:
         target_s=v.probe_target_s,
         drain_ratio=v.probe_drain_ratio,
         call_timeout_s=v.probe_timeout,
+        max_call_timeout_s=max(ProbeConfig.max_call_timeout_s, v.probe_timeout),
         min_timeout_s=min(ProbeConfig.min_timeout_s, v.probe_timeout),
         direction=v.probe_direction,
         busy_duty=v.busy_duty,

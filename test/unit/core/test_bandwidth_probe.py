@@ -82,7 +82,17 @@ def test_call_timeout_follows_the_estimate_within_bounds() -> None:
     assert call_timeout(call, None, CFG) == CFG.call_timeout_s
     assert call_timeout(call, 1e6, CFG) == pytest.approx(CFG.timeout_factor * 0.1)  # 0.8 s
     assert call_timeout(call, 1e9, CFG) == CFG.min_timeout_s
-    assert call_timeout(call, 1e3, CFG) == CFG.call_timeout_s
+    assert call_timeout(call, 1e5, CFG) == CFG.call_timeout_s  # 1 s expected: 8 s capped at 3 s
+    assert call_timeout(call, 1e3, CFG) == CFG.max_call_timeout_s  # 100 s expected: capped at 30 s
+
+
+def test_call_timeout_lets_a_very_slow_link_be_measured() -> None:
+    """SCONet's k = 1387 made the indoor link 67 kbit/s (8.4 kB/s): a 32 KiB call takes 3.9 s, over the 3 s cap,
+    so every call timed out and the estimate stuck at the timeout's upper bound, 32 KiB / 3 s (+30 %)."""
+    call = ProbeCall(CFG.min_bytes, 0, "up")
+    upper = CFG.min_bytes / CFG.call_timeout_s  # what a timed-out call says
+    assert call_timeout(call, upper, CFG) == pytest.approx(2 * CFG.call_timeout_s)  # room for the 3.9 s call
+    assert call.measured_bytes / 8400 < call_timeout(call, upper, CFG)
 
 
 def test_timeout_sample_is_an_upper_bound() -> None:
@@ -152,6 +162,7 @@ def test_bad_probe_config_is_refused() -> None:
         {"drain_ratio": 1.0},
         {"min_timeout_s": 5.0, "call_timeout_s": 3.0},
         {"timeout_factor": 0.5},
+        {"max_call_timeout_s": 2.0},
     ):
         with pytest.raises(ValueError):
             ProbeConfig(**kwargs)
