@@ -310,14 +310,20 @@ class DutyBudget:
 
     def allows(self, now: float, duration_s: float, duty: float) -> bool:
         """Whether a probe of `duration_s` may start now: the window's probe share stays <= duty, and probes are
-        paced (the last one, of length d, is followed by d * (1/duty - 1) of quiet) so they do not come in bursts."""
+        paced (the last one, of length d, is followed by d * (1/duty - 1) of quiet) so they do not come in bursts.
+        A probe longer than the window's share may start once the window holds no probe: the pacing after it
+        keeps the duty (without this, on a link so slow that the smallest train takes longer than duty x window,
+        no probe ever ran and the estimate went stale for good)."""
         if duty <= 0:
             return False
         if self._spans:
             start, end = self._spans[-1]
             if now < end + (end - start) * (1.0 / duty - 1.0):
                 return False
-        return self.used(now) + duration_s <= duty * self.window_s
+        used = self.used(now)
+        if used + duration_s <= duty * self.window_s:
+            return True
+        return used == 0.0 and duration_s > duty * self.window_s
 
 
 class LinkActivity:

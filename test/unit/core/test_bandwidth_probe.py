@@ -118,6 +118,18 @@ def test_duty_budget_limits_the_share_and_paces_probes() -> None:
     assert not b.allows(100.0, 1.0, 0.0)
 
 
+def test_a_probe_longer_than_the_windows_share_runs_alone_and_paced() -> None:
+    """VGG19 at k = 1171 made a 80 kbit/s link: three 32 KiB calls take 4.5 s, more than 40 % of the 10 s window,
+    so no probe was ever allowed and the estimate stayed at the first probe's timeout bound."""
+    budget = DutyBudget(10.0)
+    assert budget.allows(0.0, 4.5, 0.4)  # nothing in the window: it may run
+    budget.record(0.0, 4.5)
+    assert not budget.allows(5.0, 4.5, 0.4)  # paced: 4.5 s x (1 / 0.4 - 1) = 6.75 s of quiet
+    assert not budget.allows(11.3, 4.5, 0.4)  # paced out, but the window still holds part of it
+    assert budget.allows(14.6, 4.5, 0.4)  # the window is empty again
+    assert not budget.allows(0.0, 4.5, 0.0)
+
+
 def test_link_activity_gates_probes_between_frames() -> None:
     cfg = ProbeConfig(idle_gap_s=0.1, active_window_s=2.0, guard_s=0.02)
     a = LinkActivity()
