@@ -543,7 +543,7 @@ class Evaluation:
                 elif kind == "stats" and int(rec.get("frame", -1)) >= 0:
                     link = rate_at(series, float(rec["t_s"]))
                     row = dict(rec, system=system, trace=trace, link_mbit=link)
-                    for p in consistency_problems(row):
+                    for p in consistency_problems(row) + system_problems(row):
                         self.problems.append(f"{tag} frame {rec['frame']}: {p}")
                     self.records.append({k: row.get(k, "") for k in CSV_FIELDS})
                     got += 1
@@ -667,6 +667,15 @@ class Evaluation:
             + (f"; measured device-only latency / server compute per frame = {r:.1f}x" if r else "")
             + f". Time dilation k = {self.cfg.dilation:g} (link rates / k, trace time x k; undilated = measured / k)."
         )
+
+
+def system_problems(row: dict[str, Any]) -> list[str]:
+    """A frame that does not stand for its system: a server-only client runs a frame on the robot while its link
+    to the server is down (e.g. a heartbeat missed on a loaded host right after the handshake), without an
+    error or a fallback flag."""
+    if row.get("system") == "server_only" and row.get("plan_name") == "device_only":
+        return ["the server-only client ran this frame on the robot (its link was down): not a server-only figure"]
+    return []
 
 
 def run_order(systems: Sequence[str]) -> list[str]:

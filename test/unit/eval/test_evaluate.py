@@ -136,3 +136,11 @@ def test_empty_class_offset_leaves_the_wanted_share_of_empty_voxels_completed() 
     assert after == pytest.approx(0.05, abs=0.01)
     with pytest.raises(ValueError):
         empty_class_offset(logits, occupancy, 0.0)
+
+
+def test_a_server_only_frame_run_on_the_robot_is_a_problem() -> None:
+    from intradp_ros.eval.evaluate import system_problems
+
+    assert system_problems({"system": "server_only", "plan_name": "device_only"})
+    assert not system_problems({"system": "server_only", "plan_name": "server_only"})
+    assert not system_problems({"system": "dsccs", "plan_name": "device_only"})  # its own choice
