@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
 # Benchmarks (make bench). Each prints its figures and ratios; none of them is a pass/fail test.
-#   --quick     fewer frames (3 instead of 10 per system and trace), same input sizes
-#   --rate HZ   system benchmark frames arrive at a camera rate of HZ (undilated; published at HZ / k) instead of
-#               in lockstep
-#   --only X    run only one part: transport, engine (ROS-free offload benchmark) or system (testbed, root)
+#   --quick          1 counted frame (after 1 warm-up) per system and trace instead of 10, solver limit 2 s per
+#                    bucket instead of 5; the same input sizes, every system, both traces (docs/evaluation.md
+#                    gives its time budget)
+#   --rate HZ        system benchmark frames arrive at a camera rate of HZ (undilated; published at HZ / k) instead of
+#                    in lockstep
+#   --only X         run only one part: transport, engine (ROS-free offload benchmark) or system (testbed, root)
+#   --workloads L    comma list of kapao, vgg19, sconet (default all three) for the engine and system parts
 # Needs root for the transport and system parts (network namespaces, tc qdiscs, cgroups).
 set -uo pipefail
 QUICK=0
 RATE=""
 ONLY=""
+WORKLOADS="kapao,vgg19,sconet"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --rate) shift; RATE="${1:-}"; [ -n "$RATE" ] || { echo "[bench] --rate needs a value (Hz)" >&2; exit 2; } ;;
     --only) shift; ONLY="${1:-}"; case "$ONLY" in transport|engine|system) ;; *) echo "[bench] --only transport|engine|system" >&2; exit 2 ;; esac ;;
-    *) echo "[bench] unknown argument $1 (--quick, --rate HZ, --only transport|engine|system)" >&2; exit 2 ;;
+    --workloads) shift; WORKLOADS="${1:-}"
+      for w in ${WORKLOADS//,/ }; do
+        case "$w" in kapao|vgg19|sconet) ;; *) echo "[bench] --workloads takes kapao,vgg19,sconet, not '$w'" >&2; exit 2 ;; esac
+      done
+      [ -n "$WORKLOADS" ] || { echo "[bench] --workloads needs a list (kapao,vgg19,sconet)" >&2; exit 2; } ;;
+    *) echo "[bench] unknown argument $1 (--quick, --rate HZ, --only transport|engine|system, --workloads LIST)" >&2; exit 2 ;;
   esac
   shift
 done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+has_workload() { case ",$WORKLOADS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 if [ "$(id -u)" -ne 0 ] && [ "$ONLY" != "engine" ]; then
   echo "[bench] the benchmarks build network namespaces and tc qdiscs: run them as root (sudo -E make bench)," >&2
   echo "[bench] or only the ROS-free engine benchmark: make bench ARGS='--only engine'" >&2
@@ -29,21 +39,33 @@ fi
 export ROS_HOME="${ROS_HOME:-$(mktemp -d /tmp/intradp-bench-ros.XXXXXX)}"
 export ROS_LOG_DIR="$ROS_HOME/log"
 status=0
-FRAMES=10; [ "$QUICK" = 1 ] && FRAMES=3
+# Quick mode keeps the sizes, the systems and the traces; it counts 1 frame after 1 warm-up and gives the plan
+# search 2 s per bucket (the set-up costs: the server's profile and plan book, the client's profile inside the CPU
+# quota, are paid once and cached).
+FRAMES=10; WARMUP=1; SOLVER_S=5
+[ "$QUICK" = 1 ] && { FRAMES=1; SOLVER_S=2; }
 OUT="${BENCH_OUT:-$ROOT/results/bench}"
 mkdir -p "$OUT"
+T0=$SECONDS
+elapsed() { echo "[bench] $1 took $(( (SECONDS - $2) / 60 )) min $(( (SECONDS - $2) % 60 )) s (all parts so far: $(( (SECONDS - T0) / 60 )) min)"; }
 
 if want transport; then
   echo "[bench] transport: TensorTile goodput/latency vs iperf3 over the bridged 90 Mbit/s testbed link"
+  t=$SECONDS
   python scripts/bench_transport || status=1
+  elapsed transport "$t"
 fi
 
 # ---- engine-level offload benchmark: no ROS, no tc; the server half on CUDA where present (docs/evaluation.md) ----
 # KAPAO-L 1280x960, VGG19 224, SCONet 256x32x256; in-process link throttled to the traces' rates (/ k without a GPU);
 # robot half on this CPU slowed to 20x the reference GPU time; codec work charged x3 on the robot.
 if want engine; then
-  echo "[bench] engine: every system, three workloads at the seeds' sizes, $FRAMES frames each -> $OUT/engine.csv"
-  python scripts/bench_offload --frames "$FRAMES" $([ "$QUICK" = 1 ] && echo --quick) --csv "$OUT/engine.csv" || status=1
+  echo "[bench] engine: every system, workloads $WORKLOADS at the seeds' sizes, $FRAMES frames each -> $OUT/engine.csv"
+  t=$SECONDS
+  ENGINE_QUICK=(); [ "$QUICK" = 1 ] && ENGINE_QUICK=(--quick --solver-seconds "$SOLVER_S")
+  python scripts/bench_offload --workloads "$WORKLOADS" --frames "$FRAMES" --warmup "$WARMUP" "${ENGINE_QUICK[@]}" \
+    --csv "$OUT/engine.csv" || status=1
+  elapsed engine "$t"
 fi
 
 # ---- system benchmark: every system on the same frames through the real nodes on the testbed ----
@@ -52,14 +74,23 @@ fi
 # dilation k per workload = measured CPU frame / the RTX 3080-class GPU frame it stands for (printed, in the tables).
 if want system; then
   PACING=(); [ -n "$RATE" ] && PACING=(--rate "$RATE")
-  for spec in "kapao_l6 --input-size auto --frame-budget 60" "torchvision:vgg19 --input-size 224,224" \
-              "sconet --grid-xzy 256,32,256"; do
+  for w in kapao vgg19 sconet; do
+    has_workload "$w" || continue
+    case "$w" in
+      kapao) spec="kapao_l6 --input-size auto --frame-budget 60" ;;
+      vgg19) spec="torchvision:vgg19 --input-size 224,224" ;;
+      sconet) spec="sconet --grid-xzy 256,32,256" ;;
+    esac
     set -- $spec
     name="${1//:/_}"
     echo "[bench] system: $spec, all five systems, indoor + outdoor, $FRAMES frames each -> $OUT/system_$name"
-    python scripts/evaluate --model "$@" --frames "$FRAMES" --warmup 1 --robot-cpu 0.1 --dilation auto \
-      --frame-timeout 900 --traces indoor,outdoor "${PACING[@]}" --out "$OUT/system_$name" || status=1
+    t=$SECONDS
+    python scripts/evaluate --model "$@" --frames "$FRAMES" --warmup "$WARMUP" --robot-cpu 0.1 --dilation auto \
+      --solver-seconds "$SOLVER_S" --frame-timeout 900 --startup-timeout 1800 --traces indoor,outdoor "${PACING[@]}" \
+      --out "$OUT/system_$name" || status=1
+    elapsed "system $w" "$t"
   done
 fi
 
+echo "[bench] done in $(( (SECONDS - T0) / 60 )) min $(( (SECONDS - T0) % 60 )) s (status $status)"
 exit $status

@@ -20,7 +20,10 @@ within about a second but does not make the plan flap on measurement noise. Thre
 - `BucketHysteresis`: the current bucket is kept while the estimate stays within `dead_band` (relative) of its
   edges; a new bucket is taken only when the estimate stays out of that band for `confirm_updates` consecutive
   updates, or at once when the estimate moved by more than `jump_ratio` relative to the estimate that chose the
-  current bucket. So a steady link whose estimate sits on a bucket edge does not flap.
+  current bucket AND the newest `jump_confirm` samples all lie beyond that ratio on the same side (a jump needs
+  a second sample to confirm it: one probe slowed by CPU contention on either side, arriving while the window
+  holds a single sample, drags the harmonic mean far enough to look like a step, but is not one). So a steady
+  link whose estimate sits on a bucket edge does not flap, and a single slow sample cannot move the bucket.
 
 Units: samples are bytes and seconds; predictions are bytes/s (helpers convert to Mbit/s and MB/s, 1 MB = 1e6 B).
 Timestamps are any monotonic clock in seconds, passed in by the caller (the predictor never reads a clock itself,
@@ -351,8 +354,15 @@ class BucketHysteresis:
     """Turns a stream of estimates into bucket changes without flapping (see the module docstring)."""
 
     def __init__(
-        self, grid: Sequence[float], confirm_updates: int = 3, jump_ratio: float = 0.3, dead_band: float = 0.1
+        self,
+        grid: Sequence[float],
+        confirm_updates: int = 3,
+        jump_ratio: float = 0.3,
+        dead_band: float = 0.1,
+        jump_confirm: int = 2,
     ) -> None:
+        if not isinstance(jump_confirm, int) or isinstance(jump_confirm, bool) or jump_confirm < 0:
+            raise ValueError(f"jump_confirm must be an int >= 0, got {jump_confirm!r}")
         if not (0.0 <= dead_band < 1.0):
             raise ValueError(f"dead_band must be in [0, 1), got {dead_band!r}")
         if not isinstance(confirm_updates, int) or confirm_updates < 1:
@@ -363,15 +373,19 @@ class BucketHysteresis:
         self.confirm_updates = confirm_updates
         self.jump_ratio = jump_ratio
         self.dead_band = dead_band
+        self.jump_confirm = jump_confirm
         self.current: int | None = None
         self._anchor: float | None = None  # estimate that chose the current bucket
         self._candidate: int | None = None
         self._count = 0
 
-    def update(self, estimate: float) -> int | None:
-        """Feed one estimate (grid unit); returns the new bucket index when the bucket changes, else None.
+    def update(self, estimate: float, recent: Sequence[float] = ()) -> int | None:
+        """Feed one estimate (grid unit) and the newest samples' rates behind it (same unit, oldest first);
+        returns the new bucket index when the bucket changes, else None.
 
-        The first estimate always sets the bucket.
+        The first estimate always sets the bucket. A jump (an immediate switch) needs the last `jump_confirm`
+        of `recent` beyond `jump_ratio` from the anchor on the estimate's side; otherwise the estimate takes the
+        `confirm_updates` path like any other move.
         """
         target = select_bucket(self.grid, estimate)
         if self.current is None:
@@ -380,7 +394,7 @@ class BucketHysteresis:
             self._candidate, self._count = None, 0
             return None
         assert self._anchor is not None
-        if abs(estimate - self._anchor) > self.jump_ratio * self._anchor:
+        if self._is_jump(estimate, recent):
             return self._switch(target, estimate)
         if target == self._candidate:
             self._count += 1
@@ -389,6 +403,21 @@ class BucketHysteresis:
         if self._count >= self.confirm_updates:
             return self._switch(target, estimate)
         return None
+
+    def _is_jump(self, estimate: float, recent: Sequence[float]) -> bool:
+        """The estimate moved beyond `jump_ratio` from the anchor and the newest samples confirm it."""
+        assert self._anchor is not None
+        anchor, ratio = self._anchor, self.jump_ratio
+        if abs(estimate - anchor) <= ratio * anchor:
+            return False
+        if self.jump_confirm == 0:
+            return True
+        newest = list(recent)[-self.jump_confirm :]
+        if len(newest) < self.jump_confirm:
+            return False
+        if estimate < anchor:
+            return all(r < anchor * (1.0 - ratio) for r in newest)
+        return all(r > anchor * (1.0 + ratio) for r in newest)
 
     def _in_dead_band(self, estimate: float) -> bool:
         """Whether `estimate` is within `dead_band` of the current bucket's edges (so it keeps the bucket)."""

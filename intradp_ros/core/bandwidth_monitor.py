@@ -29,6 +29,7 @@ from intradp_ros.core.bandwidth import (
     Prediction,
     PredictorConfig,
     bytes_per_s_to_mbit,
+    bytes_per_s_to_mbyte,
 )
 from intradp_ros.core.bandwidth_plans import PlanChoice, choices_from_grid
 from intradp_ros.core.bandwidth_probe import (
@@ -77,6 +78,7 @@ class MonitorSettings:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     confirm_updates: int = 3
     jump_ratio: float = 0.5  # a CPU-contention dip of 30-40 % needs confirming; a 40 -> 10 Mbit/s step does not
+    jump_confirm: int = 2  # ... and a jump needs this many newest samples beyond it (one slow probe is not a step)
     dead_band: float = 0.1
     choices: list[PlanChoice] = field(default_factory=lambda: choices_from_grid(DEFAULT_BUCKETS_MBYTE))
     choices_fixed: bool = False  # True when a plan table file was given: a plan book from the server is ignored
@@ -93,6 +95,8 @@ class MonitorSettings:
             raise ValueError("no buckets")
         if not (0.0 <= self.dead_band < 1.0):
             raise ValueError(f"dead_band must be in [0, 1), got {self.dead_band!r}")
+        if not isinstance(self.jump_confirm, int) or isinstance(self.jump_confirm, bool) or self.jump_confirm < 0:
+            raise ValueError(f"jump_confirm must be an int >= 0, got {self.jump_confirm!r}")
         if not (0.0 <= self.passive_min_link_share <= 1.0):
             raise ValueError(f"passive_min_link_share must be in [0, 1], got {self.passive_min_link_share!r}")
         if not (self.switch_log_interval_s >= 0 and math.isfinite(self.switch_log_interval_s)):
@@ -200,11 +204,17 @@ class MonitorCore:
         self.probe_timeouts = 0
         self.excluded_calls = 0
         self.starved_calls = 0  # probe calls dropped because the robot's probe thread waited for a CPU
+        self.rescued_calls = 0  # ... and those timed by the kernel instead
+        self.starving = False  # the last train had calls whose thread waited for a CPU: probe downloads
 
     def _hysteresis(self) -> BucketHysteresis:
         s = self.settings
         grid = [c.bucket_mbyte_per_s for c in self.choices]
-        return BucketHysteresis(grid, s.confirm_updates, s.jump_ratio, s.dead_band)
+        return BucketHysteresis(grid, s.confirm_updates, s.jump_ratio, s.dead_band, s.jump_confirm)
+
+    def _recent_mbyte(self) -> list[float]:
+        """The window's sample rates in MB/s, oldest first (what confirms a jump of the bucket)."""
+        return [bytes_per_s_to_mbyte(x.bytes_per_s) for x in self.predictor.window]
 
     # ---- buckets ------------------------------------------------------------------------------------
     def set_choices(self, choices: Sequence[PlanChoice], source: str) -> bool:
@@ -218,7 +228,7 @@ class MonitorCore:
             self.choices_source = source
             self.hysteresis = self._hysteresis()
             pred = self.predictor.predict(self.clock()) or self.predictor.last_prediction
-            bucket = None if pred is None else self.hysteresis.update(pred.mbyte_per_s)
+            bucket = None if pred is None else self.hysteresis.update(pred.mbyte_per_s, self._recent_mbyte())
             change = None if bucket is None or pred is None else self._change(bucket, pred)
         if change is not None:
             self._announce(change)
@@ -249,7 +259,7 @@ class MonitorCore:
             self.last_sample_at = self.clock()
             pred = self.predictor.predict(sample.stamp)
             assert pred is not None
-            bucket = self.hysteresis.update(pred.mbyte_per_s)
+            bucket = self.hysteresis.update(pred.mbyte_per_s, self._recent_mbyte())
             change = None if bucket is None else self._change(bucket, pred)
         if change is not None:
             self._announce(change)
@@ -315,9 +325,19 @@ class MonitorCore:
         return None if pred is None else pred.raw_bytes_per_s
 
     # ---- probes -------------------------------------------------------------------------------------
+    def stale(self, now: float | None = None) -> bool:
+        """No sample for the predictor's max age (or none yet): the estimate says nothing about the link now."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            last = self.last_sample_at
+        return last is None or now - last > self.settings.predictor.max_age_s
+
     def next_probe(self, direction: str) -> ProbeTrain:
-        """The next probe train, sized from the current estimate."""
+        """The next probe train, sized from the current estimate. While the robot's CPU starves the probe thread
+        an upload probe is turned into a download: only downloads can be timed by the kernel."""
         cfg = self.settings.probe
+        if self.starving and direction == "up":
+            direction = "down"
         rate = self.current_bytes_per_s()
         calls = plan_probe(direction, probe_bytes(rate, cfg), cfg)
         timeouts = [call_timeout(c, rate, cfg) for c in calls]
@@ -325,10 +345,16 @@ class MonitorCore:
         return ProbeTrain(calls, timeouts, expected)
 
     def may_probe(self, expected_s: float) -> bool:
-        """Link idle long enough, the next frame not due before the probe ends, and the duty budget allows it."""
+        """Link idle long enough, the next frame not due before the probe ends, and the duty budget allows it.
+        A stale estimate re-probes at full duty: `idle_duty`, without waiting for a gap between frames (a stale
+        estimate must not pin the bucket: the plan it chose may be what keeps probes from fitting)."""
         cfg = self.settings.probe
         now = self.clock()
+        stale = self.stale(now)
         with self._lock:
+            if stale:
+                quiet = self.activity.quiet_for(now) >= cfg.idle_gap_s
+                return quiet and self.budget.allows(now, expected_s, cfg.idle_duty)
             running = self.activity.inference_running(now, cfg.active_window_s)
             duty = cfg.busy_duty if running else cfg.idle_duty
             return self.activity.probe_fits(now, expected_s, cfg) and self.budget.allows(now, expected_s, duty)
@@ -340,14 +366,16 @@ class MonitorCore:
         received: Sequence[int],
         start: float,
         cpu_wait_s: Sequence[float | None] | None = None,
+        network_s: Sequence[float | None] | None = None,
     ) -> TrainResult:
         """A completed train: its sample (if any) goes in, its link time is charged to the duty budget.
-        `cpu_wait_s[i]`: how long the probe thread waited for a CPU during call i (None: unknown)."""
+        `cpu_wait_s[i]`: how long the probe thread waited for a CPU during call i (None: unknown);
+        `network_s[i]`: the kernel's time of call i (`bandwidth_probe.tcp_network_time_s`; None: unknown)."""
         end = self.clock()
         cfg = self.settings.probe
         try:
             result = train_sample(
-                train.calls, seconds, received, end, cfg.drain_ratio, cpu_wait_s, cfg.max_cpu_wait_share
+                train.calls, seconds, received, end, cfg.drain_ratio, cpu_wait_s, cfg.max_cpu_wait_share, network_s
             )
         finally:
             with self._lock:
@@ -355,6 +383,8 @@ class MonitorCore:
         self.probes += 1
         self.excluded_calls += result.excluded
         self.starved_calls += result.starved
+        self.rescued_calls += result.rescued
+        self.starving = result.starved + result.rescued > 0
         if result.sample is not None:
             self.add_sample(result.sample)
         return result

@@ -13,8 +13,13 @@ each call timed on its own. Two things make the first part of any transfer after
   bucket is needed, and a bucket larger than a call shows up as more excluded calls instead of a wrong figure.
 - A call slowed by CPU contention on the robot measures the scheduler, not the link: the probe thread's
   run-queue wait during each call (Linux schedstat, `thread_run_queue_wait_s`) is recorded, and a call that
-  waited for a CPU longer than `max_cpu_wait_share` of its time is left out of the sample (a train with no call
-  left gives none).
+  waited for a CPU longer than `max_cpu_wait_share` of its time is not timed by its wall clock. Its kernel
+  time is used instead where there is one: for a download, the socket's TCP_INFO says how long ago the request
+  left and the last reply byte arrived (`tcp_network_time_s`), stamped by the kernel whatever the thread's
+  scheduling; such a call is "rescued". A starved call without one is left out (a train with no call left gives
+  none). Without the rescue a robot whose CPU is saturated (device-only inference on a CPU quota) starved every
+  probe, no sample came, and the stale estimate pinned the device-only plan that kept the CPU saturated; while
+  calls starve, probes therefore go down (`MonitorCore.next_probe`).
 - The other direction refills while one is measured. Up- and downlink are measured by separate probes (the
   reply of an uplink probe is empty and vice versa); with `direction="both"` probes alternate.
 
@@ -31,7 +36,9 @@ before the probe would end, and the link time spent probing over the last `duty_
 from __future__ import annotations
 
 import math
+import socket
 import statistics
+import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +55,8 @@ __all__ = [
     "call_timeout",
     "train_sample",
     "thread_run_queue_wait_s",
+    "tcp_network_time_s",
+    "socket_network_time_s",
     "timeout_sample",
     "DutyBudget",
     "LinkActivity",
@@ -78,7 +87,8 @@ class ProbeConfig:
     guard_s: float = 0.02  # a probe must end this long before the next frame is expected
     timeout_factor: float = 8.0  # a call may take this many times its expected time ...
     min_timeout_s: float = 0.5  # ... but at least this long (scheduling noise on a loaded robot) ...
-    call_timeout_s: float = 3.0  # ... and at most this long (also the timeout before the first estimate)
+    call_timeout_s: float = 3.0  # ... and at most this long (also the timeout before the first estimate) ...
+    max_call_timeout_s: float = 30.0  # ... unless 2x the call's time at the estimate is longer (a very slow link)
 
     def __post_init__(self) -> None:
         for name in ("initial_bytes", "min_bytes", "max_bytes"):
@@ -101,6 +111,11 @@ class ProbeConfig:
                 raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
         if self.min_timeout_s > self.call_timeout_s:
             raise ValueError(f"min_timeout_s {self.min_timeout_s!r} exceeds call_timeout_s {self.call_timeout_s!r}")
+        if not (self.max_call_timeout_s >= self.call_timeout_s and math.isfinite(self.max_call_timeout_s)):
+            raise ValueError(
+                f"max_call_timeout_s {self.max_call_timeout_s!r} must be finite and >= call_timeout_s "
+                f"{self.call_timeout_s!r}"
+            )
         for name in ("drain_ratio", "timeout_factor"):
             value = getattr(self, name)
             if not (value > 1.0 and math.isfinite(value)):
@@ -130,8 +145,9 @@ class TrainResult:
 
     sample: BandwidthSample | None
     excluded: int  # leading calls inside the bucket
-    call_rates: tuple[float, ...]  # bytes/s of every call, in order
-    starved: int = 0  # calls left out because the robot's probe thread waited for a CPU
+    call_rates: tuple[float, ...]  # bytes/s of every call, in order (kernel-timed where rescued)
+    starved: int = 0  # calls left out because the robot's probe thread waited for a CPU (and no kernel time)
+    rescued: int = 0  # calls whose thread waited for a CPU, timed by the kernel instead
 
 
 def probe_bytes(estimate_bytes_per_s: float | None, config: ProbeConfig) -> int:
@@ -154,11 +170,15 @@ def plan_probe(direction: str, chunk_bytes: int, config: ProbeConfig) -> list[Pr
 
 
 def call_timeout(call: ProbeCall, estimate_bytes_per_s: float | None, config: ProbeConfig) -> float:
-    """Seconds one call may take: `timeout_factor` x its time at the estimate, within [min, call_timeout_s]."""
+    """Seconds one call may take: `timeout_factor` x its time at the estimate, within [min, call_timeout_s];
+    where 2x its time at the estimate exceeds call_timeout_s, that (up to max_call_timeout_s). Without the
+    stretch a link slower than min_bytes / call_timeout_s (87 kbit/s; time dilation makes such rates) timed
+    every call out and the estimate stuck at that upper bound."""
     if estimate_bytes_per_s is None or not math.isfinite(estimate_bytes_per_s) or estimate_bytes_per_s <= 0:
         return config.call_timeout_s
     expected = call.measured_bytes / estimate_bytes_per_s
-    return min(max(config.timeout_factor * expected, config.min_timeout_s), config.call_timeout_s)
+    cap = min(max(config.call_timeout_s, 2.0 * expected), config.max_call_timeout_s)
+    return min(max(config.timeout_factor * expected, config.min_timeout_s), cap)
 
 
 def thread_run_queue_wait_s() -> float | None:
@@ -170,6 +190,35 @@ def thread_run_queue_wait_s() -> float | None:
         return None
 
 
+# struct tcp_info (linux/tcp.h): __u32 tcpi_last_data_sent at byte 44, tcpi_last_data_recv at byte 52 (ms ago).
+_TCPI_LAST_DATA_SENT = 44
+_TCPI_LAST_DATA_RECV = 52
+_TCP_INFO_LEN = 104
+
+
+def tcp_network_time_s(info: bytes) -> float | None:
+    """From a socket's TCP_INFO read right after a download call: seconds from the request leaving to the last
+    reply byte arriving (both kernel stamps, millisecond resolution at best, a jiffy at worst), or None."""
+    if len(info) < _TCPI_LAST_DATA_RECV + 4:
+        return None
+    sent_ago = int(struct.unpack_from("=I", info, _TCPI_LAST_DATA_SENT)[0])
+    recv_ago = int(struct.unpack_from("=I", info, _TCPI_LAST_DATA_RECV)[0])
+    if recv_ago > sent_ago:  # the reply's last byte arrived before the request left: not one call
+        return None
+    return (sent_ago - recv_ago) / 1e3
+
+
+def socket_network_time_s(sock: socket.socket | None) -> float | None:
+    """`tcp_network_time_s` of a connected TCP socket (None where TCP_INFO is missing: not Linux, closed)."""
+    opt = getattr(socket, "TCP_INFO", None)
+    if sock is None or opt is None:
+        return None
+    try:
+        return tcp_network_time_s(sock.getsockopt(socket.IPPROTO_TCP, opt, _TCP_INFO_LEN))
+    except (OSError, ValueError, struct.error):
+        return None
+
+
 def train_sample(
     calls: Sequence[ProbeCall],
     seconds: Sequence[float],
@@ -178,39 +227,56 @@ def train_sample(
     drain_ratio: float,
     cpu_wait_s: Sequence[float | None] | None = None,
     max_cpu_wait_share: float = 0.2,
+    network_s: Sequence[float | None] | None = None,
 ) -> TrainResult:
     """The goodput sample of a completed train (see the module docstring for which calls are excluded).
 
     `seconds[i]` is the wall time of call i (the whole call, so overhead counts against it), `received[i]` what
     came back (reply length for "down", the server's count for "up"); a short transfer is refused (InvalidSample)
-    rather than turned into a wrong figure.
+    rather than turned into a wrong figure. `cpu_wait_s[i]`: the probe thread's run-queue wait during call i;
+    `network_s[i]`: the kernel's time of call i (`tcp_network_time_s`), used for a call that waited too long
+    for a CPU (None: unknown).
     """
-    if not calls or len(calls) != len(seconds) or len(calls) != len(received):
-        raise ValueError(f"need one time and one count per call: {len(calls)}, {len(seconds)}, {len(received)}")
+    n = len(calls)
+    if not calls or n != len(seconds) or n != len(received):
+        raise ValueError(f"need one time and one count per call: {n}, {len(seconds)}, {len(received)}")
     for call, got in zip(calls, received, strict=True):
         if got != call.measured_bytes:
             raise InvalidSample(f"probe call moved {got} B, expected {call.measured_bytes} B")
     for t in seconds:
         if not (t > 0 and math.isfinite(t)):
             raise InvalidSample(f"probe call time must be > 0 and finite, got {t!r}")
-    rates = tuple(c.measured_bytes / t for c, t in zip(calls, seconds, strict=True))
+    waits = list(cpu_wait_s) if cpu_wait_s is not None else [None] * n
+    kernel = list(network_s) if network_s is not None else [None] * n
+    if len(waits) != n or len(kernel) != n:
+        raise ValueError(f"need one cpu wait and one kernel time per call: {n}, {len(waits)}, {len(kernel)}")
+    timed = list(seconds)
+    usable = [True] * n
+    rescued_calls = set()
+    for i in range(n):
+        wait = waits[i]
+        if wait is None or wait <= max_cpu_wait_share * seconds[i]:
+            continue
+        k = kernel[i]
+        if k is not None and math.isfinite(k) and k > 0:
+            timed[i] = min(k, seconds[i])  # the kernel's stamps are inside the call
+            rescued_calls.add(i)
+        else:
+            usable[i] = False
+    rates = tuple(c.measured_bytes / t for c, t in zip(calls, timed, strict=True))
     first = 1  # the first call always carries the bucket and TCP's restart after idle
     reference = statistics.median(rates[1:])  # the drained rate, robust to one slow call anywhere in the train
-    while first < len(calls) - 1 and rates[first] > drain_ratio * reference:
+    while first < n - 1 and rates[first] > drain_ratio * reference:
         first += 1
-    waits = list(cpu_wait_s) if cpu_wait_s is not None else [None] * len(calls)
-    if len(waits) != len(calls):
-        raise ValueError(f"need one cpu wait per call: {len(calls)}, {len(waits)}")
-    kept = [
-        i for i in range(first, len(calls)) if (wait := waits[i]) is None or wait <= max_cpu_wait_share * seconds[i]
-    ]
-    starved = len(calls) - first - len(kept)
+    kept = [i for i in range(first, n) if usable[i]]
+    starved = n - first - len(kept)
+    rescued = len([i for i in kept if i in rescued_calls])
     if not kept:
-        return TrainResult(None, first, rates, starved)
+        return TrainResult(None, first, rates, starved, rescued)
     nbytes = sum(calls[i].measured_bytes for i in kept)
-    total = sum(seconds[i] for i in kept)
+    total = sum(timed[i] for i in kept)
     sample = BandwidthSample(float(nbytes), float(total), SOURCE_PROBE, float(stamp)).validate()
-    return TrainResult(sample, first, rates, starved)
+    return TrainResult(sample, first, rates, starved, rescued)
 
 
 def timeout_sample(call: ProbeCall, timeout_s: float, stamp: float) -> BandwidthSample:
@@ -244,14 +310,20 @@ class DutyBudget:
 
     def allows(self, now: float, duration_s: float, duty: float) -> bool:
         """Whether a probe of `duration_s` may start now: the window's probe share stays <= duty, and probes are
-        paced (the last one, of length d, is followed by d * (1/duty - 1) of quiet) so they do not come in bursts."""
+        paced (the last one, of length d, is followed by d * (1/duty - 1) of quiet) so they do not come in bursts.
+        A probe longer than the window's share may start once the window holds no probe: the pacing after it
+        keeps the duty (without this, on a link so slow that the smallest train takes longer than duty x window,
+        no probe ever ran and the estimate went stale for good)."""
         if duty <= 0:
             return False
         if self._spans:
             start, end = self._spans[-1]
             if now < end + (end - start) * (1.0 / duty - 1.0):
                 return False
-        return self.used(now) + duration_s <= duty * self.window_s
+        used = self.used(now)
+        if used + duration_s <= duty * self.window_s:
+            return True
+        return used == 0.0 and duration_s > duty * self.window_s
 
 
 class LinkActivity:

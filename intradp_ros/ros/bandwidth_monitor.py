@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ from intradp_ros.core.bandwidth_plans import (
     describe,
     load_plan_table_choices,
 )
-from intradp_ros.core.bandwidth_probe import ProbeConfig, thread_run_queue_wait_s
+from intradp_ros.core.bandwidth_probe import ProbeConfig, socket_network_time_s, thread_run_queue_wait_s
 from intradp_ros.core.health import Health, monitor_status
 from intradp_ros.msg import BandwidthEstimate, InferenceStats, PlanSwitch
 from intradp_ros.ros import node_params
@@ -76,6 +77,7 @@ class ProbeClient:
         self.service = service
         self._zeros = bytes(max_bytes)
         self._proxy: rospy.ServiceProxy | None = None
+        self.last_network_s: float | None = None  # the kernel's time of the last download call, if known
 
     def call(self, payload_bytes: int, reply_bytes: int, timeout_s: float) -> Any:
         """One call; ProbeTimeout past `timeout_s`, rospy.ServiceException / ROSException on other failures."""
@@ -92,8 +94,12 @@ class ProbeClient:
         watchdog = threading.Timer(timeout_s, expire)
         watchdog.daemon = True
         watchdog.start()
+        self.last_network_s = None
         try:
-            return proxy(payload=self._zeros[:payload_bytes], reply_bytes=reply_bytes)
+            resp = proxy(payload=self._zeros[:payload_bytes], reply_bytes=reply_bytes)
+            if reply_bytes:
+                self.last_network_s = socket_network_time_s(_proxy_socket(proxy))
+            return resp
         except BaseException as err:
             self.reset()
             if fired.is_set():
@@ -111,6 +117,12 @@ class ProbeClient:
             except Exception:  # noqa: BLE001 -- already broken: nothing to close
                 pass
         self._proxy = None
+
+
+def _proxy_socket(proxy: rospy.ServiceProxy) -> socket.socket | None:
+    """The TCP socket of a persistent rospy service proxy (rospy keeps it on `proxy.transport.socket`), or None."""
+    sock = getattr(getattr(proxy, "transport", None), "socket", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def switch_msg(change: PlanChange) -> PlanSwitch:
@@ -279,6 +291,7 @@ class MonitorNode:
         seconds: list[float] = []
         received: list[int] = []
         waits: list[float | None] = []
+        kernel: list[float | None] = []
         for i, call in enumerate(train.calls):
             w0 = thread_run_queue_wait_s()
             t0 = time.monotonic()
@@ -291,8 +304,9 @@ class MonitorNode:
             seconds.append(time.monotonic() - t0)
             w1 = thread_run_queue_wait_s()
             waits.append(None if w0 is None or w1 is None else w1 - w0)
+            kernel.append(self.client.last_network_s)
             received.append(int(resp.received_bytes) if call.direction == "up" else len(resp.payload))
-        self.core.finish_train(train, seconds, received, start, waits)
+        self.core.finish_train(train, seconds, received, start, waits, kernel)
 
 
 def _ros_now() -> rospy.Time:
@@ -332,6 +346,9 @@ class MonitorNodeSettings:
     max_margin: float = setting(PredictorConfig.max_margin, "the error margin is clamped to this")
     hysteresis: int = setting(3, "consecutive updates in a new bucket before switching")
     jump_ratio: float = setting(0.5, "relative estimate change that switches at once")
+    jump_confirm: int = setting(
+        2, "a jump needs this many newest samples beyond jump_ratio (one slow probe is no step)"
+    )
     dead_band: float = setting(0.1, "the bucket is kept while the estimate is within this share of its edges")
     switch_log_interval: float = setting(10.0, "at most one plan-switch log line per this many seconds")
     buckets: str = setting("0.5:50:1", "bucket grid in MB/s: start:stop:step or a list of lower edges")
@@ -379,6 +396,7 @@ def monitor_settings(v: MonitorNodeSettings) -> MonitorSettings:
         target_s=v.probe_target_s,
         drain_ratio=v.probe_drain_ratio,
         call_timeout_s=v.probe_timeout,
+        max_call_timeout_s=max(ProbeConfig.max_call_timeout_s, v.probe_timeout),
         min_timeout_s=min(ProbeConfig.min_timeout_s, v.probe_timeout),
         direction=v.probe_direction,
         busy_duty=v.busy_duty,
@@ -399,6 +417,7 @@ def monitor_settings(v: MonitorNodeSettings) -> MonitorSettings:
         probe=probe,
         confirm_updates=v.hysteresis,
         jump_ratio=v.jump_ratio,
+        jump_confirm=v.jump_confirm,
         dead_band=v.dead_band,
         choices=choices,
         choices_fixed=fixed,

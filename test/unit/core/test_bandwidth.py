@@ -253,11 +253,24 @@ def test_hysteresis_keeps_the_bucket_inside_the_dead_band() -> None:
     assert any(flappy.update(e) is not None for e in [4.6, 4.7, 4.55, 6.5, 6.4, 6.55] * 10)
 
 
-def test_hysteresis_jumps_at_once_on_a_large_move() -> None:
+def test_hysteresis_jumps_at_once_on_a_large_move_confirmed_by_two_samples() -> None:
     h = BucketHysteresis(bucket_grid(), confirm_updates=3, jump_ratio=0.3)
     h.update(5.0)
-    assert h.update(1.2) == 1
-    assert h.update(5.0) == 5
+    assert h.update(1.2, [5.0, 1.2, 1.1]) == 1
+    assert h.update(5.0, [1.2, 5.1, 4.9]) == 5
+
+
+def test_hysteresis_jump_needs_a_second_sample() -> None:
+    """One slow sample drags the estimate past the jump ratio (a window of two far-apart samples), but the
+    sample before it does not confirm the move: no jump, the confirm_updates path instead."""
+    h = BucketHysteresis(bucket_grid(), confirm_updates=3, jump_ratio=0.5)
+    h.update(5.0)
+    assert h.update(1.2, [5.0, 0.7]) is None  # one slow sample: not confirmed
+    assert h.update(1.3, [0.7]) is None  # a lone sample (the window aged out) cannot confirm either
+    assert h.update(4.9, [0.7, 5.0, 4.9]) is None and h.current == 5  # back: the candidate is forgotten
+    unconfirmed = BucketHysteresis(bucket_grid(), confirm_updates=3, jump_ratio=0.5, jump_confirm=0)
+    unconfirmed.update(5.0)
+    assert unconfirmed.update(1.2, [5.0, 0.7]) == 1  # without confirmation (the former rule) it jumps
 
 
 def test_hysteresis_refuses_bad_settings() -> None:
@@ -267,3 +280,5 @@ def test_hysteresis_refuses_bad_settings() -> None:
         BucketHysteresis([2, 1])
     with pytest.raises(ValueError):
         BucketHysteresis([1, 2], dead_band=1.0)
+    with pytest.raises(ValueError):
+        BucketHysteresis([1, 2], jump_confirm=-1)

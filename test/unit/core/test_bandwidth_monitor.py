@@ -104,6 +104,38 @@ def test_a_single_slow_probe_cannot_move_the_bucket() -> None:
     assert len(changes) == 1 and core.predictor.outliers == 1
 
 
+def test_a_single_slow_probe_while_the_window_is_short_cannot_move_the_bucket() -> None:
+    """`make demo`'s warm-up: one good probe (3.96 Mbit/s), then one slowed by the server's CPU (0.63 Mbit/s)
+    while the window held a single sample; the harmonic mean of the two fell past the jump ratio. The jump needs
+    a second sample to confirm it, and the next good probes bring the estimate back."""
+    demo_book = [
+        PlanChoice(0.05, 1, "device", "intradp", 4.0),
+        PlanChoice(0.3, 2, "split", "intradp", 2.0),
+        PlanChoice(0.45, 3, "server", "intradp", 1.0),
+    ]
+    core, changes, clock = make_core(choices=demo_book, choices_fixed=True)
+    probe(core, clock, 3.96, period=1.0)
+    assert len(changes) == 1 and changes[0].plan_name == "server"  # 0.495 MB/s
+    probe(core, clock, 0.63, period=1.0)  # the slow one
+    assert core.estimate().mbit_per_s < 0.5 * 3.96  # it did drag the estimate ...
+    assert len(changes) == 1  # ... but not the bucket
+    for _ in range(4):
+        probe(core, clock, 3.96, period=1.0)
+    assert len(changes) == 1 and core.estimate().mbit_per_s == pytest.approx(3.96, rel=0.15)
+
+
+def test_a_single_slow_probe_after_the_window_aged_out_cannot_move_the_bucket() -> None:
+    core, changes, clock = make_core()
+    for _ in range(5):
+        probe(core, clock, 40.0)
+    clock.t += core.settings.predictor.max_age_s + 1.0  # stale: the window is empty
+    probe(core, clock, 4.0)  # alone in the window: it is the whole estimate
+    assert core.estimate().mbit_per_s == pytest.approx(4.0) and len(changes) == 1
+    probe(core, clock, 40.0)
+    probe(core, clock, 40.0)
+    assert len(changes) == 1 and changes[0].bucket_mbyte_per_s == 5.0
+
+
 def test_stats_give_passive_samples_from_link_limited_frames_and_mark_traffic() -> None:
     core, changes, clock = make_core()
     assert core.on_stats(stats()) is None
@@ -245,6 +277,61 @@ def test_invalid_sample_from_the_probe_path_is_refused() -> None:
 
 
 def test_settings_are_validated() -> None:
-    for bad in ({"robot": "bad name"}, {"rate_hz": 0}, {"choices": []}, {"passive_min_link_share": 2.0}):
+    for bad in (
+        {"robot": "bad name"},
+        {"rate_hz": 0},
+        {"choices": []},
+        {"passive_min_link_share": 2.0},
+        {"jump_confirm": -1},
+    ):
         with pytest.raises(ValueError):
             MonitorSettings(**bad)
+
+
+def device_only_frame(core, clock, seconds: float = 3.0) -> None:
+    """A device-only frame on a saturated robot CPU: stats with no bytes after `seconds`."""
+    clock.t += seconds
+    core.on_stats(stats(latency_s=seconds, transmit_s=0.0, transmit_only_s=0.0, bytes_up=0, bytes_down=0))
+
+
+def test_starved_probes_under_device_only_frames_still_bring_the_estimate_back() -> None:
+    """`make demo` after the slow probe: the low estimate chose device-only, device-only inference saturated the
+    robot's CPU quota, every probe call's thread sat on the run queue and was dropped, so no sample came for the
+    rest of the run and the stale estimate pinned device-only. Downloads timed by the kernel still give samples,
+    probes turn to downloads while calls starve, and the bucket comes back up."""
+    demo_book = [PlanChoice(0.05, 1, "device", "intradp", 4.0), PlanChoice(0.45, 3, "server", "intradp", 1.0)]
+    core, changes, clock = make_core(choices=demo_book, choices_fixed=True)
+    for _ in range(2):
+        probe(core, clock, 0.8)  # a low level: device-only
+    assert changes[-1].plan_name == "device"
+    rate = mbit_to_bytes_per_s(3.96)  # the link recovered
+    for _ in range(8):
+        device_only_frame(core, clock)
+        train = core.next_probe("up")
+        assert all(c.direction == "down" for c in train.calls) or core.starving is False
+        n = len(train.calls)
+        link = [c.measured_bytes / rate for c in train.calls]
+        wall = [t + 0.09 for t in link]  # throttled 90 ms per call
+        start = clock.t
+        clock.t += sum(wall)
+        kernel = [t if c.direction == "down" else None for t, c in zip(link, train.calls, strict=True)]
+        core.finish_train(train, wall, [c.measured_bytes for c in train.calls], start, [0.08] * n, kernel)
+    assert core.starving and core.rescued_calls > 0
+    assert changes[-1].plan_name == "server"
+    assert core.estimate().mbit_per_s == pytest.approx(3.96, rel=0.15)
+
+
+def test_a_stale_estimate_reprobes_at_full_duty_between_back_to_back_frames() -> None:
+    """While frames run back to back (no gap a probe fits in), a fresh estimate waits; a stale one probes."""
+    core, _, clock = make_core()
+    probe(core, clock, 4.0)
+    for _ in range(4):  # frames every 1 s, 0.95 s each: the gap is 50 ms
+        clock.t += 1.0
+        core.on_stats(stats(latency_s=0.95, bytes_up=10, bytes_down=10))
+    clock.t += 0.15  # idle gap seen
+    assert not core.stale()
+    assert not core.may_probe(0.3)  # does not fit before the next frame
+    clock.t = core.last_sample_at + core.settings.predictor.max_age_s + 0.1
+    core.on_stats(stats(latency_s=0.95, bytes_up=10, bytes_down=10))
+    clock.t += 0.15
+    assert core.stale() and core.may_probe(0.3)

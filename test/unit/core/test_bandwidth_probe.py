@@ -1,6 +1,10 @@
 """Unit tests of probe planning, the duty-cycle budget, link activity and passive samples."""
 
 import math
+import socket
+import struct
+import threading
+import time
 
 import pytest
 
@@ -14,6 +18,8 @@ from intradp_ros.core.bandwidth_probe import (
     passive_sample,
     plan_probe,
     probe_bytes,
+    socket_network_time_s,
+    tcp_network_time_s,
     thread_run_queue_wait_s,
     timeout_sample,
     train_sample,
@@ -76,7 +82,17 @@ def test_call_timeout_follows_the_estimate_within_bounds() -> None:
     assert call_timeout(call, None, CFG) == CFG.call_timeout_s
     assert call_timeout(call, 1e6, CFG) == pytest.approx(CFG.timeout_factor * 0.1)  # 0.8 s
     assert call_timeout(call, 1e9, CFG) == CFG.min_timeout_s
-    assert call_timeout(call, 1e3, CFG) == CFG.call_timeout_s
+    assert call_timeout(call, 1e5, CFG) == CFG.call_timeout_s  # 1 s expected: 8 s capped at 3 s
+    assert call_timeout(call, 1e3, CFG) == CFG.max_call_timeout_s  # 100 s expected: capped at 30 s
+
+
+def test_call_timeout_lets_a_very_slow_link_be_measured() -> None:
+    """SCONet's k = 1387 made the indoor link 67 kbit/s (8.4 kB/s): a 32 KiB call takes 3.9 s, over the 3 s cap,
+    so every call timed out and the estimate stuck at the timeout's upper bound, 32 KiB / 3 s (+30 %)."""
+    call = ProbeCall(CFG.min_bytes, 0, "up")
+    upper = CFG.min_bytes / CFG.call_timeout_s  # what a timed-out call says
+    assert call_timeout(call, upper, CFG) == pytest.approx(2 * CFG.call_timeout_s)  # room for the 3.9 s call
+    assert call.measured_bytes / 8400 < call_timeout(call, upper, CFG)
 
 
 def test_timeout_sample_is_an_upper_bound() -> None:
@@ -100,6 +116,18 @@ def test_duty_budget_limits_the_share_and_paces_probes() -> None:
         t += 0.01
     assert b.used(60.0) >= 0.2  # and it does probe
     assert not b.allows(100.0, 1.0, 0.0)
+
+
+def test_a_probe_longer_than_the_windows_share_runs_alone_and_paced() -> None:
+    """VGG19 at k = 1171 made a 80 kbit/s link: three 32 KiB calls take 4.5 s, more than 40 % of the 10 s window,
+    so no probe was ever allowed and the estimate stayed at the first probe's timeout bound."""
+    budget = DutyBudget(10.0)
+    assert budget.allows(0.0, 4.5, 0.4)  # nothing in the window: it may run
+    budget.record(0.0, 4.5)
+    assert not budget.allows(5.0, 4.5, 0.4)  # paced: 4.5 s x (1 / 0.4 - 1) = 6.75 s of quiet
+    assert not budget.allows(11.3, 4.5, 0.4)  # paced out, but the window still holds part of it
+    assert budget.allows(14.6, 4.5, 0.4)  # the window is empty again
+    assert not budget.allows(0.0, 4.5, 0.0)
 
 
 def test_link_activity_gates_probes_between_frames() -> None:
@@ -146,6 +174,7 @@ def test_bad_probe_config_is_refused() -> None:
         {"drain_ratio": 1.0},
         {"min_timeout_s": 5.0, "call_timeout_s": 3.0},
         {"timeout_factor": 0.5},
+        {"max_call_timeout_s": 2.0},
     ):
         with pytest.raises(ValueError):
             ProbeConfig(**kwargs)
@@ -167,3 +196,70 @@ def test_calls_that_waited_for_a_cpu_are_left_out() -> None:
 def test_run_queue_wait_is_read_on_linux() -> None:
     wait = thread_run_queue_wait_s()
     assert wait is None or wait >= 0.0
+
+
+def test_starved_download_calls_are_timed_by_the_kernel_instead() -> None:
+    """The robot's CPU was saturated (device-only inference on a CPU quota): every call's thread sat on the run
+    queue, so no call was usable and no sample ever came. The kernel's stamps time the downloads instead."""
+    calls = plan_probe("down", 50_000, ProbeConfig(train_calls=3))
+    wall, waits = [0.12, 0.14, 0.13], [0.07, 0.09, 0.08]  # 50 kB at 1 MB/s is 0.05 s of link time
+    r = train_sample(calls, wall, [50_000] * 3, 1.0, 1.3, waits, 0.2, [0.049, 0.05, 0.05])
+    assert r.starved == 0 and r.rescued == 2 and r.sample.bytes_per_s == pytest.approx(1e6)
+    # without kernel times the same train gives nothing (the rule the rescue extends)
+    r = train_sample(calls, wall, [50_000] * 3, 1.0, 1.3, waits, 0.2, [None, None, 0.0])
+    assert r.sample is None and r.starved == 2 and r.rescued == 0
+    # a kernel time is only used for a starved call, and never above the call's wall time
+    r = train_sample(calls, [0.05, 0.05, 0.05], [50_000] * 3, 1.0, 1.3, [0.0] * 3, 0.2, [0.01, 0.01, 0.01])
+    assert r.rescued == 0 and r.sample.bytes_per_s == pytest.approx(1e6)
+    r = train_sample(calls, [0.05, 0.05, 0.05], [50_000] * 3, 1.0, 1.3, [0.0, 0.04, 0.0], 0.2, [0.2, 0.2, 0.2])
+    assert r.rescued == 1 and r.sample.bytes_per_s == pytest.approx(1e6)
+    with pytest.raises(ValueError):
+        train_sample(calls, wall, [50_000] * 3, 1.0, 1.3, waits, 0.2, [0.05])
+
+
+def tcp_info(sent_ago_ms: int, recv_ago_ms: int) -> bytes:
+    info = bytearray(104)
+    struct.pack_into("=I", info, 44, sent_ago_ms)
+    struct.pack_into("=I", info, 52, recv_ago_ms)
+    return bytes(info)
+
+
+def test_tcp_info_gives_the_time_from_request_to_last_reply_byte() -> None:
+    assert tcp_network_time_s(tcp_info(130, 30)) == pytest.approx(0.1)
+    assert tcp_network_time_s(tcp_info(30, 130)) is None  # reply older than the request: not this call
+    assert tcp_network_time_s(b"\0" * 20) is None  # truncated
+    assert socket_network_time_s(None) is None
+
+
+def test_tcp_info_is_read_from_a_real_socket() -> None:
+    """A loopback download: the kernel time is at most the wall time of the call (and readable on Linux)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(5.0)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(16)
+            conn.sendall(bytes(200_000))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = socket.create_connection(server.getsockname(), timeout=5.0)
+    try:
+        t0 = time.monotonic()
+        client.sendall(b"probe")
+        got = 0
+        while got < 200_000:
+            chunk = client.recv(65536)
+            assert chunk
+            got += len(chunk)
+        wall = time.monotonic() - t0
+        kernel = socket_network_time_s(client)
+        if hasattr(socket, "TCP_INFO"):
+            assert kernel is not None and 0.0 <= kernel <= wall + 0.01
+    finally:
+        client.close()
+        thread.join(timeout=5.0)
+        server.close()

@@ -127,3 +127,33 @@ def test_codec_variants_set_the_server_policy():
         assert argv[argv.index("--codecs") + 1] == policy
     assert CODEC_VARIANTS["lossless"][1] == "+codecs" and CODEC_VARIANTS["raw"][1] == ""
     assert build_parser().parse_args(["--codecs", "raw,lossless"]).codecs == "raw,lossless"
+
+
+def test_empty_class_offset_leaves_the_wanted_share_of_empty_voxels_completed() -> None:
+    """The benchmark's SCONet weights: random weights complete about half of the empty voxels; raising the empty
+    class's logit by this offset leaves `density` of them completed, as a trained model's output is."""
+    import torch
+
+    from intradp_ros.eval.evaluate import empty_class_offset
+
+    torch.manual_seed(0)
+    logits = torch.randn(20, 16, 4, 16)
+    occupancy = (torch.rand(16, 4, 16) < 0.1).to(torch.uint8)
+    empty = occupancy == 0
+    before = ((logits.argmax(0) != 0) & empty).sum().item() / empty.sum().item()
+    assert before > 0.5  # random logits: most empty voxels complete
+    offset = empty_class_offset(logits, occupancy, 0.05)
+    shifted = logits.clone()
+    shifted[0] += offset
+    after = ((shifted.argmax(0) != 0) & empty).sum().item() / empty.sum().item()
+    assert after == pytest.approx(0.05, abs=0.01)
+    with pytest.raises(ValueError):
+        empty_class_offset(logits, occupancy, 0.0)
+
+
+def test_a_server_only_frame_run_on_the_robot_is_a_problem() -> None:
+    from intradp_ros.eval.evaluate import system_problems
+
+    assert system_problems({"system": "server_only", "plan_name": "device_only"})
+    assert not system_problems({"system": "server_only", "plan_name": "server_only"})
+    assert not system_problems({"system": "dsccs", "plan_name": "device_only"})  # its own choice

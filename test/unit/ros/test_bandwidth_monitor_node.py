@@ -1,12 +1,16 @@
 """The monitor node's shell without a master: settings, message conversion, and the probe endpoint.
 (The monitor's logic is tested ROS-free in test/unit/core/test_bandwidth_monitor.py.)"""
 
+import socket
+from types import SimpleNamespace
+
 import pytest
 from rosgraph.names import resolve_name
 
 from intradp_ros.core.bandwidth_monitor import EstimateReport, PlanChange
 from intradp_ros.msg import InferenceStats
 from intradp_ros.ros.bandwidth_monitor import (
+    _proxy_socket,
     build_parser,
     estimate_msg,
     frame_stats,
@@ -25,7 +29,8 @@ def test_settings_from_parameters() -> None:
     )
     assert s.robot == "r2" and s.rate_hz == 10.0 and s.confirm_updates == 2 and not s.probes_enabled
     assert [c.bucket_mbyte_per_s for c in s.choices] == [1.0, 2.0, 4.0] and not s.choices_fixed
-    assert s.probe.train_calls == 5 and s.dead_band == 0.1
+    assert s.probe.train_calls == 5 and s.dead_band == 0.1 and s.jump_confirm == 2
+    assert settings_from({"jump_confirm": 1}).jump_confirm == 1
     for bad in (
         {"robot": "bad name"},
         {"rate": 0},
@@ -96,3 +101,14 @@ def test_probe_endpoint_refuses_oversized_requests() -> None:
         ProbeEndpoint("robot 1")
     with pytest.raises(ValueError):
         ProbeEndpoint("robot1", max_reply_bytes=-1)
+
+
+def test_the_probe_proxys_socket_is_found_for_kernel_timing() -> None:
+    """rospy keeps a persistent proxy's socket on proxy.transport.socket; anything else gives None (no rescue)."""
+    sock = socket.socket()
+    try:
+        assert _proxy_socket(SimpleNamespace(transport=SimpleNamespace(socket=sock))) is sock
+        assert _proxy_socket(SimpleNamespace(transport=None)) is None
+        assert _proxy_socket(SimpleNamespace(transport=SimpleNamespace(socket=None))) is None
+    finally:
+        sock.close()
