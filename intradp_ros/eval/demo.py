@@ -33,6 +33,7 @@ from intradp_ros.eval.evaluate import (
     auto_dilation,
     build_options,
     flags,
+    measure_frame_s,
     model_setup,
     trace_label,
 )
@@ -134,26 +135,7 @@ def frame_cpu_s(model: str, options: dict[str, Any], repeats: int = 2) -> float:
     """CPU seconds of one frame with one torch thread (the least of `repeats`, after a warm-up). CPU time, unlike
     wall time, does not grow when other jobs share the cores (a 0.58 s frame took 10 s of wall time at load
     average 8 on this machine), so the demo's k and size do not depend on what else runs."""
-    import torch
-
-    from intradp_ros.models.registry import build
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(0)
-        net = build(model, **options)
-        x = net.input_spec.example()
-        times = []
-        with torch.inference_mode():
-            net(x)
-            for _ in range(repeats):
-                t0 = time.thread_time()
-                net(x)
-                times.append(time.thread_time() - t0)
-        return min(times)
-    finally:
-        torch.set_num_threads(before)
+    return measure_frame_s(model, options, repeats, clock=time.thread_time, threads=1)
 
 
 def cacheable_k(k: float) -> float:

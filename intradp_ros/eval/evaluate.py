@@ -25,7 +25,7 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -104,25 +104,40 @@ def workload_family(model: str) -> str:
     raise ValueError(f"no reference GPU time for {model!r}: pass --dilation K")
 
 
-def measure_frame_s(model: str, options: dict[str, Any], repeats: int = 3) -> float:
-    """Median forward seconds of one frame on this CPU (torch's default threads, as the CPU server runs it)."""
+def measure_frame_s(
+    model: str,
+    options: dict[str, Any],
+    repeats: int = 3,
+    clock: Callable[[], float] | None = None,
+    threads: int | None = None,
+) -> float:
+    """Forward seconds of one frame on this CPU: the least of `repeats` after a warm-up (the least disturbed: other
+    jobs on the host only ever add time). By default wall time with torch's default threads, as the CPU server runs
+    it; `clock=time.thread_time, threads=1` gives one thread's CPU seconds, which load does not inflate."""
     import time
 
     import torch
 
     from intradp_ros.models.registry import build
 
-    torch.manual_seed(0)
-    net = build(model, **options)
-    x = net.input_spec.example()
-    times = []
-    with torch.inference_mode():
-        net(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+    tick = clock or time.perf_counter
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        net = build(model, **options)
+        x = net.input_spec.example()
+        times = []
+        with torch.inference_mode():
             net(x)
-            times.append(time.perf_counter() - t0)
-    return min(times)  # the least disturbed: other jobs on the host only ever add time
+            for _ in range(repeats):
+                t0 = tick()
+                net(x)
+                times.append(tick() - t0)
+        return min(times)
+    finally:
+        torch.set_num_threads(before)
 
 
 # The trained SCONet completes about 1 % of the grid (the completion head's density hint); seeded random weights
