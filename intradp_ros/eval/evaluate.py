@@ -104,6 +104,10 @@ def workload_family(model: str) -> str:
     raise ValueError(f"no reference GPU time for {model!r}: pass --dilation K")
 
 
+CLIENT_HEARTBEAT_TIMEOUT_S = 1.0  # the client's defaults (ros/client_node.ClientSettings), undilated
+CLIENT_REPORT_TIMEOUT_S = 0.5
+
+
 def measure_frame_s(
     model: str,
     options: dict[str, Any],
@@ -397,6 +401,10 @@ class Evaluation:
             "cache_dir": self.client_cache_dir(),
             "deadline": 3.0 * k,
             "max_age": 3.0 * k,
+            # the client's own waits stretch with every other time on the testbed: undilated, a 1 s heartbeat
+            # timeout at k = 71 declared the link down every few seconds and distributed frames ran locally
+            "heartbeat_timeout": CLIENT_HEARTBEAT_TIMEOUT_S * k,
+            "report_timeout": CLIENT_REPORT_TIMEOUT_S * k,
         }
         s.update(self.setup.settings)
         s.update(self.cfg.extra_client)

@@ -157,3 +157,23 @@ def test_a_server_only_frame_run_on_the_robot_is_a_problem() -> None:
     assert system_problems({"system": "server_only", "plan_name": "device_only"})
     assert not system_problems({"system": "server_only", "plan_name": "server_only"})
     assert not system_problems({"system": "dsccs", "plan_name": "device_only"})  # its own choice
+
+
+def test_client_waits_are_dilated_from_the_clients_own_defaults():
+    from intradp_ros.eval.evaluate import CLIENT_HEARTBEAT_TIMEOUT_S, CLIENT_REPORT_TIMEOUT_S, Evaluation
+    from intradp_ros.ros.client_node import COMMON_SPEC, ClientSettings
+    from intradp_ros.ros.kapao_client import SPEC
+    from intradp_ros.ros.node_params import build_parser, resolve
+
+    defaults = ClientSettings()
+    assert (defaults.heartbeat_timeout, defaults.report_timeout) == (
+        CLIENT_HEARTBEAT_TIMEOUT_S,
+        CLIENT_REPORT_TIMEOUT_S,
+    )
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0))
+    spec = dict(COMMON_SPEC, **SPEC)
+    argv = ev.client_argv("server_only")
+    s = resolve(spec, build_parser("kapao_client", "", spec).parse_args(argv[1:]), use_ros=False)
+    assert s["heartbeat_timeout"] == pytest.approx(40.0 * CLIENT_HEARTBEAT_TIMEOUT_S)
+    assert s["report_timeout"] == pytest.approx(40.0 * CLIENT_REPORT_TIMEOUT_S)
+    assert s["deadline"] == pytest.approx(120.0)
