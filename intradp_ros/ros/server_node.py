@@ -33,7 +33,7 @@ import torch
 from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.executor import SideExecutor, default_server_device
 from intradp_ros.core.handshake_limits import HEADS, HandshakeLimits, check_handshake, parse_option_ranges
-from intradp_ros.core.health import DropCounter, Health, SolveFacts, server_status
+from intradp_ros.core.health import Health, SolveFacts, server_status
 from intradp_ros.core.log_throttle import LogThrottle, clip
 from intradp_ros.core.plan import SERVER
 from intradp_ros.core.plan_book import (
@@ -215,7 +215,6 @@ class IntraDPServer:
         )
         self.diagnostics: NodeDiagnostics | None = None
         self.auth = server_sessions(settings)
-        self._auth_log = DropCounter()  # refused handshakes by robot, for throttled log lines
 
     # ------------------------------------------------------------------ start / stop
     def load_models(self, configs: Sequence[ModelConfig]) -> None:
@@ -348,11 +347,7 @@ class IntraDPServer:
             return None, ""
         except NotThisSession:  # a replaced session's holder: "handshake again" (it cannot renew a live one)
             return None, NO_SESSION
-        except AuthError as e:
-            if self._auth_log.record(robot, str(e)[:40]):  # each kind once, then every 10 s with the count
-                rospy.logerr(
-                    "server: refused handshake on %s's service (%d refused): %s", robot, self._auth_log.count(robot), e
-                )
+        except AuthError as e:  # logged (throttled, with counts) by _refuse, like every refusal
             return None, f"authentication: {e}"
 
     def _begin_session(self, sess: RobotSession, grant: Grant | None) -> None:
