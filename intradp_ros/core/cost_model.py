@@ -12,6 +12,10 @@ row bands, by `BandedSimulation` at the end of this module):
   sender's link queue before it (the sender thread encodes, then sends) and its decode seconds delay its
   arrival; a compiled plan either has fixed codecs (a Plan's own) or lets the model choose, per transfer and
   bandwidth, the lossless codec predicted fastest (raw where none pays): what the solver searches with;
+- every tile, in any codec, also costs its per-tile wire work (`Profile.tile_send_time` on the sender's CPU,
+  in the sender's queue like encoding; `tile_recv_time` on the receiver's); each direction's receiving thread
+  decodes one tile at a time, so a tile arrives when the link has delivered it and the receiver has decoded
+  the tiles before it and then it;
 - the inference ends when the robot holds every model output and has finished its own work.
 Since each side releases tiles in topological order, one pass over the nodes in that order is an exact
 simulation of this event system. The structure of a plan (row counts, transfers, who waits for what)
@@ -181,10 +185,20 @@ class CostModel:
                     pay[i] = nbytes[i] * opt.ratio
                     enc[i] = opt.encode_s(nbytes[i])
                     dec[i] = opt.decode_s(nbytes[i])
+        for i, up in enumerate(cp.is_up.tolist()):
+            send, recv = self.tile_wire_s(bool(up), pay[i])
+            enc[i] += send
+            dec[i] += recv
         if len(cp._wire) > 64:
             cp._wire.clear()
         cp._wire[key] = (pay, enc, dec)
         return pay, enc, dec
+
+    def tile_wire_s(self, up: bool, payload_bytes: Any) -> tuple[Any, Any]:
+        """(sender s, receiver s) of the per-tile wire work for one tile of `payload_bytes` going up (robot sends,
+        server receives) or down: each side's profiled `tile_send_time` / `tile_recv_time` (0 for old profiles)."""
+        sender, receiver = (self.robot, self.server) if up else (self.server, self.robot)
+        return sender.tile_send_time(payload_bytes), receiver.tile_recv_time(payload_bytes)
 
     def codec_choice(self, plan: Plan, bandwidth_Bps: float) -> Codecs:
         """The codec per (node, direction) predicted fastest for `plan`'s transfers at this bandwidth ({}: none
@@ -327,6 +341,7 @@ class CostModel:
         arrive = [0.0] * len(dur)
         finish_r = [0.0] * len(self.graph.nodes)
         rfree = sfree = upfree = downfree = 0.0
+        uprecv = downrecv = 0.0  # the receiving thread of each direction decodes one tile at a time
         for st in cp.steps:
             if st.robot_on:
                 t0 = rfree
@@ -337,7 +352,7 @@ class CostModel:
                 finish_r[st.node] = rfree
             for i in st.up_release:
                 upfree = (upfree if upfree > rfree else rfree) + dur[i]
-                arrive[i] = upfree + dec[i]
+                uprecv = arrive[i] = (upfree if upfree > uprecv else uprecv) + dec[i]
             if st.server_on:
                 t0 = sfree
                 for i in st.server_waits:
@@ -346,7 +361,7 @@ class CostModel:
                 sfree = t0 + st.server_s
             for i in st.down_release:
                 downfree = (downfree if downfree > sfree else sfree) + dur[i]
-                arrive[i] = downfree + dec[i]
+                downrecv = arrive[i] = (downfree if downfree > downrecv else downrecv) + dec[i]
         end = rfree
         for i in cp.output_waits:
             end = max(end, arrive[i])
@@ -360,17 +375,20 @@ class CostModel:
         T, B = len(cp.nbytes), len(bw)
         pay = np.repeat(cp.nbytes[:, None], B, axis=1).astype(float)
         enc, dec = np.zeros((T, B)), np.zeros((T, B))
-        if not self.codec_costs or cp.codecs == {}:
-            return pay, enc, dec
-        for i, t in enumerate(cp.transfers):
-            nb = float(cp.nbytes[i])
-            if cp.codecs is None:
-                pay[i], enc[i], dec[i] = self.codec_costs.best_many(t.node, t.direction, nb, bw)
-                continue
-            c = cp.codecs.get((t.node, t.direction))
-            opt = None if c is None else self.codec_costs.option(t.node, t.direction, c)
-            if opt is not None:
-                pay[i], enc[i], dec[i] = nb * opt.ratio, opt.encode_s(nb), opt.decode_s(nb)
+        if self.codec_costs and cp.codecs != {}:
+            for i, t in enumerate(cp.transfers):
+                nb = float(cp.nbytes[i])
+                if cp.codecs is None:
+                    pay[i], enc[i], dec[i] = self.codec_costs.best_many(t.node, t.direction, nb, bw)
+                    continue
+                c = cp.codecs.get((t.node, t.direction))
+                opt = None if c is None else self.codec_costs.option(t.node, t.direction, c)
+                if opt is not None:
+                    pay[i], enc[i], dec[i] = nb * opt.ratio, opt.encode_s(nb), opt.decode_s(nb)
+        for i, up in enumerate(cp.is_up.tolist()):
+            send, recv = self.tile_wire_s(bool(up), pay[i])
+            enc[i] = enc[i] + send
+            dec[i] = dec[i] + recv
         return pay, enc, dec
 
     def _replay(
@@ -387,6 +405,7 @@ class CostModel:
         start_link = np.zeros((T, B))
         zero = np.zeros(B)
         rfree, sfree, upfree, downfree = zero.copy(), zero.copy(), zero.copy(), zero.copy()
+        uprecv, downrecv = zero.copy(), zero.copy()  # each direction's receiving thread decodes in order
         comp_s: list[np.ndarray] = []
         comp_e: list[np.ndarray] = []
         finish_r: dict[int, np.ndarray] = {}
@@ -403,7 +422,7 @@ class CostModel:
             for i in st.up_release:
                 start_link[i] = np.maximum(upfree, rfree)
                 upfree = start_link[i] + dur[i]
-                arrive[i] = upfree + dec[i]
+                uprecv = arrive[i] = np.maximum(upfree, uprecv) + dec[i]
             if st.server_on:
                 t0 = sfree
                 for i in st.server_waits:
@@ -412,7 +431,7 @@ class CostModel:
             for i in st.down_release:
                 start_link[i] = np.maximum(downfree, sfree)
                 downfree = start_link[i] + dur[i]
-                arrive[i] = downfree + dec[i]
+                downrecv = arrive[i] = np.maximum(downfree, downrecv) + dec[i]
         end = rfree.copy()
         for i in cp.output_waits:
             end = np.maximum(end, arrive[i])
@@ -519,9 +538,11 @@ class BandedSimulation:
                     direction = UP if side == ROBOT else DOWN
                     codec = plan.codec_for(n.index, direction)
                     opt = None if codec is None else cm.codec_costs.option(n.index, direction, codec)
-                    self.pay.append(nb * opt.ratio if opt else nb)
-                    self.enc.append(opt.encode_s(nb) if opt else 0.0)
-                    self.dec.append(opt.decode_s(nb) if opt else 0.0)
+                    pay = nb * opt.ratio if opt else nb
+                    send, recv = cm.tile_wire_s(side == ROBOT, pay)
+                    self.pay.append(pay)
+                    self.enc.append((opt.encode_s(nb) if opt else 0.0) + send)
+                    self.dec.append((opt.decode_s(nb) if opt else 0.0) + recv)
                     ids.append(self.tiles[key])
                 per_step.append(ids)
             self.sends[side] = per_step
@@ -546,6 +567,7 @@ class BandedSimulation:
         inf = float("inf")
         arrive = [inf] * len(self.nbytes)
         link_free = {True: 0.0, False: 0.0}
+        recv_free = {True: 0.0, False: 0.0}  # each direction's receiving thread decodes one tile at a time
         state: dict[str, _SideReplay] = {}
         for side in self.sides:
             steps = self.schedules[side].steps
@@ -589,7 +611,7 @@ class BandedSimulation:
                 up = self.is_up[t]
                 start = max(link_free[up], end)
                 link_free[up] = start + ovh + self.enc[t] + self.pay[t] / bandwidth_Bps
-                arrive[t] = link_free[up] + self.dec[t]
+                arrive[t] = recv_free[up] = max(link_free[up], recv_free[up]) + self.dec[t]
                 other = SERVER if up else ROBOT
                 peer = state[other]
                 for j in peer.readers.get(t, ()):

@@ -78,11 +78,30 @@ class Profile:
     step_overhead_s: float = 0.0  # executor bookkeeping per node a side runs (row stores, waits, sends)
     mac_s_per_byte: float = 0.0  # authenticated links: keyed MAC of a tile, per byte (sender and receiver each)
     codecs: list[CodecProfile] = field(default_factory=list)  # lossless codec costs on this side, per tile kind
+    # Per-tile wire work on this side's CPU (beside any codec): building and serialising a tile it sends, decoding,
+    # validating and copying one it receives; t = fixed + per_byte x payload bytes. Measured by
+    # `measure_tile_wire_cost`; 0 in profiles made before it (they load, the tiles then cost the message overhead).
+    tile_send_s: float = 0.0
+    tile_send_s_per_byte: float = 0.0
+    tile_recv_s: float = 0.0
+    tile_recv_s_per_byte: float = 0.0
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
         """Seconds for `rows` output rows of node `node` on this device."""
         return self.nodes[node].time(rows)
+
+    def tile_send_time(self, nbytes: float) -> float:
+        """CPU seconds this side spends turning one tile of `nbytes` payload bytes into wire bytes."""
+        return self.tile_send_s + self.tile_send_s_per_byte * nbytes
+
+    def tile_recv_time(self, nbytes: float) -> float:
+        """CPU seconds this side spends decoding and checking one received tile of `nbytes` payload bytes."""
+        return self.tile_recv_s + self.tile_recv_s_per_byte * nbytes
+
+    def wire_costs(self) -> tuple[float, float, float, float]:
+        """(send fixed s, send s per byte, receive fixed s, receive s per byte) of one tile."""
+        return self.tile_send_s, self.tile_send_s_per_byte, self.tile_recv_s, self.tile_recv_s_per_byte
 
     def total(self) -> float:
         """Seconds for the whole graph on this device (sum of whole-node times)."""
@@ -117,6 +136,7 @@ class Profile:
             self.step_overhead_s,
             self.mac_s_per_byte,
             list(codecs),
+            *self.wire_costs(),
         )
 
     def _times_scaled(
@@ -140,6 +160,7 @@ class Profile:
             self.step_overhead_s * (factor if scale_overhead else 1.0),
             self.mac_s_per_byte,
             [c.slowed(cf) for c in self.codecs],
+            *(w * cf for w in self.wire_costs()),  # tile wire work is CPU work, like codecs
         )
 
     def device_only_s(self) -> float:
@@ -169,6 +190,10 @@ class Profile:
                 "mac_s_per_byte": self.mac_s_per_byte,
                 "nodes": [{"rows": p.rows, "seconds": p.seconds, "a": p.a, "b": p.b} for p in self.nodes],
                 "codecs": [c.to_dict() for c in self.codecs],
+                "tile_send_s": self.tile_send_s,
+                "tile_send_s_per_byte": self.tile_send_s_per_byte,
+                "tile_recv_s": self.tile_recv_s,
+                "tile_recv_s_per_byte": self.tile_recv_s_per_byte,
             }
         )
 
@@ -195,6 +220,7 @@ class Profile:
                 _nonneg(d.get("step_overhead_s", 0.0)),
                 _nonneg(d.get("mac_s_per_byte", 0.0)),
                 [CodecProfile.from_dict(c) for c in d.get("codecs", [])],
+                *(_nonneg(d.get(k, 0.0)) for k in WIRE_COST_FIELDS),
             )
         except ProfileError:
             raise
@@ -205,6 +231,9 @@ class Profile:
         if g is not None:
             prof.check(g)
         return prof
+
+
+WIRE_COST_FIELDS = ("tile_send_s", "tile_send_s_per_byte", "tile_recv_s", "tile_recv_s_per_byte")
 
 
 def _nonneg(v: Any) -> float:
@@ -297,6 +326,42 @@ def measure_message_overhead(repeats: int = 200) -> float:
     return float(statistics.median(samples))
 
 
+WIRE_SAMPLE_BYTES = (256, 64 << 10, 1 << 20)  # tile payloads the wire cost is measured at (fixed + per byte)
+
+
+def measure_tile_wire_cost(repeats: int = 30) -> tuple[float, float, float, float]:
+    """(send fixed s, send s per byte, receive fixed s, receive s per byte) of one raw float32 tile on this CPU.
+
+    Send: the runtime's sender work for a computed band (tensor to a contiguous numpy array, a Tile, the wire
+    encoding with its field checks); receive: the wire decoding and the copy the receiver makes of the read-only
+    payload (core/runtime/wire.check_tile). Medians per size, a line fitted through them (a, b >= 0). Codec work
+    comes on top, from the codec profiles."""
+    from intradp_ros.core.codec import decode_tile, encode_tile  # late: the codec imports the codecs
+    from intradp_ros.core.tile import CODEC_RAW, Tile
+
+    send_med, recv_med = [], []
+    for nbytes in WIRE_SAMPLE_BYTES:
+        t = torch.rand(max(nbytes // 4, 1))
+        send, recv = [], []
+        for _ in range(max(3, repeats)):
+            t0 = time.perf_counter()
+            tile = Tile(1, 1, 1, 0, 0, t.shape[0], t.detach().contiguous().numpy(), CODEC_RAW, 0, "")
+            wire = encode_tile(tile)
+            t1 = time.perf_counter()
+            back = decode_tile(wire)
+            data = back.data if back.data.flags.writeable else back.data.copy()
+            torch.from_numpy(data)
+            t2 = time.perf_counter()
+            send.append(t1 - t0)
+            recv.append(t2 - t1)
+        send_med.append(statistics.median(send))
+        recv_med.append(statistics.median(recv))
+    sizes = list(WIRE_SAMPLE_BYTES)
+    sa, sb = fit_line(sizes, send_med)
+    ra, rb = fit_line(sizes, recv_med)
+    return sa, sb, ra, rb
+
+
 # ---------------------------------------------------------------------------------------------- profiling
 def _piece(g: Graph, u: int, value: Any, rows: tuple[int, int] | None) -> Any:
     n = g.nodes[u]
@@ -324,6 +389,7 @@ def profile_graph(
     step_overhead: bool = True,
     codecs: bool = True,
     codec_repeats: int = 3,
+    wire_cost: bool = True,
 ) -> Profile:
     """Time every node of `g` on `device` for a few row counts (interior tiles, as the executor runs them).
 
@@ -333,8 +399,8 @@ def profile_graph(
     `step_overhead`, one device-only run through the engine's executor measures its per-step bookkeeping.
     With `codecs`, the lossless codecs are profiled on this CPU (`codec_repeats` each) on samples of the run's own
     tensors, a few per tile kind (core/codec_choice.SampleCollector): profile on representative inputs (a real
-    camera frame, a real scan), since random inputs do not compress. `progress(done, total)` is called after each
-    node of each pass."""
+    camera frame, a real scan), since random inputs do not compress. With `wire_cost`, the per-tile wire work of
+    this CPU (`measure_tile_wire_cost`). `progress(done, total)` is called after each node of each pass."""
     dev = torch.device(device)
     consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
     last_use = [n.index for n in g.nodes]
@@ -411,6 +477,9 @@ def profile_graph(
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
     prof.mac_s_per_byte = mac_cost_s_per_mb() / (1 << 20)  # this CPU's tile MAC, charged on authenticated links
+    if wire_cost:
+        wire = measure_tile_wire_cost()
+        prof.tile_send_s, prof.tile_send_s_per_byte, prof.tile_recv_s, prof.tile_recv_s_per_byte = wire
     return prof
 
 

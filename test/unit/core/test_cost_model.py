@@ -216,3 +216,71 @@ def test_codecs_cut_link_time_and_charge_coding():
     banded = chosen.with_bands(2)
     assert cm.latency(banded, bw) < raw_cm.latency(plan.with_bands(2), bw)
     assert cm.simulate(banded, [bw])[0].bytes_up == nbytes // 2
+
+
+# ------------------------------------------------------------------------------------- per-tile wire work
+def _wired(prof, send_s=0.0, send_per_byte=0.0, recv_s=0.0, recv_per_byte=0.0):
+    import dataclasses
+
+    return dataclasses.replace(
+        prof,
+        tile_send_s=send_s,
+        tile_send_s_per_byte=send_per_byte,
+        tile_recv_s=recv_s,
+        tile_recv_s_per_byte=recv_per_byte,
+    )
+
+
+def test_every_tile_pays_its_wire_work_on_the_sender_and_the_receiver():
+    g = three_node_graph()
+    robot = uniform_profile(g, 1e-3, overhead_s=0.0)
+    server = robot.scaled(0.05, "server")
+    n = g.nodes[0].nbytes
+    plain = CostModel(g, robot, server).latency(Plan.server_only(g), 1e6)
+    assert plain == pytest.approx(2 * n / 1e6 + 32e-3 * 0.05)
+    # robot: 1 ms per tile sent + 1 us per byte; 0.5 ms per tile received; server: 2 ms sent, 0.25 ms received
+    cm = CostModel(g, _wired(robot, 1e-3, 1e-6, 5e-4), _wired(server, 2e-3, 0.0, 2.5e-4))
+    up = 1e-3 + n * 1e-6 + 2.5e-4  # robot serialises, the server decodes
+    down = 2e-3 + 5e-4
+    want = plain + up + down
+    for plan in (Plan.server_only(g), cm.compile(Plan.server_only(g))):
+        assert cm.latency(plan, 1e6) == pytest.approx(want)
+        assert cm.latencies(plan, [1e6])[0] == pytest.approx(want)
+        assert cm.predict(plan, 1e6).latency_s == pytest.approx(want)
+    # a banded plan in one band per node replays the same
+    from intradp_ros.core.cost_model import BandedSimulation
+
+    assert BandedSimulation(cm, Plan.server_only(g)).latency(1e6) == pytest.approx(want)
+    assert cm.latency(Plan.device_only(g), 1e6) == pytest.approx(32e-3), "nothing crosses, nothing to serialise"
+
+
+def test_many_band_tiles_each_pay_the_fixed_wire_cost_so_bands_stop_paying():
+    g, _ = conv_chain(3, h=64)
+    prof = uniform_profile(g, 1e-4, overhead_s=0.0)
+    server_s = sum(prof.time(n.index, n.extent) for n in g.nodes if not n.is_input)
+    bw = Plan.server_only(g).bytes(UP) / server_s
+    free = CostModel(g, prof, prof)
+    per_tile = server_s / 4  # each tile costs a quarter of the server's compute to send, on either side
+    costly = CostModel(g, _wired(prof, send_s=per_tile), _wired(prof, send_s=per_tile))
+    k8 = Plan.server_only(g, bands=8)
+    assert len(k8.transfers()) == 16
+    # the 8 upload tiles queue in the robot's sender: 8 x per_tile before the last band can start
+    assert costly.latency(k8, bw) >= free.latency(k8, bw) + 7 * per_tile
+    assert costly.latency(k8, bw) > costly.latency(Plan.server_only(g), bw), "8 bands no longer pay"
+    assert free.latency(k8, bw) < free.latency(Plan.server_only(g), bw)
+
+
+def test_the_receiver_decodes_one_tile_at_a_time():
+    """Tiles that reach the server faster than it can decode them queue at its receiving thread."""
+    g, _ = conv_chain(1, h=64)
+    prof = uniform_profile(g, 1e-6, overhead_s=0.0)
+    dec = 0.01  # 10 ms per received tile on the server, the link is nearly free
+    cm = CostModel(g, prof, _wired(prof, recv_s=dec))
+    plan = Plan.server_only(g, bands=8)
+    ups = [t for t in plan.transfers() if t.direction == UP]
+    assert len(ups) == 8
+    lat = cm.latency(plan, 1e12)
+    assert lat >= 8 * dec, "eight decodes in a row, not eight at once"
+    assert lat < 8 * dec + 0.005
+    compute = sum(prof.time(n.index, n.extent) for n in g.nodes)
+    assert cm.latency(Plan.server_only(g), 1e12) == pytest.approx(dec + compute, abs=1e-6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -234,3 +235,25 @@ def test_profile_graph_measures_codecs_on_its_own_tensors():
     kinds = {(c.kind, c.name) for c in prof.codecs}
     assert ("float32", "zstd_shuffle") in kinds and ("float32", "raw") in kinds
     assert profile_graph(g, [x], repeats=1, step_overhead=False, codecs=False).codecs == []
+
+
+def test_tile_wire_costs_are_measured_travel_in_the_json_and_scale_like_cpu_work():
+    g, p = _toy_profile()
+    measured = profile_graph(g, [conv_chain(2, h=8)[1]], warmup=0, repeats=1, sizes=2, step_overhead=False)
+    assert measured.tile_send_s > 0 and measured.tile_recv_s > 0, "the per-tile wire work is measured"
+    assert measured.tile_send_time(1e6) > measured.tile_send_time(0)
+    wired = dataclasses.replace(p, tile_send_s=2e-5, tile_send_s_per_byte=1e-9, tile_recv_s=1e-5)
+    back = Profile.from_json(wired.to_json(), g)
+    assert back.wire_costs() == (2e-5, 1e-9, 1e-5, 0.0)
+    assert back.tile_send_time(1000) == pytest.approx(2e-5 + 1e-6)
+    old = json.loads(p.to_json())
+    for k in ("tile_send_s", "tile_send_s_per_byte", "tile_recv_s", "tile_recv_s_per_byte"):
+        del old[k]
+    assert Profile.from_json(json.dumps(old), g).wire_costs() == (0.0, 0.0, 0.0, 0.0), "older profiles load"
+    robot = wired.scaled(3.0, "robot", scale_overhead=False, codec_factor=5.0)
+    assert robot.tile_send_s == pytest.approx(1e-4) and robot.tile_recv_s == pytest.approx(5e-5)
+    assert wired.with_codecs([]).wire_costs() == wired.wire_costs()
+    bad = json.loads(wired.to_json())
+    bad["tile_recv_s"] = -1.0
+    with pytest.raises(ProfileError):
+        Profile.from_json(json.dumps(bad), g)
