@@ -497,7 +497,8 @@ class BandedSimulation:
     """Event replay of a banded plan, as the runtime runs it (core/runtime): per side one compute timeline
     over the schedule's steps (one band of one node each); a step starts when the side is free, the steps it
     reads are done and its tiles have arrived, lowest schedule priority first among those ready (the
-    wavefront); it takes the profile's t(rows of the band) plus the measured per-step overhead; its tiles
+    wavefront); it takes the profile's t(rows of the band) plus the measured per-step overhead, plus, for a node
+    cut into several bands, the profile's measured per-band cost (`Profile.band_step_s`); its tiles
     enter that direction's FIFO link when it ends and occupy it for `overhead + bytes / bandwidth`. The
     request ends when the robot holds every output. Structure is built once; `latency(bw)` replays it."""
 
@@ -511,8 +512,10 @@ class BandedSimulation:
         self.cost: dict[str, list[float]] = {}
         self.compute_s: dict[str, float] = {}
         for side in self.sides:
+            band_s = (cm.robot if side == ROBOT else cm.server).band_step_s
             c = [
-                0.0 if st.node.is_input else cm._time(side, st.node.index, st.rows) for st in self.schedules[side].steps
+                0.0 if st.node.is_input else cm._time(side, st.node.index, st.rows) + (band_s if st.bands > 1 else 0.0)
+                for st in self.schedules[side].steps
             ]
             self.cost[side] = c
             self.compute_s[side] = float(sum(c))

@@ -85,6 +85,10 @@ class Profile:
     tile_send_s_per_byte: float = 0.0
     tile_recv_s: float = 0.0
     tile_recv_s_per_byte: float = 0.0
+    # Seconds every band of a node cut into several bands costs beyond its rows' profiled time (smaller, less
+    # cache-friendly operator calls, halo rows, the concatenation of pieces), in this profile's time units:
+    # measured by `measure_band_overhead`; 0 in older profiles.
+    band_step_s: float = 0.0
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
@@ -137,6 +141,7 @@ class Profile:
             self.mac_s_per_byte,
             list(codecs),
             *self.wire_costs(),
+            self.band_step_s,
         )
 
     def _times_scaled(
@@ -161,6 +166,7 @@ class Profile:
             self.mac_s_per_byte,
             [c.slowed(cf) for c in self.codecs],
             *(w * cf for w in self.wire_costs()),  # tile wire work is CPU work, like codecs
+            self.band_step_s * factor,  # operator time, like the operators
         )
 
     def device_only_s(self) -> float:
@@ -194,6 +200,7 @@ class Profile:
                 "tile_send_s_per_byte": self.tile_send_s_per_byte,
                 "tile_recv_s": self.tile_recv_s,
                 "tile_recv_s_per_byte": self.tile_recv_s_per_byte,
+                "band_step_s": self.band_step_s,
             }
         )
 
@@ -221,6 +228,7 @@ class Profile:
                 _nonneg(d.get("mac_s_per_byte", 0.0)),
                 [CodecProfile.from_dict(c) for c in d.get("codecs", [])],
                 *(_nonneg(d.get(k, 0.0)) for k in WIRE_COST_FIELDS),
+                _nonneg(d.get("band_step_s", 0.0)),
             )
         except ProfileError:
             raise
@@ -390,6 +398,7 @@ def profile_graph(
     codecs: bool = True,
     codec_repeats: int = 3,
     wire_cost: bool = True,
+    band_overhead: bool = False,
 ) -> Profile:
     """Time every node of `g` on `device` for a few row counts (interior tiles, as the executor runs them).
 
@@ -400,7 +409,9 @@ def profile_graph(
     With `codecs`, the lossless codecs are profiled on this CPU (`codec_repeats` each) on samples of the run's own
     tensors, a few per tile kind (core/codec_choice.SampleCollector): profile on representative inputs (a real
     camera frame, a real scan), since random inputs do not compress. With `wire_cost`, the per-tile wire work of
-    this CPU (`measure_tile_wire_cost`). `progress(done, total)` is called after each node of each pass."""
+    this CPU (`measure_tile_wire_cost`). With `band_overhead` (off by default: a few extra whole runs), the cost of
+    a band beyond its rows' profile (`measure_band_overhead`). `progress(done, total)` is called after each node of
+    each pass."""
     dev = torch.device(device)
     consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
     last_use = [n.index for n in g.nodes]
@@ -476,6 +487,8 @@ def profile_graph(
     )
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
+    if band_overhead:
+        prof.band_step_s = measure_band_overhead(g, inputs, dev, prof)
     prof.mac_s_per_byte = mac_cost_s_per_mb() / (1 << 20)  # this CPU's tile MAC, charged on authenticated links
     if wire_cost:
         wire = measure_tile_wire_cost()
@@ -504,6 +517,58 @@ def measure_step_overhead(g: Graph, inputs: Sequence[torch.Tensor], device: torc
         client.close()
         server.close()
     return float(statistics.median(per_step[1:] or per_step or [0.0]))
+
+
+BAND_PROFILE_K = 8  # bands of the device-only run that measures the per-band cost
+
+
+def measure_band_overhead(
+    g: Graph,
+    inputs: Sequence[torch.Tensor],
+    device: torch.device,
+    prof: Profile,
+    k: int = BAND_PROFILE_K,
+    runs: int = 2,
+) -> float:
+    """Seconds (in `prof`'s time units) each step of a node cut into bands costs beyond its rows' profiled time.
+
+    Device-only through the executor in one band and in k wavefront bands, interleaved (medians of `runs` after a
+    warm-up of each): the profile predicts both (`pred_1`, `pred_k`); the measured banded run, brought to the
+    profile's scale by the one-band run (x pred_1 / t_1: a profile calibrated to whole frames later scales this
+    term with it), minus `pred_k`, spread over the steps of banded nodes. So the cost model's banded / one-band
+    ratio of the device-only run is the measured one; 0 when bands cost no more than the profile says."""
+    from intradp_ros.core.cost_model import CostModel  # late: the cost model imports this module
+    from intradp_ros.core.executor import ClientHalf
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.runtime.schedule import plan_schedule
+    from intradp_ros.core.transport import inprocess_pair
+
+    one = Plan.device_only(g)
+    many = one.with_bands(k)
+    banded_steps = sum(1 for st in plan_schedule(many, "robot").steps if st.bands > 1 and not st.node.is_input)
+    if not banded_steps:
+        return 0.0
+    cm = CostModel(g, prof, prof, codecs=False)
+    pred_1, pred_k = cm.latency(one, 1e12), cm.latency(many, 1e12)
+    robot_end, _server_end = inprocess_pair(None)
+    client = ClientHalf(g, robot_end, device=device)
+    t1: list[float] = []
+    tk: list[float] = []
+    try:
+        with torch.no_grad():
+            for i in range(runs + 1):
+                for plan, acc in ((one, t1), (many, tk))[:: 1 if i % 2 else -1]:
+                    t0 = time.perf_counter()
+                    client.infer(plan, *inputs)
+                    _sync(device)
+                    if i:
+                        acc.append(time.perf_counter() - t0)
+    finally:
+        client.close()
+    m1, mk = statistics.median(t1), statistics.median(tk)
+    if m1 <= 0:
+        return 0.0
+    return max(0.0, mk * pred_1 / m1 - pred_k) / banded_steps
 
 
 # ---------------------------------------------------------------------------------------------- calibration

@@ -284,3 +284,21 @@ def test_the_receiver_decodes_one_tile_at_a_time():
     assert lat < 8 * dec + 0.005
     compute = sum(prof.time(n.index, n.extent) for n in g.nodes)
     assert cm.latency(Plan.server_only(g), 1e12) == pytest.approx(dec + compute, abs=1e-6)
+
+
+def test_each_band_of_a_banded_node_pays_the_profiled_band_cost():
+    import dataclasses
+
+    g, _ = conv_chain(2, h=32)
+    prof = uniform_profile(g, 1e-4, overhead_s=0.0)
+    band_s = 1e-3
+    costly = dataclasses.replace(prof, band_step_s=band_s)
+    free_cm, cm = CostModel(g, prof, prof), CostModel(g, costly, costly)
+    one = Plan.device_only(g)
+    assert cm.latency(one, 1e6) == pytest.approx(free_cm.latency(one, 1e6)), "one band: no band cost"
+    k4 = one.with_bands(4, aligned=False)
+    banded = [(v, len(k4.bands("robot", v))) for v in range(1, len(g.nodes)) if len(k4.bands("robot", v)) > 1]
+    steps = sum(n for _, n in banded)
+    assert steps >= 8
+    assert cm.latency(k4, 1e6) == pytest.approx(free_cm.latency(k4, 1e6) + steps * band_s)
+    assert costly.scaled(2.0, "x", scale_overhead=False).band_step_s == pytest.approx(2 * band_s)

@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+import torch
 from sched_toys import conv_chain
 
 from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, fit_line, profile_graph, row_counts
@@ -257,3 +258,20 @@ def test_tile_wire_costs_are_measured_travel_in_the_json_and_scale_like_cpu_work
     bad["tile_recv_s"] = -1.0
     with pytest.raises(ProfileError):
         Profile.from_json(json.dumps(bad), g)
+
+
+def test_band_overhead_is_measured_travels_in_the_json_and_old_profiles_load_without_it():
+    from intradp_ros.core.profiler import measure_band_overhead
+
+    g, x = conv_chain(2, h=32)
+    p = profile_graph(g, [x], warmup=0, repeats=1, sizes=2, band_overhead=True)
+    assert p.band_step_s >= 0.0
+    assert measure_band_overhead(g, [x], torch.device("cpu"), p, runs=1) >= 0.0
+    slow = dataclasses.replace(p, nodes=[dataclasses.replace(n, a=0.0, b=0.0) for n in p.nodes], step_overhead_s=0.0)
+    assert measure_band_overhead(g, [x], torch.device("cpu"), slow, runs=1) == 0.0, "the measured run is the scale"
+    q = dataclasses.replace(p, band_step_s=3e-4)
+    assert Profile.from_json(q.to_json(), g).band_step_s == 3e-4
+    old = json.loads(q.to_json())
+    del old["band_step_s"]
+    assert Profile.from_json(json.dumps(old), g).band_step_s == 0.0
+    assert q.scaled(0.5, "server").band_step_s == pytest.approx(1.5e-4)
