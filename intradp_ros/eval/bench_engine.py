@@ -347,12 +347,15 @@ def bench_streaming(
     g = capture(model, x)
     dev = server_device or str(default_server_device())
     t0 = time.perf_counter()
-    prof = profile_graph(g, [x], "cpu", warmup=1, repeats=1)
-    server_prof = prof if dev == "cpu" else profile_graph(g, [x], dev, warmup=1, repeats=2)
+    prof = profile_graph(g, [x], "cpu", warmup=1, repeats=1, band_overhead=True)
+    server_prof = prof if dev == "cpu" else profile_graph(g, [x], dev, warmup=1, repeats=2, band_overhead=True)
     cm = CostModel(g, prof, server_prof)
     log(
         f"  {key}: {len(g)} nodes, input {tuple(x.shape)} {x.dtype}, profiled in {time.perf_counter() - t0:.0f} s "
-        f"(step overhead {prof.step_overhead_s * 1e6:.0f} us, message overhead {cm.overhead_s * 1e6:.0f} us)"
+        f"(step overhead {prof.step_overhead_s * 1e6:.0f} us, message overhead {cm.overhead_s * 1e6:.0f} us, "
+        f"per-band cost {server_prof.band_step_s * 1e6:.0f} us, tile wire work {prof.tile_send_s * 1e6:.0f} us "
+        f"+ {prof.tile_send_s_per_byte * 1e12:.0f} us/MB sent, {server_prof.tile_recv_s * 1e6:.0f} us "
+        f"+ {server_prof.tile_recv_s_per_byte * 1e12:.0f} us/MB received)"
     )
     one = Plan.server_only(g)
     up_bytes, down_bytes = one.bytes(UP), one.bytes(DOWN)

@@ -32,6 +32,7 @@ Figures on a shared CPU are noisy; the output says which device ran the server a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from typing import Any, TextIO
 
 import torch
 
+from intradp_ros.core.profiler import WIRE_COST_FIELDS
 from intradp_ros.eval.offload_emulation import ChargedTransport, set_link_rate, slow_graph
 from intradp_ros.eval.workloads import (
     ROBOT_CPU_OVER_HOST,
@@ -233,7 +235,7 @@ class OffloadBench:
         g_robot = capture(model, x)
         self.say(f"[bench_offload] {w.label}: captured {len(g_server)} nodes in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        kw: dict[str, Any] = {"repeats": self.profile_repeats, "warmup": 1, "sizes": 3}
+        kw: dict[str, Any] = {"repeats": self.profile_repeats, "warmup": 1, "sizes": 3, "band_overhead": True}
         cpu_prof = profile_graph(g_server, [x], "cpu", **kw)
         srv_prof = (
             cpu_prof
@@ -268,7 +270,12 @@ class OffloadBench:
         robot_prof = cpu_prof.scaled(
             factor, "robot (this CPU, slowed)", scale_overhead=False, codec_factor=ROBOT_CPU_OVER_HOST * k
         )
-        srv_prof = srv_prof.with_codecs([c.slowed(SERVER_CPU_OVER_HOST * k) for c in cpu_prof.codecs])
+        # the server's non-model CPU work (codecs, per-tile wire work) is this CPU's, charged x SERVER_CPU_OVER_HOST x k
+        srv_cpu = cpu_prof.scaled(1.0, "server CPU work", codec_factor=SERVER_CPU_OVER_HOST * k)
+        srv_prof = dataclasses.replace(
+            srv_prof.with_codecs(srv_cpu.codecs),
+            **dict(zip(WIRE_COST_FIELDS, srv_cpu.wire_costs())),
+        )
         slow_graph(g_robot, factor)
         setup = WorkloadSetup(
             w,

@@ -3,7 +3,8 @@
 - `SlowRowmap` / `slow_graph`: the robot half's operators each followed by a sleep of (factor - 1) x their own
   time: a CPU quota for one thread, without a cgroup (an in-process thread cannot be put alone in one).
 - `ChargedTransport`: every tile through the wire codec, its encode and decode (this thread's CPU time) charged at
-  each side's faithful factor (the sender waits until that much time has passed), the charged seconds accumulated.
+  each side's faithful factor (the sender waits for the encode's charge, the receiving end for the decode's), the
+  charged seconds accumulated.
 - `set_link_rate`: the in-process link's rate for the next frame (the trace's rate at that moment).
 """
 
@@ -47,10 +48,15 @@ def slow_graph(g: Any, factor: float) -> None:
             node.rowmap = SlowRowmap(node.rowmap, factor)
 
 
+RECV_CHARGE = "charged_decode_s"  # tile meta: the receiver's decode charge, waited for by the receiving end
+
+
 class ChargedTransport(Transport):
     """One end of the link that passes every tile through the wire codec and charges that CPU work its faithful
-    cost: encode at the sender's factor, decode at the receiver's (both on the sending thread, before the link),
-    by waiting until (factor x the thread's CPU seconds) has passed. `charged_s` accumulates the charged seconds."""
+    cost, by waiting until (factor x the thread's CPU seconds) has passed: the encode at the sender's factor on the
+    sending thread, before the link; the decode (run here too, timed) at the receiver's factor on the receiving
+    thread when it takes the tile (`recv`), so tiles queue behind each other's decoding there as they would on a
+    real receiver. `charged_s` accumulates the charged seconds."""
 
     def __init__(self, inner: Transport, sender_factor: float, receiver_factor: float) -> None:
         self.inner = inner
@@ -70,16 +76,22 @@ class ChargedTransport(Transport):
         c1 = time.thread_time()
         decoded = decode_tile(wire)
         c2 = time.thread_time()
-        charged = self.sender_factor * (c1 - c0) + self.receiver_factor * (c2 - c1)
-        extra = charged - (time.perf_counter() - t0)
+        encode_charge = self.sender_factor * (c1 - c0)
+        decode_charge = self.receiver_factor * (c2 - c1)
+        extra = encode_charge - (time.perf_counter() - t0)
         if extra > 0:
             time.sleep(extra)
         with self._lock:
-            self.charged_s += charged
+            self.charged_s += encode_charge + decode_charge
+        decoded.meta[RECV_CHARGE] = decode_charge
         self.inner.send(decoded)
 
     def recv(self, timeout: float | None = None) -> Any:
-        return self.inner.recv(timeout)
+        tile = self.inner.recv(timeout)
+        charge = tile.meta.pop(RECV_CHARGE, 0.0) if tile is not None else 0.0
+        if charge > 0:
+            time.sleep(charge)
+        return tile
 
     def close(self) -> None:
         self.inner.close()

@@ -57,6 +57,8 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
     monkeypatch.setattr(emu, "time", clock)
     import intradp_ros.core.codec as codec
 
+    import types
+
     sent: list[Any] = []
     monkeypatch.setattr(codec, "encode_tile", lambda t: ("wire", t))
     monkeypatch.setattr(codec, "decode_tile", lambda w: w[1])
@@ -65,10 +67,17 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
         def send(self, tile: Any) -> None:
             sent.append(tile)
 
-    ct = emu.ChargedTransport(Inner(), sender_factor=3.0, receiver_factor=1.0)  # type: ignore[arg-type]
-    ct.send("tile")
-    # encode 1 CPU s x 3 + decode 1 CPU s x 1 = 4 s charged; 1 s of wall time was spent, 3 s waited
-    assert sent == ["tile"] and clock.slept == [3.0] and ct.take() == 4.0 and ct.take() == 0.0
+        def recv(self, timeout: float | None = None) -> Any:
+            return sent.pop(0) if sent else None
+
+    ct = emu.ChargedTransport(Inner(), sender_factor=3.0, receiver_factor=2.0)  # type: ignore[arg-type]
+    tile = types.SimpleNamespace(meta={})
+    ct.send(tile)
+    # encode 1 CPU s x 3 = 3 s charged to the sender: 1 s of wall time was spent, 2 s waited
+    assert sent == [tile] and clock.slept == [2.0] and ct.take() == 3.0 + 2.0 and ct.take() == 0.0
+    # decode 1 CPU s x 2 = 2 s, waited by the receiving end when it takes the tile (its thread, not the sender's)
+    assert ct.recv() is tile and clock.slept == [2.0, 2.0] and emu.RECV_CHARGE not in tile.meta
+    assert ct.recv() is None and clock.slept == [2.0, 2.0]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="CPU run of the benchmark")
