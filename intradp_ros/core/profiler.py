@@ -25,6 +25,7 @@ machine never share a cached profile.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -61,8 +62,21 @@ class NodeProfile:
     b: float
 
     def time(self, rows: int) -> float:
-        """Predicted seconds to compute `rows` rows (0 rows cost nothing)."""
-        return 0.0 if rows <= 0 else self.a + self.b * rows
+        """Predicted seconds to compute `rows` rows (0 rows cost nothing): between two measured row counts, the
+        line through their medians (the measured rows->time curve: a band of 1/32 of a convolution's rows is not
+        1/32 of its time, and the curve is not one line: small tiles often run faster per row, in cache); outside
+        them, or with one measured count, the fitted line t = a + b*r."""
+        if rows <= 0:
+            return 0.0
+        r, s = self.rows, self.seconds
+        if len(r) >= 2 and r[0] <= rows <= r[-1] and len(s) == len(r):
+            i = bisect.bisect_left(r, rows)
+            if r[i] == rows:
+                return s[i]
+            lo, hi = r[i - 1], r[i]
+            if lo < hi:  # ascending, as profile_graph writes them; otherwise the line
+                return s[i - 1] + (s[i] - s[i - 1]) * (rows - lo) / (hi - lo)
+        return self.a + self.b * rows
 
 
 @dataclass
@@ -265,6 +279,10 @@ def fit_line(rows: Sequence[int], seconds: Sequence[float]) -> tuple[float, floa
     return float(coef[0]), float(coef[1])
 
 
+# row counts profiled per node: the whole extent and 5 halvings, down to the 1/32 bands the solver may choose
+PROFILE_SIZES = 6
+
+
 def row_counts(extent: int, sizes: int = 4) -> list[int]:
     """A handful of distinct tile sizes: the whole extent, then halving (at least one row)."""
     out = {max(1, extent)}
@@ -391,7 +409,7 @@ def profile_graph(
     device: str | torch.device = "cpu",
     warmup: int = 1,
     repeats: int = 3,
-    sizes: int = 4,
+    sizes: int = PROFILE_SIZES,
     progress: Callable[[int, int], None] | None = None,
     message_overhead_s: float | None = None,
     step_overhead: bool = True,

@@ -347,7 +347,7 @@ def bench_streaming(
     g = capture(model, x)
     dev = server_device or str(default_server_device())
     t0 = time.perf_counter()
-    prof = profile_graph(g, [x], "cpu", warmup=1, repeats=1, band_overhead=True)
+    prof = profile_graph(g, [x], "cpu", warmup=1, repeats=2, band_overhead=True)
     server_prof = prof if dev == "cpu" else profile_graph(g, [x], dev, warmup=1, repeats=2, band_overhead=True)
     cm = CostModel(g, prof, server_prof)
     log(

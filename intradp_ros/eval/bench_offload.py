@@ -235,7 +235,7 @@ class OffloadBench:
         g_robot = capture(model, x)
         self.say(f"[bench_offload] {w.label}: captured {len(g_server)} nodes in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        kw: dict[str, Any] = {"repeats": self.profile_repeats, "warmup": 1, "sizes": 3, "band_overhead": True}
+        kw: dict[str, Any] = {"repeats": self.profile_repeats, "warmup": 1, "sizes": 6, "band_overhead": True}
         cpu_prof = profile_graph(g_server, [x], "cpu", **kw)
         srv_prof = (
             cpu_prof

@@ -275,3 +275,18 @@ def test_band_overhead_is_measured_travels_in_the_json_and_old_profiles_load_wit
     del old["band_step_s"]
     assert Profile.from_json(json.dumps(old), g).band_step_s == 0.0
     assert q.scaled(0.5, "server").band_step_s == pytest.approx(1.5e-4)
+
+
+def test_band_times_follow_the_measured_rows_curve_not_one_line():
+    from intradp_ros.core.profiler import PROFILE_SIZES, NodeProfile
+
+    # measured: 4 rows 1 ms, 8 rows 1.5 ms, 16 rows 4 ms (small tiles faster per row, the line does not pass there)
+    rows, secs = [4, 8, 16], [1e-3, 1.5e-3, 4e-3]
+    a, b = fit_line(rows, secs)
+    p = NodeProfile(rows, secs, a, b)
+    assert p.time(8) == 1.5e-3 and p.time(16) == 4e-3, "a measured count is its median"
+    assert p.time(6) == pytest.approx(1.25e-3) and p.time(12) == pytest.approx(2.75e-3), "between: the curve"
+    assert p.time(2) == pytest.approx(a + 2 * b) and p.time(0) == 0.0, "outside: the fitted line"
+    assert NodeProfile([16], [4e-3], 1e-3, 1e-4).time(8) == pytest.approx(1.8e-3), "one count: the line"
+    assert NodeProfile([16, 4], [4e-3, 1e-3], 0.0, 2e-4).time(8) == pytest.approx(1.6e-3), "unordered: the line"
+    assert len(row_counts(320, PROFILE_SIZES)) == 6 and min(row_counts(320, PROFILE_SIZES)) == 10, "down to 1/32"
