@@ -330,7 +330,9 @@ def bench_streaming(
     """Server-only in one band against k bands over the throttled in-process link, at bandwidths where the
     upload takes `ratio` x the server's compute: the solver's k (banded cost model) and a sweep. Measured
     and predicted ratios (banded / one band) side by side, with the floor (perfect overlap of upload and
-    server compute: max of the two plus the download, over the measured one-band time)."""
+    server compute: max of the two plus the download, over the measured one-band time). Each k is measured
+    interleaved with one band (`measure_pair`), so a load that drifts during the sweep moves both."""
+    import os
     import statistics
     import time
 
@@ -392,6 +394,28 @@ def bench_streaming(
         f"  {key}: profile calibrated x{factor:.2f} to the measured server compute "
         f"({raw * 1e3:.0f} -> {server_s * 1e3:.0f} ms)"
     )
+
+    def measure_pair(plan: Plan, bw: float, n: int) -> tuple[float, float]:
+        """(median one-band seconds, median `plan` seconds) of n requests each, interleaved (order alternating)
+        after one warm-up of each: both under the same load, so their ratio survives a load that drifts."""
+        robot_end, server_end = inprocess_pair(bw)
+        server = ServerHalf(g, server_end, [one, plan], device=dev)
+        client = ClientHalf(g, robot_end)
+        t1: list[float] = []
+        tk: list[float] = []
+        try:
+            with torch.no_grad():
+                for i in range(n + 1):
+                    for p, acc in ((one, t1), (plan, tk))[:: 1 if i % 2 else -1]:
+                        t = time.perf_counter()
+                        client.infer(p, x)
+                        if i:
+                            acc.append(time.perf_counter() - t)
+        finally:
+            client.close()
+            server.close()
+        return statistics.median(t1), statistics.median(tk)
+
     rows = []
     for ratio in ratios:
         bw = up_bytes / (ratio * server_s)
@@ -408,7 +432,7 @@ def bench_streaming(
         ks = ([choice.bands] if choice.bands > 1 else []) + [k for k in sweep if k != choice.bands]
         for k in ks:
             plan = one.with_bands(k)
-            t_k, _ = measure(plan, bw, repeats)
+            pair_one, t_k = measure_pair(plan, bw, repeats)
             p_k = cm.latency(plan, bw)
             row = {
                 "model": key,
@@ -416,17 +440,20 @@ def bench_streaming(
                 "bandwidth_MBps": bw / 1e6,
                 "k": k,
                 "solver": k == choice.bands,
-                "one_s": t_one,
+                "one_s": pair_one,
                 "banded_s": t_k,
-                "measured": t_k / t_one,
+                "measured": t_k / pair_one,
                 "predicted": p_k / p_one,
                 "floor": floor / t_one,
                 "max_bands": plan.max_bands(),
+                "load": os.getloadavg()[0],
             }
             rows.append(row)
             log(
-                f"    k={k:<3d}{' (solver)' if row['solver'] else '         '} {t_k * 1e3:7.0f} ms  measured "
-                f"{row['measured']:.2f}x  predicted {row['predicted']:.2f}x  floor {row['floor']:.2f}x"
+                f"    k={k:<3d}{' (solver)' if row['solver'] else '         '} {t_k * 1e3:7.0f} ms (one band "
+                f"{pair_one * 1e3:.0f} ms, interleaved; predicted {p_k * 1e3:.0f} / {p_one * 1e3:.0f} ms)  measured "
+                f"{row['measured']:.2f}x  predicted {row['predicted']:.2f}x  floor {row['floor']:.2f}x  "
+                f"(load {row['load']:.1f})"
             )
     return rows
 
