@@ -550,8 +550,9 @@ def measure_band_overhead(
 ) -> float:
     """Seconds (in `prof`'s time units) each step of a node cut into bands costs beyond its rows' profiled time.
 
-    Device-only through the executor in one band and in k wavefront bands, interleaved (medians of `runs` after a
-    warm-up of each): the profile predicts both (`pred_1`, `pred_k`); the measured banded run, brought to the
+    Device-only through the executor in one band and in k wavefront bands, interleaved (the fastest of `runs` after
+    a warm-up of each: other processes' load only adds time, and a spike during one run would otherwise be charged
+    to every band): the profile predicts both (`pred_1`, `pred_k`); the measured banded run, brought to the
     profile's scale by the one-band run (x pred_1 / t_1: a profile calibrated to whole frames later scales this
     term with it), minus `pred_k`, spread over the steps of banded nodes. So the cost model's banded / one-band
     ratio of the device-only run is the measured one; 0 when bands cost no more than the profile says."""
@@ -583,7 +584,7 @@ def measure_band_overhead(
                         acc.append(time.perf_counter() - t0)
     finally:
         client.close()
-    m1, mk = statistics.median(t1), statistics.median(tk)
+    m1, mk = min(t1), min(tk)  # the least disturbed of each: load only ever adds time
     if m1 <= 0:
         return 0.0
     return max(0.0, mk * pred_1 / m1 - pred_k) / banded_steps
