@@ -179,8 +179,9 @@ class Profile:
             self.step_overhead_s * (factor if scale_overhead else 1.0),
             self.mac_s_per_byte,
             [c.slowed(cf) for c in self.codecs],
-            *(w * cf for w in self.wire_costs()),  # tile wire work is CPU work, like codecs
-            self.band_step_s * factor,  # operator time, like the operators
+            # tile wire work is CPU work, like codecs; the band cost is operator time, like the operators
+            **{k: w * cf for k, w in zip(WIRE_COST_FIELDS, self.wire_costs())},
+            band_step_s=self.band_step_s * factor,
         )
 
     def device_only_s(self) -> float:
@@ -241,8 +242,8 @@ class Profile:
                 _nonneg(d.get("step_overhead_s", 0.0)),
                 _nonneg(d.get("mac_s_per_byte", 0.0)),
                 [CodecProfile.from_dict(c) for c in d.get("codecs", [])],
-                *(_nonneg(d.get(k, 0.0)) for k in WIRE_COST_FIELDS),
-                _nonneg(d.get("band_step_s", 0.0)),
+                **{k: _nonneg(d.get(k, 0.0)) for k in WIRE_COST_FIELDS},
+                band_step_s=_nonneg(d.get("band_step_s", 0.0)),
             )
         except ProfileError:
             raise

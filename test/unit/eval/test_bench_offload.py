@@ -55,9 +55,9 @@ def test_slow_rowmap_sleeps_factor_minus_one_times_the_call(monkeypatch: pytest.
 def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(emu, "time", clock)
-    import intradp_ros.core.codec as codec
-
     import types
+
+    import intradp_ros.core.codec as codec
 
     sent: list[Any] = []
     monkeypatch.setattr(codec, "encode_tile", lambda t: ("wire", t))
