@@ -267,7 +267,11 @@ def test_band_overhead_is_measured_travels_in_the_json_and_old_profiles_load_wit
     p = profile_graph(g, [x], warmup=0, repeats=1, sizes=2, band_overhead=True)
     assert p.band_step_s >= 0.0
     assert measure_band_overhead(g, [x], torch.device("cpu"), p, runs=1) >= 0.0
-    slow = dataclasses.replace(p, nodes=[dataclasses.replace(n, a=0.0, b=0.0) for n in p.nodes], step_overhead_s=0.0)
+    slow = dataclasses.replace(
+        p,
+        nodes=[dataclasses.replace(n, a=0.0, b=0.0, seconds=[0.0] * len(n.seconds)) for n in p.nodes],
+        step_overhead_s=0.0,
+    )
     assert measure_band_overhead(g, [x], torch.device("cpu"), slow, runs=1) == 0.0, "the measured run is the scale"
     q = dataclasses.replace(p, band_step_s=3e-4)
     assert Profile.from_json(q.to_json(), g).band_step_s == 3e-4
@@ -290,3 +294,45 @@ def test_band_times_follow_the_measured_rows_curve_not_one_line():
     assert NodeProfile([16], [4e-3], 1e-3, 1e-4).time(8) == pytest.approx(1.8e-3), "one count: the line"
     assert NodeProfile([16, 4], [4e-3, 1e-3], 0.0, 2e-4).time(8) == pytest.approx(1.6e-3), "unordered: the line"
     assert len(row_counts(320, PROFILE_SIZES)) == 6 and min(row_counts(320, PROFILE_SIZES)) == 10, "down to 1/32"
+
+
+def test_band_overhead_is_the_measured_banded_time_at_the_profiles_scale_beyond_its_prediction(monkeypatch):
+    """A fake executor: one band takes 1 s, 8 bands 3 s; the profile predicts pred_1 and pred_8: the term is
+    (3 x pred_1 / 1 - pred_8) / banded steps, so the model's banded / one-band ratio becomes the measured 3x."""
+    import intradp_ros.core.executor as executor
+    from intradp_ros.core import profiler
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.runtime.schedule import plan_schedule
+
+    g, x = conv_chain(2, h=32)
+    p = profile_graph(g, [x], warmup=0, repeats=1, sizes=2, step_overhead=False)
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            return self.now
+
+    clock = Clock()
+
+    class FakeClient:
+        def __init__(self, *a, **k) -> None:
+            pass
+
+        def infer(self, plan, *inputs):
+            clock.now += 3.0 if plan.is_banded else 1.0
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(executor, "ClientHalf", FakeClient)
+    monkeypatch.setattr(profiler, "time", clock)
+    got = profiler.measure_band_overhead(g, [x], torch.device("cpu"), p, k=8, runs=2)
+    one, many = Plan.device_only(g), Plan.device_only(g).with_bands(8)
+    cm = CostModel(g, p, p, codecs=False)
+    steps = sum(1 for st in plan_schedule(many, "robot").steps if st.bands > 1 and not st.node.is_input)
+    want = (3.0 * cm.latency(one, 1e12) - cm.latency(many, 1e12)) / steps
+    assert want > 0 and got == pytest.approx(want)
+    charged = CostModel(g, dataclasses.replace(p, band_step_s=got), p, codecs=False)
+    assert charged.latency(many, 1e12) / charged.latency(one, 1e12) == pytest.approx(3.0)
