@@ -132,8 +132,9 @@ class Profile:
 
         Used where the other side cannot be measured (no GPU here); the factor is recorded. The executor's
         per-step overhead scales too unless `scale_overhead` is False (a robot slowed only in its operators).
-        Codec times (CPU work) scale by `codec_factor`, default `factor`: a robot slowed in everything; pass 1.0
-        for a server derived by its GPU's speed-up, whose codecs still run on a CPU."""
+        Codec times and the per-tile wire work (CPU work) scale by `codec_factor`, default `factor`: a robot slowed
+        in everything; pass 1.0 for a server derived by its GPU's speed-up, whose codecs still run on a CPU. The
+        per-band cost (`band_step_s`, operator time) scales by `factor`."""
         if not (factor > 0 and math.isfinite(factor)):
             raise ValueError(f"scale factor must be a finite number > 0, got {factor}")
         dev = dict(self.device)
