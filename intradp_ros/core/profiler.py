@@ -12,6 +12,12 @@ size ratio and encode/decode seconds per MB, measured on samples of the profiled
 robot's codec costs travel in the handshake with its operator profile. A profile without them (format /1)
 loads with none: the cost model then sends every tile uncompressed.
 
+A profile also carries what a streamed (banded) plan pays beyond its operators: the per-tile wire work of this
+CPU (`measure_tile_wire_cost`: making, serialising, decoding and checking a tile, fixed + per byte) and, when asked,
+the per-band cost (`measure_band_overhead`: device-only in 8 bands against one band, beyond what the operator
+profile predicts). Both load as 0 from older profiles. A node's t(rows) between two profiled row counts follows
+the measured curve (interpolation), the fitted line only outside them.
+
 On machines without a GPU the server profile is derived from the robot's by a stated speed ratio
 (`Profile.scaled`); the ratio is recorded in the profile's device description.
 
