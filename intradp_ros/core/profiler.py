@@ -14,7 +14,7 @@ loads with none: the cost model then sends every tile uncompressed.
 
 A profile also carries what a streamed (banded) plan pays beyond its operators: the per-tile wire work of this
 CPU (`measure_tile_wire_cost`: making, serialising, decoding and checking a tile, fixed + per byte) and, when asked,
-the per-band cost (`measure_band_overhead`: device-only in 8 bands against one band, beyond what the operator
+the per-band cost (`measure_band_overhead`: device-only in 32 bands against one band, beyond what the operator
 profile predicts). Both load as 0 from older profiles. A node's t(rows) between two profiled row counts follows
 the measured curve (interpolation), the fitted line only outside them.
 
@@ -545,7 +545,11 @@ def measure_step_overhead(g: Graph, inputs: Sequence[torch.Tensor], device: torc
     return float(statistics.median(per_step[1:] or per_step or [0.0]))
 
 
-BAND_PROFILE_K = 8  # bands of the device-only run that measures the per-band cost
+# bands of the device-only run that measures the per-band cost: the finest count the solver tries
+# (solver.BAND_CHOICES), since thin bands are where the operator profile misses most (KAPAO-L 512x640 device-only,
+# load ~2: 8 bands 1.2x one band, as the profile's curve predicts; 32 bands 1.85x); coarser counts, with fewer
+# steps, pay the per-step term fewer times
+BAND_PROFILE_K = 32
 
 
 def measure_band_overhead(
