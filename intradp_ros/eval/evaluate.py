@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -204,13 +205,92 @@ def auto_dilation(model: str, options: dict[str, Any], frame_s: float) -> tuple[
     )
 
 
-def auto_kapao_size(model: str, robot_cpu: float, budget_s: float) -> tuple[str, str]:
-    """('H,W', why): the largest KAPAO size whose device-only frame on the testbed (this CPU's frame time at
-    1280x960 scaled by pixels, / the robot's CPU quota) fits `budget_s`; never below 512x640."""
+def frame_cpu_cache_path(model: str, options: dict[str, Any], cache_dir: Path | None = None) -> Path:
+    """Where one thread's CPU seconds of a frame of `model` built with `options` on this CPU are cached: keyed by
+    model, options, CPU name and torch version (a new CPU or torch measures again)."""
+    import hashlib
+
+    import torch
+
+    from intradp_ros.core.plan_table import default_cache_dir
+    from intradp_ros.core.profiler import describe_device
+
+    key = json.dumps(
+        {
+            "model": model,
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(options.items())},
+            "cpu": describe_device(torch.device("cpu")).get("name"),
+            "torch": torch.__version__,
+        },
+        sort_keys=True,
+    )
+    root = cache_dir if cache_dir is not None else default_cache_dir() / "frame_cpu"
+    return root / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+
+
+def cached_frame_cpu_s(
+    model: str,
+    options: dict[str, Any],
+    cache_dir: Path | None = None,
+    measure: Callable[[str, dict[str, Any]], float] | None = None,
+) -> tuple[float, bool]:
+    """(one thread's CPU seconds of a frame, True if read from the cache). CPU time does not grow with the host's
+    load (wall time swung 5-6x under other jobs, and with it k, the bucket grid and so every cached plan book), so
+    it is measured once per model, options and CPU and cached: later runs skip the forward passes (minutes at the
+    seeds' sizes) and reuse the plan books solved for the same k."""
+    import time
+
+    path = frame_cpu_cache_path(model, options, cache_dir)
+    try:
+        value = float(json.loads(path.read_text())["cpu_s"])
+        if value > 0 and math.isfinite(value):
+            return value, True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if measure is None:
+        value = measure_frame_s(model, options, repeats=2, clock=time.thread_time, threads=1)
+    else:
+        value = measure(model, options)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"measured CPU frame time must be > 0 and finite, got {value!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"model": model, "options": str(options), "cpu_s": value}))
+    tmp.replace(path)
+    return value, False
+
+
+def cacheable_k(k: float) -> float:
+    """k rounded to a multiple of 10 (an integer below 10, never below 1): the plan book's bucket grid is divided
+    by k and the book is cached per grid, so equal k on every run means the server solves each book once."""
+    if not (k > 0 and math.isfinite(k)):
+        raise ValueError(f"k must be > 0 and finite, got {k!r}")
+    return float(max(1, round(k / 10) * 10 if k >= 10 else round(k)))
+
+
+def cpu_dilation(model: str, options: dict[str, Any], cpu_s: float, threads: int) -> tuple[float, str]:
+    """(k, why) from one thread's CPU seconds of a frame: the CPU server's frame is taken as cpu_s / threads (its
+    torch threads), k = that / the reference GPU frame, rounded by `cacheable_k`."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    measured, why = auto_dilation(model, options, cpu_s / threads)
+    k = cacheable_k(measured)
+    return k, (
+        f"{why}, rounded to {k:g} (the CPU-server frame is one thread's CPU time {cpu_s:.2f} s / {threads} threads: "
+        "CPU time does not grow with the host's load; cached per model, size and CPU)"
+    )
+
+
+def auto_kapao_size(
+    model: str, robot_cpu: float, budget_s: float, frame_cpu: Callable[[str, dict[str, Any]], float] | None = None
+) -> tuple[str, str]:
+    """('H,W', why): the largest KAPAO size whose device-only frame on the testbed (one thread's CPU time of a
+    frame at 1280x960 scaled by pixels, / the robot's CPU quota) fits `budget_s`; never below 512x640."""
     from intradp_ros.eval.workloads import KAPAO_SIZES, kapao_size_for_budget, scaled_kapao_s
 
     top = tuple(KAPAO_SIZES[0])
-    t_top = measure_frame_s(model, {"input_size": top}, repeats=1) / robot_cpu
+    cpu_s = (frame_cpu or (lambda m, o: cached_frame_cpu_s(m, o)[0]))(model, {"input_size": top})
+    t_top = cpu_s / robot_cpu
     hw, why = kapao_size_for_budget(lambda hw: scaled_kapao_s(t_top, top, hw), budget_s)
     return f"{hw[0]},{hw[1]}", why
 
@@ -347,12 +427,12 @@ class Evaluation:
                 f"(random weights complete about half: tens of MB per frame); {weights}"
             )
         if cfg.dilation is None:
-            cfg.dilation, why = auto_dilation(
-                cfg.model,
-                build_options(self.setup, self.cfg.extra_client.get("head")),
-                measure_frame_s(cfg.model, build_options(self.setup, self.cfg.extra_client.get("head"))),
-            )
-            self.notes.append(f"time dilation {why}")
+            import torch
+
+            options = build_options(self.setup, self.cfg.extra_client.get("head"))
+            cpu_s, hit = cached_frame_cpu_s(cfg.model, options)
+            cfg.dilation, why = cpu_dilation(cfg.model, options, cpu_s, torch.get_num_threads())
+            self.notes.append(f"time dilation {why}{' (from the cache)' if hit else ''}")
         else:
             self.notes.append(f"time dilation k = {cfg.dilation:g} (given)")
         self.out_dir = Path(cfg.out).resolve()
@@ -405,7 +485,12 @@ class Evaluation:
             # timeout at k = 71 declared the link down every few seconds and distributed frames ran locally
             "heartbeat_timeout": CLIENT_HEARTBEAT_TIMEOUT_S * k,
             "report_timeout": CLIENT_REPORT_TIMEOUT_S * k,
+            # every system's client reuses the first one's calibration frames: one calibration (minutes at the
+            # seeds' sizes inside the quota) and one calibrated profile, so one plan-book solve per workload
+            "calibration_file": self.out_dir / "calibration_frames.json",
         }
+        if self.cfg.robot_cpu < 1.0:
+            s["threads"] = 1  # under a quota below one CPU more threads burn it in spin-waits (2x slower frames)
         s.update(self.setup.settings)
         s.update(self.cfg.extra_client)
         return script_argv(self.setup.client, *flags(s))
@@ -454,6 +539,8 @@ class Evaluation:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
+        # calibration frames are shared by this evaluation's clients only (timed under today's load and quota)
+        (self.out_dir / "calibration_frames.json").unlink(missing_ok=True)
         bag = cfg.bag or self._sample_bag()
         self.say(
             f"[evaluate] {cfg.model} {self.setup.settings or ''} on {', '.join(cfg.traces)}; systems "

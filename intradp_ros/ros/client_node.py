@@ -33,6 +33,7 @@ from std_msgs.msg import String
 
 from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.cache import default_cache_dir
+from intradp_ros.core.calibration_file import read_frame_times, write_frame_times
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.health import DropCounter
@@ -121,6 +122,12 @@ class ClientSettings:
         "too fast); measured at every start, never cached; 0 disables",
     )
     cache_dir: str = setting("", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
+    calibration_file: str = setting(
+        "",
+        "share the calibration frames between client starts (a benchmark's systems): read the device-only frame "
+        "times from this JSON file when it holds them for this graph, else time them and write it; empty: time "
+        "them at every start",
+    )
     fallback_margin: float = setting(1.5, "local fallback time is budgeted as this many times the measured local time")
     key_file: str = setting(
         "",
@@ -383,7 +390,14 @@ class ClientRuntime:
                 self.half.infer(self.device_plan, self.replica.example)
 
         try:
-            times = measure_frames(frame, n, warmup=1)
+            shared = self.cfg.calibration_file
+            times = read_frame_times(shared, self.replica.graph.fingerprint) if shared else None
+            if times is None:
+                times = measure_frames(frame, n, warmup=1)
+                if shared:
+                    write_frame_times(shared, self.replica.graph.fingerprint, times)
+            else:
+                rospy.loginfo("client %s: calibration frames read from %s", self.robot, shared)
             calibrated, cal = calibrate_to_frames(prof, times)
         except (ExecutionError, ProfileError) as e:
             rospy.logwarn(
