@@ -403,6 +403,35 @@ def rate_at(series: Sequence[tuple[float, float]], t: float) -> float:
     return rate
 
 
+class RunPhases:
+    """Where one run's wall time goes: start-up (nodes, the client's profile and calibration, the handshake and the
+    server's plan-book solve) until the client is ready, the warm-up frames, then the counted frames. Marks come
+    from the driver's records; `line()` is printed after every run so a slow benchmark shows its cost."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.clock = clock or time.monotonic
+        self.t0 = self.clock()
+        self.marks: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        """The time `phase` ended (the first mark of a phase counts)."""
+        self.marks.setdefault(phase, self.clock() - self.t0)
+
+    def line(self) -> str:
+        total = self.clock() - self.t0
+        ready = self.marks.get("ready")
+        start = self.marks.get("start")
+        parts = [f"run took {total:.0f} s"]
+        if ready is not None:
+            parts.append(f"start-up {ready:.0f} s (nodes, client profile + calibration, handshake, plan book)")
+        if start is not None:
+            parts.append(f"warm-up {start - (ready if ready is not None else 0.0):.0f} s")
+            parts.append(f"counted frames {total - start:.0f} s")
+        return "; ".join(parts)
+
+
 class Evaluation:
     """Runs the configured systems over the configured traces on one testbed and collects the records."""
 
@@ -642,6 +671,7 @@ class Evaluation:
         tag = f"{trace}_{system}"
         log = open(self.log_dir / f"{tag}.log", "ab")
         procs: list[subprocess.Popen] = []
+        phases = RunPhases()
         try:
             if tb.replay is not None:
                 tb.replay.stop()
@@ -673,6 +703,8 @@ class Evaluation:
             for rec in read_json_lines(driver, timeout=budget):
                 kind = rec.get("kind")
                 if kind == "start":
+                    phases.mark("ready")
+                    phases.mark("start")
                     tb.replay_trace(scaled, loop=True)
                     series = link_series(samples, budget)
                 elif kind == "warmup":
@@ -681,6 +713,7 @@ class Evaluation:
                         + (f"result (plan {rec.get('plan_name')})" if rec["received"] else "no result")
                     )
                 elif kind == "client_ready":
+                    phases.mark("ready")
                     self.say(f"[{system:>11}] client ready: {rec['log']}")
                 elif kind == "warning":
                     self.say(f"[{system:>11}] warning: {rec['warning']}")
@@ -715,7 +748,7 @@ class Evaluation:
                 + [1.0]
             )
             self.links[(trace, system)] = [(t, r) for t, r in series if t <= t_end]
-            self.say(f"[evaluate] {trace}/{system}: {got}/{cfg.frames} frames with a result")
+            self.say(f"[evaluate] {trace}/{system}: {got}/{cfg.frames} frames with a result; {phases.line()}")
         except TestbedError as err:
             self.say(f"[evaluate] {trace}/{system} failed: {err}")
             self.problems.append(f"{tag}: run failed: {err}")

@@ -246,3 +246,20 @@ def test_every_client_of_an_evaluation_shares_one_calibration_file(tmp_path):
     assert files == {str(tmp_path / "calibration_frames.json")}
     fast = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0, robot_cpu=1.0))
     assert "--threads" not in fast.client_argv("intradp")
+
+
+def test_run_phases_split_a_run_into_start_up_warm_up_and_frames():
+    from intradp_ros.eval.evaluate import RunPhases
+
+    now = [100.0]
+    phases = RunPhases(clock=lambda: now[0])
+    now[0] = 190.0
+    phases.mark("ready")
+    now[0] = 250.0
+    phases.mark("ready")  # a second ready mark does not move the first
+    phases.mark("start")
+    now[0] = 300.0
+    line = phases.line()
+    assert "run took 200 s" in line and "start-up 90 s" in line
+    assert "warm-up 60 s" in line and "counted frames 50 s" in line
+    assert RunPhases(clock=lambda: 5.0).line() == "run took 0 s", "a run that never got ready says only its length"
