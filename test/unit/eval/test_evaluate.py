@@ -263,3 +263,38 @@ def test_run_phases_split_a_run_into_start_up_warm_up_and_frames():
     assert "run took 200 s" in line and "start-up 90 s" in line
     assert "warm-up 60 s" in line and "counted frames 50 s" in line
     assert RunPhases(clock=lambda: 5.0).line() == "run took 0 s", "a run that never got ready says only its length"
+
+
+def test_the_client_starts_outside_the_quota_and_joins_it_after_loading(tmp_path):
+    import os
+    import subprocess
+
+    from intradp_ros.eval.evaluate import Evaluation
+
+    class Group:
+        fraction = 0.1
+        path = tmp_path
+
+    class FakeTestbed:
+        cpu_group = Group()
+        spawned: list = []
+
+        def spawn(self, side, argv, **kwargs):
+            fds = kwargs.get("pass_fds", ())
+            open_now = [os.fstat(fd) is not None for fd in fds]  # the descriptor is open while the child starts
+            self.spawned.append((side, list(argv), fds, self.cpu_group.fraction, open_now))
+            return subprocess.Popen(["true"])
+
+    (tmp_path / "cgroup.procs").write_text("")
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0, robot_cpu=0.1, out=str(tmp_path)))
+    tb = FakeTestbed()
+    ev._spawn_client(tb, "intradp", subprocess.DEVNULL).wait()
+    side, argv, fds, fraction_at_spawn, open_now = tb.spawned[0]
+    assert side == "robot" and fraction_at_spawn is None, "started outside the quota"
+    assert argv[argv.index("--join-cgroup-fd") + 1] == str(fds[0]) and open_now == [True]
+    with pytest.raises(OSError):
+        os.fstat(fds[0])  # the launcher closes its copy
+    assert tb.cpu_group.fraction == 0.1, "the harness's later robot processes are throttled again"
+    tb.cpu_group.fraction = None  # no quota: an ordinary spawn, nothing to join
+    ev._spawn_client(tb, "intradp", subprocess.DEVNULL).wait()
+    assert "--join-cgroup-fd" not in tb.spawned[1][1] and tb.spawned[1][2] == ()
