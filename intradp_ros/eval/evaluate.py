@@ -531,7 +531,9 @@ class Evaluation:
 
     def driver_argv(self, bag: str, record: Path, system: str) -> list[str]:
         cfg = self.cfg
-        ready = ["--ready-status", "plan_book=received"]  # the client's diagnostics once it holds the plan book
+        # the client's diagnostics once it holds the plan book; no frame before it (warm-up frames shared the quota
+        # with the client's profiling and calibration: slower start-up and a skewed profile)
+        ready = ["--ready-status", "plan_book=received", "--quiet-until-ready", "true"]
         pacing = (
             ["--pacing", "lockstep"]
             if cfg.rate_hz is None
