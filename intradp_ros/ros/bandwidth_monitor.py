@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import socket
 import threading
 import time
@@ -292,6 +293,7 @@ class MonitorNode:
         received: list[int] = []
         waits: list[float | None] = []
         kernel: list[float | None] = []
+        stalls: list[float | None] = []
         for i, call in enumerate(train.calls):
             w0 = thread_run_queue_wait_s()
             t0 = time.monotonic()
@@ -305,8 +307,20 @@ class MonitorNode:
             w1 = thread_run_queue_wait_s()
             waits.append(None if w0 is None or w1 is None else w1 - w0)
             kernel.append(self.client.last_network_s)
+            stalls.append(server_stall(resp))
             received.append(int(resp.received_bytes) if call.direction == "up" else len(resp.payload))
-        self.core.finish_train(train, seconds, received, start, waits, kernel)
+        self.core.finish_train(train, seconds, received, start, waits, kernel, stalls)
+
+
+def server_stall(resp: Any) -> float | None:
+    """The probe server's reported stall before it handled the call (None: a server without the field, or a
+    value that is not a finite number >= 0)."""
+    value = getattr(resp, "server_stall_s", None)
+    try:
+        stall = float(value)
+    except (TypeError, ValueError):
+        return None
+    return stall if math.isfinite(stall) and stall >= 0 else None
 
 
 def _ros_now() -> rospy.Time:

@@ -19,7 +19,7 @@ from intradp_ros.ros.bandwidth_monitor import (
     settings_from,
     switch_msg,
 )
-from intradp_ros.ros.probe_server import ProbeEndpoint, ProbeRefused, probe_service_name
+from intradp_ros.ros.probe_server import ProbeEndpoint, ProbeRefused, StallMeter, probe_service_name
 from intradp_ros.srv import BandwidthProbeRequest
 
 
@@ -88,6 +88,46 @@ def test_probe_endpoint_answers_with_the_requested_bytes() -> None:
     assert ep.counters.calls == 1 and ep.counters.bytes_in == 1000 and ep.counters.bytes_out == 5000
     assert resolve_name(probe_service_name("robot1"), "/bandwidth_monitor") == "/intradp/robot1/probe"
     assert resolve_name(probe_service_name("robot1"), "/r1/bandwidth_monitor") == "/r1/intradp/robot1/probe"
+
+
+def test_the_stall_meter_sums_how_late_the_process_woke() -> None:
+    now = [0.0]
+    late_by = iter([0.0, 0.001, 0.5, 0.0, 0.2])
+
+    def sleep(s: float) -> None:
+        now[0] += s + next(late_by)
+
+    meter = StallMeter(period_s=0.01, horizon_s=30.0, min_late_s=0.002, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        meter.tick()
+    assert meter.stall_s(-1.0) == pytest.approx(0.7), "0.5 + 0.2 late; 1 ms is timer noise"
+    assert meter.stall_s(0.6) == pytest.approx(0.2), "only wake-ups after `since` count"
+    now[0] += 100.0
+    meter._due = now[0] - 0.3  # a wake-up still overdue when the request is handled counts too
+    assert meter.stall_s(now[0] - 5.0) == pytest.approx(0.3)
+    with pytest.raises(ValueError):
+        StallMeter(period_s=0.0)
+
+
+def test_the_probe_server_sends_its_stall_since_the_last_reply() -> None:
+    from intradp_ros.ros.bandwidth_monitor import server_stall
+    from intradp_ros.ros.probe_server import ProbeServer
+
+    server = ProbeServer(["robot1"], 1 << 20, 1 << 20, window_s=10.0)
+    now = [1000.0]
+    stalls: list[float] = []
+    server.meter.clock = lambda: now[0]
+    server.meter.stall_s = lambda since: stalls.append(since) or 0.25  # type: ignore[method-assign]
+    on_probe = server._callback(server.endpoints["robot1"])
+    resp = on_probe(BandwidthProbeRequest(payload=bytes(10), reply_bytes=0))
+    assert resp.server_stall_s == 0.25 and stalls == [990.0], "the first call looks back at most window_s"
+    now[0] = 1000.5
+    on_probe(BandwidthProbeRequest(payload=bytes(10), reply_bytes=0))
+    assert stalls[-1] == 1000.0, "later calls look back to the previous reply"
+    assert server_stall(resp) == 0.25
+    for bad in (None, "x", float("nan"), -1.0):
+        assert server_stall(type("R", (), {"server_stall_s": bad})()) is None
+    assert server_stall(object()) is None, "a server without the field"
 
 
 def test_probe_endpoint_refuses_oversized_requests() -> None:
