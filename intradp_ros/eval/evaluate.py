@@ -502,6 +502,10 @@ class Evaluation:
         return default_cache_dir() / f"robot_cpu{self.cfg.robot_cpu:g}"
 
     def client_argv(self, system: str) -> list[str]:
+        return script_argv(self.setup.client, *flags(self.client_settings(system)))
+
+    def client_settings(self, system: str = "intradp") -> dict[str, Any]:
+        """Every setting the client of `system` starts with (the prediction looks its profile up with them)."""
         k = self.cfg.dilation
         s = {
             "robot": ROBOT,
@@ -522,7 +526,7 @@ class Evaluation:
             s["threads"] = 1  # under a quota below one CPU more threads burn it in spin-waits (2x slower frames)
         s.update(self.setup.settings)
         s.update(self.cfg.extra_client)
-        return script_argv(self.setup.client, *flags(s))
+        return s
 
     def monitor_argv(self) -> list[str]:
         return script_argv(
@@ -817,6 +821,8 @@ class Evaluation:
                 cfg.dilation,
                 self.robot_slowdown,
                 self.say,
+                robot_threads=int(self.client_settings().get("threads", 0)) or None,
+                calibration_file=self.out_dir / "calibration_frames.json",
             )
             missing = annotate(self.records, ctx)
             if missing:
