@@ -985,6 +985,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with the lossless codecs that pay, named <system>+codecs); default: the server's policy (Intra-DP's codecs)",
     )
     p.add_argument("--from-csv", default=None, help="only re-tabulate and plot this stats.csv (no testbed)")
+    p.add_argument(
+        "--repredict",
+        action="store_true",
+        help="with --from-csv: compute the predicted, floor and non-model columns again (the run's --model, size, "
+        "--dilation and --robot-cpu; calibration frames from the CSV's folder) and rewrite stats.csv and tables.md "
+        "there",
+    )
     return p
 
 
@@ -998,10 +1005,49 @@ def _pairs(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def repredict(args: argparse.Namespace) -> int:
+    """Prediction columns of an earlier run computed again with today's code and caches, from its stats.csv and
+    the calibration frames its clients shared; stats.csv and tables.md in its folder are rewritten."""
+    if args.dilation == "auto":
+        raise ValueError("--repredict needs the run's --dilation K (its tables print k)")
+    csv_path = Path(args.from_csv).resolve()
+    cfg = EvalConfig(
+        model=args.model,
+        input_size=args.input_size,
+        grid_xzy=args.grid_xzy,
+        robot_cpu=args.robot_cpu,
+        dilation=float(args.dilation),
+        out=str(csv_path.parent),
+        deadline=args.deadline,
+        solver_seconds=args.solver_seconds,
+        grid_buckets=args.grid_buckets,
+        extra_client=_pairs(args.client_arg),
+        extra_server=_pairs(args.server_arg),
+    )
+    ev = Evaluation(cfg)
+    ev.records = read_csv(csv_path)
+    try:
+        summary = json.loads((csv_path.parent / "summary.json").read_text())
+        ev.robot_slowdown = summary.get("robot_slowdown_busy_loop")
+    except (OSError, ValueError):
+        pass
+    ev._annotate()
+    write_csv(csv_path, ev.records)
+    text, goals = render_report(ev.records, cfg.dilation, cfg.model)
+    text += "\n" + ev.dilation_note(ev.summary_dict(goals))
+    (csv_path.parent / "tables.md").write_text(text + "\n")
+    print(text)
+    if ev.problems:
+        print("\nproblems:\n  " + "\n  ".join(ev.problems[:30]))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/evaluate."""
     args = build_parser().parse_args(argv)
     try:
+        if args.from_csv and args.repredict:
+            return repredict(args)
         if args.from_csv:
             records = read_csv(args.from_csv)
             ks = [float(r["k"]) for r in records if math.isfinite(float(r.get("k", float("nan"))))]

@@ -298,3 +298,10 @@ def test_the_client_starts_outside_the_quota_and_joins_it_after_loading(tmp_path
     tb.cpu_group.fraction = None  # no quota: an ordinary spawn, nothing to join
     ev._spawn_client(tb, "intradp", subprocess.DEVNULL).wait()
     assert "--join-cgroup-fd" not in tb.spawned[1][1] and tb.spawned[1][2] == ()
+
+
+def test_repredict_needs_the_runs_k(tmp_path, capsys):
+    from intradp_ros.eval.evaluate import main
+
+    assert main(["--from-csv", str(tmp_path / "stats.csv"), "--repredict"]) == 2
+    assert "--dilation" in capsys.readouterr().err
