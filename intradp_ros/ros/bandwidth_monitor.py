@@ -110,6 +110,10 @@ class ProbeClient:
             raise
         finally:
             watchdog.cancel()
+            if fired.is_set():
+                # the watchdog fired as the call was ending: it closed the persistent connection under a call that
+                # succeeded, and the next call on it failed inside rospy (AttributeError) and killed the probe thread
+                self.reset()
 
     def reset(self) -> None:
         if self._proxy is not None:
@@ -285,6 +289,14 @@ class MonitorNode:
                 self.probe_failures += 1
                 self.last_probe_error = f"{type(err).__name__}: {err}"[:200]
                 rospy.logwarn_throttle(10.0, f"bandwidth probe on {self.client.service} failed: {err}")
+                backoff = 1.0
+            except Exception as err:  # noqa: BLE001 - rospy's own errors (a closed connection): probing must go on
+                self.probe_failures += 1
+                self.last_probe_error = f"{type(err).__name__}: {err}"[:200]
+                self.client.reset()
+                rospy.logerr_throttle(
+                    10.0, f"bandwidth probe on {self.client.service} failed: {type(err).__name__}: {err}; reconnecting"
+                )
                 backoff = 1.0
 
     def _run_train(self, train: ProbeTrain) -> None:

@@ -152,3 +152,31 @@ def test_the_probe_proxys_socket_is_found_for_kernel_timing() -> None:
         assert _proxy_socket(SimpleNamespace(transport=SimpleNamespace(socket=None))) is None
     finally:
         sock.close()
+
+
+def test_a_watchdog_that_fires_as_a_call_ends_does_not_leave_a_closed_connection(monkeypatch) -> None:
+    """The watchdog closed the persistent connection just as a call succeeded; the next call used the closed
+    proxy, rospy raised AttributeError ('NoneType' object has no attribute 'tell') and the probe thread died
+    (seen in the system benchmark: no probe for the rest of the run)."""
+    import threading as th
+
+    from intradp_ros.ros import bandwidth_monitor as bm
+
+    class SlowProxy:
+        closed = 0
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __call__(self, payload, reply_bytes):
+            th.Event().wait(0.05)  # longer than the call's timeout: the watchdog fires meanwhile
+            return type("Resp", (), {"received_bytes": len(payload), "payload": b""})()
+
+        def close(self) -> None:
+            SlowProxy.closed += 1
+
+    monkeypatch.setattr(bm.rospy, "wait_for_service", lambda *a, **k: None)
+    monkeypatch.setattr(bm.rospy, "ServiceProxy", SlowProxy)
+    client = bm.ProbeClient("/intradp/robot1/probe", 1 << 10)
+    client.call(10, 0, timeout_s=0.01)
+    assert SlowProxy.closed >= 1 and client._proxy is None, "the next call must open a fresh connection"
