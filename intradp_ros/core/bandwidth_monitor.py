@@ -367,15 +367,25 @@ class MonitorCore:
         start: float,
         cpu_wait_s: Sequence[float | None] | None = None,
         network_s: Sequence[float | None] | None = None,
+        server_stall_s: Sequence[float | None] | None = None,
     ) -> TrainResult:
         """A completed train: its sample (if any) goes in, its link time is charged to the duty budget.
         `cpu_wait_s[i]`: how long the probe thread waited for a CPU during call i (None: unknown);
-        `network_s[i]`: the kernel's time of call i (`bandwidth_probe.tcp_network_time_s`; None: unknown)."""
+        `network_s[i]`: the kernel's time of call i (`bandwidth_probe.tcp_network_time_s`; None: unknown);
+        `server_stall_s[i]`: the probe server's own stall before it handled call i (None: unknown)."""
         end = self.clock()
         cfg = self.settings.probe
         try:
             result = train_sample(
-                train.calls, seconds, received, end, cfg.drain_ratio, cpu_wait_s, cfg.max_cpu_wait_share, network_s
+                train.calls,
+                seconds,
+                received,
+                end,
+                cfg.drain_ratio,
+                cpu_wait_s,
+                cfg.max_cpu_wait_share,
+                network_s,
+                server_stall_s,
             )
         finally:
             with self._lock:

@@ -20,6 +20,11 @@ each call timed on its own. Two things make the first part of any transfer after
   none). Without the rescue a robot whose CPU is saturated (device-only inference on a CPU quota) starved every
   probe, no sample came, and the stale estimate pinned the device-only plan that kept the CPU saturated; while
   calls starve, probes therefore go down (`MonitorCore.next_probe`).
+- A call slowed by a starved server measures the server's scheduler too: the probe server reports, with every
+  reply, how long its own process could not run before it handled the request (`server_stall_s`, its lateness
+  meter). A call whose server stall exceeds `max_cpu_wait_share` of its time is left out like a starved robot
+  call (the kernel's time includes the server's stall, so there is no rescue): one slow probe on a busy server
+  is no longer blamed on the link.
 - The other direction refills while one is measured. Up- and downlink are measured by separate probes (the
   reply of an uplink probe is empty and vice versa); with `direction="both"` probes alternate.
 
@@ -228,6 +233,7 @@ def train_sample(
     cpu_wait_s: Sequence[float | None] | None = None,
     max_cpu_wait_share: float = 0.2,
     network_s: Sequence[float | None] | None = None,
+    server_stall_s: Sequence[float | None] | None = None,
 ) -> TrainResult:
     """The goodput sample of a completed train (see the module docstring for which calls are excluded).
 
@@ -235,7 +241,8 @@ def train_sample(
     came back (reply length for "down", the server's count for "up"); a short transfer is refused (InvalidSample)
     rather than turned into a wrong figure. `cpu_wait_s[i]`: the probe thread's run-queue wait during call i;
     `network_s[i]`: the kernel's time of call i (`tcp_network_time_s`), used for a call that waited too long
-    for a CPU (None: unknown).
+    for a CPU (None: unknown); `server_stall_s[i]`: the probe server's own stall before it handled call i
+    (None: unknown): a call stalled beyond `max_cpu_wait_share` of its time is left out.
     """
     n = len(calls)
     if not calls or n != len(seconds) or n != len(received):
@@ -248,12 +255,20 @@ def train_sample(
             raise InvalidSample(f"probe call time must be > 0 and finite, got {t!r}")
     waits = list(cpu_wait_s) if cpu_wait_s is not None else [None] * n
     kernel = list(network_s) if network_s is not None else [None] * n
-    if len(waits) != n or len(kernel) != n:
-        raise ValueError(f"need one cpu wait and one kernel time per call: {n}, {len(waits)}, {len(kernel)}")
+    stalls = list(server_stall_s) if server_stall_s is not None else [None] * n
+    if len(waits) != n or len(kernel) != n or len(stalls) != n:
+        raise ValueError(
+            f"need one cpu wait, one kernel time and one server stall per call: {n}, {len(waits)}, {len(kernel)}, "
+            f"{len(stalls)}"
+        )
     timed = list(seconds)
     usable = [True] * n
     rescued_calls = set()
     for i in range(n):
+        stall = stalls[i]
+        if stall is not None and math.isfinite(stall) and stall > max_cpu_wait_share * seconds[i]:
+            usable[i] = False  # the server could not run: its stall is inside every time of this call
+            continue
         wait = waits[i]
         if wait is None or wait <= max_cpu_wait_share * seconds[i]:
             continue

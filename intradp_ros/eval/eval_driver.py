@@ -256,11 +256,14 @@ class EvalDriver:
         ready_plan_not: str = "",
         frame_timeout: float = 120.0,
         ready_status: str = "",
+        quiet_until_ready: bool = False,
     ) -> bool:
         """Publish warm-up frames until `count` of them got a result and the client is ready: with `ready_status`
         (key=value), a /diagnostics status of the robot holds it (e.g. the client's "plan_book=received"); with
         `ready_plan_not`, a result ran a plan of another name (the client uses its device-only plan until its
-        handshake brought the plan book). Bounded by `timeout`; False if it ended without a result."""
+        handshake brought the plan book). With `quiet_until_ready` (and `ready_status`) no frame goes out before
+        the status holds: warm-up frames would share the robot's CPU quota with its profiling and calibration
+        (slowing both and skewing the profile). Bounded by `timeout`; False if it ended without a result."""
         deadline = time.monotonic() + timeout
         self.ready_status = ready_status
         got, ready, i = 0, not (ready_plan_not or ready_status), 0
@@ -269,6 +272,13 @@ class EvalDriver:
             ready = ready or self._log_ready
             if got >= count and ready:
                 break
+            if quiet_until_ready and ready_status and not ready:
+                with self._cond:
+                    self._cond.wait_for(
+                        lambda: self._log_ready or rospy.is_shutdown(),
+                        timeout=max(0.0, min(1.0, deadline - time.monotonic())),
+                    )
+                continue
             with self._cond:
                 self._warmup_got = None
             self._publish(next(frames), -2)
@@ -376,6 +386,11 @@ class EvalDriverSettings:
         "warm up until a /diagnostics status of the robot holds this key=value (e.g. plan_book=received, the client's "
         "status once its handshake brought the plan book)",
     )
+    quiet_until_ready: bool = setting(
+        False,
+        "with ready_status: publish no warm-up frame until it holds (frames would share the robot's CPU with its "
+        "profiling and calibration)",
+    )
     settle: float = setting(1.0, "seconds to wait after warm-up")
     record: str = setting("", "write stats, bandwidth and plan messages into this bag (empty: none)")
     output: str = setting("text", "stdout format: json or text")
@@ -457,7 +472,9 @@ def main(argv: Sequence[str]) -> int:
                 "pacing": s.pacing if s.pacing == "lockstep" else f"{s.rate:g} Hz",
             }
         )
-        if not driver.warmup(s.warmup, startup, s.settle, s.ready_plan_not, s.frame_timeout, s.ready_status):
+        if not driver.warmup(
+            s.warmup, startup, s.settle, s.ready_plan_not, s.frame_timeout, s.ready_status, s.quiet_until_ready
+        ):
             raise RuntimeError(
                 f"the client produced no InferenceStats on {driver.names.stats} within "
                 f"{startup:g} s of the first warm-up frame"

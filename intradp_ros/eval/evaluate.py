@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -204,13 +205,92 @@ def auto_dilation(model: str, options: dict[str, Any], frame_s: float) -> tuple[
     )
 
 
-def auto_kapao_size(model: str, robot_cpu: float, budget_s: float) -> tuple[str, str]:
-    """('H,W', why): the largest KAPAO size whose device-only frame on the testbed (this CPU's frame time at
-    1280x960 scaled by pixels, / the robot's CPU quota) fits `budget_s`; never below 512x640."""
+def frame_cpu_cache_path(model: str, options: dict[str, Any], cache_dir: Path | None = None) -> Path:
+    """Where one thread's CPU seconds of a frame of `model` built with `options` on this CPU are cached: keyed by
+    model, options, CPU name and torch version (a new CPU or torch measures again)."""
+    import hashlib
+
+    import torch
+
+    from intradp_ros.core.plan_table import default_cache_dir
+    from intradp_ros.core.profiler import describe_device
+
+    key = json.dumps(
+        {
+            "model": model,
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(options.items())},
+            "cpu": describe_device(torch.device("cpu")).get("name"),
+            "torch": torch.__version__,
+        },
+        sort_keys=True,
+    )
+    root = cache_dir if cache_dir is not None else default_cache_dir() / "frame_cpu"
+    return root / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+
+
+def cached_frame_cpu_s(
+    model: str,
+    options: dict[str, Any],
+    cache_dir: Path | None = None,
+    measure: Callable[[str, dict[str, Any]], float] | None = None,
+) -> tuple[float, bool]:
+    """(one thread's CPU seconds of a frame, True if read from the cache). CPU time does not grow with the host's
+    load (wall time swung 5-6x under other jobs, and with it k, the bucket grid and so every cached plan book), so
+    it is measured once per model, options and CPU and cached: later runs skip the forward passes (minutes at the
+    seeds' sizes) and reuse the plan books solved for the same k."""
+    import time
+
+    path = frame_cpu_cache_path(model, options, cache_dir)
+    try:
+        value = float(json.loads(path.read_text())["cpu_s"])
+        if value > 0 and math.isfinite(value):
+            return value, True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if measure is None:
+        value = measure_frame_s(model, options, repeats=2, clock=time.thread_time, threads=1)
+    else:
+        value = measure(model, options)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"measured CPU frame time must be > 0 and finite, got {value!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"model": model, "options": str(options), "cpu_s": value}))
+    tmp.replace(path)
+    return value, False
+
+
+def cacheable_k(k: float) -> float:
+    """k rounded to a multiple of 10 (an integer below 10, never below 1): the plan book's bucket grid is divided
+    by k and the book is cached per grid, so equal k on every run means the server solves each book once."""
+    if not (k > 0 and math.isfinite(k)):
+        raise ValueError(f"k must be > 0 and finite, got {k!r}")
+    return float(max(1, round(k / 10) * 10 if k >= 10 else round(k)))
+
+
+def cpu_dilation(model: str, options: dict[str, Any], cpu_s: float, threads: int) -> tuple[float, str]:
+    """(k, why) from one thread's CPU seconds of a frame: the CPU server's frame is taken as cpu_s / threads (its
+    torch threads), k = that / the reference GPU frame, rounded by `cacheable_k`."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    measured, why = auto_dilation(model, options, cpu_s / threads)
+    k = cacheable_k(measured)
+    return k, (
+        f"{why}, rounded to {k:g} (the CPU-server frame is one thread's CPU time {cpu_s:.2f} s / {threads} threads: "
+        "CPU time does not grow with the host's load; cached per model, size and CPU)"
+    )
+
+
+def auto_kapao_size(
+    model: str, robot_cpu: float, budget_s: float, frame_cpu: Callable[[str, dict[str, Any]], float] | None = None
+) -> tuple[str, str]:
+    """('H,W', why): the largest KAPAO size whose device-only frame on the testbed (one thread's CPU time of a
+    frame at 1280x960 scaled by pixels, / the robot's CPU quota) fits `budget_s`; never below 512x640."""
     from intradp_ros.eval.workloads import KAPAO_SIZES, kapao_size_for_budget, scaled_kapao_s
 
     top = tuple(KAPAO_SIZES[0])
-    t_top = measure_frame_s(model, {"input_size": top}, repeats=1) / robot_cpu
+    cpu_s = (frame_cpu or (lambda m, o: cached_frame_cpu_s(m, o)[0]))(model, {"input_size": top})
+    t_top = cpu_s / robot_cpu
     hw, why = kapao_size_for_budget(lambda hw: scaled_kapao_s(t_top, top, hw), budget_s)
     return f"{hw[0]},{hw[1]}", why
 
@@ -323,6 +403,35 @@ def rate_at(series: Sequence[tuple[float, float]], t: float) -> float:
     return rate
 
 
+class RunPhases:
+    """Where one run's wall time goes: start-up (nodes, the client's profile and calibration, the handshake and the
+    server's plan-book solve) until the client is ready, the warm-up frames, then the counted frames. Marks come
+    from the driver's records; `line()` is printed after every run so a slow benchmark shows its cost."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.clock = clock or time.monotonic
+        self.t0 = self.clock()
+        self.marks: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        """The time `phase` ended (the first mark of a phase counts)."""
+        self.marks.setdefault(phase, self.clock() - self.t0)
+
+    def line(self) -> str:
+        total = self.clock() - self.t0
+        ready = self.marks.get("ready")
+        start = self.marks.get("start")
+        parts = [f"run took {total:.0f} s"]
+        if ready is not None:
+            parts.append(f"start-up {ready:.0f} s (nodes, client profile + calibration, handshake, plan book)")
+        if start is not None:
+            parts.append(f"warm-up {start - (ready if ready is not None else 0.0):.0f} s")
+            parts.append(f"counted frames {total - start:.0f} s")
+        return "; ".join(parts)
+
+
 class Evaluation:
     """Runs the configured systems over the configured traces on one testbed and collects the records."""
 
@@ -347,12 +456,12 @@ class Evaluation:
                 f"(random weights complete about half: tens of MB per frame); {weights}"
             )
         if cfg.dilation is None:
-            cfg.dilation, why = auto_dilation(
-                cfg.model,
-                build_options(self.setup, self.cfg.extra_client.get("head")),
-                measure_frame_s(cfg.model, build_options(self.setup, self.cfg.extra_client.get("head"))),
-            )
-            self.notes.append(f"time dilation {why}")
+            import torch
+
+            options = build_options(self.setup, self.cfg.extra_client.get("head"))
+            cpu_s, hit = cached_frame_cpu_s(cfg.model, options)
+            cfg.dilation, why = cpu_dilation(cfg.model, options, cpu_s, torch.get_num_threads())
+            self.notes.append(f"time dilation {why}{' (from the cache)' if hit else ''}")
         else:
             self.notes.append(f"time dilation k = {cfg.dilation:g} (given)")
         self.out_dir = Path(cfg.out).resolve()
@@ -393,6 +502,10 @@ class Evaluation:
         return default_cache_dir() / f"robot_cpu{self.cfg.robot_cpu:g}"
 
     def client_argv(self, system: str) -> list[str]:
+        return script_argv(self.setup.client, *flags(self.client_settings(system)))
+
+    def client_settings(self, system: str = "intradp") -> dict[str, Any]:
+        """Every setting the client of `system` starts with (the prediction looks its profile up with them)."""
         k = self.cfg.dilation
         s = {
             "robot": ROBOT,
@@ -405,10 +518,15 @@ class Evaluation:
             # timeout at k = 71 declared the link down every few seconds and distributed frames ran locally
             "heartbeat_timeout": CLIENT_HEARTBEAT_TIMEOUT_S * k,
             "report_timeout": CLIENT_REPORT_TIMEOUT_S * k,
+            # every system's client reuses the first one's calibration frames: one calibration (minutes at the
+            # seeds' sizes inside the quota) and one calibrated profile, so one plan-book solve per workload
+            "calibration_file": self.out_dir / "calibration_frames.json",
         }
+        if self.cfg.robot_cpu < 1.0:
+            s["threads"] = 1  # under a quota below one CPU more threads burn it in spin-waits (2x slower frames)
         s.update(self.setup.settings)
         s.update(self.cfg.extra_client)
-        return script_argv(self.setup.client, *flags(s))
+        return s
 
     def monitor_argv(self) -> list[str]:
         return script_argv(
@@ -417,7 +535,9 @@ class Evaluation:
 
     def driver_argv(self, bag: str, record: Path, system: str) -> list[str]:
         cfg = self.cfg
-        ready = ["--ready-status", "plan_book=received"]  # the client's diagnostics once it holds the plan book
+        # the client's diagnostics once it holds the plan book; no frame before it (warm-up frames shared the quota
+        # with the client's profiling and calibration: slower start-up and a skewed profile)
+        ready = ["--ready-status", "plan_book=received", "--quiet-until-ready", "true"]
         pacing = (
             ["--pacing", "lockstep"]
             if cfg.rate_hz is None
@@ -454,6 +574,8 @@ class Evaluation:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
+        # calibration frames are shared by this evaluation's clients only (timed under today's load and quota)
+        (self.out_dir / "calibration_frames.json").unlink(missing_ok=True)
         bag = cfg.bag or self._sample_bag()
         self.say(
             f"[evaluate] {cfg.model} {self.setup.settings or ''} on {', '.join(cfg.traces)}; systems "
@@ -534,6 +656,24 @@ class Evaluation:
             self.say(f"[evaluate] client {line}")
         return slowdown
 
+    def _spawn_client(self, tb: Testbed, mode: str, log: Any) -> subprocess.Popen:
+        """The client, started outside the robot's CPU quota and joining it once its model is loaded (building and
+        capturing KAPAO-L 1280x960 took minutes at 0.1 CPU at every start: start-up, not robot compute); its
+        profile, calibration and frames all run inside the quota. Without a quota it simply starts."""
+        group = tb.cpu_group
+        if group.fraction is None:
+            return tb.spawn(
+                "robot", self.client_argv(mode), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        fd = os.open(group.path / "cgroup.procs", os.O_WRONLY)  # `ip netns exec` hides /sys/fs/cgroup: pass it open
+        try:
+            argv = self.client_argv(mode) + ["--join-cgroup-fd", str(fd)]
+            return spawn_unthrottled(
+                tb, "robot", argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(fd,)
+            )
+        finally:
+            os.close(fd)
+
     def _sample_bag(self) -> str:
         from intradp_ros.eval.sample_data import ensure_sample_bags
 
@@ -555,6 +695,7 @@ class Evaluation:
         tag = f"{trace}_{system}"
         log = open(self.log_dir / f"{tag}.log", "ab")
         procs: list[subprocess.Popen] = []
+        phases = RunPhases()
         try:
             if tb.replay is not None:
                 tb.replay.stop()
@@ -565,11 +706,7 @@ class Evaluation:
                     tb, "robot", self.monitor_argv(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
                 )
             )
-            procs.append(
-                tb.spawn(
-                    "robot", self.client_argv(mode), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-                )
-            )
+            procs.append(self._spawn_client(tb, mode, log))
             driver = spawn_unthrottled(
                 tb,
                 "robot",
@@ -586,6 +723,8 @@ class Evaluation:
             for rec in read_json_lines(driver, timeout=budget):
                 kind = rec.get("kind")
                 if kind == "start":
+                    phases.mark("ready")
+                    phases.mark("start")
                     tb.replay_trace(scaled, loop=True)
                     series = link_series(samples, budget)
                 elif kind == "warmup":
@@ -594,6 +733,7 @@ class Evaluation:
                         + (f"result (plan {rec.get('plan_name')})" if rec["received"] else "no result")
                     )
                 elif kind == "client_ready":
+                    phases.mark("ready")
                     self.say(f"[{system:>11}] client ready: {rec['log']}")
                 elif kind == "warning":
                     self.say(f"[{system:>11}] warning: {rec['warning']}")
@@ -628,7 +768,7 @@ class Evaluation:
                 + [1.0]
             )
             self.links[(trace, system)] = [(t, r) for t, r in series if t <= t_end]
-            self.say(f"[evaluate] {trace}/{system}: {got}/{cfg.frames} frames with a result")
+            self.say(f"[evaluate] {trace}/{system}: {got}/{cfg.frames} frames with a result; {phases.line()}")
         except TestbedError as err:
             self.say(f"[evaluate] {trace}/{system} failed: {err}")
             self.problems.append(f"{tag}: run failed: {err}")
@@ -681,6 +821,8 @@ class Evaluation:
                 cfg.dilation,
                 self.robot_slowdown,
                 self.say,
+                robot_threads=int(self.client_settings().get("threads", 0)) or None,
+                calibration_file=self.out_dir / "calibration_frames.json",
             )
             missing = annotate(self.records, ctx)
             if missing:
@@ -843,6 +985,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with the lossless codecs that pay, named <system>+codecs); default: the server's policy (Intra-DP's codecs)",
     )
     p.add_argument("--from-csv", default=None, help="only re-tabulate and plot this stats.csv (no testbed)")
+    p.add_argument(
+        "--repredict",
+        action="store_true",
+        help="with --from-csv: compute the predicted, floor and non-model columns again (the run's --model, size, "
+        "--dilation and --robot-cpu; calibration frames from the CSV's folder) and rewrite stats.csv and tables.md "
+        "there",
+    )
     return p
 
 
@@ -856,10 +1005,49 @@ def _pairs(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def repredict(args: argparse.Namespace) -> int:
+    """Prediction columns of an earlier run computed again with today's code and caches, from its stats.csv and
+    the calibration frames its clients shared; stats.csv and tables.md in its folder are rewritten."""
+    if args.dilation == "auto":
+        raise ValueError("--repredict needs the run's --dilation K (its tables print k)")
+    csv_path = Path(args.from_csv).resolve()
+    cfg = EvalConfig(
+        model=args.model,
+        input_size=args.input_size,
+        grid_xzy=args.grid_xzy,
+        robot_cpu=args.robot_cpu,
+        dilation=float(args.dilation),
+        out=str(csv_path.parent),
+        deadline=args.deadline,
+        solver_seconds=args.solver_seconds,
+        grid_buckets=args.grid_buckets,
+        extra_client=_pairs(args.client_arg),
+        extra_server=_pairs(args.server_arg),
+    )
+    ev = Evaluation(cfg)
+    ev.records = read_csv(csv_path)
+    try:
+        summary = json.loads((csv_path.parent / "summary.json").read_text())
+        ev.robot_slowdown = summary.get("robot_slowdown_busy_loop")
+    except (OSError, ValueError):
+        pass
+    ev._annotate()
+    write_csv(csv_path, ev.records)
+    text, goals = render_report(ev.records, cfg.dilation, cfg.model)
+    text += "\n" + ev.dilation_note(ev.summary_dict(goals))
+    (csv_path.parent / "tables.md").write_text(text + "\n")
+    print(text)
+    if ev.problems:
+        print("\nproblems:\n  " + "\n  ".join(ev.problems[:30]))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of scripts/evaluate."""
     args = build_parser().parse_args(argv)
     try:
+        if args.from_csv and args.repredict:
+            return repredict(args)
         if args.from_csv:
             records = read_csv(args.from_csv)
             ks = [float(r["k"]) for r in records if math.isfinite(float(r.get("k", float("nan"))))]

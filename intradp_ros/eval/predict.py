@@ -110,9 +110,13 @@ def build_context(
     k: float,
     robot_slowdown: float | None,
     say: Callable[[str], None] = print,
+    robot_threads: int | None = None,
+    calibration_file: Path | None = None,
 ) -> PredictionContext:
-    """Profiles as the nodes cached them (server: the default cache; robot: the client's own cache, else the server
-    profile x the measured robot slow-down), the plan book for them, and the codec's cost on this CPU."""
+    """Profiles as the nodes used them (server: the default cache; robot: the client's own cache, looked up under
+    the client's torch threads `robot_threads`, and calibrated to the frames in `calibration_file` as the client
+    calibrated it before its handshake; else the server profile x the measured robot slow-down), the plan book for
+    them (the one the server solved, from its cache, when the profiles match), and the codec's cost on this CPU."""
     import torch
 
     from intradp_ros.core import capture
@@ -136,13 +140,29 @@ def build_context(
     if robot_path.is_dir():
         from intradp_ros.core.profiler import Profile, ProfileError, profile_cache_path
 
-        p = Path(profile_cache_path(robot_path, g, "cpu"))
+        before = torch.get_num_threads()
+        if robot_threads:
+            torch.set_num_threads(robot_threads)  # the profile's cache key holds the client's threads
+        try:
+            p = Path(profile_cache_path(robot_path, g, "cpu"))
+        finally:
+            torch.set_num_threads(before)
         if p.is_file():
             try:
                 robot = Profile.from_json(p.read_text(), g)
                 notes.append("robot profile: the client's own (measured inside the CPU throttle)")
             except ProfileError:
                 robot = None
+    if robot is not None and calibration_file is not None:
+        from intradp_ros.core.calibration_file import read_frame_times
+        from intradp_ros.core.profiler import calibrate_to_frames
+
+        times = read_frame_times(calibration_file, g.fingerprint)
+        if times is not None:
+            robot, cal = calibrate_to_frames(robot, times)
+            notes.append(f"calibrated as the client did (x{cal.factor:.3f} to its {cal.frames} frames)")
+        else:
+            notes.append("not calibrated (no calibration frames of this graph)")
     if robot is None:
         factor = robot_slowdown or 20.0
         robot = server.scaled(factor, "robot (server profile x measured slow-down)")

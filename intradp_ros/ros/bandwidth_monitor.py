@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import socket
 import threading
 import time
@@ -109,6 +110,10 @@ class ProbeClient:
             raise
         finally:
             watchdog.cancel()
+            if fired.is_set():
+                # the watchdog fired as the call was ending: it closed the persistent connection under a call that
+                # succeeded, and the next call on it failed inside rospy (AttributeError) and killed the probe thread
+                self.reset()
 
     def reset(self) -> None:
         if self._proxy is not None:
@@ -285,6 +290,14 @@ class MonitorNode:
                 self.last_probe_error = f"{type(err).__name__}: {err}"[:200]
                 rospy.logwarn_throttle(10.0, f"bandwidth probe on {self.client.service} failed: {err}")
                 backoff = 1.0
+            except Exception as err:  # noqa: BLE001 - rospy's own errors (a closed connection): probing must go on
+                self.probe_failures += 1
+                self.last_probe_error = f"{type(err).__name__}: {err}"[:200]
+                self.client.reset()
+                rospy.logerr_throttle(
+                    10.0, f"bandwidth probe on {self.client.service} failed: {type(err).__name__}: {err}; reconnecting"
+                )
+                backoff = 1.0
 
     def _run_train(self, train: ProbeTrain) -> None:
         start = self.core.clock()
@@ -292,6 +305,7 @@ class MonitorNode:
         received: list[int] = []
         waits: list[float | None] = []
         kernel: list[float | None] = []
+        stalls: list[float | None] = []
         for i, call in enumerate(train.calls):
             w0 = thread_run_queue_wait_s()
             t0 = time.monotonic()
@@ -305,8 +319,20 @@ class MonitorNode:
             w1 = thread_run_queue_wait_s()
             waits.append(None if w0 is None or w1 is None else w1 - w0)
             kernel.append(self.client.last_network_s)
+            stalls.append(server_stall(resp))
             received.append(int(resp.received_bytes) if call.direction == "up" else len(resp.payload))
-        self.core.finish_train(train, seconds, received, start, waits, kernel)
+        self.core.finish_train(train, seconds, received, start, waits, kernel, stalls)
+
+
+def server_stall(resp: Any) -> float | None:
+    """The probe server's reported stall before it handled the call (None: a server without the field, or a
+    value that is not a finite number >= 0)."""
+    value = getattr(resp, "server_stall_s", None)
+    try:
+        stall = float(value)
+    except (TypeError, ValueError):
+        return None
+    return stall if math.isfinite(stall) and stall >= 0 else None
 
 
 def _ros_now() -> rospy.Time:

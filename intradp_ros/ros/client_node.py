@@ -33,6 +33,7 @@ from std_msgs.msg import String
 
 from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.cache import default_cache_dir
+from intradp_ros.core.calibration_file import read_frame_times, write_frame_times
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.health import DropCounter
@@ -121,6 +122,20 @@ class ClientSettings:
         "too fast); measured at every start, never cached; 0 disables",
     )
     cache_dir: str = setting("", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
+    join_cgroup_fd: int = setting(
+        -1,
+        "an open descriptor of a cgroup.procs file (inherited from the launcher) this process writes its pid to "
+        "once the model is loaded: a benchmark starts the client outside the robot's CPU quota so building and "
+        "capturing the model (minutes at 0.1 CPU: start-up, not robot compute) runs at full speed, while the "
+        "profile, calibration and frames run inside (a descriptor, because `ip netns exec` hides /sys/fs/cgroup); "
+        "-1: stay where started",
+    )
+    calibration_file: str = setting(
+        "",
+        "share the calibration frames between client starts (a benchmark's systems): read the device-only frame "
+        "times from this JSON file when it holds them for this graph, else time them and write it; empty: time "
+        "them at every start",
+    )
     fallback_margin: float = setting(1.5, "local fallback time is budgeted as this many times the measured local time")
     key_file: str = setting(
         "",
@@ -162,6 +177,23 @@ class ClientAdapter:
         raise NotImplementedError
 
 
+def join_cgroup(procs_fd: int) -> None:
+    """Move this whole process (every thread) into the cgroup whose `cgroup.procs` is open as `procs_fd` (v1 and
+    v2 alike), then close it. Raises OSError naming the descriptor when it cannot: a client that should run
+    throttled must not run unthrottled silently."""
+    import os
+
+    try:
+        os.write(procs_fd, f"{os.getpid()}\n".encode())
+    except OSError as e:
+        raise OSError(f"cannot join the cgroup through descriptor {procs_fd}: {e}") from e
+    finally:
+        try:
+            os.close(procs_fd)
+        except OSError:
+            pass
+
+
 def client_keys(key_file: str, robot: str) -> ClientKeys:
     """The robot's session keys from its key file (AuthError for a bad file: the node refuses to start), or
     inert keys and a loud warning without one."""
@@ -200,6 +232,9 @@ class ClientRuntime:
         t0 = time.perf_counter()
         self.replica: Replica = load_replica(model_config(settings, adapter.model_options(settings)), self.device)
         g = self.replica.graph
+        if self.cfg.join_cgroup_fd >= 0:
+            join_cgroup(self.cfg.join_cgroup_fd)
+            rospy.loginfo("client %s: joined the robot's CPU cgroup after loading the model", self.robot)
         rospy.loginfo(
             "client %s: %s loaded in %.1f s (graph %s, %d nodes, weights %s), mode %s",
             self.robot,
@@ -383,7 +418,14 @@ class ClientRuntime:
                 self.half.infer(self.device_plan, self.replica.example)
 
         try:
-            times = measure_frames(frame, n, warmup=1)
+            shared = self.cfg.calibration_file
+            times = read_frame_times(shared, self.replica.graph.fingerprint) if shared else None
+            if times is None:
+                times = measure_frames(frame, n, warmup=1)
+                if shared:
+                    write_frame_times(shared, self.replica.graph.fingerprint, times)
+            else:
+                rospy.loginfo("client %s: calibration frames read from %s", self.robot, shared)
             calibrated, cal = calibrate_to_frames(prof, times)
         except (ExecutionError, ProfileError) as e:
             rospy.logwarn(

@@ -217,6 +217,22 @@ def test_starved_download_calls_are_timed_by_the_kernel_instead() -> None:
         train_sample(calls, wall, [50_000] * 3, 1.0, 1.3, waits, 0.2, [0.05])
 
 
+def test_a_call_the_server_was_stalled_in_is_left_out() -> None:
+    """The probe server reports its own stall (its model compute starved it): such a call measured the server's
+    scheduler, not the link, and is left out; the kernel's time cannot rescue it (it includes the stall)."""
+    calls = plan_probe("down", 50_000, ProbeConfig(train_calls=4))
+    wall = [0.05, 0.05, 0.30, 0.05]  # call 2 was answered 0.25 s late by a busy server
+    kernel = [0.05, 0.05, 0.30, 0.05]
+    blamed = train_sample(calls, wall, [50_000] * 4, 1.0, 1.3, [0.0] * 4, 0.2, kernel)
+    assert blamed.sample.bytes_per_s < 0.5e6, "without the server's report the slow call drags the sample down"
+    r = train_sample(calls, wall, [50_000] * 4, 1.0, 1.3, [0.0] * 4, 0.2, kernel, [0.0, 0.0, 0.25, 0.004])
+    assert r.starved == 1 and r.sample.bytes_per_s == pytest.approx(1e6), "small stalls (0.004 s) are kept"
+    r = train_sample(calls, wall, [50_000] * 4, 1.0, 1.3, None, 0.2, None, [None, None, None, None])
+    assert r.starved == 0, "an old server without the field: every call counts as before"
+    with pytest.raises(ValueError, match="server stall"):
+        train_sample(calls, wall, [50_000] * 4, 1.0, 1.3, None, 0.2, None, [0.0])
+
+
 def tcp_info(sent_ago_ms: int, recv_ago_ms: int) -> bytes:
     info = bytearray(104)
     struct.pack_into("=I", info, 44, sent_ago_ms)

@@ -113,4 +113,47 @@ def test_the_command_lines_evaluate_builds_are_accepted() -> None:
         flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
         s = load_settings(build_parser().parse_args(flags), _params({}))
         assert s.bag == "x.bag" and s.record == "r.bag" and s.ready_status == "plan_book=received"
+        assert s.quiet_until_ready, "no warm-up frame may share the quota with the client's profiling"
         assert s.pacing == ("lockstep" if rate_hz is None else "rate") and s.output in ("json", "text")
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_a_quiet_warm_up_publishes_nothing_before_the_client_is_ready(quiet: bool) -> None:
+    d = _driver()
+    events: list[str] = []
+
+    class Frames:
+        def frames(self, n):
+            def gen():
+                while True:
+                    yield object()
+
+            return gen()
+
+    def publish(frame: Any, index: int) -> None:
+        events.append("frame")
+        with d._cond:
+            d._warmup_got = "device_only"
+            d._cond.notify_all()
+            if len(events) >= 3 and not d._log_ready:  # the client gets ready while (or without) frames go out
+                d._log_ready = True
+                events.append("ready")
+
+    def get_ready_later() -> None:
+        with d._cond:
+            d._cond.wait_for(lambda: d._log_ready, timeout=0.3)
+            if not d._log_ready:
+                d._log_ready = True
+                events.append("ready")
+            d._cond.notify_all()
+
+    d.source, d._publish, d._warmup_got = Frames(), publish, None
+    d.printer = type("P", (), {"emit": lambda self, rec: None})()
+    t = threading.Thread(target=get_ready_later)
+    t.start()
+    assert d.warmup(1, timeout=10.0, settle_s=0.0, ready_status="plan_book=received", quiet_until_ready=quiet)
+    t.join(5.0)
+    if quiet:
+        assert events == ["ready", "frame"], "only the counted warm-up frame, after the client was ready"
+    else:
+        assert events[:3] == ["frame", "frame", "frame"], "without quiet, frames go out while the client starts"

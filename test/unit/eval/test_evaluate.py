@@ -177,3 +177,131 @@ def test_client_waits_are_dilated_from_the_clients_own_defaults():
     assert s["heartbeat_timeout"] == pytest.approx(40.0 * CLIENT_HEARTBEAT_TIMEOUT_S)
     assert s["report_timeout"] == pytest.approx(40.0 * CLIENT_REPORT_TIMEOUT_S)
     assert s["deadline"] == pytest.approx(120.0)
+
+
+def test_frame_cpu_time_is_measured_once_and_cached(tmp_path):
+    from intradp_ros.eval.evaluate import cached_frame_cpu_s, frame_cpu_cache_path
+
+    calls = []
+
+    def measure(model, options):
+        calls.append((model, options))
+        return 0.46
+
+    opts = {"input_size": (224, 224)}
+    assert cached_frame_cpu_s("torchvision:vgg19", opts, tmp_path, measure) == (0.46, False)
+    assert cached_frame_cpu_s("torchvision:vgg19", opts, tmp_path, measure) == (0.46, True)
+    assert len(calls) == 1, "the second run must read the cache, not measure again"
+    other = cached_frame_cpu_s("torchvision:vgg19", {"input_size": (112, 112)}, tmp_path, measure)
+    assert other == (0.46, False) and len(calls) == 2, "another size is another entry"
+    assert frame_cpu_cache_path("m", {"a": 1}, tmp_path) != frame_cpu_cache_path("m", {"a": 2}, tmp_path)
+    frame_cpu_cache_path("torchvision:vgg19", opts, tmp_path).write_text("{broken")
+    assert cached_frame_cpu_s("torchvision:vgg19", opts, tmp_path, measure) == (0.46, False)
+    with pytest.raises(ValueError):
+        cached_frame_cpu_s("x", {}, tmp_path, lambda m, o: 0.0)
+
+
+def test_k_from_cpu_time_is_rounded_for_the_plan_book_cache():
+    from intradp_ros.eval.evaluate import cacheable_k, cpu_dilation
+
+    assert [cacheable_k(v) for v in (0.4, 3.4, 114.9, 115.6, 1171.0)] == [1.0, 3.0, 110.0, 120.0, 1170.0]
+    # VGG19 224: 0.46 CPU s on one thread / 2 server threads = 230 ms against 2 ms on the GPU -> 115 -> 120
+    k, why = cpu_dilation("torchvision:vgg19", {"input_size": (224, 224)}, 0.46, 2)
+    assert k == 120.0 and "0.46 s / 2 threads" in why
+    with pytest.raises(ValueError):
+        cpu_dilation("torchvision:vgg19", {"input_size": (224, 224)}, 0.46, 0)
+    with pytest.raises(ValueError):
+        cacheable_k(float("nan"))
+
+
+def test_kapao_auto_size_uses_the_cpu_frame_over_the_quota():
+    from intradp_ros.eval.evaluate import auto_kapao_size
+
+    seen = []
+
+    def cpu(model, options):
+        seen.append(options["input_size"])
+        return 2.5  # one thread's CPU seconds at 1280x960
+
+    # 2.5 s / 0.1 CPU = 25 s: 1280x960 fits a 60 s budget; at 0.02 CPU (125 s) 832x640 (54 s) is the largest
+    assert auto_kapao_size("kapao_l6", 0.1, 60.0, cpu)[0] == "960,1280"
+    assert auto_kapao_size("kapao_l6", 0.02, 60.0, cpu)[0] == "640,832"
+    assert seen == [(960, 1280), (960, 1280)], "measured (or cached) once per call, at 1280x960 only"
+
+
+def test_every_client_of_an_evaluation_shares_one_calibration_file(tmp_path):
+    from intradp_ros.eval.evaluate import Evaluation
+    from intradp_ros.ros.client_node import COMMON_SPEC
+    from intradp_ros.ros.kapao_client import SPEC
+    from intradp_ros.ros.node_params import build_parser, resolve
+
+    spec = dict(COMMON_SPEC, **SPEC)
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0, robot_cpu=0.1, out=str(tmp_path)))
+    files = set()
+    for system in ("intradp", "server_only", "device_only"):
+        argv = ev.client_argv(system)
+        s = resolve(spec, build_parser("kapao_client", "", spec).parse_args(argv[1:]), use_ros=False)
+        files.add(s["calibration_file"])
+        assert s["threads"] == 1, "one torch thread under a quota below one CPU"
+    assert files == {str(tmp_path / "calibration_frames.json")}
+    fast = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0, robot_cpu=1.0))
+    assert "--threads" not in fast.client_argv("intradp")
+
+
+def test_run_phases_split_a_run_into_start_up_warm_up_and_frames():
+    from intradp_ros.eval.evaluate import RunPhases
+
+    now = [100.0]
+    phases = RunPhases(clock=lambda: now[0])
+    now[0] = 190.0
+    phases.mark("ready")
+    now[0] = 250.0
+    phases.mark("ready")  # a second ready mark does not move the first
+    phases.mark("start")
+    now[0] = 300.0
+    line = phases.line()
+    assert "run took 200 s" in line and "start-up 90 s" in line
+    assert "warm-up 60 s" in line and "counted frames 50 s" in line
+    assert RunPhases(clock=lambda: 5.0).line() == "run took 0 s", "a run that never got ready says only its length"
+
+
+def test_the_client_starts_outside_the_quota_and_joins_it_after_loading(tmp_path):
+    import os
+    import subprocess
+
+    from intradp_ros.eval.evaluate import Evaluation
+
+    class Group:
+        fraction = 0.1
+        path = tmp_path
+
+    class FakeTestbed:
+        cpu_group = Group()
+        spawned: list = []
+
+        def spawn(self, side, argv, **kwargs):
+            fds = kwargs.get("pass_fds", ())
+            open_now = [os.fstat(fd) is not None for fd in fds]  # the descriptor is open while the child starts
+            self.spawned.append((side, list(argv), fds, self.cpu_group.fraction, open_now))
+            return subprocess.Popen(["true"])
+
+    (tmp_path / "cgroup.procs").write_text("")
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0, robot_cpu=0.1, out=str(tmp_path)))
+    tb = FakeTestbed()
+    ev._spawn_client(tb, "intradp", subprocess.DEVNULL).wait()
+    side, argv, fds, fraction_at_spawn, open_now = tb.spawned[0]
+    assert side == "robot" and fraction_at_spawn is None, "started outside the quota"
+    assert argv[argv.index("--join-cgroup-fd") + 1] == str(fds[0]) and open_now == [True]
+    with pytest.raises(OSError):
+        os.fstat(fds[0])  # the launcher closes its copy
+    assert tb.cpu_group.fraction == 0.1, "the harness's later robot processes are throttled again"
+    tb.cpu_group.fraction = None  # no quota: an ordinary spawn, nothing to join
+    ev._spawn_client(tb, "intradp", subprocess.DEVNULL).wait()
+    assert "--join-cgroup-fd" not in tb.spawned[1][1] and tb.spawned[1][2] == ()
+
+
+def test_repredict_needs_the_runs_k(tmp_path, capsys):
+    from intradp_ros.eval.evaluate import main
+
+    assert main(["--from-csv", str(tmp_path / "stats.csv"), "--repredict"]) == 2
+    assert "--dilation" in capsys.readouterr().err

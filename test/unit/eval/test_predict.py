@@ -61,3 +61,38 @@ def test_nonmodel_charge_is_robot_x3_plus_server_x1_times_k() -> None:
 def test_codec_cost_is_measured() -> None:
     v = codec_seconds_per_byte(nbytes=64 * 1024, repeats=3)
     assert v > 0 and math.isfinite(v)
+
+
+def test_the_prediction_uses_the_clients_one_thread_profile_calibrated_as_the_client_did(tmp_path, monkeypatch):
+    """The client profiles with one torch thread and calibrates to the shared frames before its handshake; the
+    prediction must look that profile up under one thread and calibrate it the same way, or it predicts for a
+    robot the plan book was not made for."""
+    import torch
+
+    from intradp_ros.core import capture
+    from intradp_ros.core.calibration_file import write_frame_times
+    from intradp_ros.core.profiler import cached_profile
+    from intradp_ros.eval.predict import build_context
+    from intradp_ros.models.registry import build
+
+    monkeypatch.setenv("INTRADP_CACHE", str(tmp_path / "cache"))
+    model, options = "torchvision:resnet18", {"input_size": (64, 64)}
+    torch.manual_seed(0)
+    net = build(model, **options)
+    x = net.input_spec.example()
+    g = capture(net, x)
+    client_dir = tmp_path / "robot_cpu0.1"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cached_profile(g, [x], client_dir, "cpu", repeats=1)
+    finally:
+        torch.set_num_threads(before)
+    write_frame_times(tmp_path / "calibration.json", g.fingerprint, [4.0, 5.0, 6.0])
+    args = (model, options, client_dir, [0.5, 5.0], 1.0, 0.5, 1.0, 10.0, lambda s: None)
+    ctx = build_context(*args, robot_threads=1, calibration_file=tmp_path / "calibration.json")
+    assert ctx.cm.robot.device_only_s() == pytest.approx(5.0, rel=1e-6), "the median of the client's frames"
+    assert any("client's own" in n for n in ctx.notes) and any("calibrated as the client did" in n for n in ctx.notes)
+    if before != 1:  # looked up under this process's threads the one-thread profile is not found
+        other = build_context(*args)
+        assert any("server profile x" in n for n in other.notes)

@@ -19,7 +19,7 @@ from intradp_ros.ros.bandwidth_monitor import (
     settings_from,
     switch_msg,
 )
-from intradp_ros.ros.probe_server import ProbeEndpoint, ProbeRefused, probe_service_name
+from intradp_ros.ros.probe_server import ProbeEndpoint, ProbeRefused, StallMeter, probe_service_name
 from intradp_ros.srv import BandwidthProbeRequest
 
 
@@ -90,6 +90,46 @@ def test_probe_endpoint_answers_with_the_requested_bytes() -> None:
     assert resolve_name(probe_service_name("robot1"), "/r1/bandwidth_monitor") == "/r1/intradp/robot1/probe"
 
 
+def test_the_stall_meter_sums_how_late_the_process_woke() -> None:
+    now = [0.0]
+    late_by = iter([0.0, 0.001, 0.5, 0.0, 0.2])
+
+    def sleep(s: float) -> None:
+        now[0] += s + next(late_by)
+
+    meter = StallMeter(period_s=0.01, horizon_s=30.0, min_late_s=0.002, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        meter.tick()
+    assert meter.stall_s(-1.0) == pytest.approx(0.7), "0.5 + 0.2 late; 1 ms is timer noise"
+    assert meter.stall_s(0.6) == pytest.approx(0.2), "only wake-ups after `since` count"
+    now[0] += 100.0
+    meter._due = now[0] - 0.3  # a wake-up still overdue when the request is handled counts too
+    assert meter.stall_s(now[0] - 5.0) == pytest.approx(0.3)
+    with pytest.raises(ValueError):
+        StallMeter(period_s=0.0)
+
+
+def test_the_probe_server_sends_its_stall_since_the_last_reply() -> None:
+    from intradp_ros.ros.bandwidth_monitor import server_stall
+    from intradp_ros.ros.probe_server import ProbeServer
+
+    server = ProbeServer(["robot1"], 1 << 20, 1 << 20, window_s=10.0)
+    now = [1000.0]
+    stalls: list[float] = []
+    server.meter.clock = lambda: now[0]
+    server.meter.stall_s = lambda since: stalls.append(since) or 0.25  # type: ignore[method-assign]
+    on_probe = server._callback(server.endpoints["robot1"])
+    resp = on_probe(BandwidthProbeRequest(payload=bytes(10), reply_bytes=0))
+    assert resp.server_stall_s == 0.25 and stalls == [990.0], "the first call looks back at most window_s"
+    now[0] = 1000.5
+    on_probe(BandwidthProbeRequest(payload=bytes(10), reply_bytes=0))
+    assert stalls[-1] == 1000.0, "later calls look back to the previous reply"
+    assert server_stall(resp) == 0.25
+    for bad in (None, "x", float("nan"), -1.0):
+        assert server_stall(type("R", (), {"server_stall_s": bad})()) is None
+    assert server_stall(object()) is None, "a server without the field"
+
+
 def test_probe_endpoint_refuses_oversized_requests() -> None:
     ep = ProbeEndpoint("robot1", max_reply_bytes=100, max_payload_bytes=100)
     with pytest.raises(ProbeRefused, match="reply_bytes"):
@@ -112,3 +152,31 @@ def test_the_probe_proxys_socket_is_found_for_kernel_timing() -> None:
         assert _proxy_socket(SimpleNamespace(transport=SimpleNamespace(socket=None))) is None
     finally:
         sock.close()
+
+
+def test_a_watchdog_that_fires_as_a_call_ends_does_not_leave_a_closed_connection(monkeypatch) -> None:
+    """The watchdog closed the persistent connection just as a call succeeded; the next call used the closed
+    proxy, rospy raised AttributeError ('NoneType' object has no attribute 'tell') and the probe thread died
+    (seen in the system benchmark: no probe for the rest of the run)."""
+    import threading as th
+
+    from intradp_ros.ros import bandwidth_monitor as bm
+
+    class SlowProxy:
+        closed = 0
+
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __call__(self, payload, reply_bytes):
+            th.Event().wait(0.05)  # longer than the call's timeout: the watchdog fires meanwhile
+            return type("Resp", (), {"received_bytes": len(payload), "payload": b""})()
+
+        def close(self) -> None:
+            SlowProxy.closed += 1
+
+    monkeypatch.setattr(bm.rospy, "wait_for_service", lambda *a, **k: None)
+    monkeypatch.setattr(bm.rospy, "ServiceProxy", SlowProxy)
+    client = bm.ProbeClient("/intradp/robot1/probe", 1 << 10)
+    client.call(10, 0, timeout_s=0.01)
+    assert SlowProxy.closed >= 1 and client._proxy is None, "the next call must open a fresh connection"

@@ -48,3 +48,20 @@ def test_a_dead_worker_thread_is_reported_not_silent() -> None:
     )
     h = client_status(facts)
     assert h.level == ERROR and "intradp-worker died" in h.message
+
+
+def test_join_cgroup_writes_this_pid_to_the_inherited_descriptor_and_closes_it(tmp_path) -> None:
+    import os
+
+    from intradp_ros.ros.client_node import join_cgroup
+
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    fd = os.open(procs, os.O_WRONLY)
+    join_cgroup(fd)
+    assert procs.read_text() == f"{os.getpid()}\n"
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed: the client keeps no handle on the cgroup
+    with pytest.raises(OSError, match="descriptor 987654"):
+        join_cgroup(987654)  # a bad descriptor is a fatal start-up error, never a silently unthrottled client
+    assert ClientSettings().join_cgroup_fd == -1 and ClientSettings().calibration_file == ""
