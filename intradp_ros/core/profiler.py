@@ -196,6 +196,11 @@ class Profile:
                 _nonneg(d.get("mac_s_per_byte", 0.0)),
                 [CodecProfile.from_dict(c) for c in d.get("codecs", [])],
             )
+            from intradp_ros.core.codec_choice import camera_entry, check_camera_entry  # late: codec registry
+
+            camera = camera_entry(prof.codecs)
+            if camera is not None:
+                check_camera_entry(camera)  # the ratio a robot observed on its camera: bounded like every field
         except ProfileError:
             raise
         except (KeyError, TypeError, ValueError) as e:
