@@ -21,8 +21,8 @@ from intradp_ros.core.codec_choice import (
     baseline,
     camera_entry,
     camera_profile,
-    check_camera_entry,
     candidates,
+    check_camera_entry,
     codec_kind,
     crop_sample,
 )
