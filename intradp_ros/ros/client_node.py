@@ -33,6 +33,7 @@ from std_msgs.msg import String
 
 from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.cache import default_cache_dir
+from intradp_ros.core.codecs.profile import CodecProfile
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.health import DropCounter
@@ -41,7 +42,19 @@ from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.power import PowerModel
-from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
+from intradp_ros.core.profiler import (
+    Profile,
+    ProfileError,
+    apply_calibration,
+    cached_profile,
+    calibrate_to_frames,
+    calibration_path,
+    handshake_profiles_path,
+    load_calibration,
+    measure_frames,
+    store_calibration,
+    write_handshake_profiles,
+)
 from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.robot_session import (
     FrameRunner,
@@ -118,7 +131,12 @@ class ClientSettings:
         3,
         "device-only frames timed at start (after one warm-up) to scale the per-operator "
         "profile to the real frame time (a CPU quota makes short per-operator timings "
-        "too fast); measured at every start, never cached; 0 disables",
+        "too fast); measured at every start unless calibration_cache; 0 disables",
+    )
+    calibration_cache: bool = setting(
+        False,
+        "reuse the calibration an earlier start stored beside the cached profile (the demo: its systems then send "
+        "the same profile and the server solves its plan book once); the first start measures and stores it",
     )
     cache_dir: str = setting("", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
     fallback_margin: float = setting(1.5, "local fallback time is budgeted as this many times the measured local time")
@@ -154,6 +172,17 @@ class ClientAdapter:
     def convert(self, msg: Any) -> tuple[torch.Tensor, Any]:
         """(model input, context for post-processing); raise ValueError (with the reason) for bad input."""
         raise NotImplementedError
+
+    def codec_profiles(self) -> list[CodecProfile]:
+        """Codec entries the adapter adds to the robot's profile (the KAPAO client's verified camera passthrough:
+        its observed JPEG/pixel ratio). A change makes the session handshake again, so the plan book matches."""
+        return []
+
+    def profile_input(self, example: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """(input the robot's profile is measured on, its name): codec ratios need a realistic frame (a random
+        example never compresses); `example` and "" unless the adapter has a real one. A cached profile whose
+        codecs were measured on another input gets them measured again (core/profiler.cached_profile)."""
+        return example, ""
 
     def postprocess(self, outputs: Any, ctx: Any) -> Any:
         raise NotImplementedError
@@ -232,6 +261,7 @@ class ClientRuntime:
             handshake_call(self.names, self.keys),
             self.health,
             on_book=self._on_book,
+            revision=lambda: tuple(self.adapter.codec_profiles()),
         )
         self.runner = FrameRunner(
             self.half,
@@ -320,9 +350,20 @@ class ClientRuntime:
     def _on_book(self, plan_book_json: str) -> None:
         """A handshake was accepted: republish the book for the bandwidth monitor, show the new state at once."""
         self.book_pub.publish(String(data=plan_book_json))
+        self._store_handshake_profiles()
         diagnostics = getattr(self, "diagnostics", None)  # the first handshake may precede the diagnostics
         if diagnostics is not None:
             diagnostics.force()
+
+    def _store_handshake_profiles(self) -> None:
+        """The profiles of the accepted handshake (sent and the server's) beside the client's profile cache, so the
+        evaluation's prediction (eval/predict.py) rebuilds the very book the server solved."""
+        cache = self.cfg.cache_dir or default_cache_dir()
+        path = handshake_profiles_path(cache, self.replica.graph, self.robot)
+        try:
+            write_handshake_profiles(path, self.session.sent_profile_json, self.session.server_profile_json)
+        except OSError as e:
+            rospy.logwarn_throttle(60.0, f"client {self.robot}: handshake profiles not stored in {path}: {e}")
 
     @property
     def handshake_since(self) -> float | None:
@@ -350,14 +391,16 @@ class ClientRuntime:
         if self.profile is None:
             t0 = time.perf_counter()
             cache = self.cfg.cache_dir or default_cache_dir()
+            x, codec_input = self.adapter.profile_input(self.replica.example)
             with ProgressBar(f"client {self.robot}: profiling {self.replica.model_id}", unit="node") as bar:
                 prof, hit = cached_profile(
                     self.replica.graph,
-                    [self.replica.example],
+                    [x],
                     cache,
                     self.device,
                     repeats=self.cfg.profile_repeats,
                     progress=bar,
+                    codec_input=codec_input,
                 )
             rospy.loginfo(
                 "client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, cpu quota %s)",
@@ -370,6 +413,15 @@ class ClientRuntime:
             self.profile = self._calibrated(prof)
         return self.profile
 
+    def _profile_json(self) -> str:
+        """The profile the handshake sends: the measured one plus the adapter's codec entries (camera)."""
+        prof = self._ensure_profile()
+        extra = self.adapter.codec_profiles()
+        if extra:
+            kinds = {(c.kind_name, c.codec) for c in extra}
+            prof = prof.with_codecs([c for c in prof.codecs if (c.kind_name, c.codec) not in kinds] + extra)
+        return prof.to_json()
+
     def _calibrated(self, prof: Profile) -> Profile:
         """`prof` scaled to `calibrate_frames` device-only frames timed now through the client's own executor
         (the local path), so plans are made for the robot as fast as it really is. Each frame holds the worker
@@ -377,6 +429,20 @@ class ClientRuntime:
         n = int(self.cfg.calibrate_frames)
         if n <= 0:
             return prof
+        cal_path = calibration_path(self.cfg.cache_dir or default_cache_dir(), self.replica.graph, self.device)
+        if self.cfg.calibration_cache:
+            stored = load_calibration(cal_path)
+            if stored is not None:
+                rospy.loginfo(
+                    "client %s: calibration from %s (factor %.3f, device-only frame %.1f ms): not measured again",
+                    self.robot,
+                    cal_path,
+                    stored.factor,
+                    stored.measured_s * 1e3,
+                )
+                if self.runner.local_s is None:
+                    self.runner.local_s = stored.measured_s
+                return apply_calibration(prof, stored)
 
         def frame() -> None:
             with self._infer_lock:
@@ -401,14 +467,17 @@ class ClientRuntime:
         )
         if self.runner.local_s is None:
             self.runner.local_s = cal.measured_s
+        if self.cfg.calibration_cache:
+            try:
+                store_calibration(cal_path, cal)
+            except OSError as e:
+                rospy.logwarn("client %s: calibration not stored in %s: %s", self.robot, cal_path, e)
         return calibrated
 
     def _session_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                wait = self.session.step(
-                    lambda: self._ensure_profile().to_json(), self.cfg.handshake_timeout, self.cfg.heartbeat_timeout
-                )
+                wait = self.session.step(self._profile_json, self.cfg.handshake_timeout, self.cfg.heartbeat_timeout)
             except Exception as e:  # noqa: BLE001 - the session thread must survive anything; frames run locally
                 rospy.logerr("client %s: session error: %s: %s", self.robot, type(e).__name__, e)
                 self.session.on_error(f"session error: {e}")
