@@ -61,3 +61,30 @@ def test_nonmodel_charge_is_robot_x3_plus_server_x1_times_k() -> None:
 def test_codec_cost_is_measured() -> None:
     v = codec_seconds_per_byte(nbytes=64 * 1024, repeats=3)
     assert v > 0 and math.isfinite(v)
+
+
+def test_client_profiles_prefer_the_last_handshake_then_the_clients_own(tmp_path) -> None:
+    """The prediction finds the client's profiles whatever threads and quota named its files (the evaluation's own
+    process shares neither): the accepted handshake's pair first, else its newest per-operator profile."""
+    import dataclasses
+
+    from sched_toys import conv_chain, uniform_profile
+
+    from intradp_ros.core.profiler import handshake_profiles_path, write_handshake_profiles
+    from intradp_ros.eval.predict import client_profiles
+
+    g, _x = conv_chain(2, h=8)
+    prof = uniform_profile(g, 1e-3)
+    notes: list[str] = []
+    assert client_profiles(g, tmp_path, notes) == (None, None)
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / f"{g.fingerprint}_cpu_1t_q0p1.json").write_text(prof.to_json())
+    (folder / f"{g.fingerprint}_cpu_1t_q0p1.calibration.json").write_text("{}")
+    robot, server = client_profiles(g, tmp_path, notes)
+    assert robot is not None and robot.to_json() == prof.to_json() and server is None
+    signed = dataclasses.replace(prof, mac_s_per_byte=1e-9)
+    write_handshake_profiles(handshake_profiles_path(tmp_path, g, "robot1"), signed.to_json(), prof.to_json())
+    robot, server = client_profiles(g, tmp_path, notes)
+    assert server is not None and robot.mac_s_per_byte == 0.0, "an unauthenticated server charged no MACs"
+    assert "handshake" in notes[-1]
