@@ -562,9 +562,11 @@ class IntraDPServer:
             return client
         if DecoderIdentity.from_json(req.decoder_json) == local_decoder():
             return client
-        rospy.logwarn_throttle(
-            60.0, f"server: {robot}'s profile prices camera passthrough with another decoder: entry ignored"
-        )
+        n = self._refusals.hit(f"{robot}:camera decoder")
+        if n:
+            rospy.logwarn(
+                "server: %s's profile prices camera passthrough with another decoder (x%d): ignored", robot, n
+            )
         return client.with_codecs([c for c in client.codecs if c.codec != CODEC_CAMERA])
 
     def _time_camera_decode(self, rep: Replica, payload: bytes) -> None:
