@@ -143,6 +143,7 @@ class CameraPassthrough:
         self.frames = 0  # camera frames seen
         self.mean_ratio = 0.0  # running mean of camera payload bytes / model-input pixel bytes
         self.sent_ratio: float | None = None  # the ratio the profile carries (a change re-handshakes)
+        self.sent_frames = 0  # frames its mean was over (fixed with it: the entry must not change per frame)
 
     def observe(self, frame: Any, x: torch.Tensor) -> None:
         """Count one camera frame's payload against the pixels it stands for (the cost model's ratio)."""
@@ -163,7 +164,8 @@ class CameraPassthrough:
             sent = self.sent_ratio
             if sent is None or not sent / self.RATIO_DRIFT <= self.mean_ratio <= sent * self.RATIO_DRIFT:
                 self.sent_ratio = sent = round(self.mean_ratio, 4)
-            return camera_profile("robot", max(sent, 1e-4), samples=self.frames)
+                self.sent_frames = self.frames
+            return camera_profile("robot", max(sent, 1e-4), samples=self.sent_frames)
 
     def gate(self, x: torch.Tensor, robot: str, ids: Sequence[str], timeout: float) -> torch.Tensor:
         """`x` keeps its camera bytes only once passthrough is verified; probes the server when due."""

@@ -182,6 +182,8 @@ def test_verified_passthrough_is_offered_as_a_codec_with_the_observed_ratio(monk
     entry = gate.codec_profile()
     assert entry is not None and entry.codec == CODEC_CAMERA and entry.ratio == pytest.approx(want, rel=1e-3)
     assert entry.encode_s_per_mb == 0.0 and entry.samples == 2
+    gate.gate(_frame_tensor(), "r", ("r", "m", "w", "g"), 1.0)
+    assert gate.codec_profile() == entry, "another frame at the same ratio must not change the entry (re-handshake)"
     gate.mean_ratio = want * 1.1  # a small drift keeps the ratio sent
     assert gate.codec_profile().ratio == entry.ratio
     gate.mean_ratio = want * 2.0  # a large one moves it (one re-handshake)
