@@ -8,6 +8,12 @@ and adds encode seconds on the sender and decode seconds on the receiver, from t
 (measured like operator profiles, on samples of that kind; the robot's slowed like its operators). An option is
 chosen only where encode + ratio x B / W + decode beats B / W by `PAY_MARGIN`: a codec that does not pay is not
 used. Every candidate is lossless; lossy codecs stay the opt-in path of core/codec.choose_codec.
+
+The camera option (CODEC_CAMERA, kind "camera"): a graph input sent UP as ONE tile holding all its rows may travel
+as the camera's own JPEG/PNG bytes (camera passthrough). The robot's profile carries a camera CodecProfile only
+once the server has decoded a probe frame identically, with the ratio it OBSERVES on its frames (file bytes /
+model-input pixel bytes) and ~0 encode; the server's carries its measured decode (per MB of model input). The
+option is offered for no other transfer: a banded or partial input has no file to send (`CodecOption.whole_only`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from intradp_ros.core.codecs.profile import CodecProfile
 from intradp_ros.core.tile import (
     CODEC_BITPACK,
     CODEC_BITPACK_ZSTD,
+    CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
     CODEC_RAW,
     CODEC_SPARSE,
@@ -36,6 +43,8 @@ from intradp_ros.core.vocabulary import Direction
 KIND_IMAGE = "image"  # uint8 rows (camera frames, images)
 KIND_BINARY = "binary"  # 0/1 grids that travel bit-packed (occupancy)
 KIND_SPARSE = "sparse"  # survivors of a per-position filter with their positions
+KIND_CAMERA = "camera"  # the graph input as the camera's JPEG/PNG file (passthrough; profiled apart, see above)
+CAMERA_MAX_RATIO = 4.0  # a camera file larger than this many times the model input's pixels is refused as absurd
 
 # Lossless codecs the solver may choose per kind (a dtype name for other dense tiles; see `candidates`).
 CANDIDATES: dict[str, tuple[int, ...]] = {
@@ -82,9 +91,32 @@ def candidates(kind: str) -> tuple[int, ...]:
     return MULTI_BYTE_CANDIDATES if size > 1 else SINGLE_BYTE_CANDIDATES
 
 
+def camera_input(node: Any) -> bool:
+    """True when `node` is a graph input a camera file can stand for: uint8 [1, 3, H, W] (a letterboxed frame)."""
+    shape = tuple(int(d) for d in getattr(node, "shape", ()))
+    return (
+        bool(getattr(node, "is_input", False))
+        and dtype_name(node.dtype) == "uint8"
+        and len(shape) == 4
+        and (shape[:2] == (1, 3))
+    )
+
+
+def codec_name(codec: int) -> str:
+    """The registered name of `codec` ('camera' for CODEC_CAMERA, registered only where models/ is imported)."""
+    if codec == CODEC_CAMERA:
+        return KIND_CAMERA
+    from intradp_ros.core.codecs import get_codec
+
+    return get_codec(codec).name
+
+
 def applies(codec: int, node: Any) -> bool:
     """True when `codec` may carry row tiles of `node`: its baseline, or a candidate of its kind that fits its
-    layout (lossless WebP needs [1, 3, h, w] image rows split along h)."""
+    layout (lossless WebP needs [1, 3, h, w] image rows split along h); CODEC_CAMERA a camera-shaped graph input
+    (whether the transfer is one whole tile is the cost model's and the runtime's check)."""
+    if codec == CODEC_CAMERA:
+        return camera_input(node)
     kind = codec_kind(node)
     if codec == baseline(kind):
         return True
@@ -192,6 +224,7 @@ class CodecOption:
     decode_s_per_byte: float
     encode_fixed_s: float = 0.0  # per tile (call), on the sender
     decode_fixed_s: float = 0.0  # per tile, on the receiver
+    whole_only: bool = False  # only for one tile carrying the node's whole output (the camera file)
 
     def encode_s(self, nbytes: float, tiles: int = 1) -> float:
         return tiles * self.encode_fixed_s + nbytes * self.encode_s_per_byte
@@ -210,6 +243,33 @@ class CodecOption:
 
 def _by_kind(profiles: Iterable[CodecProfile]) -> dict[tuple[str, int], CodecProfile]:
     return {(p.kind_name, p.codec): p for p in profiles}
+
+
+def camera_profile(
+    side: str, ratio: float, encode_s_per_mb: float = 0.0, decode_s_per_mb: float = 0.0, samples: int = 1
+) -> CodecProfile:
+    """The camera passthrough entry of a side's profile: on the robot the observed file/pixel ratio (encode ~0:
+    the file is already there), on the server its measured decode + letterbox seconds per MB of model input."""
+    if not (0.0 < ratio <= CAMERA_MAX_RATIO) or not all(t >= 0 for t in (encode_s_per_mb, decode_s_per_mb)):
+        raise ValueError(f"camera profile: ratio must be in (0, {CAMERA_MAX_RATIO}] and times >= 0")
+    return CodecProfile(
+        CODEC_CAMERA, KIND_CAMERA, side, "uint8", float(ratio), float(encode_s_per_mb), float(decode_s_per_mb),
+        int(samples), KIND_CAMERA,
+    )  # fmt: skip
+
+
+def camera_entry(profiles: Iterable[CodecProfile]) -> CodecProfile | None:
+    """The camera passthrough entry of a profile's codec list, if any."""
+    for p in profiles:
+        if p.codec == CODEC_CAMERA and p.kind_name == KIND_CAMERA:
+            return p
+    return None
+
+
+def check_camera_entry(entry: CodecProfile) -> None:
+    """ValueError for a camera entry whose figures are out of bounds (a peer's profile is validated with it)."""
+    if entry.dtype != "uint8" or not (0.0 < entry.ratio <= CAMERA_MAX_RATIO):
+        raise ValueError(f"camera codec profile: ratio {entry.ratio} outside (0, {CAMERA_MAX_RATIO}] or not uint8")
 
 
 class CodecCosts:
@@ -254,13 +314,41 @@ class CodecCosts:
                         dec.decode_fixed_s,
                     )
                 )
+        if direction == Direction.UP and camera_input(n):
+            enc, dec = self.robot.get((KIND_CAMERA, CODEC_CAMERA)), self.server.get((KIND_CAMERA, CODEC_CAMERA))
+            if enc is not None and dec is not None:  # the robot verified passthrough; the server measured its decode
+                out.append(
+                    CodecOption(
+                        CODEC_CAMERA,
+                        KIND_CAMERA,
+                        enc.ratio,
+                        enc.encode_s_per_mb / 1e6,
+                        dec.decode_s_per_mb / 1e6,
+                        enc.encode_fixed_s,
+                        dec.decode_fixed_s,
+                        whole_only=True,
+                    )
+                )
         self._memo[key] = tuple(out)
         return self._memo[key]
 
-    def option(self, node: int, direction: str, codec: int) -> CodecOption | None:
-        """The option of `codec` for this transfer (None: the baseline, or a codec without a profile here)."""
+    def whole(self, node: int, nbytes: float, tiles: int = 1) -> bool:
+        """True when `nbytes` in `tiles` tiles is node `node`'s whole output in one tile (what a camera file is)."""
+        return tiles == 1 and nbytes >= self.nodes[node].wire_nbytes
+
+    def usable(self, opt: CodecOption, node: int, nbytes: float, tiles: int = 1) -> bool:
+        """True when `opt` can carry this transfer: a whole-only option (the camera file) only one whole tile."""
+        return not opt.whole_only or self.whole(node, nbytes, tiles)
+
+    def option(
+        self, node: int, direction: str, codec: int, nbytes: float | None = None, tiles: int = 1
+    ) -> CodecOption | None:
+        """The option of `codec` for this transfer (None: the baseline, a codec without a profile here, or, given
+        the transfer's `nbytes`, a whole-only option for a partial or banded one: the runtime sends it without)."""
         for opt in self.options(node, direction):
             if opt.codec == codec:
+                if nbytes is not None and not self.usable(opt, node, nbytes, tiles):
+                    return None
                 return opt
         return None
 
@@ -270,6 +358,8 @@ class CodecCosts:
         """The fastest option that pays for `nbytes` in `tiles` tiles at `bandwidth_Bps`, or None (the baseline)."""
         best: CodecOption | None = None
         for opt in self.options(node, direction):
+            if not self.usable(opt, node, nbytes, tiles):
+                continue
             if opt.pays(nbytes, bandwidth_Bps, tiles=tiles) and (
                 best is None or opt.seconds(nbytes, bandwidth_Bps, tiles) < best.seconds(nbytes, bandwidth_Bps, tiles)
             ):
@@ -287,6 +377,8 @@ class CodecCosts:
         dec = np.zeros(bw.shape)
         best = (1.0 - PAY_MARGIN) * nbytes / bw if nbytes > 0 else np.full(bw.shape, -np.inf)
         for opt in self.options(node, direction):
+            if not self.usable(opt, node, nbytes):
+                continue
             e, d = opt.encode_s(nbytes), opt.decode_s(nbytes)
             t = e + d + nbytes * opt.ratio / bw
             win = t < best

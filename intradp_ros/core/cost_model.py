@@ -180,7 +180,7 @@ class CostModel:
                     opt = costs.best(t.node, t.direction, nbytes[i], bandwidth_Bps)
                 else:
                     c = cp.codecs.get((t.node, t.direction))
-                    opt = None if c is None else costs.option(t.node, t.direction, c)
+                    opt = None if c is None else costs.option(t.node, t.direction, c, nbytes[i])
                 if opt is not None:
                     pay[i] = nbytes[i] * opt.ratio
                     enc[i] = opt.encode_s(nbytes[i])
@@ -382,7 +382,7 @@ class CostModel:
                     pay[i], enc[i], dec[i] = self.codec_costs.best_many(t.node, t.direction, nb, bw)
                     continue
                 c = cp.codecs.get((t.node, t.direction))
-                opt = None if c is None else self.codec_costs.option(t.node, t.direction, c)
+                opt = None if c is None else self.codec_costs.option(t.node, t.direction, c, nb)
                 if opt is not None:
                     pay[i], enc[i], dec[i] = nb * opt.ratio, opt.encode_s(nb), opt.decode_s(nb)
         for i, up in enumerate(cp.is_up.tolist()):
@@ -540,7 +540,7 @@ class BandedSimulation:
                     self.is_up.append(side == ROBOT)
                     direction = UP if side == ROBOT else DOWN
                     codec = plan.codec_for(n.index, direction)
-                    opt = None if codec is None else cm.codec_costs.option(n.index, direction, codec)
+                    opt = None if codec is None else cm.codec_costs.option(n.index, direction, codec, nb)
                     pay = nb * opt.ratio if opt else nb
                     send, recv = cm.tile_wire_s(side == ROBOT, pay)
                     self.pay.append(pay)

@@ -296,13 +296,19 @@ class Plan:
             return
         from intradp_ros.core.codec_choice import applies  # late: plan.py stays light to import
         from intradp_ros.core.codecs import get_codec
-        from intradp_ros.core.tile import TileError
+        from intradp_ros.core.tile import CODEC_CAMERA, TileError
 
         sent = {(t.node, t.direction) for t in self.transfers()}
         for (v, d), c in self.codecs.items():
             if not 0 <= v < len(self.graph.nodes):
                 raise PlanError(f"plan {self.name}: a codec names node {v}, the graph has {len(self.graph.nodes)}")
             n = self.graph.nodes[v]
+            if c == CODEC_CAMERA:  # registered by models/ (it letterboxes); the plan only needs its rule
+                if d != UP or not applies(c, n):
+                    raise PlanError(f"node {v} '{n.name}': the camera codec carries only a camera-shaped input, up")
+                if (v, d) not in sent:
+                    raise PlanError(f"node {v} '{n.name}': codec camera for {d}, but plan {self.name} sends none")
+                continue
             try:
                 codec = get_codec(c)
             except TileError:
@@ -316,11 +322,11 @@ class Plan:
         """The chosen codecs counted per direction, e.g. 'up webp; down zstd_shuffle x5' ('raw' when none)."""
         if not self.codecs:
             return "raw"
-        from intradp_ros.core.codecs import get_codec
+        from intradp_ros.core.codec_choice import codec_name
 
         parts = []
         for d in (UP, DOWN):
-            names = [get_codec(c).name for (_v, dd), c in sorted(self.codecs.items()) if dd == d]
+            names = [codec_name(c) for (_v, dd), c in sorted(self.codecs.items()) if dd == d]
             if names:
                 counted = [f"{n} x{names.count(n)}" if names.count(n) > 1 else n for n in dict.fromkeys(names)]
                 parts.append(f"{_JSON_DIRECTION[d]} {', '.join(counted)}")
@@ -330,10 +336,10 @@ class Plan:
         """The chosen codecs in words ('uncompressed' when none), e.g. 'node 0 'x' up: webp'."""
         if not self.codecs:
             return "uncompressed"
-        from intradp_ros.core.codecs import get_codec
+        from intradp_ros.core.codec_choice import codec_name
 
         return ", ".join(
-            f"node {v} '{self.graph.nodes[v].name}' {_JSON_DIRECTION[d]}: {get_codec(c).name}"
+            f"node {v} '{self.graph.nodes[v].name}' {_JSON_DIRECTION[d]}: {codec_name(c)}"
             for (v, d), c in sorted(self.codecs.items())
         )
 

@@ -161,19 +161,35 @@ def profile_totals(robot: Profile, server: Profile) -> tuple[float, float]:
     return (robot.device_only_s(), server.device_only_s())
 
 
+def camera_ratio(robot: Profile) -> float:
+    """The robot's camera passthrough ratio its profile offers (0: none): books with and without it differ."""
+    from intradp_ros.core.codec_choice import camera_entry  # late: imports the codec registry
+
+    entry = camera_entry(robot.codecs)
+    return float(entry.ratio) if entry is not None else 0.0
+
+
+def cameras_close(a: float, b: float, tolerance: float) -> bool:
+    """True when both books offer no camera file, or both do at ratios within `tolerance` (relative)."""
+    if a <= 0 or b <= 0:
+        return a <= 0 and b <= 0
+    return abs(math.log(a / b)) <= math.log1p(tolerance)
+
+
 def find_close_book(
-    folder: Path, g: Graph, context: str, totals: tuple[float, float], tolerance: float
+    folder: Path, g: Graph, context: str, totals: tuple[float, float], tolerance: float, camera: float = 0.0
 ) -> tuple[PlanBook, Path] | None:
     """The cached book of this graph and context whose profile totals are closest to `totals`, if within
-    `tolerance`."""
+    `tolerance`, and that prices the camera file as `camera` does (its ratio within `tolerance`; 0: none)."""
     best: tuple[float, Path, dict[str, Any]] | None = None
     for path in (folder / "plan_books").glob(f"{g.fingerprint}_{context}_*.json"):
         try:
             d = json.loads(path.read_text())
             cached = (float(d["book_meta"]["robot_s"]), float(d["book_meta"]["server_s"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            cached_camera = float(d["book_meta"].get("camera_ratio", 0.0))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
-        if profiles_close(cached, totals, tolerance):
+        if profiles_close(cached, totals, tolerance) and cameras_close(cached_camera, camera, tolerance):
             dist = max(abs(math.log(x / y)) for x, y in zip(cached, totals))
             if best is None or dist < best[0]:
                 best = (dist, path, d)
@@ -194,6 +210,7 @@ class BookKeys:
     path: Path
     totals: tuple[float, float]
     folder: Path
+    camera: float = 0.0  # the robot's camera passthrough ratio (0: none)
 
 
 def book_keys(
@@ -214,7 +231,7 @@ def book_keys(
     context = context_key(g, grid, power or PowerModel(), config or SolverConfig(), deadline_s, codecs)
     key = hashlib.sha256(json.dumps([context, robot.to_json(), server.to_json()]).encode()).hexdigest()[:24]
     path = folder / "plan_books" / f"{g.fingerprint}_{context}_{key}.json"
-    return BookKeys(context, key, path, profile_totals(robot, server), folder)
+    return BookKeys(context, key, path, profile_totals(robot, server), folder, camera_ratio(robot))
 
 
 def lookup_plan_book(g: Graph, keys: BookKeys, tolerance: float = 0.0) -> PlanBook | None:
@@ -224,7 +241,7 @@ def lookup_plan_book(g: Graph, keys: BookKeys, tolerance: float = 0.0) -> PlanBo
             return PlanBook.from_json(keys.path.read_text(), g)
         except PlanBookError:
             pass
-    close = find_close_book(keys.folder, g, keys.context, keys.totals, tolerance)
+    close = find_close_book(keys.folder, g, keys.context, keys.totals, tolerance, keys.camera)
     return None if close is None else close[0]
 
 
@@ -280,7 +297,7 @@ def build_plan_book(
     book = PlanBook(g, table, plans, modes)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(book.to_json({"robot_s": totals[0], "server_s": totals[1]}))
+    tmp.write_text(book.to_json({"robot_s": totals[0], "server_s": totals[1], "camera_ratio": keys.camera}))
     os.replace(tmp, path)
     for sub in ("plan_books", "plan_tables"):
         prune_cache(folder / sub, f"{g.fingerprint}_*.json", MAX_CACHED_PER_GRAPH)

@@ -252,6 +252,11 @@ class Profile:
                 **{k: _nonneg(d.get(k, 0.0)) for k in WIRE_COST_FIELDS},
                 band_step_s=_nonneg(d.get("band_step_s", 0.0)),
             )
+            from intradp_ros.core.codec_choice import camera_entry, check_camera_entry  # late: codec registry
+
+            camera = camera_entry(prof.codecs)
+            if camera is not None:
+                check_camera_entry(camera)  # the ratio a robot observed on its camera: bounded like every field
         except ProfileError:
             raise
         except (KeyError, TypeError, ValueError) as e:
@@ -651,9 +656,44 @@ def calibrate_to_frames(profile: Profile, frame_seconds: Sequence[float]) -> tup
         raise ProfileError(f"profile predicts {raw!r} s per device-only frame: cannot calibrate")
     measured = float(statistics.median(times))
     cal = Calibration(raw, measured, measured / raw, len(times))
+    return apply_calibration(profile, cal), cal
+
+
+def apply_calibration(profile: Profile, cal: Calibration) -> Profile:
+    """`profile` scaled by `cal.factor` with `cal` recorded in its device facts."""
+    if not (cal.factor > 0 and math.isfinite(cal.factor)):
+        raise ProfileError(f"calibration factor {cal.factor!r} is not a finite number > 0")
     dev = dict(profile.device)
     dev["calibration"] = cal.to_dict()
-    return profile._times_scaled(cal.factor, dev, scale_overhead=True), cal
+    return profile._times_scaled(cal.factor, dev, scale_overhead=True)
+
+
+def handshake_profiles_path(cache_dir: str | os.PathLike[str], g: Graph, robot: str) -> str:
+    """Where a client keeps the two profiles of its last accepted handshake (eval/predict.py reads them)."""
+    slug = "".join(ch if ch.isalnum() else "_" for ch in robot)[:40]
+    return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_handshake_{slug}.json")
+
+
+def write_handshake_profiles(path: str | os.PathLike[str], robot_json: str, server_json: str) -> None:
+    if not robot_json:
+        return
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"robot_profile": robot_json, "server_profile": server_json}, f)
+    os.replace(tmp, path)
+
+
+def read_handshake_profiles(path: str | os.PathLike[str], g: Graph) -> tuple[Profile, Profile | None] | None:
+    """(robot profile, server profile or None) a client stored, or None when missing or malformed."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        robot = Profile.from_json(str(d["robot_profile"]), g)
+        server = Profile.from_json(str(d["server_profile"]), g) if d.get("server_profile") else None
+    except (OSError, ValueError, KeyError, TypeError, ProfileError):
+        return None
+    return robot, server
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -734,25 +774,71 @@ def profile_cache_path(cache_dir: str | os.PathLike[str], g: Graph, device: str 
     return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_{slug}{tag.replace('.', 'p')}.json")
 
 
+def measure_codec_profiles(
+    g: Graph, inputs: Sequence[torch.Tensor], device: str | torch.device = "cpu", repeats: int = 3
+) -> list[CodecProfile]:
+    """Codec profiles on the tensors of one forward pass of `inputs` (what profile_graph measures with its
+    operators): to refresh a cached profile's codecs on a representative input without timing operators again."""
+    from intradp_ros.core.codec_choice import SampleCollector  # late: imports the codec registry
+
+    dev = torch.device(device)
+    consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
+    last_use = [n.index for n in g.nodes]
+    for n in g.nodes:
+        for u in n.inputs:
+            last_use[u] = max(last_use[u], n.index)
+    collector = SampleCollector(g.nodes)
+    values: list[Any] = [None] * len(g.nodes)
+    with torch.no_grad():
+        for pos, idx in enumerate(g.input_indices):
+            values[idx] = inputs[pos].to(dev)
+            collector.add(g.nodes[idx], values[idx])
+        for n in g.nodes:
+            if not n.is_input:
+                values[n.index] = n.rowmap.run(0, n.extent, [values[u] for u in n.inputs], consts)
+                collector.add(n, values[n.index])
+            for u in set(n.inputs) | {n.index}:
+                if last_use[u] <= n.index:
+                    values[u] = None
+    return collector.profile("here", max(1, repeats))
+
+
 def cached_profile(
     g: Graph,
     inputs: Sequence[torch.Tensor],
     cache_dir: str | os.PathLike[str],
     device: str | torch.device = "cpu",
+    codec_input: str = "",
     **kwargs: Any,
 ) -> tuple[Profile, bool]:
-    """(profile, True if read from the cache); measures and stores it on a miss (kwargs: profile_graph's)."""
+    """(profile, True if read from the cache); measures and stores it on a miss (kwargs: profile_graph's).
+
+    `codec_input` names what `inputs` are (e.g. "camera_sample"): a cached profile whose codecs were measured on
+    something else (a random example) gets its codec profiles measured again on `inputs` (one forward pass, the
+    operator times kept) and is stored again."""
     path = profile_cache_path(cache_dir, g, device)
     if os.path.isfile(path):
         try:
             with open(path) as f:
-                return Profile.from_json(f.read(), g), True
+                prof = Profile.from_json(f.read(), g)
+            if prof.device.get("codec_input", "") == codec_input:
+                return prof, True
+            fresh = prof.with_codecs(measure_codec_profiles(g, inputs, device, int(kwargs.get("codec_repeats", 3))))
+            fresh.device["codec_input"] = codec_input
+            _store_profile(path, fresh)
+            return fresh, True
         except ProfileError:
             pass
     prof = profile_graph(g, inputs, device, **kwargs)
+    if codec_input:
+        prof.device["codec_input"] = codec_input
+    _store_profile(path, prof)
+    return prof, False
+
+
+def _store_profile(path: str, prof: Profile) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # writers in other processes never share it
     with open(tmp, "w") as f:
         f.write(prof.to_json())
     os.replace(tmp, path)
-    return prof, False

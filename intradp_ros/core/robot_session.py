@@ -62,6 +62,7 @@ class HandshakeReply:
     reason: str = ""  # the server's refusal, or why the call failed (service missing, timeout, ...)
     plan_table_json: str = ""
     server_device: str = ""
+    server_profile_json: str = ""  # the server's profile the book was solved with (the prediction rebuilds it)
 
 
 # (ids, client profile JSON ("" for a heartbeat), timeout in s) -> reply; must return within the timeout.
@@ -98,12 +99,21 @@ class SessionProtocol:
         health: LinkHealth | None = None,
         throttle_s: float = 10.0,
         on_book: Callable[[str], None] | None = None,
+        revision: Callable[[], object] | None = None,
     ) -> None:
+        """`revision`: a cheap token of what the profile adds to the measured one (the client's camera entry); when
+        it differs from the accepted handshake's, the session handshakes again (`_renew`)."""
         self.ids, self.graph, self.call = ids, graph, call
+        self.revision = revision
         self.on_book = on_book  # hook: the accepted plan book's JSON (the client republishes it for the monitor)
         self.health = health if health is not None else LinkHealth()
         self.book: PlanBook | None = None
         self.server_device = ""
+        self.sent_profile_json = ""  # the profile of the accepted handshake (its book was solved for it)
+        self.server_profile_json = ""
+        self._revision: object = None  # `revision()` when the accepted handshake's profile was made
+        self.renew_after_s = 30.0  # a failed renewal (the held book stays in use) is retried after this long
+        self._renew_failed_at: float | None = None
         self.waiting_since: float | None = None  # monotonic time the pending handshake began (diagnostics)
         self._throttle = _Throttle(throttle_s)
         self._prefix = f"client {ids.robot}: "
@@ -130,6 +140,7 @@ class SessionProtocol:
         except PlanBookError as e:
             raise SessionRefused(f"server sent an unusable plan book: {e}") from None
         self.book, self.server_device = book, reply.server_device
+        self.sent_profile_json, self.server_profile_json = profile_json, reply.server_profile_json
         self.waiting_since = None
         if self.on_book is not None:
             self.on_book(reply.plan_table_json)
@@ -164,14 +175,43 @@ class SessionProtocol:
         """
         if self.book is None:
             try:
-                self.handshake(profile_json(), handshake_timeout)
+                self._handshake_revised(profile_json, handshake_timeout)
             except SessionRefused as e:
                 # every timeout and refusal is logged, each distinct cause at most once per throttle period (a
                 # server that is away answers a retry every heartbeat period)
                 if self._throttle(str(e)):
                     log.error("%s%s: retrying", self._prefix, e)
             return True
+        if self._renew(profile_json, handshake_timeout):
+            return True
         return self.heartbeat(heartbeat_timeout) or self.book is not None
+
+    def _handshake_revised(self, profile_json: Callable[[], str], timeout: float) -> None:
+        rev = self.revision() if self.revision is not None else None
+        self.handshake(profile_json(), timeout)
+        self._revision = rev
+
+    def _renew(self, profile_json: Callable[[], str], timeout: float) -> bool:
+        """Handshake again, keeping the held book meanwhile, when the profile's revision changed since the accepted
+        handshake (the camera passthrough was verified or turned off: the book must price what the robot sends).
+        True when a handshake was made (it also proved the session alive)."""
+        if self.revision is None:
+            return False
+        now = time.monotonic()
+        if self._renew_failed_at is not None and now - self._renew_failed_at < self.renew_after_s:
+            return False
+        if self.revision() == self._revision:
+            return False
+        held = self.book
+        log.info("%sprofile changed (camera passthrough): handshaking again for a matching plan book", self._prefix)
+        try:
+            self._handshake_revised(profile_json, timeout)
+            self._renew_failed_at = None
+        except SessionRefused as e:
+            self.book, self.waiting_since = held, None  # keep serving frames with the book held
+            self._renew_failed_at = now
+            log.warning("%snew plan book not received (%s): keeping the held one, retrying later", self._prefix, e)
+        return True
 
     def on_error(self, reason: str) -> None:
         """The session loop itself failed: frames run locally, the next round handshakes again."""

@@ -42,10 +42,13 @@ from intradp_ros.eval.testbed import TestbedError
 from intradp_ros.eval.workloads import KAPAO_SIZES, scaled_kapao_s
 from intradp_ros.results.aggregates import summarize
 
-DEMO_SYSTEMS: Sequence[str] = ("intradp", "server_only", "server_only_jpeg", "device_only")
-# the client mode of each demo system: server_only_jpeg is the server-only mode with the camera's JPEG passthrough,
-# shown beside Intra-DP because today's plan book streams the input in row bands and the camera bytes travel only
-# for a whole, unbanded input (the cost model does not know the JPEG's size yet)
+# Run order: server_only_jpeg first, so the plan book that prices the camera file (solved once the first client's
+# camera probe verified passthrough and it handshook again) is cached before Intra-DP runs; Intra-DP's counted frames
+# then run with it from its second frame on instead of waiting for that solve.
+DEMO_SYSTEMS: Sequence[str] = ("server_only_jpeg", "intradp", "server_only", "device_only")
+# the client mode of each demo system: server_only_jpeg is the server-only mode with the camera's JPEG passthrough
+# (what Intra-DP's cost model can now choose where it is fastest: the camera file is a codec option of a whole,
+# unbanded input, core/codec_choice.py)
 DEMO_MODES: dict[str, str] = {
     "intradp": "intradp",
     "server_only": "server_only",
@@ -57,12 +60,14 @@ DEFAULT_BUDGET_S = 900.0  # the demo's target duration once the profiles are cac
 SOLVE_S = 45.0  # one plan-book solve of KAPAO-L (16 buckets at SOLVER_SECONDS) here under load: 36-41 s measured
 STARTUP_S = 120.0  # masters, bridge, server start, node starts, and the report (its prediction re-solves the book)
 HANDSHAKE_FRAMES = 2  # device-only warm-up frames a distributed client runs while its plan book is solved
-# device-only frames (+1 warm-up) every distributed client times at its start to scale its per-operator profile to
-# real frames (client default 3; a frame is 12 s on the 0.1-CPU robot, so the demo times one). Without it the plan
-# book believed the robot 1.45x faster than it is (CFS quota periods) and chose device-only for Intra-DP at the
-# outdoor rate. The calibration is measured at every start, so the server solves its plan book again for each
-# system (SOLVER_SECONDS per bucket bounds that)
+# device-only frames (+1 warm-up) the first distributed client times to scale its per-operator profile to real
+# frames (client default 3; a frame is 12 s on the 0.1-CPU robot, so the demo times one). Without it the plan book
+# believed the robot 1.45x faster than it is (CFS quota periods) and chose device-only for Intra-DP at the outdoor
+# rate. The demo's clients share that calibration (the evaluation's calibration_file, cleared at its start), so
+# they all send one profile and the server solves two plan books in all: the first client's (no camera
+# file yet) and, after its camera probe, the one that prices the camera file (SOLVES)
 CALIBRATE_FRAMES = 1
+SOLVES = 2
 SOLVER_SECONDS = 2.0
 SIZE_MEASURED_AT: tuple[int, int] = (512, 640)
 
@@ -71,8 +76,8 @@ def client_settings(system: str, robot_cpu: float) -> dict[str, str]:
     """What the demo adds to each system's KAPAO client: the compressed camera topic for all; the camera's JPEG
     bytes may travel only for Intra-DP (server-only sends the decoded, letterboxed pixels: the seeds' way); one
     torch thread under a quota below one CPU (more threads burn the quota in spin-waits); one calibration frame
-    (CALIBRATE_FRAMES). The heartbeat and report timeouts are dilated by Evaluation.client_argv, as for every
-    evaluation."""
+    (CALIBRATE_FRAMES), measured by the first client and reused by the others (calibration_file). The heartbeat
+    and report timeouts are dilated by Evaluation.client_argv, as for every evaluation."""
     s = {
         "image_transport": "compressed",
         "camera_passthrough": "false" if system == "server_only" else "true",
@@ -92,14 +97,16 @@ def estimate_demo_s(
     startup_s: float = STARTUP_S,
     solve_s: float = SOLVE_S,
 ) -> float:
-    """An upper estimate of the demo's duration with cached profiles and plan book: every counted and warm-up frame
-    as slow as a device-only frame on the throttled robot, plus the device-only frames each distributed client
-    times at its start, a plan-book solve per client start (each calibrates anew), plus the start-up."""
+    """An upper estimate of the demo's duration with a cached per-operator profile: every counted and warm-up frame
+    as slow as a device-only frame on the throttled robot, the calibration frames the first client times (the
+    others reuse them), HANDSHAKE_FRAMES per distributed client, SOLVES plan-book solves (none once a previous
+    demo cached them: this is an upper estimate), plus the start-up."""
     if device_frame_s <= 0 or frames <= 0 or warmup < 0:
         raise ValueError("device_frame_s and frames must be > 0, warmup >= 0")
     distributed = sum(1 for s in systems if s != "device_only")
-    calibration = distributed * ((calibrate_frames + 1) if calibrate_frames else 0) + distributed * HANDSHAKE_FRAMES
-    solves = (distributed + (1 if "device_only" in systems else 0)) * solve_s
+    clients = distributed + (1 if "device_only" in systems else 0)
+    calibration = ((calibrate_frames + 1) if calibrate_frames and distributed else 0) + distributed * HANDSHAKE_FRAMES
+    solves = min(clients, SOLVES if distributed else 1) * solve_s
     return startup_s + solves + device_frame_s * (len(systems) * (frames + warmup) + calibration)
 
 
@@ -196,8 +203,11 @@ class DemoEvaluation(Evaluation):
         if plans:
             self.say(f"[demo] Intra-DP ran: {plans}; raw pixels of the {w}x{h} input are {3 * h * w / 1e3:.1f} kB")
         self.say(
-            "[demo] predicted and floor price the input as raw pixels (the cost model does not know the camera's "
-            "JPEG size yet), so a system that sends the JPEG can go below both; x floor = latency / floor per frame"
+            "[demo] predicted: the cost model's latency of the plan each frame ran, from the profiles of the client's "
+            "last handshake (a plan whose input travels as the camera file is priced at the observed JPEG/pixel "
+            "ratio; server-only's plan is priced as raw pixels, which server_only_jpeg does not send); floor: the "
+            "cheapest upload (the camera file once passthrough is verified) + server compute, or device-only; "
+            "x floor = latency / floor per frame"
         )
         pngs = []
         if rows:

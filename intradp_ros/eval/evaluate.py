@@ -821,7 +821,6 @@ class Evaluation:
                 cfg.dilation,
                 self.robot_slowdown,
                 self.say,
-                robot_threads=int(self.client_settings().get("threads", 0)) or None,
                 calibration_file=self.out_dir / "calibration_frames.json",
             )
             missing = annotate(self.records, ctx)

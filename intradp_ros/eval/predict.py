@@ -33,6 +33,9 @@ from intradp_ros.eval.workloads import (
 )
 
 MB = 1e6
+# the server's default plan_cache_tolerance (ros/server_node.py): a renewed handshake whose profile is close to a
+# cached book's gets that book without a file of its own, so the prediction must look it up the same way
+PLAN_CACHE_TOLERANCE = 0.25
 
 
 def codec_seconds_per_byte(nbytes: int = 1 << 20, repeats: int = 5) -> float:
@@ -100,6 +103,41 @@ def annotate(records: Sequence[dict[str, Any]], ctx: PredictionContext) -> int:
     return missing
 
 
+def client_profiles(g: Any, client_cache_dir: Path, notes: list[str]) -> tuple[Any, Any]:
+    """(robot profile, server profile) from the client's cache: the two of its last accepted handshake (the very
+    profiles the server solved the book for: calibrated, with the camera entry), else its per-operator profile
+    (newest of the graph: the client's file is named by its own threads and CPU quota, which this process does not
+    share) and no server profile; (None, None) when it has none."""
+    import dataclasses
+
+    from intradp_ros.core.profiler import Profile, ProfileError, read_handshake_profiles
+
+    folder = client_cache_dir / "profiles"
+    if not folder.is_dir():
+        return None, None
+    newest = sorted(folder.glob(f"{g.fingerprint}_handshake_*.json"), key=lambda f: f.stat().st_mtime)
+    got = read_handshake_profiles(newest[-1], g) if newest else None
+    if got is not None:
+        robot, server = got
+        if server is not None and server.mac_s_per_byte == 0.0:  # an unauthenticated server prices no tile MACs
+            robot = dataclasses.replace(robot, mac_s_per_byte=0.0)
+        notes.append("robot and server profiles: the client's last accepted handshake (calibrated, camera entry)")
+        return robot, server
+    plain = [
+        f
+        for f in sorted(folder.glob(f"{g.fingerprint}_*.json"), key=lambda f: f.stat().st_mtime)
+        if "_handshake_" not in f.name and not f.name.endswith(".calibration.json")
+    ]
+    for f in reversed(plain):
+        try:
+            robot = Profile.from_json(f.read_text(), g)
+        except (OSError, ProfileError):
+            continue
+        notes.append("robot profile: the client's own (measured inside the CPU throttle, not calibrated)")
+        return robot, None
+    return None, None
+
+
 def build_context(
     model: str,
     options: dict[str, Any],
@@ -110,18 +148,17 @@ def build_context(
     k: float,
     robot_slowdown: float | None,
     say: Callable[[str], None] = print,
-    robot_threads: int | None = None,
     calibration_file: Path | None = None,
 ) -> PredictionContext:
-    """Profiles as the nodes used them (server: the default cache; robot: the client's own cache, looked up under
-    the client's torch threads `robot_threads`, and calibrated to the frames in `calibration_file` as the client
-    calibrated it before its handshake; else the server profile x the measured robot slow-down), the plan book for
+    """Profiles as the nodes used them (`client_profiles`: the client's last accepted handshake; else its own
+    per-operator profile, calibrated to the frames in `calibration_file` as the client calibrated it before its
+    handshake; else the server profile x the measured robot slow-down), the plan book for
     them (the one the server solved, from its cache, when the profiles match), and the codec's cost on this CPU."""
     import torch
 
     from intradp_ros.core import capture
     from intradp_ros.core.cost_model import CostModel
-    from intradp_ros.core.plan_book import build_plan_book
+    from intradp_ros.core.plan_book import build_plan_book, camera_ratio
     from intradp_ros.core.plan_table import default_cache_dir
     from intradp_ros.core.power import PowerModel
     from intradp_ros.core.profiler import cached_profile
@@ -133,27 +170,8 @@ def build_context(
     net = build(model, **options)
     x = net.input_spec.example()
     g = capture(net, x)
-    server, hit = cached_profile(g, [x], default_cache_dir(), "cpu", repeats=1)
-    notes.append(f"server profile {'from the server cache' if hit else 'measured now'}")
-    robot_path = Path(client_cache_dir)
-    robot = None
-    if robot_path.is_dir():
-        from intradp_ros.core.profiler import Profile, ProfileError, profile_cache_path
-
-        before = torch.get_num_threads()
-        if robot_threads:
-            torch.set_num_threads(robot_threads)  # the profile's cache key holds the client's threads
-        try:
-            p = Path(profile_cache_path(robot_path, g, "cpu"))
-        finally:
-            torch.set_num_threads(before)
-        if p.is_file():
-            try:
-                robot = Profile.from_json(p.read_text(), g)
-                notes.append("robot profile: the client's own (measured inside the CPU throttle)")
-            except ProfileError:
-                robot = None
-    if robot is not None and calibration_file is not None:
+    robot, server = client_profiles(g, Path(client_cache_dir), notes)
+    if robot is not None and server is None and calibration_file is not None:
         from intradp_ros.core.calibration_file import read_frame_times
         from intradp_ros.core.profiler import calibrate_to_frames
 
@@ -163,16 +181,29 @@ def build_context(
             notes.append(f"calibrated as the client did (x{cal.factor:.3f} to its {cal.frames} frames)")
         else:
             notes.append("not calibrated (no calibration frames of this graph)")
+    if server is None:
+        server, hit = cached_profile(g, [x], default_cache_dir(), "cpu", repeats=1)
+        notes.append(f"server profile {'from the server cache' if hit else 'measured now'}")
     if robot is None:
         factor = robot_slowdown or 20.0
         robot = server.scaled(factor, "robot (server profile x measured slow-down)")
         notes.append(f"robot profile: server profile x {factor:.1f} (no client profile cached)")
     book, hit = build_plan_book(
-        g, robot, server, grid_MBps, PowerModel(), SolverConfig(max_seconds=solver_seconds), deadline_s
+        g,
+        robot,
+        server,
+        grid_MBps,
+        PowerModel(),
+        SolverConfig(max_seconds=solver_seconds),
+        deadline_s,
+        tolerance=PLAN_CACHE_TOLERANCE,
     )
     notes.append(f"plan book {'from cache (the one the server solved)' if hit else 'solved again'}")
     per_byte = codec_seconds_per_byte()
     say(f"[evaluate] prediction: {'; '.join(notes)}; wire codec {per_byte * 1e9:.2f} ns/byte on this CPU")
-    return PredictionContext(
-        CostModel(g, robot, server), book, input_wire_bytes(g), output_bytes(g), k, per_byte, notes
-    )
+    upload = input_wire_bytes(g)
+    ratio = camera_ratio(robot)
+    if 0 < ratio < 1:  # the camera file is the cheapest upload there is: the floor of every frame
+        upload = int(upload * ratio)
+        notes.append(f"floor: the input uploaded as the camera file ({ratio:.3f} of its pixels, observed)")
+    return PredictionContext(CostModel(g, robot, server), book, upload, output_bytes(g), k, per_byte, notes)

@@ -9,7 +9,11 @@ the decoder mismatch, instead of computing on different pixels.
 
 from __future__ import annotations
 
+import io
+import statistics
+import time
 from collections.abc import Sequence
+from math import prod
 
 import numpy as np
 import torch
@@ -95,3 +99,42 @@ def decode_camera_tile(payload: Payload, shape: tuple[int, ...]) -> np.ndarray:
 
 
 CAMERA = register(Codec(CODEC_CAMERA, "camera", _encode, _decode, _check, dtypes=frozenset(("uint8",))))
+
+
+def sample_model_input(input_hw: Sequence[int]) -> torch.Tensor | None:
+    """A real photograph (scikit-image's bundled 'astronaut', a pinned dependency) letterboxed to `input_hw` like a
+    camera frame: what a robot profiles its codecs on before its first frame (None without scikit-image)."""
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    rgb = np.ascontiguousarray(np.asarray(data.astronaut())[:, :, :3])
+    x, _info = letterbox(rgb, input_hw)
+    return x.cpu().contiguous()
+
+
+def sample_camera_payload(input_hw: Sequence[int], quality: int = 90) -> bytes | None:
+    """A CODEC_CAMERA payload of the bundled photograph as a camera JPEG (quality 90, like a camera driver), for
+    timing a decode before any real frame came (None without scikit-image)."""
+    try:
+        from PIL import Image
+        from skimage import data
+    except ImportError:
+        return None
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.asarray(data.astronaut())[:, :, :3])).save(buf, "JPEG", quality=quality)
+    x, _info, _rgb = camera_model_input(buf.getvalue(), input_hw)
+    frame = camera_frame_of(x)
+    return None if frame is None else frame.payload()
+
+
+def measure_camera_decode(payload: bytes, input_shape: Sequence[int], repeat: int = 3) -> float:
+    """Seconds per MB (1e6 bytes) of model input this side takes to rebuild the input from a CODEC_CAMERA payload
+    (decode + letterbox + hash check, as a received tile), the median of `repeat` runs; TileError if it fails."""
+    shape = tuple(int(d) for d in input_shape)
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        decode_camera_tile(payload, shape)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / (prod(shape) / 1e6)

@@ -34,6 +34,7 @@ from std_msgs.msg import String
 from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.cache import default_cache_dir
 from intradp_ros.core.calibration_file import read_frame_times, write_frame_times
+from intradp_ros.core.codecs.profile import CodecProfile
 from intradp_ros.core.executor import ExecutionError
 from intradp_ros.core.frame_slot import LatestFrameSlot
 from intradp_ros.core.health import DropCounter
@@ -42,7 +43,15 @@ from intradp_ros.core.log_throttle import LogThrottle
 from intradp_ros.core.plan import Plan
 from intradp_ros.core.plan_book import PlanBook, validate_mode
 from intradp_ros.core.power import PowerModel
-from intradp_ros.core.profiler import Profile, ProfileError, cached_profile, calibrate_to_frames, measure_frames
+from intradp_ros.core.profiler import (
+    Profile,
+    ProfileError,
+    cached_profile,
+    calibrate_to_frames,
+    handshake_profiles_path,
+    measure_frames,
+    write_handshake_profiles,
+)
 from intradp_ros.core.progress import ProgressBar
 from intradp_ros.core.robot_session import (
     FrameRunner,
@@ -119,7 +128,7 @@ class ClientSettings:
         3,
         "device-only frames timed at start (after one warm-up) to scale the per-operator "
         "profile to the real frame time (a CPU quota makes short per-operator timings "
-        "too fast); measured at every start, never cached; 0 disables",
+        "too fast); measured at every start unless calibration_file holds them; 0 disables",
     )
     cache_dir: str = setting("", "profile cache (default $INTRADP_CACHE or ~/.cache/intradp_ros)")
     join_cgroup_fd: int = setting(
@@ -169,6 +178,17 @@ class ClientAdapter:
     def convert(self, msg: Any) -> tuple[torch.Tensor, Any]:
         """(model input, context for post-processing); raise ValueError (with the reason) for bad input."""
         raise NotImplementedError
+
+    def codec_profiles(self) -> list[CodecProfile]:
+        """Codec entries the adapter adds to the robot's profile (the KAPAO client's verified camera passthrough:
+        its observed JPEG/pixel ratio). A change makes the session handshake again, so the plan book matches."""
+        return []
+
+    def profile_input(self, example: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """(input the robot's profile is measured on, its name): codec ratios need a realistic frame (a random
+        example never compresses); `example` and "" unless the adapter has a real one. A cached profile whose
+        codecs were measured on another input gets them measured again (core/profiler.cached_profile)."""
+        return example, ""
 
     def postprocess(self, outputs: Any, ctx: Any) -> Any:
         raise NotImplementedError
@@ -267,6 +287,7 @@ class ClientRuntime:
             handshake_call(self.names, self.keys),
             self.health,
             on_book=self._on_book,
+            revision=lambda: tuple(self.adapter.codec_profiles()),
         )
         self.runner = FrameRunner(
             self.half,
@@ -355,9 +376,20 @@ class ClientRuntime:
     def _on_book(self, plan_book_json: str) -> None:
         """A handshake was accepted: republish the book for the bandwidth monitor, show the new state at once."""
         self.book_pub.publish(String(data=plan_book_json))
+        self._store_handshake_profiles()
         diagnostics = getattr(self, "diagnostics", None)  # the first handshake may precede the diagnostics
         if diagnostics is not None:
             diagnostics.force()
+
+    def _store_handshake_profiles(self) -> None:
+        """The profiles of the accepted handshake (sent and the server's) beside the client's profile cache, so the
+        evaluation's prediction (eval/predict.py) rebuilds the very book the server solved."""
+        cache = self.cfg.cache_dir or default_cache_dir()
+        path = handshake_profiles_path(cache, self.replica.graph, self.robot)
+        try:
+            write_handshake_profiles(path, self.session.sent_profile_json, self.session.server_profile_json)
+        except OSError as e:
+            rospy.logwarn_throttle(60.0, f"client {self.robot}: handshake profiles not stored in {path}: {e}")
 
     @property
     def handshake_since(self) -> float | None:
@@ -385,14 +417,16 @@ class ClientRuntime:
         if self.profile is None:
             t0 = time.perf_counter()
             cache = self.cfg.cache_dir or default_cache_dir()
+            x, codec_input = self.adapter.profile_input(self.replica.example)
             with ProgressBar(f"client {self.robot}: profiling {self.replica.model_id}", unit="node") as bar:
                 prof, hit = cached_profile(
                     self.replica.graph,
-                    [self.replica.example],
+                    [x],
                     cache,
                     self.device,
                     repeats=self.cfg.profile_repeats,
                     progress=bar,
+                    codec_input=codec_input,
                 )
             rospy.loginfo(
                 "client %s: per-operator profile %s in %.1f s (%.1f ms per device-only inference, cpu quota %s)",
@@ -404,6 +438,15 @@ class ClientRuntime:
             )
             self.profile = self._calibrated(prof)
         return self.profile
+
+    def _profile_json(self) -> str:
+        """The profile the handshake sends: the measured one plus the adapter's codec entries (camera)."""
+        prof = self._ensure_profile()
+        extra = self.adapter.codec_profiles()
+        if extra:
+            kinds = {(c.kind_name, c.codec) for c in extra}
+            prof = prof.with_codecs([c for c in prof.codecs if (c.kind_name, c.codec) not in kinds] + extra)
+        return prof.to_json()
 
     def _calibrated(self, prof: Profile) -> Profile:
         """`prof` scaled to `calibrate_frames` device-only frames timed now through the client's own executor
@@ -448,9 +491,7 @@ class ClientRuntime:
     def _session_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                wait = self.session.step(
-                    lambda: self._ensure_profile().to_json(), self.cfg.handshake_timeout, self.cfg.heartbeat_timeout
-                )
+                wait = self.session.step(self._profile_json, self.cfg.handshake_timeout, self.cfg.heartbeat_timeout)
             except Exception as e:  # noqa: BLE001 - the session thread must survive anything; frames run locally
                 rospy.logerr("client %s: session error: %s: %s", self.robot, type(e).__name__, e)
                 self.session.on_error(f"session error: {e}")

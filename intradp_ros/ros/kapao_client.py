@@ -27,9 +27,16 @@ import rospy
 import torch
 from sensor_msgs.msg import CompressedImage, Image
 
+from intradp_ros.core.codec_choice import CAMERA_MAX_RATIO, camera_profile
+from intradp_ros.core.codecs.profile import CodecProfile
 from intradp_ros.core.sparse import SparseRows
 from intradp_ros.core.tile import CODEC_CAMERA
-from intradp_ros.models.camera_input import camera_frame_of, camera_model_input, drop_camera_frame
+from intradp_ros.models.camera_input import (
+    camera_frame_of,
+    camera_model_input,
+    drop_camera_frame,
+    sample_model_input,
+)
 from intradp_ros.models.kapao_postprocess import KapaoThresholds, Pose, poses_from_candidate_sets, poses_from_detections
 from intradp_ros.models.letterbox import LetterboxInfo
 from intradp_ros.msg import HumanPoses
@@ -125,16 +132,46 @@ def draw_poses(rgb: np.ndarray, poses: Sequence[Pose]) -> np.ndarray:
 class CameraPassthrough:
     """Whether camera bytes may replace pixels: unknown until the server decoded a probe frame identically."""
 
+    RATIO_DRIFT = 1.25  # the ratio sent moves only when the observed mean left [sent / this, sent x this]
+
     def __init__(self, enabled: bool, probe_period: float) -> None:
         self.state = "unknown" if enabled else "off"
         self.probe_period = probe_period
         self._last_probe = -1e9
         self._lock = threading.Lock()
         self.keys: Any = None  # the runtime's ClientKeys: an authenticated server wants probes proven like heartbeats
+        self.frames = 0  # camera frames seen
+        self.mean_ratio = 0.0  # running mean of camera payload bytes / model-input pixel bytes
+        self.sent_ratio: float | None = None  # the ratio the profile carries (a change re-handshakes)
+        self.sent_frames = 0  # frames its mean was over (fixed with it: the entry must not change per frame)
+
+    def observe(self, frame: Any, x: torch.Tensor) -> None:
+        """Count one camera frame's payload against the pixels it stands for (the cost model's ratio)."""
+        pixels = x.numel() * x.element_size()
+        if pixels <= 0:
+            return
+        with self._lock:
+            self.frames += 1
+            self.mean_ratio += (len(frame.payload()) / pixels - self.mean_ratio) / self.frames
+
+    def codec_profile(self) -> CodecProfile | None:
+        """The robot's camera entry once passthrough is verified: the observed ratio, ~0 encode (the file is
+        already there). The ratio sent follows the running mean only when it drifts past RATIO_DRIFT, so the
+        plan book is not solved again for every frame."""
+        with self._lock:
+            if self.state != "on" or self.frames == 0 or not 0 < self.mean_ratio <= CAMERA_MAX_RATIO:
+                return None
+            sent = self.sent_ratio
+            if sent is None or not sent / self.RATIO_DRIFT <= self.mean_ratio <= sent * self.RATIO_DRIFT:
+                self.sent_ratio = sent = round(self.mean_ratio, 4)
+                self.sent_frames = self.frames
+            return camera_profile("robot", max(sent, 1e-4), samples=self.sent_frames)
 
     def gate(self, x: torch.Tensor, robot: str, ids: Sequence[str], timeout: float) -> torch.Tensor:
         """`x` keeps its camera bytes only once passthrough is verified; probes the server when due."""
         frame = camera_frame_of(x)
+        if frame is not None:
+            self.observe(frame, x)
         if frame is None or self.state == "off":
             return drop_camera_frame(x)
         if self.state == "on":
@@ -200,6 +237,19 @@ class KapaoAdapter(ClientAdapter):
 
     def model_options(self, settings: dict[str, Any]) -> dict[str, Any]:
         return kapao_head_options(settings.get("head") or "candidates", self.thr)
+
+    def codec_profiles(self) -> list[CodecProfile]:
+        """The verified camera passthrough as a codec the plan book prices (core/codec_choice.py)."""
+        entry = self.passthrough.codec_profile()
+        return [entry] if entry is not None else []
+
+    def profile_input(self, example: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """A real picture (the bundled sample photograph) letterboxed like a frame: codec ratios on a camera-like
+        input, not on the random example, which never compresses."""
+        sample = sample_model_input(tuple(example.shape[-2:]))
+        if sample is None or sample.shape != example.shape or sample.dtype != example.dtype:
+            return example, ""
+        return sample, "camera_sample"
 
     def setup(self, runtime: ClientRuntime) -> None:
         self.input_hw = tuple(runtime.replica.example.shape[-2:])

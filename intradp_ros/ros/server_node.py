@@ -31,6 +31,8 @@ import rospy
 import torch
 
 from intradp_ros.core.auth import AuthError, load_secret
+from intradp_ros.core.codec_choice import camera_entry, camera_profile
+from intradp_ros.core.codecs.camera import DecoderIdentity, local_decoder
 from intradp_ros.core.executor import SideExecutor, default_server_device
 from intradp_ros.core.handshake_limits import HEADS, HandshakeLimits, check_handshake, parse_option_ranges
 from intradp_ros.core.health import Health, SolveFacts, server_status
@@ -51,6 +53,8 @@ from intradp_ros.core.runtime.halves import DEFAULT_MAX_IN_FLIGHT
 from intradp_ros.core.session import ModelConfig, Replica, ReplicaError, check_peer
 from intradp_ros.core.session_auth import DEFAULT_IDLE_S, Grant, NotThisSession, ServerSessions, security_status
 from intradp_ros.core.solver import SolverConfig
+from intradp_ros.core.tile import CODEC_CAMERA, TileError
+from intradp_ros.models.camera_input import measure_camera_decode, sample_camera_payload
 from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, SolveRefused, solve_in_worker
 from intradp_ros.models.replica import VariantCache, load_replica
 from intradp_ros.msg import ServerReport
@@ -196,6 +200,7 @@ class IntraDPServer:
         self.sessions: dict[str, RobotSession] = {}
         self._lock = threading.Lock()
         self._profile_lock = threading.Lock()
+        self.camera_decode: dict[str, float] = {}  # model id -> measured camera decode s per MB of model input
         self._head_lock = threading.Lock()
         self._services: list[rospy.Service] = []
         self.probes: ProbeServer | None = None
@@ -280,12 +285,15 @@ class IntraDPServer:
             if sess is None or sess.replica is not rep:
                 return refuse(NO_SESSION)
             cam = camera_fields(req, rep.example.shape)  # [wire] decoder identity, camera probe
+            if req.camera_probe and not cam["camera_probe_error"]:
+                self._time_camera_decode(rep, bytes(req.camera_probe))
             return HandshakeResponse(accepted=True, server_device=str(self.device), **cam)
         try:
             client = Profile.from_json(req.client_profile_json, rep.graph)
         except ProfileError as e:
             return refuse(f"client profile: {e}")
-        server = self._server_profile(rep, client)  # outside the lock: other robots keep beating
+        client = self._camera_checked(robot, client, req)
+        server = self._with_camera(rep, client, self._server_profile(rep, client))  # outside the lock
         client, server = self._link_costs(client), self._link_costs(server)
         t0 = time.perf_counter()
         try:
@@ -545,6 +553,47 @@ class IntraDPServer:
                 f", evicted {', '.join(evicted)}" if evicted else "",
             )
         return rep
+
+    # ------------------------------------------------------------------ camera passthrough as a codec option
+    def _camera_checked(self, robot: str, client: Profile, req: HandshakeRequest) -> Profile:
+        """`client` without its camera entry unless its decoder is this server's (the plan book must not price a
+        camera file the server would refuse)."""
+        if camera_entry(client.codecs) is None:
+            return client
+        if DecoderIdentity.from_json(req.decoder_json) == local_decoder():
+            return client
+        n = self._refusals.hit(f"{robot}:camera decoder")
+        if n:
+            rospy.logwarn(
+                "server: %s's profile prices camera passthrough with another decoder (x%d): ignored", robot, n
+            )
+        return client.with_codecs([c for c in client.codecs if c.codec != CODEC_CAMERA])
+
+    def _time_camera_decode(self, rep: Replica, payload: bytes) -> None:
+        """Time this server's decode of a probe frame (a robot's real camera file): the camera option's cost."""
+        try:
+            per_mb = measure_camera_decode(payload, tuple(rep.example.shape))
+        except TileError:
+            return
+        self.camera_decode[rep.model_id] = per_mb
+        rospy.loginfo(
+            "server: camera decode of %s's probe frame %.1f ms per MB of model input", rep.model_id, per_mb * 1e3
+        )
+
+    def _with_camera(self, rep: Replica, client: Profile, server: Profile) -> Profile:
+        """`server` whose camera entry is this server's measured decode, present only when the client offers
+        verified passthrough (a derived server profile would otherwise carry the robot's entry)."""
+        codecs = [c for c in server.codecs if c.codec != CODEC_CAMERA]
+        if camera_entry(client.codecs) is not None:
+            per_mb = self.camera_decode.get(rep.model_id)
+            if per_mb is None:  # no probe timed since start (a server restart): time the bundled photograph
+                payload = sample_camera_payload(tuple(rep.example.shape[-2:]))
+                if payload is not None:
+                    self._time_camera_decode(rep, payload)
+                    per_mb = self.camera_decode.get(rep.model_id)
+            if per_mb is not None:
+                codecs.append(camera_profile("server", 1.0, decode_s_per_mb=per_mb))
+        return server if codecs == list(server.codecs) else server.with_codecs(codecs)
 
     def _server_profile(self, rep: Replica, client: Profile) -> Profile:
         speedup = self.s.server_speedup

@@ -47,6 +47,7 @@ def handshake_call(names: RobotNames, keys: ClientKeys | None = None) -> Handsha
             reason=str(r.error),
             plan_table_json=str(r.plan_table_json),
             server_device=str(r.server_device),
+            server_profile_json=str(r.server_profile_json),
         )
 
     return call

@@ -104,10 +104,11 @@ def choose_codec(node: Node, arr: np.ndarray, enabled: Collection[int] = UNCOMPR
 
 def planned_codec(node: Node, arr: np.ndarray, planned: int | None) -> int | None:
     """The plan's codec for this dense tile if it can carry it (None: fall back to the sender's own rules). A 0/1
-    grid that breaks its promise (a value above 1) cannot go bit-packed, and a tile outside WebP's layout
-    cannot go as WebP: those fall back instead of failing the request."""
-    if planned is None or planned in SPARSE_CODECS:
-        return None
+    grid that breaks its promise (a value above 1) cannot go bit-packed, a tile outside WebP's layout cannot go
+    as WebP, and a planned camera file is sent only when this input carries one and passthrough is on (else
+    pixels: never a wrong result): those fall back instead of failing the request."""
+    if planned is None or planned in SPARSE_CODECS or planned == CODEC_CAMERA:
+        return None  # the camera file goes only where the sender's rules find it (a tagged whole input, enabled)
     if planned in BITPACK_CODECS and (arr.dtype.name not in BITPACK_DTYPES or (arr.size and int(arr.max()) > 1)):
         return None
     if planned == CODEC_WEBP and webp_layout(arr.shape) is not None:

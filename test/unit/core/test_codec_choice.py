@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from intradp_ros.core.codec_choice import (
+    CAMERA_MAX_RATIO,
     KIND_BINARY,
     KIND_IMAGE,
     KIND_SPARSE,
@@ -18,7 +19,10 @@ from intradp_ros.core.codec_choice import (
     SampleCollector,
     applies,
     baseline,
+    camera_entry,
+    camera_profile,
     candidates,
+    check_camera_entry,
     codec_kind,
     crop_sample,
 )
@@ -28,6 +32,7 @@ from intradp_ros.core.sparse import SparseRows
 from intradp_ros.core.tile import (
     CODEC_BITPACK,
     CODEC_BITPACK_ZSTD,
+    CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
     CODEC_FP16,
     CODEC_RAW,
@@ -39,8 +44,12 @@ from intradp_ros.core.tile import (
 )
 
 
-def node(index=0, dtype=torch.float32, shape=(1, 3, 8, 8), axis=2, binary=False, sparse=False):
-    return SimpleNamespace(index=index, dtype=dtype, shape=shape, axis=axis, binary=binary, is_sparse=sparse)
+def node(index=0, dtype=torch.float32, shape=(1, 3, 8, 8), axis=2, binary=False, sparse=False, is_input=False):
+    nbytes = int(np.prod(shape)) * torch.tensor([], dtype=dtype).element_size()
+    return SimpleNamespace(
+        index=index, dtype=dtype, shape=shape, axis=axis, binary=binary, is_sparse=sparse, is_input=is_input,
+        wire_nbytes=nbytes,
+    )  # fmt: skip
 
 
 def test_kinds_baselines_and_candidates() -> None:
@@ -169,3 +178,63 @@ def test_sample_collector_skips_scalars() -> None:
     col = SampleCollector([node(0, shape=())], per_kind=3)
     col.add(node(0, shape=()), torch.tensor(1.5))
     assert col.dense.get("float32", []) == [] and col.profile("robot", repeat=1) == []
+
+
+# ---------------------------------------------------------------------------------------------- camera option
+def camera_costs(robot_camera: bool = True, server_camera: bool = True, ratio: float = 0.05) -> CodecCosts:
+    """Node 0 a camera-shaped uint8 graph input, node 1 a uint8 non-input, node 2 a float input."""
+    nodes = [node(0, torch.uint8, is_input=True), node(1, torch.uint8), node(2, is_input=True)]
+    robot = [
+        prof(CODEC_RAW, "raw", "robot", KIND_IMAGE, 1.0, 0, 0, "uint8"),
+        prof(CODEC_WEBP, "webp", "robot", KIND_IMAGE, 0.4, 10.0, 10.0, "uint8"),
+    ]
+    server = [CodecProfile(**{**p.to_dict(), "side": "server"}) for p in robot]
+    if robot_camera:
+        robot.append(camera_profile("robot", ratio))
+    if server_camera:
+        server.append(camera_profile("server", 1.0, decode_s_per_mb=0.02))
+    return CodecCosts(nodes, robot, server)
+
+
+def test_camera_option_only_for_a_whole_input_sent_up() -> None:
+    c = camera_costs()
+    whole = float(c.nodes[0].wire_nbytes)
+    opt = c.option(0, UP, CODEC_CAMERA)
+    assert opt is not None and opt.whole_only and opt.ratio == pytest.approx(0.05)
+    assert opt.encode_s_per_byte == 0.0 and opt.decode_s_per_byte == pytest.approx(0.02 / 1e6)
+    assert c.best(0, UP, whole, 1e6).codec == CODEC_CAMERA  # the JPEG beats WebP's 0.4
+    assert c.best(0, UP, whole / 2, 1e6).codec == CODEC_WEBP, "a partial input has no camera file"
+    assert c.best(0, UP, whole, 1e6, tiles=4).codec == CODEC_WEBP, "a banded input has no camera file"
+    assert c.option(0, UP, CODEC_CAMERA, whole / 2) is None and c.option(0, UP, CODEC_CAMERA, whole) is not None
+    assert all(o.codec != CODEC_CAMERA for o in c.options(0, DOWN)), "the camera file only goes up"
+    assert all(o.codec != CODEC_CAMERA for o in c.options(1, UP)), "only graph inputs come from a camera"
+    assert all(o.codec != CODEC_CAMERA for o in c.options(2, UP)), "a float input is no camera frame"
+    pay, _enc, _dec = c.best_many(0, UP, whole, np.array([1e6]))
+    assert pay[0] == pytest.approx(whole * 0.05)
+    pay, _enc, _dec = c.best_many(0, UP, whole / 2, np.array([1e6]))
+    assert pay[0] == pytest.approx(whole / 2 * 0.4)
+
+
+def test_camera_option_needs_both_sides() -> None:
+    """No camera entry in the robot's profile (passthrough not verified) or none measured by the server: no option."""
+    for robot_camera, server_camera in ((False, True), (True, False)):
+        c = camera_costs(robot_camera, server_camera)
+        assert c.option(0, UP, CODEC_CAMERA) is None
+        assert c.best(0, UP, float(c.nodes[0].wire_nbytes), 1e6).codec == CODEC_WEBP
+
+
+def test_camera_option_loses_when_the_decode_costs_more_than_it_saves() -> None:
+    c = camera_costs(ratio=0.9)
+    assert c.best(0, UP, float(c.nodes[0].wire_nbytes), 1e12) is None  # fast link: raw pixels
+
+
+def test_camera_entry_is_bounded() -> None:
+    entry = camera_profile("robot", 0.1)
+    assert camera_entry([entry]) == entry and camera_entry([]) is None
+    check_camera_entry(entry)
+    with pytest.raises(ValueError):
+        camera_profile("robot", 0.0)
+    with pytest.raises(ValueError):
+        check_camera_entry(CodecProfile(**{**entry.to_dict(), "ratio": CAMERA_MAX_RATIO * 2}))
+    assert applies(CODEC_CAMERA, node(0, torch.uint8, is_input=True))
+    assert not applies(CODEC_CAMERA, node(0, torch.uint8)) and not applies(CODEC_CAMERA, node(0, is_input=True))

@@ -113,6 +113,25 @@ def test_a_close_profile_reuses_the_cached_book_a_far_one_does_not(setup) -> Non
     assert not hit
 
 
+def test_a_book_without_the_camera_file_is_not_reused_for_a_robot_that_offers_it(setup) -> None:
+    """Verified passthrough adds the camera entry: a close book solved without it (or at a far ratio) must not be
+    reused, or Intra-DP would never price the camera file; one at a close ratio is."""
+    from intradp_ros.core.codec_choice import camera_profile
+    from intradp_ros.core.plan_book import cameras_close
+
+    _m, _x, g, robot, server, cache, _book, _hit = setup
+    cfg = SolverConfig(maxiter=2, popsize=6)
+    grid = [0.5, 5, 50]
+    with_camera = robot.with_codecs([*robot.codecs, camera_profile("robot", 0.1)])
+    server_camera = server.with_codecs([*server.codecs, camera_profile("server", 1.0, decode_s_per_mb=0.01)])
+    cam_book, hit = build_plan_book(g, with_camera, server_camera, grid, config=cfg, cache_dir=cache, tolerance=0.25)
+    assert not hit, "the book without the camera file was reused"
+    close = robot.with_codecs([*robot.codecs, camera_profile("robot", 0.11)])
+    again, hit = build_plan_book(g, close, server_camera, grid, config=cfg, cache_dir=cache, tolerance=0.25)
+    assert hit and [p.plan_id for p in again.plans] == [p.plan_id for p in cam_book.plans]
+    assert cameras_close(0.0, 0.0, 0.25) and not cameras_close(0.0, 0.1, 0.25) and not cameras_close(0.1, 0.2, 0.25)
+
+
 def test_prune_cache_keeps_only_the_newest_files(tmp_path) -> None:
     import os
 

@@ -336,3 +336,35 @@ def test_band_overhead_is_the_measured_banded_time_at_the_profiles_scale_beyond_
     assert want > 0 and got == pytest.approx(want)
     charged = CostModel(g, dataclasses.replace(p, band_step_s=got), p, codecs=False)
     assert charged.latency(many, 1e12) / charged.latency(one, 1e12) == pytest.approx(3.0)
+
+
+def test_cached_codecs_are_measured_again_on_a_named_input(tmp_path):
+    """A profile cached from a random example gets its codec profiles measured on the named real input (operator
+    times kept) and is stored with the input's name; the next read is a plain hit."""
+    import torch
+
+    g, x = conv_chain(2, h=8)
+    kw = dict(warmup=0, repeats=1, sizes=2, message_overhead_s=0.0, step_overhead=False, codec_repeats=1)
+    first, _ = cached_profile(g, [x], tmp_path, **kw)
+    flat = torch.zeros_like(x)  # compresses to nothing: its ratios must differ from the random example's
+    again, hit = cached_profile(g, [flat], tmp_path, codec_input="flat", **kw)
+    assert hit and again.device["codec_input"] == "flat"
+    assert [n.seconds for n in again.nodes] == [n.seconds for n in first.nodes]
+    ratio = {(c.kind_name, c.name): c.ratio for c in again.codecs}
+    old = {(c.kind_name, c.name): c.ratio for c in first.codecs}
+    assert ratio[("float32", "zstd")] < old[("float32", "zstd")] / 10
+    third, hit = cached_profile(g, [x], tmp_path, codec_input="flat", **kw)
+    assert hit and third.to_json() == again.to_json()
+
+
+def test_handshake_profiles_round_trip(tmp_path):
+    from intradp_ros.core.profiler import handshake_profiles_path, read_handshake_profiles, write_handshake_profiles
+
+    g, prof = _toy_profile()
+    path = handshake_profiles_path(tmp_path, g, "robot/1")
+    write_handshake_profiles(path, prof.to_json(), prof.scaled(0.1, "server").to_json())
+    robot, server = read_handshake_profiles(path, g)
+    assert robot.to_json() == prof.to_json() and server is not None and server.device["name"] == "server"
+    with open(path, "w") as f:
+        f.write("{not json")
+    assert read_handshake_profiles(path, g) is None

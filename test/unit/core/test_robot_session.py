@@ -118,6 +118,30 @@ def test_step_handshakes_then_heartbeats(book_and_graph) -> None:
     assert [c[1] for c in server.calls] == ["{}", ""] and [c[2] for c in server.calls] == [60.0, 1.0]
 
 
+def test_a_changed_profile_handshakes_again_once_keeping_the_book_meanwhile(book_and_graph) -> None:
+    """The camera passthrough turned on: the profile to send changes, so the next round handshakes again (once)
+    for a book that prices it; a failed renewal keeps the held book and waits before retrying."""
+    book, g = book_and_graph
+    profile = ["p1"]
+    server = FakeServer(accepted(book), HandshakeReply(True, True), HandshakeReply(False, reason="timeout"))
+    p = SessionProtocol(IDS, g, server, revision=lambda: profile[0])
+    p.step(lambda: profile[0], 3.0, 1.0)
+    p.step(lambda: profile[0], 3.0, 1.0)  # same profile: a heartbeat
+    assert [c[1] for c in server.calls] == ["p1", ""]
+    held = p.book
+    profile[0] = "p2"
+    assert p.step(lambda: profile[0], 3.0, 1.0)  # renewal fails: the held book stays
+    assert [c[1] for c in server.calls] == ["p1", "", "p2"] and p.book is held and p.waiting_since is None
+    p.step(lambda: profile[0], 3.0, 1.0)  # within renew_after_s: a heartbeat, no second try yet
+    assert server.calls[-1][1] == ""
+    p.renew_after_s = 0.0
+    server.replies = [accepted(book)]
+    p.step(lambda: profile[0], 3.0, 1.0)
+    assert server.calls[-1][1] == "p2" and p.sent_profile_json == "p2" and p.book is not held
+    p.step(lambda: profile[0], 3.0, 1.0)
+    assert server.calls[-1][1] == "", "renewed once: heartbeats again"
+
+
 def test_a_restarted_server_means_handshake_again_at_once(book_and_graph) -> None:
     book, g = book_and_graph
     server = FakeServer(accepted(book), HandshakeReply(True, False, NO_SESSION), accepted(book))

@@ -13,10 +13,10 @@ from torch import nn
 
 from intradp_ros.core import capture
 from intradp_ros.core.baselines import LayerPartitions, dsccs_plan
-from intradp_ros.core.cost_model import CostModel
+from intradp_ros.core.cost_model import BandedSimulation, CostModel
 from intradp_ros.core.plan import UP, Plan
 from intradp_ros.core.plan_table import build_table
-from intradp_ros.core.solver import Encoding, SolverConfig, solve
+from intradp_ros.core.solver import Encoding, SolverConfig, choose_bands, solve
 
 
 class TinyNet(nn.Module):
@@ -176,3 +176,85 @@ def test_solver_plans_carry_the_codecs_that_pay() -> None:
     assert sol.latency_s == pytest.approx(CostModel(g, robot, server).latency(sol.plan, slow))
     fast = solve(Encoding(g, CostModel(g, robot, server), 4), 1e12, config=cfg)
     assert fast.plan.codecs == {}
+
+
+# ---------------------------------------------------------------------------------------------- camera option
+def camera_profiles(g, verified: bool = True, ratio: float = 0.05):
+    """A slow robot and a fast server over TinyNet, with lossless WebP for uint8 rows and (when the robot has
+    `verified` passthrough) the camera entries: the robot's observed file/pixel ratio, the server's decode."""
+    from intradp_ros.core.codec_choice import KIND_IMAGE, camera_profile
+    from intradp_ros.core.codecs.profile import CodecProfile
+    from intradp_ros.core.tile import CODEC_RAW, CODEC_WEBP
+
+    def codecs(side: str) -> list[CodecProfile]:
+        return [
+            CodecProfile(CODEC_RAW, "raw", side, "uint8", 1.0, 0.0, 0.0, 1, KIND_IMAGE),
+            CodecProfile(CODEC_WEBP, "webp", side, "uint8", 0.5, 1e-3, 1e-3, 1, KIND_IMAGE),
+        ]
+
+    rcam = [camera_profile("robot", ratio)] if verified else []
+    robot = uniform_profile(g, 1e-3).with_codecs(codecs("robot") + rcam)
+    server = uniform_profile(g, 1e-6).with_codecs(codecs("server") + [camera_profile("server", 1.0, 0.0, 1e-3)])
+    return robot, server
+
+
+def test_solver_sends_the_camera_file_where_it_is_fastest(tiny) -> None:
+    """On a slow link the solved plan sends the whole input as the camera file (faster than any plan without it);
+    without verified passthrough (no robot entry) no plan carries it."""
+    from intradp_ros.core.tile import CODEC_CAMERA
+
+    g, _ = tiny
+    robot, server = camera_profiles(g)
+    cfg = SolverConfig(maxiter=3, popsize=8)
+    x = g.input_indices[0]
+    slow = g.nodes[x].nbytes / 0.5  # raw pixels take 0.5 s, the robot's whole inference ~ 10 ms x nodes
+    sol = solve(Encoding(g, CostModel(g, robot, server), 4), slow, config=cfg)
+    assert sol.plan.codec_for(x, UP) == CODEC_CAMERA
+    assert sol.latency_s == pytest.approx(CostModel(g, robot, server).latency(sol.plan, slow))
+    unverified = CostModel(g, *camera_profiles(g, verified=False))
+    other = solve(Encoding(g, unverified, 4), slow, config=cfg)
+    assert CODEC_CAMERA not in other.plan.codecs.values()
+    assert sol.latency_s < other.latency_s
+    assert CostModel(g, robot, server).latency(other.plan, slow) == pytest.approx(other.latency_s)
+
+
+def test_camera_file_is_never_priced_for_a_banded_or_partial_input(tiny) -> None:
+    from intradp_ros.core.tile import CODEC_CAMERA
+
+    g, _ = tiny
+    robot, server = camera_profiles(g)
+    cm = CostModel(g, robot, server)
+    x = g.input_indices[0]
+    whole = g.nodes[x].nbytes
+    srv = cm.with_codecs(Plan.server_only(g), whole / 0.5)
+    assert srv.codec_for(x, UP) == CODEC_CAMERA
+    banded = srv.with_bands(4)
+    assert banded.is_banded and banded.codec_for(x, UP) == CODEC_CAMERA  # kept by with_bands, but not priced:
+    sim = BandedSimulation(cm, banded)
+    up = [p for p, is_up in zip(sim.pay, sim.is_up) if is_up]
+    assert sum(up) == pytest.approx(whole), "every band of the input priced as pixels"
+    assert cm.with_codecs(banded, whole / 0.5).codec_for(x, UP) != CODEC_CAMERA
+    pick = choose_bands(cm, srv, whole / 0.5)
+    assert not pick.plan.is_banded and pick.plan.codec_for(x, UP) == CODEC_CAMERA  # the JPEG beats streaming pixels
+    # a plan that sends only part of the input never carries it
+    cut = cm.compile(Plan.layer_partition(g, 1))
+    pay, _enc, _dec = cm.wire_costs(cut, whole / 0.5)
+    for t, p in zip(cut.transfers, pay):
+        if t.node == x and (t.stop - t.start) * g.nodes[x].bytes_per_row < whole:
+            assert p == pytest.approx(t.nbytes * 0.5)
+
+
+def test_a_plan_with_the_camera_codec_round_trips_and_is_checked(tiny) -> None:
+    from intradp_ros.core.plan import DOWN, PlanError
+    from intradp_ros.core.tile import CODEC_CAMERA
+
+    g, _ = tiny
+    x = g.input_indices[0]
+    plan = Plan.server_only(g).with_codecs({(x, UP): CODEC_CAMERA})
+    back = Plan.from_json(plan.to_json(), g)
+    assert back.codecs == plan.codecs and back.plan_id == plan.plan_id != Plan.server_only(g).plan_id
+    assert "camera" in plan.codec_brief() and "camera" in plan.codec_summary()
+    with pytest.raises(PlanError):
+        Plan.server_only(g).with_codecs({(x, DOWN): CODEC_CAMERA})
+    with pytest.raises(PlanError):
+        Plan.server_only(g).with_codecs({(x + 1, UP): CODEC_CAMERA})  # not a graph input

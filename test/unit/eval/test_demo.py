@@ -61,12 +61,15 @@ def test_only_intradp_may_pass_the_camera_jpeg_through() -> None:
 
 
 def test_demo_estimate_counts_frames_calibration_and_startup() -> None:
-    # 3 systems x (5 + 1) frames + 2 distributed clients x ((3 + 1) calibration + 2 handshake) frames = 30 frames
-    assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=3, startup_s=60.0, solve_s=0.0) == pytest.approx(360.0)
+    # 3 systems x (5 + 1) frames + one calibration (3 + 1 frames, shared by the clients) + 2 distributed clients x 2
+    # handshake frames = 26 frames
+    assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=3, startup_s=60.0, solve_s=0.0) == pytest.approx(320.0)
     assert estimate_demo_s(10.0, 5, 1, ["device_only"], calibrate_frames=3, startup_s=0.0, solve_s=0.0) == 60.0
     assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=0, startup_s=0.0, solve_s=0.0) == pytest.approx(220.0)
-    # every client start (three here) makes the server solve its plan book for the freshly calibrated profile
-    assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=0, startup_s=0.0, solve_s=40.0) == pytest.approx(340.0)
+    # two plan-book solves in all (without and with the camera file), however many clients start
+    assert estimate_demo_s(10.0, 5, 1, THREE, calibrate_frames=0, startup_s=0.0, solve_s=40.0) == pytest.approx(300.0)
+    four = estimate_demo_s(10.0, 5, 1, DEMO_SYSTEMS, calibrate_frames=0, startup_s=0.0, solve_s=40.0)
+    assert four == pytest.approx(10.0 * (4 * 6 + 3 * 2) + 80.0)
     with pytest.raises(ValueError):
         estimate_demo_s(0.0, 5, 1, THREE)
 

@@ -64,9 +64,9 @@ def test_codec_cost_is_measured() -> None:
 
 
 def test_the_prediction_uses_the_clients_one_thread_profile_calibrated_as_the_client_did(tmp_path, monkeypatch):
-    """The client profiles with one torch thread and calibrates to the shared frames before its handshake; the
-    prediction must look that profile up under one thread and calibrate it the same way, or it predicts for a
-    robot the plan book was not made for."""
+    """The client profiles with one torch thread and calibrates to the shared frames before its handshake; without
+    its handshake pair the prediction must find that profile (whatever threads named it) and calibrate it the same
+    way, or it predicts for a robot the plan book was not made for."""
     import torch
 
     from intradp_ros.core import capture
@@ -90,9 +90,36 @@ def test_the_prediction_uses_the_clients_one_thread_profile_calibrated_as_the_cl
         torch.set_num_threads(before)
     write_frame_times(tmp_path / "calibration.json", g.fingerprint, [4.0, 5.0, 6.0])
     args = (model, options, client_dir, [0.5, 5.0], 1.0, 0.5, 1.0, 10.0, lambda s: None)
-    ctx = build_context(*args, robot_threads=1, calibration_file=tmp_path / "calibration.json")
+    ctx = build_context(*args, calibration_file=tmp_path / "calibration.json")
     assert ctx.cm.robot.device_only_s() == pytest.approx(5.0, rel=1e-6), "the median of the client's frames"
     assert any("client's own" in n for n in ctx.notes) and any("calibrated as the client did" in n for n in ctx.notes)
-    if before != 1:  # looked up under this process's threads the one-thread profile is not found
-        other = build_context(*args)
-        assert any("server profile x" in n for n in other.notes)
+    other = build_context(*args)  # no calibration frames: the client's own profile as it was measured
+    assert any("client's own" in n for n in other.notes) and not any("calibrated as" in n for n in other.notes)
+    assert other.cm.robot.device_only_s() != pytest.approx(5.0, rel=1e-6)
+
+
+def test_client_profiles_prefer_the_last_handshake_then_the_clients_own(tmp_path) -> None:
+    """The prediction finds the client's profiles whatever threads and quota named its files (the evaluation's own
+    process shares neither): the accepted handshake's pair first, else its newest per-operator profile."""
+    import dataclasses
+
+    from sched_toys import conv_chain, uniform_profile
+
+    from intradp_ros.core.profiler import handshake_profiles_path, write_handshake_profiles
+    from intradp_ros.eval.predict import client_profiles
+
+    g, _x = conv_chain(2, h=8)
+    prof = uniform_profile(g, 1e-3)
+    notes: list[str] = []
+    assert client_profiles(g, tmp_path, notes) == (None, None)
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / f"{g.fingerprint}_cpu_1t_q0p1.json").write_text(prof.to_json())
+    (folder / f"{g.fingerprint}_cpu_1t_q0p1.calibration.json").write_text("{}")
+    robot, server = client_profiles(g, tmp_path, notes)
+    assert robot is not None and robot.to_json() == prof.to_json() and server is None
+    signed = dataclasses.replace(prof, mac_s_per_byte=1e-9)
+    write_handshake_profiles(handshake_profiles_path(tmp_path, g, "robot1"), signed.to_json(), prof.to_json())
+    robot, server = client_profiles(g, tmp_path, notes)
+    assert server is not None and robot.mac_s_per_byte == 0.0, "an unauthenticated server charged no MACs"
+    assert "handshake" in notes[-1]

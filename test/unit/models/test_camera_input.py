@@ -91,3 +91,27 @@ def test_choose_codec_passes_through_only_a_tagged_whole_input() -> None:
     part = x[:, :, :64]
     assert choose_codec(_Node(), part.numpy(), enabled, source=x) == CODEC_RAW  # a band is not the file
     assert choose_codec(_Node(), x.numpy(), enabled, source=drop_camera_frame(x)) == CODEC_RAW
+
+
+def test_the_letterbox_does_not_depend_on_the_thread_count() -> None:
+    """Robot (one torch thread under its quota) and server (all cores) must letterbox a camera frame to the same
+    pixels, or the passthrough probe fails as a decoder mismatch: torch's interpolate did differ (1 vs 2 threads,
+    1280x960 -> 832x624); the numpy resize does not, and stays within one grey level of torch's bilinear."""
+    import torch
+    import torch.nn.functional as F
+
+    from intradp_ros.models.letterbox import letterbox, resize_bilinear
+
+    rgb = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)  # torch differed at this size
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            outs.append(letterbox(rgb, (160, 208))[0])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outs[0], outs[1])
+    ref = F.interpolate(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), size=(156, 208), mode="bilinear")
+    ref = ref.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert np.abs(resize_bilinear(rgb, 156, 208).astype(int) - ref.astype(int)).max() <= 1

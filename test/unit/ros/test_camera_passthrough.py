@@ -164,3 +164,43 @@ def test_jpeg_reencode_is_opt_in_lossy_and_passes_the_jpeg_through(monkeypatch) 
         _adapter(jpeg_reencode_quality=101)
     with pytest.raises(ValueError):
         _adapter(jpeg_reencode_quality=90, image_transport="compressed")
+
+
+def test_verified_passthrough_is_offered_as_a_codec_with_the_observed_ratio(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No camera entry before the probe says identical (or when it said otherwise); then the observed mean of
+    payload / pixel bytes, kept until it drifts by more than RATIO_DRIFT (so the book is not re-solved per frame)."""
+    from intradp_ros.core.tile import CODEC_CAMERA
+
+    answers = [(None, "no session"), (True, "")]
+    monkeypatch.setattr(kapao_client, "probe_camera", lambda *a: answers.pop(0))
+    gate = kapao_client.CameraPassthrough(enabled=True, probe_period=0.0)
+    x = _frame_tensor()
+    want = len(camera_frame_of(x).payload()) / x.numel()
+    gate.gate(x, "r", ("r", "m", "w", "g"), 1.0)
+    assert gate.codec_profile() is None, "not verified yet"
+    gate.gate(_frame_tensor(), "r", ("r", "m", "w", "g"), 1.0)
+    entry = gate.codec_profile()
+    assert entry is not None and entry.codec == CODEC_CAMERA and entry.ratio == pytest.approx(want, rel=1e-3)
+    assert entry.encode_s_per_mb == 0.0 and entry.samples == 2
+    gate.gate(_frame_tensor(), "r", ("r", "m", "w", "g"), 1.0)
+    assert gate.codec_profile() == entry, "another frame at the same ratio must not change the entry (re-handshake)"
+    gate.mean_ratio = want * 1.1  # a small drift keeps the ratio sent
+    assert gate.codec_profile().ratio == entry.ratio
+    gate.mean_ratio = want * 2.0  # a large one moves it (one re-handshake)
+    assert gate.codec_profile().ratio == pytest.approx(want * 2.0, rel=1e-3)
+    monkeypatch.setattr(kapao_client, "probe_camera", lambda *a: (False, "decoder mismatch"))
+    monkeypatch.setattr(kapao_client.rospy, "logwarn", lambda *a: None)
+    off = kapao_client.CameraPassthrough(enabled=True, probe_period=0.0)
+    off.gate(_frame_tensor(), "r", ("r", "m", "w", "g"), 1.0)
+    assert off.state == "off" and off.codec_profile() is None
+
+
+def test_the_kapao_client_profiles_its_codecs_on_a_real_photograph() -> None:
+    import torch
+
+    adapter, _settings = _adapter(image_transport="compressed")
+    example = torch.zeros((1, 3, 64, 96), dtype=torch.uint8)
+    x, name = adapter.profile_input(example)
+    assert name == "camera_sample" and x.shape == example.shape and x.dtype == torch.uint8
+    assert int(x.float().std()) > 10, "a photograph, not a flat or random example"
+    assert adapter.codec_profiles() == []

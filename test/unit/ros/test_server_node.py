@@ -164,3 +164,38 @@ def test_a_heartbeat_of_a_replaced_session_is_told_to_handshake_again(keyed_serv
     beat = replaced.beat()
     req = HandshakeRequest(robot="robot1", nonce=beat.nonce, proof=beat.proof)
     assert keyed_server._authenticate("robot1", req) == (None, NO_SESSION)
+
+
+def test_the_camera_option_reaches_the_plan_book_only_verified_and_with_the_servers_decode(
+    server: IntraDPServer,
+) -> None:
+    """The server keeps a client's camera entry only for its own decoder; its profile then carries its measured
+    decode (the bundled photograph before any probe, a probe's frame after one), and no entry otherwise (a derived
+    server profile would carry the robot's)."""
+    from types import SimpleNamespace
+
+    import torch
+    from sched_toys import conv_chain, uniform_profile
+
+    from intradp_ros.core.codec_choice import camera_entry, camera_profile
+    from intradp_ros.core.codecs.camera import DecoderIdentity, local_decoder
+    from intradp_ros.models.camera_input import sample_camera_payload
+
+    g, _x = conv_chain(2, h=8)
+    plain = uniform_profile(g, 1e-3)
+    offered = plain.with_codecs([camera_profile("robot", 0.1)])
+    rep = SimpleNamespace(model_id="cam-test", example=torch.zeros((1, 3, 64, 96), dtype=torch.uint8))
+    mine = SimpleNamespace(decoder_json=local_decoder().to_json())
+    other = SimpleNamespace(decoder_json=DecoderIdentity("libjpeg", "6b", "fast").to_json())
+    assert camera_entry(server._camera_checked("r", offered, mine).codecs) is not None
+    assert camera_entry(server._camera_checked("r", offered, other).codecs) is None
+    derived = offered.scaled(0.1, "server")  # a server derived from the robot carries the robot's entry
+    assert camera_entry(server._with_camera(rep, plain, derived).codecs) is None
+    server.camera_decode.pop("cam-test", None)
+    with_cam = server._with_camera(rep, offered, derived)
+    entry = camera_entry(with_cam.codecs)
+    assert entry is not None and entry.side == "server" and entry.decode_s_per_mb > 0
+    server.camera_decode["cam-test"] = 123.0
+    payload = sample_camera_payload((64, 96))
+    server._time_camera_decode(rep, payload)
+    assert server.camera_decode["cam-test"] != 123.0

@@ -97,3 +97,27 @@ def test_make_tile_uses_the_plans_codec_where_it_fits(graph) -> None:
     assert planned_codec(image, rows, CODEC_BITPACK_ZSTD) == CODEC_BITPACK_ZSTD
     assert planned_codec(image, rows, CODEC_SPARSE_ZSTD) is None and planned_codec(image, rows, None) is None
     assert CODEC_CAMERA not in (planned_codec(image, rows, CODEC_WEBP),)
+
+
+def test_a_planned_camera_file_goes_only_where_the_input_carries_one() -> None:
+    """The plan's CODEC_CAMERA for the input: the camera's bytes when the tensor is tagged, passthrough is on and
+    the tile is the whole input; pixels otherwise (passthrough off, a band): never a tile without its payload."""
+    import io
+
+    from PIL import Image
+
+    from intradp_ros.core.tile import CODEC_CAMERA
+    from intradp_ros.models.camera_input import camera_model_input
+
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 8, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=90)
+    x, _info, _rgb = camera_model_input(buf.getvalue(), (16, 8))
+    g = capture(torch.nn.Conv2d(3, 4, 3, padding=1).eval(), x.float())
+    node = g.nodes[0]
+    on = make_tile(1, 2, node, 0, 16, x, 0, "", codecs={CODEC_CAMERA}, planned=CODEC_CAMERA)
+    assert on.codec == CODEC_CAMERA and on.encoded
+    off = make_tile(1, 2, node, 0, 16, x, 0, "", planned=CODEC_CAMERA)  # passthrough off: codec not enabled
+    assert off.codec == CODEC_RAW and off.encoded is None
+    band = make_tile(1, 2, node, 0, 8, x[:, :, :8], 0, "", codecs={CODEC_CAMERA}, planned=CODEC_CAMERA)
+    assert band.codec == CODEC_RAW and band.encoded is None
