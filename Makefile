@@ -51,3 +51,5 @@ prune:
 .PHONY: soak scale
 soak: setup
 	@$(RUN) python -m intradp_ros.eval.soak $(ARGS)
+scale: setup
+	@$(RUN) python -m intradp_ros.eval.bench_scale $(ARGS)

@@ -215,7 +215,8 @@ def figures_table(rows: Sequence[RobotFigures], reference_p50: float | None = No
     out = [head]
     for r in rows:
         line = (
-            f"{r.robot:>8} {r.sent:>5} {r.answered:>8} {r.dropped:>7} {r.lost:>4} {r.wrong:>5} {r.distributed:>7} {r.fell_back:>5} "
+            f"{r.robot:>8} {r.sent:>5} {r.answered:>8} {r.dropped:>7} {r.lost:>4} {r.wrong:>5} "
+            f"{r.distributed:>7} {r.fell_back:>5} "
             f"{r.latency_p50:>9.3f} {r.latency_p90:>9.3f} {r.wait_p50:>10.3f} {r.server_compute_p50:>9.3f}"
         )
         if reference_p50:
