@@ -3,10 +3,11 @@
 both masters) and restarted, and the server's roscore crashing (SIGKILL) and restarting, while frames run.
 
 Timeline after the client first runs distributed (t0), frames at 2 Hz, deadline 3 s:
-  t0+4   SIGSTOP the server (every thread frozen, its sockets open); t0+12 SIGCONT
-  t0+24  SIGKILL the master bridge; t0+28 a new bridge starts
-  t0+38  SIGKILL the server's roscore; t0+46 it starts again (same URI); feeding ends at t0+58
-Every frame is answered within its deadline, every published result equals local inference on the same frame,
+  t0+3   SIGSTOP the server (every thread frozen, its sockets open); t0+10 SIGCONT
+  t0+18  SIGKILL the master bridge; t0+21 a new bridge starts
+  t0+28  SIGKILL the server's roscore; t0+35 it starts again (same URI); feeding ends at t0+45
+Every frame is answered within its deadline (or dropped by the client's one-frame mailbox while an earlier one
+waits out its deadline, and counted), every published result equals local inference on the same frame,
 and distributed inference resumes after each fault. (The server killed during a frame and a graceful bridge
 restart are faults.test; the robot's roscore restart and a never-reading subscriber are abuse_load.test.)
 """
@@ -21,6 +22,8 @@ import rostest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import system_testlib as lib
+
+from intradp_ros.eval.soak_report import input_drops
 
 PKG = "intradp_ros"
 DEADLINE = 3.0
@@ -48,7 +51,7 @@ class FaultsHangTest(lib.SystemTestCase):
                 "--rate",
                 "2",
                 "--duration",
-                "58",
+                "45",
                 "--warm-until-distributed",
                 "--wait-ready",
                 "90",
@@ -58,24 +61,24 @@ class FaultsHangTest(lib.SystemTestCase):
             raise AssertionError("the client never ran distributed within 100 s")
         t0 = time.time()
         try:
-            cls.wait_until(t0 + 4)
+            cls.wait_until(t0 + 3)
             os.killpg(server.pid, signal.SIGSTOP)
             cls.stopped = time.time()
-            cls.wait_until(t0 + 12)
+            cls.wait_until(t0 + 10)
         finally:  # never leave a frozen server behind (down() could not stop it gracefully)
             os.killpg(server.pid, signal.SIGCONT)
         cls.continued = time.time()
-        cls.wait_until(t0 + 24)
+        cls.wait_until(t0 + 18)
         os.killpg(sys_.bridge.pid, signal.SIGKILL)
         sys_.bridge.wait(10)
         cls.bridge_killed = time.time()
-        cls.wait_until(t0 + 28)
+        cls.wait_until(t0 + 21)
         sys_.start_bridge()
         cls.bridge_started = time.time()
-        cls.wait_until(t0 + 38)
+        cls.wait_until(t0 + 28)
         sys_.tb.stop_master("server", crash=True)
         cls.master_killed = time.time()
-        cls.wait_until(t0 + 46)
+        cls.wait_until(t0 + 35)
         sys_.tb.start_master("server")
         cls.master_started = time.time()
         if not cls.lines.wait_for(lambda: cls.lines.of("done"), timeout=40):
@@ -96,7 +99,7 @@ class FaultsHangTest(lib.SystemTestCase):
     def test_every_frame_answered_within_its_deadline_and_equal_to_local_inference(self):
         sent = {r["frame"]: r["t"] for r in self.lines.of("sent")}
         res = {r["frame"]: r for r in self.lines.of("result") if r["frame"].startswith("f")}
-        self.assertGreater(len(sent), 80)
+        self.assertGreater(len(sent), 60)
         missing = sorted(set(sent) - set(res), key=lib.frame_index)
         late = {f: round(res[f]["t"] - sent[f], 2) for f in res if f in sent and res[f]["t"] - sent[f] > DEADLINE + 0.5}
         wrong = []
@@ -105,11 +108,13 @@ class FaultsHangTest(lib.SystemTestCase):
             if why:
                 wrong.append(f"{fid}: {why}")
         poses = sum(len(r["poses"]) for r in res.values())
+        dropped = input_drops(self.lines.of("stats"), 0.0, float("inf"))
         print(
-            f"[faults_hang] {len(res)}/{len(sent)} frames answered, {len(late)} late, {len(wrong)} differ from local "
-            f"inference ({poses} poses compared)"
+            f"[faults_hang] {len(res)}/{len(sent)} frames answered, {dropped} dropped by the client's mailbox while "
+            f"an earlier frame waited, {len(late)} late, {len(wrong)} differ from local inference ({poses} poses "
+            f"compared)"
         )
-        self.assertFalse(missing, f"frames without a result: {missing}")
+        self.assertLessEqual(len(missing), dropped, f"frames without a result and not counted as dropped: {missing}")
         self.assertFalse(late, f"results later than the deadline: {late}")
         self.assertFalse(wrong, wrong)
         self.assertGreater(poses, 0, "the comparison is empty")
@@ -123,7 +128,7 @@ class FaultsHangTest(lib.SystemTestCase):
             f"[faults_hang] server hung {self.continued - self.stopped:.1f} s: {len(hung)} results while hung, "
             f"{len(dist)} distributed; distributed again {resume} s after SIGCONT"
         )
-        self.assertGreaterEqual(len(hung), 6, "results stopped while the server was hung")
+        self.assertGreaterEqual(len(hung), 5, "results stopped while the server was hung")
         self.assertFalse(dist, "a distributed result while the server was frozen?")
         self.assertFalse(over, f"latency over the deadline while hung: {over}")
         self.assertIsNotNone(resume, "never distributed again after SIGCONT")
@@ -148,7 +153,7 @@ class FaultsHangTest(lib.SystemTestCase):
             f"[faults_hang] server roscore dead {self.master_started - self.master_killed:.1f} s: {len(dist)}/"
             f"{len(away)} frames distributed meanwhile; distributed {resume} s after it came back"
         )
-        self.assertGreaterEqual(len(away), 10, "results stopped while the server's roscore was dead")
+        self.assertGreaterEqual(len(away), 8, "results stopped while the server's roscore was dead")
         self.assertIsNotNone(resume, "never distributed after the server's roscore came back")
         self.assertLess(resume, RESUME_LIMIT)
 
