@@ -108,7 +108,7 @@ class FaultsHangTest(lib.SystemTestCase):
             if why:
                 wrong.append(f"{fid}: {why}")
         poses = sum(len(r["poses"]) for r in res.values())
-        dropped = input_drops(self.lines.of("stats"), 0.0, float("inf"))
+        dropped = input_drops(self.lines.of("stats"), min(sent.values()), float("inf"))
         print(
             f"[faults_hang] {len(res)}/{len(sent)} frames answered, {dropped} dropped by the client's mailbox while "
             f"an earlier frame waited, {len(late)} late, {len(wrong)} differ from local inference ({poses} poses "
