@@ -248,8 +248,13 @@ class EvalConfig:
     # codec variants, one server start each: "raw" (every system as published, raw tensors) and "lossless" (every
     # system given the lossless codecs that pay, records named <system>+codecs); empty: the server's default policy
     codecs: Sequence[str] = ()
+    key_file: str = ""  # shared secret of server and client: authenticated links (docs/security.md); "": none
 
     def validate(self) -> None:
+        if self.key_file:  # a bad key file fails here, not as a node that never starts
+            from intradp_ros.core.auth import load_secret
+
+            load_secret(self.key_file)
         bad_codecs = [v for v in self.codecs if v not in CODEC_VARIANTS]
         if bad_codecs:
             raise ValueError(f"unknown codec variants {bad_codecs}; choose from {', '.join(CODEC_VARIANTS)}")
@@ -382,6 +387,8 @@ class Evaluation:
         if variant is not None:
             s["codecs"] = CODEC_VARIANTS[variant][0]
         s.update(self.setup.settings)
+        if cfg.key_file:
+            s["key_file"] = cfg.key_file
         s.update(cfg.extra_server)
         return script_argv("intradp_server", *flags(s))
 
@@ -407,6 +414,8 @@ class Evaluation:
             "report_timeout": CLIENT_REPORT_TIMEOUT_S * k,
         }
         s.update(self.setup.settings)
+        if self.cfg.key_file:
+            s["key_file"] = self.cfg.key_file
         s.update(self.cfg.extra_client)
         return script_argv(self.setup.client, *flags(s))
 
@@ -843,6 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with the lossless codecs that pay, named <system>+codecs); default: the server's policy (Intra-DP's codecs)",
     )
     p.add_argument("--from-csv", default=None, help="only re-tabulate and plot this stats.csv (no testbed)")
+    p.add_argument("--key-file", default="", help="shared secret (mode 600): run server and client authenticated")
     return p
 
 
@@ -896,6 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra_client=_pairs(args.client_arg),
             extra_server=_pairs(args.server_arg),
             codecs=[v for v in args.codecs.split(",") if v],
+            key_file=args.key_file,
         )
         return Evaluation(cfg).run()
     except (TestbedError, ValueError, OSError) as err:
