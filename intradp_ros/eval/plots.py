@@ -194,9 +194,11 @@ def plot_soak(
     fig, axes = plt.subplots(rows, 1, figsize=(10, 2.6 * rows + 0.6), sharex=True)
     for name, series in samples.items():
         xs = [(s.t - t0) / 60.0 for s in series]
-        axes[0].plot(xs, [s.rss_mb for s in series], lw=1.0, label=name)
+        (line,) = axes[0].plot(xs, [s.rss_mb for s in series], lw=1.0, label=f"{name} RSS")
+        if all(math.isfinite(getattr(s, "anon_mb", math.nan)) for s in series):
+            axes[0].plot(xs, [s.anon_mb for s in series], "--", lw=1.0, color=line.get_color(), label=f"{name} anon")
         axes[1].plot(xs, [s.threads for s in series], lw=1.0, label=name)
-    axes[0].set_ylabel("RSS (MB)")
+    axes[0].set_ylabel("memory (MB)")
     axes[1].set_ylabel("threads")
     axes[0].legend(loc="upper left", fontsize=7, ncol=3)
     if latency:

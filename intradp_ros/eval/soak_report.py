@@ -19,11 +19,14 @@ THREADS_PER_H_BOUND = 4.0
 
 @dataclass(frozen=True)
 class ProcSample:
-    """One reading of a process: wall time (s), resident memory (MB), thread count."""
+    """One reading of a process: wall time (s), resident memory (MB), thread count, and its anonymous part (MB:
+    heap and stacks, what a leak grows; RSS also counts mapped library pages, which the kernel drops and reloads
+    under memory pressure from other jobs, so RSS can fall by hundreds of MB with no change in the process)."""
 
     t: float
     rss_mb: float
     threads: int
+    anon_mb: float = math.nan
 
 
 def read_proc_status(pid: int) -> ProcSample | None:
@@ -38,9 +41,10 @@ def read_proc_status(pid: int) -> ProcSample | None:
     try:
         rss_kb = int(fields["VmRSS"].split()[0])
         threads = int(fields["Threads"].split()[0])
+        anon_kb = int(fields["RssAnon"].split()[0]) if "RssAnon" in fields else None
     except (KeyError, ValueError, IndexError):
         return None
-    return ProcSample(time.time(), rss_kb / 1024.0, threads)
+    return ProcSample(time.time(), rss_kb / 1024.0, threads, math.nan if anon_kb is None else anon_kb / 1024.0)
 
 
 def python_pid(pid: int) -> int | None:
@@ -77,9 +81,11 @@ def slope_per_hour(ts: Sequence[float], ys: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class Growth:
-    """Growth of one process over a soak (after warm-up): slopes, first/last values, and the verdict."""
+    """Growth of one process over a soak (after warm-up): slopes, first/last values, and the verdict. `memory` says
+    which figure the MB values are: "anon" (RssAnon, when /proc gives it) or "RSS"."""
 
     name: str
+    memory: str
     samples: int
     span_s: float
     rss_first_mb: float
@@ -99,7 +105,8 @@ class Growth:
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         return (
-            f"{self.name:>16}: RSS {self.rss_first_mb:7.1f} -> {self.rss_last_mb:7.1f} MB (max {self.rss_max_mb:.1f}), "
+            f"{self.name:>16}: {self.memory} {self.rss_first_mb:7.1f} -> {self.rss_last_mb:7.1f} MB "
+            f"(max {self.rss_max_mb:.1f}), "
             f"slope {self.mb_per_h:+7.1f} MB/h (bound {self.mb_bound:g}); threads {self.threads_first} -> "
             f"{self.threads_last}, slope {self.threads_per_h:+6.1f}/h (bound {self.threads_bound:g}); "
             f"{self.samples} samples over {self.span_s / 60:.1f} min: {verdict}"
@@ -115,18 +122,23 @@ def growth(
 ) -> Growth:
     """Slopes of one process's samples, leaving out the first `warmup_s` seconds (model load, first plans)."""
     if not samples:
-        return Growth(name, 0, 0.0, math.nan, math.nan, math.nan, math.nan, 0, 0, math.nan, mb_bound, threads_bound)
+        return Growth(
+            name, "RSS", 0, 0.0, math.nan, math.nan, math.nan, math.nan, 0, 0, math.nan, mb_bound, threads_bound
+        )
     t0 = samples[0].t
     kept = [s for s in samples if s.t - t0 >= warmup_s] or list(samples[-1:])
     ts = [s.t for s in kept]
+    anon = all(math.isfinite(s.anon_mb) for s in kept)
+    mem = [s.anon_mb if anon else s.rss_mb for s in kept]
     return Growth(
         name=name,
+        memory="anon" if anon else "RSS",
         samples=len(kept),
         span_s=ts[-1] - ts[0],
-        rss_first_mb=kept[0].rss_mb,
-        rss_last_mb=kept[-1].rss_mb,
-        rss_max_mb=max(s.rss_mb for s in kept),
-        mb_per_h=slope_per_hour(ts, [s.rss_mb for s in kept]),
+        rss_first_mb=mem[0],
+        rss_last_mb=mem[-1],
+        rss_max_mb=max(mem),
+        mb_per_h=slope_per_hour(ts, mem),
         threads_first=kept[0].threads,
         threads_last=kept[-1].threads,
         threads_per_h=slope_per_hour(ts, [float(s.threads) for s in kept]),

@@ -107,3 +107,13 @@ def test_read_proc_status_of_this_process_and_of_a_gone_one():
 def test_python_pid_finds_this_interpreter():
     assert python_pid(os.getpid()) == os.getpid()
     assert python_pid(2**22 + 17) is None
+
+
+def test_growth_judges_anonymous_memory_when_known_not_rss_that_page_reclaim_moves():
+    # the kernel drops 300 MB of mapped library pages half-way (another job's memory pressure): RSS falls, anon flat
+    ss = [ProcSample(1000.0 + 10 * i, 960.0 if i < 60 else 660.0, 26, 420.0 + (i % 3) * 0.1) for i in range(120)]
+    g = growth("client", ss, warmup_s=0.0)
+    assert g.memory == "anon" and abs(g.mb_per_h) < 1.0 and g.passed
+    leak = [ProcSample(s.t, s.rss_mb, s.threads, 420.0 + i * 0.5) for i, s in enumerate(ss)]  # 0.5 MB per 10 s
+    assert growth("client", leak, warmup_s=0.0).mb_per_h == pytest.approx(180.0, rel=0.01)
+    assert growth("client", samples([960.0] * 60 + [660.0] * 60, [26] * 120), warmup_s=0.0).memory == "RSS"
