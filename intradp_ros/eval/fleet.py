@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intradp_ros.eval.soak_report import ProcSample, python_pid, read_proc_status
+from intradp_ros.eval.soak_report import (
+    ProcSample,
+    mem_available_mb,
+    memory_needed_mb,
+    python_pid,
+    read_proc_status,
+)
 from intradp_ros.eval.sysexec import TestbedError
 
 INTEGRATION_DIR = Path(__file__).resolve().parents[2] / "test" / "integration"
@@ -94,6 +100,12 @@ def run_fleet(cfg: FleetConfig, say: Callable[[str], None] = print) -> FleetRun:
     """Start the testbed, server, clients and feeders; wait until every robot ran a frame split with the server;
     then feed for `duration_s` (sampling the processes, replaying the trace) and collect everything."""
     lib = testlib()
+    need, have = memory_needed_mb(cfg.robots), mem_available_mb()
+    if have < need:  # before anything starts: the kernel's OOM killer would pick some other job's process
+        raise TestbedError(
+            f"{cfg.robots} robot(s) and a server need about {need / 1024:.1f} GB; the host has "
+            f"{have / 1024:.1f} GB available (other jobs): try again later or with fewer robots"
+        )
     robots = [f"robot{i + 1}" for i in range(cfg.robots)]
     run = FleetRun(cfg, robots)
     system = lib.System(cfg.tag, rate_mbit=cfg.rate_mbit).up()

@@ -47,6 +47,27 @@ def read_proc_status(pid: int) -> ProcSample | None:
     return ProcSample(time.time(), rss_kb / 1024.0, threads, math.nan if anon_kb is None else anon_kb / 1024.0)
 
 
+# Memory one node of a fleet holds (MB, anonymous + its share of libraries), measured at KAPAO-S 256x320: a client
+# peaks near 950 MB RSS while it profiles, the server near 1100 MB. The fleet refuses to start when the host has less
+# available: an 8-robot run on a host shared with other jobs OOM-killed another job's process once.
+SERVER_MB = 1100.0
+CLIENT_MB = 800.0
+
+
+def memory_needed_mb(robots: int) -> float:
+    """Memory a fleet of `robots` clients and one server needs (MB)."""
+    return SERVER_MB + CLIENT_MB * robots
+
+
+def mem_available_mb(meminfo: str | None = None) -> float:
+    """MemAvailable of /proc/meminfo (or of the given text) in MB; nan when absent."""
+    text = Path("/proc/meminfo").read_text() if meminfo is None else meminfo
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024.0
+    return math.nan
+
+
 def python_pid(pid: int) -> int | None:
     """The python process among `pid` and its descendants (a spawn may wrap it in `ip netns exec`); None if gone."""
     todo = [pid]

@@ -117,3 +117,12 @@ def test_growth_judges_anonymous_memory_when_known_not_rss_that_page_reclaim_mov
     leak = [ProcSample(s.t, s.rss_mb, s.threads, 420.0 + i * 0.5) for i, s in enumerate(ss)]  # 0.5 MB per 10 s
     assert growth("client", leak, warmup_s=0.0).mb_per_h == pytest.approx(180.0, rel=0.01)
     assert growth("client", samples([960.0] * 60 + [660.0] * 60, [26] * 120), warmup_s=0.0).memory == "RSS"
+
+
+def test_memory_needed_grows_per_robot_and_mem_available_reads_meminfo():
+    from intradp_ros.eval.soak_report import CLIENT_MB, mem_available_mb, memory_needed_mb
+
+    assert memory_needed_mb(8) - memory_needed_mb(1) == pytest.approx(7 * CLIENT_MB)
+    assert mem_available_mb("MemTotal: 100 kB\nMemAvailable:    2097152 kB\n") == pytest.approx(2048.0)
+    assert math.isnan(mem_available_mb("MemTotal: 100 kB\n"))
+    assert mem_available_mb() > 0
