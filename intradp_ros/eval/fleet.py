@@ -27,6 +27,16 @@ from intradp_ros.eval.sysexec import TestbedError
 
 INTEGRATION_DIR = Path(__file__).resolve().parents[2] / "test" / "integration"
 FRAMES = 8  # distinct camera frames each feeder cycles through (the reference computes each once)
+LOW_MEMORY_MB = 700.0  # the run stops (and tears everything down) when the host's MemAvailable falls below this
+
+
+def check_host_memory() -> None:
+    """Stop the run before the kernel's OOM killer picks a process (often another job's, the largest)."""
+    have = mem_available_mb()
+    if have < LOW_MEMORY_MB:
+        raise TestbedError(
+            f"the host's available memory fell to {have:.0f} MB (other jobs and this run): stopped to spare them"
+        )
 
 
 def testlib() -> Any:
@@ -148,6 +158,7 @@ def run_fleet(cfg: FleetConfig, say: Callable[[str], None] = print) -> FleetRun:
             warm = [r for r in robots if run.lines[r].of("warm")]
             if len(warm) == len(robots):
                 break
+            check_host_memory()
             time.sleep(1.0)
         cold = [r for r in robots if not any(w["distributed"] for w in run.lines[r].of("warm"))]
         if cold:
@@ -160,6 +171,7 @@ def run_fleet(cfg: FleetConfig, say: Callable[[str], None] = print) -> FleetRun:
         next_say = time.monotonic() + 60
         while time.monotonic() < end:
             time.sleep(min(5.0, max(0.0, end - time.monotonic())))
+            check_host_memory()
             if time.monotonic() >= next_say:
                 next_say += 60
                 done = sum(len(run.lines[r].of("result")) for r in robots)
