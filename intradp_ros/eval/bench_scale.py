@@ -115,5 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """main() with the testbed's errors (no root, not enough memory, a robot that never ran distributed) as one line."""
+    from intradp_ros.eval.sysexec import TestbedError
+
+    try:
+        return main(argv)
+    except TestbedError as err:
+        print(f"bench_scale: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
