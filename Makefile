@@ -45,3 +45,11 @@ lock:
 
 prune:
 	@bash tools/prune.sh
+
+# Not part of `make test`: 2 robots for 30 min under a changing trace, memory/thread slopes (docs/scale_soak.md).
+# ARGS="--minutes 3 --warmup-minutes 1" for a short version.
+.PHONY: soak scale
+soak: setup
+	@$(RUN) python -m intradp_ros.eval.soak $(ARGS)
+scale: setup
+	@$(RUN) python -m intradp_ros.eval.bench_scale $(ARGS)

@@ -253,6 +253,7 @@ def run_demo(
     budget_s: float = DEFAULT_BUDGET_S,
     out_dir: str = "demo_out",
     out: TextIO = sys.stdout,
+    key_file: str = "",
 ) -> int:
     """Run the demo as root (namespaces, tbf, cgroup); returns 0 when every system produced frames and all four
     nodes reported their health."""
@@ -299,6 +300,7 @@ def run_demo(
         dilation=dilation,
         out=out_dir,
         solver_seconds=SOLVER_SECONDS,
+        key_file=key_file,
     )
     code = DemoEvaluation(cfg, out).run()
     print(f"\n[demo] took {time.monotonic() - t0:.0f} s", file=out)
@@ -326,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--systems", default=",".join(DEMO_SYSTEMS), help=f"comma list of {', '.join(DEMO_MODES)}")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="target seconds of the demo (auto size)")
     p.add_argument("--out", default="demo_out", help="folder for the plots, stats.csv, bags and node logs")
+    p.add_argument("--key-file", default="", help="shared secret (mode 600): run server and client authenticated")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print(
@@ -346,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [s for s in args.systems.split(",") if s],
             args.budget,
             args.out,
+            key_file=args.key_file,
         )
     except (TestbedError, ValueError, OSError) as err:
         print(f"intradp_demo: {err}", file=sys.stderr)

@@ -328,8 +328,13 @@ class EvalConfig:
     # codec variants, one server start each: "raw" (every system as published, raw tensors) and "lossless" (every
     # system given the lossless codecs that pay, records named <system>+codecs); empty: the server's default policy
     codecs: Sequence[str] = ()
+    key_file: str = ""  # shared secret of server and client: authenticated links (docs/security.md); "": none
 
     def validate(self) -> None:
+        if self.key_file:  # a bad key file fails here, not as a node that never starts
+            from intradp_ros.core.auth import load_secret
+
+            load_secret(self.key_file)
         bad_codecs = [v for v in self.codecs if v not in CODEC_VARIANTS]
         if bad_codecs:
             raise ValueError(f"unknown codec variants {bad_codecs}; choose from {', '.join(CODEC_VARIANTS)}")
@@ -491,6 +496,8 @@ class Evaluation:
         if variant is not None:
             s["codecs"] = CODEC_VARIANTS[variant][0]
         s.update(self.setup.settings)
+        if cfg.key_file:
+            s["key_file"] = cfg.key_file
         s.update(cfg.extra_server)
         return script_argv("intradp_server", *flags(s))
 
@@ -525,6 +532,8 @@ class Evaluation:
         if self.cfg.robot_cpu < 1.0:
             s["threads"] = 1  # under a quota below one CPU more threads burn it in spin-waits (2x slower frames)
         s.update(self.setup.settings)
+        if self.cfg.key_file:
+            s["key_file"] = self.cfg.key_file
         s.update(self.cfg.extra_client)
         return s
 
@@ -991,6 +1000,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dilation and --robot-cpu; calibration frames from the CSV's folder) and rewrite stats.csv and tables.md "
         "there",
     )
+    p.add_argument("--key-file", default="", help="shared secret (mode 600): run server and client authenticated")
     return p
 
 
@@ -1083,6 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra_client=_pairs(args.client_arg),
             extra_server=_pairs(args.server_arg),
             codecs=[v for v in args.codecs.split(",") if v],
+            key_file=args.key_file,
         )
         return Evaluation(cfg).run()
     except (TestbedError, ValueError, OSError) as err:

@@ -173,3 +173,43 @@ def plot_comparison(rows: Sequence[Any], path: PathLike, title: str = "") -> Pat
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def plot_soak(
+    samples: Mapping[str, Sequence[Any]], path: PathLike, title: str = "", latency: Mapping[str, Series] | None = None
+) -> Path:
+    """The soak's PNG: resident memory (MB) and thread count of each process over time (minutes since the first
+    sample), and, when given, each robot's per-frame latency. `samples[name]` holds ProcSample-like (t, rss_mb,
+    threads) readings; `latency[robot]` is [(t, latency_s)] on the same wall clock."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    starts = [s[0].t for s in samples.values() if s]
+    t0 = min(starts) if starts else 0.0
+    rows = 3 if latency else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 2.6 * rows + 0.6), sharex=True)
+    for name, series in samples.items():
+        xs = [(s.t - t0) / 60.0 for s in series]
+        (line,) = axes[0].plot(xs, [s.rss_mb for s in series], lw=1.0, label=f"{name} RSS")
+        if all(math.isfinite(getattr(s, "anon_mb", math.nan)) for s in series):
+            axes[0].plot(xs, [s.anon_mb for s in series], "--", lw=1.0, color=line.get_color(), label=f"{name} anon")
+        axes[1].plot(xs, [s.threads for s in series], lw=1.0, label=name)
+    axes[0].set_ylabel("memory (MB)")
+    axes[1].set_ylabel("threads")
+    axes[0].legend(loc="upper left", fontsize=7, ncol=3)
+    if latency:
+        for robot, pts in latency.items():
+            axes[2].plot([(t - t0) / 60.0 for t, _ in pts], [v for _, v in pts], ".", ms=2, label=robot)
+        axes[2].set_ylabel("latency (s)")
+        axes[2].legend(loc="upper left", fontsize=7)
+    axes[-1].set_xlabel("minutes since the first sample")
+    if title:
+        axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -339,10 +339,15 @@ class Testbed:
             self._spawn_master(side)
         self._wait_masters(todo, timeout)
 
-    def stop_master(self, side: str) -> None:
-        """Stop `side`'s roscore (rosout first, then the master); the next start_master reuses its URI."""
-        for p in reversed(self._masters.pop(validate_side(side), [])):
-            _kill_group(p, first=signal.SIGINT)
+    def stop_master(self, side: str, crash: bool = False) -> None:
+        """Stop `side`'s roscore (rosout first, then the master); the next start_master reuses its URI. With
+        `crash`, SIGKILL both at once (a crash: nothing unregisters, nothing is flushed)."""
+        procs = self._masters.pop(validate_side(side), [])
+        if crash:
+            for p in procs:
+                _killpg(p.pid, signal.SIGKILL)
+        for p in reversed(procs):
+            _kill_group(p, first=signal.SIGKILL if crash else signal.SIGINT)
 
     def _master_running(self, side: str) -> bool:
         procs = self._masters.get(side, [])

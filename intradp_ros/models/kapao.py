@@ -106,17 +106,17 @@ def _repeats(n: int, depth: float) -> int:
 
 
 def check_image_size(image: Any, built: Sequence[int]) -> None:
-    """An image of another size than the one the decode grids were built for is refused with both sizes named
-    (instead of an opaque size mismatch deep in the decode). Only real tensors are checked: graph capture traces
-    with proxies, so the check adds nothing to the captured graph (and nothing is stored on the module, which
-    checkpoints pickle)."""
+    """An image whose sides are not multiples of 64 (the largest stride) is refused with both sizes named (instead of
+    an opaque size mismatch deep in the network); other sizes than the build size run, the decode adapting its grids
+    (`Detect._level`). Only real tensors are checked: graph capture traces with proxies, so the check adds nothing to
+    the captured graph (and nothing is stored on the module, which checkpoints pickle)."""
     if isinstance(image, torch.Tensor) and image.dim() >= 2:
         got = (int(image.shape[-2]), int(image.shape[-1]))
-        if got != tuple(built):
+        if got != tuple(built) and (got[0] % MAX_STRIDE or got[1] % MAX_STRIDE or min(got) <= 0):
             raise ValueError(
-                f"KAPAO was built for input {built[0]}x{built[1]} (H x W) but got an image of {got[0]}x{got[1]}: "
-                f"build it with input_size=[{got[0]}, {got[1]}] (or call set_input_size), or letterbox the image to "
-                f"{built[0]}x{built[1]}"
+                f"KAPAO was built for input {built[0]}x{built[1]} (H x W) but got an image of {got[0]}x{got[1]}, "
+                f"whose sides are not multiples of {MAX_STRIDE}: letterbox the image to {built[0]}x{built[1]} "
+                "(intradp_ros.models.letterbox)"
             )
 
 
@@ -190,8 +190,12 @@ class Detect(nn.Module):
             self.register_buffer(f"kp_offset{i}", (grid * self.strides[i]).repeat(1, 1, 1, 1, kp), persistent=False)
 
     def _level(self, xs: list[torch.Tensor], i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw map [B, 3, H_i, W_i, 57] of level i and its decode."""
+        """Raw map [B, 3, H_i, W_i, 57] of level i and its decode. A real map of another size than the build size's
+        (an eager call on another multiple-of-64 image) is decoded with grids made for its size, the same values
+        a model built for that size gives; a traced map (graph capture) always uses the full-extent buffers."""
         p = self.m[i](xs[i]).unflatten(1, (self.na, self.no)).permute(0, 1, 3, 4, 2).contiguous()
+        if isinstance(p, torch.Tensor) and tuple(p.shape[2:4]) != tuple(getattr(self, f"grid{i}").shape[2:4]):
+            return p, self.decode_rows(p, i, 0)
         y = decode_level(
             p,
             self.strides[i],

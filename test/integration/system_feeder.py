@@ -265,6 +265,7 @@ def main():
                 "energy_j": msg.energy_j,
                 "dropped_bad": msg.frames_dropped_bad,
                 "dropped_stale": msg.frames_dropped_stale,
+                "dropped_replaced": msg.frames_dropped_replaced,
             }
         )
 

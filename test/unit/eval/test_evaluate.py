@@ -305,3 +305,28 @@ def test_repredict_needs_the_runs_k(tmp_path, capsys):
 
     assert main(["--from-csv", str(tmp_path / "stats.csv"), "--repredict"]) == 2
     assert "--dilation" in capsys.readouterr().err
+
+
+def test_a_key_file_runs_server_and_client_authenticated_and_a_bad_one_fails_at_validation(tmp_path):
+    from intradp_ros.core.auth import AuthError, write_secret
+    from intradp_ros.eval.evaluate import Evaluation, build_parser
+    from intradp_ros.ros.client_node import COMMON_SPEC
+    from intradp_ros.ros.kapao_client import SPEC
+    from intradp_ros.ros.node_params import build_parser as node_parser
+    from intradp_ros.ros.node_params import resolve
+
+    key = tmp_path / "key"
+    write_secret(key)
+    cfg = EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0, key_file=str(key))
+    cfg.validate()
+    ev = Evaluation(cfg)
+    server = ev.server_argv()
+    assert server[server.index("--key-file") + 1] == str(key)
+    spec = dict(COMMON_SPEC, **SPEC)
+    client = resolve(spec, node_parser("kapao_client", "", spec).parse_args(ev.client_argv("intradp")[1:]), False)
+    assert client["key_file"] == str(key)
+    assert "--key-file" not in Evaluation(EvalConfig(model="kapao_l6", input_size="512,640")).server_argv()
+    assert build_parser().parse_args(["--key-file", str(key)]).key_file == str(key)
+    key.chmod(0o644)
+    with pytest.raises(AuthError, match="accessible by other users"):
+        cfg.validate()

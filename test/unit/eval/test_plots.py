@@ -39,3 +39,15 @@ def test_comparison_plot_writes_one_png_and_refuses_no_rows(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     with pytest.raises(ValueError):
         plot_comparison([], tmp_path / "empty.png")
+
+
+def test_plot_soak_writes_a_png_of_memory_threads_and_latency(tmp_path):
+    from intradp_ros.eval.plots import plot_soak
+    from intradp_ros.eval.soak_report import ProcSample
+
+    samples = {
+        "server": [ProcSample(100.0 + 5 * i, 900.0 + i, 26) for i in range(10)],
+        "client_robot1": [ProcSample(101.0 + 5 * i, 650.0, 27) for i in range(10)],
+    }
+    path = plot_soak(samples, tmp_path / "soak.png", "soak", {"robot1": [(110.0, 0.3), (120.0, 0.4)]})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000

@@ -113,8 +113,22 @@ def test_input_size_is_validated_and_can_change(s6):
         KapaoModel("x6")
 
 
-def test_an_image_of_another_size_is_refused_naming_both_sizes(s6):
-    other = (SMALL_HW[0] + 64, SMALL_HW[1])
+def test_an_image_of_another_multiple_of_64_size_adapts_the_decode_exactly(s6):
+    other = (SMALL_HW[0] + 64, SMALL_HW[1] - 64)
+    x = torch.randint(0, 256, (1, 3) + other, dtype=torch.uint8)
+    built_there = KapaoModel("s6", other)
+    built_there.load_state_dict(s6.state_dict())
+    built_there.eval()
+    with torch.no_grad():
+        det, raw = s6(x)
+        want_det, want_raw = built_there(x)
+    assert det.shape == want_det.shape and torch.equal(det, want_det)
+    assert all(torch.equal(a, b) for a, b in zip(raw, want_raw))
+    assert s6.detect.grid0.shape[2:4] == (SMALL_HW[0] // 8, SMALL_HW[1] // 8), "the build-size buffers stay"
+
+
+def test_an_image_whose_size_is_not_a_multiple_of_64_is_refused_naming_both_sizes(s6):
+    other = (SMALL_HW[0] + 32, SMALL_HW[1])
     x = torch.randint(0, 256, (1, 3) + other, dtype=torch.uint8)
     built = f"{SMALL_HW[0]}x{SMALL_HW[1]}"
     with pytest.raises(ValueError, match=f"built for input {built} .* image of {other[0]}x{other[1]}"):
