@@ -416,6 +416,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _constants_on(g: Graph, dev: torch.device) -> dict[str, Any]:
+    """The graph's constants moved to `dev` (what a forward pass of its row maps reads)."""
+    return {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
+
+
+def _last_uses(g: Graph, keep_outputs: bool) -> list[int]:
+    """Per node, the index of the last node that reads its value (a forward pass frees it after that one);
+    outputs are kept to the end when `keep_outputs`."""
+    last_use = [n.index for n in g.nodes]
+    for n in g.nodes:
+        for u in n.inputs:
+            last_use[u] = max(last_use[u], n.index)
+    if keep_outputs:
+        for i in g.output_indices:
+            last_use[i] = len(g.nodes)
+    return last_use
+
+
 def profile_graph(
     g: Graph,
     inputs: Sequence[torch.Tensor],
@@ -444,13 +462,8 @@ def profile_graph(
     a band beyond its rows' profile (`measure_band_overhead`). `progress(done, total)` is called after each node of
     each pass."""
     dev = torch.device(device)
-    consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
-    last_use = [n.index for n in g.nodes]
-    for n in g.nodes:
-        for u in n.inputs:
-            last_use[u] = max(last_use[u], n.index)
-    for i in g.output_indices:
-        last_use[i] = len(g.nodes)
+    consts = _constants_on(g, dev)
+    last_use = _last_uses(g, keep_outputs=True)
     sizes_of = [row_counts(n.extent, sizes) if n.is_local else [n.extent] for n in g.nodes]
     samples: list[dict[int, list[float]]] = [{r: [] for r in rs} for rs in sizes_of]
     # bytes per row on the wire: the graph's, except sparse nodes, whose survivors are counted on the inputs
@@ -782,11 +795,8 @@ def measure_codec_profiles(
     from intradp_ros.core.codec_choice import SampleCollector  # late: imports the codec registry
 
     dev = torch.device(device)
-    consts = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in g.constants.items()}
-    last_use = [n.index for n in g.nodes]
-    for n in g.nodes:
-        for u in n.inputs:
-            last_use[u] = max(last_use[u], n.index)
+    consts = _constants_on(g, dev)
+    last_use = _last_uses(g, keep_outputs=False)
     collector = SampleCollector(g.nodes)
     values: list[Any] = [None] * len(g.nodes)
     with torch.no_grad():

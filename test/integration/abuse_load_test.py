@@ -46,8 +46,7 @@ def child_pids(pid):
         return []
 
 
-def distributed(s):
-    return s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]
+distributed = lib.distributed
 
 
 class AbuseLoadTest(lib.SystemTestCase):

@@ -31,8 +31,7 @@ FRAMES = 10
 RESUME_LIMIT = 10.0  # s from the end of a fault to the first distributed frame (heartbeat, handshake, plan)
 
 
-def distributed(s):
-    return s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]
+distributed = lib.distributed
 
 
 class FaultsHangTest(lib.SystemTestCase):

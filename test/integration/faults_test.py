@@ -24,8 +24,7 @@ RESUME_LIMIT = 5.0
 READY_RE = re.compile(r"\[INFO\] \[(\d+\.\d+)\]: server ready")
 
 
-def distributed(s):
-    return s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]
+distributed = lib.distributed
 
 
 class FaultsTest(lib.SystemTestCase):

@@ -274,6 +274,11 @@ class LocalReference:
         return out
 
 
+def distributed(s):
+    """A stats line of a frame that really ran on both sides: tiles went up and came down, no local fallback."""
+    return s["tiles_up"] > 0 and s["tiles_down"] > 0 and not s["fell_back"]
+
+
 def frame_index(frame_id):
     """'f7' or 'f7_23' -> 7."""
     return int(str(frame_id)[1:].split("_")[0])
