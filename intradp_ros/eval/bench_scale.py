@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from intradp_ros.eval.fleet import FleetConfig, FleetRun, run_fleet, wrong_results
+from intradp_ros.eval.fleet import FleetConfig, FleetRun, run_cli, run_fleet, wrong_results
 from intradp_ros.eval.soak_report import RobotFigures, figures_table, robot_figures
 
 REFUSED_BUSY_RE = re.compile(r"server: refused request \d+: \d+ requests of this robot already in flight")
@@ -116,14 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """main() with the testbed's errors (no root, not enough memory, a robot that never ran distributed) as one line."""
-    from intradp_ros.eval.sysexec import TestbedError
-
-    try:
-        return main(argv)
-    except TestbedError as err:
-        print(f"bench_scale: {err}", file=sys.stderr)
-        return 2
+    """main() with the testbed's errors as one line (fleet.run_cli)."""
+    return run_cli("bench_scale", main, argv)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,16 @@ FRAMES = 8  # distinct camera frames each feeder cycles through (the reference c
 LOW_MEMORY_MB = 700.0  # the run stops (and tears everything down) when the host's MemAvailable falls below this
 
 
+def run_cli(tool: str, main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """`main(argv)` with the testbed's errors (no root, not enough memory, a robot that never ran distributed) as
+    one line naming `tool`, exit status 2: the fleet tools' entry point."""
+    try:
+        return main(argv)
+    except TestbedError as err:
+        print(f"{tool}: {err}", file=sys.stderr)
+        return 2
+
+
 def check_host_memory() -> None:
     """Stop the run before the kernel's OOM killer picks a process (often another job's, the largest)."""
     have = mem_available_mb()

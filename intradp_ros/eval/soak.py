@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from intradp_ros.eval.fleet import FleetConfig, run_fleet, wrong_results
+from intradp_ros.eval.fleet import FleetConfig, run_cli, run_fleet, wrong_results
 from intradp_ros.eval.plots import plot_soak
 from intradp_ros.eval.soak_report import MB_PER_H_BOUND, THREADS_PER_H_BOUND, figures_table, growth, robot_figures
 
@@ -117,14 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """main() with the testbed's errors (no root, not enough memory, a robot that never ran distributed) as one line."""
-    from intradp_ros.eval.sysexec import TestbedError
-
-    try:
-        return main(argv)
-    except TestbedError as err:
-        print(f"soak: {err}", file=sys.stderr)
-        return 2
+    """main() with the testbed's errors as one line (fleet.run_cli)."""
+    return run_cli("soak", main, argv)
 
 
 if __name__ == "__main__":
