@@ -8,9 +8,22 @@ caches.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 CACHE_ENV = "INTRADP_CACHE"
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write `text` to `path` through a temporary file renamed over it, making the folder first: a reader (in this
+    or another process) sees the old file or the whole new one, never half of one; each writer thread has its own
+    temporary name."""
+    target = os.fspath(path)
+    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+    tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, target)
 
 
 def default_cache_dir(sub: str = "") -> Path:

@@ -13,6 +13,8 @@ import math
 import os
 from collections.abc import Sequence
 
+from intradp_ros.core.cache import write_atomic
+
 FORMAT = "intradp-calibration-frames/1"
 
 
@@ -38,9 +40,4 @@ def write_frame_times(path: str | os.PathLike[str], graph_fingerprint: str, time
     """Store `times` for this graph atomically (a reader never sees half a file)."""
     if not times or any(not (math.isfinite(t) and t > 0) for t in times):
         raise ValueError(f"frame times must be finite and > 0, got {list(times)!r}")
-    target = os.fspath(path)
-    os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    tmp = f"{target}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"format": FORMAT, "graph": graph_fingerprint, "frame_s": [float(t) for t in times]}, f)
-    os.replace(tmp, target)
+    write_atomic(path, json.dumps({"format": FORMAT, "graph": graph_fingerprint, "frame_s": [float(t) for t in times]}))

@@ -27,13 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from intradp_ros.core.cache import default_cache_dir
+from intradp_ros.core.cache import default_cache_dir, write_atomic
 from intradp_ros.core.formats import PLAN_BOOK_KEY_TAG
 from intradp_ros.core.graph import Graph
 from intradp_ros.core.plan import Plan, PlanError
@@ -295,10 +294,7 @@ def build_plan_book(
         modes[Mode.DSCCS].append((b, coded(dsccs_plan(g, cm, b * MB), b)))
         modes[Mode.SPSO_GA].append((b, coded(spso_plan(g, cm, b * MB, deadline_s, lp), b)))
     book = PlanBook(g, table, plans, modes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(book.to_json({"robot_s": totals[0], "server_s": totals[1], "camera_ratio": keys.camera}))
-    os.replace(tmp, path)
+    write_atomic(path, book.to_json({"robot_s": totals[0], "server_s": totals[1], "camera_ratio": keys.camera}))
     for sub in ("plan_books", "plan_tables"):
         prune_cache(folder / sub, f"{g.fingerprint}_*.json", MAX_CACHED_PER_GRAPH)
     return book, False

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -20,7 +19,10 @@ from typing import Any
 import numpy as np
 
 from intradp_ros.core.baselines import LayerPartitions, dsccs_plan, spso_choice
-from intradp_ros.core.cache import default_cache_dir  # re-exported: callers import it from here too
+from intradp_ros.core.cache import (  # default_cache_dir re-exported: callers import it from here too
+    default_cache_dir,
+    write_atomic,
+)
 from intradp_ros.core.cost_model import CostModel, Prediction
 from intradp_ros.core.formats import PLAN_TABLE_FORMAT
 from intradp_ros.core.graph import Graph
@@ -260,8 +262,5 @@ def cached_table(
         except PlanTableError:
             pass
     table = build_table(g, robot, server, grid, power, cfg, deadline_s, overhead_s, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(table.to_json())
-    os.replace(tmp, path)
+    write_atomic(path, table.to_json())
     return table, False

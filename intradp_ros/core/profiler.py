@@ -49,6 +49,7 @@ import torch
 from scipy.optimize import nnls
 
 from intradp_ros.core.auth import mac_cost_s_per_mb
+from intradp_ros.core.cache import write_atomic
 from intradp_ros.core.codecs.profile import CodecProfile
 from intradp_ros.core.formats import PROFILE_FORMAT, PROFILE_FORMATS
 from intradp_ros.core.graph import Graph
@@ -690,11 +691,7 @@ def handshake_profiles_path(cache_dir: str | os.PathLike[str], g: Graph, robot: 
 def write_handshake_profiles(path: str | os.PathLike[str], robot_json: str, server_json: str) -> None:
     if not robot_json:
         return
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"robot_profile": robot_json, "server_profile": server_json}, f)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"robot_profile": robot_json, "server_profile": server_json}))
 
 
 def read_handshake_profiles(path: str | os.PathLike[str], g: Graph) -> tuple[Profile, Profile | None] | None:
@@ -847,8 +844,4 @@ def cached_profile(
 
 
 def _store_profile(path: str, prof: Profile) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # writers in other processes never share it
-    with open(tmp, "w") as f:
-        f.write(prof.to_json())
-    os.replace(tmp, path)
+    write_atomic(path, prof.to_json())

@@ -16,3 +16,14 @@ def test_root_and_subfolders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert plan_table.default_cache_dir is cache.default_cache_dir  # one function, re-exported
     monkeypatch.setenv("INTRADP_CACHE", "")
     assert cache.default_cache_dir() == Path.home() / ".cache" / "intradp_ros"
+
+
+def test_write_atomic_makes_the_folder_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    from intradp_ros.core.cache import write_atomic
+
+    target = tmp_path / "a" / "b" / "x.json"
+    write_atomic(target, "first")
+    assert target.read_text() == "first"
+    write_atomic(str(target), "second")
+    assert target.read_text() == "second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"], "no temporary file left behind"
