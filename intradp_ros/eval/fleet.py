@@ -89,6 +89,7 @@ class FleetRun:
     server_log: str = ""
     logdir: Path | None = None
     rate_changes: int = 0
+    rate_samples_skipped: int = 0  # trace samples passed over because the replay was behind
 
 
 class Sampler(threading.Thread):
@@ -189,6 +190,7 @@ def run_fleet(cfg: FleetConfig, say: Callable[[str], None] = print) -> FleetRun:
         run.window = (t0, time.time())
         replay = system.tb.replay
         run.rate_changes = replay.changes if replay is not None else 0
+        run.rate_samples_skipped = replay.skipped if replay is not None else 0
         time.sleep(cfg.deadline_s + 1.0)  # the last frames' results and stats
         sampler.stop()
         sampler.join(timeout=10)

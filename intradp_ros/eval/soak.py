@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(
         f"\n[soak] {args.robots} robots x {args.rate:g} Hz, KAPAO-S 256x320, {args.minutes:g} min measured, trace "
-        f"{Path(args.trace).name if args.trace else 'none'} ({run.rate_changes} rate changes); slopes leave out the "
+        f"{Path(args.trace).name if args.trace else 'none'} ({run.rate_changes} rate changes, "
+        f"{run.rate_samples_skipped} late samples skipped); slopes leave out the "
         f"first {args.warmup_minutes:g} min; run took {(time.time() - began) / 60:.1f} min"
     )
     for g in grows:
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "growth": [{**asdict(g), "passed": g.passed} for g in grows],
         "robots": [{**asdict(f), "lost": f.lost} for f in figures],
         "rate_changes": run.rate_changes,
+        "rate_samples_skipped": run.rate_samples_skipped,
         "samples": {n: [asdict(s) for s in ss] for n, ss in run.samples.items()},
         "passed": passed,
     }

@@ -99,7 +99,11 @@ class Side:
 
 
 class TraceReplay(threading.Thread):
-    """Thread that walks a trace and sets the testbed's shaping rate at each sample's time."""
+    """Thread that walks a trace and sets the testbed's shaping rate at each sample's time.
+
+    It follows the trace's clock, not its sample count: when it falls behind (each `tc change` takes milliseconds,
+    more on a loaded host), samples whose successor is already due are skipped (`skipped`), so the link is always
+    on the rate the trace has now."""
 
     def __init__(self, testbed: Testbed, samples: Sequence[Sample], speed: float, loop: bool) -> None:
         super().__init__(name="trace-replay", daemon=True)
@@ -109,6 +113,7 @@ class TraceReplay(threading.Thread):
         self._loop = loop
         self._stop_event = threading.Event()
         self.changes = 0
+        self.skipped = 0  # samples passed over because the next one was already due
         self.rate_mbit: float | None = None
         self.error: BaseException | None = None
 
@@ -125,9 +130,16 @@ class TraceReplay(threading.Thread):
         pass_index = 0
         try:
             while not self._stop_event.is_set():
-                for offset, rate in replay_schedule(self._samples, self._speed, pass_index):
+                schedule = replay_schedule(self._samples, self._speed, pass_index)
+                for i, (offset, rate) in enumerate(schedule):
                     if self._stop_event.wait(max(0.0, start + offset - time.monotonic())):
                         return
+                    if i + 1 < len(schedule) and start + schedule[i + 1][0] <= time.monotonic():
+                        # Behind the trace (a loaded host, slow tc calls): the next sample is already due, so
+                        # this rate would hold for no time at all. Skip to the current one instead of replaying
+                        # a backlog that keeps the link on stale rates.
+                        self.skipped += 1
+                        continue
                     if rate != self.rate_mbit:
                         self._tb.set_rate(rate)
                         self.rate_mbit = rate

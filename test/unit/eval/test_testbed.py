@@ -2,6 +2,7 @@
 
 import ipaddress
 import threading
+import time
 
 import pytest
 
@@ -103,12 +104,28 @@ class FakeTestbed:
 
 def test_trace_replay_applies_each_changed_rate_in_order():
     fake = FakeTestbed(last_rate=5.0)
-    replay = TraceReplay(fake, [(0.0, 10.0), (0.01, 10.0), (0.02, 20.0), (0.03, 5.0)], speed=10.0, loop=False)
+    # samples 0.4 s apart: a replay thread late by less than that applies every one
+    replay = TraceReplay(fake, [(0.0, 10.0), (0.4, 10.0), (0.8, 20.0), (1.2, 5.0)], speed=1.0, loop=False)
     replay.start()
     replay.join(timeout=10)
     assert not replay.is_alive()
     assert fake.rates == [10.0, 20.0, 5.0]  # the repeated 10.0 is not re-applied
-    assert replay.changes == 3 and replay.error is None
+    assert replay.changes == 3 and replay.skipped == 0 and replay.error is None
+
+
+def test_trace_replay_behind_the_trace_skips_to_the_current_rate():
+    class SlowTestbed(FakeTestbed):
+        def set_rate(self, rate):
+            time.sleep(0.3)  # a tc call on a loaded host: every later sample is already due afterwards
+            super().set_rate(rate)
+
+    fake = SlowTestbed(last_rate=5.0)
+    replay = TraceReplay(fake, [(0.0, 10.0), (0.01, 30.0), (0.02, 20.0), (0.03, 5.0)], speed=1.0, loop=False)
+    replay.start()
+    replay.join(timeout=10)
+    assert not replay.is_alive()
+    assert fake.rates == [10.0, 5.0]  # the stale 30 and 20 are never applied
+    assert replay.skipped == 2 and replay.changes == 2 and replay.error is None
 
 
 def test_trace_replay_stops_when_asked_and_keeps_errors():
