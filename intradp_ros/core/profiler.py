@@ -1,7 +1,8 @@
 """Operator profiles: how long each node takes on one device as a function of the rows it computes.
 
 The scheduler needs, per node and side, t(rows): small tiles are not proportionally cheaper (fixed
-per-call cost, cache effects), so several tile sizes are timed (warm-up, repeats, median) and a line
+per-call cost, cache effects), so several tile sizes are timed (warm-up, repeats, the least: load only adds
+time) and a line
 t(r) = a + b*r (a, b >= 0, non-negative least squares) is fitted. A profile also records the bytes of
 one row of every node (what a transfer of its rows costs), the per-message transport overhead and a
 description of the device. Profiles are JSON (never pickled: the client's profile crosses the network
@@ -32,6 +33,7 @@ machine never share a cached profile.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import os
@@ -70,20 +72,34 @@ class NodeProfile:
 
     def time(self, rows: int) -> float:
         """Predicted seconds to compute `rows` rows (0 rows cost nothing): between two measured row counts, the
-        line through their medians (the measured rows->time curve: a band of 1/32 of a convolution's rows is not
-        1/32 of its time, and the curve is not one line: small tiles often run faster per row, in cache); outside
-        them, or with one measured count, the fitted line t = a + b*r."""
+        line through their measurements (the measured rows->time curve: a band of 1/32 of a convolution's rows is
+        not 1/32 of its time, and the curve is not one line: small tiles often run faster per row, in cache);
+        outside them, or with one measured count, the fitted line t = a + b*r. Never more than a larger measured
+        count: computing fewer rows never takes longer, so a small tile timed during a load spike (a profile
+        measured at load 10 held 20 ms for 56 rows of an element-wise op that took 6 ms for all 224) is capped by
+        the larger tiles' times instead of being charged to every band."""
         if rows <= 0:
             return 0.0
-        r, s = self.rows, self.seconds
-        if len(r) >= 2 and r[0] <= rows <= r[-1] and len(s) == len(r):
-            i = bisect.bisect_left(r, rows)
-            if r[i] == rows:
-                return s[i]
-            lo, hi = r[i - 1], r[i]
-            if lo < hi:  # ascending, as profile_graph writes them; otherwise the line
+        r, s = self.rows, self.curve
+        if len(r) >= 2 and len(s) == len(r) and all(lo < hi for lo, hi in zip(r, r[1:])):
+            if rows < r[0]:
+                return min(self.a + self.b * rows, s[0])
+            if rows <= r[-1]:
+                i = bisect.bisect_left(r, rows)
+                if r[i] == rows:
+                    return s[i]
+                lo, hi = r[i - 1], r[i]
                 return s[i - 1] + (s[i] - s[i - 1]) * (rows - lo) / (hi - lo)
         return self.a + self.b * rows
+
+    @functools.cached_property
+    def curve(self) -> list[float]:
+        """The measured seconds made non-decreasing in rows: each count's time is at most every larger count's
+        (the least of its own and the larger ones', a suffix minimum)."""
+        out = list(self.seconds)
+        for i in range(len(out) - 2, -1, -1):
+            out[i] = min(out[i], out[i + 1])
+        return out
 
 
 @dataclass
@@ -515,7 +531,10 @@ def profile_graph(
             profs.append(NodeProfile([n.extent], [0.0], 0.0, 0.0))
             continue
         rows = sorted(samples[n.index])
-        secs = [float(statistics.median(samples[n.index][r])) for r in rows]
+        # the least of the passes, not their median: other processes' load only ever adds time, and on a shared
+        # machine a spike hits one or two of three passes (a server profile measured at load 10 held VGG19 at
+        # 2.1 s for a 0.5 s forward, with per-call times that made every band look as dear as the whole layer)
+        secs = [float(min(samples[n.index][r])) for r in rows]
         a_fit, b_fit = fit_line(rows, secs)
         profs.append(NodeProfile(rows, secs, a_fit, b_fit))
     ovh = measure_message_overhead() if message_overhead_s is None else float(message_overhead_s)
@@ -534,6 +553,7 @@ def profile_graph(
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
     if band_overhead:
         prof.band_step_s = measure_band_overhead(g, inputs, dev, prof)
+        prof.device[BAND_COST_KEY] = True  # measured (0 is a measurement too): cached_profile can tell
     prof.mac_s_per_byte = mac_cost_s_per_mb() / (1 << 20)  # this CPU's tile MAC, charged on authenticated links
     if wire_cost:
         wire = measure_tile_wire_cost()
@@ -828,6 +848,8 @@ def cached_profile(
         try:
             with open(path) as f:
                 prof = Profile.from_json(f.read(), g)
+            if missing_band_cost(prof, kwargs):
+                raise ProfileError("cached profile lacks what a banded plan costs: measured again")
             if prof.device.get("codec_input", "") == codec_input:
                 return prof, True
             fresh = prof.with_codecs(measure_codec_profiles(g, inputs, device, int(kwargs.get("codec_repeats", 3))))
@@ -841,6 +863,19 @@ def cached_profile(
         prof.device["codec_input"] = codec_input
     _store_profile(path, prof)
     return prof, False
+
+
+BAND_COST_KEY = "band_cost_measured"  # device fact: the profile's per-band and per-tile wire costs were measured
+
+
+def missing_band_cost(prof: Profile, kwargs: dict[str, Any]) -> bool:
+    """True when `kwargs` ask for the per-band cost (`band_overhead`) but the cached `prof` was made without it,
+    or without the per-tile wire work (profiles of format /1): a server profile made before streamed plans,
+    or measured without them, would price every band as free or, timed under load, as dear as the whole layer
+    (a cached one made the system benchmark's plan book keep one band everywhere). It is measured again."""
+    if not kwargs.get("band_overhead"):
+        return False
+    return not prof.device.get(BAND_COST_KEY) or (kwargs.get("wire_cost", True) and not any(prof.wire_costs()))
 
 
 def _store_profile(path: str, prof: Profile) -> None:
