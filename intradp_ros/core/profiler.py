@@ -33,6 +33,7 @@ machine never share a cached profile.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import json
 import math
@@ -126,11 +127,35 @@ class Profile:
     # cache-friendly operator calls, halo rows, the concatenation of pieces), in this profile's time units:
     # measured by `measure_band_overhead`; 0 in older profiles.
     band_step_s: float = 0.0
+    # Measured time factor of a band's operator call per band count (k -> factor): device-only in k wavefront bands
+    # against one band, so the model's k-band / one-band ratio of that run is the measured one at every k the
+    # solver tries (`measure_band_factors`); a count between two measured ones is interpolated in log2(k). Empty in
+    # older profiles (then `band_step_s`, or nothing).
+    band_factors: dict[int, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
         """Seconds for `rows` output rows of node `node` on this device."""
         return self.nodes[node].time(rows)
+
+    def band_factor(self, bands: int) -> float:
+        """Time factor of one band's operator call when its node is cut into `bands` bands (1.0: no factors
+        measured, or one band): the measured factor, interpolated in log2(bands) between measured counts, the
+        nearest measured one outside them."""
+        f = self.band_factors
+        if bands <= 1 or not f:
+            return 1.0
+        if bands in f:
+            return f[bands]
+        ks = sorted(f)
+        if bands <= ks[0]:
+            return f[ks[0]]
+        if bands >= ks[-1]:
+            return f[ks[-1]]
+        i = bisect.bisect_left(ks, bands)
+        lo, hi = ks[i - 1], ks[i]
+        w = (math.log2(bands) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
+        return f[lo] + (f[hi] - f[lo]) * w
 
     def tile_send_time(self, nbytes: float) -> float:
         """CPU seconds this side spends turning one tile of `nbytes` payload bytes into wire bytes."""
@@ -180,6 +205,7 @@ class Profile:
             list(codecs),
             *self.wire_costs(),
             self.band_step_s,
+            dict(self.band_factors),
         )
 
     def _times_scaled(
@@ -206,6 +232,7 @@ class Profile:
             # tile wire work is CPU work, like codecs; the band cost is operator time, like the operators
             **{k: w * cf for k, w in zip(WIRE_COST_FIELDS, self.wire_costs())},
             band_step_s=self.band_step_s * factor,
+            band_factors=dict(self.band_factors),  # ratios: a profile scaled in time keeps them
         )
 
     def device_only_s(self) -> float:
@@ -240,6 +267,12 @@ class Profile:
                 "tile_recv_s": self.tile_recv_s,
                 "tile_recv_s_per_byte": self.tile_recv_s_per_byte,
                 "band_step_s": self.band_step_s,
+                # only when measured: profiles without them keep their JSON (and the plan-book keys made from it)
+                **(
+                    {"band_factors": {str(k): f for k, f in sorted(self.band_factors.items())}}
+                    if self.band_factors
+                    else {}
+                ),
             }
         )
 
@@ -268,6 +301,7 @@ class Profile:
                 [CodecProfile.from_dict(c) for c in d.get("codecs", [])],
                 **{k: _nonneg(d.get(k, 0.0)) for k in WIRE_COST_FIELDS},
                 band_step_s=_nonneg(d.get("band_step_s", 0.0)),
+                band_factors=_band_factors(d.get("band_factors", {})),
             )
             from intradp_ros.core.codec_choice import camera_entry, check_camera_entry  # late: codec registry
 
@@ -286,6 +320,24 @@ class Profile:
 
 
 WIRE_COST_FIELDS = ("tile_send_s", "tile_send_s_per_byte", "tile_recv_s", "tile_recv_s_per_byte")
+
+
+MAX_BAND_FACTOR = 1000.0  # a band call measured more than 1000x its profiled time is not a measurement
+MAX_BAND_COUNT = 4096
+
+
+def _band_factors(d: Any) -> dict[int, float]:
+    """Band factors from JSON ({"k": factor}): k an integer in 2..MAX_BAND_COUNT, factor finite in (0,
+    MAX_BAND_FACTOR] (a client's profile arrives in the handshake: bounded like every field)."""
+    if not isinstance(d, dict) or len(d) > 64:
+        raise ValueError(f"band_factors {d!r} is not a small mapping of band count to factor")
+    out: dict[int, float] = {}
+    for k, v in d.items():
+        kk, f = int(k), float(v)
+        if not 2 <= kk <= MAX_BAND_COUNT or not (math.isfinite(f) and 0 < f <= MAX_BAND_FACTOR):
+            raise ValueError(f"band factor {k!r}: {v!r} out of range (2..{MAX_BAND_COUNT} bands, 0..{MAX_BAND_FACTOR})")
+        out[kk] = f
+    return out
 
 
 def _nonneg(v: Any) -> float:
@@ -552,8 +604,8 @@ def profile_graph(
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
     if band_overhead:
-        prof.band_step_s = measure_band_overhead(g, inputs, dev, prof)
-        prof.device[BAND_COST_KEY] = True  # measured (0 is a measurement too): cached_profile can tell
+        prof.band_factors = measure_band_factors(g, inputs, dev, prof)
+        prof.device[BAND_COST_KEY] = True  # measured: cached_profile can tell
     prof.mac_s_per_byte = mac_cost_s_per_mb() / (1 << 20)  # this CPU's tile MAC, charged on authenticated links
     if wire_cost:
         wire = measure_tile_wire_cost()
@@ -639,6 +691,83 @@ def measure_band_overhead(
     if m1 <= 0:
         return 0.0
     return max(0.0, mk * pred_1 / m1 - pred_k) / banded_steps
+
+
+# band counts whose factor `measure_band_factors` measures: the counts the solver tries (solver.BAND_CHOICES)
+BAND_FACTOR_COUNTS = (2, 4, 8, 16, 32)
+
+
+def band_factor_from_runs(prof: Profile, many: Any, ratio: float) -> float:
+    """The factor on the banded steps' operator time that makes the cost model's device-only replay of the banded
+    plan `many` equal `ratio` x its one-band replay (a single side runs its steps one after another, so the
+    replay is a sum: unbanded part + factor x banded operator time). Clamped to (0, MAX_BAND_FACTOR]."""
+    from intradp_ros.core.cost_model import CostModel  # late: the cost model imports this module
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.runtime.schedule import plan_schedule
+
+    g = many.graph
+    plain = dataclasses.replace(prof, band_step_s=0.0, band_factors={})
+    pred_1 = CostModel(g, plain, plain, codecs=False).latency(Plan.device_only(g), 1e12)
+    fixed, banded = 0.0, 0.0
+    for st in plan_schedule(many, "robot").steps:
+        fixed += prof.step_overhead_s
+        if st.node.is_input:
+            continue
+        t = prof.time(st.node.index, st.rows[1] - st.rows[0])
+        if st.bands > 1:
+            banded += t
+        else:
+            fixed += t
+    if banded <= 0:
+        return 1.0
+    return float(min(max((ratio * pred_1 - fixed) / banded, 1.0 / MAX_BAND_FACTOR), MAX_BAND_FACTOR))
+
+
+def measure_band_factors(
+    g: Graph,
+    inputs: Sequence[torch.Tensor],
+    device: torch.device,
+    prof: Profile,
+    counts: Sequence[int] = BAND_FACTOR_COUNTS,
+    runs: int = 2,
+) -> dict[int, float]:
+    """Per band count k, the factor on a band's profiled operator time that makes the cost model's k-band /
+    one-band ratio of a device-only run the measured one (`band_factor_from_runs`).
+
+    Device-only through the executor in one band and in k wavefront bands for every k, interleaved (the order
+    reversed every pass), the least of `runs` passes after a warm-up pass each: other processes' load only adds
+    time, so a spike in one pass is not charged to every band. One factor per k, not one per-band constant from
+    the finest count: VGG19 224 on 2 threads measured 1.15-1.43x one band at 2-4 bands and 4.5x at 32, which a
+    constant per band fitted at 32 charged 1.75-2.5x at 2-4 bands, so the solver never streamed. A factor below
+    1 is the operator profile overestimating bands (tiles timed one at a time, out of cache)."""
+    from intradp_ros.core.executor import ClientHalf
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.transport import inprocess_pair
+
+    one = Plan.device_only(g)
+    plans = {k: one.with_bands(k) for k in counts}
+    plans = {k: p for k, p in plans.items() if p.is_banded}
+    if not plans:
+        return {}
+    order: list[tuple[int, Plan]] = [(1, one), *plans.items()]
+    times: dict[int, list[float]] = {k: [] for k, _ in order}
+    robot_end, _server_end = inprocess_pair(None)
+    client = ClientHalf(g, robot_end, device=device)
+    try:
+        with torch.no_grad():
+            for i in range(runs + 1):
+                for k, plan in order[:: 1 if i % 2 else -1]:
+                    t0 = time.perf_counter()
+                    client.infer(plan, *inputs)
+                    _sync(device)
+                    if i:
+                        times[k].append(time.perf_counter() - t0)
+    finally:
+        client.close()
+    t1 = min(times[1])
+    if t1 <= 0:
+        return {}
+    return {k: band_factor_from_runs(prof, plans[k], min(times[k]) / t1) for k in plans}
 
 
 # ---------------------------------------------------------------------------------------------- calibration
