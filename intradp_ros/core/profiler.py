@@ -710,9 +710,9 @@ def band_factor_from_runs(prof: Profile, many: Any, ratio: float) -> float:
     pred_1 = CostModel(g, plain, plain, codecs=False).latency(Plan.device_only(g), 1e12)
     fixed, banded = 0.0, 0.0
     for st in plan_schedule(many, "robot").steps:
-        fixed += prof.step_overhead_s
-        if st.node.is_input:
+        if st.node.is_input:  # the banded replay charges graph inputs nothing
             continue
+        fixed += prof.step_overhead_s
         t = prof.time(st.node.index, st.rows[1] - st.rows[0])
         if st.bands > 1:
             banded += t

@@ -404,3 +404,23 @@ def test_a_cached_profile_without_band_costs_is_measured_again_when_they_are_ask
     assert not hit and banded.device[BAND_COST_KEY] is True and any(banded.wire_costs())
     again, hit = cached_profile(g, [x], tmp_path, band_overhead=True, **kw)
     assert hit and again.to_json() == banded.to_json()
+
+
+def test_band_factors_are_measured_per_count_travel_in_the_json_and_are_bounded():
+    """`profile_graph(band_overhead=True)` measures one factor per band count the solver tries; the factors round
+    trip through JSON; out-of-range ones (a client's profile arrives in the handshake) are refused; profiles without
+    them keep their JSON (plan-book keys) and load with none."""
+    g, x = conv_chain(2, h=32)
+    p = profile_graph(g, [x], warmup=0, repeats=1, sizes=2, band_overhead=True)
+    assert set(p.band_factors) <= {2, 4, 8, 16, 32} and p.band_factors
+    assert all(0 < f <= 1000 for f in p.band_factors.values())
+    back = Profile.from_json(p.to_json(), g)
+    assert back.band_factors == p.band_factors
+    for bad in ({"1": 2.0}, {"4": 0.0}, {"4": 1e9}, {"x": 1.0}, [1, 2]):
+        d = json.loads(p.to_json())
+        d["band_factors"] = bad
+        with pytest.raises(ProfileError):
+            Profile.from_json(json.dumps(d), g)
+    plain = dataclasses.replace(p, band_factors={})
+    assert "band_factors" not in json.loads(plain.to_json())
+    assert Profile.from_json(plain.to_json(), g).band_factors == {}
