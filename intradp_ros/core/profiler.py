@@ -14,10 +14,11 @@ robot's codec costs travel in the handshake with its operator profile. A profile
 loads with none: the cost model then sends every tile uncompressed.
 
 A profile also carries what a streamed (banded) plan pays beyond its operators: the per-tile wire work of this
-CPU (`measure_tile_wire_cost`: making, serialising, decoding and checking a tile, fixed + per byte) and, when asked,
-the per-band cost (`measure_band_overhead`: device-only in 32 bands against one band, beyond what the operator
-profile predicts). Both load as 0 from older profiles. A node's t(rows) between two profiled row counts follows
-the measured curve (interpolation), the fitted line only outside them.
+CPU (`measure_tile_wire_cost`: making, serialising, decoding and checking a tile, fixed + per byte, the per-call part
+timed cold) and, when asked, the band factors (`measure_band_factors`: device-only in k = 2..32 bands against one
+band, the factor on a band's operator time that reproduces each measured ratio; the older per-band constant
+`band_step_s` of `measure_band_overhead` is still read). Older profiles load without them. A node's t(rows) between
+two profiled row counts follows the measured curve (interpolation), the fitted line only outside them.
 
 On machines without a GPU the server profile is derived from the robot's by a stated speed ratio
 (`Profile.scaled`); the ratio is recorded in the profile's device description.
