@@ -450,15 +450,17 @@ def measure_tile_wire_cost(repeats: int = 30) -> tuple[float, float, float, floa
     from intradp_ros.core.codecs.profile import cold_buffer, evict_caches
     from intradp_ros.core.tile import CODEC_RAW, Tile
 
-    def one(nbytes: int, t: torch.Tensor) -> tuple[float, float]:
+    def one(nbytes: int, t: torch.Tensor, between: Callable[[], None] = lambda: None) -> tuple[float, float]:
         t0 = time.perf_counter()
         tile = Tile(1, 1, 1, 0, 0, t.shape[0], t.detach().contiguous().numpy(), CODEC_RAW, 0, "")
         wire = encode_tile(tile)
+        sent = time.perf_counter() - t0
+        between()
         t1 = time.perf_counter()
         back = decode_tile(wire)
         data = back.data if back.data.flags.writeable else back.data.copy()
         torch.from_numpy(data)
-        return t1 - t0, time.perf_counter() - t1
+        return sent, time.perf_counter() - t1
 
     send_med, recv_med = [], []
     for nbytes in WIRE_SAMPLE_BYTES:
@@ -474,8 +476,7 @@ def measure_tile_wire_cost(repeats: int = 30) -> tuple[float, float, float, floa
     cold = []
     for _ in range(max(3, repeats)):
         evict_caches(buf)
-        cold.append(one(small, t))
-    del buf
+        cold.append(one(small, t, functools.partial(evict_caches, buf)))  # the receiver meets it cold too
     sizes = list(WIRE_SAMPLE_BYTES)
     sa, sb = fit_line(sizes, send_med)
     ra, rb = fit_line(sizes, recv_med)
