@@ -497,8 +497,9 @@ class BandedSimulation:
     """Event replay of a banded plan, as the runtime runs it (core/runtime): per side one compute timeline
     over the schedule's steps (one band of one node each); a step starts when the side is free, the steps it
     reads are done and its tiles have arrived, lowest schedule priority first among those ready (the
-    wavefront); it takes the profile's t(rows of the band) plus the measured per-step overhead, plus, for a node
-    cut into several bands, the profile's measured per-band cost (`Profile.band_step_s`); its tiles
+    wavefront); it takes the profile's t(rows of the band) plus the measured per-step overhead; for a node cut into
+    several bands the operator time is multiplied by the profile's measured factor for that band count
+    (`Profile.band_factor`; older profiles add their per-band constant `band_step_s` instead); its tiles
     enter that direction's FIFO link when it ends and occupy it for `overhead + bytes / bandwidth`. The
     request ends when the robot holds every output. Structure is built once; `latency(bw)` replays it."""
 
@@ -512,11 +513,8 @@ class BandedSimulation:
         self.cost: dict[str, list[float]] = {}
         self.compute_s: dict[str, float] = {}
         for side in self.sides:
-            band_s = (cm.robot if side == ROBOT else cm.server).band_step_s
-            c = [
-                0.0 if st.node.is_input else cm._time(side, st.node.index, st.rows) + (band_s if st.bands > 1 else 0.0)
-                for st in self.schedules[side].steps
-            ]
+            prof = cm.robot if side == ROBOT else cm.server
+            c = [0.0 if st.node.is_input else self._step_s(prof, side, st) for st in self.schedules[side].steps]
             self.cost[side] = c
             self.compute_s[side] = float(sum(c))
         # tiles: key -> (index, bytes); who sends which tile after which step
@@ -553,6 +551,15 @@ class BandedSimulation:
             side: [[self.tiles[k] for k in st.waits] for st in self.schedules[side].steps] for side in self.sides
         }
         self.output_waits = [self.tiles[k] for k in self.schedules[ROBOT].output_waits]
+
+    def _step_s(self, prof: Profile, side: str, st: Any) -> float:
+        """One step's seconds: its rows' profiled time (x the measured factor of its node's band count) plus the
+        step overhead, plus the per-band constant of profiles made before band factors."""
+        t = self.cm._time(side, st.node.index, st.rows)
+        if st.bands <= 1:
+            return t
+        op = t - prof.step_overhead_s  # _time adds the step overhead to the operator time
+        return op * prof.band_factor(st.bands) + prof.step_overhead_s + prof.band_step_s
 
     @property
     def bytes_up(self) -> int:

@@ -1,7 +1,8 @@
 """Operator profiles: how long each node takes on one device as a function of the rows it computes.
 
 The scheduler needs, per node and side, t(rows): small tiles are not proportionally cheaper (fixed
-per-call cost, cache effects), so several tile sizes are timed (warm-up, repeats, median) and a line
+per-call cost, cache effects), so several tile sizes are timed (warm-up, repeats, the least: load only adds
+time) and a line
 t(r) = a + b*r (a, b >= 0, non-negative least squares) is fitted. A profile also records the bytes of
 one row of every node (what a transfer of its rows costs), the per-message transport overhead and a
 description of the device. Profiles are JSON (never pickled: the client's profile crosses the network
@@ -13,10 +14,11 @@ robot's codec costs travel in the handshake with its operator profile. A profile
 loads with none: the cost model then sends every tile uncompressed.
 
 A profile also carries what a streamed (banded) plan pays beyond its operators: the per-tile wire work of this
-CPU (`measure_tile_wire_cost`: making, serialising, decoding and checking a tile, fixed + per byte) and, when asked,
-the per-band cost (`measure_band_overhead`: device-only in 32 bands against one band, beyond what the operator
-profile predicts). Both load as 0 from older profiles. A node's t(rows) between two profiled row counts follows
-the measured curve (interpolation), the fitted line only outside them.
+CPU (`measure_tile_wire_cost`: making, serialising, decoding and checking a tile, fixed + per byte, the per-call part
+timed cold) and, when asked, the band factors (`measure_band_factors`: device-only in k = 2..32 bands against one
+band, the factor on a band's operator time that reproduces each measured ratio; the older per-band constant
+`band_step_s` of `measure_band_overhead` is still read). Older profiles load without them. A node's t(rows) between
+two profiled row counts follows the measured curve (interpolation), the fitted line only outside them.
 
 On machines without a GPU the server profile is derived from the robot's by a stated speed ratio
 (`Profile.scaled`); the ratio is recorded in the profile's device description.
@@ -32,6 +34,8 @@ machine never share a cached profile.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import functools
 import json
 import math
 import os
@@ -70,20 +74,34 @@ class NodeProfile:
 
     def time(self, rows: int) -> float:
         """Predicted seconds to compute `rows` rows (0 rows cost nothing): between two measured row counts, the
-        line through their medians (the measured rows->time curve: a band of 1/32 of a convolution's rows is not
-        1/32 of its time, and the curve is not one line: small tiles often run faster per row, in cache); outside
-        them, or with one measured count, the fitted line t = a + b*r."""
+        line through their measurements (the measured rows->time curve: a band of 1/32 of a convolution's rows is
+        not 1/32 of its time, and the curve is not one line: small tiles often run faster per row, in cache);
+        outside them, or with one measured count, the fitted line t = a + b*r. Never more than a larger measured
+        count: computing fewer rows never takes longer, so a small tile timed during a load spike (a profile
+        measured at load 10 held 20 ms for 56 rows of an element-wise op that took 6 ms for all 224) is capped by
+        the larger tiles' times instead of being charged to every band."""
         if rows <= 0:
             return 0.0
-        r, s = self.rows, self.seconds
-        if len(r) >= 2 and r[0] <= rows <= r[-1] and len(s) == len(r):
-            i = bisect.bisect_left(r, rows)
-            if r[i] == rows:
-                return s[i]
-            lo, hi = r[i - 1], r[i]
-            if lo < hi:  # ascending, as profile_graph writes them; otherwise the line
+        r, s = self.rows, self.curve
+        if len(r) >= 2 and len(s) == len(r) and all(lo < hi for lo, hi in zip(r, r[1:])):
+            if rows < r[0]:
+                return min(self.a + self.b * rows, s[0])
+            if rows <= r[-1]:
+                i = bisect.bisect_left(r, rows)
+                if r[i] == rows:
+                    return s[i]
+                lo, hi = r[i - 1], r[i]
                 return s[i - 1] + (s[i] - s[i - 1]) * (rows - lo) / (hi - lo)
         return self.a + self.b * rows
+
+    @functools.cached_property
+    def curve(self) -> list[float]:
+        """The measured seconds made non-decreasing in rows: each count's time is at most every larger count's
+        (the least of its own and the larger ones', a suffix minimum)."""
+        out = list(self.seconds)
+        for i in range(len(out) - 2, -1, -1):
+            out[i] = min(out[i], out[i + 1])
+        return out
 
 
 @dataclass
@@ -110,11 +128,35 @@ class Profile:
     # cache-friendly operator calls, halo rows, the concatenation of pieces), in this profile's time units:
     # measured by `measure_band_overhead`; 0 in older profiles.
     band_step_s: float = 0.0
+    # Measured time factor of a band's operator call per band count (k -> factor): device-only in k wavefront bands
+    # against one band, so the model's k-band / one-band ratio of that run is the measured one at every k the
+    # solver tries (`measure_band_factors`); a count between two measured ones is interpolated in log2(k). Empty in
+    # older profiles (then `band_step_s`, or nothing).
+    band_factors: dict[int, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ queries
     def time(self, node: int, rows: int) -> float:
         """Seconds for `rows` output rows of node `node` on this device."""
         return self.nodes[node].time(rows)
+
+    def band_factor(self, bands: int) -> float:
+        """Time factor of one band's operator call when its node is cut into `bands` bands (1.0: no factors
+        measured, or one band): the measured factor, interpolated in log2(bands) between measured counts, the
+        nearest measured one outside them."""
+        f = self.band_factors
+        if bands <= 1 or not f:
+            return 1.0
+        if bands in f:
+            return f[bands]
+        ks = sorted(f)
+        if bands <= ks[0]:
+            return f[ks[0]]
+        if bands >= ks[-1]:
+            return f[ks[-1]]
+        i = bisect.bisect_left(ks, bands)
+        lo, hi = ks[i - 1], ks[i]
+        w = (math.log2(bands) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
+        return f[lo] + (f[hi] - f[lo]) * w
 
     def tile_send_time(self, nbytes: float) -> float:
         """CPU seconds this side spends turning one tile of `nbytes` payload bytes into wire bytes."""
@@ -164,6 +206,7 @@ class Profile:
             list(codecs),
             *self.wire_costs(),
             self.band_step_s,
+            dict(self.band_factors),
         )
 
     def _times_scaled(
@@ -190,6 +233,7 @@ class Profile:
             # tile wire work is CPU work, like codecs; the band cost is operator time, like the operators
             **{k: w * cf for k, w in zip(WIRE_COST_FIELDS, self.wire_costs())},
             band_step_s=self.band_step_s * factor,
+            band_factors=dict(self.band_factors),  # ratios: a profile scaled in time keeps them
         )
 
     def device_only_s(self) -> float:
@@ -224,6 +268,12 @@ class Profile:
                 "tile_recv_s": self.tile_recv_s,
                 "tile_recv_s_per_byte": self.tile_recv_s_per_byte,
                 "band_step_s": self.band_step_s,
+                # only when measured: profiles without them keep their JSON (and the plan-book keys made from it)
+                **(
+                    {"band_factors": {str(k): f for k, f in sorted(self.band_factors.items())}}
+                    if self.band_factors
+                    else {}
+                ),
             }
         )
 
@@ -252,6 +302,7 @@ class Profile:
                 [CodecProfile.from_dict(c) for c in d.get("codecs", [])],
                 **{k: _nonneg(d.get(k, 0.0)) for k in WIRE_COST_FIELDS},
                 band_step_s=_nonneg(d.get("band_step_s", 0.0)),
+                band_factors=_band_factors(d.get("band_factors", {})),
             )
             from intradp_ros.core.codec_choice import camera_entry, check_camera_entry  # late: codec registry
 
@@ -270,6 +321,24 @@ class Profile:
 
 
 WIRE_COST_FIELDS = ("tile_send_s", "tile_send_s_per_byte", "tile_recv_s", "tile_recv_s_per_byte")
+
+
+MAX_BAND_FACTOR = 1000.0  # a band call measured more than 1000x its profiled time is not a measurement
+MAX_BAND_COUNT = 4096
+
+
+def _band_factors(d: Any) -> dict[int, float]:
+    """Band factors from JSON ({"k": factor}): k an integer in 2..MAX_BAND_COUNT, factor finite in (0,
+    MAX_BAND_FACTOR] (a client's profile arrives in the handshake: bounded like every field)."""
+    if not isinstance(d, dict) or len(d) > 64:
+        raise ValueError(f"band_factors {d!r} is not a small mapping of band count to factor")
+    out: dict[int, float] = {}
+    for k, v in d.items():
+        kk, f = int(k), float(v)
+        if not 2 <= kk <= MAX_BAND_COUNT or not (math.isfinite(f) and 0 < f <= MAX_BAND_FACTOR):
+            raise ValueError(f"band factor {k!r}: {v!r} out of range (2..{MAX_BAND_COUNT} bands, 0..{MAX_BAND_FACTOR})")
+        out[kk] = f
+    return out
 
 
 def _nonneg(v: Any) -> float:
@@ -374,31 +443,45 @@ def measure_tile_wire_cost(repeats: int = 30) -> tuple[float, float, float, floa
 
     Send: the runtime's sender work for a computed band (tensor to a contiguous numpy array, a Tile, the wire
     encoding with its field checks); receive: the wire decoding and the copy the receiver makes of the read-only
-    payload (core/runtime/wire.check_tile). Medians per size, a line fitted through them (a, b >= 0). Codec work
-    comes on top, from the codec profiles."""
+    payload (core/runtime/wire.check_tile). Medians per size, a line fitted through them (a, b >= 0); the fixed part
+    is then raised to the smallest size's cold time (`codecs.profile.evict_caches` before each call), as a band
+    tile's call is in a run. Codec work comes on top, from the codec profiles."""
     from intradp_ros.core.codec import decode_tile, encode_tile  # late: the codec imports the codecs
+    from intradp_ros.core.codecs.profile import cold_buffer, evict_caches
     from intradp_ros.core.tile import CODEC_RAW, Tile
+
+    def one(nbytes: int, t: torch.Tensor, between: Callable[[], None] = lambda: None) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        tile = Tile(1, 1, 1, 0, 0, t.shape[0], t.detach().contiguous().numpy(), CODEC_RAW, 0, "")
+        wire = encode_tile(tile)
+        sent = time.perf_counter() - t0
+        between()
+        t1 = time.perf_counter()
+        back = decode_tile(wire)
+        data = back.data if back.data.flags.writeable else back.data.copy()
+        torch.from_numpy(data)
+        return sent, time.perf_counter() - t1
 
     send_med, recv_med = [], []
     for nbytes in WIRE_SAMPLE_BYTES:
         t = torch.rand(max(nbytes // 4, 1))
-        send, recv = [], []
-        for _ in range(max(3, repeats)):
-            t0 = time.perf_counter()
-            tile = Tile(1, 1, 1, 0, 0, t.shape[0], t.detach().contiguous().numpy(), CODEC_RAW, 0, "")
-            wire = encode_tile(tile)
-            t1 = time.perf_counter()
-            back = decode_tile(wire)
-            data = back.data if back.data.flags.writeable else back.data.copy()
-            torch.from_numpy(data)
-            t2 = time.perf_counter()
-            send.append(t1 - t0)
-            recv.append(t2 - t1)
-        send_med.append(statistics.median(send))
-        recv_med.append(statistics.median(recv))
+        pairs = [one(nbytes, t) for _ in range(max(3, repeats))]
+        send_med.append(statistics.median(p[0] for p in pairs))
+        recv_med.append(statistics.median(p[1] for p in pairs))
+    # The per-call part cold: in a run a band tile is made after operator calls or a wait, and a call timed back to
+    # back, warm, is 2-3x cheaper (its bytes, just computed, are warm, so the per-byte slope stays the warm one).
+    small = min(WIRE_SAMPLE_BYTES)
+    buf = cold_buffer()
+    t = torch.rand(max(small // 4, 1))
+    cold = []
+    for _ in range(max(3, repeats)):
+        evict_caches(buf)
+        cold.append(one(small, t, functools.partial(evict_caches, buf)))  # the receiver meets it cold too
     sizes = list(WIRE_SAMPLE_BYTES)
     sa, sb = fit_line(sizes, send_med)
     ra, rb = fit_line(sizes, recv_med)
+    sa = max(sa, statistics.median(c[0] for c in cold) - sb * small)
+    ra = max(ra, statistics.median(c[1] for c in cold) - rb * small)
     return sa, sb, ra, rb
 
 
@@ -515,7 +598,10 @@ def profile_graph(
             profs.append(NodeProfile([n.extent], [0.0], 0.0, 0.0))
             continue
         rows = sorted(samples[n.index])
-        secs = [float(statistics.median(samples[n.index][r])) for r in rows]
+        # the least of the passes, not their median: other processes' load only ever adds time, and on a shared
+        # machine a spike hits one or two of three passes (a server profile measured at load 10 held VGG19 at
+        # 2.1 s for a 0.5 s forward, with per-call times that made every band look as dear as the whole layer)
+        secs = [float(min(samples[n.index][r])) for r in rows]
         a_fit, b_fit = fit_line(rows, secs)
         profs.append(NodeProfile(rows, secs, a_fit, b_fit))
     ovh = measure_message_overhead() if message_overhead_s is None else float(message_overhead_s)
@@ -533,7 +619,8 @@ def profile_graph(
     if step_overhead:
         prof.step_overhead_s = measure_step_overhead(g, inputs, dev)
     if band_overhead:
-        prof.band_step_s = measure_band_overhead(g, inputs, dev, prof)
+        prof.band_factors = measure_band_factors(g, inputs, dev, prof)
+        prof.device[BAND_COST_KEY] = True  # measured: cached_profile can tell
     prof.mac_s_per_byte = mac_cost_s_per_mb() / (1 << 20)  # this CPU's tile MAC, charged on authenticated links
     if wire_cost:
         wire = measure_tile_wire_cost()
@@ -619,6 +706,83 @@ def measure_band_overhead(
     if m1 <= 0:
         return 0.0
     return max(0.0, mk * pred_1 / m1 - pred_k) / banded_steps
+
+
+# band counts whose factor `measure_band_factors` measures: the counts the solver tries (solver.BAND_CHOICES)
+BAND_FACTOR_COUNTS = (2, 4, 8, 16, 32)
+
+
+def band_factor_from_runs(prof: Profile, many: Any, ratio: float) -> float:
+    """The factor on the banded steps' operator time that makes the cost model's device-only replay of the banded
+    plan `many` equal `ratio` x its one-band replay (a single side runs its steps one after another, so the
+    replay is a sum: unbanded part + factor x banded operator time). Clamped to (0, MAX_BAND_FACTOR]."""
+    from intradp_ros.core.cost_model import CostModel  # late: the cost model imports this module
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.runtime.schedule import plan_schedule
+
+    g = many.graph
+    plain = dataclasses.replace(prof, band_step_s=0.0, band_factors={})
+    pred_1 = CostModel(g, plain, plain, codecs=False).latency(Plan.device_only(g), 1e12)
+    fixed, banded = 0.0, 0.0
+    for st in plan_schedule(many, "robot").steps:
+        if st.node.is_input:  # the banded replay charges graph inputs nothing
+            continue
+        fixed += prof.step_overhead_s
+        t = prof.time(st.node.index, st.rows[1] - st.rows[0])
+        if st.bands > 1:
+            banded += t
+        else:
+            fixed += t
+    if banded <= 0:
+        return 1.0
+    return float(min(max((ratio * pred_1 - fixed) / banded, 1.0 / MAX_BAND_FACTOR), MAX_BAND_FACTOR))
+
+
+def measure_band_factors(
+    g: Graph,
+    inputs: Sequence[torch.Tensor],
+    device: torch.device,
+    prof: Profile,
+    counts: Sequence[int] = BAND_FACTOR_COUNTS,
+    runs: int = 2,
+) -> dict[int, float]:
+    """Per band count k, the factor on a band's profiled operator time that makes the cost model's k-band /
+    one-band ratio of a device-only run the measured one (`band_factor_from_runs`).
+
+    Device-only through the executor in one band and in k wavefront bands for every k, interleaved (the order
+    reversed every pass), the least of `runs` passes after a warm-up pass each: other processes' load only adds
+    time, so a spike in one pass is not charged to every band. One factor per k, not one per-band constant from
+    the finest count: VGG19 224 on 2 threads measured 1.15-1.43x one band at 2-4 bands and 4.5x at 32, which a
+    constant per band fitted at 32 charged 1.75-2.5x at 2-4 bands, so the solver never streamed. A factor below
+    1 is the operator profile overestimating bands (tiles timed one at a time, out of cache)."""
+    from intradp_ros.core.executor import ClientHalf
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.transport import inprocess_pair
+
+    one = Plan.device_only(g)
+    plans = {k: one.with_bands(k) for k in counts}
+    plans = {k: p for k, p in plans.items() if p.is_banded}
+    if not plans:
+        return {}
+    order: list[tuple[int, Plan]] = [(1, one), *plans.items()]
+    times: dict[int, list[float]] = {k: [] for k, _ in order}
+    robot_end, _server_end = inprocess_pair(None)
+    client = ClientHalf(g, robot_end, device=device)
+    try:
+        with torch.no_grad():
+            for i in range(runs + 1):
+                for k, plan in order[:: 1 if i % 2 else -1]:
+                    t0 = time.perf_counter()
+                    client.infer(plan, *inputs)
+                    _sync(device)
+                    if i:
+                        times[k].append(time.perf_counter() - t0)
+    finally:
+        client.close()
+    t1 = min(times[1])
+    if t1 <= 0:
+        return {}
+    return {k: band_factor_from_runs(prof, plans[k], min(times[k]) / t1) for k in plans}
 
 
 # ---------------------------------------------------------------------------------------------- calibration
@@ -828,6 +992,8 @@ def cached_profile(
         try:
             with open(path) as f:
                 prof = Profile.from_json(f.read(), g)
+            if missing_band_cost(prof, kwargs):
+                raise ProfileError("cached profile lacks what a banded plan costs: measured again")
             if prof.device.get("codec_input", "") == codec_input:
                 return prof, True
             fresh = prof.with_codecs(measure_codec_profiles(g, inputs, device, int(kwargs.get("codec_repeats", 3))))
@@ -841,6 +1007,19 @@ def cached_profile(
         prof.device["codec_input"] = codec_input
     _store_profile(path, prof)
     return prof, False
+
+
+BAND_COST_KEY = "band_cost_measured"  # device fact: the profile's per-band and per-tile wire costs were measured
+
+
+def missing_band_cost(prof: Profile, kwargs: dict[str, Any]) -> bool:
+    """True when `kwargs` ask for the per-band cost (`band_overhead`) but the cached `prof` was made without it,
+    or without the per-tile wire work (profiles of format /1): a server profile made before streamed plans,
+    or measured without them, would price every band as free or, timed under load, as dear as the whole layer
+    (a cached one made the system benchmark's plan book keep one band everywhere). It is measured again."""
+    if not kwargs.get("band_overhead"):
+        return False
+    return not prof.device.get(BAND_COST_KEY) or (kwargs.get("wire_cost", True) and not any(prof.wire_costs()))
 
 
 def _store_profile(path: str, prof: Profile) -> None:

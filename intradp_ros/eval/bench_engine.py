@@ -355,7 +355,8 @@ def bench_streaming(
     log(
         f"  {key}: {len(g)} nodes, input {tuple(x.shape)} {x.dtype}, profiled in {time.perf_counter() - t0:.0f} s "
         f"(step overhead {prof.step_overhead_s * 1e6:.0f} us, message overhead {cm.overhead_s * 1e6:.0f} us, "
-        f"per-band cost {server_prof.band_step_s * 1e6:.0f} us, tile wire work {prof.tile_send_s * 1e6:.0f} us "
+        f"band factors {' '.join(f'{k}:{f:.2f}' for k, f in sorted(server_prof.band_factors.items())) or 'none'}, "
+        f"tile wire work {prof.tile_send_s * 1e6:.0f} us "
         f"+ {prof.tile_send_s_per_byte * 1e12:.0f} us/MB sent, {server_prof.tile_recv_s * 1e6:.0f} us "
         f"+ {server_prof.tile_recv_s_per_byte * 1e12:.0f} us/MB received)"
     )

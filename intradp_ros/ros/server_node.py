@@ -618,6 +618,7 @@ class IntraDPServer:
                     self.device,
                     repeats=self.s.profile_repeats,
                     progress=bar,
+                    band_overhead=True,  # the server runs streamed plans' bands: price them (measured once, cached)
                 )
             rospy.loginfo(
                 "server: profile of %s on %s %s in %.1f s",

@@ -302,3 +302,40 @@ def test_each_band_of_a_banded_node_pays_the_profiled_band_cost():
     assert steps >= 8
     assert cm.latency(k4, 1e6) == pytest.approx(free_cm.latency(k4, 1e6) + steps * band_s)
     assert costly.scaled(2.0, "x", scale_overhead=False).band_step_s == pytest.approx(2 * band_s)
+
+
+def test_a_banded_nodes_operator_time_is_scaled_by_the_measured_factor_of_its_band_count():
+    """Band factors (measured per band count): a k-band step's operator time x f_k (the step overhead not), one
+    band untouched, counts between measured ones interpolated in log2(k), and the factor made from a measured
+    ratio (`band_factor_from_runs`) reproduces that ratio in the device-only replay."""
+    import dataclasses
+
+    from intradp_ros.core.profiler import band_factor_from_runs
+
+    g, _ = conv_chain(2, h=32)
+    prof = uniform_profile(g, 1e-4, overhead_s=0.0)
+    prof = dataclasses.replace(prof, step_overhead_s=2e-5)
+    one, k4 = Plan.device_only(g), Plan.device_only(g).with_bands(4)
+    free = CostModel(g, prof, prof)
+    costly_prof = dataclasses.replace(prof, band_factors={2: 1.0, 4: 1.5, 8: 3.0})
+    cm = CostModel(g, costly_prof, costly_prof)
+    assert cm.latency(one, 1e6) == pytest.approx(free.latency(one, 1e6)), "one band: no factor"
+    banded_op = sum(
+        prof.time(v, b - a)
+        for v in range(len(g.nodes))
+        if len(k4.bands("robot", v)) > 1
+        for a, b in k4.bands("robot", v)
+    )
+    assert banded_op > 0
+    assert cm.latency(k4, 1e6) == pytest.approx(free.latency(k4, 1e6) + 0.5 * banded_op)
+    assert (
+        costly_prof.band_factor(4) == 1.5 and costly_prof.band_factor(32) == 3.0 and costly_prof.band_factor(1) == 1.0
+    )
+    assert costly_prof.band_factor(2) == 1.0 and costly_prof.band_factor(6) == pytest.approx(
+        1.5 + 1.5 * (2.585 - 2) / 1, rel=1e-3
+    )
+    assert costly_prof.scaled(3.0, "x").band_factors == costly_prof.band_factors, "ratios: unchanged by scaling"
+    f = band_factor_from_runs(prof, k4, 1.7)
+    fitted = dataclasses.replace(prof, band_factors={4: f})
+    fcm = CostModel(g, fitted, fitted, codecs=False)
+    assert fcm.latency(k4, 1e12) / fcm.latency(one, 1e12) == pytest.approx(1.7, rel=1e-6)

@@ -371,3 +371,56 @@ def test_handshake_profiles_round_trip(tmp_path):
     with open(path, "w") as f:
         f.write("{not json")
     assert read_handshake_profiles(path, g) is None
+
+
+def test_fewer_rows_never_cost_more_than_more_rows():
+    """A small tile timed during a load spike (the system benchmark's cached server profile: 56 rows of an
+    element-wise op 19.9 ms, all 224 rows 6.0 ms) is capped by the larger counts' times, so a band is never
+    charged more than the whole layer; an ordinary curve is unchanged."""
+    from intradp_ros.core.profiler import NodeProfile
+
+    spiked = NodeProfile([28, 56, 112, 224], [0.07e-3, 19.9e-3, 11.9e-3, 5.97e-3], 0.0, 2.7e-5)
+    assert spiked.time(56) == pytest.approx(5.97e-3) and spiked.time(112) == pytest.approx(5.97e-3)
+    assert spiked.time(28) == pytest.approx(0.07e-3) and spiked.time(224) == pytest.approx(5.97e-3)
+    assert spiked.time(84) <= spiked.time(224), "between two counts: the capped curve"
+    assert spiked.time(10) <= spiked.time(28), "below the smallest count: the line, at most that count's time"
+    times = [spiked.time(r) for r in range(1, 225)]
+    assert all(a <= b + 1e-15 for a, b in zip(times, times[1:])), "non-decreasing in rows"
+    plain = NodeProfile([4, 8, 16], [1e-3, 1.5e-3, 4e-3], 0.0, 2.5e-4)
+    assert [plain.time(r) for r in (4, 8, 16)] == [1e-3, 1.5e-3, 4e-3]
+
+
+def test_a_cached_profile_without_band_costs_is_measured_again_when_they_are_asked_for(tmp_path):
+    """The server asks for the per-band cost: a cached profile made without it (the system benchmark's, from before
+    streamed plans) is profiled again, with it; one that has it is a plain hit; callers not asking are unaffected."""
+    from intradp_ros.core.profiler import BAND_COST_KEY
+
+    g, x = conv_chain(2, h=8)
+    kw = dict(warmup=0, repeats=1, sizes=2, message_overhead_s=0.0, step_overhead=False, codec_repeats=1)
+    plain, hit = cached_profile(g, [x], tmp_path, **kw)
+    assert not hit and BAND_COST_KEY not in plain.device
+    assert cached_profile(g, [x], tmp_path, **kw)[1], "not asked: the cached one"
+    banded, hit = cached_profile(g, [x], tmp_path, band_overhead=True, **kw)
+    assert not hit and banded.device[BAND_COST_KEY] is True and any(banded.wire_costs())
+    again, hit = cached_profile(g, [x], tmp_path, band_overhead=True, **kw)
+    assert hit and again.to_json() == banded.to_json()
+
+
+def test_band_factors_are_measured_per_count_travel_in_the_json_and_are_bounded():
+    """`profile_graph(band_overhead=True)` measures one factor per band count the solver tries; the factors round
+    trip through JSON; out-of-range ones (a client's profile arrives in the handshake) are refused; profiles without
+    them keep their JSON (plan-book keys) and load with none."""
+    g, x = conv_chain(2, h=32)
+    p = profile_graph(g, [x], warmup=0, repeats=1, sizes=2, band_overhead=True)
+    assert set(p.band_factors) <= {2, 4, 8, 16, 32} and p.band_factors
+    assert all(0 < f <= 1000 for f in p.band_factors.values())
+    back = Profile.from_json(p.to_json(), g)
+    assert back.band_factors == p.band_factors
+    for bad in ({"1": 2.0}, {"4": 0.0}, {"4": 1e9}, {"x": 1.0}, [1, 2]):
+        d = json.loads(p.to_json())
+        d["band_factors"] = bad
+        with pytest.raises(ProfileError):
+            Profile.from_json(json.dumps(d), g)
+    plain = dataclasses.replace(p, band_factors={})
+    assert "band_factors" not in json.loads(plain.to_json())
+    assert Profile.from_json(plain.to_json(), g).band_factors == {}

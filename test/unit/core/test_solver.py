@@ -258,3 +258,25 @@ def test_a_plan_with_the_camera_codec_round_trips_and_is_checked(tiny) -> None:
         Plan.server_only(g).with_codecs({(x, DOWN): CODEC_CAMERA})
     with pytest.raises(PlanError):
         Plan.server_only(g).with_codecs({(x + 1, UP): CODEC_CAMERA})  # not a graph input
+
+
+def test_choose_bands_takes_the_fewest_bands_within_the_tie_of_the_fastest():
+    """Thin bands are where the model errs most: of the counts predicted within BAND_TIE of the fastest, the fewest
+    is chosen (with tie 0, the fastest); the returned plan and latency are that count's."""
+    from intradp_ros.core.solver import BAND_TIE
+
+    g, _ = conv_chain(3, h=64)
+    cheap = uniform_profile(g, 1e-4)
+    server_s = sum(cheap.time(n.index, n.extent) for n in g.nodes if not n.is_input)
+    bw = Plan.server_only(g).bytes(UP) / server_s
+    cm = CostModel(g, cheap, cheap)
+    fastest = choose_bands(cm, Plan.server_only(g), bw, tie=0.0)
+    banded = {k: lat for k, lat in fastest.tried.items() if k > 1}
+    assert fastest.bands == min(banded, key=lambda k: (banded[k], k))
+    wide = choose_bands(cm, Plan.server_only(g), bw, tie=1.0)  # every count that pays ties: the fewest
+    assert wide.bands == min(banded) < fastest.bands or fastest.bands == min(banded)
+    pick = choose_bands(cm, Plan.server_only(g), bw)
+    want = min(k for k, lat in banded.items() if lat <= min(banded.values()) * (1 + BAND_TIE))
+    assert pick.bands == want and pick.latency_s == banded[want]
+    assert pick.plan.plan_id == Plan.server_only(g).with_bands(want).plan_id
+    assert wide.plan.plan_id == Plan.server_only(g).with_bands(wide.bands).plan_id
