@@ -50,6 +50,12 @@ def test_slow_rowmap_sleeps_factor_minus_one_times_the_call(monkeypatch: pytest.
     assert slow.run(1) == 2 and slow.other == 7
     assert clock.slept == [3.0]  # the call took 1 s on the fake clock: 3 s more
     assert emu.SlowRowmap(Map(), factor=1.0).run(1) == 2 and clock.slept == [3.0]
+    switch = emu.SlowSwitch()
+    switched = emu.SlowRowmap(Map(), factor=4.0, switch=switch)
+    switch.on = False  # warm-up frames run at this CPU's speed
+    assert switched.run(1) == 2 and clock.slept == [3.0]
+    switch.on = True
+    assert switched.run(1) == 2 and clock.slept == [3.0, 3.0]
 
 
 def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,10 +84,13 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
     # decode 1 CPU s x 2 = 2 s, waited by the receiving end when it takes the tile (its thread, not the sender's)
     assert ct.recv() is tile and clock.slept == [2.0, 2.0] and emu.RECV_CHARGE not in tile.meta
     assert ct.recv() is None and clock.slept == [2.0, 2.0]
+    ct.charging = False  # warm-up frames: the tile still goes through the codec, nothing charged or waited
+    ct.send(tile)
+    assert ct.recv() is tile and clock.slept == [2.0, 2.0] and ct.take() == 0.0
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="CPU run of the benchmark")
-def test_engine_bench_runs_every_system_on_cpu() -> None:
+def test_engine_bench_runs_every_system_on_cpu(tmp_path: Any) -> None:
     w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
     out = io.StringIO()
     bench = bo.OffloadBench(
@@ -89,7 +98,8 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
         server_device="cpu",
         traces=["indoor"],
         frames=1,
-        warmup=0,
+        warmup=1,
+        cache_dir=tmp_path,
         robot_over_gpu=2.0,
         profile_repeats=1,
         solver_seconds=1.0,
@@ -97,6 +107,10 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
         reference_s=0.02,
     )
     setup, records = bench.run()
+    # one fast warm-up frame per plan's first use, the emulation back on for the counted frames
+    plans = {r["plan_id"] for r in records}
+    assert "warm-up" in bench.part_s and f"{len(plans)} frames, undilated" == bench.part_notes["warm-up"]
+    assert bench.slow_switch.on and "profile" in bench.part_s and "time " in bench.parts_text()
     assert setup.k >= 1.0 and setup.robot_factor >= 1.0 and setup.upload_bytes == 3 * 32 * 32
     codec_systems = [bo.system_name(m, "lossless") for m in bo.MODES if m != "device_only"]
     assert sorted(r["system"] for r in records) == sorted(list(bo.MODES) + codec_systems)
@@ -172,13 +186,20 @@ def test_codec_report_compares_with_raw_server_only() -> None:
     assert "MISSED by +0.150" in text
 
 
-def test_predict_only_gives_predictions_per_system_and_variant() -> None:
+def test_predict_only_gives_predictions_per_system_and_variant(tmp_path: Any) -> None:
     w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
     bench = bo.OffloadBench(
         w, server_device="cpu", traces=["indoor"], frames=2, profile_repeats=1, solver_seconds=1.0,
-        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"],
+        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"], cache_dir=tmp_path,
     )  # fmt: skip
     setup, records = bench.predict()
+    assert bench.part_notes["profile"].startswith("measured") and "solved" in bench.part_notes["plan books"]
+    again = bo.OffloadBench(
+        w, server_device="cpu", traces=["indoor"], frames=2, profile_repeats=1, solver_seconds=1.0,
+        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"], cache_dir=tmp_path,
+    )  # fmt: skip
+    again.predict()  # a second run reuses the profile and the plan books
+    assert again.part_notes["profile"] == "cached" and again.part_notes["plan books"].endswith("cached")
     assert {r["system"] for r in records} == {"server_only", "intradp", "server_only+codecs", "intradp+codecs"}
     assert len(records) == 2 * 4 and all(r["predicted_only"] and r["latency_s"] == r["predicted_s"] for r in records)
     by = {r["system"]: r for r in records}
