@@ -796,7 +796,8 @@ class Evaluation:
         text, goals = render_report(self.records, self.cfg.dilation, self.cfg.model)
         summary = self.summary_dict(goals)
         text += "\n" + self.dilation_note(summary)
-        (self.out_dir / "tables.md").write_text(text + "\n")
+        problems = ("\n\nproblems:\n  " + "\n  ".join(self.problems)) if self.problems else ""
+        (self.out_dir / "tables.md").write_text(text + problems + "\n")
         from intradp_ros.eval.plots import plot_run
 
         pngs = plot_run(self.records, self.out_dir, "eval", self.links, self.cfg.dilation) if self.records else []
@@ -880,11 +881,19 @@ class Evaluation:
 
 
 def system_problems(row: dict[str, Any]) -> list[str]:
-    """A frame that does not stand for its system: a server-only client runs a frame on the robot while its link
-    to the server is down (e.g. a heartbeat missed on a loaded host right after the handshake), without an
-    error or a fallback flag."""
-    if row.get("system") == "server_only" and row.get("plan_name") == "device_only":
-        return ["the server-only client ran this frame on the robot (its link was down): not a server-only figure"]
+    """A frame that does not stand for its system: an offloading system's frame that fell back to local inference
+    (its fallback flag: the server's part missed its deadline or the link failed mid-frame), or a server-only
+    client that ran the frame on the robot while its link to the server was down (e.g. a heartbeat missed on a
+    loaded host right after the handshake), without an error or a fallback flag. Device-only frames, and plans
+    that choose the robot for the whole frame (Intra-DP, DSCCS or SPSO-GA on a slow link), are not fallbacks."""
+    system = str(row.get("system") or row.get("mode") or "")
+    base = system.split("+", 1)[0]
+    if base == "device_only":
+        return []
+    if str(row.get("fell_back_local", "")).strip().lower() in ("1", "true", "yes"):
+        return [f"fell back to local inference: counted as a {system} frame, it is not one"]
+    if base == "server_only" and row.get("plan_name") == "device_only":
+        return [f"the {system} client ran this frame on the robot (its link was down): not a {system} figure"]
     return []
 
 

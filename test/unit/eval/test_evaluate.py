@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,6 +158,18 @@ def test_a_server_only_frame_run_on_the_robot_is_a_problem() -> None:
     assert system_problems({"system": "server_only", "plan_name": "device_only"})
     assert not system_problems({"system": "server_only", "plan_name": "server_only"})
     assert not system_problems({"system": "dsccs", "plan_name": "device_only"})  # its own choice
+
+
+@pytest.mark.parametrize("system", ["server_only", "intradp", "dsccs", "spso_ga", "server_only+codecs"])
+@pytest.mark.parametrize("flag", [True, "True", "1"])  # as the driver sends it and as the CSV reads it back
+def test_an_offloading_frame_that_fell_back_to_local_inference_is_a_problem(system: str, flag: Any) -> None:
+    from intradp_ros.eval.evaluate import system_problems
+
+    row = {"system": system, "plan_name": system.split("+")[0], "fell_back_local": flag}
+    assert any("fell back to local inference" in p and system in p for p in system_problems(row))
+    assert not system_problems(dict(row, fell_back_local=False))
+    assert not system_problems(dict(row, fell_back_local="False"))
+    assert not system_problems({"system": "device_only", "plan_name": "device_only", "fell_back_local": True})
 
 
 def test_client_waits_are_dilated_from_the_clients_own_defaults():
