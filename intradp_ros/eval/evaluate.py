@@ -832,6 +832,8 @@ class Evaluation:
                 self.robot_slowdown,
                 self.say,
                 calibration_file=self.out_dir / "calibration_frames.json",
+                # the server of the default codec variant (the records of a codec variant are predicted with it)
+                server_argv=self.server_argv(list(cfg.codecs)[0] if cfg.codecs else None),
             )
             missing = annotate(self.records, ctx)
             if missing:
