@@ -252,8 +252,9 @@ class OffloadBench:
         from intradp_ros.core import capture
         from intradp_ros.core.cost_model import CostModel
         from intradp_ros.core.plan_book import build_plan_book
-        from intradp_ros.core.profiler import cached_profile
+        from intradp_ros.core.profiler import cached_profile, calibrate_to_frames
         from intradp_ros.core.solver import SolverConfig
+        from intradp_ros.eval.frame_cpu import cached_frame_cpu_s
         from intradp_ros.models.registry import build
 
         w = self.workload
@@ -279,10 +280,25 @@ class OffloadBench:
                 g_server, [x.to(self.server_device)], self.cache_dir, self.server_device, codec_input=what, **kw
             )
         self._part("profile", t0, "cached" if cpu_hit and srv_hit else f"measured, cached in {self.cache_dir}")
+        # The CPU's frame time, and with it k and the robot's slow-down, from one thread's CPU seconds of a frame /
+        # torch's threads (eval/frame_cpu.py, cached), not from the per-operator profile's wall times: those swing
+        # with the host's load (VGG19 224's summed to 3.7 s against a 0.29 s forward pass on a loaded host, which
+        # made k 16x too large, every robot sleep and link wait with it). The profile is scaled to that frame
+        # (core/profiler.calibrate_to_frames: its per-operator shape kept), so the cost model predicts the same frame.
+        t0 = time.perf_counter()
+        threads = torch.get_num_threads()
+        one_thread_s, frame_hit = cached_frame_cpu_s(w.model, dict(w.options), self.cache_dir / "frame_cpu")
+        cpu_frame = one_thread_s / threads
+        cpu_prof, cal = calibrate_to_frames(cpu_prof, [cpu_frame])
+        if self.server_device == "cpu":
+            srv_prof = cpu_prof
+        self._part("frame CPU", t0, "cached" if frame_hit else "measured")
         ref = self.reference_s or reference_gpu_s(w.family, w.elements)
         server_frame = srv_prof.device_only_s()
-        cpu_frame = cpu_prof.device_only_s()
-        notes = []
+        notes = [
+            f"CPU frame {cpu_frame * 1e3:.0f} ms = one thread's CPU time {one_thread_s * 1e3:.0f} ms / {threads} "
+            f"threads (load-independent); per-operator profile scaled x{cal.factor:.3f} to it"
+        ]
         if self.server_device == "cpu":
             k = dilation_k(server_frame, ref)
             notes.append(
@@ -669,7 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workloads", default="kapao,vgg19,sconet", type=lambda s: [x for x in s.split(",") if x])
     p.add_argument("--frames", type=int, default=10, help="counted frames per system and trace")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="3 frames, 1 profile repeat, short solve (same sizes)")
+    p.add_argument(
+        "--quick", action="store_true", help="at most 3 counted frames, solver at most 5 s per bucket (same sizes)"
+    )
     p.add_argument("--small", action="store_true", help="small inputs (smoke test; not the seeds' sizes)")
     p.add_argument("--kapao-size", default=None, help="KAPAO 'H,W' instead of 960,1280")
     p.add_argument("--traces", default="indoor,outdoor", type=lambda s: [x for x in s.split(",") if x])
@@ -734,7 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.frames,
                 args.warmup,
                 args.robot_over_gpu,
-                1 if args.quick else 2,
+                3,  # the median of 3 passes: one pass on a loaded host read 0.1-1.8 s for 1 ms operators
                 args.solver_seconds,
                 threads=args.threads,
                 reference_s=args.reference_ms / 1e3 if args.reference_ms else None,

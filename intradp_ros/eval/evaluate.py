@@ -32,6 +32,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from intradp_ros.core.progress import ProgressBar
+from intradp_ros.eval.frame_cpu import (  # noqa: F401 - measure_frame_s and the path: re-exported (demo, tests)
+    cached_frame_cpu_s,
+    frame_cpu_cache_path,
+    measure_frame_s,
+)
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
 from intradp_ros.eval.stats_recorder import CSV_FIELDS, consistency_problems, read_csv, write_csv
 from intradp_ros.eval.tables import (
@@ -109,47 +114,6 @@ CLIENT_HEARTBEAT_TIMEOUT_S = 1.0  # the client's defaults (ros/client_node.Clien
 CLIENT_REPORT_TIMEOUT_S = 0.5
 
 
-def measure_frame_s(
-    model: str,
-    options: dict[str, Any],
-    repeats: int = 3,
-    clock: Callable[[], float] | None = None,
-    threads: int | None = None,
-) -> float:
-    """Forward seconds of one frame on this CPU: the least of `repeats` after a warm-up (the least disturbed: other
-    jobs on the host only ever add time). By default wall time with torch's default threads, as the CPU server runs
-    it; `clock=time.thread_time, threads=1` gives one thread's CPU seconds, which load does not inflate."""
-    import time
-
-    import torch
-
-    from intradp_ros.models.registry import build
-
-    tick = clock or time.perf_counter
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        torch.manual_seed(0)
-        net = build(model, **options)
-        x = net.input_spec.example()
-        times = []
-        with torch.inference_mode():
-            net(x)
-            for _ in range(repeats):
-                t0 = tick()
-                net(x)
-                times.append(tick() - t0)
-        return min(times)
-    finally:
-        torch.set_num_threads(before)
-
-
-# The trained SCONet completes about 1 % of the grid (the completion head's density hint); seeded random weights
-# complete about half of the empty voxels, a result of tens of MB that no trained model sends.
-SCONET_COMPLETION_DENSITY = 0.01
-
-
 def empty_class_offset(logits: Any, occupancy: Any, density: float) -> float:
     """What to add to class 0's logit (empty) so that `density` of the voxels empty in `occupancy` come out
     completed (argmax != 0). `logits` [C, ...] and `occupancy` [...] are torch tensors of one frame."""
@@ -159,6 +123,11 @@ def empty_class_offset(logits: Any, occupancy: Any, density: float) -> float:
         raise ValueError(f"density must be in (0, 1), got {density!r}")
     margin = (logits[1:].max(0).values - logits[0])[occupancy == 0]  # > 0: the voxel comes out completed
     return float(np.quantile(margin.float().numpy(), 1.0 - density))
+
+
+# The trained SCONet completes about 1 % of the grid (the completion head's density hint); seeded random weights
+# complete about half of the empty voxels, a result of tens of MB that no trained model sends.
+SCONET_COMPLETION_DENSITY = 0.01
 
 
 def sparse_sconet_weights(grid_xyz: tuple[int, int, int], density: float, seed: int = 0) -> Path:
@@ -203,61 +172,6 @@ def auto_dilation(model: str, options: dict[str, Any], frame_s: float) -> tuple[
     return k, (
         f"k = {frame_s * 1e3:.0f} ms measured CPU-server frame / {ref * 1e3:.2f} ms RTX 3080-class GPU frame = {k:.1f}"
     )
-
-
-def frame_cpu_cache_path(model: str, options: dict[str, Any], cache_dir: Path | None = None) -> Path:
-    """Where one thread's CPU seconds of a frame of `model` built with `options` on this CPU are cached: keyed by
-    model, options, CPU name and torch version (a new CPU or torch measures again)."""
-    import hashlib
-
-    import torch
-
-    from intradp_ros.core.plan_table import default_cache_dir
-    from intradp_ros.core.profiler import describe_device
-
-    key = json.dumps(
-        {
-            "model": model,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(options.items())},
-            "cpu": describe_device(torch.device("cpu")).get("name"),
-            "torch": torch.__version__,
-        },
-        sort_keys=True,
-    )
-    root = cache_dir if cache_dir is not None else default_cache_dir() / "frame_cpu"
-    return root / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
-
-
-def cached_frame_cpu_s(
-    model: str,
-    options: dict[str, Any],
-    cache_dir: Path | None = None,
-    measure: Callable[[str, dict[str, Any]], float] | None = None,
-) -> tuple[float, bool]:
-    """(one thread's CPU seconds of a frame, True if read from the cache). CPU time does not grow with the host's
-    load (wall time swung 5-6x under other jobs, and with it k, the bucket grid and so every cached plan book), so
-    it is measured once per model, options and CPU and cached: later runs skip the forward passes (minutes at the
-    seeds' sizes) and reuse the plan books solved for the same k."""
-    import time
-
-    path = frame_cpu_cache_path(model, options, cache_dir)
-    try:
-        value = float(json.loads(path.read_text())["cpu_s"])
-        if value > 0 and math.isfinite(value):
-            return value, True
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if measure is None:
-        value = measure_frame_s(model, options, repeats=2, clock=time.thread_time, threads=1)
-    else:
-        value = measure(model, options)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"measured CPU frame time must be > 0 and finite, got {value!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"model": model, "options": str(options), "cpu_s": value}))
-    tmp.replace(path)
-    return value, False
 
 
 def cacheable_k(k: float) -> float:

@@ -198,6 +198,15 @@ def test_predict_only_gives_predictions_per_system_and_variant(tmp_path: Any) ->
         w, server_device="cpu", traces=["indoor"], frames=2, profile_repeats=1, solver_seconds=1.0,
         out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"], cache_dir=tmp_path,
     )  # fmt: skip
+    # k from one thread's CPU time of a frame / torch's threads (cached), the profile scaled to that frame
+    import json
+
+    import torch
+
+    (cached,) = (tmp_path / "frame_cpu").glob("*.json")
+    frame_s = json.loads(cached.read_text())["cpu_s"] / torch.get_num_threads()
+    assert setup.cpu_frame_s == pytest.approx(frame_s) and setup.server_frame_s == pytest.approx(frame_s)
+    assert setup.k == pytest.approx(max(1.0, frame_s / 0.02))
     again.predict()  # a second run reuses the profile and the plan books
     assert again.part_notes["profile"] == "cached" and again.part_notes["plan books"].endswith("cached")
     assert {r["system"] for r in records} == {"server_only", "intradp", "server_only+codecs", "intradp+codecs"}
