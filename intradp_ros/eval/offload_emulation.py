@@ -20,10 +20,13 @@ from intradp_ros.core.transport import Transport
 
 
 class SlowSwitch:
-    """Shared by the slowed row maps of one graph: `on` False runs them at this CPU's speed (warm-up frames)."""
+    """Shared by the slowed row maps of one graph: their slow-down `factor` (set again once the robot's real frame
+    time is known: `OffloadBench` fits it so the device-only frame takes its target) and `on` (False runs them at
+    this CPU's speed: warm-up frames)."""
 
-    def __init__(self) -> None:
+    def __init__(self, factor: float = 1.0) -> None:
         self.on = True
+        self.factor = float(factor)
 
 
 class SlowRowmap:
@@ -34,19 +37,19 @@ class SlowRowmap:
 
     def __init__(self, inner: Any, factor: float, switch: SlowSwitch | None = None) -> None:
         self._inner = inner
-        self._extra = max(0.0, float(factor) - 1.0)
-        self._switch = switch or SlowSwitch()
+        self._switch = switch or SlowSwitch(factor)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
-        if name not in self._CALLS or self._extra == 0.0 or not callable(attr):
+        if name not in self._CALLS or not callable(attr):
             return attr
 
         def slowed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
             out = attr(*args, **kwargs)
-            if self._switch.on:
-                time.sleep((time.perf_counter() - t0) * self._extra)
+            extra = self._switch.factor - 1.0
+            if self._switch.on and extra > 0:
+                time.sleep((time.perf_counter() - t0) * extra)
             return out
 
         return slowed
@@ -55,7 +58,7 @@ class SlowRowmap:
 def slow_graph(g: Any, factor: float) -> SlowSwitch:
     """Slow every operator of graph `g` by `factor` in place (the robot's own copy of the graph); the returned
     switch turns the slow-down off and on again."""
-    switch = SlowSwitch()
+    switch = SlowSwitch(factor)
     for node in g.nodes:
         if node.rowmap is not None:
             node.rowmap = SlowRowmap(node.rowmap, factor, switch)

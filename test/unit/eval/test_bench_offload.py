@@ -50,12 +50,14 @@ def test_slow_rowmap_sleeps_factor_minus_one_times_the_call(monkeypatch: pytest.
     assert slow.run(1) == 2 and slow.other == 7
     assert clock.slept == [3.0]  # the call took 1 s on the fake clock: 3 s more
     assert emu.SlowRowmap(Map(), factor=1.0).run(1) == 2 and clock.slept == [3.0]
-    switch = emu.SlowSwitch()
+    switch = emu.SlowSwitch(4.0)
     switched = emu.SlowRowmap(Map(), factor=4.0, switch=switch)
     switch.on = False  # warm-up frames run at this CPU's speed
     assert switched.run(1) == 2 and clock.slept == [3.0]
     switch.on = True
     assert switched.run(1) == 2 and clock.slept == [3.0, 3.0]
+    switch.factor = 2.5  # fitted to the robot's measured frame: every row map of the graph follows
+    assert switched.run(1) == 2 and clock.slept == [3.0, 3.0, 1.5]
 
 
 def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,7 +111,9 @@ def test_engine_bench_runs_every_system_on_cpu(tmp_path: Any) -> None:
     setup, records = bench.run()
     # one fast warm-up frame per plan's first use, the emulation back on for the counted frames
     plans = {r["plan_id"] for r in records}
-    assert "warm-up" in bench.part_s and f"{len(plans)} frames, undilated" == bench.part_notes["warm-up"]
+    # (the device-only plan's warm-up is the robot fit's first frame)
+    assert "warm-up" in bench.part_s and f"{len(plans) - 1} frames, undilated" == bench.part_notes["warm-up"]
+    assert "robot fit" in bench.part_s and bench.slow_switch.factor == setup.robot_factor
     assert bench.slow_switch.on and "profile" in bench.part_s and "time " in bench.parts_text()
     assert setup.k >= 1.0 and setup.robot_factor >= 1.0 and setup.upload_bytes == 3 * 32 * 32
     codec_systems = [bo.system_name(m, "lossless") for m in bo.MODES if m != "device_only"]
@@ -214,3 +218,34 @@ def test_predict_only_gives_predictions_per_system_and_variant(tmp_path: Any) ->
     by = {r["system"]: r for r in records}
     assert by["intradp+codecs"]["predicted_s"] <= by["server_only"]["predicted_s"] * 1.0001
     assert "predictions only" in bo.codec_report(setup, records, predicted_only=True)
+
+
+def test_the_robot_slow_down_is_fitted_to_its_measured_device_only_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slow-down is set from the robot half's own device-only frame (timed at this CPU's speed), not from the
+    CPU frame k comes from: the device-only frame then takes its target, 20 x the reference GPU frame x k."""
+    from types import SimpleNamespace
+
+    from sched_toys import conv_chain
+
+    from intradp_ros.core.plan import Plan
+
+    clock = FakeClock()
+    monkeypatch.setattr(bo, "time", clock)
+    g, _x = conv_chain(2, h=8)
+    plan = Plan.device_only(g)
+    w = Workload("toy", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
+    bench = bo.OffloadBench(w, server_device="cpu", robot_over_gpu=20.0, out=io.StringIO())
+    bench.slow_switch = emu.SlowSwitch(20.0)
+    monkeypatch.setattr(bench, "plan_for", lambda *a: plan)
+    warm: list[Any] = []
+    monkeypatch.setattr(bench, "_warm_frame", lambda *a: (warm.append(a[4]), clock.sleep(3.0)))
+    server = SimpleNamespace(plans={}, add_plan=lambda p: server.plans.__setitem__(p.plan_id, p))
+    setup = SimpleNamespace(reference_s=0.05, k=10.0, robot_factor=20.0, notes=[])
+    fitted = bench._fit_robot(None, server, (None, None), None, {}, None, g, setup)  # type: ignore[arg-type]
+    # each timed frame: 1 s of perf_counter ticks + 3 s slept = 4 s; target 20 x 0.05 s x 10 = 10 s
+    assert len(warm) == 2 and plan.plan_id in server.plans and list(fitted) == [plan.plan_id]
+    assert bench.slow_switch.factor == pytest.approx(2.5) and setup.robot_factor == pytest.approx(2.5)
+    assert "x2.50" in setup.notes[-1] and "10.0 s" in setup.notes[-1]
+    setup.k = 1.0  # a robot half already slower than its target is not sped up
+    bench._fit_robot(None, server, (None, None), None, {}, None, g, setup)  # type: ignore[arg-type]
+    assert bench.slow_switch.factor == 1.0
