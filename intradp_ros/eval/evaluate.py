@@ -112,6 +112,7 @@ def workload_family(model: str) -> str:
 
 CLIENT_HEARTBEAT_TIMEOUT_S = 1.0  # the client's defaults (ros/client_node.ClientSettings), undilated
 CLIENT_REPORT_TIMEOUT_S = 0.5
+CLIENT_TILE_STALL_S = 2.0
 
 
 def empty_class_offset(logits: Any, occupancy: Any, density: float) -> float:
@@ -439,6 +440,9 @@ class Evaluation:
             # timeout at k = 71 declared the link down every few seconds and distributed frames ran locally
             "heartbeat_timeout": CLIENT_HEARTBEAT_TIMEOUT_S * k,
             "report_timeout": CLIENT_REPORT_TIMEOUT_S * k,
+            # undilated, a server that read nothing for 2 s (a load spike; 29 ms of undilated time at k = 70) had its
+            # tile subscription dropped mid-upload, and KAPAO-L's server-only frames finished locally
+            "tile_stall_s": CLIENT_TILE_STALL_S * k,
             # every system's client reuses the first one's calibration frames: one calibration (minutes at the
             # seeds' sizes inside the quota) and one calibrated profile, so one plan-book solve per workload
             "calibration_file": self.out_dir / "calibration_frames.json",
