@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (make bench). Each prints its figures and ratios; none of them is a pass/fail test.
-#   --quick          1 counted frame (after 1 warm-up) per system and trace instead of 10, solver limit 2 s per
-#                    bucket instead of 5; the same input sizes, every system, both traces (docs/evaluation.md
-#                    gives its time budget)
+#   --quick          1 counted frame per system and trace instead of 10 (system part: after 1 warm-up each; engine
+#                    part: 1 warm-up per plan), solver limit 2 s per bucket instead of 5; the same input sizes, every
+#                    system, both traces. About 64 min here with caches warm (docs/evaluation.md, "Seventh run")
 #   --rate HZ        system benchmark frames arrive at a camera rate of HZ (undilated; published at HZ / k) instead of
 #                    in lockstep
 #   --only X         run only one part: transport, engine (ROS-free offload benchmark) or system (testbed, root)
