@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (make bench). Each prints its figures and ratios; none of them is a pass/fail test.
-#   --quick          1 counted frame (after 1 warm-up) per system and trace instead of 10, solver limit 2 s per
-#                    bucket instead of 5; the same input sizes, every system, both traces (docs/evaluation.md
-#                    gives its time budget)
+#   --quick          1 counted frame per system and trace instead of 10 (system part: after 1 warm-up each; engine
+#                    part: 1 warm-up per plan), solver limit 2 s per bucket instead of 5; the same input sizes, every
+#                    system, both traces. About 64 min here with caches warm (docs/evaluation.md, "Seventh run")
 #   --rate HZ        system benchmark frames arrive at a camera rate of HZ (undilated; published at HZ / k) instead of
 #                    in lockstep
 #   --only X         run only one part: transport, engine (ROS-free offload benchmark) or system (testbed, root)
@@ -50,7 +50,9 @@ FRAMES=10; WARMUP=1; SOLVER_S=5; CLIENT_QUICK=()
 OUT="${BENCH_OUT:-$ROOT/results/bench}"
 mkdir -p "$OUT"
 T0=$SECONDS
-elapsed() { echo "[bench] $1 took $(( (SECONDS - $2) / 60 )) min $(( (SECONDS - $2) % 60 )) s (all parts so far: $(( (SECONDS - T0) / 60 )) min)"; }
+load() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
+elapsed() { echo "[bench] $1 took $(( (SECONDS - $2) / 60 )) min $(( (SECONDS - $2) % 60 )) s (all parts so far: $(( (SECONDS - T0) / 60 )) min; load average now $(load))"; }
+echo "[bench] start $(date -u +%H:%M:%S) UTC, load average $(load) (the figures are noisy on a shared host)"
 
 if want transport; then
   echo "[bench] transport: TensorTile goodput/latency vs iperf3 over the bridged 90 Mbit/s testbed link"
@@ -61,7 +63,11 @@ fi
 
 # ---- engine-level offload benchmark: no ROS, no tc; the server half on CUDA where present (docs/evaluation.md) ----
 # KAPAO-L 1280x960, VGG19 224, SCONet 256x32x256; in-process link throttled to the traces' rates (/ k without a GPU);
-# robot half on this CPU slowed to 20x the reference GPU time; codec work charged x3 on the robot.
+# robot half on this CPU slowed to 20x the reference GPU time; codec work charged x3 on the robot. k = one thread's
+# CPU time of a frame / torch's threads / the reference GPU frame (load-independent). Profiles, frame CPU times and
+# plan books are cached (~/.cache/intradp_ros/bench_offload); each plan's first use gets one uncounted warm-up frame
+# at this CPU's speed on a free link. It prints where each workload's time went (capture, profile, frame CPU, plan
+# books, warm-up, frames).
 if want engine; then
   echo "[bench] engine: every system, workloads $WORKLOADS at the seeds' sizes, $FRAMES frames each -> $OUT/engine.csv"
   t=$SECONDS

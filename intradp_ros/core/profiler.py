@@ -817,6 +817,18 @@ def measure_frames(
     return out
 
 
+def quota_clock(quota: float | None = None) -> Callable[[], float]:
+    """A clock for timing whole frames of a CPU-throttled process independently of the host's load: its CPU
+    seconds (every thread's, `time.process_time`) / its CPU quota, i.e. the wall time a frame takes when the
+    quota is all it gets. Wall time under a 0.1-CPU cgroup quota swung 2x with other jobs on the host (the
+    quota is a ceiling, not a guarantee), and calibrations to it skewed device-only predictions 0.5-2x. Where
+    there is no quota below one CPU (`quota` None: `cpu_quota()` of this process) it is the wall clock."""
+    q = cpu_quota() if quota is None else quota
+    if q is None or not (0 < q < 1):
+        return time.perf_counter
+    return lambda: time.process_time() / q
+
+
 def calibrate_to_frames(profile: Profile, frame_seconds: Sequence[float]) -> tuple[Profile, Calibration]:
     """`profile` scaled so that its device-only prediction equals the median of `frame_seconds`.
 

@@ -32,6 +32,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from intradp_ros.core.progress import ProgressBar
+from intradp_ros.eval.frame_cpu import (  # noqa: F401 - measure_frame_s and the path: re-exported (demo, tests)
+    cached_frame_cpu_s,
+    frame_cpu_cache_path,
+    measure_frame_s,
+)
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
 from intradp_ros.eval.stats_recorder import CSV_FIELDS, consistency_problems, read_csv, write_csv
 from intradp_ros.eval.tables import (
@@ -107,47 +112,7 @@ def workload_family(model: str) -> str:
 
 CLIENT_HEARTBEAT_TIMEOUT_S = 1.0  # the client's defaults (ros/client_node.ClientSettings), undilated
 CLIENT_REPORT_TIMEOUT_S = 0.5
-
-
-def measure_frame_s(
-    model: str,
-    options: dict[str, Any],
-    repeats: int = 3,
-    clock: Callable[[], float] | None = None,
-    threads: int | None = None,
-) -> float:
-    """Forward seconds of one frame on this CPU: the least of `repeats` after a warm-up (the least disturbed: other
-    jobs on the host only ever add time). By default wall time with torch's default threads, as the CPU server runs
-    it; `clock=time.thread_time, threads=1` gives one thread's CPU seconds, which load does not inflate."""
-    import time
-
-    import torch
-
-    from intradp_ros.models.registry import build
-
-    tick = clock or time.perf_counter
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        torch.manual_seed(0)
-        net = build(model, **options)
-        x = net.input_spec.example()
-        times = []
-        with torch.inference_mode():
-            net(x)
-            for _ in range(repeats):
-                t0 = tick()
-                net(x)
-                times.append(tick() - t0)
-        return min(times)
-    finally:
-        torch.set_num_threads(before)
-
-
-# The trained SCONet completes about 1 % of the grid (the completion head's density hint); seeded random weights
-# complete about half of the empty voxels, a result of tens of MB that no trained model sends.
-SCONET_COMPLETION_DENSITY = 0.01
+CLIENT_TILE_STALL_S = 2.0
 
 
 def empty_class_offset(logits: Any, occupancy: Any, density: float) -> float:
@@ -159,6 +124,11 @@ def empty_class_offset(logits: Any, occupancy: Any, density: float) -> float:
         raise ValueError(f"density must be in (0, 1), got {density!r}")
     margin = (logits[1:].max(0).values - logits[0])[occupancy == 0]  # > 0: the voxel comes out completed
     return float(np.quantile(margin.float().numpy(), 1.0 - density))
+
+
+# The trained SCONet completes about 1 % of the grid (the completion head's density hint); seeded random weights
+# complete about half of the empty voxels, a result of tens of MB that no trained model sends.
+SCONET_COMPLETION_DENSITY = 0.01
 
 
 def sparse_sconet_weights(grid_xyz: tuple[int, int, int], density: float, seed: int = 0) -> Path:
@@ -203,61 +173,6 @@ def auto_dilation(model: str, options: dict[str, Any], frame_s: float) -> tuple[
     return k, (
         f"k = {frame_s * 1e3:.0f} ms measured CPU-server frame / {ref * 1e3:.2f} ms RTX 3080-class GPU frame = {k:.1f}"
     )
-
-
-def frame_cpu_cache_path(model: str, options: dict[str, Any], cache_dir: Path | None = None) -> Path:
-    """Where one thread's CPU seconds of a frame of `model` built with `options` on this CPU are cached: keyed by
-    model, options, CPU name and torch version (a new CPU or torch measures again)."""
-    import hashlib
-
-    import torch
-
-    from intradp_ros.core.plan_table import default_cache_dir
-    from intradp_ros.core.profiler import describe_device
-
-    key = json.dumps(
-        {
-            "model": model,
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(options.items())},
-            "cpu": describe_device(torch.device("cpu")).get("name"),
-            "torch": torch.__version__,
-        },
-        sort_keys=True,
-    )
-    root = cache_dir if cache_dir is not None else default_cache_dir() / "frame_cpu"
-    return root / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
-
-
-def cached_frame_cpu_s(
-    model: str,
-    options: dict[str, Any],
-    cache_dir: Path | None = None,
-    measure: Callable[[str, dict[str, Any]], float] | None = None,
-) -> tuple[float, bool]:
-    """(one thread's CPU seconds of a frame, True if read from the cache). CPU time does not grow with the host's
-    load (wall time swung 5-6x under other jobs, and with it k, the bucket grid and so every cached plan book), so
-    it is measured once per model, options and CPU and cached: later runs skip the forward passes (minutes at the
-    seeds' sizes) and reuse the plan books solved for the same k."""
-    import time
-
-    path = frame_cpu_cache_path(model, options, cache_dir)
-    try:
-        value = float(json.loads(path.read_text())["cpu_s"])
-        if value > 0 and math.isfinite(value):
-            return value, True
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if measure is None:
-        value = measure_frame_s(model, options, repeats=2, clock=time.thread_time, threads=1)
-    else:
-        value = measure(model, options)
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"measured CPU frame time must be > 0 and finite, got {value!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"model": model, "options": str(options), "cpu_s": value}))
-    tmp.replace(path)
-    return value, False
 
 
 def cacheable_k(k: float) -> float:
@@ -525,6 +440,9 @@ class Evaluation:
             # timeout at k = 71 declared the link down every few seconds and distributed frames ran locally
             "heartbeat_timeout": CLIENT_HEARTBEAT_TIMEOUT_S * k,
             "report_timeout": CLIENT_REPORT_TIMEOUT_S * k,
+            # undilated, a server that read nothing for 2 s (a load spike; 29 ms of undilated time at k = 70) had its
+            # tile subscription dropped mid-upload, and KAPAO-L's server-only frames finished locally
+            "tile_stall_s": CLIENT_TILE_STALL_S * k,
             # every system's client reuses the first one's calibration frames: one calibration (minutes at the
             # seeds' sizes inside the quota) and one calibrated profile, so one plan-book solve per workload
             "calibration_file": self.out_dir / "calibration_frames.json",
@@ -796,7 +714,8 @@ class Evaluation:
         text, goals = render_report(self.records, self.cfg.dilation, self.cfg.model)
         summary = self.summary_dict(goals)
         text += "\n" + self.dilation_note(summary)
-        (self.out_dir / "tables.md").write_text(text + "\n")
+        problems = ("\n\nproblems:\n  " + "\n  ".join(self.problems)) if self.problems else ""
+        (self.out_dir / "tables.md").write_text(text + problems + "\n")
         from intradp_ros.eval.plots import plot_run
 
         pngs = plot_run(self.records, self.out_dir, "eval", self.links, self.cfg.dilation) if self.records else []
@@ -831,6 +750,8 @@ class Evaluation:
                 self.robot_slowdown,
                 self.say,
                 calibration_file=self.out_dir / "calibration_frames.json",
+                # the server of the default codec variant (the records of a codec variant are predicted with it)
+                server_argv=self.server_argv(list(cfg.codecs)[0] if cfg.codecs else None),
             )
             missing = annotate(self.records, ctx)
             if missing:
@@ -880,11 +801,19 @@ class Evaluation:
 
 
 def system_problems(row: dict[str, Any]) -> list[str]:
-    """A frame that does not stand for its system: a server-only client runs a frame on the robot while its link
-    to the server is down (e.g. a heartbeat missed on a loaded host right after the handshake), without an
-    error or a fallback flag."""
-    if row.get("system") == "server_only" and row.get("plan_name") == "device_only":
-        return ["the server-only client ran this frame on the robot (its link was down): not a server-only figure"]
+    """A frame that does not stand for its system: an offloading system's frame that fell back to local inference
+    (its fallback flag: the server's part missed its deadline or the link failed mid-frame), or a server-only
+    client that ran the frame on the robot while its link to the server was down (e.g. a heartbeat missed on a
+    loaded host right after the handshake), without an error or a fallback flag. Device-only frames, and plans
+    that choose the robot for the whole frame (Intra-DP, DSCCS or SPSO-GA on a slow link), are not fallbacks."""
+    system = str(row.get("system") or row.get("mode") or "")
+    base = system.split("+", 1)[0]
+    if base == "device_only":
+        return []
+    if str(row.get("fell_back_local", "")).strip().lower() in ("1", "true", "yes"):
+        return [f"fell back to local inference: counted as a {system} frame, it is not one"]
+    if base == "server_only" and row.get("plan_name") == "device_only":
+        return [f"the {system} client ran this frame on the robot (its link was down): not a {system} figure"]
     return []
 
 

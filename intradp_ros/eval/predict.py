@@ -138,6 +138,38 @@ def client_profiles(g: Any, client_cache_dir: Path, notes: list[str]) -> tuple[A
     return None, None
 
 
+def server_plan_book(server_argv: Sequence[str], g: Any, robot: Any, server: Any) -> tuple[Any, str]:
+    """(book, how it was found) for the profiles a server started with `server_argv` priced: its cached book by
+    the server's own keys (exact, else within its plan_cache_tolerance), else solved here with the same settings
+    (said as such: the server may have solved for other profiles)."""
+    from intradp_ros.core.plan_book import build_plan_book, lookup_plan_book, parse_grid
+    from intradp_ros.core.power import PowerModel
+    from intradp_ros.ros.server_node import server_book_keys, settings_from_argv, solver_config
+
+    settings = settings_from_argv(server_argv)
+    keys = server_book_keys(settings, g, robot, server)
+    tolerance = float(settings.plan_cache_tolerance)
+    book = lookup_plan_book(g, keys, tolerance)
+    if book is not None:
+        exact = "exact profiles" if keys.path.is_file() else f"close profiles, within {tolerance:g}"
+        return book, f"plan book from the server's cache ({exact}; key {keys.context}_{keys.key})"
+    book, _hit = build_plan_book(
+        g,
+        robot,
+        server,
+        parse_grid(settings.grid),
+        PowerModel(),
+        solver_config(settings),
+        float(settings.deadline),
+        keys.folder,
+        codecs=str(settings.codecs),
+    )
+    return (
+        book,
+        f"plan book solved again: the server's cache has none for these profiles (key {keys.context}_{keys.key})",
+    )
+
+
 def build_context(
     model: str,
     options: dict[str, Any],
@@ -149,11 +181,15 @@ def build_context(
     robot_slowdown: float | None,
     say: Callable[[str], None] = print,
     calibration_file: Path | None = None,
+    server_argv: Sequence[str] | None = None,
 ) -> PredictionContext:
     """Profiles as the nodes used them (`client_profiles`: the client's last accepted handshake; else its own
     per-operator profile, calibrated to the frames in `calibration_file` as the client calibrated it before its
     handshake; else the server profile x the measured robot slow-down), the plan book for
-    them (the one the server solved, from its cache, when the profiles match), and the codec's cost on this CPU."""
+    them (the one the server solved, from its cache, when the profiles match), and the codec's cost on this CPU.
+    `server_argv`: the server's command line; its plan book is then looked up with the server's own cache keys
+    (ros/server_node.server_book_keys on the settings it parsed: grid, deadline, solver, codec policy, cache
+    folder, tolerance), so a setting the server gets never makes the prediction solve another book."""
     import torch
 
     from intradp_ros.core import capture
@@ -188,17 +224,21 @@ def build_context(
         factor = robot_slowdown or 20.0
         robot = server.scaled(factor, "robot (server profile x measured slow-down)")
         notes.append(f"robot profile: server profile x {factor:.1f} (no client profile cached)")
-    book, hit = build_plan_book(
-        g,
-        robot,
-        server,
-        grid_MBps,
-        PowerModel(),
-        SolverConfig(max_seconds=solver_seconds),
-        deadline_s,
-        tolerance=PLAN_CACHE_TOLERANCE,
-    )
-    notes.append(f"plan book {'from cache (the one the server solved)' if hit else 'solved again'}")
+    if server_argv is not None:
+        book, how = server_plan_book(server_argv, g, robot, server)
+        notes.append(how)
+    else:
+        book, hit = build_plan_book(
+            g,
+            robot,
+            server,
+            grid_MBps,
+            PowerModel(),
+            SolverConfig(max_seconds=solver_seconds),
+            deadline_s,
+            tolerance=PLAN_CACHE_TOLERANCE,
+        )
+        notes.append(f"plan book {'from cache (the one the server solved)' if hit else 'solved again'}")
     per_byte = codec_seconds_per_byte()
     say(f"[evaluate] prediction: {'; '.join(notes)}; wire codec {per_byte * 1e9:.2f} ns/byte on this CPU")
     upload = input_wire_bytes(g)

@@ -50,6 +50,7 @@ from intradp_ros.core.profiler import (
     calibrate_to_frames,
     handshake_profiles_path,
     measure_frames,
+    quota_clock,
     write_handshake_profiles,
 )
 from intradp_ros.core.progress import ProgressBar
@@ -464,7 +465,7 @@ class ClientRuntime:
             shared = self.cfg.calibration_file
             times = read_frame_times(shared, self.replica.graph.fingerprint) if shared else None
             if times is None:
-                times = measure_frames(frame, n, warmup=1)
+                times = measure_frames(frame, n, warmup=1, clock=quota_clock())  # CPU time / quota: load-free
                 if shared:
                     write_frame_times(shared, self.replica.graph.fingerprint, times)
             else:

@@ -34,11 +34,13 @@ from intradp_ros.core.auth import AuthError, load_secret
 from intradp_ros.core.codec_choice import camera_entry, camera_profile
 from intradp_ros.core.codecs.camera import DecoderIdentity, local_decoder
 from intradp_ros.core.executor import SideExecutor, default_server_device
+from intradp_ros.core.graph import Graph
 from intradp_ros.core.handshake_limits import HEADS, HandshakeLimits, check_handshake, parse_option_ranges
 from intradp_ros.core.health import Health, SolveFacts, server_status
 from intradp_ros.core.log_throttle import LogThrottle, clip
 from intradp_ros.core.plan import SERVER
 from intradp_ros.core.plan_book import (
+    BookKeys,
     PlanBook,
     PlanBookError,
     book_keys,
@@ -151,6 +153,26 @@ def load_settings(args: argparse.Namespace | None, params: ParamLookup | None = 
     return from_mapping(ServerSettings, resolve(SPEC, args, params=params))
 
 
+def settings_from_argv(argv: Sequence[str]) -> ServerSettings:
+    """The settings a server started with `argv` (its command line, program first) has, parameters aside:
+    what another process (the evaluation's prediction) needs to look up this server's plan books."""
+    parser = build_parser("intradp_server", __doc__.split("\n\n")[0], SPEC)
+    return load_settings(parser.parse_args(cli_args(list(argv))), params=lambda _name: (False, None))
+
+
+def solver_config(settings: ServerSettings) -> SolverConfig:
+    """The plan search effort the settings ask for (part of every plan book's cache key)."""
+    return SolverConfig(maxiter=settings.maxiter, popsize=settings.popsize, max_seconds=settings.solver_seconds)
+
+
+def server_book_keys(settings: ServerSettings, g: Graph, client: Profile, server: Profile) -> BookKeys:
+    """Cache keys of the plan book a server with `settings` solves for the (client, server) profiles it priced:
+    one function for the server and for the evaluation's prediction, which must find that very book."""
+    cache = Path(settings.cache_dir) if settings.cache_dir else None
+    grid, cfg = parse_grid(settings.grid), solver_config(settings)
+    return book_keys(g, client, server, grid, PowerModel(), cfg, float(settings.deadline), cache, str(settings.codecs))
+
+
 @dataclass
 class RobotSession:
     """What the server holds for one robot after an accepted handshake."""
@@ -192,9 +214,7 @@ class IntraDPServer:
             raise ValueError("no robots to serve")
         self.grid = parse_grid(settings.grid)
         self.cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
-        self.solver = SolverConfig(
-            maxiter=settings.maxiter, popsize=settings.popsize, max_seconds=settings.solver_seconds
-        )
+        self.solver = solver_config(settings)
         self.replicas: dict[str, Replica] = {}
         self.profiles: dict[str, Profile] = {}
         self.sessions: dict[str, RobotSession] = {}
@@ -429,10 +449,7 @@ class IntraDPServer:
         """(book, how it was got): the disk cache (exact or close profiles), a solve in flight, or a new solve in
         a worker process (announced with its expected duration, followed with progress)."""
         tol = float(self.s.plan_cache_tolerance)
-        keys = book_keys(
-            rep.graph, client, server, self.grid, PowerModel(), self.solver, self.s.deadline, self.cache_dir,
-            str(self.s.codecs),
-        )  # fmt: skip
+        keys = server_book_keys(self.s, rep.graph, client, server)
         cached = lookup_plan_book(rep.graph, keys, tol)
         if cached is not None:
             return cached, "from cache"

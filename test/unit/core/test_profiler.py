@@ -424,3 +424,21 @@ def test_band_factors_are_measured_per_count_travel_in_the_json_and_are_bounded(
     plain = dataclasses.replace(p, band_factors={})
     assert "band_factors" not in json.loads(plain.to_json())
     assert Profile.from_json(plain.to_json(), g).band_factors == {}
+def test_quota_clock_times_frames_by_cpu_time_over_the_quota(monkeypatch):
+    """Calibration frames of a throttled robot are timed by its CPU seconds / its quota (the wall time the frame
+    takes with the whole quota), which other jobs on the host do not stretch; no quota below 1 CPU: wall time."""
+    import time
+
+    import intradp_ros.core.profiler as profiler
+
+    cpu = iter([1.0, 1.05, 2.0, 2.02])
+    monkeypatch.setattr(time, "process_time", lambda: next(cpu))
+    out = profiler.measure_frames(lambda: None, frames=2, warmup=0, clock=profiler.quota_clock(0.1))
+    assert out == pytest.approx([0.5, 0.2])  # 50 ms and 20 ms of CPU at 0.1 CPU
+    assert profiler.quota_clock(1.0) is time.perf_counter and profiler.quota_clock(2.0) is time.perf_counter
+    monkeypatch.setattr(profiler, "cpu_quota", lambda: None)
+    assert profiler.quota_clock() is time.perf_counter
+    monkeypatch.setattr(profiler, "cpu_quota", lambda: 0.25)
+    cpu = iter([3.0, 3.5])
+    clock = profiler.quota_clock()
+    assert clock() == pytest.approx(12.0) and clock() == pytest.approx(14.0)

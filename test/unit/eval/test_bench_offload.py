@@ -50,6 +50,14 @@ def test_slow_rowmap_sleeps_factor_minus_one_times_the_call(monkeypatch: pytest.
     assert slow.run(1) == 2 and slow.other == 7
     assert clock.slept == [3.0]  # the call took 1 s on the fake clock: 3 s more
     assert emu.SlowRowmap(Map(), factor=1.0).run(1) == 2 and clock.slept == [3.0]
+    switch = emu.SlowSwitch(4.0)
+    switched = emu.SlowRowmap(Map(), factor=4.0, switch=switch)
+    switch.on = False  # warm-up frames run at this CPU's speed
+    assert switched.run(1) == 2 and clock.slept == [3.0]
+    switch.on = True
+    assert switched.run(1) == 2 and clock.slept == [3.0, 3.0]
+    switch.factor = 2.5  # fitted to the robot's measured frame: every row map of the graph follows
+    assert switched.run(1) == 2 and clock.slept == [3.0, 3.0, 1.5]
 
 
 def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,10 +86,13 @@ def test_charged_transport_charges_each_side_its_factor(monkeypatch: pytest.Monk
     # decode 1 CPU s x 2 = 2 s, waited by the receiving end when it takes the tile (its thread, not the sender's)
     assert ct.recv() is tile and clock.slept == [2.0, 2.0] and emu.RECV_CHARGE not in tile.meta
     assert ct.recv() is None and clock.slept == [2.0, 2.0]
+    ct.charging = False  # warm-up frames: the tile still goes through the codec, nothing charged or waited
+    ct.send(tile)
+    assert ct.recv() is tile and clock.slept == [2.0, 2.0] and ct.take() == 0.0
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="CPU run of the benchmark")
-def test_engine_bench_runs_every_system_on_cpu() -> None:
+def test_engine_bench_runs_every_system_on_cpu(tmp_path: Any) -> None:
     w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
     out = io.StringIO()
     bench = bo.OffloadBench(
@@ -89,7 +100,8 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
         server_device="cpu",
         traces=["indoor"],
         frames=1,
-        warmup=0,
+        warmup=1,
+        cache_dir=tmp_path,
         robot_over_gpu=2.0,
         profile_repeats=1,
         solver_seconds=1.0,
@@ -97,6 +109,12 @@ def test_engine_bench_runs_every_system_on_cpu() -> None:
         reference_s=0.02,
     )
     setup, records = bench.run()
+    # one fast warm-up frame per plan's first use, the emulation back on for the counted frames
+    plans = {r["plan_id"] for r in records}
+    # (the device-only plan's warm-up is the robot fit's first frame)
+    assert "warm-up" in bench.part_s and f"{len(plans) - 1} frames, undilated" == bench.part_notes["warm-up"]
+    assert "robot fit" in bench.part_s and bench.slow_switch.factor == setup.robot_factor
+    assert bench.slow_switch.on and "profile" in bench.part_s and "time " in bench.parts_text()
     assert setup.k >= 1.0 and setup.robot_factor >= 1.0 and setup.upload_bytes == 3 * 32 * 32
     codec_systems = [bo.system_name(m, "lossless") for m in bo.MODES if m != "device_only"]
     assert sorted(r["system"] for r in records) == sorted(list(bo.MODES) + codec_systems)
@@ -172,15 +190,62 @@ def test_codec_report_compares_with_raw_server_only() -> None:
     assert "MISSED by +0.150" in text
 
 
-def test_predict_only_gives_predictions_per_system_and_variant() -> None:
+def test_predict_only_gives_predictions_per_system_and_variant(tmp_path: Any) -> None:
     w = Workload("VGG11 32 (tiny)", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
     bench = bo.OffloadBench(
         w, server_device="cpu", traces=["indoor"], frames=2, profile_repeats=1, solver_seconds=1.0,
-        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"],
+        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"], cache_dir=tmp_path,
     )  # fmt: skip
     setup, records = bench.predict()
+    assert bench.part_notes["profile"].startswith("measured") and "solved" in bench.part_notes["plan books"]
+    again = bo.OffloadBench(
+        w, server_device="cpu", traces=["indoor"], frames=2, profile_repeats=1, solver_seconds=1.0,
+        out=io.StringIO(), reference_s=0.02, systems=["server_only", "intradp"], cache_dir=tmp_path,
+    )  # fmt: skip
+    # k from one thread's CPU time of a frame / torch's threads (cached), the profile scaled to that frame
+    import json
+
+    import torch
+
+    (cached,) = (tmp_path / "frame_cpu").glob("*.json")
+    frame_s = json.loads(cached.read_text())["cpu_s"] / torch.get_num_threads()
+    assert setup.cpu_frame_s == pytest.approx(frame_s) and setup.server_frame_s == pytest.approx(frame_s)
+    assert setup.k == pytest.approx(max(1.0, frame_s / 0.02))
+    again.predict()  # a second run reuses the profile and the plan books
+    assert again.part_notes["profile"] == "cached" and again.part_notes["plan books"].endswith("cached")
     assert {r["system"] for r in records} == {"server_only", "intradp", "server_only+codecs", "intradp+codecs"}
     assert len(records) == 2 * 4 and all(r["predicted_only"] and r["latency_s"] == r["predicted_s"] for r in records)
     by = {r["system"]: r for r in records}
     assert by["intradp+codecs"]["predicted_s"] <= by["server_only"]["predicted_s"] * 1.0001
     assert "predictions only" in bo.codec_report(setup, records, predicted_only=True)
+
+
+def test_the_robot_slow_down_is_fitted_to_its_measured_device_only_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slow-down is set from the robot half's own device-only frame (timed at this CPU's speed), not from the
+    CPU frame k comes from: the device-only frame then takes its target, 20 x the reference GPU frame x k."""
+    from types import SimpleNamespace
+
+    from sched_toys import conv_chain
+
+    from intradp_ros.core.plan import Plan
+
+    clock = FakeClock()
+    monkeypatch.setattr(bo, "time", clock)
+    g, _x = conv_chain(2, h=8)
+    plan = Plan.device_only(g)
+    w = Workload("toy", "torchvision:vgg11", "vgg19", {"input_size": (32, 32)})
+    bench = bo.OffloadBench(w, server_device="cpu", robot_over_gpu=20.0, out=io.StringIO())
+    bench.slow_switch = emu.SlowSwitch(20.0)
+    monkeypatch.setattr(bench, "plan_for", lambda *a: plan)
+    warm: list[Any] = []
+    monkeypatch.setattr(bench, "_warm_frame", lambda *a: (warm.append(a[4]), clock.sleep(3.0)))
+    server = SimpleNamespace(plans={}, add_plan=lambda p: server.plans.__setitem__(p.plan_id, p))
+    setup = SimpleNamespace(reference_s=0.05, k=10.0, robot_factor=20.0, notes=[])
+    fitted = bench._fit_robot(None, server, (None, None), None, {}, None, g, setup)  # type: ignore[arg-type]
+    # each timed frame: 1 s of perf_counter ticks + 3 s slept = 4 s; target 20 x 0.05 s x 10 = 10 s
+    assert len(warm) == 2 and plan.plan_id in server.plans and list(fitted) == [plan.plan_id]
+    assert bench.slow_switch.factor == pytest.approx(2.5) and setup.robot_factor == pytest.approx(2.5)
+    assert "x2.50" in setup.notes[-1] and "10.0 s" in setup.notes[-1]
+    setup.k = 1.0  # a robot half already slower than its target is not sped up
+    bench._fit_robot(None, server, (None, None), None, {}, None, g, setup)  # type: ignore[arg-type]
+    assert bench.slow_switch.factor == 1.0

@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,16 +160,34 @@ def test_a_server_only_frame_run_on_the_robot_is_a_problem() -> None:
     assert not system_problems({"system": "dsccs", "plan_name": "device_only"})  # its own choice
 
 
+@pytest.mark.parametrize("system", ["server_only", "intradp", "dsccs", "spso_ga", "server_only+codecs"])
+@pytest.mark.parametrize("flag", [True, "True", "1"])  # as the driver sends it and as the CSV reads it back
+def test_an_offloading_frame_that_fell_back_to_local_inference_is_a_problem(system: str, flag: Any) -> None:
+    from intradp_ros.eval.evaluate import system_problems
+
+    row = {"system": system, "plan_name": system.split("+")[0], "fell_back_local": flag}
+    assert any("fell back to local inference" in p and system in p for p in system_problems(row))
+    assert not system_problems(dict(row, fell_back_local=False))
+    assert not system_problems(dict(row, fell_back_local="False"))
+    assert not system_problems({"system": "device_only", "plan_name": "device_only", "fell_back_local": True})
+
+
 def test_client_waits_are_dilated_from_the_clients_own_defaults():
-    from intradp_ros.eval.evaluate import CLIENT_HEARTBEAT_TIMEOUT_S, CLIENT_REPORT_TIMEOUT_S, Evaluation
+    from intradp_ros.eval.evaluate import (
+        CLIENT_HEARTBEAT_TIMEOUT_S,
+        CLIENT_REPORT_TIMEOUT_S,
+        CLIENT_TILE_STALL_S,
+        Evaluation,
+    )
     from intradp_ros.ros.client_node import COMMON_SPEC, ClientSettings
     from intradp_ros.ros.kapao_client import SPEC
     from intradp_ros.ros.node_params import build_parser, resolve
 
     defaults = ClientSettings()
-    assert (defaults.heartbeat_timeout, defaults.report_timeout) == (
+    assert (defaults.heartbeat_timeout, defaults.report_timeout, defaults.tile_stall_s) == (
         CLIENT_HEARTBEAT_TIMEOUT_S,
         CLIENT_REPORT_TIMEOUT_S,
+        CLIENT_TILE_STALL_S,
     )
     ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0))
     spec = dict(COMMON_SPEC, **SPEC)
@@ -176,6 +195,7 @@ def test_client_waits_are_dilated_from_the_clients_own_defaults():
     s = resolve(spec, build_parser("kapao_client", "", spec).parse_args(argv[1:]), use_ros=False)
     assert s["heartbeat_timeout"] == pytest.approx(40.0 * CLIENT_HEARTBEAT_TIMEOUT_S)
     assert s["report_timeout"] == pytest.approx(40.0 * CLIENT_REPORT_TIMEOUT_S)
+    assert s["tile_stall_s"] == pytest.approx(40.0 * CLIENT_TILE_STALL_S)
     assert s["deadline"] == pytest.approx(120.0)
 
 

@@ -123,3 +123,64 @@ def test_client_profiles_prefer_the_last_handshake_then_the_clients_own(tmp_path
     robot, server = client_profiles(g, tmp_path, notes)
     assert server is not None and robot.mac_s_per_byte == 0.0, "an unauthenticated server charged no MACs"
     assert "handshake" in notes[-1]
+
+
+@pytest.mark.parametrize("variant", [None, "raw", "lossless"])
+def test_the_prediction_looks_the_book_up_with_the_keys_the_server_solved_it_under(tmp_path, monkeypatch, variant):
+    """The prediction must find the very book the server solved, not solve another: its lookup uses the keys the
+    server computes from its own settings (grid, deadline, solver, codec policy, cache folder, tolerance)."""
+    pytest.importorskip("rospy")
+    from sched_toys import conv_chain, uniform_profile
+
+    import intradp_ros.core.plan_book as plan_book
+    import intradp_ros.ros.server_node as server_node
+    from intradp_ros.eval.evaluate import EvalConfig, Evaluation
+    from intradp_ros.eval.predict import server_plan_book
+
+    monkeypatch.setenv("INTRADP_CACHE", str(tmp_path / "cache"))
+    ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0, solver_seconds=0.2))
+    argv = ev.server_argv(variant)
+    g, _x = conv_chain(2, h=8)
+    robot, server = uniform_profile(g, 4e-3), uniform_profile(g, 1e-4)
+    looked_up: list = []
+
+    def record(graph, keys, tolerance=0.0):
+        looked_up.append((keys, tolerance))
+        return "the server's book"
+
+    node = server_node.IntraDPServer(server_node.settings_from_argv(argv))
+    monkeypatch.setattr(server_node, "lookup_plan_book", record)
+    assert node._plan_book("robot1", SimpleNamespace(graph=g), robot, server) == ("the server's book", "from cache")
+    monkeypatch.setattr(plan_book, "lookup_plan_book", record)
+    book, how = server_plan_book(argv, g, robot, server)
+    assert book == "the server's book" and "from the server's cache" in how
+    (server_keys, server_tol), (predict_keys, predict_tol) = looked_up
+    assert predict_keys == server_keys and predict_tol == server_tol > 0
+    assert str(tmp_path / "cache") in str(predict_keys.path)
+
+
+def test_the_prediction_reads_the_book_the_server_solved_from_its_cache(tmp_path, monkeypatch):
+    pytest.importorskip("rospy")
+    from sched_toys import conv_chain, uniform_profile
+
+    from intradp_ros.core.plan_book import build_plan_book, parse_grid
+    from intradp_ros.core.power import PowerModel
+    from intradp_ros.eval.evaluate import EvalConfig, Evaluation
+    from intradp_ros.eval.predict import server_plan_book
+    from intradp_ros.ros.server_node import server_book_keys, settings_from_argv, solver_config
+
+    monkeypatch.setenv("INTRADP_CACHE", str(tmp_path / "cache"))
+    argv = Evaluation(
+        EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0, solver_seconds=0.2)
+    ).server_argv()
+    s = settings_from_argv(argv)
+    g, _x = conv_chain(2, h=8)
+    robot, server = uniform_profile(g, 4e-3), uniform_profile(g, 1e-4)
+    # as the server's solve worker does (models/plan_book_worker): its settings' grid, solver, deadline, policy
+    solved, hit = build_plan_book(
+        g, robot, server, parse_grid(s.grid), PowerModel(), solver_config(s), float(s.deadline),
+        server_book_keys(s, g, robot, server).folder, codecs=str(s.codecs),
+    )  # fmt: skip
+    assert not hit
+    book, how = server_plan_book(argv, g, robot, server)
+    assert "exact profiles" in how and book.to_json() == solved.to_json()
