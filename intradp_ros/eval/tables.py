@@ -171,11 +171,14 @@ class GoalResult:
             f"({SYSTEM_LABELS.get(self.best_other, self.best_other)}); goal <= {LATENCY_GOAL_RATIO:g}x: "
             f"{'met' if self.latency_met else 'NOT met'}"
         )
-        en = (
-            f"{self.trace}: Intra-DP energy per inference = {self.energy_ratio:.2f}x the lowest other distributed "
-            f"system ({SYSTEM_LABELS.get(self.lowest_energy_other, self.lowest_energy_other)}), rank "
-            f"{self.energy_rank}; goal lowest: {'met' if self.energy_met else 'NOT met'}"
-        )
+        if self.lowest_energy_other == "-":
+            en = f"{self.trace}: Intra-DP energy: no other distributed system has frames to compare with: not judged"
+        else:
+            en = (
+                f"{self.trace}: Intra-DP energy per inference = {self.energy_ratio:.2f}x the lowest other "
+                f"distributed system ({SYSTEM_LABELS.get(self.lowest_energy_other, self.lowest_energy_other)}), "
+                f"rank {self.energy_rank}; goal lowest: {'met' if self.energy_met else 'NOT met'}"
+            )
         return lat + "\n" + en
 
 
@@ -199,8 +202,9 @@ def check_goals(summaries: Mapping[tuple[str, str], Summary]) -> list[GoalResult
             low_name = low.system
         else:
             e_ratio, rank, low_name = float("nan"), 1, "-"
+        energy_met = rank == 1 and low_name != "-"  # nothing to rank against is not a win
         out.append(
-            GoalResult(trace, ratio, best.system, ratio <= LATENCY_GOAL_RATIO, rank, low_name, e_ratio, rank == 1)
+            GoalResult(trace, ratio, best.system, ratio <= LATENCY_GOAL_RATIO, rank, low_name, e_ratio, energy_met)
         )
     return out
 

@@ -350,3 +350,23 @@ def test_a_key_file_runs_server_and_client_authenticated_and_a_bad_one_fails_at_
     key.chmod(0o644)
     with pytest.raises(AuthError, match="accessible by other users"):
         cfg.validate()
+
+
+def test_goal_lines_leave_out_frames_that_fell_back_to_local_inference() -> None:
+    """A baseline whose frames fell back to (slow) local inference must not make Intra-DP's ratio look good: the
+    goals compare only frames that ran as their system, and say how many were left out."""
+    from intradp_ros.eval.evaluate import CSV_FIELDS, render_report
+
+    def row(system: str, latency: float, fell_back: bool = False) -> dict[str, Any]:
+        r: dict[str, Any] = {f: 0 for f in CSV_FIELDS}
+        r.update(system=system, trace="indoor", error="", latency_s=latency, energy_j=latency, plan_name=system)
+        r["fell_back_local"] = fell_back
+        return r
+
+    records = [row("intradp", 1.0), row("server_only", 1.25), row("server_only", 9.0, fell_back=True)]
+    text, goals = render_report(records, 1.0, "t")
+    assert len(goals) == 1 and goals[0].best_other == "server_only"
+    assert goals[0].latency_ratio == pytest.approx(0.8), "Intra-DP against the clean server-only frame only"
+    assert "leaving out 1 frames that fell back" in text
+    clean_text, clean_goals = render_report(records[:2], 1.0, "t")
+    assert clean_goals[0].latency_ratio == pytest.approx(0.8) and "leaving out" not in clean_text

@@ -43,6 +43,9 @@ def test_goals_met_and_not_met():
     # device-only's low energy does not count: it is not distributed
     rows = [rec("device_only", 4.0, 0.0, 1.0), rec("intradp", 1.0, 0.5, 6.0), rec("dsccs", 2.0, 1.0, 8.0)]
     assert check_goals(summarize(rows))[0].energy_met
+    # no other distributed system with frames: the energy goal is not judged, never "met"
+    (g,) = check_goals(summarize([rec("device_only", 4.0, 0.0, 50.0), rec("intradp", 1.0, 0.5, 6.0)]))
+    assert not g.energy_met and g.lowest_energy_other == "-" and "not judged" in g.describe()
 
 
 def test_frame_line_shows_latency_plan_estimate_and_errors():
