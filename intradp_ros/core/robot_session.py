@@ -175,6 +175,8 @@ class SessionProtocol:
             return True
         self._health(self.health.on_session(False, f"heartbeat failed: {reply.reason}"))
         if reply.answered and reply.reason == NO_SESSION:
+            if self.renewing:  # the renewal may just have replaced the session (and its key): it decides
+                return False
             log.warning("%sserver lost the session (restarted?): handshaking again", self._prefix)
             self.book = None
         return False

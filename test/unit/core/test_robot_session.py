@@ -132,13 +132,14 @@ class SolvingServer:
         self.full = 0
         self.in_flight = False  # a renewal handshake is being answered
         self.beats_during_renewal = 0
+        self.beat_reply = HandshakeReply(True, True)
 
     def __call__(self, ids: SessionIds, profile_json: str, timeout: float) -> HandshakeReply:
         self.calls.append(profile_json)
         if not profile_json:
             if self.in_flight:
                 self.beats_during_renewal += 1
-            return HandshakeReply(True, True)
+            return self.beat_reply
         self.full += 1
         if self.full == 1:
             return accepted(self.book)
@@ -177,6 +178,29 @@ def test_a_changed_profile_renews_in_the_background_while_heartbeats_go_on(book_
     assert p.book is not held and p.sent_profile_json == "p2" and p.renew_failures == 0
     p.step(lambda: profile[0], 3.0, 1.0)
     assert server.calls[-1] == "" and server.full == 2, "renewed once: heartbeats again"
+
+
+def test_no_session_during_a_renewal_keeps_the_book_for_the_renewal_to_decide(book_and_graph) -> None:
+    """An authenticated renewal replaces the session key: a heartbeat in between is answered "no session". That
+    must not drop the held book nor start a second handshake while the renewal is in flight."""
+    book, g = book_and_graph
+    profile = ["p1"]
+    server = SolvingServer(book)
+    p = SessionProtocol(IDS, g, server, revision=lambda: profile[0])
+    try:
+        p.step(lambda: profile[0], 3.0, 1.0)
+        held = p.book
+        profile[0] = "p2"
+        p.step(lambda: profile[0], 3.0, 1.0)
+        assert server.renewal_started.wait(5.0)
+        beats = len(server.calls)
+        server.beat_reply = HandshakeReply(True, False, NO_SESSION)
+        p.step(lambda: profile[0], 3.0, 1.0)
+        assert len(server.calls) == beats + 1 and p.book is held and server.full == 2
+    finally:
+        server.release.set()
+    assert p.join_renewal(5.0) and p.book is not held
+    assert not p.step(lambda: profile[0], 3.0, 1.0) and p.book is None, "no renewal in flight: handshake again"
 
 
 def test_a_failed_renewal_keeps_the_book_and_retries_with_back_off(book_and_graph, caplog) -> None:
