@@ -205,9 +205,9 @@ class DemoEvaluation(Evaluation):
         self.say(
             "[demo] predicted: the cost model's latency of the plan each frame ran, from the profiles of the client's "
             "last handshake (a plan whose input travels as the camera file is priced at the observed JPEG/pixel "
-            "ratio; server-only's plan is priced as raw pixels, which server_only_jpeg does not send); floor: the "
-            "cheapest upload (the camera file once passthrough is verified) + server compute, or device-only; "
-            "x floor = latency / floor per frame"
+            "ratio; server-only with the camera JPEG is priced as the JPEG it sends, raw server-only as pixels); "
+            "floor: the cheapest upload (the camera file once passthrough is verified) + server compute, or "
+            "device-only; x floor = latency / floor per frame"
         )
         pngs = []
         if rows:
