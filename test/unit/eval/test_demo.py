@@ -111,6 +111,12 @@ def test_demo_command_lines_are_accepted_by_the_client_and_the_driver() -> None:
         assert s["camera_passthrough"] is (system != "server_only")
         assert s["calibrate_frames"] == 1
         assert s["heartbeat_timeout"] == pytest.approx(50.0) and s["report_timeout"] == pytest.approx(25.0)
+        assert s["tile_stall_s"] == pytest.approx(100.0), "the tile stall limit is dilated like every wait"
+    from intradp_ros.ros.server_node import SPEC as SERVER_SPEC
+
+    server_args = build_parser("intradp_server", "", SERVER_SPEC).parse_args(demo.server_argv()[1:])
+    server = resolve(SERVER_SPEC, server_args, use_ros=False)
+    assert server["tile_stall_s"] == pytest.approx(100.0)
     argv = demo.driver_argv("x.bag", Path("r.bag"), "intradp")
     flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
     assert load_settings(driver_parser().parse_args(flags), lambda name: (False, None)).topic == COMPRESSED_TOPIC
