@@ -75,6 +75,11 @@ SIZE_MEASURED_AT: tuple[int, int] = (512, 640)
 # (0.1-0.2 MB/s behind a 256 kB tbf queue, so TCP backs off for seconds) lost its subscriber on every frame and ran
 # locally ("server disconnected (tile link lost its peer)")
 TILE_STALL_S = 2.0
+# the client's diagnostics once its held plan book has plans that send the camera file (the book the server solves
+# after the first probed frame verified passthrough): before it, the counted frames of the first passthrough system
+# ran on the book without the camera file while the server's CPU solved the new one (server-only JPEG 1.83x its
+# prediction at 1280x960)
+CAMERA_READY = "plan_book_camera=yes"
 
 
 def client_settings(system: str, robot_cpu: float) -> dict[str, str]:
@@ -190,9 +195,17 @@ class DemoEvaluation(Evaluation):
         return TILE_STALL_S * float(self.cfg.dilation or 1.0)
 
     def driver_argv(self, bag: str, record: Path, system: str) -> list[str]:
+        """The evaluation's driver on the compressed topic; a system that may pass the camera file through warms up
+        until its client also holds the book that prices it (`CAMERA_READY`), so no counted frame runs on the
+        book without the camera file or beside the server's solve of the new one."""
         from intradp_ros.eval.sample_data import COMPRESSED_TOPIC
 
-        return super().driver_argv(bag, record, system) + ["--topic", COMPRESSED_TOPIC]
+        argv = super().driver_argv(bag, record, system) + ["--topic", COMPRESSED_TOPIC]
+        passthrough = client_settings(system, self.cfg.robot_cpu)["camera_passthrough"] == "true"
+        if passthrough and DEMO_MODES.get(system, system) != "device_only":
+            i = argv.index("--ready-status") + 1
+            argv[i] = f"{argv[i]},{CAMERA_READY}"
+        return argv
 
     def report(self) -> int:
         """The side-by-side table, the headline ratio, the plots and the Intra-DP run's health table."""

@@ -117,9 +117,15 @@ def test_demo_command_lines_are_accepted_by_the_client_and_the_driver() -> None:
     server_args = build_parser("intradp_server", "", SERVER_SPEC).parse_args(demo.server_argv()[1:])
     server = resolve(SERVER_SPEC, server_args, use_ros=False)
     assert server["tile_stall_s"] == pytest.approx(100.0)
-    argv = demo.driver_argv("x.bag", Path("r.bag"), "intradp")
-    flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
-    assert load_settings(driver_parser().parse_args(flags), lambda name: (False, None)).topic == COMPRESSED_TOPIC
+    for system in DEMO_SYSTEMS:
+        argv = demo.driver_argv("x.bag", Path("r.bag"), system)
+        flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
+        driver = load_settings(driver_parser().parse_args(flags), lambda name: (False, None))
+        assert driver.topic == COMPRESSED_TOPIC
+        # passthrough systems count frames only once the book that prices the camera file is held
+        camera = system in ("intradp", "server_only_jpeg")
+        want = "plan_book=received,plan_book_camera=yes" if camera else "plan_book=received"
+        assert driver.ready_status == want and driver.quiet_until_ready, system
     assert DEMO_MODES["server_only_jpeg"] == "server_only"
     with pytest.raises(ValueError, match="unknown systems"):
         DemoConfig(systems=["intradp", "server_only_webp"]).validate()
