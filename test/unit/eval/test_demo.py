@@ -18,6 +18,7 @@ from intradp_ros.eval.demo import (
     client_settings,
     estimate_demo_s,
     report_health,
+    run_order,
 )
 
 
@@ -136,3 +137,10 @@ def test_k_is_rounded_so_runs_share_the_cached_plan_book() -> None:
     assert cacheable_k(3.4) == 3.0 and cacheable_k(0.2) == 1.0 and cacheable_k(1250.6) == 1250.0
     with pytest.raises(ValueError):
         cacheable_k(float("nan"))
+
+
+def test_a_passthrough_system_runs_last_whatever_the_order_given() -> None:
+    """The prediction rebuilds the book from the last client's handshake: raw server-only's has no camera entry."""
+    assert run_order(["intradp", "server_only"]) == ["server_only", "intradp"]
+    assert run_order(["device_only", "intradp", "server_only_jpeg", "server_only"]) == list(DEMO_SYSTEMS)
+    assert DEMO_SYSTEMS[0] == "server_only" and DEMO_SYSTEMS.index("server_only_jpeg") < DEMO_SYSTEMS.index("intradp")
