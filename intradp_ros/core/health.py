@@ -94,6 +94,8 @@ class ClientFacts:
     random_weights: bool
     estimate_max_age_s: float = 5.0
     dead_threads: tuple[str, ...] = ()  # node threads that stopped while the node runs (a bug: frames stop)
+    book_renewing: bool = False  # a renewal handshake is in flight (the held book stays in use meanwhile)
+    book_camera: bool = False  # the held book has plans that send the input as the camera's own file
 
 
 def client_status(f: ClientFacts) -> Health:
@@ -104,6 +106,8 @@ def client_status(f: ClientFacts) -> Health:
         mode=f.mode,
         session=f.link_state,
         plan_book="received" if f.has_plan_book else "none",
+        plan_book_renewing="yes" if f.book_renewing else "no",
+        plan_book_camera="yes" if f.book_camera else "no",
         handshake_waiting_s="no" if f.handshake_waiting_s is None else f"{f.handshake_waiting_s:.1f}",
         plan_bucket_mbyte_per_s="none" if f.bucket_mbyte is None else f"{f.bucket_mbyte:g}",
         estimate_age_s=_age(f.estimate_age_s),

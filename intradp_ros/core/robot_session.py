@@ -100,11 +100,13 @@ class SessionProtocol:
         throttle_s: float = 10.0,
         on_book: Callable[[str], None] | None = None,
         revision: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`revision`: a cheap token of what the profile adds to the measured one (the client's camera entry); when
-        it differs from the accepted handshake's, the session handshakes again (`_renew`)."""
+        it differs from the accepted handshake's, the session handshakes again in the background (`_renew`)."""
         self.ids, self.graph, self.call = ids, graph, call
         self.revision = revision
+        self.clock = clock
         self.on_book = on_book  # hook: the accepted plan book's JSON (the client republishes it for the monitor)
         self.health = health if health is not None else LinkHealth()
         self.book: PlanBook | None = None
@@ -112,8 +114,14 @@ class SessionProtocol:
         self.sent_profile_json = ""  # the profile of the accepted handshake (its book was solved for it)
         self.server_profile_json = ""
         self._revision: object = None  # `revision()` when the accepted handshake's profile was made
-        self.renew_after_s = 30.0  # a failed renewal (the held book stays in use) is retried after this long
-        self._renew_failed_at: float | None = None
+        # a failed renewal (the held book stays in use) is retried after renew_after_s, doubling per failure in a
+        # row up to renew_max_s (a server that refuses or cannot solve is not asked again every heartbeat)
+        self.renew_after_s = 5.0
+        self.renew_max_s = 300.0
+        self.renew_failures = 0
+        self._renew_at = 0.0  # clock() before which no renewal starts (after a failure)
+        self._renewal: threading.Thread | None = None  # the renewal in flight (its handshake blocks only itself)
+        self._accept_lock = threading.Lock()  # one accepted handshake installs its book and profiles at a time
         self.waiting_since: float | None = None  # monotonic time the pending handshake began (diagnostics)
         self._throttle = _Throttle(throttle_s)
         self._prefix = f"client {ids.robot}: "
@@ -131,7 +139,10 @@ class SessionProtocol:
                 self._prefix,
                 timeout,
             )
-        reply = self.call(self.ids, profile_json, timeout)
+        return self._accept(self.call(self.ids, profile_json, timeout), profile_json)
+
+    def _accept(self, reply: HandshakeReply, profile_json: str) -> PlanBook:
+        """Install the book of an accepted full handshake (SessionRefused naming the cause otherwise)."""
         if not reply.accepted:
             why = f"handshake refused: {reply.reason}" if reply.answered else f"handshake failed: {reply.reason}"
             raise SessionRefused(why)
@@ -139,11 +150,12 @@ class SessionProtocol:
             book = PlanBook.from_json(reply.plan_table_json, self.graph)
         except PlanBookError as e:
             raise SessionRefused(f"server sent an unusable plan book: {e}") from None
-        self.book, self.server_device = book, reply.server_device
-        self.sent_profile_json, self.server_profile_json = profile_json, reply.server_profile_json
-        self.waiting_since = None
-        if self.on_book is not None:
-            self.on_book(reply.plan_table_json)
+        with self._accept_lock:
+            self.book, self.server_device = book, reply.server_device
+            self.sent_profile_json, self.server_profile_json = profile_json, reply.server_profile_json
+            self.waiting_since = None
+            if self.on_book is not None:
+                self.on_book(reply.plan_table_json)
         log.info(
             "%shandshake accepted by %s server (%d plans, buckets %g..%g MB/s)",
             self._prefix,
@@ -163,6 +175,8 @@ class SessionProtocol:
             return True
         self._health(self.health.on_session(False, f"heartbeat failed: {reply.reason}"))
         if reply.answered and reply.reason == NO_SESSION:
+            if self.renewing:  # the renewal may just have replaced the session (and its key): it decides
+                return False
             log.warning("%sserver lost the session (restarted?): handshaking again", self._prefix)
             self.book = None
         return False
@@ -182,8 +196,7 @@ class SessionProtocol:
                 if self._throttle(str(e)):
                     log.error("%s%s: retrying", self._prefix, e)
             return True
-        if self._renew(profile_json, handshake_timeout):
-            return True
+        self._renew(profile_json, handshake_timeout)  # in the background: the heartbeats go on meanwhile
         return self.heartbeat(heartbeat_timeout) or self.book is not None
 
     def _handshake_revised(self, profile_json: Callable[[], str], timeout: float) -> None:
@@ -191,27 +204,59 @@ class SessionProtocol:
         self.handshake(profile_json(), timeout)
         self._revision = rev
 
+    @property
+    def renewing(self) -> bool:
+        """True while a renewal handshake is in flight (the held book stays in use meanwhile)."""
+        return self._renewal is not None and self._renewal.is_alive()
+
     def _renew(self, profile_json: Callable[[], str], timeout: float) -> bool:
-        """Handshake again, keeping the held book meanwhile, when the profile's revision changed since the accepted
-        handshake (the camera passthrough was verified or turned off: the book must price what the robot sends).
-        True when a handshake was made (it also proved the session alive)."""
-        if self.revision is None:
+        """Start a handshake in the background when the profile's revision changed since the accepted handshake
+        (the camera passthrough was verified or turned off: the book must price what the robot sends). The server
+        may solve a new book for minutes: the held book stays in use and the session loop goes on heartbeating
+        (a blocked loop would send no heartbeat and the link would be declared down). True when one started."""
+        if self.revision is None or self.renewing or self.clock() < self._renew_at:
             return False
-        now = time.monotonic()
-        if self._renew_failed_at is not None and now - self._renew_failed_at < self.renew_after_s:
+        rev = self.revision()
+        if rev == self._revision:
             return False
-        if self.revision() == self._revision:
-            return False
-        held = self.book
-        log.info("%sprofile changed (camera passthrough): handshaking again for a matching plan book", self._prefix)
-        try:
-            self._handshake_revised(profile_json, timeout)
-            self._renew_failed_at = None
-        except SessionRefused as e:
-            self.book, self.waiting_since = held, None  # keep serving frames with the book held
-            self._renew_failed_at = now
-            log.warning("%snew plan book not received (%s): keeping the held one, retrying later", self._prefix, e)
+        profile = profile_json()
+        log.info(
+            "%sprofile changed (camera passthrough): handshaking again in the background for a matching plan book "
+            "(the held one stays in use)",
+            self._prefix,
+        )
+        self._renewal = threading.Thread(
+            target=self._renewal_run, args=(profile, rev, timeout), name="session-renewal", daemon=True
+        )
+        self._renewal.start()
         return True
+
+    def _renewal_run(self, profile: str, rev: object, timeout: float) -> None:
+        """One renewal handshake (the renewal thread): its book replaces the held one when accepted; a failure
+        keeps the held book and schedules the next try with back-off."""
+        try:
+            self._accept(self.call(self.ids, profile, timeout), profile)
+        except Exception as e:  # noqa: BLE001 - a renewal failure must never end the session: logged, retried
+            self.renew_failures += 1
+            delay = min(self.renew_max_s, self.renew_after_s * 2 ** (self.renew_failures - 1))
+            self._renew_at = self.clock() + delay
+            cause = str(e) if isinstance(e, SessionRefused) else f"{type(e).__name__}: {e}"
+            log.warning(
+                "%snew plan book not received (%s): keeping the held one, retrying in %.0f s (failure %d in a row)",
+                self._prefix,
+                cause,
+                delay,
+                self.renew_failures,
+            )
+            return
+        self._revision, self.renew_failures, self._renew_at = rev, 0, 0.0
+
+    def join_renewal(self, timeout: float) -> bool:
+        """Wait at most `timeout` s for the renewal in flight; True when none is left running."""
+        t = self._renewal
+        if t is not None:
+            t.join(timeout)
+        return not self.renewing
 
     def on_error(self, reason: str) -> None:
         """The session loop itself failed: frames run locally, the next round handshakes again."""

@@ -155,7 +155,10 @@ class EvalDriver:
         self._awaiting: int | None = None  # frame index lockstep waits for
         self._got: dict[int, bool] = {}
         self._warmup_got: str | None = None  # plan name of the last warm-up result
-        self.ready_status = ""  # "key=value": a /diagnostics status of this robot holding it marks the client ready
+        # "key=value[,key=value...]": the client is ready once a /diagnostics status of this robot held each of them
+        # (in order of arrival, each once); a quiet warm-up waits for the first one only
+        self.ready_status = ""
+        self._held: set[int] = set()  # indices of the ready_status conditions seen to hold
         self._log_ready = False
         self.health = HealthBook()  # latest /diagnostics status of every node (the demo's health table)
         self.pub = rospy.Publisher(out_topic, type(source.first()), queue_size=1)
@@ -204,15 +207,21 @@ class EvalDriver:
                 self.health.add(st.name, st.hardware_id, st.level, st.message, {kv.key: kv.value for kv in st.values})
         if not self.ready_status or self._log_ready:
             return
-        key, _, want = self.ready_status.partition("=")
+        wants = [w.partition("=") for w in self.ready_status.split(",") if w]
         for st in msg.status:
-            if st.hardware_id == self.robot and any(kv.key == key and kv.value == want for kv in st.values):
+            if st.hardware_id != self.robot:
+                continue
+            values = {kv.key: kv.value for kv in st.values}
+            for i, (key, _, want) in enumerate(wants):
+                if i in self._held or values.get(key) != want:
+                    continue
                 with self._cond:
-                    self._log_ready = True
+                    self._held.add(i)
+                    self._log_ready = len(self._held) == len(wants)
                     self._cond.notify_all()
-                text = f"{st.name}: {self.ready_status} ({st.message})"
-                self.printer.emit({"kind": "client_ready", "t_s": round(self.now_s(), 4), "log": text[:200]})
-                return
+                text = f"{st.name}: {key}={want} ({st.message})"
+                kind = "client_ready" if self._log_ready else "client_status"
+                self.printer.emit({"kind": kind, "t_s": round(self.now_s(), 4), "log": text[:200]})
 
     def _on_bandwidth(self, msg: BandwidthEstimate) -> None:
         self.recorder.write(self.names.bandwidth, msg)
@@ -272,10 +281,10 @@ class EvalDriver:
             ready = ready or self._log_ready
             if got >= count and ready:
                 break
-            if quiet_until_ready and ready_status and not ready:
+            if quiet_until_ready and ready_status and not (ready or 0 in self._held):
                 with self._cond:
                     self._cond.wait_for(
-                        lambda: self._log_ready or rospy.is_shutdown(),
+                        lambda: self._log_ready or 0 in self._held or rospy.is_shutdown(),
                         timeout=max(0.0, min(1.0, deadline - time.monotonic())),
                     )
                 continue
@@ -384,12 +393,13 @@ class EvalDriverSettings:
     ready_status: str = setting(
         "",
         "warm up until a /diagnostics status of the robot holds this key=value (e.g. plan_book=received, the client's "
-        "status once its handshake brought the plan book)",
+        "status once its handshake brought the plan book); a comma list: until each held (plan_book=received,"
+        "plan_book_camera=yes: and its renewed book prices the camera file)",
     )
     quiet_until_ready: bool = setting(
         False,
-        "with ready_status: publish no warm-up frame until it holds (frames would share the robot's CPU with its "
-        "profiling and calibration)",
+        "with ready_status: publish no warm-up frame until it (its first condition) holds (frames would share the "
+        "robot's CPU with its profiling and calibration)",
     )
     settle: float = setting(1.0, "seconds to wait after warm-up")
     record: str = setting("", "write stats, bandwidth and plan messages into this bag (empty: none)")

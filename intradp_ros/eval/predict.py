@@ -36,6 +36,9 @@ MB = 1e6
 # the server's default plan_cache_tolerance (ros/server_node.py): a renewed handshake whose profile is close to a
 # cached book's gets that book without a file of its own, so the prediction must look it up the same way
 PLAN_CACHE_TOLERANCE = 0.25
+# systems whose client sends the camera's own file for a plan that names no input codec (the demo's server-only
+# with camera passthrough: its book plan is the raw server_only one); predicted as the bytes they really send
+CAMERA_FILE_SYSTEMS = frozenset({"server_only_jpeg"})
 
 
 def codec_seconds_per_byte(nbytes: int = 1 << 20, repeats: int = 5) -> float:
@@ -78,6 +81,23 @@ class PredictionContext:
     notes: list[str]
 
 
+def as_sent(plan: Any, system: str, cm: Any) -> Any:
+    """`plan` priced as the client of `system` sends it: for CAMERA_FILE_SYSTEMS, the whole input up as the camera
+    file (CODEC_CAMERA) where the robot's profile offers that file and the plan names no codec for it; else as is."""
+    if system not in CAMERA_FILE_SYSTEMS or getattr(plan, "codecs", None) is None:
+        return plan
+    from intradp_ros.core.plan_book import camera_ratio
+    from intradp_ros.core.tile import CODEC_CAMERA
+    from intradp_ros.core.vocabulary import Direction
+
+    if camera_ratio(cm.robot) <= 0:
+        return plan
+    inputs = [n.index for n in plan.graph.nodes if n.is_input]
+    if len(inputs) != 1 or (inputs[0], Direction.UP) in plan.codecs:
+        return plan
+    return plan.with_codecs({**plan.codecs, (inputs[0], Direction.UP): CODEC_CAMERA})
+
+
 def annotate(records: Sequence[dict[str, Any]], ctx: PredictionContext) -> int:
     """Fill predicted_s, floor_s, nonmodel_cpu_s and k of every record with a result; returns how many frames
     ran a plan the rebuilt plan book does not hold (predicted with that mode's plan for the frame's rate)."""
@@ -89,10 +109,12 @@ def annotate(records: Sequence[dict[str, Any]], ctx: PredictionContext) -> int:
         if rec.get("error") or not (rate_mbit > 0 and math.isfinite(rate_mbit)):
             continue
         rate_Bps = rate_mbit * 1e6 / 8
+        system = str(rec.get("system") or rec.get("mode"))
         plan = by_id.get(int(rec.get("plan_id", -1)))
         if plan is None:
             missing += 1
-            plan = ctx.book.plan_for(str(rec.get("system") or rec.get("mode")), rate_Bps / MB)
+            plan = ctx.book.plan_for(system, rate_Bps / MB)
+        plan = as_sent(plan, system, ctx.cm)
         rec["predicted_s"] = float(ctx.cm.latency(plan, rate_Bps))
         rec["floor_s"] = physical_floor(
             ctx.cm.robot.device_only_s(), ctx.upload_bytes, ctx.cm.server.device_only_s(), ctx.result_bytes, rate_Bps

@@ -92,7 +92,16 @@ def client_facts(rt: Any) -> ClientFacts:
         dropped=dropped,
         random_weights=not rt.cfg.weights,
         dead_threads=tuple(getattr(rt, "dead_threads", ())),
+        book_renewing=bool(getattr(getattr(rt, "session", None), "renewing", False)),
+        book_camera=prices_camera(rt.book),
     )
+
+
+def prices_camera(book: Any) -> bool:
+    """True when `book` holds a plan that sends the input as the camera's own file (CODEC_CAMERA)."""
+    from intradp_ros.core.tile import CODEC_CAMERA
+
+    return any(CODEC_CAMERA in p.codecs.values() for p in getattr(book, "plans", ()))
 
 
 def client_security(rt: Any) -> Health:

@@ -113,3 +113,11 @@ def test_server_status():
     solving = SolveFacts("ab12", ("r1",), 10.0, 70.0, 3, 51)
     h = server_status("cpu", "cpu", ["r1"], [], ["kapao"], [], {}, [solving])
     assert h.values["solving_ab12"].startswith("3/51 buckets, 10 s of ~70 s")
+
+
+def test_client_reports_a_renewal_in_flight_and_a_camera_priced_book():
+    h = client_status(_client())
+    assert h.values["plan_book_renewing"] == "no" and h.values["plan_book_camera"] == "no"
+    h = client_status(_client(book_renewing=True, book_camera=True))
+    assert h.values["plan_book_renewing"] == "yes" and h.values["plan_book_camera"] == "yes"
+    assert h.level == OK, "a renewal keeps the held book: nothing to warn about"

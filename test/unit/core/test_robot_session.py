@@ -118,28 +118,119 @@ def test_step_handshakes_then_heartbeats(book_and_graph) -> None:
     assert [c[1] for c in server.calls] == ["{}", ""] and [c[2] for c in server.calls] == [60.0, 1.0]
 
 
-def test_a_changed_profile_handshakes_again_once_keeping_the_book_meanwhile(book_and_graph) -> None:
-    """The camera passthrough turned on: the profile to send changes, so the next round handshakes again (once)
-    for a book that prices it; a failed renewal keeps the held book and waits before retrying."""
+class SolvingServer:
+    """Answers heartbeats at once; every full handshake after the first (a renewal) waits for `release`, as a server
+    solving a new plan book for minutes does, then gives `renewal` (a reply, or an exception to raise)."""
+
+    def __init__(self, book: PlanBook, renewal: Any = None, blocked: bool = True) -> None:
+        self.book, self.renewal = book, renewal if renewal is not None else accepted(book)
+        self.release = threading.Event()
+        if not blocked:
+            self.release.set()
+        self.renewal_started = threading.Event()
+        self.calls: list[str] = []
+        self.full = 0
+        self.in_flight = False  # a renewal handshake is being answered
+        self.beats_during_renewal = 0
+        self.beat_reply = HandshakeReply(True, True)
+
+    def __call__(self, ids: SessionIds, profile_json: str, timeout: float) -> HandshakeReply:
+        self.calls.append(profile_json)
+        if not profile_json:
+            if self.in_flight:
+                self.beats_during_renewal += 1
+            return self.beat_reply
+        self.full += 1
+        if self.full == 1:
+            return accepted(self.book)
+        self.in_flight = True
+        self.renewal_started.set()
+        self.release.wait(10.0)  # bounded: a test that forgot to release still ends
+        self.in_flight = False
+        if isinstance(self.renewal, Exception):
+            raise self.renewal
+        return self.renewal
+
+
+def test_a_changed_profile_renews_in_the_background_while_heartbeats_go_on(book_and_graph) -> None:
+    """The camera passthrough turned on: the session handshakes again for a book that prices it, but the server's
+    solve (up to minutes) must not stop the heartbeats nor the held book; the new book replaces it when it comes."""
     book, g = book_and_graph
     profile = ["p1"]
-    server = FakeServer(accepted(book), HandshakeReply(True, True), HandshakeReply(False, reason="timeout"))
+    server = SolvingServer(book)
     p = SessionProtocol(IDS, g, server, revision=lambda: profile[0])
+    try:
+        p.step(lambda: profile[0], 3.0, 1.0)
+        p.step(lambda: profile[0], 3.0, 1.0)  # same profile: a heartbeat
+        assert server.calls == ["p1", ""]
+        held = p.book
+        profile[0] = "p2"
+        assert p.step(lambda: profile[0], 3.0, 1.0)
+        assert server.renewal_started.wait(5.0) and p.renewing
+        for _ in range(3):  # the session loop goes on while the server solves
+            assert p.step(lambda: profile[0], 3.0, 1.0)
+        assert server.beats_during_renewal >= 3, "the renewal blocked the heartbeats"
+        assert server.full == 2, "one renewal at a time"
+        assert p.book is held and p.health.session_ok and p.waiting_since is None
+    finally:
+        server.release.set()
+    assert p.join_renewal(5.0)
+    assert p.book is not held and p.sent_profile_json == "p2" and p.renew_failures == 0
     p.step(lambda: profile[0], 3.0, 1.0)
-    p.step(lambda: profile[0], 3.0, 1.0)  # same profile: a heartbeat
-    assert [c[1] for c in server.calls] == ["p1", ""]
+    assert server.calls[-1] == "" and server.full == 2, "renewed once: heartbeats again"
+
+
+def test_no_session_during_a_renewal_keeps_the_book_for_the_renewal_to_decide(book_and_graph) -> None:
+    """An authenticated renewal replaces the session key: a heartbeat in between is answered "no session". That
+    must not drop the held book nor start a second handshake while the renewal is in flight."""
+    book, g = book_and_graph
+    profile = ["p1"]
+    server = SolvingServer(book)
+    p = SessionProtocol(IDS, g, server, revision=lambda: profile[0])
+    try:
+        p.step(lambda: profile[0], 3.0, 1.0)
+        held = p.book
+        profile[0] = "p2"
+        p.step(lambda: profile[0], 3.0, 1.0)
+        assert server.renewal_started.wait(5.0)
+        beats = len(server.calls)
+        server.beat_reply = HandshakeReply(True, False, NO_SESSION)
+        p.step(lambda: profile[0], 3.0, 1.0)
+        assert len(server.calls) == beats + 1 and p.book is held and server.full == 2
+    finally:
+        server.release.set()
+    assert p.join_renewal(5.0) and p.book is not held
+    assert not p.step(lambda: profile[0], 3.0, 1.0) and p.book is None, "no renewal in flight: handshake again"
+
+
+def test_a_failed_renewal_keeps_the_book_and_retries_with_back_off(book_and_graph, caplog) -> None:
+    book, g = book_and_graph
+    profile = ["p1"]
+    now = [0.0]
+    server = SolvingServer(book, renewal=HandshakeReply(False, reason="no answer within 3 s"), blocked=False)
+    p = SessionProtocol(IDS, g, server, revision=lambda: profile[0], clock=lambda: now[0])
+    p.step(lambda: profile[0], 3.0, 1.0)
     held = p.book
     profile[0] = "p2"
-    assert p.step(lambda: profile[0], 3.0, 1.0)  # renewal fails: the held book stays
-    assert [c[1] for c in server.calls] == ["p1", "", "p2"] and p.book is held and p.waiting_since is None
-    p.step(lambda: profile[0], 3.0, 1.0)  # within renew_after_s: a heartbeat, no second try yet
-    assert server.calls[-1][1] == ""
-    p.renew_after_s = 0.0
-    server.replies = [accepted(book)]
-    p.step(lambda: profile[0], 3.0, 1.0)
-    assert server.calls[-1][1] == "p2" and p.sent_profile_json == "p2" and p.book is not held
-    p.step(lambda: profile[0], 3.0, 1.0)
-    assert server.calls[-1][1] == "", "renewed once: heartbeats again"
+
+    def renewals_after(t: float) -> int:
+        now[0] = t
+        p.step(lambda: profile[0], 3.0, 1.0)
+        assert p.join_renewal(5.0)
+        return server.full - 1
+
+    with caplog.at_level(logging.WARNING):
+        assert renewals_after(0.0) == 1 and p.book is held and p.renew_failures == 1
+    assert "new plan book not received (handshake failed: no answer within 3 s)" in caplog.text
+    assert "retrying in 5 s" in caplog.text
+    assert renewals_after(4.9) == 1, "retried before its back-off"
+    server.renewal = RuntimeError("service proxy broke")  # any exception is a failed renewal, never a dead loop
+    assert renewals_after(5.1) == 2 and p.renew_failures == 2 and p.book is held
+    assert renewals_after(15.0) == 2, "the second back-off doubles (10 s)"
+    server.renewal = accepted(book)
+    assert renewals_after(15.2) == 3 and p.renew_failures == 0 and p.book is not held
+    assert p.sent_profile_json == "p2"
+    assert renewals_after(100.0) == 3, "renewed: heartbeats again"
 
 
 def test_a_restarted_server_means_handshake_again_at_once(book_and_graph) -> None:

@@ -18,6 +18,7 @@ from intradp_ros.eval.demo import (
     client_settings,
     estimate_demo_s,
     report_health,
+    run_order,
 )
 
 
@@ -111,9 +112,21 @@ def test_demo_command_lines_are_accepted_by_the_client_and_the_driver() -> None:
         assert s["camera_passthrough"] is (system != "server_only")
         assert s["calibrate_frames"] == 1
         assert s["heartbeat_timeout"] == pytest.approx(50.0) and s["report_timeout"] == pytest.approx(25.0)
-    argv = demo.driver_argv("x.bag", Path("r.bag"), "intradp")
-    flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
-    assert load_settings(driver_parser().parse_args(flags), lambda name: (False, None)).topic == COMPRESSED_TOPIC
+        assert s["tile_stall_s"] == pytest.approx(100.0), "the tile stall limit is dilated like every wait"
+    from intradp_ros.ros.server_node import SPEC as SERVER_SPEC
+
+    server_args = build_parser("intradp_server", "", SERVER_SPEC).parse_args(demo.server_argv()[1:])
+    server = resolve(SERVER_SPEC, server_args, use_ros=False)
+    assert server["tile_stall_s"] == pytest.approx(100.0)
+    for system in DEMO_SYSTEMS:
+        argv = demo.driver_argv("x.bag", Path("r.bag"), system)
+        flags = argv[next(i for i, a in enumerate(argv) if a.startswith("--")) :]
+        driver = load_settings(driver_parser().parse_args(flags), lambda name: (False, None))
+        assert driver.topic == COMPRESSED_TOPIC
+        # passthrough systems count frames only once the book that prices the camera file is held
+        camera = system in ("intradp", "server_only_jpeg")
+        want = "plan_book=received,plan_book_camera=yes" if camera else "plan_book=received"
+        assert driver.ready_status == want and driver.quiet_until_ready, system
     assert DEMO_MODES["server_only_jpeg"] == "server_only"
     with pytest.raises(ValueError, match="unknown systems"):
         DemoConfig(systems=["intradp", "server_only_webp"]).validate()
@@ -124,3 +137,10 @@ def test_k_is_rounded_so_runs_share_the_cached_plan_book() -> None:
     assert cacheable_k(3.4) == 3.0 and cacheable_k(0.2) == 1.0 and cacheable_k(1250.6) == 1250.0
     with pytest.raises(ValueError):
         cacheable_k(float("nan"))
+
+
+def test_a_passthrough_system_runs_last_whatever_the_order_given() -> None:
+    """The prediction rebuilds the book from the last client's handshake: raw server-only's has no camera entry."""
+    assert run_order(["intradp", "server_only"]) == ["server_only", "intradp"]
+    assert run_order(["device_only", "intradp", "server_only_jpeg", "server_only"]) == list(DEMO_SYSTEMS)
+    assert DEMO_SYSTEMS[0] == "server_only" and DEMO_SYSTEMS.index("server_only_jpeg") < DEMO_SYSTEMS.index("intradp")

@@ -21,7 +21,7 @@ from intradp_ros.eval.health_table import HealthBook
 def _driver() -> EvalDriver:
     """An EvalDriver with only what the diagnostics callback uses (no publishers, no master)."""
     d = object.__new__(EvalDriver)
-    d.robot, d.ready_status, d._log_ready = "robot1", "", False
+    d.robot, d.ready_status, d._log_ready, d._held = "robot1", "", False, set()
     d._cond = threading.Condition()
     d.health = HealthBook()
     return d
@@ -53,6 +53,23 @@ def test_health_line_holds_the_newest_status_of_each_node_and_names_the_missing(
     assert by_name["kapao_client_robot1: session"]["reports"] == 2
     assert by_name["intradp_server: server"]["hardware_id"] == "server"
     assert rec["missing"] == ["monitor", "bridge"]
+
+
+def test_a_list_of_ready_statuses_is_ready_once_each_held() -> None:
+    """plan_book=received, then plan_book_camera=yes (the renewed book): ready only after both; the first alone
+    ends a quiet wait (frames must flow for the camera probe that leads to the second)."""
+    d = _driver()
+    seen: list[str] = []
+    d.printer = type("P", (), {"emit": lambda self, rec: seen.append(rec["kind"])})()
+    d.now_s = lambda: 0.0
+    d.ready_status = "plan_book=received,plan_book_camera=yes"
+    session = "kapao_client_robot1: session"
+    d._on_diagnostics(_array((session, "robot1", 0, "up", {"plan_book": "received", "plan_book_camera": "no"})))
+    assert not d._log_ready and d._held == {0} and seen == ["client_status"]
+    d._on_diagnostics(_array((session, "robot2", 0, "up", {"plan_book": "received", "plan_book_camera": "yes"})))
+    assert not d._log_ready, "another robot's status does not count"
+    d._on_diagnostics(_array((session, "robot1", 0, "up", {"plan_book": "received", "plan_book_camera": "yes"})))
+    assert d._log_ready and seen == ["client_status", "client_ready"]
 
 
 def _params(values: dict[str, Any]) -> Any:

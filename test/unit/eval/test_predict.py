@@ -184,3 +184,55 @@ def test_the_prediction_reads_the_book_the_server_solved_from_its_cache(tmp_path
     assert not hit
     book, how = server_plan_book(argv, g, robot, server)
     assert "exact profiles" in how and book.to_json() == solved.to_json()
+def test_server_only_with_the_camera_file_is_priced_as_the_file_it_sends() -> None:
+    """server_only_jpeg runs the book's raw server_only plan but uploads the camera JPEG: its prediction must price
+    the JPEG bytes (CODEC_CAMERA on the input), the raw server-only system's the pixels."""
+    import torch
+
+    from intradp_ros.core import capture
+    from intradp_ros.core.codec_choice import camera_profile
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.plan import Plan
+    from intradp_ros.core.profiler import profile_graph
+    from intradp_ros.core.tile import CODEC_CAMERA
+    from intradp_ros.eval.predict import as_sent
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x.float() / 255).mean((2, 3))
+
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
+    g = capture(Net().eval(), x)
+    robot = profile_graph(g, [x], repeats=1, sizes=2, step_overhead=False)
+    server = robot.scaled(0.25, "server")
+    plan = Plan.server_only(g)
+    rate = 1e5  # 100 kB/s: the upload dominates
+    plain = CostModel(g, robot, server)
+    assert as_sent(plan, "server_only_jpeg", plain) is plan, "no camera entry: nothing to price"
+    cm = CostModel(
+        g,
+        robot.with_codecs([*robot.codecs, camera_profile("robot", 0.1)]),
+        server.with_codecs([*server.codecs, camera_profile("server", 1.0, decode_s_per_mb=0.0)]),
+    )
+    assert as_sent(plan, "server_only", cm) is plan, "raw server-only sends the pixels"
+    jpeg = as_sent(plan, "server_only_jpeg", cm)
+    assert CODEC_CAMERA in jpeg.codecs.values()
+    raw_s, jpeg_s = cm.latency(plan, rate), cm.latency(jpeg, rate)
+    pixels = 3 * 64 * 64
+    assert raw_s - jpeg_s == pytest.approx(0.9 * pixels / rate, rel=0.05), "the upload shrinks to the file's 0.1"
+    recs = [{"system": s, "plan_id": plan.plan_id, "link_mbit": rate * 8 / 1e6, "error": ""} for s in CAMERA_SYSTEMS]
+
+    class Book:
+        def by_id(self) -> dict:
+            return {plan.plan_id: plan}
+
+    annotate(recs, PredictionContext(cm, Book(), pixels, 0, 1.0, 1e-9, []))
+    assert recs[0]["predicted_s"] == pytest.approx(raw_s) and recs[1]["predicted_s"] == pytest.approx(jpeg_s)
+
+
+CAMERA_SYSTEMS = ("server_only", "server_only_jpeg")

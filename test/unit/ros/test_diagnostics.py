@@ -37,6 +37,35 @@ def test_client_facts_read_the_runtime() -> None:
     assert f.has_plan_book and f.link_state == "up" and f.random_weights
     assert f.dropped == {"unsupported_encoding": 1, "stale": 3, "replaced_by_newer": 4}
     assert 1.9 < f.estimate_age_s < 10 and f.handshake_waiting_s is None
+    assert not f.book_renewing and not f.book_camera
+
+
+def test_client_facts_show_the_renewal_and_the_camera_priced_book() -> None:
+    from intradp_ros.core.tile import CODEC_CAMERA, CODEC_WEBP
+
+    raw, webp, camera = (SimpleNamespace(codecs=c) for c in ({}, {(0, "up"): CODEC_WEBP}, {(0, "up"): CODEC_CAMERA}))
+    rt = SimpleNamespace(
+        robot="robot1",
+        mode="intradp",
+        health=SimpleNamespace(state="up"),
+        book=SimpleNamespace(plans=[raw, webp]),
+        session=SimpleNamespace(renewing=True),
+        handshake_since=None,
+        bucket=5.0,
+        estimate_at=None,
+        frames_done=0,
+        deadline_misses=0,
+        local_fallbacks=0,
+        drops=DropCounter(),
+        slot=SimpleNamespace(stale=0, replaced=0),
+        cfg=SimpleNamespace(weights=""),
+    )
+    f = client_facts(rt)
+    assert f.book_renewing and not f.book_camera
+    rt.book.plans.append(camera)
+    rt.session.renewing = False
+    f = client_facts(rt)
+    assert f.book_camera and not f.book_renewing
 
 
 def test_a_health_fills_the_status_and_a_failing_one_shows_as_error() -> None:
