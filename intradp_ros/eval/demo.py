@@ -81,11 +81,6 @@ CALIBRATE_FRAMES = 1
 SOLVES = 2
 SOLVER_SECONDS = 2.0
 SIZE_MEASURED_AT: tuple[int, int] = (512, 640)
-# the nodes' tile_stall_s (2 s: a tile subscriber that accepts no byte this long is dropped), stretched by k like
-# every other wait on the testbed: undilated, server-only's 3.69 MB of pixels at 1280x960 crossing the dilated link
-# (0.1-0.2 MB/s behind a 256 kB tbf queue, so TCP backs off for seconds) lost its subscriber on every frame and ran
-# locally ("server disconnected (tile link lost its peer)")
-TILE_STALL_S = 2.0
 # the client's diagnostics once its held plan book has plans that send the camera file (the book the server solves
 # after the first probed frame verified passthrough): before it, the counted frames of the first passthrough system
 # ran on the book without the camera file while the server's CPU solved the new one (server-only JPEG 1.83x its
@@ -195,15 +190,7 @@ class DemoEvaluation(Evaluation):
 
     def client_argv(self, system: str) -> list[str]:
         extra = client_settings(system, self.cfg.robot_cpu)
-        extra["tile_stall_s"] = str(self.tile_stall_s())
         return super().client_argv(DEMO_MODES.get(system, system)) + flags(extra)
-
-    def server_argv(self, variant: str | None = None) -> list[str]:
-        return super().server_argv(variant) + flags({"tile_stall_s": str(self.tile_stall_s())})
-
-    def tile_stall_s(self) -> float:
-        """TILE_STALL_S x k (both nodes)."""
-        return TILE_STALL_S * float(self.cfg.dilation or 1.0)
 
     def driver_argv(self, bag: str, record: Path, system: str) -> list[str]:
         """The evaluation's driver on the compressed topic; a system that may pass the camera file through warms up

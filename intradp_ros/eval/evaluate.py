@@ -112,7 +112,7 @@ def workload_family(model: str) -> str:
 
 CLIENT_HEARTBEAT_TIMEOUT_S = 1.0  # the client's defaults (ros/client_node.ClientSettings), undilated
 CLIENT_REPORT_TIMEOUT_S = 0.5
-CLIENT_TILE_STALL_S = 2.0
+TILE_STALL_S = 2.0  # both nodes' default tile_stall_s
 
 
 def empty_class_offset(logits: Any, occupancy: Any, density: float) -> float:
@@ -407,6 +407,9 @@ class Evaluation:
             "grid": dilated_grid(cfg.dilation, cfg.grid_buckets),
             "deadline": cfg.deadline * cfg.dilation,
             "solver_seconds": cfg.solver_seconds,
+            # the server drops a tile subscriber that accepts no byte this long: dilated like the client's limit
+            # (undilated, server-only's 3.69 MB of KAPAO-L 1280x960 pixels behind the dilated link lost it every frame)
+            "tile_stall_s": TILE_STALL_S * cfg.dilation,
         }
         if variant is not None:
             s["codecs"] = CODEC_VARIANTS[variant][0]
@@ -442,7 +445,7 @@ class Evaluation:
             "report_timeout": CLIENT_REPORT_TIMEOUT_S * k,
             # undilated, a server that read nothing for 2 s (a load spike; 29 ms of undilated time at k = 70) had its
             # tile subscription dropped mid-upload, and KAPAO-L's server-only frames finished locally
-            "tile_stall_s": CLIENT_TILE_STALL_S * k,
+            "tile_stall_s": TILE_STALL_S * k,
             # every system's client reuses the first one's calibration frames: one calibration (minutes at the
             # seeds' sizes inside the quota) and one calibrated profile, so one plan-book solve per workload
             "calibration_file": self.out_dir / "calibration_frames.json",

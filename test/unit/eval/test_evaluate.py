@@ -176,7 +176,7 @@ def test_client_waits_are_dilated_from_the_clients_own_defaults():
     from intradp_ros.eval.evaluate import (
         CLIENT_HEARTBEAT_TIMEOUT_S,
         CLIENT_REPORT_TIMEOUT_S,
-        CLIENT_TILE_STALL_S,
+        TILE_STALL_S,
         Evaluation,
     )
     from intradp_ros.ros.client_node import COMMON_SPEC, ClientSettings
@@ -187,7 +187,7 @@ def test_client_waits_are_dilated_from_the_clients_own_defaults():
     assert (defaults.heartbeat_timeout, defaults.report_timeout, defaults.tile_stall_s) == (
         CLIENT_HEARTBEAT_TIMEOUT_S,
         CLIENT_REPORT_TIMEOUT_S,
-        CLIENT_TILE_STALL_S,
+        TILE_STALL_S,
     )
     ev = Evaluation(EvalConfig(model="kapao_l6", input_size="512,640", dilation=40.0))
     spec = dict(COMMON_SPEC, **SPEC)
@@ -195,8 +195,17 @@ def test_client_waits_are_dilated_from_the_clients_own_defaults():
     s = resolve(spec, build_parser("kapao_client", "", spec).parse_args(argv[1:]), use_ros=False)
     assert s["heartbeat_timeout"] == pytest.approx(40.0 * CLIENT_HEARTBEAT_TIMEOUT_S)
     assert s["report_timeout"] == pytest.approx(40.0 * CLIENT_REPORT_TIMEOUT_S)
-    assert s["tile_stall_s"] == pytest.approx(40.0 * CLIENT_TILE_STALL_S)
+    assert s["tile_stall_s"] == pytest.approx(40.0 * TILE_STALL_S)
     assert s["deadline"] == pytest.approx(120.0)
+    from intradp_ros.ros.server_node import SPEC as SERVER_SPEC
+    from intradp_ros.ros.server_node import ServerSettings
+
+    assert ServerSettings().tile_stall_s == TILE_STALL_S
+    server_argv = ev.server_argv()
+    server = resolve(
+        SERVER_SPEC, build_parser("intradp_server", "", SERVER_SPEC).parse_args(server_argv[1:]), use_ros=False
+    )
+    assert server["tile_stall_s"] == pytest.approx(40.0 * TILE_STALL_S), "the server's tile stall limit too"
 
 
 def test_frame_cpu_time_is_measured_once_and_cached(tmp_path):
