@@ -424,6 +424,8 @@ def test_band_factors_are_measured_per_count_travel_in_the_json_and_are_bounded(
     plain = dataclasses.replace(p, band_factors={})
     assert "band_factors" not in json.loads(plain.to_json())
     assert Profile.from_json(plain.to_json(), g).band_factors == {}
+
+
 def test_quota_clock_times_frames_by_cpu_time_over_the_quota(monkeypatch):
     """Calibration frames of a throttled robot are timed by its CPU seconds / its quota (the wall time the frame
     takes with the whole quota), which other jobs on the host do not stretch; no quota below 1 CPU: wall time."""

@@ -184,6 +184,8 @@ def test_the_prediction_reads_the_book_the_server_solved_from_its_cache(tmp_path
     assert not hit
     book, how = server_plan_book(argv, g, robot, server)
     assert "exact profiles" in how and book.to_json() == solved.to_json()
+
+
 def test_server_only_with_the_camera_file_is_priced_as_the_file_it_sends() -> None:
     """server_only_jpeg runs the book's raw server_only plan but uploads the camera JPEG: its prediction must price
     the JPEG bytes (CODEC_CAMERA on the input), the raw server-only system's the pixels."""
