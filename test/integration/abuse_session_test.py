@@ -118,13 +118,7 @@ class AbuseSessionTest(lib.SystemTestCase):
         sent = [f["frame"] for f in self.lines.of("sent") if f["frame"].startswith("f")]
         # newest frame wins: a frame replaced by a newer one before the client took it has no result (counted)
         self.assertGreaterEqual(len(res), 0.8 * len(sent), f"{len(res)} results for {len(sent)} frames")
-        bad, total = [], 0
-        for fid, got in res.items():
-            ref, _det = self.ref.result(lib.frame_index(fid))
-            total += len(ref["poses"])
-            why = lib.compare_kapao(ref, got)
-            if why:
-                bad.append(f"{fid}: {why}")
+        bad, total = lib.kapao_mismatches(self.ref, res)
         self.assertFalse(bad, bad)
         self.assertGreater(total, 0, "the comparison is empty: no poses at these thresholds")
         stats = [s for s in self.lines.of("stats") if s["frame"].startswith("f")]

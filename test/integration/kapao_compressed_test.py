@@ -61,13 +61,7 @@ class KapaoCompressedTest(lib.SystemTestCase):
         self.assertFalse(self.lines.of("error"), self.lines.of("error"))
         res = self.results()
         self.assertEqual(len(res), FRAMES, f"results for {sorted(res)}")
-        bad, total = [], 0
-        for fid, got in res.items():
-            ref, _det = self.ref.result(lib.frame_index(fid))
-            total += len(ref["poses"])
-            why = lib.compare_kapao(ref, got)
-            if why:
-                bad.append(f"{fid}: {why}")
+        bad, total = lib.kapao_mismatches(self.ref, res)
         self.assertFalse(bad, bad)
         self.assertGreater(total, 0, "the comparison is empty: no poses at these thresholds")
         print(f"[kapao_compressed] {len(res)} JPEG frames equal local inference on their decoded pixels")

@@ -74,14 +74,7 @@ class KapaoSystemTest(lib.SystemTestCase):
         self.assertFalse(self.lines.of("error"), self.lines.of("error"))
         res = self.results()
         self.assertEqual(len(res), FRAMES, f"results for {sorted(res)}")
-        bad = []
-        total_poses = 0
-        for fid, got in res.items():
-            ref, _det = self.ref.result(lib.frame_index(fid))
-            total_poses += len(ref["poses"])
-            why = lib.compare_kapao(ref, got)
-            if why:
-                bad.append(f"{fid}: {why}")
+        bad, total_poses = lib.kapao_mismatches(self.ref, res)
         self.assertFalse(bad, bad)
         self.assertGreater(total_poses, 0, "the comparison is empty: no poses at these thresholds")
         print(f"[kapao_system] {len(res)} frames equal local inference ({total_poses} poses in all)")

@@ -300,6 +300,18 @@ def compare_kapao(ref, got):
     return None
 
 
+def kapao_mismatches(ref, results):
+    """(mismatch lines, poses compared) of published results {frame id: result} against local inference (`ref`)."""
+    bad, total = [], 0
+    for fid, got in results.items():
+        want, _det = ref.result(frame_index(fid))
+        total += len(want["poses"])
+        why = compare_kapao(want, got)
+        if why:
+            bad.append(f"{fid}: {why}")
+    return bad, total
+
+
 def compare_voxels(ref, logits, got, tie_tol=1e-4):
     """None when the published completed voxels equal the local ones, except voxels whose two best local
     logits are within `tie_tol` (float summation order may flip such an argmax; their count is bounded)."""
