@@ -42,7 +42,8 @@ from intradp_ros.eval.testbed import TestbedError
 from intradp_ros.eval.workloads import KAPAO_SIZES, scaled_kapao_s
 from intradp_ros.results.aggregates import summarize
 
-# Run order (whatever order --systems names them in: `run_order`): raw server-only first, then server_only_jpeg, so
+# Run order (whatever order --systems names them in: `run_order`): raw server-only first, device-only, then
+# server_only_jpeg, so
 # the plan book that prices the camera file (solved once that client's probe verified passthrough and it handshook
 # again; its counted frames wait for it) is cached before Intra-DP runs. A passthrough system runs last: the
 # prediction rebuilds the book from the LAST client's handshake profiles (one file per robot), and raw server-only's
@@ -51,9 +52,13 @@ from intradp_ros.results.aggregates import summarize
 DEMO_SYSTEMS: Sequence[str] = ("server_only", "server_only_jpeg", "intradp", "device_only")
 
 
+RUN_ORDER: Sequence[str] = ("server_only", "device_only", "server_only_jpeg", "intradp")  # passthrough last
+
+
 def run_order(systems: Sequence[str]) -> list[str]:
-    """`systems` in DEMO_SYSTEMS' order (unknown names last, as given: the caller refuses them)."""
-    known = [s for s in DEMO_SYSTEMS if s in systems]
+    """`systems` in RUN_ORDER (unknown names last, as given: the caller refuses them); device-only runs before the
+    passthrough systems, since its client's handshake carries no camera entry either."""
+    known = [s for s in RUN_ORDER if s in systems]
     return known + [s for s in systems if s not in DEMO_SYSTEMS]
 
 

@@ -822,8 +822,11 @@ def system_problems(row: dict[str, Any]) -> list[str]:
 
 def run_order(systems: Sequence[str]) -> list[str]:
     """Distributed systems first (the first run pays the client's profiling and the server's plan-book solve,
-    both cached afterwards; a device-only run never waits for the handshake, so it goes last)."""
-    return [s for s in systems if s != "device_only"] + [s for s in systems if s == "device_only"]
+    both cached afterwards), then device-only, and Intra-DP last: the prediction reads the LAST client's handshake
+    profiles (one file per robot), and only a client that verified the camera passthrough (Intra-DP's) offers the
+    camera file in them; with device-only last (the seventh run) Intra-DP's camera plans were priced without it."""
+    head = [s for s in systems if s not in ("device_only", "intradp")]
+    return head + [s for s in systems if s == "device_only"] + [s for s in systems if s == "intradp"]
 
 
 def _lost_record(system: str, trace: str, rec: dict[str, Any]) -> dict[str, Any]:

@@ -142,5 +142,10 @@ def test_k_is_rounded_so_runs_share_the_cached_plan_book() -> None:
 def test_a_passthrough_system_runs_last_whatever_the_order_given() -> None:
     """The prediction rebuilds the book from the last client's handshake: raw server-only's has no camera entry."""
     assert run_order(["intradp", "server_only"]) == ["server_only", "intradp"]
-    assert run_order(["device_only", "intradp", "server_only_jpeg", "server_only"]) == list(DEMO_SYSTEMS)
+    assert run_order(["device_only", "intradp", "server_only_jpeg", "server_only"]) == [
+        "server_only",
+        "device_only",
+        "server_only_jpeg",
+        "intradp",
+    ], "passthrough systems last: the prediction reads the last client's handshake"
     assert DEMO_SYSTEMS[0] == "server_only" and DEMO_SYSTEMS.index("server_only_jpeg") < DEMO_SYSTEMS.index("intradp")

@@ -35,7 +35,8 @@ def test_link_series_loops_the_trace_and_rate_at_steps():
 
 
 def test_device_only_runs_last_and_flags_are_dashed():
-    assert run_order(["device_only", "server_only", "intradp"]) == ["server_only", "intradp", "device_only"]
+    assert run_order(["device_only", "server_only", "intradp"]) == ["server_only", "device_only", "intradp"]
+    assert run_order(["intradp", "dsccs", "device_only"]) == ["dsccs", "device_only", "intradp"]
     assert flags({"input_size": "256,320", "mode": "dsccs"}) == ["--input-size", "256,320", "--mode", "dsccs"]
 
 
