@@ -43,12 +43,9 @@ from intradp_ros.eval.workloads import KAPAO_SIZES, scaled_kapao_s
 from intradp_ros.results.aggregates import summarize
 
 # Run order (whatever order --systems names them in: `run_order`): raw server-only first, device-only, then
-# server_only_jpeg, so
-# the plan book that prices the camera file (solved once that client's probe verified passthrough and it handshook
-# again; its counted frames wait for it) is cached before Intra-DP runs. A passthrough system runs last: the
-# prediction rebuilds the book from the LAST client's handshake profiles (one file per robot), and raw server-only's
-# carry no camera entry, so with it last the camera plans were missing from the rebuilt book (indoor 1280x960 run:
-# Intra-DP's 3 frames "not in the book", server-only JPEG predicted as raw pixels).
+# server_only_jpeg, so the plan book that prices the camera file (solved once that client's probe verified
+# passthrough and it handshook again; its counted frames wait for it) is cached before Intra-DP runs. The prediction
+# prices each run with its own client's handshake copy (evaluate.Evaluation.handshake_copy).
 DEMO_SYSTEMS: Sequence[str] = ("server_only", "server_only_jpeg", "intradp", "device_only")
 
 
@@ -56,8 +53,7 @@ RUN_ORDER: Sequence[str] = ("server_only", "device_only", "server_only_jpeg", "i
 
 
 def run_order(systems: Sequence[str]) -> list[str]:
-    """`systems` in RUN_ORDER (unknown names last, as given: the caller refuses them); device-only runs before the
-    passthrough systems, since its client's handshake carries no camera entry either."""
+    """`systems` in RUN_ORDER (unknown names last, as given: the caller refuses them)."""
     known = [s for s in RUN_ORDER if s in systems]
     return known + [s for s in systems if s not in DEMO_SYSTEMS]
 
@@ -232,8 +228,8 @@ class DemoEvaluation(Evaluation):
         if plans:
             self.say(f"[demo] Intra-DP ran: {plans}; raw pixels of the {w}x{h} input are {3 * h * w / 1e3:.1f} kB")
         self.say(
-            "[demo] predicted: the cost model's latency of the plan each frame ran, from the profiles of the client's "
-            "last handshake (a plan whose input travels as the camera file is priced at the observed JPEG/pixel "
+            "[demo] predicted: the cost model's latency of the plan each frame ran, from the profiles of that run's "
+            "client's handshake (a plan whose input travels as the camera file is priced at the observed JPEG/pixel "
             "ratio; server-only with the camera JPEG is priced as the JPEG it sends, raw server-only as pixels); "
             "floor: the cheapest upload (the camera file once passthrough is verified) + server compute, or "
             "device-only; x floor = latency / floor per frame"

@@ -26,6 +26,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from intradp_ros.eval.frame_cpu import (  # noqa: F401 - measure_frame_s and the
     measure_frame_s,
 )
 from intradp_ros.eval.nodes import read_json_lines, script_argv, start_bridge
+from intradp_ros.eval.predict import snapshot_handshake
 from intradp_ros.eval.stats_recorder import CSV_FIELDS, consistency_problems, read_csv, write_csv
 from intradp_ros.eval.tables import (
     SYSTEMS,
@@ -623,6 +625,7 @@ class Evaluation:
         cfg = self.cfg
         system = label or mode
         tag = f"{trace}_{system}"
+        started = time.time()
         log = open(self.log_dir / f"{tag}.log", "ab")
         procs: list[subprocess.Popen] = []
         phases = RunPhases()
@@ -708,6 +711,7 @@ class Evaluation:
             for p in reversed(procs):
                 tb.stop(p)
             log.close()
+            snapshot_handshake(self.client_cache_dir(), started, self.handshake_copy(trace, system))
 
     # ---- results ---------------------------------------------------------------------------------------------
     def report(self) -> int:
@@ -733,30 +737,68 @@ class Evaluation:
         failed = any("driver error" in p or "run failed" in p for p in self.problems)
         return 0 if self.records and not failed else 1
 
+    def handshake_copy(self, trace: str, system: str) -> Path:
+        """Where the run of `system` on `trace` keeps its client's handshake profiles (predict.snapshot_handshake)."""
+        return self.out_dir / "handshakes" / f"{trace}_{system}.json"
+
+    def variant_of(self, system: str) -> str | None:
+        """The codec variant a record's system label ran under (its suffix, CODEC_VARIANTS), None without variants."""
+        variants = list(self.cfg.codecs)
+        for v in variants:
+            if CODEC_VARIANTS[v][1] and system.endswith(CODEC_VARIANTS[v][1]):
+                return v
+        return next((v for v in variants if not CODEC_VARIANTS[v][1]), variants[0] if variants else None)
+
     def _annotate(self) -> None:
-        """Predicted latency, floor and non-model CPU estimate beside every frame (eval/predict.py); a failure
-        leaves the columns empty and says why."""
+        """Predicted latency, floor and non-model CPU estimate beside every frame (eval/predict.py), each run's frames
+        priced with the profiles its own client sent (its handshake copy; else the newest in the client's cache)
+        and the plan book of its codec variant's server; a failure leaves the columns empty and says why."""
         if not self.records:
             return
-        from intradp_ros.eval.predict import annotate, build_context
+        import dataclasses
+
+        from intradp_ros.eval.predict import annotate, build_context, capture_workload, codec_seconds_per_byte
 
         cfg = self.cfg
         try:
-            ctx = build_context(
-                cfg.model,
-                build_options(self.setup, self.cfg.extra_client.get("head")),
-                self.client_cache_dir(),
-                [float(v) for v in dilated_grid(cfg.dilation, cfg.grid_buckets).split(",")],
-                cfg.deadline * cfg.dilation,
-                cfg.solver_seconds,
-                cfg.dilation,
-                self.robot_slowdown,
-                self.say,
-                calibration_file=self.out_dir / "calibration_frames.json",
-                # the server of the default codec variant (the records of a codec variant are predicted with it)
-                server_argv=self.server_argv(list(cfg.codecs)[0] if cfg.codecs else None),
-            )
-            missing = annotate(self.records, ctx)
+            options = build_options(self.setup, self.cfg.extra_client.get("head"))
+            captured = capture_workload(cfg.model, options)
+            per_byte = codec_seconds_per_byte()
+            runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for rec in self.records:
+                runs.setdefault((str(rec["trace"]), str(rec["system"])), []).append(rec)
+            contexts: dict[tuple[bytes | None, str | None], Any] = {}
+            run_context: dict[tuple[str, str], Any] = {}
+            for trace, system in runs:
+                copy = self.handshake_copy(trace, system)
+                handshake = copy if copy.is_file() else None
+                variant = self.variant_of(system)
+                key = (handshake.read_bytes() if handshake else None, variant)
+                if key not in contexts:
+                    self.say(f"[evaluate] prediction for {trace}/{system}:")
+                    contexts[key] = build_context(
+                        cfg.model,
+                        options,
+                        self.client_cache_dir(),
+                        [float(v) for v in dilated_grid(cfg.dilation, cfg.grid_buckets).split(",")],
+                        cfg.deadline * cfg.dilation,
+                        cfg.solver_seconds,
+                        cfg.dilation,
+                        self.robot_slowdown,
+                        self.say,
+                        calibration_file=self.out_dir / "calibration_frames.json",
+                        server_argv=self.server_argv(variant),
+                        handshake_file=handshake,
+                        captured=captured,
+                        codec_per_byte_s=per_byte,
+                    )
+                run_context[(trace, system)] = contexts[key]
+            # one physical floor per workload: the cheapest upload any client observed (the camera file where one
+            # client verified it), whichever client's profiles priced the frames
+            upload = min(ctx.upload_bytes for ctx in contexts.values())
+            missing = 0
+            for run, recs in runs.items():
+                missing += annotate(recs, dataclasses.replace(run_context[run], upload_bytes=upload))
             if missing:
                 self.problems.append(
                     f"prediction: {missing} frames ran a plan the rebuilt plan book does not hold "
@@ -822,9 +864,7 @@ def system_problems(row: dict[str, Any]) -> list[str]:
 
 def run_order(systems: Sequence[str]) -> list[str]:
     """Distributed systems first (the first run pays the client's profiling and the server's plan-book solve,
-    both cached afterwards), then device-only, and Intra-DP last: the prediction reads the LAST client's handshake
-    profiles (one file per robot), and only a client that verified the camera passthrough (Intra-DP's) offers the
-    camera file in them; with device-only last (the seventh run) Intra-DP's camera plans were priced without it."""
+    both cached afterwards), then device-only, and Intra-DP last (it finds the books the others made cached)."""
     head = [s for s in systems if s not in ("device_only", "intradp")]
     return head + [s for s in systems if s == "device_only"] + [s for s in systems if s == "intradp"]
 

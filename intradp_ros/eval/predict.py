@@ -39,6 +39,7 @@ PLAN_CACHE_TOLERANCE = 0.25
 # systems whose client sends the camera's own file for a plan that names no input codec (the demo's server-only
 # with camera passthrough: its book plan is the raw server_only one); predicted as the bytes they really send
 CAMERA_FILE_SYSTEMS = frozenset({"server_only_jpeg"})
+HANDSHAKE_GLOB = "*_handshake_*.json"  # profiler.handshake_profiles_path: <fingerprint>_handshake_<robot>.json
 
 
 def codec_seconds_per_byte(nbytes: int = 1 << 20, repeats: int = 5) -> float:
@@ -125,26 +126,55 @@ def annotate(records: Sequence[dict[str, Any]], ctx: PredictionContext) -> int:
     return missing
 
 
-def client_profiles(g: Any, client_cache_dir: Path, notes: list[str]) -> tuple[Any, Any]:
-    """(robot profile, server profile) from the client's cache: the two of its last accepted handshake (the very
-    profiles the server solved the book for: calibrated, with the camera entry), else its per-operator profile
-    (newest of the graph: the client's file is named by its own threads and CPU quota, which this process does not
-    share) and no server profile; (None, None) when it has none."""
+def snapshot_handshake(client_cache_dir: Path, since: float, dest: Path) -> Path | None:
+    """Copy to `dest` the handshake profiles a client wrote at or after `since` (wall clock: the start of its run),
+    or None when it wrote none. The client keeps one such file per robot and graph, so the next run's client
+    overwrites it: each run's copy lets the prediction price every system's frames with the profiles its own client
+    sent (a device-only client's carry no camera entry, an Intra-DP client's do)."""
+    import shutil
+
+    folder = client_cache_dir / "profiles"
+    if not folder.is_dir():
+        return None
+    fresh = [(f.stat().st_mtime, f) for f in folder.glob(HANDSHAKE_GLOB) if f.stat().st_mtime >= since]
+    if not fresh:
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(max(fresh)[1], dest)
+    return dest
+
+
+def client_profiles(
+    g: Any, client_cache_dir: Path, notes: list[str], handshake_file: Path | None = None
+) -> tuple[Any, Any]:
+    """(robot profile, server profile) from the client's cache: the two of an accepted handshake (the very
+    profiles the server solved the book for: calibrated, with the camera entry): `handshake_file` (a run's own
+    copy, `snapshot_handshake`) when given and readable, else the newest in the cache; else the client's
+    per-operator profile (newest of the graph: the client's file is named by its own threads and CPU quota, which
+    this process does not share) and no server profile; (None, None) when it has none."""
     import dataclasses
 
     from intradp_ros.core.profiler import Profile, ProfileError, read_handshake_profiles
 
-    folder = client_cache_dir / "profiles"
-    if not folder.is_dir():
-        return None, None
-    newest = sorted(folder.glob(f"{g.fingerprint}_handshake_*.json"), key=lambda f: f.stat().st_mtime)
-    got = read_handshake_profiles(newest[-1], g) if newest else None
+    got = read_handshake_profiles(handshake_file, g) if handshake_file is not None else None
+    if got is not None:
+        how = f"the run's own client handshake ({handshake_file.name})"
+    else:
+        folder = client_cache_dir / "profiles"
+        if not folder.is_dir():
+            return None, None
+        newest = sorted(folder.glob(f"{g.fingerprint}_handshake_*.json"), key=lambda f: f.stat().st_mtime)
+        got = read_handshake_profiles(newest[-1], g) if newest else None
+        how = "the client's last accepted handshake"
     if got is not None:
         robot, server = got
         if server is not None and server.mac_s_per_byte == 0.0:  # an unauthenticated server prices no tile MACs
             robot = dataclasses.replace(robot, mac_s_per_byte=0.0)
-        notes.append("robot and server profiles: the client's last accepted handshake (calibrated, camera entry)")
+        notes.append(f"robot and server profiles: {how} (calibrated, camera entry)")
         return robot, server
+    folder = client_cache_dir / "profiles"
+    if not folder.is_dir():
+        return None, None
     plain = [
         f
         for f in sorted(folder.glob(f"{g.fingerprint}_*.json"), key=lambda f: f.stat().st_mtime)
@@ -192,6 +222,19 @@ def server_plan_book(server_argv: Sequence[str], g: Any, robot: Any, server: Any
     )
 
 
+def capture_workload(model: str, options: dict[str, Any]) -> tuple[Any, Any]:
+    """(graph, example input) of `model` built as the nodes build it (seed 0): captured once per evaluation."""
+    import torch
+
+    from intradp_ros.core import capture
+    from intradp_ros.models.registry import build
+
+    torch.manual_seed(0)
+    net = build(model, **options)
+    x = net.input_spec.example()
+    return capture(net, x), x
+
+
 def build_context(
     model: str,
     options: dict[str, Any],
@@ -204,6 +247,9 @@ def build_context(
     say: Callable[[str], None] = print,
     calibration_file: Path | None = None,
     server_argv: Sequence[str] | None = None,
+    handshake_file: Path | None = None,
+    captured: tuple[Any, Any] | None = None,
+    codec_per_byte_s: float | None = None,
 ) -> PredictionContext:
     """Profiles as the nodes used them (`client_profiles`: the client's last accepted handshake; else its own
     per-operator profile, calibrated to the frames in `calibration_file` as the client calibrated it before its
@@ -211,24 +257,20 @@ def build_context(
     them (the one the server solved, from its cache, when the profiles match), and the codec's cost on this CPU.
     `server_argv`: the server's command line; its plan book is then looked up with the server's own cache keys
     (ros/server_node.server_book_keys on the settings it parsed: grid, deadline, solver, codec policy, cache
-    folder, tolerance), so a setting the server gets never makes the prediction solve another book."""
-    import torch
-
-    from intradp_ros.core import capture
+    folder, tolerance), so a setting the server gets never makes the prediction solve another book.
+    `handshake_file`: one run's copy of its client's handshake (`snapshot_handshake`); `captured`: the workload's
+    (graph, example input) when the caller captured it already (`capture_workload`); `codec_per_byte_s`: the
+    codec's cost when the caller measured it already."""
     from intradp_ros.core.cost_model import CostModel
     from intradp_ros.core.plan_book import build_plan_book, camera_ratio
     from intradp_ros.core.plan_table import default_cache_dir
     from intradp_ros.core.power import PowerModel
     from intradp_ros.core.profiler import cached_profile
     from intradp_ros.core.solver import SolverConfig
-    from intradp_ros.models.registry import build
 
     notes = []
-    torch.manual_seed(0)
-    net = build(model, **options)
-    x = net.input_spec.example()
-    g = capture(net, x)
-    robot, server = client_profiles(g, Path(client_cache_dir), notes)
+    g, x = captured if captured is not None else capture_workload(model, options)
+    robot, server = client_profiles(g, Path(client_cache_dir), notes, handshake_file)
     if robot is not None and server is None and calibration_file is not None:
         from intradp_ros.core.calibration_file import read_frame_times
         from intradp_ros.core.profiler import calibrate_to_frames
@@ -261,7 +303,7 @@ def build_context(
             tolerance=PLAN_CACHE_TOLERANCE,
         )
         notes.append(f"plan book {'from cache (the one the server solved)' if hit else 'solved again'}")
-    per_byte = codec_seconds_per_byte()
+    per_byte = codec_per_byte_s if codec_per_byte_s is not None else codec_seconds_per_byte()
     say(f"[evaluate] prediction: {'; '.join(notes)}; wire codec {per_byte * 1e9:.2f} ns/byte on this CPU")
     upload = input_wire_bytes(g)
     ratio = camera_ratio(robot)

@@ -380,3 +380,53 @@ def test_goal_lines_leave_out_frames_that_fell_back_to_local_inference() -> None
     assert "leaving out 1 frames that fell back" in text
     clean_text, clean_goals = render_report(records[:2], 1.0, "t")
     assert clean_goals[0].latency_ratio == pytest.approx(0.8) and "leaving out" not in clean_text
+
+
+def test_each_run_is_predicted_with_its_own_clients_handshake_and_its_variants_book(tmp_path, monkeypatch):
+    """The client keeps one handshake file per robot, overwritten by the next run's client; the prediction must
+    price each run with the copy its own client wrote (device-only's carries no camera entry, Intra-DP's does) and
+    with the book of the server its codec variant ran, and give every run one floor: the cheapest upload seen."""
+    import intradp_ros.eval.predict as predict
+    from intradp_ros.eval.evaluate import Evaluation
+
+    ev = Evaluation(
+        EvalConfig(model="kapao_l6", input_size="512,640", dilation=20.0, codecs=["raw", "lossless"], out=str(tmp_path))
+    )
+    for trace, system, text in [("indoor", "intradp", "A"), ("indoor", "intradp+codecs", "B")]:
+        ev.handshake_copy(trace, system).parent.mkdir(parents=True, exist_ok=True)
+        ev.handshake_copy(trace, system).write_text(text)
+    ev.records = [
+        {"trace": t, "system": s, "frame": 0}
+        for t, s in [("indoor", "intradp"), ("indoor", "intradp+codecs"), ("outdoor", "intradp"), ("indoor", "x")]
+    ]
+    built: list[tuple[str | None, str]] = []
+
+    def fake_context(*args: Any, handshake_file: Any = None, server_argv: Any = None, **kw: Any) -> Any:
+        policy = server_argv[server_argv.index("--codecs") + 1]
+        built.append((handshake_file.read_text() if handshake_file else None, policy))
+        made = f"{built[-1][0]}/{policy}"
+        return predict.PredictionContext(None, None, 100 if handshake_file else 400, 0, 20.0, 0.0, [made])
+
+    priced: dict[str, tuple[Any, int]] = {}
+
+    def fake_annotate(recs: Any, ctx: Any) -> int:
+        for r in recs:
+            priced[f"{r['trace']}/{r['system']}"] = (ctx, ctx.upload_bytes)
+        return 0
+
+    monkeypatch.setattr(predict, "build_context", fake_context)
+    monkeypatch.setattr(predict, "annotate", fake_annotate)
+    monkeypatch.setattr(predict, "capture_workload", lambda model, options: (None, None))
+    monkeypatch.setattr(predict, "codec_seconds_per_byte", lambda: 1e-9)
+    ev._annotate()
+    assert not ev.problems, ev.problems
+    assert sorted(built, key=str) == sorted([("A", "raw"), ("B", "all"), (None, "raw")], key=str), (
+        "one context per distinct (handshake copy, codec variant); runs without a copy share the cache's newest"
+    )
+    assert {k: v[1] for k, v in priced.items()} == dict.fromkeys(priced, 100), "one floor: the cheapest upload"
+    assert {k: v[0].notes[0] for k, v in priced.items()} == {
+        "indoor/intradp": "A/raw",
+        "indoor/intradp+codecs": "B/all",
+        "outdoor/intradp": "None/raw",
+        "indoor/x": "None/raw",
+    }

@@ -4,6 +4,7 @@ and the non-model charge follow the documented formulas."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -238,3 +239,32 @@ def test_server_only_with_the_camera_file_is_priced_as_the_file_it_sends() -> No
 
 
 CAMERA_SYSTEMS = ("server_only", "server_only_jpeg")
+
+
+def test_a_runs_handshake_copy_is_the_file_its_own_client_wrote(tmp_path) -> None:
+    """Only a handshake written during the run is copied (an older one belongs to another system's client), and a
+    given copy is preferred to the newest file in the cache."""
+    import os
+
+    from sched_toys import conv_chain, uniform_profile
+
+    from intradp_ros.core.profiler import handshake_profiles_path, write_handshake_profiles
+    from intradp_ros.eval.predict import client_profiles, snapshot_handshake
+
+    g, _x = conv_chain(2, h=8)
+    slow, fast = uniform_profile(g, 2e-3), uniform_profile(g, 1e-3)
+    assert snapshot_handshake(tmp_path, 0.0, tmp_path / "copy.json") is None, "no cache folder, no copy"
+    path = Path(handshake_profiles_path(tmp_path, g, "robot1"))
+    write_handshake_profiles(path, slow.to_json(), fast.to_json())
+    os.utime(path, (1000.0, 1000.0))
+    assert snapshot_handshake(tmp_path, 2000.0, tmp_path / "copy.json") is None, "written before the run started"
+    copy = snapshot_handshake(tmp_path, 500.0, tmp_path / "runs" / "copy.json")
+    assert copy is not None and copy.read_bytes() == path.read_bytes()
+    write_handshake_profiles(path, fast.to_json(), fast.to_json())  # the next run's client overwrites the cache's
+    notes: list[str] = []
+    robot, _server = client_profiles(g, tmp_path, notes, copy)
+    assert robot.device_only_s() == pytest.approx(slow.device_only_s()) and "run's own" in notes[-1]
+    robot, _server = client_profiles(g, tmp_path, notes)
+    assert robot.device_only_s() == pytest.approx(fast.device_only_s()) and "last accepted" in notes[-1]
+    robot, _server = client_profiles(g, tmp_path, notes, tmp_path / "missing.json")
+    assert robot.device_only_s() == pytest.approx(fast.device_only_s()), "an unreadable copy: the cache's newest"
