@@ -992,13 +992,15 @@ def cached_profile(
     cache_dir: str | os.PathLike[str],
     device: str | torch.device = "cpu",
     codec_input: str = "",
+    check_frame: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> tuple[Profile, bool]:
     """(profile, True if read from the cache); measures and stores it on a miss (kwargs: profile_graph's).
 
     `codec_input` names what `inputs` are (e.g. "camera_sample"): a cached profile whose codecs were measured on
     something else (a random example) gets its codec profiles measured again on `inputs` (one forward pass, the
-    operator times kept) and is stored again."""
+    operator times kept) and is stored again. With `check_frame`, a cached profile is first compared with one whole
+    forward pass timed here (`stale_profile`); a stale one is measured again and `check_frame` is told why."""
     path = profile_cache_path(cache_dir, g, device)
     if os.path.isfile(path):
         try:
@@ -1006,6 +1008,11 @@ def cached_profile(
                 prof = Profile.from_json(f.read(), g)
             if missing_band_cost(prof, kwargs):
                 raise ProfileError("cached profile lacks what a banded plan costs: measured again")
+            if check_frame is not None:
+                why = stale_profile(g, inputs, device, prof)
+                if why is not None:
+                    check_frame(f"cached profile {path} measured again: {why}")
+                    raise ProfileError(why)
             if prof.device.get("codec_input", "") == codec_input:
                 return prof, True
             fresh = prof.with_codecs(measure_codec_profiles(g, inputs, device, int(kwargs.get("codec_repeats", 3))))
@@ -1019,6 +1026,49 @@ def cached_profile(
         prof.device["codec_input"] = codec_input
     _store_profile(path, prof)
     return prof, False
+
+
+STALE_PROFILE_FACTOR = 3.0  # a frame this many times faster than its cached profile says: not this machine's
+
+
+def stale_profile(
+    g: Graph,
+    inputs: Sequence[torch.Tensor],
+    device: str | torch.device,
+    prof: Profile,
+    factor: float = STALE_PROFILE_FACTOR,
+) -> str | None:
+    """Why `prof` cannot be this machine's profile of `g` now, or None: one whole forward pass timed here (cold, so
+    if anything slower than the profile's least-of-passes times) ran more than `factor` x faster than the profile's
+    operator sum. Such a profile was measured somewhere slower (inside a robot's CPU quota whose process could not
+    see its quota, or under heavy load) and cached under this machine's key; every plan priced from it is wrong (a
+    KAPAO-L server profile 18x too slow made Intra-DP keep every frame on the robot). A frame slower than the profile
+    is not judged: load slows a frame down, nothing makes one faster."""
+    dev = torch.device(device)
+    consts = _constants_on(g, dev)
+    values: list[Any] = [None] * len(g.nodes)
+    for pos, idx in enumerate(g.input_indices):
+        values[idx] = inputs[pos].to(dev)
+    last_use = _last_uses(g, keep_outputs=False)
+    with torch.no_grad():
+        _sync(dev)
+        t0 = time.perf_counter()
+        for n in g.nodes:
+            if not n.is_input:
+                values[n.index] = n.rowmap.run(0, n.extent, [values[u] for u in n.inputs], consts)
+                for u in n.inputs:
+                    if last_use[u] <= n.index:
+                        values[u] = None
+        _sync(dev)
+        frame_s = time.perf_counter() - t0
+    profiled_s = prof.total()  # the same operator calls; the executor's per-step overhead is not in this pass
+    if profiled_s > factor * frame_s:
+        return (
+            f"it says {profiled_s:.3f} s per frame, a whole forward pass here took {frame_s:.3f} s "
+            f"({profiled_s / max(frame_s, 1e-12):.1f}x; limit {factor:g}x): measured on a slower machine, in a CPU "
+            "quota or under load"
+        )
+    return None
 
 
 BAND_COST_KEY = "band_cost_measured"  # device fact: the profile's per-band and per-tile wire costs were measured

@@ -636,6 +636,7 @@ class IntraDPServer:
                     repeats=self.s.profile_repeats,
                     progress=bar,
                     band_overhead=True,  # the server runs streamed plans' bands: price them (measured once, cached)
+                    check_frame=lambda why: rospy.logwarn("server: %s", why),  # a stale cached profile is redone
                 )
             rospy.loginfo(
                 "server: profile of %s on %s %s in %.1f s",

@@ -79,6 +79,28 @@ def test_cached_profile_is_read_back(tmp_path):
     assert p2.to_json() == p1.to_json()
 
 
+def test_a_stale_cached_profile_is_measured_again_and_said_why(tmp_path):
+    """A cached profile far slower than a forward pass here (measured in a robot's quota, or under load, and
+    stored under this machine's key) must not price plans: with `check_frame` it is measured again."""
+    from intradp_ros.core import profiler
+
+    g, x = conv_chain(2, h=8)
+    kw = {"warmup": 0, "repeats": 1, "sizes": 2, "message_overhead_s": 0.0}
+    fresh, hit = cached_profile(g, [x], tmp_path, **kw)
+    told: list[str] = []
+    again, hit = cached_profile(g, [x], tmp_path, check_frame=told.append, **kw)
+    assert hit and not told, "a right profile is kept (a cold pass is no faster than the least of its passes)"
+    path = profiler.profile_cache_path(tmp_path, g)
+    slow = fresh.scaled(1000.0, "measured in a CPU quota")
+    with open(path, "w") as f:
+        f.write(slow.to_json())
+    assert cached_profile(g, [x], tmp_path, **kw)[0].total() == pytest.approx(slow.total()), "unchecked: kept"
+    redone, hit = cached_profile(g, [x], tmp_path, check_frame=told.append, **kw)
+    assert not hit and len(told) == 1 and "forward pass here" in told[0]
+    assert redone.total() < slow.total() / 100
+    assert profiler.stale_profile(g, [x], "cpu", redone) is None
+
+
 # ------------------------------------------------------------------ calibration to whole frames
 def _toy_profile(step_overhead_s: float = 2e-4):
     from sched_toys import uniform_profile
