@@ -113,6 +113,17 @@ def sample_model_input(input_hw: Sequence[int]) -> torch.Tensor | None:
     return x.cpu().contiguous()
 
 
+def sample_profile_input(example: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """(input a camera robot's profile is measured on, its name): the bundled photograph letterboxed like a frame
+    of `example`'s shape, so its codec ratios are a picture's, not the random example's, which never compresses
+    (a torchvision client profiled on the example priced every image codec at ratio 1.0 and never used one);
+    `example` and "" where no photograph fits (no scikit-image, another shape or dtype)."""
+    sample = sample_model_input(tuple(example.shape[-2:]))
+    if sample is None or sample.shape != example.shape or sample.dtype != example.dtype:
+        return example, ""
+    return sample, "camera_sample"
+
+
 def sample_camera_payload(input_hw: Sequence[int], quality: int = 90) -> bytes | None:
     """A CODEC_CAMERA payload of the bundled photograph as a camera JPEG (quality 90, like a camera driver), for
     timing a decode before any real frame came (None without scikit-image)."""

@@ -35,7 +35,7 @@ from intradp_ros.models.camera_input import (
     camera_frame_of,
     camera_model_input,
     drop_camera_frame,
-    sample_model_input,
+    sample_profile_input,
 )
 from intradp_ros.models.kapao_postprocess import KapaoThresholds, Pose, poses_from_candidate_sets, poses_from_detections
 from intradp_ros.models.letterbox import LetterboxInfo
@@ -246,10 +246,7 @@ class KapaoAdapter(ClientAdapter):
     def profile_input(self, example: torch.Tensor) -> tuple[torch.Tensor, str]:
         """A real picture (the bundled sample photograph) letterboxed like a frame: codec ratios on a camera-like
         input, not on the random example, which never compresses."""
-        sample = sample_model_input(tuple(example.shape[-2:]))
-        if sample is None or sample.shape != example.shape or sample.dtype != example.dtype:
-            return example, ""
-        return sample, "camera_sample"
+        return sample_profile_input(example)
 
     def setup(self, runtime: ClientRuntime) -> None:
         self.input_hw = tuple(runtime.replica.example.shape[-2:])

@@ -15,6 +15,7 @@ import torch
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
+from intradp_ros.models.camera_input import sample_profile_input
 from intradp_ros.models.letterbox import letterbox
 from intradp_ros.ros import names
 from intradp_ros.ros.client_node import ClientAdapter, ClientRuntime, run_client
@@ -41,6 +42,10 @@ class TorchvisionAdapter(ClientAdapter):
     def setup(self, runtime: ClientRuntime) -> None:
         self.input_hw = tuple(runtime.replica.example.shape[-2:])
         self.pub = rospy.Publisher(runtime.names.name(names.OUTPUT), Float32MultiArray, queue_size=5)
+
+    def profile_input(self, example: torch.Tensor) -> tuple[torch.Tensor, str]:
+        """The bundled photograph letterboxed like a frame (models/camera_input.sample_profile_input)."""
+        return sample_profile_input(example)
 
     def convert(self, msg: Image) -> tuple[torch.Tensor, Any]:
         check_image(msg, self.expected, self.max_pixels)

@@ -115,3 +115,30 @@ def test_the_letterbox_does_not_depend_on_the_thread_count() -> None:
     ref = F.interpolate(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), size=(156, 208), mode="bilinear")
     ref = ref.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
     assert np.abs(resize_bilinear(rgb, 156, 208).astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_a_camera_robot_profiles_its_codecs_on_the_photograph_letterboxed_like_its_frames() -> None:
+    """A random example never compresses: profiled on it, every image codec is priced at ratio 1.0 and never used
+    (the torchvision client's VGG19 '+codecs' system runs sent raw pixels). Where no photograph fits, the example."""
+    import torch
+
+    from intradp_ros.models.camera_input import sample_profile_input
+
+    example = torch.zeros((1, 3, 224, 224), dtype=torch.uint8)
+    x, name = sample_profile_input(example)
+    assert name == "camera_sample" and x.shape == example.shape and x.dtype == torch.uint8
+    assert float(x.float().std()) > 10, "a photograph, not a flat or random example"
+    floats = torch.zeros((1, 3, 224, 224))
+    same, name = sample_profile_input(floats)
+    assert same is floats and name == "", "a float input is not a camera frame"
+
+
+def test_the_torchvision_client_profiles_on_the_photograph() -> None:
+    pytest.importorskip("rospy")
+    import torch
+
+    from intradp_ros.ros.torchvision_client import TorchvisionAdapter
+
+    example = torch.zeros((1, 3, 96, 128), dtype=torch.uint8)
+    x, name = TorchvisionAdapter().profile_input(example)
+    assert name == "camera_sample" and x.shape == example.shape and float(x.float().std()) > 10
