@@ -44,7 +44,9 @@ import torch
 
 from intradp_ros.core.profiler import WIRE_COST_FIELDS
 from intradp_ros.eval.offload_emulation import ChargedTransport, set_link_rate, slow_graph
+from intradp_ros.eval.tables import CODEC_SUFFIX, codec_goal_lines
 from intradp_ros.eval.workloads import (
+    CODEC_GOALS,
     ROBOT_CPU_OVER_HOST,
     ROBOT_OVER_GPU,
     SERVER_CPU_OVER_HOST,
@@ -60,7 +62,6 @@ from intradp_ros.eval.workloads import (
 
 MODES = ("device_only", "server_only", "dsccs", "spso_ga", "intradp")
 VARIANTS = ("raw", "lossless")  # as published (raw tensors) / with the lossless codecs the cost model chooses
-CODEC_SUFFIX = "+codecs"
 MB = 1e6
 
 
@@ -650,10 +651,6 @@ def report(setup: WorkloadSetup, records: Sequence[dict[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
-# issue 12's goals: Intra-DP with lossless codecs (and streaming) against raw server-only, per workload family
-CODEC_GOALS = {"kapao": 0.65, "vgg19": 0.6, "sconet": 0.4}
-
-
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
@@ -683,18 +680,7 @@ def codec_report(setup: WorkloadSetup, records: Sequence[dict[str, Any]], predic
         "Codec goal (Intra-DP + lossless codecs + streaming vs raw server-only, undilated means"
         + (", predictions only):" if predicted_only else "):")
     )
-    for t in traces:
-        mine = [r for r in ok if r["trace"] == t and r["system"] == "intradp" + CODEC_SUFFIX]
-        base = [r for r in ok if r["trace"] == t and r["system"] == "server_only"]
-        if not mine or not base:
-            lines.append(f"  {t}: (needs intradp{CODEC_SUFFIX} and server_only results)")
-            continue
-        meas = _mean([r["latency_s"] for r in mine]) / _mean([r["latency_s"] for r in base])
-        pred = _mean([r["predicted_s"] for r in mine]) / _mean([r["predicted_s"] for r in base])
-        floor = _mean([r["floor_s"] for r in mine]) / _mean([r["predicted_s"] for r in base])
-        verdict = "" if target is None else (" MET" if meas <= target else f" MISSED by {meas - target:+.3f}")
-        goal = f" (goal <= {target:g}{verdict})" if target is not None else ""
-        lines.append(f"  {t}: measured {meas:.3f}x, predicted {pred:.3f}x, floor {floor:.3f}x of raw server-only{goal}")
+    lines += codec_goal_lines(ok, target)
     return "\n".join(lines)
 
 

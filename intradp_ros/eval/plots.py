@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from intradp_ros.eval.tables import SYSTEM_LABELS, ordered_systems, ordered_traces
+from intradp_ros.eval.tables import ordered_systems, ordered_traces, system_label
 
 PathLike = str | Path
 Series = Sequence[tuple[float, float]]
@@ -98,7 +98,7 @@ def plot_run(
             lat_ax.set_ylim(0, top * 1.15 if top > 0 else 1.0)
             mean = sum(float(r["latency_s"]) for r in ok) / len(ok) if ok else math.nan
             ax.set_title(
-                f"{SYSTEM_LABELS.get(system, system)} ({trace}): mean latency {mean:.3f} s"
+                f"{system_label(system)} ({trace}): mean latency {mean:.3f} s"
                 + (f" (undilated {mean / k * 1e3:.1f} ms, k={k:g})" if k != 1.0 and ok else ""),
                 fontsize=9,
             )

@@ -10,11 +10,12 @@ intradp_ros.results.aggregates and are re-exported here.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from intradp_ros.results.aggregates import (  # noqa: F401 - re-exported for the evaluation tools
+    CODEC_SUFFIX,
     DISTRIBUTED,
     SYSTEM_LABELS,
     SYSTEMS,
@@ -23,6 +24,7 @@ from intradp_ros.results.aggregates import (  # noqa: F401 - re-exported for the
     ordered_systems,
     ordered_traces,
     summarize,
+    system_label,
     undilate,
 )
 
@@ -65,7 +67,7 @@ def format_table(
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
     for sysname in systems:
-        row = [SYSTEM_LABELS.get(sysname, sysname)]
+        row = [system_label(sysname)]
         for t in traces:
             s = summaries.get((t, sysname))
             if s is None:
@@ -136,7 +138,7 @@ def format_prediction_table(
                 + " | ".join(
                     [
                         trace,
-                        SYSTEM_LABELS.get(sysname, sysname),
+                        system_label(sysname),
                         _num(s.k, ".3g"),
                         _pm(s.latency_mean_s * scale, s.latency_std_s * scale, digits),
                         _num(s.predicted_mean_s * scale, f".{digits}f"),
@@ -168,7 +170,7 @@ class GoalResult:
     def describe(self) -> str:
         lat = (
             f"{self.trace}: Intra-DP mean latency = {self.latency_ratio:.2f}x the best other system "
-            f"({SYSTEM_LABELS.get(self.best_other, self.best_other)}); goal <= {LATENCY_GOAL_RATIO:g}x: "
+            f"({system_label(self.best_other)}); goal <= {LATENCY_GOAL_RATIO:g}x: "
             f"{'met' if self.latency_met else 'NOT met'}"
         )
         if self.lowest_energy_other == "-":
@@ -176,7 +178,7 @@ class GoalResult:
         else:
             en = (
                 f"{self.trace}: Intra-DP energy per inference = {self.energy_ratio:.2f}x the lowest other "
-                f"distributed system ({SYSTEM_LABELS.get(self.lowest_energy_other, self.lowest_energy_other)}), "
+                f"distributed system ({system_label(self.lowest_energy_other)}), "
                 f"rank {self.energy_rank}; goal lowest: {'met' if self.energy_met else 'NOT met'}"
             )
         return lat + "\n" + en
@@ -207,6 +209,32 @@ def check_goals(summaries: Mapping[tuple[str, str], Summary]) -> list[GoalResult
             GoalResult(trace, ratio, best.system, ratio <= LATENCY_GOAL_RATIO, rank, low_name, e_ratio, energy_met)
         )
     return out
+
+
+def codec_goal_lines(records: Sequence[Mapping[str, Any]], target: float | None) -> list[str]:
+    """Per trace, issue 12's codec goal: Intra-DP + lossless codecs (+ streaming) mean latency / raw server-only
+    mean latency, measured, predicted (where the records carry predictions) and the floor, beside `target`.
+    Frames with an error count for neither side."""
+
+    def mean(rows: Sequence[Mapping[str, Any]], key: str) -> float:
+        vals = [float(r[key]) for r in rows if str(r.get(key, "")) != ""]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    ok = [r for r in records if not r.get("error")]
+    lines = []
+    for t in ordered_traces({str(r["trace"]) for r in ok}):
+        mine = [r for r in ok if r["trace"] == t and r["system"] == "intradp" + CODEC_SUFFIX]
+        base = [r for r in ok if r["trace"] == t and r["system"] == "server_only"]
+        if not mine or not base:
+            lines.append(f"  {t}: (needs intradp{CODEC_SUFFIX} and server_only results)")
+            continue
+        meas = mean(mine, "latency_s") / mean(base, "latency_s")
+        pred = mean(mine, "predicted_s") / mean(base, "predicted_s")
+        floor = mean(mine, "floor_s") / mean(base, "predicted_s")
+        verdict = "" if target is None else (" MET" if meas <= target else f" MISSED by {meas - target:+.3f}")
+        goal = f" (goal <= {target:g}{verdict})" if target is not None else ""
+        lines.append(f"  {t}: measured {meas:.3f}x, predicted {pred:.3f}x, floor {floor:.3f}x of raw server-only{goal}")
+    return lines
 
 
 def frame_line(rec: Mapping[str, Any], k: float = 1.0, link_mbit: float | None = None) -> str:

@@ -54,6 +54,10 @@ class Workload:
         return int(h) * int(w)
 
 
+# issue 12's goals: Intra-DP with lossless codecs (and streaming) / raw server-only, per workload family
+CODEC_GOALS = {"kapao": 0.65, "vgg19": 0.6, "sconet": 0.4}
+
+
 def seed_workloads() -> tuple[Workload, ...]:
     """The three workloads at the seeds' sizes, with the heads the ROS clients run by default (KAPAO: the sparse
     candidate head; SCONet: the completed-voxel head)."""

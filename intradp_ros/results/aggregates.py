@@ -21,6 +21,13 @@ from intradp_ros.core.vocabulary import DISTRIBUTED_MODES, MODE_LABELS, TABLE_OR
 SYSTEMS: Sequence[str] = TABLE_ORDER
 SYSTEM_LABELS: Mapping[str, str] = MODE_LABELS
 DISTRIBUTED: Sequence[str] = DISTRIBUTED_MODES
+CODEC_SUFFIX = "+codecs"  # a system given the lossless codecs the cost model chooses ("intradp+codecs")
+
+
+def system_label(system: str) -> str:
+    """Display name of a record's system, codec variants included ("intradp+codecs" -> "Intra-DP+codecs")."""
+    base, plus, variant = system.partition("+")
+    return SYSTEM_LABELS.get(base, base) + plus + variant
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class Summary:
 
     @property
     def label(self) -> str:
-        return SYSTEM_LABELS.get(self.system, self.system)
+        return system_label(self.system)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
