@@ -27,8 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,17 +175,51 @@ def cameras_close(a: float, b: float, tolerance: float) -> bool:
     return abs(math.log(a / b)) <= math.log1p(tolerance)
 
 
+def codec_ratios(robot: Profile, server: Profile) -> dict[str, float]:
+    """Every codec's payload ratio the two profiles price, by side, tile kind and codec ("robot:image:delta_zstd"):
+    a book solved for other ratios chooses other codecs (a torchvision client that profiled its codecs on a random
+    example priced images at ratio 1.0, and its book, reused as "close" once its codecs were profiled on a
+    photograph at 0.68, kept sending raw pixels)."""
+    return {
+        f"{side}:{c.kind_name}:{c.name}": float(c.ratio)
+        for side, prof in (("robot", robot), ("server", server))
+        for c in prof.codecs
+    }
+
+
+def codecs_close(a: Mapping[str, float], b: Mapping[str, float], tolerance: float) -> bool:
+    """True when both price the same codecs at ratios within `tolerance` (relative)."""
+    if set(a) != set(b):
+        return False
+    limit = math.log1p(tolerance)
+    return all(a[k] > 0 and b[k] > 0 and abs(math.log(a[k] / b[k])) <= limit for k in a)
+
+
 def find_close_book(
-    folder: Path, g: Graph, context: str, totals: tuple[float, float], tolerance: float, camera: float = 0.0
+    folder: Path,
+    g: Graph,
+    context: str,
+    totals: tuple[float, float],
+    tolerance: float,
+    camera: float = 0.0,
+    codecs: Mapping[str, float] | None = None,
 ) -> tuple[PlanBook, Path] | None:
     """The cached book of this graph and context whose profile totals are closest to `totals`, if within
-    `tolerance`, and that prices the camera file as `camera` does (its ratio within `tolerance`; 0: none)."""
+    `tolerance`, that prices the camera file as `camera` does (its ratio within `tolerance`; 0: none) and the
+    same codecs at ratios within `tolerance` as `codecs` (`codec_ratios`; a book stored without them is not
+    close)."""
     best: tuple[float, Path, dict[str, Any]] | None = None
     for path in (folder / "plan_books").glob(f"{g.fingerprint}_{context}_*.json"):
         try:
             d = json.loads(path.read_text())
             cached = (float(d["book_meta"]["robot_s"]), float(d["book_meta"]["server_s"]))
             cached_camera = float(d["book_meta"].get("camera_ratio", 0.0))
+            cached_codecs = d["book_meta"].get("codec_ratios")
+            if codecs is not None and not (
+                isinstance(cached_codecs, dict)
+                and codecs_close({k: float(v) for k, v in cached_codecs.items()}, codecs, tolerance)
+            ):
+                continue
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
         if profiles_close(cached, totals, tolerance) and cameras_close(cached_camera, camera, tolerance):
@@ -210,6 +244,7 @@ class BookKeys:
     totals: tuple[float, float]
     folder: Path
     camera: float = 0.0  # the robot's camera passthrough ratio (0: none)
+    codecs: Mapping[str, float] = field(default_factory=dict)  # codec_ratios of the two profiles
 
 
 def book_keys(
@@ -230,7 +265,9 @@ def book_keys(
     context = context_key(g, grid, power or PowerModel(), config or SolverConfig(), deadline_s, codecs)
     key = hashlib.sha256(json.dumps([context, robot.to_json(), server.to_json()]).encode()).hexdigest()[:24]
     path = folder / "plan_books" / f"{g.fingerprint}_{context}_{key}.json"
-    return BookKeys(context, key, path, profile_totals(robot, server), folder, camera_ratio(robot))
+    return BookKeys(
+        context, key, path, profile_totals(robot, server), folder, camera_ratio(robot), codec_ratios(robot, server)
+    )
 
 
 def lookup_plan_book(g: Graph, keys: BookKeys, tolerance: float = 0.0) -> PlanBook | None:
@@ -240,7 +277,7 @@ def lookup_plan_book(g: Graph, keys: BookKeys, tolerance: float = 0.0) -> PlanBo
             return PlanBook.from_json(keys.path.read_text(), g)
         except PlanBookError:
             pass
-    close = find_close_book(keys.folder, g, keys.context, keys.totals, tolerance, keys.camera)
+    close = find_close_book(keys.folder, g, keys.context, keys.totals, tolerance, keys.camera, keys.codecs)
     return None if close is None else close[0]
 
 
@@ -294,7 +331,8 @@ def build_plan_book(
         modes[Mode.DSCCS].append((b, coded(dsccs_plan(g, cm, b * MB), b)))
         modes[Mode.SPSO_GA].append((b, coded(spso_plan(g, cm, b * MB, deadline_s, lp), b)))
     book = PlanBook(g, table, plans, modes)
-    write_atomic(path, book.to_json({"robot_s": totals[0], "server_s": totals[1], "camera_ratio": keys.camera}))
+    meta = {"robot_s": totals[0], "server_s": totals[1], "camera_ratio": keys.camera, "codec_ratios": dict(keys.codecs)}
+    write_atomic(path, book.to_json(meta))
     for sub in ("plan_books", "plan_tables"):
         prune_cache(folder / sub, f"{g.fingerprint}_*.json", MAX_CACHED_PER_GRAPH)
     return book, False
