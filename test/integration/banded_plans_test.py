@@ -19,7 +19,6 @@ Needs root (skipped with the reason otherwise).
 """
 
 import sys
-import time
 from pathlib import Path
 
 import rostest
