@@ -9,12 +9,12 @@
 #                    in lockstep
 #   --only X         run only one part: transport, engine (ROS-free offload benchmark), system (testbed, root),
 #                    streaming (VGG19 224 at time dilation 20: Intra-DP's banded plans vs server-only in one band
-#                    through the real nodes; testbed, root; about 5 min, 1 frame per trace with --quick, else 4) or
+#                    through the real nodes; testbed, root; 2-5 min, 1 frame per trace with --quick, else 4) or
 #                    camera (KAPAO-L 1280x960 from the compressed camera topic: Intra-DP with the camera JPEG vs
 #                    server-only raw pixels / camera JPEG vs device-only; testbed, root)
 #   --workloads L    comma list of kapao, vgg19, sconet (default all three) for the engine and system parts (the
 #                    streaming part runs with vgg19 in the list, the camera part with kapao)
-# Needs root for the transport and system parts (network namespaces, tc qdiscs, cgroups).
+# Needs root for the transport, system, streaming and camera parts (network namespaces, tc qdiscs, cgroups).
 set -uo pipefail
 QUICK=0
 RATE=""
