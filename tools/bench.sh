@@ -3,14 +3,18 @@
 #   --quick          1 counted frame per system and trace instead of 10 (system part: after 1 warm-up each; engine
 #                    part: 1 warm-up per plan), solver limit 2 s per bucket instead of 5; the same input sizes, every
 #                    system, both traces. About 64 min here with caches warm (docs/evaluation.md, "Seventh run"),
-#                    plus about 20 min for the camera part (two traces; docs/demo.md)
+#                    plus about 20 min for the camera part (two traces; docs/demo.md) and a few for the streaming
+#                    part (1 frame per trace instead of 4)
 #   --rate HZ        system benchmark frames arrive at a camera rate of HZ (undilated; published at HZ / k) instead of
 #                    in lockstep
-#   --only X         run only one part: transport, engine (ROS-free offload benchmark), system (testbed, root) or
+#   --only X         run only one part: transport, engine (ROS-free offload benchmark), system (testbed, root),
+#                    streaming (VGG19 224 at time dilation 20: Intra-DP's banded plans vs server-only in one band
+#                    through the real nodes; testbed, root; 2-5 min, 1 frame per trace with --quick, else 4) or
 #                    camera (KAPAO-L 1280x960 from the compressed camera topic: Intra-DP with the camera JPEG vs
 #                    server-only raw pixels / camera JPEG vs device-only; testbed, root)
-#   --workloads L    comma list of kapao, vgg19, sconet (default all three) for the engine and system parts
-# Needs root for the transport and system parts (network namespaces, tc qdiscs, cgroups).
+#   --workloads L    comma list of kapao, vgg19, sconet (default all three) for the engine and system parts (the
+#                    streaming part runs with vgg19 in the list, the camera part with kapao)
+# Needs root for the transport, system, streaming and camera parts (network namespaces, tc qdiscs, cgroups).
 set -uo pipefail
 QUICK=0
 RATE=""
@@ -20,13 +24,13 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --rate) shift; RATE="${1:-}"; [ -n "$RATE" ] || { echo "[bench] --rate needs a value (Hz)" >&2; exit 2; } ;;
-    --only) shift; ONLY="${1:-}"; case "$ONLY" in transport|engine|system|camera) ;; *) echo "[bench] --only transport|engine|system|camera" >&2; exit 2 ;; esac ;;
+    --only) shift; ONLY="${1:-}"; case "$ONLY" in transport|engine|system|streaming|camera) ;; *) echo "[bench] --only transport|engine|system|streaming|camera" >&2; exit 2 ;; esac ;;
     --workloads) shift; WORKLOADS="${1:-}"
       for w in ${WORKLOADS//,/ }; do
         case "$w" in kapao|vgg19|sconet) ;; *) echo "[bench] --workloads takes kapao,vgg19,sconet, not '$w'" >&2; exit 2 ;; esac
       done
       [ -n "$WORKLOADS" ] || { echo "[bench] --workloads needs a list (kapao,vgg19,sconet)" >&2; exit 2; } ;;
-    *) echo "[bench] unknown argument $1 (--quick, --rate HZ, --only transport|engine|system|camera, --workloads LIST)" >&2; exit 2 ;;
+    *) echo "[bench] unknown argument $1 (--quick, --rate HZ, --only transport|engine|system|streaming|camera, --workloads LIST)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -51,6 +55,7 @@ FRAMES=10; WARMUP=1; SOLVER_S=5; CLIENT_QUICK=()
 # device-only frames still scales it to the robot's real speed. The profile is cached (a later run reuses it).
 [ "$QUICK" = 1 ] && { FRAMES=1; SOLVER_S=2; CLIENT_QUICK=(--client-arg profile_repeats=1); }
 OUT="${BENCH_OUT:-$ROOT/results/bench}"
+PACING=(); [ -n "$RATE" ] && PACING=(--rate "$RATE")  # system and streaming parts: frames at a camera rate
 mkdir -p "$OUT"
 T0=$SECONDS
 load() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
@@ -85,7 +90,6 @@ fi
 # (camera bag, torchvision client) and SCONet 256x32x256 (point-cloud bag). Client cgroup quota 0.1 CPU; time
 # dilation k per workload = measured CPU frame / the RTX 3080-class GPU frame it stands for (printed, in the tables).
 if want system; then
-  PACING=(); [ -n "$RATE" ] && PACING=(--rate "$RATE")
   for w in kapao vgg19 sconet; do
     has_workload "$w" || continue
     case "$w" in
@@ -102,6 +106,29 @@ if want system; then
       "${CLIENT_QUICK[@]}" --out "$OUT/system_$name" || status=1
     elapsed "system $w" "$t"
   done
+fi
+
+# ---- streaming: banded (streamed) plans through the real nodes (issue 11; docs/evaluation.md, "Banded plans through ROS") --
+# VGG19 224 (camera bag, torchvision client) at time dilation k = 20 instead of the CPU's k: there the 150.5 kB image's
+# upload (0.27-0.30 s dilated) and the server's compute (~0.25 s) are of similar size, so streaming the input in row
+# bands pays. Server-only (one band, the reference) and Intra-DP (the plan book's choice: banded plans at these rates),
+# indoor + outdoor, STREAM_FRAMES counted frames after 1 warm-up, robot 0.1 CPU. Prints evaluate's tables, then its
+# "Plans run" block: the plans each system's frames ran with their tiles up per frame (one per band) and Intra-DP /
+# server-only measured and predicted per trace.
+if want streaming && has_workload vgg19; then
+  STREAM_FRAMES="${STREAM_FRAMES:-$([ "$QUICK" = 1 ] && echo 1 || echo 4)}"
+  echo "[bench] streaming: VGG19 224 at k = 20, server-only vs Intra-DP (banded plans), indoor + outdoor," \
+    "$STREAM_FRAMES frames each -> $OUT/streaming"
+  t=$SECONDS
+  python scripts/evaluate --model torchvision:vgg19 --input-size 224,224 --systems intradp,server_only \
+    --traces indoor,outdoor --frames "$STREAM_FRAMES" --warmup 1 --robot-cpu 0.1 --dilation 20 --solver-seconds 2 \
+    --frame-timeout 900 --startup-timeout 1800 "${PACING[@]}" --client-arg profile_repeats=1 \
+    --out "$OUT/streaming" || status=1
+  if [ -f "$OUT/streaming/tables.md" ]; then
+    echo "[bench] streaming: plans run and Intra-DP / server-only (means; undilated ratios equal the dilated ones):"
+    sed -n '/^Plans run/,/^$/p' "$OUT/streaming/tables.md"
+  fi
+  elapsed streaming "$t"
 fi
 
 # ---- camera: issue 12's JPEG-camera goal at the seeds' size (docs/demo.md, "Camera JPEG at 1280x960") ----

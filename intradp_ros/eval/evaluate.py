@@ -46,6 +46,7 @@ from intradp_ros.eval.tables import (
     SYSTEMS,
     check_goals,
     codec_goal_lines,
+    format_plans,
     format_prediction_table,
     format_table,
     frame_line,
@@ -902,6 +903,7 @@ def render_report(records: Sequence[dict[str, Any]], k: float, title: str) -> tu
                 sums, title=f"{title}: measured beside predicted and the physical floor (undilated, k = {k:g})", k=k
             )
         )
+    parts.append(format_plans(records))  # which plans ran, and how many bands went up (tiles up per frame)
     # A frame that fell back to local inference does not stand for its system (system_problems): the goal lines
     # compare only frames that ran as their system, so a baseline's fallback cannot make Intra-DP look fast.
     # With codec variants, the goals compare the systems as published (raw tensors) with each other, and the

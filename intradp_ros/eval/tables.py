@@ -154,6 +154,45 @@ def format_prediction_table(
     return "\n".join(lines)
 
 
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
+def format_plans(records: Any) -> str:
+    """Per trace and system, the plans its frames ran with their tiles up per frame (a streamed plan sends its
+    input, or the rows it cuts there, in one tile per row band, so tiles up > 1 on a server-only-like plan means
+    bands ran), and per trace Intra-DP / server-only, measured and predicted (means of the frames with a result;
+    frames that fell back to local inference left out, as in the goal lines)."""
+    clean = [
+        r
+        for r in records
+        if not r.get("error") and str(r.get("fell_back_local", "")).strip().lower() not in ("1", "true", "yes")
+    ]
+    runs: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for r in clean:
+        system = str(r.get("system") or r.get("mode") or "")
+        plan = str(r.get("plan_name") or r.get("plan_id") or "?")
+        runs.setdefault((str(r.get("trace", "")), system), {}).setdefault(plan, []).append(int(r["tiles_up"]))
+    if not runs:
+        return "Plans run: (no frame with a result)"
+    lines = ["Plans run (tiles up per frame: a streamed plan sends one tile per row band):"]
+    sums = summarize(clean)
+    for trace in ordered_traces(t for t, _ in runs):
+        for system in ordered_systems(n for t, n in runs if t == trace):
+            plans = runs[(trace, system)]
+            text = ", ".join(f"{name} x{len(t)} (tiles up {_span(t)})" for name, t in sorted(plans.items()))
+            lines.append(f"- {trace} / {system_label(system)}: {text}")
+        mine, base = sums.get((trace, "intradp")), sums.get((trace, "server_only"))
+        if mine is not None and base is not None and base.latency_mean_s > 0:
+            pred = mine.predicted_mean_s / base.predicted_mean_s if base.predicted_mean_s > 0 else float("nan")
+            lines.append(
+                f"- {trace}: Intra-DP / server-only measured {mine.latency_mean_s / base.latency_mean_s:.2f}x "
+                f"(predicted {_num(pred, '.2f')}x)"
+            )
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class GoalResult:
     """The two benchmark goals on one trace."""

@@ -53,3 +53,21 @@ def test_frame_line_shows_latency_plan_estimate_and_errors():
     assert "frame   7" in line and "2.000 s" in line and "100.0 ms undilated" in line and "est   4.50" in line
     assert "link   4.65" in line and "plan p" in line
     assert "ERROR boom" in frame_line(dict(rec("intradp", 2.0, 1.0, 3.0), error="boom"))
+
+
+def test_plans_line_says_which_plans_ran_with_how_many_tiles_up_and_the_streaming_ratio():
+    from intradp_ros.eval.tables import format_plans
+
+    rows = []
+    for i, (tiles, lat, pred) in enumerate(((8, 0.8, 0.7), (8, 0.9, 0.7), (16, 1.0, 0.7))):
+        rows.append({**rec("intradp", lat, 0.2, 1.0, frame=i), "plan_name": "intradp_0.29MBps", "tiles_up": tiles})
+        rows[-1]["predicted_s"] = pred
+    rows.append({**rec("server_only", 1.2, 0.5, 1.0), "plan_name": "server_only", "tiles_up": 1, "predicted_s": 0.875})
+    rows.append({**rec("intradp", 9.0, 0.2, 1.0, frame=9, local=True), "plan_name": "device_only", "tiles_up": 0})
+    rows.append({**rec("server_only", 5.0, 0.2, 1.0, frame=5, error="lost"), "plan_name": "", "tiles_up": 0})
+    text = format_plans(rows)
+    assert "- indoor / Intra-DP: intradp_0.29MBps x3 (tiles up 8-16)" in text
+    assert "- indoor / Server-only: server_only x1 (tiles up 1)" in text
+    assert "device_only" not in text, "a frame that fell back is no Intra-DP plan run"
+    assert "Intra-DP / server-only measured 0.75x (predicted 0.80x)" in text  # 0.9 / 1.2, 0.7 / 0.875
+    assert format_plans([rows[-1]]) == "Plans run: (no frame with a result)"
