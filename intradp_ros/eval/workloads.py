@@ -112,8 +112,9 @@ def physical_floor(
     device_only_s: float, upload_bytes: float, server_s: float, result_bytes: float, rate_Bps: float
 ) -> Floor:
     """min(device-only compute, cheapest upload / rate + server compute + result bytes / rate): no plan that
-    runs either side whole can beat it (a split plan can: it overlaps part of the upload with robot compute,
-    so a ratio below 1 against the floor means the split beat both whole ways)."""
+    runs either side whole in one band can beat it (a split plan can: it overlaps part of the upload with robot
+    compute; so can a streamed plan, whose server computes bands while the rest of the input is still arriving: a
+    ratio below 1 against the floor means the plan beat both whole ways)."""
     if rate_Bps <= 0 or not math.isfinite(rate_Bps):
         raise ValueError(f"rate must be > 0 and finite, got {rate_Bps!r}")
     if min(device_only_s, upload_bytes, server_s, result_bytes) < 0:
