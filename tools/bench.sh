@@ -3,6 +3,7 @@
 #   --quick          1 counted frame per system and trace instead of 10 (system part: after 1 warm-up each; engine
 #                    part: 1 warm-up per plan), solver limit 2 s per bucket instead of 5; the same input sizes, every
 #                    system, both traces. About 64 min here with caches warm (docs/evaluation.md, "Seventh run"),
+#                    about 17 min more since VGG19 and SCONet run their codec variants in the system part too,
 #                    plus about 20 min for the camera part (two traces; docs/demo.md) and a few for the streaming
 #                    part (1 frame per trace instead of 4)
 #   --rate HZ        system benchmark frames arrive at a camera rate of HZ (undilated; published at HZ / k) instead of
@@ -89,13 +90,17 @@ fi
 # KAPAO-L (camera bag, the largest size from 1280x960 down whose device-only frame fits 60 s on the testbed), VGG19 224
 # (camera bag, torchvision client) and SCONet 256x32x256 (point-cloud bag). Client cgroup quota 0.1 CPU; time
 # dilation k per workload = measured CPU frame / the RTX 3080-class GPU frame it stands for (printed, in the tables).
+# VGG19 and SCONet run every system twice: as published (raw tensors) and given the lossless codecs that pay
+# (`--codecs raw,lossless`: systems "+codecs", and a codec goal line Intra-DP+codecs / raw server-only). KAPAO-L runs
+# once, with the server's default policy (Intra-DP may send the camera JPEG or coded rows, the baselines raw): its
+# codec variants at 1280x960 double a 27-minute part; the engine part measures them (bench_offload's "+codecs").
 if want system; then
   for w in kapao vgg19 sconet; do
     has_workload "$w" || continue
     case "$w" in
       kapao) spec="kapao_l6 --input-size auto --frame-budget 60" ;;
-      vgg19) spec="torchvision:vgg19 --input-size 224,224" ;;
-      sconet) spec="sconet --grid-xzy 256,32,256" ;;
+      vgg19) spec="torchvision:vgg19 --input-size 224,224 --codecs raw,lossless" ;;
+      sconet) spec="sconet --grid-xzy 256,32,256 --codecs raw,lossless" ;;
     esac
     set -- $spec
     name="${1//:/_}"
