@@ -924,7 +924,7 @@ def render_report(records: Sequence[dict[str, Any]], k: float, title: str) -> tu
             target = None
         parts.append(
             "Codec goal (Intra-DP + lossless codecs + streaming vs raw server-only, undilated means):\n"
-            + "\n".join(codec_goal_lines(clean, target))
+            + "\n".join(codec_goal_lines(clean, target, add_nonmodel=True))
         )
     return "\n\n".join(parts), goals
 
@@ -1020,6 +1020,7 @@ def repredict(args: argparse.Namespace) -> int:
     if args.dilation == "auto":
         raise ValueError("--repredict needs the run's --dilation K (its tables print k)")
     csv_path = Path(args.from_csv).resolve()
+    records = read_csv(csv_path)
     cfg = EvalConfig(
         model=args.model,
         input_size=args.input_size,
@@ -1032,9 +1033,12 @@ def repredict(args: argparse.Namespace) -> int:
         grid_buckets=args.grid_buckets,
         extra_client=_pairs(args.client_arg),
         extra_server=_pairs(args.server_arg),
+        # the run's codec variants, as its records name them (a '+codecs' system ran under the "all" policy)
+        codecs=[v for v in args.codecs.split(",") if v]
+        or (list(CODEC_VARIANTS) if any(str(r["system"]).endswith(CODEC_SUFFIX) for r in records) else []),
     )
     ev = Evaluation(cfg)
-    ev.records = read_csv(csv_path)
+    ev.records = records
     try:
         summary = json.loads((csv_path.parent / "summary.json").read_text())
         ev.robot_slowdown = summary.get("robot_slowdown_busy_loop")

@@ -6,7 +6,8 @@ The testbed's nodes report what they measured (InferenceStats); this module adds
   throttle), at the shaped link rate of that moment;
 - `floor_s`: the frame's physical floor at that rate (eval/workloads.physical_floor);
 - `nonmodel_cpu_s`: an explicit, documented estimate of the frame's non-model CPU work at its faithful cost: the
-  wire codec's measured seconds per byte on this CPU x the bytes each side sent, charged x3 on the robot
+  wire work's measured seconds per byte on this CPU x the bytes each side sent, plus each lossless codec the plan
+  names at this CPU's profiled encode/decode cost (`codec_charge_s`), charged x3 on the robot
   (ROBOT_CPU_OVER_HOST) and x1 on the server, x k (dilated like everything else). The testbed's client runs its
   codec inside the same CPU quota as the model, so this column shows how much the undilated figures would grow
   (the ROS-free engine benchmark charges the same cost inside the run: eval/bench_offload.py);
@@ -69,6 +70,31 @@ def nonmodel_charge_s(bytes_up: int, bytes_down: int, per_byte_s: float, k: floa
     return (robot + server) * k
 
 
+def codec_charge_s(host_cm: Any, plan: Any, k: float) -> float:
+    """Faithful CPU seconds (dilated by k) of the lossless codecs `plan` names: each coded transfer's encode and
+    decode at this host's profiled cost (`host_cm`: the server's own, unthrottled profile on both sides), charged
+    ROBOT_CPU_OVER_HOST x on the robot's side and SERVER_CPU_OVER_HOST x on the server's. The testbed's robot codes
+    inside its CPU quota, whose dilated time makes it several times FASTER than this CPU in undilated terms (0.1
+    CPU at k = 120: 12x), so the measured latency leaves a CPU-heavy codec (lossless WebP) nearly free; this
+    charge says what it would cost a robot."""
+    from intradp_ros.core.vocabulary import Direction
+
+    codecs = dict(getattr(plan, "codecs", None) or {})
+    if host_cm is None or not codecs:
+        return 0.0
+    cp = host_cm.compile(plan)
+    total = 0.0
+    for t, nbytes in zip(cp.transfers, cp.nbytes.tolist()):
+        codec = codecs.get((t.node, t.direction))
+        opt = None if codec is None else host_cm.codec_costs.option(t.node, t.direction, codec, nbytes)
+        if opt is None:
+            continue
+        enc, dec = opt.encode_s(nbytes), opt.decode_s(nbytes)
+        robot_s, server_s = (enc, dec) if t.direction == Direction.UP else (dec, enc)
+        total += robot_s * ROBOT_CPU_OVER_HOST + server_s * SERVER_CPU_OVER_HOST
+    return total * k
+
+
 @dataclass
 class PredictionContext:
     """The cost model and plan book a run is judged against."""
@@ -80,6 +106,7 @@ class PredictionContext:
     k: float
     codec_per_byte_s: float
     notes: list[str]
+    host_cm: Any = None  # both sides at this host's (the server profile's) speed: codec_charge_s
 
 
 def as_sent(plan: Any, system: str, cm: Any) -> Any:
@@ -114,7 +141,7 @@ def annotate(records: Sequence[dict[str, Any]], ctx: PredictionContext) -> int:
         plan = by_id.get(int(rec.get("plan_id", -1)))
         if plan is None:
             missing += 1
-            plan = ctx.book.plan_for(system, rate_Bps / MB)
+            plan = ctx.book.plan_for(system.partition("+")[0], rate_Bps / MB)  # the mode of "server_only+codecs"
         plan = as_sent(plan, system, ctx.cm)
         rec["predicted_s"] = float(ctx.cm.latency(plan, rate_Bps))
         rec["floor_s"] = physical_floor(
@@ -122,7 +149,7 @@ def annotate(records: Sequence[dict[str, Any]], ctx: PredictionContext) -> int:
         ).floor_s
         rec["nonmodel_cpu_s"] = nonmodel_charge_s(
             int(rec.get("bytes_up", 0)), int(rec.get("bytes_down", 0)), ctx.codec_per_byte_s, ctx.k
-        )
+        ) + codec_charge_s(ctx.host_cm, plan, ctx.k)
     return missing
 
 
@@ -310,4 +337,6 @@ def build_context(
     if 0 < ratio < 1:  # the camera file is the cheapest upload there is: the floor of every frame
         upload = int(upload * ratio)
         notes.append(f"floor: the input uploaded as the camera file ({ratio:.3f} of its pixels, observed)")
-    return PredictionContext(CostModel(g, robot, server), book, upload, output_bytes(g), k, per_byte, notes)
+    return PredictionContext(
+        CostModel(g, robot, server), book, upload, output_bytes(g), k, per_byte, notes, CostModel(g, server, server)
+    )
