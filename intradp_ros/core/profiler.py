@@ -1006,10 +1006,12 @@ def cached_profile(
                 prof = Profile.from_json(f.read(), g)
             if missing_band_cost(prof, kwargs):
                 raise ProfileError("cached profile lacks what a banded plan costs: measured again")
-            if prof.device.get("codec_input", "") == codec_input:
+            same_set = not kwargs.get("codecs", True) or prof.device.get(CODEC_SET_KEY) == codec_set()
+            if prof.device.get("codec_input", "") == codec_input and same_set:
                 return prof, True
             fresh = prof.with_codecs(measure_codec_profiles(g, inputs, device, int(kwargs.get("codec_repeats", 3))))
             fresh.device["codec_input"] = codec_input
+            fresh.device[CODEC_SET_KEY] = codec_set()
             _store_profile(path, fresh)
             return fresh, True
         except ProfileError:
@@ -1017,8 +1019,22 @@ def cached_profile(
     prof = profile_graph(g, inputs, device, **kwargs)
     if codec_input:
         prof.device["codec_input"] = codec_input
+    if kwargs.get("codecs", True):
+        prof.device[CODEC_SET_KEY] = codec_set()
     _store_profile(path, prof)
     return prof, False
+
+
+CODEC_SET_KEY = "codec_set"  # device fact: the lossless candidate codecs its codec profiles were measured for
+
+
+def codec_set() -> str:
+    """The candidate codecs per kind this code profiles (core/codec_choice.CANDIDATES), as text: a cached profile
+    measured for another set (made before green_delta_zstd existed) gets its codec profiles measured again, so a
+    new codec is offered to the solver instead of silently missing."""
+    from intradp_ros.core.codec_choice import CANDIDATES  # late: imports the codec registry
+
+    return ";".join(f"{k}:{','.join(str(c) for c in v)}" for k, v in sorted(CANDIDATES.items()))
 
 
 BAND_COST_KEY = "band_cost_measured"  # device fact: the profile's per-band and per-tile wire costs were measured

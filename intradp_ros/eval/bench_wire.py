@@ -29,12 +29,13 @@ from intradp_ros.core.codecs.profile import Measurement, measure_codec
 from intradp_ros.core.tile import (
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_RAW,
     CODEC_WEBP,
     CODEC_ZSTD,
 )
 
-IMAGE_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_WEBP)
+IMAGE_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_GREEN_DELTA_ZSTD, CODEC_WEBP)
 MAX_PIXELS = 8192 * 8192
 
 

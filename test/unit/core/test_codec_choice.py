@@ -35,6 +35,7 @@ from intradp_ros.core.tile import (
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
     CODEC_FP16,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_RAW,
     CODEC_SPARSE,
     CODEC_SPARSE_ZSTD,
@@ -59,7 +60,7 @@ def test_kinds_baselines_and_candidates() -> None:
     assert codec_kind(node()) == "float32"
     assert baseline(KIND_BINARY) == CODEC_BITPACK and baseline(KIND_SPARSE) == CODEC_SPARSE
     assert baseline("float32") == CODEC_RAW
-    assert set(candidates(KIND_IMAGE)) == {CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_WEBP}
+    assert set(candidates(KIND_IMAGE)) == {CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_GREEN_DELTA_ZSTD, CODEC_WEBP}
     assert set(candidates("float32")) == {CODEC_ZSTD, CODEC_ZSTD_SHUFFLE}
     assert candidates("int8") == (CODEC_ZSTD,)
     assert candidates("no_such_dtype") == ()
@@ -71,6 +72,10 @@ def test_applies_checks_layout() -> None:
     assert applies(CODEC_WEBP, img) and applies(CODEC_RAW, img)
     assert not applies(CODEC_WEBP, node(dtype=torch.uint8, shape=(1, 4, 8, 8)))  # not 3 channels
     assert not applies(CODEC_WEBP, node(dtype=torch.uint8, axis=3))  # split along columns: not whole rows
+    assert applies(CODEC_GREEN_DELTA_ZSTD, img) and applies(CODEC_GREEN_DELTA_ZSTD, node(dtype=torch.uint8, axis=3))
+    assert not applies(CODEC_GREEN_DELTA_ZSTD, node(dtype=torch.uint8, shape=(1, 4, 8, 8)))  # not RGB planes
+    assert not applies(CODEC_GREEN_DELTA_ZSTD, node(dtype=torch.uint8, axis=1))  # split along the channels
+    assert not applies(CODEC_GREEN_DELTA_ZSTD, node())  # float32: not an image kind
     assert not applies(CODEC_BITPACK_ZSTD, img) and applies(CODEC_BITPACK_ZSTD, node(dtype=torch.uint8, binary=True))
     assert not applies(CODEC_SPARSE_ZSTD, node()) and applies(CODEC_SPARSE_ZSTD, node(sparse=True))
 
