@@ -25,7 +25,7 @@ import numpy as np
 
 from intradp_ros.core.codecs import SPARSE_INDEX_DTYPE, get_codec
 from intradp_ros.core.codecs.basic import BITPACK_DTYPES
-from intradp_ros.core.codecs.image import webp_layout
+from intradp_ros.core.codecs.image import rgb_layout, webp_layout
 from intradp_ros.core.codecs.lossy import choose_lossy_codec, fp16_fits
 from intradp_ros.core.tile import (
     CODEC_BITPACK,
@@ -33,6 +33,7 @@ from intradp_ros.core.tile import (
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
     CODEC_FP16,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_INT8,
     CODEC_RAW,
     CODEC_SPARSE,
@@ -67,6 +68,7 @@ DENSE_CODECS = (
             CODEC_ZSTD_SHUFFLE,
             CODEC_BITPACK_ZSTD,
             CODEC_DELTA_ZSTD,
+            CODEC_GREEN_DELTA_ZSTD,
             CODEC_WEBP,
             CODEC_CAMERA,
         )
@@ -138,7 +140,8 @@ def choose_codec(
 ) -> int:
     """The codec a sender uses for `arr`, a dense tile of graph node `node`, among the `enabled` ones.
 
-    0/1 grids go bit-packed (zstd on top when enabled), uint8 rows delta-filtered + zstd (or lossless WebP when
+    0/1 grids go bit-packed (zstd on top when enabled), uint8 rows delta-filtered + zstd (RGB planes [.., 3, h, w]
+    with the subtract-green transform first when that is enabled: fewer bytes at the same cost; lossless WebP when
     only that is enabled), other integer/float tiles zstd, byte-shuffled for multi-byte dtypes. CODEC_CAMERA is
     used only for a graph input whose tensor `source` carries its camera frame (models/camera_input.py) and whose
     rows are the whole input. A dense tile never gets a sparse codec. Every choice is lossless unless
@@ -160,6 +163,8 @@ def choose_codec(
             return CODEC_BITPACK_ZSTD
         if CODEC_BITPACK in enabled:
             return CODEC_BITPACK
+    if arr.dtype == np.uint8 and CODEC_GREEN_DELTA_ZSTD in enabled and rgb_layout(arr.shape) is None:
+        return CODEC_GREEN_DELTA_ZSTD
     if arr.dtype == np.uint8 and CODEC_DELTA_ZSTD in enabled:
         return CODEC_DELTA_ZSTD
     if arr.dtype == np.uint8 and CODEC_WEBP in enabled and webp_layout(arr.shape) is None:

@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from intradp_ros.core.codecs.image import webp_layout
+from intradp_ros.core.codecs.image import rgb_layout, webp_layout
 from intradp_ros.core.codecs.profile import CodecProfile
 from intradp_ros.core.tile import (
     CODEC_BITPACK,
     CODEC_BITPACK_ZSTD,
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_RAW,
     CODEC_SPARSE,
     CODEC_SPARSE_ZSTD,
@@ -48,7 +49,7 @@ CAMERA_MAX_RATIO = 4.0  # a camera file larger than this many times the model in
 
 # Lossless codecs the solver may choose per kind (a dtype name for other dense tiles; see `candidates`).
 CANDIDATES: dict[str, tuple[int, ...]] = {
-    KIND_IMAGE: (CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_WEBP),
+    KIND_IMAGE: (CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_GREEN_DELTA_ZSTD, CODEC_WEBP),
     KIND_BINARY: (CODEC_BITPACK_ZSTD,),
     KIND_SPARSE: (CODEC_SPARSE_ZSTD,),
 }
@@ -113,7 +114,8 @@ def codec_name(codec: int) -> str:
 
 def applies(codec: int, node: Any) -> bool:
     """True when `codec` may carry row tiles of `node`: its baseline, or a candidate of its kind that fits its
-    layout (lossless WebP needs [1, 3, h, w] image rows split along h); CODEC_CAMERA a camera-shaped graph input
+    layout (lossless WebP needs [1, 3, h, w] image rows split along h, green_delta_zstd RGB planes [.., 3, h, w] not
+    split along the channels); CODEC_CAMERA a camera-shaped graph input
     (whether the transfer is one whole tile is the cost model's and the runtime's check)."""
     if codec == CODEC_CAMERA:
         return camera_input(node)
@@ -125,6 +127,9 @@ def applies(codec: int, node: Any) -> bool:
     if codec == CODEC_WEBP:
         shape = tuple(int(d) for d in node.shape)
         return webp_layout(shape) is None and node.axis in (None, len(shape) - 2)
+    if codec == CODEC_GREEN_DELTA_ZSTD:
+        shape = tuple(int(d) for d in node.shape)
+        return rgb_layout(shape) is None and node.axis != len(shape) - 3
     return True
 
 
@@ -194,8 +199,14 @@ class SampleCollector:
             return  # scalars are never worth coding (and have no rows)
         if got and got[0].dtype != arr.dtype:
             return
-        if kind == KIND_IMAGE and got and webp_layout(arr.shape) != webp_layout(got[0].shape):
-            return  # one layout per kind, so WebP is profiled when the first sample allows it
+        if (
+            kind == KIND_IMAGE
+            and got
+            and (
+                webp_layout(arr.shape) != webp_layout(got[0].shape) or rgb_layout(arr.shape) != rgb_layout(got[0].shape)
+            )
+        ):
+            return  # one layout per kind, so WebP and green_delta_zstd are profiled when the first sample allows
         got.append(crop_sample(arr))
 
     def profile(self, side: str, repeat: int = 3) -> list[CodecProfile]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
@@ -949,15 +950,29 @@ def _group_share(path: str, v2: bool) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
-def profile_cache_path(cache_dir: str | os.PathLike[str], g: Graph, device: str | torch.device = "cpu") -> str:
+def profile_cache_path(
+    cache_dir: str | os.PathLike[str], g: Graph, device: str | torch.device = "cpu", codec_tag: bool = True
+) -> str:
     """Where the profile of graph `g` on this device lives: keyed by graph fingerprint, device, torch threads
     and the process's CPU quota (`cpu_quota()`; a throttled robot's per-operator times differ from an
-    unthrottled one's on the same machine, so they must not share an entry)."""
+    unthrottled one's on the same machine, so they must not share an entry), and by the candidate codecs its codec
+    profiles cover (`codec_set_tag`; `codec_tag=False`: the name entries had before the tag). A profile holding a
+    codec that older code does not know (green_delta_zstd) must not be read by it: its plan books would name the
+    codec, and that code could neither send nor receive it."""
     desc = describe_device(torch.device(device))
     q = desc.get("cpu_quota")
     tag = f"_q{q:.4g}" if q is not None else ""
     slug = "".join(ch if ch.isalnum() else "_" for ch in f"{desc['name']}_{desc['threads']}t")[:80]
-    return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_{slug}{tag.replace('.', 'p')}.json")
+    codecs = f"_c{codec_set_tag()}" if codec_tag else ""
+    return os.path.join(os.fspath(cache_dir), "profiles", f"{g.fingerprint}_{slug}{tag.replace('.', 'p')}{codecs}.json")
+
+
+def codec_set_tag() -> str:
+    """A short hash of the candidate codecs per tile kind (core/codec_choice.CANDIDATES) this code profiles."""
+    from intradp_ros.core.codec_choice import CANDIDATES  # late: imports the codec registry
+
+    text = ";".join(f"{k}:{','.join(str(c) for c in v)}" for k, v in sorted(CANDIDATES.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def measure_codec_profiles(
@@ -999,21 +1014,25 @@ def cached_profile(
 
     `codec_input` names what `inputs` are (e.g. "camera_sample"): a cached profile whose codecs were measured on
     something else (a random example) gets its codec profiles measured again on `inputs` (one forward pass, the
-    operator times kept) and is stored again. With `check_frame`, a cached profile is first compared with one whole
-    forward pass timed here (`stale_profile`); a stale one is measured again and `check_frame` is told why."""
+    operator times kept) and is stored again. So does an entry made before this code's candidate codecs (the
+    file name without their tag, see `profile_cache_path`): it is stored under the new name and left in place for
+    code that still reads it. With `check_frame`, a cached profile is first compared with one whole forward pass
+    timed here (`stale_profile`); a stale one is measured again and `check_frame` is told why."""
     path = profile_cache_path(cache_dir, g, device)
-    if os.path.isfile(path):
+    legacy = profile_cache_path(cache_dir, g, device, codec_tag=False)
+    source = path if os.path.isfile(path) else legacy
+    if os.path.isfile(source):
         try:
-            with open(path) as f:
+            with open(source) as f:
                 prof = Profile.from_json(f.read(), g)
             if missing_band_cost(prof, kwargs):
                 raise ProfileError("cached profile lacks what a banded plan costs: measured again")
             if check_frame is not None:
                 why = stale_profile(g, inputs, device, prof)
                 if why is not None:
-                    check_frame(f"cached profile {path} measured again: {why}")
+                    check_frame(f"cached profile {source} measured again: {why}")
                     raise ProfileError(why)
-            if prof.device.get("codec_input", "") == codec_input:
+            if prof.device.get("codec_input", "") == codec_input and source == path:
                 return prof, True
             fresh = prof.with_codecs(measure_codec_profiles(g, inputs, device, int(kwargs.get("codec_repeats", 3))))
             fresh.device["codec_input"] = codec_input

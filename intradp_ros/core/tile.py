@@ -27,6 +27,8 @@ CODEC_CAMERA = 9  # the graph input as the camera's own JPEG/PNG bytes, decoded 
 # Lossy, opt-in only (an error budget), never chosen by default: float32 tiles as float16, or int8 with one scale.
 CODEC_FP16 = 10  # float32 tile sent as IEEE float16 (relative error <= 2**-11 in range)
 CODEC_INT8 = 11  # float32 tile sent as a float32 scale then int8 values: x ~ q * scale, |error| <= scale / 2
+# Lossless again (numbered after the lossy ones; the solver may choose it like the other lossless codecs).
+CODEC_GREEN_DELTA_ZSTD = 12  # uint8 [.., 3, h, w] RGB rows: R-G, G, B-G (mod 256), left differences, one zstd frame
 
 # Flags, equal to TensorTile.FLAG_*.
 FLAG_LAST = 1

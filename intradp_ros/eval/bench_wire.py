@@ -29,12 +29,13 @@ from intradp_ros.core.codecs.profile import Measurement, measure_codec
 from intradp_ros.core.tile import (
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_RAW,
     CODEC_WEBP,
     CODEC_ZSTD,
 )
 
-IMAGE_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_WEBP)
+IMAGE_CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_GREEN_DELTA_ZSTD, CODEC_WEBP)
 MAX_PIXELS = 8192 * 8192
 
 
@@ -180,10 +181,10 @@ def as_records(rows: Sequence[Measurement]) -> list[dict[str, object]]:
 
 
 def format_table(rows: Sequence[Measurement], title: str) -> str:
-    lines = [title, f"{'codec':<12} {'bytes':>10} {'ratio':>7} {'encode ms':>10} {'decode ms':>10}  exact"]
+    lines = [title, f"{'codec':<16} {'bytes':>10} {'ratio':>7} {'encode ms':>10} {'decode ms':>10}  exact"]
     for r in as_records(rows):
         lines.append(
-            f"{r['codec']:<12} {r['bytes']:>10} {r['ratio']:>7.3f} {r['encode_ms']:>10.1f} {r['decode_ms']:>10.1f}"
+            f"{r['codec']:<16} {r['bytes']:>10} {r['ratio']:>7.3f} {r['encode_ms']:>10.1f} {r['decode_ms']:>10.1f}"
             f"  {'yes' if r['exact'] else 'NO'}"
         )
     lines.append("ratio = payload bytes / raw pixel bytes; times: median of repeats on this machine (load-dependent)")

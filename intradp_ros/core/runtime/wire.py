@@ -23,7 +23,7 @@ from intradp_ros.core.codec import (
 from intradp_ros.core.codec import choose_codec as choose_wire_codec
 from intradp_ros.core.codecs.basic import BITPACK_DTYPES
 from intradp_ros.core.codecs.camera import camera_payload
-from intradp_ros.core.codecs.image import webp_layout
+from intradp_ros.core.codecs.image import rgb_layout, webp_layout
 from intradp_ros.core.graph import Graph, Node, Range
 from intradp_ros.core.sparse import SparseRows
 from intradp_ros.core.sparse import row_of as sparse_rows_of
@@ -31,6 +31,7 @@ from intradp_ros.core.tile import (
     CODEC_BITPACK,
     CODEC_BITPACK_ZSTD,
     CODEC_CAMERA,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_SPARSE,
     CODEC_WEBP,
     Tile,
@@ -104,14 +105,16 @@ def choose_codec(node: Node, arr: np.ndarray, enabled: Collection[int] = UNCOMPR
 
 def planned_codec(node: Node, arr: np.ndarray, planned: int | None) -> int | None:
     """The plan's codec for this dense tile if it can carry it (None: fall back to the sender's own rules). A 0/1
-    grid that breaks its promise (a value above 1) cannot go bit-packed, a tile outside WebP's layout cannot go
-    as WebP, and a planned camera file is sent only when this input carries one and passthrough is on (else
-    pixels: never a wrong result): those fall back instead of failing the request."""
+    grid that breaks its promise (a value above 1) cannot go bit-packed, a tile outside WebP's (or RGB planes')
+    layout cannot go as WebP (or green_delta_zstd), and a planned camera file is sent only when this input carries
+    one and passthrough is on (else pixels: never a wrong result): those fall back instead of failing the request."""
     if planned is None or planned in SPARSE_CODECS or planned == CODEC_CAMERA:
         return None  # the camera file goes only where the sender's rules find it (a tagged whole input, enabled)
     if planned in BITPACK_CODECS and (arr.dtype.name not in BITPACK_DTYPES or (arr.size and int(arr.max()) > 1)):
         return None
     if planned == CODEC_WEBP and webp_layout(arr.shape) is not None:
+        return None
+    if planned == CODEC_GREEN_DELTA_ZSTD and (arr.dtype != np.uint8 or rgb_layout(arr.shape) is not None):
         return None
     return planned
 

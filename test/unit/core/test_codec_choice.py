@@ -35,6 +35,7 @@ from intradp_ros.core.tile import (
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
     CODEC_FP16,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_RAW,
     CODEC_SPARSE,
     CODEC_SPARSE_ZSTD,
@@ -59,7 +60,7 @@ def test_kinds_baselines_and_candidates() -> None:
     assert codec_kind(node()) == "float32"
     assert baseline(KIND_BINARY) == CODEC_BITPACK and baseline(KIND_SPARSE) == CODEC_SPARSE
     assert baseline("float32") == CODEC_RAW
-    assert set(candidates(KIND_IMAGE)) == {CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_WEBP}
+    assert set(candidates(KIND_IMAGE)) == {CODEC_ZSTD, CODEC_DELTA_ZSTD, CODEC_GREEN_DELTA_ZSTD, CODEC_WEBP}
     assert set(candidates("float32")) == {CODEC_ZSTD, CODEC_ZSTD_SHUFFLE}
     assert candidates("int8") == (CODEC_ZSTD,)
     assert candidates("no_such_dtype") == ()
@@ -71,6 +72,10 @@ def test_applies_checks_layout() -> None:
     assert applies(CODEC_WEBP, img) and applies(CODEC_RAW, img)
     assert not applies(CODEC_WEBP, node(dtype=torch.uint8, shape=(1, 4, 8, 8)))  # not 3 channels
     assert not applies(CODEC_WEBP, node(dtype=torch.uint8, axis=3))  # split along columns: not whole rows
+    assert applies(CODEC_GREEN_DELTA_ZSTD, img) and applies(CODEC_GREEN_DELTA_ZSTD, node(dtype=torch.uint8, axis=3))
+    assert not applies(CODEC_GREEN_DELTA_ZSTD, node(dtype=torch.uint8, shape=(1, 4, 8, 8)))  # not RGB planes
+    assert not applies(CODEC_GREEN_DELTA_ZSTD, node(dtype=torch.uint8, axis=1))  # split along the channels
+    assert not applies(CODEC_GREEN_DELTA_ZSTD, node())  # float32: not an image kind
     assert not applies(CODEC_BITPACK_ZSTD, img) and applies(CODEC_BITPACK_ZSTD, node(dtype=torch.uint8, binary=True))
     assert not applies(CODEC_SPARSE_ZSTD, node()) and applies(CODEC_SPARSE_ZSTD, node(sparse=True))
 
@@ -238,3 +243,48 @@ def test_camera_entry_is_bounded() -> None:
         check_camera_entry(CodecProfile(**{**entry.to_dict(), "ratio": CAMERA_MAX_RATIO * 2}))
     assert applies(CODEC_CAMERA, node(0, torch.uint8, is_input=True))
     assert not applies(CODEC_CAMERA, node(0, torch.uint8)) and not applies(CODEC_CAMERA, node(0, is_input=True))
+
+
+def _camera_like(h: int = 96, w: int = 128, seed: int = 3) -> np.ndarray:
+    """[1, 3, h, w] uint8 with a textured luminance shared by the channels plus small per-channel noise."""
+    rng = np.random.default_rng(seed)
+    lum = np.cumsum(rng.integers(-6, 7, size=(h, w)), axis=1) + 128
+    planes = [lum + off + rng.integers(-2, 3, size=(h, w)) for off in (12, 0, -20)]
+    return np.clip(np.stack(planes), 0, 255).astype(np.uint8)[None]
+
+
+def test_green_delta_is_chosen_where_it_pays_from_measured_profiles() -> None:
+    """Profiles measured on camera-like RGB rows: on a slow link the fewest bytes win (green_delta_zstd, smaller
+    than delta_zstd here); a link so fast that no coding pays keeps raw; without green's profile delta_zstd."""
+    from intradp_ros.core.codec_choice import profile_kind
+
+    samples = [_camera_like(seed=s) for s in range(2)]
+    # WebP left out: smaller still on these tiles and at this bandwidth it would win (its encode time is what prices
+    # it out on real frames, test_best_pays_or_is_none)
+    robot = [p for p in profile_kind(KIND_IMAGE, samples, "robot", repeat=1) if p.codec != CODEC_WEBP]
+    server = [CodecProfile(**{**p.to_dict(), "side": "server"}) for p in robot]
+    ratio = {p.codec: p.ratio for p in robot}
+    assert ratio[CODEC_GREEN_DELTA_ZSTD] < ratio[CODEC_DELTA_ZSTD] < 1.0
+    img = node(0, torch.uint8, shape=(1, 3, 96, 128))
+    nbytes = float(img.wire_nbytes)
+    c = CodecCosts([img], robot, server)
+    slow = nbytes / 10.0  # raw takes 10 s: bytes decide, coding (milliseconds) does not
+    assert c.best(0, UP, nbytes, slow).codec == CODEC_GREEN_DELTA_ZSTD
+    assert c.best(0, UP, nbytes, 1e15) is None
+    without = CodecCosts([img], [p for p in robot if p.codec != CODEC_GREEN_DELTA_ZSTD], server)
+    assert without.best(0, UP, nbytes, slow).codec == CODEC_DELTA_ZSTD
+    split_channels = CodecCosts([node(0, torch.uint8, shape=(1, 3, 96, 128), axis=1)], robot, server)
+    assert CODEC_GREEN_DELTA_ZSTD not in {o.codec for o in split_channels.options(0, UP)}
+
+
+def test_a_slow_green_delta_loses_to_delta_zstd() -> None:
+    """The choice weighs coding time too: green's 10 % fewer bytes do not pay for a much slower encode."""
+    mk = lambda side, g_ms: [  # noqa: E731
+        prof(CODEC_RAW, "raw", side, KIND_IMAGE, 1.0, 0, 0, "uint8"),
+        prof(CODEC_DELTA_ZSTD, "delta_zstd", side, KIND_IMAGE, 0.70, 5.0, 5.0, "uint8"),
+        prof(CODEC_GREEN_DELTA_ZSTD, "green_delta_zstd", side, KIND_IMAGE, 0.63, g_ms, 5.0, "uint8"),
+    ]
+    img = node(0, torch.uint8)
+    mb, bw = 1e6, 1e7  # 1 MB at 10 MB/s: 100 ms raw, green saves 7 ms of link
+    assert CodecCosts([img], mk("robot", 6.0), mk("server", 6.0)).best(0, UP, mb, bw).codec == CODEC_GREEN_DELTA_ZSTD
+    assert CodecCosts([img], mk("robot", 20.0), mk("server", 20.0)).best(0, UP, mb, bw).codec == CODEC_DELTA_ZSTD

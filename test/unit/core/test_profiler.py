@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -466,3 +467,28 @@ def test_quota_clock_times_frames_by_cpu_time_over_the_quota(monkeypatch):
     cpu = iter([3.0, 3.5])
     clock = profiler.quota_clock()
     assert clock() == pytest.approx(12.0) and clock() == pytest.approx(14.0)
+
+
+def test_entries_made_for_other_candidate_codecs_are_never_read_as_they_are(tmp_path, monkeypatch):
+    """The cache file is named after the candidate codecs: an entry made before green_delta_zstd (no tag) is read
+    once, its codec profiles measured again (operator times kept), stored under the tagged name, and left in place
+    for older code; a change of the candidate set changes the name again."""
+    from intradp_ros.core import codec_choice, profiler
+
+    g, x = conv_chain(2, h=8)
+    kw = dict(warmup=0, repeats=1, sizes=2, message_overhead_s=0.0, step_overhead=False, codec_repeats=1)
+    made, _ = cached_profile(g, [x], tmp_path, **kw)
+    tagged = profiler.profile_cache_path(tmp_path, g)
+    legacy = profiler.profile_cache_path(tmp_path, g, codec_tag=False)
+    assert tagged != legacy and os.path.isfile(tagged) and not os.path.exists(legacy)
+    os.replace(tagged, legacy)
+    old_text = made.with_codecs([]).to_json()  # as if made when no codec was profiled
+    with open(legacy, "w") as f:
+        f.write(old_text)
+    got, hit = cached_profile(g, [x], tmp_path, **kw)
+    assert hit and got.codecs, "the legacy entry's codecs are measured again"
+    assert [n.seconds for n in got.nodes] == [n.seconds for n in made.nodes]
+    assert os.path.isfile(tagged) and Path(legacy).read_text() == old_text
+    assert cached_profile(g, [x], tmp_path, **kw)[0].to_json() == got.to_json()
+    monkeypatch.setitem(codec_choice.CANDIDATES, codec_choice.KIND_IMAGE, (codec_choice.CODEC_ZSTD,))
+    assert profiler.profile_cache_path(tmp_path, g) != tagged

@@ -39,7 +39,7 @@ def test_json_lists_every_codec_exactly(tmp_path: Path, capsys, suffix: str) -> 
     rows = _run(capsys, path)
     assert all(set(r) == KEYS for r in rows)
     by = {r["codec"]: r for r in rows}
-    assert {"raw", "zstd", "delta_zstd", "webp"} <= set(by)
+    assert {"raw", "zstd", "delta_zstd", "green_delta_zstd", "webp"} <= set(by)
     assert all(r["exact"] is True for r in rows)
     assert by["raw"]["bytes"] == 40 * 56 * 3 and by["raw"]["ratio"] == 1.0
     assert by["delta_zstd"]["bytes"] < by["raw"]["bytes"]
@@ -74,6 +74,6 @@ def test_profile_prints_codec_profiles(tmp_path: Path, capsys) -> None:  # type:
     Image.fromarray(_pixels()).save(path)
     assert main(["--image", str(path), "--profile", "robot", "--repeat", "1"]) == 0
     profiles = [CodecProfile.from_json(line) for line in capsys.readouterr().out.splitlines()]
-    assert {p.name for p in profiles} == {"raw", "zstd", "delta_zstd", "webp"}
+    assert {p.name for p in profiles} == {"raw", "zstd", "delta_zstd", "green_delta_zstd", "webp"}
     assert all(p.side == "robot" and p.dtype == "uint8" and p.samples == 1 for p in profiles)
     assert next(p for p in profiles if p.name == "raw").ratio == 1.0

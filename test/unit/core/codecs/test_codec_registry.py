@@ -28,6 +28,7 @@ from intradp_ros.core.tile import (
     CODEC_BITPACK_ZSTD,
     CODEC_CAMERA,
     CODEC_DELTA_ZSTD,
+    CODEC_GREEN_DELTA_ZSTD,
     CODEC_RAW,
     CODEC_SPARSE,
     CODEC_SPARSE_ZSTD,
@@ -223,7 +224,9 @@ def test_choose_codec_defaults_to_the_uncompressed_wire_format() -> None:
 def test_choose_codec_with_compression_enabled() -> None:
     every = DENSE_CODECS | SPARSE_CODECS
     assert choose_codec(_Node(binary=True), np.ones((2, 2), np.uint8), every) == CODEC_BITPACK_ZSTD
-    assert choose_codec(_Node(), np.ones((1, 3, 2, 2), np.uint8), every) == CODEC_DELTA_ZSTD
+    assert choose_codec(_Node(), np.ones((1, 3, 2, 2), np.uint8), every) == CODEC_GREEN_DELTA_ZSTD  # RGB planes
+    assert choose_codec(_Node(), np.ones((1, 4, 2, 2), np.uint8), every) == CODEC_DELTA_ZSTD  # not 3 channels
+    assert choose_codec(_Node(), np.ones((1, 3, 2, 2), np.uint8), every - {CODEC_GREEN_DELTA_ZSTD}) == CODEC_DELTA_ZSTD
     assert choose_codec(_Node(), np.ones((1, 3, 2, 2), np.uint8), UNCOMPRESSED | {CODEC_WEBP}) == CODEC_WEBP
     assert choose_codec(_Node(), np.ones((5, 2), np.uint8), UNCOMPRESSED | {CODEC_WEBP}) == CODEC_RAW
     assert choose_codec(_Node(), np.ones((2, 2), np.float32), every) == CODEC_ZSTD_SHUFFLE

@@ -81,6 +81,7 @@ def test_make_tile_uses_the_plans_codec_where_it_fits(graph) -> None:
     from intradp_ros.core.tile import (
         CODEC_BITPACK_ZSTD,
         CODEC_CAMERA,
+        CODEC_GREEN_DELTA_ZSTD,
         CODEC_SPARSE_ZSTD,
         CODEC_WEBP,
         CODEC_ZSTD_SHUFFLE,
@@ -93,6 +94,8 @@ def test_make_tile_uses_the_plans_codec_where_it_fits(graph) -> None:
     rows = np.zeros((1, 3, 2, 8), np.uint8)
     assert planned_codec(image, rows, CODEC_WEBP) == CODEC_WEBP
     assert planned_codec(image, rows[:, :2], CODEC_WEBP) is None, "not WebP's layout: the sender's own rules"
+    assert planned_codec(image, rows, CODEC_GREEN_DELTA_ZSTD) == CODEC_GREEN_DELTA_ZSTD
+    assert planned_codec(image, rows[:, :2], CODEC_GREEN_DELTA_ZSTD) is None, "two planes are not RGB"
     assert planned_codec(image, rows + 2, CODEC_BITPACK_ZSTD) is None, "a grid that is not 0/1 cannot go bit-packed"
     assert planned_codec(image, rows, CODEC_BITPACK_ZSTD) == CODEC_BITPACK_ZSTD
     assert planned_codec(image, rows, CODEC_SPARSE_ZSTD) is None and planned_codec(image, rows, None) is None
