@@ -268,3 +268,39 @@ def test_a_runs_handshake_copy_is_the_file_its_own_client_wrote(tmp_path) -> Non
     assert robot.device_only_s() == pytest.approx(fast.device_only_s()) and "last accepted" in notes[-1]
     robot, _server = client_profiles(g, tmp_path, notes, tmp_path / "missing.json")
     assert robot.device_only_s() == pytest.approx(fast.device_only_s()), "an unreadable copy: the cache's newest"
+
+
+def test_the_codecs_a_plan_names_are_charged_at_this_cpus_cost_x3_on_the_robot() -> None:
+    """The testbed's robot codes inside a dilated quota (faster than this CPU undilated), so the non-model column
+    must charge each coded transfer's encode and decode at this host's profiled cost, x3 on the robot's side."""
+    import torch
+
+    from intradp_ros.core import Plan, capture
+    from intradp_ros.core.cost_model import CostModel
+    from intradp_ros.core.profiler import profile_graph
+    from intradp_ros.core.tile import CODEC_DELTA_ZSTD
+    from intradp_ros.core.vocabulary import Direction
+    from intradp_ros.eval.predict import codec_charge_s
+    from intradp_ros.eval.workloads import ROBOT_CPU_OVER_HOST, SERVER_CPU_OVER_HOST
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1)).eval()
+
+    class Net(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return model(x.float() / 255)
+
+    x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
+    g = capture(Net(), x)
+    host = profile_graph(g, [x], repeats=1, sizes=2, step_overhead=False, wire_cost=False)
+    cm = CostModel(g, host, host)
+    raw = Plan.server_only(g)
+    assert codec_charge_s(cm, raw, 10.0) == 0.0, "raw tensors: no codec to charge"
+    assert codec_charge_s(None, raw, 10.0) == 0.0
+    node = g.input_indices[0]
+    coded = raw.with_codecs({(node, Direction.UP): CODEC_DELTA_ZSTD})
+    opt = cm.codec_costs.option(node, Direction.UP, CODEC_DELTA_ZSTD, g.nodes[node].wire_nbytes)
+    assert opt is not None
+    nbytes = g.nodes[node].wire_nbytes
+    want = (opt.encode_s(nbytes) * ROBOT_CPU_OVER_HOST + opt.decode_s(nbytes) * SERVER_CPU_OVER_HOST) * 10.0
+    assert codec_charge_s(cm, coded, 10.0) == pytest.approx(want) and want > 0
