@@ -70,11 +70,7 @@ class KapaoCameraIntradpTest(lib.SystemTestCase):
 
     @staticmethod
     def feed(system, args, phase, timeout=150):
-        """One feeder phase on the client's topic, waited for (bounded)."""
-        lines = system.start_feeder("kapao", "robot1", args, tag=f"feeder_{phase}")
-        if not lines.wait_for(lambda: lines.of("done") or lines.of("error"), timeout=timeout):
-            raise AssertionError(f"feeder phase {phase} did not finish within {timeout} s")
-        return lines
+        return system.feed_phase("kapao", "robot1", args, phase, timeout)
 
     @staticmethod
     def camera_plans(cache):

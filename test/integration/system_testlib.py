@@ -218,6 +218,13 @@ class System:
         self.procs[tag] = p
         return Lines(p, self.logdir / f"{tag}.jsonl")
 
+    def feed_phase(self, kind, robot, args, phase, timeout=150):
+        """One feeder phase on `robot`'s client topic, waited for (bounded): its lines."""
+        lines = self.start_feeder(kind, robot, args, tag=f"feeder_{phase}")
+        if not lines.wait_for(lambda: lines.of("done") or lines.of("error"), timeout=timeout):
+            raise AssertionError(f"feeder phase {phase} did not finish within {timeout} s")
+        return lines
+
     def down(self):
         self.tb.down()
 
