@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from intradp_ros.eval.sample_data import SampleDataError, SceneConfig, default_cache_dir, ensure_sample_bags
+from intradp_ros.eval.sample_data import SampleDataError, SceneConfig, SceneError, default_cache_dir, ensure_sample_bags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cloud = replace(SceneConfig(), seed=args.seed, frames=args.cloud_frames)
     try:
         paths = ensure_sample_bags(args.out, args.picture, args.frames, cloud, force=args.force)
-    except SampleDataError as err:
+    except (SampleDataError, SceneError) as err:
         print(f"make_sample_bags: {err}", file=sys.stderr)
         return 1
     print(json.dumps({k: str(v) for k, v in paths.items()}))

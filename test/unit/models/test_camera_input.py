@@ -131,14 +131,3 @@ def test_a_camera_robot_profiles_its_codecs_on_the_photograph_letterboxed_like_i
     floats = torch.zeros((1, 3, 224, 224))
     same, name = sample_profile_input(floats)
     assert same is floats and name == "", "a float input is not a camera frame"
-
-
-def test_the_torchvision_client_profiles_on_the_photograph() -> None:
-    pytest.importorskip("rospy")
-    import torch
-
-    from intradp_ros.ros.torchvision_client import TorchvisionAdapter
-
-    example = torch.zeros((1, 3, 96, 128), dtype=torch.uint8)
-    x, name = TorchvisionAdapter().profile_input(example)
-    assert name == "camera_sample" and x.shape == example.shape and float(x.float().std()) > 10
