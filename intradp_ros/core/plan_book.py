@@ -188,11 +188,11 @@ def codec_ratios(robot: Profile, server: Profile) -> dict[str, float]:
 
 
 def codecs_close(a: Mapping[str, float], b: Mapping[str, float], tolerance: float) -> bool:
-    """True when both price the same codecs at ratios within `tolerance` (relative)."""
-    if set(a) != set(b):
-        return False
+    """True when every codec both price has ratios within `tolerance` (relative). A codec only one prices is not
+    compared: the set follows the code's candidates and the graph's tile kinds, not the robot (and a book written by
+    hand, e.g. a test's forced book, may record none)."""
     limit = math.log1p(tolerance)
-    return all(a[k] > 0 and b[k] > 0 and abs(math.log(a[k] / b[k])) <= limit for k in a)
+    return all(a[k] > 0 and b[k] > 0 and abs(math.log(a[k] / b[k])) <= limit for k in set(a) & set(b))
 
 
 def find_close_book(
@@ -206,8 +206,8 @@ def find_close_book(
 ) -> tuple[PlanBook, Path] | None:
     """The cached book of this graph and context whose profile totals are closest to `totals`, if within
     `tolerance`, that prices the camera file as `camera` does (its ratio within `tolerance`; 0: none) and the
-    same codecs at ratios within `tolerance` as `codecs` (`codec_ratios`; a book stored without them is not
-    close)."""
+    codecs both price at ratios within `tolerance` (`codec_ratios`; a book stored without the record, as before
+    it existed, is not close: its codec ratios are unknown)."""
     best: tuple[float, Path, dict[str, Any]] | None = None
     for path in (folder / "plan_books").glob(f"{g.fingerprint}_{context}_*.json"):
         try:

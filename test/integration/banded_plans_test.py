@@ -67,7 +67,7 @@ def seed_server_cache(server_proc, cache_dir, g, book):
     """Write `book` where the server started as `server_proc` (with INTRADP_CACHE=`cache_dir`) looks for cached
     books of `g`: the context part of the name is the one `server_node.server_book_keys` computes from the
     server's own settings (grid, solver settings, deadline, codec policy); the profile part is free, the
-    server's tolerance makes any profile totals close."""
+    server's tolerance makes any profile totals and codec ratios close."""
     from intradp_ros.core.plan_book import context_key, parse_grid
     from intradp_ros.core.power import PowerModel
     from intradp_ros.ros.server_node import settings_from_argv, solver_config
@@ -78,7 +78,8 @@ def seed_server_cache(server_proc, cache_dir, g, book):
     context = context_key(g, parse_grid(s.grid), PowerModel(), solver_config(s), float(s.deadline), str(s.codecs))
     path = Path(s.cache_dir or cache_dir) / "plan_books" / f"{g.fingerprint}_{context}_forced.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(book.to_json({"robot_s": 1.0, "server_s": 1.0, "camera_ratio": 0.0}))
+    # codec_ratios {}: it records no codec ratio to compare (a book without the record at all is never "close")
+    path.write_text(book.to_json({"robot_s": 1.0, "server_s": 1.0, "camera_ratio": 0.0, "codec_ratios": {}}))
     return path
 
 

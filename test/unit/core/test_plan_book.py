@@ -172,3 +172,27 @@ def test_codec_policies(setup) -> None:
     assert mine.codecs or not mine.transfers(), "Intra-DP codes what it sends (or sends nothing)"
     with pytest.raises(PlanBookError):
         check_codec_policy("some")
+
+
+def test_a_book_solved_for_other_codec_ratios_is_not_reused(setup) -> None:
+    """Codec profiles measured again on a photograph (ratio 0.68 where a random example gave 1.0) must not get the
+    close book solved for the old ratios, or the codec never pays in it; ratios a few percent apart do."""
+    import dataclasses
+
+    from intradp_ros.core.plan_book import codec_ratios, codecs_close
+
+    _m, _x, g, robot, server, cache, _book, _hit = setup
+    assert codec_ratios(robot, server), "the fixture's profiles price codecs"
+    cfg = SolverConfig(maxiter=2, popsize=6)
+    grid = [0.5, 5, 50]
+
+    def ratios(prof, factor):  # type: ignore[no-untyped-def]
+        return prof.with_codecs([dataclasses.replace(c, ratio=min(1.0, c.ratio * factor)) for c in prof.codecs])
+
+    build_plan_book(g, robot, server, grid, config=cfg, cache_dir=cache, tolerance=0.25)
+    photo, hit = build_plan_book(g, ratios(robot, 0.6), server, grid, config=cfg, cache_dir=cache, tolerance=0.25)
+    assert not hit, "the book solved for incompressible samples was reused"
+    near, hit = build_plan_book(g, ratios(robot, 0.63), server, grid, config=cfg, cache_dir=cache, tolerance=0.25)
+    assert hit and [p.plan_id for p in near.plans] == [p.plan_id for p in photo.plans]
+    assert codecs_close({"a": 0.5}, {"a": 0.55}, 0.25) and not codecs_close({"a": 0.5}, {"a": 1.0}, 0.25)
+    assert codecs_close({"a": 0.5}, {"b": 0.9}, 0.25), "only codecs both price are compared"

@@ -430,3 +430,30 @@ def test_each_run_is_predicted_with_its_own_clients_handshake_and_its_variants_b
         "outdoor/intradp": "None/raw",
         "indoor/x": "None/raw",
     }
+
+
+def test_with_codec_variants_the_goals_compare_published_systems_and_the_codec_line_raw_server_only() -> None:
+    """Intra-DP as published must be compared with the other systems as published, never with a '+codecs'
+    system (a run printed "0.97x the best other system (intradp+codecs)"); the codec goal line puts Intra-DP given
+    the codecs against raw server-only, with the workload's target, and again with the non-model CPU added."""
+    from intradp_ros.eval.evaluate import CSV_FIELDS, render_report
+
+    def row(system: str, latency: float, predicted: float, nonmodel: float = 0.0) -> dict[str, Any]:
+        r: dict[str, Any] = {f: 0 for f in CSV_FIELDS}
+        r.update(system=system, trace="indoor", error="", latency_s=latency, energy_j=latency, plan_name=system)
+        r.update(predicted_s=predicted, floor_s=predicted / 2, fell_back_local=False, nonmodel_cpu_s=nonmodel)
+        return r
+
+    records = [
+        row("intradp", 1.0, 1.0),
+        row("server_only", 2.0, 2.0),
+        row("intradp+codecs", 0.5, 0.8, nonmodel=0.5),
+        row("server_only+codecs", 0.6, 0.6),
+    ]
+    text, goals = render_report(records, 1.0, "torchvision:vgg19")
+    assert len(goals) == 1 and goals[0].best_other == "server_only" and goals[0].latency_ratio == pytest.approx(0.5)
+    assert "Intra-DP+codecs" in text and "Server-only+codecs" in text, "variants keep their systems' names"
+    assert "indoor: measured 0.250x, predicted 0.400x, floor 0.200x of raw server-only (goal <= 0.6 MET)" in text
+    assert "at a robot's cost added: 0.500x (MET)" in text
+    plain, _ = render_report(records[:2], 1.0, "torchvision:vgg19")
+    assert "Codec goal" not in plain and "as published" not in plain
