@@ -8,6 +8,7 @@ Everything here is vectorised numpy/torch: no Python loop over points or voxels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,16 @@ class VoxelGridSpec:
 
 
 AGRNAV_GRID = VoxelGridSpec()
+
+
+def scaled_grid(
+    grid_xzy: Sequence[int], voxel_size: float = 0.0, origin: Sequence[float] = AGRNAV_GRID.origin
+) -> VoxelGridSpec:
+    """The voxel grid matching a SCONet grid (X, Z, Y): `voxel_size` 0 scales AGRNav's 0.1 m so the grid covers
+    the same 25.6 m (a reduced test grid gets bigger voxels)."""
+    x, z, y = (int(v) for v in grid_xzy)
+    size = voxel_size if voxel_size > 0 else AGRNAV_GRID.voxel_size * AGRNAV_GRID.size_xyz[0] / x
+    return VoxelGridSpec(float(size), (float(origin[0]), float(origin[1]), float(origin[2])), (x, y, z))
 
 
 class VoxelError(ValueError):

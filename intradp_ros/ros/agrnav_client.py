@@ -23,7 +23,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Float64MultiArray
 
 from intradp_ros.core.sparse import SparseRows
-from intradp_ros.models.sample_scene import SceneError, scan_occupancy
+from intradp_ros.models.profile_inputs import scan_profile_input
 from intradp_ros.models.voxels import (
     AGRNAV_GRID,
     CompletedVoxels,
@@ -32,6 +32,7 @@ from intradp_ros.models.voxels import (
     completed_voxels_from_sparse,
     grid_to_model_input,
     predicted_classes,
+    scaled_grid,
     voxelize,
 )
 from intradp_ros.msg import CompletedVoxels as CompletedVoxelsMsg
@@ -60,10 +61,8 @@ SPEC: Spec = {
 
 
 def grid_spec(grid_xzy: Sequence[int], voxel_size: float, origin: Sequence[float]) -> VoxelGridSpec:
-    """The voxel grid matching a SCONet grid (X, Z, Y)."""
-    x, z, y = (int(v) for v in grid_xzy)
-    size = voxel_size if voxel_size > 0 else AGRNAV_GRID.voxel_size * AGRNAV_GRID.size_xyz[0] / x
-    return VoxelGridSpec(float(size), tuple(float(v) for v in origin), (x, y, z))
+    """The voxel grid matching a SCONet grid (X, Z, Y) (models/voxels.scaled_grid)."""
+    return scaled_grid(grid_xzy, voxel_size, origin)
 
 
 class AgrnavAdapter(ClientAdapter):
@@ -104,14 +103,7 @@ class AgrnavAdapter(ClientAdapter):
         on a random 0/1 example never compress (a bit-packed scan does a hundredfold), so the robot's profile
         priced bit-packed + zstd at ratio 1.0 and its plans never sent the grid compressed."""
         s = self.settings
-        spec = grid_spec(example.shape[-3:], s["voxel_size"], s["origin"])
-        try:
-            x = grid_to_model_input(scan_occupancy(spec))
-        except SceneError:
-            return example, ""
-        if x.shape != example.shape or x.dtype != example.dtype:
-            return example, ""
-        return x, "scene_sample"
+        return scan_profile_input(example, grid_spec(example.shape[-3:], s["voxel_size"], s["origin"]))
 
     def convert(self, msg: PointCloud2) -> tuple[torch.Tensor, Any]:
         if int(msg.width) * int(msg.height) > self.settings["max_points"]:

@@ -58,6 +58,7 @@ from intradp_ros.core.solver import SolverConfig
 from intradp_ros.core.tile import CODEC_CAMERA, TileError
 from intradp_ros.models.camera_input import measure_camera_decode, sample_camera_payload
 from intradp_ros.models.plan_book_worker import Flight, SolveCoalescer, SolveRefused, solve_in_worker
+from intradp_ros.models.profile_inputs import profile_input
 from intradp_ros.models.replica import VariantCache, load_replica
 from intradp_ros.msg import ServerReport
 from intradp_ros.ros.diagnostics import RANDOM_WEIGHTS_BANNER, UNAUTHENTICATED_BANNER, NodeDiagnostics
@@ -627,12 +628,15 @@ class IntraDPServer:
             t0 = time.perf_counter()
             from intradp_ros.core.plan_table import default_cache_dir
 
+            # codec ratios (downloads are priced with the server's) on a realistic input, not the random example
+            x, what = profile_input(rep.example)
             with ProgressBar(f"server: profiling {rep.model_id} on {self.device}", unit="node") as bar:
                 prof, hit = cached_profile(
                     rep.graph,
-                    [rep.example.to(self.device)],
+                    [x.to(self.device)],
                     self.cache_dir or default_cache_dir(),
                     self.device,
+                    codec_input=what,
                     repeats=self.s.profile_repeats,
                     progress=bar,
                     band_overhead=True,  # the server runs streamed plans' bands: price them (measured once, cached)
