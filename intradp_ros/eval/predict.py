@@ -309,7 +309,10 @@ def build_context(
         else:
             notes.append("not calibrated (no calibration frames of this graph)")
     if server is None:
-        server, hit = cached_profile(g, [x], default_cache_dir(), "cpu", repeats=1)
+        from intradp_ros.models.profile_inputs import profile_input
+
+        sample, what = profile_input(x)  # as the server profiles (its cache entry is shared)
+        server, hit = cached_profile(g, [sample], default_cache_dir(), "cpu", codec_input=what, repeats=1)
         notes.append(f"server profile {'from the server cache' if hit else 'measured now'}")
     if robot is None:
         factor = robot_slowdown or 20.0
