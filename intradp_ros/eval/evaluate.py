@@ -46,6 +46,7 @@ from intradp_ros.eval.tables import (
     SYSTEMS,
     check_goals,
     codec_goal_lines,
+    fell_back_local,
     format_plans,
     format_prediction_table,
     format_table,
@@ -859,7 +860,7 @@ def system_problems(row: dict[str, Any]) -> list[str]:
     base = system.split("+", 1)[0]
     if base == "device_only":
         return []
-    if str(row.get("fell_back_local", "")).strip().lower() in ("1", "true", "yes"):
+    if fell_back_local(row):
         return [f"fell back to local inference: counted as a {system} frame, it is not one"]
     if base == "server_only" and row.get("plan_name") == "device_only":
         return [f"the {system} client ran this frame on the robot (its link was down): not a {system} figure"]

@@ -163,7 +163,11 @@ def snapshot_handshake(client_cache_dir: Path, since: float, dest: Path) -> Path
     folder = client_cache_dir / "profiles"
     if not folder.is_dir():
         return None
-    fresh = [(f.stat().st_mtime, f) for f in folder.glob(HANDSHAKE_GLOB) if f.stat().st_mtime >= since]
+    fresh = []
+    for f in folder.glob(HANDSHAKE_GLOB):
+        mtime = f.stat().st_mtime
+        if mtime >= since:
+            fresh.append((mtime, f))
     if not fresh:
         return None
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -159,16 +159,17 @@ def _span(values: list[int]) -> str:
     return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
+def fell_back_local(row: Mapping[str, Any]) -> bool:
+    """True when a record's frame fell back to local inference (its flag, as a bool or as CSV text)."""
+    return str(row.get("fell_back_local", "")).strip().lower() in ("1", "true", "yes")
+
+
 def format_plans(records: Any) -> str:
     """Per trace and system, the plans its frames ran with their tiles up per frame (a streamed plan sends its
     input, or the rows it cuts there, in one tile per row band, so tiles up > 1 on a server-only-like plan means
     bands ran), and per trace Intra-DP / server-only, measured and predicted (means of the frames with a result;
     frames that fell back to local inference left out, as in the goal lines)."""
-    clean = [
-        r
-        for r in records
-        if not r.get("error") and str(r.get("fell_back_local", "")).strip().lower() not in ("1", "true", "yes")
-    ]
+    clean = [r for r in records if not r.get("error") and not fell_back_local(r)]
     runs: dict[tuple[str, str], dict[str, list[int]]] = {}
     for r in clean:
         system = str(r.get("system") or r.get("mode") or "")

@@ -27,7 +27,6 @@ from intradp_ros.models.profile_inputs import scan_profile_input
 from intradp_ros.models.voxels import (
     AGRNAV_GRID,
     CompletedVoxels,
-    VoxelGridSpec,
     completed_voxels,
     completed_voxels_from_sparse,
     grid_to_model_input,
@@ -60,11 +59,6 @@ SPEC: Spec = {
 }
 
 
-def grid_spec(grid_xzy: Sequence[int], voxel_size: float, origin: Sequence[float]) -> VoxelGridSpec:
-    """The voxel grid matching a SCONet grid (X, Z, Y) (models/voxels.scaled_grid)."""
-    return scaled_grid(grid_xzy, voxel_size, origin)
-
-
 class AgrnavAdapter(ClientAdapter):
     """PointCloud2 -> occupancy grid (uint8, model layout); logits -> completed voxels."""
 
@@ -87,7 +81,7 @@ class AgrnavAdapter(ClientAdapter):
 
     def setup(self, runtime: ClientRuntime) -> None:
         s = self.settings
-        self.spec = grid_spec(runtime.replica.example.shape[-3:], s["voxel_size"], s["origin"])
+        self.spec = scaled_grid(runtime.replica.example.shape[-3:], s["voxel_size"], s["origin"])
         self.planner_pub = rospy.Publisher(s["planner_topic"], Float64MultiArray, queue_size=2)
         self.cloud_pub = rospy.Publisher(runtime.names.name(names.COMPLETED_VOXELS_CLOUD), PointCloud2, queue_size=2)
         self.voxels_pub = rospy.Publisher(runtime.names.name(names.COMPLETED_VOXELS), CompletedVoxelsMsg, queue_size=2)
@@ -103,7 +97,7 @@ class AgrnavAdapter(ClientAdapter):
         on a random 0/1 example never compress (a bit-packed scan does a hundredfold), so the robot's profile
         priced bit-packed + zstd at ratio 1.0 and its plans never sent the grid compressed."""
         s = self.settings
-        return scan_profile_input(example, grid_spec(example.shape[-3:], s["voxel_size"], s["origin"]))
+        return scan_profile_input(example, scaled_grid(example.shape[-3:], s["voxel_size"], s["origin"]))
 
     def convert(self, msg: PointCloud2) -> tuple[torch.Tensor, Any]:
         if int(msg.width) * int(msg.height) > self.settings["max_points"]:

@@ -141,10 +141,7 @@ class BandedPlansTest(lib.SystemTestCase):
             stats = self.counted(lines, "stats")
             self.assertEqual(len(stats), FRAMES, f"{name}: stats of {sorted(stats)}")
             want = [t.nbytes for t in plan.transfers() if t.direction == UP]
-            up = {}
-            for t in lines.of("tiles"):
-                if t["dir"] == "up" and not t.get("control"):
-                    up.setdefault(t["request_id"], []).append(t["bytes"])
+            up = lib.up_tile_bytes(lines.of("tiles"))
             for fid, s in sorted(stats.items()):
                 ran = f"{name} {fid}: ran plan {s['plan_id']} {s['plan_name']!r}"
                 self.assertEqual(s["mode"], "intradp", ran)

@@ -105,10 +105,7 @@ class KapaoCameraIntradpTest(lib.SystemTestCase):
     def test_intradp_ran_the_camera_plan_and_sent_the_jpeg(self):
         stats = self.stats()
         self.assertEqual(len(stats), FRAMES)
-        up = {}
-        for t in self.lines.of("tiles"):
-            if t["dir"] == "up" and not t.get("control"):
-                up.setdefault(t["request_id"], []).append(t["bytes"])
+        up = lib.up_tile_bytes(self.lines.of("tiles"))
         for fid, s in stats.items():
             self.assertEqual(s["mode"], "intradp")
             self.assertFalse(s["fell_back"], f"{fid} fell back: {s['error']}")

@@ -69,10 +69,7 @@ class KapaoCompressedTest(lib.SystemTestCase):
     def test_jpeg_bytes_went_up_unchanged(self):
         log = (self.system.logdir / "client_robot1.log").read_text(errors="replace")
         self.assertIn("camera passthrough on", log)
-        up = {}
-        for t in self.lines.of("tiles"):
-            if t["dir"] == "up":
-                up.setdefault(t["request_id"], []).append(t["bytes"])
+        up = lib.up_tile_bytes(self.lines.of("tiles"), payload_only=False)
         stats = {s["frame"]: s for s in self.lines.of("stats") if s["frame"].startswith("f")}
         self.assertEqual(len(stats), FRAMES)
         raw = 3 * 256 * 320

@@ -266,13 +266,9 @@ class LocalReference:
             thr = KapaoThresholds(conf=KAPAO_THR["conf"], conf_kp=KAPAO_THR["conf_kp"])
             out = ({"poses": poses_from_detections(det, info, thr)}, det)
         else:
-            from intradp_ros.models.voxels import completed_voxels, grid_to_model_input, voxelize
+            from intradp_ros.models.voxels import completed_voxels, grid_to_model_input, scaled_grid, voxelize
 
-            sys.path.insert(0, str(HERE.parents[1]))
-            from intradp_ros.models.voxels import AGRNAV_GRID
-            from intradp_ros.ros.agrnav_client import grid_spec
-
-            spec = grid_spec(self.rep.example.shape[-3:], 0.0, AGRNAV_GRID.origin)
+            spec = scaled_grid(self.rep.example.shape[-3:])
             x = grid_to_model_input(voxelize(self.frames[index], spec))
             logits = self.rep.forward_local(x)
             cv = completed_voxels(logits.argmax(1).to(torch.uint8)[0], x, spec)
@@ -333,6 +329,16 @@ def compare_voxels(ref, logits, got, tie_tol=1e-4):
     if len(ties) == len(diff) and len(diff) <= 10:
         return None
     return f"{len(diff)} voxels differ ({len(diff) - len(ties)} not near-ties), e.g. {diff[:5]}"
+
+
+def up_tile_bytes(tiles, payload_only=True):
+    """request id -> payload bytes of each up tile the feeder saw on the wire, in order (`payload_only`: without
+    control tiles, which carry no rows and which InferenceStats do not count)."""
+    up = {}
+    for t in tiles:
+        if t["dir"] == "up" and not (payload_only and t.get("control")):
+            up.setdefault(t["request_id"], []).append(t["bytes"])
+    return up
 
 
 def check_stats(stats, tiles=None, tol=1e-6):
